@@ -1,0 +1,250 @@
+"""The ``docingest`` command line (typer): ingest, search, eval, status, retry, worker, migrate."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Optional
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from docingest.domain import STAGES, State
+from docingest.settings import Settings
+
+app = typer.Typer(help="docingest: document ingestion for retrieval-augmented generation.",
+                  no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False)
+console = Console(stderr=True)
+out = Console()
+
+UserOpt = typer.Option("local", "--user", help="the user whose documents these are")
+
+
+def _runtime() -> Any:
+    from docingest.runtime import Runtime
+
+    try:
+        settings = Settings()
+    except Exception as exc:  # noqa: BLE001 - configuration errors end the command cleanly
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    return Runtime(settings)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (the embedded database is migrated automatically)."""
+    rt = _runtime()
+    applied = rt.apply_migrations()
+    out.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="files or directories (recursive)"),
+    user: str = UserOpt,
+    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="worker slots"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Ingest files: parse, chunk, embed and store them; exit 1 when any document failed."""
+    from docingest.ingest import ingest as run_ingest
+
+    _setup_logging(verbose)
+    rt = _runtime()
+    total_steps = len(STAGES) - 1
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                  console=console, transient=as_json, disable=not console.is_terminal and as_json) as bar:
+        task = bar.add_task("ingesting", total=None, detail="registering files")
+
+        def on_progress(jobs: list[dict[str, Any]]) -> None:
+            done = sum(j["state"] == State.DONE.value for j in jobs)
+            failed = sum(j["state"] == State.FAILED.value for j in jobs)
+            steps = sum(total_steps if j["state"] in ("done", "failed")
+                        else STAGES.index(next(s for s in STAGES if s.value == j["stage"]))
+                        for j in jobs)
+            embedded = sum((j["progress"] or {}).get("chunks_embedded", 0) for j in jobs)
+            bar.update(task, total=len(jobs) * total_steps, completed=steps,
+                       detail=f"{done} complete, {failed} failed, {embedded} chunks embedded")
+
+        try:
+            summary = run_ingest(rt, paths, user_id=user, concurrency=concurrency,
+                                 on_progress=on_progress)
+        except FileNotFoundError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        finally:
+            rt.close()
+    if as_json:
+        out.print_json(json.dumps(summary.to_dict()))
+    else:
+        table = Table(title="docingest ingest")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for name in ("documents", "new", "duplicates", "complete", "failed", "pages", "chunks",
+                     "wall_s", "docs_per_s", "chunks_per_s"):
+            table.add_row(name, str(getattr(summary, name)))
+        for code, n in sorted(summary.failed_by_code.items()):
+            table.add_row(f"failed: {code}", str(n))
+        out.print(table)
+        for f in summary.failures:
+            out.print(f"[red]{f['filename']}[/red] {f['error_code']}: {f['error_message']} "
+                      f"(job {f['job_id']})")
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="the question"),
+    k: int = typer.Option(5, "-k", min=1, max=100, help="results to return"),
+    mode: str = typer.Option("hybrid", "--mode", help="vector or hybrid"),
+    user: str = UserOpt,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Search your chunks; prints filename, page, score and a snippet."""
+    from docingest.search import Searcher
+
+    if mode not in ("vector", "hybrid"):
+        console.print("[red]error:[/red] --mode must be vector or hybrid")
+        raise typer.Exit(2)
+    rt = _runtime()
+    try:
+        hits = Searcher(rt).search(query, user_id=user, k=k, mode=mode)  # type: ignore[arg-type]
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        rt.close()
+    if as_json:
+        out.print_json(json.dumps([h.to_dict() for h in hits]))
+        return
+    table = Table()
+    for col in ("#", "file", "page", "score", "text"):
+        table.add_column(col)
+    for i, h in enumerate(hits, start=1):
+        snippet = " ".join(h.text.split())[:160]
+        table.add_row(str(i), h.filename, str(h.page or ""), f"{h.score:.4f}", snippet)
+    out.print(table)
+
+
+@app.command("eval")
+def eval_(
+    questions: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines questions"),
+    mode: str = typer.Option("hybrid", "--mode", help="vector or hybrid"),
+    user: str = UserOpt,
+    as_json: bool = typer.Option(False, "--json"),
+    results_out: Optional[Path] = typer.Option(None, "--results-out",
+                                               help="write each question's top 20 results here"),
+) -> None:
+    """Retrieval figures: doc recall@1, recall@5, MRR@5 and context-hit."""
+    from docingest.evaluation import evaluate, load_questions
+    from docingest.search import Searcher
+
+    rt = _runtime()
+    try:
+        figures, records = evaluate(Searcher(rt), load_questions(questions), user_id=user,
+                                    mode=mode)  # type: ignore[arg-type]
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        rt.close()
+    if results_out:
+        results_out.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    figures["mode"] = mode  # type: ignore[assignment]
+    if as_json:
+        out.print_json(json.dumps(figures))
+        return
+    table = Table(title=f"retrieval ({mode})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures.items():
+        table.add_row(name, str(value))
+    out.print(table)
+
+
+@app.command()
+def status(
+    user: Optional[str] = typer.Option(None, "--user", help="only this user's jobs"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Every job's stage, state, attempts and error."""
+    rt = _runtime()
+    try:
+        with rt.pool().connection() as conn:
+            jobs = rt.repo.list_jobs(conn, user_id=user)
+    finally:
+        rt.close()
+    rows = [{"document_id": str(j["document_id"]), "job_id": str(j["job_id"]),
+             "filename": j["filename"], "user_id": j["user_id"], "stage": j["stage"],
+             "state": j["state"], "attempts": j["attempts"], "retry_count": j["retry_count"],
+             "error_code": j["error_code"], "error_message": j["error_message"],
+             "progress": j["progress"]} for j in jobs]
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    table = Table()
+    for col in ("file", "stage", "state", "attempts", "error", "job"):
+        table.add_column(col)
+    for r in rows:
+        err = f"{r['error_code']}: {r['error_message']}" if r["error_code"] else ""
+        table.add_row(r["filename"], r["stage"], r["state"], str(r["attempts"]), err, r["job_id"])
+    out.print(table)
+
+
+@app.command()
+def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
+    """Requeue a failed job from its last good stage."""
+    rt = _runtime()
+    try:
+        with rt.pool().connection() as conn:
+            job = rt.repo.requeue_failed_job(conn, job_id)
+    finally:
+        rt.close()
+    if job is None:
+        console.print(f"[red]error:[/red] no failed job {job_id}")
+        raise typer.Exit(1)
+    out.print(f"job {job.job_id} queued again at stage {job.stage.value}")
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="slots in this process"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run a worker until SIGTERM/SIGINT: stop claiming, release held jobs, exit."""
+    _setup_logging(verbose)
+    rt = _runtime()
+    w = rt.worker(concurrency=concurrency)
+
+    def _stop(signum: int, frame: Any) -> None:
+        w.stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    console.print(f"worker {w.worker_id}: {concurrency} slots")
+    try:
+        w.run_forever()
+    finally:
+        rt.close()
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

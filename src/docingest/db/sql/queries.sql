@@ -1,0 +1,207 @@
+-- Every query docingest runs, under "-- name: NAME" headers; run only by db/repository.py.
+
+-- name: claim_job
+-- Claim one job in one statement: claimable now, or working with an expired lease.
+WITH candidate AS (
+    SELECT job_id, state AS previous_state
+    FROM upload_pipeline.upload_jobs
+    WHERE (state IN ('queued', 'retryable') AND next_attempt_at <= now())
+       OR (state = 'working' AND lease_expires_at < now())
+    ORDER BY next_attempt_at, created_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE upload_pipeline.upload_jobs j
+SET state = 'working',
+    attempt_id = gen_random_uuid(),
+    claimed_by = %(worker_id)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+    attempts = j.attempts + 1,
+    lost_leases = j.lost_leases + (candidate.previous_state = 'working')::int,
+    updated_at = now()
+FROM candidate
+WHERE j.job_id = candidate.job_id
+RETURNING j.*, candidate.previous_state;
+
+-- name: fence
+-- Lock the job row and check this attempt still holds it; inside the handler's transaction.
+SELECT job_id FROM upload_pipeline.upload_jobs
+WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+FOR UPDATE;
+
+-- name: renew_leases
+UPDATE upload_pipeline.upload_jobs j
+SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM unnest(%(job_ids)s::uuid[], %(attempt_ids)s::uuid[]) AS held(job_id, attempt_id)
+WHERE j.job_id = held.job_id AND j.attempt_id = held.attempt_id AND j.state = 'working'
+RETURNING j.job_id;
+
+-- name: advance_job
+UPDATE upload_pipeline.upload_jobs
+SET stage = %(stage)s,
+    state = %(state)s,
+    progress = progress || %(progress)s::jsonb,
+    retry_count = CASE WHEN %(stage)s::text <> stage THEN 0 ELSE retry_count END,
+    next_attempt_at = now() + make_interval(secs => %(delay_seconds)s),
+    lease_expires_at = CASE WHEN %(state)s::text = 'working'
+                            THEN now() + make_interval(secs => %(lease_seconds)s) END,
+    attempt_id = CASE WHEN %(state)s::text = 'working' THEN attempt_id END,
+    claimed_by = CASE WHEN %(state)s::text = 'working' THEN claimed_by END,
+    finished_at = CASE WHEN %(state)s::text = 'done' THEN now() END,
+    updated_at = now()
+WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+RETURNING *;
+
+-- name: update_progress
+UPDATE upload_pipeline.upload_jobs
+SET progress = progress || %(progress)s::jsonb, updated_at = now()
+WHERE job_id = %(job_id)s
+RETURNING progress;
+
+-- name: retry_job_later
+UPDATE upload_pipeline.upload_jobs
+SET state = 'retryable',
+    retry_count = retry_count + 1,
+    next_attempt_at = now() + make_interval(secs => %(delay_seconds)s),
+    attempt_id = NULL, claimed_by = NULL, lease_expires_at = NULL,
+    error_message = %(error_message)s,
+    progress = progress || jsonb_build_object('last_error_code', %(error_code)s::text),
+    updated_at = now()
+WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+RETURNING *;
+
+-- name: fail_job
+UPDATE upload_pipeline.upload_jobs
+SET state = 'failed', error_code = %(error_code)s, error_message = %(error_message)s,
+    attempt_id = NULL, claimed_by = NULL, lease_expires_at = NULL,
+    finished_at = now(), updated_at = now()
+WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+RETURNING *;
+
+-- name: release_job
+-- Give a held job back (graceful shutdown): claimable again at once, no retry counted.
+UPDATE upload_pipeline.upload_jobs
+SET state = 'queued', attempt_id = NULL, claimed_by = NULL, lease_expires_at = NULL,
+    next_attempt_at = now(), updated_at = now()
+WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+RETURNING job_id;
+
+-- name: requeue_failed_job
+UPDATE upload_pipeline.upload_jobs
+SET state = 'queued', error_code = NULL, error_message = NULL, retry_count = 0,
+    lost_leases = 0, next_attempt_at = now(), finished_at = NULL, updated_at = now()
+WHERE job_id = %(job_id)s AND state = 'failed'
+RETURNING *;
+
+-- name: insert_event
+INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+VALUES (%(job_id)s, %(document_id)s, %(stage)s, %(type)s, %(payload)s::jsonb);
+
+-- name: get_job
+SELECT * FROM upload_pipeline.upload_jobs WHERE job_id = %(job_id)s;
+
+-- name: get_document
+SELECT * FROM upload_pipeline.documents WHERE document_id = %(document_id)s;
+
+-- name: find_document_by_sha
+SELECT * FROM upload_pipeline.documents WHERE user_id = %(user_id)s AND file_sha256 = %(file_sha256)s;
+
+-- name: insert_document
+INSERT INTO upload_pipeline.documents
+    (document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path)
+VALUES (%(document_id)s, %(user_id)s, %(filename)s, %(mime)s, %(bytes_len)s, %(file_sha256)s, %(raw_path)s)
+ON CONFLICT (user_id, file_sha256) DO NOTHING
+RETURNING *;
+
+-- name: insert_job
+INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state)
+VALUES (%(job_id)s, %(document_id)s, 'uploaded', %(state)s)
+RETURNING *;
+
+-- name: latest_job_for_document
+SELECT * FROM upload_pipeline.upload_jobs WHERE document_id = %(document_id)s
+ORDER BY created_at DESC LIMIT 1;
+
+-- name: update_document_parsed
+UPDATE upload_pipeline.documents
+SET parsed_path = %(parsed_path)s, page_count = %(page_count)s, updated_at = now()
+WHERE document_id = %(document_id)s;
+
+-- name: update_document_parsed_sha
+UPDATE upload_pipeline.documents SET parsed_sha256 = %(parsed_sha256)s, updated_at = now()
+WHERE document_id = %(document_id)s;
+
+-- name: delete_chunk_buffer
+DELETE FROM upload_pipeline.document_chunk_buffer WHERE document_id = %(document_id)s;
+
+-- name: pending_chunks
+-- Buffered chunks of a document that have no vector yet, in order.
+SELECT c.chunk_id, c.ordinal, c.text, c.token_count
+FROM upload_pipeline.document_chunk_buffer c
+LEFT JOIN upload_pipeline.document_vector_buffer v ON v.chunk_id = c.chunk_id
+WHERE c.document_id = %(document_id)s AND v.chunk_id IS NULL
+ORDER BY c.ordinal;
+
+-- name: buffer_counts
+SELECT (SELECT count(*) FROM upload_pipeline.document_chunk_buffer WHERE document_id = %(document_id)s) AS chunks,
+       (SELECT count(*) FROM upload_pipeline.document_vector_buffer WHERE document_id = %(document_id)s) AS vectors,
+       (SELECT count(*) FROM upload_pipeline.document_chunks WHERE document_id = %(document_id)s) AS final;
+
+-- name: insert_vector
+INSERT INTO upload_pipeline.document_vector_buffer (chunk_id, document_id, embedding, embed_model)
+VALUES (%(chunk_id)s, %(document_id)s, %(embedding)s, %(embed_model)s)
+ON CONFLICT (chunk_id) DO UPDATE SET embedding = EXCLUDED.embedding, embed_model = EXCLUDED.embed_model;
+
+-- name: finalize_delete_old
+DELETE FROM upload_pipeline.document_chunks WHERE document_id = %(document_id)s;
+
+-- name: finalize_insert
+INSERT INTO upload_pipeline.document_chunks
+    (chunk_id, document_id, user_id, ordinal, text, meta, token_count, embedding, embed_model)
+SELECT c.chunk_id, c.document_id, d.user_id, c.ordinal, c.text, c.meta, c.token_count,
+       v.embedding, v.embed_model
+FROM upload_pipeline.document_chunk_buffer c
+JOIN upload_pipeline.document_vector_buffer v ON v.chunk_id = c.chunk_id
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+WHERE c.document_id = %(document_id)s;
+
+-- name: search_vector
+SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta,
+       1 - (c.embedding <=> %(embedding)s) AS score
+FROM upload_pipeline.document_chunks c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+WHERE c.user_id = %(user_id)s
+ORDER BY c.embedding <=> %(embedding)s
+LIMIT %(limit)s;
+
+-- name: search_fulltext
+SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta,
+       ts_rank_cd(c.tsv, q) AS score
+FROM upload_pipeline.document_chunks c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id,
+     websearch_to_tsquery('english', %(query)s) q
+WHERE c.user_id = %(user_id)s AND c.tsv @@ q
+ORDER BY score DESC, c.chunk_id
+LIMIT %(limit)s;
+
+-- name: list_jobs
+SELECT j.job_id, j.document_id, d.filename, d.user_id, j.stage, j.state, j.attempts,
+       j.retry_count, j.error_code, j.error_message, j.progress, j.created_at, j.updated_at,
+       j.finished_at
+FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
+  AND (%(document_ids)s::uuid[] IS NULL OR j.document_id = ANY(%(document_ids)s::uuid[]))
+ORDER BY j.created_at, j.job_id;
+
+-- name: insert_failed_job
+INSERT INTO upload_pipeline.upload_jobs
+    (job_id, document_id, stage, state, error_code, error_message, finished_at)
+VALUES (%(job_id)s, %(document_id)s, 'uploaded', 'failed', %(error_code)s, %(error_message)s, now())
+RETURNING *;
+
+-- name: document_stats
+SELECT d.document_id, d.page_count,
+       (SELECT count(*) FROM upload_pipeline.document_chunks c WHERE c.document_id = d.document_id) AS chunks
+FROM upload_pipeline.documents d
+WHERE d.document_id = ANY(%(document_ids)s::uuid[]);

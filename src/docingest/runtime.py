@@ -1,0 +1,118 @@
+"""Wiring: settings -> database, storage, stage handlers, worker. One path for CLI, API, tests."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from docingest.chunking.chunker import Chunker, load_tokenizer
+from docingest.db.migrate import apply_migrations, embedding_column_dimensions
+from docingest.db.pool import database_url, make_pool
+from docingest.db.repository import Repository
+from docingest.domain import Stage
+from docingest.embedding import Embedder, make_embedder, tokenizer_path
+from docingest.errors import EmbeddingDimensionMismatch
+from docingest.settings import Settings
+from docingest.stages import StageHandler, build_handlers
+from docingest.storage import make_storage
+
+
+class Runtime:
+    """Lazily built collaborators of one process; ``close()`` releases them.
+
+    Args:
+        settings: the process's settings.
+        migrate: apply migrations on first database use (always for the embedded database).
+    """
+
+    def __init__(self, settings: Settings, *, migrate: bool | None = None) -> None:
+        self.settings = settings
+        self.migrate = migrate if migrate is not None else not settings.database_url
+        self.repo = Repository()
+        self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
+        self._pool: ConnectionPool | None = None
+
+    @cached_property
+    def url(self) -> str:
+        url = database_url(self.settings)
+        if self.migrate:
+            self.apply_migrations()
+        return url
+
+    def apply_migrations(self) -> list[str]:
+        """Apply pending migrations; returns the versions applied."""
+        with psycopg.connect(database_url(self.settings), row_factory=dict_row) as conn:
+            applied = apply_migrations(conn, embedding_dimensions=self.settings.embedding_dimensions)
+            conn.commit()
+        return applied
+
+    def pool(self, max_size: int | None = None) -> ConnectionPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = make_pool(self.url, max_size=max_size or self.settings.db_pool_max_size)
+            return self._pool
+
+    @cached_property
+    def storage(self) -> Any:
+        return make_storage(self.settings)
+
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = make_embedder(self.settings)
+            return self._embedder
+
+    def chunker(self) -> Chunker:
+        return Chunker(
+            load_tokenizer(tokenizer_path(self.settings)),
+            max_tokens=self.settings.embedding_max_tokens,
+            overlap_tokens=self.settings.chunk_overlap_tokens,
+        )
+
+    def parse_fn(self) -> Any:
+        from docingest.parsing import parse_file
+
+        return parse_file
+
+    def handlers(self) -> dict[Stage, StageHandler]:
+        return build_handlers(
+            storage=self.storage,
+            parse_fn=self.parse_fn(),
+            chunker_factory=self.chunker,
+            embedder_factory=self.embedder,
+            max_file_bytes=self.settings.max_file_bytes,
+            dimensions=self.settings.embedding_dimensions,
+        )
+
+    def check_embedder_dimensions(self) -> None:
+        """Embed one probe string; refuse to start when its length differs from the column.
+
+        Raises:
+            EmbeddingDimensionMismatch: with both numbers in the message.
+        """
+        vec = self.embedder().embed(["docingest dimension probe"])
+        with self.pool().connection() as conn:
+            column = embedding_column_dimensions(conn)
+        if vec.shape[1] != self.settings.embedding_dimensions or (column and vec.shape[1] != column):
+            raise EmbeddingDimensionMismatch(
+                f"embedder returns {vec.shape[1]} dimensions; the database column has {column} "
+                f"and UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS is {self.settings.embedding_dimensions}"
+            )
+
+    def worker(self, *, concurrency: int | None = None) -> Any:
+        from docingest.worker.loop import BaseWorker
+
+        n = concurrency or self.settings.worker_concurrency
+        return BaseWorker(self.settings, self.pool(max_size=max(n + 4, self.settings.db_pool_max_size)),
+                          self.handlers(), url=self.url, concurrency=n)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

@@ -1,0 +1,43 @@
+"""One handler per stage; :func:`build_handlers` is the registry the worker dispatches on."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from docingest.chunking.chunker import Chunker
+from docingest.domain import Stage
+from docingest.embedding.base import Embedder
+from docingest.stages.base import StageContext, StageHandler, StageResult
+from docingest.stages.chunk import ChunkDocument
+from docingest.stages.embed import EmbedChunks, FinalizeDocument
+from docingest.stages.parse import ParseDocument, ParseFn, ValidateParse
+from docingest.stages.passthrough import Passthrough
+from docingest.stages.upload import VerifyUpload
+
+__all__ = ["StageContext", "StageHandler", "StageResult", "build_handlers"]
+
+
+def build_handlers(
+    *,
+    storage: Any,
+    parse_fn: ParseFn,
+    chunker_factory: Callable[[], Chunker],
+    embedder_factory: Callable[[], Embedder],
+    max_file_bytes: int,
+    dimensions: int,
+) -> dict[Stage, StageHandler]:
+    """``{stage: handler}`` for the nine stages that have work (``complete`` has none)."""
+    handlers: list[StageHandler] = [
+        VerifyUpload(storage, max_file_bytes=max_file_bytes),
+        ParseDocument(storage, parse_fn),
+        ValidateParse(storage),
+        Passthrough(Stage.PARSE_VALIDATED),
+        ChunkDocument(storage, chunker_factory),
+        Passthrough(Stage.CHUNKS_STORED),
+        Passthrough(Stage.EMBEDDING_QUEUED),
+        EmbedChunks(embedder_factory, dimensions=dimensions),
+        FinalizeDocument(),
+    ]
+    registry = {h.stage: h for h in handlers}
+    assert set(registry) == set(Stage) - {Stage.COMPLETE}
+    return registry

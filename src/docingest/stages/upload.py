@@ -1,0 +1,71 @@
+"""``uploaded`` -> ``parse_queued``: the object exists and is what was declared."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from docingest.domain import Stage
+from docingest.errors import ChecksumMismatch, EmptyFile, FileTooLarge, PermanentError, SizeMismatch
+from docingest.parsing import detect
+from docingest.stages.base import StageContext, StageResult
+from docingest.storage.base import iter_stream
+
+
+class VerifyUpload:
+    """Check size, SHA-256 and sniffed type of the stored original.
+
+    A permanent mismatch deletes the object (it is not the document the user
+    declared). The sniffed type wins over the declared one for parsing; a
+    difference is recorded as a warning event.
+
+    Raises:
+        EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType.
+    """
+
+    stage = Stage.UPLOADED
+
+    def __init__(self, storage: Any, *, max_file_bytes: int) -> None:
+        self.storage = storage
+        self.max_file_bytes = max_file_bytes
+
+    def run(self, ctx: StageContext) -> StageResult:
+        doc = ctx.document
+        try:
+            return self._verify(ctx)
+        except PermanentError:
+            self.storage.delete(doc.raw_path)
+            raise
+
+    def _verify(self, ctx: StageContext) -> StageResult:
+        doc = ctx.document
+        info = self.storage.head(doc.raw_path)
+        if info is None:
+            raise SizeMismatch(f"the uploaded object {doc.raw_path} is missing")
+        if info.size == 0:
+            raise EmptyFile("the file is empty (0 bytes)")
+        if info.size > self.max_file_bytes:
+            raise FileTooLarge(f"{info.size} bytes is over the limit of {self.max_file_bytes}")
+        if info.size != doc.bytes_len:
+            raise SizeMismatch(f"stored object has {info.size} bytes, declared {doc.bytes_len}")
+        digest = hashlib.sha256()
+        with self.storage.open_stream(doc.raw_path) as f:
+            for block in iter_stream(f):
+                digest.update(block)
+                ctx.check()
+        if digest.hexdigest() != doc.file_sha256:
+            raise ChecksumMismatch(
+                f"SHA-256 of the stored bytes is {digest.hexdigest()}, declared {doc.file_sha256}"
+            )
+        with self.storage.local_path(doc.raw_path) as path:
+            detected = detect(path, declared_mime=doc.mime, filename=doc.filename)
+        events: list[tuple[str, dict[str, Any]]] = []
+        if detected.mime != doc.mime:
+            events.append(
+                ("warning", {"message": f"declared {doc.mime}, content is {detected.mime}; "
+                             f"parsed as {detected.kind}", "detected_mime": detected.mime})
+            )
+        return StageResult(
+            progress={"detected_kind": detected.kind, "detected_mime": detected.mime},
+            events=events,
+        )

@@ -1,0 +1,322 @@
+"""BaseWorker: claims jobs under leases and runs them through the stage handlers.
+
+Guarantees (DESIGN.md section 2):
+- a claim is one ``UPDATE ... (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``
+  with a fresh ``attempt_id`` (``db/sql/queries.sql``: ``claim_job``);
+- every write of a handler, and its transition, happen in one transaction that
+  first checks (``fence``) that the attempt still holds the job;
+- a heartbeat thread renews the leases of held jobs; a job whose renewal fails
+  is marked lost and its handler stops at the next ``ctx.check()``;
+- expired leases are claimable; after ``max_lost_leases`` takeovers the job
+  fails ``worker_lost``;
+- permanent errors fail at once; transient ones retry with backoff and jitter
+  up to ``max_retries``, then fail with the last cause;
+- idle slots wake on ``LISTEN upload_pipeline_jobs`` with polling as fallback;
+- ``stop()`` (SIGTERM): stop claiming, release held jobs at the next check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from docingest.db.repository import Repository
+from docingest.domain import Document, Job, Stage, State
+from docingest.errors import DocingestError, LeaseLost, WorkerLost, classify
+from docingest.settings import Settings
+from docingest.stages.base import Persist, StageHandler, StageResult
+from docingest.worker.backoff import backoff_seconds
+
+log = logging.getLogger("docingest.worker")
+NOTIFY_CHANNEL = "upload_pipeline_jobs"
+
+
+class WorkerStopping(Exception):
+    """The worker is shutting down; the held job is released, not failed."""
+
+
+@dataclass
+class _Held:
+    job: Job
+    lost: threading.Event
+
+
+class JobContext:
+    """A claimed job as its handlers see it (implements ``stages.base.StageContext``)."""
+
+    def __init__(self, worker: BaseWorker, job: Job, document: Document, held: _Held) -> None:
+        self.worker = worker
+        self.job = job
+        self.document = document
+        self._held = held
+
+    def check(self) -> None:
+        if self._held.lost.is_set():
+            raise LeaseLost(f"job {self.job.job_id}: lease lost by attempt {self.job.attempt_id}")
+        if self.worker.stopping.is_set():
+            raise WorkerStopping()
+
+    @contextmanager
+    def fenced(self) -> Iterator[Any]:
+        with self.worker.pool.connection() as conn, conn.transaction():
+            if not self.worker.repo.fence(conn, self.job):
+                self._held.lost.set()
+                raise LeaseLost(f"job {self.job.job_id}: attempt {self.job.attempt_id} fenced out")
+            yield conn
+
+    def save_progress(self, progress: dict[str, Any], persist: Persist | None = None) -> None:
+        with self.fenced() as conn:
+            if persist is not None:
+                persist(conn)
+            self.worker.repo.update_progress(conn, self.job.job_id, progress)
+        self.job = replace(self.job, progress={**self.job.progress, **progress})
+
+
+class BaseWorker:
+    """Runs ``concurrency`` slots (threads) that claim and process jobs.
+
+    Args:
+        settings: lease, heartbeat, retry and poll settings.
+        pool: psycopg pool (dict rows); at least ``concurrency + 2`` connections.
+        handlers: ``{stage: handler}`` from ``stages.build_handlers``.
+        url: database URL for the dedicated LISTEN connection (None: polling only).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: ConnectionPool,
+        handlers: dict[Stage, StageHandler],
+        *,
+        url: str | None = None,
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.handlers = handlers
+        self.url = url
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.repo = Repository()
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self._held: dict[uuid.UUID, _Held] = {}
+        self._held_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.jobs_finished = 0
+
+    # --- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        """Start the slots, the heartbeat and the listener threads."""
+        targets: list[tuple[str, Callable[[], None]]] = [
+            (f"slot-{i}", self._slot_loop) for i in range(self.concurrency)
+        ]
+        targets.append(("heartbeat", self._heartbeat_loop))
+        if self.url:
+            targets.append(("listener", self._listen_loop))
+        for name, target in targets:
+            t = threading.Thread(target=target, name=f"docingest-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float | None = 60.0) -> None:
+        """Stop claiming; held jobs are released at their next check; join the threads."""
+        self.stopping.set()
+        self.wake.set()
+        for t in self._threads:
+            t.join(timeout)
+
+    def run_forever(self) -> None:
+        """Start and block until :meth:`stop` is called (e.g. from a SIGTERM handler)."""
+        self.start()
+        while not self.stopping.wait(0.5):
+            pass
+        self.stop()
+
+    # --- slots -----------------------------------------------------------------
+    def _slot_loop(self) -> None:
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                self.wake.clear()
+                worked = self.run_once()
+                failures = 0
+            except psycopg.Error as exc:
+                failures += 1
+                log.warning("database error in worker slot: %s", exc)
+                self.stopping.wait(min(30.0, 0.5 * 2**failures))
+                continue
+            if not worked:
+                self.wake.wait(self.settings.poll_interval_seconds)
+
+    def claim(self) -> tuple[Job, str] | None:
+        """Claim one job; ``(job, previous_state)`` or None when nothing is claimable."""
+        with self.pool.connection() as conn:
+            return self.repo.claim_job(
+                conn, worker_id=self.worker_id, lease_seconds=self.settings.lease_seconds
+            )
+
+    def run_once(self) -> bool:
+        """Claim and process one job; False when there was nothing to claim."""
+        claimed = self.claim()
+        if claimed is None:
+            return False
+        job, previous_state = claimed
+        self.process(job, took_over=previous_state == State.WORKING.value)
+        return True
+
+    def process(self, job: Job, *, took_over: bool = False) -> Job | None:
+        """Run a claimed job through as many stages as it can go; return its last row."""
+        held = _Held(job, threading.Event())
+        with self._held_lock:
+            self._held[job.job_id] = held
+        try:
+            return self._process(job, held, took_over)
+        finally:
+            with self._held_lock:
+                self._held.pop(job.job_id, None)
+
+    def _process(self, job: Job, held: _Held, took_over: bool) -> Job | None:
+        with self.pool.connection() as conn:
+            document = self.repo.get_document(conn, job.document_id)
+            if took_over:
+                self.repo.insert_event(conn, job_id=job.job_id, document_id=job.document_id,
+                                       stage=job.stage.value, type="lease_taken_over",
+                                       payload={"lost_leases": job.lost_leases,
+                                                "attempt_id": str(job.attempt_id)})
+        assert document is not None, "a job always has its document (FK)"
+        ctx = JobContext(self, job, document, held)
+        try:
+            if took_over and job.lost_leases >= self.settings.max_lost_leases:
+                raise WorkerLost(
+                    f"the job's lease expired {job.lost_leases} times (workers died or hung)"
+                )
+            while True:
+                started = time.monotonic()
+                result = self.handlers[ctx.job.stage].run(ctx)
+                ctx.check()
+                updated = self._transition(ctx, result, time.monotonic() - started)
+                ctx.job = updated
+                held.job = updated
+                if updated.state is not State.WORKING:
+                    self.jobs_finished += updated.state.terminal
+                    return updated
+        except LeaseLost as exc:
+            log.warning("%s; writing nothing", exc)
+            return None
+        except WorkerStopping:
+            with self.pool.connection() as conn:
+                self.repo.release_job(conn, ctx.job)
+            return None
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
+            return self._record_failure(ctx, classify(exc))
+
+    def _transition(self, ctx: JobContext, result: StageResult, seconds: float) -> Job:
+        job = ctx.job
+        if result.delay_seconds is not None:
+            stage, state, delay = job.stage, State.QUEUED, result.delay_seconds
+        else:
+            stage = job.stage.next()
+            state = State.DONE if stage is Stage.COMPLETE else State.WORKING
+            delay = 0.0
+        with ctx.fenced() as conn:
+            if result.persist is not None:
+                result.persist(conn)
+            updated = self.repo.advance_job(
+                conn, job, stage=stage.value, state=state.value, progress=result.progress,
+                delay_seconds=delay, lease_seconds=self.settings.lease_seconds,
+            )
+            if updated is None:
+                raise LeaseLost(f"job {job.job_id}: transition fenced out")
+            for type_, payload in result.events:
+                self.repo.insert_event(conn, job_id=job.job_id, document_id=job.document_id,
+                                       stage=job.stage.value, type=type_, payload=payload)
+            if result.delay_seconds is None:
+                self.repo.insert_event(
+                    conn, job_id=job.job_id, document_id=job.document_id, stage=stage.value,
+                    type="stage_completed",
+                    payload={"from": job.stage.value, "seconds": round(seconds, 4),
+                             "attempt_id": str(job.attempt_id), "worker": self.worker_id},
+                )
+        return updated
+
+    def _record_failure(self, ctx: JobContext, error: DocingestError) -> Job | None:
+        job = ctx.job
+        retry = error.retryable and job.retry_count < self.settings.max_retries
+        try:
+            with ctx.fenced() as conn:
+                if retry:
+                    delay = backoff_seconds(
+                        job.retry_count, base=self.settings.backoff_base_seconds,
+                        cap=self.settings.backoff_max_seconds, retry_after=error.retry_after,
+                    )
+                    updated = self.repo.retry_job_later(
+                        conn, job, delay_seconds=delay, error_code=error.error_code,
+                        error_message=error.message,
+                    )
+                    payload = {"error_code": error.error_code, "message": error.message,
+                               "retry_in_s": round(delay, 3), "retry_count": job.retry_count + 1}
+                else:
+                    updated = self.repo.fail_job(conn, job, error_code=error.error_code,
+                                                 error_message=error.message)
+                    payload = {"error_code": error.error_code, "message": error.message,
+                               "retryable": error.retryable}
+                self.repo.insert_event(conn, job_id=job.job_id, document_id=job.document_id,
+                                       stage=job.stage.value,
+                                       type="retry_scheduled" if retry else "failed",
+                                       payload=payload)
+        except LeaseLost:
+            log.warning("job %s: failure not recorded, lease lost", job.job_id)
+            return None
+        if not retry:
+            self.jobs_finished += 1
+        log.info("job %s at %s: %s (%s)", job.job_id, job.stage.value, error.error_code,
+                 "retry" if retry else "failed")
+        return updated
+
+    # --- heartbeat and wake-up ---------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        while not self.stopping.wait(self.settings.heartbeat_seconds):
+            self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """Renew the leases of every held job; mark the ones no longer held as lost."""
+        with self._held_lock:
+            held = list(self._held.values())
+        if not held:
+            return
+        try:
+            with self.pool.connection() as conn:
+                kept = self.repo.renew_leases(
+                    conn, [(h.job.job_id, h.job.attempt_id) for h in held],  # type: ignore[misc]
+                    lease_seconds=self.settings.lease_seconds,
+                )
+        except psycopg.Error as exc:
+            log.warning("heartbeat failed: %s", exc)
+            return
+        for h in held:
+            if h.job.job_id not in kept:
+                h.lost.set()
+
+    def _listen_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:  # type: ignore[arg-type]
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self.stopping.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.wake.set()
+            except psycopg.Error as exc:
+                log.warning("LISTEN connection lost (%s); polling until it is back", exc)
+                self.stopping.wait(2.0)

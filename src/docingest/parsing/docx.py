@@ -24,9 +24,10 @@ from lxml import etree
 from docingest.errors import DocumentCorrupt, UnsupportedType
 from docingest.parsing.base import ParsedDocument
 
-_HEADING = re.compile(r"heading ([1-9])", re.I)
+_HEADING = re.compile(r"heading ([1-9])", re.IGNORECASE)
 _CODE_STYLES = {"source code", "code", "html preformatted", "plain text", "macro text"}
 _NAV_CELLS = {"prev", "next"}
+_LINE_BREAKS = re.compile(r"[ \t]*[\r\n\t]+[ \t]*")
 # What python-docx / zipfile / lxml raise on a damaged package or part.
 _LIBRARY_ERRORS = (
     zipfile.BadZipFile,
@@ -129,7 +130,7 @@ def _render_paragraph(paragraph: Paragraph) -> str:
     if match:
         level = int(match.group(1))
     if level is not None:
-        return "#" * level + " " + " ".join(text.split())
+        return "#" * level + " " + _LINE_BREAKS.sub(" ", text).strip(" ")
     if style.lower() in _CODE_STYLES:
         return f"```\n{text}\n```"
     p_pr = paragraph._p.pPr
@@ -158,7 +159,7 @@ def _cell_text(cell) -> str:
             parts.append(item.text)
         else:
             parts.extend(_cell_text(c) for row in item.rows for c in _unique_cells(row))
-    return " ".join(" ".join(parts).split()).replace("|", "\\|")
+    return _LINE_BREAKS.sub(" ", " ".join(parts)).strip().replace("|", "\\|")
 
 
 def _is_navigation(table: Table) -> bool:

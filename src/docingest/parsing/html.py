@@ -22,28 +22,33 @@ from docingest.parsing.decoding import decode_text
 
 _DROP_TAGS = ["script", "style", "noscript", "template", "nav", "header", "footer"]
 _DROP_CLASSES = ".navheader, .navfooter, .toc"
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
-_XML_ENCODING = re.compile(rb"""\A\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._:-]+)""", re.I)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+_XML_ENCODING = re.compile(rb"""\A\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 # lxml turns NUL into U+FFFD and fails on lone surrogates; html.parser keeps both.
 _LXML_UNSAFE = re.compile("[\x00\ud800-\udfff]")
 _BLANK_RUN = re.compile(r"\n(?:[ \t]*\n){2,}")
-_META_NAMES = {"description": "Description", "author": "Author", "keywords": "Keywords", "generator": "Generator"}
+_META_NAMES = {
+    "description": "Description",
+    "author": "Author",
+    "keywords": "Keywords",
+    "generator": "Generator",
+}
 
 
 class _Converter(MarkdownConverter):
     """markdownify tuned for retrieval text: fewer URLs and escapes."""
 
-    def convert_a(self, el, text, parent_tags):  # noqa: D102 - markdownify hook
+    def convert_a(self, el, text, parent_tags):
         href = el.get("href") or ""
         if not href.startswith(("http://", "https://")):
             return text
         el.attrs.pop("title", None)
         return super().convert_a(el, text, parent_tags)
 
-    def convert_img(self, el, text, parent_tags):  # noqa: D102 - markdownify hook
+    def convert_img(self, el, text, parent_tags):
         return el.get("alt") or ""
 
-    def convert_pre(self, el, text, parent_tags):  # noqa: D102 - markdownify hook
+    def convert_pre(self, el, text, parent_tags):
         fenced = super().convert_pre(el, text, parent_tags)
         longest = max((len(m) for m in re.findall(r"`{3,}", text or "")), default=0)
         if longest:  # the code itself contains a fence: use a longer one around it

@@ -77,12 +77,12 @@ _ZIP_FLAVOURS = (
 _CONTROL_BYTES = bytes([*range(1, 9), *range(14, 27), *range(28, 32), 127])
 _NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
 
-_PREAMBLE = re.compile(r"(?:[\s\ufeff]+|<\?xml[^>]*\?>|<!--.*?-->)*", re.S)
-_HTML_START = re.compile(r"<(?:!doctype\s+html|html|head|body)(?=[\s>/])", re.I)
-_ANY_TAG = re.compile(r"<[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?>.*?</[a-zA-Z][a-zA-Z0-9]*\s*>", re.S)
-_ATX = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.M)
-_FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.M)
-_SETEXT = re.compile(r"^ {0,3}\S[^\n]*\n {0,3}(?:={3,}|-{3,})[ \t]*$", re.M)
+_PREAMBLE = re.compile(r"(?:[\s\ufeff]+|<\?xml[^>]*\?>|<!--.*?-->)*", re.DOTALL)
+_HTML_START = re.compile(r"<(?:!doctype\s+html|html|head|body)(?=[\s>/])", re.IGNORECASE)
+_ANY_TAG = re.compile(r"<[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?>.*?</[a-zA-Z][a-zA-Z0-9]*\s*>", re.DOTALL)
+_ATX = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
+_FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)
+_SETEXT = re.compile(r"^ {0,3}\S[^\n]*\n {0,3}(?:={3,}|-{3,})[ \t]*$", re.MULTILINE)
 
 _MARKDOWN_MIMES = {"text/markdown", "text/x-markdown"}
 _MARKDOWN_EXTS = {".md", ".markdown", ".mdown", ".mkd"}

@@ -1,0 +1,89 @@
+"""Shared fixtures: one embedded PostgreSQL per session, a template database with the
+schema, and a fresh database cloned from it per test (``CREATE DATABASE ... TEMPLATE``)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import psycopg
+import pytest
+
+from docingest.db.migrate import apply_migrations
+from docingest.runtime import Runtime
+from docingest.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("DOCINGEST_CORPUS", REPO.parent / "shared" / "corpus")).resolve()
+TEMPLATE = "docingest_template"
+_counter = itertools.count()
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` instead (pgserver URLs: ``.../postgres?host=...``)."""
+    return re.sub(r"/[^/?]*(\?|$)", rf"/{name}\1", url, count=1) if "?" in url else url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """libpq URL of the session's embedded server (database ``postgres``)."""
+    from docingest.db.embedded import embedded_database_url
+
+    root = Path(tempfile.mkdtemp(prefix="docingest-test-"))
+    url = embedded_database_url(root)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    with psycopg.connect(with_database(url, TEMPLATE)) as conn:
+        apply_migrations(conn, embedding_dimensions=384)
+        conn.commit()
+    yield url
+
+
+def new_database(pg_url: str, prefix: str = "t") -> str:
+    """A fresh database cloned from the migrated template; returns its URL."""
+    name = f"{prefix}_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    return with_database(pg_url, name)
+
+
+@pytest.fixture
+def db_url(pg_url: str) -> str:
+    return new_database(pg_url)
+
+
+def make_settings(db_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Test settings: the given database, fast leases, the hashing embedder unless overridden."""
+    values: dict[str, Any] = dict(
+        database_url=db_url, data_dir=data_dir, environment="test", embedding_provider="hashing",
+        lease_seconds=5.0, heartbeat_seconds=1.0, poll_interval_seconds=0.2,
+        backoff_base_seconds=0.05, backoff_max_seconds=0.2,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_PIPELINE_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"UPLOAD_PIPELINE_{name.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(db_url, tmp_path / "data")
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = Runtime(settings, migrate=False)
+    yield rt
+    rt.close()

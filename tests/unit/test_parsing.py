@@ -1,0 +1,555 @@
+"""Unit tests for docingest.parsing: sniffing, the five parsers, the registry.
+
+Uses the read-only corpus in shared/corpus/docs (PostgreSQL manual pages as HTML
+and DOCX, LaTeX manuals as PDF) plus small files made here: PDFs are written by
+hand (including RC4-encrypted ones, so no pikepdf is needed), DOCX with python-docx.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import os
+import re
+import shutil
+import struct
+import zipfile
+from pathlib import Path
+
+import docx
+import pypdfium2 as pdfium
+import pytest
+
+from docingest.errors import DocumentCorrupt, EmptyFile, PdfCorrupt, PdfEncrypted, UnsupportedType
+from docingest.parsing import PARSERS, DetectedType, detect, is_declared_compatible, parse_file
+from docingest.parsing.decoding import decode_text
+from docingest.parsing.docx import DocxParser
+from docingest.parsing.pdf import PAGE_SEPARATOR, PdfParser
+from docingest.parsing.sniff import SNIFF_BYTES, TYPES
+
+
+def _corpus_root() -> Path:
+    env = os.environ.get("DOCINGEST_CORPUS")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:  # the repo's sibling shared/, as laid out for CI too
+        candidate = parent / "shared" / "corpus" / "docs"
+        if candidate.is_dir():
+            return candidate
+    return Path("/work/shared/corpus/docs")
+
+
+CORPUS = _corpus_root()
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
+
+EXPECTED_KIND = {"pdf": "pdf", "docx": "docx", "html": "html", "md": "markdown", "txt": "text"}
+# MPL-2.0.txt is written with setext (=== / ---) headings: by content it IS Markdown.
+KIND_OVERRIDES = {"MPL-2.0.txt": "markdown"}
+
+
+def corpus_files() -> list[Path]:
+    return sorted(p for p in CORPUS.glob("*/*") if p.is_file()) if CORPUS.is_dir() else []
+
+
+def copy_as(src: Path, tmp_path: Path, name: str) -> Path:
+    dst = tmp_path / name
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+# --------------------------------------------------------------------------- PDFs made by hand
+
+_PAD = bytes.fromhex("28BF4E5E4E758A4164004E56FFFA01082E2E00B6D0683E802F0CA9FE6453697A")
+
+
+def _rc4(key: bytes, data: bytes) -> bytes:
+    s = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + s[i] + key[i % len(key)]) % 256
+        s[i], s[j] = s[j], s[i]
+    out = bytearray()
+    i = j = 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + s[i]) % 256
+        s[i], s[j] = s[j], s[i]
+        out.append(byte ^ s[(s[i] + s[j]) % 256])
+    return bytes(out)
+
+
+def make_pdf(pages: list[list[str]], *, user_pw: str | None = None, owner_pw: str = "owner") -> bytes:
+    """A PDF with one page per item (each a list of text lines; [] = blank page).
+
+    With ``user_pw`` set (``''`` for owner-password-only), it is encrypted with the
+    standard security handler, RC4 128-bit (V 2, R 3), per PDF 1.7 algorithms 2, 3, 5.
+    """
+    file_id = hashlib.md5(b"docingest-test").digest()
+    key = b""
+    encrypt_dict = b""
+    if user_pw is not None:
+        n, perms = 16, -4
+
+        def pad(pw: str) -> bytes:
+            return (pw.encode("latin-1") + _PAD)[:32]
+
+        okey = hashlib.md5(pad(owner_pw)).digest()
+        for _ in range(50):
+            okey = hashlib.md5(okey[:n]).digest()
+        o = pad(user_pw)
+        for i in range(20):
+            o = _rc4(bytes(b ^ i for b in okey[:n]), o)
+        key = hashlib.md5(pad(user_pw) + o + struct.pack("<i", perms) + file_id).digest()
+        for _ in range(50):
+            key = hashlib.md5(key[:n]).digest()
+        key = key[:n]
+        u = hashlib.md5(_PAD + file_id).digest()
+        for i in range(20):
+            u = _rc4(bytes(b ^ i for b in key), u)
+        u += bytes(16)
+        encrypt_dict = b"<< /Filter /Standard /V 2 /R 3 /Length 128 /P %d /O <%s> /U <%s> >>" % (
+            perms,
+            o.hex().encode(),
+            u.hex().encode(),
+        )
+
+    def stream(num: int, data: bytes) -> bytes:
+        if key:
+            obj_key = hashlib.md5(key + struct.pack("<I", num)[:3] + b"\x00\x00").digest()[:16]
+            data = _rc4(obj_key, data)
+        return b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+    n_pages = len(pages)
+    font_num = 3 + 2 * n_pages
+    page_nums = [3 + 2 * i for i in range(n_pages)]
+    objs: dict[int, bytes] = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [%s] /Count %d >>"
+        % (b" ".join(b"%d 0 R" % p for p in page_nums), n_pages),
+        font_num: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+    for page_num, lines in zip(page_nums, pages):
+        ops = b"".join(
+            b"BT /F1 12 Tf 72 %d Td (%s) Tj ET\n" % (720 - 20 * k, line.encode("latin-1"))
+            for k, line in enumerate(lines)
+        )
+        objs[page_num] = (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (page_num + 1, font_num)
+        )
+        objs[page_num + 1] = stream(page_num + 1, ops)
+    if encrypt_dict:
+        objs[font_num + 1] = encrypt_dict
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = {}
+    for num in sorted(objs):
+        offsets[num] = len(out)
+        out += b"%d 0 obj\n" % num + objs[num] + b"\nendobj\n"
+    xref, size = len(out), max(objs) + 1
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
+    out += b"".join(b"%010d 00000 n \n" % offsets[num] for num in range(1, size))
+    extra = b" /Encrypt %d 0 R" % (font_num + 1) if encrypt_dict else b""
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n" % (
+        size,
+        extra,
+        file_id.hex().encode(),
+        file_id.hex().encode(),
+        xref,
+    )
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------- sniffing
+
+
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_detect_corpus_by_content_not_name(path: Path, tmp_path: Path) -> None:
+    expected = KIND_OVERRIDES.get(path.name, EXPECTED_KIND[path.parent.name])
+    assert detect(path).kind == expected
+    # Same bytes under a name that says nothing (no extension, no declared type).
+    anonymous = copy_as(path, tmp_path, "upload")
+    assert detect(anonymous).kind == expected
+
+
+@pytest.mark.parametrize(
+    ("src", "name", "kind"),
+    [
+        ("docx/mvcc-intro.docx", "x.txt", "docx"),
+        ("html/mvcc-intro.html", "x.pdf", "html"),
+        ("pdf/ltnews18.pdf", "x.html", "pdf"),
+        ("pdf/cfgguide.pdf", "x.docx", "pdf"),
+        ("txt/GPL-3.txt", "x.html", "text"),
+        ("md/caching.md", "x.docx", "markdown"),
+    ],
+)
+def test_detect_ignores_misleading_extension(src: str, name: str, kind: str, tmp_path: Path) -> None:
+    detected = detect(copy_as(CORPUS / src, tmp_path, name))
+    assert detected == TYPES[kind]
+
+
+def test_detected_type_fields() -> None:
+    detected = detect(CORPUS / "docx/mvcc-intro.docx")
+    assert detected == DetectedType(
+        "docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"
+    )
+    assert detect(CORPUS / "pdf/ltnews18.pdf") == DetectedType("pdf", "application/pdf", "pdf")
+    assert detect(CORPUS / "html/wal-intro.html").extension == "html"
+    assert detect(CORPUS / "md/caching.md") == DetectedType("markdown", "text/markdown", "md")
+    assert detect(CORPUS / "txt/GPL-3.txt") == DetectedType("text", "text/plain", "txt")
+
+
+def test_markdown_hint_from_filename_or_declared_mime(tmp_path: Path) -> None:
+    plain = b"Just some words.\nNo markup at all.\n"
+    assert detect(write(tmp_path, "a.txt", plain)).kind == "text"
+    assert detect(write(tmp_path, "b.md", plain)).kind == "markdown"
+    assert detect(write(tmp_path, "c", plain), filename="notes.markdown").kind == "markdown"
+    assert (
+        detect(write(tmp_path, "d", plain), declared_mime="text/markdown; charset=utf-8").kind == "markdown"
+    )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"# Title\n\nbody\n", b"intro\n\n```\ncode\n```\n", b"Title\n=====\n\nbody\n", b"text\n\n### Deep\n"],
+)
+def test_markdown_signals_in_content(content: bytes, tmp_path: Path) -> None:
+    assert detect(write(tmp_path, "x.txt", content)).kind == "markdown"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"<!DOCTYPE html><html><body><p>x</p></body></html>",
+        b"\xef\xbb\xbf  \n<html lang='en'><p>x</p></html>",
+        b'<?xml version="1.0"?>\n<!-- generated -->\n<!doctype HTML>\n<title>t</title>',
+        b"\n\n   <HEAD><title>t</title></HEAD>",
+        b"<body>\n<p>hi</p>",
+        codecs.BOM_UTF16_LE + "<html><body>x</body></html>".encode("utf-16-le"),
+    ],
+)
+def test_html_detection(content: bytes, tmp_path: Path) -> None:
+    assert detect(write(tmp_path, "x.txt", content)).kind == "html"
+
+
+def test_html_fragment_needs_html_hint(tmp_path: Path) -> None:
+    fragment = b"<div><p>Hello <b>there</b></p></div>\n"
+    assert detect(write(tmp_path, "a", fragment)).kind == "text"
+    assert detect(write(tmp_path, "b.html", fragment)).kind == "html"
+    assert detect(write(tmp_path, "c", fragment), declared_mime="text/html").kind == "html"
+
+
+def test_empty_file_raises(tmp_path: Path) -> None:
+    with pytest.raises(EmptyFile):
+        detect(write(tmp_path, "empty.pdf", b""))
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "PNG"),
+        (b"\xff\xd8\xff\xe0" + bytes(100), "JPEG"),
+        (b"GIF89a" + bytes(50), "GIF"),
+        (b"\x1f\x8b\x08\x00" + bytes(50), "gzip"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "legacy .doc"),
+        ("Hello world, no BOM here. ".encode("utf-16-le") * 20, "NUL"),
+        (bytes((i * 7919 + 13) % 256 for i in range(4096)), "control"),
+    ],
+)
+def test_binary_content_is_unsupported(data: bytes, named: str, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedType, match=named):
+        detect(write(tmp_path, "x.txt", data))
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_zip_without_word_document_is_unsupported(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedType, match="ZIP"):
+        detect(write(tmp_path, "a.docx", _zip_bytes({"readme.txt": b"hi"})))
+    with pytest.raises(UnsupportedType, match="XLSX"):
+        detect(write(tmp_path, "b.docx", _zip_bytes({"xl/workbook.xml": b"<x/>"})))
+
+
+def test_truncated_docx_is_still_sniffed_as_docx(tmp_path: Path) -> None:
+    data = (CORPUS / "docx/mvcc-intro.docx").read_bytes()
+    path = write(tmp_path, "cut.docx", data[: len(data) // 2])
+    assert detect(path).kind == "docx"
+    with pytest.raises(DocumentCorrupt):
+        parse_file(path, "docx")
+
+
+def test_text_with_a_few_nuls_or_latin1_is_still_text(tmp_path: Path) -> None:
+    assert detect(write(tmp_path, "a", b"hello\x00world, a stray NUL\n" * 3)).kind == "text"
+    assert (
+        detect(write(tmp_path, "b", "caf\xe9 cr\xe8me br\xfbl\xe9e\n".encode("latin-1") * 5)).kind == "text"
+    )
+    utf16 = codecs.BOM_UTF16_BE + "plain words".encode("utf-16-be")
+    assert detect(write(tmp_path, "c", utf16)).kind == "text"
+
+
+def test_sniff_reads_only_the_head(tmp_path: Path) -> None:
+    # Text for the first 64 KiB, binary garbage after: sniffing never sees the garbage.
+    data = b"plain text line\n" * (SNIFF_BYTES // 16 + 1) + b"\x00\x01\x02\x03" * 10_000
+    assert detect(write(tmp_path, "big", data)).kind == "text"
+    # A multi-byte character cut by the 64 KiB boundary does not make it binary.
+    data = b"a" * (SNIFF_BYTES - 1) + "é".encode() + b"rest"
+    assert detect(write(tmp_path, "cut", data)).kind == "text"
+
+
+@pytest.mark.parametrize(
+    ("kind", "declared", "ok"),
+    [
+        ("markdown", "text/plain", True),
+        ("text", "text/markdown", True),
+        ("text", "Text/Plain; charset=UTF-8", True),
+        ("pdf", "application/octet-stream", True),
+        ("docx", "application/octet-stream", True),
+        ("html", "", True),
+        ("docx", "application/zip", True),
+        ("html", "application/pdf", False),
+        ("pdf", "text/plain", False),
+        ("docx", "application/pdf", False),
+        ("text", "text/html", False),
+    ],
+)
+def test_is_declared_compatible(kind: str, declared: str, ok: bool) -> None:
+    assert is_declared_compatible(TYPES[kind], declared) is ok
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def _pdfium_page_texts(path: Path) -> list[str]:
+    pdf = pdfium.PdfDocument(path)
+    try:
+        texts = []
+        for i in range(len(pdf)):
+            page = pdf[i]
+            textpage = page.get_textpage()
+            texts.append(textpage.get_text_range().replace("\r\n", "\n"))
+            textpage.close()
+            page.close()
+        return texts
+    finally:
+        pdf.close()
+
+
+@pytest.mark.parametrize("name", ["ltnews18.pdf", "cfgguide.pdf"])
+def test_pdf_pages_and_offsets(name: str) -> None:
+    path = CORPUS / "pdf" / name
+    expected = _pdfium_page_texts(path)
+    doc = parse_file(path, "pdf")
+    assert doc.kind == "pdf"
+    assert len(doc.pages) == len(expected) >= 1
+    assert [p.number for p in doc.pages] == list(range(1, len(expected) + 1))
+    previous_end = 0
+    for page, text in zip(doc.pages, expected):
+        assert doc.markdown[page.start : page.end] == text
+        assert page.start >= previous_end and page.end >= page.start
+        assert page.empty is (not text.strip())
+        previous_end = page.end
+    assert doc.markdown == PAGE_SEPARATOR.join(t for t in expected if t.strip())
+    assert "\r" not in doc.markdown
+
+
+def test_pdf_metadata() -> None:
+    doc = PdfParser().parse(CORPUS / "pdf/cfgguide.pdf")
+    assert doc.metadata["Title"] == "Configuration options for LaTeX2ε"
+    assert doc.metadata["Producer"].startswith("pdfTeX")
+    assert all(isinstance(v, str) and v for v in doc.metadata.values())
+
+
+def test_pdf_blank_pages_are_empty(tmp_path: Path) -> None:
+    path = write(tmp_path, "blank.pdf", make_pdf([["First page", "second line"], [], ["Third page"]]))
+    doc = parse_file(path, "pdf")
+    assert [p.empty for p in doc.pages] == [False, True, False]
+    first, blank, third = doc.pages
+    assert doc.markdown[first.start : first.end] == "First page\nsecond line"
+    assert blank.start == blank.end
+    assert doc.markdown[third.start : third.end] == "Third page"
+    assert doc.markdown == "First page\nsecond line\n\nThird page"
+    assert any("no text layer" in w and "pages 2" in w for w in doc.warnings)
+
+
+def test_truncated_pdf_is_corrupt(tmp_path: Path) -> None:
+    data = (CORPUS / "pdf/ltnews30.pdf").read_bytes()
+    path = write(tmp_path, "cut.pdf", data[: len(data) // 2])
+    assert detect(path).kind == "pdf"
+    with pytest.raises(PdfCorrupt) as info:
+        parse_file(path, "pdf")
+    assert isinstance(info.value.__cause__, pdfium.PdfiumError)
+
+
+def test_garbage_after_pdf_magic_is_corrupt(tmp_path: Path) -> None:
+    with pytest.raises(PdfCorrupt):
+        parse_file(write(tmp_path, "x.pdf", b"%PDF-1.7\n" + b"not really a pdf\n" * 50), "pdf")
+
+
+def test_pdf_needing_user_password_is_encrypted(tmp_path: Path) -> None:
+    path = write(tmp_path, "locked.pdf", make_pdf([["Top secret"]], user_pw="user", owner_pw="owner"))
+    assert detect(path).kind == "pdf"
+    with pytest.raises(PdfEncrypted, match="password"):
+        parse_file(path, "pdf")
+    # The generated file is a real encrypted PDF: the right password opens it.
+    with pdfium.PdfDocument(path, password="user") as pdf:
+        assert "Top secret" in pdf[0].get_textpage().get_text_range()
+
+
+def test_pdf_with_owner_password_only_parses(tmp_path: Path) -> None:
+    path = write(tmp_path, "owner.pdf", make_pdf([["Readable by anyone"]], user_pw="", owner_pw="owner"))
+    assert b"/Encrypt" in path.read_bytes()
+    doc = parse_file(path, "pdf")
+    assert doc.markdown == "Readable by anyone"
+    assert [p.empty for p in doc.pages] == [False]
+
+
+# --------------------------------------------------------------------------- DOCX
+
+
+def test_docx_corpus_headings_and_no_navigation() -> None:
+    doc = parse_file(CORPUS / "docx/mvcc-intro.docx", "docx")
+    lines = doc.markdown.splitlines()
+    assert "# 13.1.\xa0Introduction" in lines  # the Title style
+    assert "## 13.1.\xa0Introduction" in lines  # Heading 2
+    assert "reading never blocks writing" in " ".join(doc.markdown.split())
+    assert not any(line.strip().strip("|").strip() in {"Prev", "Next"} for line in lines)
+    assert not re.search(r"\|\s*Prev", doc.markdown)
+    assert doc.metadata["Title"] == "13.1.\xa0Introduction"
+
+
+def test_docx_corpus_tables_and_code() -> None:
+    doc = parse_file(CORPUS / "docx/sql-copy.docx", "docx")
+    assert "| Sequence | Represents |\n| --- | --- |\n| \\b | Backspace (ASCII 8) |" in doc.markdown
+    assert "## Synopsis\n\n```\nCOPY table_name" in doc.markdown
+    assert "### " in doc.markdown  # Heading 3 sections exist
+
+
+def test_docx_body_order_lists_and_tables(tmp_path: Path) -> None:
+    document = docx.Document()
+    document.add_heading("Doc title", level=0)
+    document.add_heading("Chapter", level=1)
+    document.add_paragraph("Intro paragraph.")
+    document.add_paragraph("first item", style="List Bullet")
+    document.add_paragraph("second item", style="List Number")
+    table = document.add_table(rows=2, cols=2)
+    for r, row in enumerate([["a", "b|c"], ["1", "2"]]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    document.add_heading("Section", level=3)
+    document.add_paragraph("After the table.")
+    document.core_properties.author = "Ada"
+    path = tmp_path / "made.docx"
+    document.save(str(path))
+
+    doc = DocxParser().parse(path)
+    assert doc.markdown == (
+        "# Doc title\n\n# Chapter\n\nIntro paragraph.\n\n- first item\n\n- second item\n\n"
+        "| a | b\\|c |\n| --- | --- |\n| 1 | 2 |\n\n### Section\n\nAfter the table."
+    )
+    assert doc.kind == "docx" and doc.pages == []
+    assert doc.metadata["Author"] == "Ada"
+
+
+def test_docx_garbage_is_corrupt(tmp_path: Path) -> None:
+    with pytest.raises(DocumentCorrupt):
+        parse_file(write(tmp_path, "x.docx", b"PK\x03\x04 this is not a zip" * 10), "docx")
+    bad_xml = _zip_bytes(
+        {
+            "[Content_Types].xml": b"<Types",
+            "word/document.xml": b"<w:document",
+        }
+    )
+    with pytest.raises(DocumentCorrupt):
+        parse_file(write(tmp_path, "y.docx", bad_xml), "docx")
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def test_html_corpus_text_without_navigation() -> None:
+    doc = parse_file(CORPUS / "html/mvcc-intro.html", "html")
+    assert doc.kind == "html" and doc.pages == []
+    assert "reading never blocks writing" in " ".join(doc.markdown.split())
+    lines = [line.strip() for line in doc.markdown.splitlines()]
+    for nav in ("Prev", "Next", "Up", "Home"):
+        assert not any(re.search(rf"\b{nav}\b", line) and len(line) < 40 for line in lines), nav
+    assert "transaction-iso.html" not in doc.markdown
+    assert lines[0] == "## 13.1.\xa0Introduction"
+    assert doc.metadata["Title"] == "13.1. Introduction"
+    assert "\n\n\n" not in doc.markdown
+
+
+def test_html_corpus_code_blocks_and_headings() -> None:
+    doc = parse_file(CORPUS / "html/sql-copy.html", "html")
+    assert "## Synopsis\n\n```\nCOPY table_name [ ( column_name [, ...] ) ]" in doc.markdown
+    assert "| Sequence | Represents |" in doc.markdown
+    assert "Synopsis\n--------" not in doc.markdown  # ATX, not setext
+
+
+def test_html_meta_charset_and_bom(tmp_path: Path) -> None:
+    latin = '<html><head><meta charset="iso-8859-1"><title>Caf\xe9</title></head><body><p>cr\xe8me</p></body></html>'
+    doc = parse_file(write(tmp_path, "a.html", latin.encode("latin-1")), "html")
+    assert doc.markdown == "crème" and doc.metadata["Title"] == "Café"
+    utf16 = codecs.BOM_UTF16_LE + "<html><body><h1>Über</h1><p>ok</p></body></html>".encode("utf-16-le")
+    doc = parse_file(write(tmp_path, "b.html", utf16), "html")
+    assert doc.markdown == "# Über\n\nok"
+
+
+def test_html_keeps_nul_and_lone_surrogates(tmp_path: Path) -> None:
+    data = b"<html><body><p>a\x00b</p><p>c\xed\xa0\x80d</p><script>x()</script></body></html>"
+    doc = parse_file(write(tmp_path, "n.html", data), "html")
+    assert "a\x00b" in doc.markdown and "c\ud800d" in doc.markdown
+    assert "x()" not in doc.markdown
+
+
+# --------------------------------------------------------------------------- text and Markdown
+
+
+def test_markdown_and_text_are_returned_as_is() -> None:
+    for kind, rel in (("markdown", "md/caching.md"), ("text", "txt/GPL-3.txt")):
+        path = CORPUS / rel
+        doc = parse_file(path, kind)
+        assert doc.kind == kind and doc.pages == [] and doc.warnings == []
+        assert doc.markdown == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("data", "text", "warned"),
+    [
+        (codecs.BOM_UTF8 + "héllo".encode(), "héllo", False),
+        (codecs.BOM_UTF16_LE + "héllo".encode("utf-16-le"), "héllo", False),
+        (codecs.BOM_UTF16_BE + "héllo".encode("utf-16-be"), "héllo", False),
+        (b"nul\x00kept", "nul\x00kept", False),
+        (b"lone \xed\xa0\x80 surrogate", "lone \ud800 surrogate", False),
+        (b"bad \xff byte", "bad \ufffd byte", True),
+    ],
+)
+def test_text_decoding(data: bytes, text: str, warned: bool, tmp_path: Path) -> None:
+    for kind in ("text", "markdown"):
+        doc = parse_file(write(tmp_path, "t", data), kind)
+        assert doc.markdown == text
+        assert bool(doc.warnings) is warned
+    assert decode_text(data).text == text
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_and_unknown_kind(tmp_path: Path) -> None:
+    assert set(PARSERS) == {"pdf", "docx", "html", "markdown", "text"}
+    assert {t.kind for t in TYPES.values()} == set(PARSERS)
+    with pytest.raises(UnsupportedType, match="rtf"):
+        parse_file(write(tmp_path, "x", b"{\\rtf1 hi}"), "rtf")

@@ -1,0 +1,39 @@
+"""Reciprocal rank fusion and the evaluation figures, on hand-made rankings."""
+
+from __future__ import annotations
+
+from docingest.evaluation import Question, aggregate, question_scores
+from docingest.search import reciprocal_rank_fusion
+
+
+def test_rrf_rewards_items_ranked_by_both_lists() -> None:
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["b", "c"]], k=60)
+    assert max(fused, key=fused.get) == "b"
+    assert fused["a"] == 1 / 61
+    weighted = reciprocal_rank_fusion([["a"], ["b"]], weights=[1.0, 0.5])
+    assert weighted["a"] > weighted["b"]
+
+
+def _r(filename: str, text: str) -> dict:
+    return {"filename": filename, "text": text}
+
+
+def test_question_scores_use_distinct_documents_in_rank_order() -> None:
+    q = Question("q", ["html/b.html"], "needle")
+    results = [_r("a.md", "x"), _r("a.md", "y"), _r("b.html", "the needle is here")]
+    s = question_scores(q, results)
+    assert s == {"recall@1": 0.0, "recall@5": 1.0, "mrr@5": 0.5, "context_hit": 1.0}
+
+
+def test_context_hit_respects_the_word_budget() -> None:
+    q = Question("q", ["b.html"], "needle  IN haystack")
+    long_chunk = _r("a.md", "word " * 999)
+    hit_inside = [long_chunk, _r("b.html", "needle in haystack")]
+    assert question_scores(q, hit_inside)["context_hit"] == 0.0  # only 1 word of budget left
+    assert question_scores(q, hit_inside[1:])["context_hit"] == 1.0
+
+
+def test_aggregate_means() -> None:
+    rows = [{"recall@1": 1, "recall@5": 1, "mrr@5": 1, "context_hit": 0},
+            {"recall@1": 0, "recall@5": 1, "mrr@5": 0.5, "context_hit": 1}]
+    assert aggregate(rows) == {"recall@1": 0.5, "recall@5": 1.0, "mrr@5": 0.75, "context_hit": 0.5}

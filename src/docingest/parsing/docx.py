@@ -33,6 +33,9 @@ _LIBRARY_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
     EOFError,
+    OSError,  # e.g. EINVAL when a damaged directory points before the file start
+    NotImplementedError,  # unsupported ZIP version or compression method
+    RuntimeError,  # encrypted ZIP member
     KeyError,
     ValueError,
     AttributeError,
@@ -73,6 +76,8 @@ class DocxParser:
         warnings: list[str] = []
         try:
             document = docx.Document(str(path))
+        except (FileNotFoundError, PermissionError):
+            raise
         except ValueError as exc:
             if "not a Word file" in str(exc):
                 raise UnsupportedType(

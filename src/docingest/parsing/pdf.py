@@ -2,11 +2,14 @@
 
 Pages are opened, read and closed one at a time, so memory stays bounded by one
 page plus the accumulated text, even on documents of thousands of pages.
-PDFium is not thread-safe: parse PDFs from one thread per process.
+PDFium is not thread-safe, and the worker runs stages in threads: every use of
+PDFium here holds :data:`PDFIUM_LOCK`, so PDFs are parsed one at a time per
+process (run more worker processes for PDF throughput).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -17,6 +20,9 @@ from docingest.parsing.base import ParsedDocument, ParsedPage
 
 #: Text put between two non-empty pages in ``ParsedDocument.markdown``.
 PAGE_SEPARATOR = "\n\n"
+
+#: Serialises all PDFium calls of this process (PDFium keeps global state).
+PDFIUM_LOCK = threading.Lock()
 
 _PASSWORD_ERRORS = {pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY}
 _MAX_LISTED_PAGES = 10
@@ -46,14 +52,15 @@ class PdfParser:
                 pages), or no page at all could be read.
             OSError: the file cannot be opened.
         """
-        try:
-            pdf = pdfium.PdfDocument(path)
-        except pdfium.PdfiumError as exc:
-            raise _translate_load_error(exc, path) from exc
-        try:
-            return _extract(pdf)
-        finally:
-            pdf.close()
+        with PDFIUM_LOCK:
+            try:
+                pdf = pdfium.PdfDocument(path)
+            except pdfium.PdfiumError as exc:
+                raise _translate_load_error(exc, path) from exc
+            try:
+                return _extract(pdf)
+            finally:
+                pdf.close()
 
 
 def _translate_load_error(exc: pdfium.PdfiumError, path: Path) -> Exception:

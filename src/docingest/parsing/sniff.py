@@ -59,7 +59,11 @@ _BINARY_MAGICS: tuple[tuple[int, bytes, str], ...] = (
     (0, b"(\xb5/\xfd", "zstd-compressed data"),
     (0, b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
     (0, b"Rar!\x1a\x07", "a RAR archive"),
-    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an OLE2 file (legacy .doc/.xls/.ppt)"),
+    (
+        0,
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "an OLE2 file (legacy .doc/.xls/.ppt, or a password-protected Office file)",
+    ),
     (0, b"{\\rtf", "an RTF document"),
     (0, b"%!PS", "a PostScript document"),
     (0, b"\x7fELF", "an ELF executable"),
@@ -127,10 +131,10 @@ def detect(path: Path, *, declared_mime: str | None = None, filename: str | None
         head = fh.read(SNIFF_BYTES)
     if not head:
         raise EmptyFile("the file has zero bytes")
+    if head.startswith(_ZIP_MAGICS):  # before the PDF check: compressed bytes may hold "%PDF-"
+        return _sniff_zip(path, head)
     if b"%PDF-" in head[:1024]:
         return TYPES["pdf"]
-    if head.startswith(_ZIP_MAGICS):
-        return _sniff_zip(path, head)
     for offset, magic, what in _BINARY_MAGICS:
         if head[offset : offset + len(magic)] == magic:
             raise UnsupportedType(f"the content is {what}, not PDF, DOCX, HTML, Markdown or text")
@@ -153,7 +157,7 @@ def _sniff_zip(path: Path, head: bytes) -> DetectedType:
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         # Damaged (e.g. truncated) archive: trust the local headers we can see, and
         # let the DOCX parser report the damage precisely.
         if b"word/document.xml" in head:

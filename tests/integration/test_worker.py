@@ -211,3 +211,73 @@ def test_heartbeat_renews_held_leases_and_flags_lost_ones(runtime: Runtime, tmp_
                  (a.job_id,))[0]["lease_expires_at"]
     assert after > before
     assert not held_a.lost.is_set() and held_b.lost.is_set()
+
+
+def test_listen_notify_wakes_an_idle_worker_long_before_the_poll(
+    db_url: str, tmp_path: Path
+) -> None:
+    from tests.conftest import make_settings
+    from tests.e2e.workers import wait_for
+
+    rt = Runtime(make_settings(db_url, tmp_path / "data", poll_interval_seconds=60.0), migrate=False)
+    w = rt.worker(concurrency=2)
+    w.start()
+    try:
+        import time as _time
+
+        _time.sleep(1.0)  # slots are now idle, waiting up to 60 s for a poll
+        register(rt, write_docs(tmp_path / "in", 3))
+        wait_for(lambda: rows(rt, "SELECT count(*) n FROM upload_pipeline.upload_jobs "
+                                  "WHERE state = 'done'")[0]["n"] == 3, timeout=20)
+    finally:
+        w.stop()
+        rt.close()
+    assert all(not t.is_alive() for t in w._threads)
+    assert w.jobs_finished == 3
+
+
+def test_stop_while_working_releases_the_job_for_another_worker(db_url: str, tmp_path: Path) -> None:
+    from tests.conftest import make_settings
+    from tests.e2e.workers import wait_for
+
+    settings = make_settings(db_url, tmp_path / "data", fault_embedding_delay_seconds=0.5,
+                             embedding_batch_size=4)
+    rt = Runtime(settings, migrate=False)
+    try:
+        register(rt, write_docs(tmp_path / "in", 1, words=3000))
+        w = rt.worker(concurrency=1)
+        w.handlers[Stage.EMBEDDING_IN_PROGRESS].batch_chunks = 2  # type: ignore[attr-defined]
+        w.start()
+        wait_for(lambda: rows(rt, "SELECT 1 FROM upload_pipeline.upload_jobs "
+                                  "WHERE stage = 'embedding_in_progress'"), timeout=30)
+        w.stop()
+        job = rows(rt, "SELECT * FROM upload_pipeline.upload_jobs")[0]
+        assert job["state"] == "queued" and job["stage"] == "embedding_in_progress"
+        assert 0 < job["progress"]["chunks_embedded"] < job["progress"]["chunks_total"]
+        w2 = Runtime(make_settings(db_url, tmp_path / "data"), migrate=False)
+        try:
+            assert w2.worker(concurrency=1).run_once()
+        finally:
+            w2.close()
+        job = rows(rt, "SELECT * FROM upload_pipeline.upload_jobs")[0]
+        assert job["state"] == "done" and job["retry_count"] == 0
+    finally:
+        rt.close()
+
+
+def test_slot_loop_survives_database_errors(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    w = runtime.worker(concurrency=1)
+    calls = {"n": 0}
+
+    def flaky_run_once() -> bool:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        w.stopping.set()
+        return False
+
+    monkeypatch.setattr(w, "run_once", flaky_run_once)
+    w._slot_loop()
+    assert calls["n"] == 2

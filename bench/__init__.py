@@ -1,0 +1,1 @@
+"""docingest benchmarks: ``python -m bench [--quick] [NAME...]`` prints one table of figures."""

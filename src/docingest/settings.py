@@ -46,6 +46,10 @@ class Settings(BaseSettings):
 
     chunk_overlap_tokens: int = Field(default=0, ge=0)
 
+    search_ef_search: int = Field(default=400, ge=1, le=1000, description="HNSW candidate list size")
+    search_rrf_k: float = Field(default=30.0, gt=0, description="reciprocal rank fusion constant")
+    search_text_weight: float = Field(default=0.2, ge=0, description="full-text weight in hybrid")
+
     worker_concurrency: int = Field(default=2, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)

@@ -7,8 +7,9 @@ import itertools
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -59,11 +60,11 @@ def db_url(pg_url: str) -> str:
 
 def make_settings(db_url: str, data_dir: Path, **overrides: Any) -> Settings:
     """Test settings: the given database, fast leases, the hashing embedder unless overridden."""
-    values: dict[str, Any] = dict(
-        database_url=db_url, data_dir=data_dir, environment="test", embedding_provider="hashing",
-        lease_seconds=5.0, heartbeat_seconds=1.0, poll_interval_seconds=0.2,
-        backoff_base_seconds=0.05, backoff_max_seconds=0.2,
-    )
+    values: dict[str, Any] = {
+        "database_url": db_url, "data_dir": data_dir, "environment": "test",
+        "embedding_provider": "hashing", "lease_seconds": 5.0, "heartbeat_seconds": 1.0,
+        "poll_interval_seconds": 0.2, "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2,
+    }
     values.update(overrides)
     return Settings(**values)
 

@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from uuid import UUID
 
 import typer
@@ -32,7 +32,7 @@ def _runtime() -> Any:
 
     try:
         settings = Settings()
-    except Exception as exc:  # noqa: BLE001 - configuration errors end the command cleanly
+    except Exception as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
     return Runtime(settings)
@@ -146,7 +146,7 @@ def eval_(
     mode: str = typer.Option("hybrid", "--mode", help="vector or hybrid"),
     user: str = UserOpt,
     as_json: bool = typer.Option(False, "--json"),
-    results_out: Optional[Path] = typer.Option(None, "--results-out",
+    results_out: Path | None = typer.Option(None, "--results-out",
                                                help="write each question's top 20 results here"),
 ) -> None:
     """Retrieval figures: doc recall@1, recall@5, MRR@5 and context-hit."""
@@ -178,7 +178,7 @@ def eval_(
 
 @app.command()
 def status(
-    user: Optional[str] = typer.Option(None, "--user", help="only this user's jobs"),
+    user: str | None = typer.Option(None, "--user", help="only this user's jobs"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Every job's stage, state, attempts and error."""

@@ -6,9 +6,10 @@ import time
 import unicodedata
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from docingest.domain import Document, Job, State
 from docingest.errors import DocingestError, FileTooLarge

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ CORPUS_FILES = sorted(p for p in DOCS.rglob("*") if p.is_file())
 
 def cli(settings: Settings, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "docingest.cli", *args], env=settings_env(settings),
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, check=False, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

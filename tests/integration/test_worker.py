@@ -68,9 +68,8 @@ def test_expired_lease_is_taken_over_and_the_old_attempt_is_fenced_out(
     with runtime.pool().connection() as conn:
         doc = runtime.repo.get_document(conn, old.document_id)
     ctx = JobContext(w, old, doc, _Held(old, threading.Event()))
-    with pytest.raises(LeaseLost):
-        with ctx.fenced() as conn:
-            conn.execute("UPDATE upload_pipeline.documents SET filename = 'hijacked'")
+    with pytest.raises(LeaseLost), ctx.fenced() as conn:
+        conn.execute("UPDATE upload_pipeline.documents SET filename = 'hijacked'")
     result = StageResult(progress={"x": 1}, persist=lambda conn: conn.execute(
         "UPDATE upload_pipeline.documents SET filename = 'hijacked'"))
     with pytest.raises(LeaseLost):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 from functools import cache
@@ -77,7 +78,7 @@ def test_overlap_repeats_text_between_neighbours() -> None:
     assert_well_formed(text, chunks)
     # overlap applies inside each first-level piece (at most piece_chars long); piece
     # boundaries fall on section/paragraph breaks, where neighbours do not share text
-    overlapping = sum(b.start < a.end for a, b in zip(chunks, chunks[1:]))
+    overlapping = sum(b.start < a.end for a, b in itertools.pairwise(chunks))
     assert overlapping >= 0.7 * (len(chunks) - 1)
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 from uuid import UUID, uuid5
 
 from semantic_text_splitter import MarkdownSplitter, TextSplitter
@@ -26,8 +27,8 @@ from docingest.errors import ChunkTooLong
 
 CHUNKER_NAME = "semantic-markdown"
 CHUNKER_VERSION = 1
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
-_FENCE = re.compile(r"^(```|~~~)", re.M)
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+_FENCE = re.compile(r"^(```|~~~)", re.MULTILINE)
 
 
 @dataclass(frozen=True)

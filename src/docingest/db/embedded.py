@@ -34,7 +34,7 @@ def embedded_database_url(data_dir: Path) -> str:
     if server is None:
         try:
             server = pgserver.get_server(pgdata, cleanup_mode="stop")
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise RuntimeError(
                 f"could not start the embedded PostgreSQL in {pgdata}: {exc} "
                 f"(see {pgdata / 'log'})"

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import resources
-from typing import Any, Iterable, Sequence
+from typing import Any
 from uuid import UUID
 
 import numpy as np
@@ -25,7 +26,7 @@ Conn = psycopg.Connection[Any]
 def queries() -> dict[str, str]:
     """``{name: sql}`` parsed from ``sql/queries.sql``."""
     text = (resources.files("docingest.db") / "sql" / "queries.sql").read_text(encoding="utf-8")
-    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.M)
+    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
     return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
 
 

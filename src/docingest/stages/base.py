@@ -9,9 +9,10 @@ checks the attempt still holds the job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from docingest.domain import Document, Job, Stage
 

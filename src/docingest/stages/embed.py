@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from docingest.db.repository import Repository
 from docingest.domain import Stage
@@ -56,10 +57,9 @@ class EmbedChunks:
             progress = {"chunks_embedded": done, "chunks_total": total,
                         "eta_s": round((total - done) / rate, 1) if rate > 0 else None}
             ids = [r["chunk_id"] for r in batch]
-            model = self.embedder.model
 
             def persist(conn: Any, ids: list[Any] = ids, vectors: Any = vectors) -> None:
-                self.repo.insert_vectors(conn, doc.document_id, ids, vectors, model)
+                self.repo.insert_vectors(conn, doc.document_id, ids, vectors, self.embedder.model)
 
             ctx.save_progress(progress, persist)
         return StageResult(progress={"chunks_embedded": total, "chunks_total": total, "eta_s": 0})

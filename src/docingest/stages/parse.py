@@ -5,7 +5,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from docingest.domain import Stage
 from docingest.errors import NoText

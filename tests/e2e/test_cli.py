@@ -1,0 +1,57 @@
+"""``docingest ingest`` as a user runs it: summary, exit status, dedupe (hashing embedder)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from docingest.settings import Settings
+from tests.conftest import settings_env
+from tests.integration.helpers import write_docs
+
+pytestmark = pytest.mark.e2e
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "docingest.cli", *args], env=settings_env(settings),
+                          capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    write_docs(root / "nested" / "deeper", 3)
+    (root / "empty.txt").write_bytes(b"")
+    (root / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    (root / ".hidden.md").write_text("# skipped\n\nhidden files are not ingested\n")
+    proc = run_cli(settings, "ingest", str(root), "--json")
+    assert proc.returncode == 1, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["documents"] == 5 and s["complete"] == 3 and s["failed"] == 2
+    assert s["failed_by_code"] == {"empty_file": 1, "unsupported_type": 1}
+    assert s["chunks"] >= 3 and s["wall_s"] > 0 and s["docs_per_s"] > 0
+    assert {f["error_code"] for f in s["failures"]} == {"empty_file", "unsupported_type"}
+
+    again = run_cli(settings, "ingest", str(root / "nested"))
+    assert again.returncode == 0, again.stderr
+    assert "duplicates" in again.stdout and "complete" in again.stdout  # the summary table
+    status = json.loads(run_cli(settings, "status", "--json").stdout)
+    assert len(status) == 5
+    failed = [r for r in status if r["state"] == "failed"]
+    assert {r["error_code"] for r in failed} == {"empty_file", "unsupported_type"}
+    assert all(r["attempts"] == 1 for r in failed), "permanent errors are not retried"
+
+
+def test_ingest_of_a_missing_path_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    proc = run_cli(settings, "ingest", str(tmp_path / "nope"))
+    assert proc.returncode == 2
+    assert "no such file or directory" in proc.stderr
+
+
+def test_search_refuses_a_bad_mode_and_an_empty_query(settings: Settings) -> None:
+    assert run_cli(settings, "search", "x", "--mode", "fuzzy").returncode == 2
+    proc = run_cli(settings, "search", "   ")
+    assert proc.returncode == 2 and "empty" in proc.stderr

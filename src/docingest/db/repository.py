@@ -277,3 +277,60 @@ class Repository:
 
     def search_fulltext(self, conn: Conn, *, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
         return _all(conn, "search_fulltext", {"user_id": user_id, "query": query, "limit": limit})
+
+    # --- API (issue 3): user-scoped access under row security -----------------
+    def scope_to_user(self, conn: Conn, user_id: str) -> None:
+        """For the rest of the transaction: role ``docingest_api``, rows of ``user_id`` only."""
+        conn.execute(queries()["scope_to_user"], {"user_id": user_id})
+
+    def create_upload(self, conn: Conn, **fields: Any) -> dict[str, Any]:
+        """Insert document + waiting job + event in one statement.
+
+        Returns a row with ``active_jobs`` and, when inserted, the document's and job's
+        columns (``document_id`` is None for a duplicate or when over ``max_active``).
+        """
+        row = _one(conn, "create_upload", fields)
+        assert row is not None
+        return row
+
+    def get_document_view(self, conn: Conn, *, user_id: str, document_id: UUID) -> dict[str, Any] | None:
+        """The user's document with its latest job's columns, or None."""
+        return _one(conn, "get_document_view", {"user_id": user_id, "document_id": document_id})
+
+    def list_document_views(
+        self, conn: Conn, *, user_id: str, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        return _all(conn, "list_document_views", {"user_id": user_id, "limit": limit, "offset": offset})
+
+    def get_user_job(self, conn: Conn, *, user_id: str, job_id: UUID) -> Job | None:
+        row = _one(conn, "get_user_job", {"user_id": user_id, "job_id": job_id})
+        return Job.from_row(row) if row else None
+
+    def delete_user_document(self, conn: Conn, *, user_id: str, document_id: UUID) -> Document | None:
+        """Delete the document and (cascade) its jobs, events, buffers and chunks."""
+        row = _one(conn, "delete_user_document", {"user_id": user_id, "document_id": document_id})
+        return Document.from_row(row) if row else None
+
+    def queue_uploaded_job(self, conn: Conn, job_id: UUID, *, via: str) -> Job | None:
+        """``waiting`` -> ``queued``; None when the job was not waiting."""
+        row = _one(conn, "queue_uploaded_job", {"job_id": job_id, "via": via})
+        return Job.from_row(row) if row else None
+
+    def waiting_job_by_key(self, conn: Conn, raw_path: str) -> UUID | None:
+        row = _one(conn, "waiting_job_by_key", {"raw_path": raw_path})
+        return row["job_id"] if row else None
+
+    def waiting_jobs(self, conn: Conn, *, min_age_seconds: float, limit: int) -> list[dict[str, Any]]:
+        """``job_id, document_id, raw_path, bytes_len, expired`` of jobs waiting for an upload."""
+        return _all(conn, "waiting_jobs", {"min_age_seconds": min_age_seconds, "limit": limit})
+
+    def expire_upload(self, conn: Conn, job_id: UUID, *, error_message: str) -> Job | None:
+        row = _one(conn, "expire_upload", {"job_id": job_id, "error_message": error_message})
+        return Job.from_row(row) if row else None
+
+    def rearm_upload(self, conn: Conn, job_id: UUID, *, deadline_seconds: float) -> Job | None:
+        row = _one(conn, "rearm_upload", {"job_id": job_id, "deadline_seconds": deadline_seconds})
+        return Job.from_row(row) if row else None
+
+    def count_jobs_by_state(self, conn: Conn) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in _all(conn, "count_jobs_by_state", {})}

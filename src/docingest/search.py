@@ -64,11 +64,12 @@ class Searcher:
     """
 
     def __init__(self, rt: Runtime, *, rrf_k: float = 60.0, text_weight: float = 0.5,
-                 candidates: int = 60) -> None:
+                 candidates: int = 60, row_security: bool = False) -> None:
         self.rt = rt
         self.rrf_k = rrf_k
         self.text_weight = text_weight
         self.candidates = candidates
+        self.row_security = row_security  # the API: queries run scoped to the user (migration 002)
 
     def embed_query(self, query: str) -> np.ndarray:
         return self.rt.embedder().embed([query])[0]
@@ -88,6 +89,8 @@ class Searcher:
         vector = self.embed_query(query)
         n = max(k, self.candidates) if mode == "hybrid" else k
         with self.rt.pool().connection() as conn, conn.transaction():
+            if self.row_security:
+                self.rt.repo.scope_to_user(conn, user_id)
             vec_rows = self.rt.repo.search_vector(conn, user_id=user_id, embedding=vector, limit=n,
                                                   ef_search=max(100, n))
             text_rows = (self.rt.repo.search_fulltext(conn, user_id=user_id, query=query, limit=n)

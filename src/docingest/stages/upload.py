@@ -6,8 +6,15 @@ import hashlib
 from typing import Any
 
 from docingest.domain import Stage
-from docingest.errors import ChecksumMismatch, EmptyFile, FileTooLarge, PermanentError, SizeMismatch
-from docingest.parsing import detect
+from docingest.errors import (
+    ChecksumMismatch,
+    ContentTypeMismatch,
+    EmptyFile,
+    FileTooLarge,
+    PermanentError,
+    SizeMismatch,
+)
+from docingest.parsing import detect, is_declared_compatible
 from docingest.stages.base import StageContext, StageResult
 from docingest.storage.base import iter_stream
 
@@ -20,7 +27,8 @@ class VerifyUpload:
     difference is recorded as a warning event.
 
     Raises:
-        EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType.
+        EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType,
+        ContentTypeMismatch (the declared type contradicts the content).
     """
 
     stage = Stage.UPLOADED
@@ -59,6 +67,8 @@ class VerifyUpload:
             )
         with self.storage.local_path(doc.raw_path) as path:
             detected = detect(path, declared_mime=doc.mime, filename=doc.filename)
+        if not is_declared_compatible(detected, doc.mime):
+            raise ContentTypeMismatch(f"declared {doc.mime}, but the content is {detected.mime}")
         events: list[tuple[str, dict[str, Any]]] = []
         if detected.mime != doc.mime:
             events.append(

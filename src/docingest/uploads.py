@@ -48,11 +48,6 @@ MIME_EXTENSIONS: dict[str, str] = {
     "application/octet-stream": "bin",
 }
 
-_JOB_FIELDS = ("job_id", "document_id", "stage", "state", "attempt_id", "claimed_by", "lease_expires_at",
-               "attempts", "retry_count", "lost_leases", "next_attempt_at", "progress", "error_code",
-               "error_message", "finished_at")
-
-
 def normalise_mime(mime: str) -> str:
     """``'Text/HTML; charset=utf-8'`` -> ``'text/html'``."""
     return mime.split(";", 1)[0].strip().lower()
@@ -114,24 +109,21 @@ class UploadService:
                                "(UPLOAD_PIPELINE_MAX_FILE_BYTES)")
         document_id = uuid.uuid4()
         sha256 = sha256.lower()
-        with self.rt.user_transaction(user_id) as conn:
-            row = self.rt.repo.create_upload(
-                conn, document_id=document_id, job_id=uuid.uuid4(), user_id=user_id,
+        with self.rt.pool().connection() as conn:  # committed on return to the pool
+            active, document, job = self.rt.repo.create_upload(
+                conn, user_id=user_id, document_id=document_id, job_id=uuid.uuid4(),
                 filename=display_filename(filename), mime=mime, bytes_len=bytes_len, file_sha256=sha256,
                 raw_path=raw_key(user_id, document_id, ext), max_active=self.settings.max_active_jobs_per_user,
                 deadline_seconds=self.deadline_seconds)
-        if row["document_id"] is not None:
-            document = Document.from_row(row)
-            job = Job.from_row({k: row[k] for k in _JOB_FIELDS}
-                               | {"created_at": row["job_created_at"], "updated_at": row["job_updated_at"]})
+        if document is not None:
             return UploadTicket(True, document, job, self.presign(document))
         with self.rt.user_transaction(user_id) as conn:
             existing = self.rt.repo.find_document_by_sha(conn, user_id, sha256)
             job = self.rt.repo.latest_job_for_document(conn, existing.document_id) if existing else None
         if existing is None:
-            if row["active_jobs"] >= self.settings.max_active_jobs_per_user:
+            if active >= self.settings.max_active_jobs_per_user:
                 raise TooManyActiveJobs(
-                    f"you have {row['active_jobs']} uploads in progress (limit "
+                    f"you have {active} uploads in progress (limit "
                     f"{self.settings.max_active_jobs_per_user})", retry_after=10)
             raise Conflict("the same bytes were being registered concurrently; retry")  # deleted meanwhile
         waiting = job is not None and job.state is State.WAITING

@@ -283,15 +283,22 @@ class Repository:
         """For the rest of the transaction: role ``docingest_api``, rows of ``user_id`` only."""
         conn.execute(queries()["scope_to_user"], {"user_id": user_id})
 
-    def create_upload(self, conn: Conn, **fields: Any) -> dict[str, Any]:
-        """Insert document + waiting job + event in one statement.
+    def create_upload(self, conn: Conn, *, user_id: str, **fields: Any) -> tuple[int, Document | None, Job | None]:
+        """Scope to ``user_id``, insert the document, its waiting job and an event: one pipeline.
 
-        Returns a row with ``active_jobs`` and, when inserted, the document's and job's
-        columns (``document_id`` is None for a duplicate or when over ``max_active``).
+        Returns ``(active_jobs, document, job)``; document and job are None for a duplicate
+        of the user's bytes or when the user is at ``max_active``.
         """
-        row = _one(conn, "create_upload", fields)
-        assert row is not None
-        return row
+        params = {**fields, "user_id": user_id}
+        with conn.pipeline():
+            conn.execute(queries()["scope_to_user"], {"user_id": user_id})
+            doc_cur = conn.execute(queries()["create_upload_document"], params)
+            job_cur = conn.execute(queries()["create_upload_job"], params)
+        doc_row, job_row = doc_cur.fetchone(), job_cur.fetchone()
+        assert doc_row is not None
+        if doc_row["document_id"] is None:
+            return doc_row["active_jobs"], None, None
+        return doc_row["active_jobs"], Document.from_row(doc_row), Job.from_row(job_row) if job_row else None
 
     def get_document_view(self, conn: Conn, *, user_id: str, document_id: UUID) -> dict[str, Any] | None:
         """The user's document with its latest job's columns, or None."""

@@ -213,9 +213,9 @@ WHERE d.document_id = ANY(%(document_ids)s::uuid[]);
 -- For the rest of this transaction: role docingest_api, rows of this user only (002 policies).
 SELECT set_config('role', 'docingest_api', true), set_config('docingest.user_id', %(user_id)s, true);
 
--- name: create_upload
--- One round trip: refuse over the active-job limit, insert the document (nothing on a
--- duplicate of the user's bytes), its job waiting for the upload until the deadline, an event.
+-- name: create_upload_document
+-- Insert the document unless the user is over the active-job limit; nothing on a duplicate of
+-- the user's bytes. Run in one pipeline with create_upload_job.
 WITH active AS (
     SELECT count(*) AS n
     FROM upload_pipeline.documents d
@@ -230,11 +230,17 @@ WITH active AS (
     FROM active WHERE active.n < %(max_active)s
     ON CONFLICT (user_id, file_sha256) DO NOTHING
     RETURNING *
-), job AS (
+)
+SELECT active.n AS active_jobs, doc.* FROM active LEFT JOIN doc ON true;
+
+-- name: create_upload_job
+-- The new document's job, waiting for the upload until the deadline, and its event (no row
+-- when create_upload_document inserted nothing).
+WITH job AS (
     INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state, next_attempt_at)
-    SELECT %(job_id)s, doc.document_id, 'uploaded', 'waiting',
+    SELECT %(job_id)s, d.document_id, 'uploaded', 'waiting',
            now() + make_interval(secs => %(deadline_seconds)s)
-    FROM doc
+    FROM upload_pipeline.documents d WHERE d.document_id = %(document_id)s
     RETURNING *
 ), ev AS (
     INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
@@ -242,11 +248,7 @@ WITH active AS (
            jsonb_build_object('bytes_len', %(bytes_len)s::bigint, 'mime', %(mime)s::text)
     FROM job
 )
-SELECT active.n AS active_jobs, doc.*, job.job_id, job.stage, job.state, job.next_attempt_at,
-       job.attempts, job.retry_count, job.lost_leases, job.attempt_id, job.claimed_by,
-       job.lease_expires_at, job.progress, job.error_code, job.error_message,
-       job.created_at AS job_created_at, job.updated_at AS job_updated_at, job.finished_at
-FROM active LEFT JOIN doc ON true LEFT JOIN job ON true;
+SELECT * FROM job;
 
 -- name: get_document_view
 -- A document with its latest job (NULLs when it has none).

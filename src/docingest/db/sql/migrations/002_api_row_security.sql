@@ -48,12 +48,21 @@ ALTER TABLE upload_pipeline.document_chunks ENABLE ROW LEVEL SECURITY;
 CREATE POLICY documents_owner ON upload_pipeline.documents TO docingest_api
     USING (user_id = upload_pipeline.request_user())
     WITH CHECK (user_id = upload_pipeline.request_user());
-CREATE POLICY upload_jobs_owner ON upload_pipeline.upload_jobs TO docingest_api
+CREATE POLICY upload_jobs_read ON upload_pipeline.upload_jobs FOR SELECT TO docingest_api
+    USING (upload_pipeline.owns_document(document_id));
+CREATE POLICY upload_jobs_insert ON upload_pipeline.upload_jobs FOR INSERT TO docingest_api
+    WITH CHECK (upload_pipeline.owns_document(document_id));
+CREATE POLICY upload_jobs_update ON upload_pipeline.upload_jobs FOR UPDATE TO docingest_api
     USING (upload_pipeline.owns_document(document_id))
     WITH CHECK (upload_pipeline.owns_document(document_id));
-CREATE POLICY events_owner ON upload_pipeline.events TO docingest_api
-    USING (upload_pipeline.owns_document(document_id))
+CREATE POLICY upload_jobs_delete ON upload_pipeline.upload_jobs FOR DELETE TO docingest_api
+    USING (upload_pipeline.owns_document(document_id));
+CREATE POLICY events_read ON upload_pipeline.events FOR SELECT TO docingest_api
+    USING (upload_pipeline.owns_document(document_id));
+CREATE POLICY events_insert ON upload_pipeline.events FOR INSERT TO docingest_api
     WITH CHECK (upload_pipeline.owns_document(document_id));
+CREATE POLICY events_delete ON upload_pipeline.events FOR DELETE TO docingest_api
+    USING (upload_pipeline.owns_document(document_id));
 CREATE POLICY chunk_buffer_owner ON upload_pipeline.document_chunk_buffer TO docingest_api
     USING (upload_pipeline.owns_document(document_id));
 CREATE POLICY vector_buffer_owner ON upload_pipeline.document_vector_buffer TO docingest_api

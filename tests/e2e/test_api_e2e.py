@@ -16,11 +16,11 @@ import pytest
 from docingest.auth import mint_service_key
 from tests.conftest import make_settings
 from tests.e2e.client import API, ApiClient, token
+from tests.e2e.conftest import SECRET
 from tests.e2e.servers import api_server, free_port, moto_server, storage_server, worker
 
 pytestmark = pytest.mark.e2e
 
-SECRET = "e2e-secret-" + "x" * 32
 DOC = ("# Lighthouse keeping\n\nThe keeper of the Skerryvore lighthouse trimmed the paraffin lamp "
        "every four hours and logged the barometer readings.\n\n## Fog signals\n\nIn fog the keeper "
        "sounded the diaphone twice a minute.\n").encode()

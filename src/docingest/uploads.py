@@ -247,7 +247,7 @@ class UploadSweeper:
                 counts: dict[str, Any] = self.service.sweep()
                 if any(counts.values()):
                     log.info("upload sweep: %s", counts)
-            except Exception:  # noqa: BLE001 - the sweep must survive a database hiccup
+            except Exception:
                 log.exception("upload sweep failed")
 
     def stop(self) -> None:

@@ -23,11 +23,12 @@ def test_concurrent_uploads_of_the_same_bytes_make_one_document(api: tuple[str, 
         barrier = threading.Barrier(len(clients))
         replies: list[httpx.Response] = []
 
-        def send(client: ApiClient) -> None:
+        def send(client: ApiClient, barrier: threading.Barrier, replies: list[httpx.Response],
+                 data: bytes) -> None:
             barrier.wait()
             replies.append(client.request_upload(data))
 
-        threads = [threading.Thread(target=send, args=(c,)) for c in clients]
+        threads = [threading.Thread(target=send, args=(c, barrier, replies, data)) for c in clients]
         for t in threads:
             t.start()
         for t in threads:

@@ -7,9 +7,10 @@ until ``complete``, find it with ``GET /search``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,9 +22,9 @@ from tests.e2e.servers import api_server, free_port, moto_server, storage_server
 
 pytestmark = pytest.mark.e2e
 
-DOC = ("# Lighthouse keeping\n\nThe keeper of the Skerryvore lighthouse trimmed the paraffin lamp "
-       "every four hours and logged the barometer readings.\n\n## Fog signals\n\nIn fog the keeper "
-       "sounded the diaphone twice a minute.\n").encode()
+DOC = (b"# Lighthouse keeping\n\nThe keeper of the Skerryvore lighthouse trimmed the paraffin lamp "
+       b"every four hours and logged the barometer readings.\n\n## Fog signals\n\nIn fog the keeper "
+       b"sounded the diaphone twice a minute.\n")
 
 
 def _stack(backend: str, db_url: str, tmp: Path) -> Iterator[dict[str, Any]]:

@@ -6,8 +6,8 @@ import hashlib
 import io
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 import pytest
@@ -57,16 +57,15 @@ def test_row_security_shows_each_user_only_their_rows(rt: Runtime) -> None:
                             (alice_doc,)).fetchone()["n"] == 0
         assert conn.execute("DELETE FROM upload_pipeline.documents WHERE document_id = %s",
                             (alice_doc,)).rowcount == 0
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with rt.user_transaction("bob") as conn:
-            conn.execute("INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
-                         " bytes_len, file_sha256, raw_path) VALUES (%s, 'alice', 'x', 'text/plain', 1,"
-                         " repeat('a', 64), 'k')", (uuid.uuid4(),))
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with rt.user_transaction("") as conn:  # no user: nothing visible, nothing writable
-            conn.execute("INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
-                         " bytes_len, file_sha256, raw_path) VALUES (%s, 'x', 'x', 'text/plain', 1,"
-                         " repeat('b', 64), 'k2')", (uuid.uuid4(),))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), rt.user_transaction("bob") as conn:
+        conn.execute("INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
+                     " bytes_len, file_sha256, raw_path) VALUES (%s, 'alice', 'x', 'text/plain', 1,"
+                     " repeat('a', 64), 'k')", (uuid.uuid4(),))
+    # No user: nothing visible, nothing writable.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), rt.user_transaction("") as conn:
+        conn.execute("INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
+                     " bytes_len, file_sha256, raw_path) VALUES (%s, 'x', 'x', 'text/plain', 1,"
+                     " repeat('b', 64), 'k2')", (uuid.uuid4(),))
     with rt.pool().connection() as conn:  # the owner (worker, CLI) is not restricted
         assert conn.execute("SELECT count(*) AS n FROM upload_pipeline.documents").fetchone()["n"] == 2
 

@@ -3,8 +3,8 @@ service alone. Nothing is built at import time: settings, pool and storage come 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from fastapi import FastAPI
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from docingest.errors import StorageUnavailable
 from docingest.storage.base import ObjectInfo, SignedUpload

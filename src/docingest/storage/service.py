@@ -24,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -149,7 +150,7 @@ class StorageService:
             return
         try:
             self.on_stored(key)
-        except Exception:  # noqa: BLE001 - the sweep queues the job later
+        except Exception:
             log.exception("upload of %s stored but its job was not queued", key)
 
 

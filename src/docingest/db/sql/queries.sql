@@ -216,12 +216,15 @@ SELECT set_config('role', 'docingest_api', true), set_config('docingest.user_id'
 -- name: create_upload_document
 -- Insert the document unless the user is over the active-job limit; nothing on a duplicate of
 -- the user's bytes. Run in one pipeline with create_upload_job.
-WITH active AS (
-    SELECT count(*) AS n
-    FROM upload_pipeline.documents d
-    JOIN upload_pipeline.upload_jobs j
-      ON j.document_id = d.document_id AND j.state NOT IN ('done', 'failed')
-    WHERE d.user_id = %(user_id)s
+WITH active AS (  -- counted up to the limit only: the cost stays bounded
+    SELECT count(*) AS n FROM (
+        SELECT 1
+        FROM upload_pipeline.documents d
+        JOIN upload_pipeline.upload_jobs j
+          ON j.document_id = d.document_id AND j.state NOT IN ('done', 'failed')
+        WHERE d.user_id = %(user_id)s
+        LIMIT %(max_active)s
+    ) a
 ), doc AS (
     INSERT INTO upload_pipeline.documents
         (document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path)

@@ -195,3 +195,22 @@ def test_validation_limits_and_rate(api: tuple[str, Settings]) -> None:
     limited = frank.request_upload(b"doc 99")
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     assert frank.request_upload(b"doc 0").status_code == 200  # a duplicate is still answered
+
+
+def test_delete_while_the_worker_processes_never_fails(api: tuple[str, Settings]) -> None:
+    base, settings = api
+    gus = ApiClient(base, token(SECRET, "gus-delete"))
+    for round_ in range(3):
+        tickets = []
+        for i in range(4):
+            data = f"# Doc {round_}-{i}\n\n".encode() + b"words to chunk and embed. " * 200
+            tickets.append((_ticket(gus, data), data))
+        for ticket, data in tickets:
+            assert gus.put(ticket, data).status_code == 200
+        time.sleep(0.05 * round_)  # catch the worker at different stages
+        for ticket, _ in tickets:
+            reply = gus.http.delete(f"{API}/documents/{ticket['document_id']}")
+            assert reply.status_code == 204, reply.text
+            assert gus.http.get(f"{API}/jobs/{ticket['job_id']}").status_code == 404
+    assert gus.http.get(f"{API}/documents").json()["documents"] == []
+    assert not list((settings.storage_dir / "gus-delete" / "raw").glob("*"))

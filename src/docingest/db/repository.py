@@ -314,8 +314,13 @@ class Repository:
         return Job.from_row(row) if row else None
 
     def delete_user_document(self, conn: Conn, *, user_id: str, document_id: UUID) -> Document | None:
-        """Delete the document and (cascade) its jobs, events, buffers and chunks."""
-        row = _one(conn, "delete_user_document", {"user_id": user_id, "document_id": document_id})
+        """Delete the document and (cascade) its jobs, events, buffers and chunks.
+
+        Its jobs are locked first, as a worker locks them, so the two never deadlock.
+        """
+        params = {"user_id": user_id, "document_id": document_id}
+        _all(conn, "lock_document_jobs", params)
+        row = _one(conn, "delete_user_document", params)
         return Document.from_row(row) if row else None
 
     def queue_uploaded_job(self, conn: Conn, job_id: UUID, *, via: str) -> Job | None:

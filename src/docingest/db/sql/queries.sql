@@ -285,8 +285,17 @@ SELECT j.* FROM upload_pipeline.upload_jobs j
 JOIN upload_pipeline.documents d ON d.document_id = j.document_id
 WHERE j.job_id = %(job_id)s AND d.user_id = %(user_id)s;
 
+-- name: lock_document_jobs
+-- Before deleting a document: lock its jobs first, in the worker's order (job row, then the
+-- document through foreign keys), so a delete and a running stage never deadlock.
+SELECT j.job_id FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE j.document_id = %(document_id)s AND d.user_id = %(user_id)s
+ORDER BY j.job_id
+FOR UPDATE OF j;
+
 -- name: delete_user_document
--- Jobs, events, buffers and chunks go with it (ON DELETE CASCADE).
+-- Jobs, events, buffers and chunks go with it (ON DELETE CASCADE). After lock_document_jobs.
 DELETE FROM upload_pipeline.documents
 WHERE document_id = %(document_id)s AND user_id = %(user_id)s
 RETURNING *;

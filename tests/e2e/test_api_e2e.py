@@ -57,6 +57,8 @@ def stack(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterat
 def test_upload_put_poll_search(stack: dict[str, Any]) -> None:
     client = ApiClient(stack["base"], token(SECRET, "alice"))
     try:
+        ready = client.http.get("/ready")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "storage": "ok"}
         reply = client.request_upload(DOC, filename="keeper's log.md")
         assert reply.status_code == 201, reply.text
         ticket = reply.json()

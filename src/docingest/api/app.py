@@ -12,20 +12,23 @@ from docingest.api import errors
 from docingest.api.routes import documents, health, jobs, search, upload
 from docingest.runtime import Runtime
 from docingest.settings import Settings
-from docingest.storage.service import StorageError, StorageService, storage_error_handler, storage_router
+from docingest.storage.local import LocalStorage
+from docingest.storage.service import (
+    OnStored,
+    StorageError,
+    StorageService,
+    storage_error_handler,
+    storage_router,
+)
 from docingest.storage.signing import UrlSigner
 
 API_PREFIX = "/api/v2"
 
 
-def _storage_service(settings: Settings, storage: object, on_stored: object = None) -> StorageService:
-    from docingest.storage.local import LocalStorage
-
-    assert isinstance(storage, LocalStorage)
+def _storage_service(settings: Settings, storage: LocalStorage, on_stored: OnStored | None = None) -> StorageService:
     return StorageService(storage, signer=UrlSigner(settings.jwt_secret), jwt_secret=settings.jwt_secret,
                           max_bytes=settings.max_file_bytes,
-                          upload_ttl_seconds=settings.upload_url_ttl_seconds,
-                          on_stored=on_stored)  # type: ignore[arg-type]
+                          upload_ttl_seconds=settings.upload_url_ttl_seconds, on_stored=on_stored)
 
 
 def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
@@ -60,15 +63,14 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # also at the root, for probes
     if settings.storage_backend == "local":
-        app.include_router(storage_router(_storage_service(settings, rt.storage, rt.uploads.on_stored)))
+        local = getattr(rt.storage, "inner", rt.storage)  # unwrapped when fault injection is on
+        app.include_router(storage_router(_storage_service(settings, local, rt.uploads.on_stored)))
         app.add_exception_handler(StorageError, storage_error_handler)
     return app
 
 
 def create_storage_app(settings: Settings) -> FastAPI:
     """The local storage service alone (``docingest storage``): Supabase Storage's contract."""
-    from docingest.storage.local import LocalStorage
-
     storage = LocalStorage(settings.storage_dir, bucket=settings.storage_bucket)
     app = FastAPI(title="docingest storage", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(storage_router(_storage_service(settings, storage)))

@@ -7,6 +7,7 @@ until ``complete``, find it with ``GET /search``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from docingest.auth import mint_service_key
+from docingest.storage import make_storage, parsed_key, raw_key
 from tests.conftest import make_settings
 from tests.e2e.client import API, ApiClient, token
 from tests.e2e.conftest import SECRET
@@ -28,7 +30,7 @@ DOC = (b"# Lighthouse keeping\n\nThe keeper of the Skerryvore lighthouse trimmed
 
 
 def _stack(backend: str, db_url: str, tmp: Path) -> Iterator[dict[str, Any]]:
-    common: dict[str, Any] = dict(jwt_secret=SECRET, api_port=free_port(), upload_sweep_seconds=0.5)
+    common: dict[str, Any] = {"jwt_secret": SECRET, "api_port": free_port(), "upload_sweep_seconds": 0.5}
     with ExitStack() as stack:
         if backend == "supabase":
             store_settings = make_settings(db_url, tmp / "storage-data", **common)
@@ -80,5 +82,13 @@ def test_upload_put_poll_search(stack: dict[str, Any]) -> None:
         again = client.request_upload(DOC, filename="copy.md")
         assert again.status_code == 200 and again.json()["document_id"] == ticket["document_id"]
         assert again.json()["job_id"] == ticket["job_id"] and again.json()["signed_url"] is None
+        # Delete: rows and every object (original, parsed text, page map) are gone.
+        storage = make_storage(stack["settings"])
+        doc_id = uuid.UUID(ticket["document_id"])
+        keys = [raw_key("alice", doc_id, "md"), parsed_key("alice", doc_id), parsed_key("alice", doc_id, "json")]
+        assert all(storage.head(k) is not None for k in keys)
+        assert client.http.delete(f"{API}/documents/{doc_id}").status_code == 204
+        assert all(storage.head(k) is None for k in keys)
+        assert client.http.get(f"{API}/documents/{doc_id}").status_code == 404
     finally:
         client.close()

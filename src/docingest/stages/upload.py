@@ -57,15 +57,16 @@ class VerifyUpload:
         if info.size != doc.bytes_len:
             raise SizeMismatch(f"stored object has {info.size} bytes, declared {doc.bytes_len}")
         digest = hashlib.sha256()
-        with self.storage.open_stream(doc.raw_path) as f:
-            for block in iter_stream(f):
-                digest.update(block)
-                ctx.check()
-        if digest.hexdigest() != doc.file_sha256:
-            raise ChecksumMismatch(
-                f"SHA-256 of the stored bytes is {digest.hexdigest()}, declared {doc.file_sha256}"
-            )
+        # One local copy serves both checks (a remote backend downloads the object once).
         with self.storage.local_path(doc.raw_path) as path:
+            with path.open("rb") as f:
+                for block in iter_stream(f):
+                    digest.update(block)
+                    ctx.check()
+            if digest.hexdigest() != doc.file_sha256:
+                raise ChecksumMismatch(
+                    f"SHA-256 of the stored bytes is {digest.hexdigest()}, declared {doc.file_sha256}"
+                )
             detected = detect(path, declared_mime=doc.mime, filename=doc.filename)
         if not is_declared_compatible(detected, doc.mime):
             raise ContentTypeMismatch(f"declared {doc.mime}, but the content is {detected.mime}")

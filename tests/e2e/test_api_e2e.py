@@ -19,7 +19,7 @@ from docingest.auth import mint_service_key
 from docingest.storage import make_storage, parsed_key, raw_key
 from tests.conftest import make_settings
 from tests.e2e.client import API, ApiClient, token
-from tests.e2e.conftest import SECRET
+from tests.e2e.conftest import SECRET, running_api
 from tests.e2e.servers import api_server, free_port, moto_server, storage_server, worker
 
 pytestmark = pytest.mark.e2e
@@ -91,4 +91,17 @@ def test_upload_put_poll_search(stack: dict[str, Any]) -> None:
         assert all(storage.head(k) is None for k in keys)
         assert client.http.get(f"{API}/documents/{doc_id}").status_code == 404
     finally:
+        client.close()
+
+
+def test_storage_down_answers_503_and_ready_names_it(pg_url: str, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/storage/v1"
+    with running_api(pg_url, tmp_path, with_worker=False, storage_backend="supabase", storage_url=dead,
+                     storage_service_key=mint_service_key(SECRET)) as (base, _):
+        client = ApiClient(base, token(SECRET, "ivy"))
+        ready = client.http.get("/ready")
+        assert ready.status_code == 503 and ready.json()["checks"]["database"] == "ok"
+        assert ready.json()["checks"]["storage"].startswith("error")
+        reply = client.request_upload(DOC)
+        assert reply.status_code == 503 and reply.json()["error_code"] == "storage_unavailable"
         client.close()

@@ -214,3 +214,20 @@ def test_delete_while_the_worker_processes_never_fails(api: tuple[str, Settings]
             assert gus.http.get(f"{API}/jobs/{ticket['job_id']}").status_code == 404
     assert gus.http.get(f"{API}/documents").json()["documents"] == []
     assert not list((settings.storage_dir / "gus-delete" / "raw").glob("*"))
+
+
+def test_storage_routes_need_the_service_key_and_raw_bodies(api: tuple[str, Settings]) -> None:
+    base, _ = api
+    storage = f"{base}/storage/v1"
+    user_token = token(SECRET, "henry")  # a user token is not a service key
+    for headers in ({}, {"authorization": f"Bearer {user_token}"}):
+        assert httpx.post(f"{storage}/object/upload/sign/documents/henry/raw/x.md", headers=headers).status_code == 403
+        assert httpx.get(f"{storage}/object/documents/henry/raw/x.md", headers=headers).status_code == 403
+        assert httpx.request("DELETE", f"{storage}/object/documents", json={"prefixes": ["x"]},
+                             headers=headers).status_code == 403
+    henry = ApiClient(base, user_token)
+    data = b"# Raw\n\nraw bodies only\n"
+    ticket = _ticket(henry, data)
+    reply = httpx.put(ticket["signed_url"], files={"file": ("a.md", data)}, timeout=10)
+    assert reply.status_code == 415 and reply.json()["statusCode"] == "415"
+    assert httpx.put(ticket["signed_url"].split("?")[0], content=data).status_code == 400  # no token

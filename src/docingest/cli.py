@@ -237,9 +237,14 @@ def worker(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     console.print(f"worker {w.worker_id}: {concurrency} slots")
+    from docingest.uploads import UploadSweeper  # finds uploads that arrived, expires those that did not
+
+    sweeper = UploadSweeper(rt.uploads, rt.settings.upload_sweep_seconds)
+    sweeper.start()
     try:
         w.run_forever()
     finally:
+        sweeper.stop()
         rt.close()
 
 

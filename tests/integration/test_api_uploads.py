@@ -104,3 +104,18 @@ def test_worker_refuses_bytes_other_than_declared_and_deletes_them(
     assert worker.run_once()
     assert _job(rt, job_id) == {"stage": "uploaded", "state": "failed", "error_code": code}
     assert rt.storage.head(key) is None
+
+
+def test_complete_needs_the_object_and_is_idempotent(rt: Runtime) -> None:
+    from docingest.errors import Conflict, NotFound
+
+    _, job_id, key = _create(rt, "fay", MD)
+    with pytest.raises(Conflict):
+        rt.uploads.complete("fay", job_id)
+    with pytest.raises(NotFound):
+        rt.uploads.complete("someone-else", job_id)
+    rt.storage.put_stream(key, io.BytesIO(MD))
+    assert rt.uploads.complete("fay", job_id).state is State.QUEUED
+    assert rt.uploads.complete("fay", job_id).state is State.QUEUED  # again: the same answer
+    with pytest.raises(Conflict):
+        rt.uploads.retry("fay", job_id)  # only failed jobs are retried

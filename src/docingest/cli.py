@@ -1,4 +1,5 @@
-"""The ``docingest`` command line (typer): ingest, search, eval, status, retry, worker, migrate."""
+"""The ``docingest`` command line (typer): ingest, search, eval, status, retry, worker, migrate,
+serve, token, storage."""
 
 from __future__ import annotations
 
@@ -236,10 +237,95 @@ def worker(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     console.print(f"worker {w.worker_id}: {concurrency} slots")
+    from docingest.uploads import UploadSweeper  # finds uploads that arrived, expires those that did not
+
+    sweeper = UploadSweeper(rt.uploads, rt.settings.upload_sweep_seconds)
+    sweeper.start()
     try:
         w.run_forever()
     finally:
+        sweeper.stop()
         rt.close()
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="default: UPLOAD_PIPELINE_API_HOST (127.0.0.1)"),
+    port: Optional[int] = typer.Option(None, "--port", help="default: UPLOAD_PIPELINE_API_PORT (8000)"),
+    worker_slots: int = typer.Option(0, "--worker-slots", min=0,
+                                     help="also run this many worker slots in the API process"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run the HTTP API (FastAPI under uvicorn); OpenAPI at /openapi.json."""
+    import uvicorn
+
+    from docingest.api.app import create_app
+    from docingest.runtime import Runtime
+
+    _setup_logging(verbose)
+    rt = _runtime()
+    update = {k: v for k, v in (("api_host", host), ("api_port", port)) if v is not None}
+    settings = rt.settings.model_copy(update=update)
+    rt = Runtime(settings)
+    worker_ = rt.worker(concurrency=worker_slots) if worker_slots else None
+    if worker_ is not None:
+        worker_.start()
+    console.print(f"docingest API on http://{settings.api_host}:{settings.api_port} "
+                  f"(storage: {settings.storage_backend}, public URL {settings.api_base_url()})")
+    try:
+        uvicorn.run(create_app(rt), host=settings.api_host, port=settings.api_port,
+                    log_level="info" if verbose else "warning", access_log=verbose)
+    finally:
+        if worker_ is not None:
+            worker_.stop()
+        rt.close()
+
+
+@app.command()
+def token(
+    user: Optional[str] = typer.Option(None, "--user", help="the user id (the token's sub)"),
+    ttl: int = typer.Option(3600, "--ttl", min=1, help="lifetime in seconds"),
+    service_role: bool = typer.Option(False, "--service-role",
+                                      help="a storage service-role key instead of a user token"),
+) -> None:
+    """Print a development token signed with UPLOAD_PIPELINE_JWT_SECRET (the token alone)."""
+    from docingest.auth import mint_service_key, mint_token
+
+    try:
+        settings = Settings()
+    except Exception as exc:  # noqa: BLE001
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if service_role:
+        print(mint_service_key(settings.jwt_secret, ttl_seconds=ttl))
+        return
+    if not user:
+        console.print("[red]error:[/red] --user is required")
+        raise typer.Exit(2)
+    print(mint_token(settings.jwt_secret, user_id=user, ttl_seconds=ttl, audience=settings.jwt_audience))
+
+
+@app.command("storage")
+def storage_service(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(5000, "--port"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run the local storage service alone (Supabase Storage's REST contract under /storage/v1)."""
+    import uvicorn
+
+    from docingest.api.app import create_storage_app
+
+    _setup_logging(verbose)
+    try:
+        settings = Settings()
+    except Exception as exc:  # noqa: BLE001
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"docingest storage on http://{host}:{port}/storage/v1 (bucket {settings.storage_bucket}, "
+                  f"{settings.storage_dir})")
+    uvicorn.run(create_storage_app(settings), host=host, port=port,
+                log_level="info" if verbose else "warning", access_log=verbose)
 
 
 def main() -> None:  # pragma: no cover - console script entry

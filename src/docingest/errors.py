@@ -29,6 +29,12 @@ The tree (the httpx habit of drawing it once, here)::
     LeaseLost                          not a document failure: the worker lost its
                                        claim (attempt fenced out) and must write nothing.
 
+    RequestError (DocingestError)      refused API requests, never stored on a job; ``status_code``
+    ├── Unauthorized                   invalid_token (401)
+    ├── NotFound                       not_found (404): also another user's ids
+    ├── Conflict                       conflict (409): the resource is not in a state for this
+    └── TooManyActiveJobs              too_many_active_jobs (429, ``retry_after``)
+
 Library errors are translated at the edge (``raise PdfCorrupt(...) from exc``);
 the worker turns a ``DocingestError`` into a retry or a ``failed`` job, the API
 into ``{"error_code", "message"}`` with an HTTP status.
@@ -223,3 +229,45 @@ def classify(exc: BaseException) -> DocingestError:
     if isinstance(exc, DocingestError):
         return exc
     return InternalError(f"{type(exc).__name__}: {exc}")
+
+
+class RequestError(DocingestError):
+    """A refused API request (not a document failure: never stored on a job).
+
+    Attributes:
+        status_code: the HTTP status the API answers with.
+    """
+
+    status_code: int = 400
+    error_code = "bad_request"
+    retryable = False
+    meaning = "the request is invalid"
+    user_action = "fix the request"
+
+
+class Unauthorized(RequestError):
+    status_code = 401
+    error_code = "invalid_token"
+    meaning = "the bearer token is missing, malformed, badly signed, expired or not yet valid"
+    user_action = "send a valid token: Authorization: Bearer <jwt>"
+
+
+class NotFound(RequestError):
+    status_code = 404
+    error_code = "not_found"
+    meaning = "no such resource"
+    user_action = "check the id"
+
+
+class Conflict(RequestError):
+    status_code = 409
+    error_code = "conflict"
+    meaning = "the resource is not in a state that allows this"
+    user_action = "read the resource's state and try what it allows"
+
+
+class TooManyActiveJobs(RequestError):
+    status_code = 429
+    error_code = "too_many_active_jobs"
+    meaning = "too many of your uploads are still being processed"
+    user_action = "wait for some to finish (see Retry-After) or raise UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER"

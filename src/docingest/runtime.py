@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterator
 
 import psycopg
 from psycopg.rows import dict_row
@@ -116,3 +117,18 @@ class Runtime:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+    # --- API (issue 3) -------------------------------------------------------------
+    @contextmanager
+    def user_transaction(self, user_id: str) -> Iterator[Any]:
+        """A transaction scoped to ``user_id`` by row security (role ``docingest_api``)."""
+        with self.pool().connection() as conn, conn.transaction():
+            self.repo.scope_to_user(conn, user_id)
+            yield conn
+
+    @cached_property
+    def uploads(self) -> Any:
+        """The :class:`~docingest.uploads.UploadService` of this runtime."""
+        from docingest.uploads import UploadService
+
+        return UploadService(self)

@@ -65,12 +65,13 @@ class Searcher:
     least as well as vector on every figure. ``candidates`` ids are fused from each leg.
     """
 
-    def __init__(self, rt: Runtime, *, candidates: int = 60) -> None:
+    def __init__(self, rt: Runtime, *, candidates: int = 60, row_security: bool = False) -> None:
         self.rt = rt
         self.rrf_k = rt.settings.search_rrf_k
         self.text_weight = rt.settings.search_text_weight
         self.ef_search = rt.settings.search_ef_search
         self.candidates = candidates
+        self.row_security = row_security  # the API: queries run scoped to the user (migration 002)
 
     def embed_query(self, query: str) -> np.ndarray:
         return self.rt.embedder().embed([query])[0]
@@ -90,6 +91,8 @@ class Searcher:
         vector = self.embed_query(query)
         n = max(k, self.candidates) if mode == "hybrid" else k
         with self.rt.pool().connection() as conn, conn.transaction():
+            if self.row_security:
+                self.rt.repo.scope_to_user(conn, user_id)
             vec_rows = self.rt.repo.search_vector(conn, user_id=user_id, embedding=vector, limit=n,
                                                   ef_search=max(self.ef_search, n))
             text_rows = (self.rt.repo.search_fulltext(conn, user_id=user_id, query=query, limit=n)

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".docingest")
     db_pool_max_size: int = Field(default=10, ge=1)
 
-    storage_backend: Literal["local"] = "local"
+    storage_backend: Literal["local", "supabase", "s3"] = "local"
     storage_bucket: str = "documents"
 
     jwt_secret: str = DEFAULT_JWT_SECRET
@@ -90,3 +90,39 @@ class Settings(BaseSettings):
     def storage_dir(self) -> Path:
         """Directory of the local object store (``DATA_DIR/storage/BUCKET``)."""
         return self.data_dir / "storage" / self.storage_bucket
+
+    # --- API, auth and signed-URL storage (issue 3) -------------------------------
+    jwt_audience: str = "authenticated"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None, description="base URL clients reach the API (local storage URLs) at; "
+        "default: the address `serve` listens on")
+    storage_url: str | None = Field(
+        default=None, description="supabase: https://PROJECT.supabase.co/storage/v1; s3: the endpoint URL")
+    storage_service_key: str | None = Field(default=None, description="supabase: the service-role key")
+    storage_region: str = "us-east-1"
+    storage_access_key_id: str | None = None
+    storage_secret_access_key: str | None = None
+    upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    upload_grace_seconds: float = Field(default=300.0, ge=0)
+    upload_sweep_seconds: float = Field(default=5.0, gt=0)
+    max_active_jobs_per_user: int = Field(default=100, ge=1)
+
+    @model_validator(mode="after")
+    def _check_storage(self) -> Settings:
+        if self.storage_backend in ("supabase", "s3") and not self.storage_url and (
+            self.storage_backend == "supabase" or self.environment == "production"
+        ):
+            raise ValueError(
+                f"UPLOAD_PIPELINE_STORAGE_URL is required for STORAGE_BACKEND={self.storage_backend}")
+        if self.storage_backend == "supabase" and not self.storage_service_key:
+            raise ValueError("UPLOAD_PIPELINE_STORAGE_SERVICE_KEY is required for STORAGE_BACKEND=supabase")
+        return self
+
+    def api_base_url(self) -> str:
+        """Where clients reach this API: ``PUBLIC_URL``, else ``http://API_HOST:API_PORT``."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.api_host if self.api_host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.api_port}"

@@ -278,3 +278,72 @@ class Repository:
 
     def search_fulltext(self, conn: Conn, *, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
         return _all(conn, "search_fulltext", {"user_id": user_id, "query": query, "limit": limit})
+
+    # --- API (issue 3): user-scoped access under row security -----------------
+    def scope_to_user(self, conn: Conn, user_id: str) -> None:
+        """For the rest of the transaction: role ``docingest_api``, rows of ``user_id`` only."""
+        conn.execute(queries()["scope_to_user"], {"user_id": user_id})
+
+    def create_upload(self, conn: Conn, *, user_id: str, **fields: Any) -> tuple[int, Document | None, Job | None]:
+        """Scope to ``user_id``, insert the document, its waiting job and an event: one pipeline.
+
+        Returns ``(active_jobs, document, job)``; document and job are None for a duplicate
+        of the user's bytes or when the user is at ``max_active``.
+        """
+        params = {**fields, "user_id": user_id}
+        with conn.pipeline():
+            conn.execute(queries()["scope_to_user"], {"user_id": user_id})
+            doc_cur = conn.execute(queries()["create_upload_document"], params)
+            job_cur = conn.execute(queries()["create_upload_job"], params)
+        doc_row, job_row = doc_cur.fetchone(), job_cur.fetchone()
+        assert doc_row is not None
+        if doc_row["document_id"] is None:
+            return doc_row["active_jobs"], None, None
+        return doc_row["active_jobs"], Document.from_row(doc_row), Job.from_row(job_row) if job_row else None
+
+    def get_document_view(self, conn: Conn, *, user_id: str, document_id: UUID) -> dict[str, Any] | None:
+        """The user's document with its latest job's columns, or None."""
+        return _one(conn, "get_document_view", {"user_id": user_id, "document_id": document_id})
+
+    def list_document_views(
+        self, conn: Conn, *, user_id: str, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        return _all(conn, "list_document_views", {"user_id": user_id, "limit": limit, "offset": offset})
+
+    def get_user_job(self, conn: Conn, *, user_id: str, job_id: UUID) -> Job | None:
+        row = _one(conn, "get_user_job", {"user_id": user_id, "job_id": job_id})
+        return Job.from_row(row) if row else None
+
+    def delete_user_document(self, conn: Conn, *, user_id: str, document_id: UUID) -> Document | None:
+        """Delete the document and (cascade) its jobs, events, buffers and chunks.
+
+        Its jobs are locked first, as a worker locks them, so the two never deadlock.
+        """
+        params = {"user_id": user_id, "document_id": document_id}
+        _all(conn, "lock_document_jobs", params)
+        row = _one(conn, "delete_user_document", params)
+        return Document.from_row(row) if row else None
+
+    def queue_uploaded_job(self, conn: Conn, job_id: UUID, *, via: str) -> Job | None:
+        """``waiting`` -> ``queued``; None when the job was not waiting."""
+        row = _one(conn, "queue_uploaded_job", {"job_id": job_id, "via": via})
+        return Job.from_row(row) if row else None
+
+    def waiting_job_by_key(self, conn: Conn, raw_path: str) -> UUID | None:
+        row = _one(conn, "waiting_job_by_key", {"raw_path": raw_path})
+        return row["job_id"] if row else None
+
+    def waiting_jobs(self, conn: Conn, *, min_age_seconds: float, limit: int) -> list[dict[str, Any]]:
+        """``job_id, document_id, raw_path, bytes_len, expired`` of jobs waiting for an upload."""
+        return _all(conn, "waiting_jobs", {"min_age_seconds": min_age_seconds, "limit": limit})
+
+    def expire_upload(self, conn: Conn, job_id: UUID, *, error_message: str) -> Job | None:
+        row = _one(conn, "expire_upload", {"job_id": job_id, "error_message": error_message})
+        return Job.from_row(row) if row else None
+
+    def rearm_upload(self, conn: Conn, job_id: UUID, *, deadline_seconds: float) -> Job | None:
+        row = _one(conn, "rearm_upload", {"job_id": job_id, "deadline_seconds": deadline_seconds})
+        return Job.from_row(row) if row else None
+
+    def count_jobs_by_state(self, conn: Conn) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in _all(conn, "count_jobs_by_state", {})}

@@ -6,8 +6,15 @@ import hashlib
 from typing import Any
 
 from docingest.domain import Stage
-from docingest.errors import ChecksumMismatch, EmptyFile, FileTooLarge, PermanentError, SizeMismatch
-from docingest.parsing import detect
+from docingest.errors import (
+    ChecksumMismatch,
+    ContentTypeMismatch,
+    EmptyFile,
+    FileTooLarge,
+    PermanentError,
+    SizeMismatch,
+)
+from docingest.parsing import detect, is_declared_compatible
 from docingest.stages.base import StageContext, StageResult
 from docingest.storage.base import iter_stream
 
@@ -20,7 +27,8 @@ class VerifyUpload:
     difference is recorded as a warning event.
 
     Raises:
-        EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType.
+        EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType,
+        ContentTypeMismatch (the declared type contradicts the content).
     """
 
     stage = Stage.UPLOADED
@@ -49,16 +57,19 @@ class VerifyUpload:
         if info.size != doc.bytes_len:
             raise SizeMismatch(f"stored object has {info.size} bytes, declared {doc.bytes_len}")
         digest = hashlib.sha256()
-        with self.storage.open_stream(doc.raw_path) as f:
-            for block in iter_stream(f):
-                digest.update(block)
-                ctx.check()
-        if digest.hexdigest() != doc.file_sha256:
-            raise ChecksumMismatch(
-                f"SHA-256 of the stored bytes is {digest.hexdigest()}, declared {doc.file_sha256}"
-            )
+        # One local copy serves both checks (a remote backend downloads the object once).
         with self.storage.local_path(doc.raw_path) as path:
+            with path.open("rb") as f:
+                for block in iter_stream(f):
+                    digest.update(block)
+                    ctx.check()
+            if digest.hexdigest() != doc.file_sha256:
+                raise ChecksumMismatch(
+                    f"SHA-256 of the stored bytes is {digest.hexdigest()}, declared {doc.file_sha256}"
+                )
             detected = detect(path, declared_mime=doc.mime, filename=doc.filename)
+        if not is_declared_compatible(detected, doc.mime):
+            raise ContentTypeMismatch(f"declared {doc.mime}, but the content is {detected.mime}")
         events: list[tuple[str, dict[str, Any]]] = []
         if detected.mime != doc.mime:
             events.append(

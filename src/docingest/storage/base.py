@@ -70,3 +70,20 @@ def sha256_of(stream: BinaryIO) -> tuple[str, int]:
         digest.update(block)
         size += len(block)
     return digest.hexdigest(), size
+
+
+@dataclass(frozen=True)
+class SignedUpload:
+    """Where and how a client sends an object's bytes: ``method`` ``url`` with ``headers``.
+
+    Attributes:
+        url: the signed URL (self-contained: no other credential is needed).
+        method: ``PUT`` for every backend.
+        headers: headers the client must send as given (S3 signs them into the URL).
+        expires_at: UNIX time after which the URL is refused.
+    """
+
+    url: str
+    method: str
+    headers: dict[str, str]
+    expires_at: float

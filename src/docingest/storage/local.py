@@ -10,15 +10,25 @@ from pathlib import Path
 from typing import BinaryIO
 
 from docingest.errors import StorageUnavailable
-from docingest.storage.base import ObjectInfo, iter_stream
+from docingest.storage.base import ObjectInfo, SignedUpload, iter_stream
+from docingest.storage.signing import UrlSigner
 
 
 class LocalStorage:
-    """Objects as files; writes go to a temporary file renamed into place (atomic)."""
+    """Objects as files; writes go to a temporary file renamed into place (atomic).
 
-    def __init__(self, root: Path) -> None:
+    With ``base_url`` and ``signer`` it also presigns URLs of the local storage service
+    (``storage/service.py``), which the API serves under ``/storage/v1``.
+    """
+
+    def __init__(self, root: Path, *, bucket: str = "documents", base_url: str | None = None,
+                 signer: UrlSigner | None = None, max_bytes: int | None = None) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.bucket = bucket
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.signer = signer
+        self.max_bytes = max_bytes
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -89,4 +99,54 @@ class LocalStorage:
         with src.open("rb") as f:
             return self.put_stream(key, f)
 
+    # --- signed URLs of the local storage service -------------------------------
+    def _signing(self) -> tuple[str, UrlSigner]:
+        if not self.base_url or self.signer is None:
+            raise RuntimeError("this LocalStorage has no base_url/signer: it cannot presign URLs")
+        return self.base_url, self.signer
 
+    def presign_upload(
+        self, key: str, *, content_length: int | None, content_type: str, sha256: str | None,
+        expires_in: float,
+    ) -> SignedUpload:
+        """A Supabase-layout upload URL: ``PUT {base}/storage/v1/object/upload/sign/{bucket}/{key}?token=``.
+
+        The token binds the declared length and SHA-256; the service enforces both as it streams.
+        """
+        self._path(key)
+        base, signer = self._signing()
+        token, exp = signer.sign(f"{self.bucket}/{key}", typ="upload", expires_in=expires_in,
+                                 len=content_length, sha256=sha256, max=self.max_bytes)
+        url = f"{base}/storage/v1/object/upload/sign/{self.bucket}/{key}?token={token}"
+        return SignedUpload(url, "PUT", {"content-type": content_type}, exp)
+
+    def presign_download(self, key: str, *, expires_in: float) -> str:
+        """``GET {base}/storage/v1/object/sign/{bucket}/{key}?token=``."""
+        self._path(key)
+        base, signer = self._signing()
+        token, _ = signer.sign(f"{self.bucket}/{key}", typ="download", expires_in=expires_in)
+        return f"{base}/storage/v1/object/sign/{self.bucket}/{key}?token={token}"
+
+    def new_temp(self, key: str) -> tuple[int, Path]:
+        """``(fd, path)`` of a temporary file beside ``key``'s path, for a streamed upload."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        return fd, Path(tmp)
+
+    def commit_temp(self, tmp: Path, key: str, *, overwrite: bool) -> bool:
+        """Move a finished temporary file to ``key``; False when it exists and not ``overwrite``.
+
+        Without ``overwrite`` the link is atomic: of two concurrent uploads, one wins.
+        """
+        path = self._path(key)
+        if overwrite:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True

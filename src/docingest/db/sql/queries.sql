@@ -205,3 +205,152 @@ SELECT d.document_id, d.page_count,
        (SELECT count(*) FROM upload_pipeline.document_chunks c WHERE c.document_id = d.document_id) AS chunks
 FROM upload_pipeline.documents d
 WHERE d.document_id = ANY(%(document_ids)s::uuid[]);
+
+-- ---------------------------------------------------------------------------
+-- API (issue 3). User-facing queries run after scope_to_user, under row security.
+
+-- name: scope_to_user
+-- For the rest of this transaction: role docingest_api, rows of this user only (002 policies).
+SELECT set_config('role', 'docingest_api', true), set_config('docingest.user_id', %(user_id)s, true);
+
+-- name: create_upload_document
+-- Insert the document unless the user is over the active-job limit; nothing on a duplicate of
+-- the user's bytes. Run in one pipeline with create_upload_job.
+WITH active AS (  -- counted up to the limit only: the cost stays bounded
+    SELECT count(*) AS n FROM (
+        SELECT 1
+        FROM upload_pipeline.documents d
+        JOIN upload_pipeline.upload_jobs j
+          ON j.document_id = d.document_id AND j.state NOT IN ('done', 'failed')
+        WHERE d.user_id = %(user_id)s
+        LIMIT %(max_active)s
+    ) a
+), doc AS (
+    INSERT INTO upload_pipeline.documents
+        (document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path)
+    SELECT %(document_id)s, %(user_id)s, %(filename)s, %(mime)s, %(bytes_len)s, %(file_sha256)s,
+           %(raw_path)s
+    FROM active WHERE active.n < %(max_active)s
+    ON CONFLICT (user_id, file_sha256) DO NOTHING
+    RETURNING *
+)
+SELECT active.n AS active_jobs, doc.* FROM active LEFT JOIN doc ON true;
+
+-- name: create_upload_job
+-- The new document's job, waiting for the upload until the deadline, and its event (no row
+-- when create_upload_document inserted nothing).
+WITH job AS (
+    INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state, next_attempt_at)
+    SELECT %(job_id)s, d.document_id, 'uploaded', 'waiting',
+           now() + make_interval(secs => %(deadline_seconds)s)
+    FROM upload_pipeline.documents d WHERE d.document_id = %(document_id)s
+    RETURNING *
+), ev AS (
+    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+    SELECT job.job_id, job.document_id, 'uploaded', 'upload_requested',
+           jsonb_build_object('bytes_len', %(bytes_len)s::bigint, 'mime', %(mime)s::text)
+    FROM job
+)
+SELECT * FROM job;
+
+-- name: get_document_view
+-- A document with its latest job (NULLs when it has none).
+SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.attempts, j.retry_count, j.error_code,
+       j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
+       j.finished_at, j.next_attempt_at,
+       (SELECT count(*) FROM upload_pipeline.document_chunks c
+        WHERE c.document_id = d.document_id) AS chunks
+FROM upload_pipeline.documents d
+LEFT JOIN LATERAL (
+    SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
+    ORDER BY j.created_at DESC LIMIT 1
+) j ON true
+WHERE d.document_id = %(document_id)s AND d.user_id = %(user_id)s;
+
+-- name: list_document_views
+SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.attempts, j.retry_count, j.error_code,
+       j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
+       j.finished_at, j.next_attempt_at, NULL::bigint AS chunks
+FROM upload_pipeline.documents d
+LEFT JOIN LATERAL (
+    SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
+    ORDER BY j.created_at DESC LIMIT 1
+) j ON true
+WHERE d.user_id = %(user_id)s
+ORDER BY d.created_at DESC, d.document_id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: get_user_job
+SELECT j.* FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE j.job_id = %(job_id)s AND d.user_id = %(user_id)s;
+
+-- name: lock_document_jobs
+-- Before deleting a document: lock its jobs first, in the worker's order (job row, then the
+-- document through foreign keys), so a delete and a running stage never deadlock.
+SELECT j.job_id FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE j.document_id = %(document_id)s AND d.user_id = %(user_id)s
+ORDER BY j.job_id
+FOR UPDATE OF j;
+
+-- name: delete_user_document
+-- Jobs, events, buffers and chunks go with it (ON DELETE CASCADE). After lock_document_jobs.
+DELETE FROM upload_pipeline.documents
+WHERE document_id = %(document_id)s AND user_id = %(user_id)s
+RETURNING *;
+
+-- name: queue_uploaded_job
+-- The upload arrived: waiting -> queued (wakes the workers through the notify trigger).
+WITH j AS (
+    UPDATE upload_pipeline.upload_jobs
+    SET state = 'queued', next_attempt_at = now(), updated_at = now()
+    WHERE job_id = %(job_id)s AND state = 'waiting'
+    RETURNING *
+), ev AS (
+    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+    SELECT j.job_id, j.document_id, j.stage, 'upload_received',
+           jsonb_build_object('via', %(via)s::text) FROM j
+)
+SELECT * FROM j;
+
+-- name: waiting_job_by_key
+SELECT j.job_id FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE d.raw_path = %(raw_path)s AND j.state = 'waiting';
+
+-- name: waiting_jobs
+-- Jobs still waiting for their upload, the oldest deadline first, with their keys.
+SELECT j.job_id, j.document_id, d.raw_path, d.bytes_len, j.next_attempt_at < now() AS expired
+FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE j.state = 'waiting' AND j.created_at < now() - make_interval(secs => %(min_age_seconds)s)
+ORDER BY j.next_attempt_at
+LIMIT %(limit)s;
+
+-- name: expire_upload
+WITH j AS (
+    UPDATE upload_pipeline.upload_jobs
+    SET state = 'failed', error_code = 'upload_expired', error_message = %(error_message)s,
+        finished_at = now(), updated_at = now()
+    WHERE job_id = %(job_id)s AND state = 'waiting' AND next_attempt_at < now()
+    RETURNING *
+), ev AS (
+    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+    SELECT j.job_id, j.document_id, j.stage, 'failed',
+           jsonb_build_object('error_code', 'upload_expired', 'message', %(error_message)s::text)
+    FROM j
+)
+SELECT * FROM j;
+
+-- name: rearm_upload
+-- A job that failed before its bytes were verified waits for a new upload (new deadline).
+UPDATE upload_pipeline.upload_jobs
+SET state = 'waiting', error_code = NULL, error_message = NULL, retry_count = 0, lost_leases = 0,
+    next_attempt_at = now() + make_interval(secs => %(deadline_seconds)s), finished_at = NULL,
+    updated_at = now()
+WHERE job_id = %(job_id)s AND state = 'failed' AND stage = 'uploaded'
+RETURNING *;
+
+-- name: count_jobs_by_state
+SELECT state, count(*) AS n FROM upload_pipeline.upload_jobs GROUP BY state;

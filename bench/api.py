@@ -57,7 +57,7 @@ def bare_app(url: str, pool_size: int) -> Any:
     app = FastAPI()
 
     @app.post("/bare/same", status_code=201)
-    def same(body: dict[str, Any] = Body(...)) -> dict[str, str]:  # noqa: B008 - FastAPI idiom
+    def same(body: dict[str, Any] = Body(...)) -> dict[str, str]:
         document_id = uuid.uuid4()
         with pool.connection() as conn:
             repo.create_upload(conn, user_id=body["user"], document_id=document_id, job_id=uuid.uuid4(),
@@ -67,7 +67,7 @@ def bare_app(url: str, pool_size: int) -> Any:
         return {"document_id": str(document_id)}
 
     @app.post("/bare/insert", status_code=201)
-    def insert(body: dict[str, Any] = Body(...)) -> dict[str, str]:  # noqa: B008 - FastAPI idiom
+    def insert(body: dict[str, Any] = Body(...)) -> dict[str, str]:
         document_id = uuid.uuid4()
         with pool.connection() as conn:
             conn.execute(

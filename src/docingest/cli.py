@@ -250,8 +250,8 @@ def worker(
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, "--host", help="default: UPLOAD_PIPELINE_API_HOST (127.0.0.1)"),
-    port: Optional[int] = typer.Option(None, "--port", help="default: UPLOAD_PIPELINE_API_PORT (8000)"),
+    host: str | None = typer.Option(None, "--host", help="default: UPLOAD_PIPELINE_API_HOST (127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", help="default: UPLOAD_PIPELINE_API_PORT (8000)"),
     worker_slots: int = typer.Option(0, "--worker-slots", min=0,
                                      help="also run this many worker slots in the API process"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -283,7 +283,7 @@ def serve(
 
 @app.command()
 def token(
-    user: Optional[str] = typer.Option(None, "--user", help="the user id (the token's sub)"),
+    user: str | None = typer.Option(None, "--user", help="the user id (the token's sub)"),
     ttl: int = typer.Option(3600, "--ttl", min=1, help="lifetime in seconds"),
     service_role: bool = typer.Option(False, "--service-role",
                                       help="a storage service-role key instead of a user token"),
@@ -293,7 +293,7 @@ def token(
 
     try:
         settings = Settings()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
     if service_role:
@@ -319,7 +319,7 @@ def storage_service(
     _setup_logging(verbose)
     try:
         settings = Settings()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"docingest storage on http://{host}:{port}/storage/v1 (bucket {settings.storage_bucket}, "

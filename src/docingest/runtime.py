@@ -76,8 +76,13 @@ class Runtime:
         )
 
     def parse_fn(self) -> Any:
+        """``parse(path, kind)``: bounded in a child process unless ``parse_sandbox`` is off."""
         from docingest.parsing import parse_file
 
+        if self.settings.parse_sandbox:
+            from docingest.parsing.sandbox import ParseLimits, SandboxedParser
+
+            return SandboxedParser(ParseLimits.from_settings(self.settings))
         return parse_file
 
     def handlers(self) -> dict[Stage, StageHandler]:

@@ -15,7 +15,9 @@ from docingest.stages.base import StageContext, StageResult
 
 ParseFn = Callable[[Any, str], ParsedDocument]
 
-_UNWANTED = re.compile("[\x00\ud800-\udfff]")
+# NUL, lone surrogates, and the noncharacters U+FFFE/U+FFFF (PDFium hands a NUL
+# character code of a PDF's text back as U+FFFE): counted as NULs.
+_UNWANTED = re.compile("[\x00\ud800-\udfff\ufffe\uffff]")
 
 
 class ParseDocument:
@@ -66,13 +68,16 @@ class ParseDocument:
 def clean_text(text: str) -> tuple[str, list[int], int, int]:
     """Remove NUL characters and lone surrogates (PostgreSQL rejects both in text).
 
+    U+FFFE and U+FFFF (never text; PDFium's stand-in for a NUL in page text) are
+    removed too and counted with the NULs.
+
     Returns ``(cleaned, removed_offsets, nul_count, surrogate_count)``; the
     offsets (ascending, into the original) let callers remap positions.
     """
     removed = [m.start() for m in _UNWANTED.finditer(text)]
     if not removed:
         return text, [], 0, 0
-    nuls = sum(1 for i in removed if text[i] == "\x00")
+    nuls = sum(1 for i in removed if text[i] in "\x00\ufffe\uffff")
     return _UNWANTED.sub("", text), removed, nuls, len(removed) - nuls
 
 

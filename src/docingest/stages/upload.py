@@ -6,10 +6,24 @@ import hashlib
 from typing import Any
 
 from docingest.domain import Stage
-from docingest.errors import ChecksumMismatch, EmptyFile, FileTooLarge, PermanentError, SizeMismatch
-from docingest.parsing import detect
+from docingest.errors import (
+    ChecksumMismatch,
+    ContentTypeMismatch,
+    EmptyFile,
+    FileTooLarge,
+    PermanentError,
+    SizeMismatch,
+)
+from docingest.parsing import detect, is_declared_compatible
+from docingest.parsing.sniff import DOCX_MIME
 from docingest.stages.base import StageContext, StageResult
 from docingest.storage.base import iter_stream
+
+#: Declared types that must hold. Bytes declared as a PDF or DOCX that are really
+#: text or HTML are not that document (typically an HTML error page saved under
+#: the document's name): ``content_type_mismatch``. Any other disagreement is a
+#: mislabel: the sniffed type wins and a warning is recorded.
+BINDING_MIMES = frozenset({"application/pdf", "application/x-pdf", "application/acrobat", DOCX_MIME})
 
 
 class VerifyUpload:
@@ -17,10 +31,13 @@ class VerifyUpload:
 
     A permanent mismatch deletes the object (it is not the document the user
     declared). The sniffed type wins over the declared one for parsing; a
-    difference is recorded as a warning event.
+    difference is recorded as a warning event, except where the declared type
+    must hold (:data:`BINDING_MIMES`): then ``ContentTypeMismatch`` names the
+    detected type.
 
     Raises:
-        EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType.
+        EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType,
+        ContentTypeMismatch.
     """
 
     stage = Stage.UPLOADED
@@ -59,6 +76,12 @@ class VerifyUpload:
             )
         with self.storage.local_path(doc.raw_path) as path:
             detected = detect(path, declared_mime=doc.mime, filename=doc.filename)
+        declared = doc.mime.split(";", 1)[0].strip().lower()
+        if declared in BINDING_MIMES and not is_declared_compatible(detected, doc.mime):
+            raise ContentTypeMismatch(
+                f"the file was declared {declared} but its content is {detected.mime} "
+                f"({detected.kind}); upload the real document, or declare {detected.mime}"
+            )
         events: list[tuple[str, dict[str, Any]]] = []
         if detected.mime != doc.mime:
             events.append(

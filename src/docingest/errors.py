@@ -223,3 +223,15 @@ def classify(exc: BaseException) -> DocingestError:
     if isinstance(exc, DocingestError):
         return exc
     return InternalError(f"{type(exc).__name__}: {exc}")
+
+
+def error_table_markdown() -> str:
+    """The error table as the Markdown that README.md's ``## Error codes`` section holds."""
+    lines = [
+        "| error_code | meaning | retried | what you can do |",
+        "|---|---|---|---|",
+    ]
+    for row in error_table():
+        retried = "yes, with backoff, then failed" if row.retryable else "no"
+        lines.append(f"| `{row.code}` | {row.meaning} | {retried} | {row.user_action} |")
+    return "\n".join(lines)

@@ -19,13 +19,16 @@ How the limits are enforced:
   killer) is reported the same way.
 - crash: a child that exits without an answer (segfault, abort, ``os._exit``)
   is ``ParseCrashed``, with the signal or exit status in the message.
-- orphans: if the worker is killed (SIGKILL) mid-parse, the child notices its
-  parent is gone (or its own deadline passed) and exits; ``RLIMIT_CPU`` ends a
-  child spinning in C code that holds the GIL.
+- orphans: if the worker is killed (SIGKILL), its forkserver exits and the
+  child, seeing its parent gone (or its parse's deadline long passed), exits;
+  a per-parse ``RLIMIT_CPU`` ends a child spinning in C code that holds the GIL.
 
 Children are forked from a ``forkserver`` (started once per process, with the
 parsers preloaded), never from the multi-threaded worker itself, so a child
-never inherits a lock held by another thread. The three errors are transient:
+never inherits a lock held by another thread. A child serves one parse at a
+time and is kept for the next (starting one costs 0.2-1 s, as multiprocessing
+re-imports the entry module in it); a child that broke a limit is killed, and
+every child is replaced after ``max_parses_per_child`` parses. The three errors are transient:
 the worker retries them with backoff, then fails the document with the last one.
 The parser's own errors (``PdfEncrypted``, ``PdfCorrupt`` ...) are re-raised in
 the parent unchanged; any other exception becomes ``InternalError``.
@@ -115,39 +118,83 @@ def _address_space_bytes() -> int:
         return 0
 
 
-def _watchdog(parent: int, deadline: float) -> None:
-    """Exit when the parent is gone or the deadline (plus grace) passed: no orphan parses."""
+def _watchdog(parent: int, state: dict[str, float]) -> None:
+    """Exit when the parent is gone or a parse overran its deadline: no orphan parses."""
     while True:
         time.sleep(0.5)
-        if os.getppid() != parent or time.monotonic() > deadline + _ORPHAN_GRACE_SECONDS:
+        deadline = state.get("deadline")
+        if os.getppid() != parent or (deadline and time.monotonic() > deadline + _ORPHAN_GRACE_SECONDS):
             os._exit(70)
 
 
-def _child_main(target: str, path: str, kind: str, memory_bytes: int, timeout: float, conn: Any) -> None:
-    """Entry point of the child: set limits, parse, send ``(status, payload)`` and exit."""
+def _child_loop(conn: Any, memory_bytes: int) -> None:
+    """Entry point of a parse process: set the memory limit, then serve parse requests.
+
+    Each request is ``(target, path, kind, timeout_seconds)``; each answer is
+    ``("ok", ParsedDocument) | ("error", DocingestError) | ("oom", message)``.
+    ``None`` or a closed pipe ends the loop; so does an ``oom`` answer.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    deadline = time.monotonic() + timeout
-    threading.Thread(target=_watchdog, args=(os.getppid(), deadline), daemon=True).start()
+    state: dict[str, float] = {}
+    threading.Thread(target=_watchdog, args=(os.getppid(), state), daemon=True).start()
     base = _address_space_bytes()
     if base:
-        limit = base + memory_bytes
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    cpu = int(timeout + _ORPHAN_GRACE_SECONDS) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    try:
-        message: tuple[str, Any] = ("ok", _resolve(target)(Path(path), kind))
-    except MemoryError:
-        message = ("oom", "the parser ran out of memory (MemoryError)")
-    except DocingestError as exc:
-        message = ("error", exc)
-    except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
-        message = ("error", classify(exc))
-    try:
-        conn.send(message)
-    except MemoryError:
-        conn.send(("oom", "the parse result did not fit in memory"))
-    conn.close()
+        resource.setrlimit(resource.RLIMIT_AS, (base + memory_bytes, base + memory_bytes))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        target, path, kind, timeout = request
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = int(used.ru_utime + used.ru_stime + timeout + _ORPHAN_GRACE_SECONDS) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
+        state["deadline"] = time.monotonic() + timeout
+        try:
+            message: tuple[str, Any] = ("ok", _resolve(target)(Path(path), kind))
+        except MemoryError:
+            message = ("oom", "the parser ran out of memory (MemoryError)")
+        except DocingestError as exc:
+            message = ("error", exc)
+        except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
+            message = ("error", classify(exc))
+        state.pop("deadline", None)
+        try:
+            conn.send(message)
+        except MemoryError:
+            message = ("oom", "the parse result did not fit in memory")
+            conn.send(message)
+        if message[0] == "oom":
+            return
+
+
+class _Child:
+    """One parse process and the parent's end of its pipe."""
+
+    def __init__(self, ctx: Any, memory_bytes: int) -> None:
+        self.conn, theirs = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_child_loop, args=(theirs, memory_bytes),
+                                name="docingest-parse", daemon=True)
+        self.proc.start()
+        theirs.close()
+        self.parses = 0
+
+    def close(self, *, kill: bool) -> None:
+        try:
+            if kill:
+                self.proc.kill()
+            else:
+                self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        self.conn.close()
 
 
 def _rss_bytes(pid: int) -> int:
@@ -168,16 +215,46 @@ class SandboxedParser:
         target: ``"module:function"`` called in the child as ``function(path, kind)``;
             ``docingest.parsing:parse_file`` unless a test supplies a misbehaving one.
         poll_seconds: how often the parent checks the child's time and memory.
+        max_parses_per_child: a child serves this many parses, then is replaced
+            (bounds slow leaks and fragmentation); a child that broke a limit or
+            ran out of memory is never reused.
 
-    Thread-safe: each call has its own child; the worker's slots call it concurrently.
+    Children are kept between parses (starting one costs 0.2-1 s: multiprocessing
+    re-imports the entry module), one per concurrent caller. Thread-safe.
     """
 
     def __init__(self, limits: ParseLimits, *, target: str = DEFAULT_TARGET,
-                 poll_seconds: float = 0.05) -> None:
+                 poll_seconds: float = 0.05, max_parses_per_child: int = 100) -> None:
         self.limits = limits
         self.target = target
         self.poll_seconds = poll_seconds
-        self._start_lock = threading.Lock()
+        self.max_parses_per_child = max_parses_per_child
+        self._lock = threading.Lock()
+        self._idle: list[_Child] = []
+
+    def _acquire(self) -> _Child:
+        with self._lock:
+            while self._idle:
+                child = self._idle.pop()
+                if child.proc.is_alive():
+                    return child
+                child.close(kill=True)
+            return _Child(_context(), self.limits.memory_mb * _MB)
+
+    def _release(self, child: _Child, healthy: bool) -> None:
+        child.parses += 1
+        if healthy and child.parses < self.max_parses_per_child and child.proc.is_alive():
+            with self._lock:
+                self._idle.append(child)
+            return
+        child.close(kill=not healthy)
+
+    def close(self) -> None:
+        """Stop the idle children."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.close(kill=False)
 
     def __call__(self, path: Path, kind: str) -> ParsedDocument:
         """Parse ``path`` as ``kind`` in a child process.
@@ -189,48 +266,40 @@ class SandboxedParser:
         size = os.path.getsize(path)
         timeout = self.limits.timeout_for(size)
         memory_bytes = self.limits.memory_mb * _MB
-        ctx = _context()
-        reader, writer = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child_main, name="docingest-parse", daemon=True,
-                           args=(self.target, str(path), kind, memory_bytes, timeout, writer))
-        with self._start_lock:
-            proc.start()
-        writer.close()
-        started = time.monotonic()
+        child = self._acquire()
+        healthy = False
         killed = False
         try:
+            child.conn.send((self.target, str(path), kind, timeout))
+            started = time.monotonic()
             while True:
-                if reader.poll(self.poll_seconds):
+                if child.conn.poll(self.poll_seconds):
                     try:
-                        status, payload = reader.recv()
+                        status, payload = child.conn.recv()
                     except (EOFError, OSError):
                         break  # the child died without answering
+                    healthy = status != "oom"
                     return self._answer(status, payload)
-                if not proc.is_alive() and not reader.poll(0):
+                if not child.proc.is_alive() and not child.conn.poll(0):
                     break
-                if _rss_bytes(proc.pid) > memory_bytes:  # type: ignore[arg-type]
+                if _rss_bytes(child.proc.pid) > memory_bytes:  # type: ignore[arg-type]
                     killed = True
-                    proc.kill()
+                    child.proc.kill()
                     raise ParseOutOfMemory(
                         f"the parser used more than {self.limits.memory_mb} MB "
                         f"(UPLOAD_PIPELINE_PARSE_MEMORY_MB) and was stopped"
                     )
                 if time.monotonic() - started > timeout:
                     killed = True
-                    proc.kill()
+                    child.proc.kill()
                     raise ParseTimeout(
                         f"parsing took longer than {timeout:.1f} s for {size} bytes "
                         f"(UPLOAD_PIPELINE_PARSE_TIMEOUT_SECONDS and _PER_MB) and was stopped"
                     )
-            proc.join(5)
-            raise self._death(proc.exitcode, killed)
+            child.proc.join(5)
+            raise self._death(child.proc.exitcode, killed)
         finally:
-            if proc.is_alive():
-                proc.kill()
-            proc.join(5)
-            reader.close()
-            if hasattr(proc, "close") and proc.exitcode is not None:
-                proc.close()
+            self._release(child, healthy)
 
     def _answer(self, status: str, payload: Any) -> ParsedDocument:
         if status == "ok":

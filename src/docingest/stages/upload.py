@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import Any
 
@@ -13,6 +14,7 @@ from docingest.errors import (
     FileTooLarge,
     PermanentError,
     SizeMismatch,
+    TransientError,
 )
 from docingest.parsing import detect, is_declared_compatible
 from docingest.parsing.sniff import DOCX_MIME
@@ -51,7 +53,9 @@ class VerifyUpload:
         try:
             return self._verify(ctx)
         except PermanentError:
-            self.storage.delete(doc.raw_path)
+            # Best effort: a storage hiccup must not turn a permanent verdict into a retry.
+            with contextlib.suppress(TransientError):
+                self.storage.delete(doc.raw_path)
             raise
 
     def _verify(self, ctx: StageContext) -> StageResult:

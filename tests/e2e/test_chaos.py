@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -111,7 +111,7 @@ class Workers:
         self.procs[i].wait()
         self.procs[i] = self.start(i)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -139,7 +139,8 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path) -> None:
 
     # --- the chaos run ---------------------------------------------------------------------
     db = new_database(pg_url, "chaos")
-    common = dict(max_file_bytes=MAX_FILE_BYTES, max_retries=10, max_lost_leases=20)
+    common: dict[str, Any] = {"max_file_bytes": MAX_FILE_BYTES, "max_retries": 10,
+                              "max_lost_leases": 20}
     settings = make_settings(db, tmp_path / "chaos", **common)
     faulty = make_settings(db, tmp_path / "chaos", fault_storage_error_rate=FAULT_RATE,
                            fault_embedding_error_rate=FAULT_RATE, **common)

@@ -114,16 +114,25 @@ class ValidateParse:
                 "OCR is not configured"
             )
         events: list[tuple[str, dict[str, Any]]] = []
-        if removed or meta_nuls:
-            artifact.text = text
+        if artifact.cleaning is None and (removed or meta_nuls):
+            # The page map (sidecar) is written first and records the cleaning: a retry
+            # after a failure between the two writes finds the offsets already remapped
+            # and only cleans the text again (remapping twice would shift every page).
             artifact.pages = [
                 [n, remap_offset(s, removed), remap_offset(e, removed), empty]
                 for n, s, e, empty in artifact.pages
             ]
             artifact.metadata = metadata
-            artifact.save(self.storage, doc)
-            events.append(("text_cleaned", {"nul_removed": nuls, "lone_surrogates_removed": surrogates,
-                                            "metadata_chars_removed": meta_nuls}))
+            artifact.cleaning = {"nul_removed": nuls, "lone_surrogates_removed": surrogates,
+                                 "metadata_chars_removed": meta_nuls}
+            artifact.save_sidecar(self.storage, doc)
+        if removed:
+            artifact.text = text
+            artifact.save_text(self.storage, doc)
+        if artifact.cleaning:
+            events.append(("text_cleaned", dict(artifact.cleaning)))
+            nuls = artifact.cleaning["nul_removed"]
+            surrogates = artifact.cleaning["lone_surrogates_removed"]
         parsed_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
 
         def persist(conn: Any) -> None:

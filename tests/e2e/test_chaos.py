@@ -184,7 +184,8 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path) -> None:
         assert pipeline.buffer_rows(rt) == 0
         assert set(chaos) == set(clean)
         mismatched = [name for name in clean if chaos[name] != clean[name]]
-        assert not mismatched, f"{len(mismatched)} documents differ from the clean run: {mismatched[:5]}"
+        assert not mismatched, "documents differ from the clean run:\n" + "\n".join(
+            _difference(name, clean[name], chaos[name]) for name in mismatched[:5])
         for name, result in chaos.items():
             assert result["state"] != "done" or result["chunks"], f"{name} complete with zero chunks"
         expected = {c.name: (c.expected_state, c.expected_code) for c in INGEST_CASES}
@@ -194,6 +195,15 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path) -> None:
             c.expected_state == "failed" for c in INGEST_CASES)
     finally:
         rt.close()
+
+
+def _difference(name: str, clean: dict[str, Any], chaos: dict[str, Any]) -> str:
+    head = (f"{name}: clean {clean['state']}/{clean['error_code']} {len(clean['chunks'])} chunks, "
+            f"chaos {chaos['state']}/{chaos['error_code']} {len(chaos['chunks'])} chunks")
+    for a, b in zip(clean["chunks"], chaos["chunks"], strict=False):
+        if a != b:
+            return f"{head}; first difference: {a!r:.300} != {b!r:.300}"
+    return head
 
 
 def _open_jobs(jobs: dict[Any, dict[str, Any]]) -> str:

@@ -34,7 +34,10 @@ from tests.fixtures import pipeline
 from tests.fixtures.good_docs import generate_good
 from tests.fixtures.make_bad_inputs import INGEST_CASES, MAX_FILE_BYTES, generate
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not (CORPUS / "docs").is_dir(), reason=f"no corpus at {CORPUS}"),
+]
 
 DOCUMENTS = 200
 WORKERS = 3
@@ -123,7 +126,7 @@ class Workers:
                 p.wait()
 
 
-def test_chaos(pg_url: str, tmp_path: Path, inputs: Path) -> None:
+def test_chaos(pg_url: str, tmp_path: Path, inputs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # --- the reference: a clean run of the same files, in-process -------------------------
     clean_settings = make_settings(new_database(pg_url, "clean"), tmp_path / "clean",
                                    max_file_bytes=MAX_FILE_BYTES)
@@ -172,10 +175,11 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path) -> None:
             unexpected = list(workers.unexpected_exits)
         chaos = _outcome(rt)
         faults, takeovers = _fault_counts(rt)
-        print(f"\nchaos: {len(ids)} documents, {WORKERS} workers, {kills} SIGKILLs, "
-              f"{faults} injected faults seen by jobs (storage and embedder at {FAULT_RATE:.0%}), "
-              f"{takeovers} lease takeovers, drained in {drain_s:.1f} s "
-              f"(clean in-process run: {clean_s:.1f} s)")
+        with capsys.disabled():  # the figures are shown without -s too
+            print(f"\nchaos: {len(ids)} documents, {WORKERS} workers, {kills} SIGKILLs, "
+                  f"{faults} injected faults seen by jobs (storage and embedder at {FAULT_RATE:.0%}), "
+                  f"{takeovers} lease takeovers, drained in {drain_s:.1f} s "
+                  f"(clean in-process run: {clean_s:.1f} s)")
 
         assert unexpected == [], f"workers died on their own: exit codes {unexpected}"
         assert kills >= 5 and faults > 0

@@ -120,7 +120,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_workers_survive_dropped_connections_and_a_database_restart(
-    own_server: tuple[str, Any], tmp_path: Path
+    own_server: tuple[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, server = own_server
     with psycopg.connect(url) as conn:
@@ -181,10 +181,11 @@ def test_workers_survive_dropped_connections_and_a_database_restart(
         assert all(by_job[r["job_id"]]["lost_leases"] >= 1 for r in held_by_a), (
             "a claim of the frozen worker was not retaken")
         retaken = sum(by_job[r["job_id"]]["lost_leases"] > 0 for r in in_flight)
-        print(f"\ndb restart: {DOCUMENTS} documents, {dropped[0]} connections dropped, "
-              f"{len(in_flight)} claims in flight at the restart ({retaken} retaken after their "
-              f"leases expired, {len(in_flight) - retaken} continued by their attempt), "
-              f"outage {OUTAGE_SECONDS:.0f} s")
+        with capsys.disabled():
+            print(f"\ndb restart: {DOCUMENTS} documents, {dropped[0]} connections dropped, "
+                  f"{len(in_flight)} claims in flight at the restart ({retaken} retaken after "
+                  f"their leases expired, {len(in_flight) - retaken} continued by their attempt), "
+                  f"outage {OUTAGE_SECONDS:.0f} s")
     finally:
         rt.close()
         for proc in workers:

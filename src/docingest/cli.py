@@ -211,8 +211,12 @@ def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
     """Requeue a failed job from its last good stage."""
     rt = _runtime()
     try:
-        with rt.pool().connection() as conn:
+        with rt.pool().connection() as conn, conn.transaction():
             job = rt.repo.requeue_failed_job(conn, job_id)
+            if job is not None:
+                rt.repo.insert_event(conn, job_id=job.job_id, document_id=job.document_id,
+                                     stage=job.stage.value, type="requeued",
+                                     payload={"by": "docingest retry"})
     finally:
         rt.close()
     if job is None:
@@ -326,6 +330,12 @@ def storage_service(
                   f"{settings.storage_dir})")
     uvicorn.run(create_storage_app(settings), host=host, port=port,
                 log_level="info" if verbose else "warning", access_log=verbose)
+@app.command("errors")
+def errors_() -> None:
+    """Print the table of error codes (code, meaning, retried, what to do) as Markdown."""
+    from docingest.errors import error_table_markdown
+
+    out.print(error_table_markdown(), markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console script entry

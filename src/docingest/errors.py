@@ -271,3 +271,13 @@ class TooManyActiveJobs(RequestError):
     error_code = "too_many_active_jobs"
     meaning = "too many of your uploads are still being processed"
     user_action = "wait for some to finish (see Retry-After) or raise UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER"
+def error_table_markdown() -> str:
+    """The error table as the Markdown that README.md's ``## Error codes`` section holds."""
+    lines = [
+        "| error_code | meaning | retried | what you can do |",
+        "|---|---|---|---|",
+    ]
+    for row in error_table():
+        retried = "yes, with backoff, then failed" if row.retryable else "no"
+        lines.append(f"| `{row.code}` | {row.meaning} | {retried} | {row.user_action} |")
+    return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import time
 import unicodedata
 import uuid
@@ -62,11 +63,14 @@ def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
         existing = rt.repo.find_document_by_sha(conn, user_id, sha)
         if existing is not None:
             return Registered(existing, rt.repo.latest_job_for_document(conn, existing.document_id), False)
+    # The declared type is what the name says (as a browser would declare it); the
+    # uploaded stage compares it with the sniffed one.
+    declared = mimetypes.guess_type(filename, strict=False)[0]
     try:
         detected = detect(path, filename=filename)
-        mime, ext = detected.mime, detected.extension
+        mime, ext = declared or detected.mime, detected.extension
     except DocingestError:
-        mime, ext = "application/octet-stream", "bin"  # the uploaded stage reports why
+        mime, ext = declared or "application/octet-stream", "bin"  # the uploaded stage reports why
     document_id = uuid.uuid4()
     key = raw_key(user_id, document_id, ext)
     too_large = size > rt.settings.max_file_bytes

@@ -39,6 +39,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._embedder: Embedder | None = None
         self._pool: ConnectionPool | None = None
+        self._parsers: list[Any] = []  # sandboxes whose idle children close() stops
 
     @cached_property
     def url(self) -> str:
@@ -78,8 +79,15 @@ class Runtime:
         )
 
     def parse_fn(self) -> Any:
+        """``parse(path, kind)``: bounded in a child process unless ``parse_sandbox`` is off."""
         from docingest.parsing import parse_file
 
+        if self.settings.parse_sandbox:
+            from docingest.parsing.sandbox import ParseLimits, SandboxedParser
+
+            parser = SandboxedParser(ParseLimits.from_settings(self.settings))
+            self._parsers.append(parser)
+            return parser
         return parse_file
 
     def handlers(self) -> dict[Stage, StageHandler]:
@@ -115,6 +123,9 @@ class Runtime:
                           self.handlers(), url=self.url, concurrency=n)
 
     def close(self) -> None:
+        for parser in self._parsers:
+            parser.close()
+        self._parsers.clear()
         if self._pool is not None:
             self._pool.close()
             self._pool = None

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
 
     parser: Literal["local"] = "local"
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    # Bounded parsing (parsing/sandbox.py): each local parse runs in a child process.
+    parse_sandbox: bool = Field(default=True, description="run local parsers in a child process")
+    parse_timeout_seconds: float = Field(default=60.0, gt=0, description="wall-time limit, base")
+    parse_timeout_seconds_per_mb: float = Field(default=10.0, ge=0, description="added per MB of input")
+    parse_timeout_max_seconds: float = Field(default=900.0, gt=0, description="cap of the scaled limit")
+    parse_memory_mb: int = Field(default=2048, ge=64, description="resident memory limit of a parse")
 
     embedding_provider: Literal["local", "hashing"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"

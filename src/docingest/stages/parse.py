@@ -16,7 +16,9 @@ from docingest.stages.base import StageContext, StageResult
 
 ParseFn = Callable[[Any, str], ParsedDocument]
 
-_UNWANTED = re.compile("[\x00\ud800-\udfff]")
+# NUL, lone surrogates, and the noncharacters U+FFFE/U+FFFF (PDFium hands a NUL
+# character code of a PDF's text back as U+FFFE): counted as NULs.
+_UNWANTED = re.compile("[\x00\ud800-\udfff\ufffe\uffff]")
 
 
 class ParseDocument:
@@ -67,13 +69,16 @@ class ParseDocument:
 def clean_text(text: str) -> tuple[str, list[int], int, int]:
     """Remove NUL characters and lone surrogates (PostgreSQL rejects both in text).
 
+    U+FFFE and U+FFFF (never text; PDFium's stand-in for a NUL in page text) are
+    removed too and counted with the NULs.
+
     Returns ``(cleaned, removed_offsets, nul_count, surrogate_count)``; the
     offsets (ascending, into the original) let callers remap positions.
     """
     removed = [m.start() for m in _UNWANTED.finditer(text)]
     if not removed:
         return text, [], 0, 0
-    nuls = sum(1 for i in removed if text[i] == "\x00")
+    nuls = sum(1 for i in removed if text[i] in "\x00\ufffe\uffff")
     return _UNWANTED.sub("", text), removed, nuls, len(removed) - nuls
 
 
@@ -110,16 +115,25 @@ class ValidateParse:
                 "OCR is not configured"
             )
         events: list[tuple[str, dict[str, Any]]] = []
-        if removed or meta_nuls:
-            artifact.text = text
+        if artifact.cleaning is None and (removed or meta_nuls):
+            # The page map (sidecar) is written first and records the cleaning: a retry
+            # after a failure between the two writes finds the offsets already remapped
+            # and only cleans the text again (remapping twice would shift every page).
             artifact.pages = [
                 [n, remap_offset(s, removed), remap_offset(e, removed), empty]
                 for n, s, e, empty in artifact.pages
             ]
             artifact.metadata = metadata
-            artifact.save(self.storage, doc)
-            events.append(("text_cleaned", {"nul_removed": nuls, "lone_surrogates_removed": surrogates,
-                                            "metadata_chars_removed": meta_nuls}))
+            artifact.cleaning = {"nul_removed": nuls, "lone_surrogates_removed": surrogates,
+                                 "metadata_chars_removed": meta_nuls}
+            artifact.save_sidecar(self.storage, doc)
+        if removed:
+            artifact.text = text
+            artifact.save_text(self.storage, doc)
+        if artifact.cleaning:
+            events.append(("text_cleaned", dict(artifact.cleaning)))
+            nuls = artifact.cleaning["nul_removed"]
+            surrogates = artifact.cleaning["lone_surrogates_removed"]
         parsed_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
 
         def persist(conn: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import Any
 
@@ -13,10 +14,18 @@ from docingest.errors import (
     FileTooLarge,
     PermanentError,
     SizeMismatch,
+    TransientError,
 )
 from docingest.parsing import detect, is_declared_compatible
+from docingest.parsing.sniff import DOCX_MIME
 from docingest.stages.base import StageContext, StageResult
 from docingest.storage.base import iter_stream
+
+#: Declared types that must hold. Bytes declared as a PDF or DOCX that are really
+#: text or HTML are not that document (typically an HTML error page saved under
+#: the document's name): ``content_type_mismatch``. Any other disagreement is a
+#: mislabel: the sniffed type wins and a warning is recorded.
+BINDING_MIMES = frozenset({"application/pdf", "application/x-pdf", "application/acrobat", DOCX_MIME})
 
 
 class VerifyUpload:
@@ -24,7 +33,9 @@ class VerifyUpload:
 
     A permanent mismatch deletes the object (it is not the document the user
     declared). The sniffed type wins over the declared one for parsing; a
-    difference is recorded as a warning event.
+    difference is recorded as a warning event, except where the declared type
+    must hold (:data:`BINDING_MIMES`): then ``ContentTypeMismatch`` names the
+    detected type.
 
     Raises:
         EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType,
@@ -42,7 +53,9 @@ class VerifyUpload:
         try:
             return self._verify(ctx)
         except PermanentError:
-            self.storage.delete(doc.raw_path)
+            # Best effort: a storage hiccup must not turn a permanent verdict into a retry.
+            with contextlib.suppress(TransientError):
+                self.storage.delete(doc.raw_path)
             raise
 
     def _verify(self, ctx: StageContext) -> StageResult:
@@ -68,8 +81,12 @@ class VerifyUpload:
                     f"SHA-256 of the stored bytes is {digest.hexdigest()}, declared {doc.file_sha256}"
                 )
             detected = detect(path, declared_mime=doc.mime, filename=doc.filename)
-        if not is_declared_compatible(detected, doc.mime):
-            raise ContentTypeMismatch(f"declared {doc.mime}, but the content is {detected.mime}")
+        declared = doc.mime.split(";", 1)[0].strip().lower()
+        if declared in BINDING_MIMES and not is_declared_compatible(detected, doc.mime):
+            raise ContentTypeMismatch(
+                f"the file was declared {declared} but its content is {detected.mime} "
+                f"({detected.kind}); upload the real document, or declare {detected.mime}"
+            )
         events: list[tuple[str, dict[str, Any]]] = []
         if detected.mime != doc.mime:
             events.append(

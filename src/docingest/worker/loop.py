@@ -158,6 +158,11 @@ class BaseWorker:
                 log.warning("database error in worker slot: %s", exc)
                 self.stopping.wait(min(30.0, 0.5 * 2**failures))
                 continue
+            except Exception:  # noqa: BLE001 - a slot never dies; its job's lease expires
+                failures += 1
+                log.exception("unexpected error in worker slot")
+                self.stopping.wait(min(30.0, 0.5 * 2**failures))
+                continue
             if not worked:
                 self.wake.wait(self.settings.poll_interval_seconds)
 
@@ -305,6 +310,9 @@ class BaseWorker:
                 )
         except psycopg.Error as exc:
             log.warning("heartbeat failed: %s", exc)
+            return
+        except Exception:  # noqa: BLE001 - the heartbeat thread must outlive any one failure
+            log.exception("heartbeat failed")
             return
         for h in held:
             if h.job.job_id not in kept:

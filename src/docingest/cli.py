@@ -64,6 +64,7 @@ def ingest(
 
     _setup_logging(verbose)
     rt = _runtime()
+    _probe_embedder(rt)
     total_steps = len(STAGES) - 1
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
@@ -95,7 +96,7 @@ def ingest(
         table.add_column("figure")
         table.add_column("value", justify="right")
         for name in ("documents", "new", "duplicates", "complete", "failed", "pages", "chunks",
-                     "wall_s", "docs_per_s", "chunks_per_s"):
+                     "wall_s", "docs_per_s", "chunks_per_s", "embedding_cache_hits"):
             table.add_row(name, str(getattr(summary, name)))
         for code, n in sorted(summary.failed_by_code.items()):
             table.add_row(f"failed: {code}", str(n))
@@ -228,6 +229,7 @@ def worker(
     """Run a worker until SIGTERM/SIGINT: stop claiming, release held jobs, exit."""
     _setup_logging(verbose)
     rt = _runtime()
+    _probe_embedder(rt)
     w = rt.worker(concurrency=concurrency)
 
     def _stop(signum: int, frame: Any) -> None:
@@ -240,6 +242,18 @@ def worker(
         w.run_forever()
     finally:
         rt.close()
+
+
+def _probe_embedder(rt: Any) -> None:
+    """Embed one probe string; refuse to start (exit 2) when its length is not the column's."""
+    from docingest.errors import DocingestError
+
+    try:
+        rt.check_embedder_dimensions()
+    except (DocingestError, ValueError) as exc:
+        console.print(f"[red]embedder refused:[/red] {getattr(exc, 'error_code', 'configuration')}: {exc}")
+        rt.close()
+        raise typer.Exit(2) from exc
 
 
 # --- mock servers (issue 4) ----------------------------------------------------------

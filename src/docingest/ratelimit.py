@@ -34,7 +34,7 @@ def bucket_size(per_minute: int | None, burst_fraction: float) -> tuple[float, f
         return UNLIMITED, UNLIMITED
     capacity = max(1.0, float(math.ceil(per_minute * burst_fraction)))
     capacity = min(capacity, float(per_minute))
-    refill = max(per_minute - capacity, 1e-3) / 60.0
+    refill = max(per_minute - capacity, 1.0) / 60.0  # a limit of 1/min: one burst of 1, then 1/min
     return capacity, refill
 
 

@@ -63,10 +63,13 @@ class Runtime:
         return make_storage(self.settings)
 
     def embedder(self) -> Embedder:
+        limiter = None  # built outside the lock: it needs the pool, which takes the lock too
+        if self._embedder is None and self.settings.embedding_provider == "openai":
+            limiter = self.rate_limiter("openai")
         with self._lock:
             if self._embedder is None:
-                if self.settings.embedding_provider == "openai":
-                    self._embedder = make_embedder(self.settings, limiter=self.rate_limiter("openai"),
+                if limiter is not None:
+                    self._embedder = make_embedder(self.settings, limiter=limiter,
                                                    client_tag=self.client_tag)
                 else:
                     self._embedder = make_embedder(self.settings)

@@ -306,7 +306,7 @@ class Repository:
             return {}
         rows = _all(conn, "embedding_cache_get",
                     {"model": model, "dimensions": dimensions, "hashes": list(hashes)})
-        return {bytes(r["text_sha256"]): np.asarray(r["embedding"], dtype=np.float32) for r in rows}
+        return {bytes(r["text_sha256"]): _as_array(r["embedding"]) for r in rows}
 
     def embedding_cache_put(
         self, conn: Conn, *, model: str, dimensions: int, hashes: Sequence[bytes], vectors: np.ndarray
@@ -322,3 +322,10 @@ class Repository:
     def wake_parse_job(self, conn: Conn, job_id: UUID, remote_job_id: str) -> bool:
         """Make a job waiting on remote parse ``remote_job_id`` claimable now; False if none."""
         return _one(conn, "wake_parse_job", {"job_id": job_id, "remote_job_id": remote_job_id}) is not None
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """float32 array of a pgvector value (``Vector`` in pgvector >= 0.4, else an ndarray)."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, dtype=np.float32)

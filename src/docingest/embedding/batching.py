@@ -12,10 +12,11 @@ each one.
 
 from __future__ import annotations
 
+import queue
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -32,16 +33,21 @@ class BatchLimits:
     max_input_tokens: int = 8192
 
 
-def plan_batches(token_counts: Sequence[int], limits: BatchLimits) -> list[tuple[int, int]]:
-    """Split inputs ``0..n`` into contiguous ``[start, end)`` ranges within ``limits``.
+def iter_batches(
+    token_counts: Iterable[int], limits: BatchLimits
+) -> Iterator[tuple[int, int, int]]:
+    """Contiguous ``(start, end, tokens)`` batches within ``limits``, planned as counts arrive.
+
+    Each input is checked before the batch holding it is yielded, so nothing
+    unchecked is ever sent.
 
     Raises:
         EmbeddingRejected: an input has no token (empty text).
         EmbeddingInputTooLong: an input is over ``max_input_tokens``.
     """
-    batches: list[tuple[int, int]] = []
-    start, tokens = 0, 0
+    start, tokens, seen = 0, 0, 0
     for i, n in enumerate(token_counts):
+        seen = i + 1
         if n <= 0:
             raise EmbeddingRejected(f"input {i} is empty; refusing to send it")
         if n > limits.max_input_tokens:
@@ -49,12 +55,16 @@ def plan_batches(token_counts: Sequence[int], limits: BatchLimits) -> list[tuple
                 f"input {i} has {n} tokens, over the model's limit of {limits.max_input_tokens}"
             )
         if i > start and (i - start >= limits.max_inputs or tokens + n > limits.max_tokens):
-            batches.append((start, i))
+            yield start, i, tokens
             start, tokens = i, 0
         tokens += n
-    if start < len(token_counts):
-        batches.append((start, len(token_counts)))
-    return batches
+    if start < seen:
+        yield start, seen, tokens
+
+
+def plan_batches(token_counts: Sequence[int], limits: BatchLimits) -> list[tuple[int, int]]:
+    """All of :func:`iter_batches` as ``[start, end)`` ranges (every input checked first)."""
+    return [(start, end) for start, end, _ in iter_batches(token_counts, limits)]
 
 
 class BatchingEmbedder:
@@ -97,31 +107,69 @@ class BatchingEmbedder:
     def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(start, end, vectors)`` for each batch as it completes (any order).
 
-        Every input is checked before the first request. On an error, the batches
-        already in flight are awaited and the successful ones still yielded (so the
-        caller stores them), then the first error is raised.
+        Every input is checked before the first request. Submission does not wait
+        for the caller: when a batch completes, the next one is sent at once, so
+        ``concurrency`` requests stay in flight while the caller stores results.
+        On an error no new batch is sent; the batches already in flight are
+        awaited and the successful ones still yielded (so the caller stores
+        them), then the first error is raised.
         """
-        counts = self.count_tokens(texts)
-        plan = plan_batches(counts, self.limits)
+        counts = (n for block in range(0, len(texts), 256)
+                  for n in self.count_tokens(texts[block : block + 256]))
+        plan = iter_batches(counts, self.limits)  # counted as it goes: the first batch leaves at once
         pool = self._executor()
-        pending: dict[Future[np.ndarray], tuple[int, int]] = {}
-        queue = list(reversed(plan))
+        done: queue.Queue[tuple[int, int, Future[np.ndarray]]] = queue.Queue()
+        lock = threading.Lock()
+        state: dict[str, Any] = {"failed": False, "closed": False, "in_flight": 0, "planned": 0,
+                                 "exhausted": False, "plan_error": None}
+
+        def submit_next() -> None:  # called with ``lock`` held
+            if state["failed"] or state["closed"] or state["exhausted"]:
+                return
+            try:
+                start, end, tokens = next(plan)
+            except StopIteration:
+                state["exhausted"] = True
+                return
+            except Exception as exc:  # noqa: BLE001 - an input refused before sending
+                state["exhausted"], state["failed"], state["plan_error"] = True, True, exc
+                return
+            state["in_flight"] += 1
+            state["planned"] += 1
+            fut = pool.submit(self._checked, list(texts[start:end]), tokens)
+            fut.add_done_callback(lambda f, s=start, e=end: finished(s, e, f))
+
+        def finished(start: int, end: int, fut: Future[np.ndarray]) -> None:
+            with lock:
+                state["in_flight"] -= 1
+                if fut.cancelled() or fut.exception() is not None:
+                    state["failed"] = True
+                submit_next()
+            done.put((start, end, fut))
+
+        with lock:
+            for _ in range(self.concurrency):
+                submit_next()
         error: BaseException | None = None
-        while queue or pending:
-            while queue and error is None and len(pending) < self.concurrency:
-                start, end = queue.pop()
-                fut = pool.submit(self._checked, list(texts[start:end]), sum(counts[start:end]))
-                pending[fut] = (start, end)
-            if not pending:
-                break
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                start, end = pending.pop(fut)
-                exc = fut.exception()
+        received = 0
+        try:
+            while True:
+                with lock:
+                    finished_all = ((state["exhausted"] or state["failed"])
+                                    and received >= state["planned"])
+                if finished_all:
+                    break
+                start, end, fut = done.get()
+                received += 1
+                exc = fut.exception() if not fut.cancelled() else InterruptedError("cancelled")
                 if exc is not None:
                     error = error or exc
                     continue
                 yield start, end, fut.result()
+        finally:
+            with lock:
+                state["closed"] = True
+        error = error or state["plan_error"]
         if error is not None:
             raise error
 

@@ -21,6 +21,8 @@ Error mapping (each try goes through the shared rate limiter first):
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
 import time
@@ -159,7 +161,8 @@ class OpenAIEmbedder(BatchingEmbedder):
             self.requests_sent += 1
             try:
                 raw = self.client.embeddings.with_raw_response.create(**kwargs)
-                reply = raw.parse()
+                reply = json.loads(raw.content)  # the wire JSON; skips the SDK's model objects
+                vectors = self._vectors(reply, len(texts))
             except oa.RateLimitError as exc:
                 wait_hint = retry_after_seconds(exc.response.headers) or self._backoff(attempt)
                 self.limiter.block(wait_hint)
@@ -179,7 +182,7 @@ class OpenAIEmbedder(BatchingEmbedder):
                 wait_hint, last = None, exc  # network trouble or a malformed body
             else:
                 self._respect_budget(raw.headers)
-                return self._vectors(reply, len(texts))
+                return vectors
             time.sleep(wait_hint if wait_hint is not None else self._backoff(attempt))
         raise EmbeddingUnavailable(
             f"embedding request failed {self.attempts} times; last: {type(last).__name__}: {last}",
@@ -198,16 +201,20 @@ class OpenAIEmbedder(BatchingEmbedder):
                 self.limiter.block(reset)
 
     def _vectors(self, reply: Any, count: int) -> np.ndarray:
-        data = sorted(reply.data, key=lambda d: d.index)
-        if len(data) != count or [d.index for d in data] != list(range(count)):
+        """Vectors of a reply body ``{"data": [{"index", "embedding"}]}``, in input order.
+
+        Raises:
+            KeyError, TypeError, ValueError: a malformed body (transient).
+            EmbeddingDimensionMismatch: another count or length of vectors than asked.
+        """
+        data = sorted(reply["data"], key=lambda d: int(d["index"]))
+        if len(data) != count or [int(d["index"]) for d in data] != list(range(count)):
             raise EmbeddingDimensionMismatch(
                 f"the provider returned {len(data)} vectors for {count} inputs")
         rows = []
         for d in data:
-            emb = d.embedding
+            emb = d["embedding"]
             if isinstance(emb, str):  # base64 little-endian float32 (encoding_format=base64)
-                import base64
-
                 vec = np.frombuffer(base64.b64decode(emb), dtype="<f4")
             else:
                 vec = np.asarray(emb, dtype=np.float32)

@@ -1,7 +1,7 @@
 """Mock of OpenAI's embeddings API (``POST /v1/embeddings``), for tests and development.
 
 The same client code talks to it and to OpenAI (``OPENAI_BASE_URL=http://127.0.0.1:8002/v1``).
-Each input text gets a deterministic unit vector (seeded by the SHA-256 of the text,
+Each input text gets a deterministic unit vector (from the SHAKE-256 of the text,
 so the same text gives the same vector in any batch position); ``usage`` holds real
 token counts (cl100k_base via ``bpe-openai``, else one per 3 bytes). Inputs over
 ``max_input_tokens`` get OpenAI's 400 "maximum context length" error.
@@ -30,10 +30,10 @@ DEFAULT_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 
 
 
 def mock_vector(text: str, dimensions: int) -> np.ndarray:
-    """The mock's vector of ``text``: standard normal draws seeded by SHA-256, L2-normalised."""
-    seed = int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8], "little")
-    vec = np.random.default_rng(seed).standard_normal(dimensions).astype(np.float32)
-    return vec / np.float32(np.linalg.norm(vec))
+    """The mock's vector of ``text``: SHAKE-256 of the text read as uint32s, centred, L2-normalised."""
+    raw = hashlib.shake_256(text.encode("utf-8", "surrogatepass")).digest(4 * dimensions)
+    vec = np.frombuffer(raw, dtype="<u4").astype(np.float64) / 2.0**31 - 1.0
+    return (vec / np.linalg.norm(vec)).astype(np.float32)
 
 
 @dataclass

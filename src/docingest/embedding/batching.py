@@ -107,69 +107,57 @@ class BatchingEmbedder:
     def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(start, end, vectors)`` for each batch as it completes (any order).
 
-        Every input is checked before the first request. Submission does not wait
-        for the caller: when a batch completes, the next one is sent at once, so
-        ``concurrency`` requests stay in flight while the caller stores results.
-        On an error no new batch is sent; the batches already in flight are
-        awaited and the successful ones still yielded (so the caller stores
-        them), then the first error is raised.
+        A feeder thread plans batches as it counts tokens (each input checked
+        before its batch is sent) and keeps ``concurrency`` requests in flight
+        whatever the caller is doing with earlier results. On an error no new
+        batch is sent; the batches in flight are awaited and the successful ones
+        still yielded (so the caller stores them), then the first error is raised.
         """
         counts = (n for block in range(0, len(texts), 256)
                   for n in self.count_tokens(texts[block : block + 256]))
-        plan = iter_batches(counts, self.limits)  # counted as it goes: the first batch leaves at once
+        plan = iter_batches(counts, self.limits)
         pool = self._executor()
-        done: queue.Queue[tuple[int, int, Future[np.ndarray]]] = queue.Queue()
-        lock = threading.Lock()
-        state: dict[str, Any] = {"failed": False, "closed": False, "in_flight": 0, "planned": 0,
-                                 "exhausted": False, "plan_error": None}
-
-        def submit_next() -> None:  # called with ``lock`` held
-            if state["failed"] or state["closed"] or state["exhausted"]:
-                return
-            try:
-                start, end, tokens = next(plan)
-            except StopIteration:
-                state["exhausted"] = True
-                return
-            except Exception as exc:  # noqa: BLE001 - an input refused before sending
-                state["exhausted"], state["failed"], state["plan_error"] = True, True, exc
-                return
-            state["in_flight"] += 1
-            state["planned"] += 1
-            fut = pool.submit(self._checked, list(texts[start:end]), tokens)
-            fut.add_done_callback(lambda f, s=start, e=end: finished(s, e, f))
+        results: queue.Queue[tuple[int, int, Future[np.ndarray]] | BaseException | None] = queue.Queue()
+        slots = threading.Semaphore(self.concurrency)
+        stop = threading.Event()
 
         def finished(start: int, end: int, fut: Future[np.ndarray]) -> None:
-            with lock:
-                state["in_flight"] -= 1
-                if fut.cancelled() or fut.exception() is not None:
-                    state["failed"] = True
-                submit_next()
-            done.put((start, end, fut))
+            if fut.cancelled() or fut.exception() is not None:
+                stop.set()
+            slots.release()
+            results.put((start, end, fut))
 
-        with lock:
-            for _ in range(self.concurrency):
-                submit_next()
+        def feed() -> None:
+            try:
+                for start, end, tokens in plan:
+                    slots.acquire()
+                    if stop.is_set():
+                        slots.release()
+                        break
+                    fut = pool.submit(self._checked, list(texts[start:end]), tokens)
+                    fut.add_done_callback(lambda f, s=start, e=end: finished(s, e, f))
+            except Exception as exc:  # noqa: BLE001 - an input refused before sending
+                results.put(exc)
+            for _ in range(self.concurrency):  # wait for the batches in flight
+                slots.acquire()
+            results.put(None)
+
+        feeder = threading.Thread(target=feed, name="docingest-embed-feeder", daemon=True)
+        feeder.start()
         error: BaseException | None = None
-        received = 0
         try:
-            while True:
-                with lock:
-                    finished_all = ((state["exhausted"] or state["failed"])
-                                    and received >= state["planned"])
-                if finished_all:
-                    break
-                start, end, fut = done.get()
-                received += 1
+            while (item := results.get()) is not None:
+                if isinstance(item, BaseException):
+                    error = error or item
+                    continue
+                start, end, fut = item
                 exc = fut.exception() if not fut.cancelled() else InterruptedError("cancelled")
                 if exc is not None:
                     error = error or exc
                     continue
                 yield start, end, fut.result()
         finally:
-            with lock:
-                state["closed"] = True
-        error = error or state["plan_error"]
+            stop.set()
         if error is not None:
             raise error
 

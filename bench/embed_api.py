@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from docingest.ingest import ingest  # noqa: E402
-from docingest.runtime import Runtime  # noqa: E402
-from docingest.settings import Settings  # noqa: E402
-from tests.mockservers import MockServer, openai_settings  # noqa: E402
+from tests.mockservers import MockServer, openai_settings
 
-WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron sigma tau "
-         "upsilon phi chi psi omega river stone cloud paper lamp orbit garden silver copper").split()
+from docingest.ingest import ingest
+from docingest.runtime import Runtime
+from docingest.settings import Settings
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "omicron", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "river", "stone", "cloud", "paper", "lamp", "orbit", "garden", "silver", "copper"]
 
 
 def write_corpus(path: Path, chunks: int, seed: int = 1) -> None:

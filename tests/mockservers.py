@@ -68,7 +68,7 @@ class MockServer:
     def __enter__(self) -> MockServer:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

@@ -108,6 +108,21 @@ class Settings(BaseSettings):
         self.check_production()
         return self
 
+    @model_validator(mode="after")
+    def _check_providers(self) -> Settings:
+        """The remote providers need their keys; a webhook needs its secret (issue 4)."""
+        if self.parser == "llamaparse" and not self.llamaparse_api_key:
+            raise ValueError("PARSER=llamaparse needs UPLOAD_PIPELINE_LLAMAPARSE_API_KEY "
+                             "(or LLAMA_CLOUD_API_KEY)")
+        if self.embedding_provider == "openai" and not (self.openai_api_key or self.openai_base_url):
+            raise ValueError("EMBEDDING_PROVIDER=openai needs UPLOAD_PIPELINE_OPENAI_API_KEY "
+                             "(or OPENAI_API_KEY), or OPENAI_BASE_URL for a local server")
+        if self.webhook_base_url and not self.webhook_secret:
+            raise ValueError("UPLOAD_PIPELINE_WEBHOOK_BASE_URL needs UPLOAD_PIPELINE_WEBHOOK_SECRET")
+        if self.environment == "production" and self.webhook_secret and len(self.webhook_secret) < 32:
+            raise ValueError("UPLOAD_PIPELINE_WEBHOOK_SECRET must have 32+ characters in production")
+        return self
+
     def check_production(self) -> None:
         """Refuse development defaults in production.
 

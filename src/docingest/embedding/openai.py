@@ -26,7 +26,8 @@ import json
 import logging
 import re
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 

@@ -48,13 +48,17 @@ class SharedRateLimiter:
         rpm, tpm: limits per minute (None: no limit; the shared backoff still applies).
         burst_fraction: share of the limit that may be sent at once.
         max_sleep_seconds: longest single wait between two tries of the bucket.
+        url: when given, each thread keeps its own autocommit connection for ``acquire``
+            (one round trip per request instead of a pool checkout, check and commit).
     """
 
     def __init__(
         self, pool: Any, *, name: str, rpm: int | None = None, tpm: int | None = None,
-        burst_fraction: float = 0.1, max_sleep_seconds: float = 2.0,
+        burst_fraction: float = 0.1, max_sleep_seconds: float = 2.0, url: str | None = None,
     ) -> None:
         self.pool = pool
+        self.url = url
+        self._local = threading.local()
         self.name = name
         self.repo = Repository()
         self.max_sleep_seconds = max_sleep_seconds
@@ -92,13 +96,30 @@ class SharedRateLimiter:
             costs.append(min(float(tokens), self._sizes[names[1]][0]))
         started = time.monotonic()
         while True:
-            with self.pool.connection() as conn:
-                granted, wait = self.repo.rate_limit_acquire(conn, names, costs)
+            granted, wait = self._take(names, costs)
             if granted:
                 return time.monotonic() - started
             if should_stop is not None and should_stop():
                 raise InterruptedError("stopped while waiting for the rate limit")
             time.sleep(min(self.max_sleep_seconds, wait) + random.uniform(0.0, 0.02))
+
+    def _take(self, names: list[str], costs: list[float]) -> tuple[bool, float]:
+        if self.url is None:
+            with self.pool.connection() as conn:
+                return self.repo.rate_limit_acquire(conn, names, costs)
+        import psycopg
+
+        from docingest.db.pool import connect
+
+        conn = getattr(self._local, "conn", None)
+        try:
+            if conn is None or conn.closed:
+                conn = self._local.conn = connect(self.url, autocommit=True)
+            return self.repo.rate_limit_acquire(conn, names, costs)
+        except psycopg.OperationalError:
+            self._local.conn = None  # reconnect on the next try
+            with self.pool.connection() as pooled:
+                return self.repo.rate_limit_acquire(pooled, names, costs)
 
     def block(self, seconds: float) -> None:
         """Make every worker wait ``seconds`` before its next request (after a 429)."""

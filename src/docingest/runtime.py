@@ -127,6 +127,9 @@ class Runtime:
                           self.handlers(), url=self.url, concurrency=n)
 
     def close(self) -> None:
+        closer = getattr(self._embedder, "close", None)
+        if callable(closer):
+            closer()  # the API embedders' request threads
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -147,7 +150,7 @@ class Runtime:
         s = self.settings
         rpm, tpm = (s.embedding_rpm, s.embedding_tpm) if provider == "openai" else (s.llamaparse_rpm, None)
         return SharedRateLimiter(self.pool(), name=provider, rpm=rpm, tpm=tpm,
-                                 burst_fraction=s.rate_limit_burst_fraction)
+                                 burst_fraction=s.rate_limit_burst_fraction, url=self.url)
 
     def llamaparse_client(self) -> Any:
         """The LlamaParse client of ``UPLOAD_PIPELINE_LLAMAPARSE_*``.

@@ -227,3 +227,33 @@ def test_mock_openai_contract(openai_mock: MockServer) -> None:
     assert httpx.post(f"{openai_mock.url}/v1/embeddings",
                       json={"input": ["a"], "model": "m"}).status_code == 401
     assert hashlib.sha256(b"a").hexdigest() in openai_mock.stats()["embedded"]
+
+
+@pytest.mark.parametrize("openai_mock", [("--max-input-tokens", "5",)], indirect=True)
+def test_context_length_400_is_permanent_and_not_retried(openai_mock: MockServer) -> None:
+    from docingest.embedding import make_embedder
+    from docingest.errors import EmbeddingInputTooLong
+    from docingest.settings import Settings
+
+    embedder: Any = make_embedder(Settings(environment="test", **openai_settings(openai_mock)))
+    try:
+        with pytest.raises(EmbeddingInputTooLong):
+            embedder.embed(["one two three four five six seven eight nine ten"])
+    finally:
+        embedder.close()
+    assert openai_mock.stats()["by_status"] == {"400": 1}
+
+
+def test_llamaparse_transient_errors_retry(db_url: str, tmp_path: Path) -> None:
+    flags = ("--error-rate", "0.15", "--rate-limit-rate", "0.15", "--retry-after", "0.2",
+             "--malformed-rate", "0.05", "--job-seconds", "0.3", "--seed", "3")
+    with MockServer("llamaparse", *flags, log_dir=tmp_path) as lp:
+        rt = _runtime(db_url, tmp_path, **llamaparse_settings(lp), max_retries=40)
+        try:
+            summary = ingest(rt, [MD / "caching.md", MD / "installation.md"], concurrency=2,
+                             poll_seconds=0.2)
+        finally:
+            rt.close()
+        stats = lp.stats()
+    assert summary.complete == 2, summary.failures
+    assert stats["by_status"].get("500", 0) + stats["by_status"].get("429", 0) > 0

@@ -73,3 +73,15 @@ def test_bucket_never_admits_more_than_the_limit_in_a_minute() -> None:
     assert capacity + refill * 60 == pytest.approx(60)
     capacity, refill = bucket_size(1, 0.1)
     assert capacity == 1 and refill == pytest.approx(1 / 60)
+
+
+def test_conventional_key_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from docingest.settings import Settings
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("LLAMA_CLOUD_API_KEY", "llx-test")
+    s = Settings(environment="test", embedding_provider="openai", parser="llamaparse")
+    assert s.openai_api_key == "sk-test" and s.llamaparse_api_key == "llx-test"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        Settings(environment="test", embedding_provider="openai")

@@ -124,7 +124,7 @@ def test_dimension_mismatch_refuses_start_and_fails_mid_run(db_url: str, tmp_pat
                                                             openai_mock: MockServer) -> None:
     settings = make_settings(db_url, tmp_path / "data", **openai_settings(openai_mock))
     proc = subprocess.run(docingest_cmd("worker", "-c", "1"), env=child_env(settings_env(settings)),
-                          capture_output=True, timeout=120, text=True)
+                          capture_output=True, timeout=120, text=True, check=False)
     assert proc.returncode == 2
     assert "embedding_dimension_mismatch" in proc.stdout + proc.stderr
     rt = Runtime(settings, migrate=False)

@@ -17,6 +17,10 @@ The tree (the httpx habit of drawing it once, here)::
     │   ├── ChunkTooLong               chunk_too_long
     │   ├── EmbeddingDimensionMismatch embedding_dimension_mismatch
     │   ├── UploadExpired              upload_expired
+    │   ├── EmbeddingInputTooLong      embedding_input_too_long
+    │   ├── EmbeddingRejected          embedding_rejected (a 4xx other than 429)
+    │   ├── RemoteParseFailed          remote_parse_failed (LlamaParse job FAILED)
+    │   ├── RemoteParseCancelled       remote_parse_cancelled
     │   └── WorkerLost                 worker_lost (raised after N lost leases)
     └── TransientError                 retried with backoff, then failed with the last cause
         ├── StorageUnavailable         storage_unavailable
@@ -24,6 +28,7 @@ The tree (the httpx habit of drawing it once, here)::
         ├── ParseTimeout               parse_timeout
         ├── ParseCrashed               parse_crashed
         ├── ParseOutOfMemory           parse_oom
+        ├── ParserUnavailable          parser_unavailable (LlamaParse 5xx, 429, network)
         └── InternalError              internal_error (an unexpected exception)
 
     LeaseLost                          not a document failure: the worker lost its
@@ -196,6 +201,36 @@ class InternalError(TransientError):
     error_code = "internal_error"
     meaning = "an unexpected error"
     user_action = "retry; report it with the job id if it persists"
+
+
+class EmbeddingInputTooLong(PermanentError):
+    error_code = "embedding_input_too_long"
+    meaning = "a chunk is over the embedding model's per-input token limit (context length)"
+    user_action = "lower UPLOAD_PIPELINE_EMBEDDING_MAX_TOKENS so chunks fit the model"
+
+
+class EmbeddingRejected(PermanentError):
+    error_code = "embedding_rejected"
+    meaning = "the embedding provider refused the request (4xx: key, model or input)"
+    user_action = "check UPLOAD_PIPELINE_OPENAI_API_KEY, EMBEDDING_MODEL and the message"
+
+
+class RemoteParseFailed(PermanentError):
+    error_code = "remote_parse_failed"
+    meaning = "LlamaParse reported the parse job as failed"
+    user_action = "read the message; re-export the file or use UPLOAD_PIPELINE_PARSER=local"
+
+
+class RemoteParseCancelled(PermanentError):
+    error_code = "remote_parse_cancelled"
+    meaning = "the LlamaParse job was cancelled"
+    user_action = "retry the job (`docingest retry JOB`)"
+
+
+class ParserUnavailable(TransientError):
+    error_code = "parser_unavailable"
+    meaning = "the remote parser (LlamaParse) failed, timed out or rate-limited us"
+    user_action = "check LlamaParse status and UPLOAD_PIPELINE_LLAMAPARSE_API_KEY; it retries"
 
 
 class LeaseLost(Exception):

@@ -114,6 +114,7 @@ class IngestSummary:
     wall_s: float = 0.0
     docs_per_s: float = 0.0
     chunks_per_s: float = 0.0
+    embedding_cache_hits: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,6 +169,8 @@ def ingest(
         failures=[{"filename": j["filename"], "job_id": str(j["job_id"]),
                    "error_code": j["error_code"], "error_message": j["error_message"]} for j in failed],
     )
+    summary.embedding_cache_hits = sum(int((j["progress"] or {}).get("embedding_cache_hits") or 0)
+                                       for j in latest.values())
     summary.docs_per_s = round(summary.documents / wall, 3) if wall else 0.0
     summary.chunks_per_s = round(summary.chunks / wall, 3) if wall else 0.0
     return summary

@@ -66,9 +66,16 @@ class Runtime:
         return make_storage(self.settings)
 
     def embedder(self) -> Embedder:
+        limiter = None  # built outside the lock: it needs the pool, which takes the lock too
+        if self._embedder is None and self.settings.embedding_provider == "openai":
+            limiter = self.rate_limiter("openai")
         with self._lock:
             if self._embedder is None:
-                self._embedder = make_embedder(self.settings)
+                if limiter is not None:
+                    self._embedder = make_embedder(self.settings, limiter=limiter,
+                                                   client_tag=self.client_tag)
+                else:
+                    self._embedder = make_embedder(self.settings)
             return self._embedder
 
     def chunker(self) -> Chunker:
@@ -91,14 +98,21 @@ class Runtime:
         return parse_file
 
     def handlers(self) -> dict[Stage, StageHandler]:
-        return build_handlers(
+        handlers = build_handlers(
             storage=self.storage,
             parse_fn=self.parse_fn(),
             chunker_factory=self.chunker,
             embedder_factory=self.embedder,
             max_file_bytes=self.settings.max_file_bytes,
             dimensions=self.settings.embedding_dimensions,
+            embedding_cache=self.settings.embedding_cache,
         )
+        if self.settings.parser == "llamaparse":
+            from docingest.stages.llamaparse import LlamaParseDocument
+
+            handlers[Stage.PARSE_QUEUED] = LlamaParseDocument(self.storage, self.llamaparse_client(),
+                                                              self.settings)
+        return handlers
 
     def check_embedder_dimensions(self) -> None:
         """Embed one probe string; refuse to start when its length differs from the column.
@@ -126,6 +140,9 @@ class Runtime:
         for parser in self._parsers:
             parser.close()
         self._parsers.clear()
+        closer = getattr(self._embedder, "close", None)
+        if callable(closer):
+            closer()  # the API embedders' request threads
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -144,3 +161,37 @@ class Runtime:
         from docingest.uploads import UploadService
 
         return UploadService(self)
+    # --- remote providers (issue 4) ------------------------------------------------------
+    @cached_property
+    def client_tag(self) -> str:
+        """Names this process to providers (``X-Docingest-Worker``); no secret in it."""
+        import os
+        import socket
+
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def rate_limiter(self, provider: str) -> Any:
+        """The PostgreSQL token buckets of ``provider`` (``openai`` or ``llamaparse``)."""
+        from docingest.ratelimit import SharedRateLimiter
+
+        s = self.settings
+        rpm, tpm = (s.embedding_rpm, s.embedding_tpm) if provider == "openai" else (s.llamaparse_rpm, None)
+        return SharedRateLimiter(self.pool(), name=provider, rpm=rpm, tpm=tpm,
+                                 burst_fraction=s.rate_limit_burst_fraction, url=self.url)
+
+    def llamaparse_client(self) -> Any:
+        """The LlamaParse client of ``UPLOAD_PIPELINE_LLAMAPARSE_*``.
+
+        Raises:
+            ValueError: no API key configured.
+        """
+        from docingest.parsing.llamaparse import LlamaParseClient
+
+        s = self.settings
+        if not s.llamaparse_api_key:
+            raise ValueError("UPLOAD_PIPELINE_LLAMAPARSE_API_KEY (or LLAMA_CLOUD_API_KEY) is required "
+                             "for PARSER=llamaparse")
+        return LlamaParseClient(base_url=s.llamaparse_url, api_key=s.llamaparse_api_key,
+                                tier=s.llamaparse_tier, version=s.llamaparse_version,
+                                timeout_seconds=s.llamaparse_request_timeout_seconds,
+                                limiter=self.rate_limiter("llamaparse"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "docingest-development-secret-change-me"
@@ -33,7 +33,7 @@ class Settings(BaseSettings):
 
     jwt_secret: str = DEFAULT_JWT_SECRET
 
-    parser: Literal["local"] = "local"
+    parser: Literal["local", "llamaparse"] = "local"
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     # Bounded parsing (parsing/sandbox.py): each local parse runs in a child process.
     parse_sandbox: bool = Field(default=True, description="run local parsers in a child process")
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     parse_timeout_max_seconds: float = Field(default=900.0, gt=0, description="cap of the scaled limit")
     parse_memory_mb: int = Field(default=2048, ge=64, description="resident memory limit of a parse")
 
-    embedding_provider: Literal["local", "hashing"] = "local"
+    embedding_provider: Literal["local", "hashing", "openai"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dimensions: int = Field(default=384, ge=1, le=16000)
     embedding_batch_size: int = Field(default=64, ge=1)
@@ -70,11 +70,67 @@ class Settings(BaseSettings):
     fault_embedding_error_rate: float = Field(default=0.0, ge=0, le=1)
     fault_embedding_delay_seconds: float = Field(default=0.0, ge=0)
 
+    # --- LlamaParse (issue 4); REST flow of the LlamaCloud Parse API v2 ------------
+    llamaparse_url: str = "https://api.cloud.llamaindex.ai"
+    llamaparse_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "llamaparse_api_key", "UPLOAD_PIPELINE_LLAMAPARSE_API_KEY", "LLAMA_CLOUD_API_KEY"
+        ),
+    )
+    llamaparse_tier: str = "cost_effective"
+    llamaparse_version: str = "latest"
+    llamaparse_poll_seconds: float = Field(default=2.0, gt=0, description="first poll delay")
+    llamaparse_poll_max_seconds: float = Field(default=30.0, gt=0)
+    llamaparse_timeout_base_seconds: float = Field(default=300.0, gt=0)
+    llamaparse_timeout_per_page_seconds: float = Field(default=10.0, ge=0)
+    llamaparse_request_timeout_seconds: float = Field(default=60.0, gt=0)
+    llamaparse_rpm: int | None = Field(default=None, ge=1, description="requests/minute, all workers")
+    webhook_base_url: str | None = Field(
+        default=None, description="public URL of this API; set to have LlamaParse call the webhook"
+    )
+    webhook_secret: str | None = None
+
+    # --- OpenAI-compatible embeddings (issue 4) ---------------------------------------
+    openai_base_url: str | None = None
+    openai_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("openai_api_key", "UPLOAD_PIPELINE_OPENAI_API_KEY", "OPENAI_API_KEY"),
+    )
+    openai_send_dimensions: bool | None = Field(
+        default=None, description="send `dimensions`; None: only for text-embedding-3-* models"
+    )
+    embedding_max_batch_inputs: int = Field(default=2048, ge=1, description="inputs per request")
+    embedding_max_batch_tokens: int = Field(default=300_000, ge=1, description="tokens per request")
+    embedding_max_input_tokens: int = Field(default=8192, ge=1, description="tokens per input")
+    embedding_concurrency: int = Field(default=4, ge=1, description="requests in flight per process")
+    embedding_request_timeout_seconds: float = Field(default=60.0, gt=0)
+    embedding_request_attempts: int = Field(default=6, ge=1, description="tries per batch in one run")
+    embedding_rpm: int | None = Field(default=None, ge=1, description="requests/minute, all workers")
+    embedding_tpm: int | None = Field(default=None, ge=1, description="tokens/minute, all workers")
+    rate_limit_burst_fraction: float = Field(default=0.1, gt=0, le=1)
+    embedding_cache: bool = True
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.heartbeat_seconds >= self.lease_seconds:
             raise ValueError("UPLOAD_PIPELINE_HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS")
         self.check_production()
+        return self
+
+    @model_validator(mode="after")
+    def _check_providers(self) -> Settings:
+        """The remote providers need their keys; a webhook needs its secret (issue 4)."""
+        if self.parser == "llamaparse" and not self.llamaparse_api_key:
+            raise ValueError("PARSER=llamaparse needs UPLOAD_PIPELINE_LLAMAPARSE_API_KEY "
+                             "(or LLAMA_CLOUD_API_KEY)")
+        if self.embedding_provider == "openai" and not (self.openai_api_key or self.openai_base_url):
+            raise ValueError("EMBEDDING_PROVIDER=openai needs UPLOAD_PIPELINE_OPENAI_API_KEY "
+                             "(or OPENAI_API_KEY), or OPENAI_BASE_URL for a local server")
+        if self.webhook_base_url and not self.webhook_secret:
+            raise ValueError("UPLOAD_PIPELINE_WEBHOOK_BASE_URL needs UPLOAD_PIPELINE_WEBHOOK_SECRET")
+        if self.environment == "production" and self.webhook_secret and len(self.webhook_secret) < 32:
+            raise ValueError("UPLOAD_PIPELINE_WEBHOOK_SECRET must have 32+ characters in production")
         return self
 
     def check_production(self) -> None:

@@ -62,6 +62,9 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # also at the root, for probes
+    from docingest.webhooks import llamaparse_webhook_router
+
+    app.include_router(llamaparse_webhook_router(rt))  # its own HMAC header, no bearer token
     if settings.storage_backend == "local":
         local = getattr(rt.storage, "inner", rt.storage)  # unwrapped when fault injection is on
         app.include_router(storage_router(_storage_service(settings, local, rt.uploads.on_stored)))

@@ -347,3 +347,54 @@ class Repository:
 
     def count_jobs_by_state(self, conn: Conn) -> dict[str, int]:
         return {r["state"]: r["n"] for r in _all(conn, "count_jobs_by_state", {})}
+    # --- rate limits and the embedding cache (issue 4) ---------------------------------
+    def rate_limit_configure(
+        self, conn: Conn, bucket: str, *, capacity: float, refill_per_second: float
+    ) -> None:
+        """Create the bucket full, or adopt a new capacity and rate."""
+        conn.execute(queries()["rate_limit_configure"],
+                     {"bucket": bucket, "capacity": capacity, "refill_per_second": refill_per_second})
+
+    def rate_limit_acquire(
+        self, conn: Conn, buckets: Sequence[str], costs: Sequence[float]
+    ) -> tuple[bool, float]:
+        """Take ``costs`` from ``buckets`` all at once or not at all: ``(granted, wait_seconds)``."""
+        row = _one(conn, "rate_limit_acquire", {"buckets": list(buckets), "costs": list(costs)})
+        assert row is not None
+        return bool(row["granted"]), float(row["wait_seconds"])
+
+    def rate_limit_block(self, conn: Conn, buckets: Sequence[str], seconds: float) -> None:
+        """Every worker using ``buckets`` waits ``seconds`` from now (a shared backoff)."""
+        conn.execute(queries()["rate_limit_block"], {"buckets": list(buckets), "seconds": seconds})
+
+    def embedding_cache_get(
+        self, conn: Conn, *, model: str, dimensions: int, hashes: Sequence[bytes]
+    ) -> dict[bytes, np.ndarray]:
+        """``{sha256 digest: vector}`` for the hashes already embedded with this model."""
+        if not hashes:
+            return {}
+        rows = _all(conn, "embedding_cache_get",
+                    {"model": model, "dimensions": dimensions, "hashes": list(hashes)})
+        return {bytes(r["text_sha256"]): _as_array(r["embedding"]) for r in rows}
+
+    def embedding_cache_put(
+        self, conn: Conn, *, model: str, dimensions: int, hashes: Sequence[bytes], vectors: np.ndarray
+    ) -> None:
+        """Remember vectors by text hash (existing entries are kept)."""
+        with conn.cursor() as cur:
+            cur.executemany(
+                queries()["embedding_cache_put"],
+                [{"model": model, "dimensions": dimensions, "text_sha256": h, "embedding": v}
+                 for h, v in zip(hashes, vectors, strict=True)],
+            )
+
+    def wake_parse_job(self, conn: Conn, job_id: UUID, remote_job_id: str) -> bool:
+        """Make a job waiting on remote parse ``remote_job_id`` claimable now; False if none."""
+        return _one(conn, "wake_parse_job", {"job_id": job_id, "remote_job_id": remote_job_id}) is not None
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """float32 array of a pgvector value (``Vector`` in pgvector >= 0.4, else an ndarray)."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, dtype=np.float32)

@@ -26,6 +26,7 @@ def build_handlers(
     embedder_factory: Callable[[], Embedder],
     max_file_bytes: int,
     dimensions: int,
+    embedding_cache: bool = False,
 ) -> dict[Stage, StageHandler]:
     """``{stage: handler}`` for the nine stages that have work (``complete`` has none)."""
     handlers: list[StageHandler] = [
@@ -36,7 +37,7 @@ def build_handlers(
         ChunkDocument(storage, chunker_factory),
         Passthrough(Stage.CHUNKS_STORED),
         Passthrough(Stage.EMBEDDING_QUEUED),
-        EmbedChunks(embedder_factory, dimensions=dimensions),
+        EmbedChunks(embedder_factory, dimensions=dimensions, cache=embedding_cache),
         FinalizeDocument(),
     ]
     registry = {h.stage: h for h in handlers}

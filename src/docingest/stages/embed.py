@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import numpy as np
 
 from docingest.db.repository import Repository
 from docingest.domain import Stage
@@ -19,17 +22,22 @@ class EmbedChunks:
     Each stored batch is a checkpoint (vectors and progress in one fenced
     transaction), so a crashed or taken-over job resumes where it stopped.
     A reply of the wrong shape fails the job and writes nothing of that batch.
+    With ``cache``, texts already embedded by this model (any document, any
+    user) are taken from ``embedding_cache`` and not sent; each distinct text is
+    sent once; ``progress.embedding_cache_hits`` counts the chunks served so.
     """
 
     stage = Stage.EMBEDDING_IN_PROGRESS
 
     def __init__(
-        self, embedder_factory: Callable[[], Embedder], *, dimensions: int, batch_chunks: int = 256
+        self, embedder_factory: Callable[[], Embedder], *, dimensions: int, batch_chunks: int = 256,
+        cache: bool = False,
     ) -> None:
         self._factory = embedder_factory
         self._embedder: Embedder | None = None
         self.dimensions = dimensions
         self.batch_chunks = batch_chunks
+        self.cache = cache  # the embedding cache (issue 4): (model, dimensions, sha256(text))
         self.repo = Repository()
 
     @property
@@ -45,24 +53,68 @@ class EmbedChunks:
             pending = self.repo.pending_chunks(conn, doc.document_id)
         total = counts["chunks"]
         done = total - len(pending)
-        started = time.monotonic()
-        for i in range(0, len(pending), self.batch_chunks):
-            batch = pending[i : i + self.batch_chunks]
-            ctx.check()
-            vectors = check_shape(
-                self.embedder.embed([r["text"] for r in batch]), len(batch), self.dimensions
-            )
-            done += len(batch)
-            rate = (done - (total - len(pending))) / max(time.monotonic() - started, 1e-6)
-            progress = {"chunks_embedded": done, "chunks_total": total,
-                        "eta_s": round((total - done) / rate, 1) if rate > 0 else None}
-            ids = [r["chunk_id"] for r in batch]
+        hits = int(ctx.job.progress.get("embedding_cache_hits") or 0)
+        model = self.embedder.model
+        # One entry per distinct text: a text is sent once, whatever the number of chunks.
+        by_hash: dict[bytes, list[dict[str, Any]]] = {}
+        for row in pending:
+            by_hash.setdefault(hashlib.sha256(row["text"].encode("utf-8")).digest(), []).append(row)
+        hashes = list(by_hash)
+        if self.cache and hashes:
+            with ctx.fenced() as conn:
+                cached = self.repo.embedding_cache_get(conn, model=model, dimensions=self.dimensions,
+                                                       hashes=hashes)
+            if cached:
+                rows = [r for h in cached for r in by_hash[h]]
+                vectors = np.stack([cached[h] for h in cached for _ in by_hash[h]])
+                vectors = check_shape(vectors, len(rows), self.dimensions)
+                done += len(rows)
+                hits += len(rows)
+                ids = [r["chunk_id"] for r in rows]
 
-            def persist(conn: Any, ids: list[Any] = ids, vectors: Any = vectors) -> None:
-                self.repo.insert_vectors(conn, doc.document_id, ids, vectors, self.embedder.model)
+                def persist_cached(conn: Any, ids: list[Any] = ids, vectors: Any = vectors) -> None:
+                    self.repo.insert_vectors(conn, doc.document_id, ids, vectors, model)
+
+                ctx.save_progress({"chunks_embedded": done, "chunks_total": total,
+                                   "embedding_cache_hits": hits}, persist_cached)
+                hashes = [h for h in hashes if h not in cached]
+        texts = [by_hash[h][0]["text"] for h in hashes]
+        started = time.monotonic()
+        embedded_now = 0
+        for start, end, batch_vectors in self._embed(texts):
+            ctx.check()
+            batch_hashes = hashes[start:end]
+            vectors = check_shape(batch_vectors, end - start, self.dimensions)
+            rows = [r for h in batch_hashes for r in by_hash[h]]
+            per_row = np.repeat(vectors, [len(by_hash[h]) for h in batch_hashes], axis=0)
+            done += len(rows)
+            embedded_now += len(rows)
+            rate = embedded_now / max(time.monotonic() - started, 1e-6)
+            progress = {"chunks_embedded": done, "chunks_total": total, "embedding_cache_hits": hits,
+                        "eta_s": round((total - done) / rate, 1) if rate > 0 else None}
+            ids = [r["chunk_id"] for r in rows]
+
+            def persist(conn: Any, ids: list[Any] = ids, vectors: Any = per_row,
+                        fresh: Any = vectors, fresh_hashes: list[bytes] = batch_hashes) -> None:
+                self.repo.insert_vectors(conn, doc.document_id, ids, vectors, model)
+                if self.cache:
+                    self.repo.embedding_cache_put(conn, model=model, dimensions=self.dimensions,
+                                                  hashes=fresh_hashes, vectors=fresh)
 
             ctx.save_progress(progress, persist)
-        return StageResult(progress={"chunks_embedded": total, "chunks_total": total, "eta_s": 0})
+        return StageResult(progress={"chunks_embedded": total, "chunks_total": total, "eta_s": 0,
+                                     "embedding_cache_hits": hits})
+
+    def _embed(self, texts: list[str]) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(start, end, vectors)`` per batch: the embedder's own batching (several in flight)
+        when it has one (``BatchingEmbedder.embed_batches``), else slices of ``batch_chunks``."""
+        batches = getattr(self.embedder, "embed_batches", None)
+        if batches is not None:
+            yield from batches(texts)
+            return
+        for i in range(0, len(texts), self.batch_chunks):
+            batch = texts[i : i + self.batch_chunks]
+            yield i, i + len(batch), self.embedder.embed(batch)
 
 
 class FinalizeDocument:

@@ -158,7 +158,7 @@ class BaseWorker:
                 log.warning("database error in worker slot: %s", exc)
                 self.stopping.wait(min(30.0, 0.5 * 2**failures))
                 continue
-            except Exception:  # noqa: BLE001 - a slot never dies; its job's lease expires
+            except Exception:
                 failures += 1
                 log.exception("unexpected error in worker slot")
                 self.stopping.wait(min(30.0, 0.5 * 2**failures))
@@ -311,7 +311,7 @@ class BaseWorker:
         except psycopg.Error as exc:
             log.warning("heartbeat failed: %s", exc)
             return
-        except Exception:  # noqa: BLE001 - the heartbeat thread must outlive any one failure
+        except Exception:
             log.exception("heartbeat failed")
             return
         for h in held:

@@ -354,3 +354,65 @@ RETURNING *;
 
 -- name: count_jobs_by_state
 SELECT state, count(*) AS n FROM upload_pipeline.upload_jobs GROUP BY state;
+-- name: rate_limit_configure
+-- Create a bucket (full), or adopt the configured capacity and rate of an existing one.
+INSERT INTO upload_pipeline.rate_limits (bucket, capacity, refill_per_second, tokens)
+VALUES (%(bucket)s, %(capacity)s, %(refill_per_second)s, %(capacity)s)
+ON CONFLICT (bucket) DO UPDATE
+SET capacity = EXCLUDED.capacity, refill_per_second = EXCLUDED.refill_per_second,
+    tokens = LEAST(upload_pipeline.rate_limits.tokens, EXCLUDED.capacity);
+
+-- name: rate_limit_acquire
+-- Take `cost` from every named bucket atomically, or nothing; says how long to wait otherwise.
+WITH wanted AS (
+    SELECT * FROM unnest(%(buckets)s::text[], %(costs)s::float8[]) AS w(bucket, cost)
+), cur AS (
+    SELECT r.bucket, w.cost, r.refill_per_second,
+           LEAST(r.capacity, r.tokens + r.refill_per_second
+                 * GREATEST(0, EXTRACT(epoch FROM clock_timestamp() - r.updated_at))) AS avail,
+           GREATEST(0, COALESCE(EXTRACT(epoch FROM r.blocked_until - clock_timestamp()), 0)) AS blocked_s
+    FROM upload_pipeline.rate_limits r JOIN wanted w ON w.bucket = r.bucket
+    ORDER BY r.bucket
+    FOR UPDATE OF r
+), verdict AS (
+    SELECT COALESCE(bool_and(avail >= cost AND blocked_s = 0), true) AS granted,
+           COALESCE(max(GREATEST(blocked_s,
+                    CASE WHEN avail >= cost THEN 0 ELSE (cost - avail) / refill_per_second END)), 0)
+               AS wait_seconds
+    FROM cur
+), taken AS (
+    UPDATE upload_pipeline.rate_limits r
+    SET tokens = cur.avail - CASE WHEN verdict.granted THEN cur.cost ELSE 0 END,
+        updated_at = clock_timestamp()
+    FROM cur, verdict
+    WHERE r.bucket = cur.bucket
+    RETURNING r.bucket
+)
+SELECT verdict.granted, verdict.wait_seconds::float8 AS wait_seconds,
+       (SELECT count(*) FROM taken) AS buckets
+FROM verdict;
+
+-- name: rate_limit_block
+-- A 429 arrived: every worker waits until now + seconds (never shortens an existing block).
+UPDATE upload_pipeline.rate_limits
+SET blocked_until = GREATEST(COALESCE(blocked_until, '-infinity'),
+                             clock_timestamp() + make_interval(secs => %(seconds)s))
+WHERE bucket = ANY(%(buckets)s::text[])
+RETURNING bucket, blocked_until;
+
+-- name: embedding_cache_get
+SELECT text_sha256, embedding FROM upload_pipeline.embedding_cache
+WHERE model = %(model)s AND dimensions = %(dimensions)s AND text_sha256 = ANY(%(hashes)s::bytea[]);
+
+-- name: embedding_cache_put
+INSERT INTO upload_pipeline.embedding_cache (model, dimensions, text_sha256, embedding)
+VALUES (%(model)s, %(dimensions)s, %(text_sha256)s, %(embedding)s)
+ON CONFLICT DO NOTHING;
+
+-- name: wake_parse_job
+-- The LlamaParse webhook: make a job that waits on this remote parse claimable now.
+UPDATE upload_pipeline.upload_jobs
+SET next_attempt_at = now(), updated_at = now()
+WHERE job_id = %(job_id)s AND stage = 'parse_queued' AND state IN ('queued', 'retryable')
+  AND progress->>'llamaparse_job_id' = %(remote_job_id)s
+RETURNING job_id, pg_notify('upload_pipeline_jobs', job_id::text) IS NOT NULL AS notified;

@@ -1,0 +1,173 @@
+"""Count- and token-bounded batching, once, for every API embedder (the pgai habit).
+
+A provider subclasses :class:`BatchingEmbedder` and writes only
+``count_tokens`` and ``_embed_batch`` (one API call for one batch). The base
+checks every input (non-empty, within the per-input token limit) before anything
+is sent, splits the inputs into contiguous batches of at most ``max_inputs``
+inputs and ``max_tokens`` tokens, keeps up to ``concurrency`` batches in flight
+(one thread pool per embedder, shared by the worker's slots), checks each
+reply's shape, and yields batches as they complete so the caller can checkpoint
+each one.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from docingest.embedding.base import check_shape
+from docingest.errors import EmbeddingInputTooLong, EmbeddingRejected
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """Limits of one request: inputs, total tokens, tokens of one input (the model's context)."""
+
+    max_inputs: int = 2048
+    max_tokens: int = 300_000
+    max_input_tokens: int = 8192
+
+
+def iter_batches(
+    token_counts: Iterable[int], limits: BatchLimits
+) -> Iterator[tuple[int, int, int]]:
+    """Contiguous ``(start, end, tokens)`` batches within ``limits``, planned as counts arrive.
+
+    Each input is checked before the batch holding it is yielded, so nothing
+    unchecked is ever sent.
+
+    Raises:
+        EmbeddingRejected: an input has no token (empty text).
+        EmbeddingInputTooLong: an input is over ``max_input_tokens``.
+    """
+    start, tokens, seen = 0, 0, 0
+    for i, n in enumerate(token_counts):
+        seen = i + 1
+        if n <= 0:
+            raise EmbeddingRejected(f"input {i} is empty; refusing to send it")
+        if n > limits.max_input_tokens:
+            raise EmbeddingInputTooLong(
+                f"input {i} has {n} tokens, over the model's limit of {limits.max_input_tokens}"
+            )
+        if i > start and (i - start >= limits.max_inputs or tokens + n > limits.max_tokens):
+            yield start, i, tokens
+            start, tokens = i, 0
+        tokens += n
+    if start < seen:
+        yield start, seen, tokens
+
+
+def plan_batches(token_counts: Sequence[int], limits: BatchLimits) -> list[tuple[int, int]]:
+    """All of :func:`iter_batches` as ``[start, end)`` ranges (every input checked first)."""
+    return [(start, end) for start, end, _ in iter_batches(token_counts, limits)]
+
+
+class BatchingEmbedder:
+    """Base of the API embedders. Subclasses set ``model``/``dimensions`` and write the call.
+
+    Attributes:
+        limits: the request limits used by :func:`plan_batches`.
+        concurrency: batches in flight at once in this process.
+    """
+
+    model: str
+    dimensions: int
+
+    def __init__(self, *, limits: BatchLimits, concurrency: int = 4) -> None:
+        self.limits = limits
+        self.concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self.requests_sent = 0  # batches that reached the provider (every try counts)
+
+    # --- what a provider writes -----------------------------------------------------
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text as the provider counts them."""
+        raise NotImplementedError
+
+    def _embed_batch(self, texts: list[str], tokens: int) -> np.ndarray:
+        """One API call (with its own retries) -> ``(len(texts), dimensions)`` array."""
+        raise NotImplementedError
+
+    # --- the shared part -------------------------------------------------------------
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="docingest-embed")
+            return self._pool
+
+    def _checked(self, texts: list[str], tokens: int) -> np.ndarray:
+        return check_shape(np.asarray(self._embed_batch(texts, tokens)), len(texts), self.dimensions)
+
+    def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(start, end, vectors)`` for each batch as it completes (any order).
+
+        A feeder thread plans batches as it counts tokens (each input checked
+        before its batch is sent) and keeps ``concurrency`` requests in flight
+        whatever the caller is doing with earlier results. On an error no new
+        batch is sent; the batches in flight are awaited and the successful ones
+        still yielded (so the caller stores them), then the first error is raised.
+        """
+        counts = (n for block in range(0, len(texts), 256)
+                  for n in self.count_tokens(texts[block : block + 256]))
+        plan = iter_batches(counts, self.limits)
+        pool = self._executor()
+        results: queue.Queue[tuple[int, int, Future[np.ndarray]] | BaseException | None] = queue.Queue()
+        slots = threading.Semaphore(self.concurrency)
+        stop = threading.Event()
+
+        def finished(start: int, end: int, fut: Future[np.ndarray]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                stop.set()
+            slots.release()
+            results.put((start, end, fut))
+
+        def feed() -> None:
+            try:
+                for start, end, tokens in plan:
+                    slots.acquire()
+                    if stop.is_set():
+                        slots.release()
+                        break
+                    fut = pool.submit(self._checked, list(texts[start:end]), tokens)
+                    fut.add_done_callback(lambda f, s=start, e=end: finished(s, e, f))
+            except Exception as exc:  # noqa: BLE001 - an input refused before sending
+                results.put(exc)
+            for _ in range(self.concurrency):  # wait for the batches in flight
+                slots.acquire()
+            results.put(None)
+
+        feeder = threading.Thread(target=feed, name="docingest-embed-feeder", daemon=True)
+        feeder.start()
+        error: BaseException | None = None
+        try:
+            while (item := results.get()) is not None:
+                if isinstance(item, BaseException):
+                    error = error or item
+                    continue
+                start, end, fut = item
+                exc = fut.exception() if not fut.cancelled() else InterruptedError("cancelled")
+                if exc is not None:
+                    error = error or exc
+                    continue
+                yield start, end, fut.result()
+        finally:
+            stop.set()
+        if error is not None:
+            raise error
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), dimensions)`` float32, in input order."""
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for start, end, vectors in self.embed_batches(texts):
+            out[start:end] = vectors
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

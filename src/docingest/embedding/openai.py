@@ -1,0 +1,229 @@
+"""OpenAI-compatible embeddings (OpenAI, Azure OpenAI, Ollama, vLLM, TEI) via the official client.
+
+Contract (OpenAI API reference, ``POST /v1/embeddings``): request
+``{"input": [str, ...], "model": str, "dimensions"?: int, "encoding_format"?: "float"|"base64"}``;
+reply ``{"data": [{"index": i, "embedding": [...] | base64}], "usage": {"prompt_tokens": n}}``.
+Limits of OpenAI's embedding models: 2,048 inputs and 300,000 tokens per
+request, 8,192 tokens per input (all configurable). Rate-limit replies are 429
+with ``Retry-After`` (seconds) and ``x-ratelimit-reset-requests`` /
+``x-ratelimit-reset-tokens`` (durations such as ``1s``, ``6m0s``, ``20ms``).
+
+Error mapping (each try goes through the shared rate limiter first):
+
+- 429: every worker backs off (``limiter.block``) for ``Retry-After``, else the
+  ``x-ratelimit-reset-*`` time, else exponential backoff; retried.
+- 5xx, connection errors, timeouts, a malformed body: retried with backoff here,
+  then ``EmbeddingUnavailable`` (carrying ``retry_after``) for the worker to reschedule.
+- 400 "maximum context length": ``EmbeddingInputTooLong`` (permanent, never retried).
+- other 4xx: ``EmbeddingRejected`` (permanent).
+- a reply with another count or length of vectors: ``EmbeddingDimensionMismatch``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from docingest.embedding.batching import BatchingEmbedder, BatchLimits
+from docingest.errors import (
+    EmbeddingDimensionMismatch,
+    EmbeddingInputTooLong,
+    EmbeddingRejected,
+    EmbeddingUnavailable,
+)
+from docingest.worker.backoff import backoff_seconds
+
+log = logging.getLogger("docingest.embedding.openai")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds of an OpenAI reset header (``"1s"``, ``"6m0s"``, ``"20ms"``, ``"1h2m3.5s"``) or
+    a plain number of seconds; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parts = _DURATION.findall(value)
+    if not parts:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """The wait a reply asks for: ``retry-after-ms``, ``retry-after`` (seconds or HTTP date),
+    else the longest ``x-ratelimit-reset-*`` of an exhausted (or unreported) budget."""
+    if headers is None:
+        return None
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    if (ra := headers.get("retry-after")) is not None:
+        secs = parse_duration(ra)
+        if secs is None:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                secs = max(0.0, parsedate_to_datetime(ra).timestamp() - time.time())
+            except (TypeError, ValueError):
+                secs = None
+        if secs is not None:
+            return secs
+    waits = []
+    for kind in ("requests", "tokens"):
+        reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+        remaining = headers.get(f"x-ratelimit-remaining-{kind}")
+        if reset is not None and (remaining is None or remaining.strip() in ("0", "0.0")):
+            waits.append(reset)
+    return max(waits) if waits else None
+
+
+def _is_context_length(exc: Any) -> bool:
+    body = getattr(exc, "body", None)
+    text = str(body if body is not None else exc).lower()
+    return "context_length" in text or "maximum context length" in text or "too many tokens" in text
+
+
+class OpenAIEmbedder(BatchingEmbedder):
+    """Embeddings through ``openai.OpenAI(...).embeddings.create``.
+
+    Args:
+        model: model name sent and stored in ``embed_model``.
+        dimensions: the database column's length; sent as ``dimensions`` when ``send_dimensions``.
+        base_url: e.g. ``http://127.0.0.1:8002/v1`` (None: the client's default, OpenAI).
+        api_key: the key (local servers accept any).
+        limiter: ``SharedRateLimiter`` (or ``LocalBackoff``): every try acquires from it.
+        attempts: tries per batch before ``EmbeddingUnavailable``.
+        client_tag: sent as ``X-Docingest-Worker`` (lets the mock attribute requests).
+    """
+
+    def __init__(
+        self, *, model: str, dimensions: int, base_url: str | None, api_key: str | None,
+        limiter: Any, limits: BatchLimits, concurrency: int = 4, timeout_seconds: float = 60.0,
+        attempts: int = 6, send_dimensions: bool | None = None, backoff_base_seconds: float = 0.5,
+        backoff_max_seconds: float = 30.0, client_tag: str | None = None,
+    ) -> None:
+        super().__init__(limits=limits, concurrency=concurrency)
+        self.model = model
+        self.dimensions = dimensions
+        self.base_url = base_url
+        self.limiter = limiter
+        self.attempts = attempts
+        self.send_dimensions = (model.startswith("text-embedding-3") if send_dimensions is None
+                                else send_dimensions)
+        self.backoff_base = backoff_base_seconds
+        self.backoff_max = backoff_max_seconds
+        import openai  # heavy SDK: imported by the embedder that needs it
+
+        self._openai = openai
+        headers = {"X-Docingest-Worker": client_tag} if client_tag else None
+        self.client = openai.OpenAI(
+            api_key=api_key or "unused", base_url=base_url, max_retries=0, timeout=timeout_seconds,
+            default_headers=headers,
+        )
+        self._encoding: Any = None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """cl100k_base counts (the OpenAI embedding models' tokenizer; offline, ``bpe-openai``);
+        without that package a conservative estimate of one token per 3 UTF-8 bytes."""
+        if self._encoding is None:
+            try:
+                import bpe_openai
+
+                self._encoding = bpe_openai.get_encoding("cl100k_base")
+            except ImportError:
+                self._encoding = False
+        if self._encoding is False:
+            return [(len(t.encode("utf-8")) + 2) // 3 if t.strip() else 0 for t in texts]
+        return [len(self._encoding.encode_ordinary(t)) if t.strip() else 0 for t in texts]
+
+    def _embed_batch(self, texts: list[str], tokens: int) -> np.ndarray:
+        oa = self._openai
+        last: Exception | None = None
+        wait_hint: float | None = None
+        kwargs: dict[str, Any] = {"input": texts, "model": self.model, "encoding_format": "base64"}
+        if self.send_dimensions:
+            kwargs["dimensions"] = self.dimensions
+        for attempt in range(self.attempts):
+            self.limiter.acquire(tokens)
+            self.requests_sent += 1
+            try:
+                raw = self.client.embeddings.with_raw_response.create(**kwargs)
+                reply = json.loads(raw.content)  # the wire JSON; skips the SDK's model objects
+                vectors = self._vectors(reply, len(texts))
+            except oa.RateLimitError as exc:
+                wait_hint = retry_after_seconds(exc.response.headers) or self._backoff(attempt)
+                self.limiter.block(wait_hint)
+                last = exc
+                continue
+            except oa.BadRequestError as exc:
+                if _is_context_length(exc):
+                    raise EmbeddingInputTooLong(f"the provider refused an input as too long: {exc}") from exc
+                raise EmbeddingRejected(f"the provider refused the request (400): {exc}") from exc
+            except oa.APIStatusError as exc:
+                if exc.status_code < 500 and exc.status_code not in (408, 409):
+                    raise EmbeddingRejected(
+                        f"the provider refused the request ({exc.status_code}): {exc}") from exc
+                wait_hint = retry_after_seconds(exc.response.headers)
+                last = exc
+            except (oa.APIConnectionError, oa.APITimeoutError, ValueError, KeyError, TypeError) as exc:
+                wait_hint, last = None, exc  # network trouble or a malformed body
+            else:
+                self._respect_budget(raw.headers)
+                return vectors
+            time.sleep(wait_hint if wait_hint is not None else self._backoff(attempt))
+        raise EmbeddingUnavailable(
+            f"embedding request failed {self.attempts} times; last: {type(last).__name__}: {last}",
+            retry_after=wait_hint,
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff_seconds(attempt, base=self.backoff_base, cap=self.backoff_max)
+
+    def _respect_budget(self, headers: Any) -> None:
+        """A reply saying the request budget is spent: every worker waits for its reset."""
+        for kind in ("requests", "tokens"):
+            remaining = headers.get(f"x-ratelimit-remaining-{kind}")
+            reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+            if remaining is not None and remaining.strip() == "0" and reset:
+                self.limiter.block(reset)
+
+    def _vectors(self, reply: Any, count: int) -> np.ndarray:
+        """Vectors of a reply body ``{"data": [{"index", "embedding"}]}``, in input order.
+
+        Raises:
+            KeyError, TypeError, ValueError: a malformed body (transient).
+            EmbeddingDimensionMismatch: another count or length of vectors than asked.
+        """
+        data = sorted(reply["data"], key=lambda d: int(d["index"]))
+        if len(data) != count or [int(d["index"]) for d in data] != list(range(count)):
+            raise EmbeddingDimensionMismatch(
+                f"the provider returned {len(data)} vectors for {count} inputs")
+        rows = []
+        for d in data:
+            emb = d["embedding"]
+            if isinstance(emb, str):  # base64 little-endian float32 (encoding_format=base64)
+                vec = np.frombuffer(base64.b64decode(emb), dtype="<f4")
+            else:
+                vec = np.asarray(emb, dtype=np.float32)
+            if vec.shape != (self.dimensions,):
+                raise EmbeddingDimensionMismatch(
+                    f"the provider returned vectors of {vec.shape[0]} dimensions; the database "
+                    f"column has {self.dimensions} (UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS)")
+            rows.append(vec)
+        out = np.stack(rows).astype(np.float32)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)

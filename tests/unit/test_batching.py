@@ -1,0 +1,87 @@
+"""Count- and token-bounded batching, retry hints of OpenAI replies, bucket sizing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from docingest.embedding.batching import BatchingEmbedder, BatchLimits, plan_batches
+from docingest.embedding.openai import parse_duration, retry_after_seconds
+from docingest.errors import EmbeddingDimensionMismatch, EmbeddingInputTooLong, EmbeddingRejected
+from docingest.ratelimit import bucket_size
+
+
+def test_batches_bounded_by_count_and_tokens() -> None:
+    limits = BatchLimits(max_inputs=3, max_tokens=10, max_input_tokens=8)
+    assert plan_batches([1, 1, 1, 1, 1], limits) == [(0, 3), (3, 5)]
+    assert plan_batches([4, 4, 4, 1], limits) == [(0, 2), (2, 4)]
+    assert plan_batches([8, 8], limits) == [(0, 1), (1, 2)]
+    assert plan_batches([], limits) == []
+
+
+def test_inputs_checked_before_sending() -> None:
+    limits = BatchLimits(max_inputs=3, max_tokens=100, max_input_tokens=8)
+    with pytest.raises(EmbeddingInputTooLong):
+        plan_batches([1, 9], limits)
+    with pytest.raises(EmbeddingRejected):
+        plan_batches([1, 0], limits)
+
+
+class _Echo(BatchingEmbedder):
+    model = "echo"
+    dimensions = 2
+
+    def __init__(self, wrong_at: int | None = None) -> None:
+        super().__init__(limits=BatchLimits(2, 100, 100), concurrency=3)
+        self.wrong_at = wrong_at
+
+    def count_tokens(self, texts):  # type: ignore[no-untyped-def]
+        return [len(t) for t in texts]
+
+    def _embed_batch(self, texts, tokens):  # type: ignore[no-untyped-def]
+        if self.wrong_at is not None and str(self.wrong_at) in texts:
+            return np.ones((len(texts), 3), dtype=np.float32)
+        return np.array([[float(t), 1.0] for t in texts], dtype=np.float32)
+
+
+def test_embed_keeps_order_and_yields_good_batches_before_an_error() -> None:
+    texts = [str(i) for i in range(9)]
+    assert _Echo().embed(texts)[:, 0].tolist() == list(range(9))
+    got: list[tuple[int, int]] = []
+    with pytest.raises(EmbeddingDimensionMismatch):
+        for start, end, _ in _Echo(wrong_at=8).embed_batches(texts):
+            got.append((start, end))
+    assert (8, 9) not in got and len(got) >= 1
+
+
+def test_retry_hints() -> None:
+    assert parse_duration("6m0s") == 360.0
+    assert parse_duration("20ms") == pytest.approx(0.02)
+    assert parse_duration("1h2m3.5s") == pytest.approx(3723.5)
+    assert parse_duration("2") == 2.0
+    assert retry_after_seconds({"retry-after": "1"}) == 1.0
+    assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
+    assert retry_after_seconds({"x-ratelimit-remaining-requests": "0",
+                                "x-ratelimit-reset-requests": "1.5s",
+                                "x-ratelimit-remaining-tokens": "500",
+                                "x-ratelimit-reset-tokens": "9s"}) == 1.5
+    assert retry_after_seconds({}) is None
+
+
+def test_bucket_never_admits_more_than_the_limit_in_a_minute() -> None:
+    capacity, refill = bucket_size(60, 0.1)
+    assert capacity + refill * 60 == pytest.approx(60)
+    capacity, refill = bucket_size(1, 0.1)
+    assert capacity == 1 and refill == pytest.approx(1 / 60)
+
+
+def test_conventional_key_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from docingest.settings import Settings
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("LLAMA_CLOUD_API_KEY", "llx-test")
+    s = Settings(environment="test", embedding_provider="openai", parser="llamaparse")
+    assert s.openai_api_key == "sk-test" and s.llamaparse_api_key == "llx-test"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        Settings(environment="test", embedding_provider="openai")

@@ -82,7 +82,6 @@ class EmbedChunks:
         started = time.monotonic()
         embedded_now = 0
         for start, end, batch_vectors in self._embed(texts):
-            ctx.check()
             batch_hashes = hashes[start:end]
             vectors = check_shape(batch_vectors, end - start, self.dimensions)
             rows = [r for h in batch_hashes for r in by_hash[h]]
@@ -101,7 +100,8 @@ class EmbedChunks:
                     self.repo.embedding_cache_put(conn, model=model, dimensions=self.dimensions,
                                                   hashes=fresh_hashes, vectors=fresh)
 
-            ctx.save_progress(progress, persist)
+            ctx.save_progress(progress, persist)  # a stored batch is kept even if we stop now
+            ctx.check()
         return StageResult(progress={"chunks_embedded": total, "chunks_total": total, "eta_s": 0,
                                      "embedding_cache_hits": hits})
 

@@ -39,8 +39,9 @@ def _runtime() -> Any:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from docingest.logs import configure_logging
+
+    configure_logging(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
@@ -196,12 +197,15 @@ def status(
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
+    from docingest.progress import format_progress
+
     table = Table()
-    for col in ("file", "stage", "state", "attempts", "error", "job"):
+    for col in ("file", "stage", "state", "progress", "attempts", "error", "job"):
         table.add_column(col)
     for r in rows:
         err = f"{r['error_code']}: {r['error_message']}" if r["error_code"] else ""
-        table.add_row(r["filename"], r["stage"], r["state"], str(r["attempts"]), err, r["job_id"])
+        table.add_row(r["filename"], r["stage"], r["state"], format_progress(r["progress"]),
+                      str(r["attempts"]), err, r["job_id"])
     out.print(table)
 
 
@@ -224,11 +228,20 @@ def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
 def worker(
     concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="slots in this process"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                               help="serve Prometheus /metrics on this port"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
+                                     help="address for /metrics (0.0.0.0 to be scraped from elsewhere)"),
 ) -> None:
     """Run a worker until SIGTERM/SIGINT: stop claiming, release held jobs, exit."""
     _setup_logging(verbose)
     rt = _runtime()
     w = rt.worker(concurrency=concurrency)
+    if metrics_port is not None:
+        from docingest.metrics import start_metrics_server
+
+        server, _ = start_metrics_server(metrics_port, metrics_host, runtime=rt)
+        console.print(f"metrics on http://{metrics_host}:{server.server_port}/metrics")
 
     def _stop(signum: int, frame: Any) -> None:
         w.stopping.set()

@@ -277,3 +277,15 @@ class Repository:
 
     def search_fulltext(self, conn: Conn, *, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
         return _all(conn, "search_fulltext", {"user_id": user_id, "query": query, "limit": limit})
+
+    # --- observability ---------------------------------------------------------
+    def job_counts(self, conn: Conn) -> list[tuple[str, str, int]]:
+        """``[(stage, state, jobs)]`` over all jobs (queue depth)."""
+        return [(r["stage"], r["state"], int(r["n"])) for r in _all(conn, "job_counts", {})]
+
+    def events_after(
+        self, conn: Conn, document_id: UUID, after_event_id: int = 0, *, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """A document's events with ``event_id > after_event_id``, oldest first, at most ``limit``."""
+        return _all(conn, "events_after", {"document_id": document_id,
+                                           "after_event_id": after_event_id, "limit": limit})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from docingest import metrics
 from docingest.db.repository import Repository
 from docingest.domain import Stage
 from docingest.embedding.base import Embedder, check_shape
@@ -48,9 +49,17 @@ class EmbedChunks:
         for i in range(0, len(pending), self.batch_chunks):
             batch = pending[i : i + self.batch_chunks]
             ctx.check()
-            vectors = check_shape(
-                self.embedder.embed([r["text"] for r in batch]), len(batch), self.dimensions
-            )
+            call_started = time.monotonic()
+            try:
+                vectors = check_shape(
+                    self.embedder.embed([r["text"] for r in batch]), len(batch), self.dimensions
+                )
+            except Exception:
+                metrics.embedding_call(self.embedder.model, time.monotonic() - call_started,
+                                       chunks=len(batch), tokens=0, ok=False)
+                raise
+            metrics.embedding_call(self.embedder.model, time.monotonic() - call_started,
+                                   chunks=len(batch), tokens=sum(r["token_count"] or 0 for r in batch))
             done += len(batch)
             rate = (done - (total - len(pending))) / max(time.monotonic() - started, 1e-6)
             progress = {"chunks_embedded": done, "chunks_total": total,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from docingest import metrics
 from docingest.domain import Stage
 from docingest.errors import ChecksumMismatch, EmptyFile, FileTooLarge, PermanentError, SizeMismatch
 from docingest.parsing import detect
@@ -59,6 +60,7 @@ class VerifyUpload:
             )
         with self.storage.local_path(doc.raw_path) as path:
             detected = detect(path, declared_mime=doc.mime, filename=doc.filename)
+        metrics.UPLOAD_BYTES.inc(info.size)
         events: list[tuple[str, dict[str, Any]]] = []
         if detected.mime != doc.mime:
             events.append(

@@ -205,3 +205,15 @@ SELECT d.document_id, d.page_count,
        (SELECT count(*) FROM upload_pipeline.document_chunks c WHERE c.document_id = d.document_id) AS chunks
 FROM upload_pipeline.documents d
 WHERE d.document_id = ANY(%(document_ids)s::uuid[]);
+
+-- name: job_counts
+-- Queue depth for docingest_jobs{stage,state}.
+SELECT stage, state, count(*) AS n FROM upload_pipeline.upload_jobs GROUP BY stage, state;
+
+-- name: events_after
+-- A document's events after a given event id, oldest first (the SSE stream's source).
+SELECT event_id, job_id, document_id, stage, type, payload, created_at
+FROM upload_pipeline.events
+WHERE document_id = %(document_id)s AND event_id > %(after_event_id)s
+ORDER BY event_id
+LIMIT %(limit)s;

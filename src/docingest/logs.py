@@ -96,8 +96,23 @@ def configure_logging(
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
+def _configure_passthrough() -> None:
+    """Until :func:`configure_logging` runs, hand structlog events to standard logging as
+    ``message`` + ``extra``, so a library user's own logging setup decides what is shown
+    (structlog's default would print every event to standard output)."""
+    if not structlog.is_configured():
+        structlog.configure(
+            processors=[structlog.stdlib.filter_by_level, structlog.contextvars.merge_contextvars,
+                        redact, structlog.stdlib.render_to_log_kwargs],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=False,
+        )
+
+
 def get_logger(name: str) -> Any:
-    """A structlog logger named ``name`` (a no-op formatter until :func:`configure_logging`)."""
+    """A structlog logger named ``name`` writing through the standard ``logging`` module."""
+    _configure_passthrough()
     return structlog.stdlib.get_logger(name)
 
 

@@ -8,6 +8,7 @@ import logging
 from types import SimpleNamespace
 from uuid import uuid4
 
+import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 
 from docingest import logs, metrics
@@ -57,6 +58,7 @@ def test_json_log_lines_carry_the_bound_job_and_redact_contents() -> None:
     finally:
         logs.unbind_job()
         logging.getLogger().handlers.clear()
+        structlog.reset_defaults()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [e["event"] for e in lines] == ["structlog line", "stdlib line 42", "after the job"]
     for e in lines[:2]:

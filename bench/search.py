@@ -65,7 +65,7 @@ def run(quick: bool = False) -> list[Figure]:
     from docingest.db.repository import queries as sql_queries
     from docingest.runtime import Runtime
 
-    n = 10_000 if quick else 100_000
+    n = 5_000 if quick else 100_000
     queries = 100 if quick else 500
     rng = np.random.default_rng(6)
     centres = rng.normal(size=(500, 384))

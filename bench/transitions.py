@@ -176,7 +176,7 @@ def _procrastinate_schema(url: str) -> None:
 def run(quick: bool = False) -> list[Figure]:
     from docingest.runtime import Runtime
 
-    jobs = 100 if quick else 1000
+    jobs = 60 if quick else 1000
     rt = Runtime(scratch_settings())
     figures = [Figure("transitions", "jobs per run (9 transitions each)", jobs)]
     try:

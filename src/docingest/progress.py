@@ -101,3 +101,42 @@ def document_events(
 def sse_message(event: dict[str, Any]) -> str:
     """One Server-Sent Events message: ``id`` (the event id), ``event`` (its type), ``data`` (JSON)."""
     return f"id: {event['event_id']}\nevent: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
+
+
+def _finished(runtime: Any, document_id: UUID) -> bool:
+    with runtime.pool().connection() as conn:
+        job = runtime.repo.latest_job_for_document(conn, document_id)
+    return job is None or job.state.value in TERMINAL_STATES
+
+
+def sse_stream(
+    runtime: Any,
+    document_id: UUID | str,
+    last_event_id: int = 0,
+    *,
+    keepalive_seconds: float = 15.0,
+    poll_seconds: float = 0.5,
+    max_seconds: float | None = None,
+) -> Iterator[str]:
+    """The text of an SSE response (``text/event-stream``) for a document's events.
+
+    Yields :func:`sse_message` for each event after ``last_event_id`` (the
+    request's ``Last-Event-ID``), a ``: keepalive`` comment after
+    ``keepalive_seconds`` without one (so proxies keep the connection), and ends
+    when the document's job is terminal or after ``max_seconds``. For FastAPI:
+    ``StreamingResponse(sse_stream(rt, doc_id, last_id), media_type="text/event-stream")``.
+    """
+    doc_id = UUID(str(document_id))
+    last = int(last_event_id)
+    started = time.monotonic()
+    yield "retry: 2000\n\n"
+    while True:
+        for event in document_events(runtime, doc_id, last, poll_seconds=poll_seconds,
+                                     timeout_seconds=keepalive_seconds):
+            last = event["event_id"]
+            yield sse_message(event)
+        if _finished(runtime, doc_id):
+            return
+        if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            return
+        yield ": keepalive\n\n"

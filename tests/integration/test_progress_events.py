@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from docingest.progress import document_events, format_progress, sse_message
+from docingest.progress import document_events, format_progress, sse_message, sse_stream
 from docingest.runtime import Runtime
 from tests.integration.helpers import register, rows, write_docs
 
@@ -37,6 +37,9 @@ def test_events_follow_a_document_from_uploaded_to_complete(runtime: Runtime, tm
     # Resuming after an event id (SSE Last-Event-ID) yields exactly the rest, then stops.
     rest = list(document_events(runtime, doc_id, ids[3]))
     assert [e["event_id"] for e in rest] == ids[4:]
+    stream = list(sse_stream(runtime, doc_id, ids[-3], keepalive_seconds=1))
+    assert stream[0] == "retry: 2000\n\n"
+    assert [m.split("\n")[0] for m in stream[1:]] == [f"id: {i}" for i in ids[-2:]]
     msg = sse_message(seen[-1])
     assert msg.startswith(f"id: {ids[-1]}\nevent: stage_completed\ndata: {{") and msg.endswith("\n\n")
 

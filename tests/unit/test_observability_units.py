@@ -66,3 +66,14 @@ def test_json_log_lines_carry_the_bound_job_and_redact_contents() -> None:
         assert e["attempt_id"] == str(job.attempt_id) and e["document_id"] == str(job.document_id)
     assert lines[0]["text"] == lines[0]["api_key"] == "[redacted]"
     assert "job_id" not in lines[2]
+
+
+def test_metrics_router_serves_prometheus_text() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    app = FastAPI()
+    app.include_router(metrics.metrics_router())
+    resp = TestClient(app).get("/metrics")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    assert "docingest_stage_duration_seconds" in resp.text

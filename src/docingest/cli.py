@@ -255,6 +255,19 @@ def worker(
         rt.close()
 
 
+@app.command("prepare-embedder")
+def prepare_embedder(
+    backend: str = typer.Option("onnx-int8", "--backend", help="onnx or onnx-int8"),
+) -> None:
+    """Export the local model to ONNX (and quantize it) into DATA_DIR/models ahead of first use."""
+    from docingest.embedding.local import make_local_embedder
+
+    settings = Settings()
+    embedder = make_local_embedder(backend, cache_dir=settings.data_dir / "models")
+    embedder.embed(["docingest warm-up"])
+    out.print(f"{backend} ready under {settings.data_dir / 'models'}")
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()
 

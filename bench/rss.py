@@ -24,7 +24,7 @@ from bench.common import REPO, SOURCE2E, Figure, StageCtx, stored_document
 
 
 def _child(parse: bool) -> None:
-    import docingest.runtime  # noqa: F401 - the worker's imports
+    import docingest.runtime
     import docingest.worker.loop  # noqa: F401
     from docingest.parsing import parse_file
     from docingest.stages.parse import ParseDocument

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from bench.__main__ import BENCHES
+
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e

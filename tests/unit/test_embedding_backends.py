@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("sentence_transformers")
 
-from docingest.embedding.local import LocalEmbedder, make_local_embedder  # noqa: E402
+from docingest.embedding.local import LocalEmbedder, make_local_embedder
 
 TEXTS = [
     "Multiversion concurrency control lets readers proceed without blocking writers.",

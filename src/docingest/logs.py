@@ -124,8 +124,9 @@ def bind_job(job: Any, *, user_id: str | None = None) -> None:
     values: dict[str, Any] = {
         "job_id": str(job.job_id), "document_id": str(job.document_id),
         "stage": getattr(job.stage, "value", job.stage),
-        "attempt_id": str(job.attempt_id) if job.attempt_id else None,
     }
+    if job.attempt_id:  # a job let go (queued, done) has none: keep the attempt that did the work
+        values["attempt_id"] = str(job.attempt_id)
     if user_id is not None:
         values["user_id"] = user_id
     structlog.contextvars.bind_contextvars(**values)

@@ -31,3 +31,53 @@ def scratch_settings(**overrides: Any) -> Any:
 
     data = Path(tempfile.mkdtemp(prefix="docingest-bench-"))
     return Settings(data_dir=data, environment="test", **overrides)
+
+
+SOURCE2E = CORPUS / "docs" / "pdf" / "source2e.pdf"
+
+
+class StageCtx:
+    """The smallest ``StageContext`` for running one stage handler outside a worker.
+
+    No database: ``fenced`` and ``save_progress`` are not available, which suits the
+    handlers whose writes come back in ``StageResult.persist`` (parse, validate, chunk).
+    """
+
+    def __init__(self, document: Any, progress: dict[str, Any] | None = None) -> None:
+        import uuid
+
+        from docingest.domain import Job, Stage, State
+
+        self.document = document
+        self.job = Job(job_id=uuid.uuid4(), document_id=document.document_id, stage=Stage.PARSE_QUEUED,
+                       state=State.WORKING, attempt_id=uuid.uuid4(), claimed_by="bench",
+                       lease_expires_at=None, attempts=1, retry_count=0, lost_leases=0,
+                       next_attempt_at=None, progress=progress or {})
+
+    def check(self) -> None:
+        pass
+
+
+def stored_document(storage: Any, path: Path, *, user_id: str = "bench", kind: str = "pdf") -> Any:
+    """Copy ``path`` into ``storage`` as a new document's original; return the ``Document``."""
+    import hashlib
+    import uuid
+
+    from docingest.domain import Document
+    from docingest.storage import raw_key
+
+    document_id = uuid.uuid4()
+    key = raw_key(user_id, document_id, path.suffix.lstrip(".") or "bin")
+    storage.copy_from(key, path)
+    return Document(document_id=document_id, user_id=user_id, filename=path.name,
+                    mime="application/pdf" if kind == "pdf" else "text/plain",
+                    bytes_len=path.stat().st_size,
+                    file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), raw_path=key)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest-rank."""
+    import math
+
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]

@@ -40,8 +40,9 @@ def _runtime() -> Any:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from docingest.logs import configure_logging
+
+    configure_logging(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
@@ -198,12 +199,15 @@ def status(
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
+    from docingest.progress import format_progress
+
     table = Table()
-    for col in ("file", "stage", "state", "attempts", "error", "job"):
+    for col in ("file", "stage", "state", "progress", "attempts", "error", "job"):
         table.add_column(col)
     for r in rows:
         err = f"{r['error_code']}: {r['error_message']}" if r["error_code"] else ""
-        table.add_row(r["filename"], r["stage"], r["state"], str(r["attempts"]), err, r["job_id"])
+        table.add_row(r["filename"], r["stage"], r["state"], format_progress(r["progress"]),
+                      str(r["attempts"]), err, r["job_id"])
     out.print(table)
 
 
@@ -230,12 +234,21 @@ def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
 def worker(
     concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="slots in this process"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                               help="serve Prometheus /metrics on this port"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
+                                     help="address for /metrics (0.0.0.0 to be scraped from elsewhere)"),
 ) -> None:
     """Run a worker until SIGTERM/SIGINT: stop claiming, release held jobs, exit."""
     _setup_logging(verbose)
     rt = _runtime()
     _probe_embedder(rt)
     w = rt.worker(concurrency=concurrency)
+    if metrics_port is not None:
+        from docingest.metrics import start_metrics_server
+
+        server, _ = start_metrics_server(metrics_port, metrics_host, runtime=rt)
+        console.print(f"metrics on http://{metrics_host}:{server.server_port}/metrics")
 
     def _stop(signum: int, frame: Any) -> None:
         w.stopping.set()
@@ -423,6 +436,17 @@ def mock_llamaparse(
     serve(create_app(LlamaParseMockConfig(knobs=knobs, job_seconds=job_seconds,
                                           never_finish_rate=never_finish_rate, fail_rate=fail_rate,
                                           cancel_rate=cancel_rate)), host, port)
+@app.command("prepare-embedder")
+def prepare_embedder(
+    backend: str = typer.Option("onnx-int8", "--backend", help="onnx or onnx-int8"),
+) -> None:
+    """Export the local model to ONNX (and quantize it) into DATA_DIR/models ahead of first use."""
+    from docingest.embedding.local import make_local_embedder
+
+    settings = Settings()
+    embedder = make_local_embedder(backend, cache_dir=settings.data_dir / "models")
+    embedder.embed(["docingest warm-up"])
+    out.print(f"{backend} ready under {settings.data_dir / 'models'}")
 
 
 def main() -> None:  # pragma: no cover - console script entry

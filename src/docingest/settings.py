@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dimensions: int = Field(default=384, ge=1, le=16000)
     embedding_batch_size: int = Field(default=64, ge=1)
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch", description="how the local model runs (embedding.local.BACKENDS)")
     embedding_max_tokens: int = Field(
         default=256, ge=8, description="model's max sequence length, special tokens included"
     )

@@ -393,6 +393,18 @@ class Repository:
         return _one(conn, "wake_parse_job", {"job_id": job_id, "remote_job_id": remote_job_id}) is not None
 
 
+    # --- observability ---------------------------------------------------------
+    def job_counts(self, conn: Conn) -> list[tuple[str, str, int]]:
+        """``[(stage, state, jobs)]`` over all jobs (queue depth)."""
+        return [(r["stage"], r["state"], int(r["n"])) for r in _all(conn, "job_counts", {})]
+
+    def events_after(
+        self, conn: Conn, document_id: UUID, after_event_id: int = 0, *, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """A document's events with ``event_id > after_event_id``, oldest first, at most ``limit``."""
+        return _all(conn, "events_after", {"document_id": document_id,
+                                           "after_event_id": after_event_id, "limit": limit})
+
 def _as_array(value: Any) -> np.ndarray:
     """float32 array of a pgvector value (``Vector`` in pgvector >= 0.4, else an ndarray)."""
     if hasattr(value, "to_numpy"):

@@ -26,9 +26,11 @@ def make_embedder(settings: Settings, *, limiter: Any = None, client_tag: str | 
 
         embedder = HashingEmbedder(settings.embedding_dimensions)
     else:
-        from docingest.embedding.local import LocalEmbedder
+        from docingest.embedding.local import make_local_embedder
 
-        embedder = LocalEmbedder(batch_size=settings.embedding_batch_size)
+        embedder = make_local_embedder(settings.embedding_backend,
+                                       batch_size=settings.embedding_batch_size,
+                                       cache_dir=settings.data_dir / "models")
     if settings.fault_embedding_error_rate or settings.fault_embedding_delay_seconds:
         embedder = FaultyEmbedder(
             embedder,

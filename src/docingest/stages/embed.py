@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from docingest import metrics
 from docingest.db.repository import Repository
 from docingest.domain import Stage
 from docingest.embedding.base import Embedder, check_shape
@@ -78,12 +79,27 @@ class EmbedChunks:
                 ctx.save_progress({"chunks_embedded": done, "chunks_total": total,
                                    "embedding_cache_hits": hits}, persist_cached)
                 hashes = [h for h in hashes if h not in cached]
+                metrics.EMBED_CACHE_HITS.labels(model=model).inc(len(rows))
         texts = [by_hash[h][0]["text"] for h in hashes]
+        if self.cache and texts:
+            metrics.EMBED_CACHE_MISSES.labels(model=model).inc(len(texts))
         started = time.monotonic()
         embedded_now = 0
-        for start, end, batch_vectors in self._embed(texts):
+        call_started = time.monotonic()
+        batches = self._embed(texts)
+        while True:
+            try:
+                start, end, batch_vectors = next(batches)
+            except StopIteration:
+                break
+            except Exception:
+                metrics.embedding_call(model, time.monotonic() - call_started, chunks=0, tokens=0,
+                                       ok=False)
+                raise
             batch_hashes = hashes[start:end]
             vectors = check_shape(batch_vectors, end - start, self.dimensions)
+            metrics.embedding_call(model, time.monotonic() - call_started, chunks=end - start,
+                                   tokens=sum(by_hash[h][0]["token_count"] or 0 for h in batch_hashes))
             rows = [r for h in batch_hashes for r in by_hash[h]]
             per_row = np.repeat(vectors, [len(by_hash[h]) for h in batch_hashes], axis=0)
             done += len(rows)
@@ -102,6 +118,7 @@ class EmbedChunks:
 
             ctx.save_progress(progress, persist)  # a stored batch is kept even if we stop now
             ctx.check()
+            call_started = time.monotonic()
         return StageResult(progress={"chunks_embedded": total, "chunks_total": total, "eta_s": 0,
                                      "embedding_cache_hits": hits})
 

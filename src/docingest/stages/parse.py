@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from docingest import metrics
 from docingest.domain import Stage
 from docingest.errors import NoText
 from docingest.parsing import ParsedDocument
@@ -50,6 +51,8 @@ class ParseDocument:
         key = artifact.save(self.storage, doc)
         page_count = len(parsed.pages) or None
         empty_pages = [p.number for p in parsed.pages if p.empty]
+        metrics.PARSED_DOCUMENTS.labels(kind=parsed.kind).inc()
+        metrics.PARSE_PAGES.labels(kind=parsed.kind).inc(page_count or 0)
 
         def persist(conn: Any) -> None:
             from docingest.db.repository import Repository

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 from typing import Any
 
+from docingest import metrics
 from docingest.domain import Stage
 from docingest.errors import (
     ChecksumMismatch,
@@ -87,6 +88,7 @@ class VerifyUpload:
                 f"the file was declared {declared} but its content is {detected.mime} "
                 f"({detected.kind}); upload the real document, or declare {detected.mime}"
             )
+        metrics.UPLOAD_BYTES.inc(info.size)
         events: list[tuple[str, dict[str, Any]]] = []
         if detected.mime != doc.mime:
             events.append(

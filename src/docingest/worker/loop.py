@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from docingest import logs, metrics
 from docingest.db.repository import Repository
 from docingest.domain import Document, Job, Stage, State
 from docingest.errors import DocingestError, LeaseLost, WorkerLost, classify
@@ -39,6 +40,7 @@ from docingest.stages.base import Persist, StageHandler, StageResult
 from docingest.worker.backoff import backoff_seconds
 
 log = logging.getLogger("docingest.worker")
+slog = logs.get_logger("docingest.worker")
 NOTIFY_CHANNEL = "upload_pipeline_jobs"
 
 
@@ -187,9 +189,11 @@ class BaseWorker:
         held = _Held(job, threading.Event())
         with self._held_lock:
             self._held[job.job_id] = held
+        logs.bind_job(job)
         try:
             return self._process(job, held, took_over)
         finally:
+            logs.unbind_job()
             with self._held_lock:
                 self._held.pop(job.job_id, None)
 
@@ -202,6 +206,10 @@ class BaseWorker:
                                        payload={"lost_leases": job.lost_leases,
                                                 "attempt_id": str(job.attempt_id)})
         assert document is not None, "a job always has its document (FK)"
+        logs.bind_job(job, user_id=document.user_id)
+        if took_over:
+            metrics.LEASE_TAKEOVERS.inc()
+        slog.info("job claimed", took_over=took_over, attempts=job.attempts, worker=self.worker_id)
         ctx = JobContext(self, job, document, held)
         try:
             if took_over and job.lost_leases >= self.settings.max_lost_leases:
@@ -212,13 +220,22 @@ class BaseWorker:
                 started = time.monotonic()
                 result = self.handlers[ctx.job.stage].run(ctx)
                 ctx.check()
-                updated = self._transition(ctx, result, time.monotonic() - started)
+                seconds = time.monotonic() - started
+                updated = self._transition(ctx, result, seconds)
+                metrics.stage_finished(ctx.job.stage.value, None if result.delay_seconds is not None
+                                       else updated.stage.value, seconds,
+                                       terminal="done" if updated.state is State.DONE else None)
+                slog.info("stage completed" if result.delay_seconds is None else "stage rescheduled",
+                          to_stage=updated.stage.value, state=updated.state.value,
+                          seconds=round(seconds, 4))
                 ctx.job = updated
                 held.job = updated
+                logs.bind_job(updated)
                 if updated.state is not State.WORKING:
                     self.jobs_finished += updated.state.terminal
                     return updated
         except LeaseLost as exc:
+            metrics.LEASES_LOST.inc()
             log.warning("%s; writing nothing", exc)
             return None
         except WorkerStopping:
@@ -285,6 +302,7 @@ class BaseWorker:
         except LeaseLost:
             log.warning("job %s: failure not recorded, lease lost", job.job_id)
             return None
+        metrics.job_error(job.stage.value, error.error_code, retry=retry)
         if not retry:
             self.jobs_finished += 1
         log.info("job %s at %s: %s (%s)", job.job_id, job.stage.value, error.error_code,

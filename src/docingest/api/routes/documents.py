@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from docingest.api.deps import CurrentUser, RuntimeDep, UploadsDep
 from docingest.api.schemas import DocumentList, DocumentPublic, ErrorPublic
@@ -33,6 +34,24 @@ def get_document(document_id: UUID, user: CurrentUser, rt: RuntimeDep) -> Docume
     if row is None:
         raise NotFound(f"no document {document_id}")
     return DocumentPublic.from_row(row)
+
+
+@router.get("/{document_id}/events", responses={404: {"model": ErrorPublic}},
+            response_class=StreamingResponse)
+def document_events(
+    document_id: UUID, user: CurrentUser, rt: RuntimeDep,
+    last_event_id: Annotated[int, Header(alias="Last-Event-ID", ge=0)] = 0,
+) -> StreamingResponse:
+    """Server-Sent Events: one message per event of the document (stage changes, retries,
+    warnings) from ``Last-Event-ID`` on; the stream ends when the job is terminal."""
+    from docingest.progress import sse_stream
+
+    with rt.user_transaction(user) as conn:
+        if rt.repo.get_document_view(conn, user_id=user, document_id=document_id) is None:
+            raise NotFound(f"no document {document_id}")
+    return StreamingResponse(sse_stream(rt, document_id, last_event_id),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Response
 
 from docingest.api.deps import RuntimeDep
@@ -44,11 +42,10 @@ def ready(rt: RuntimeDep, response: Response) -> HealthPublic:
 
 @router.get("/metrics", response_class=Response)
 def metrics(rt: RuntimeDep) -> Response:
-    """Prometheus text format: jobs by state."""
-    lines = ["# HELP docingest_jobs Jobs by state.", "# TYPE docingest_jobs gauge"]
-    with rt.pool().connection() as conn:
-        counts = rt.repo.count_jobs_by_state(conn)
-    for state in ("waiting", "queued", "working", "retryable", "done", "failed"):
-        lines.append(f'docingest_jobs{{state="{state}"}} {counts.get(state, 0)}')
-    lines.append(f"docingest_scrape_timestamp_seconds {time.time():.3f}")
-    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+    """Prometheus text format: this process's counters and histograms, and queue depth
+    (``docingest_jobs{stage,state}``) read from the database at scrape time."""
+    from docingest.metrics import metrics_text, register_jobs_collector
+
+    register_jobs_collector(rt)
+    body, content_type = metrics_text()
+    return Response(body, media_type=content_type)

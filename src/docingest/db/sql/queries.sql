@@ -416,3 +416,14 @@ SET next_attempt_at = now(), updated_at = now()
 WHERE job_id = %(job_id)s AND stage = 'parse_queued' AND state IN ('queued', 'retryable')
   AND progress->>'llamaparse_job_id' = %(remote_job_id)s
 RETURNING job_id, pg_notify('upload_pipeline_jobs', job_id::text) IS NOT NULL AS notified;
+-- name: job_counts
+-- Queue depth for docingest_jobs{stage,state}.
+SELECT stage, state, count(*) AS n FROM upload_pipeline.upload_jobs GROUP BY stage, state;
+
+-- name: events_after
+-- A document's events after a given event id, oldest first (the SSE stream's source).
+SELECT event_id, job_id, document_id, stage, type, payload, created_at
+FROM upload_pipeline.events
+WHERE document_id = %(document_id)s AND event_id > %(after_event_id)s
+ORDER BY event_id
+LIMIT %(limit)s;

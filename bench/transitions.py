@@ -1,0 +1,213 @@
+"""No-op stage transitions per second with 1, 2 and 4 worker processes, and procrastinate.
+
+docingest: ``n`` jobs are inserted as ``waiting`` at ``uploaded``; P child
+processes each run a :class:`BaseWorker` (2 slots, LISTEN/NOTIFY) whose nine
+handlers do nothing (``Passthrough``), so what is measured is the queue itself:
+claim (one ``UPDATE ... SKIP LOCKED``), and per stage the fenced transaction
+(``fence`` + ``advance_job`` + the ``stage_completed`` event). When every child
+is ready the jobs are queued in one statement; the rate is ``9 n`` transitions
+over the time from that commit to the last ``finished_at``.
+
+procrastinate (reference, same database, same machine): each of the ``n`` jobs
+is a chain of nine no-op tasks, each deferring the next before it returns (a
+transition = one task fetched, run, finished, the next one deferred); P child
+processes run ``procrastinate`` workers with concurrency 2 (LISTEN/NOTIFY on).
+Target: at least 1,000 docingest transitions/s with 2 processes on 2 cores.
+
+    python -m bench transitions [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, Figure, scratch_settings
+
+STAGES_PER_JOB = 9
+SLOTS = 2
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path)
+
+
+# --- children ---------------------------------------------------------------------------
+def _docingest_child(url: str, data_dir: str) -> None:
+    from docingest.db.pool import make_pool
+    from docingest.domain import Stage
+    from docingest.settings import Settings
+    from docingest.stages.passthrough import Passthrough
+    from docingest.worker.loop import BaseWorker
+
+    settings = Settings(database_url=url, data_dir=Path(data_dir), environment="test")
+    handlers = {s: Passthrough(s) for s in Stage if s is not Stage.COMPLETE}
+    worker = BaseWorker(settings, make_pool(url, max_size=SLOTS + 2), handlers,  # type: ignore[misc]
+                        url=url, concurrency=SLOTS)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
+    worker.start()
+    print("ready", flush=True)
+    while not worker.stopping.wait(0.2):
+        pass
+    worker.stop()
+
+
+def _procrastinate_app(url: str) -> Any:
+    import logging
+
+    import procrastinate
+
+    logging.getLogger("procrastinate").setLevel(logging.ERROR)  # "App in the main module" notes
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+
+    @app.task(name="noop_stage", queue="bench")
+    async def noop_stage(stage: int) -> None:
+        if stage < STAGES_PER_JOB:
+            await noop_stage.defer_async(stage=stage + 1)
+
+    return app
+
+
+def _procrastinate_child(url: str) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    app = _procrastinate_app(url)
+    print("ready", flush=True)
+    app.run_worker(queues=["bench"], concurrency=SLOTS, wait=True, delete_jobs="never")
+
+
+# --- parent -----------------------------------------------------------------------------
+def _start(args: list[str], n: int) -> list[subprocess.Popen[str]]:
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.transitions", *args], env=_env(), cwd=REPO,
+                              stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready", "child failed to start"
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen[str]]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _wait(conn: Any, sql: str, target: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while conn.execute(sql).fetchone()["n"] < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{sql!r} did not reach {target} in {timeout} s")
+        time.sleep(0.05)
+
+
+def docingest_rate(rt: Any, processes: int, jobs: int) -> float:
+    """Transitions/s of ``jobs`` no-op jobs through ``processes`` worker processes."""
+    data_dir = tempfile.mkdtemp(prefix="docingest-bench-tr-")
+    with rt.pool().connection() as conn:
+        conn.execute("TRUNCATE upload_pipeline.documents CASCADE")
+        with conn.cursor().copy("COPY upload_pipeline.documents (document_id, user_id, filename, mime, "
+                                "bytes_len, file_sha256, raw_path) FROM STDIN") as copy:
+            ids = [uuid.uuid4() for _ in range(jobs)]
+            for i, d in enumerate(ids):
+                copy.write_row((d, "bench", f"d{i}", "text/plain", 1, f"{i:064x}", f"k/{d}"))
+        with conn.cursor().copy("COPY upload_pipeline.upload_jobs (job_id, document_id, stage, state) "
+                                "FROM STDIN") as copy:
+            for d in ids:
+                copy.write_row((uuid.uuid4(), d, "uploaded", "waiting"))
+        conn.commit()
+        procs = _start(["--child", rt.url, data_dir], processes)
+        try:
+            go = conn.execute("UPDATE upload_pipeline.upload_jobs SET state = 'queued', "
+                              "next_attempt_at = now() RETURNING now() AS t").fetchone()["t"]
+            conn.commit()
+            _wait(conn, "SELECT count(*) n FROM upload_pipeline.upload_jobs WHERE state = 'done'",
+                  jobs, timeout=600)
+            seconds = conn.execute("SELECT extract(epoch FROM max(finished_at) - %s)::float AS s "
+                                   "FROM upload_pipeline.upload_jobs", (go,)).fetchone()["s"]
+            events = conn.execute("SELECT count(*) n FROM upload_pipeline.events "
+                                  "WHERE type = 'stage_completed'").fetchone()["n"]
+        finally:
+            _stop(procs)
+    assert events == jobs * STAGES_PER_JOB, events
+    return events / seconds
+
+
+def procrastinate_rate(url: str, processes: int, jobs: int) -> float:
+    """Tasks/s of ``jobs`` chains of nine no-op procrastinate tasks through ``processes`` workers."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE procrastinate_jobs CASCADE")
+    app = _procrastinate_app(url)
+    with app.open():
+        procs = _start(["--procrastinate-child", url], processes)
+        try:
+            started = time.perf_counter()
+            app.tasks["noop_stage"].batch_defer(*[{"stage": 1} for _ in range(jobs)])
+            with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+                _wait(conn, "SELECT count(*) n FROM procrastinate_jobs WHERE status = 'succeeded'",
+                      jobs * STAGES_PER_JOB, timeout=600)
+            seconds = time.perf_counter() - started
+        finally:
+            _stop(procs)
+    return jobs * STAGES_PER_JOB / seconds
+
+
+def _procrastinate_schema(url: str) -> None:
+    app = _procrastinate_app(url)
+    with app.open():
+        app.schema_manager.apply_schema()
+
+
+def run(quick: bool = False) -> list[Figure]:
+    from docingest.runtime import Runtime
+
+    jobs = 60 if quick else 1000
+    rt = Runtime(scratch_settings())
+    figures = [Figure("transitions", "jobs per run (9 transitions each)", jobs)]
+    try:
+        for processes in (1, 2, 4):
+            rate = docingest_rate(rt, processes, jobs)
+            figures.append(Figure("transitions", f"docingest, {processes} process(es) x {SLOTS} slots",
+                                  round(rate, 1), "transition/s", ">= 1000" if processes == 2 else ""))
+        try:
+            import procrastinate  # noqa: F401
+        except ImportError:
+            figures.append(Figure("transitions", "procrastinate reference", 0, "", "not installed"))
+            return figures
+        try:
+            _procrastinate_schema(rt.url)
+            for processes in (2,) if quick else (1, 2, 4):
+                rate = procrastinate_rate(rt.url, processes, jobs)
+                figures.append(Figure("transitions", f"procrastinate, {processes} process(es) x {SLOTS}",
+                                      round(rate, 1), "task/s", "reference"))
+        except Exception as exc:  # noqa: BLE001 - the reference is optional; keep our figures
+            figures.append(Figure("transitions", "procrastinate reference", 0, "",
+                                  f"failed: {type(exc).__name__}: {exc}"[:120]))
+    finally:
+        rt.close()
+    return figures
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        _docingest_child(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:2] == ["--procrastinate-child"]:
+        _procrastinate_child(sys.argv[2])
+    else:
+        for f in run("--quick" in sys.argv):
+            print(f"{f.name:45} {f.value:>10} {f.unit:12} {f.target}")

@@ -1,0 +1,38 @@
+"""``python -m bench --quick`` runs every benchmark on small inputs and exits 0 (CI runs it).
+
+Figures are not asserted (the machine is shared); only that every benchmark ran,
+produced its rows, and that the run was saved as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench.__main__ import BENCHES
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), env.get("PYTHONPATH")]))
+    env = {k: v for k, v in env.items() if not k.startswith("UPLOAD_PIPELINE_")}
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    saved = list(tmp_path.glob("*.json"))
+    assert len(saved) == 1
+    run = json.loads(saved[0].read_text())
+    assert run["quick"] is True
+    benches = {f["bench"] for f in run["figures"]}
+    assert benches == set(BENCHES)
+    assert not [f for f in run["figures"] if f["name"] == "error"]
+    walls = {f["bench"]: f["value"] for f in run["figures"] if f["name"] == "benchmark wall time"}
+    print("\nquick wall times (s):", walls, "total", round(sum(walls.values()), 1))

@@ -351,16 +351,36 @@ def errors_() -> None:
     from docingest.errors import error_table_markdown
 
     out.print(error_table_markdown(), markup=False, highlight=False, soft_wrap=True)
-def _probe_embedder(rt: Any) -> None:
-    """Embed one probe string; refuse to start (exit 2) when its length is not the column's."""
-    from docingest.errors import DocingestError
+def _probe_embedder(rt: Any, *, attempts: int = 5) -> None:
+    """Embed one probe string; refuse to start (exit 2) when its length is not the column's.
 
-    try:
-        rt.check_embedder_dimensions()
-    except (DocingestError, ValueError) as exc:
-        console.print(f"[red]embedder refused:[/red] {getattr(exc, 'error_code', 'configuration')}: {exc}")
-        rt.close()
-        raise typer.Exit(2) from exc
+    A transient failure of the provider (5xx, 429, timeout) is retried with backoff; if it
+    persists the worker starts anyway with a warning: every reply is checked again per batch,
+    so a wrong dimension still fails the job, writing nothing.
+    """
+    import time
+
+    from docingest.errors import DocingestError
+    from docingest.worker.backoff import backoff_seconds
+
+    for attempt in range(attempts):
+        try:
+            rt.check_embedder_dimensions()
+            return
+        except DocingestError as exc:
+            if not exc.retryable:
+                console.print(f"[red]embedder refused:[/red] {exc.error_code}: {exc}")
+                rt.close()
+                raise typer.Exit(2) from exc
+            if attempt == attempts - 1:
+                console.print(f"[yellow]warning:[/yellow] embedder probe failed ({exc.error_code}: {exc}); "
+                              "starting anyway, replies are checked per batch")
+                return
+            time.sleep(backoff_seconds(attempt, base=0.5, cap=5.0, retry_after=exc.retry_after))
+        except ValueError as exc:
+            console.print(f"[red]embedder refused:[/red] configuration: {exc}")
+            rt.close()
+            raise typer.Exit(2) from exc
 
 
 # --- mock servers (issue 4) ----------------------------------------------------------

@@ -25,7 +25,14 @@ app = typer.Typer(help="docingest: document ingestion for retrieval-augmented ge
 console = Console(stderr=True)
 out = Console()
 
-UserOpt = typer.Option("local", "--user", help="the user whose documents these are")
+def _check_user(value: str | None) -> str | None:
+    if value is not None and not (1 <= len(value) <= 256 and value.isprintable() and value.strip()):
+        raise typer.BadParameter("a user id is 1-256 printable characters, not blank")
+    return value
+
+
+UserOpt = typer.Option("local", "--user", help="the user whose documents these are",
+                       callback=_check_user)
 
 
 def _runtime() -> Any:
@@ -57,7 +64,7 @@ def migrate() -> None:
 def ingest(
     paths: list[Path] = typer.Argument(..., help="files or directories (recursive)"),
     user: str = UserOpt,
-    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="worker slots"),
+    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64, help="worker slots"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -156,6 +163,9 @@ def eval_(
     from docingest.evaluation import evaluate, load_questions
     from docingest.search import Searcher
 
+    if results_out is not None and not results_out.parent.is_dir():
+        console.print(f"[red]error:[/red] --results-out: no such directory {results_out.parent}")
+        raise typer.Exit(2)
     rt = _runtime()
     try:
         figures, records = evaluate(Searcher(rt), load_questions(questions), user_id=user,
@@ -232,7 +242,8 @@ def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
 
 @app.command()
 def worker(
-    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="slots in this process"),
+    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64,
+                                    help="slots in this process"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
     metrics_port: int | None = typer.Option(None, "--metrics-port", min=0, max=65535,
                                                help="serve Prometheus /metrics on this port"),
@@ -271,7 +282,7 @@ def worker(
 def serve(
     host: str | None = typer.Option(None, "--host", help="default: UPLOAD_PIPELINE_API_HOST (127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="default: UPLOAD_PIPELINE_API_PORT (8000)"),
-    worker_slots: int = typer.Option(0, "--worker-slots", min=0,
+    worker_slots: int = typer.Option(0, "--worker-slots", min=0, max=64,
                                      help="also run this many worker slots in the API process"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:

@@ -37,3 +37,24 @@ def test_aggregate_means() -> None:
     rows = [{"recall@1": 1, "recall@5": 1, "mrr@5": 1, "context_hit": 0},
             {"recall@1": 0, "recall@5": 1, "mrr@5": 0.5, "context_hit": 1}]
     assert aggregate(rows) == {"recall@1": 0.5, "recall@5": 1.0, "mrr@5": 0.75, "context_hit": 0.5}
+
+
+def test_question_files_are_validated_line_by_line(tmp_path) -> None:
+    import pytest
+
+    from docingest.evaluation import load_questions
+
+    bad = {
+        '{"query": 5, "expected": ["a.md"]}': "'query' must be a non-empty string",
+        '{"query": "q", "expected": "md/a.md"}': "'expected' must be a non-empty list",
+        '[1, 2]': "expected a JSON object",
+        'not json': "not JSON",
+    }
+    for line, message in bad.items():
+        path = tmp_path / "q.jsonl"
+        path.write_text('{"query": "ok", "expected": ["a.md"], "phrase": "x"}\n' + line + "\n")
+        with pytest.raises(ValueError, match=r"q\.jsonl:2: " + message.replace("(", r"\(")):
+            load_questions(path)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(ValueError, match="no questions"):
+        load_questions(tmp_path / "empty.jsonl")

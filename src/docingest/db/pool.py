@@ -41,6 +41,10 @@ def make_pool(url: str, *, max_size: int = 10, min_size: int = 1) -> ConnectionP
     Broken connections are detected on checkout (``check``) and replaced, so the
     pool survives a dropped connection or a database restart.
     """
+    try:  # fail fast with a clear message instead of the pool retrying for minutes
+        psycopg.connect(url, connect_timeout=10).close()
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(f"cannot connect to the database (UPLOAD_PIPELINE_DATABASE_URL): {exc}") from exc
     pool = ConnectionPool(
         url,
         min_size=min_size,

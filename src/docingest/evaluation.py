@@ -50,11 +50,11 @@ def load_questions(path: Path) -> list[Question]:
             raise ValueError(f"{path}:{n}: expected a JSON object")  # noqa: TRY004
         query, expected, phrase = obj.get("query"), obj.get("expected"), obj.get("phrase", "")
         if not isinstance(query, str) or not query.strip():
-            raise ValueError(f"{path}:{n}: 'query' must be a non-empty string")  # noqa: TRY004
+            raise ValueError(f"{path}:{n}: 'query' must be a non-empty string")
         if not isinstance(expected, list) or not expected or not all(isinstance(e, str) for e in expected):
             raise ValueError(f"{path}:{n}: 'expected' must be a non-empty list of file paths")
         if not isinstance(phrase, str):
-            raise ValueError(f"{path}:{n}: 'phrase' must be a string")
+            raise ValueError(f"{path}:{n}: 'phrase' must be a string")  # noqa: TRY004
         out.append(Question(query, expected, phrase))
     if not out:
         raise ValueError(f"{path}: no questions")

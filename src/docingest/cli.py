@@ -35,15 +35,19 @@ UserOpt = typer.Option("local", "--user", help="the user whose documents these a
                        callback=_check_user)
 
 
-def _runtime() -> Any:
-    from docingest.runtime import Runtime
-
+def _settings() -> Settings:
+    """The settings from the environment; a configuration error ends the command (exit 2)."""
     try:
-        settings = Settings()
+        return Settings()
     except Exception as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    return Runtime(settings)
+
+
+def _runtime() -> Any:
+    from docingest.runtime import Runtime
+
+    return Runtime(_settings())
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -321,11 +325,7 @@ def token(
     """Print a development token signed with UPLOAD_PIPELINE_JWT_SECRET (the token alone)."""
     from docingest.auth import mint_service_key, mint_token
 
-    try:
-        settings = Settings()
-    except Exception as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = _settings()
     if service_role:
         print(mint_service_key(settings.jwt_secret, ttl_seconds=ttl))
         return
@@ -347,11 +347,7 @@ def storage_service(
     from docingest.api.app import create_storage_app
 
     _setup_logging(verbose)
-    try:
-        settings = Settings()
-    except Exception as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = _settings()
     console.print(f"docingest storage on http://{host}:{port}/storage/v1 (bucket {settings.storage_bucket}, "
                   f"{settings.storage_dir})")
     uvicorn.run(create_storage_app(settings), host=host, port=port,
@@ -474,7 +470,7 @@ def prepare_embedder(
     """Export the local model to ONNX (and quantize it) into DATA_DIR/models ahead of first use."""
     from docingest.embedding.local import make_local_embedder
 
-    settings = Settings()
+    settings = _settings()
     embedder = make_local_embedder(backend, cache_dir=settings.data_dir / "models")
     embedder.embed(["docingest warm-up"])
     out.print(f"{backend} ready under {settings.data_dir / 'models'}")

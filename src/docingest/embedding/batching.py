@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,55 +107,51 @@ class BatchingEmbedder:
     def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(start, end, vectors)`` for each batch as it completes (any order).
 
-        A feeder thread plans batches as it counts tokens (each input checked
-        before its batch is sent) and keeps ``concurrency`` requests in flight
-        whatever the caller is doing with earlier results. On an error no new
-        batch is sent; the batches in flight are awaited and the successful ones
-        still yielded (so the caller stores them), then the first error is raised.
+        ``concurrency`` lanes (threads of the embedder's pool) each take the next
+        batch from one shared plan and send it, then take another as soon as its
+        reply is in, whatever the caller is doing with earlier results: no thread
+        hand-off between a reply and the next request. The plan counts tokens as it
+        goes and checks each input before the batch holding it is sent. On an error
+        no new batch is sent; the batches in flight finish and the successful ones
+        are still yielded (so the caller stores them), then the first error is raised.
         """
         counts = (n for block in range(0, len(texts), 256)
                   for n in self.count_tokens(texts[block : block + 256]))
         plan = iter_batches(counts, self.limits)
-        pool = self._executor()
-        results: queue.Queue[tuple[int, int, Future[np.ndarray]] | BaseException | None] = queue.Queue()
-        slots = threading.Semaphore(self.concurrency)
+        plan_lock = threading.Lock()
+        results: queue.Queue[tuple[int, int, np.ndarray] | BaseException | None] = queue.Queue()
         stop = threading.Event()
 
-        def finished(start: int, end: int, fut: Future[np.ndarray]) -> None:
-            if fut.cancelled() or fut.exception() is not None:
-                stop.set()
-            slots.release()
-            results.put((start, end, fut))
-
-        def feed() -> None:
+        def lane() -> None:
             try:
-                for start, end, tokens in plan:
-                    slots.acquire()
-                    if stop.is_set():
-                        slots.release()
-                        break
-                    fut = pool.submit(self._checked, list(texts[start:end]), tokens)
-                    fut.add_done_callback(lambda f, s=start, e=end: finished(s, e, f))
-            except Exception as exc:  # noqa: BLE001 - an input refused before sending
+                while not stop.is_set():
+                    with plan_lock:
+                        if stop.is_set():
+                            break
+                        try:
+                            start, end, tokens = next(plan)
+                        except StopIteration:
+                            break
+                    results.put((start, end, self._checked(list(texts[start:end]), tokens)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+                stop.set()
                 results.put(exc)
-            for _ in range(self.concurrency):  # wait for the batches in flight
-                slots.acquire()
-            results.put(None)
+            finally:
+                results.put(None)
 
-        feeder = threading.Thread(target=feed, name="docingest-embed-feeder", daemon=True)
-        feeder.start()
+        pool = self._executor()
+        lanes = [pool.submit(lane) for _ in range(self.concurrency)]
         error: BaseException | None = None
+        running = len(lanes)
         try:
-            while (item := results.get()) is not None:
-                if isinstance(item, BaseException):
+            while running:
+                item = results.get()
+                if item is None:
+                    running -= 1
+                elif isinstance(item, BaseException):
                     error = error or item
-                    continue
-                start, end, fut = item
-                exc = fut.exception() if not fut.cancelled() else InterruptedError("cancelled")
-                if exc is not None:
-                    error = error or exc
-                    continue
-                yield start, end, fut.result()
+                else:
+                    yield item
         finally:
             stop.set()
         if error is not None:

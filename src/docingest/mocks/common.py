@@ -17,7 +17,7 @@ class Knobs:
     """Fault injection, applied to every API request (not to ``/health`` or ``/_mock/*``).
 
     Attributes:
-        latency_ms: added before every answer.
+        latency_ms: time from a request's arrival to its answer (the mock's work included).
         error_rate: fraction answered 500.
         rate_limit_rate: fraction answered 429 with ``Retry-After: retry_after``.
         retry_after: seconds, in ``Retry-After`` and ``x-ratelimit-reset-requests``.
@@ -95,10 +95,9 @@ def add_fault_middleware(app: Any, knobs: Knobs, ledger: Ledger, *, malformed_bo
             return await call_next(request)
         client = request.headers.get("x-docingest-worker", request.client.host if request.client else "?")
         arrived = ledger.arrive(client, path)
-        if knobs.latency_ms:
-            await asyncio.sleep(knobs.latency_ms / 1000.0)
         draw = rng.random()
         if draw < knobs.rate_limit_rate:
+            await _until(arrived, knobs.latency_ms)
             ledger.rate_limited(client, knobs.retry_after)
             ledger.record(client, path, arrived, 429)
             ra = f"{knobs.retry_after:g}"
@@ -112,17 +111,27 @@ def add_fault_middleware(app: Any, knobs: Knobs, ledger: Ledger, *, malformed_bo
             )
         draw -= knobs.rate_limit_rate
         if draw < knobs.error_rate:
+            await _until(arrived, knobs.latency_ms)
             ledger.record(client, path, arrived, 500)
             return JSONResponse({"error": {"message": "The server had an error while processing "
                                            "your request.", "type": "server_error", "param": None,
                                            "code": None}}, status_code=500)
         draw -= knobs.error_rate
         if draw < knobs.malformed_rate:
+            await _until(arrived, knobs.latency_ms)
             ledger.record(client, path, arrived, 200, malformed=True)
             return Response(malformed_body, status_code=200, media_type="application/json")
         response = await call_next(request)
+        await _until(arrived, knobs.latency_ms)
         ledger.record(client, path, arrived, response.status_code)
         return response
+
+
+async def _until(arrived: float, latency_ms: float) -> None:
+    """Sleep until ``latency_ms`` after ``arrived`` (epoch seconds): the answer's time counts
+    from the request's arrival, the mock's own work included, as a real service's latency does."""
+    if latency_ms:
+        await asyncio.sleep(max(0.0, arrived + latency_ms / 1000.0 - time.time()))
 
 
 def serve(app: Any, host: str, port: int) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -39,7 +39,7 @@ class MockServer:
         self.kind = kind
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        out = open(log_dir / f"mock-{kind}-{self.port}.log", "wb") if log_dir else subprocess.DEVNULL
+        out = open(log_dir / f"mock-{kind}-{self.port}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(docingest_cmd("mock", kind, "--port", str(self.port), *flags),
                                      env=child_env(), stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -65,7 +65,7 @@ class MockServer:
                 self.proc.kill()
                 self.proc.wait(5)
 
-    def __enter__(self) -> MockServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -85,3 +88,59 @@ def test_conventional_key_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
         Settings(environment="test", embedding_provider="openai")
+
+
+class _Slow(BatchingEmbedder):
+    """Records every batch sent; each call takes ``delay`` seconds; ``fail_first`` raises once."""
+
+    model = "slow"
+    dimensions = 2
+
+    def __init__(self, *, delay: float = 0.02, fail_first: bool = False, concurrency: int = 2) -> None:
+        super().__init__(limits=BatchLimits(1, 100, 5), concurrency=concurrency)
+        self.delay, self.fail_first = delay, fail_first
+        self.sent: list[str] = []
+        self._lock = threading.Lock()
+
+    def count_tokens(self, texts):  # type: ignore[no-untyped-def]
+        return [len(t) for t in texts]
+
+    def _embed_batch(self, texts, tokens):  # type: ignore[no-untyped-def]
+        with self._lock:
+            self.sent.extend(texts)
+            first = len(self.sent) == 1
+        time.sleep(self.delay)
+        if self.fail_first and first:
+            raise EmbeddingRejected("refused")
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+
+def test_no_batch_is_sent_after_an_error() -> None:
+    emb = _Slow(fail_first=True, concurrency=2)
+    with pytest.raises(EmbeddingRejected):
+        list(emb.embed_batches([f"t{i}" for i in range(50)]))
+    time.sleep(0.3)  # lanes that were still running have stopped
+    # the failing batch, plus at most one per other lane taken before the failure was seen
+    assert len(emb.sent) <= 1 + emb.concurrency, emb.sent
+
+
+def test_an_input_refused_by_the_plan_is_never_sent_and_earlier_batches_are_yielded() -> None:
+    emb = _Slow(delay=0.0, concurrency=2)
+    texts = ["a", "b", "c", "toolong", "d"]
+    got: list[int] = []
+    with pytest.raises(EmbeddingInputTooLong):
+        for start, _, _ in emb.embed_batches(texts):
+            got.append(start)
+    assert "toolong" not in emb.sent and "d" not in emb.sent
+    assert sorted(got) == [0, 1, 2]
+
+
+def test_abandoning_the_iteration_stops_sending() -> None:
+    emb = _Slow(delay=0.02, concurrency=2)
+    batches = emb.embed_batches([f"t{i}" for i in range(200)])
+    next(batches)
+    batches.close()
+    time.sleep(0.3)
+    sent = len(emb.sent)
+    time.sleep(0.3)
+    assert len(emb.sent) == sent < 20

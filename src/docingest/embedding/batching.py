@@ -39,7 +39,8 @@ def iter_batches(
     """Contiguous ``(start, end, tokens)`` batches within ``limits``, planned as counts arrive.
 
     Each input is checked before the batch holding it is yielded, so nothing
-    unchecked is ever sent.
+    unchecked is ever sent; the batch of good inputs before a refused one is
+    yielded before the error is raised.
 
     Raises:
         EmbeddingRejected: an input has no token (empty text).
@@ -48,9 +49,11 @@ def iter_batches(
     start, tokens, seen = 0, 0, 0
     for i, n in enumerate(token_counts):
         seen = i + 1
-        if n <= 0:
-            raise EmbeddingRejected(f"input {i} is empty; refusing to send it")
-        if n > limits.max_input_tokens:
+        if n <= 0 or n > limits.max_input_tokens:
+            if i > start:
+                yield start, i, tokens  # the inputs before the refused one are all good
+            if n <= 0:
+                raise EmbeddingRejected(f"input {i} is empty; refusing to send it")
             raise EmbeddingInputTooLong(
                 f"input {i} has {n} tokens, over the model's limit of {limits.max_input_tokens}"
             )
@@ -107,31 +110,59 @@ class BatchingEmbedder:
     def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(start, end, vectors)`` for each batch as it completes (any order).
 
-        ``concurrency`` lanes (threads of the embedder's pool) each take the next
-        batch from one shared plan and send it, then take another as soon as its
-        reply is in, whatever the caller is doing with earlier results: no thread
-        hand-off between a reply and the next request. The plan counts tokens as it
-        goes and checks each input before the batch holding it is sent. On an error
-        no new batch is sent; the batches in flight finish and the successful ones
-        are still yielded (so the caller stores them), then the first error is raised.
+        A planner thread counts tokens and plans batches ahead (each input checked
+        before the batch holding it is planned), keeping up to ``2 x concurrency``
+        planned batches ready; ``concurrency`` lanes (threads of the embedder's
+        pool) each take the next planned batch and send it, then take another as
+        soon as its reply is in, whatever the caller is doing with earlier results.
+        Neither counting nor a thread hand-off sits between a reply and the next
+        request. On an error no new batch is sent; the batches in flight finish and
+        the successful ones are still yielded (so the caller stores them), then the
+        first error is raised.
         """
         counts = (n for block in range(0, len(texts), 256)
                   for n in self.count_tokens(texts[block : block + 256]))
-        plan = iter_batches(counts, self.limits)
-        plan_lock = threading.Lock()
+        planned: queue.Queue[tuple[int, int, int] | BaseException | None] = queue.Queue(
+            maxsize=2 * self.concurrency)
         results: queue.Queue[tuple[int, int, np.ndarray] | BaseException | None] = queue.Queue()
         stop = threading.Event()
+
+        def offer(item: tuple[int, int, int] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    planned.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def plan() -> None:
+            try:
+                for batch in iter_batches(counts, self.limits):
+                    if not offer(batch):
+                        return
+            except BaseException as exc:  # noqa: BLE001 - an input refused before sending
+                offer(exc)
+                return
+            offer(None)
 
         def lane() -> None:
             try:
                 while not stop.is_set():
-                    with plan_lock:
-                        if stop.is_set():
-                            break
-                        try:
-                            start, end, tokens = next(plan)
-                        except StopIteration:
-                            break
+                    try:
+                        item = planned.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    if stop.is_set():
+                        break
+                    if item is None or isinstance(item, BaseException):
+                        # The plan ended (nothing else is put, so there is room): the other lanes
+                        # see the end too. The batches planned before a refused input are sent.
+                        planned.put(None)
+                        if item is not None:
+                            results.put(item)
+                        break
+                    start, end, tokens = item
                     results.put((start, end, self._checked(list(texts[start:end]), tokens)))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
                 stop.set()
@@ -139,23 +170,26 @@ class BatchingEmbedder:
             finally:
                 results.put(None)
 
+        planner = threading.Thread(target=plan, name="docingest-embed-planner", daemon=True)
+        planner.start()
         pool = self._executor()
-        lanes = [pool.submit(lane) for _ in range(self.concurrency)]
-        error: BaseException | None = None
-        running = len(lanes)
+        running = self.concurrency
+        for _ in range(running):
+            pool.submit(lane)
+        errors: list[BaseException] = []
         try:
             while running:
                 item = results.get()
                 if item is None:
                     running -= 1
                 elif isinstance(item, BaseException):
-                    error = error or item
+                    errors.append(item)
                 else:
                     yield item
         finally:
-            stop.set()
-        if error is not None:
-            raise error
+            stop.set()  # lanes and planner stop within 0.1 s; requests in flight finish
+        if errors:
+            raise errors[0]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), dimensions)`` float32, in input order."""

@@ -11,6 +11,7 @@ warm-up, in alternating rounds; the best round of each is reported.
 
 Usage::
 
+    python -m bench api [--quick]
     python bench/api.py [--requests 2000] [--concurrency 16] [--rounds 2] [--json]
 
 Target: the upload route reaches at least 0.7x the requests/s of the bare route doing the same
@@ -212,3 +213,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     main()
+
+
+def run(quick: bool = False) -> list[Any]:
+    """The suite's rows: upload req/s against the bare routes, measured in alternating rounds."""
+    from bench.common import Figure
+
+    r = main(["--requests", "300" if quick else "2000", "--rounds", "1" if quick else "2", "--json"])
+    return [
+        Figure("api", "POST /upload", r["upload"]["rps"], "req/s",
+               f"p50 {r['upload']['p50_ms']} ms, p99 {r['upload']['p99_ms']} ms"),
+        Figure("api", "bare route, same inserts", r["bare_same"]["rps"], "req/s"),
+        Figure("api", "upload / bare same inserts", r["ratio_same"], "x", ">= 0.7x"),
+        Figure("api", "upload / bare single insert", r["ratio_insert"], "x"),
+        Figure("api", "errors", r["upload"]["errors"] + r["bare_same"]["errors"], "", "0"),
+    ]

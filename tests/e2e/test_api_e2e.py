@@ -77,6 +77,8 @@ def test_upload_put_poll_search(stack: dict[str, Any]) -> None:
         doc = client.wait_document(ticket["document_id"])
         assert (doc["stage"], doc["state"]) == ("complete", "done"), doc
         assert doc["chunks"] >= 1 and doc["filename"] == "keeper's log.md"
+        listed = client.http.get(f"{API}/documents").json()["documents"]
+        assert [(d["document_id"], d["chunks"]) for d in listed] == [(ticket["document_id"], doc["chunks"])]
         found = client.http.get(f"{API}/search", params={"q": "diaphone fog signal", "k": 3})
         assert found.status_code == 200, found.text
         results = found.json()["results"]

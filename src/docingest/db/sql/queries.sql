@@ -270,7 +270,9 @@ WHERE d.document_id = %(document_id)s AND d.user_id = %(user_id)s;
 -- name: list_document_views
 SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.attempts, j.retry_count, j.error_code,
        j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
-       j.finished_at, j.next_attempt_at, NULL::bigint AS chunks
+       j.finished_at, j.next_attempt_at,
+       (SELECT count(*) FROM upload_pipeline.document_chunks c
+        WHERE c.document_id = d.document_id) AS chunks
 FROM upload_pipeline.documents d
 LEFT JOIN LATERAL (
     SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id

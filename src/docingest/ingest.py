@@ -23,8 +23,13 @@ from docingest.storage.base import sha256_of
 def discover(paths: Iterable[Path]) -> list[Path]:
     """Files named, and files under directories named (recursively, hidden ones skipped), sorted.
 
+    Inside a directory, entries that are not regular files (FIFOs, sockets, devices,
+    broken links) are skipped; a path named on its own must be a regular file or a
+    directory.
+
     Raises:
-        FileNotFoundError: for a path that does not exist.
+        FileNotFoundError: for a path that does not exist, a broken or looping symbolic
+            link, or one that is not a regular file (the message says which).
     """
     found: set[Path] = set()
     for path in paths:
@@ -36,8 +41,28 @@ def discover(paths: Iterable[Path]) -> list[Path]:
         elif path.is_file():
             found.add(path)
         else:
-            raise FileNotFoundError(f"no such file or directory: {path}")
+            raise FileNotFoundError(_not_a_file(path))
     return sorted(found)
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be ingested, for a user."""
+    import stat
+
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            return f"symbolic link loop: {path}"
+        except OSError:
+            return f"broken symbolic link: {path} -> {path.readlink()}"
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return f"no such file or directory: {path}"
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) else "not a regular file")
+    return f"not a regular file ({kind}): {path}; name a file or a directory"
 
 
 @dataclass

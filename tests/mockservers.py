@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -39,9 +40,10 @@ class MockServer:
         self.kind = kind
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        out = open(log_dir / f"mock-{kind}-{self.port}.log", "wb") if log_dir else subprocess.DEVNULL
-        self.proc = subprocess.Popen(docingest_cmd("mock", kind, "--port", str(self.port), *flags),
-                                     env=child_env(), stdout=out, stderr=subprocess.STDOUT)
+        log = log_dir / f"mock-{kind}-{self.port}.log" if log_dir else None
+        with log.open("wb") if log else contextlib.nullcontext(subprocess.DEVNULL) as out:  # the child keeps it
+            self.proc = subprocess.Popen(docingest_cmd("mock", kind, "--port", str(self.port), *flags),
+                                         env=child_env(), stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -65,7 +67,7 @@ class MockServer:
                 self.proc.kill()
                 self.proc.wait(5)
 
-    def __enter__(self) -> MockServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

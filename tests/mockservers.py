@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -39,9 +40,10 @@ class MockServer:
         self.kind = kind
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        out = open(log_dir / f"mock-{kind}-{self.port}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(docingest_cmd("mock", kind, "--port", str(self.port), *flags),
-                                     env=child_env(), stdout=out, stderr=subprocess.STDOUT)
+        log = log_dir / f"mock-{kind}-{self.port}.log" if log_dir else None
+        with log.open("wb") if log else contextlib.nullcontext(subprocess.DEVNULL) as out:  # the child keeps it
+            self.proc = subprocess.Popen(docingest_cmd("mock", kind, "--port", str(self.port), *flags),
+                                         env=child_env(), stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -108,7 +108,7 @@ def ingest(
         table = Table(title="docingest ingest")
         table.add_column("figure")
         table.add_column("value", justify="right")
-        for name in ("documents", "new", "duplicates", "complete", "failed", "pages", "chunks",
+        for name in ("documents", "new", "duplicates", "requeued", "complete", "failed", "pages", "chunks",
                      "wall_s", "docs_per_s", "chunks_per_s", "embedding_cache_hits"):
             table.add_row(name, str(getattr(summary, name)))
         for code, n in sorted(summary.failed_by_code.items()):

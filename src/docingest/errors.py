@@ -38,7 +38,10 @@ The tree (the httpx habit of drawing it once, here)::
     ├── Unauthorized                   invalid_token (401)
     ├── NotFound                       not_found (404): also another user's ids
     ├── Conflict                       conflict (409): the resource is not in a state for this
-    └── TooManyActiveJobs              too_many_active_jobs (429, ``retry_after``)
+    ├── TooManyActiveJobs              too_many_active_jobs (429, ``retry_after``)
+    ├── InvalidRequest                 invalid_request (422): a field fails validation
+    ├── InvalidValue                   invalid_value (422): a value the database cannot store
+    └── DatabaseUnavailable            database_unavailable (503)
 
 Library errors are translated at the edge (``raise PdfCorrupt(...) from exc``);
 the worker turns a ``DocingestError`` into a retry or a ``failed`` job, the API
@@ -306,8 +309,53 @@ class TooManyActiveJobs(RequestError):
     error_code = "too_many_active_jobs"
     meaning = "too many of your uploads are still being processed"
     user_action = "wait for some to finish (see Retry-After) or raise UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER"
+
+
+class InvalidRequest(RequestError):
+    """The request does not match the operation's schema (FastAPI's validation failed).
+
+    Attributes:
+        errors: one ``{"field", "in", "problem", "type"}`` per failed check.
+    """
+
+    status_code = 422
+    error_code = "invalid_request"
+    meaning = "a field of the request is missing, of the wrong type, or out of range"
+    user_action = "fix the field(s) the message names (each is listed in `errors`)"
+
+    def __init__(self, message: str | None = None, *, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class InvalidValue(RequestError):
+    status_code = 422
+    error_code = "invalid_value"
+    meaning = "a value cannot be stored (PostgreSQL refused it)"
+    user_action = "remove the character or value the message names"
+
+
+class DatabaseUnavailable(RequestError):
+    status_code = 503
+    error_code = "database_unavailable"
+    retryable = True
+    meaning = "the database did not answer"
+    user_action = "retry shortly; check the database if it persists"
+
+
+def request_error_table() -> list[tuple[int, ErrorCode]]:
+    """Every ``(HTTP status, row)`` the API answers a refused request with, base class first."""
+    rows: list[tuple[int, ErrorCode]] = []
+    stack: list[type[RequestError]] = [RequestError]
+    while stack:
+        cls = stack.pop(0)
+        rows.append((cls.status_code, ErrorCode(cls.error_code, cls.meaning, cls.retryable, cls.user_action)))
+        stack.extend(cls.__subclasses__())
+    return rows
+
+
 def error_table_markdown() -> str:
-    """The error table as the Markdown that README.md's ``## Error codes`` section holds."""
+    """README.md's ``## Error codes`` tables: job errors, then refused API requests."""
     lines = [
         "| error_code | meaning | retried | what you can do |",
         "|---|---|---|---|",
@@ -315,4 +363,8 @@ def error_table_markdown() -> str:
     for row in error_table():
         retried = "yes, with backoff, then failed" if row.retryable else "no"
         lines.append(f"| `{row.code}` | {row.meaning} | {retried} | {row.user_action} |")
+    lines += ["", "Refused API requests (never stored on a job) answer `{error_code, message}` with:", "",
+              "| error_code | HTTP status | meaning | what you can do |", "|---|---|---|---|"]
+    for status, row in request_error_table():
+        lines.append(f"| `{row.code}` | {status} | {row.meaning} | {row.user_action} |")
     return "\n".join(lines)

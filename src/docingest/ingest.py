@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from docingest.domain import Document, Job, State
+from docingest.domain import Document, Job, Stage, State
 from docingest.errors import DocingestError, FileTooLarge
 from docingest.parsing import detect
 from docingest.runtime import Runtime
@@ -67,27 +67,29 @@ def _not_a_file(path: Path) -> str:
 
 @dataclass
 class Registered:
-    """A file's document and job; ``created`` is False for a duplicate of earlier bytes."""
+    """A file's document and job; ``created`` is False for a duplicate of earlier bytes,
+    ``requeued`` True when that duplicate had failed and was queued again."""
 
     document: Document
     job: Job | None
     created: bool
+    requeued: bool = False
 
 
 def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
     """Store ``path`` and create its document and job (state ``queued`` at ``uploaded``).
 
-    The same bytes for the same user return the existing document, no new job.
+    The same bytes for the same user are one document (DESIGN §3: unique ``(user_id,
+    file_sha256)``): an existing one is returned with no new job. If its job has
+    ``failed``, ingesting the file again is a retry (:func:`requeue_failed`): the bytes are
+    stored again and the job is queued from its last good stage, so a document refused
+    at upload (``size_mismatch``, ``upload_expired`` ...) can still be ingested.
     A file over ``max_file_bytes`` is registered as failed ``file_too_large``
     without being copied.
     """
     with path.open("rb") as f:
         sha, size = sha256_of(f)
     filename = unicodedata.normalize("NFC", path.name)
-    with rt.pool().connection() as conn:
-        existing = rt.repo.find_document_by_sha(conn, user_id, sha)
-        if existing is not None:
-            return Registered(existing, rt.repo.latest_job_for_document(conn, existing.document_id), False)
     # The declared type is what the name says (as a browser would declare it); the
     # uploaded stage compares it with the sniffed one.
     declared = mimetypes.guess_type(filename, strict=False)[0]
@@ -96,9 +98,16 @@ def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
         mime, ext = declared or detected.mime, detected.extension
     except DocingestError:
         mime, ext = declared or "application/octet-stream", "bin"  # the uploaded stage reports why
+    too_large = size > rt.settings.max_file_bytes
+    with rt.pool().connection() as conn:
+        existing = rt.repo.find_document_by_sha(conn, user_id, sha)
+        job = rt.repo.latest_job_for_document(conn, existing.document_id) if existing else None
+    if existing is not None:
+        if job is not None and job.state is State.FAILED and not too_large:
+            return requeue_failed(rt, path, existing, job, bytes_len=size, mime=mime)
+        return Registered(existing, job, False)
     document_id = uuid.uuid4()
     key = raw_key(user_id, document_id, ext)
-    too_large = size > rt.settings.max_file_bytes
     if not too_large:
         rt.storage.copy_from(key, path)
     with rt.pool().connection() as conn, conn.transaction():
@@ -124,6 +133,34 @@ def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
     return Registered(doc, job, True)
 
 
+def requeue_failed(rt: Runtime, path: Path, document: Document, job: Job, *, bytes_len: int,
+                   mime: str) -> Registered:
+    """Ingest ``path`` again for its ``document`` whose latest ``job`` failed.
+
+    A job that failed at ``uploaded`` (its bytes never verified: the object was refused
+    and deleted, never arrived, or was the wrong size) gets the file stored again and the
+    document re-declared with the file's real size and type; then the verification
+    runs again. A job that failed later is requeued from its last good stage, the file
+    stored again only if the original object is gone. An event ``reingest_requested``
+    names the previous error. If another process requeued the job first, nothing changes.
+    """
+    before_verified = job.stage is Stage.UPLOADED
+    store = before_verified or rt.storage.head(document.raw_path) is None
+    if store:
+        rt.storage.copy_from(document.raw_path, path)
+    with rt.pool().connection() as conn, conn.transaction():
+        updated = rt.repo.requeue_failed_job(conn, job.job_id)
+        if updated is None:  # requeued (or deleted) meanwhile
+            return Registered(document, rt.repo.latest_job_for_document(conn, document.document_id), False)
+        if before_verified:
+            document = rt.repo.redeclare_document(conn, document.document_id, bytes_len=bytes_len,
+                                                  mime=mime) or document
+        rt.repo.insert_event(conn, job_id=job.job_id, document_id=document.document_id,
+                             stage=updated.stage.value, type="reingest_requested",
+                             payload={"previous_error_code": job.error_code, "stored_again": store})
+    return Registered(document, updated, False, requeued=True)
+
+
 @dataclass
 class IngestSummary:
     """What ``ingest`` reports (``--json`` prints it as one object)."""
@@ -131,6 +168,7 @@ class IngestSummary:
     documents: int = 0
     new: int = 0
     duplicates: int = 0
+    requeued: int = 0
     complete: int = 0
     failed: int = 0
     failed_by_code: dict[str, int] = field(default_factory=dict)
@@ -184,7 +222,8 @@ def ingest(
     summary = IngestSummary(
         documents=len(ids),
         new=sum(r.created for r in registered),
-        duplicates=len(registered) - sum(r.created for r in registered),
+        duplicates=sum(not r.created and not r.requeued for r in registered),
+        requeued=sum(r.requeued for r in registered),
         complete=sum(j["state"] == State.DONE.value for j in latest.values()),
         failed=len(failed),
         failed_by_code=dict(Counter(j["error_code"] for j in failed)),

@@ -22,6 +22,7 @@ from docingest.domain import Document, Job, Stage, State
 from docingest.errors import (
     Conflict,
     DocingestError,
+    EmptyFile,
     FileTooLarge,
     NotFound,
     TooManyActiveJobs,
@@ -45,6 +46,7 @@ MIME_EXTENSIONS: dict[str, str] = {
     "text/markdown": "md",
     "text/x-markdown": "md",
     "text/plain": "txt",
+    "application/json": "json",  # text: parsed as plain text (the sniffed type wins, with a warning)
     "application/octet-stream": "bin",
 }
 
@@ -98,12 +100,14 @@ class UploadService:
         """Create the document and its waiting job, or return the user's existing copy.
 
         Raises:
-            UnsupportedType (415), FileTooLarge (413), TooManyActiveJobs (429).
+            UnsupportedType (415), EmptyFile (422), FileTooLarge (413), TooManyActiveJobs (429).
         """
         mime = normalise_mime(mime)
         ext = MIME_EXTENSIONS.get(mime)
         if ext is None:
             raise UnsupportedType(f"type {mime!r} is not supported; use one of {', '.join(MIME_EXTENSIONS)}")
+        if bytes_len == 0:
+            raise EmptyFile("bytes_len is 0: an empty file has nothing to ingest; upload the real file")
         if bytes_len > self.settings.max_file_bytes:
             raise FileTooLarge(f"{bytes_len} bytes is over the limit of {self.settings.max_file_bytes} "
                                "(UPLOAD_PIPELINE_MAX_FILE_BYTES)")

@@ -5,7 +5,7 @@ The whole generated corpus (tests/fixtures/make_bad_inputs.py) goes through one 
 state, error_code, no retry for permanent errors, and the case's own checks (NULs
 counted in events, empty pages recorded, chunk limits and exact offsets, warnings).
 The size-mismatch case needs the stored object changed after registration, so it
-runs here in-process. The HTTP half reuses ``CASES`` once the API exists.
+runs here in-process. The HTTP half, tests/e2e/test_bad_inputs_http.py, reuses ``CASES``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import codecs
 import hashlib
 import io
 import os
+import random
 import re
 import shutil
 import struct
@@ -24,7 +25,7 @@ import pytest
 
 from docingest.errors import DocumentCorrupt, EmptyFile, PdfCorrupt, PdfEncrypted, UnsupportedType
 from docingest.parsing import PARSERS, DetectedType, detect, is_declared_compatible, parse_file
-from docingest.parsing.decoding import decode_text
+from docingest.parsing.decoding import MAX_GARBLED_SHARE, decode_text, garbled_share
 from docingest.parsing.docx import DocxParser
 from docingest.parsing.pdf import PAGE_SEPARATOR, PdfParser
 from docingest.parsing.sniff import SNIFF_BYTES, TYPES
@@ -546,6 +547,37 @@ def test_text_decoding(data: bytes, text: str, warned: bool, tmp_path: Path) -> 
         assert doc.markdown == text
         assert bool(doc.warnings) is warned
     assert decode_text(data).text == text
+
+
+def test_undecodable_bytes_are_document_corrupt(tmp_path: Path) -> None:
+    # High bytes only: no control byte, so sniffing calls it text; as UTF-8 ~80% is replaced.
+    junk = bytes(random.Random(5).randint(0x80, 0xFF) for _ in range(4000))
+    assert garbled_share(junk.decode("utf-8", "replace")) > MAX_GARBLED_SHARE
+    for kind in ("text", "markdown", "html"):
+        path = write(tmp_path, f"junk.{kind}", junk)
+        assert detect(path).kind in ("text", "markdown")
+        with pytest.raises(DocumentCorrupt, match="save it as UTF-8") as caught:
+            parse_file(path, kind)
+        assert caught.value.error_code == "document_corrupt" and not caught.value.retryable
+    # Japanese in Shift_JIS: a legacy multi-byte encoding, most of it undecodable as UTF-8.
+    with pytest.raises(DocumentCorrupt, match="not readable as utf-8"):
+        decode_text(("日本語のテキストです。" * 50).encode("shift_jis"))
+
+
+def test_damaged_utf8_and_latin1_text_stay_under_the_limit() -> None:
+    # Accent-dense Latin-1 (18% of characters not UTF-8): decoded with U+FFFD and a warning.
+    dense = decode_text(("Café déjà vu, naïve façade. " * 200).encode("latin-1"))
+    assert 0.15 < garbled_share(dense.text) <= MAX_GARBLED_SHARE and dense.warnings
+    damaged = decode_text("ünïcödé text ".encode() * 100 + b"\xff\xfe" * 20)
+    assert damaged.text.count("\ufffd") == 40 and damaged.warnings
+    # Just over the limit fails, just under passes: the rule is the share, not the count.
+    over = b"ab" + b"\xff"  # 1 in 3 replaced
+    under = b"abcde" + b"\xff"  # 1 in 6
+    with pytest.raises(DocumentCorrupt):
+        decode_text(over * 100)
+    assert decode_text(under * 100).text.count("\ufffd") == 100
+    assert garbled_share("") == 0.0
+    assert garbled_share("a\x01\x85\ufffd") == 0.75 and garbled_share("a\t\n\x00") == 0.0
 
 
 # --------------------------------------------------------------------------- registry

@@ -20,12 +20,27 @@ class ErrorPublic(BaseModel):
     message: str
 
 
+class FieldErrorPublic(BaseModel):
+    """One failed check of a request: which field, where, and what is wrong."""
+
+    field: str = Field(description="dotted path of the field, e.g. 'sha256' or 'q'")
+    in_: str = Field(alias="in", description="body, query, path or header")
+    problem: str
+    type: str = Field(description="pydantic's error type, e.g. 'string_pattern_mismatch'")
+
+
+class ValidationErrorPublic(ErrorPublic):
+    """A 422 ``invalid_request``: the message names the fields; ``errors`` lists every check."""
+
+    errors: list[FieldErrorPublic]
+
+
 # --- uploads -----------------------------------------------------------------------
 class UploadCreate(BaseModel):
     """What the client declares about the file it will upload."""
 
     filename: str = Field(min_length=1, max_length=1024, description="original name, display only")
-    bytes_len: int = Field(ge=1, le=2**62, description="exact size in bytes")
+    bytes_len: int = Field(ge=0, le=2**62, description="exact size in bytes (0 is refused: empty_file)")
     mime: str = Field(min_length=1, max_length=255, description="declared MIME type")
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the bytes")
 

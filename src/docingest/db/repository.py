@@ -140,6 +140,11 @@ class Repository:
         row = _one(conn, "requeue_failed_job", {"job_id": job_id})
         return Job.from_row(row) if row else None
 
+    def redeclare_document(self, conn: Conn, document_id: UUID, *, bytes_len: int, mime: str) -> Document | None:
+        """Set the size and declared type a new registration of the same bytes states."""
+        row = _one(conn, "redeclare_document", {"document_id": document_id, "bytes_len": bytes_len, "mime": mime})
+        return Document.from_row(row) if row else None
+
     def insert_event(
         self, conn: Conn, *, job_id: UUID, document_id: UUID, stage: str, type: str,
         payload: dict[str, Any] | None = None,

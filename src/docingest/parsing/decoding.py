@@ -5,12 +5,31 @@ Order of evidence: a byte-order mark, then an encoding the document declares
 warning is recorded; nothing else is cleaned: NUL characters stay, and lone
 surrogates (UTF-16 code units, or their UTF-8-style encoding ``ED A0 80``) are
 decoded with ``surrogatepass`` so the validation stage can count them.
+
+Undecodable text fails. When the bytes are not valid in the encoding used, and
+more than :data:`MAX_GARBLED_SHARE` (a quarter) of the decoded characters are
+U+FFFD replacements or control characters (C0 other than tab, newline, vertical
+tab, form feed and carriage return; DEL; C1), the file is not text in that
+encoding: ``DocumentCorrupt`` (``document_corrupt``). A damaged UTF-8 file (a few
+bad bytes) and legacy Western text read as UTF-8 (accented letters are rarely
+more than a tenth of its characters) stay under the limit and are decoded with
+replacements and a warning; binary data (random bytes: about 80% replaced) and
+text in a legacy multi-byte or non-Latin code page (Shift_JIS, GBK, windows-1251:
+most characters replaced) are refused with a message asking for UTF-8.
 """
 
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
+
+from docingest.errors import DocumentCorrupt
+
+#: Above this share of replaced or control characters, undecodable bytes are not text.
+MAX_GARBLED_SHARE = 0.25
+# NUL is not counted: the validation stage removes and counts NULs.
+_CONTROLS = re.compile("[\x01-\x08\x0e-\x1f\x7f-\x9f]")
 
 #: Byte-order marks, longest first: the UTF-32-LE mark begins with the UTF-16-LE one.
 BOMS: tuple[tuple[bytes, str], ...] = (
@@ -58,17 +77,43 @@ def _normalise_encoding(name: str) -> str | None:
 
 
 def _decode(data: bytes, encoding: str, what: str) -> DecodedText:
-    """Decode strictly (keeping lone surrogates), else with U+FFFD and a warning."""
+    """Decode strictly (keeping lone surrogates), else with U+FFFD and a warning.
+
+    Raises:
+        DocumentCorrupt: the bytes are not valid ``encoding`` and the replaced result is
+            garbled (see :func:`garbled_share`) beyond :data:`MAX_GARBLED_SHARE`.
+    """
     errors = "surrogatepass" if encoding.startswith("utf") else "strict"
     try:
         return DecodedText(data.decode(encoding, errors), encoding)
     except UnicodeDecodeError as exc:
         text = data.decode(encoding, "replace")
+        replaced = text.count("\ufffd")
+        share = garbled_share(text)
+        if share > MAX_GARBLED_SHARE:
+            raise DocumentCorrupt(
+                f"the file is not readable as {encoding}: {share:.0%} of its {len(text)} characters are "
+                f"undecodable bytes or control characters ({replaced} undecodable sequences; at most "
+                f"{MAX_GARBLED_SHARE:.0%} is accepted as damaged text). The file is binary or in a "
+                "legacy encoding: save it as UTF-8 and upload again"
+            ) from exc
         note = (
             f"{what} is not valid {encoding} (first bad byte at offset {exc.start}); "
-            f"{text.count(chr(0xFFFD))} undecodable sequence(s) replaced with U+FFFD"
+            f"{replaced} undecodable sequence(s) replaced with U+FFFD"
         )
         return DecodedText(text, encoding, (note,))
+
+
+def garbled_share(text: str) -> float:
+    """The share of ``text``'s characters that are U+FFFD or control characters.
+
+    Controls counted: C0 except NUL, tab, newline, vertical tab, form feed and carriage
+    return; DEL; C1. An empty text has a share of 0.
+    """
+    if not text:
+        return 0.0
+    bad = text.count("\ufffd") + sum(1 for _ in _CONTROLS.finditer(text))
+    return bad / len(text)
 
 
 def decode_text(data: bytes, *, declared_encoding: str | None = None) -> DecodedText:
@@ -81,8 +126,12 @@ def decode_text(data: bytes, *, declared_encoding: str | None = None) -> Decoded
             when it is unknown, or when it names UTF-16/32 without a BOM.
 
     Returns:
-        A :class:`DecodedText`. Never raises for bad bytes: they are replaced
-        with U+FFFD and a warning is added.
+        A :class:`DecodedText`. A few bad bytes are replaced with U+FFFD and a
+        warning is added.
+
+    Raises:
+        DocumentCorrupt: the bytes are not text (module docstring: more than
+            :data:`MAX_GARBLED_SHARE` of the characters undecodable or control).
     """
     bom_encoding, bom_len = sniff_bom(data)
     if bom_encoding is not None:

@@ -90,7 +90,8 @@ class HtmlParser:
             name>``), ``Language`` (``<html lang>``) and ``Encoding``, when present.
 
         Raises:
-            OSError: the file cannot be read. HTML itself never fails to parse.
+            DocumentCorrupt: the bytes are not text in their encoding (see ``parsing.decoding``).
+            OSError: the file cannot be read. HTML markup itself never fails to parse.
         """
         data = path.read_bytes()
         decoded = decode_text(data, declared_encoding=_declared_encoding(data))

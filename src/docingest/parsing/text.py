@@ -15,13 +15,15 @@ class TextParser:
         """Parse the text file at ``path``.
 
         Decoding: UTF-8 (BOM stripped), UTF-16/32 with a BOM, else UTF-8 with
-        undecodable bytes replaced by U+FFFD and a warning.
+        undecodable bytes replaced by U+FFFD and a warning (see ``parsing.decoding``).
 
         Returns:
             A ``ParsedDocument`` of kind ``'text'`` whose ``markdown`` is the
             decoded file, no pages, ``metadata == {'Encoding': codec}``.
 
         Raises:
+            DocumentCorrupt: the bytes are not text (over a quarter of the characters
+                undecodable or control characters).
             OSError: the file cannot be read.
         """
         decoded = decode_text(path.read_bytes())

@@ -41,16 +41,27 @@ OnStored = Callable[[str], None]
 _WRITE_BYTES = 1024 * 1024
 
 
-class StorageError(Exception):
-    """An error answered in Supabase Storage's shape."""
+#: The docingest ``error_code`` of a storage reply, by status, unless the error names one.
+_CODES = {400: "bad_request", 403: "invalid_token", 404: "not_found", 409: "conflict",
+          413: "file_too_large", 415: "bad_request"}
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+
+class StorageError(Exception):
+    """An error answered in Supabase Storage's shape, plus docingest's stable ``error_code``.
+
+    The body is ``{"statusCode", "error", "message", "error_code"}``: Supabase clients read
+    the first three; ``error_code`` is a code of the README's table (``size_mismatch``,
+    ``checksum_mismatch``, ``file_too_large``, ``invalid_token``, ``not_found`` ...).
+    """
+
+    def __init__(self, status: int, error: str, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
+        self.code = code or _CODES.get(status, "bad_request")
 
     def response(self) -> JSONResponse:
-        return JSONResponse({"statusCode": str(self.status), "error": self.error, "message": self.message},
-                            status_code=self.status)
+        return JSONResponse({"statusCode": str(self.status), "error": self.error, "message": self.message,
+                             "error_code": self.code}, status_code=self.status)
 
 
 class StorageService:
@@ -105,16 +116,21 @@ class StorageService:
         """Stream the request body to ``key``; returns its size.
 
         Raises:
-            StorageError: 409 the object exists; 413 longer than declared or the limit
-                (reading stops there); 400 shorter than declared or another SHA-256;
+            StorageError: 409 the object exists; 413 longer than declared (``size_mismatch``)
+                or the limit (``file_too_large``), reading stops there; 400 shorter than
+                declared (``size_mismatch``) or another SHA-256 (``checksum_mismatch``);
                 415 a multipart body.
         """
         if request.headers.get("content-type", "").startswith("multipart/"):
             raise StorageError(415, "InvalidRequest", "send the raw bytes as the body, not multipart/form-data")
+        too_long = "size_mismatch" if expected_len is not None and expected_len <= limit else "file_too_large"
         announced = request.headers.get("content-length")
         if announced is not None and announced.isdigit() and int(announced) > limit:
             raise StorageError(413, "Payload too large",
-                               f"the body has {announced} bytes; this URL accepts at most {limit}")
+                               f"the body has {announced} bytes; this URL accepts at most {limit}"
+                               + (", the size declared for it: request a new upload declaring the file's"
+                                  " real bytes_len" if too_long == "size_mismatch" else ""),
+                               too_long)
         if not overwrite and self.storage.head(key) is not None:
             raise StorageError(409, "Duplicate", "The resource already exists")
         fd, tmp = await run_in_threadpool(self.storage.new_temp, key)
@@ -125,7 +141,7 @@ class StorageService:
                 size += len(block)
                 if size > limit:
                     raise StorageError(413, "Payload too large",
-                                       f"the body is longer than the {limit} bytes this URL accepts")
+                                       f"the body is longer than the {limit} bytes this URL accepts", too_long)
                 digest.update(block)
                 pending += block
                 if len(pending) >= _WRITE_BYTES:
@@ -134,10 +150,12 @@ class StorageService:
             await run_in_threadpool(out.write, bytes(pending))
             out.close()
             if expected_len is not None and size != expected_len:
-                raise StorageError(400, "InvalidRequest", f"received {size} bytes, declared {expected_len}")
+                raise StorageError(400, "InvalidRequest", f"received {size} bytes, declared {expected_len}",
+                                   "size_mismatch")
             if sha256 is not None and digest.hexdigest() != sha256:
                 raise StorageError(400, "InvalidChecksum",
-                                   f"the SHA-256 of the body is {digest.hexdigest()}, declared {sha256}")
+                                   f"the SHA-256 of the body is {digest.hexdigest()}, declared {sha256}",
+                                   "checksum_mismatch")
             if not await run_in_threadpool(self.storage.commit_temp, tmp, key, overwrite=overwrite):
                 raise StorageError(409, "Duplicate", "The resource already exists")
             return size

@@ -93,6 +93,12 @@ SET state = 'queued', error_code = NULL, error_message = NULL, retry_count = 0,
 WHERE job_id = %(job_id)s AND state = 'failed'
 RETURNING *;
 
+-- name: redeclare_document
+-- The same bytes registered again after a failed upload: their real size and declared type.
+UPDATE upload_pipeline.documents SET bytes_len = %(bytes_len)s, mime = %(mime)s, updated_at = now()
+WHERE document_id = %(document_id)s
+RETURNING *;
+
 -- name: insert_event
 INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
 VALUES (%(job_id)s, %(document_id)s, %(stage)s, %(type)s, %(payload)s::jsonb);

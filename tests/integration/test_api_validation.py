@@ -1,0 +1,85 @@
+"""Refused requests answer the project's ``{"error_code", "message"}``, never FastAPI's ``detail``.
+
+The app runs in-process (``TestClient``) over a real runtime and database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from docingest.api.app import create_app
+from docingest.auth import mint_token
+from docingest.runtime import Runtime
+
+pytestmark = pytest.mark.integration
+API = "/api/v2"
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    headers = {"Authorization": f"Bearer {mint_token(runtime.settings.jwt_secret, user_id='val')}"}
+    with TestClient(create_app(runtime, sweep=False), headers=headers) as c:
+        yield c
+
+
+def _invalid(reply: Any) -> dict[str, Any]:
+    assert reply.status_code == 422, reply.text
+    body: dict[str, Any] = reply.json()
+    assert "detail" not in body
+    assert body["error_code"] == "invalid_request" and body["message"].startswith("invalid request: ")
+    return body
+
+
+def _upload(**fields: Any) -> dict[str, Any]:
+    data = b"# Title\n\nSome words.\n"
+    body = {"filename": "a.md", "bytes_len": len(data), "mime": "text/markdown",
+            "sha256": hashlib.sha256(data).hexdigest()}
+    body.update(fields)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def test_body_errors_name_every_field(client: TestClient) -> None:
+    body = _invalid(client.post(f"{API}/upload", json=_upload(sha256="nothex", bytes_len=None)))
+    assert "sha256 (body): String should match pattern" in body["message"]
+    assert "bytes_len (body): Field required" in body["message"]
+    assert {(e["field"], e["in"], e["type"]) for e in body["errors"]} == {
+        ("sha256", "body", "string_pattern_mismatch"), ("bytes_len", "body", "missing")}
+    assert "nothex" not in body["message"]  # the submitted value is not echoed back
+
+
+def test_query_path_and_json_errors(client: TestClient) -> None:
+    k = _invalid(client.get(f"{API}/search", params={"q": "x", "k": 0}))
+    assert k["errors"] == [{"field": "k", "in": "query", "problem": "Input should be greater than or equal to 1",
+                            "type": "greater_than_equal"}]
+    assert "k (query): Input should be greater than or equal to 1" in k["message"]
+    path = _invalid(client.get(f"{API}/documents/not-a-uuid"))
+    assert path["errors"][0]["field"] == "document_id" and path["errors"][0]["in"] == "path"
+    broken = _invalid(client.post(f"{API}/upload", content=b"{not json",
+                                  headers={"content-type": "application/json"}))
+    assert broken["errors"][0]["type"] == "json_invalid" and "JSON" in broken["message"]
+    filename = _invalid(client.post(f"{API}/upload", json=_upload(filename="/")))
+    assert "filename (body): Value error, the filename has no displayable characters" in filename["message"]
+
+
+def test_a_zero_byte_upload_is_empty_file_and_json_is_accepted(client: TestClient) -> None:
+    empty = client.post(f"{API}/upload", json=_upload(bytes_len=0, sha256=hashlib.sha256(b"").hexdigest()))
+    assert empty.status_code == 422 and empty.json()["error_code"] == "empty_file", empty.text
+    data = b'{"a": 1}'
+    ok = client.post(f"{API}/upload", json=_upload(filename="a.json", mime="application/json",
+                                                  bytes_len=len(data), sha256=hashlib.sha256(data).hexdigest()))
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["signed_url"]
+
+
+def test_openapi_describes_the_422_reply(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    reply = schema["paths"][f"{API}/upload"]["post"]["responses"]["422"]
+    assert reply["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ValidationErrorPublic"}
+    model = schema["components"]["schemas"]["ValidationErrorPublic"]
+    assert set(model["required"]) == {"error_code", "message", "errors"}
+    assert "HTTPValidationError" not in schema["components"]["schemas"]

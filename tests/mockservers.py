@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -39,9 +39,10 @@ class MockServer:
         self.kind = kind
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        out = open(log_dir / f"mock-{kind}-{self.port}.log", "wb") if log_dir else subprocess.DEVNULL
-        self.proc = subprocess.Popen(docingest_cmd("mock", kind, "--port", str(self.port), *flags),
-                                     env=child_env(), stdout=out, stderr=subprocess.STDOUT)
+        log = log_dir / f"mock-{kind}-{self.port}.log" if log_dir else Path(os.devnull)
+        with log.open("wb") as out:  # the child has its own copy of the descriptor
+            self.proc = subprocess.Popen(docingest_cmd("mock", kind, "--port", str(self.port), *flags),
+                                         env=child_env(), stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -65,7 +66,7 @@ class MockServer:
                 self.proc.kill()
                 self.proc.wait(5)
 
-    def __enter__(self) -> MockServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -98,7 +98,7 @@ class Workers:
         return subprocess.Popen([sys.executable, "-m", "docingest.cli", "worker", "-c", "2"],
                                 env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
-    def __enter__(self) -> Workers:
+    def __enter__(self) -> Self:
         self.procs = [self.start(i) for i in range(WORKERS)]
         return self
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     parse_timeout_seconds_per_mb: float = Field(default=10.0, ge=0, description="added per MB of input")
     parse_timeout_max_seconds: float = Field(default=900.0, gt=0, description="cap of the scaled limit")
     parse_memory_mb: int = Field(default=2048, ge=64, description="resident memory limit of a parse")
+    parse_progress_interval_seconds: float = Field(
+        default=0.5, ge=0.01, description="pages parsed are saved in the job's progress at most this often")
 
     embedding_provider: Literal["local", "hashing", "openai"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"

@@ -103,6 +103,20 @@ def test_int8_backend_is_close_to_pytorch(data_dir: Path, reference: np.ndarray)
     assert (vectors * reference).sum(axis=1).min() > 0.95
 
 
+def test_prepare_embedder_command(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from docingest.cli import app
+
+    monkeypatch.setenv("UPLOAD_PIPELINE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("UPLOAD_PIPELINE_ENVIRONMENT", "test")
+    result = CliRunner().invoke(app, ["prepare-embedder"])  # the configured backend: onnx
+    assert result.exit_code == 0, result.output
+    assert f"onnx ready under {data_dir / 'models'}" in result.output
+    result = CliRunner().invoke(app, ["prepare-embedder", "--backend", "tensorrt"])
+    assert result.exit_code == 2
+
+
 CHILD = """
 import logging, os, sys
 from pathlib import Path

@@ -39,8 +39,9 @@ SOURCE2E = CORPUS / "docs" / "pdf" / "source2e.pdf"
 class StageCtx:
     """The smallest ``StageContext`` for running one stage handler outside a worker.
 
-    No database: ``fenced`` and ``save_progress`` are not available, which suits the
-    handlers whose writes come back in ``StageResult.persist`` (parse, validate, chunk).
+    No database: ``fenced`` is not available, which suits the handlers whose writes
+    come back in ``StageResult.persist`` (parse, validate, chunk); ``save_progress``
+    (the parse stage's pages parsed) only counts its calls.
     """
 
     def __init__(self, document: Any, progress: dict[str, Any] | None = None) -> None:
@@ -54,8 +55,13 @@ class StageCtx:
                        lease_expires_at=None, attempts=1, retry_count=0, lost_leases=0,
                        next_attempt_at=None, progress=progress or {})
 
+    progress_saves = 0
+
     def check(self) -> None:
         pass
+
+    def save_progress(self, progress: dict[str, Any], persist: Any = None) -> None:
+        self.progress_saves += 1
 
 
 def stored_document(storage: Any, path: Path, *, user_id: str = "bench", kind: str = "pdf") -> Any:

@@ -2,7 +2,8 @@
 
 Runs ``docingest ingest``'s code path over the corpus on a fresh embedded database,
 then embeds the very chunk texts it stored with the same embedder alone, and re-runs
-the chunker alone over the parsed artifacts. Targets: pipeline >= 0.8x the embedder
+the chunker alone over the parsed artifacts. The default embedder backend's one-off
+ONNX export into the fresh data dir is done first and reported apart. Targets: pipeline >= 0.8x the embedder
 alone (chunks/s), chunking <= 5% of the embedding time.
 
     python -m bench.ingest [--quick]
@@ -32,6 +33,13 @@ def run(quick: bool = False) -> list[Figure]:
     from docingest.stages.chunk import MARKDOWN_KINDS
 
     settings = scratch_settings()
+    # The default backend (onnx) exports the model on first use: do it ahead, as
+    # `docingest prepare-embedder` would, so the pipeline's wall time is not that one-off.
+    from docingest.embedding.local import make_local_embedder
+
+    started = time.perf_counter()
+    make_local_embedder(settings.embedding_backend, cache_dir=settings.data_dir / "models").embed(["warm"])
+    prepare_s = time.perf_counter() - started
     rt = Runtime(settings)
     try:
         summary = ingest(rt, corpus_paths(quick), user_id="bench")
@@ -57,6 +65,8 @@ def run(quick: bool = False) -> list[Figure]:
     pipeline_cps = summary.chunks / summary.wall_s
     embed_cps = len(texts) / embed_s
     return [
+        Figure("ingest", f"embedder backend: {settings.embedding_backend}, first-use export", round(prepare_s, 1),
+               "s"),
         Figure("ingest", "documents", summary.documents),
         Figure("ingest", "chunks", summary.chunks),
         Figure("ingest", "pipeline wall", summary.wall_s, "s"),

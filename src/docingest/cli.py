@@ -465,15 +465,21 @@ def mock_llamaparse(
                                           cancel_rate=cancel_rate)), host, port)
 @app.command("prepare-embedder")
 def prepare_embedder(
-    backend: str = typer.Option("onnx-int8", "--backend", help="onnx or onnx-int8"),
+    backend: str | None = typer.Option(None, "--backend",
+                                       help="onnx, onnx-int8 or torch; default: UPLOAD_PIPELINE_EMBEDDING_BACKEND"),
 ) -> None:
-    """Export the local model to ONNX (and quantize it) into DATA_DIR/models ahead of first use."""
+    """Export the local model to ONNX into DATA_DIR/models ahead of first use (workers do it otherwise)."""
     from docingest.embedding.local import make_local_embedder
 
     settings = _settings()
-    embedder = make_local_embedder(backend, cache_dir=settings.data_dir / "models")
+    name = backend or settings.embedding_backend
+    try:
+        embedder = make_local_embedder(name, cache_dir=settings.data_dir / "models")
+    except (ValueError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     embedder.embed(["docingest warm-up"])
-    out.print(f"{backend} ready under {settings.data_dir / 'models'}")
+    out.print(f"{name} ready under {settings.data_dir / 'models'}")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -4,10 +4,10 @@
 
 | key | written by | meaning |
 |---|---|---|
-| ``pages_total``, ``pages_parsed`` | ``parse_queued`` | pages of the original (PDF; absent for page-less kinds) |
+| ``pages_total``, ``pages_parsed`` | ``parse_queued`` | pages of the original (PDF; absent for page-less kinds), saved while the parse runs (after the first page, then at most once per ``PARSE_PROGRESS_INTERVAL_SECONDS``) and at its end |
 | ``chunks_total``, ``tokens_total`` | ``chunking`` | chunks made, and their word pieces |
 | ``chunks_embedded`` | ``embedding_in_progress`` | chunks with a stored vector (a checkpoint per batch) |
-| ``eta_s`` | ``embedding_in_progress`` | seconds left at the rate observed in this attempt; 0 when done |
+| ``eta_s`` | ``parse_queued``, ``embedding_in_progress`` | seconds left in the running stage at the rate observed in this attempt; 0 when done |
 
 :func:`document_events` yields a document's rows of ``upload_pipeline.events``
 (the SSE endpoint ``GET /api/v2/documents/{id}/events`` streams them with

@@ -92,7 +92,9 @@ class Runtime:
         if self.settings.parse_sandbox:
             from docingest.parsing.sandbox import ParseLimits, SandboxedParser
 
-            parser = SandboxedParser(ParseLimits.from_settings(self.settings))
+            # The child reports twice per interval; the parse stage saves at most once per interval.
+            parser = SandboxedParser(ParseLimits.from_settings(self.settings),
+                                     progress_seconds=self.settings.parse_progress_interval_seconds / 2)
             self._parsers.append(parser)
             return parser
         return parse_file
@@ -106,6 +108,7 @@ class Runtime:
             max_file_bytes=self.settings.max_file_bytes,
             dimensions=self.settings.embedding_dimensions,
             embedding_cache=self.settings.embedding_cache,
+            parse_progress_interval_seconds=self.settings.parse_progress_interval_seconds,
         )
         if self.settings.parser == "llamaparse":
             from docingest.stages.llamaparse import LlamaParseDocument

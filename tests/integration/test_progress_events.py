@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from docingest.api.schemas import DocumentPublic
+from docingest.db.repository import Repository
 from docingest.progress import document_events, format_progress, sse_message, sse_stream
 from docingest.runtime import Runtime
+from tests.conftest import make_settings
+from tests.fixtures.pdfgen import PdfBuilder
 from tests.integration.helpers import register, rows, write_docs
 
 pytestmark = pytest.mark.integration
@@ -68,3 +75,66 @@ def test_format_progress() -> None:
     p = {"pages_total": 12, "pages_parsed": 12, "chunks_total": 100, "chunks_embedded": 40, "eta_s": 75.2}
     assert format_progress(p) == "pages 12/12, chunks 40/100, eta 1m15s"
     assert format_progress({"chunks_total": 5}) == "chunks 0/5"
+
+
+PAGES = 15_000  # ~1.5 s of parsing here: many progress saves at the test's 0.1 s interval
+
+
+def _big_pdf(path: Path) -> Path:
+    b = PdfBuilder()
+    for i in range(PAGES):
+        b.add_text_page([f"Page {i + 1} of the progress test.".encode(),
+                         b"Pages parsed of pages total are saved while the parse runs."])
+    path.write_bytes(b.build())
+    return path
+
+
+def test_pages_parsed_move_while_a_pdf_is_parsed(db_url: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    interval = 0.1
+    rt = Runtime(make_settings(db_url, tmp_path / "data", parse_progress_interval_seconds=interval),
+                 migrate=False)
+    writes: list[tuple[float, dict[str, Any]]] = []
+    update_progress = Repository.update_progress
+
+    def spy(self: Repository, conn: Any, job_id: Any, progress: dict[str, Any]) -> Any:
+        if "pages_parsed" in progress:
+            writes.append((time.monotonic(), dict(progress)))
+        return update_progress(self, conn, job_id, progress)
+
+    monkeypatch.setattr(Repository, "update_progress", spy)
+    doc_id = register(rt, [_big_pdf(tmp_path / "big.pdf")], user_id="u1")[0].document.document_id
+    seen: list[DocumentPublic] = []
+
+    def poll() -> None:  # what GET /api/v2/documents/{id} answers, every 10 ms
+        while True:
+            with rt.user_transaction("u1") as conn:
+                view = DocumentPublic.from_row(rt.repo.get_document_view(conn, user_id="u1",
+                                                                         document_id=doc_id))
+            seen.append(view)
+            if view.state in ("done", "failed"):
+                return
+            time.sleep(0.01)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    worker = rt.worker(concurrency=1)
+    worker.start()
+    try:
+        poller.join(120)
+    finally:
+        worker.stop()
+        rt.close()
+    assert not poller.is_alive() and seen[-1].state == "done"
+    moving = [v.progress for v in seen if v.stage == "parse_queued"
+              and 0 < (v.progress.get("pages_parsed") or 0) < PAGES]
+    assert moving, "no intermediate pages_parsed seen while parsing"
+    assert all(p["pages_total"] == PAGES and p["eta_s"] >= 0 for p in moving)
+    assert format_progress(moving[0]).startswith(f"pages {moving[0]['pages_parsed']}/{PAGES}")
+    # The saves: the first page at once, then increasing, at most one per interval.
+    assert writes[0][1]["pages_parsed"] == 1 and len(writes) >= 2
+    assert [w["pages_parsed"] for _, w in writes] == sorted(w["pages_parsed"] for _, w in writes)
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(writes)]
+    assert min(gaps) >= interval * 0.9, gaps
+    final = seen[-1].progress
+    assert final["pages_parsed"] == final["pages_total"] == PAGES

@@ -68,3 +68,39 @@ def test_thousands_of_pages_within_a_small_memory_limit(tmp_path: Path) -> None:
     parser = SandboxedParser(ParseLimits(timeout_seconds=60, memory_mb=200))
     doc = parser(path, "pdf")
     assert len(doc.pages) == 3000 and not any(p.empty for p in doc.pages)
+
+
+def test_the_child_reports_pages_as_it_parses(tmp_path: Path) -> None:
+    from tests.fixtures.make_bad_inputs import generate
+
+    path = generate(tmp_path, {"many-pages.pdf"})["many-pages.pdf"]
+    parser = SandboxedParser(ParseLimits(timeout_seconds=60), progress_seconds=0.01)
+    seen: list[tuple[int, int]] = []
+    doc = parser(path, "pdf", on_progress=lambda done, total: seen.append((done, total)))
+    assert len(doc.pages) == 3000
+    assert seen[0] == (1, 3000)  # the first page at once: the total is known early
+    assert all(total == 3000 and 0 < done < 3000 for done, total in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert len(seen) < 3000, "reports are throttled, not one per page"
+    seen.clear()
+    parser(path, "pdf")  # no callback: no reports asked for
+    assert seen == []
+    parser.close()
+
+
+def test_a_progress_callback_that_raises_stops_the_parse(tmp_path: Path) -> None:
+    from tests.fixtures.make_bad_inputs import generate
+
+    path = generate(tmp_path, {"many-pages.pdf"})["many-pages.pdf"]
+    parser = SandboxedParser(ParseLimits(timeout_seconds=60), progress_seconds=0.01)
+
+    def lease_lost(done: int, total: int) -> None:
+        raise RuntimeError("lease lost")
+
+    with pytest.raises(RuntimeError, match="lease lost"):
+        parser(path, "pdf", on_progress=lease_lost)
+    assert parser._idle == [], "the interrupted child is not reused"
+    good = tmp_path / "good.txt"
+    good.write_text("the next parse works")
+    assert parser(good, "text").markdown.startswith("the next parse")
+    parser.close()

@@ -18,8 +18,17 @@ So docingest does the three steps itself, with no hub access:
    per-tensor weights fell to 0.92 and quantizing the fused graph was no better.
 
 The files go to ``cache_dir/all-MiniLM-L6-v2-<sha256 of the weights, 12 hex>/``
-on first use (a file lock keeps concurrent workers from exporting twice), or
-ahead of time with :func:`ensure_onnx_model`. Inference: the model's own
+(``DATA_DIR/models`` in production) on first use, or ahead of time with
+:func:`ensure_onnx_model` (``docingest prepare-embedder``). Safe under concurrent
+first uses and crashes:
+
+- each file is written to a temporary name and renamed into place (atomic);
+- its SHA-256 is recorded beside it (``<file>.sha256``, written before the rename),
+  and every load checks the file against it, so a truncated, partial or damaged
+  file (or one left by a version that kept no digest) is detected and made again;
+- making a file holds an exclusive ``flock`` on ``<dir>/.lock``: of several worker
+  processes starting at once, one exports and the others wait, then load its file;
+  temporary files of a process that died mid-export are removed under the lock. Inference: the model's own
 ``tokenizer.json`` (truncation at 256 word pieces, padding to the longest in
 the batch), inputs sorted by length before batching, mean pooling over the
 attention mask, L2 normalisation: the same steps as the sentence-transformers
@@ -32,6 +41,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
 import warnings
@@ -43,17 +53,54 @@ import numpy as np
 
 from docingest.embedding.base import check_shape
 
+log = logging.getLogger("docingest.embedding.onnx")
+
 Variant = Literal["fp32", "opt", "int8"]
 FILES = {"fp32": "model.onnx", "opt": "model-opt.onnx", "int8": "model-int8.onnx"}
 EXPORT_VERSION = 2  # bump when the export recipe changes: a new cache directory is made
 
 
-def _weights_digest(model_dir: Path) -> str:
-    h = hashlib.sha256(f"v{EXPORT_VERSION}".encode())
-    with (model_dir / "model.safetensors").open("rb") as f:
+def _sha256(path: Path, prefix: bytes = b"") -> str:
+    h = hashlib.sha256(prefix)
+    with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:12]
+    return h.hexdigest()
+
+
+def _weights_digest(model_dir: Path) -> str:
+    return _sha256(model_dir / "model.safetensors", f"v{EXPORT_VERSION}".encode())[:12]
+
+
+def _temp(out: Path) -> Path:
+    """A temporary name beside ``out`` for this process (``model.onnx`` -> ``model.tmp1234.onnx``)."""
+    return out.with_name(f"{out.stem}.tmp{os.getpid()}{out.suffix}")
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Record the SHA-256 of ``tmp`` beside ``out``, then rename ``tmp`` onto ``out`` (atomic)."""
+    side = _digest_path(out)
+    side_tmp = _temp(side)
+    side_tmp.write_text(_sha256(tmp) + "\n")
+    os.replace(side_tmp, side)
+    os.replace(tmp, out)
+
+
+def is_valid(path: Path) -> bool:
+    """True when ``path`` exists and its SHA-256 is the one recorded when it was written.
+
+    False for a missing file, a missing or unreadable digest, and a truncated or
+    altered file; never raises for those.
+    """
+    try:
+        expected = _digest_path(path).read_text().strip()
+        return bool(expected) and _sha256(path) == expected
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -68,7 +115,16 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def export_onnx(model_dir: Path, out: Path) -> None:
-    """Export the packaged model's encoder to ONNX (fp32) at ``out`` (written atomically)."""
+    """Export the packaged model's encoder to ONNX (fp32) at ``out`` (written atomically).
+
+    Uses torch and transformers (the ``local`` extra), offline: nothing is downloaded.
+
+    Raises:
+        ImportError: torch or transformers is not installed.
+    """
+    from docingest.embedding.local import offline_environment
+
+    offline_environment()
     import torch
     from transformers import AutoModel
 
@@ -88,7 +144,7 @@ def export_onnx(model_dir: Path, out: Path) -> None:
     mask = torch.ones(2, 16, dtype=torch.long)
     mask[1, 9:] = 0
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    tmp = _temp(out)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about Python control flow in transformers
         torch.onnx.export(
@@ -96,51 +152,66 @@ def export_onnx(model_dir: Path, out: Path) -> None:
             output_names=["last_hidden_state"], opset_version=17, dynamo=False,
             dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]},
         )
-    os.replace(tmp, out)
+    _publish(tmp, out)
 
 
 def optimize_onnx(src: Path, out: Path, *, num_heads: int = 12, hidden_size: int = 384) -> None:
-    """Fuse attention, LayerNorm and GELU with ONNX Runtime's BERT optimizer (fp32, same maths)."""
+    """Fuse attention, LayerNorm and GELU with ONNX Runtime's BERT optimizer (fp32, same maths).
+
+    ``src`` is the fp32 export; ``out`` is written atomically, with its digest.
+    """
     from onnxruntime.transformers.optimizer import optimize_model
 
-    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    tmp = _temp(out)
     optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
                    opt_level=1).save_model_to_file(str(tmp))
-    os.replace(tmp, out)
+    _publish(tmp, out)
 
 
 def quantize_int8(src: Path, out: Path) -> None:
-    """Dynamic int8 quantization (per-channel int8 weights) of the MatMul nodes of ``src``."""
+    """Dynamic int8 quantization (per-channel int8 weights) of the MatMul nodes of ``src``.
+
+    ``out`` is written atomically, with its digest.
+    """
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    tmp = _temp(out)
     quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                      op_types_to_quantize=["MatMul"],
                      extra_options={"DefaultTensorType": TensorProto.FLOAT})
-    os.replace(tmp, out)
+    _publish(tmp, out)
 
 
 def ensure_onnx_model(model_dir: Path, cache_dir: Path, variant: Variant = "fp32") -> Path:
-    """The path of the ``variant`` ONNX file, exporting/optimizing/quantizing what is missing.
+    """The path of a valid ``variant`` ONNX file, exporting/optimizing/quantizing what is missing.
+
+    A file that fails :func:`is_valid` (absent, partial, damaged) is made again,
+    under the directory's lock; a caller that finds a valid file takes no lock.
 
     Raises:
         ImportError: when torch/transformers (export) or onnxruntime are not installed.
+        OSError: the cache directory cannot be written.
     """
     target = cache_dir / f"all-MiniLM-L6-v2-{_weights_digest(model_dir)}"
     path = target / FILES[variant]
-    if path.exists():
+    if is_valid(path):
         return path
     with _locked(target / ".lock"):
+        for stale in target.glob("*.tmp*"):  # left by a process that died mid-export
+            stale.unlink(missing_ok=True)
         fp32, opt = target / FILES["fp32"], target / FILES["opt"]
-        if not fp32.exists():
+        if not is_valid(fp32):
+            log.info("exporting all-MiniLM-L6-v2 to ONNX in %s (first use)", target)
             export_onnx(model_dir, fp32)
-        if variant == "opt" and not opt.exists():
+        if variant == "opt" and not is_valid(opt):
             optimize_onnx(fp32, opt)
-        if variant == "int8" and not path.exists():
+        if variant == "int8" and not is_valid(path):
             quantize_int8(fp32, path)
-        (target / "source.json").write_text(json.dumps({"model_dir": str(model_dir),
-                                                        "export_version": EXPORT_VERSION}))
+        source = target / "source.json"
+        tmp = _temp(source)
+        tmp.write_text(json.dumps({"model_dir": str(model_dir), "export_version": EXPORT_VERSION}))
+        os.replace(tmp, source)
     return path
 
 
@@ -173,19 +244,25 @@ class OnnxEmbedder:
         self._session: Any = None
         self._tokenizer: Any = None
 
+    def tokenizer(self) -> Any:
+        """The model's own ``tokenizer.json`` (the one chunks are counted with), truncating at
+        ``max_tokens`` word pieces and padding to the longest text of a batch."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tok.enable_truncation(max_length=self.max_tokens)  # the file says 128: the model takes 256
+        tok.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in the batch
+        return tok
+
     def _load(self) -> tuple[Any, Any]:
         if self._session is None:
             import onnxruntime as ort
-            from tokenizers import Tokenizer
 
             path = ensure_onnx_model(self.model_dir, self.cache_dir, self.variant)
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self.threads
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-            tok.enable_truncation(max_length=self.max_tokens)  # the file says 128: the model takes 256
-            tok.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in the batch
-            self._tokenizer = tok
+            self._tokenizer = self.tokenizer()
             self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         return self._session, self._tokenizer
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from docingest.errors import UnsupportedType
-from docingest.parsing.base import KINDS, ParsedDocument, ParsedPage, Parser
+from docingest.parsing.base import KINDS, PageProgress, ParsedDocument, ParsedPage, Parser
 from docingest.parsing.docx import DocxParser
 from docingest.parsing.html import HtmlParser
 from docingest.parsing.markdown import MarkdownParser
@@ -34,13 +34,15 @@ PARSERS: dict[str, Parser] = {
 assert set(PARSERS) == set(KINDS)
 
 
-def parse_file(path: Path, kind: str) -> ParsedDocument:
+def parse_file(path: Path, kind: str, on_progress: PageProgress | None = None) -> ParsedDocument:
     """Parse the file at ``path`` with the parser registered for ``kind``.
 
     Args:
         path: the file to parse.
         kind: ``'pdf' | 'docx' | 'html' | 'markdown' | 'text'``, normally
             ``detect(path).kind``.
+        on_progress: ``(pages_parsed, pages_total)`` after each page of a paged
+            kind (PDF); never called for the others.
 
     Returns:
         The :class:`ParsedDocument`.
@@ -52,12 +54,15 @@ def parse_file(path: Path, kind: str) -> ParsedDocument:
     parser = PARSERS.get(kind)
     if parser is None:
         raise UnsupportedType(f"no parser for kind {kind!r}; known kinds: {', '.join(PARSERS)}")
+    if on_progress is not None and isinstance(parser, PdfParser):
+        return parser.parse(path, on_progress)
     return parser.parse(path)
 
 
 __all__ = [
     "PARSERS",
     "DetectedType",
+    "PageProgress",
     "ParsedDocument",
     "ParsedPage",
     "Parser",

@@ -8,12 +8,17 @@ surrogates are kept as found (the validation stage counts and removes them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 #: Every kind a parser exists for, in sniffing order of specificity.
 KINDS: tuple[str, ...] = ("pdf", "docx", "html", "markdown", "text")
+
+#: ``on_progress(pages_parsed, pages_total)``: called by a paged parser (PDF) after each
+#: page it reads, ``1 <= pages_parsed <= pages_total``; it must be cheap (throttle inside).
+PageProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from docingest.errors import PdfCorrupt, PdfEncrypted
-from docingest.parsing.base import ParsedDocument, ParsedPage
+from docingest.parsing.base import PageProgress, ParsedDocument, ParsedPage
 
 #: Text put between two non-empty pages in ``ParsedDocument.markdown``.
 PAGE_SEPARATOR = "\n\n"
@@ -31,8 +31,8 @@ _MAX_LISTED_PAGES = 10
 class PdfParser:
     """Extracts the text layer of a PDF, page by page."""
 
-    def parse(self, path: Path) -> ParsedDocument:
-        """Parse the PDF at ``path``.
+    def parse(self, path: Path, on_progress: PageProgress | None = None) -> ParsedDocument:
+        """Parse the PDF at ``path``; ``on_progress(pages_parsed, pages_total)`` after each page.
 
         Returns:
             A ``ParsedDocument`` of kind ``'pdf'``: one ``ParsedPage`` per PDF page
@@ -58,7 +58,7 @@ class PdfParser:
             except pdfium.PdfiumError as exc:
                 raise _translate_load_error(exc, path) from exc
             try:
-                return _extract(pdf)
+                return _extract(pdf, on_progress)
             finally:
                 pdf.close()
 
@@ -94,7 +94,7 @@ def _page_text(pdf: pdfium.PdfDocument, index: int) -> str:
     return text.replace("\r\n", "\n")
 
 
-def _extract(pdf: pdfium.PdfDocument) -> ParsedDocument:
+def _extract(pdf: pdfium.PdfDocument, on_progress: PageProgress | None = None) -> ParsedDocument:
     warnings: list[str] = []
     try:
         metadata = {k: str(v) for k, v in pdf.get_metadata_dict(skip_empty=True).items()}
@@ -110,6 +110,8 @@ def _extract(pdf: pdfium.PdfDocument) -> ParsedDocument:
     offset = 0
     for index in range(total):
         number = index + 1
+        if on_progress is not None and index:
+            on_progress(index, total)  # pages read so far
         try:
             text = _page_text(pdf, index)
         except pdfium.PdfiumError:

@@ -56,7 +56,7 @@ from docingest.errors import (
     ParseTimeout,
     classify,
 )
-from docingest.parsing.base import ParsedDocument
+from docingest.parsing.base import PageProgress, ParsedDocument
 
 log = logging.getLogger("docingest.parsing.sandbox")
 
@@ -128,11 +128,28 @@ def _watchdog(parent: int, state: dict[str, float]) -> None:
             os._exit(70)
 
 
+def _page_reporter(conn: Any, interval_seconds: float) -> Callable[[int, int], None]:
+    """``on_progress`` for the parser in the child: sends ``("progress", (parsed, total))``
+    for the first page, then at most once per ``interval_seconds``."""
+    last: list[float] = []
+
+    def report(parsed: int, total: int) -> None:
+        now = time.monotonic()
+        if last and now - last[0] < interval_seconds:
+            return
+        last[:] = [now]
+        conn.send(("progress", (parsed, total)))
+
+    return report
+
+
 def _child_loop(conn: Any, memory_bytes: int) -> None:
     """Entry point of a parse process: set the memory limit, then serve parse requests.
 
-    Each request is ``(target, path, kind, timeout_seconds)``; each answer is
-    ``("ok", ParsedDocument) | ("error", DocingestError) | ("oom", message)``.
+    Each request is ``(target, path, kind, timeout_seconds, progress_seconds)``; the
+    answer is ``("ok", ParsedDocument) | ("error", DocingestError) | ("oom", message)``,
+    preceded, when ``progress_seconds`` is not None, by ``("progress", (pages_parsed,
+    pages_total))`` messages (the target is then called with ``on_progress=``).
     ``None`` or a closed pipe ends the loop; so does an ``oom`` answer.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -149,13 +166,17 @@ def _child_loop(conn: Any, memory_bytes: int) -> None:
             return
         if request is None:
             return
-        target, path, kind, timeout = request
+        target, path, kind, timeout, progress_seconds = request
         used = resource.getrusage(resource.RUSAGE_SELF)
         cpu = int(used.ru_utime + used.ru_stime + timeout + _ORPHAN_GRACE_SECONDS) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
         state["deadline"] = time.monotonic() + timeout
         try:
-            message: tuple[str, Any] = ("ok", _resolve(target)(Path(path), kind))
+            parse = _resolve(target)
+            if progress_seconds is None:
+                message: tuple[str, Any] = ("ok", parse(Path(path), kind))
+            else:
+                message = ("ok", parse(Path(path), kind, on_progress=_page_reporter(conn, progress_seconds)))
         except MemoryError:
             message = ("oom", "the parser ran out of memory (MemoryError)")
         except DocingestError as exc:
@@ -219,17 +240,21 @@ class SandboxedParser:
         max_parses_per_child: a child serves this many parses, then is replaced
             (bounds slow leaks and fragmentation); a child that broke a limit or
             ran out of memory is never reused.
+        progress_seconds: with an ``on_progress`` callback, the child reports pages
+            parsed after the first page, then at most once per this many seconds.
 
     Children are kept between parses (starting one costs 0.2-1 s: multiprocessing
     re-imports the entry module), one per concurrent caller. Thread-safe.
     """
 
     def __init__(self, limits: ParseLimits, *, target: str = DEFAULT_TARGET,
-                 poll_seconds: float = 0.05, max_parses_per_child: int = 100) -> None:
+                 poll_seconds: float = 0.05, max_parses_per_child: int = 100,
+                 progress_seconds: float = 0.5) -> None:
         self.limits = limits
         self.target = target
         self.poll_seconds = poll_seconds
         self.max_parses_per_child = max_parses_per_child
+        self.progress_seconds = progress_seconds
         self._lock = threading.Lock()
         self._idle: list[_Child] = []
 
@@ -257,8 +282,12 @@ class SandboxedParser:
         for child in idle:
             child.close(kill=False)
 
-    def __call__(self, path: Path, kind: str) -> ParsedDocument:
+    def __call__(self, path: Path, kind: str, on_progress: PageProgress | None = None) -> ParsedDocument:
         """Parse ``path`` as ``kind`` in a child process.
+
+        ``on_progress(pages_parsed, pages_total)`` is called in this thread as the
+        child reports pages (PDF only; see ``progress_seconds``). An exception it
+        raises (``LeaseLost`` ...) stops the parse: the child is killed.
 
         Raises:
             ParseTimeout, ParseOutOfMemory, ParseCrashed: the child broke a limit or died.
@@ -271,7 +300,8 @@ class SandboxedParser:
         healthy = False
         killed = False
         try:
-            child.conn.send((self.target, str(path), kind, timeout))
+            progress_seconds = self.progress_seconds if on_progress is not None else None
+            child.conn.send((self.target, str(path), kind, timeout, progress_seconds))
             started = time.monotonic()
             while True:
                 if child.conn.poll(self.poll_seconds):
@@ -279,8 +309,11 @@ class SandboxedParser:
                         status, payload = child.conn.recv()
                     except (EOFError, OSError):
                         break  # the child died without answering
-                    healthy = status != "oom"
-                    return self._answer(status, payload)
+                    if status != "progress":
+                        healthy = status != "oom"
+                        return self._answer(status, payload)
+                    if on_progress is not None:
+                        on_progress(*payload)  # then the limits are checked as after a poll
                 if not child.proc.is_alive() and not child.conn.poll(0):
                     break
                 if _rss_bytes(child.proc.pid) > memory_bytes:  # type: ignore[arg-type]

@@ -27,11 +27,12 @@ def build_handlers(
     max_file_bytes: int,
     dimensions: int,
     embedding_cache: bool = False,
+    parse_progress_interval_seconds: float = 0.5,
 ) -> dict[Stage, StageHandler]:
     """``{stage: handler}`` for the nine stages that have work (``complete`` has none)."""
     handlers: list[StageHandler] = [
         VerifyUpload(storage, max_file_bytes=max_file_bytes),
-        ParseDocument(storage, parse_fn),
+        ParseDocument(storage, parse_fn, progress_interval_seconds=parse_progress_interval_seconds),
         ValidateParse(storage),
         Passthrough(Stage.PARSE_VALIDATED),
         ChunkDocument(storage, chunker_factory),

@@ -35,7 +35,7 @@ class _Ready:
     def __init__(self, parsed: ParsedDocument) -> None:
         self.parsed = parsed
 
-    def __call__(self, path: Any, kind: str) -> ParsedDocument:
+    def __call__(self, path: Any, kind: str, on_progress: Any = None) -> ParsedDocument:
         return self.parsed
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,31 +16,66 @@ from docingest.parsing import ParsedDocument
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 
-ParseFn = Callable[[Any, str], ParsedDocument]
+#: ``parse_fn(path, kind, on_progress=None)``: ``parsing.parse_file`` or a ``SandboxedParser``.
+ParseFn = Callable[..., ParsedDocument]
 
 # NUL, lone surrogates, and the noncharacters U+FFFE/U+FFFF (PDFium hands a NUL
 # character code of a PDF's text back as U+FFFE): counted as NULs.
 _UNWANTED = re.compile("[\x00\ud800-\udfff\ufffe\uffff]")
 
 
+class PageProgressSaver:
+    """``on_progress(pages_parsed, pages_total)`` that saves them in the job's progress
+    while the parse runs, with ``eta_s`` (seconds left at the rate observed since the
+    stage started): the first report at once, then at most once per ``interval_seconds``.
+    The last page is not saved here: the stage's result records it.
+
+    Raises (from the call):
+        LeaseLost: the attempt no longer holds the job (``ctx.save_progress``); the
+            sandbox then stops the parse.
+    """
+
+    def __init__(self, ctx: StageContext, interval_seconds: float) -> None:
+        self.ctx = ctx
+        self.interval_seconds = interval_seconds
+        self.started = time.monotonic()
+        self.saved_at: float | None = None
+        self.saves = 0
+
+    def __call__(self, pages_parsed: int, pages_total: int) -> None:
+        now = time.monotonic()
+        if pages_parsed >= pages_total or (
+                self.saved_at is not None and now - self.saved_at < self.interval_seconds):
+            return
+        rate = pages_parsed / max(now - self.started, 1e-6)
+        self.saved_at = now
+        self.ctx.save_progress({"pages_parsed": pages_parsed, "pages_total": pages_total,
+                                "eta_s": round((pages_total - pages_parsed) / rate, 1)})
+        self.saves += 1
+
+
 class ParseDocument:
     """Parse the original with the parser for its sniffed kind; store the artifact.
 
-    ``parse_fn(path, kind)`` is the parser entry point (in-process or a bounded
-    child process); its ``DocingestError``s propagate to the worker.
+    ``parse_fn(path, kind, on_progress=...)`` is the parser entry point (in-process
+    or a bounded child process); its ``DocingestError``s propagate to the worker.
+    While a PDF is parsed, pages parsed of pages total (and an ETA) are saved in
+    the job's progress at most once per ``progress_interval_seconds``.
     """
 
     stage = Stage.PARSE_QUEUED
 
-    def __init__(self, storage: Any, parse_fn: ParseFn) -> None:
+    def __init__(self, storage: Any, parse_fn: ParseFn, *, progress_interval_seconds: float = 0.5) -> None:
         self.storage = storage
         self.parse_fn = parse_fn
+        self.progress_interval_seconds = progress_interval_seconds
 
     def run(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
         kind = ctx.job.progress.get("detected_kind", "text")
+        on_progress = PageProgressSaver(ctx, self.progress_interval_seconds)
         with self.storage.local_path(doc.raw_path) as path:
-            parsed = self.parse_fn(path, kind)
+            parsed = self.parse_fn(path, kind, on_progress=on_progress)
         ctx.check()
         artifact = ParsedArtifact(
             text=parsed.markdown,
@@ -62,7 +98,7 @@ class ParseDocument:
 
         events = [("warning", {"message": w}) for w in parsed.warnings]
         progress: dict[str, Any] = {"pages_total": page_count, "pages_parsed": page_count,
-                                    "chars": len(parsed.markdown)}
+                                    "chars": len(parsed.markdown), "eta_s": 0}
         if empty_pages:
             progress["empty_pages"] = empty_pages
             events.append(("empty_pages", {"pages": empty_pages}))

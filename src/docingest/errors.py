@@ -287,7 +287,7 @@ class Unauthorized(RequestError):
     status_code = 401
     error_code = "invalid_token"
     meaning = "the bearer token is missing, malformed, badly signed, expired or not yet valid"
-    user_action = "send a valid token: Authorization: Bearer <jwt>"
+    user_action = "send a valid token: `Authorization: Bearer <jwt>`"
 
 
 class NotFound(RequestError):

@@ -20,11 +20,14 @@ from uuid import UUID
 
 from docingest.domain import Document, Job, Stage, State
 from docingest.errors import (
+    ChecksumMismatch,
     Conflict,
+    ContentTypeMismatch,
     DocingestError,
     EmptyFile,
     FileTooLarge,
     NotFound,
+    SizeMismatch,
     TooManyActiveJobs,
     UnsupportedType,
     UploadExpired,
@@ -50,6 +53,22 @@ MIME_EXTENSIONS: dict[str, str] = {
     "application/octet-stream": "bin",
 }
 
+#: Errors of a job failed at ``uploaded`` whose bytes were never accepted: the upload never
+#: arrived (``upload_expired``), or the worker refused the stored object for not being what
+#: was declared and deleted it (``size_mismatch``, also for a missing object;
+#: ``checksum_mismatch``; ``empty_file``; ``file_too_large``; ``content_type_mismatch``, the
+#: declared type contradicting the content). A new ``POST /upload`` of the same SHA-256
+#: re-declares such a document and re-arms its job (:meth:`UploadService.create`).
+#: Not in the set: ``unsupported_type`` (the verified bytes themselves are unusable, and the
+#: same SHA-256 is the same bytes), transient errors and ``worker_lost`` at ``uploaded`` (the
+#: bytes may be fine: ``POST /jobs/{id}/retry`` verifies them again), and every error of a
+#: later stage (the bytes were accepted).
+REUPLOAD_ERRORS = frozenset({
+    SizeMismatch.error_code, ChecksumMismatch.error_code, EmptyFile.error_code,
+    FileTooLarge.error_code, ContentTypeMismatch.error_code, UploadExpired.error_code,
+})
+
+
 def normalise_mime(mime: str) -> str:
     """``'Text/HTML; charset=utf-8'`` -> ``'text/html'``."""
     return mime.split(";", 1)[0].strip().lower()
@@ -71,12 +90,15 @@ def display_filename(name: str) -> str:
 
 @dataclass
 class UploadTicket:
-    """The answer to an upload request; ``created`` is False for a duplicate of earlier bytes."""
+    """The answer to an upload request; ``created`` is False for a duplicate of earlier bytes,
+    ``reupload`` True when that duplicate's refused, expired or pending upload was re-armed
+    with this request's declaration."""
 
     created: bool
     document: Document
     job: Job | None
     upload: SignedUpload | None
+    reupload: bool = False
 
 
 class UploadService:
@@ -97,10 +119,35 @@ class UploadService:
             sha256=document.file_sha256, expires_in=self.settings.upload_url_ttl_seconds)
 
     def create(self, user_id: str, *, filename: str, bytes_len: int, mime: str, sha256: str) -> UploadTicket:
-        """Create the document and its waiting job, or return the user's existing copy.
+        """Create the document and its waiting job, or answer with the user's existing copy.
+
+        The same bytes (SHA-256) of one user are one document (DESIGN §3), so a request for
+        bytes the user already has answers that document, never a new one, and the reply's
+        ``created`` is False (HTTP 200). What it holds depends on the document's latest job:
+
+        - ``failed`` at ``uploaded`` with an error of :data:`REUPLOAD_ERRORS` (the upload was
+          refused, or never arrived): the job waits for a new upload. The document takes
+          this request's filename, type and size, a stale object at its key is deleted (it
+          was never accepted), the job goes back to ``waiting`` with a new deadline, an event
+          ``reupload_requested`` names the previous error, and a fresh signed URL is
+          returned (``reupload`` True). Subject to the active-job limit, like a new upload.
+        - ``waiting`` (the bytes have not arrived, e.g. the signed URL refused a PUT of
+          another size): a fresh signed URL, the deadline moved to cover it. If this request
+          declares another filename, type or size, the document takes them first
+          (``reupload`` True, event ``reupload_requested``), so a corrected size is what the
+          new URL accepts. If the object is already stored nothing changes.
+        - anything else (queued, working, done, or failed after the bytes were accepted,
+          e.g. ``pdf_corrupt``, ``no_text``, an embedding error; or ``unsupported_type``):
+          the document and job as they are, no signed URL. A failed one is retried with
+          ``POST /jobs/{id}/retry`` (:meth:`retry`) or deleted.
+
+        The decision and every write happen in one transaction holding the job's row lock,
+        so two simultaneous requests re-arm the job once (the second sees it waiting), and
+        an error (storage, presigning) leaves the rows as they were.
 
         Raises:
-            UnsupportedType (415), EmptyFile (422), FileTooLarge (413), TooManyActiveJobs (429).
+            UnsupportedType (415), EmptyFile (422), FileTooLarge (413), TooManyActiveJobs (429),
+            StorageUnavailable (503, deleting a stale object or presigning).
         """
         mime = normalise_mime(mime)
         ext = MIME_EXTENSIONS.get(mime)
@@ -113,25 +160,72 @@ class UploadService:
                                "(UPLOAD_PIPELINE_MAX_FILE_BYTES)")
         document_id = uuid.uuid4()
         sha256 = sha256.lower()
+        filename = display_filename(filename)
         with self.rt.pool().connection() as conn:  # committed on return to the pool
             active, document, job = self.rt.repo.create_upload(
                 conn, user_id=user_id, document_id=document_id, job_id=uuid.uuid4(),
-                filename=display_filename(filename), mime=mime, bytes_len=bytes_len, file_sha256=sha256,
+                filename=filename, mime=mime, bytes_len=bytes_len, file_sha256=sha256,
                 raw_path=raw_key(user_id, document_id, ext), max_active=self.settings.max_active_jobs_per_user,
                 deadline_seconds=self.deadline_seconds)
         if document is not None:
             return UploadTicket(True, document, job, self.presign(document))
-        with self.rt.user_transaction(user_id) as conn:
-            existing = self.rt.repo.find_document_by_sha(conn, user_id, sha256)
-            job = self.rt.repo.latest_job_for_document(conn, existing.document_id) if existing else None
-        if existing is None:
+        ticket = self._existing(user_id, sha256, filename=filename, mime=mime, ext=ext, bytes_len=bytes_len,
+                                active=active)
+        if ticket is None:
             if active >= self.settings.max_active_jobs_per_user:
-                raise TooManyActiveJobs(
-                    f"you have {active} uploads in progress (limit "
-                    f"{self.settings.max_active_jobs_per_user})", retry_after=10)
+                raise self._too_many(active)
             raise Conflict("the same bytes were being registered concurrently; retry")  # deleted meanwhile
-        waiting = job is not None and job.state is State.WAITING
-        return UploadTicket(False, existing, job, self.presign(existing) if waiting else None)
+        return ticket
+
+    def _too_many(self, active: int) -> TooManyActiveJobs:
+        return TooManyActiveJobs(f"you have {active} uploads in progress (limit "
+                                 f"{self.settings.max_active_jobs_per_user})", retry_after=10)
+
+    def _existing(self, user_id: str, sha256: str, *, filename: str, mime: str, ext: str, bytes_len: int,
+                  active: int) -> UploadTicket | None:
+        """The reply of :meth:`create` for bytes the user already has; None when they have not."""
+        with self.rt.user_transaction(user_id) as conn:
+            document = self.rt.repo.find_document_by_sha(conn, user_id, sha256)
+            if document is None:
+                return None
+            job = self.rt.repo.lock_latest_job(conn, document.document_id)
+            if job is None:
+                return UploadTicket(False, document, None, None)
+            rearm = (job.state is State.FAILED and job.stage is Stage.UPLOADED
+                     and job.error_code in REUPLOAD_ERRORS)
+            if not rearm and job.state is not State.WAITING:
+                return UploadTicket(False, document, job, None)
+            if rearm and active >= self.settings.max_active_jobs_per_user:
+                raise self._too_many(active)  # like a new upload; nothing was written
+            stored = self.rt.storage.head(document.raw_path) is not None
+            if job.state is State.WAITING and stored:  # arrived, not yet queued: keep its declaration
+                return UploadTicket(False, document, job, self.presign(document))
+            declared = {"filename": document.filename, "mime": document.mime, "bytes_len": document.bytes_len}
+            wanted = {"filename": filename, "mime": mime, "bytes_len": bytes_len}
+            reupload = rearm or declared != wanted
+            if reupload:
+                if stored:  # refused or late bytes, never accepted; the new PUT must find the key free
+                    self.rt.storage.delete(document.raw_path)
+                raw_path = document.raw_path
+                if raw_path.rsplit(".", 1)[-1] != ext:  # the key's extension follows the type
+                    raw_path = raw_key(user_id, document.document_id, ext)
+                document = self.rt.repo.reupload_document(conn, document.document_id, raw_path=raw_path,
+                                                          **wanted) or document
+            if rearm:
+                updated = self.rt.repo.rearm_upload(conn, job.job_id, deadline_seconds=self.deadline_seconds)
+            else:
+                updated = self.rt.repo.extend_upload_deadline(conn, job.job_id,
+                                                              deadline_seconds=self.deadline_seconds)
+            if updated is None:  # cannot happen under the lock; rolls back if it does
+                raise Conflict("the job changed meanwhile; retry")
+            if reupload:
+                self.rt.repo.insert_event(
+                    conn, job_id=job.job_id, document_id=document.document_id, stage=updated.stage.value,
+                    type="reupload_requested",
+                    payload={"previous_state": job.state.value, "previous_error_code": job.error_code,
+                             "previous": declared, **wanted, "stale_object_deleted": stored})
+            # Inside the transaction: if presigning fails, nothing above is kept.
+            return UploadTicket(False, document, updated, self.presign(document), reupload=reupload)
 
     def _user_job(self, user_id: str, job_id: UUID) -> tuple[Job, Document]:
         with self.rt.user_transaction(user_id) as conn:

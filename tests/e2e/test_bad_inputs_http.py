@@ -192,7 +192,8 @@ def test_every_bad_input_through_the_http_upload_flow(stack: tuple[str, Settings
 
 def test_stored_object_larger_than_declared_fails_size_mismatch(pg_url: str, tmp_path: Path) -> None:
     """Supabase Storage keeps every byte the client PUTs; the worker refuses the object from
-    its size alone (``size_mismatch``), at once, and deletes it."""
+    its size alone (``size_mismatch``), at once, and deletes it. Asked for again with the real
+    size, the upload is re-armed and the document completes."""
     case = next(c for c in CASES if c.expected_code == "size_mismatch")
     data = generate(tmp_path / "in", {case.name})[case.name].read_bytes()
     db = new_database(pg_url)
@@ -219,6 +220,14 @@ def test_stored_object_larger_than_declared_fails_size_mismatch(pg_url: str, tmp
                 job = client.http.get(f"{API}/jobs/{ticket['job_id']}").json()
                 events = _events(client, ticket["document_id"])
                 assert storage.head(raw) is None  # a permanent mismatch deletes the object
+                # Asked for again with the real size: the same document and job wait for the bytes.
+                again = client.request_upload(data, filename=case.name, mime=case.declared_mime)
+                assert again.status_code == 200, again.text
+                rearmed = again.json()
+                assert (rearmed["job_id"], rearmed["state"], rearmed["reupload"]) == (ticket["job_id"], "waiting", True)
+                assert client.put(rearmed, data).status_code == 200
+                assert client.http.post(f"{API}/upload/{ticket['job_id']}/complete").status_code == 200
+                redone = client.wait_document(ticket["document_id"], timeout=60)
             finally:
                 client.close()
                 storage.close()
@@ -226,3 +235,4 @@ def test_stored_object_larger_than_declared_fails_size_mismatch(pg_url: str, tmp
     assert f"stored object has {len(data)} bytes" in doc["error_message"]
     assert job["attempts"] == 1 and job["retry_count"] == 0
     assert not [e for e in events if e["type"] == "retry_scheduled"]
+    assert (redone["stage"], redone["state"], redone["bytes_len"]) == ("complete", "done", len(data)), redone

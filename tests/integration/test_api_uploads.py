@@ -119,3 +119,147 @@ def test_complete_needs_the_object_and_is_idempotent(rt: Runtime) -> None:
     assert rt.uploads.complete("fay", job_id).state is State.QUEUED  # again: the same answer
     with pytest.raises(Conflict):
         rt.uploads.retry("fay", job_id)  # only failed jobs are retried
+
+
+# --- a new upload request for bytes whose upload was refused or expired (UploadService.create) ---
+def _refused_by_worker(rt: Runtime, user: str, data: bytes, *, declared_len: int) -> tuple[uuid.UUID, uuid.UUID]:
+    """Declare ``declared_len``, store all of ``data`` (as Supabase Storage would), let the worker
+    refuse it ``size_mismatch``; ``(document_id, job_id)``."""
+    ticket = rt.uploads.create(user, filename="h.md", bytes_len=declared_len, mime="text/markdown",
+                               sha256=hashlib.sha256(data).hexdigest())
+    assert ticket.job is not None
+    rt.storage.put_stream(ticket.document.raw_path, io.BytesIO(data))
+    with rt.pool().connection() as conn:
+        assert rt.repo.queue_uploaded_job(conn, ticket.job.job_id, via="test") is not None
+    assert rt.worker(concurrency=1).run_once()
+    assert _job(rt, ticket.job.job_id) == {"stage": "uploaded", "state": "failed", "error_code": "size_mismatch"}
+    return ticket.document.document_id, ticket.job.job_id
+
+
+def _events(rt: Runtime, document_id: uuid.UUID, type_: str) -> list[dict[str, object]]:
+    with rt.pool().connection() as conn:
+        rows = conn.execute("SELECT payload FROM upload_pipeline.events WHERE document_id = %s AND type = %s",
+                            (document_id, type_)).fetchall()
+    return [r["payload"] for r in rows]
+
+
+def _job_rows(rt: Runtime, document_id: uuid.UUID) -> list[dict[str, object]]:
+    with rt.pool().connection() as conn:
+        return conn.execute("SELECT job_id, state, error_code, next_attempt_at FROM upload_pipeline.upload_jobs"
+                            " WHERE document_id = %s", (document_id,)).fetchall()
+
+
+def test_upload_request_after_a_size_mismatch_redeclares_and_rearms_the_job(rt: Runtime) -> None:
+    doc_id, job_id = _refused_by_worker(rt, "gil", MD, declared_len=len(MD) - 7)
+    ticket = rt.uploads.create("gil", filename="harbour.md", bytes_len=len(MD), mime="text/markdown; charset=utf-8",
+                               sha256=hashlib.sha256(MD).hexdigest())
+    assert not ticket.created and ticket.reupload and ticket.upload is not None
+    assert ticket.document.document_id == doc_id and ticket.job is not None and ticket.job.job_id == job_id
+    assert (ticket.job.state, ticket.job.error_code) == (State.WAITING, None)
+    assert (ticket.document.bytes_len, ticket.document.filename) == (len(MD), "harbour.md")
+    assert [(r["job_id"], r["state"]) for r in _job_rows(rt, doc_id)] == [(job_id, "waiting")]
+    [event] = _events(rt, doc_id, "reupload_requested")
+    assert event["previous_error_code"] == "size_mismatch" and event["previous_state"] == "failed"
+    assert event["previous"] == {"filename": "h.md", "mime": "text/markdown", "bytes_len": len(MD) - 7}
+    assert event["bytes_len"] == len(MD) and event["stale_object_deleted"] is False
+    # The bytes arrive (as the signed URL would store them): the worker now accepts them.
+    rt.storage.put_stream(ticket.document.raw_path, io.BytesIO(MD))
+    assert rt.uploads.complete("gil", job_id).state is State.QUEUED
+    assert rt.worker(concurrency=1).run_once()
+    with rt.pool().connection() as conn:
+        job = rt.repo.get_job(conn, job_id)
+    assert job is not None and job.error_code is None and job.stage.value != "uploaded"
+
+
+def test_upload_request_after_expiry_deletes_a_late_object_and_rearms(rt: Runtime) -> None:
+    doc_id, job_id, key = _create(rt, "hal", MD)
+    time.sleep(1.3)
+    assert rt.uploads.sweep()["expired"] == 1
+    rt.storage.put_stream(key, io.BytesIO(MD))  # arrived after the deadline: nobody accepted it
+    ticket = rt.uploads.create("hal", filename="h.md", bytes_len=len(MD), mime="text/markdown",
+                               sha256=hashlib.sha256(MD).hexdigest())
+    assert ticket.reupload and ticket.job is not None and (ticket.job.job_id, ticket.job.state) == (job_id, State.WAITING)
+    assert rt.storage.head(key) is None  # the new PUT finds the key free
+    [event] = _events(rt, doc_id, "reupload_requested")
+    assert event["previous_error_code"] == "upload_expired" and event["stale_object_deleted"] is True
+
+
+def test_concurrent_upload_requests_rearm_the_failed_job_once(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    doc_id, job_id, _ = _create(rt, "ida", MD)
+    time.sleep(1.3)
+    assert rt.uploads.sweep()["expired"] == 1
+    head = rt.storage.head
+
+    def slow_head(key: str) -> object:  # a slow storage: the requests overlap while deciding
+        time.sleep(0.2)
+        return head(key)
+
+    monkeypatch.setattr(rt.storage, "head", slow_head)
+    barrier = threading.Barrier(4)
+    tickets: list[object] = []
+    errors: list[BaseException] = []
+
+    def request() -> None:
+        barrier.wait()
+        try:
+            tickets.append(rt.uploads.create("ida", filename="h.md", bytes_len=len(MD), mime="text/markdown",
+                                             sha256=hashlib.sha256(MD).hexdigest()))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=request) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert len(tickets) == 4
+    assert sum(t.reupload for t in tickets) == 1  # type: ignore[attr-defined]
+    assert all(t.upload is not None and t.job.job_id == job_id for t in tickets)  # type: ignore[attr-defined]
+    assert [(r["job_id"], r["state"]) for r in _job_rows(rt, doc_id)] == [(job_id, "waiting")]
+    assert len(_events(rt, doc_id, "reupload_requested")) == 1
+
+
+def test_upload_request_for_a_waiting_job_with_another_size_redeclares_it(rt: Runtime) -> None:
+    """The signed URL refused a PUT of another size; the job still waits: a corrected request
+    gets a URL for the real size, and a deadline that covers it."""
+    ticket = rt.uploads.create("jon", filename="h.md", bytes_len=len(MD) + 3, mime="text/markdown",
+                               sha256=hashlib.sha256(MD).hexdigest())
+    assert ticket.job is not None
+    [before] = _job_rows(rt, ticket.document.document_id)
+    same = rt.uploads.create("jon", filename="h.md", bytes_len=len(MD) + 3, mime="text/markdown",
+                             sha256=hashlib.sha256(MD).hexdigest())
+    assert not same.reupload and same.upload is not None
+    assert not _events(rt, ticket.document.document_id, "reupload_requested")
+    fixed = rt.uploads.create("jon", filename="h.md", bytes_len=len(MD), mime="text/markdown",
+                              sha256=hashlib.sha256(MD).hexdigest())
+    assert fixed.reupload and fixed.document.bytes_len == len(MD) and fixed.upload is not None
+    assert fixed.job is not None and fixed.job.job_id == ticket.job.job_id and fixed.job.state is State.WAITING
+    [after] = _job_rows(rt, ticket.document.document_id)
+    assert after["next_attempt_at"] >= before["next_attempt_at"]
+
+
+def test_a_refused_reupload_request_writes_nothing(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from docingest.errors import StorageUnavailable, TooManyActiveJobs
+
+    doc_id, job_id = _refused_by_worker(rt, "kim", MD, declared_len=len(MD) - 7)
+    sha = hashlib.sha256(MD).hexdigest()
+
+    def down(document: object) -> object:
+        raise StorageUnavailable("storage did not answer")
+
+    monkeypatch.setattr(rt.uploads, "presign", down)
+    with pytest.raises(StorageUnavailable):
+        rt.uploads.create("kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha)
+    monkeypatch.undo()
+    monkeypatch.setattr(rt.uploads.settings, "max_active_jobs_per_user", 1)
+    _create(rt, "kim", MD + b"another document")  # now at the limit of active jobs
+    with pytest.raises(TooManyActiveJobs):
+        rt.uploads.create("kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha)
+    assert _job(rt, job_id) == {"stage": "uploaded", "state": "failed", "error_code": "size_mismatch"}
+    with rt.pool().connection() as conn:
+        doc = rt.repo.get_document(conn, doc_id)
+    assert doc is not None and (doc.filename, doc.bytes_len) == ("h.md", len(MD) - 7)
+    assert not _events(rt, doc_id, "reupload_requested")

@@ -53,12 +53,16 @@ class UploadCreate(BaseModel):
 class UploadPublic(BaseModel):
     """An upload ticket: PUT the bytes to ``signed_url`` (with ``upload_headers``) before it expires.
 
-    ``signed_url`` is null for a duplicate whose bytes were already received.
+    ``signed_url`` is null for a duplicate whose bytes were already received. ``reupload`` is
+    true when this request re-armed the upload of bytes you already sent (refused, expired or
+    not yet arrived) with its own filename, type and size: PUT them to ``signed_url`` again.
     """
 
     document_id: UUID
     job_id: UUID | None
     created: bool
+    reupload: bool = Field(False, description="an earlier upload of these bytes was re-armed with this "
+                                              "request's filename, type and size")
     signed_url: str | None
     upload_method: str | None
     upload_headers: dict[str, str]
@@ -68,9 +72,10 @@ class UploadPublic(BaseModel):
 
     @classmethod
     def build(cls, document: Document, job: Job | None, upload: SignedUpload | None,
-              created: bool) -> UploadPublic:
+              created: bool, reupload: bool = False) -> UploadPublic:
         return cls(
             document_id=document.document_id, job_id=job.job_id if job else None, created=created,
+            reupload=reupload,
             signed_url=upload.url if upload else None, upload_method=upload.method if upload else None,
             upload_headers=upload.headers if upload else {},
             upload_expires_at=datetime.fromtimestamp(upload.expires_at).astimezone() if upload else None,

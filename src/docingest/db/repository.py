@@ -350,6 +350,23 @@ class Repository:
         row = _one(conn, "rearm_upload", {"job_id": job_id, "deadline_seconds": deadline_seconds})
         return Job.from_row(row) if row else None
 
+    def lock_latest_job(self, conn: Conn, document_id: UUID) -> Job | None:
+        """The document's latest job, row-locked until the transaction ends."""
+        row = _one(conn, "lock_latest_job", {"document_id": document_id})
+        return Job.from_row(row) if row else None
+
+    def reupload_document(self, conn: Conn, document_id: UUID, *, filename: str, mime: str, bytes_len: int,
+                          raw_path: str) -> Document | None:
+        """Set the declaration (name, type, size, key) of a new upload request for the same bytes."""
+        row = _one(conn, "reupload_document", {"document_id": document_id, "filename": filename, "mime": mime,
+                                               "bytes_len": bytes_len, "raw_path": raw_path})
+        return Document.from_row(row) if row else None
+
+    def extend_upload_deadline(self, conn: Conn, job_id: UUID, *, deadline_seconds: float) -> Job | None:
+        """A waiting job's deadline at least ``deadline_seconds`` from now; None if not waiting."""
+        row = _one(conn, "extend_upload_deadline", {"job_id": job_id, "deadline_seconds": deadline_seconds})
+        return Job.from_row(row) if row else None
+
     def count_jobs_by_state(self, conn: Conn) -> dict[str, int]:
         return {r["state"]: r["n"] for r in _all(conn, "count_jobs_by_state", {})}
     # --- rate limits and the embedding cache (issue 4) ---------------------------------

@@ -360,6 +360,28 @@ SET state = 'waiting', error_code = NULL, error_message = NULL, retry_count = 0,
 WHERE job_id = %(job_id)s AND state = 'failed' AND stage = 'uploaded'
 RETURNING *;
 
+-- name: lock_latest_job
+-- The document's latest job, locked (FOR UPDATE): a re-request of its upload decides under the lock.
+SELECT * FROM upload_pipeline.upload_jobs WHERE document_id = %(document_id)s
+ORDER BY created_at DESC LIMIT 1
+FOR UPDATE;
+
+-- name: reupload_document
+-- A new upload request for bytes whose upload was refused or has not arrived: its declaration.
+UPDATE upload_pipeline.documents
+SET filename = %(filename)s, mime = %(mime)s, bytes_len = %(bytes_len)s, raw_path = %(raw_path)s,
+    updated_at = now()
+WHERE document_id = %(document_id)s
+RETURNING *;
+
+-- name: extend_upload_deadline
+-- A fresh signed URL for a waiting job: its deadline covers the URL's lifetime (never shortened).
+UPDATE upload_pipeline.upload_jobs
+SET next_attempt_at = greatest(next_attempt_at, now() + make_interval(secs => %(deadline_seconds)s)),
+    updated_at = now()
+WHERE job_id = %(job_id)s AND state = 'waiting'
+RETURNING *;
+
 -- name: count_jobs_by_state
 SELECT state, count(*) AS n FROM upload_pipeline.upload_jobs GROUP BY state;
 -- name: rate_limit_configure

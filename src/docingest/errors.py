@@ -50,7 +50,58 @@ into ``{"error_code", "message"}`` with an HTTP status.
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+
+#: Directories whose paths never appear in a stored message (``register_private_root``):
+#: the data dir and the storage root, the temporary directory.
+_PRIVATE_ROOTS: set[str] = set()
+# An absolute POSIX path not inside a URL or a word (``http://h/x``, ``text/plain`` stay).
+_ABS_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"`<>|,;:()\[\]{}]+")
+# Top-level directories a server path starts with (besides any registered root).
+_SYSTEM_TOPS = {"tmp", "var", "home", "root", "srv", "opt", "usr", "mnt", "media", "data", "work",
+                "private", "Users", "run", "dev", "proc", "etc", "app", "workspace", "code", "builds"}
+
+
+def register_private_root(path: str | os.PathLike[str]) -> None:
+    """Never show ``path`` (or anything under it) in an error message: the data dir, storage root."""
+    text = os.fspath(path).rstrip("/")
+    if text not in ("", "."):
+        _PRIVATE_ROOTS.add(text)
+    try:
+        _PRIVATE_ROOTS.add(str(Path(text or "/").resolve()).rstrip("/"))
+    except OSError:
+        pass
+    _PRIVATE_ROOTS.discard("")
+
+
+def scrub_paths(text: str, replacement: str = "<file>") -> str:
+    """``text`` with every server file path replaced by ``replacement``.
+
+    A message stored on a job (and shown to API users) must not reveal where the server
+    keeps files: paths under a registered root (relative or absolute), and any absolute
+    path with two or more parts starting at a usual top-level directory or one that
+    exists here (``/tmp/x/.docingest/storage/...``). URLs and MIME types are left alone.
+    """
+    for root in sorted(_PRIVATE_ROOTS, key=len, reverse=True):
+        if root in text:  # the root itself, or a path under it (a relative root: under it only)
+            tail = r"(?:/[^\s'\"`<>|,;:()\[\]{}]*)" + ("?" if root.startswith("/") else "")
+            text = re.sub(r"(?<![\w.:~-])(?:\./)?" + re.escape(root) + tail, replacement, text)
+
+    def swap(match: re.Match[str]) -> str:
+        path = match.group(0)
+        parts = [p for p in path.split("/") if p]
+        if len(parts) >= 2 and (parts[0] in _SYSTEM_TOPS or os.path.isdir("/" + parts[0])):
+            return replacement
+        return path
+
+    return _ABS_PATH.sub(swap, text)
+
+
+register_private_root(tempfile.gettempdir())
 
 
 class DocingestError(Exception):
@@ -69,8 +120,10 @@ class DocingestError(Exception):
     user_action: str = "retry; report it if it persists"
 
     def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
-        super().__init__(message or self.meaning)
-        self.message = message or self.meaning
+        # Stored on jobs and answered to API users: never a server path (``scrub_paths``).
+        message = scrub_paths(message) if message else self.meaning
+        super().__init__(message)
+        self.message = message
         self.retry_after = retry_after
 
 
@@ -265,6 +318,7 @@ def error_table() -> list[ErrorCode]:
 def classify(exc: BaseException) -> DocingestError:
     """Map any exception to a ``DocingestError`` (unknown ones become ``InternalError``)."""
     if isinstance(exc, DocingestError):
+        exc.message = scrub_paths(exc.message)  # a message set after construction, too
         return exc
     return InternalError(f"{type(exc).__name__}: {exc}")
 

@@ -18,7 +18,7 @@ from docingest.db.pool import database_url, make_pool
 from docingest.db.repository import Repository
 from docingest.domain import Stage
 from docingest.embedding import Embedder, make_embedder, tokenizer_path
-from docingest.errors import EmbeddingDimensionMismatch
+from docingest.errors import EmbeddingDimensionMismatch, register_private_root
 from docingest.settings import Settings
 from docingest.stages import StageHandler, build_handlers
 from docingest.storage import make_storage
@@ -34,6 +34,8 @@ class Runtime:
 
     def __init__(self, settings: Settings, *, migrate: bool | None = None) -> None:
         self.settings = settings
+        register_private_root(settings.data_dir)  # error messages never show server paths
+        register_private_root(settings.storage_dir)
         self.migrate = migrate if migrate is not None else not settings.database_url
         self.repo = Repository()
         self._lock = threading.Lock()

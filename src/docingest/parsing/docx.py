@@ -16,12 +16,12 @@ from pathlib import Path
 
 import docx
 from docx.document import Document as DocxDocument
-from docx.opc.exceptions import OpcError
+from docx.opc.exceptions import OpcError, PackageNotFoundError
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 from lxml import etree
 
-from docingest.errors import DocumentCorrupt, UnsupportedType
+from docingest.errors import DocumentCorrupt, UnsupportedType, scrub_paths
 from docingest.parsing.base import ParsedDocument
 
 _HEADING = re.compile(r"heading ([1-9])", re.IGNORECASE)
@@ -81,23 +81,33 @@ class DocxParser:
         except ValueError as exc:
             if "not a Word file" in str(exc):
                 raise UnsupportedType(
-                    f"the package is not a plain Word document ({exc}); save it as .docx"
+                    f"the package is not a plain Word document ({_cause(exc)}); save it as .docx"
                 ) from exc
-            raise DocumentCorrupt(f"the DOCX cannot be opened ({exc}); re-save it") from exc
+            raise DocumentCorrupt(f"the DOCX cannot be opened ({_cause(exc)}); re-save it") from exc
+        except PackageNotFoundError as exc:  # its text is "Package not found at '<server path>'"
+            raise DocumentCorrupt(
+                "the DOCX is damaged (not a readable ZIP package: truncated, or not a DOCX); "
+                "re-save it in Word or LibreOffice"
+            ) from exc
         except _LIBRARY_ERRORS as exc:
             raise DocumentCorrupt(
-                f"the DOCX is damaged ({type(exc).__name__}: {exc}); re-save it in Word or LibreOffice"
+                f"the DOCX is damaged ({type(exc).__name__}: {_cause(exc)}); re-save it in Word or LibreOffice"
             ) from exc
         try:
             blocks = _render_blocks(document, warnings)
             metadata = _metadata(document)
         except _LIBRARY_ERRORS as exc:
             raise DocumentCorrupt(
-                f"the DOCX content is malformed ({type(exc).__name__}: {exc}); re-save it"
+                f"the DOCX content is malformed ({type(exc).__name__}: {_cause(exc)}); re-save it"
             ) from exc
         return ParsedDocument(
             markdown="\n\n".join(blocks), kind="docx", pages=[], metadata=metadata, warnings=warnings
         )
+
+
+def _cause(exc: BaseException) -> str:
+    """A library error's text for a user: without the server path of the file."""
+    return scrub_paths(str(exc))
 
 
 def _render_blocks(document: DocxDocument, warnings: list[str]) -> list[str]:

@@ -72,7 +72,7 @@ def _translate_load_error(exc: pdfium.PdfiumError, path: Path) -> Exception:
             "remove the password, e.g. `qpdf --decrypt in.pdf out.pdf`, and upload again"
         )
     if code == pdfium_c.FPDF_ERR_FILE:
-        return OSError(f"PDFium could not open {path}: {exc}")
+        return OSError(f"PDFium could not open the file: {exc}")  # no server path: it is shown to users
     return PdfCorrupt(
         f"the PDF cannot be loaded ({exc}); it may be truncated or damaged: "
         "re-export it, or repair it with `qpdf in.pdf out.pdf`, and upload again"

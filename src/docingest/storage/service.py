@@ -30,6 +30,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from docingest.auth import bearer, verify_service_key
 from docingest.errors import Unauthorized
@@ -119,7 +120,9 @@ class StorageService:
             StorageError: 409 the object exists; 413 longer than declared (``size_mismatch``)
                 or the limit (``file_too_large``), reading stops there; 400 shorter than
                 declared (``size_mismatch``) or another SHA-256 (``checksum_mismatch``);
-                415 a multipart body.
+                415 a multipart body; 400 ``bad_request`` the client hung up before the
+                end of the body (one warning logged, the partial temporary file removed: the
+                signed URL is still unused, the client can PUT again).
         """
         if request.headers.get("content-type", "").startswith("multipart/"):
             raise StorageError(415, "InvalidRequest", "send the raw bytes as the body, not multipart/form-data")
@@ -137,16 +140,24 @@ class StorageService:
         out = os.fdopen(fd, "wb")
         try:
             digest, size, pending = hashlib.sha256(), 0, bytearray()
-            async for block in request.stream():
-                size += len(block)
-                if size > limit:
-                    raise StorageError(413, "Payload too large",
-                                       f"the body is longer than the {limit} bytes this URL accepts", too_long)
-                digest.update(block)
-                pending += block
-                if len(pending) >= _WRITE_BYTES:
-                    await run_in_threadpool(out.write, bytes(pending))
-                    pending.clear()
+            try:
+                async for block in request.stream():
+                    size += len(block)
+                    if size > limit:
+                        raise StorageError(413, "Payload too large",
+                                           f"the body is longer than the {limit} bytes this URL accepts", too_long)
+                    digest.update(block)
+                    pending += block
+                    if len(pending) >= _WRITE_BYTES:
+                        await run_in_threadpool(out.write, bytes(pending))
+                        pending.clear()
+            except ClientDisconnect:
+                # Not a server error: nobody is left to answer; the partial file goes (finally).
+                log.warning("upload of %s interrupted: the client disconnected after %d bytes%s; "
+                            "partial data discarded", key, size,
+                            f" of {expected_len}" if expected_len is not None else "")
+                raise StorageError(400, "ClientDisconnect", f"the client disconnected after {size} bytes",
+                                   "bad_request") from None
             await run_in_threadpool(out.write, bytes(pending))
             out.close()
             if expected_len is not None and size != expected_len:

@@ -41,7 +41,9 @@ The tree (the httpx habit of drawing it once, here)::
     ├── TooManyActiveJobs              too_many_active_jobs (429, ``retry_after``)
     ├── InvalidRequest                 invalid_request (422): a field fails validation
     ├── InvalidValue                   invalid_value (422): a value the database cannot store
-    └── DatabaseUnavailable            database_unavailable (503)
+    ├── DatabaseUnavailable            database_unavailable (503)
+    ├── MethodNotAllowed               method_not_allowed (405): the path exists, not for this method
+    └── BadWebhookSignature            unauthorized (401): the LlamaParse webhook's signature
 
 Library errors are translated at the edge (``raise PdfCorrupt(...) from exc``);
 the worker turns a ``DocingestError`` into a retry or a ``failed`` job, the API
@@ -395,6 +397,35 @@ class DatabaseUnavailable(RequestError):
     retryable = True
     meaning = "the database did not answer"
     user_action = "retry shortly; check the database if it persists"
+
+
+class MethodNotAllowed(RequestError):
+    status_code = 405
+    error_code = "method_not_allowed"
+    meaning = "the path exists but not for this HTTP method"
+    user_action = "use a method the `Allow` header lists (see /openapi.json)"
+
+
+class BadWebhookSignature(RequestError):
+    status_code = 401
+    error_code = "unauthorized"
+    meaning = "the LlamaParse webhook call has a missing or wrong `X-Docingest-Signature` (or no secret is set)"
+    user_action = "set UPLOAD_PIPELINE_WEBHOOK_SECRET; only LlamaParse, with the header registered, calls it"
+
+
+def request_error_for_status(status: int) -> type[RequestError]:
+    """The refusal class answered for an HTTP status raised outside our routes (an unknown
+    path, a wrong method): the first of the table with that status, else ``RequestError``."""
+    preferred = {401: Unauthorized, 404: NotFound, 405: MethodNotAllowed, 409: Conflict, 422: InvalidRequest}
+    if status in preferred:
+        return preferred[status]
+    stack: list[type[RequestError]] = [RequestError]
+    while stack:
+        cls = stack.pop(0)
+        if cls.status_code == status:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return RequestError
 
 
 def request_error_table() -> list[tuple[int, ErrorCode]]:

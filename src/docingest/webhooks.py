@@ -21,6 +21,8 @@ import hmac
 from typing import Any
 from uuid import UUID
 
+from docingest.errors import BadWebhookSignature, InvalidRequest, RequestError
+
 
 def llamaparse_signature(secret: str, job_id: Any) -> str:
     """``hex(HMAC-SHA256(secret, "llamaparse:" + job_id))``."""
@@ -38,6 +40,11 @@ def remote_job_id(body: Any) -> str | None:
     return None
 
 
+def _refusal(err: RequestError) -> tuple[int, dict[str, Any]]:
+    """``(status, {"error_code", "message"})`` of a refusal of the README's table."""
+    return err.status_code, {"error_code": err.error_code, "message": err.message}
+
+
 def handle_llamaparse_webhook(runtime: Any, job_id: UUID, signature: str | None,
                               body: Any) -> tuple[int, dict[str, Any]]:
     """Verify and apply one call: ``(http_status, json_body)``.
@@ -48,10 +55,10 @@ def handle_llamaparse_webhook(runtime: Any, job_id: UUID, signature: str | None,
     secret = runtime.settings.webhook_secret
     if not secret or not signature or not hmac.compare_digest(
             llamaparse_signature(secret, job_id), signature.strip()):
-        return 401, {"error_code": "unauthorized", "message": "bad or missing webhook signature"}
+        return _refusal(BadWebhookSignature("bad or missing webhook signature"))
     remote = remote_job_id(body)
     if remote is None:
-        return 422, {"error_code": "invalid_body", "message": "no LlamaParse job id in the body"}
+        return _refusal(InvalidRequest("invalid request: no LlamaParse job id in the body"))
     with runtime.pool().connection() as conn:
         woken = runtime.repo.wake_parse_job(conn, job_id, remote)
     if not woken:

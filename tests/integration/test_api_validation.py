@@ -83,3 +83,22 @@ def test_openapi_describes_the_422_reply(client: TestClient) -> None:
     model = schema["components"]["schemas"]["ValidationErrorPublic"]
     assert set(model["required"]) == {"error_code", "message", "errors"}
     assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
+def test_unknown_paths_and_wrong_methods_answer_the_error_shape(client: TestClient) -> None:
+    missing = client.get(f"{API}/no-such-thing")
+    assert missing.status_code == 404 and "detail" not in missing.json()
+    assert missing.json() == {"error_code": "not_found", "message": f"no such resource: GET {API}/no-such-thing"}
+    wrong = client.delete(f"{API}/search")
+    assert wrong.status_code == 405 and "detail" not in wrong.json()
+    assert wrong.json()["error_code"] == "method_not_allowed" and wrong.headers["allow"] == "GET"
+    from docingest.errors import request_error_table
+
+    codes = {row.code for _, row in request_error_table()}
+    assert {"not_found", "method_not_allowed", "unauthorized", "invalid_request"} <= codes
+
+
+def test_the_webhook_refusals_are_codes_of_the_table(client: TestClient) -> None:
+    reply = client.post(f"/api/v2/webhooks/llamaparse/{'0' * 8}-0000-0000-0000-{'0' * 12}",
+                        headers={"X-Docingest-Signature": "0" * 64}, json={"data": {}})
+    assert reply.status_code == 401 and reply.json()["error_code"] == "unauthorized"

@@ -1,6 +1,8 @@
 """One place that turns exceptions into ``{"error_code", "message"}`` replies with a status.
 
-FastAPI's own validation errors (``{"detail": [...]}``) are answered in the same shape:
+Starlette's ``HTTPException`` (an unknown path: 404, a wrong method: 405) is answered
+``not_found`` / ``method_not_allowed`` (other statuses: the table's code for the status),
+never ``{"detail": ...}``. FastAPI's own validation errors (``{"detail": [...]}``) are answered in the same shape:
 ``422 invalid_request`` whose message names each field and its problem, the checks listed
 in ``errors``.
 """
@@ -15,6 +17,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docingest import errors as e
 
@@ -82,6 +85,29 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     return await docingest_error(request, invalid_request(exc.errors()))
 
 
+_HTTP_MESSAGES = {404: "no such resource: {method} {path}",
+                  405: "{method} is not allowed on {path}"}
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette/FastAPI ``HTTPException`` (routing's 404 and 405) as ``{error_code, message}``."""
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    if status >= 500:
+        code = "internal_error"
+    else:
+        code = e.request_error_for_status(status).error_code
+    template = _HTTP_MESSAGES.get(status)
+    if template is not None:
+        message = template.format(method=request.method, path=request.url.path)
+    else:
+        message = exc.detail if isinstance(exc.detail, str) else "the request was refused"
+    reply = _reply(status, code, message)
+    for name, value in (exc.headers or {}).items():  # e.g. ``Allow`` on a 405
+        reply.headers[name] = value
+    return reply
+
+
 async def database_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, psycopg.DataError):  # e.g. a value PostgreSQL cannot store
         err: e.RequestError = e.InvalidValue(
@@ -126,5 +152,6 @@ def install(app: FastAPI) -> None:
     """Register the handlers on ``app`` (and describe the 422 replies in its OpenAPI schema)."""
     app.add_exception_handler(e.DocingestError, docingest_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(psycopg.Error, database_error)
     _describe_422(app)

@@ -43,7 +43,8 @@ The tree (the httpx habit of drawing it once, here)::
     ├── InvalidValue                   invalid_value (422): a value the database cannot store
     ├── DatabaseUnavailable            database_unavailable (503)
     ├── MethodNotAllowed               method_not_allowed (405): the path exists, not for this method
-    └── BadWebhookSignature            unauthorized (401): the LlamaParse webhook's signature
+    ├── BadWebhookSignature            unauthorized (401): the LlamaParse webhook's signature
+    └── QueryTooLong                   query_too_long (422): also a ValueError, for the CLI
 
 Library errors are translated at the edge (``raise PdfCorrupt(...) from exc``);
 the worker turns a ``DocingestError`` into a retry or a ``failed`` job, the API
@@ -411,6 +412,16 @@ class BadWebhookSignature(RequestError):
     error_code = "unauthorized"
     meaning = "the LlamaParse webhook call has a missing or wrong `X-Docingest-Signature` (or no secret is set)"
     user_action = "set UPLOAD_PIPELINE_WEBHOOK_SECRET; only LlamaParse, with the header registered, calls it"
+
+
+class QueryTooLong(RequestError, ValueError):
+    """A search query over ``UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS``: refused by the search
+    service itself, so the API and the CLI (which reports ``ValueError``s) say the same."""
+
+    status_code = 422
+    error_code = "query_too_long"
+    meaning = "the search query is longer than UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000)"
+    user_action = "ask a shorter question: only its first 256 word pieces are embedded anyway"
 
 
 def request_error_for_status(status: int) -> type[RequestError]:

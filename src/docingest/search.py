@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from docingest.errors import QueryTooLong
 from docingest.runtime import Runtime
 
 Mode = Literal["vector", "hybrid"]
@@ -70,6 +71,7 @@ class Searcher:
         self.rrf_k = rt.settings.search_rrf_k
         self.text_weight = rt.settings.search_text_weight
         self.ef_search = rt.settings.search_ef_search
+        self.max_query_chars = rt.settings.search_max_query_chars
         self.candidates = candidates
         self.row_security = row_security  # the API: queries run scoped to the user (migration 002)
 
@@ -80,10 +82,15 @@ class Searcher:
         """The ``k`` best chunks of ``user_id`` for ``query``, best first.
 
         Raises:
+            QueryTooLong: (a ``ValueError``) over ``search_max_query_chars`` characters.
             ValueError: for an empty query, ``k`` < 1 or an unknown mode.
         """
         if not query.strip():
             raise ValueError("the query is empty")
+        if len(query) > self.max_query_chars:
+            raise QueryTooLong(
+                f"the query has {len(query)} characters; at most {self.max_query_chars} are accepted "
+                "(UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS): ask a shorter question")
         if k < 1:
             raise ValueError("k must be at least 1")
         if mode not in ("vector", "hybrid"):

@@ -102,3 +102,11 @@ def test_the_webhook_refusals_are_codes_of_the_table(client: TestClient) -> None
     reply = client.post(f"/api/v2/webhooks/llamaparse/{'0' * 8}-0000-0000-0000-{'0' * 12}",
                         headers={"X-Docingest-Signature": "0" * 64}, json={"data": {}})
     assert reply.status_code == 401 and reply.json()["error_code"] == "unauthorized"
+
+
+def test_an_over_long_query_is_query_too_long(client: TestClient) -> None:
+    reply = client.get(f"{API}/search", params={"q": "otter " * 2000})
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error_code"] == "query_too_long"
+    assert "11999 characters; at most 2000" in reply.json()["message"]  # the trailing space stripped
+    assert client.get(f"{API}/search", params={"q": "otter " * 333}).status_code == 200  # 1998 characters

@@ -17,7 +17,8 @@ router = APIRouter(prefix="/search", tags=["search"])
 @router.get("", response_model=SearchPublic)
 def search(
     user: CurrentUser, rt: RuntimeDep,
-    q: Annotated[str, Query(min_length=1, max_length=2000, description="the question")],
+    q: Annotated[str, Query(min_length=1, description="the question; over "
+                            "UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000) characters: 422 query_too_long")],
     k: Annotated[int, Query(ge=1, le=100)] = 5,
     mode: Literal["vector", "hybrid"] = "hybrid",
 ) -> SearchPublic:

@@ -17,7 +17,7 @@ from uuid import UUID
 import numpy as np
 import psycopg
 
-from docingest.domain import Document, Job
+from docingest.domain import Claim, Document, Job
 
 Conn = psycopg.Connection[Any]
 
@@ -46,12 +46,14 @@ class Repository:
     """Typed access to the ``upload_pipeline`` schema."""
 
     # --- claiming and leases -------------------------------------------------
-    def claim_job(self, conn: Conn, *, worker_id: str, lease_seconds: float) -> tuple[Job, str] | None:
-        """Claim one job (``FOR UPDATE SKIP LOCKED``): ``(job, previous_state)`` or None."""
+    def claim_job(self, conn: Conn, *, worker_id: str, lease_seconds: float) -> Claim | None:
+        """Claim one job (``FOR UPDATE SKIP LOCKED``) with its document, in one statement.
+
+        Returns:
+            ``Claim(job, previous_state, document)``, or None when nothing is claimable.
+        """
         row = _one(conn, "claim_job", {"worker_id": worker_id, "lease_seconds": lease_seconds})
-        if row is None:
-            return None
-        return Job.from_row(row), row["previous_state"]
+        return _claim_from_row(row) if row else None
 
     def fence(self, conn: Conn, job: Job) -> bool:
         """Lock the job row; True while ``job.attempt_id`` still holds it."""
@@ -75,7 +77,7 @@ class Repository:
         )
         return {r["job_id"] for r in rows}
 
-    def advance_job(
+    def complete_stage(
         self,
         conn: Conn,
         job: Job,
@@ -83,23 +85,50 @@ class Repository:
         stage: str,
         state: str,
         progress: dict[str, Any],
+        events: Sequence[tuple[str, str, dict[str, Any]]],
         delay_seconds: float = 0.0,
         lease_seconds: float = 0.0,
     ) -> Job | None:
-        row = _one(
-            conn,
-            "advance_job",
-            {
-                "job_id": job.job_id,
-                "attempt_id": job.attempt_id,
-                "stage": stage,
-                "state": state,
-                "progress": _jsonb(progress),
-                "delay_seconds": delay_seconds,
-                "lease_seconds": lease_seconds,
-            },
-        )
+        """Move ``job`` from ``job.stage`` to ``stage``/``state`` and write ``events``: one statement.
+
+        Fenced: only while ``job.attempt_id`` holds the job, working, at ``job.stage``.
+
+        Args:
+            progress: keys merged into ``progress``.
+            events: ``(stage, type, payload)`` rows, inserted in this order.
+            delay_seconds: ``next_attempt_at`` is now plus this (a rescheduled job).
+            lease_seconds: the lease of a job that stays ``working`` (renewed when less
+                than half of it is left).
+
+        Returns:
+            the job's new row, or None when the attempt was fenced out (nothing written).
+        """
+        row = _one(conn, "complete_stage", _complete_params(
+            job, stage=stage, state=state, progress=progress, events=events,
+            delay_seconds=delay_seconds, lease_seconds=lease_seconds))
         return Job.from_row(row) if row else None
+
+    def complete_stage_and_claim(
+        self, conn: Conn, job: Job, *, worker_id: str, lease_seconds: float, **step: Any
+    ) -> tuple[Job | None, Claim | None]:
+        """:meth:`complete_stage` and :meth:`claim_job` in one transaction, one round trip.
+
+        For a job's last transition in this slot (done, or rescheduled): the next job is
+        claimed with the same commit. The two are independent: a fenced-out transition
+        writes nothing, and the claim still holds. ``conn`` must be idle (not in a
+        transaction); ``step`` takes the keyword arguments of :meth:`complete_stage`.
+
+        Returns:
+            ``(job's new row or None when fenced out, the next claim or None)``.
+        """
+        with conn.pipeline(), conn.transaction():  # BEGIN, both statements, COMMIT: one sync
+            done = conn.execute(queries()["complete_stage"],
+                                _complete_params(job, lease_seconds=lease_seconds, **step))
+            claim = conn.execute(queries()["claim_job"],
+                                 {"worker_id": worker_id, "lease_seconds": lease_seconds})
+        row, claimed = done.fetchone(), claim.fetchone()
+        return (Job.from_row(row) if row else None,
+                _claim_from_row(claimed) if claimed else None)
 
     def update_progress(self, conn: Conn, job_id: UUID, progress: dict[str, Any]) -> None:
         _one(conn, "update_progress", {"job_id": job_id, "progress": _jsonb(progress)})
@@ -404,6 +433,31 @@ class Repository:
         """A document's events with ``event_id > after_event_id``, oldest first, at most ``limit``."""
         return _all(conn, "events_after", {"document_id": document_id,
                                            "after_event_id": after_event_id, "limit": limit})
+
+def _claim_from_row(row: dict[str, Any]) -> Claim:
+    """A ``claim_job`` row: the job's columns, ``previous_state``, the document's as ``doc_*``."""
+    document = Document.from_row({k[4:]: v for k, v in row.items() if k.startswith("doc_")})
+    return Claim(Job.from_row(row), row["previous_state"], document)
+
+
+def _complete_params(
+    job: Job, *, stage: str, state: str, progress: dict[str, Any],
+    events: Sequence[tuple[str, str, dict[str, Any]]], delay_seconds: float = 0.0,
+    lease_seconds: float = 0.0,
+) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "attempt_id": job.attempt_id,
+        "from_stage": job.stage.value,
+        "stage": stage,
+        "state": state,
+        "progress": _jsonb(progress),
+        "events": json.dumps([{"stage": s, "type": t, "payload": p} for s, t, p in events],
+                             default=str),
+        "delay_seconds": delay_seconds,
+        "lease_seconds": lease_seconds,
+    }
+
 
 def _as_array(value: Any) -> np.ndarray:
     """float32 array of a pgvector value (``Vector`` in pgvector >= 0.4, else an ndarray)."""

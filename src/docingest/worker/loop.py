@@ -2,10 +2,10 @@
 
 Guarantees (DESIGN.md section 2):
 - a claim is one ``UPDATE ... (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``
-  with a fresh ``attempt_id`` (``db/sql/queries.sql``: ``claim_job``);
+  with a fresh ``attempt_id`` (``db/sql/queries.sql``: ``advance``);
 - every write of a handler, and its transition, happen in one transaction that
   first checks (``fence``) that the attempt still holds the job; a stage without
-  writes is one fenced statement (``complete_stage``: the transition and its
+  writes is one fenced statement (``advance``: the transition and its
   events, written only while the attempt holds the job at that stage);
 - a heartbeat thread renews the leases of held jobs; a job whose renewal fails
   is marked lost and its handler stops at the next ``ctx.check()``;
@@ -293,11 +293,12 @@ class BaseWorker:
         """Record a handler's result: its writes, the stage change and its events, fenced.
 
         Without writes (``result.persist`` None) this is one statement on an autocommit
-        connection, one round trip (``complete_stage``: the attempt's fence, the transition
-        and the events); when that transition ends the job's run in this slot and
-        ``ctx.claim_next``, the slot's next job is claimed in the same transaction and round
-        trip (``ctx.next_claim``). With writes, they and the transition share one transaction
-        that first locks the job and checks the attempt (``ctx.fenced``).
+        connection, one round trip (``Repository.complete_stage``: the attempt's fence, the
+        transition and the events). With writes, they and that statement share one
+        transaction that first locks the job and checks the attempt (``ctx.fenced``). When
+        the transition ends the job's run in this slot (done, rescheduled) and
+        ``ctx.claim_next``, the same statement claims the slot's next job
+        (``ctx.next_claim``, set once committed).
 
         Raises:
             LeaseLost: the attempt no longer holds the job; nothing was written.
@@ -318,21 +319,19 @@ class BaseWorker:
                                 "events": events, "delay_seconds": delay,
                                 "lease_seconds": self.settings.lease_seconds}
         fenced_out = LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} fenced out")
-        if result.persist is None and state is not State.WORKING and ctx.claim_next \
-                and not self.stopping.is_set():
-            with self.pool.connection() as conn:  # the slot's next job, with the same commit
-                updated, ctx.next_claim = self.repo.complete_stage_and_claim(
-                    conn, job, worker_id=self.worker_id, **step)
-        elif result.persist is None:
+        last = state is not State.WORKING and ctx.claim_next and not self.stopping.is_set()
+        step["claim_for"] = self.worker_id if last else None
+        if result.persist is None:
             with single_statements(self.pool) as conn:
-                updated = self.repo.complete_stage(conn, job, **step)
+                updated, ctx.next_claim = self.repo.complete_stage(conn, job, **step)
         else:
             with ctx.fenced() as conn:
                 result.persist(conn)
-                updated = self.repo.complete_stage(conn, job, **step)
-                if updated is None:  # raised inside: the handler's writes roll back too
+                updated, claimed = self.repo.complete_stage(conn, job, **step)
+                if updated is None:  # raised inside: the handler's writes and the claim roll back
                     ctx.lost()
                     raise fenced_out
+            ctx.next_claim = claimed
         if updated is None:
             ctx.lost()
             raise fenced_out

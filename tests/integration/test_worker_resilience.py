@@ -19,7 +19,7 @@ def test_slot_survives_an_unexpected_error(runtime: Runtime, tmp_path: Path) -> 
     path.write_text("# Resilience\n\nA slot must not die of one bad surprise.\n")
     reg = register_file(runtime, path, user_id="u")
     worker = runtime.worker(concurrency=1)
-    real = worker._run
+    real = worker.process
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> Any:  # after the claim, before any handler
@@ -28,7 +28,7 @@ def test_slot_survives_an_unexpected_error(runtime: Runtime, tmp_path: Path) -> 
             raise RuntimeError("surprise outside any handler")
         return real(*args, **kwargs)
 
-    worker._run = flaky  # type: ignore[method-assign]
+    worker.process = flaky  # type: ignore[method-assign]
     worker.start()
     try:
         job = pipeline.wait_terminal(runtime, [reg.document.document_id], timeout=30)[

@@ -61,8 +61,8 @@ class Repository:
         Returns:
             ``Claim(job, previous_state, document)``, or None when nothing is claimable.
         """
-        params = {**_NO_TRANSITION, "worker_id": worker_id, "lease_seconds": lease_seconds}
-        return _advance(conn, params)[1]
+        row = _one(conn, "claim_job", {"worker_id": worker_id, "lease_seconds": lease_seconds})
+        return _claim_from_row(row) if row else None
 
     def fence(self, conn: Conn, job: Job) -> bool:
         """Lock the job row; True while ``job.attempt_id`` still holds it."""
@@ -96,41 +96,26 @@ class Repository:
         progress: dict[str, Any],
         events: Sequence[tuple[str, str, dict[str, Any]]],
         delay_seconds: float = 0.0,
-        lease_seconds: float,
-        claim_for: str | None = None,
-    ) -> tuple[Job | None, Claim | None]:
+        lease_seconds: float = 0.0,
+    ) -> Job | None:
         """Move ``job`` from ``job.stage`` to ``stage``/``state`` and write ``events``: one statement.
 
         Fenced: only while ``job.attempt_id`` holds the job, working, at ``job.stage``.
-        With ``claim_for`` (a worker id) the same statement also claims a job for that
-        worker, as :meth:`claim_job` does; the two are independent (a fenced-out transition
-        writes nothing and the claim still holds).
 
         Args:
             progress: keys merged into ``progress``.
             events: ``(stage, type, payload)`` rows, inserted in this order.
             delay_seconds: ``next_attempt_at`` is now plus this (a rescheduled job).
-            lease_seconds: the lease of a job that stays ``working`` (renewed when less than
-                half of it is left), and of the claimed job.
+            lease_seconds: the lease of a job that stays ``working`` (renewed when less
+                than half of it is left).
 
         Returns:
-            ``(the job's new row, or None when the attempt was fenced out and nothing was
-            written; the claim, or None)``.
+            the job's new row, or None when the attempt was fenced out (nothing written).
         """
-        params = {
-            "job_id": job.job_id,
-            "attempt_id": job.attempt_id,
-            "from_stage": job.stage.value,
-            "stage": stage,
-            "state": state,
-            "progress": _jsonb(progress),
-            "events": json.dumps([{"stage": s, "type": t, "payload": p} for s, t, p in events],
-                                 default=str),
-            "delay_seconds": delay_seconds,
-            "lease_seconds": lease_seconds,
-            "worker_id": claim_for,
-        }
-        return _advance(conn, params)
+        row = _one(conn, "complete_stage", _complete_params(
+            job, stage=stage, state=state, progress=progress, events=events,
+            delay_seconds=delay_seconds, lease_seconds=lease_seconds))
+        return Job.from_row(row) if row else None
 
     def update_progress(self, conn: Conn, job_id: UUID, progress: dict[str, Any]) -> None:
         _one(conn, "update_progress", {"job_id": job_id, "progress": _jsonb(progress)})
@@ -436,24 +421,29 @@ class Repository:
         return _all(conn, "events_after", {"document_id": document_id,
                                            "after_event_id": after_event_id, "limit": limit})
 
-# ``advance`` without a transition: job_id NULL matches no row.
-_NO_TRANSITION: dict[str, Any] = {
-    "job_id": None, "attempt_id": None, "from_stage": None, "stage": None, "state": None,
-    "progress": "{}", "events": "[]", "delay_seconds": 0.0,
-}
+def _claim_from_row(row: dict[str, Any]) -> Claim:
+    """A ``claim_job`` row: the job's columns, ``previous_state``, the document's as ``doc_*``."""
+    document = Document.from_row({k[4:]: v for k, v in row.items() if k.startswith("doc_")})
+    return Claim(Job.from_row(row), row["previous_state"], document)
 
 
-def _advance(conn: Conn, params: dict[str, Any]) -> tuple[Job | None, Claim | None]:
-    """Run ``advance``: ``(the transition's new job row, the claim)``, each None if absent."""
-    completed: Job | None = None
-    claim: Claim | None = None
-    for row in _all(conn, "advance", params):
-        if row["kind"] == "completed":
-            completed = Job.from_row(row)
-        else:
-            document = Document.from_row({k[4:]: v for k, v in row.items() if k.startswith("doc_")})
-            claim = Claim(Job.from_row(row), row["previous_state"], document)
-    return completed, claim
+def _complete_params(
+    job: Job, *, stage: str, state: str, progress: dict[str, Any],
+    events: Sequence[tuple[str, str, dict[str, Any]]], delay_seconds: float = 0.0,
+    lease_seconds: float = 0.0,
+) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "attempt_id": job.attempt_id,
+        "from_stage": job.stage.value,
+        "stage": stage,
+        "state": state,
+        "progress": _jsonb(progress),
+        "events": json.dumps([{"stage": s, "type": t, "payload": p} for s, t, p in events],
+                             default=str),
+        "delay_seconds": delay_seconds,
+        "lease_seconds": lease_seconds,
+    }
 
 
 def _as_array(value: Any) -> np.ndarray:

@@ -2,10 +2,10 @@
 
 Guarantees (DESIGN.md section 2):
 - a claim is one ``UPDATE ... (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``
-  with a fresh ``attempt_id`` (``db/sql/queries.sql``: ``advance``);
+  with a fresh ``attempt_id`` (``db/sql/queries.sql``: ``claim_job``);
 - every write of a handler, and its transition, happen in one transaction that
   first checks (``fence``) that the attempt still holds the job; a stage without
-  writes is one fenced statement (``advance``: the transition and its
+  writes is one fenced statement (``complete_stage``: the transition and its
   events, written only while the attempt holds the job at that stage);
 - a heartbeat thread renews the leases of held jobs; a job whose renewal fails
   is marked lost and its handler stops at the next ``ctx.check()``;
@@ -58,22 +58,13 @@ class _Held:
 
 
 class JobContext:
-    """A claimed job as its handlers see it (implements ``stages.base.StageContext``).
+    """A claimed job as its handlers see it (implements ``stages.base.StageContext``)."""
 
-    ``claim_next``: the job's last transition in this slot may claim the slot's next job in
-    the same round trip; that claim is left in ``next_claim``.
-    """
-
-    def __init__(
-        self, worker: BaseWorker, job: Job, document: Document, held: _Held, *,
-        claim_next: bool = False,
-    ) -> None:
+    def __init__(self, worker: BaseWorker, job: Job, document: Document, held: _Held) -> None:
         self.worker = worker
         self.job = job
         self.document = document
         self._held = held
-        self.claim_next = claim_next
-        self.next_claim: Claim | None = None
 
     def check(self) -> None:
         if self._held.lost.is_set():
@@ -196,21 +187,12 @@ class BaseWorker:
             )
 
     def run_once(self) -> bool:
-        """Claim and process one job; False when there was nothing to claim.
-
-        A job's last transition may claim the next job in the same round trip; that job is
-        processed here too (released at once when the worker is stopping).
-        """
+        """Claim and process one job; False when there was nothing to claim."""
         claimed = self._claim()
         if claimed is None:
             return False
-        while claimed is not None:
-            if self.stopping.is_set():
-                with self.pool.connection() as conn:
-                    self.repo.release_job(conn, claimed.job)
-                return True
-            _, claimed = self._run(claimed.job, claimed.previous_state == State.WORKING.value,
-                                   claimed.document, claim_next=True)
+        self.process(claimed.job, took_over=claimed.previous_state == State.WORKING.value,
+                     document=claimed.document)
         return True
 
     def process(
@@ -221,12 +203,6 @@ class BaseWorker:
         ``document`` is the job's document when the claim brought it (else it is read).
         Returns None when the attempt lost its lease or the worker is stopping.
         """
-        return self._run(job, took_over, document, claim_next=False)[0]
-
-    def _run(
-        self, job: Job, took_over: bool, document: Document | None, *, claim_next: bool
-    ) -> tuple[Job | None, Claim | None]:
-        """:meth:`process`, and the next claim when ``claim_next`` and the last transition made one."""
         held = _Held(job, threading.Event())
         with self._held_lock:
             self._held[job.job_id] = held
@@ -242,8 +218,7 @@ class BaseWorker:
                             stage=job.stage.value, type="lease_taken_over",
                             payload={"lost_leases": job.lost_leases, "attempt_id": str(job.attempt_id)})
             assert document is not None, "a job always has its document (FK)"
-            ctx = JobContext(self, job, document, held, claim_next=claim_next)
-            return self._process(ctx, took_over), ctx.next_claim
+            return self._process(JobContext(self, job, document, held), took_over)
         finally:
             logs.unbind_job()
             with self._held_lock:
@@ -295,10 +270,7 @@ class BaseWorker:
         Without writes (``result.persist`` None) this is one statement on an autocommit
         connection, one round trip (``Repository.complete_stage``: the attempt's fence, the
         transition and the events). With writes, they and that statement share one
-        transaction that first locks the job and checks the attempt (``ctx.fenced``). When
-        the transition ends the job's run in this slot (done, rescheduled) and
-        ``ctx.claim_next``, the same statement claims the slot's next job
-        (``ctx.next_claim``, set once committed).
+        transaction that first locks the job and checks the attempt (``ctx.fenced``).
 
         Raises:
             LeaseLost: the attempt no longer holds the job; nothing was written.
@@ -319,19 +291,16 @@ class BaseWorker:
                                 "events": events, "delay_seconds": delay,
                                 "lease_seconds": self.settings.lease_seconds}
         fenced_out = LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} fenced out")
-        last = state is not State.WORKING and ctx.claim_next and not self.stopping.is_set()
-        step["claim_for"] = self.worker_id if last else None
         if result.persist is None:
             with single_statements(self.pool) as conn:
-                updated, ctx.next_claim = self.repo.complete_stage(conn, job, **step)
+                updated = self.repo.complete_stage(conn, job, **step)
         else:
             with ctx.fenced() as conn:
                 result.persist(conn)
-                updated, claimed = self.repo.complete_stage(conn, job, **step)
-                if updated is None:  # raised inside: the handler's writes and the claim roll back
+                updated = self.repo.complete_stage(conn, job, **step)
+                if updated is None:  # raised inside: the handler's writes roll back too
                     ctx.lost()
                     raise fenced_out
-            ctx.next_claim = claimed
         if updated is None:
             ctx.lost()
             raise fenced_out

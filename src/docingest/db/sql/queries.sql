@@ -1,5 +1,35 @@
 -- Every query docingest runs, under "-- name: NAME" headers; run only by db/repository.py.
 
+-- name: claim_job
+-- Claim one job in one statement: claimable now, or working with an expired lease. The
+-- claimed job's document comes back in the same row (columns doc_*), so a worker needs no
+-- second round trip before running the first stage.
+WITH candidate AS (
+    SELECT job_id, state AS previous_state
+    FROM upload_pipeline.upload_jobs
+    WHERE (state IN ('queued', 'retryable') AND next_attempt_at <= now())
+       OR (state = 'working' AND lease_expires_at < now())
+    ORDER BY next_attempt_at, created_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE upload_pipeline.upload_jobs j
+SET state = 'working',
+    attempt_id = gen_random_uuid(),
+    claimed_by = %(worker_id)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+    attempts = j.attempts + 1,
+    lost_leases = j.lost_leases + (candidate.previous_state = 'working')::int,
+    updated_at = now()
+FROM candidate, upload_pipeline.documents d
+WHERE j.job_id = candidate.job_id AND d.document_id = j.document_id
+RETURNING j.*, candidate.previous_state,
+          d.document_id AS doc_document_id, d.user_id AS doc_user_id, d.filename AS doc_filename,
+          d.mime AS doc_mime, d.bytes_len AS doc_bytes_len, d.file_sha256 AS doc_file_sha256,
+          d.raw_path AS doc_raw_path, d.parsed_path AS doc_parsed_path,
+          d.parsed_sha256 AS doc_parsed_sha256, d.page_count AS doc_page_count,
+          d.created_at AS doc_created_at, d.updated_at AS doc_updated_at;
+
 -- name: fence
 -- Lock the job row and check this attempt still holds it; inside the handler's transaction.
 SELECT job_id FROM upload_pipeline.upload_jobs
@@ -13,23 +43,14 @@ FROM unnest(%(job_ids)s::uuid[], %(attempt_ids)s::uuid[]) AS held(job_id, attemp
 WHERE j.job_id = held.job_id AND j.attempt_id = held.attempt_id AND j.state = 'working'
 RETURNING j.job_id;
 
--- name: advance
--- The worker's statement: a stage transition, a claim, or both at once (a job's last
--- transition in a slot claims the slot's next job: one round trip, one commit). Alone on an
--- autocommit connection it is its own transaction; after a handler's writes it runs in
--- their fenced transaction.
---
--- 1. Transition (job_id not NULL), fenced by the attempt: the job moves from from_stage to
---    stage (or is rescheduled at its stage: state 'queued' after delay_seconds) and the
---    events (a jsonb array of {stage, type, payload}) are inserted in order; when the
---    attempt no longer holds the job at from_stage nothing is written: the UPDATE matches
---    nothing, so the INSERT selects nothing.
--- 2. Claim (worker_id not NULL), DESIGN.md section 2: one UPDATE of a row chosen FOR UPDATE
---    SKIP LOCKED (claimable now, or working with an expired lease), with a fresh attempt_id
---    and lease; the claimed job's document comes back in the same row (columns doc_*).
---
--- Rows: kind 'completed' (the transition's new job row; none when fenced out) and kind
--- 'claimed' (the claimed job, previous_state and doc_*; none when nothing is claimable).
+-- name: complete_stage
+-- A stage's transition in one statement, fenced by the attempt: the job moves from
+-- from_stage to stage (or is rescheduled at its stage: state 'queued' after delay_seconds)
+-- and the events (a jsonb array of {stage, type, payload}, written in order) are inserted.
+-- When the attempt no longer holds the job at from_stage, no row comes back and nothing is
+-- written: the UPDATE matches nothing, so the INSERT selects nothing. Alone on an autocommit
+-- connection this is the whole transaction (one round trip); after a handler's writes it
+-- runs in their fenced transaction.
 WITH j AS (
     UPDATE upload_pipeline.upload_jobs
     SET stage = %(stage)s,
@@ -59,42 +80,8 @@ WITH j AS (
            coalesce(e.event->'payload', '{}'::jsonb)
     FROM j, jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS e(event, n)
     ORDER BY e.n
-), candidate AS (
-    SELECT job_id, state AS previous_state
-    FROM upload_pipeline.upload_jobs
-    WHERE %(worker_id)s::text IS NOT NULL
-      AND ((state IN ('queued', 'retryable') AND next_attempt_at <= now())
-           OR (state = 'working' AND lease_expires_at < now()))
-    ORDER BY next_attempt_at, created_at
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE upload_pipeline.upload_jobs c
-    SET state = 'working',
-        attempt_id = gen_random_uuid(),
-        claimed_by = %(worker_id)s,
-        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
-        attempts = c.attempts + 1,
-        lost_leases = c.lost_leases + (candidate.previous_state = 'working')::int,
-        updated_at = now()
-    FROM candidate, upload_pipeline.documents d
-    WHERE c.job_id = candidate.job_id AND d.document_id = c.document_id
-    RETURNING c.*, candidate.previous_state,
-              d.document_id AS doc_document_id, d.user_id AS doc_user_id,
-              d.filename AS doc_filename, d.mime AS doc_mime, d.bytes_len AS doc_bytes_len,
-              d.file_sha256 AS doc_file_sha256, d.raw_path AS doc_raw_path,
-              d.parsed_path AS doc_parsed_path, d.parsed_sha256 AS doc_parsed_sha256,
-              d.page_count AS doc_page_count, d.created_at AS doc_created_at,
-              d.updated_at AS doc_updated_at
 )
-SELECT 'completed' AS kind, j.*, NULL AS previous_state, NULL AS doc_document_id,
-       NULL AS doc_user_id, NULL AS doc_filename, NULL AS doc_mime, NULL AS doc_bytes_len,
-       NULL AS doc_file_sha256, NULL AS doc_raw_path, NULL AS doc_parsed_path,
-       NULL AS doc_parsed_sha256, NULL AS doc_page_count, NULL AS doc_created_at,
-       NULL AS doc_updated_at
-FROM j
-UNION ALL
-SELECT 'claimed', claimed.* FROM claimed;
+SELECT * FROM j;
 
 -- name: update_progress
 UPDATE upload_pipeline.upload_jobs

@@ -62,7 +62,10 @@ class Repository:
             ``Claim(job, previous_state, document)``, or None when nothing is claimable.
         """
         row = _one(conn, "claim_job", {"worker_id": worker_id, "lease_seconds": lease_seconds})
-        return _claim_from_row(row) if row else None
+        if row is None:
+            return None
+        document = Document.from_row({k[4:]: v for k, v in row.items() if k.startswith("doc_")})
+        return Claim(Job.from_row(row), row["previous_state"], document)
 
     def fence(self, conn: Conn, job: Job) -> bool:
         """Lock the job row; True while ``job.attempt_id`` still holds it."""
@@ -112,9 +115,13 @@ class Repository:
         Returns:
             the job's new row, or None when the attempt was fenced out (nothing written).
         """
-        row = _one(conn, "complete_stage", _complete_params(
-            job, stage=stage, state=state, progress=progress, events=events,
-            delay_seconds=delay_seconds, lease_seconds=lease_seconds))
+        row = _one(conn, "complete_stage", {
+            "job_id": job.job_id, "attempt_id": job.attempt_id, "from_stage": job.stage.value,
+            "stage": stage, "state": state, "progress": _jsonb(progress),
+            "events": json.dumps([{"stage": s, "type": t, "payload": p} for s, t, p in events],
+                                 default=str),
+            "delay_seconds": delay_seconds, "lease_seconds": lease_seconds,
+        })
         return Job.from_row(row) if row else None
 
     def update_progress(self, conn: Conn, job_id: UUID, progress: dict[str, Any]) -> None:
@@ -420,30 +427,6 @@ class Repository:
         """A document's events with ``event_id > after_event_id``, oldest first, at most ``limit``."""
         return _all(conn, "events_after", {"document_id": document_id,
                                            "after_event_id": after_event_id, "limit": limit})
-
-def _claim_from_row(row: dict[str, Any]) -> Claim:
-    """A ``claim_job`` row: the job's columns, ``previous_state``, the document's as ``doc_*``."""
-    document = Document.from_row({k[4:]: v for k, v in row.items() if k.startswith("doc_")})
-    return Claim(Job.from_row(row), row["previous_state"], document)
-
-
-def _complete_params(
-    job: Job, *, stage: str, state: str, progress: dict[str, Any],
-    events: Sequence[tuple[str, str, dict[str, Any]]], delay_seconds: float = 0.0,
-    lease_seconds: float = 0.0,
-) -> dict[str, Any]:
-    return {
-        "job_id": job.job_id,
-        "attempt_id": job.attempt_id,
-        "from_stage": job.stage.value,
-        "stage": stage,
-        "state": state,
-        "progress": _jsonb(progress),
-        "events": json.dumps([{"stage": s, "type": t, "payload": p} for s, t, p in events],
-                             default=str),
-        "delay_seconds": delay_seconds,
-        "lease_seconds": lease_seconds,
-    }
 
 
 def _as_array(value: Any) -> np.ndarray:

@@ -117,6 +117,32 @@ def _stop(procs: list[subprocess.Popen[str]]) -> None:
             p.kill()
 
 
+def _wait_listening(url: str, n: int, since: Any, timeout: float = 60) -> None:
+    """Until ``n`` sessions started after ``since`` have run ``LISTEN`` last (the workers' wake-up).
+
+    A child says "ready" once its threads or tasks are started, which can be before its
+    listener has sent ``LISTEN``; jobs queued in that gap wake nobody, and the run then waits
+    for a polling interval (seconds) that it would report as queue time.
+    """
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND backend_start >= %s AND query ILIKE 'LISTEN %%'",
+                           (since,)).fetchone()[0] < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{n} worker processes did not LISTEN within {timeout} s")
+            time.sleep(0.02)
+
+
+def _db_now(url: str) -> Any:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+
 def _wait(conn: Any, sql: str, target: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while conn.execute(sql).fetchone()["n"] < target:
@@ -160,8 +186,10 @@ def docingest_rate(rt: Any, processes: int, jobs: int, pgoptions: str | None = N
             for d in ids:
                 copy.write_row((uuid.uuid4(), d, "uploaded", "waiting"))
         conn.commit()
+        since = _db_now(rt.url)
         procs = _start(["--child", rt.url, data_dir], processes, pgoptions)
         try:
+            _wait_listening(rt.url, processes, since)
             go = conn.execute("UPDATE upload_pipeline.upload_jobs SET state = 'queued', "
                               "next_attempt_at = now() RETURNING now() AS t").fetchone()["t"]
             conn.commit()
@@ -186,8 +214,10 @@ def procrastinate_rate(url: str, processes: int, jobs: int) -> float:
         conn.execute("TRUNCATE procrastinate_jobs CASCADE")
     app = _procrastinate_app(url)
     with app.open():
+        since = _db_now(url)
         procs = _start(["--procrastinate-child", url], processes)
         try:
+            _wait_listening(url, processes, since)
             started = time.perf_counter()
             app.tasks["noop_stage"].batch_defer(*[{"stage": 1} for _ in range(jobs)])
             with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:

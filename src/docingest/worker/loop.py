@@ -290,7 +290,6 @@ class BaseWorker:
         step: dict[str, Any] = {"stage": stage.value, "state": state.value, "progress": result.progress,
                                 "events": events, "delay_seconds": delay,
                                 "lease_seconds": self.settings.lease_seconds}
-        fenced_out = LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} fenced out")
         if result.persist is None:
             with single_statements(self.pool) as conn:
                 updated = self.repo.complete_stage(conn, job, **step)
@@ -300,10 +299,11 @@ class BaseWorker:
                 updated = self.repo.complete_stage(conn, job, **step)
                 if updated is None:  # raised inside: the handler's writes roll back too
                     ctx.lost()
-                    raise fenced_out
+                    raise LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} "
+                                    "fenced out")
         if updated is None:
             ctx.lost()
-            raise fenced_out
+            raise LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} fenced out")
         return updated
 
     def _record_failure(self, ctx: JobContext, error: DocingestError) -> Job | None:

@@ -218,14 +218,14 @@ class BaseWorker:
                             stage=job.stage.value, type="lease_taken_over",
                             payload={"lost_leases": job.lost_leases, "attempt_id": str(job.attempt_id)})
             assert document is not None, "a job always has its document (FK)"
-            return self._process(JobContext(self, job, document, held), took_over)
+            return self._process(JobContext(self, job, document, held), held, took_over)
         finally:
             logs.unbind_job()
             with self._held_lock:
                 self._held.pop(job.job_id, None)
 
-    def _process(self, ctx: JobContext, took_over: bool) -> Job | None:
-        job, held = ctx.job, ctx._held
+    def _process(self, ctx: JobContext, held: _Held, took_over: bool) -> Job | None:
+        job = ctx.job
         logs.bind_job(job, user_id=ctx.document.user_id)
         if took_over:
             metrics.LEASE_TAKEOVERS.inc()

@@ -3,10 +3,19 @@
 docingest: ``n`` jobs are inserted as ``waiting`` at ``uploaded``; P child
 processes each run a :class:`BaseWorker` (2 slots, LISTEN/NOTIFY) whose nine
 handlers do nothing (``Passthrough``), so what is measured is the queue itself:
-claim (one ``UPDATE ... SKIP LOCKED``), and per stage the fenced transaction
-(``fence`` + ``advance_job`` + the ``stage_completed`` event). When every child
-is ready the jobs are queued in one statement; the rate is ``9 n`` transitions
-over the time from that commit to the last ``finished_at``.
+per job one claim (``claim_job``: one ``UPDATE ... SKIP LOCKED`` that also
+returns the document), then per stage one fenced statement (``complete_stage``:
+the transition and its ``stage_completed`` event), each its own transaction. When
+every child is ready the jobs are queued in one statement; the rate is ``9 n``
+transitions over the time from that commit to the last ``finished_at``.
+
+Each transition is a durable commit, so on a small machine the rate follows the
+time the disk takes to flush the WAL (fsync) as much as the CPU: the run reports
+that latency (median of single-row commits on the same database) before and after
+the docingest runs, and, as a reference only, the 2-process rate with the children's
+sessions not waiting for the flush (``synchronous_commit=off``, set through
+``PGOPTIONS`` for those sessions alone; docingest never uses it: a database crash
+could lose the last transitions a worker acted on).
 
 procrastinate (reference, same database, same machine): each of the ``n`` jobs
 is a chain of nine no-op tasks, each deferring the next before it returns (a
@@ -35,9 +44,12 @@ STAGES_PER_JOB = 9
 SLOTS = 2
 
 
-def _env() -> dict[str, str]:
+def _env(pgoptions: str | None = None) -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH")]))
-    return dict(os.environ, PYTHONPATH=path)
+    env = dict(os.environ, PYTHONPATH=path)
+    if pgoptions:
+        env["PGOPTIONS"] = pgoptions
+    return env
 
 
 # --- children ---------------------------------------------------------------------------
@@ -87,9 +99,9 @@ def _procrastinate_child(url: str) -> None:
 
 
 # --- parent -----------------------------------------------------------------------------
-def _start(args: list[str], n: int) -> list[subprocess.Popen[str]]:
-    procs = [subprocess.Popen([sys.executable, "-m", "bench.transitions", *args], env=_env(), cwd=REPO,
-                              stdout=subprocess.PIPE, text=True) for _ in range(n)]
+def _start(args: list[str], n: int, pgoptions: str | None = None) -> list[subprocess.Popen[str]]:
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.transitions", *args], env=_env(pgoptions),
+                              cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(n)]
     for p in procs:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready", "child failed to start"
     return procs
@@ -105,6 +117,32 @@ def _stop(procs: list[subprocess.Popen[str]]) -> None:
             p.kill()
 
 
+def _wait_listening(url: str, n: int, since: Any, timeout: float = 60) -> None:
+    """Until ``n`` sessions started after ``since`` have run ``LISTEN`` last (the workers' wake-up).
+
+    A child says "ready" once its threads or tasks are started, which can be before its
+    listener has sent ``LISTEN``; jobs queued in that gap wake nobody, and the run then waits
+    for a polling interval (seconds) that it would report as queue time.
+    """
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND backend_start >= %s AND query ILIKE 'LISTEN %%'",
+                           (since,)).fetchone()[0] < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{n} worker processes did not LISTEN within {timeout} s")
+            time.sleep(0.02)
+
+
+def _db_now(url: str) -> Any:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+
 def _wait(conn: Any, sql: str, target: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while conn.execute(sql).fetchone()["n"] < target:
@@ -113,8 +151,28 @@ def _wait(conn: Any, sql: str, target: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def docingest_rate(rt: Any, processes: int, jobs: int) -> float:
-    """Transitions/s of ``jobs`` no-op jobs through ``processes`` worker processes."""
+def commit_latency_ms(url: str, commits: int = 100) -> float:
+    """Median milliseconds of a durable single-row commit (an INSERT, autocommit) on ``url``."""
+    import statistics
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS public.bench_commit_probe (x int)")
+        times = []
+        for i in range(commits):
+            started = time.perf_counter()
+            conn.execute("INSERT INTO public.bench_commit_probe VALUES (%s)", (i,))
+            times.append(time.perf_counter() - started)
+        conn.execute("DROP TABLE public.bench_commit_probe")
+    return statistics.median(times) * 1000
+
+
+def docingest_rate(rt: Any, processes: int, jobs: int, pgoptions: str | None = None) -> float:
+    """Transitions/s of ``jobs`` no-op jobs through ``processes`` worker processes.
+
+    ``pgoptions``: the children's ``PGOPTIONS`` (session settings), None for the defaults.
+    """
     data_dir = tempfile.mkdtemp(prefix="docingest-bench-tr-")
     with rt.pool().connection() as conn:
         conn.execute("TRUNCATE upload_pipeline.documents CASCADE")
@@ -128,8 +186,10 @@ def docingest_rate(rt: Any, processes: int, jobs: int) -> float:
             for d in ids:
                 copy.write_row((uuid.uuid4(), d, "uploaded", "waiting"))
         conn.commit()
-        procs = _start(["--child", rt.url, data_dir], processes)
+        since = _db_now(rt.url)
+        procs = _start(["--child", rt.url, data_dir], processes, pgoptions)
         try:
+            _wait_listening(rt.url, processes, since)
             go = conn.execute("UPDATE upload_pipeline.upload_jobs SET state = 'queued', "
                               "next_attempt_at = now() RETURNING now() AS t").fetchone()["t"]
             conn.commit()
@@ -154,8 +214,10 @@ def procrastinate_rate(url: str, processes: int, jobs: int) -> float:
         conn.execute("TRUNCATE procrastinate_jobs CASCADE")
     app = _procrastinate_app(url)
     with app.open():
+        since = _db_now(url)
         procs = _start(["--procrastinate-child", url], processes)
         try:
+            _wait_listening(url, processes, since)
             started = time.perf_counter()
             app.tasks["noop_stage"].batch_defer(*[{"stage": 1} for _ in range(jobs)])
             with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
@@ -180,10 +242,17 @@ def run(quick: bool = False) -> list[Figure]:
     rt = Runtime(scratch_settings())
     figures = [Figure("transitions", "jobs per run (9 transitions each)", jobs)]
     try:
+        figures.append(Figure("transitions", "durable commit latency, before",
+                              round(commit_latency_ms(rt.url), 3), "ms", "WAL flush on this disk"))
         for processes in (1, 2, 4):
             rate = docingest_rate(rt, processes, jobs)
             figures.append(Figure("transitions", f"docingest, {processes} process(es) x {SLOTS} slots",
                                   round(rate, 1), "transition/s", ">= 1000" if processes == 2 else ""))
+        figures.append(Figure("transitions", "durable commit latency, after",
+                              round(commit_latency_ms(rt.url), 3), "ms", "WAL flush on this disk"))
+        rate = docingest_rate(rt, 2, jobs, pgoptions="-c synchronous_commit=off")
+        figures.append(Figure("transitions", f"docingest, 2 process(es) x {SLOTS}, commits not flushed",
+                              round(rate, 1), "transition/s", "reference: not a setting docingest uses"))
         try:
             import procrastinate  # noqa: F401
         except ImportError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 
@@ -112,3 +112,14 @@ class Document:
         """Build from a dict row (extra keys are ignored)."""
         names = cls.__dataclass_fields__.keys()
         return cls(**{k: row[k] for k in names if k in row})
+
+
+class Claim(NamedTuple):
+    """A job just claimed, the state it was claimed from, and its document.
+
+    ``previous_state`` is ``"working"`` when an expired lease was taken over.
+    """
+
+    job: Job
+    previous_state: str
+    document: Document

@@ -19,16 +19,16 @@ def test_slot_survives_an_unexpected_error(runtime: Runtime, tmp_path: Path) -> 
     path.write_text("# Resilience\n\nA slot must not die of one bad surprise.\n")
     reg = register_file(runtime, path, user_id="u")
     worker = runtime.worker(concurrency=1)
-    real = worker.repo.get_document
+    real = worker.process
     calls = {"n": 0}
 
-    def flaky(conn: Any, document_id: Any) -> Any:
+    def flaky(*args: Any, **kwargs: Any) -> Any:  # after the claim, before any handler
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("surprise outside any handler")
-        return real(conn, document_id)
+        return real(*args, **kwargs)
 
-    worker.repo.get_document = flaky  # type: ignore[method-assign]
+    worker.process = flaky  # type: ignore[method-assign]
     worker.start()
     try:
         job = pipeline.wait_terminal(runtime, [reg.document.document_id], timeout=30)[

@@ -17,17 +17,26 @@ from uuid import UUID
 import numpy as np
 import psycopg
 
-from docingest.domain import Document, Job
+from docingest.domain import Claim, Document, Job
 
 Conn = psycopg.Connection[Any]
 
 
 @cache
 def queries() -> dict[str, str]:
-    """``{name: sql}`` parsed from ``sql/queries.sql``."""
+    """``{name: sql}`` parsed from ``sql/queries.sql``, without its whole-line comments.
+
+    The comments document the file; dropped, they are not sent to the server, and every
+    query stays under psycopg's 4,096-character limit for caching its parsed form (a longer
+    one is re-parsed on every execution).
+    """
     text = (resources.files("docingest.db") / "sql" / "queries.sql").read_text(encoding="utf-8")
     parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
-    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+    return {parts[i]: _strip_comment_lines(parts[i + 1]) for i in range(1, len(parts), 2)}
+
+
+def _strip_comment_lines(sql: str) -> str:
+    return "\n".join(line for line in sql.strip().splitlines() if not line.lstrip().startswith("--"))
 
 
 def _one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -46,12 +55,17 @@ class Repository:
     """Typed access to the ``upload_pipeline`` schema."""
 
     # --- claiming and leases -------------------------------------------------
-    def claim_job(self, conn: Conn, *, worker_id: str, lease_seconds: float) -> tuple[Job, str] | None:
-        """Claim one job (``FOR UPDATE SKIP LOCKED``): ``(job, previous_state)`` or None."""
+    def claim_job(self, conn: Conn, *, worker_id: str, lease_seconds: float) -> Claim | None:
+        """Claim one job (``FOR UPDATE SKIP LOCKED``) with its document, in one statement.
+
+        Returns:
+            ``Claim(job, previous_state, document)``, or None when nothing is claimable.
+        """
         row = _one(conn, "claim_job", {"worker_id": worker_id, "lease_seconds": lease_seconds})
         if row is None:
             return None
-        return Job.from_row(row), row["previous_state"]
+        document = Document.from_row({k[4:]: v for k, v in row.items() if k.startswith("doc_")})
+        return Claim(Job.from_row(row), row["previous_state"], document)
 
     def fence(self, conn: Conn, job: Job) -> bool:
         """Lock the job row; True while ``job.attempt_id`` still holds it."""
@@ -75,7 +89,7 @@ class Repository:
         )
         return {r["job_id"] for r in rows}
 
-    def advance_job(
+    def complete_stage(
         self,
         conn: Conn,
         job: Job,
@@ -83,22 +97,31 @@ class Repository:
         stage: str,
         state: str,
         progress: dict[str, Any],
+        events: Sequence[tuple[str, str, dict[str, Any]]],
         delay_seconds: float = 0.0,
         lease_seconds: float = 0.0,
     ) -> Job | None:
-        row = _one(
-            conn,
-            "advance_job",
-            {
-                "job_id": job.job_id,
-                "attempt_id": job.attempt_id,
-                "stage": stage,
-                "state": state,
-                "progress": _jsonb(progress),
-                "delay_seconds": delay_seconds,
-                "lease_seconds": lease_seconds,
-            },
-        )
+        """Move ``job`` from ``job.stage`` to ``stage``/``state`` and write ``events``: one statement.
+
+        Fenced: only while ``job.attempt_id`` holds the job, working, at ``job.stage``.
+
+        Args:
+            progress: keys merged into ``progress``.
+            events: ``(stage, type, payload)`` rows, inserted in this order.
+            delay_seconds: ``next_attempt_at`` is now plus this (a rescheduled job).
+            lease_seconds: the lease of a job that stays ``working`` (renewed when less
+                than half of it is left).
+
+        Returns:
+            the job's new row, or None when the attempt was fenced out (nothing written).
+        """
+        row = _one(conn, "complete_stage", {
+            "job_id": job.job_id, "attempt_id": job.attempt_id, "from_stage": job.stage.value,
+            "stage": stage, "state": state, "progress": _jsonb(progress),
+            "events": json.dumps([{"stage": s, "type": t, "payload": p} for s, t, p in events],
+                                 default=str),
+            "delay_seconds": delay_seconds, "lease_seconds": lease_seconds,
+        })
         return Job.from_row(row) if row else None
 
     def update_progress(self, conn: Conn, job_id: UUID, progress: dict[str, Any]) -> None:
@@ -426,6 +449,7 @@ class Repository:
         """A document's events with ``event_id > after_event_id``, oldest first, at most ``limit``."""
         return _all(conn, "events_after", {"document_id": document_id,
                                            "after_event_id": after_event_id, "limit": limit})
+
 
 def _as_array(value: Any) -> np.ndarray:
     """float32 array of a pgvector value (``Vector`` in pgvector >= 0.4, else an ndarray)."""

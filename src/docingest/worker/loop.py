@@ -4,7 +4,9 @@ Guarantees (DESIGN.md section 2):
 - a claim is one ``UPDATE ... (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``
   with a fresh ``attempt_id`` (``db/sql/queries.sql``: ``claim_job``);
 - every write of a handler, and its transition, happen in one transaction that
-  first checks (``fence``) that the attempt still holds the job;
+  first checks (``fence``) that the attempt still holds the job; a stage without
+  writes is one fenced statement (``complete_stage``: the transition and its
+  events, written only while the attempt holds the job at that stage);
 - a heartbeat thread renews the leases of held jobs; a job whose renewal fails
   is marked lost and its handler stops at the next ``ctx.check()``;
 - expired leases are claimable; after ``max_lost_leases`` takeovers the job
@@ -32,8 +34,9 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from docingest import logs, metrics
+from docingest.db.pool import single_statements
 from docingest.db.repository import Repository
-from docingest.domain import Document, Job, Stage, State
+from docingest.domain import Claim, Document, Job, Stage, State
 from docingest.errors import DocingestError, LeaseLost, WorkerLost, classify
 from docingest.settings import Settings
 from docingest.stages.base import Persist, StageHandler, StageResult
@@ -69,11 +72,15 @@ class JobContext:
         if self.worker.stopping.is_set():
             raise WorkerStopping()
 
+    def lost(self) -> None:
+        """Mark the attempt as fenced out: its handler stops at the next :meth:`check`."""
+        self._held.lost.set()
+
     @contextmanager
     def fenced(self) -> Iterator[Any]:
         with self.worker.pool.connection() as conn, conn.transaction():
             if not self.worker.repo.fence(conn, self.job):
-                self._held.lost.set()
+                self.lost()
                 raise LeaseLost(f"job {self.job.job_id}: attempt {self.job.attempt_id} fenced out")
             yield conn
 
@@ -170,47 +177,59 @@ class BaseWorker:
 
     def claim(self) -> tuple[Job, str] | None:
         """Claim one job; ``(job, previous_state)`` or None when nothing is claimable."""
-        with self.pool.connection() as conn:
+        claimed = self._claim()
+        return None if claimed is None else (claimed.job, claimed.previous_state)
+
+    def _claim(self) -> Claim | None:
+        with single_statements(self.pool) as conn:  # the claim is its own transaction
             return self.repo.claim_job(
                 conn, worker_id=self.worker_id, lease_seconds=self.settings.lease_seconds
             )
 
     def run_once(self) -> bool:
         """Claim and process one job; False when there was nothing to claim."""
-        claimed = self.claim()
+        claimed = self._claim()
         if claimed is None:
             return False
-        job, previous_state = claimed
-        self.process(job, took_over=previous_state == State.WORKING.value)
+        self.process(claimed.job, took_over=claimed.previous_state == State.WORKING.value,
+                     document=claimed.document)
         return True
 
-    def process(self, job: Job, *, took_over: bool = False) -> Job | None:
-        """Run a claimed job through as many stages as it can go; return its last row."""
+    def process(
+        self, job: Job, *, took_over: bool = False, document: Document | None = None
+    ) -> Job | None:
+        """Run a claimed job through as many stages as it can go; return its last row.
+
+        ``document`` is the job's document when the claim brought it (else it is read).
+        Returns None when the attempt lost its lease or the worker is stopping.
+        """
         held = _Held(job, threading.Event())
         with self._held_lock:
             self._held[job.job_id] = held
         logs.bind_job(job)
         try:
-            return self._process(job, held, took_over)
+            if document is None or took_over:
+                with self.pool.connection() as conn:
+                    if document is None:
+                        document = self.repo.get_document(conn, job.document_id)
+                    if took_over:
+                        self.repo.insert_event(
+                            conn, job_id=job.job_id, document_id=job.document_id,
+                            stage=job.stage.value, type="lease_taken_over",
+                            payload={"lost_leases": job.lost_leases, "attempt_id": str(job.attempt_id)})
+            assert document is not None, "a job always has its document (FK)"
+            return self._process(JobContext(self, job, document, held), held, took_over)
         finally:
             logs.unbind_job()
             with self._held_lock:
                 self._held.pop(job.job_id, None)
 
-    def _process(self, job: Job, held: _Held, took_over: bool) -> Job | None:
-        with self.pool.connection() as conn:
-            document = self.repo.get_document(conn, job.document_id)
-            if took_over:
-                self.repo.insert_event(conn, job_id=job.job_id, document_id=job.document_id,
-                                       stage=job.stage.value, type="lease_taken_over",
-                                       payload={"lost_leases": job.lost_leases,
-                                                "attempt_id": str(job.attempt_id)})
-        assert document is not None, "a job always has its document (FK)"
-        logs.bind_job(job, user_id=document.user_id)
+    def _process(self, ctx: JobContext, held: _Held, took_over: bool) -> Job | None:
+        job = ctx.job
+        logs.bind_job(job, user_id=ctx.document.user_id)
         if took_over:
             metrics.LEASE_TAKEOVERS.inc()
         slog.info("job claimed", took_over=took_over, attempts=job.attempts, worker=self.worker_id)
-        ctx = JobContext(self, job, document, held)
         try:
             if took_over and job.lost_leases >= self.settings.max_lost_leases:
                 raise WorkerLost(
@@ -246,6 +265,16 @@ class BaseWorker:
             return self._record_failure(ctx, classify(exc))
 
     def _transition(self, ctx: JobContext, result: StageResult, seconds: float) -> Job:
+        """Record a handler's result: its writes, the stage change and its events, fenced.
+
+        Without writes (``result.persist`` None) this is one statement on an autocommit
+        connection, one round trip (``Repository.complete_stage``: the attempt's fence, the
+        transition and the events). With writes, they and that statement share one
+        transaction that first locks the job and checks the attempt (``ctx.fenced``).
+
+        Raises:
+            LeaseLost: the attempt no longer holds the job; nothing was written.
+        """
         job = ctx.job
         if result.delay_seconds is not None:
             stage, state, delay = job.stage, State.QUEUED, result.delay_seconds
@@ -253,25 +282,28 @@ class BaseWorker:
             stage = job.stage.next()
             state = State.DONE if stage is Stage.COMPLETE else State.WORKING
             delay = 0.0
-        with ctx.fenced() as conn:
-            if result.persist is not None:
+        events = [(job.stage.value, type_, payload) for type_, payload in result.events]
+        if result.delay_seconds is None:
+            events.append((stage.value, "stage_completed",
+                           {"from": job.stage.value, "seconds": round(seconds, 4),
+                            "attempt_id": str(job.attempt_id), "worker": self.worker_id}))
+        step: dict[str, Any] = {"stage": stage.value, "state": state.value, "progress": result.progress,
+                                "events": events, "delay_seconds": delay,
+                                "lease_seconds": self.settings.lease_seconds}
+        if result.persist is None:
+            with single_statements(self.pool) as conn:
+                updated = self.repo.complete_stage(conn, job, **step)
+        else:
+            with ctx.fenced() as conn:
                 result.persist(conn)
-            updated = self.repo.advance_job(
-                conn, job, stage=stage.value, state=state.value, progress=result.progress,
-                delay_seconds=delay, lease_seconds=self.settings.lease_seconds,
-            )
-            if updated is None:
-                raise LeaseLost(f"job {job.job_id}: transition fenced out")
-            for type_, payload in result.events:
-                self.repo.insert_event(conn, job_id=job.job_id, document_id=job.document_id,
-                                       stage=job.stage.value, type=type_, payload=payload)
-            if result.delay_seconds is None:
-                self.repo.insert_event(
-                    conn, job_id=job.job_id, document_id=job.document_id, stage=stage.value,
-                    type="stage_completed",
-                    payload={"from": job.stage.value, "seconds": round(seconds, 4),
-                             "attempt_id": str(job.attempt_id), "worker": self.worker_id},
-                )
+                updated = self.repo.complete_stage(conn, job, **step)
+                if updated is None:  # raised inside: the handler's writes roll back too
+                    ctx.lost()
+                    raise LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} "
+                                    "fenced out")
+        if updated is None:
+            ctx.lost()
+            raise LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} fenced out")
         return updated
 
     def _record_failure(self, ctx: JobContext, error: DocingestError) -> Job | None:

@@ -1,15 +1,30 @@
 -- Every query docingest runs, under "-- name: NAME" headers; run only by db/repository.py.
 
 -- name: claim_job
--- Claim one job in one statement: claimable now, or working with an expired lease.
-WITH candidate AS (
+-- Claim one job in one statement: a working job whose lease expired (taken over first), else
+-- the queued or retryable job due the longest. Each kind is read in order from its partial
+-- index (upload_jobs_leased, upload_jobs_claimable) and the first row that no other claim
+-- holds is locked (FOR UPDATE SKIP LOCKED): the cost does not grow with the backlog (one
+-- OR-ed scan sorted every claimable row: 2.8 ms a claim with 20,000 queued, 0.3 ms now). The
+-- queued branch runs only when no expired lease was found. The claimed job's document comes
+-- back in the same row (columns doc_*), so a worker needs no second round trip before
+-- running the first stage.
+WITH expired AS (
     SELECT job_id, state AS previous_state
     FROM upload_pipeline.upload_jobs
-    WHERE (state IN ('queued', 'retryable') AND next_attempt_at <= now())
-       OR (state = 'working' AND lease_expires_at < now())
-    ORDER BY next_attempt_at, created_at
+    WHERE state = 'working' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
     LIMIT 1
     FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT job_id, state AS previous_state
+    FROM upload_pipeline.upload_jobs
+    WHERE state IN ('queued', 'retryable') AND next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), candidate AS (
+    (SELECT * FROM expired) UNION ALL (SELECT * FROM due) LIMIT 1
 )
 UPDATE upload_pipeline.upload_jobs j
 SET state = 'working',
@@ -19,9 +34,14 @@ SET state = 'working',
     attempts = j.attempts + 1,
     lost_leases = j.lost_leases + (candidate.previous_state = 'working')::int,
     updated_at = now()
-FROM candidate
-WHERE j.job_id = candidate.job_id
-RETURNING j.*, candidate.previous_state;
+FROM candidate, upload_pipeline.documents d
+WHERE j.job_id = candidate.job_id AND d.document_id = j.document_id
+RETURNING j.*, candidate.previous_state,
+          d.document_id AS doc_document_id, d.user_id AS doc_user_id, d.filename AS doc_filename,
+          d.mime AS doc_mime, d.bytes_len AS doc_bytes_len, d.file_sha256 AS doc_file_sha256,
+          d.raw_path AS doc_raw_path, d.parsed_path AS doc_parsed_path,
+          d.parsed_sha256 AS doc_parsed_sha256, d.page_count AS doc_page_count,
+          d.created_at AS doc_created_at, d.updated_at AS doc_updated_at;
 
 -- name: fence
 -- Lock the job row and check this attempt still holds it; inside the handler's transaction.
@@ -36,21 +56,45 @@ FROM unnest(%(job_ids)s::uuid[], %(attempt_ids)s::uuid[]) AS held(job_id, attemp
 WHERE j.job_id = held.job_id AND j.attempt_id = held.attempt_id AND j.state = 'working'
 RETURNING j.job_id;
 
--- name: advance_job
-UPDATE upload_pipeline.upload_jobs
-SET stage = %(stage)s,
-    state = %(state)s,
-    progress = progress || %(progress)s::jsonb,
-    retry_count = CASE WHEN %(stage)s::text <> stage THEN 0 ELSE retry_count END,
-    next_attempt_at = now() + make_interval(secs => %(delay_seconds)s),
-    lease_expires_at = CASE WHEN %(state)s::text = 'working'
-                            THEN now() + make_interval(secs => %(lease_seconds)s) END,
-    attempt_id = CASE WHEN %(state)s::text = 'working' THEN attempt_id END,
-    claimed_by = CASE WHEN %(state)s::text = 'working' THEN claimed_by END,
-    finished_at = CASE WHEN %(state)s::text = 'done' THEN now() END,
-    updated_at = now()
-WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
-RETURNING *;
+-- name: complete_stage
+-- A stage's transition in one statement, fenced by the attempt: the job moves from
+-- from_stage to stage (or is rescheduled at its stage: state 'queued' after delay_seconds)
+-- and the events (a jsonb array of {stage, type, payload}, written in order) are inserted.
+-- When the attempt no longer holds the job at from_stage, no row comes back and nothing is
+-- written: the UPDATE matches nothing, so the INSERT selects nothing. Alone on an autocommit
+-- connection this is the whole transaction (one round trip); after a handler's writes it
+-- runs in their fenced transaction.
+WITH j AS (
+    UPDATE upload_pipeline.upload_jobs
+    SET stage = %(stage)s,
+        state = %(state)s,
+        progress = progress || %(progress)s::jsonb,
+        retry_count = CASE WHEN %(stage)s::text <> stage THEN 0 ELSE retry_count END,
+        -- A job that stays working keeps next_attempt_at, and its lease unless less than half
+        -- of it is left (the heartbeat renews it anyway): with no indexed column changed the
+        -- update can be HOT: no new entry in any of the table's six indexes.
+        next_attempt_at = CASE WHEN %(state)s::text = 'working' THEN next_attempt_at
+                               ELSE now() + make_interval(secs => %(delay_seconds)s) END,
+        lease_expires_at = CASE
+            WHEN %(state)s::text <> 'working' THEN NULL
+            WHEN lease_expires_at > now() + make_interval(secs => %(lease_seconds)s / 2)
+                THEN lease_expires_at
+            ELSE now() + make_interval(secs => %(lease_seconds)s) END,
+        attempt_id = CASE WHEN %(state)s::text = 'working' THEN attempt_id END,
+        claimed_by = CASE WHEN %(state)s::text = 'working' THEN claimed_by END,
+        finished_at = CASE WHEN %(state)s::text = 'done' THEN now() END,
+        updated_at = now()
+    WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+      AND stage = %(from_stage)s
+    RETURNING *
+), ev AS (
+    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+    SELECT j.job_id, j.document_id, e.event->>'stage', e.event->>'type',
+           coalesce(e.event->'payload', '{}'::jsonb)
+    FROM j, jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS e(event, n)
+    ORDER BY e.n
+)
+SELECT * FROM j;
 
 -- name: update_progress
 UPDATE upload_pipeline.upload_jobs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,6 @@ def test_every_handler_twice_gives_the_same_rows(runtime: Runtime, tmp_path: Pat
         assert once == twice, f"{ctx.job.stage.value} is not idempotent"
         assert first.progress.keys() == second.progress.keys()
         seen.append(ctx.job.stage)
-        ctx.job = w._transition(ctx, second, 0.0)
+        ctx.job, _ = w._transition(ctx, second, time.monotonic())
     assert seen == [s for s in Stage if s is not Stage.COMPLETE]
     assert len(rows(runtime, "SELECT 1 FROM upload_pipeline.document_chunks")) >= 2

@@ -254,3 +254,17 @@ def test_a_fenced_out_no_op_transition_raises_lease_lost_and_stops_the_handler(
         w._transition(ctx, StageResult(progress={"x": 1}, events=[("note", {})]), 0.0)
     assert held.lost.is_set()
     assert _job(runtime)["stage"] == "uploaded" and _events(runtime) == []
+
+
+def test_a_stages_recorded_seconds_include_its_writes(runtime: Runtime, tmp_path: Path) -> None:
+    """``stage_completed.seconds`` counts the handler's writes (e.g. a finalize's index inserts),
+    not only the handler's run."""
+    register(runtime, write_docs(tmp_path / "in", 1))
+    w = runtime.worker(concurrency=1)
+    claimed = _claim(runtime)
+    ctx = JobContext(w, claimed.job, claimed.document, _Held(claimed.job, threading.Event()))
+    result = StageResult(progress={}, persist=lambda conn: conn.execute("SELECT pg_sleep(0.3)"))
+    updated, seconds = w._transition(ctx, result, time.monotonic())
+    assert updated.stage is claimed.job.stage.next() and seconds >= 0.3
+    [event] = [e for e in _events(runtime) if e["type"] == "stage_completed"]
+    assert event["payload"]["seconds"] >= 0.3

@@ -239,8 +239,7 @@ class BaseWorker:
                 started = time.monotonic()
                 result = self.handlers[ctx.job.stage].run(ctx)
                 ctx.check()
-                seconds = time.monotonic() - started
-                updated = self._transition(ctx, result, seconds)
+                updated, seconds = self._transition(ctx, result, started)
                 metrics.stage_finished(ctx.job.stage.value, None if result.delay_seconds is not None
                                        else updated.stage.value, seconds,
                                        terminal="done" if updated.state is State.DONE else None)
@@ -264,13 +263,15 @@ class BaseWorker:
         except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
             return self._record_failure(ctx, classify(exc))
 
-    def _transition(self, ctx: JobContext, result: StageResult, seconds: float) -> Job:
+    def _transition(self, ctx: JobContext, result: StageResult, started: float) -> tuple[Job, float]:
         """Record a handler's result: its writes, the stage change and its events, fenced.
 
         Without writes (``result.persist`` None) this is one statement on an autocommit
         connection, one round trip (``Repository.complete_stage``: the attempt's fence, the
         transition and the events). With writes, they and that statement share one
         transaction that first locks the job and checks the attempt (``ctx.fenced``).
+        Returns the updated job and the stage's seconds since ``started`` (monotonic), its
+        writes included (a finalize's index inserts are part of the stage's time).
 
         Raises:
             LeaseLost: the attempt no longer holds the job; nothing was written.
@@ -282,21 +283,26 @@ class BaseWorker:
             stage = job.stage.next()
             state = State.DONE if stage is Stage.COMPLETE else State.WORKING
             delay = 0.0
-        events = [(job.stage.value, type_, payload) for type_, payload in result.events]
-        if result.delay_seconds is None:
-            events.append((stage.value, "stage_completed",
-                           {"from": job.stage.value, "seconds": round(seconds, 4),
-                            "attempt_id": str(job.attempt_id), "worker": self.worker_id}))
-        step: dict[str, Any] = {"stage": stage.value, "state": state.value, "progress": result.progress,
-                                "events": events, "delay_seconds": delay,
-                                "lease_seconds": self.settings.lease_seconds}
+
+        def step(seconds: float) -> dict[str, Any]:
+            events = [(job.stage.value, type_, payload) for type_, payload in result.events]
+            if result.delay_seconds is None:
+                events.append((stage.value, "stage_completed",
+                               {"from": job.stage.value, "seconds": round(seconds, 4),
+                                "attempt_id": str(job.attempt_id), "worker": self.worker_id}))
+            return {"stage": stage.value, "state": state.value, "progress": result.progress,
+                    "events": events, "delay_seconds": delay,
+                    "lease_seconds": self.settings.lease_seconds}
+
         if result.persist is None:
+            seconds = time.monotonic() - started
             with single_statements(self.pool) as conn:
-                updated = self.repo.complete_stage(conn, job, **step)
+                updated = self.repo.complete_stage(conn, job, **step(seconds))
         else:
             with ctx.fenced() as conn:
                 result.persist(conn)
-                updated = self.repo.complete_stage(conn, job, **step)
+                seconds = time.monotonic() - started
+                updated = self.repo.complete_stage(conn, job, **step(seconds))
                 if updated is None:  # raised inside: the handler's writes roll back too
                     ctx.lost()
                     raise LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} "
@@ -304,7 +310,7 @@ class BaseWorker:
         if updated is None:
             ctx.lost()
             raise LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} fenced out")
-        return updated
+        return updated, seconds
 
     def _record_failure(self, ctx: JobContext, error: DocingestError) -> Job | None:
         job = ctx.job

@@ -77,16 +77,31 @@ def single_statements(pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]
                 conn.autocommit = False
 
 
+class DatabaseNotMigrated(RuntimeError):
+    """The database answers but lacks the schema or the ``vector`` type: run ``docingest migrate``."""
+
+
 def make_pool(url: str, *, max_size: int = 10, min_size: int = 1) -> ConnectionPool:
     """A psycopg pool whose connections return dict rows and know ``vector``.
 
     Broken connections are detected on checkout (:func:`check_connection`) and replaced, so
     the pool survives a dropped connection or a database restart.
+
+    Raises:
+        RuntimeError: the database does not accept a connection (within 10 s).
+        DatabaseNotMigrated: it does, but has not been migrated (instead of the pool retrying
+            ``register_vector`` for a minute).
     """
     try:  # fail fast with a clear message instead of the pool retrying for minutes
-        psycopg.connect(url, connect_timeout=10).close()
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            row = conn.execute("SELECT to_regtype('vector') IS NOT NULL,"
+                               " to_regnamespace('upload_pipeline') IS NOT NULL").fetchone()
     except psycopg.OperationalError as exc:
         raise RuntimeError(f"cannot connect to the database (UPLOAD_PIPELINE_DATABASE_URL): {exc}") from exc
+    if row is None or not all(row):
+        raise DatabaseNotMigrated(
+            "the database is not migrated (no pgvector type or no upload_pipeline schema): "
+            "run `docingest migrate` with the same UPLOAD_PIPELINE_DATABASE_URL")
     pool = ConnectionPool(
         url,
         min_size=min_size,

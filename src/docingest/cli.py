@@ -297,6 +297,10 @@ def serve(
     from docingest.runtime import Runtime
 
     _setup_logging(verbose)
+    # SIGTERM like SIGINT: uvicorn captures both, shuts down gracefully, then raises the signal
+    # again with our handler back in place; KeyboardInterrupt runs the finally below and the exit
+    # handlers (the embedded PostgreSQL's), where the default SIGTERM action would skip them.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     rt = _runtime()
     update = {k: v for k, v in (("api_host", host), ("api_port", port)) if v is not None}
     settings = rt.settings.model_copy(update=update)

@@ -55,3 +55,34 @@ def test_search_refuses_a_bad_mode_and_an_empty_query(settings: Settings) -> Non
     assert run_cli(settings, "search", "x", "--mode", "fuzzy").returncode == 2
     proc = run_cli(settings, "search", "   ")
     assert proc.returncode == 2 and "empty" in proc.stderr
+
+
+def run_cli_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "docingest.cli", *args], env=env,
+                          capture_output=True, text=True, check=False, timeout=300)
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("DATABASE_URL", "postgresql://docingest@127.0.0.1:1/docingest", "cannot connect to UPLOAD_PIPELINE_DATABASE_URL"),
+    ("DATABASE_URL", "nonsense", "UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL URL"),
+    ("DATA_DIR", "FILE", "UPLOAD_PIPELINE_DATA_DIR="),
+    ("DATA_DIR", "/proc/nope", "UPLOAD_PIPELINE_DATA_DIR=/proc/nope"),
+])
+@pytest.mark.parametrize("command", [("status",), ("migrate",), ("search", "x"), ("worker",)])
+def test_operator_mistakes_are_one_line_errors_with_exit_2(
+        settings: Settings, tmp_path: Path, name: str, value: str, expected: str, command: tuple[str, ...]) -> None:
+    if value == "FILE":
+        value = str(tmp_path / "a-file")
+        Path(value).write_text("not a directory")
+    env = settings_env(settings)
+    env[f"UPLOAD_PIPELINE_{name}"] = value
+    proc = run_cli_env(env, *command)
+    assert proc.returncode == 2, proc.stderr
+    assert expected in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr and "│" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_serve_refuses_a_port_out_of_range(settings: Settings) -> None:
+    proc = run_cli(settings, "serve", "--port", "99999")
+    assert proc.returncode == 2 and "65535" in proc.stderr and "OverflowError" not in proc.stderr

@@ -90,14 +90,20 @@ def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
     with path.open("rb") as f:
         sha, size = sha256_of(f)
     filename = unicodedata.normalize("NFC", path.name)
-    # The declared type is what the name says (as a browser would declare it); the
-    # uploaded stage compares it with the sniffed one.
-    declared = mimetypes.guess_type(filename, strict=False)[0]
+    # A CLI user declares nothing: the sniffed type wins over what the name suggests (a
+    # DOCX named .pdf is parsed as the DOCX it is), with a warning event naming both.
+    by_name = mimetypes.guess_type(filename, strict=False)[0]
+    warning: dict[str, Any] | None = None
     try:
         detected = detect(path, filename=filename)
-        mime, ext = declared or detected.mime, detected.extension
+        mime, ext = detected.mime, detected.extension
+        if by_name and by_name != detected.mime:
+            suffix = Path(filename).suffix.lower()
+            warning = {"message": f"the name ends {suffix} ({by_name}) but the content is "
+                                  f"{detected.mime}; parsed as {detected.kind}",
+                       "extension": suffix, "extension_mime": by_name, "detected_mime": detected.mime}
     except DocingestError:
-        mime, ext = declared or "application/octet-stream", "bin"  # the uploaded stage reports why
+        mime, ext = by_name or "application/octet-stream", "bin"  # the uploaded stage reports why
     too_large = size > rt.settings.max_file_bytes
     with rt.pool().connection() as conn:
         existing = rt.repo.find_document_by_sha(conn, user_id, sha)
@@ -127,6 +133,9 @@ def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
         else:
             job = rt.repo.insert_job(conn, job_id=uuid.uuid4(), document_id=document_id,
                                      state=State.QUEUED.value)
+            if warning is not None:
+                rt.repo.insert_event(conn, job_id=job.job_id, document_id=document_id,
+                                     stage=Stage.UPLOADED.value, type="warning", payload=warning)
     if doc is None:
         rt.storage.delete(key)
         return Registered(existing, job, False)

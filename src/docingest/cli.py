@@ -111,6 +111,7 @@ def ingest(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Ingest files: parse, chunk, embed and store them; exit 1 when any document failed."""
+    from docingest.ingest import IngestInterrupted
     from docingest.ingest import ingest as run_ingest
 
     _setup_logging(verbose)
@@ -138,6 +139,11 @@ def ingest(
         except FileNotFoundError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
+        except IngestInterrupted as exc:
+            bar.stop()
+            console.print(f"[yellow]interrupted:[/yellow] {exc.unfinished} documents not finished; "
+                          "run the same command again to resume", soft_wrap=True)
+            raise typer.Exit(130) from exc
         finally:
             rt.close()
     if as_json:
@@ -146,7 +152,7 @@ def ingest(
         table = Table(title="docingest ingest")
         table.add_column("figure")
         table.add_column("value", justify="right")
-        for name in ("documents", "new", "duplicates", "requeued", "complete", "failed", "pages", "chunks",
+        for name in ("documents", "new", "duplicates", "requeued", "resumed", "complete", "failed", "pages", "chunks",
                      "wall_s", "docs_per_s", "chunks_per_s", "embedding_cache_hits"):
             table.add_row(name, str(getattr(summary, name)))
         for code, n in sorted(summary.failed_by_code.items()):

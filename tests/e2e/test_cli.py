@@ -86,3 +86,21 @@ def test_operator_mistakes_are_one_line_errors_with_exit_2(
 def test_serve_refuses_a_port_out_of_range(settings: Settings) -> None:
     proc = run_cli(settings, "serve", "--port", "99999")
     assert proc.returncode == 2 and "65535" in proc.stderr and "OverflowError" not in proc.stderr
+
+
+def test_an_interrupted_ingest_says_how_to_resume(settings: Settings, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import docingest.ingest
+    from docingest.cli import app
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise docingest.ingest.IngestInterrupted(7)
+
+    monkeypatch.setattr(docingest.ingest, "ingest", interrupted)
+    write_docs(tmp_path / "in", 1)
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "in")], env=settings_env(settings))
+    assert result.exit_code == 130, result.output
+    assert ("interrupted: 7 documents not finished; run the same command again to resume"
+            in " ".join(result.output.split()))

@@ -1,5 +1,5 @@
-"""The ``docingest`` command line (typer): ingest, search, eval, status, retry, worker, migrate,
-serve, token, storage."""
+"""The ``docingest`` command line (typer): ingest, search, eval, status, retry, delete, worker,
+migrate, serve, token, storage."""
 
 from __future__ import annotations
 
@@ -286,6 +286,32 @@ def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
         console.print(f"[red]error:[/red] no failed job {job_id}")
         raise typer.Exit(1)
     out.print(f"job {job.job_id} queued again at stage {job.stage.value}")
+
+
+@app.command()
+def delete(
+    document_ids: list[UUID] = typer.Argument(..., help="the documents (document_id in `docingest status --json`)"),
+    user: str = UserOpt,
+) -> None:
+    """Delete documents: their stored file, parsed text, chunks, vectors, jobs and events
+    (what the API's DELETE /api/v2/documents/{id} does); exit 1 when an id is unknown."""
+    from docingest.errors import NotFound
+
+    rt = _runtime()
+    missing = 0
+    try:
+        for document_id in dict.fromkeys(document_ids):
+            try:
+                doc = rt.uploads.delete(user, document_id)
+            except NotFound:
+                missing += 1
+                console.print(f"[red]error:[/red] no document {document_id} for user {user!r} (see "
+                              f"`docingest status --json --user {user}` for document ids)", soft_wrap=True)
+                continue
+            out.print(f"deleted {document_id} ({doc.filename})", markup=False, highlight=False)
+    finally:
+        rt.close()
+    raise typer.Exit(1 if missing else 0)
 
 
 @app.command()

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -104,3 +105,38 @@ def test_an_interrupted_ingest_says_how_to_resume(settings: Settings, tmp_path: 
     assert result.exit_code == 130, result.output
     assert ("interrupted: 7 documents not finished; run the same command again to resume"
             in " ".join(result.output.split()))
+
+
+def test_delete_removes_a_document_and_an_edited_file_is_then_ingested_anew(
+        settings: Settings, tmp_path: Path) -> None:
+    from docingest.runtime import Runtime
+    from tests.fixtures import pipeline
+
+    paths = write_docs(tmp_path / "in", 2)
+    assert run_cli(settings, "ingest", str(tmp_path / "in")).returncode == 0
+    docs = {r["filename"]: r["document_id"] for r in json.loads(run_cli(settings, "status", "--json").stdout)}
+    gone = docs[paths[0].name]
+    rt = Runtime(settings, migrate=False)
+    try:
+        with rt.pool().connection() as conn:
+            raw_path = rt.repo.get_document(conn, UUID(gone)).raw_path  # type: ignore[union-attr]
+        assert rt.storage.head(raw_path) is not None and pipeline.chunks(rt, UUID(gone))
+
+        other_user = run_cli(settings, "delete", gone, "--user", "someone-else")
+        assert other_user.returncode == 1 and f"no document {gone}" in other_user.stderr
+        proc = run_cli(settings, "delete", gone)
+        assert proc.returncode == 0, proc.stderr
+        assert f"deleted {gone} ({paths[0].name})" in proc.stdout
+        assert rt.storage.head(raw_path) is None and pipeline.chunks(rt, UUID(gone)) == []
+        status = json.loads(run_cli(settings, "status", "--json").stdout)
+        assert [r["filename"] for r in status] == [paths[1].name]
+        assert pipeline.chunks(rt, UUID(docs[paths[1].name]))  # the other one is untouched
+    finally:
+        rt.close()
+
+    again = run_cli(settings, "delete", gone)
+    assert again.returncode == 1 and f"no document {gone}" in again.stderr and "Traceback" not in again.stderr
+    assert run_cli(settings, "delete", "not-a-uuid").returncode == 2
+    paths[0].write_text(paths[0].read_text() + "\nedited\n")
+    s = json.loads(run_cli(settings, "ingest", str(tmp_path / "in"), "--json").stdout)
+    assert (s["new"], s["duplicates"]) == (1, 1)

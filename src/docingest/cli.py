@@ -381,11 +381,15 @@ def serve(
                   f"(storage: {settings.storage_backend}, public URL {settings.api_base_url()})")
     try:
         uvicorn.run(create_app(rt), host=settings.api_host, port=settings.api_port,
-                    log_level="info" if verbose else "warning", access_log=verbose)
+                    log_level="info" if verbose else "warning", access_log=verbose,
+                    timeout_graceful_shutdown=10)
+    except KeyboardInterrupt:  # a signal before uvicorn took over (it handles those after, and returns)
+        pass
     finally:
         if worker_ is not None:
             worker_.stop()
         rt.close()
+    console.print("docingest API stopped")
 
 
 @app.command()

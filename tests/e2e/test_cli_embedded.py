@@ -71,7 +71,8 @@ def test_sigterm_to_serve_stops_the_embedded_postgres(tmp_path: Path) -> None:
                 time.sleep(0.3)
         pg_pid = _postmaster_pid(data_dir)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        assert proc.wait(timeout=30) == 0
+        assert "docingest API stopped" in proc.communicate()[1]
         assert _gone(pg_pid, 10), "postgres still runs after SIGTERM to serve"
         assert json.loads((data_dir / "pg" / ".handle_pids.json").read_text()) == []
     finally:

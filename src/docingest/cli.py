@@ -1,5 +1,5 @@
-"""The ``docingest`` command line (typer): ingest, search, eval, status, retry, worker, migrate,
-serve, token, storage."""
+"""The ``docingest`` command line (typer): ingest, search, eval, status, retry, delete, worker,
+migrate, serve, token, storage."""
 
 from __future__ import annotations
 
@@ -44,10 +44,48 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _runtime() -> Any:
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """Create the data directory; a path that cannot be one ends the command (exit 2)."""
+    path = settings.data_dir
+    try:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"{path} exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        console.print(f"[red]configuration error:[/red] UPLOAD_PIPELINE_DATA_DIR={path}: cannot use it as "
+                      f"the data directory ({_one_line(exc)}); point it at a writable directory", soft_wrap=True)
+        raise typer.Exit(2) from exc
+
+
+def _runtime(settings: Settings | None = None) -> Any:
+    """The process's Runtime with the database reachable; an operator mistake (data directory,
+    database URL, database down) ends the command with one line and exit 2."""
+    import psycopg
+
+    from docingest.db.pool import database_url
     from docingest.runtime import Runtime
 
-    return Runtime(_settings())
+    settings = settings or _settings()
+    _check_data_dir(settings)
+    rt = Runtime(settings)
+    where = "UPLOAD_PIPELINE_DATABASE_URL" if settings.database_url else \
+        f"the embedded PostgreSQL under UPLOAD_PIPELINE_DATA_DIR={settings.data_dir}"
+    try:
+        psycopg.connect(database_url(settings), connect_timeout=10).close()  # starts the embedded one
+    except psycopg.ProgrammingError as exc:  # libpq could not parse the URL
+        console.print(f"[red]configuration error:[/red] UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL "
+                      f"URL ({_one_line(exc)}); use postgresql://USER:PASSWORD@HOST:5432/DBNAME, or unset "
+                      "it for the embedded database", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    except (psycopg.Error, RuntimeError, OSError) as exc:
+        console.print(f"[red]database error:[/red] cannot connect to {where}: {_one_line(exc)}; "
+                      "check that PostgreSQL is running and the setting is right", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    return rt
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -73,6 +111,7 @@ def ingest(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Ingest files: parse, chunk, embed and store them; exit 1 when any document failed."""
+    from docingest.ingest import IngestInterrupted
     from docingest.ingest import ingest as run_ingest
 
     _setup_logging(verbose)
@@ -100,6 +139,11 @@ def ingest(
         except FileNotFoundError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
+        except IngestInterrupted as exc:
+            bar.stop()
+            console.print(f"[yellow]interrupted:[/yellow] {exc.unfinished} documents not finished; "
+                          "run the same command again to resume", soft_wrap=True)
+            raise typer.Exit(130) from exc
         finally:
             rt.close()
     if as_json:
@@ -108,7 +152,7 @@ def ingest(
         table = Table(title="docingest ingest")
         table.add_column("figure")
         table.add_column("value", justify="right")
-        for name in ("documents", "new", "duplicates", "requeued", "complete", "failed", "pages", "chunks",
+        for name in ("documents", "new", "duplicates", "requeued", "resumed", "complete", "failed", "pages", "chunks",
                      "wall_s", "docs_per_s", "chunks_per_s", "embedding_cache_hits"):
             table.add_row(name, str(getattr(summary, name)))
         for code, n in sorted(summary.failed_by_code.items()):
@@ -245,6 +289,32 @@ def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
 
 
 @app.command()
+def delete(
+    document_ids: list[UUID] = typer.Argument(..., help="the documents (document_id in `docingest status --json`)"),
+    user: str = UserOpt,
+) -> None:
+    """Delete documents: their stored file, parsed text, chunks, vectors, jobs and events
+    (what the API's DELETE /api/v2/documents/{id} does); exit 1 when an id is unknown."""
+    from docingest.errors import NotFound
+
+    rt = _runtime()
+    missing = 0
+    try:
+        for document_id in dict.fromkeys(document_ids):
+            try:
+                doc = rt.uploads.delete(user, document_id)
+            except NotFound:
+                missing += 1
+                console.print(f"[red]error:[/red] no document {document_id} for user {user!r} (see "
+                              f"`docingest status --json --user {user}` for document ids)", soft_wrap=True)
+                continue
+            out.print(f"deleted {document_id} ({doc.filename})", markup=False, highlight=False)
+    finally:
+        rt.close()
+    raise typer.Exit(1 if missing else 0)
+
+
+@app.command()
 def worker(
     concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64,
                                     help="slots in this process"),
@@ -285,7 +355,8 @@ def worker(
 @app.command()
 def serve(
     host: str | None = typer.Option(None, "--host", help="default: UPLOAD_PIPELINE_API_HOST (127.0.0.1)"),
-    port: int | None = typer.Option(None, "--port", help="default: UPLOAD_PIPELINE_API_PORT (8000)"),
+    port: int | None = typer.Option(None, "--port", min=0, max=65535,
+                                    help="default: UPLOAD_PIPELINE_API_PORT (8000)"),
     worker_slots: int = typer.Option(0, "--worker-slots", min=0, max=64,
                                      help="also run this many worker slots in the API process"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -294,13 +365,15 @@ def serve(
     import uvicorn
 
     from docingest.api.app import create_app
-    from docingest.runtime import Runtime
 
     _setup_logging(verbose)
-    rt = _runtime()
+    # SIGTERM like SIGINT: uvicorn captures both, shuts down gracefully, then raises the signal
+    # again with our handler back in place; KeyboardInterrupt runs the finally below and the exit
+    # handlers (the embedded PostgreSQL's), where the default SIGTERM action would skip them.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     update = {k: v for k, v in (("api_host", host), ("api_port", port)) if v is not None}
-    settings = rt.settings.model_copy(update=update)
-    rt = Runtime(settings)
+    settings = _settings().model_copy(update=update)
+    rt = _runtime(settings)
     worker_ = rt.worker(concurrency=worker_slots) if worker_slots else None
     if worker_ is not None:
         worker_.start()
@@ -308,11 +381,15 @@ def serve(
                   f"(storage: {settings.storage_backend}, public URL {settings.api_base_url()})")
     try:
         uvicorn.run(create_app(rt), host=settings.api_host, port=settings.api_port,
-                    log_level="info" if verbose else "warning", access_log=verbose)
+                    log_level="info" if verbose else "warning", access_log=verbose,
+                    timeout_graceful_shutdown=10)
+    except KeyboardInterrupt:  # a signal before uvicorn took over (it handles those after, and returns)
+        pass
     finally:
         if worker_ is not None:
             worker_.stop()
         rt.close()
+    console.print("docingest API stopped")
 
 
 @app.command()
@@ -338,7 +415,7 @@ def token(
 @app.command("storage")
 def storage_service(
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(5000, "--port"),
+    port: int = typer.Option(5000, "--port", min=0, max=65535),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the local storage service alone (Supabase Storage's REST contract under /storage/v1)."""
@@ -348,6 +425,7 @@ def storage_service(
 
     _setup_logging(verbose)
     settings = _settings()
+    _check_data_dir(settings)
     console.print(f"docingest storage on http://{host}:{port}/storage/v1 (bucket {settings.storage_bucket}, "
                   f"{settings.storage_dir})")
     uvicorn.run(create_storage_app(settings), host=host, port=port,
@@ -420,7 +498,7 @@ _SEED = typer.Option(None, "--seed", envvar="DOCINGEST_MOCK_SEED")
 
 @mock_app.command("openai")
 def mock_openai(
-    port: int = typer.Option(8002, "--port", envvar="DOCINGEST_MOCK_PORT"),
+    port: int = typer.Option(8002, "--port", envvar="DOCINGEST_MOCK_PORT", min=0, max=65535),
     host: str = _HOST, latency_ms: float = _LATENCY, error_rate: float = _ERRORS,
     rate_limit_rate: float = _LIMITED, retry_after: float = _RETRY_AFTER,
     malformed_rate: float = _MALFORMED, seed: int | None = _SEED,
@@ -441,7 +519,7 @@ def mock_openai(
 
 @mock_app.command("llamaparse")
 def mock_llamaparse(
-    port: int = typer.Option(8001, "--port", envvar="DOCINGEST_MOCK_PORT"),
+    port: int = typer.Option(8001, "--port", envvar="DOCINGEST_MOCK_PORT", min=0, max=65535),
     host: str = _HOST, latency_ms: float = _LATENCY, error_rate: float = _ERRORS,
     rate_limit_rate: float = _LIMITED, retry_after: float = _RETRY_AFTER,
     malformed_rate: float = _MALFORMED, seed: int | None = _SEED,
@@ -472,6 +550,7 @@ def prepare_embedder(
     from docingest.embedding.local import make_local_embedder
 
     settings = _settings()
+    _check_data_dir(settings)
     name = backend or settings.embedding_backend
     try:
         embedder = make_local_embedder(name, cache_dir=settings.data_dir / "models")

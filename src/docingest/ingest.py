@@ -68,12 +68,29 @@ def _not_a_file(path: Path) -> str:
 @dataclass
 class Registered:
     """A file's document and job; ``created`` is False for a duplicate of earlier bytes,
-    ``requeued`` True when that duplicate had failed and was queued again."""
+    ``requeued`` True when that duplicate had failed and was queued again, ``resumed`` True
+    when its job was still unfinished (e.g. an interrupted ``docingest ingest``)."""
 
     document: Document
     job: Job | None
     created: bool
     requeued: bool = False
+    resumed: bool = False
+
+
+class IngestInterrupted(Exception):
+    """``ingest`` was interrupted (Ctrl-C); ``unfinished`` documents are not terminal yet.
+
+    Running the same command again resumes them: their jobs stay in the queue (a worker's
+    held jobs are released when it stops).
+    """
+
+    def __init__(self, unfinished: int) -> None:
+        super().__init__(f"interrupted: {unfinished} documents not finished")
+        self.unfinished = unfinished
+
+
+_TERMINAL = (State.DONE, State.FAILED)
 
 
 def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
@@ -90,14 +107,20 @@ def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
     with path.open("rb") as f:
         sha, size = sha256_of(f)
     filename = unicodedata.normalize("NFC", path.name)
-    # The declared type is what the name says (as a browser would declare it); the
-    # uploaded stage compares it with the sniffed one.
-    declared = mimetypes.guess_type(filename, strict=False)[0]
+    # A CLI user declares nothing: the sniffed type wins over what the name suggests (a
+    # DOCX named .pdf is parsed as the DOCX it is), with a warning event naming both.
+    by_name = mimetypes.guess_type(filename, strict=False)[0]
+    warning: dict[str, Any] | None = None
     try:
         detected = detect(path, filename=filename)
-        mime, ext = declared or detected.mime, detected.extension
+        mime, ext = detected.mime, detected.extension
+        if by_name and by_name != detected.mime:
+            suffix = Path(filename).suffix.lower()
+            warning = {"message": f"the name ends {suffix} ({by_name}) but the content is "
+                                  f"{detected.mime}; parsed as {detected.kind}",
+                       "extension": suffix, "extension_mime": by_name, "detected_mime": detected.mime}
     except DocingestError:
-        mime, ext = declared or "application/octet-stream", "bin"  # the uploaded stage reports why
+        mime, ext = by_name or "application/octet-stream", "bin"  # the uploaded stage reports why
     too_large = size > rt.settings.max_file_bytes
     with rt.pool().connection() as conn:
         existing = rt.repo.find_document_by_sha(conn, user_id, sha)
@@ -105,7 +128,7 @@ def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
     if existing is not None:
         if job is not None and job.state is State.FAILED and not too_large:
             return requeue_failed(rt, path, existing, job, bytes_len=size, mime=mime)
-        return Registered(existing, job, False)
+        return Registered(existing, job, False, resumed=job is not None and job.state not in _TERMINAL)
     document_id = uuid.uuid4()
     key = raw_key(user_id, document_id, ext)
     if not too_large:
@@ -127,6 +150,9 @@ def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
         else:
             job = rt.repo.insert_job(conn, job_id=uuid.uuid4(), document_id=document_id,
                                      state=State.QUEUED.value)
+            if warning is not None:
+                rt.repo.insert_event(conn, job_id=job.job_id, document_id=document_id,
+                                     stage=Stage.UPLOADED.value, type="warning", payload=warning)
     if doc is None:
         rt.storage.delete(key)
         return Registered(existing, job, False)
@@ -169,6 +195,7 @@ class IngestSummary:
     new: int = 0
     duplicates: int = 0
     requeued: int = 0
+    resumed: int = 0
     complete: int = 0
     failed: int = 0
     failed_by_code: dict[str, int] = field(default_factory=dict)
@@ -196,14 +223,27 @@ def ingest(
     on_progress: ProgressFn | None = None,
     poll_seconds: float = 0.5,
 ) -> IngestSummary:
-    """Register ``paths`` and run worker slots in this process until every job is terminal."""
+    """Register ``paths`` and run worker slots in this process until every job is terminal.
+
+    Raises:
+        FileNotFoundError: a path named cannot be ingested.
+        IngestInterrupted: on KeyboardInterrupt (Ctrl-C), with the count of documents not
+            finished; the worker slots have stopped and released their jobs.
+    """
     started = time.monotonic()
     files = discover(paths)
-    registered = [register_file(rt, p, user_id=user_id) for p in files]
-    ids = list(dict.fromkeys(r.document.document_id for r in registered))
-    worker = rt.worker(concurrency=concurrency)
-    worker.start()
+    registered: list[Registered] = []
     try:
+        for p in files:
+            registered.append(register_file(rt, p, user_id=user_id))
+    except KeyboardInterrupt as exc:
+        finished = sum(r.job is not None and r.job.state in _TERMINAL for r in registered)
+        raise IngestInterrupted(len(files) - finished) from exc
+    ids = list(dict.fromkeys(r.document.document_id for r in registered))
+    latest: dict[Any, dict[str, Any]] = {}
+    worker = rt.worker(concurrency=concurrency)
+    try:
+        worker.start()
         while True:
             with rt.pool().connection() as conn:
                 jobs = rt.repo.list_jobs(conn, document_ids=ids)
@@ -213,6 +253,9 @@ def ingest(
             if all(j["state"] in (State.DONE.value, State.FAILED.value) for j in latest.values()):
                 break
             time.sleep(poll_seconds)
+    except KeyboardInterrupt as exc:
+        done = sum(latest.get(i, {}).get("state") in (State.DONE.value, State.FAILED.value) for i in ids)
+        raise IngestInterrupted(len(ids) - done) from exc
     finally:
         worker.stop()
     with rt.pool().connection() as conn:
@@ -222,8 +265,9 @@ def ingest(
     summary = IngestSummary(
         documents=len(ids),
         new=sum(r.created for r in registered),
-        duplicates=sum(not r.created and not r.requeued for r in registered),
+        duplicates=sum(not r.created and not r.requeued and not r.resumed for r in registered),
         requeued=sum(r.requeued for r in registered),
+        resumed=sum(r.resumed for r in registered),
         complete=sum(j["state"] == State.DONE.value for j in latest.values()),
         failed=len(failed),
         failed_by_code=dict(Counter(j["error_code"] for j in failed)),

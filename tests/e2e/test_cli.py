@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -55,3 +56,87 @@ def test_search_refuses_a_bad_mode_and_an_empty_query(settings: Settings) -> Non
     assert run_cli(settings, "search", "x", "--mode", "fuzzy").returncode == 2
     proc = run_cli(settings, "search", "   ")
     assert proc.returncode == 2 and "empty" in proc.stderr
+
+
+def run_cli_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "docingest.cli", *args], env=env,
+                          capture_output=True, text=True, check=False, timeout=300)
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("DATABASE_URL", "postgresql://docingest@127.0.0.1:1/docingest", "cannot connect to UPLOAD_PIPELINE_DATABASE_URL"),
+    ("DATABASE_URL", "nonsense", "UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL URL"),
+    ("DATA_DIR", "FILE", "UPLOAD_PIPELINE_DATA_DIR="),
+    ("DATA_DIR", "/proc/nope", "UPLOAD_PIPELINE_DATA_DIR=/proc/nope"),
+])
+@pytest.mark.parametrize("command", [("status",), ("migrate",), ("search", "x"), ("worker",)])
+def test_operator_mistakes_are_one_line_errors_with_exit_2(
+        settings: Settings, tmp_path: Path, name: str, value: str, expected: str, command: tuple[str, ...]) -> None:
+    if value == "FILE":
+        value = str(tmp_path / "a-file")
+        Path(value).write_text("not a directory")
+    env = settings_env(settings)
+    env[f"UPLOAD_PIPELINE_{name}"] = value
+    proc = run_cli_env(env, *command)
+    assert proc.returncode == 2, proc.stderr
+    assert expected in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr and "│" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_serve_refuses_a_port_out_of_range(settings: Settings) -> None:
+    proc = run_cli(settings, "serve", "--port", "99999")
+    assert proc.returncode == 2 and "65535" in proc.stderr and "OverflowError" not in proc.stderr
+
+
+def test_an_interrupted_ingest_says_how_to_resume(settings: Settings, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import docingest.ingest
+    from docingest.cli import app
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise docingest.ingest.IngestInterrupted(7)
+
+    monkeypatch.setattr(docingest.ingest, "ingest", interrupted)
+    write_docs(tmp_path / "in", 1)
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "in")], env=settings_env(settings))
+    assert result.exit_code == 130, result.output
+    assert ("interrupted: 7 documents not finished; run the same command again to resume"
+            in " ".join(result.output.split()))
+
+
+def test_delete_removes_a_document_and_an_edited_file_is_then_ingested_anew(
+        settings: Settings, tmp_path: Path) -> None:
+    from docingest.runtime import Runtime
+    from tests.fixtures import pipeline
+
+    paths = write_docs(tmp_path / "in", 2)
+    assert run_cli(settings, "ingest", str(tmp_path / "in")).returncode == 0
+    docs = {r["filename"]: r["document_id"] for r in json.loads(run_cli(settings, "status", "--json").stdout)}
+    gone = docs[paths[0].name]
+    rt = Runtime(settings, migrate=False)
+    try:
+        with rt.pool().connection() as conn:
+            raw_path = rt.repo.get_document(conn, UUID(gone)).raw_path  # type: ignore[union-attr]
+        assert rt.storage.head(raw_path) is not None and pipeline.chunks(rt, UUID(gone))
+
+        other_user = run_cli(settings, "delete", gone, "--user", "someone-else")
+        assert other_user.returncode == 1 and f"no document {gone}" in other_user.stderr
+        proc = run_cli(settings, "delete", gone)
+        assert proc.returncode == 0, proc.stderr
+        assert f"deleted {gone} ({paths[0].name})" in proc.stdout
+        assert rt.storage.head(raw_path) is None and pipeline.chunks(rt, UUID(gone)) == []
+        status = json.loads(run_cli(settings, "status", "--json").stdout)
+        assert [r["filename"] for r in status] == [paths[1].name]
+        assert pipeline.chunks(rt, UUID(docs[paths[1].name]))  # the other one is untouched
+    finally:
+        rt.close()
+
+    again = run_cli(settings, "delete", gone)
+    assert again.returncode == 1 and f"no document {gone}" in again.stderr and "Traceback" not in again.stderr
+    assert run_cli(settings, "delete", "not-a-uuid").returncode == 2
+    paths[0].write_text(paths[0].read_text() + "\nedited\n")
+    s = json.loads(run_cli(settings, "ingest", str(tmp_path / "in"), "--json").stdout)
+    assert (s["new"], s["duplicates"]) == (1, 1)

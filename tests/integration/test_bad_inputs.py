@@ -24,7 +24,7 @@ from docingest.runtime import Runtime
 from docingest.stages.artifacts import ParsedArtifact
 from tests.conftest import make_settings, new_database, settings_env
 from tests.fixtures import pipeline
-from tests.fixtures.make_bad_inputs import CASES, INGEST_CASES, MAX_FILE_BYTES, BadInput, generate
+from tests.fixtures.make_bad_inputs import CASES, DOCX_MIME, INGEST_CASES, MAX_FILE_BYTES, BadInput, generate
 
 pytestmark = pytest.mark.integration
 MAX_TOKENS = 256
@@ -132,3 +132,22 @@ def test_stored_object_larger_than_declared(runtime: Runtime, tmp_path: Path) ->
     check_outcome(runtime, job, case)
     assert not stored.exists()  # a permanent mismatch deletes the object
 
+
+
+def test_cli_parses_a_docx_named_pdf_as_the_docx_it_is(runtime: Runtime, tmp_path: Path) -> None:
+    """``docingest ingest`` declares nothing: the extension is a hint, the sniffed type wins."""
+    from docingest.ingest import ingest
+
+    src = generate(tmp_path / "gen", {"report-docx-renamed.txt"})["report-docx-renamed.txt"]
+    renamed = tmp_path / "in" / "really-docx.pdf"
+    renamed.parent.mkdir()
+    renamed.write_bytes(src.read_bytes())
+    summary = ingest(runtime, [renamed.parent], user_id="u", concurrency=1, poll_seconds=0.1)
+    assert (summary.complete, summary.failed) == (1, 0), summary.failures
+    job = next(iter(pipeline.latest_jobs(runtime).values()))
+    warnings = [e["payload"] for e in pipeline.events(runtime, job["job_id"]) if e["type"] == "warning"]
+    assert any(w["extension"] == ".pdf" and w["detected_mime"] == DOCX_MIME
+               and ".pdf" in w["message"] and DOCX_MIME in w["message"] for w in warnings), warnings
+    with runtime.pool().connection() as conn:
+        doc = runtime.repo.get_document(conn, job["document_id"])
+    assert doc is not None and doc.mime == DOCX_MIME

@@ -561,9 +561,16 @@ def prepare_embedder(
     out.print(f"{name} ready under {settings.data_dir / 'models'}")
 
 
-def main() -> None:  # pragma: no cover - console script entry
-    app()
+def main() -> None:
+    """The console script: run the command; a database that is not migrated is a one-line error."""
+    from docingest.db.pool import DatabaseNotMigrated
+
+    try:
+        app()
+    except DatabaseNotMigrated as exc:
+        console.print(f"[red]database error:[/red] {exc}", soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

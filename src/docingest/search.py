@@ -100,8 +100,9 @@ class Searcher:
         with self.rt.pool().connection() as conn, conn.transaction():
             if self.row_security:
                 self.rt.repo.scope_to_user(conn, user_id)
-            vec_rows = self.rt.repo.search_vector(conn, user_id=user_id, embedding=vector, limit=n,
-                                                  ef_search=max(self.ef_search, n))
+            vec_rows = self.rt.repo.search_vector(
+                conn, user_id=user_id, embedding=vector, limit=n, ef_search=max(self.ef_search, n),
+                exact_max_chunks=self.rt.settings.search_exact_max_chunks)
             text_rows = (self.rt.repo.search_fulltext(conn, user_id=user_id, query=query, limit=n)
                          if mode == "hybrid" else [])
         if mode == "vector":

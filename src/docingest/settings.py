@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = Field(default=0, ge=0)
 
     search_ef_search: int = Field(default=400, ge=1, le=1000, description="HNSW candidate list size")
+    search_exact_max_chunks: int = Field(
+        default=20_000, ge=0,
+        description="a user with at most this many chunks is searched exactly (HNSW filters by "
+                    "user after ranking everyone's chunks, which misses a small tenant's)")
     search_max_query_chars: int = Field(default=2000, ge=1, description="longer queries: query_too_long")
     search_rrf_k: float = Field(default=30.0, gt=0, description="reciprocal rank fusion constant")
     search_text_weight: float = Field(default=0.2, ge=0, description="full-text weight in hybrid")

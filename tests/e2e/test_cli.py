@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,21 @@ def test_delete_removes_a_document_and_an_edited_file_is_then_ingested_anew(
     paths[0].write_text(paths[0].read_text() + "\nedited\n")
     s = json.loads(run_cli(settings, "ingest", str(tmp_path / "in"), "--json").stdout)
     assert (s["new"], s["duplicates"]) == (1, 1)
+
+
+def test_an_unmigrated_database_is_a_one_line_error_naming_migrate(pg_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    from tests.conftest import make_settings, with_database
+
+    name = f"unmigrated_{os.getpid()}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")  # from template1: no pgvector, no schema
+    settings = make_settings(with_database(pg_url, name), tmp_path / "data")
+    proc = run_cli(settings, "status")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "docingest migrate" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert run_cli(settings, "migrate").returncode == 0
+    assert run_cli(settings, "status").returncode == 0

@@ -299,10 +299,24 @@ class Repository:
 
     # --- search ----------------------------------------------------------------
     def search_vector(
-        self, conn: Conn, *, user_id: str, embedding: np.ndarray, limit: int, ef_search: int = 100
+        self, conn: Conn, *, user_id: str, embedding: np.ndarray, limit: int, ef_search: int = 100,
+        exact_max_chunks: int = 20_000,
     ) -> list[dict[str, Any]]:
+        """The user's ``limit`` nearest chunks by cosine, nearest first (``score`` = similarity).
+
+        The HNSW index ranks every user's chunks together and the user filter applies to its
+        ``ef_search`` candidates afterwards (pgvector < 0.8 has no iterative scan), so a user
+        owning a small share of the table gets few or wrong neighbours. A user with at most
+        ``exact_max_chunks`` chunks is searched exactly through the ``user_id`` index; a
+        larger one through HNSW, and exactly when HNSW brings back fewer rows than exist.
+        """
+        params = {"user_id": user_id, "embedding": embedding, "limit": limit}
+        mine = int(_one(conn, "user_chunk_count", {"user_id": user_id, "cap": exact_max_chunks})["n"])
+        if mine <= exact_max_chunks:
+            return _all(conn, "search_vector_exact", params)
         conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
-        return _all(conn, "search_vector", {"user_id": user_id, "embedding": embedding, "limit": limit})
+        rows = _all(conn, "search_vector", params)
+        return rows if len(rows) >= limit else _all(conn, "search_vector_exact", params)
 
     def search_fulltext(self, conn: Conn, *, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
         return _all(conn, "search_fulltext", {"user_id": user_id, "query": query, "limit": limit})

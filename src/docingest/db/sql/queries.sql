@@ -224,6 +224,27 @@ WHERE c.user_id = %(user_id)s
 ORDER BY c.embedding <=> %(embedding)s
 LIMIT %(limit)s;
 
+-- name: search_vector_exact
+-- The user's chunks read through the user_id index and ranked by exact cosine distance (the
+-- "+ 0" keeps the planner off the HNSW index, which would filter its candidates by user after
+-- the fact and miss a small tenant's chunks); the distance is computed once per chunk.
+SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta, 1 - c.distance AS score
+FROM (
+    SELECT chunk_id, document_id, ordinal, text, meta, (embedding <=> %(embedding)s) + 0 AS distance
+    FROM upload_pipeline.document_chunks
+    WHERE user_id = %(user_id)s
+    ORDER BY distance, chunk_id
+    LIMIT %(limit)s
+) c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+ORDER BY c.distance, c.chunk_id;
+
+-- name: user_chunk_count
+-- The user's chunks, counted up to a cap (an index-only scan of at most cap + 1 entries).
+SELECT count(*) AS n FROM (
+    SELECT 1 FROM upload_pipeline.document_chunks WHERE user_id = %(user_id)s LIMIT %(cap)s + 1
+) s;
+
 -- name: search_fulltext
 SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta,
        ts_rank_cd(c.tsv, q) AS score

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from bench.common import Figure
 
-BENCHES = ["ingest", "embedders", "parse", "transitions", "rss", "search"]
+BENCHES = ["ingest", "embedders", "parse", "transitions", "rss", "search", "api", "embed_api"]
 
 
 def main() -> int:

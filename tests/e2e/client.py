@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from typing import Any
 
@@ -50,6 +51,16 @@ class ApiClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"document {document_id} still {doc['stage']}/{doc['state']}")
             time.sleep(0.2)
+
+    def events(self, document_id: str) -> list[dict[str, Any]]:
+        """The document's events from its SSE stream (which ends once the job is terminal)."""
+        events = []
+        with self.http.stream("GET", f"{API}/documents/{document_id}/events") as reply:
+            reply.raise_for_status()
+            for line in reply.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[len("data: "):]))
+        return events
 
     def close(self) -> None:
         self.http.close()

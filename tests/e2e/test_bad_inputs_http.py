@@ -22,7 +22,6 @@ Mismatches are collected into one table and asserted empty, so a run reports eve
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -55,16 +54,6 @@ def stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
                      parse_memory_mb=512, max_active_jobs_per_user=len(CASES) + 1) as running:
         yield running
 
-
-def _events(client: ApiClient, document_id: str) -> list[dict[str, Any]]:
-    """The document's events, read from its SSE stream (it ends: the job is terminal)."""
-    events = []
-    with client.http.stream("GET", f"{API}/documents/{document_id}/events") as reply:
-        reply.raise_for_status()
-        for line in reply.iter_lines():
-            if line.startswith("data: "):
-                events.append(json.loads(line[len("data: "):]))
-    return events
 
 
 def _refusal(reply: Any, case: BadInput) -> list[str]:
@@ -117,7 +106,7 @@ def _api_outcome(client: ApiClient, case: BadInput, doc: dict[str, Any]) -> list
         problems.append(f"{doc['stage']}/{doc['state']} {doc['error_code']}: {doc['error_message']}")
         return problems
     job = client.http.get(f"{API}/jobs/{doc['job_id']}").json()
-    events = _events(client, doc["document_id"])
+    events = client.events(doc["document_id"])
     retried = [e for e in events if e["type"] == "retry_scheduled"]
     if case.expected_state == "failed":
         if job["retry_count"] != 0 or job["attempts"] != 1 or retried:
@@ -218,7 +207,7 @@ def test_stored_object_larger_than_declared_fails_size_mismatch(pg_url: str, tmp
                 assert done.status_code == 200, done.text
                 doc = client.wait_document(ticket["document_id"], timeout=60)
                 job = client.http.get(f"{API}/jobs/{ticket['job_id']}").json()
-                events = _events(client, ticket["document_id"])
+                events = client.events(ticket["document_id"])
                 assert storage.head(raw) is None  # a permanent mismatch deletes the object
                 # Asked for again with the real size: the same document and job wait for the bytes.
                 again = client.request_upload(data, filename=case.name, mime=case.declared_mime)

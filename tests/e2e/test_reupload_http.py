@@ -12,7 +12,6 @@ worker`` process serve the module; each test is its own user.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -45,16 +44,6 @@ def api(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
 def _doc(text: str) -> bytes:
     return DOC + f"\n{text}\n".encode()
 
-
-def _events(client: ApiClient, document_id: str) -> list[dict[str, Any]]:
-    """The document's events from its SSE stream (which ends once the job is terminal)."""
-    events = []
-    with client.http.stream("GET", f"{API}/documents/{document_id}/events") as reply:
-        reply.raise_for_status()
-        for line in reply.iter_lines():
-            if line.startswith("data: "):
-                events.append(json.loads(line[len("data: "):]))
-    return events
 
 
 def _reupload(client: ApiClient, data: bytes, ticket: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -94,7 +83,7 @@ def test_put_refused_for_its_size_then_a_request_with_the_right_size_completes(a
         again = _reupload(client, data, ticket, filename="tides (fixed).md")
         doc = _complete(client, again, data)
         assert doc["filename"] == "tides (fixed).md"
-        types = [e["type"] for e in _events(client, ticket["document_id"])]
+        types = [e["type"] for e in client.events(ticket["document_id"])]
         assert types.count("reupload_requested") == 1 and types.count("upload_received") == 1
     finally:
         client.close()
@@ -113,7 +102,7 @@ def test_an_expired_upload_requested_again_completes(api: tuple[str, Settings]) 
         again = _reupload(client, data, ticket)
         assert again["signed_url"] != ticket["signed_url"]
         _complete(client, again, data)
-        reupload = [e for e in _events(client, ticket["document_id"]) if e["type"] == "reupload_requested"]
+        reupload = [e for e in client.events(ticket["document_id"]) if e["type"] == "reupload_requested"]
         assert [e["payload"]["previous_error_code"] for e in reupload] == ["upload_expired"]
     finally:
         client.close()

@@ -121,12 +121,7 @@ def test_stored_object_larger_than_declared(runtime: Runtime, tmp_path: Path) ->
     stored = runtime.settings.storage_dir / reg.document.raw_path
     with stored.open("ab") as f:  # the object grows after it was declared
         f.write(b"\0" * case.declared_bytes_len_delta)
-    worker = runtime.worker(concurrency=1)
-    worker.start()
-    try:
-        jobs = pipeline.wait_terminal(runtime, [reg.document.document_id], timeout=30)
-    finally:
-        worker.stop()
+    jobs = pipeline.run_until_terminal(runtime, [reg.document.document_id])
     job = jobs[reg.document.document_id]
     job["filename"] = case.name
     check_outcome(runtime, job, case)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -48,14 +47,6 @@ def test_hanging_crashing_bloated_parsers_fail_after_retries_and_the_worker_goes
         rt.close()
 
 
-def _wait_worker(rt: Runtime, ids: list[Any], timeout: float = 30) -> dict[Any, dict[str, Any]]:
-    worker = rt.worker(concurrency=1)
-    worker.start()
-    try:
-        return pipeline.wait_terminal(rt, ids, timeout=timeout)
-    finally:
-        worker.stop()
-
 
 def test_transient_failure_then_docingest_retry_resumes_from_last_good_stage(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -67,7 +58,7 @@ def test_transient_failure_then_docingest_retry_resumes_from_last_good_stage(
     try:
         reg = register_file(rt, doc_path, user_id="u")
         doc_id = reg.document.document_id
-        job = _wait_worker(rt, [doc_id])[doc_id]
+        job = pipeline.run_until_terminal(rt, [doc_id])[doc_id]
         assert (job["state"], job["error_code"], job["stage"]) == (
             "failed", "embedding_unavailable", "embedding_in_progress")
         assert job["retry_count"] == 2 and "injected fault" in job["error_message"]
@@ -86,7 +77,7 @@ def test_transient_failure_then_docingest_retry_resumes_from_last_good_stage(
 
     rt = Runtime(clean, migrate=False)
     try:
-        done = _wait_worker(rt, [doc_id])[doc_id]
+        done = pipeline.run_until_terminal(rt, [doc_id])[doc_id]
         assert done["state"] == "done" and done["job_id"] == job["job_id"]
         evs = pipeline.events(rt, job["job_id"])
         requeued = next(i for i, e in enumerate(evs) if e["type"] == "requeued")

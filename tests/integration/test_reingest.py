@@ -36,12 +36,7 @@ def test_a_document_refused_at_upload_completes_when_ingested_again(runtime: Run
     assert ticket.job is not None
     runtime.storage.put_bytes(ticket.document.raw_path, TEXT)
     runtime.uploads.complete("ana", ticket.job.job_id)
-    worker = runtime.worker(concurrency=1)
-    worker.start()
-    try:
-        failed = pipeline.wait_terminal(runtime, [ticket.document.document_id], timeout=30)
-    finally:
-        worker.stop()
+    failed = pipeline.run_until_terminal(runtime, [ticket.document.document_id])
     assert failed[ticket.document.document_id]["error_code"] == "size_mismatch"
     assert runtime.storage.head(ticket.document.raw_path) is None  # the refused object is gone
 

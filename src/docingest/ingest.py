@@ -90,9 +90,6 @@ class IngestInterrupted(Exception):
         self.unfinished = unfinished
 
 
-_TERMINAL = (State.DONE, State.FAILED)
-
-
 def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
     """Store ``path`` and create its document and job (state ``queued`` at ``uploaded``).
 
@@ -128,7 +125,7 @@ def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
     if existing is not None:
         if job is not None and job.state is State.FAILED and not too_large:
             return requeue_failed(rt, path, existing, job, bytes_len=size, mime=mime)
-        return Registered(existing, job, False, resumed=job is not None and job.state not in _TERMINAL)
+        return Registered(existing, job, False, resumed=job is not None and not job.state.terminal)
     document_id = uuid.uuid4()
     key = raw_key(user_id, document_id, ext)
     if not too_large:
@@ -237,7 +234,7 @@ def ingest(
         for p in files:
             registered.append(register_file(rt, p, user_id=user_id))
     except KeyboardInterrupt as exc:
-        finished = sum(r.job is not None and r.job.state in _TERMINAL for r in registered)
+        finished = sum(r.job is not None and r.job.state.terminal for r in registered)
         raise IngestInterrupted(len(files) - finished) from exc
     ids = list(dict.fromkeys(r.document.document_id for r in registered))
     latest: dict[Any, dict[str, Any]] = {}

@@ -272,10 +272,22 @@ def status(
 
 @app.command()
 def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
-    """Requeue a failed job from its last good stage."""
+    """Requeue a failed job from its last good stage (as ``POST /jobs/{id}/retry``); a job whose
+    file was never stored, or was deleted when refused, needs the file: ``ingest`` it again."""
+    from docingest.domain import Stage
+
     rt = _runtime()
     try:
         with rt.pool().connection() as conn, conn.transaction():
+            failed = rt.repo.get_job(conn, job_id)
+            document = rt.repo.get_document(conn, failed.document_id) if failed else None
+            if (failed is not None and document is not None and failed.state is State.FAILED
+                    and failed.stage is Stage.UPLOADED and rt.storage.head(document.raw_path) is None):
+                console.print(f"[red]error:[/red] job {job_id} failed {failed.error_code} before its file "
+                              f"was kept, so there is nothing to retry: run `docingest ingest` on "
+                              f"{document.filename} again (it requeues the failed document with the file)",
+                              soft_wrap=True)
+                raise typer.Exit(1)
             job = rt.repo.requeue_failed_job(conn, job_id)
             if job is not None:
                 rt.repo.insert_event(conn, job_id=job.job_id, document_id=job.document_id,

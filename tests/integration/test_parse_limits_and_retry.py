@@ -94,3 +94,29 @@ def test_retry_of_unknown_job_fails(db_url: str, tmp_path: Path, monkeypatch: py
         monkeypatch.setenv(key, value)
     result = CliRunner().invoke(app, ["retry", "00000000-0000-0000-0000-000000000000"])
     assert result.exit_code == 1
+
+
+def test_retry_of_a_job_whose_file_was_not_kept_says_to_ingest_again(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(db_url, tmp_path / "data")
+    bad = tmp_path / "bad.docx"
+    bad.write_bytes(b"zip\x00\x01")
+    rt = Runtime(settings, migrate=False)
+    try:
+        reg = register_file(rt, bad, user_id="local")
+        job = pipeline.run_until_terminal(rt, [reg.document.document_id])[reg.document.document_id]
+        assert (job["state"], job["stage"]) == ("failed", "uploaded")
+        assert rt.storage.head(reg.document.raw_path) is None  # refused: not kept
+    finally:
+        rt.close()
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(app, ["retry", str(job["job_id"])])
+    assert result.exit_code == 1
+    assert "docingest ingest" in result.output and "bad.docx" in result.output
+    rt = Runtime(settings, migrate=False)
+    try:  # nothing was requeued
+        assert pipeline.latest_jobs(rt, [reg.document.document_id])[reg.document.document_id]["state"] == "failed"
+    finally:
+        rt.close()

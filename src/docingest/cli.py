@@ -38,8 +38,17 @@ UserOpt = typer.Option("local", "--user", help="the user whose documents these a
 
 def _settings() -> Settings:
     """The settings from the environment; a configuration error ends the command (exit 2)."""
+    from pydantic import ValidationError
+
     try:
         return Settings()
+    except ValidationError as exc:  # name the environment variables a user sets, not the fields
+        prefix = Settings.model_config.get("env_prefix", "")
+        problems = "; ".join(
+            (f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: " if e["loc"] else "") + e["msg"]
+            for e in exc.errors())
+        console.print(f"[red]configuration error:[/red] {problems}", soft_wrap=True)
+        raise typer.Exit(2) from exc
     except Exception as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc

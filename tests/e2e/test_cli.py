@@ -159,3 +159,11 @@ def test_an_unmigrated_database_is_a_one_line_error_naming_migrate(pg_url: str, 
     assert "Traceback" not in proc.stderr
     assert run_cli(settings, "migrate").returncode == 0
     assert run_cli(settings, "status").returncode == 0
+
+
+def test_a_configuration_error_names_the_environment_variable(settings: Settings) -> None:
+    env = {**settings_env(settings), "UPLOAD_PIPELINE_EMBEDDING_BACKEND": "nonsense"}
+    proc = run_cli_env(env, "status")
+    assert proc.returncode == 2
+    assert "UPLOAD_PIPELINE_EMBEDDING_BACKEND: Input should be" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -42,6 +42,7 @@ class Runtime:
         self._embedder: Embedder | None = None
         self._pool: ConnectionPool | None = None
         self._parsers: list[Any] = []  # sandboxes whose idle children close() stops
+        self._limiters: list[Any] = []  # rate limiters whose backoff listeners close() stops
 
     @cached_property
     def url(self) -> str:
@@ -148,6 +149,9 @@ class Runtime:
         closer = getattr(self._embedder, "close", None)
         if callable(closer):
             closer()  # the API embedders' request threads
+        for limiter in self._limiters:
+            limiter.close()
+        self._limiters.clear()
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -181,8 +185,10 @@ class Runtime:
 
         s = self.settings
         rpm, tpm = (s.embedding_rpm, s.embedding_tpm) if provider == "openai" else (s.llamaparse_rpm, None)
-        return SharedRateLimiter(self.pool(), name=provider, rpm=rpm, tpm=tpm,
-                                 burst_fraction=s.rate_limit_burst_fraction, url=self.url)
+        limiter = SharedRateLimiter(self.pool(), name=provider, rpm=rpm, tpm=tpm,
+                                    burst_fraction=s.rate_limit_burst_fraction, url=self.url)
+        self._limiters.append(limiter)
+        return limiter
 
     def llamaparse_client(self) -> Any:
         """The LlamaParse client of ``UPLOAD_PIPELINE_LLAMAPARSE_*``.

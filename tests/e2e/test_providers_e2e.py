@@ -9,7 +9,9 @@ polling that never holds a worker slot.
 from __future__ import annotations
 
 import hashlib
+import random
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +259,49 @@ def test_llamaparse_transient_errors_retry(db_url: str, tmp_path: Path) -> None:
         stats = lp.stats()
     assert summary.complete == 2, summary.failures
     assert stats["by_status"].get("500", 0) + stats["by_status"].get("429", 0) > 0
+
+
+def test_embedding_starts_before_the_texts_are_read_and_sends_each_text_once(
+        db_url: str, tmp_path: Path, openai_mock: MockServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """700 chunks, one text at ordinals far apart (in different text blocks): the stage reads its
+    texts a block at a time while requests are in flight, and sends the repeated text once."""
+    from docingest.db.repository import Repository
+    from docingest.stages.embed import EmbedChunks
+
+    rng = random.Random(3)
+    words = ["river", "stone", "cloud", "paper", "lamp", "orbit", "garden", "silver", "copper", "delta"]
+
+    def section(title: str) -> str:  # about 160 word pieces: one chunk per section
+        return f"# {title}\n\n" + " ".join(rng.choice(words) for _ in range(150)) + f" {title}.\n\n"
+
+    repeated = section("Repeated")
+    sections = [section(f"Section {i}") for i in range(700)]
+    for at in (5, 300, 650):
+        sections[at] = repeated
+    doc = tmp_path / "long.md"
+    doc.write_text("".join(sections))
+    reads: list[float] = []
+    original = Repository.chunk_texts
+
+    def recorded(self: Repository, conn: Any, document_id: Any, chunk_ids: Any) -> list[str]:
+        reads.append(time.time())
+        return original(self, conn, document_id, chunk_ids)
+
+    monkeypatch.setattr(Repository, "chunk_texts", recorded)
+    rt = _runtime(db_url, tmp_path, **openai_settings(openai_mock, embedding_max_batch_inputs=8,
+                                                       embedding_concurrency=2, embedding_cache=False))
+    try:
+        summary = ingest(rt, [doc])
+        stored = _sql(rt, "SELECT text, embedding FROM upload_pipeline.document_chunks")
+    finally:
+        rt.close()
+    stats = openai_mock.stats()
+    assert summary.complete == 1 and summary.chunks == len(stored) == 700
+    assert sum(r["text"] == repeated.strip() for r in stored) == 3
+    for r in stored:  # every chunk, the repeated ones included, has the mock's vector of its text
+        assert np.allclose(_as_array(r["embedding"]), mock_vector(r["text"], 384), atol=1e-6)
+    assert set(stats["embedded"].values()) == {1} and len(stats["embedded"]) == 698
+    first, block = EmbedChunks.TEXT_BLOCKS
+    assert len(reads) == 1 + -(-(698 - first) // block)  # 698 distinct texts, read in blocks
+    first_request = min(r["t"] for r in stats["requests"] if r["path"].endswith("/embeddings"))
+    assert first_request < reads[1]  # sending began before the second block was read

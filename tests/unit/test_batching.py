@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from docingest.embedding.batching import BatchingEmbedder, BatchLimits, plan_batches
+from docingest.embedding.batching import BatchingEmbedder, BatchLimits, iter_batches, plan_batches
 from docingest.embedding.openai import parse_duration, retry_after_seconds
 from docingest.errors import EmbeddingDimensionMismatch, EmbeddingInputTooLong, EmbeddingRejected
 from docingest.ratelimit import bucket_size
@@ -20,6 +20,19 @@ def test_batches_bounded_by_count_and_tokens() -> None:
     assert plan_batches([4, 4, 4, 1], limits) == [(0, 2), (2, 4)]
     assert plan_batches([8, 8], limits) == [(0, 1), (1, 2)]
     assert plan_batches([], limits) == []
+
+
+def test_a_full_batch_is_planned_before_the_next_count_arrives() -> None:
+    consumed: list[int] = []
+
+    def counts():  # type: ignore[no-untyped-def]
+        for i in range(10):
+            consumed.append(i)
+            yield 1
+
+    batches = iter_batches(counts(), BatchLimits(max_inputs=4, max_tokens=100, max_input_tokens=8))
+    assert next(batches) == (0, 4, 4) and len(consumed) == 4  # not 5: the first request goes early
+    assert list(batches) == [(4, 8, 4), (8, 10, 2)]
 
 
 def test_inputs_checked_before_sending() -> None:
@@ -55,6 +68,32 @@ def test_embed_keeps_order_and_yields_good_batches_before_an_error() -> None:
         for start, end, _ in _Echo(wrong_at=8).embed_batches(texts):
             got.append((start, end))
     assert (8, 9) not in got and len(got) >= 1
+
+
+def test_a_lazy_iterable_is_drawn_as_planned_and_indexed_in_drawn_order() -> None:
+    drawn: list[int] = []
+
+    def texts():  # type: ignore[no-untyped-def]
+        for i in range(300):
+            drawn.append(i)
+            yield str(i)
+
+    got = {}
+    for start, end, vectors in _Echo().embed_batches(texts()):
+        got.update({i: v for i, v in zip(range(start, end), vectors[:, 0].tolist(), strict=True)})
+    assert got == {i: float(i) for i in range(300)} and drawn == list(range(300))
+
+
+def test_an_error_raised_by_the_iterable_is_raised_after_the_batches_before_it() -> None:
+    def texts():  # type: ignore[no-untyped-def]
+        yield from (str(i) for i in range(70))
+        raise RuntimeError("the database went away")
+
+    got: list[tuple[int, int]] = []
+    with pytest.raises(RuntimeError, match="went away"):
+        for start, end, _ in _Echo().embed_batches(texts()):
+            got.append((start, end))
+    assert sorted(got) == [(i, i + 2) for i in range(0, 64, 2)]  # the first block of 64 was sent
 
 
 def test_retry_hints() -> None:

@@ -6,6 +6,7 @@ the transaction and its fencing check.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -245,21 +246,47 @@ class Repository:
     # --- chunks and vectors --------------------------------------------------
     def replace_chunk_buffer(self, conn: Conn, document_id: UUID, rows: Iterable[tuple[Any, ...]]) -> int:
         """Replace a document's buffered chunks with ``rows`` of
-        ``(chunk_id, ordinal, text, meta_dict, token_count)``; returns the count (COPY)."""
+        ``(chunk_id, ordinal, text, meta_dict, token_count)``; returns the count (COPY).
+
+        Each row also gets ``text_sha256``, the SHA-256 of the text's UTF-8 bytes: the
+        embedding cache's key, so the embedding stage plans without reading the texts.
+        """
         conn.execute(queries()["delete_chunk_buffer"], {"document_id": document_id})
         n = 0
         with conn.cursor().copy(
             "COPY upload_pipeline.document_chunk_buffer"
-            " (chunk_id, document_id, ordinal, text, meta, token_count) FROM STDIN"
+            " (chunk_id, document_id, ordinal, text, meta, token_count, text_sha256) FROM STDIN"
         ) as copy:
             for chunk_id, ordinal, text, meta, token_count in rows:
-                copy.write_row((chunk_id, document_id, ordinal, text, _jsonb(meta), token_count))
+                digest = hashlib.sha256(text.encode("utf-8")).digest()
+                copy.write_row((chunk_id, document_id, ordinal, text, _jsonb(meta), token_count, digest))
                 n += 1
         return n
 
-    def pending_chunks(self, conn: Conn, document_id: UUID) -> list[dict[str, Any]]:
-        """Buffered chunks without a vector, by ordinal: ``chunk_id, ordinal, text, token_count``."""
-        return _all(conn, "pending_chunks", {"document_id": document_id})
+    def embedding_plan(
+        self, conn: Conn, document_id: UUID, *, model: str, dimensions: int, use_cache: bool
+    ) -> list[dict[str, Any]]:
+        """Every buffered chunk by ordinal, without its text: ``chunk_id, token_count,
+        has_vector, text_sha256`` (32 bytes) and ``cached`` (float32 array from the embedding
+        cache for this model and dimensions, or None; always None without ``use_cache`` or
+        when the chunk has a vector)."""
+        rows = _all(conn, "embedding_plan", {"document_id": document_id, "model": model,
+                                             "dimensions": dimensions, "use_cache": use_cache})
+        for r in rows:
+            r["text_sha256"] = bytes(r["text_sha256"])
+            if r["cached"] is not None:
+                r["cached"] = _as_array(r["cached"])
+        return rows
+
+    def chunk_texts(self, conn: Conn, document_id: UUID, chunk_ids: Sequence[UUID]) -> list[str]:
+        """The texts of ``chunk_ids`` (buffered chunks of ``document_id``), in the order asked.
+
+        Raises:
+            KeyError: a chunk id is not in the document's buffer.
+        """
+        rows = _all(conn, "chunk_texts", {"document_id": document_id, "chunk_ids": list(chunk_ids)})
+        by_id = {r["chunk_id"]: r["text"] for r in rows}
+        return [by_id[c] for c in chunk_ids]
 
     def buffer_counts(self, conn: Conn, document_id: UUID) -> dict[str, int]:
         row = _one(conn, "buffer_counts", {"document_id": document_id})
@@ -422,19 +449,15 @@ class Repository:
         assert row is not None
         return bool(row["granted"]), float(row["wait_seconds"])
 
+    def rate_limit_wait(self, conn: Conn, buckets: Sequence[str]) -> float:
+        """Seconds until the shared backoff of ``buckets`` ends (0: none); reads only."""
+        row = _one(conn, "rate_limit_wait", {"buckets": list(buckets)})
+        assert row is not None
+        return float(row["wait_seconds"])
+
     def rate_limit_block(self, conn: Conn, buckets: Sequence[str], seconds: float) -> None:
         """Every worker using ``buckets`` waits ``seconds`` from now (a shared backoff)."""
         conn.execute(queries()["rate_limit_block"], {"buckets": list(buckets), "seconds": seconds})
-
-    def embedding_cache_get(
-        self, conn: Conn, *, model: str, dimensions: int, hashes: Sequence[bytes]
-    ) -> dict[bytes, np.ndarray]:
-        """``{sha256 digest: vector}`` for the hashes already embedded with this model."""
-        if not hashes:
-            return {}
-        rows = _all(conn, "embedding_cache_get",
-                    {"model": model, "dimensions": dimensions, "hashes": list(hashes)})
-        return {bytes(r["text_sha256"]): _as_array(r["embedding"]) for r in rows}
 
     def embedding_cache_put(
         self, conn: Conn, *, model: str, dimensions: int, hashes: Sequence[bytes], vectors: np.ndarray

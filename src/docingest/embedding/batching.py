@@ -12,6 +12,7 @@ each one.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,6 +23,8 @@ import numpy as np
 
 from docingest.embedding.base import check_shape
 from docingest.errors import EmbeddingInputTooLong, EmbeddingRejected
+
+COUNT_BLOCKS = (64, 256)  # texts whose tokens the planner counts first, then at a time
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,13 @@ def iter_batches(
             raise EmbeddingInputTooLong(
                 f"input {i} has {n} tokens, over the model's limit of {limits.max_input_tokens}"
             )
-        if i > start and (i - start >= limits.max_inputs or tokens + n > limits.max_tokens):
+        if i > start and tokens + n > limits.max_tokens:
             yield start, i, tokens
             start, tokens = i, 0
         tokens += n
+        if seen - start >= limits.max_inputs:  # full: planned now, not when the next count arrives
+            yield start, seen, tokens
+            start, tokens = seen, 0
     if start < seen:
         yield start, seen, tokens
 
@@ -107,9 +113,12 @@ class BatchingEmbedder:
     def _checked(self, texts: list[str], tokens: int) -> np.ndarray:
         return check_shape(np.asarray(self._embed_batch(texts, tokens)), len(texts), self.dimensions)
 
-    def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[int, int, np.ndarray]]:
+    def embed_batches(self, texts: Iterable[str]) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(start, end, vectors)`` for each batch as it completes (any order).
 
+        ``texts`` may be a lazy iterable: the planner thread draws from it as it plans,
+        :data:`COUNT_BLOCKS` texts at a time (a small first block, so the first request
+        leaves early), and ``start``/``end`` index the texts in the order drawn.
         A planner thread counts tokens and plans batches ahead (each input checked
         before the batch holding it is planned), keeping up to ``2 x concurrency``
         planned batches ready; ``concurrency`` lanes (threads of the embedder's
@@ -120,8 +129,16 @@ class BatchingEmbedder:
         the successful ones are still yielded (so the caller stores them), then the
         first error is raised.
         """
-        counts = (n for block in range(0, len(texts), 256)
-                  for n in self.count_tokens(texts[block : block + 256]))
+        drawn: list[str] = []  # the texts drawn so far; a planned batch's texts are all in it
+
+        def counts() -> Iterator[int]:
+            source = iter(texts)
+            size = COUNT_BLOCKS[0]
+            while block := list(itertools.islice(source, size)):
+                drawn.extend(block)
+                yield from self.count_tokens(block)
+                size = COUNT_BLOCKS[1]
+
         planned: queue.Queue[tuple[int, int, int] | BaseException | None] = queue.Queue(
             maxsize=2 * self.concurrency)
         results: queue.Queue[tuple[int, int, np.ndarray] | BaseException | None] = queue.Queue()
@@ -138,7 +155,7 @@ class BatchingEmbedder:
 
         def plan() -> None:
             try:
-                for batch in iter_batches(counts, self.limits):
+                for batch in iter_batches(counts(), self.limits):
                     if not offer(batch):
                         return
             except BaseException as exc:  # noqa: BLE001 - an input refused before sending
@@ -163,7 +180,7 @@ class BatchingEmbedder:
                             results.put(item)
                         break
                     start, end, tokens = item
-                    results.put((start, end, self._checked(list(texts[start:end]), tokens)))
+                    results.put((start, end, self._checked(drawn[start:end], tokens)))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
                 stop.set()
                 results.put(exc)

@@ -184,13 +184,30 @@ WHERE document_id = %(document_id)s;
 -- name: delete_chunk_buffer
 DELETE FROM upload_pipeline.document_chunk_buffer WHERE document_id = %(document_id)s;
 
--- name: pending_chunks
--- Buffered chunks of a document that have no vector yet, in order.
-SELECT c.chunk_id, c.ordinal, c.text, c.token_count
+-- name: embedding_plan
+-- Every buffered chunk of a document in order: whether it has a vector yet, the SHA-256 of its
+-- text (the embedding cache's key, written with the chunk; hashed here only for a chunk buffered
+-- before migration 004) and, with the cache on, the vector the cache holds for that text and
+-- model. No text is sent back: the embedding stage reads the texts it sends a block at a time
+-- (chunk_texts), while its first requests are in flight. The cache is
+-- probed by a correlated subquery on its whole primary key, one index lookup per chunk whatever
+-- the statistics say (a join was planned as a nested loop over the whole cache when they were
+-- stale), and not at all when the cache is off or the chunk has its vector.
+SELECT c.chunk_id, c.token_count, v.chunk_id IS NOT NULL AS has_vector, h.text_sha256,
+       CASE WHEN %(use_cache)s AND v.chunk_id IS NULL THEN
+           (SELECT e.embedding FROM upload_pipeline.embedding_cache e
+            WHERE e.model = %(model)s AND e.dimensions = %(dimensions)s
+              AND e.text_sha256 = h.text_sha256)
+       END AS cached
 FROM upload_pipeline.document_chunk_buffer c
 LEFT JOIN upload_pipeline.document_vector_buffer v ON v.chunk_id = c.chunk_id
-WHERE c.document_id = %(document_id)s AND v.chunk_id IS NULL
+CROSS JOIN LATERAL (SELECT COALESCE(c.text_sha256, sha256(convert_to(c.text, 'UTF8'))) AS text_sha256) h
+WHERE c.document_id = %(document_id)s
 ORDER BY c.ordinal;
+
+-- name: chunk_texts
+SELECT chunk_id, text FROM upload_pipeline.document_chunk_buffer
+WHERE document_id = %(document_id)s AND chunk_id = ANY(%(chunk_ids)s::uuid[]);
 
 -- name: buffer_counts
 SELECT (SELECT count(*) FROM upload_pipeline.document_chunk_buffer WHERE document_id = %(document_id)s) AS chunks,
@@ -487,17 +504,29 @@ SELECT verdict.granted, verdict.wait_seconds::float8 AS wait_seconds,
        (SELECT count(*) FROM taken) AS buckets
 FROM verdict;
 
--- name: rate_limit_block
--- A 429 arrived: every worker waits until now + seconds (never shortens an existing block).
-UPDATE upload_pipeline.rate_limits
-SET blocked_until = GREATEST(COALESCE(blocked_until, '-infinity'),
-                             clock_timestamp() + make_interval(secs => %(seconds)s))
-WHERE bucket = ANY(%(buckets)s::text[])
-RETURNING bucket, blocked_until;
+-- name: rate_limit_wait
+-- Seconds left of the shared backoff (after a 429) of the named buckets; 0 when none. The
+-- acquire of a limiter without limits: read-only, so no row lock, no WAL, no commit to flush.
+SELECT COALESCE(max(GREATEST(0, EXTRACT(epoch FROM blocked_until - clock_timestamp()))), 0)::float8
+           AS wait_seconds
+FROM upload_pipeline.rate_limits
+WHERE bucket = ANY(%(buckets)s::text[]);
 
--- name: embedding_cache_get
-SELECT text_sha256, embedding FROM upload_pipeline.embedding_cache
-WHERE model = %(model)s AND dimensions = %(dimensions)s AND text_sha256 = ANY(%(hashes)s::bytea[]);
+-- name: rate_limit_block
+-- A 429 arrived: every worker waits until now + seconds (never shortens an existing block),
+-- and hears of it at once through NOTIFY (ratelimit.py: BACKOFF_CHANNEL, "<bucket> <seconds>").
+WITH blocked AS (
+    UPDATE upload_pipeline.rate_limits
+    SET blocked_until = GREATEST(COALESCE(blocked_until, '-infinity'),
+                                 clock_timestamp() + make_interval(secs => %(seconds)s))
+    WHERE bucket = ANY(%(buckets)s::text[])
+    RETURNING bucket, blocked_until
+)
+SELECT bucket, blocked_until,
+       pg_notify('upload_pipeline_rate_limits',
+                 bucket || ' ' || EXTRACT(epoch FROM blocked_until - clock_timestamp())::text) IS NOT NULL
+           AS notified
+FROM blocked;
 
 -- name: embedding_cache_put
 INSERT INTO upload_pipeline.embedding_cache (model, dimensions, text_sha256, embedding)

@@ -37,10 +37,10 @@ def test_the_plan_carries_each_texts_sha256_and_the_cached_vectors(runtime: Runt
     document_id, ids = _buffer(runtime, tmp_path, texts)
     cached = np.full(384, 0.5, dtype=np.float32)
     with runtime.pool().connection() as conn:
+        runtime.repo.insert_vectors(conn, document_id, [ids[2]], cached[None, :], MODEL)
         runtime.repo.embedding_cache_put(conn, model=MODEL, dimensions=384,
                                          hashes=[hashlib.sha256(b"first chunk").digest()],
-                                         vectors=cached[None, :])
-        runtime.repo.insert_vectors(conn, document_id, [ids[2]], cached[None, :], MODEL)
+                                         chunk_ids=[ids[2]])  # the cache copies the buffered vector
     plan = _plan(runtime, document_id)
     assert [r["chunk_id"] for r in plan] == ids  # in ordinal order
     assert [r["text_sha256"] for r in plan] == [hashlib.sha256(t.encode()).digest() for t in texts]

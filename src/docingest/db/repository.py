@@ -296,15 +296,23 @@ class Repository:
     def insert_vectors(
         self, conn: Conn, document_id: UUID, chunk_ids: Sequence[UUID], vectors: np.ndarray, model: str
     ) -> None:
-        """Upsert one vector per chunk id into the vector buffer."""
-        with conn.cursor() as cur:
-            cur.executemany(
-                queries()["insert_vector"],
-                [
-                    {"chunk_id": cid, "document_id": document_id, "embedding": vec, "embed_model": model}
-                    for cid, vec in zip(chunk_ids, vectors, strict=True)
-                ],
-            )
+        """Insert one vector per chunk id into the vector buffer (binary COPY).
+
+        Only for chunks without a vector yet (``embedding_plan``'s ``has_vector`` is false):
+        a chunk that has one is a unique violation, which fails the whole statement. COPY
+        sends each vector as pgvector's binary form; it took a third of the CPU time of an
+        ``executemany`` upsert, time the embedding lanes of the same process wait for.
+
+        Raises:
+            psycopg.errors.UniqueViolation: a chunk already has a vector.
+        """
+        with conn.cursor().copy(
+            "COPY upload_pipeline.document_vector_buffer (chunk_id, document_id, embedding, embed_model)"
+            " FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["uuid", "uuid", "vector", "text"])
+            for cid, vec in zip(chunk_ids, vectors, strict=True):
+                copy.write_row((cid, document_id, vec, model))
 
     def finalize_document(self, conn: Conn, document_id: UUID) -> int:
         """Move buffered chunks and vectors into ``document_chunks``; clear the buffers.
@@ -460,15 +468,15 @@ class Repository:
         conn.execute(queries()["rate_limit_block"], {"buckets": list(buckets), "seconds": seconds})
 
     def embedding_cache_put(
-        self, conn: Conn, *, model: str, dimensions: int, hashes: Sequence[bytes], vectors: np.ndarray
+        self, conn: Conn, *, model: str, dimensions: int, hashes: Sequence[bytes],
+        chunk_ids: Sequence[UUID],
     ) -> None:
-        """Remember vectors by text hash (existing entries are kept)."""
-        with conn.cursor() as cur:
-            cur.executemany(
-                queries()["embedding_cache_put"],
-                [{"model": model, "dimensions": dimensions, "text_sha256": h, "embedding": v}
-                 for h, v in zip(hashes, vectors, strict=True)],
-            )
+        """Remember by text hash the vectors just buffered for ``chunk_ids`` (one chunk per hash,
+        in the same order); existing entries are kept. The vectors are copied inside the
+        database from ``document_vector_buffer``, not sent a second time."""
+        conn.execute(queries()["embedding_cache_put"], {
+            "model": model, "dimensions": dimensions, "hashes": list(hashes),
+            "chunk_ids": list(chunk_ids)})
 
     def wake_parse_job(self, conn: Conn, job_id: UUID, remote_job_id: str) -> bool:
         """Make a job waiting on remote parse ``remote_job_id`` claimable now; False if none."""

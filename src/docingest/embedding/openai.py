@@ -22,11 +22,12 @@ Error mapping (each try goes through the shared rate limiter first):
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,33 @@ def retry_after_seconds(headers: Any) -> float | None:
     return max(waits) if waits else None
 
 
+@functools.cache
+def cl100k_counter() -> Callable[[str], int]:
+    """A function giving a text's cl100k_base token count (the OpenAI embedding models'
+    tokenizer, offline from ``bpe-openai``); without that package, one token per 3 UTF-8 bytes.
+
+    It calls the package's Rust tokenizer's ``count`` (no token list is built: a quarter less
+    time than ``len(encode_ordinary(text))``, the same counts), and ``encode_ordinary`` for a
+    text the Rust side cannot take (lone surrogates, which it replaces as tiktoken does).
+    """
+    try:
+        import bpe_openai
+    except ImportError:
+        return lambda t: (len(t.encode("utf-8", "surrogatepass")) + 2) // 3
+    encoding = bpe_openai.get_encoding("cl100k_base")
+    fast = getattr(getattr(encoding, "_backend", None), "count", None)
+
+    def count(text: str) -> int:
+        if fast is not None:
+            try:
+                return int(fast(text))
+            except UnicodeEncodeError:
+                pass
+        return len(encoding.encode_ordinary(text))
+
+    return count
+
+
 def _is_context_length(exc: Any) -> bool:
     body = getattr(exc, "body", None)
     text = str(body if body is not None else exc).lower()
@@ -134,21 +162,11 @@ class OpenAIEmbedder(BatchingEmbedder):
             api_key=api_key or "unused", base_url=base_url, max_retries=0, timeout=timeout_seconds,
             default_headers=headers,
         )
-        self._encoding: Any = None
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """cl100k_base counts (the OpenAI embedding models' tokenizer; offline, ``bpe-openai``);
-        without that package a conservative estimate of one token per 3 UTF-8 bytes."""
-        if self._encoding is None:
-            try:
-                import bpe_openai
-
-                self._encoding = bpe_openai.get_encoding("cl100k_base")
-            except ImportError:
-                self._encoding = False
-        if self._encoding is False:
-            return [(len(t.encode("utf-8")) + 2) // 3 if t.strip() else 0 for t in texts]
-        return [len(self._encoding.encode_ordinary(t)) if t.strip() else 0 for t in texts]
+        """cl100k_base counts (:func:`cl100k_counter`); 0 for a blank text (refused before sending)."""
+        count = cl100k_counter()
+        return [count(t) if t.strip() else 0 for t in texts]
 
     def _embed_batch(self, texts: list[str], tokens: int) -> np.ndarray:
         oa = self._openai

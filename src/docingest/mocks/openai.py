@@ -3,7 +3,9 @@
 The same client code talks to it and to OpenAI (``OPENAI_BASE_URL=http://127.0.0.1:8002/v1``).
 Each input text gets a deterministic unit vector (from the SHAKE-256 of the text,
 so the same text gives the same vector in any batch position); ``usage`` holds real
-token counts (cl100k_base via ``bpe-openai``, else one per 3 bytes). Inputs over
+token counts (cl100k_base via ``bpe-openai``, else one per 3 bytes). The work per request is
+kept small (vectors computed for the whole batch at once, counts by the Rust tokenizer), so
+``--latency-ms`` holds when several requests are in flight on its one event loop. Inputs over
 ``max_input_tokens`` get OpenAI's 400 "maximum context length" error.
 ``dimensions`` (the knob) forces the returned length whatever is asked.
 
@@ -22,17 +24,26 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from docingest.embedding.openai import cl100k_counter
 from docingest.mocks.common import Knobs, Ledger, add_fault_middleware
 
 DEFAULT_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072,
                       "text-embedding-ada-002": 1536}
 
 
+def mock_vectors(texts: list[str], dimensions: int) -> np.ndarray:
+    """``(len(texts), dimensions)`` float32: each text's SHAKE-256 read as uint32s, centred,
+    L2-normalised. Each row depends only on its own text, whatever the batch."""
+    raw = b"".join(hashlib.shake_256(t.encode("utf-8", "surrogatepass")).digest(4 * dimensions)
+                   for t in texts)
+    mat = np.frombuffer(raw, dtype="<u4").reshape(len(texts), dimensions).astype(np.float64)
+    mat = mat / 2.0**31 - 1.0
+    return (mat / np.sqrt(np.einsum("ij,ij->i", mat, mat))[:, None]).astype(np.float32)
+
+
 def mock_vector(text: str, dimensions: int) -> np.ndarray:
-    """The mock's vector of ``text``: SHAKE-256 of the text read as uint32s, centred, L2-normalised."""
-    raw = hashlib.shake_256(text.encode("utf-8", "surrogatepass")).digest(4 * dimensions)
-    vec = np.frombuffer(raw, dtype="<u4").astype(np.float64) / 2.0**31 - 1.0
-    return (vec / np.linalg.norm(vec)).astype(np.float32)
+    """The mock's vector of one text (a row of :func:`mock_vectors`)."""
+    return mock_vectors([text], dimensions)[0]
 
 
 @dataclass
@@ -43,22 +54,12 @@ class OpenAIMockConfig:
     max_inputs: int = 2048
 
 
-def _counter() -> Any:
-    try:
-        import bpe_openai
-
-        enc = bpe_openai.get_encoding("cl100k_base")
-        return lambda t: len(enc.encode_ordinary(t))
-    except ImportError:
-        return lambda t: (len(t.encode("utf-8")) + 2) // 3
-
-
 def create_app(config: OpenAIMockConfig) -> Any:
     app = FastAPI(title="docingest mock OpenAI")
     ledger = Ledger()
     embedded: dict[str, int] = {}
     lock = threading.Lock()
-    count_tokens = _counter()
+    count_tokens = cl100k_counter()
     add_fault_middleware(app, config.knobs, ledger, malformed_body=b'{"object": "list", "data": [{"obj')
 
     def error(status: int, message: str, type_: str = "invalid_request_error",
@@ -104,8 +105,7 @@ def create_app(config: OpenAIMockConfig) -> Any:
         dims = config.dimensions or body.get("dimensions") or DEFAULT_DIMENSIONS.get(model, 1536)
         as_b64 = body.get("encoding_format") == "base64"
         data = []
-        for i, t in enumerate(inputs):
-            vec = mock_vector(t, int(dims))
+        for i, vec in enumerate(mock_vectors(inputs, int(dims))):
             emb: Any = base64.b64encode(vec.astype("<f4").tobytes()).decode() if as_b64 else vec.tolist()
             data.append({"object": "embedding", "index": i, "embedding": emb})
         with lock:

@@ -116,12 +116,14 @@ class EmbedChunks:
                         "eta_s": round((total - done) / rate, 1) if rate > 0 else None}
             ids = [r["chunk_id"] for r in rows]
 
+            firsts = [by_hash[h][0]["chunk_id"] for h in batch_hashes]
+
             def persist(conn: Any, ids: list[Any] = ids, vectors: Any = per_row,
-                        fresh: Any = vectors, fresh_hashes: list[bytes] = batch_hashes) -> None:
+                        fresh_hashes: list[bytes] = batch_hashes, firsts: list[Any] = firsts) -> None:
                 self.repo.insert_vectors(conn, doc.document_id, ids, vectors, model)
                 if self.cache:
                     self.repo.embedding_cache_put(conn, model=model, dimensions=self.dimensions,
-                                                  hashes=fresh_hashes, vectors=fresh)
+                                                  hashes=fresh_hashes, chunk_ids=firsts)
 
             ctx.save_progress(progress, persist)  # a stored batch is kept even if we stop now
             ctx.check()

@@ -214,11 +214,6 @@ SELECT (SELECT count(*) FROM upload_pipeline.document_chunk_buffer WHERE documen
        (SELECT count(*) FROM upload_pipeline.document_vector_buffer WHERE document_id = %(document_id)s) AS vectors,
        (SELECT count(*) FROM upload_pipeline.document_chunks WHERE document_id = %(document_id)s) AS final;
 
--- name: insert_vector
-INSERT INTO upload_pipeline.document_vector_buffer (chunk_id, document_id, embedding, embed_model)
-VALUES (%(chunk_id)s, %(document_id)s, %(embedding)s, %(embed_model)s)
-ON CONFLICT (chunk_id) DO UPDATE SET embedding = EXCLUDED.embedding, embed_model = EXCLUDED.embed_model;
-
 -- name: finalize_delete_old
 DELETE FROM upload_pipeline.document_chunks WHERE document_id = %(document_id)s;
 
@@ -529,8 +524,11 @@ SELECT bucket, blocked_until,
 FROM blocked;
 
 -- name: embedding_cache_put
+-- Vectors just buffered, remembered by the SHA-256 of their text (first writer wins).
 INSERT INTO upload_pipeline.embedding_cache (model, dimensions, text_sha256, embedding)
-VALUES (%(model)s, %(dimensions)s, %(text_sha256)s, %(embedding)s)
+SELECT %(model)s, %(dimensions)s, t.text_sha256, v.embedding
+FROM unnest(%(chunk_ids)s::uuid[], %(hashes)s::bytea[]) AS t(chunk_id, text_sha256)
+JOIN upload_pipeline.document_vector_buffer v ON v.chunk_id = t.chunk_id
 ON CONFLICT DO NOTHING;
 
 -- name: wake_parse_job

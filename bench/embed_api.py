@@ -105,7 +105,7 @@ def measure(chunks: int, batch: int, in_flight: int, latency_ms: float) -> dict[
             rt.check_embedder_dimensions()
             probes = len(mock.requests())
             started = time.monotonic()
-            summary = ingest(rt, [doc], concurrency=1, poll_seconds=0.1)
+            summary = ingest(rt, [doc], concurrency=1)  # polls as `docingest ingest` does
             wall = time.monotonic() - started
             with rt.pool().connection() as conn:
                 row = conn.execute(

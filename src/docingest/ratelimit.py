@@ -7,6 +7,11 @@ request and the batch's tokens from both buckets in one atomic UPDATE
 share one budget. ``block`` records a provider's ``Retry-After`` in the bucket
 rows: every worker then waits, not only the one that was answered 429.
 
+Sizing (so that any 60-second window stays under the limit ``L``): a token
+bucket of capacity ``b`` refilled at ``r``/s admits at most ``b + r*60`` requests
+in a window of 60 s. We take ``b = max(1, ceil(L * burst_fraction))`` and
+``r = (L - b) / 60``, so ``b + r*60 = L`` exactly.
+
 Cost per request. Without limits (no rpm or tpm) the only thing to honour is the
 shared backoff, and ``acquire`` does not touch the database: ``block`` sends a
 ``NOTIFY upload_pipeline_rate_limits`` with its bucket rows, and a listener
@@ -206,14 +211,14 @@ class SharedRateLimiter:
                             if bucket in self._sizes:
                                 self._extend(float(seconds))
             except (psycopg.Error, ValueError) as exc:
-                self._listening.clear()
+                self._listening.clear()  # before the wait below: acquire reads the rows meanwhile
                 if self._closed.is_set():
                     return  # closed while the database went away: nothing to report
                 log.warning("%s: backoff listener lost (%s); reading the rows until it is back",
                             self.name, exc)
                 self._closed.wait(1.0)
             finally:
-                self._listening.clear()
+                self._listening.clear()  # whatever ended it: acquire falls back to the rows
 
 
 class LocalBackoff:

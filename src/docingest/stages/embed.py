@@ -28,7 +28,7 @@ class EmbedChunks:
     sent once; ``progress.embedding_cache_hits`` counts the chunks served so.
 
     The stage starts sending at once: one query plans the stage without any text
-    (each chunk's SHA-256, computed by PostgreSQL, and its cached vector:
+    (each chunk's SHA-256, written with the chunk, and its cached vector:
     ``embedding_plan``), and the texts to send are read a block at a time
     (:data:`TEXT_BLOCKS`) as the embedder's planner asks for them, while the first
     requests are in flight. Reading every text before the first request was a
@@ -89,7 +89,8 @@ class EmbedChunks:
         hashes = [h for h in by_hash if h not in cached]
         if self.cache and hashes:
             metrics.EMBED_CACHE_MISSES.labels(model=model).inc(len(hashes))
-        texts = self._texts(ctx, [by_hash[h][0]["chunk_id"] for h in hashes])
+        first_ids = [by_hash[h][0]["chunk_id"] for h in hashes]  # the chunk whose text is sent
+        texts = self._texts(ctx, first_ids)
         started = time.monotonic()
         embedded_now = 0
         call_started = time.monotonic()
@@ -116,10 +117,9 @@ class EmbedChunks:
                         "eta_s": round((total - done) / rate, 1) if rate > 0 else None}
             ids = [r["chunk_id"] for r in rows]
 
-            firsts = [by_hash[h][0]["chunk_id"] for h in batch_hashes]
-
             def persist(conn: Any, ids: list[Any] = ids, vectors: Any = per_row,
-                        fresh_hashes: list[bytes] = batch_hashes, firsts: list[Any] = firsts) -> None:
+                        fresh_hashes: list[bytes] = batch_hashes,
+                        firsts: list[Any] = first_ids[start:end]) -> None:
                 self.repo.insert_vectors(conn, doc.document_id, ids, vectors, model)
                 if self.cache:
                     self.repo.embedding_cache_put(conn, model=model, dimensions=self.dimensions,
@@ -134,7 +134,8 @@ class EmbedChunks:
     def _texts(self, ctx: StageContext, chunk_ids: list[Any]) -> Iterator[str]:
         """The texts of ``chunk_ids`` in order, read :data:`TEXT_BLOCKS` at a time when asked for.
 
-        It runs on the embedder's planner thread; each read is its own short transaction,
+        It runs where the texts are drawn: an API embedder's planner thread, else this stage's
+        thread. Each read is its own short transaction,
         closed before a text is handed on, so it never holds the job row while waiting.
         """
         first, size = self.TEXT_BLOCKS

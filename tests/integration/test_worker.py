@@ -212,6 +212,31 @@ def test_heartbeat_renews_held_leases_and_flags_lost_ones(runtime: Runtime, tmp_
     assert not held_a.lost.is_set() and held_b.lost.is_set()
 
 
+def test_heartbeat_never_waits_for_a_job_row_locked_by_a_long_transaction(
+        runtime: Runtime, tmp_path: Path) -> None:
+    """A long fenced transaction (a big finalize) holds job A's row: the heartbeat still renews
+    job B at once, and counts A as held (it was waiting here, and every lease expired)."""
+    register(runtime, write_docs(tmp_path / "in", 2))
+    w = runtime.worker(concurrency=1)
+    a, _ = w.claim()
+    b, _ = w.claim()
+    held_a, held_b = _Held(a, threading.Event()), _Held(b, threading.Event())
+    w._held = {a.job_id: held_a, b.job_id: held_b}
+    before = rows(runtime, "SELECT lease_expires_at FROM upload_pipeline.upload_jobs WHERE job_id = %s",
+                  (b.job_id,))[0]["lease_expires_at"]
+    with runtime.pool().connection() as locker, locker.transaction():
+        locker.execute("SELECT job_id FROM upload_pipeline.upload_jobs WHERE job_id = %s FOR UPDATE",
+                       (a.job_id,))
+        beat = threading.Thread(target=w.heartbeat)
+        beat.start()
+        beat.join(10)
+        assert not beat.is_alive(), "the heartbeat waited for the locked row"
+    after = rows(runtime, "SELECT lease_expires_at FROM upload_pipeline.upload_jobs WHERE job_id = %s",
+                 (b.job_id,))[0]["lease_expires_at"]
+    assert after > before
+    assert not held_a.lost.is_set() and not held_b.lost.is_set()
+
+
 def test_listen_notify_wakes_an_idle_worker_long_before_the_poll(
     db_url: str, tmp_path: Path
 ) -> None:

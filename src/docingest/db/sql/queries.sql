@@ -50,11 +50,27 @@ WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
 FOR UPDATE;
 
 -- name: renew_leases
-UPDATE upload_pipeline.upload_jobs j
-SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM unnest(%(job_ids)s::uuid[], %(attempt_ids)s::uuid[]) AS held(job_id, attempt_id)
-WHERE j.job_id = held.job_id AND j.attempt_id = held.attempt_id AND j.state = 'working'
-RETURNING j.job_id;
+-- The heartbeat: extend the leases of the attempts listed, and name the jobs they still hold.
+-- It never waits for a row lock: a job row locked by its own attempt's fenced transaction (a
+-- long finalize holds it for its HNSW inserts, tens of seconds on a slow machine) is skipped,
+-- not waited for. Waiting stalled the heartbeat of every job the worker held, and their leases
+-- expired under a live worker. A skipped job still counts as held when its committed row names
+-- the attempt; claims skip locked rows too, and the transition that ends the lock renews it.
+WITH held AS (
+    SELECT * FROM unnest(%(job_ids)s::uuid[], %(attempt_ids)s::uuid[]) AS h(job_id, attempt_id)
+), ours AS (
+    SELECT j.job_id FROM upload_pipeline.upload_jobs j JOIN held ON held.job_id = j.job_id
+    WHERE j.attempt_id = held.attempt_id AND j.state = 'working'
+), renewed AS (
+    UPDATE upload_pipeline.upload_jobs j
+    SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+    FROM (SELECT j2.job_id FROM upload_pipeline.upload_jobs j2
+          WHERE j2.job_id IN (SELECT job_id FROM ours)
+          FOR UPDATE OF j2 SKIP LOCKED) AS free
+    WHERE j.job_id = free.job_id
+    RETURNING j.job_id
+)
+SELECT job_id FROM ours;
 
 -- name: complete_stage
 -- A stage's transition in one statement, fenced by the attempt: the job moves from

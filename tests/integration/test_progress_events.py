@@ -97,10 +97,10 @@ def test_pages_parsed_move_while_a_pdf_is_parsed(db_url: str, tmp_path: Path,
     writes: list[tuple[float, dict[str, Any]]] = []
     update_progress = Repository.update_progress
 
-    def spy(self: Repository, conn: Any, job_id: Any, progress: dict[str, Any]) -> Any:
+    def spy(self: Repository, conn: Any, job_id: Any, progress: dict[str, Any], **kw: Any) -> Any:
         if "pages_parsed" in progress:
             writes.append((time.monotonic(), dict(progress)))
-        return update_progress(self, conn, job_id, progress)
+        return update_progress(self, conn, job_id, progress, **kw)
 
     monkeypatch.setattr(Repository, "update_progress", spy)
     doc_id = register(rt, [_big_pdf(tmp_path / "big.pdf")], user_id="u1")[0].document.document_id

@@ -125,8 +125,13 @@ class Repository:
         })
         return Job.from_row(row) if row else None
 
-    def update_progress(self, conn: Conn, job_id: UUID, progress: dict[str, Any]) -> None:
-        _one(conn, "update_progress", {"job_id": job_id, "progress": _jsonb(progress)})
+    def update_progress(
+        self, conn: Conn, job_id: UUID, progress: dict[str, Any], *, lease_seconds: float
+    ) -> None:
+        """Merge ``progress`` into the job's and extend its lease by ``lease_seconds`` (a
+        checkpoint of the attempt holding it, inside its fenced transaction)."""
+        _one(conn, "update_progress", {"job_id": job_id, "progress": _jsonb(progress),
+                                       "lease_seconds": lease_seconds})
 
     def retry_job_later(
         self, conn: Conn, job: Job, *, delay_seconds: float, error_code: str, error_message: str

@@ -109,7 +109,8 @@ class JobContext:
         with self.fenced() as conn:
             if persist is not None:
                 persist(conn)
-            self.worker.repo.update_progress(conn, self.job.job_id, progress)
+            self.worker.repo.update_progress(conn, self.job.job_id, progress,
+                                             lease_seconds=self.worker.settings.lease_seconds)
         self.job = replace(self.job, progress={**self.job.progress, **progress})
 
 

@@ -55,7 +55,8 @@ FOR UPDATE;
 -- long finalize holds it for its HNSW inserts, tens of seconds on a slow machine) is skipped,
 -- not waited for. Waiting stalled the heartbeat of every job the worker held, and their leases
 -- expired under a live worker. A skipped job still counts as held when its committed row names
--- the attempt; claims skip locked rows too, and the transition that ends the lock renews it.
+-- the attempt; claims skip locked rows too, and the holder's own writes extend the lease (a
+-- checkpoint, update_progress; a transition, complete_stage) when its transaction ends.
 WITH held AS (
     SELECT * FROM unnest(%(job_ids)s::uuid[], %(attempt_ids)s::uuid[]) AS h(job_id, attempt_id)
 ), ours AS (
@@ -113,8 +114,11 @@ WITH j AS (
 SELECT * FROM j;
 
 -- name: update_progress
+-- A checkpoint, inside the attempt's fenced transaction: it also extends the lease, as the
+-- heartbeat does, since the heartbeat skips a row its attempt holds locked (renew_leases).
 UPDATE upload_pipeline.upload_jobs
-SET progress = progress || %(progress)s::jsonb, updated_at = now()
+SET progress = progress || %(progress)s::jsonb, updated_at = now(),
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 WHERE job_id = %(job_id)s
 RETURNING progress;
 

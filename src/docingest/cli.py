@@ -40,6 +40,7 @@ def _settings() -> Settings:
     """The settings from the environment; a configuration error ends the command (exit 2)."""
     from pydantic import ValidationError
 
+    _warn_unknown_settings()
     try:
         return Settings()
     except ValidationError as exc:  # name the environment variables a user sets, not the fields
@@ -52,6 +53,39 @@ def _settings() -> Settings:
     except Exception as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
+
+
+def _exit_on_error(exc: BaseException) -> None:
+    """End a query command with one line for the errors a user can act on; return otherwise.
+
+    A :class:`~docingest.errors.DocingestError` prints its ``error_code`` and message: exit 2
+    for bad input (a ``RequestError`` such as ``query_too_long``), 1 for a failure elsewhere
+    (``embedding_unavailable``: the provider is down). A ``ValueError`` (an empty query, a
+    malformed questions file) exits 2. Anything else returns, for the caller to re-raise.
+    """
+    from docingest.errors import DocingestError, RequestError
+
+    if isinstance(exc, DocingestError):
+        console.print(f"[red]error:[/red] {exc.error_code}: {_one_line(exc)}", soft_wrap=True)
+        raise typer.Exit(2 if isinstance(exc, RequestError) else 1) from exc
+    if isinstance(exc, ValueError):
+        console.print(f"[red]error:[/red] {_one_line(exc)}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+
+
+def _warn_unknown_settings() -> None:
+    """Warn about ``UPLOAD_PIPELINE_*`` variables that name no setting (a typo is otherwise silent)."""
+    import difflib
+    import os
+
+    prefix = Settings.model_config.get("env_prefix", "")
+    known = {prefix + name.upper() for name in Settings.model_fields}
+    for name in sorted(os.environ):
+        if name.upper().startswith(prefix) and name.upper() not in known:
+            close = difflib.get_close_matches(name.upper(), known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            console.print(f"[yellow]warning:[/yellow] {name} is not a docingest setting, ignored{hint}",
+                          soft_wrap=True, highlight=False)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -191,9 +225,9 @@ def search(
     rt = _runtime()
     try:
         hits = Searcher(rt).search(query, user_id=user, k=k, mode=mode)  # type: ignore[arg-type]
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    except Exception as exc:
+        _exit_on_error(exc)
+        raise
     finally:
         rt.close()
     if as_json:
@@ -228,9 +262,9 @@ def eval_(
     try:
         figures, records = evaluate(Searcher(rt), load_questions(questions), user_id=user,
                                     mode=mode)  # type: ignore[arg-type]
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    except Exception as exc:
+        _exit_on_error(exc)
+        raise
     finally:
         rt.close()
     if results_out:
@@ -458,18 +492,25 @@ def errors_() -> None:
     from docingest.errors import error_table_markdown
 
     out.print(error_table_markdown(), markup=False, highlight=False, soft_wrap=True)
-def _probe_embedder(rt: Any, *, attempts: int = 5) -> None:
+def _probe_embedder(rt: Any, *, attempts: int = 3) -> None:
     """Embed one probe string; refuse to start (exit 2) when its length is not the column's.
 
-    A transient failure of the provider (5xx, 429, timeout) is retried with backoff; if it
-    persists the worker starts anyway with a warning: every reply is checked again per batch,
-    so a wrong dimension still fails the job, writing nothing.
+    A transient failure of the provider (5xx, 429, timeout) is retried with backoff, each
+    failure printed as it happens (one probe already retries its request
+    ``EMBEDDING_REQUEST_ATTEMPTS`` times); if it persists the command starts anyway with a
+    warning: every reply is checked again per batch, so a wrong dimension still fails the
+    job, writing nothing.
     """
     import time
 
     from docingest.errors import DocingestError
     from docingest.worker.backoff import backoff_seconds
 
+    settings = rt.settings
+    if settings.embedding_provider == "openai":
+        console.print(f"probing the embedding provider at {settings.openai_base_url or 'api.openai.com'} "
+                      f"({settings.embedding_model}, {settings.embedding_dimensions} dimensions)",
+                      soft_wrap=True, highlight=False)
     for attempt in range(attempts):
         try:
             rt.check_embedder_dimensions()
@@ -480,10 +521,14 @@ def _probe_embedder(rt: Any, *, attempts: int = 5) -> None:
                 rt.close()
                 raise typer.Exit(2) from exc
             if attempt == attempts - 1:
-                console.print(f"[yellow]warning:[/yellow] embedder probe failed ({exc.error_code}: {exc}); "
-                              "starting anyway, replies are checked per batch")
+                console.print(f"[yellow]warning:[/yellow] embedder probe failed ({exc.error_code}: "
+                              f"{_one_line(exc)}); starting anyway, replies are checked per batch",
+                              soft_wrap=True)
                 return
-            time.sleep(backoff_seconds(attempt, base=0.5, cap=5.0, retry_after=exc.retry_after))
+            delay = backoff_seconds(attempt, base=0.5, cap=5.0, retry_after=exc.retry_after)
+            console.print(f"[yellow]embedder probe {attempt + 1}/{attempts} failed:[/yellow] "
+                          f"{exc.error_code}: {_one_line(exc)}; trying again in {delay:.1f} s", soft_wrap=True)
+            time.sleep(delay)
         except ValueError as exc:
             console.print(f"[red]embedder refused:[/red] configuration: {exc}")
             rt.close()

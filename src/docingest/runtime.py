@@ -19,7 +19,7 @@ from docingest.db.repository import Repository
 from docingest.domain import Stage
 from docingest.embedding import Embedder, make_embedder, tokenizer_path
 from docingest.errors import EmbeddingDimensionMismatch, register_private_root
-from docingest.settings import Settings
+from docingest.settings import CHUNK_SPECIAL_TOKENS, Settings
 from docingest.stages import StageHandler, build_handlers
 from docingest.storage import make_storage
 
@@ -86,6 +86,7 @@ class Runtime:
             load_tokenizer(tokenizer_path(self.settings)),
             max_tokens=self.settings.embedding_max_tokens,
             overlap_tokens=self.settings.chunk_overlap_tokens,
+            special_tokens=CHUNK_SPECIAL_TOKENS,
         )
 
     def parse_fn(self) -> Any:

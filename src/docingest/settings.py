@@ -14,6 +14,8 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "docingest-development-secret-change-me"
+# Tokens the embedding model adds to every input ([CLS] and [SEP]); the chunker's default.
+CHUNK_SPECIAL_TOKENS = 2
 
 
 class Settings(BaseSettings):
@@ -133,6 +135,12 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.heartbeat_seconds >= self.lease_seconds:
             raise ValueError("UPLOAD_PIPELINE_HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS")
+        capacity = self.embedding_max_tokens - CHUNK_SPECIAL_TOKENS
+        if self.chunk_overlap_tokens >= capacity:
+            raise ValueError(
+                f"UPLOAD_PIPELINE_CHUNK_OVERLAP_TOKENS ({self.chunk_overlap_tokens}) must be smaller than a "
+                f"chunk's capacity: EMBEDDING_MAX_TOKENS ({self.embedding_max_tokens}) minus "
+                f"{CHUNK_SPECIAL_TOKENS} special tokens = {capacity}")
         self.check_production()
         return self
 

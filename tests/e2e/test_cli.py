@@ -167,3 +167,55 @@ def test_a_configuration_error_names_the_environment_variable(settings: Settings
     assert proc.returncode == 2
     assert "UPLOAD_PIPELINE_EMBEDDING_BACKEND: Input should be" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_overlap_no_chunk_can_hold_is_refused_at_start_up(settings: Settings) -> None:
+    """A chunk overlap >= the chunk's capacity used to fail every job at chunking, retried."""
+    from typer.testing import CliRunner
+
+    from docingest.cli import app
+
+    env = {**settings_env(settings), "UPLOAD_PIPELINE_CHUNK_OVERLAP_TOKENS": "100000"}
+    result = CliRunner().invoke(app, ["status"], env=env)
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "UPLOAD_PIPELINE_CHUNK_OVERLAP_TOKENS (100000) must be smaller" in message
+    assert "= 254" in message  # 256 max tokens minus [CLS] and [SEP]
+
+
+def test_a_misspelt_setting_is_named_with_the_setting_it_resembles(settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from docingest.cli import app
+
+    env = {**settings_env(settings), "UPLOAD_PIPELINE_WORKER_CONCURENCY": "4"}
+    result = CliRunner().invoke(app, ["status"], env=env)
+    assert result.exit_code == 0, result.output
+    assert ("UPLOAD_PIPELINE_WORKER_CONCURENCY is not a docingest setting, ignored; did you mean "
+            "UPLOAD_PIPELINE_WORKER_CONCURRENCY?") in " ".join(result.output.split())
+
+
+def test_search_with_the_embedding_provider_down_is_one_line_with_its_error_code(settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from docingest.cli import app
+
+    env = {**settings_env(settings), "UPLOAD_PIPELINE_EMBEDDING_PROVIDER": "openai",
+           "UPLOAD_PIPELINE_OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # discard port: refused
+           "UPLOAD_PIPELINE_EMBEDDING_REQUEST_ATTEMPTS": "1"}
+    result = CliRunner().invoke(app, ["search", "what is vacuum"], env=env)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: embedding_unavailable: ")
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_query_over_the_limit_shows_query_too_long(settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from docingest.cli import app
+
+    env = {**settings_env(settings), "UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS": "10"}
+    result = CliRunner().invoke(app, ["search", "a question longer than ten characters"], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: query_too_long: ")

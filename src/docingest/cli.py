@@ -13,7 +13,7 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from docingest.domain import STAGES, State
@@ -162,10 +162,12 @@ def ingest(
     rt = _runtime()
     _probe_embedder(rt)
     total_steps = len(STAGES) - 1
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    # The bar moves by stage steps (a document is len(STAGES) - 1 steps from upload to done);
+    # the text counts documents, which is what a user counts.
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[docs]}"),
                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
                   console=console, transient=as_json, disable=not console.is_terminal and as_json) as bar:
-        task = bar.add_task("ingesting", total=None, detail="registering files")
+        task = bar.add_task("ingesting", total=None, docs="", detail="registering files")
 
         def on_progress(jobs: list[dict[str, Any]]) -> None:
             done = sum(j["state"] == State.DONE.value for j in jobs)
@@ -175,6 +177,7 @@ def ingest(
                         for j in jobs)
             embedded = sum((j["progress"] or {}).get("chunks_embedded", 0) for j in jobs)
             bar.update(task, total=len(jobs) * total_steps, completed=steps,
+                       docs=f"{done + failed}/{len(jobs)} documents",
                        detail=f"{done} complete, {failed} failed, {embedded} chunks embedded")
 
         try:
@@ -190,6 +193,9 @@ def ingest(
             raise typer.Exit(130) from exc
         finally:
             rt.close()
+    if not summary.documents:
+        console.print(f"[yellow]warning:[/yellow] no files to ingest under {', '.join(map(str, paths))} "
+                      "(hidden files and folders are skipped)", soft_wrap=True, highlight=False)
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
     else:
@@ -252,7 +258,7 @@ def eval_(
                                                help="write each question's top 20 results here"),
 ) -> None:
     """Retrieval figures: doc recall@1, recall@5, MRR@5 and context-hit."""
-    from docingest.evaluation import evaluate, load_questions
+    from docingest.evaluation import evaluate, load_questions, unanswerable
     from docingest.search import Searcher
 
     if results_out is not None and not results_out.parent.is_dir():
@@ -260,7 +266,16 @@ def eval_(
         raise typer.Exit(2)
     rt = _runtime()
     try:
-        figures, records = evaluate(Searcher(rt), load_questions(questions), user_id=user,
+        loaded = load_questions(questions)
+        with rt.pool().connection() as conn:
+            complete = {j["filename"] for j in rt.repo.list_jobs(conn, user_id=user)
+                        if j["state"] == State.DONE.value}
+        missing = unanswerable(loaded, complete)
+        if missing:
+            console.print(f"[yellow]warning:[/yellow] {len(missing)} of {len(loaded)} questions expect only "
+                          f"files user {user!r} has no complete document for (first: "
+                          f"{', '.join(missing[0].expected)}); they score 0", soft_wrap=True)
+        figures, records = evaluate(Searcher(rt), loaded, user_id=user,
                                     mode=mode)  # type: ignore[arg-type]
     except Exception as exc:
         _exit_on_error(exc)

@@ -39,7 +39,12 @@ def load_questions(path: Path) -> list[Question]:
         ValueError: naming the line that is not a valid question.
     """
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); a question file is UTF-8 "
+                         "JSON lines") from exc
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -59,6 +64,16 @@ def load_questions(path: Path) -> list[Question]:
     if not out:
         raise ValueError(f"{path}: no questions")
     return out
+
+
+def unanswerable(questions: Iterable[Question], ingested: Iterable[str]) -> list[Question]:
+    """The questions none of whose expected files is among ``ingested`` (file names).
+
+    They score 0 whatever the search does: ``eval`` warns about them rather than letting
+    them lower the figures silently.
+    """
+    names = set(ingested)
+    return [q for q in questions if not any(Path(e).name in names for e in q.expected)]
 
 
 def _fold(text: str) -> str:

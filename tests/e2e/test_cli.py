@@ -219,3 +219,16 @@ def test_a_query_over_the_limit_shows_query_too_long(settings: Settings) -> None
     result = CliRunner().invoke(app, ["search", "a question longer than ten characters"], env=env)
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: query_too_long: ")
+
+
+def test_an_empty_folder_says_there_was_nothing_to_ingest(settings: Settings, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from docingest.cli import app
+
+    (tmp_path / "in" / ".git").mkdir(parents=True)
+    (tmp_path / "in" / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "in")], env=settings_env(settings))
+    assert result.exit_code == 0, result.output
+    assert "warning: no files to ingest under" in " ".join(result.output.split())
+    assert "hidden files and folders are skipped" in " ".join(result.output.split())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from docingest.evaluation import Question, aggregate, question_scores
+from docingest.evaluation import Question, aggregate, load_questions, question_scores
 from docingest.search import reciprocal_rank_fusion
 
 
@@ -74,3 +76,19 @@ def test_the_search_service_refuses_an_over_long_query_for_the_cli_and_the_api(t
     assert isinstance(caught.value, ValueError)  # the CLI prints it and exits 2
     assert caught.value.error_code == "query_too_long" and caught.value.status_code == 422
     assert "12000 characters; at most 2000" in caught.value.message
+
+
+def test_a_question_file_that_is_not_utf8_is_named_in_the_error(tmp_path: Path) -> None:
+    path = tmp_path / "questions.jsonl"
+    path.write_bytes('{"query": "caf\u00e9", "expected": ["a.md"]}\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"questions\.jsonl: not UTF-8 text \(byte 14\)"):
+        load_questions(path)
+
+
+def test_unanswerable_lists_questions_whose_expected_files_were_never_ingested() -> None:
+    from docingest.evaluation import unanswerable
+
+    qs = [Question("q1", ["md/a.md"], ""), Question("q2", ["pdf/b.pdf", "md/c.md"], ""),
+          Question("q3", ["html/d.html"], "")]
+    assert [q.query for q in unanswerable(qs, ["a.md", "c.md"])] == ["q3"]
+    assert [q.query for q in unanswerable(qs, [])] == ["q1", "q2", "q3"]

@@ -102,6 +102,11 @@ class SharedRateLimiter:
     def buckets(self) -> list[str]:
         return list(self._sizes)
 
+    @property
+    def meters_tokens(self) -> bool:
+        """True with a tokens-per-minute bucket: ``acquire`` then needs exact token counts."""
+        return len(self._sizes) > 1
+
     def _configure(self) -> None:
         with self._lock:
             if self._configured:
@@ -223,6 +228,8 @@ class SharedRateLimiter:
 
 class LocalBackoff:
     """The limiter used without a database (unit tests): no limit, backoff in this process."""
+
+    meters_tokens = False  # no token bucket: token counts only bound the batches
 
     def __init__(self) -> None:
         self._until = 0.0

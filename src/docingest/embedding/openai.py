@@ -164,9 +164,28 @@ class OpenAIEmbedder(BatchingEmbedder):
         )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """cl100k_base counts (:func:`cl100k_counter`); 0 for a blank text (refused before sending)."""
+        """Each text's cl100k_base token count, or an upper bound where that cannot change a
+        batch; 0 for a blank text (refused before sending).
+
+        A cl100k token is at least one byte, so a text's UTF-8 length bounds its count. A text
+        of at most ``min(max_tokens // max_inputs, max_input_tokens)`` bytes is counted by its
+        length: it passes the per-input check, and a full batch of such texts stays within
+        ``max_tokens``. Longer texts are counted exactly (:func:`cl100k_counter`, about 30 us
+        each, holding the GIL the request lanes need), and so is every text when the rate
+        limiter meters tokens per minute, which needs the real count.
+        """
         count = cl100k_counter()
-        return [count(t) if t.strip() else 0 for t in texts]
+        if getattr(self.limiter, "meters_tokens", True):
+            return [count(t) if t.strip() else 0 for t in texts]
+        short = min(self.limits.max_tokens // self.limits.max_inputs, self.limits.max_input_tokens)
+        out = []
+        for t in texts:
+            if not t.strip():
+                out.append(0)
+                continue
+            n = len(t.encode("utf-8", "surrogatepass"))
+            out.append(n if n <= short else count(t))
+        return out
 
     def _embed_batch(self, texts: list[str], tokens: int) -> np.ndarray:
         oa = self._openai
@@ -219,6 +238,11 @@ class OpenAIEmbedder(BatchingEmbedder):
             if remaining is not None and remaining.strip() == "0" and reset:
                 self.limiter.block(reset)
 
+    def _mismatch(self, got: int) -> None:
+        raise EmbeddingDimensionMismatch(
+            f"the provider returned vectors of {got} dimensions; the database "
+            f"column has {self.dimensions} (UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS)")
+
     def _vectors(self, reply: Any, count: int) -> np.ndarray:
         """Vectors of a reply body ``{"data": [{"index", "embedding"}]}``, in input order.
 
@@ -230,18 +254,19 @@ class OpenAIEmbedder(BatchingEmbedder):
         if len(data) != count or [int(d["index"]) for d in data] != list(range(count)):
             raise EmbeddingDimensionMismatch(
                 f"the provider returned {len(data)} vectors for {count} inputs")
-        rows = []
-        for d in data:
-            emb = d["embedding"]
-            if isinstance(emb, str):  # base64 little-endian float32 (encoding_format=base64)
-                vec = np.frombuffer(base64.b64decode(emb), dtype="<f4")
-            else:
-                vec = np.asarray(emb, dtype=np.float32)
-            if vec.shape != (self.dimensions,):
-                raise EmbeddingDimensionMismatch(
-                    f"the provider returned vectors of {vec.shape[0]} dimensions; the database "
-                    f"column has {self.dimensions} (UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS)")
-            rows.append(vec)
-        out = np.stack(rows).astype(np.float32)
+        embeddings = [d["embedding"] for d in data]
+        if all(isinstance(e, str) for e in embeddings):  # base64 little-endian float32
+            raw = [base64.b64decode(e) for e in embeddings]
+            lengths = {len(b) for b in raw}
+            if lengths != {4 * self.dimensions}:
+                self._mismatch(next(n for n in lengths if n != 4 * self.dimensions) // 4)
+            out = np.frombuffer(b"".join(raw), dtype="<f4").reshape(count, self.dimensions)
+        else:
+            rows = [np.asarray(e, dtype=np.float32) for e in embeddings]
+            for vec in rows:
+                if vec.shape != (self.dimensions,):
+                    self._mismatch(vec.shape[0] if vec.ndim == 1 else vec.size)
+            out = np.stack(rows)
+        out = out.astype(np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1.0, norms)

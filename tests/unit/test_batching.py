@@ -183,3 +183,81 @@ def test_abandoning_the_iteration_stops_sending() -> None:
     sent = len(emb.sent)
     time.sleep(0.3)
     assert len(emb.sent) == sent < 20
+
+
+def _openai_embedder(dimensions: int = 4, limiter: object | None = None, **limits: int):  # type: ignore[no-untyped-def]
+    from docingest.embedding.openai import OpenAIEmbedder
+    from docingest.ratelimit import LocalBackoff
+
+    return OpenAIEmbedder(model="text-embedding-3-small", dimensions=dimensions,
+                          base_url="http://127.0.0.1:9/v1", api_key="k", limiter=limiter or LocalBackoff(),
+                          limits=BatchLimits(**limits) if limits else BatchLimits())
+
+
+def _b64(vec: list[float]) -> str:
+    import base64
+
+    return base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
+
+
+def test_a_reply_is_checked_in_the_lane_and_decoded_in_input_order_by_finish() -> None:
+    emb = _openai_embedder()
+    reply = {"data": [{"index": 1, "embedding": _b64([0, 3, 0, 4])},
+                      {"index": 0, "embedding": _b64([2, 0, 0, 0])}]}
+    checked = emb._checked_embeddings(reply, 2)
+    assert isinstance(checked[0], str)  # not decoded yet: that is the consumer's work
+    np.testing.assert_allclose(emb._finish(checked), [[1, 0, 0, 0], [0, 0.6, 0, 0.8]], rtol=1e-6)
+    floats = emb._checked_embeddings({"data": [{"index": 0, "embedding": [0.0, 0.0, 5.0, 0.0]}]}, 1)
+    np.testing.assert_allclose(emb._finish(floats), [[0, 0, 1, 0]])
+
+
+def test_a_short_vector_is_a_dimension_mismatch_before_decoding() -> None:
+    emb = _openai_embedder()
+    with pytest.raises(EmbeddingDimensionMismatch, match="returned vectors of 3 dimensions"):
+        emb._checked_embeddings({"data": [{"index": 0, "embedding": _b64([1, 2, 3])}]}, 1)
+    with pytest.raises(EmbeddingDimensionMismatch, match="returned 1 vectors for 2 inputs"):
+        emb._checked_embeddings({"data": [{"index": 0, "embedding": _b64([1, 2, 3, 4])}]}, 2)
+    with pytest.raises(TypeError):  # malformed: retried as a transient reply
+        emb._checked_embeddings({"data": [{"index": 0, "embedding": {"x": 1}}]}, 1)
+
+
+def test_base64_of_the_right_length_that_does_not_decode_is_transient() -> None:
+    from docingest.errors import EmbeddingUnavailable
+
+    emb = _openai_embedder()
+    bad = "!" * len(_b64([1, 2, 3, 4]))
+    checked = emb._checked_embeddings({"data": [{"index": 0, "embedding": bad}]}, 1)
+    with pytest.raises(EmbeddingUnavailable, match="undecodable") as info:
+        emb._finish(checked)
+    assert info.value.retryable
+
+
+def test_short_texts_are_counted_by_their_bytes_and_long_ones_exactly() -> None:
+    from docingest.embedding.openai import cl100k_counter
+
+    emb = _openai_embedder(max_inputs=64, max_tokens=300_000, max_input_tokens=8192)  # bound: 4,687 bytes
+    short, long = "caf\u00e9 " * 10, "word " * 2000
+    counts = emb.count_tokens([short, long, "  "])
+    assert counts == [len(short.encode("utf-8")), cl100k_counter()(long), 0]
+    assert counts[0] >= cl100k_counter()(short)  # an upper bound, never less
+
+    class _Metered:
+        meters_tokens = True
+
+    metered = _openai_embedder(limiter=_Metered(), max_inputs=64, max_tokens=300_000, max_input_tokens=8192)
+    assert metered.count_tokens([short]) == [cl100k_counter()(short)]  # tokens/minute needs the real count
+
+
+def test_an_error_decoding_one_reply_still_yields_the_others_then_raises() -> None:
+    class _Undecodable(_Echo):
+        def _finish(self, reply):  # type: ignore[no-untyped-def]
+            if 4.0 in reply[:, 0]:
+                raise EmbeddingDimensionMismatch("undecodable")
+            return reply
+
+    texts = [str(i) for i in range(10)]
+    got = []
+    with pytest.raises(EmbeddingDimensionMismatch, match="undecodable"):
+        for start, end, _ in _Undecodable().embed_batches(texts):
+            got.append((start, end))
+    assert (4, 6) not in got and got  # the batch holding "4" is never yielded; earlier ones are

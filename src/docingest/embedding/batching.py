@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -99,9 +100,25 @@ class BatchingEmbedder:
         """Tokens of each text as the provider counts them."""
         raise NotImplementedError
 
-    def _embed_batch(self, texts: list[str], tokens: int) -> np.ndarray:
-        """One API call (with its own retries) -> ``(len(texts), dimensions)`` array."""
+    def _embed_batch(self, texts: list[str], tokens: int) -> Any:
+        """One API call (with its own retries) -> ``(len(texts), dimensions)`` array, or a
+        checked reply that :meth:`_finish` turns into one."""
         raise NotImplementedError
+
+    def _prepare_batch(self, texts: list[str]) -> Any:
+        """Work on a batch before it is sent (the request body), done on the planner thread
+        while the lanes wait on the network; handed to ``_embed_batch(texts, tokens,
+        prepared)``. None (the default): nothing prepared, ``_embed_batch(texts, tokens)``."""
+        return None
+
+    def _finish(self, reply: Any) -> np.ndarray:
+        """The vectors of what ``_embed_batch`` returned, computed by the thread that consumes
+        the batches, not the lane that sends the next one. Default: the array itself.
+
+        Raises:
+            DocingestError: the reply cannot be decoded (it then fails the run).
+        """
+        return np.asarray(reply)
 
     # --- the shared part -------------------------------------------------------------
     def _executor(self) -> ThreadPoolExecutor:
@@ -110,8 +127,10 @@ class BatchingEmbedder:
                 self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="docingest-embed")
             return self._pool
 
-    def _checked(self, texts: list[str], tokens: int) -> np.ndarray:
-        return check_shape(np.asarray(self._embed_batch(texts, tokens)), len(texts), self.dimensions)
+    def _send(self, texts: list[str], tokens: int, prepared: Any) -> Any:
+        if prepared is None:
+            return self._embed_batch(texts, tokens)
+        return self._embed_batch(texts, tokens, prepared)  # type: ignore[call-arg]
 
     def embed_batches(self, texts: Iterable[str]) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(start, end, vectors)`` for each batch as it completes (any order).
@@ -125,7 +144,8 @@ class BatchingEmbedder:
         pool) each take the next planned batch and send it, then take another as
         soon as its reply is in, whatever the caller is doing with earlier results.
         Neither counting nor a thread hand-off sits between a reply and the next
-        request. On an error no new batch is sent; the batches in flight finish and
+        request: the planner also prepares each batch's request (``_prepare_batch``), and
+        the caller's thread decodes each reply (``_finish``) as it takes it. On an error no new batch is sent; the batches in flight finish and
         the successful ones are still yielded (so the caller stores them), then the
         first error is raised.
         """
@@ -139,12 +159,12 @@ class BatchingEmbedder:
                 yield from self.count_tokens(block)
                 size = COUNT_BLOCKS[1]
 
-        planned: queue.Queue[tuple[int, int, int] | BaseException | None] = queue.Queue(
+        planned: queue.Queue[tuple[int, int, int, Any] | BaseException | None] = queue.Queue(
             maxsize=2 * self.concurrency)
-        results: queue.Queue[tuple[int, int, np.ndarray] | BaseException | None] = queue.Queue()
+        results: queue.Queue[tuple[int, int, Any] | BaseException | None] = queue.Queue()
         stop = threading.Event()
 
-        def offer(item: tuple[int, int, int] | BaseException | None) -> bool:
+        def offer(item: tuple[int, int, int, Any] | BaseException | None) -> bool:
             while not stop.is_set():
                 try:
                     planned.put(item, timeout=0.1)
@@ -155,8 +175,8 @@ class BatchingEmbedder:
 
         def plan() -> None:
             try:
-                for batch in iter_batches(counts(), self.limits):
-                    if not offer(batch):
+                for start, end, tokens in iter_batches(counts(), self.limits):
+                    if not offer((start, end, tokens, self._prepare_batch(drawn[start:end]))):
                         return
             except BaseException as exc:  # noqa: BLE001 - an input refused before sending
                 offer(exc)
@@ -179,8 +199,8 @@ class BatchingEmbedder:
                         if item is not None:
                             results.put(item)
                         break
-                    start, end, tokens = item
-                    results.put((start, end, self._checked(drawn[start:end], tokens)))
+                    start, end, tokens, prepared = item
+                    results.put((start, end, self._send(drawn[start:end], tokens, prepared)))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
                 stop.set()
                 results.put(exc)
@@ -202,7 +222,15 @@ class BatchingEmbedder:
                 elif isinstance(item, BaseException):
                     errors.append(item)
                 else:
-                    yield item
+                    start, end, reply = item
+                    try:
+                        vectors = check_shape(np.asarray(self._finish(reply)), end - start,
+                                              self.dimensions)
+                    except BaseException as exc:  # noqa: BLE001 - raised once the lanes stop
+                        stop.set()
+                        errors.append(exc)
+                        continue
+                    yield start, end, vectors
         finally:
             stop.set()  # lanes and planner stop within 0.1 s; requests in flight finish
         if errors:

@@ -22,6 +22,7 @@ Error mapping (each try goes through the shared rate limiter first):
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import json
 import logging
@@ -190,13 +191,23 @@ class OpenAIEmbedder(BatchingEmbedder):
             out.append(n if n <= short else count(t))
         return out
 
-    def _embed_batch(self, texts: list[str], tokens: int) -> np.ndarray:
-        oa = self._openai
-        last: Exception | None = None
-        wait_hint: float | None = None
+    def _body(self, texts: list[str]) -> dict[str, Any]:
         body: dict[str, Any] = {"input": texts, "model": self.model, "encoding_format": "base64"}
         if self.send_dimensions:
             body["dimensions"] = self.dimensions
+        return body
+
+    def _prepare_batch(self, texts: list[str]) -> bytes:
+        """The request body as JSON bytes, encoded on the planner thread."""
+        return json.dumps(self._body(texts)).encode("ascii")  # non-ASCII as JSON \u escapes
+
+    def _embed_batch(self, texts: list[str], tokens: int, prepared: bytes | None = None) -> list[Any]:
+        """Send one batch (``prepared``: its JSON body) with retries; the reply's embeddings,
+        checked (count, order, length) but not decoded: :meth:`_finish` decodes them."""
+        oa = self._openai
+        last: Exception | None = None
+        wait_hint: float | None = None
+        content = prepared if prepared is not None else self._prepare_batch(texts)
         for attempt in range(self.attempts):
             self.limiter.acquire(tokens)
             self.requests_sent += 1
@@ -205,10 +216,10 @@ class OpenAIEmbedder(BatchingEmbedder):
                 # auth, timeout and error classes as `embeddings.create`, without its
                 # per-item transform of the input list (1.7 ms of GIL per 64 texts) or
                 # its model objects; the body is the wire contract above.
-                raw = self.client.post("/embeddings", cast_to=self._response_type, body=body,
-                                       options={"security": {"bearer_auth": True}})
-                reply = json.loads(raw.content)
-                vectors = self._vectors(reply, len(texts))
+                raw = self.client.post("/embeddings", cast_to=self._response_type, content=content,
+                                       options={"security": {"bearer_auth": True},
+                                                "headers": {"Content-Type": "application/json"}})
+                embeddings = self._checked_embeddings(json.loads(raw.content), len(texts))
             except oa.RateLimitError as exc:
                 wait_hint = retry_after_seconds(exc.response.headers) or self._backoff(attempt)
                 self.limiter.block(wait_hint)
@@ -228,7 +239,7 @@ class OpenAIEmbedder(BatchingEmbedder):
                 wait_hint, last = None, exc  # network trouble or a malformed body
             else:
                 self._respect_budget(raw.headers)
-                return vectors
+                return embeddings
             time.sleep(wait_hint if wait_hint is not None else self._backoff(attempt))
         raise EmbeddingUnavailable(
             f"embedding request failed {self.attempts} times; last: {type(last).__name__}: {last}",
@@ -251,8 +262,10 @@ class OpenAIEmbedder(BatchingEmbedder):
             f"the provider returned vectors of {got} dimensions; the database "
             f"column has {self.dimensions} (UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS)")
 
-    def _vectors(self, reply: Any, count: int) -> np.ndarray:
-        """Vectors of a reply body ``{"data": [{"index", "embedding"}]}``, in input order.
+    def _checked_embeddings(self, reply: Any, count: int) -> list[Any]:
+        """The embeddings of a reply body ``{"data": [{"index", "embedding"}]}``, in input
+        order, each checked for length without decoding it (a base64 string of
+        ``dimensions`` float32 has ``4 * ceil(4 * dimensions / 3)`` characters).
 
         Raises:
             KeyError, TypeError, ValueError: a malformed body (transient).
@@ -263,18 +276,34 @@ class OpenAIEmbedder(BatchingEmbedder):
             raise EmbeddingDimensionMismatch(
                 f"the provider returned {len(data)} vectors for {count} inputs")
         embeddings = [d["embedding"] for d in data]
-        if all(isinstance(e, str) for e in embeddings):  # base64 little-endian float32
-            raw = [base64.b64decode(e) for e in embeddings]
-            lengths = {len(b) for b in raw}
-            if lengths != {4 * self.dimensions}:
-                self._mismatch(next(n for n in lengths if n != 4 * self.dimensions) // 4)
-            out = np.frombuffer(b"".join(raw), dtype="<f4").reshape(count, self.dimensions)
-        else:
-            rows = [np.asarray(e, dtype=np.float32) for e in embeddings]
-            for vec in rows:
-                if vec.shape != (self.dimensions,):
-                    self._mismatch(vec.shape[0] if vec.ndim == 1 else vec.size)
-            out = np.stack(rows)
+        b64_chars = 4 * -(-4 * self.dimensions // 3)
+        for e in embeddings:
+            if isinstance(e, str):
+                if len(e) != b64_chars:
+                    self._mismatch(len(base64.b64decode(e)) // 4)
+            elif not isinstance(e, list) or not all(isinstance(x, (int, float)) for x in e):
+                raise TypeError("an embedding is neither base64 nor a list of numbers")
+            elif len(e) != self.dimensions:
+                self._mismatch(len(e))
+        return embeddings
+
+    def _finish(self, reply: list[Any]) -> np.ndarray:
+        """Decode checked embeddings into unit vectors, ``(count, dimensions)`` float32.
+
+        Raises:
+            EmbeddingUnavailable: a base64 string of the right length that is not base64
+                (transient: the job is retried).
+        """
+        try:
+            if all(isinstance(e, str) for e in reply):  # base64 little-endian float32
+                joined = b"".join(base64.b64decode(e, validate=True) for e in reply)
+                out = np.frombuffer(joined, dtype="<f4").reshape(len(reply), self.dimensions)
+            else:  # a float list per input (or, from an odd server, a mix)
+                out = np.stack([np.frombuffer(base64.b64decode(e, validate=True), dtype="<f4")
+                                if isinstance(e, str) else np.asarray(e, dtype=np.float32)
+                                for e in reply])
+        except (ValueError, binascii.Error) as exc:
+            raise EmbeddingUnavailable(f"the provider returned an undecodable embedding: {exc}") from exc
         out = out.astype(np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1.0, norms)

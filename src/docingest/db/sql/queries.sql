@@ -551,10 +551,11 @@ SELECT bucket, blocked_until,
 FROM blocked;
 
 -- name: embedding_cache_put
--- Vectors just buffered, remembered by the SHA-256 of their text (first writer wins).
+-- Vectors just buffered, remembered by the SHA-256 of their text (first writer wins). The arrays
+-- are sent in binary (%%(...)b): psycopg's text form escapes each bytea element through a regex.
 INSERT INTO upload_pipeline.embedding_cache (model, dimensions, text_sha256, embedding)
 SELECT %(model)s, %(dimensions)s, t.text_sha256, v.embedding
-FROM unnest(%(chunk_ids)s::uuid[], %(hashes)s::bytea[]) AS t(chunk_id, text_sha256)
+FROM unnest(%(chunk_ids)b::uuid[], %(hashes)b::bytea[]) AS t(chunk_id, text_sha256)
 JOIN upload_pipeline.document_vector_buffer v ON v.chunk_id = t.chunk_id
 ON CONFLICT DO NOTHING;
 

@@ -69,3 +69,19 @@ def test_chunk_texts_come_back_in_the_order_asked(runtime: Runtime, tmp_path: Pa
         with pytest.raises(KeyError):
             runtime.repo.chunk_texts(conn, uuid.uuid4(), ids[:1])  # another document's: refused
     assert got == [texts[i] for i in order]
+
+
+def test_buffered_vectors_read_back_exactly_as_written(runtime: Runtime, tmp_path: Path) -> None:
+    """insert_vectors writes pgvector's binary form itself (one numpy pass, not a Vector per row)."""
+    document_id, ids = _buffer(runtime, tmp_path, ["a", "b", "c"])
+    vectors = np.random.default_rng(7).standard_normal((3, 384)).astype(np.float32)
+    vectors[1, :3] = [0.0, -0.0, np.float32(1e-38)]  # signed zero and a subnormal survive too
+    with runtime.pool().connection() as conn:
+        runtime.repo.insert_vectors(conn, document_id, ids, vectors, MODEL)
+        got = conn.execute("SELECT chunk_id, embedding, embed_model FROM upload_pipeline.document_vector_buffer"
+                           " WHERE document_id = %s", (document_id,)).fetchall()
+    by_id = {r["chunk_id"]: r for r in got}
+    assert set(by_id) == set(ids) and {r["embed_model"] for r in got} == {MODEL}
+    for cid, vec in zip(ids, vectors, strict=True):
+        assert np.array_equal(by_id[cid]["embedding"].to_numpy(), vec)
+    assert [r["has_vector"] for r in _plan(runtime, document_id)] == [True, True, True]

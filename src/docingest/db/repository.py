@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import struct
 from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import resources
@@ -311,13 +312,19 @@ class Repository:
         Raises:
             psycopg.errors.UniqueViolation: a chunk already has a vector.
         """
+        # pgvector's binary form (its vector_send/vector_recv, as pgvector-python's to_binary
+        # writes it): int16 dimensions, int16 unused, then big-endian float32s. A binary COPY
+        # carries each field's bytes as they are, so the rows are encoded in one numpy pass
+        # rather than one Vector object per row.
+        matrix = np.ascontiguousarray(vectors, dtype=">f4")
+        header = struct.pack(">HH", matrix.shape[1], 0)
         with conn.cursor().copy(
             "COPY upload_pipeline.document_vector_buffer (chunk_id, document_id, embedding, embed_model)"
             " FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["uuid", "uuid", "vector", "text"])
-            for cid, vec in zip(chunk_ids, vectors, strict=True):
-                copy.write_row((cid, document_id, vec, model))
+            copy.set_types(["uuid", "uuid", "bytea", "text"])
+            for cid, row in zip(chunk_ids, matrix, strict=True):
+                copy.write_row((cid, document_id, header + row.tobytes(), model))
 
     def finalize_document(self, conn: Conn, document_id: UUID) -> int:
         """Move buffered chunks and vectors into ``document_chunks``; clear the buffers.

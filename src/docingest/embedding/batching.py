@@ -145,9 +145,9 @@ class BatchingEmbedder:
         soon as its reply is in, whatever the caller is doing with earlier results.
         Neither counting nor a thread hand-off sits between a reply and the next
         request: the planner also prepares each batch's request (``_prepare_batch``), and
-        the caller's thread decodes each reply (``_finish``) as it takes it. On an error no new batch is sent; the batches in flight finish and
-        the successful ones are still yielded (so the caller stores them), then the
-        first error is raised.
+        the caller's thread decodes each reply (``_finish``) as it takes it. On an error
+        no new batch is sent; the batches in flight finish and the successful ones are
+        still yielded (so the caller stores them), then the first error is raised.
         """
         drawn: list[str] = []  # the texts drawn so far; a planned batch's texts are all in it
 

@@ -194,20 +194,29 @@ def test_stopping_releases_the_held_job(runtime: Runtime, tmp_path: Path) -> Non
     assert job["state"] == "queued" and job["attempt_id"] is None
 
 
-def test_heartbeat_renews_held_leases_and_flags_lost_ones(runtime: Runtime, tmp_path: Path) -> None:
+def _worker_holding_two_jobs(runtime: Runtime, tmp_path: Path) -> tuple[BaseWorker, tuple[Any, _Held], tuple[Any, _Held]]:
+    """A one-slot worker that has claimed two jobs and tracks both as held (what its heartbeat renews)."""
     register(runtime, write_docs(tmp_path / "in", 2))
     w = runtime.worker(concurrency=1)
     a, _ = w.claim()
     b, _ = w.claim()
     held_a, held_b = _Held(a, threading.Event()), _Held(b, threading.Event())
     w._held = {a.job_id: held_a, b.job_id: held_b}
+    return w, (a, held_a), (b, held_b)
+
+
+def _lease_expires_at(runtime: Runtime, job_id: Any) -> Any:
+    return rows(runtime, "SELECT lease_expires_at FROM upload_pipeline.upload_jobs WHERE job_id = %s",
+                (job_id,))[0]["lease_expires_at"]
+
+
+def test_heartbeat_renews_held_leases_and_flags_lost_ones(runtime: Runtime, tmp_path: Path) -> None:
+    w, (a, held_a), (b, held_b) = _worker_holding_two_jobs(runtime, tmp_path)
     rows(runtime, "UPDATE upload_pipeline.upload_jobs SET attempt_id = gen_random_uuid() "
                   "WHERE job_id = %s RETURNING job_id", (b.job_id,))
-    before = rows(runtime, "SELECT lease_expires_at FROM upload_pipeline.upload_jobs WHERE job_id = %s",
-                  (a.job_id,))[0]["lease_expires_at"]
+    before = _lease_expires_at(runtime, a.job_id)
     w.heartbeat()
-    after = rows(runtime, "SELECT lease_expires_at FROM upload_pipeline.upload_jobs WHERE job_id = %s",
-                 (a.job_id,))[0]["lease_expires_at"]
+    after = _lease_expires_at(runtime, a.job_id)
     assert after > before
     assert not held_a.lost.is_set() and held_b.lost.is_set()
 
@@ -216,14 +225,8 @@ def test_heartbeat_never_waits_for_a_job_row_locked_by_a_long_transaction(
         runtime: Runtime, tmp_path: Path) -> None:
     """A long fenced transaction (a big finalize) holds job A's row: the heartbeat still renews
     job B at once, and counts A as held (it was waiting here, and every lease expired)."""
-    register(runtime, write_docs(tmp_path / "in", 2))
-    w = runtime.worker(concurrency=1)
-    a, _ = w.claim()
-    b, _ = w.claim()
-    held_a, held_b = _Held(a, threading.Event()), _Held(b, threading.Event())
-    w._held = {a.job_id: held_a, b.job_id: held_b}
-    before = rows(runtime, "SELECT lease_expires_at FROM upload_pipeline.upload_jobs WHERE job_id = %s",
-                  (b.job_id,))[0]["lease_expires_at"]
+    w, (a, held_a), (b, held_b) = _worker_holding_two_jobs(runtime, tmp_path)
+    before = _lease_expires_at(runtime, b.job_id)
     with runtime.pool().connection() as locker, locker.transaction():
         locker.execute("SELECT job_id FROM upload_pipeline.upload_jobs WHERE job_id = %s FOR UPDATE",
                        (a.job_id,))
@@ -231,8 +234,7 @@ def test_heartbeat_never_waits_for_a_job_row_locked_by_a_long_transaction(
         beat.start()
         beat.join(10)
         assert not beat.is_alive(), "the heartbeat waited for the locked row"
-    after = rows(runtime, "SELECT lease_expires_at FROM upload_pipeline.upload_jobs WHERE job_id = %s",
-                 (b.job_id,))[0]["lease_expires_at"]
+    after = _lease_expires_at(runtime, b.job_id)
     assert after > before
     assert not held_a.lost.is_set() and not held_b.lost.is_set()
 

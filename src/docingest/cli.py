@@ -74,13 +74,18 @@ def _exit_on_error(exc: BaseException) -> None:
 
 
 def _warn_unknown_settings() -> None:
-    """Warn about ``UPLOAD_PIPELINE_*`` variables that name no setting (a typo is otherwise silent)."""
+    """Warn about ``UPLOAD_PIPELINE_*`` variables, in the environment or the ``.env`` file
+    Settings reads, that name no setting (a typo is otherwise silent)."""
     import difflib
     import os
 
+    from dotenv import dotenv_values  # python-dotenv: what pydantic-settings reads .env with
+
     prefix = Settings.model_config.get("env_prefix", "")
     known = {prefix + name.upper() for name in Settings.model_fields}
-    for name in sorted(os.environ):
+    env_file = Settings.model_config.get("env_file")
+    in_file = dotenv_values(env_file) if isinstance(env_file, str) and Path(env_file).is_file() else {}
+    for name in sorted(set(os.environ) | set(in_file)):
         if name.upper().startswith(prefix) and name.upper() not in known:
             close = difflib.get_close_matches(name.upper(), known, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""

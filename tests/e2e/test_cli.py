@@ -232,3 +232,17 @@ def test_an_empty_folder_says_there_was_nothing_to_ingest(settings: Settings, tm
     assert result.exit_code == 0, result.output
     assert "warning: no files to ingest under" in " ".join(result.output.split())
     assert "hidden files and folders are skipped" in " ".join(result.output.split())
+
+
+def test_a_misspelt_setting_in_the_env_file_is_named_too(settings: Settings, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from docingest.cli import app
+
+    monkeypatch.chdir(tmp_path)  # Settings reads ./.env
+    (tmp_path / ".env").write_text("UPLOAD_PIPELINE_MAX_RETRYS=3\n")
+    result = CliRunner().invoke(app, ["status"], env=settings_env(settings))
+    assert result.exit_code == 0, result.output
+    assert ("UPLOAD_PIPELINE_MAX_RETRYS is not a docingest setting, ignored; did you mean "
+            "UPLOAD_PIPELINE_MAX_RETRIES?") in " ".join(result.output.split())

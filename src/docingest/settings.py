@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     poll_interval_seconds: float = Field(default=2.0, gt=0)
+    worker_switch_interval_ms: float = Field(
+        default=0.5, gt=0,
+        description="the worker process's GIL switch interval (sys.setswitchinterval; Python's "
+                    "default is 5 ms): the longest a thread woken by a reply or a socket waits "
+                    "behind another thread's CPU work before it runs")
 
     # Fault injection, for chaos tests only (fractions of calls that fail transiently).
     fault_storage_error_rate: float = Field(default=0.0, ge=0, le=1)

@@ -307,3 +307,22 @@ def test_slot_loop_survives_database_errors(runtime: Runtime, monkeypatch: pytes
     monkeypatch.setattr(w, "run_once", flaky_run_once)
     w._slot_loop()
     assert calls["n"] == 2
+
+
+def test_a_started_worker_sets_its_gil_switch_interval_and_stop_restores_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    import sys
+
+    from tests.conftest import make_settings
+
+    before = sys.getswitchinterval()
+    rt = Runtime(make_settings(db_url, tmp_path / "data", worker_switch_interval_ms=0.7), migrate=False)
+    w = rt.worker(concurrency=1)
+    try:
+        w.start()
+        assert sys.getswitchinterval() == pytest.approx(0.0007)
+    finally:
+        w.stop()
+        rt.close()
+    assert sys.getswitchinterval() == before

@@ -83,14 +83,20 @@ class BatchingEmbedder:
     Attributes:
         limits: the request limits used by :func:`plan_batches`.
         concurrency: batches in flight at once in this process.
+        lanes: threads that send batches (default ``concurrency``, one batch in flight each).
+            A provider whose HTTP connection pool admits at most ``concurrency`` requests
+            at once runs more: a spare lane's request is built and waiting for a
+            connection when one frees, so ``concurrency`` stay in flight while the
+            lane that freed it checks its reply.
     """
 
     model: str
     dimensions: int
 
-    def __init__(self, *, limits: BatchLimits, concurrency: int = 4) -> None:
+    def __init__(self, *, limits: BatchLimits, concurrency: int = 4, lanes: int | None = None) -> None:
         self.limits = limits
         self.concurrency = concurrency
+        self.lanes = max(lanes or concurrency, concurrency)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self.requests_sent = 0  # batches that reached the provider (every try counts)
@@ -124,7 +130,7 @@ class BatchingEmbedder:
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="docingest-embed")
+                self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="docingest-embed")
             return self._pool
 
     def _send(self, texts: list[str], tokens: int, prepared: Any) -> Any:
@@ -140,9 +146,9 @@ class BatchingEmbedder:
         leaves early), and ``start``/``end`` index the texts in the order drawn.
         A planner thread counts tokens and plans batches ahead (each input checked
         before the batch holding it is planned), keeping up to ``2 x concurrency``
-        planned batches ready; ``concurrency`` lanes (threads of the embedder's
-        pool) each take the next planned batch and send it, then take another as
-        soon as its reply is in, whatever the caller is doing with earlier results.
+        planned batches ready; :attr:`lanes` threads of the embedder's pool each take
+        the next planned batch and send it, then take another as soon as its reply is
+        in, whatever the caller is doing with earlier results.
         Neither counting nor a thread hand-off sits between a reply and the next
         request: the planner also prepares each batch's request (``_prepare_batch``), and
         the caller's thread decodes each reply (``_finish``) as it takes it. On an error
@@ -210,7 +216,7 @@ class BatchingEmbedder:
         planner = threading.Thread(target=plan, name="docingest-embed-planner", daemon=True)
         planner.start()
         pool = self._executor()
-        running = self.concurrency
+        running = self.lanes
         for _ in range(running):
             pool.submit(lane)
         errors: list[BaseException] = []

@@ -145,7 +145,9 @@ class OpenAIEmbedder(BatchingEmbedder):
         attempts: int = 6, send_dimensions: bool | None = None, backoff_base_seconds: float = 0.5,
         backoff_max_seconds: float = 30.0, client_tag: str | None = None,
     ) -> None:
-        super().__init__(limits=limits, concurrency=concurrency)
+        # Twice the lanes of the requests in flight: the HTTP pool below caps these at
+        # `concurrency`, and a spare lane's request waits, built, for the next free connection.
+        super().__init__(limits=limits, concurrency=concurrency, lanes=2 * concurrency)
         self.model = model
         self.dimensions = dimensions
         self.base_url = base_url
@@ -162,9 +164,17 @@ class OpenAIEmbedder(BatchingEmbedder):
         import httpx2  # the SDK's HTTP client: `post(..., cast_to=httpx2.Response)` returns the reply
 
         self._response_type = httpx2.Response
+        # At most `concurrency` requests in flight: httpx's pool holds a request until one of
+        # its `concurrency` connections is free (without a pool timeout: a wait for a
+        # connection is not a provider failure).
+        timeout = httpx2.Timeout(timeout_seconds, pool=None)
+        http_client = openai.DefaultHttpxClient(
+            limits=httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            timeout=timeout,
+        )
         self.client = openai.OpenAI(
-            api_key=api_key or "unused", base_url=base_url, max_retries=0, timeout=timeout_seconds,
-            default_headers=headers,
+            api_key=api_key or "unused", base_url=base_url, max_retries=0, timeout=timeout,
+            default_headers=headers, http_client=http_client,
         )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

@@ -83,25 +83,46 @@ class Ledger:
 
 
 def add_fault_middleware(app: Any, knobs: Knobs, ledger: Ledger, *, malformed_body: bytes) -> None:
-    """Latency, 500s, 429s and malformed bodies on every API path; ledger of every request."""
-    from starlette.responses import JSONResponse, Response
+    """Latency, 500s, 429s and malformed bodies on every API path; ledger of every request.
 
-    rng = random.Random(knobs.seed)
+    A plain ASGI middleware (:class:`FaultMiddleware`), not Starlette's ``BaseHTTPMiddleware``,
+    which passes every reply's body through a stream and task of its own: a few
+    milliseconds a request, the mock's own cost, counted as the provider's.
+    """
+    app.add_middleware(FaultMiddleware, knobs=knobs, ledger=ledger, malformed_body=malformed_body)
 
-    @app.middleware("http")
-    async def faults(request: Any, call_next: Any) -> Any:
-        path = request.url.path
-        if path == "/health" or path.startswith("/_mock"):
-            return await call_next(request)
-        client = request.headers.get("x-docingest-worker", request.client.host if request.client else "?")
+
+class FaultMiddleware:
+    """The ASGI middleware of :func:`add_fault_middleware`.
+
+    A request is timed from its arrival here. Faults are answered after ``latency_ms``;
+    a request that reaches the app has its reply's start held until ``latency_ms`` after
+    arrival, and is recorded in the ledger with the reply's status then.
+    """
+
+    def __init__(self, app: Any, *, knobs: Knobs, ledger: Ledger, malformed_body: bytes) -> None:
+        self.app = app
+        self.knobs = knobs
+        self.ledger = ledger
+        self.malformed_body = malformed_body
+        self.rng = random.Random(knobs.seed)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path == "/health" or path.startswith("/_mock"):
+            await self.app(scope, receive, send)
+            return
+        from starlette.responses import JSONResponse, Response
+
+        knobs, ledger = self.knobs, self.ledger
+        tag = dict(scope.get("headers") or []).get(b"x-docingest-worker")
+        client = tag.decode("latin-1") if tag is not None else (scope["client"][0] if scope.get("client") else "?")
         arrived = ledger.arrive(client, path)
-        draw = rng.random()
+        draw = self.rng.random()
+        fault: Any = None
         if draw < knobs.rate_limit_rate:
-            await _until(arrived, knobs.latency_ms)
-            ledger.rate_limited(client, knobs.retry_after)
-            ledger.record(client, path, arrived, 429)
             ra = f"{knobs.retry_after:g}"
-            return JSONResponse(
+            fault = JSONResponse(
                 {"error": {"message": "Rate limit reached for requests. Please try again in "
                            f"{ra}s.", "type": "requests", "param": None,
                            "code": "rate_limit_exceeded"}},
@@ -109,22 +130,28 @@ def add_fault_middleware(app: Any, knobs: Knobs, ledger: Ledger, *, malformed_bo
                 headers={"retry-after": ra, "x-ratelimit-remaining-requests": "0",
                          "x-ratelimit-reset-requests": f"{ra}s"},
             )
-        draw -= knobs.rate_limit_rate
-        if draw < knobs.error_rate:
+        elif (draw := draw - knobs.rate_limit_rate) < knobs.error_rate:
+            fault = JSONResponse({"error": {"message": "The server had an error while processing "
+                                            "your request.", "type": "server_error", "param": None,
+                                            "code": None}}, status_code=500)
+        elif draw - knobs.error_rate < knobs.malformed_rate:
+            fault = Response(self.malformed_body, status_code=200, media_type="application/json")
+        if fault is not None:
             await _until(arrived, knobs.latency_ms)
-            ledger.record(client, path, arrived, 500)
-            return JSONResponse({"error": {"message": "The server had an error while processing "
-                                           "your request.", "type": "server_error", "param": None,
-                                           "code": None}}, status_code=500)
-        draw -= knobs.error_rate
-        if draw < knobs.malformed_rate:
-            await _until(arrived, knobs.latency_ms)
-            ledger.record(client, path, arrived, 200, malformed=True)
-            return Response(malformed_body, status_code=200, media_type="application/json")
-        response = await call_next(request)
-        await _until(arrived, knobs.latency_ms)
-        ledger.record(client, path, arrived, response.status_code)
-        return response
+            if fault.status_code == 429:
+                ledger.rate_limited(client, knobs.retry_after)
+            ledger.record(client, path, arrived, fault.status_code,
+                          **({"malformed": True} if fault.status_code == 200 else {}))
+            await fault(scope, receive, send)
+            return
+
+        async def send_on_time(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                await _until(arrived, knobs.latency_ms)
+                ledger.record(client, path, arrived, message["status"])
+            await send(message)
+
+        await self.app(scope, receive, send_on_time)
 
 
 async def _until(arrived: float, latency_ms: float) -> None:

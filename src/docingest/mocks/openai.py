@@ -4,8 +4,9 @@ The same client code talks to it and to OpenAI (``OPENAI_BASE_URL=http://127.0.0
 Each input text gets a deterministic unit vector (from the SHAKE-256 of the text,
 so the same text gives the same vector in any batch position); ``usage`` holds real
 token counts (cl100k_base via ``bpe-openai``, else one per 3 bytes). The work per request is
-kept small (vectors computed for the whole batch at once, counts by the Rust tokenizer), so
-``--latency-ms`` holds when several requests are in flight on its one event loop. Inputs over
+kept small (vectors computed for the whole batch at once, counts by the Rust tokenizer) and
+runs on a thread, not the event loop, so ``--latency-ms`` holds when several requests are in
+flight. Inputs over
 ``max_input_tokens`` get OpenAI's 400 "maximum context length" error.
 ``dimensions`` (the knob) forces the returned length whatever is asked.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from docingest.embedding.openai import cl100k_counter
 from docingest.mocks.common import Knobs, Ledger, add_fault_middleware
@@ -76,12 +79,13 @@ def create_app(config: OpenAIMockConfig) -> Any:
         with lock:
             return {**ledger.stats(), "embedded": dict(embedded)}
 
-    async def embeddings(request: Request) -> Any:
-        if not request.headers.get("authorization", "").startswith("Bearer "):
-            return error(401, "You didn't provide an API key.", code="invalid_api_key")
+    def answer(raw: bytes) -> Any:
+        """The reply to one request's body: the mock's CPU work (JSON, token counts, vectors)."""
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
+            return error(400, "We could not parse the JSON body of your request.")
+        if not isinstance(body, dict):
             return error(400, "We could not parse the JSON body of your request.")
         inputs = body.get("input")
         model = body.get("model")
@@ -121,6 +125,14 @@ def create_app(config: OpenAIMockConfig) -> Any:
                      "x-ratelimit-remaining-tokens": str(10_000_000 - total),
                      "x-ratelimit-reset-tokens": "0s"},
         )
+
+    async def embeddings(request: Request) -> Any:
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return error(401, "You didn't provide an API key.", code="invalid_api_key")
+        # The work runs on a thread, not the event loop, so the loop meanwhile times the
+        # requests that arrive and sends the answers that fall due (--latency-ms holds with
+        # several requests in flight).
+        return await run_in_threadpool(answer, await request.body())
 
     app.add_api_route("/v1/embeddings", embeddings, methods=["POST"])
     app.add_api_route("/embeddings", embeddings, methods=["POST"])

@@ -23,6 +23,7 @@ import gc
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -146,12 +147,23 @@ class BaseWorker:
         self._held: dict[uuid.UUID, _Held] = {}
         self._held_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._switch_interval: float | None = None  # the process's, restored by stop()
         self.jobs_finished = 0
 
     # --- lifecycle -------------------------------------------------------------
     def start(self) -> None:
-        """Start the slots, the heartbeat and the listener threads (and freeze the start-up heap)."""
+        """Start the slots, the heartbeat and the listener threads (and freeze the start-up heap).
+
+        It also sets the process's GIL switch interval to ``worker_switch_interval_ms``
+        (until :meth:`stop`). A worker's threads mostly wait on sockets; with Python's 5 ms,
+        an embedding lane whose reply is in, or whose request a free connection could take,
+        waits up to 5 ms behind another thread's CPU work, and the requests in flight fall
+        below the embedder's concurrency (bench/embed_api.py: about 1.5% of the bound).
+        """
         freeze_startup_heap()
+        if self._switch_interval is None:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(self.settings.worker_switch_interval_ms / 1000.0)
         targets: list[tuple[str, Callable[[], None]]] = [
             (f"slot-{i}", self._slot_loop) for i in range(self.concurrency)
         ]
@@ -169,6 +181,9 @@ class BaseWorker:
         self.wake.set()
         for t in self._threads:
             t.join(timeout)
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
 
     def run_forever(self) -> None:
         """Start and block until :meth:`stop` is called (e.g. from a SIGTERM handler)."""

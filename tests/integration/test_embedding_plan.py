@@ -85,3 +85,19 @@ def test_buffered_vectors_read_back_exactly_as_written(runtime: Runtime, tmp_pat
     for cid, vec in zip(ids, vectors, strict=True):
         assert np.array_equal(by_id[cid]["embedding"].to_numpy(), vec)
     assert [r["has_vector"] for r in _plan(runtime, document_id)] == [True, True, True]
+
+
+def test_the_plan_read_in_pages_by_ordinal_is_the_whole_plan(runtime: Runtime, tmp_path: Path) -> None:
+    texts = [f"chunk number {i}" for i in range(10)]
+    document_id, ids = _buffer(runtime, tmp_path, texts)
+    whole = _plan(runtime, document_id)
+    with runtime.pool().connection() as conn:
+        def page(after: int | None, limit: int | None) -> list[dict]:
+            return runtime.repo.embedding_plan(conn, document_id, model=MODEL, dimensions=384,
+                                               use_cache=True, after_ordinal=after, limit=limit)
+
+        head = page(None, 4)
+        rest = page(head[-1]["ordinal"], None)
+        assert page(9, None) == [] and len(page(None, 100)) == 10
+    assert [r["ordinal"] for r in head] == [0, 1, 2, 3]
+    assert head + rest == whole and [r["chunk_id"] for r in whole] == ids

@@ -270,14 +270,17 @@ class Repository:
         return n
 
     def embedding_plan(
-        self, conn: Conn, document_id: UUID, *, model: str, dimensions: int, use_cache: bool
+        self, conn: Conn, document_id: UUID, *, model: str, dimensions: int, use_cache: bool,
+        after_ordinal: int | None = None, limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Every buffered chunk by ordinal, without its text: ``chunk_id, token_count,
+        """The buffered chunks by ordinal, without their text: ``chunk_id, ordinal, token_count,
         has_vector, text_sha256`` (32 bytes) and ``cached`` (float32 array from the embedding
         cache for this model and dimensions, or None; always None without ``use_cache`` or
-        when the chunk has a vector)."""
+        when the chunk has a vector). One page: the chunks after ``after_ordinal`` (None: from
+        the first), at most ``limit`` (None: all)."""
         rows = _all(conn, "embedding_plan", {"document_id": document_id, "model": model,
-                                             "dimensions": dimensions, "use_cache": use_cache})
+                                             "dimensions": dimensions, "use_cache": use_cache,
+                                             "after_ordinal": after_ordinal, "limit": limit})
         for r in rows:
             r["text_sha256"] = bytes(r["text_sha256"])
             if r["cached"] is not None:

@@ -49,6 +49,10 @@ class StageContext(Protocol):
     def fenced(self) -> AbstractContextManager[Any]:
         """A transaction on a connection, entered only while the attempt holds the job."""
 
+    def reading(self) -> AbstractContextManager[Any]:
+        """A connection for reads only: no fence and no lock on the job row, so it never waits
+        for (nor holds up) this job's fenced transactions. What is written after is fenced."""
+
     def save_progress(self, progress: dict[str, Any], persist: Persist | None = None) -> None:
         """Write ``persist`` and merge ``progress`` in one fenced transaction (a checkpoint)."""
 

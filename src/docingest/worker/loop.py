@@ -106,6 +106,11 @@ class JobContext:
                 raise LeaseLost(f"job {self.job.job_id}: attempt {self.job.attempt_id} fenced out")
             yield conn
 
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        with self.worker.pool.connection() as conn:
+            yield conn
+
     def save_progress(self, progress: dict[str, Any], persist: Persist | None = None) -> None:
         with self.fenced() as conn:
             if persist is not None:

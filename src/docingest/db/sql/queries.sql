@@ -214,11 +214,14 @@ DELETE FROM upload_pipeline.document_chunk_buffer WHERE document_id = %(document
 -- the statistics say (a join was planned as a nested loop over the whole cache when they were
 -- stale), and not at all when the cache is off or the chunk has its vector. Each chunk's vector is
 -- looked for only when the document has any (a first run has none: a third of the plan's time).
+-- One page by ordinal: the chunks after %(after_ordinal)s (NULL: from the first), at most
+-- %(limit)s of them (NULL: all), so the stage can start sending the first page's texts while
+-- it reads the rest.
 WITH started AS (
     SELECT EXISTS (SELECT 1 FROM upload_pipeline.document_vector_buffer
                    WHERE document_id = %(document_id)s) AS any_vector
 )
-SELECT c.chunk_id, c.token_count, v.has_vector, h.text_sha256,
+SELECT c.chunk_id, c.ordinal, c.token_count, v.has_vector, h.text_sha256,
        CASE WHEN %(use_cache)s AND NOT v.has_vector THEN
            (SELECT e.embedding FROM upload_pipeline.embedding_cache e
             WHERE e.model = %(model)s AND e.dimensions = %(dimensions)s
@@ -230,7 +233,9 @@ CROSS JOIN LATERAL (SELECT started.any_vector AND EXISTS (
     SELECT 1 FROM upload_pipeline.document_vector_buffer b WHERE b.chunk_id = c.chunk_id) AS has_vector) v
 CROSS JOIN LATERAL (SELECT COALESCE(c.text_sha256, sha256(convert_to(c.text, 'UTF8'))) AS text_sha256) h
 WHERE c.document_id = %(document_id)s
-ORDER BY c.ordinal;
+  AND (%(after_ordinal)s::int IS NULL OR c.ordinal > %(after_ordinal)s::int)
+ORDER BY c.ordinal
+LIMIT %(limit)s::bigint;
 
 -- name: chunk_texts
 SELECT chunk_id, text FROM upload_pipeline.document_chunk_buffer

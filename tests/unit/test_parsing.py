@@ -538,7 +538,9 @@ def test_markdown_and_text_are_returned_as_is() -> None:
         (codecs.BOM_UTF16_BE + "héllo".encode("utf-16-be"), "héllo", False),
         (b"nul\x00kept", "nul\x00kept", False),
         (b"lone \xed\xa0\x80 surrogate", "lone \ud800 surrogate", False),
-        (b"bad \xff byte", "bad \ufffd byte", True),
+        ("déjà, bad ".encode() + b"\xff byte", "déjà, bad \ufffd byte", True),  # damaged UTF-8
+        (b"caf\xe9 cr\xe8me \x93br\xfbl\xe9e\x94 for dessert", "café crème “brûlée” for dessert",
+         True),  # windows-1252
     ],
 )
 def test_text_decoding(data: bytes, text: str, warned: bool, tmp_path: Path) -> None:
@@ -564,15 +566,25 @@ def test_undecodable_bytes_are_document_corrupt(tmp_path: Path) -> None:
         decode_text(("日本語のテキストです。" * 50).encode("shift_jis"))
 
 
-def test_damaged_utf8_and_latin1_text_stay_under_the_limit() -> None:
-    # Accent-dense Latin-1 (18% of characters not UTF-8): decoded with U+FFFD and a warning.
-    dense = decode_text(("Café déjà vu, naïve façade. " * 200).encode("latin-1"))
-    assert 0.15 < garbled_share(dense.text) <= MAX_GARBLED_SHARE and dense.warnings
+def test_latin1_text_is_read_as_windows_1252_and_damaged_utf8_keeps_its_letters() -> None:
+    # Accent-dense Latin-1 (18% of characters not UTF-8), no UTF-8 in it: every letter kept.
+    text = "Café déjà vu, naïve façade. " * 200
+    dense = decode_text(text.encode("latin-1"))
+    assert dense.text == text and dense.encoding == "cp1252"
+    assert "windows-1252" in dense.warnings[0]
+    # Damaged UTF-8 (valid multi-byte sequences in it) is not re-read: a few U+FFFD.
     damaged = decode_text("ünïcödé text ".encode() * 100 + b"\xff\xfe" * 20)
-    assert damaged.text.count("\ufffd") == 40 and damaged.warnings
+    assert damaged.encoding == "utf-8" and damaged.text.count("\ufffd") == 40 and damaged.warnings
+    # Cyrillic in windows-1251 (nearly all bytes high): not taken for Western text.
+    with pytest.raises(DocumentCorrupt, match="not readable as utf-8"):
+        decode_text(("Привет мир, как дела? " * 30).encode("cp1251"))
+
+
+def test_damaged_utf8_over_the_garbled_limit_fails() -> None:
     # Just over the limit fails, just under passes: the rule is the share, not the count.
-    over = b"ab" + b"\xff"  # 1 in 3 replaced
-    under = b"abcde" + b"\xff"  # 1 in 6
+    # (Each unit holds a UTF-8 "é", so none of it is taken for windows-1252 text.)
+    over = "é".encode() + b"ab" + b"\xff" * 2  # 2 in 5 replaced
+    under = "é".encode() + b"abcd" + b"\xff"  # 1 in 6
     with pytest.raises(DocumentCorrupt):
         decode_text(over * 100)
     assert decode_text(under * 100).text.count("\ufffd") == 100

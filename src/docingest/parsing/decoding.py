@@ -1,8 +1,9 @@
 """Bytes -> ``str`` for the text formats (plain text, Markdown, HTML), in one place.
 
 Order of evidence: a byte-order mark, then an encoding the document declares
-(HTML ``<meta charset>``), then UTF-8. Undecodable bytes become U+FFFD and a
-warning is recorded; nothing else is cleaned: NUL characters stay, and lone
+(HTML ``<meta charset>``), then UTF-8, then windows-1252 for legacy Western text that
+has no UTF-8 in it (Latin-1 Markdown: ``_as_western_legacy``). Undecodable bytes become
+U+FFFD and a warning is recorded; nothing else is cleaned: NUL characters stay, and lone
 surrogates (UTF-16 code units, or their UTF-8-style encoding ``ED A0 80``) are
 decoded with ``surrogatepass`` so the validation stage can count them.
 
@@ -11,9 +12,7 @@ more than :data:`MAX_GARBLED_SHARE` (a quarter) of the decoded characters are
 U+FFFD replacements or control characters (C0 other than tab, newline, vertical
 tab, form feed and carriage return; DEL; C1), the file is not text in that
 encoding: ``DocumentCorrupt`` (``document_corrupt``). A damaged UTF-8 file (a few
-bad bytes) and legacy Western text read as UTF-8 (accented letters are rarely
-more than a tenth of its characters) stay under the limit and are decoded with
-replacements and a warning; binary data (random bytes: about 80% replaced) and
+bad bytes) stays under the limit and is decoded with replacements and a warning; binary data (random bytes: about 80% replaced) and
 text in a legacy multi-byte or non-Latin code page (Shift_JIS, GBK, windows-1251:
 most characters replaced) are refused with a message asking for UTF-8.
 """
@@ -28,8 +27,12 @@ from docingest.errors import DocumentCorrupt
 
 #: Above this share of replaced or control characters, undecodable bytes are not text.
 MAX_GARBLED_SHARE = 0.25
+#: Above this share of bytes over 0x7F, text that is not UTF-8 is not read as windows-1252.
+LEGACY_MAX_NON_ASCII = 0.3
 # NUL is not counted: the validation stage removes and counts NULs.
 _CONTROLS = re.compile("[\x01-\x08\x0e-\x1f\x7f-\x9f]")
+
+_HIGH_BYTES = bytes(range(0x80, 0x100))
 
 #: Byte-order marks, longest first: the UTF-32-LE mark begins with the UTF-16-LE one.
 BOMS: tuple[tuple[bytes, str], ...] = (
@@ -148,5 +151,39 @@ def decode_text(data: bytes, *, declared_encoding: str | None = None) -> Decoded
             decoded = _decode(data, encoding, f"text declared as {declared_encoding!r}")
             return DecodedText(decoded.text, encoding, tuple(notes) + decoded.warnings)
 
+    legacy = _as_western_legacy(data)
+    if legacy is not None:
+        return DecodedText(legacy.text, legacy.encoding, tuple(notes) + legacy.warnings)
     decoded = _decode(data, "utf-8", "text")
     return DecodedText(decoded.text, "utf-8", tuple(notes) + decoded.warnings)
+
+
+def _as_western_legacy(data: bytes) -> DecodedText | None:
+    """``data`` read as windows-1252 when it is legacy Western text, not UTF-8; else None.
+
+    The test: not valid UTF-8, and not one valid multi-byte UTF-8 sequence in it (damaged
+    UTF-8 has some), at most :data:`LEGACY_MAX_NON_ASCII` of its bytes above 0x7F (accented
+    letters in French, German or Spanish text are a few percent; in Cyrillic or Greek code
+    pages nearly every letter is), and valid windows-1252 without control characters. This is
+    the WHATWG default for a legacy document that declares nothing; Latin-1 text (é = E9)
+    reads the same, where UTF-8 would replace each accented letter with U+FFFD.
+    """
+    try:
+        data.decode("utf-8", "surrogatepass")
+        return None
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    high = len(data) - len(data.translate(None, _HIGH_BYTES))
+    if high > LEGACY_MAX_NON_ASCII * len(data):
+        return None
+    if any(c > "\x7f" and c != "\ufffd" for c in data.decode("utf-8", "replace")):
+        return None  # some bytes are UTF-8: damaged UTF-8, not a legacy page
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None  # a byte windows-1252 does not define
+    if _CONTROLS.search(text):
+        return None
+    note = (f"text is not valid UTF-8 (first bad byte at offset {first_bad}) and has no UTF-8 "
+            "sequence: decoded as windows-1252 (Latin-1)")
+    return DecodedText(text, "cp1252", (note,))

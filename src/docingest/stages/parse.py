@@ -13,6 +13,7 @@ from docingest import metrics
 from docingest.domain import Stage
 from docingest.errors import NoText
 from docingest.parsing import ParsedDocument
+from docingest.parsing.sniff import DOCX_MIME
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 
@@ -149,10 +150,11 @@ class ValidateParse:
             meta_nuls += n + s
             metadata[clean_text(str(name))[0]] = cleaned
         if not text.strip():
-            raise NoText(
-                "no text was found in the document (it may be scanned images); "
-                "OCR is not configured"
-            )
+            if doc.mime in ("application/pdf", DOCX_MIME):  # where text can be images
+                raise NoText("no text was found in the document (it may be scanned images); "
+                             "OCR is not configured")
+            raise NoText(f"the file holds only whitespace ({doc.bytes_len} bytes, {doc.mime}): "
+                         "there is nothing to index; add text and upload again")
         events: list[tuple[str, dict[str, Any]]] = []
         if artifact.cleaning is None and (removed or meta_nuls):
             # The page map (sidecar) is written first and records the cleaning: a retry

@@ -189,6 +189,8 @@ def ingest(
             summary = run_ingest(rt, paths, user_id=user, concurrency=concurrency,
                                  on_progress=on_progress)
         except FileNotFoundError as exc:
+            bar.update(task, visible=False)  # nothing was registered: no bar after the error
+            bar.stop()
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
         except IngestInterrupted as exc:

@@ -51,6 +51,7 @@ def test_ingest_of_a_missing_path_is_a_clear_error(settings: Settings, tmp_path:
     proc = run_cli(settings, "ingest", str(tmp_path / "nope"))
     assert proc.returncode == 2
     assert "no such file or directory" in proc.stderr
+    assert "registering files" not in proc.stderr + proc.stdout  # no progress bar after it
 
 
 def test_search_refuses_a_bad_mode_and_an_empty_query(settings: Settings) -> None:

@@ -54,7 +54,7 @@ class _Echo(BatchingEmbedder):
     def count_tokens(self, texts):  # type: ignore[no-untyped-def]
         return [len(t) for t in texts]
 
-    def _embed_batch(self, texts, tokens):  # type: ignore[no-untyped-def]
+    def _embed_batch(self, texts, tokens, prepared=None):  # type: ignore[no-untyped-def]
         if self.wrong_at is not None and str(self.wrong_at) in texts:
             return np.ones((len(texts), 3), dtype=np.float32)
         return np.array([[float(t), 1.0] for t in texts], dtype=np.float32)
@@ -144,7 +144,7 @@ class _Slow(BatchingEmbedder):
     def count_tokens(self, texts):  # type: ignore[no-untyped-def]
         return [len(t) for t in texts]
 
-    def _embed_batch(self, texts, tokens):  # type: ignore[no-untyped-def]
+    def _embed_batch(self, texts, tokens, prepared=None):  # type: ignore[no-untyped-def]
         with self._lock:
             self.sent.extend(texts)
             first = len(self.sent) == 1

@@ -106,15 +106,16 @@ class BatchingEmbedder:
         """Tokens of each text as the provider counts them."""
         raise NotImplementedError
 
-    def _embed_batch(self, texts: list[str], tokens: int) -> Any:
+    def _embed_batch(self, texts: list[str], tokens: int, prepared: Any = None) -> Any:
         """One API call (with its own retries) -> ``(len(texts), dimensions)`` array, or a
-        checked reply that :meth:`_finish` turns into one."""
+        checked reply that :meth:`_finish` turns into one. ``prepared``: what
+        :meth:`_prepare_batch` made of ``texts`` (None: nothing)."""
         raise NotImplementedError
 
     def _prepare_batch(self, texts: list[str]) -> Any:
         """Work on a batch before it is sent (the request body), done on the planner thread
-        while the lanes wait on the network; handed to ``_embed_batch(texts, tokens,
-        prepared)``. None (the default): nothing prepared, ``_embed_batch(texts, tokens)``."""
+        while the lanes wait on the network; handed to ``_embed_batch`` as ``prepared``.
+        Default: None, nothing prepared."""
         return None
 
     def _finish(self, reply: Any) -> np.ndarray:
@@ -132,11 +133,6 @@ class BatchingEmbedder:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="docingest-embed")
             return self._pool
-
-    def _send(self, texts: list[str], tokens: int, prepared: Any) -> Any:
-        if prepared is None:
-            return self._embed_batch(texts, tokens)
-        return self._embed_batch(texts, tokens, prepared)  # type: ignore[call-arg]
 
     def embed_batches(self, texts: Iterable[str]) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(start, end, vectors)`` for each batch as it completes (any order).
@@ -206,7 +202,7 @@ class BatchingEmbedder:
                             results.put(item)
                         break
                     start, end, tokens, prepared = item
-                    results.put((start, end, self._send(drawn[start:end], tokens, prepared)))
+                    results.put((start, end, self._embed_batch(drawn[start:end], tokens, prepared)))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
                 stop.set()
                 results.put(exc)

@@ -327,12 +327,16 @@ def status(
 
     table = Table()
     for col in ("file", "stage", "state", "progress", "attempts", "error", "job"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("error", "job"))
     for r in rows:
-        err = f"{r['error_code']}: {r['error_message']}" if r["error_code"] else ""
         table.add_row(r["filename"], r["stage"], r["state"], format_progress(r["progress"]),
-                      str(r["attempts"]), err, r["job_id"])
+                      str(r["attempts"]), r["error_code"] or "", r["job_id"])
     out.print(table)
+    # The messages at full width under the table: in a column they wrapped to a few letters a line.
+    for r in rows:
+        if r["error_code"]:
+            out.print(f"{r['filename']} (job {r['job_id']}): {r['error_code']}: {r['error_message']}",
+                      soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command()

@@ -45,6 +45,13 @@ def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, 
     failed = [r for r in status if r["state"] == "failed"]
     assert {r["error_code"] for r in failed} == {"empty_file", "unsupported_type"}
     assert all(r["attempts"] == 1 for r in failed), "permanent errors are not retried"
+    # In an 80-column terminal each failure's message is printed whole, on its own line.
+    table = subprocess.run([sys.executable, "-m", "docingest.cli", "status"],
+                           env={**settings_env(settings), "COLUMNS": "80"},
+                           capture_output=True, text=True, check=False, timeout=300)
+    lines = table.stdout.splitlines()
+    for r in failed:
+        assert f"{r['filename']} (job {r['job_id']}): {r['error_code']}: {r['error_message']}" in lines
 
 
 def test_ingest_of_a_missing_path_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:

@@ -327,7 +327,7 @@ def status(
 
     table = Table()
     for col in ("file", "stage", "state", "progress", "attempts", "error", "job"):
-        table.add_column(col, no_wrap=col in ("error", "job"))
+        table.add_column(col, overflow="fold")  # every letter shown, none cut to an ellipsis
     for r in rows:
         table.add_row(r["filename"], r["stage"], r["state"], format_progress(r["progress"]),
                       str(r["attempts"]), r["error_code"] or "", r["job_id"])

@@ -215,9 +215,14 @@ def ingest(
         for code, n in sorted(summary.failed_by_code.items()):
             table.add_row(f"failed: {code}", str(n))
         out.print(table)
+        from rich.markup import escape
+
         for f in summary.failures:
-            out.print(f"[red]{f['filename']}[/red] {f['error_code']}: {f['error_message']} "
-                      f"(job {f['job_id']})")
+            out.print(f"[red]{escape(f['filename'])}[/red] {f['error_code']}: "
+                      f"{escape(f['error_message'] or '')} (job {f['job_id']})")
+        for w in summary.warnings:
+            out.print(f"[yellow]warning:[/yellow] {escape(w['filename'])}: {escape(w['message'])}",
+                      soft_wrap=True, highlight=False)
     raise typer.Exit(1 if summary.failed else 0)
 
 

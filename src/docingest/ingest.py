@@ -203,6 +203,8 @@ class IngestSummary:
     chunks_per_s: float = 0.0
     embedding_cache_hits: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    #: ``{filename, job_id, message}`` per parse warning (e.g. undecodable bytes replaced).
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -274,6 +276,8 @@ def ingest(
         failures=[{"filename": j["filename"], "job_id": str(j["job_id"]),
                    "error_code": j["error_code"], "error_message": j["error_message"]} for j in failed],
     )
+    summary.warnings = [{"filename": j["filename"], "job_id": str(j["job_id"]), "message": w}
+                        for j in latest.values() for w in (j["progress"] or {}).get("parse_warnings") or []]
     summary.embedding_cache_hits = sum(int((j["progress"] or {}).get("embedding_cache_hits") or 0)
                                        for j in latest.values())
     summary.docs_per_s = round(summary.documents / wall, 3) if wall else 0.0

@@ -37,6 +37,9 @@ def format_progress(progress: dict[str, Any] | None) -> str:
     eta = p.get("eta_s")
     if eta:
         parts.append(f"eta {_duration(float(eta))}")
+    if p.get("parse_warnings"):
+        n = len(p["parse_warnings"])
+        parts.append(f"{n} parse warning{'s' if n > 1 else ''}")
     return ", ".join(parts)
 
 

@@ -54,6 +54,22 @@ def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, 
         assert f"{r['filename']} (job {r['job_id']}): {r['error_code']}: {r['error_message']}" in lines
 
 
+def test_replaced_bytes_are_reported_by_ingest_and_status(settings: Settings, tmp_path: Path) -> None:
+    """UTF-8 with two Latin-1 bytes in it is decoded with U+FFFD: the job completes, and the
+    warning is printed by ``ingest`` and kept in the job's progress (``status``)."""
+    doc = tmp_path / "mixed.txt"
+    doc.write_bytes("UTF-8 café ici, ".encode() + b"mais un octet latin1: \xe9t\xe9 fini.\n" * 3)
+    proc = run_cli(settings, "ingest", str(doc))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: mixed.txt: text is not valid utf-8" in " ".join(proc.stdout.split())
+    (job,) = json.loads(run_cli(settings, "status", "--json").stdout)
+    assert job["state"] == "done" and "6 undecodable" in job["progress"]["parse_warnings"][0]
+    wide = subprocess.run([sys.executable, "-m", "docingest.cli", "status"],
+                          env={**settings_env(settings), "COLUMNS": "200"},
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert "1 parse warning" in wide.stdout
+
+
 def test_ingest_of_a_missing_path_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
     proc = run_cli(settings, "ingest", str(tmp_path / "nope"))
     assert proc.returncode == 2

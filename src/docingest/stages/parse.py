@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from docingest.parsing import ParsedDocument
 from docingest.parsing.sniff import DOCX_MIME
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
+
+log = logging.getLogger("docingest.stages.parse")
 
 #: ``parse_fn(path, kind, on_progress=None)``: ``parsing.parse_file`` or a ``SandboxedParser``.
 ParseFn = Callable[..., ParsedDocument]
@@ -103,6 +106,10 @@ class ParseDocument:
         if empty_pages:
             progress["empty_pages"] = empty_pages
             events.append(("empty_pages", {"pages": empty_pages}))
+        if parsed.warnings:  # e.g. undecodable bytes replaced: shown by `status` and `ingest`
+            progress["parse_warnings"] = list(parsed.warnings)
+            for w in parsed.warnings:
+                log.warning("%s: %s", doc.filename, w)
         return StageResult(progress=progress, persist=persist, events=events)
 
 

@@ -346,8 +346,8 @@ def status(
 
 @app.command()
 def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
-    """Requeue a failed job from its last good stage (as ``POST /jobs/{id}/retry``); a job whose
-    file was never stored, or was deleted when refused, needs the file: ``ingest`` it again."""
+    """Requeue a failed job from its last good stage (as POST /jobs/{id}/retry). A job whose file
+    was never stored, or was deleted when refused, needs the file: ingest it again."""
     from docingest.domain import Stage
 
     rt = _runtime()

@@ -120,6 +120,7 @@ class FaultMiddleware:
         arrived = ledger.arrive(client, path)
         draw = self.rng.random()
         fault: Any = None
+        extra: dict[str, Any] = {}  # what the ledger records beside the status
         if draw < knobs.rate_limit_rate:
             ra = f"{knobs.retry_after:g}"
             fault = JSONResponse(
@@ -136,12 +137,12 @@ class FaultMiddleware:
                                             "code": None}}, status_code=500)
         elif draw - knobs.error_rate < knobs.malformed_rate:
             fault = Response(self.malformed_body, status_code=200, media_type="application/json")
+            extra = {"malformed": True}
         if fault is not None:
             await _until(arrived, knobs.latency_ms)
-            if fault.status_code == 429:
+            if fault.status_code == 429:  # only the rate-limit branch answers 429
                 ledger.rate_limited(client, knobs.retry_after)
-            ledger.record(client, path, arrived, fault.status_code,
-                          **({"malformed": True} if fault.status_code == 200 else {}))
+            ledger.record(client, path, arrived, fault.status_code, **extra)
             await fault(scope, receive, send)
             return
 

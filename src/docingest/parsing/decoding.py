@@ -12,8 +12,8 @@ more than :data:`MAX_GARBLED_SHARE` (a quarter) of the decoded characters are
 U+FFFD replacements or control characters (C0 other than tab, newline, vertical
 tab, form feed and carriage return; DEL; C1), the file is not text in that
 encoding: ``DocumentCorrupt`` (``document_corrupt``). A damaged UTF-8 file (a few
-bad bytes) stays under the limit and is decoded with replacements and a warning; binary data (random bytes: about 80% replaced) and
-text in a legacy multi-byte or non-Latin code page (Shift_JIS, GBK, windows-1251:
+bad bytes) stays under the limit and is decoded with replacements and a warning; binary
+data (random bytes: about 80% replaced) and text in a legacy multi-byte or non-Latin code page (Shift_JIS, GBK, windows-1251:
 most characters replaced) are refused with a message asking for UTF-8.
 """
 
@@ -151,28 +151,27 @@ def decode_text(data: bytes, *, declared_encoding: str | None = None) -> Decoded
             decoded = _decode(data, encoding, f"text declared as {declared_encoding!r}")
             return DecodedText(decoded.text, encoding, tuple(notes) + decoded.warnings)
 
-    legacy = _as_western_legacy(data)
+    try:  # the common case, decoded once
+        return DecodedText(data.decode("utf-8", "surrogatepass"), "utf-8", tuple(notes))
+    except UnicodeDecodeError as exc:
+        legacy = _as_western_legacy(data, exc.start)
     if legacy is not None:
         return DecodedText(legacy.text, legacy.encoding, tuple(notes) + legacy.warnings)
     decoded = _decode(data, "utf-8", "text")
     return DecodedText(decoded.text, "utf-8", tuple(notes) + decoded.warnings)
 
 
-def _as_western_legacy(data: bytes) -> DecodedText | None:
-    """``data`` read as windows-1252 when it is legacy Western text, not UTF-8; else None.
+def _as_western_legacy(data: bytes, first_bad: int) -> DecodedText | None:
+    """``data``, which is not valid UTF-8 (its first bad byte at ``first_bad``), read as
+    windows-1252 when it is legacy Western text; else None.
 
-    The test: not valid UTF-8, and not one valid multi-byte UTF-8 sequence in it (damaged
+    The test: not one valid multi-byte UTF-8 sequence in it (damaged
     UTF-8 has some), at most :data:`LEGACY_MAX_NON_ASCII` of its bytes above 0x7F (accented
     letters in French, German or Spanish text are a few percent; in Cyrillic or Greek code
     pages nearly every letter is), and valid windows-1252 without control characters. This is
     the WHATWG default for a legacy document that declares nothing; Latin-1 text (é = E9)
     reads the same, where UTF-8 would replace each accented letter with U+FFFD.
     """
-    try:
-        data.decode("utf-8", "surrogatepass")
-        return None
-    except UnicodeDecodeError as exc:
-        first_bad = exc.start
     high = len(data) - len(data.translate(None, _HIGH_BYTES))
     if high > LEGACY_MAX_NON_ASCII * len(data):
         return None

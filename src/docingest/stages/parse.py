@@ -109,7 +109,7 @@ class ParseDocument:
         if parsed.warnings:  # e.g. undecodable bytes replaced: shown by `status` and `ingest`
             progress["parse_warnings"] = list(parsed.warnings)
             for w in parsed.warnings:
-                log.warning("%s: %s", doc.filename, w)
+                log.info("%s: %s", doc.filename, w)  # ingest prints them under its summary
         return StageResult(progress=progress, persist=persist, events=events)
 
 

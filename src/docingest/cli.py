@@ -13,6 +13,7 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # file names and messages are printed as-is, never as markup
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -66,10 +67,10 @@ def _exit_on_error(exc: BaseException) -> None:
     from docingest.errors import DocingestError, RequestError
 
     if isinstance(exc, DocingestError):
-        console.print(f"[red]error:[/red] {exc.error_code}: {_one_line(exc)}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {exc.error_code}: {escape(_one_line(exc))}", soft_wrap=True)
         raise typer.Exit(2 if isinstance(exc, RequestError) else 1) from exc
     if isinstance(exc, ValueError):
-        console.print(f"[red]error:[/red] {_one_line(exc)}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(_one_line(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
@@ -191,7 +192,7 @@ def ingest(
         except FileNotFoundError as exc:
             bar.update(task, visible=False)  # nothing was registered: no bar after the error
             bar.stop()
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from exc
         except IngestInterrupted as exc:
             bar.stop()
@@ -201,7 +202,7 @@ def ingest(
         finally:
             rt.close()
     if not summary.documents:
-        console.print(f"[yellow]warning:[/yellow] no files to ingest under {', '.join(map(str, paths))} "
+        console.print(f"[yellow]warning:[/yellow] no files to ingest under {escape(', '.join(map(str, paths)))} "
                       "(hidden files and folders are skipped)", soft_wrap=True, highlight=False)
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
@@ -215,8 +216,6 @@ def ingest(
         for code, n in sorted(summary.failed_by_code.items()):
             table.add_row(f"failed: {code}", str(n))
         out.print(table)
-        from rich.markup import escape
-
         for f in summary.failures:
             out.print(f"[red]{escape(f['filename'])}[/red] {f['error_code']}: "
                       f"{escape(f['error_message'] or '')} (job {f['job_id']})")
@@ -256,7 +255,7 @@ def search(
         table.add_column(col)
     for i, h in enumerate(hits, start=1):
         snippet = " ".join(h.text.split())[:160]
-        table.add_row(str(i), h.filename, str(h.page or ""), f"{h.score:.4f}", snippet)
+        table.add_row(str(i), escape(h.filename), str(h.page or ""), f"{h.score:.4f}", escape(snippet))
     out.print(table)
 
 
@@ -334,7 +333,7 @@ def status(
     for col in ("file", "stage", "state", "progress", "attempts", "error", "job"):
         table.add_column(col, overflow="fold")  # every letter shown, none cut to an ellipsis
     for r in rows:
-        table.add_row(r["filename"], r["stage"], r["state"], format_progress(r["progress"]),
+        table.add_row(escape(r["filename"]), r["stage"], r["state"], format_progress(r["progress"]),
                       str(r["attempts"]), r["error_code"] or "", r["job_id"])
     out.print(table)
     # The messages at full width under the table: in a column they wrapped to a few letters a line.
@@ -359,7 +358,7 @@ def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
                     and failed.stage is Stage.UPLOADED and rt.storage.head(document.raw_path) is None):
                 console.print(f"[red]error:[/red] job {job_id} failed {failed.error_code} before its file "
                               f"was kept, so there is nothing to retry: run `docingest ingest` on "
-                              f"{document.filename} again (it requeues the failed document with the file)",
+                              f"{escape(document.filename)} again (it requeues the failed document with the file)",
                               soft_wrap=True)
                 raise typer.Exit(1)
             job = rt.repo.requeue_failed_job(conn, job_id)
@@ -584,7 +583,7 @@ def prepare_embedder(
     try:
         embedder = make_local_embedder(name, cache_dir=settings.data_dir / "models")
     except (ValueError, RuntimeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     embedder.embed(["docingest warm-up"])
     out.print(f"{name} ready under {settings.data_dir / 'models'}")

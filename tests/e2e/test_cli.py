@@ -70,6 +70,20 @@ def test_replaced_bytes_are_reported_by_ingest_and_status(settings: Settings, tm
     assert "1 parse warning" in wide.stdout
 
 
+def test_square_brackets_in_a_file_name_are_printed_as_they_are(settings: Settings, tmp_path: Path) -> None:
+    """Rich markup is not applied to names: ``[draft]`` was eaten from tables and errors."""
+    doc = tmp_path / "[draft] notes.md"
+    doc.write_text("# Draft\n\nThe bracketed quokka memo is here.\n")
+    assert run_cli(settings, "ingest", str(doc)).returncode == 0
+    wide = {**settings_env(settings), "COLUMNS": "200"}
+    for args in (("status",), ("search", "quokka")):
+        proc = subprocess.run([sys.executable, "-m", "docingest.cli", *args], env=wide,
+                              capture_output=True, text=True, check=False, timeout=300)
+        assert "[draft] notes.md" in proc.stdout, proc.stdout
+    missing = run_cli(settings, "ingest", str(tmp_path / "[x] missing.md"))
+    assert missing.returncode == 2 and "[x] missing.md" in missing.stderr
+
+
 def test_ingest_of_a_missing_path_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
     proc = run_cli(settings, "ingest", str(tmp_path / "nope"))
     assert proc.returncode == 2

@@ -21,6 +21,9 @@ from docingest.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("DOCINGEST_CORPUS", REPO.parent / "shared" / "corpus")).resolve()
 TEMPLATE = "docingest_template"
+# The default data dir is the per-user one (platformdirs): never the developer's own in tests.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="docingest-xdg-")
+os.environ.pop("UPLOAD_PIPELINE_DATA_DIR", None)
 _counter = itertools.count()
 
 

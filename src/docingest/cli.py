@@ -27,6 +27,22 @@ app = typer.Typer(help="docingest: document ingestion for retrieval-augmented ge
 console = Console(stderr=True)
 out = Console()
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from docingest.info import version
+
+        out.print(f"docingest {version()}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    """docingest: document ingestion for retrieval-augmented generation."""
+
 def _check_user(value: str | None) -> str | None:
     if value is not None and not (1 <= len(value) <= 256 and value.isprintable() and value.strip()):
         raise typer.BadParameter("a user id is 1-256 printable characters, not blank")
@@ -138,6 +154,42 @@ def _runtime(settings: Settings | None = None) -> Any:
     return rt
 
 
+def _explain_nothing_found(rt: Any, user: str | None, what: str) -> None:
+    """Say on stderr where a search or status that found nothing looked, and what to do.
+
+    Names the data directory (and database) and the user; tells apart a user with no
+    documents, one whose documents are still being processed, and a data directory whose
+    documents belong to other users.
+    """
+    import psycopg
+
+    from docingest.info import where
+
+    try:
+        with rt.pool().connection() as conn:
+            mine = rt.repo.inventory(conn, user)
+    except psycopg.Error:  # the hint is best effort: the command itself already succeeded
+        mine = {"documents": 0, "users": 0, "jobs_by_state": {}}
+    who = f"user {user!r}" if user is not None else "any user"
+    place = where(rt.settings)
+    unfinished = sum(n for state, n in mine["jobs_by_state"].items() if state not in ("done", "failed"))
+    if mine["documents"] and unfinished:
+        hint = (f"{unfinished} of {who}'s {mine['documents']} documents are still being processed: "
+                "`docingest status` shows where they are (a worker must be running: `docingest worker`, "
+                "or `docingest ingest` runs its own)")
+    elif mine["documents"]:
+        hint = f"{who} has {mine['documents']} documents and none is complete: `docingest status` says why"
+    else:
+        others = mine["users"]
+        hint = (f"{who} has no documents there; ingest some with `docingest ingest PATH`"
+                + (f" (the data dir holds documents of {others} other user{'s' if others != 1 else ''}: "
+                   "pass --user)" if others and user is not None else "")
+                + ", or point UPLOAD_PIPELINE_DATA_DIR (or UPLOAD_PIPELINE_DATABASE_URL) at the data "
+                  "you ingested")
+    console.print(f"[yellow]{what}:[/yellow] looked in {escape(place)} for {escape(who)}; {escape(hint)}",
+                  soft_wrap=True, highlight=False)
+
+
 def _setup_logging(verbose: bool) -> None:
     from docingest.logs import configure_logging
 
@@ -216,6 +268,10 @@ def ingest(
         for code, n in sorted(summary.failed_by_code.items()):
             table.add_row(f"failed: {code}", str(n))
         out.print(table)
+        from docingest.info import where
+
+        out.print(f"stored in {where(rt.settings)}; search it with `docingest search \"...\"`",
+                  markup=False, highlight=False, soft_wrap=True)
         for f in summary.failures:
             out.print(f"[red]{escape(f['filename'])}[/red] {f['error_code']}: "
                       f"{escape(f['error_message'] or '')} (job {f['job_id']})")
@@ -242,6 +298,8 @@ def search(
     rt = _runtime()
     try:
         hits = Searcher(rt).search(query, user_id=user, k=k, mode=mode)  # type: ignore[arg-type]
+        if not hits:  # stderr: --json's stdout stays the (empty) list
+            _explain_nothing_found(rt, user, "no results")
     except Exception as exc:
         _exit_on_error(exc)
         raise
@@ -249,6 +307,7 @@ def search(
         rt.close()
     if as_json:
         out.print_json(json.dumps([h.to_dict() for h in hits]))
+    if as_json or not hits:
         return
     table = Table()
     for col in ("#", "file", "page", "score", "text"):
@@ -317,8 +376,14 @@ def status(
     try:
         with rt.pool().connection() as conn:
             jobs = rt.repo.list_jobs(conn, user_id=user)
+        if not jobs:
+            _explain_nothing_found(rt, user, "no jobs")
     finally:
         rt.close()
+    if not jobs:
+        if as_json:
+            out.print_json("[]")
+        return
     rows = [{"document_id": str(j["document_id"]), "job_id": str(j["job_id"]),
              "filename": j["filename"], "user_id": j["user_id"], "stage": j["stage"],
              "state": j["state"], "attempts": j["attempts"], "retry_count": j["retry_count"],
@@ -341,6 +406,36 @@ def status(
         if r["error_code"]:
             out.print(f"{r['filename']} (job {r['job_id']}): {r['error_code']}: {r['error_message']}",
                       soft_wrap=True, highlight=False, markup=False)
+
+
+@app.command()
+def info(
+    user: str = UserOpt,
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Version, data dir, database, storage, parser, embedder, and the user's documents, jobs
+    by state and chunks."""
+    from docingest.info import collect
+
+    rt = _runtime()
+    try:
+        found = collect(rt, user=user)
+    finally:
+        rt.close()
+    if as_json:
+        out.print_json(json.dumps(found.to_dict()))
+        return
+    rows = [("version", found.version), ("data dir", found.data_dir), ("database", found.database),
+            ("storage", found.storage), ("parser", found.parser),
+            ("embedder", found.embedder + (f" ({found.embedding_backend} backend)"
+                                           if found.embedding_backend else "")
+             + f", {found.embedding_dimensions} dimensions"),
+            ("user", str(found.user)), ("documents", str(found.documents)),
+            ("jobs", ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()) or "none"),
+            ("chunks", str(found.chunks)), ("users with documents", str(found.users))]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        out.print(f"{name:<{width}}  {value}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -202,6 +202,8 @@ class IngestSummary:
     docs_per_s: float = 0.0
     chunks_per_s: float = 0.0
     embedding_cache_hits: int = 0
+    #: where the documents went: the data directory (its database unless DATABASE_URL is set)
+    data_dir: str = ""
     failures: list[dict[str, Any]] = field(default_factory=list)
     #: ``{filename, job_id, message}`` per parse warning (e.g. undecodable bytes replaced).
     warnings: list[dict[str, Any]] = field(default_factory=list)
@@ -273,6 +275,7 @@ def ingest(
         pages=sum(s["page_count"] or 0 for s in stats),
         chunks=sum(s["chunks"] for s in stats),
         wall_s=round(wall, 3),
+        data_dir=str(rt.settings.data_dir),
         failures=[{"filename": j["filename"], "job_id": str(j["job_id"]),
                    "error_code": j["error_code"], "error_message": j["error_message"]} for j in failed],
     )

@@ -14,6 +14,19 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "docingest-development-secret-change-me"
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory used when ``UPLOAD_PIPELINE_DATA_DIR`` is unset.
+
+    The platform's user data directory from ``platformdirs.user_data_dir("docingest")``:
+    ``$XDG_DATA_HOME/docingest`` (``~/.local/share/docingest``) on Linux,
+    ``~/Library/Application Support/docingest`` on macOS, ``%LOCALAPPDATA%\\docingest`` on
+    Windows. One stable place whichever folder a command runs from.
+    """
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("docingest", appauthor=False))
 # Tokens the embedding model adds to every input ([CLS] and [SEP]); the chunker's default.
 CHUNK_SPECIAL_TOKENS = 2
 
@@ -32,7 +45,10 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str | None = None
-    data_dir: Path = Path(".docingest")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="database, stored files and models; default: the platform's per-user data "
+                    "directory (~/.local/share/docingest on Linux)")
     db_pool_max_size: int = Field(default=10, ge=1)
 
     storage_backend: Literal["local", "supabase", "s3"] = "local"

@@ -454,6 +454,14 @@ class Repository:
         row = _one(conn, "extend_upload_deadline", {"job_id": job_id, "deadline_seconds": deadline_seconds})
         return Job.from_row(row) if row else None
 
+    def inventory(self, conn: Conn, user_id: str | None) -> dict[str, Any]:
+        """``{documents, chunks, users, jobs_by_state: {state: n}}`` of ``user_id`` (None: everyone;
+        ``users`` always counts every user with a document)."""
+        row = _one(conn, "inventory", {"user_id": user_id}) or {}
+        jobs = {r["state"]: int(r["n"]) for r in _all(conn, "jobs_by_state", {"user_id": user_id})}
+        return {"documents": int(row.get("documents") or 0), "chunks": int(row.get("chunks") or 0),
+                "users": int(row.get("users") or 0), "jobs_by_state": jobs}
+
     def count_jobs_by_state(self, conn: Conn) -> dict[str, int]:
         return {r["state"]: r["n"] for r in _all(conn, "count_jobs_by_state", {})}
     # --- rate limits and the embedding cache (issue 4) ---------------------------------

@@ -122,7 +122,8 @@ def make_local_embedder(backend: str = DEFAULT_BACKEND, *, batch_size: int = 64,
         raise RuntimeError(f"the {backend} backend needs onnxruntime: pip install 'docingest[local]', "
                            "or set UPLOAD_PIPELINE_EMBEDDING_BACKEND=torch")
     from docingest.embedding.onnx_runtime import OnnxEmbedder
+    from docingest.settings import default_data_dir
 
     variant = "int8" if backend == "onnx-int8" else "opt"
-    return OnnxEmbedder(model_dir(), cache_dir or Path(".docingest") / "models", variant=variant,
+    return OnnxEmbedder(model_dir(), cache_dir or default_data_dir() / "models", variant=variant,
                         batch_size=batch_size)

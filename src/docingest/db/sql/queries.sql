@@ -582,3 +582,20 @@ FROM upload_pipeline.events
 WHERE document_id = %(document_id)s AND event_id > %(after_event_id)s
 ORDER BY event_id
 LIMIT %(limit)s;
+
+-- name: inventory
+-- docingest info: documents, chunks and users of one user, or of everyone when user_id is NULL.
+SELECT
+    (SELECT count(*) FROM upload_pipeline.documents
+     WHERE %(user_id)s::text IS NULL OR user_id = %(user_id)s) AS documents,
+    (SELECT count(*) FROM upload_pipeline.document_chunks
+     WHERE %(user_id)s::text IS NULL OR user_id = %(user_id)s) AS chunks,
+    (SELECT count(DISTINCT user_id) FROM upload_pipeline.documents) AS users;
+
+-- name: jobs_by_state
+-- Jobs by state of one user, or of everyone when user_id is NULL.
+SELECT j.state, count(*) AS n
+FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE %(user_id)s::text IS NULL OR d.user_id = %(user_id)s
+GROUP BY j.state;

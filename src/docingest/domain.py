@@ -1,4 +1,4 @@
-"""Domain values: the stages and states of DESIGN.md section 2, ``Job`` and ``Document``."""
+"""Domain values: the stages and states of docs/architecture.md section 2, ``Job`` and ``Document``."""
 
 from __future__ import annotations
 

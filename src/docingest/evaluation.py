@@ -1,7 +1,7 @@
 """``docingest eval``: retrieval figures for a question file.
 
-Question file: JSON lines ``{"query", "expected": [paths], "phrase"}`` (the
-format of ``shared/corpus/queries.jsonl``). A result matches an expected path
+Question file: JSON lines ``{"query", "expected": [paths], "phrase"}``, one
+question per line. A result matches an expected path
 when its original file name equals the path's last component.
 
 Figures (over distinct documents in rank order, a hit being any expected file):

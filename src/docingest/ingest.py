@@ -93,8 +93,8 @@ class IngestInterrupted(Exception):
 def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
     """Store ``path`` and create its document and job (state ``queued`` at ``uploaded``).
 
-    The same bytes for the same user are one document (DESIGN §3: unique ``(user_id,
-    file_sha256)``): an existing one is returned with no new job. If its job has
+    The same bytes for the same user are one document (unique ``(user_id, file_sha256)``;
+    docs/architecture.md, section 4): an existing one is returned with no new job. If its job has
     ``failed``, ingesting the file again is a retry (:func:`requeue_failed`): the bytes are
     stored again and the job is queued from its last good stage, so a document refused
     at upload (``size_mismatch``, ``upload_expired`` ...) can still be ingested.

@@ -208,7 +208,7 @@ def metrics_response() -> Any:
 
 
 def metrics_router(runtime: Any = None) -> Any:
-    """An ``APIRouter`` with ``GET /metrics`` (no auth, as DESIGN.md section 4 lists it)."""
+    """An ``APIRouter`` with ``GET /metrics`` (no auth: docs/architecture.md, section 5)."""
     from fastapi import APIRouter
 
     if runtime is not None:

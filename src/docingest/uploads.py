@@ -121,9 +121,10 @@ class UploadService:
     def create(self, user_id: str, *, filename: str, bytes_len: int, mime: str, sha256: str) -> UploadTicket:
         """Create the document and its waiting job, or answer with the user's existing copy.
 
-        The same bytes (SHA-256) of one user are one document (DESIGN §3), so a request for
-        bytes the user already has answers that document, never a new one, and the reply's
-        ``created`` is False (HTTP 200). What it holds depends on the document's latest job:
+        The same bytes (SHA-256) of one user are one document (docs/architecture.md, section
+        4), so a request for bytes the user already has answers that document, never a new
+        one, and the reply's ``created`` is False (HTTP 200). What it holds depends on the
+        document's latest job:
 
         - ``failed`` at ``uploaded`` with an error of :data:`REUPLOAD_ERRORS` (the upload was
           refused, or never arrived): the job waits for a new upload. The document takes

@@ -1,4 +1,4 @@
-"""Stages whose handler only records the milestone (queueing points of DESIGN.md section 2)."""
+"""Stages whose handler only records the milestone (queueing points: docs/architecture.md, section 2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Object storage interface shared by every backend, and the storage key scheme.
 
-Keys never contain user-supplied names (DESIGN.md section 3):
+Keys never contain user-supplied names (docs/architecture.md, section 1):
 ``{user_id}/raw/{document_id}.{ext}`` and ``{user_id}/parsed/{document_id}.md``.
 """
 

@@ -1,6 +1,6 @@
 """BaseWorker: claims jobs under leases and runs them through the stage handlers.
 
-Guarantees (DESIGN.md section 2):
+Guarantees (docs/architecture.md, section 4):
 - a claim is one ``UPDATE ... (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``
   with a fresh ``attempt_id`` (``db/sql/queries.sql``: ``claim_job``);
 - every write of a handler, and its transition, happen in one transaction that

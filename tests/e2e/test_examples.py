@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,7 +91,10 @@ def test_a_fresh_clone_ingests_the_examples_and_answers_their_questions(tmp_path
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=120)
     assert not (clone.parent / "shared").exists()
     expected_files = sorted(p for p in (clone / "examples" / "docs").rglob("*") if p.is_file())
-    data_dir = tmp_path / "data"
+    # Not under tmp_path: run as root, pgserver runs PostgreSQL as its own user, which must
+    # traverse every parent, and pytest sets its base directory back to 0700 whenever another
+    # session starts on the machine.
+    data_dir = Path(tempfile.mkdtemp(prefix="docingest-examples-")) / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_PIPELINE_")}
     env["UPLOAD_PIPELINE_DATA_DIR"] = str(data_dir)
 
@@ -118,3 +123,4 @@ def test_a_fresh_clone_ingests_the_examples_and_answers_their_questions(tmp_path
         assert figures["recall@5"] == 1.0
     finally:
         _stop_postgres(data_dir)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)

@@ -4,6 +4,7 @@ headers only when trusted, start-up warnings. Only loopback traffic: the server 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,10 @@ pytestmark = pytest.mark.e2e
 FORWARDED = {"X-Forwarded-Host": "docs.example.test", "X-Forwarded-Proto": "https"}
 
 
-def _serve(db_url: str, tmp_path: Path, **overrides: Any) -> Any:
+def _serve(db_url: str, tmp_path: Path, *args: str, **overrides: Any) -> Any:
     settings = make_settings(db_url, tmp_path / "data", api_port=free_port(), **overrides)
     log = tmp_path / "serve.log"
-    ctx = process(cli("serve", "--host", "0.0.0.0", "--port", str(settings.api_port)), _env(settings),
+    ctx = process(cli("serve", "--host", "0.0.0.0", "--port", str(settings.api_port), *args), _env(settings),
                   log, f"http://127.0.0.1:{settings.api_port}/health")
     return settings, log, ctx
 
@@ -38,7 +39,7 @@ def _signed_url(settings: Any, headers: dict[str, str]) -> str:
 
 
 def test_signed_urls_use_the_host_the_client_called(db_url: str, tmp_path: Path) -> None:
-    settings, log, ctx = _serve(db_url, tmp_path)
+    settings, log, ctx = _serve(db_url, tmp_path, "--worker-slots", "1")
     with ctx:
         url = _signed_url(settings, {"Host": "docs.example.test:8443", **FORWARDED})
         assert url.startswith("http://docs.example.test:8443/storage/v1/object/upload/sign/documents/")
@@ -46,6 +47,10 @@ def test_signed_urls_use_the_host_the_client_called(db_url: str, tmp_path: Path)
         put = httpx.put(url.replace("http://docs.example.test:8443", f"http://127.0.0.1:{settings.api_port}"),
                         content=b"abc", headers={"content-type": "text/markdown"}, timeout=30)
         assert put.status_code == 200, put.text
+        deadline = time.monotonic() + 30  # --worker-slots logs the outcome at the default level
+        while '"event": "job complete"' not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
     lines = log.read_text().splitlines()
     assert sum("development JWT secret" in line for line in lines) == 1
     assert sum("/metrics on 0.0.0.0 needs no token" in line for line in lines) == 1

@@ -190,10 +190,17 @@ def _explain_nothing_found(rt: Any, user: str | None, what: str) -> None:
                   soft_wrap=True, highlight=False)
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, *, job_lines: bool | None = None) -> None:
+    """INFO with ``-v``, else WARNING; ``job_lines``: see ``logs.configure_logging``."""
     from docingest.logs import configure_logging
 
-    configure_logging(logging.INFO if verbose else logging.WARNING)
+    configure_logging(logging.INFO if verbose else logging.WARNING, job_lines=job_lines)
+
+
+def _uvicorn_logging(verbose: bool) -> dict[str, Any]:
+    """uvicorn's logging options: its lines go through ``logs.configure_logging``'s handler
+    (JSON, redacted: no signed URL's token in the access log), access lines only with ``-v``."""
+    return {"log_config": None, "log_level": "info" if verbose else "warning", "access_log": verbose}
 
 
 @app.command()
@@ -216,7 +223,7 @@ def ingest(
     from docingest.ingest import IngestInterrupted
     from docingest.ingest import ingest as run_ingest
 
-    _setup_logging(verbose)
+    _setup_logging(verbose, job_lines=verbose)  # job lines would break through the bar
     rt = _runtime()
     _probe_embedder(rt)
     total_steps = len(STAGES) - 1
@@ -505,8 +512,11 @@ def worker(
     metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
                                      help="address for /metrics (0.0.0.0 to be scraped from elsewhere)"),
 ) -> None:
-    """Run a worker until SIGTERM/SIGINT: stop claiming, release held jobs, exit."""
-    _setup_logging(verbose)
+    """Run a worker until SIGTERM/SIGINT: stop claiming, release held jobs, exit.
+
+    Logs one line per job outcome (complete, failed, retry scheduled) and lease takeover.
+    """
+    _setup_logging(verbose, job_lines=True)
     rt = _runtime()
     _probe_embedder(rt)
     w = rt.worker(concurrency=concurrency)
@@ -542,12 +552,16 @@ def serve(
                                      help="also run this many worker slots in the API process"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Run the HTTP API (FastAPI under uvicorn); OpenAPI at /openapi.json."""
+    """Run the HTTP API (FastAPI under uvicorn); OpenAPI at /openapi.json.
+
+    With --worker-slots, logs one line per job outcome, as ``docingest worker`` does.
+    """
     import uvicorn
 
     from docingest.api.app import create_app
+    from docingest.api.public_url import exposure_warnings, uses_request_host
 
-    _setup_logging(verbose)
+    _setup_logging(verbose, job_lines=True)
     # SIGTERM like SIGINT: uvicorn captures both, shuts down gracefully, then raises the signal
     # again with our handler back in place; KeyboardInterrupt runs the finally below and the exit
     # handlers (the embedded PostgreSQL's), where the default SIGTERM action would skip them.
@@ -558,12 +572,16 @@ def serve(
     worker_ = rt.worker(concurrency=worker_slots) if worker_slots else None
     if worker_ is not None:
         worker_.start()
+    public = "the host each client calls" if uses_request_host(settings) else settings.api_base_url()
     console.print(f"docingest API on http://{settings.api_host}:{settings.api_port} "
-                  f"(storage: {settings.storage_backend}, public URL {settings.api_base_url()})")
+                  f"(storage: {settings.storage_backend}, public URL {public})", soft_wrap=True)
+    for warning in exposure_warnings(settings):
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
     try:
+        # proxy_headers: uvicorn's own X-Forwarded-* handling follows TRUST_FORWARDED too
         uvicorn.run(create_app(rt), host=settings.api_host, port=settings.api_port,
-                    log_level="info" if verbose else "warning", access_log=verbose,
-                    timeout_graceful_shutdown=10)
+                    proxy_headers=settings.trust_forwarded, timeout_graceful_shutdown=10,
+                    **_uvicorn_logging(verbose))
     except KeyboardInterrupt:  # a signal before uvicorn took over (it handles those after, and returns)
         pass
     finally:
@@ -609,8 +627,7 @@ def storage_service(
     _check_data_dir(settings)
     console.print(f"docingest storage on http://{host}:{port}/storage/v1 (bucket {settings.storage_bucket}, "
                   f"{settings.storage_dir})")
-    uvicorn.run(create_storage_app(settings), host=host, port=port,
-                log_level="info" if verbose else "warning", access_log=verbose)
+    uvicorn.run(create_storage_app(settings), host=host, port=port, **_uvicorn_logging(verbose))
 @app.command("errors")
 def errors_() -> None:
     """Print the table of error codes (code, meaning, retried, what to do) as Markdown."""

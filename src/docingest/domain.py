@@ -117,9 +117,11 @@ class Document:
 class Claim(NamedTuple):
     """A job just claimed, the state it was claimed from, and its document.
 
-    ``previous_state`` is ``"working"`` when an expired lease was taken over.
+    ``previous_state`` is ``"working"`` when an expired lease was taken over, and then
+    ``previous_worker`` is the id of the worker that held it (else None).
     """
 
     job: Job
     previous_state: str
     document: Document
+    previous_worker: str | None = None

@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from docingest import logs
 from docingest.chunking.chunker import Chunker, load_tokenizer
 from docingest.db.migrate import apply_migrations, embedding_column_dimensions
 from docingest.db.pool import database_url, make_pool
@@ -36,6 +37,9 @@ class Runtime:
         self.settings = settings
         register_private_root(settings.data_dir)  # error messages never show server paths
         register_private_root(settings.storage_dir)
+        logs.register_secrets(  # no log line shows them (logs.redact_text)
+            settings.openai_api_key, settings.llamaparse_api_key, settings.storage_service_key,
+            settings.storage_secret_access_key, settings.webhook_secret, settings.jwt_secret)
         self.migrate = migrate if migrate is not None else not settings.database_url
         self.repo = Repository()
         self._lock = threading.Lock()

@@ -206,7 +206,11 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = Field(
         default=None, description="base URL clients reach the API (local storage URLs) at; "
-        "default: the address `serve` listens on")
+        "default: the address `serve` listens on, or on a non-loopback address the host each "
+        "client called (its Host header)")
+    trust_forwarded: bool = Field(
+        default=False, description="behind a reverse proxy: signed URLs use X-Forwarded-Host and "
+        "X-Forwarded-Proto (ignored otherwise, since any client can send them); without PUBLIC_URL only")
     storage_url: str | None = Field(
         default=None, description="supabase: https://PROJECT.supabase.co/storage/v1; s3: the endpoint URL")
     storage_service_key: str | None = Field(default=None, description="supabase: the service-role key")
@@ -230,7 +234,9 @@ class Settings(BaseSettings):
         return self
 
     def api_base_url(self) -> str:
-        """Where clients reach this API: ``PUBLIC_URL``, else ``http://API_HOST:API_PORT``."""
+        """Where clients reach this API: ``PUBLIC_URL``, else ``http://API_HOST:API_PORT``
+        (``127.0.0.1`` for a wildcard host; inside an API request on a non-loopback host the
+        request's own host is used instead: ``api/public_url.py``)."""
         if self.public_url:
             return self.public_url.rstrip("/")
         host = self.api_host if self.api_host not in ("0.0.0.0", "::") else "127.0.0.1"

@@ -36,6 +36,7 @@ def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, 
     assert s["failed_by_code"] == {"empty_file": 1, "unsupported_type": 1}
     assert s["chunks"] >= 3 and s["wall_s"] > 0 and s["docs_per_s"] > 0
     assert {f["error_code"] for f in s["failures"]} == {"empty_file", "unsupported_type"}
+    assert "docingest.jobs" not in proc.stderr  # the worker's job lines stay out of ingest's output
 
     again = run_cli(settings, "ingest", str(root / "nested"))
     assert again.returncode == 0, again.stderr

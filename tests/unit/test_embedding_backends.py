@@ -103,6 +103,36 @@ def test_int8_backend_is_close_to_pytorch(data_dir: Path, reference: np.ndarray)
     assert (vectors * reference).sum(axis=1).min() > 0.95
 
 
+def _model_files(data_dir: Path) -> set[str]:
+    target = next((data_dir / "models").glob("all-MiniLM-L6-v2-*"))
+    return {p.name for p in target.glob("*.onnx")}
+
+
+def test_each_backend_keeps_only_its_own_model_file(data_dir: Path) -> None:
+    make_embedder(_settings(data_dir)).embed(["x"])
+    make_embedder(_settings(data_dir, embedding_backend="onnx-int8")).embed(["x"])
+    assert _model_files(data_dir) == {"model-opt.onnx", "model-int8.onnx"}  # no model.onnx
+
+
+def test_an_older_data_dir_with_the_plain_export_is_tidied_on_first_use(
+        data_dir: Path, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    opt = next((data_dir / "models").glob("all-MiniLM-L6-v2-*/model-opt.onnx"))
+    old = opt.with_name("model.onnx")  # as an older version left it: a valid file with its digest
+    old.write_bytes(b"plain export of an older version")
+    old.with_name("model.onnx.sha256").write_text(ort_backend._sha256(old) + "\n")
+    assert is_valid(old)
+
+    def no_export(*args: object) -> None:
+        raise AssertionError("made again")
+
+    monkeypatch.setattr(ort_backend, "export_onnx", no_export)
+    monkeypatch.setattr(ort_backend, "optimize_onnx", no_export)
+    vectors = make_embedder(_settings(data_dir)).embed(TEXTS)
+    assert not old.exists() and not old.with_name("model.onnx.sha256").exists()
+    assert is_valid(opt) and "model.onnx" not in _model_files(data_dir)
+    assert (vectors * reference).sum(axis=1).min() > 0.9999
+
+
 def test_prepare_embedder_command(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from docingest.api import errors
+from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
 from docingest.api.routes import documents, health, jobs, search, upload
 from docingest.runtime import Runtime
 from docingest.settings import Settings
@@ -33,7 +34,9 @@ def _storage_service(settings: Settings, storage: LocalStorage, on_stored: OnSto
 
 def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     """The API over ``rt``: routes under ``/api/v2``; with local storage, the storage service
-    under ``/storage/v1``; a background sweep of uploads that never arrived (``sweep``).
+    under ``/storage/v1`` (signed URLs for the host each client called when the API listens
+    on a non-loopback address without PUBLIC_URL: ``api/public_url.py``); a background sweep
+    of uploads that never arrived (``sweep``).
 
     The runtime is not closed by the app: its owner (``docingest serve``, a test) closes it.
     """
@@ -69,6 +72,8 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         local = getattr(rt.storage, "inner", rt.storage)  # unwrapped when fault injection is on
         app.include_router(storage_router(_storage_service(settings, local, rt.uploads.on_stored)))
         app.add_exception_handler(StorageError, storage_error_handler)
+        if uses_request_host(settings):  # no PUBLIC_URL, not loopback: the host the client called
+            app.add_middleware(RequestHostBaseUrl, trust_forwarded=settings.trust_forwarded)
     return app
 
 

@@ -61,13 +61,13 @@ class Repository:
         """Claim one job (``FOR UPDATE SKIP LOCKED``) with its document, in one statement.
 
         Returns:
-            ``Claim(job, previous_state, document)``, or None when nothing is claimable.
+            ``Claim(job, previous_state, document, previous_worker)``, or None when nothing is claimable.
         """
         row = _one(conn, "claim_job", {"worker_id": worker_id, "lease_seconds": lease_seconds})
         if row is None:
             return None
         document = Document.from_row({k[4:]: v for k, v in row.items() if k.startswith("doc_")})
-        return Claim(Job.from_row(row), row["previous_state"], document)
+        return Claim(Job.from_row(row), row["previous_state"], document, row.get("previous_worker"))
 
     def fence(self, conn: Conn, job: Job) -> bool:
         """Lock the job row; True while ``job.attempt_id`` still holds it."""

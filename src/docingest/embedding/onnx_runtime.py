@@ -9,7 +9,8 @@ So docingest does the three steps itself, with no hub access:
    ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64, ``(batch, seq)``),
    output ``last_hidden_state`` (float32, ``(batch, seq, 384)``);
 2. fuse: ``onnxruntime.transformers.optimizer`` (BERT attention, LayerNorm, GELU
-   fusions) to ``model-opt.onnx``;
+   fusions) to ``model-opt.onnx``; the export is then deleted (one model file
+   per backend in ``DATA_DIR/models``);
 3. quantize (``onnx-int8``): ``onnxruntime.quantization.quantize_dynamic`` of
    the unfused export: int8 weights per channel, uint8 activations scaled at
    run time, on the MatMul nodes only (embedding tables, LayerNorm and softmax
@@ -183,11 +184,21 @@ def quantize_int8(src: Path, out: Path) -> None:
     _publish(tmp, out)
 
 
+def _remove(path: Path) -> None:
+    """Delete an ONNX file and its digest (either may be absent)."""
+    path.unlink(missing_ok=True)
+    _digest_path(path).unlink(missing_ok=True)
+
+
 def ensure_onnx_model(model_dir: Path, cache_dir: Path, variant: Variant = "fp32") -> Path:
     """The path of a valid ``variant`` ONNX file, exporting/optimizing/quantizing what is missing.
 
-    A file that fails :func:`is_valid` (absent, partial, damaged) is made again,
-    under the directory's lock; a caller that finds a valid file takes no lock.
+    Only the file of ``variant`` is kept: for ``opt`` and ``int8`` the plain export is a
+    scratch file, removed once the variant is made, and a ``model.onnx`` left beside it by
+    an older version is deleted on first use (``fp32`` keeps ``model.onnx``; another
+    variant's file, used by another backend, is left alone). A file that fails
+    :func:`is_valid` (absent, partial, damaged) is made again, under the directory's lock;
+    a caller that finds a valid file and nothing to tidy takes no lock.
 
     Raises:
         ImportError: when torch/transformers (export) or onnxruntime are not installed.
@@ -195,23 +206,35 @@ def ensure_onnx_model(model_dir: Path, cache_dir: Path, variant: Variant = "fp32
     """
     target = cache_dir / f"all-MiniLM-L6-v2-{_weights_digest(model_dir)}"
     path = target / FILES[variant]
-    if is_valid(path):
+    fp32 = target / FILES["fp32"]
+    leftover = variant != "fp32" and (fp32.exists() or _digest_path(fp32).exists())
+    if is_valid(path) and not leftover:
         return path
     with _locked(target / ".lock"):
         for stale in target.glob("*.tmp*"):  # left by a process that died mid-export
             stale.unlink(missing_ok=True)
-        fp32, opt = target / FILES["fp32"], target / FILES["opt"]
-        if not is_valid(fp32):
-            log.info("exporting all-MiniLM-L6-v2 to ONNX in %s (first use)", target)
-            export_onnx(model_dir, fp32)
-        if variant == "opt" and not is_valid(opt):
-            optimize_onnx(fp32, opt)
-        if variant == "int8" and not is_valid(path):
-            quantize_int8(fp32, path)
-        source = target / "source.json"
-        tmp = _temp(source)
+        if variant == "fp32":
+            if not is_valid(fp32):
+                log.info("exporting all-MiniLM-L6-v2 to ONNX in %s (first use)", target)
+                export_onnx(model_dir, fp32)
+        elif not is_valid(path):
+            # The plain export is only the variant's source: an older version's model.onnx
+            # serves if valid, else a scratch export (``*.tmp*``: removed if this process dies).
+            source = fp32 if is_valid(fp32) else target / f"model-export.tmp{os.getpid()}.onnx"
+            if source != fp32:
+                log.info("exporting all-MiniLM-L6-v2 to ONNX in %s (first use)", target)
+                export_onnx(model_dir, source)
+            try:
+                (optimize_onnx if variant == "opt" else quantize_int8)(source, path)
+            finally:
+                if source != fp32:
+                    _remove(source)
+        if variant != "fp32":
+            _remove(fp32)  # one model file: the plain export is not used by this backend
+        source_json = target / "source.json"
+        tmp = _temp(source_json)
         tmp.write_text(json.dumps({"model_dir": str(model_dir), "export_version": EXPORT_VERSION}))
-        os.replace(tmp, source)
+        os.replace(tmp, source_json)
     return path
 
 

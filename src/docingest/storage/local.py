@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
@@ -13,12 +14,17 @@ from docingest.errors import StorageUnavailable
 from docingest.storage.base import ObjectInfo, SignedUpload, iter_stream
 from docingest.storage.signing import UrlSigner
 
+#: The base URL signed URLs use during one API request (``api/public_url.py`` sets it from the
+#: request's host when no PUBLIC_URL is configured); None: the storage's own ``base_url``.
+REQUEST_BASE_URL: ContextVar[str | None] = ContextVar("docingest_request_base_url", default=None)
+
 
 class LocalStorage:
     """Objects as files; writes go to a temporary file renamed into place (atomic).
 
     With ``base_url`` and ``signer`` it also presigns URLs of the local storage service
-    (``storage/service.py``), which the API serves under ``/storage/v1``.
+    (``storage/service.py``), which the API serves under ``/storage/v1``; inside an API
+    request :data:`REQUEST_BASE_URL`, when set, replaces ``base_url``.
     """
 
     def __init__(self, root: Path, *, bucket: str = "documents", base_url: str | None = None,
@@ -101,9 +107,10 @@ class LocalStorage:
 
     # --- signed URLs of the local storage service -------------------------------
     def _signing(self) -> tuple[str, UrlSigner]:
-        if not self.base_url or self.signer is None:
+        base = REQUEST_BASE_URL.get() or self.base_url
+        if not base or self.signer is None:
             raise RuntimeError("this LocalStorage has no base_url/signer: it cannot presign URLs")
-        return self.base_url, self.signer
+        return base, self.signer
 
     def presign_upload(
         self, key: str, *, content_length: int | None, content_type: str, sha256: str | None,

@@ -46,6 +46,11 @@ from docingest.worker.backoff import backoff_seconds
 
 log = logging.getLogger("docingest.worker")
 slog = logs.get_logger("docingest.worker")
+# One line per job outcome (complete, failed, retry scheduled) and lease takeover; shown by
+# `docingest worker` and `serve` at their default level (logs.configure_logging(job_lines=True)).
+# Keys avoid LogRecord's attribute names (filename, message): without configure_logging,
+# structlog hands them to the standard library as `extra`, which refuses those.
+jlog = logs.get_logger(logs.JOBS_LOGGER)
 NOTIFY_CHANNEL = "upload_pipeline_jobs"
 
 
@@ -235,15 +240,17 @@ class BaseWorker:
         if claimed is None:
             return False
         self.process(claimed.job, took_over=claimed.previous_state == State.WORKING.value,
-                     document=claimed.document)
+                     document=claimed.document, previous_worker=claimed.previous_worker)
         return True
 
     def process(
-        self, job: Job, *, took_over: bool = False, document: Document | None = None
+        self, job: Job, *, took_over: bool = False, document: Document | None = None,
+        previous_worker: str | None = None,
     ) -> Job | None:
         """Run a claimed job through as many stages as it can go; return its last row.
 
-        ``document`` is the job's document when the claim brought it (else it is read).
+        ``document`` is the job's document when the claim brought it (else it is read);
+        ``previous_worker`` the worker whose expired lease was taken over (for its log line).
         Returns None when the attempt lost its lease or the worker is stopping.
         """
         held = _Held(job, threading.Event())
@@ -261,17 +268,23 @@ class BaseWorker:
                             stage=job.stage.value, type="lease_taken_over",
                             payload={"lost_leases": job.lost_leases, "attempt_id": str(job.attempt_id)})
             assert document is not None, "a job always has its document (FK)"
-            return self._process(JobContext(self, job, document, held), held, took_over)
+            return self._process(JobContext(self, job, document, held), held, took_over,
+                                 previous_worker)
         finally:
             logs.unbind_job()
             with self._held_lock:
                 self._held.pop(job.job_id, None)
 
-    def _process(self, ctx: JobContext, held: _Held, took_over: bool) -> Job | None:
+    def _process(self, ctx: JobContext, held: _Held, took_over: bool,
+                 previous_worker: str | None = None) -> Job | None:
         job = ctx.job
+        claimed_at = time.monotonic()
         logs.bind_job(job, user_id=ctx.document.user_id)
         if took_over:
             metrics.LEASE_TAKEOVERS.inc()
+            jlog.warning("lease taken over", job_id=str(job.job_id), file=ctx.document.filename,
+                         from_worker=previous_worker or "unknown", lost_leases=job.lost_leases,
+                         worker=self.worker_id)
         slog.info("job claimed", took_over=took_over, attempts=job.attempts, worker=self.worker_id)
         try:
             if took_over and job.lost_leases >= self.settings.max_lost_leases:
@@ -294,6 +307,8 @@ class BaseWorker:
                 logs.bind_job(updated)
                 if updated.state is not State.WORKING:
                     self.jobs_finished += updated.state.terminal
+                    if updated.state is State.DONE:
+                        self._log_complete(ctx, updated, time.monotonic() - claimed_at)
                     return updated
         except LeaseLost as exc:
             metrics.LEASES_LOST.inc()
@@ -305,6 +320,17 @@ class BaseWorker:
             return None
         except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
             return self._record_failure(ctx, classify(exc))
+
+    @staticmethod
+    def _log_complete(ctx: JobContext, job: Job, seconds: float) -> None:
+        progress = job.progress
+        total = (job.finished_at - job.created_at).total_seconds() \
+            if job.finished_at and job.created_at else None
+        jlog.info("job complete", file=ctx.document.filename, job_id=str(job.job_id),
+                  pages=progress.get("pages_total"),
+                  chunks=progress.get("chunks_stored", progress.get("chunks_total")),
+                  seconds=round(seconds, 3),
+                  total_seconds=None if total is None else round(total, 3))
 
     def _transition(self, ctx: JobContext, result: StageResult, started: float) -> tuple[Job, float]:
         """Record a handler's result: its writes, the stage change and its events, fenced.
@@ -386,8 +412,13 @@ class BaseWorker:
         metrics.job_error(job.stage.value, error.error_code, retry=retry)
         if not retry:
             self.jobs_finished += 1
-        log.info("job %s at %s: %s (%s)", job.job_id, job.stage.value, error.error_code,
-                 "retry" if retry else "failed")
+        if retry:
+            jlog.info("job retry scheduled", job_id=str(job.job_id), file=ctx.document.filename,
+                      error_code=error.error_code, error_message=error.message, attempt=job.retry_count + 1,
+                      max_retries=self.settings.max_retries, delay_seconds=round(delay, 3))
+        else:
+            jlog.warning("job failed", job_id=str(job.job_id), file=ctx.document.filename,
+                         error_code=error.error_code, error_message=error.message)
         return updated
 
     # --- heartbeat and wake-up ---------------------------------------------------

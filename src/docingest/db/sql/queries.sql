@@ -8,16 +8,16 @@
 -- OR-ed scan sorted every claimable row: 2.8 ms a claim with 20,000 queued, 0.3 ms now). The
 -- queued branch runs only when no expired lease was found. The claimed job's document comes
 -- back in the same row (columns doc_*), so a worker needs no second round trip before
--- running the first stage.
+-- running the first stage. previous_worker is the worker whose lease expired (a takeover).
 WITH expired AS (
-    SELECT job_id, state AS previous_state
+    SELECT job_id, state AS previous_state, claimed_by AS previous_worker
     FROM upload_pipeline.upload_jobs
     WHERE state = 'working' AND lease_expires_at < now()
     ORDER BY lease_expires_at
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 ), due AS (
-    SELECT job_id, state AS previous_state
+    SELECT job_id, state AS previous_state, NULL::text AS previous_worker
     FROM upload_pipeline.upload_jobs
     WHERE state IN ('queued', 'retryable') AND next_attempt_at <= now()
     ORDER BY next_attempt_at
@@ -36,7 +36,7 @@ SET state = 'working',
     updated_at = now()
 FROM candidate, upload_pipeline.documents d
 WHERE j.job_id = candidate.job_id AND d.document_id = j.document_id
-RETURNING j.*, candidate.previous_state,
+RETURNING j.*, candidate.previous_state, candidate.previous_worker,
           d.document_id AS doc_document_id, d.user_id AS doc_user_id, d.filename AS doc_filename,
           d.mime AS doc_mime, d.bytes_len AS doc_bytes_len, d.file_sha256 AS doc_file_sha256,
           d.raw_path AS doc_raw_path, d.parsed_path AS doc_parsed_path,

@@ -38,7 +38,7 @@ def run(quick: bool = False) -> list[Figure]:
     from docingest.embedding.local import make_local_embedder
 
     started = time.perf_counter()
-    make_local_embedder(settings.embedding_backend, cache_dir=settings.data_dir / "models").embed(["warm"])
+    make_local_embedder(settings.embedding_backend, cache_dir=settings.model_cache_dir).embed(["warm"])
     prepare_s = time.perf_counter() - started
     rt = Runtime(settings)
     try:

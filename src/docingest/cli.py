@@ -437,6 +437,7 @@ def info(
             ("embedder", found.embedder + (f" ({found.embedding_backend} backend)"
                                            if found.embedding_backend else "")
              + f", {found.embedding_dimensions} dimensions"),
+            *([("models", found.models_dir)] if found.models_dir else []),
             ("user", str(found.user)), ("documents", str(found.documents)),
             ("jobs", ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()) or "none"),
             ("chunks", str(found.chunks)), ("users with documents", str(found.users))]
@@ -686,19 +687,20 @@ def prepare_embedder(
     backend: str | None = typer.Option(None, "--backend",
                                        help="onnx, onnx-int8 or torch; default: UPLOAD_PIPELINE_EMBEDDING_BACKEND"),
 ) -> None:
-    """Export the local model to ONNX into DATA_DIR/models ahead of first use (workers do it otherwise)."""
+    """Export the local model to ONNX into UPLOAD_PIPELINE_MODELS_DIR (default DATA_DIR/models)
+    ahead of first use (workers do it otherwise)."""
     from docingest.embedding.local import make_local_embedder
 
     settings = _settings()
     _check_data_dir(settings)
     name = backend or settings.embedding_backend
     try:
-        embedder = make_local_embedder(name, cache_dir=settings.data_dir / "models")
+        embedder = make_local_embedder(name, cache_dir=settings.model_cache_dir)
     except (ValueError, RuntimeError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     embedder.embed(["docingest warm-up"])
-    out.print(f"{name} ready under {settings.data_dir / 'models'}")
+    out.print(f"{name} ready under {settings.model_cache_dir}")
 
 
 def main() -> None:

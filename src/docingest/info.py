@@ -71,6 +71,7 @@ class Info:
     embedder: str
     embedding_backend: str | None
     embedding_dimensions: int
+    models_dir: str | None
     user: str | None
     documents: int = 0
     chunks: int = 0
@@ -101,7 +102,8 @@ def describe(settings: Settings, *, user: str | None = None) -> Info:
         embedder = "hashing (deterministic, not semantic: for tests)"
     return Info(version=version(), data_dir=str(settings.data_dir), database=database(settings),
                 storage=storage, parser=parser, embedder=embedder, embedding_backend=backend,
-                embedding_dimensions=settings.embedding_dimensions, user=user)
+                embedding_dimensions=settings.embedding_dimensions,
+                models_dir=str(settings.model_cache_dir) if backend else None, user=user)
 
 
 def collect(runtime: Any, *, user: str | None = None) -> Info:

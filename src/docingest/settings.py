@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         default_factory=default_data_dir,
         description="database, stored files and models; default: the platform's per-user data "
                     "directory (~/.local/share/docingest on Linux)")
+    models_dir: Path | None = Field(
+        default=None,
+        description="where the local model's ONNX files are exported (and read from); default: "
+                    "DATA_DIR/models. Several data dirs, or an image built ahead, can share one")
     db_pool_max_size: int = Field(default=10, ge=1)
 
     storage_backend: Literal["local", "supabase", "s3"] = "local"
@@ -194,6 +198,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "UPLOAD_PIPELINE_JWT_SECRET must be set to a secret of 32+ characters in production"
             )
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where the local model's ONNX files live: ``MODELS_DIR``, else ``DATA_DIR/models``."""
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @property
     def storage_dir(self) -> Path:

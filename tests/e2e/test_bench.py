@@ -17,7 +17,7 @@ from bench.__main__ import BENCHES
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_corpus]  # the benchmarks read the corpus
 
 
 def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:

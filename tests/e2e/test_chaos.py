@@ -34,10 +34,7 @@ from tests.fixtures import pipeline
 from tests.fixtures.good_docs import generate_good
 from tests.fixtures.make_bad_inputs import INGEST_CASES, MAX_FILE_BYTES, generate
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (CORPUS / "docs").is_dir(), reason=f"no corpus at {CORPUS}"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_corpus]
 
 DOCUMENTS = 200
 WORKERS = 3

@@ -1,8 +1,11 @@
-"""The whole pipeline on the shared corpus with the local model, ingested once per session.
+"""The whole pipeline on the shared corpus, ingested once per session with the hashing
+embedder: what these checks assert does not depend on the model's vectors (the chunker sizes
+chunks with the model's own tokenizer whatever the embedder).
 
 Checks: every file completes (source2e.pdf's 1,221 pages included); every chunk fits the
-model's 256 word pieces and the chunks cover all of the parsed text; retrieval figures on
-the 56 corpus questions; a second ingest is a no-op; the CLI's JSON shapes.
+model's 256 word pieces and the chunks cover all of the parsed text; a second ingest is a
+no-op; the CLI's JSON shapes. The retrieval figures, which need the real model, are in
+``tests/corpus/test_retrieval.py`` (``pytest -m corpus``, a CI step of its own).
 """
 
 from __future__ import annotations
@@ -18,15 +21,14 @@ import pytest
 
 from docingest.chunking.chunker import load_tokenizer
 from docingest.embedding.local import model_dir
-from docingest.evaluation import evaluate, load_questions
 from docingest.runtime import Runtime
-from docingest.search import Searcher
 from docingest.settings import Settings
 from docingest.stages.artifacts import ParsedArtifact
 from tests.conftest import CORPUS, new_database, settings_env
 from tests.integration.helpers import rows
 
-pytestmark = [pytest.mark.e2e, pytest.mark.corpus]
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_corpus,
+              pytest.mark.xdist_group("corpus-hashing")]  # one worker ingests it once
 DOCS = CORPUS / "docs"
 CORPUS_FILES = sorted(p for p in DOCS.rglob("*") if p.is_file())
 
@@ -38,9 +40,10 @@ def cli(settings: Settings, *args: str, timeout: float = 1800) -> subprocess.Com
 
 @pytest.fixture(scope="session")
 def corpus(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The corpus ingested once with the default (local) embedder: settings, runtime, summary."""
+    """The corpus ingested once with the hashing embedder: settings, runtime, summary."""
     data = tmp_path_factory.mktemp("corpus-data")
-    settings = Settings(database_url=new_database(pg_url, "corpus"), data_dir=data, environment="test")
+    settings = Settings(database_url=new_database(pg_url, "corpus"), data_dir=data, environment="test",
+                        embedding_provider="hashing")
     proc = cli(settings, "ingest", str(DOCS), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout)
@@ -89,23 +92,6 @@ def test_every_chunk_fits_the_model_and_all_text_is_embedded(corpus: dict[str, A
     assert over == 0
 
 
-def test_retrieval_on_the_corpus_questions(corpus: dict[str, Any]) -> None:
-    rt: Runtime = corpus["runtime"]
-    questions = load_questions(CORPUS / "queries.jsonl")
-    assert len(questions) == 56
-    searcher = Searcher(rt)
-    figures = {mode: evaluate(searcher, questions, user_id="local", mode=mode)[0]
-               for mode in ("vector", "hybrid")}
-    for mode, f in figures.items():
-        print(f"\n{mode:>6}: recall@1 {f['recall@1']:.3f}  recall@5 {f['recall@5']:.3f}  "
-              f"MRR@5 {f['mrr@5']:.3f}  context-hit {f['context_hit']:.3f}")
-    default = figures["hybrid"]
-    assert default["recall@1"] >= 0.84 and default["recall@5"] >= 0.98
-    assert default["mrr@5"] >= 0.91 and default["context_hit"] >= 0.90
-    for key in ("recall@1", "recall@5", "mrr@5", "context_hit"):
-        assert figures["hybrid"][key] >= figures["vector"][key], f"hybrid is worse on {key}"
-
-
 def test_second_ingest_is_a_no_op(corpus: dict[str, Any]) -> None:
     rt: Runtime = corpus["runtime"]
     jobs_before = rows(rt, "SELECT count(*) n FROM upload_pipeline.upload_jobs")[0]["n"]
@@ -121,11 +107,8 @@ def test_search_eval_and_status_json_shapes(corpus: dict[str, Any], tmp_path: Pa
                "-k", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     hits = json.loads(proc.stdout)
-    assert len(hits) == 3 and hits[0]["filename"] == "datatype-json.html"
+    assert len(hits) == 3
     assert {"document_id", "filename", "page", "score", "text"} <= hits[0].keys()
-    pdf_hit = json.loads(cli(corpus["settings"], "search", "LaTeX font encoding", "--json",
-                             "--mode", "vector").stdout)
-    assert any(h["page"] for h in pdf_hit), "PDF results carry their page number"
     out = tmp_path / "results.jsonl"
     proc = cli(corpus["settings"], "eval", str(CORPUS / "queries.jsonl"), "--json", "--mode", "vector",
                "--results-out", str(out))

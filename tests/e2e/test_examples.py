@@ -84,9 +84,12 @@ def _stop_postgres(data_dir: Path) -> None:
         pass
 
 
-def test_a_fresh_clone_ingests_the_examples_and_answers_their_questions(tmp_path: Path) -> None:
+def test_a_fresh_clone_ingests_the_examples_and_answers_their_questions(tmp_path: Path,
+                                                                        models_dir: Path) -> None:
     """The README's first command on the defaults (the local model), in a clone with no
-    ../shared beside it: every example completes, and every question finds its page in 5."""
+    ../shared beside it: every example completes, and every question finds its page in 5.
+    The ONNX export is the test session's shared one (UPLOAD_PIPELINE_MODELS_DIR); exporting on
+    first use is tested in tests/unit/test_embedding_backends.py."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=120)
     assert not (clone.parent / "shared").exists()
@@ -97,6 +100,7 @@ def test_a_fresh_clone_ingests_the_examples_and_answers_their_questions(tmp_path
     data_dir = Path(tempfile.mkdtemp(prefix="docingest-examples-")) / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_PIPELINE_")}
     env["UPLOAD_PIPELINE_DATA_DIR"] = str(data_dir)
+    env["UPLOAD_PIPELINE_MODELS_DIR"] = str(models_dir)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "docingest.cli", *args], cwd=clone, env=env,

@@ -31,7 +31,7 @@ from tests.mockservers import (
     openai_settings,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_corpus]
 MD = CORPUS / "docs" / "md"
 PDF = CORPUS / "docs" / "pdf" / "usrguide.pdf"
 

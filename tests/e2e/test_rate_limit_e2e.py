@@ -19,6 +19,7 @@ from tests.mockservers import MockServer, child_env, docingest_cmd, max_in_windo
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.shared_corpus
 def test_two_workers_share_60_rpm(db_url: str, tmp_path: Path) -> None:
     with MockServer("openai", log_dir=tmp_path) as mock:
         settings = make_settings(db_url, tmp_path / "data", **openai_settings(

@@ -36,6 +36,7 @@ def test_tokenizer_counts_are_not_capped_at_128() -> None:
     assert len(tok.encode("word " * 400).ids) > 400
 
 
+@pytest.mark.shared_corpus
 def test_corpus_markdown_chunks_fit_and_keep_headings() -> None:
     text = (CORPUS / "docs/md/repeatable-installs.md").read_text()
     chunks = chunker().chunk(text, markdown=True)

@@ -32,6 +32,7 @@ class _Ctx:
         pass
 
 
+@pytest.mark.shared_corpus
 def test_a_truncated_docx_through_the_parse_stage_names_no_server_path(tmp_path: Path) -> None:
     data = (CORPUS / "docx/mvcc-intro.docx").read_bytes()
     storage = LocalStorage(tmp_path / ".docingest" / "storage" / "documents")

@@ -43,6 +43,7 @@ def corpus_files() -> list[Path]:
     return sorted(p for p in CORPUS.glob("*/*") if p.is_file())
 
 
+@pytest.mark.shared_corpus
 def test_corpus_is_present() -> None:
     # No silent skips: without the corpus the tests below must fail, not vanish.
     assert {p.parent.name for p in corpus_files()} == set(EXPECTED_KIND), f"corpus missing at {CORPUS}"
@@ -165,6 +166,7 @@ def make_pdf(pages: list[list[str]], *, user_pw: str | None = None, owner_pw: st
 # --------------------------------------------------------------------------- sniffing
 
 
+@pytest.mark.shared_corpus
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_detect_corpus_by_content_not_name(path: Path, tmp_path: Path) -> None:
     expected = KIND_OVERRIDES.get(path.name, EXPECTED_KIND[path.parent.name])
@@ -174,6 +176,7 @@ def test_detect_corpus_by_content_not_name(path: Path, tmp_path: Path) -> None:
     assert detect(anonymous).kind == expected
 
 
+@pytest.mark.shared_corpus
 @pytest.mark.parametrize(
     ("src", "name", "kind"),
     [
@@ -190,6 +193,7 @@ def test_detect_ignores_misleading_extension(src: str, name: str, kind: str, tmp
     assert detected == TYPES[kind]
 
 
+@pytest.mark.shared_corpus
 def test_detected_type_fields() -> None:
     detected = detect(CORPUS / "docx/mvcc-intro.docx")
     assert detected == DetectedType(
@@ -278,6 +282,7 @@ def test_zip_without_word_document_is_unsupported(tmp_path: Path) -> None:
         detect(write(tmp_path, "b.docx", _zip_bytes({"xl/workbook.xml": b"<x/>"})))
 
 
+@pytest.mark.shared_corpus
 def test_truncated_docx_is_still_sniffed_as_docx(tmp_path: Path) -> None:
     data = (CORPUS / "docx/mvcc-intro.docx").read_bytes()
     path = write(tmp_path, "cut.docx", data[: len(data) // 2])
@@ -342,6 +347,7 @@ def _pdfium_page_texts(path: Path) -> list[str]:
         pdf.close()
 
 
+@pytest.mark.shared_corpus
 @pytest.mark.parametrize("name", ["ltnews18.pdf", "cfgguide.pdf"])
 def test_pdf_pages_and_offsets(name: str) -> None:
     path = CORPUS / "pdf" / name
@@ -360,6 +366,7 @@ def test_pdf_pages_and_offsets(name: str) -> None:
     assert "\r" not in doc.markdown
 
 
+@pytest.mark.shared_corpus
 def test_pdf_parsing_from_threads_is_safe() -> None:
     # The worker runs stages in threads; PDFium is not thread-safe (PDFIUM_LOCK).
     path = CORPUS / "pdf/cfgguide.pdf"
@@ -369,6 +376,7 @@ def test_pdf_parsing_from_threads_is_safe() -> None:
     assert results == [expected] * 8
 
 
+@pytest.mark.shared_corpus
 def test_pdf_metadata() -> None:
     doc = PdfParser().parse(CORPUS / "pdf/cfgguide.pdf")
     assert doc.metadata["Title"] == "Configuration options for LaTeX2ε"
@@ -388,6 +396,7 @@ def test_pdf_blank_pages_are_empty(tmp_path: Path) -> None:
     assert any("no text layer" in w and "pages 2" in w for w in doc.warnings)
 
 
+@pytest.mark.shared_corpus
 def test_truncated_pdf_is_corrupt(tmp_path: Path) -> None:
     data = (CORPUS / "pdf/ltnews30.pdf").read_bytes()
     path = write(tmp_path, "cut.pdf", data[: len(data) // 2])
@@ -423,6 +432,7 @@ def test_pdf_with_owner_password_only_parses(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- DOCX
 
 
+@pytest.mark.shared_corpus
 def test_docx_corpus_headings_and_no_navigation() -> None:
     doc = parse_file(CORPUS / "docx/mvcc-intro.docx", "docx")
     lines = doc.markdown.splitlines()
@@ -434,6 +444,7 @@ def test_docx_corpus_headings_and_no_navigation() -> None:
     assert doc.metadata["Title"] == "13.1.\xa0Introduction"
 
 
+@pytest.mark.shared_corpus
 def test_docx_corpus_tables_and_code() -> None:
     doc = parse_file(CORPUS / "docx/sql-copy.docx", "docx")
     assert "| Sequence | Represents |\n| --- | --- |\n| \\b | Backspace (ASCII 8) |" in doc.markdown
@@ -483,6 +494,7 @@ def test_docx_garbage_is_corrupt(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- HTML
 
 
+@pytest.mark.shared_corpus
 def test_html_corpus_text_without_navigation() -> None:
     doc = parse_file(CORPUS / "html/mvcc-intro.html", "html")
     assert doc.kind == "html" and doc.pages == []
@@ -496,6 +508,7 @@ def test_html_corpus_text_without_navigation() -> None:
     assert "\n\n\n" not in doc.markdown
 
 
+@pytest.mark.shared_corpus
 def test_html_corpus_code_blocks_and_headings() -> None:
     doc = parse_file(CORPUS / "html/sql-copy.html", "html")
     assert "## Synopsis\n\n```\nCOPY table_name [ ( column_name [, ...] ) ]" in doc.markdown
@@ -522,6 +535,7 @@ def test_html_keeps_nul_and_lone_surrogates(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- text and Markdown
 
 
+@pytest.mark.shared_corpus
 def test_markdown_and_text_are_returned_as_is() -> None:
     for kind, rel in (("markdown", "md/caching.md"), ("text", "txt/GPL-3.txt")):
         path = CORPUS / rel

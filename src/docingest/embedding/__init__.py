@@ -30,7 +30,7 @@ def make_embedder(settings: Settings, *, limiter: Any = None, client_tag: str | 
 
         embedder = make_local_embedder(settings.embedding_backend,
                                        batch_size=settings.embedding_batch_size,
-                                       cache_dir=settings.data_dir / "models")
+                                       cache_dir=settings.model_cache_dir)
     if settings.fault_embedding_error_rate or settings.fault_embedding_delay_seconds:
         embedder = FaultyEmbedder(
             embedder,

@@ -1,8 +1,9 @@
-"""Chaos: 200 documents through 3 worker processes that are SIGKILLed at random,
+"""Chaos: 120 documents through 3 worker processes that are SIGKILLed at random,
 while storage and the embedder fail 10% of their calls transiently.
 
-The documents are the good corpus (shared/corpus/docs), the generated bad inputs
-and small generated good documents up to 200. A clean run (in-process, no faults,
+The documents are the good corpus (shared/corpus/docs) but for its files over 1 MB
+(three PDFs whose parse alone took minutes, twice, and proved nothing more), the
+generated bad inputs, and small generated good documents up to 120. A clean run (in-process, no faults,
 no kills) of the same files is the reference. At the end:
 - every document is terminal within the time limit, no job is left working;
 - every document has the clean run's outcome: state and error_code, and for a
@@ -36,17 +37,19 @@ from tests.fixtures.make_bad_inputs import INGEST_CASES, MAX_FILE_BYTES, generat
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_corpus]
 
-DOCUMENTS = 200
+DOCUMENTS = 120
+MAX_CORPUS_FILE_BYTES = 1 << 20
 WORKERS = 3
-KILL_EVERY_SECONDS = (2.0, 5.0)  # uniform
-CHAOS_SECONDS = 60.0  # kills stop after this; then the run must drain
+KILL_EVERY_SECONDS = (1.5, 4.0)  # uniform
+CHAOS_SECONDS = 40.0  # kills stop after this; then the run must drain
 DRAIN_LIMIT_SECONDS = 300.0
 FAULT_RATE = 0.10
 
 
 def _inputs(root: Path) -> Path:
-    """The 200 input files under ``root/in``: corpus, bad inputs, generated good ones."""
-    good = sorted(p for p in (CORPUS / "docs").rglob("*") if p.is_file())
+    """The 120 input files under ``root/in``: corpus, bad inputs, generated good ones."""
+    good = sorted(p for p in (CORPUS / "docs").rglob("*")
+                  if p.is_file() and p.stat().st_size <= MAX_CORPUS_FILE_BYTES)
     src = root / "in"
     for p in good:
         dst = src / "corpus" / p.relative_to(CORPUS / "docs")

@@ -27,8 +27,8 @@ from docingest.stages.artifacts import ParsedArtifact
 from tests.conftest import CORPUS, new_database, settings_env
 from tests.integration.helpers import rows
 
-pytestmark = [pytest.mark.e2e, pytest.mark.shared_corpus,
-              pytest.mark.xdist_group("corpus-hashing")]  # one worker ingests it once
+# Under pytest-xdist's loadscope (pyproject) this module's tests share one worker: one ingest.
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_corpus]
 DOCS = CORPUS / "docs"
 CORPUS_FILES = sorted(p for p in DOCS.rglob("*") if p.is_file())
 

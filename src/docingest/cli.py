@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 import typer
@@ -152,6 +152,53 @@ def migrate() -> None:
     out.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
 
 
+class _StopSignals:
+    """While entered, SIGINT, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the main thread.
+
+    ``timeout``, a closed terminal and CI runners stop a command with SIGTERM or SIGHUP; their
+    default action ends the process at once, so a command that holds jobs would leave them
+    leased to a dead process. Raised as Ctrl-C is, they unwind through the same ``finally``
+    blocks (the worker's slots stop and release their jobs). A second signal while that happens
+    is ignored, so the release is not cut short. On exit the previous handlers come back.
+
+    Attributes:
+        signum: the first signal received (None: none yet).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Self:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            return  # already stopping
+        self.signum = signum
+        raise KeyboardInterrupt
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number (130 for Ctrl-C, also when no handler saw it)."""
+        return 128 + (self.signum or signal.SIGINT)
+
+    @property
+    def interrupted(self) -> str:
+        """``"interrupted"``, or ``"stopped by SIGTERM"``/``"stopped by SIGHUP"``."""
+        if self.signum in (None, signal.SIGINT):
+            return "interrupted"
+        return f"stopped by {signal.Signals(self.signum).name}"
+
+
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="files or directories (recursive)"),
@@ -160,13 +207,37 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Ingest files: parse, chunk, embed and store them; exit 1 when any document failed."""
+    """Ingest files: parse, chunk, embed and store them; exit 1 when any document failed.
+
+    Ctrl-C, SIGTERM and SIGHUP stop it the same way: the jobs it holds are released (claimable
+    at once), and it exits 130, 143 or 129 (128 + the signal's number).
+    """
+    _setup_logging(verbose)
+    with _StopSignals() as stop:
+        try:
+            rt = _runtime()
+        except KeyboardInterrupt as exc:  # nothing registered yet: nothing to release
+            console.print(f"[yellow]{stop.interrupted}:[/yellow] before any file was registered; "
+                          "run the same command again to start", soft_wrap=True)
+            raise typer.Exit(stop.exit_code) from exc
+        try:
+            _probe_embedder(rt)
+        except KeyboardInterrupt as exc:
+            rt.close()
+            console.print(f"[yellow]{stop.interrupted}:[/yellow] while probing the embedder, before any "
+                          "file was registered; run the same command again to start", soft_wrap=True)
+            raise typer.Exit(stop.exit_code) from exc
+        summary = _ingest_with_progress(rt, paths, user=user, concurrency=concurrency, as_json=as_json,
+                                        stop=stop)
+    _print_ingest_summary(summary, paths, as_json=as_json)
+
+
+def _ingest_with_progress(rt: Any, paths: list[Path], *, user: str, concurrency: int, as_json: bool,
+                          stop: _StopSignals) -> Any:
+    """Run :func:`docingest.ingest.ingest` under a progress display; closes ``rt``."""
     from docingest.ingest import IngestInterrupted
     from docingest.ingest import ingest as run_ingest
 
-    _setup_logging(verbose)
-    rt = _runtime()
-    _probe_embedder(rt)
     total_steps = len(STAGES) - 1
     # The bar moves by stage steps (a document is len(STAGES) - 1 steps from upload to done);
     # the text counts documents, which is what a user counts.
@@ -196,11 +267,20 @@ def ingest(
             raise typer.Exit(2) from exc
         except IngestInterrupted as exc:
             bar.stop()
-            console.print(f"[yellow]interrupted:[/yellow] {exc.unfinished} documents not finished; "
+            console.print(f"[yellow]{stop.interrupted}:[/yellow] {exc.unfinished} documents not finished; "
                           "run the same command again to resume", soft_wrap=True)
-            raise typer.Exit(130) from exc
+            raise typer.Exit(stop.exit_code) from exc
+        except KeyboardInterrupt as exc:  # outside ingest's loop (listing files, its last reads)
+            bar.stop()
+            console.print(f"[yellow]{stop.interrupted}:[/yellow] run the same command again to resume",
+                          soft_wrap=True)
+            raise typer.Exit(stop.exit_code) from exc
         finally:
             rt.close()
+    return summary
+
+
+def _print_ingest_summary(summary: Any, paths: list[Path], *, as_json: bool) -> None:
     if not summary.documents:
         console.print(f"[yellow]warning:[/yellow] no files to ingest under {escape(', '.join(map(str, paths)))} "
                       "(hidden files and folders are skipped)", soft_wrap=True, highlight=False)

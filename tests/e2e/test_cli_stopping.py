@@ -1,0 +1,103 @@
+"""Stopping ``docingest ingest`` by a signal, and what ``status`` shows of jobs left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from docingest.db.repository import Repository
+from docingest.settings import Settings
+from tests.conftest import settings_env
+from tests.integration.helpers import write_docs
+
+pytestmark = pytest.mark.e2e
+
+
+def _jobs(settings: Settings) -> list[dict[str, Any]]:
+    with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
+        return conn.execute("SELECT job_id, stage, state, attempt_id, lease_expires_at, next_attempt_at "
+                            "FROM upload_pipeline.upload_jobs").fetchall()
+
+
+def _wait_for(predicate: Any, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129),
+                                              (signal.SIGINT, 130)])
+def test_a_signal_mid_run_releases_the_jobs_and_says_how_to_resume(
+        settings: Settings, tmp_path: Path, signum: int, code: int) -> None:
+    slow = settings.model_copy(update={"fault_embedding_delay_seconds": 1.0, "lease_seconds": 60.0,
+                                       "heartbeat_seconds": 5.0})
+    write_docs(tmp_path / "in", 4)
+    proc = subprocess.Popen([sys.executable, "-m", "docingest.cli", "ingest", "-c", "2", str(tmp_path / "in")],
+                            env=settings_env(slow), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: any(j["stage"] == "embedding_in_progress" and j["state"] == "working"
+                              for j in _jobs(slow)), proc)
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, stderr
+    assert "run the same command again to resume" in " ".join(stderr.split()), stderr
+    assert "Traceback" not in stderr, stderr
+    jobs = _jobs(slow)
+    unfinished = [j for j in jobs if j["state"] not in ("done", "failed")]
+    assert unfinished, "the run finished before the signal: nothing was tested"
+    # Released, not left leased to a dead process: queued, no attempt, no lease, due now.
+    assert all(j["state"] == "queued" and j["attempt_id"] is None and j["lease_expires_at"] is None
+               for j in unfinished), unfinished
+    with psycopg.connect(slow.database_url, row_factory=dict_row, autocommit=True) as conn:
+        claim = Repository().claim_job(conn, worker_id="test", lease_seconds=30)
+    assert claim is not None and claim.previous_state == "queued"
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("during", ["probe", "registration"])
+def test_a_signal_before_the_workers_start_exits_with_its_code(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        signum: int, code: int, during: str) -> None:
+    from typer.testing import CliRunner
+
+    import docingest.ingest
+    from docingest.cli import app
+    from docingest.runtime import Runtime
+
+    def signalled(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signum)
+        time.sleep(3)  # the handler interrupts this
+        raise AssertionError("the signal did not interrupt")
+
+    if during == "probe":
+        monkeypatch.setattr(Runtime, "check_embedder_dimensions", signalled)
+    else:
+        monkeypatch.setattr(docingest.ingest, "register_file", signalled)
+    def ignored(*args: object) -> None:  # the signal must not end pytest if the command misses it
+        pass
+
+    previous = signal.signal(signum, ignored)
+    try:
+        write_docs(tmp_path / "in", 1)
+        result = CliRunner().invoke(app, ["ingest", str(tmp_path / "in")], env=settings_env(settings))
+        assert signal.getsignal(signum) is ignored  # the command's handlers are gone
+    finally:
+        signal.signal(signum, previous)
+    assert result.exit_code == code, result.output
+    assert f"stopped by {signal.Signals(signum).name}" in result.output
+    assert "run the same command again" in " ".join(result.output.split())

@@ -392,7 +392,13 @@ def status(
     user: str | None = typer.Option(None, "--user", help="only this user's jobs"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Every job's stage, state, attempts and error."""
+    """Every job's stage, state, attempts and error.
+
+    A job ``working`` under an expired lease (its process died or hung) shows as ``stalled``,
+    without an ETA; in ``--json`` its ``state`` stays as stored, with ``stalled: true``.
+    """
+    from docingest.progress import format_progress, shown_progress
+
     rt = _runtime()
     try:
         with rt.pool().connection() as conn:
@@ -401,20 +407,19 @@ def status(
         rt.close()
     rows = [{"document_id": str(j["document_id"]), "job_id": str(j["job_id"]),
              "filename": j["filename"], "user_id": j["user_id"], "stage": j["stage"],
-             "state": j["state"], "attempts": j["attempts"], "retry_count": j["retry_count"],
+             "state": j["state"], "stalled": j["stalled"], "lease_expires_at": j["lease_expires_at"],
+             "attempts": j["attempts"], "retry_count": j["retry_count"],
              "error_code": j["error_code"], "error_message": j["error_message"],
-             "progress": j["progress"]} for j in jobs]
+             "progress": shown_progress(j["progress"], stalled=j["stalled"])} for j in jobs]
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
-    from docingest.progress import format_progress
-
     table = Table()
     for col in ("file", "stage", "state", "progress", "attempts", "error", "job"):
         table.add_column(col, overflow="fold")  # every letter shown, none cut to an ellipsis
     for r in rows:
-        table.add_row(escape(r["filename"]), r["stage"], r["state"], format_progress(r["progress"]),
-                      str(r["attempts"]), r["error_code"] or "", r["job_id"])
+        table.add_row(escape(r["filename"]), r["stage"], "[red]stalled[/red]" if r["stalled"] else r["state"],
+                      format_progress(r["progress"]), str(r["attempts"]), r["error_code"] or "", r["job_id"])
     out.print(table)
     # The messages at full width under the table: in a column they wrapped to a few letters a line.
     for r in rows:

@@ -26,9 +26,19 @@ from uuid import UUID
 TERMINAL_STATES = ("done", "failed")
 
 
-def format_progress(progress: dict[str, Any] | None) -> str:
-    """``"pages 12/12, chunks 40/100, eta 3s"`` from a job's progress (empty parts left out)."""
-    p = progress or {}
+def shown_progress(progress: dict[str, Any] | None, *, stalled: bool) -> dict[str, Any]:
+    """A job's progress as shown to a user: without ``eta_s`` when the job is stalled (its
+    lease expired: nothing is running it, so the last rate says nothing about when it ends)."""
+    p = dict(progress or {})
+    if stalled:
+        p.pop("eta_s", None)
+    return p
+
+
+def format_progress(progress: dict[str, Any] | None, *, stalled: bool = False) -> str:
+    """``"pages 12/12, chunks 40/100, eta 3s"`` from a job's progress (empty parts left out;
+    no ETA for a ``stalled`` job, see :func:`shown_progress`)."""
+    p = shown_progress(progress, stalled=stalled)
     parts = []
     if p.get("pages_total"):
         parts.append(f"pages {p.get('pages_parsed', 0)}/{p['pages_total']}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,10 @@ def _jobs(settings: Settings) -> list[dict[str, Any]]:
                             "FROM upload_pipeline.upload_jobs").fetchall()
 
 
-def _wait_for(predicate: Any, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+def _wait_for(predicate: Any, proc: subprocess.Popen[Any] | None, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert proc.poll() is None, proc.communicate()
+        assert proc is None or proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
 
@@ -101,3 +103,54 @@ def test_a_signal_before_the_workers_start_exits_with_its_code(
     assert result.exit_code == code, result.output
     assert f"stopped by {signal.Signals(signum).name}" in result.output
     assert "run the same command again" in " ".join(result.output.split())
+
+
+
+def test_a_job_whose_worker_was_killed_shows_as_stalled_once_its_lease_expired(
+        settings: Settings, tmp_path: Path) -> None:
+    from docingest.api.schemas import DocumentPublic, JobPublic
+    from docingest.ingest import register_file
+    from docingest.runtime import Runtime
+
+    short = settings.model_copy(update={"fault_embedding_delay_seconds": 3.0, "lease_seconds": 2.0,
+                                        "heartbeat_seconds": 0.5})
+    rt = Runtime(short, migrate=False)
+    try:
+        [path] = write_docs(tmp_path / "in", 1)
+        reg = register_file(rt, path, user_id="local")
+        assert reg.job is not None
+        proc = subprocess.Popen([sys.executable, "-m", "docingest.cli", "worker", "-c", "1"],
+                                env=settings_env(short), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_for(lambda: any(j["state"] == "working" for j in _jobs(short)), proc)
+            with rt.pool().connection() as conn:
+                [live] = rt.repo.list_jobs(conn)
+            assert live["state"] == "working" and not live["stalled"]  # held, its lease renewed
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        with psycopg.connect(short.database_url, autocommit=True) as conn:  # as a checkpoint leaves it
+            conn.execute("""UPDATE upload_pipeline.upload_jobs SET progress = progress || '{"eta_s": 39}'""")
+        _wait_for(lambda: all(j["lease_expires_at"] is not None and
+                              j["lease_expires_at"] < datetime.now(UTC) - timedelta(seconds=0.5)
+                              for j in _jobs(short)), None)
+        status = subprocess.run([sys.executable, "-m", "docingest.cli", "status", "--json"],
+                                env=settings_env(short), capture_output=True, text=True, timeout=120, check=False)
+        [row] = json.loads(status.stdout)
+        assert row["state"] == "working" and row["stalled"] is True, row
+        assert "eta_s" not in row["progress"], row
+        table = subprocess.run([sys.executable, "-m", "docingest.cli", "status"],
+                               env={**settings_env(short), "COLUMNS": "200"}, capture_output=True, text=True, check=False,
+                               timeout=120)
+        assert "stalled" in table.stdout and "working" not in table.stdout, table.stdout
+        assert "eta" not in table.stdout, table.stdout
+        with rt.pool().connection() as conn:
+            view = DocumentPublic.from_row(rt.repo.get_document_view(conn, user_id="local",
+                                                                     document_id=reg.document.document_id))
+            job = rt.repo.get_job(conn, reg.job.job_id)
+        assert view.stalled and view.state == "working" and "eta_s" not in view.progress
+        assert job is not None
+        public = JobPublic.from_job(job)
+        assert public.stalled and public.state == "working" and "eta_s" not in public.progress
+    finally:
+        rt.close()

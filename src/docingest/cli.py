@@ -14,11 +14,13 @@ from uuid import UUID
 import typer
 from rich.console import Console
 from rich.markup import escape  # file names and messages are printed as-is, never as markup
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+from rich.table import Column, Table
+from rich.text import Text
 
-from docingest.domain import STAGES, State
+from docingest.domain import State
 from docingest.mocks.cli import mock_app
+from docingest.progress import IngestSnapshot, clock, duration
 from docingest.settings import Settings
 
 app = typer.Typer(help="docingest: document ingestion for retrieval-augmented generation.",
@@ -232,30 +234,71 @@ def ingest(
     _print_ingest_summary(summary, paths, as_json=as_json)
 
 
+#: Seconds between the plain progress lines ``ingest`` prints when stderr is not a terminal.
+PLAIN_PROGRESS_SECONDS = 5.0
+
+
+class _DetailColumn(ProgressColumn):
+    """A task's ``detail`` on one line, cut with an ellipsis; the only column a narrow terminal
+    shrinks (a column rich may wrap is shrunk first; its text never wraps)."""
+
+    def render(self, task: Any) -> Text:
+        return Text(task.fields.get("detail", ""), no_wrap=True, overflow="ellipsis")
+
+
+class _IngestBar(Progress):
+    """``ingest``'s bar: ``ingesting ━━━━━━ 0:01:12 12/45 docs, eta 1m47s, 1,024/3,310 chunks,
+    21.3 chunks/s``, and what it waits for on a second line. The name, the bar and the elapsed
+    time keep their width; on a narrow terminal the text is cut at its end (least useful last)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.note = ""  # before Progress's init, which renders once
+        super().__init__(
+            TextColumn("[bold]{task.description}", table_column=Column(width=9, no_wrap=True)),
+            BarColumn(bar_width=16, table_column=Column(width=16, no_wrap=True)),
+            TextColumn("{task.fields[elapsed]}", table_column=Column(width=8, no_wrap=True)),
+            _DetailColumn(), **kwargs)
+
+    def get_renderables(self) -> Any:
+        yield self.make_tasks_table(self.tasks)
+        if self.note:
+            yield Text(self.note, style="yellow", overflow="fold")
+
+
+def _show_snapshot(bar: _IngestBar, task: Any, snap: IngestSnapshot) -> None:
+    """Move ``bar`` to ``snap``: work done of work expected, counts, ETA, rate, elapsed."""
+    parts = [f"{snap.finished}/{snap.documents} docs"]
+    if snap.eta_s is not None:
+        parts.append(f"eta {duration(snap.eta_s)}")
+    parts.append(f"{snap.chunks_embedded:,}/{snap.chunks_known:,} chunks")
+    if snap.rate_chunks_s is not None:
+        parts.append(f"{snap.rate_chunks_s:,.1f} chunks/s")
+    bar.update(task, total=max(snap.work_total, 1e-9), completed=snap.work_done, detail=", ".join(parts),
+               elapsed=clock(snap.elapsed_s))
+    bar.note = snap.note()
+
+
 def _ingest_with_progress(rt: Any, paths: list[Path], *, user: str, concurrency: int, as_json: bool,
                           stop: _StopSignals) -> Any:
-    """Run :func:`docingest.ingest.ingest` under a progress display; closes ``rt``."""
+    """Run :func:`docingest.ingest.ingest` under a progress display; closes ``rt``.
+
+    On a terminal: a bar (:class:`_IngestBar`). Otherwise (a pipe, a CI log): a plain line on
+    stderr every :data:`PLAIN_PROGRESS_SECONDS` (:meth:`IngestSnapshot.line`).
+    """
     from docingest.ingest import IngestInterrupted
     from docingest.ingest import ingest as run_ingest
 
-    total_steps = len(STAGES) - 1
-    # The bar moves by stage steps (a document is len(STAGES) - 1 steps from upload to done);
-    # the text counts documents, which is what a user counts.
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[docs]}"),
-                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                  console=console, transient=as_json, disable=not console.is_terminal and as_json) as bar:
-        task = bar.add_task("ingesting", total=None, docs="", detail="registering files")
+    live = console.is_terminal
+    with _IngestBar(console=console, transient=as_json, disable=not live) as bar:
+        task = bar.add_task("ingesting", total=None, detail="registering files", elapsed="")
+        printed = [float("-inf")]
 
-        def on_progress(jobs: list[dict[str, Any]]) -> None:
-            done = sum(j["state"] == State.DONE.value for j in jobs)
-            failed = sum(j["state"] == State.FAILED.value for j in jobs)
-            steps = sum(total_steps if j["state"] in ("done", "failed")
-                        else STAGES.index(next(s for s in STAGES if s.value == j["stage"]))
-                        for j in jobs)
-            embedded = sum((j["progress"] or {}).get("chunks_embedded", 0) for j in jobs)
-            bar.update(task, total=len(jobs) * total_steps, completed=steps,
-                       docs=f"{done + failed}/{len(jobs)} documents",
-                       detail=f"{done} complete, {failed} failed, {embedded} chunks embedded")
+        def on_progress(snap: IngestSnapshot) -> None:
+            if live:
+                _show_snapshot(bar, task, snap)
+            elif snap.elapsed_s - printed[0] >= PLAIN_PROGRESS_SECONDS:
+                printed[0] = snap.elapsed_s
+                console.print(snap.line(), markup=False, highlight=False, soft_wrap=True)
 
         try:
             summary = run_ingest(rt, paths, user_id=user, concurrency=concurrency,

@@ -15,6 +15,7 @@ from typing import Any
 from docingest.domain import Document, Job, Stage, State
 from docingest.errors import DocingestError, FileTooLarge
 from docingest.parsing import detect
+from docingest.progress import IngestProgress, IngestSnapshot
 from docingest.runtime import Runtime
 from docingest.storage import raw_key
 from docingest.storage.base import sha256_of
@@ -210,7 +211,8 @@ class IngestSummary:
         return asdict(self)
 
 
-ProgressFn = Callable[[list[dict[str, Any]]], None]
+#: Called about every ``poll_seconds`` with where the run stands.
+ProgressFn = Callable[[IngestSnapshot], None]
 
 
 def ingest(
@@ -223,6 +225,10 @@ def ingest(
     poll_seconds: float = 0.5,
 ) -> IngestSummary:
     """Register ``paths`` and run worker slots in this process until every job is terminal.
+
+    ``on_progress`` gets an :class:`~docingest.progress.IngestSnapshot` after each poll: work
+    done and expected, rate, ETA, and the jobs it waits for because another process holds
+    them (a live lease; once that lease expires this run's slots take the job over).
 
     Raises:
         FileNotFoundError: a path named cannot be ingested.
@@ -241,6 +247,7 @@ def ingest(
     ids = list(dict.fromkeys(r.document.document_id for r in registered))
     latest: dict[Any, dict[str, Any]] = {}
     worker = rt.worker(concurrency=concurrency)
+    tracker = IngestProgress(worker_id=worker.worker_id, started=started)
     try:
         worker.start()
         while True:
@@ -248,7 +255,7 @@ def ingest(
                 jobs = rt.repo.list_jobs(conn, document_ids=ids)
             latest = {j["document_id"]: j for j in jobs}  # ordered by created_at: last wins
             if on_progress:
-                on_progress(list(latest.values()))
+                on_progress(tracker.update(list(latest.values()), time.monotonic()))
             if all(j["state"] in (State.DONE.value, State.FAILED.value) for j in latest.values()):
                 break
             time.sleep(poll_seconds)

@@ -154,3 +154,21 @@ def test_a_job_whose_worker_was_killed_shows_as_stalled_once_its_lease_expired(
         assert public.stalled and public.state == "working" and "eta_s" not in public.progress
     finally:
         rt.close()
+
+
+def test_output_that_is_not_a_terminal_gets_a_progress_line_every_few_seconds(
+        settings: Settings, tmp_path: Path) -> None:
+    import re
+
+    slow = settings.model_copy(update={"fault_embedding_delay_seconds": 0.4})
+    write_docs(tmp_path / "in", 4)
+    code = "import sys, docingest.cli as c; c.PLAIN_PROGRESS_SECONDS = 0.5; sys.exit(c.main())"
+    proc = subprocess.run([sys.executable, "-c", code, "ingest", "--json", "-c", "1", str(tmp_path / "in")],
+                          env=settings_env(slow), capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["complete"] == 4  # stdout stays one JSON object
+    lines = re.findall(r"^ingest: (\d)/4 documents, [\d,]+/[\d,]+ chunks embedded, .*elapsed \d:\d\d:\d\d",
+                       proc.stderr, flags=re.MULTILINE)
+    assert len(lines) >= 3, proc.stderr
+    assert [int(n) for n in lines] == sorted(int(n) for n in lines)
+    assert "chunks/s, eta " in proc.stderr, proc.stderr

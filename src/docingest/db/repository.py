@@ -251,7 +251,7 @@ class Repository:
 
         Each row: the job's ``job_id, document_id, stage, state, attempts, retry_count,
         error_code, error_message, progress, created_at, updated_at, finished_at, claimed_by,
-        lease_expires_at``, its document's ``filename, user_id, bytes_len``, ``stalled``
+        lease_expires_at, lost_leases``, its document's ``filename, user_id, bytes_len``, ``stalled``
         (working under an expired lease: its holder died or hung) and ``lease_left_s`` (float
         seconds until the lease expires, negative after; None without a lease), both by the
         database's clock.

@@ -305,7 +305,7 @@ LIMIT %(limit)s;
 -- database's clock, which set the lease.
 SELECT j.job_id, j.document_id, d.filename, d.user_id, d.bytes_len, j.stage, j.state, j.attempts,
        j.retry_count, j.error_code, j.error_message, j.progress, j.created_at, j.updated_at,
-       j.finished_at, j.claimed_by, j.lease_expires_at,
+       j.finished_at, j.claimed_by, j.lease_expires_at, j.lost_leases,
        coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
        extract(epoch FROM j.lease_expires_at - now())::float8 AS lease_left_s
 FROM upload_pipeline.upload_jobs j

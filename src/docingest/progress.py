@@ -274,6 +274,7 @@ class IngestProgress:
         self._baseline: tuple[float, float, int] | None = None  # (time, work done, chunks embedded)
         self._lost_leases: dict[Any, int] = {}
         self._taken_over: set[Any] = set()
+        self._held_elsewhere: set[Any] = set()
 
     def update(self, jobs: list[dict[str, Any]], now: float) -> IngestSnapshot:
         """The snapshot for ``jobs`` (each document's latest job) at ``now``."""
@@ -293,14 +294,18 @@ class IngestProgress:
                 chunks_known += int(p["chunks_total"])
                 embedded += int(p["chunks_total"] if j["state"] == "done" else p.get("chunks_embedded") or 0)
             self._lost_leases.setdefault(j["job_id"], j.get("lost_leases") or 0)
-            ours = self.worker_id is not None and j.get("claimed_by") == self.worker_id
-            if j["state"] == "working" and not ours and j.get("lease_left_s") is not None:
+            holder = j.get("claimed_by")
+            elsewhere = holder is not None and holder != self.worker_id
+            if j["state"] == "working" and elsewhere and j.get("lease_left_s") is not None:
+                self._held_elsewhere.add(j["job_id"])
                 if j["lease_left_s"] > 0:
                     waiting += 1
                     lease_left.append(float(j["lease_left_s"]))
                 else:
                     expired += 1
-            if ours and (j.get("lost_leases") or 0) > self._lost_leases[j["job_id"]]:
+            # Its lease was taken over, and not by another process (ours now, or since finished).
+            if (j["job_id"] in self._held_elsewhere and not elsewhere
+                    and (j.get("lost_leases") or 0) > self._lost_leases[j["job_id"]]):
                 self._taken_over.add(j["job_id"])
         if self._baseline is None:
             self._baseline = (now, done, embedded)

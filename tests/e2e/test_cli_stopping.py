@@ -172,3 +172,35 @@ def test_output_that_is_not_a_terminal_gets_a_progress_line_every_few_seconds(
     assert len(lines) >= 3, proc.stderr
     assert [int(n) for n in lines] == sorted(int(n) for n in lines)
     assert "chunks/s, eta " in proc.stderr, proc.stderr
+
+
+def test_ingest_says_it_waits_for_a_lease_held_by_a_dead_process_then_takes_the_job_over(
+        settings: Settings, tmp_path: Path) -> None:
+    import re
+
+    from docingest.ingest import register_file
+    from docingest.runtime import Runtime
+
+    leased = settings.model_copy(update={"lease_seconds": 8.0, "heartbeat_seconds": 1.0})
+    [path] = write_docs(tmp_path / "in", 1)
+    rt = Runtime(leased, migrate=False)
+    try:
+        register_file(rt, path, user_id="local")
+    finally:
+        rt.close()
+    slow = leased.model_copy(update={"fault_embedding_delay_seconds": 2.0})
+    worker = subprocess.Popen([sys.executable, "-m", "docingest.cli", "worker", "-c", "1"],
+                              env=settings_env(slow), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: any(j["state"] == "working" for j in _jobs(leased)), worker)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    code = "import sys, docingest.cli as c; c.PLAIN_PROGRESS_SECONDS = 0.3; sys.exit(c.main())"
+    proc = subprocess.run([sys.executable, "-c", code, "ingest", str(path)], env=settings_env(leased),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"waiting for 1 job leased by another process, lease expires in [1-8] s", proc.stderr), \
+        proc.stderr
+    assert "took over 1 job whose lease expired" in proc.stderr, proc.stderr
+    assert [j["state"] for j in _jobs(leased)] == ["done"]

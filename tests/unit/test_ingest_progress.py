@@ -71,6 +71,17 @@ def test_a_job_leased_by_another_process_is_waited_for_then_taken_over() -> None
                             job(2, "working", "parse_queued", claimed_by="me", lease_left_s=29)], now=26)
     assert (taken.waiting_jobs, taken.expired_jobs, taken.taken_over) == (0, 0, 1)
     assert taken.note() == "took over 1 job whose lease expired"
+    done = tracker.update([job(1, "done", "complete", lost_leases=1, chunks_total=3),
+                           job(2, "done", "complete", chunks_total=3)], now=27)
+    assert done.taken_over == 1 and done.note() == "took over 1 job whose lease expired"
+
+
+def test_a_job_another_process_takes_over_is_not_ours() -> None:
+    tracker = IngestProgress(worker_id="me", started=0.0)
+    tracker.update([job(1, "working", "parse_queued", claimed_by="dead", lease_left_s=-1)], now=1)
+    other = tracker.update([job(1, "working", "parse_queued", claimed_by="other", lease_left_s=30,
+                                lost_leases=1)], now=2)
+    assert other.taken_over == 0 and other.waiting_jobs == 1
 
 
 def test_the_plain_line_names_documents_chunks_rate_eta_and_elapsed() -> None:
@@ -88,12 +99,12 @@ def test_the_bar_keeps_its_elapsed_time_whole_at_80_columns() -> None:
     bar = _IngestBar(console=screen, auto_refresh=False)
     task = bar.add_task("ingesting", total=None, detail="", elapsed="")
     _show_snapshot(bar, task, IngestSnapshot(
-        documents=45, complete=39, chunks_embedded=1_024, chunks_known=33_310, work_done=2_000,
+        documents=45, complete=39, chunks_embedded=1_024, chunks_known=33_310, work_done=6_000,
         work_total=40_000, rate_chunks_s=21.3, eta_s=1_800, elapsed_s=4_000, waiting_jobs=1,
         waiting_lease_left_s=24))
     screen.print(bar.get_renderable())
     lines = screen.file.getvalue().splitlines()  # type: ignore[attr-defined]
     assert "1:06:40" in lines[0] and "39/45 docs, eta 30m00s" in lines[0], lines
-    assert lines[0].startswith("ingesting ━") and "━" * 2 in lines[0]  # 5% of the work, drawn
+    assert lines[0].startswith("ingesting ━━")  # 15% of the work, drawn
     assert all(len(line) <= 80 for line in lines), lines
     assert "waiting for 1 job leased by another process, lease expires in 24 s" in " ".join(lines)

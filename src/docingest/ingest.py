@@ -80,7 +80,8 @@ class Registered:
 
 
 class IngestInterrupted(Exception):
-    """``ingest`` was interrupted (Ctrl-C); ``unfinished`` documents are not terminal yet.
+    """``ingest`` was interrupted (Ctrl-C, SIGTERM, SIGHUP); ``unfinished`` documents are not
+    terminal yet.
 
     Running the same command again resumes them: their jobs stay in the queue (a worker's
     held jobs are released when it stops).
@@ -232,8 +233,9 @@ def ingest(
 
     Raises:
         FileNotFoundError: a path named cannot be ingested.
-        IngestInterrupted: on KeyboardInterrupt (Ctrl-C), with the count of documents not
-            finished; the worker slots have stopped and released their jobs.
+        IngestInterrupted: on KeyboardInterrupt (Ctrl-C; the CLI raises it for SIGTERM and
+            SIGHUP too), with the count of documents not finished; the worker slots have
+            stopped and released their jobs.
     """
     started = time.monotonic()
     files = discover(paths)

@@ -8,17 +8,19 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 import typer
 from rich.console import Console
 from rich.markup import escape  # file names and messages are printed as-is, never as markup
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+from rich.table import Column, Table
+from rich.text import Text
 
-from docingest.domain import STAGES, State
+from docingest.domain import State
 from docingest.mocks.cli import mock_app
+from docingest.progress import IngestSnapshot, clock, duration
 from docingest.settings import Settings
 
 app = typer.Typer(help="docingest: document ingestion for retrieval-augmented generation.",
@@ -211,6 +213,53 @@ def migrate() -> None:
     out.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
 
 
+class _StopSignals:
+    """While entered, SIGINT, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the main thread.
+
+    ``timeout``, a closed terminal and CI runners stop a command with SIGTERM or SIGHUP; their
+    default action ends the process at once, so a command that holds jobs would leave them
+    leased to a dead process. Raised as Ctrl-C is, they unwind through the same ``finally``
+    blocks (the worker's slots stop and release their jobs). A second signal while that happens
+    is ignored, so the release is not cut short. On exit the previous handlers come back.
+
+    Attributes:
+        signum: the first signal received (None: none yet).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Self:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            return  # already stopping
+        self.signum = signum
+        raise KeyboardInterrupt
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number (130 for Ctrl-C, also when no handler saw it)."""
+        return 128 + (self.signum or signal.SIGINT)
+
+    @property
+    def interrupted(self) -> str:
+        """``"interrupted"``, or ``"stopped by SIGTERM"``/``"stopped by SIGHUP"``."""
+        if self.signum in (None, signal.SIGINT):
+            return "interrupted"
+        return f"stopped by {signal.Signals(self.signum).name}"
+
+
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="files or directories (recursive)"),
@@ -219,31 +268,96 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Ingest files: parse, chunk, embed and store them; exit 1 when any document failed."""
+    """Ingest files: parse, chunk, embed and store them; exit 1 when any document failed.
+
+    Ctrl-C, SIGTERM and SIGHUP stop it the same way: the jobs it holds are released (claimable
+    at once), and it exits 130, 143 or 129 (128 + the signal's number).
+    """
+    _setup_logging(verbose, job_lines=verbose)  # job lines would break through the bar
+    with _StopSignals() as stop:
+        try:
+            rt = _runtime()
+        except KeyboardInterrupt as exc:  # nothing registered yet: nothing to release
+            console.print(f"[yellow]{stop.interrupted}:[/yellow] before any file was registered; "
+                          "run the same command again to start", soft_wrap=True)
+            raise typer.Exit(stop.exit_code) from exc
+        try:
+            _probe_embedder(rt)
+        except KeyboardInterrupt as exc:
+            rt.close()
+            console.print(f"[yellow]{stop.interrupted}:[/yellow] while probing the embedder, before any "
+                          "file was registered; run the same command again to start", soft_wrap=True)
+            raise typer.Exit(stop.exit_code) from exc
+        summary = _ingest_with_progress(rt, paths, user=user, concurrency=concurrency, as_json=as_json,
+                                        stop=stop)
+    _print_ingest_summary(summary, paths, as_json=as_json, settings=rt.settings)
+
+
+#: Seconds between the plain progress lines ``ingest`` prints when stderr is not a terminal.
+PLAIN_PROGRESS_SECONDS = 5.0
+
+
+class _DetailColumn(ProgressColumn):
+    """A task's ``detail`` on one line, cut with an ellipsis; the only column a narrow terminal
+    shrinks (a column rich may wrap is shrunk first; its text never wraps)."""
+
+    def render(self, task: Any) -> Text:
+        return Text(task.fields.get("detail", ""), no_wrap=True, overflow="ellipsis")
+
+
+class _IngestBar(Progress):
+    """``ingest``'s bar: ``ingesting ━━━━━━ 0:01:12 12/45 docs, eta 1m47s, 1,024/3,310 chunks,
+    21.3 chunks/s``, and what it waits for on a second line. The name, the bar and the elapsed
+    time keep their width; on a narrow terminal the text is cut at its end (least useful last)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.note = ""  # before Progress's init, which renders once
+        super().__init__(
+            TextColumn("[bold]{task.description}", table_column=Column(width=9, no_wrap=True)),
+            BarColumn(bar_width=16, table_column=Column(width=16, no_wrap=True)),
+            TextColumn("{task.fields[elapsed]}", table_column=Column(width=8, no_wrap=True)),
+            _DetailColumn(), **kwargs)
+
+    def get_renderables(self) -> Any:
+        yield self.make_tasks_table(self.tasks)
+        if self.note:
+            yield Text(self.note, style="yellow", overflow="fold")
+
+
+def _show_snapshot(bar: _IngestBar, task: Any, snap: IngestSnapshot) -> None:
+    """Move ``bar`` to ``snap``: work done of work expected, counts, ETA, rate, elapsed."""
+    parts = [f"{snap.finished}/{snap.documents} docs"]
+    if snap.eta_s is not None:
+        parts.append(f"eta {duration(snap.eta_s)}")
+    parts.append(f"{snap.chunks_embedded:,}/{snap.chunks_known:,} chunks")
+    if snap.rate_chunks_s is not None:
+        parts.append(f"{snap.rate_chunks_s:,.1f} chunks/s")
+    bar.update(task, total=max(snap.work_total, 1e-9), completed=snap.work_done, detail=", ".join(parts),
+               elapsed=clock(snap.elapsed_s))
+    bar.note = snap.note()
+
+
+def _ingest_with_progress(rt: Any, paths: list[Path], *, user: str, concurrency: int, as_json: bool,
+                          stop: _StopSignals) -> Any:
+    """Run :func:`docingest.ingest.ingest` under a progress display; closes ``rt``.
+
+    On a terminal: a bar (:class:`_IngestBar`). Otherwise (a pipe, a CI log): a plain line on
+    stderr every :data:`PLAIN_PROGRESS_SECONDS` (:meth:`IngestSnapshot.line`).
+    """
     from docingest.ingest import IngestInterrupted
     from docingest.ingest import ingest as run_ingest
 
-    _setup_logging(verbose, job_lines=verbose)  # job lines would break through the bar
-    rt = _runtime()
-    _probe_embedder(rt)
-    total_steps = len(STAGES) - 1
-    # The bar moves by stage steps (a document is len(STAGES) - 1 steps from upload to done);
-    # the text counts documents, which is what a user counts.
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[docs]}"),
-                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                  console=console, transient=as_json, disable=not console.is_terminal and as_json) as bar:
-        task = bar.add_task("ingesting", total=None, docs="", detail="registering files")
+    live = console.is_terminal
+    with _IngestBar(console=console, transient=as_json, disable=not live) as bar:
+        task = bar.add_task("ingesting", total=None, detail="registering files", elapsed="")
+        printed = [float("-inf")]
 
-        def on_progress(jobs: list[dict[str, Any]]) -> None:
-            done = sum(j["state"] == State.DONE.value for j in jobs)
-            failed = sum(j["state"] == State.FAILED.value for j in jobs)
-            steps = sum(total_steps if j["state"] in ("done", "failed")
-                        else STAGES.index(next(s for s in STAGES if s.value == j["stage"]))
-                        for j in jobs)
-            embedded = sum((j["progress"] or {}).get("chunks_embedded", 0) for j in jobs)
-            bar.update(task, total=len(jobs) * total_steps, completed=steps,
-                       docs=f"{done + failed}/{len(jobs)} documents",
-                       detail=f"{done} complete, {failed} failed, {embedded} chunks embedded")
+        def on_progress(snap: IngestSnapshot) -> None:
+            if live:
+                _show_snapshot(bar, task, snap)
+            elif snap.elapsed_s - printed[0] >= PLAIN_PROGRESS_SECONDS:
+                printed[0] = snap.elapsed_s
+                console.print(snap.line(), markup=False, highlight=False, soft_wrap=True)
 
         try:
             summary = run_ingest(rt, paths, user_id=user, concurrency=concurrency,
@@ -251,15 +365,24 @@ def ingest(
         except FileNotFoundError as exc:
             bar.update(task, visible=False)  # nothing was registered: no bar after the error
             bar.stop()
-            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # a path in one piece
             raise typer.Exit(2) from exc
         except IngestInterrupted as exc:
             bar.stop()
-            console.print(f"[yellow]interrupted:[/yellow] {exc.unfinished} documents not finished; "
+            console.print(f"[yellow]{stop.interrupted}:[/yellow] {exc.unfinished} documents not finished; "
                           "run the same command again to resume", soft_wrap=True)
-            raise typer.Exit(130) from exc
+            raise typer.Exit(stop.exit_code) from exc
+        except KeyboardInterrupt as exc:  # outside ingest's loop (listing files, its last reads)
+            bar.stop()
+            console.print(f"[yellow]{stop.interrupted}:[/yellow] run the same command again to resume",
+                          soft_wrap=True)
+            raise typer.Exit(stop.exit_code) from exc
         finally:
             rt.close()
+    return summary
+
+
+def _print_ingest_summary(summary: Any, paths: list[Path], *, as_json: bool, settings: Settings) -> None:
     if not summary.documents:
         console.print(f"[yellow]warning:[/yellow] no files to ingest under {escape(', '.join(map(str, paths)))} "
                       "(hidden files and folders are skipped)", soft_wrap=True, highlight=False)
@@ -277,7 +400,7 @@ def ingest(
         out.print(table)
         from docingest.info import where
 
-        out.print(f"stored in {where(rt.settings)}; search it with `docingest search \"...\"`",
+        out.print(f"stored in {where(settings)}; search it with `docingest search \"...\"`",
                   markup=False, highlight=False, soft_wrap=True)
         for f in summary.failures:
             out.print(f"[red]{escape(f['filename'])}[/red] {f['error_code']}: "
@@ -378,7 +501,13 @@ def status(
     user: str | None = typer.Option(None, "--user", help="only this user's jobs"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Every job's stage, state, attempts and error."""
+    """Every job's stage, state, attempts and error.
+
+    A job ``working`` under an expired lease (its process died or hung) shows as ``stalled``,
+    without an ETA; in ``--json`` its ``state`` stays as stored, with ``stalled: true``.
+    """
+    from docingest.progress import format_progress, shown_progress
+
     rt = _runtime()
     try:
         with rt.pool().connection() as conn:
@@ -393,20 +522,19 @@ def status(
         return
     rows = [{"document_id": str(j["document_id"]), "job_id": str(j["job_id"]),
              "filename": j["filename"], "user_id": j["user_id"], "stage": j["stage"],
-             "state": j["state"], "attempts": j["attempts"], "retry_count": j["retry_count"],
+             "state": j["state"], "stalled": j["stalled"], "lease_expires_at": j["lease_expires_at"],
+             "attempts": j["attempts"], "retry_count": j["retry_count"],
              "error_code": j["error_code"], "error_message": j["error_message"],
-             "progress": j["progress"]} for j in jobs]
+             "progress": shown_progress(j["progress"], stalled=j["stalled"])} for j in jobs]
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
-    from docingest.progress import format_progress
-
     table = Table()
     for col in ("file", "stage", "state", "progress", "attempts", "error", "job"):
         table.add_column(col, overflow="fold")  # every letter shown, none cut to an ellipsis
     for r in rows:
-        table.add_row(escape(r["filename"]), r["stage"], r["state"], format_progress(r["progress"]),
-                      str(r["attempts"]), r["error_code"] or "", r["job_id"])
+        table.add_row(escape(r["filename"]), r["stage"], "[red]stalled[/red]" if r["stalled"] else r["state"],
+                      format_progress(r["progress"]), str(r["attempts"]), r["error_code"] or "", r["job_id"])
     out.print(table)
     # The messages at full width under the table: in a column they wrapped to a few letters a line.
     for r in rows:

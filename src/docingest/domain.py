@@ -79,6 +79,11 @@ class Job:
     updated_at: datetime | None = None
     finished_at: datetime | None = None
 
+    def stalled(self, now: datetime) -> bool:
+        """True when the job is ``working`` under a lease that expired before ``now`` (an aware
+        datetime): the process holding it died or hung, and the next claim takes it over."""
+        return self.state is State.WORKING and self.lease_expires_at is not None and self.lease_expires_at < now
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
         """Build from a dict row (extra keys are ignored)."""

@@ -15,6 +15,7 @@ from typing import Any
 from docingest.domain import Document, Job, Stage, State
 from docingest.errors import DocingestError, FileTooLarge
 from docingest.parsing import detect
+from docingest.progress import IngestProgress, IngestSnapshot
 from docingest.runtime import Runtime
 from docingest.storage import raw_key
 from docingest.storage.base import sha256_of
@@ -79,7 +80,8 @@ class Registered:
 
 
 class IngestInterrupted(Exception):
-    """``ingest`` was interrupted (Ctrl-C); ``unfinished`` documents are not terminal yet.
+    """``ingest`` was interrupted (Ctrl-C, SIGTERM, SIGHUP); ``unfinished`` documents are not
+    terminal yet.
 
     Running the same command again resumes them: their jobs stay in the queue (a worker's
     held jobs are released when it stops).
@@ -212,7 +214,8 @@ class IngestSummary:
         return asdict(self)
 
 
-ProgressFn = Callable[[list[dict[str, Any]]], None]
+#: Called about every ``poll_seconds`` with where the run stands.
+ProgressFn = Callable[[IngestSnapshot], None]
 
 
 def ingest(
@@ -226,10 +229,15 @@ def ingest(
 ) -> IngestSummary:
     """Register ``paths`` and run worker slots in this process until every job is terminal.
 
+    ``on_progress`` gets an :class:`~docingest.progress.IngestSnapshot` after each poll: work
+    done and expected, rate, ETA, and the jobs it waits for because another process holds
+    them (a live lease; once that lease expires this run's slots take the job over).
+
     Raises:
         FileNotFoundError: a path named cannot be ingested.
-        IngestInterrupted: on KeyboardInterrupt (Ctrl-C), with the count of documents not
-            finished; the worker slots have stopped and released their jobs.
+        IngestInterrupted: on KeyboardInterrupt (Ctrl-C; the CLI raises it for SIGTERM and
+            SIGHUP too), with the count of documents not finished; the worker slots have
+            stopped and released their jobs.
     """
     started = time.monotonic()
     files = discover(paths)
@@ -243,6 +251,7 @@ def ingest(
     ids = list(dict.fromkeys(r.document.document_id for r in registered))
     latest: dict[Any, dict[str, Any]] = {}
     worker = rt.worker(concurrency=concurrency)
+    tracker = IngestProgress(worker_id=worker.worker_id, started=started)
     try:
         worker.start()
         while True:
@@ -250,7 +259,7 @@ def ingest(
                 jobs = rt.repo.list_jobs(conn, document_ids=ids)
             latest = {j["document_id"]: j for j in jobs}  # ordered by created_at: last wins
             if on_progress:
-                on_progress(list(latest.values()))
+                on_progress(tracker.update(list(latest.values()), time.monotonic()))
             if all(j["state"] in (State.DONE.value, State.FAILED.value) for j in latest.values()):
                 break
             time.sleep(poll_seconds)

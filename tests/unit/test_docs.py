@@ -25,7 +25,8 @@ def _text_files(*dirs: str) -> list[Path]:
     files = []
     for name in dirs:
         for path in sorted((ROOT / name).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
+            # not what an install generates beside the sources (egg-info holds the README)
+            if path.is_file() and not any(p == "__pycache__" or p.endswith(".egg-info") for p in path.parts):
                 files.append(path)
     return files
 

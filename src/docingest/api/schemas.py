@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, field_validator
 
 from docingest.domain import Document, Job
+from docingest.progress import shown_progress
 from docingest.storage import SignedUpload
 from docingest.uploads import display_filename
+
+STALLED_DESCRIPTION = ("true when the job is 'working' but its lease expired: the worker holding it "
+                       "died or hung; another worker takes it over (state stays as stored, and "
+                       "progress has no eta_s)")
 
 
 class ErrorPublic(BaseModel):
@@ -99,11 +104,14 @@ class JobPublic(BaseModel):
     updated_at: datetime | None
     finished_at: datetime | None
     upload_deadline: datetime | None = Field(None, description="set while the job waits for its upload")
+    stalled: bool = Field(False, description=STALLED_DESCRIPTION)
 
     @classmethod
     def from_job(cls, job: Job) -> JobPublic:
+        stalled = job.stalled(datetime.now(UTC))
         return cls(job_id=job.job_id, document_id=job.document_id, stage=job.stage.value,
-                   state=job.state.value, progress=job.progress, attempts=job.attempts,
+                   state=job.state.value, progress=shown_progress(job.progress, stalled=stalled),
+                   stalled=stalled, attempts=job.attempts,
                    retry_count=job.retry_count, error_code=job.error_code, error_message=job.error_message,
                    created_at=job.created_at, updated_at=job.updated_at, finished_at=job.finished_at,
                    upload_deadline=job.next_attempt_at if job.state.value == "waiting" else None)
@@ -140,11 +148,13 @@ class DocumentPublic(BaseModel):
     job_created_at: datetime | None
     job_updated_at: datetime | None
     finished_at: datetime | None
+    stalled: bool = Field(False, description=STALLED_DESCRIPTION)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> DocumentPublic:
         values = {k: row.get(k) for k in cls.model_fields}
-        values["progress"] = row.get("progress") or {}
+        values["stalled"] = bool(row.get("stalled"))
+        values["progress"] = shown_progress(row.get("progress"), stalled=values["stalled"])
         return cls(**values)
 
 

@@ -247,6 +247,15 @@ class Repository:
     def list_jobs(
         self, conn: Conn, *, user_id: str | None = None, document_ids: list[UUID] | None = None
     ) -> list[dict[str, Any]]:
+        """Every job (of ``user_id``, of ``document_ids``; None: all), oldest first.
+
+        Each row: the job's ``job_id, document_id, stage, state, attempts, retry_count,
+        error_code, error_message, progress, created_at, updated_at, finished_at, claimed_by,
+        lease_expires_at, lost_leases``, its document's ``filename, user_id, bytes_len``, ``stalled``
+        (working under an expired lease: its holder died or hung) and ``lease_left_s`` (float
+        seconds until the lease expires, negative after; None without a lease), both by the
+        database's clock.
+        """
         return _all(conn, "list_jobs", {"user_id": user_id, "document_ids": document_ids})
 
     # --- chunks and vectors --------------------------------------------------
@@ -394,7 +403,8 @@ class Repository:
         return doc_row["active_jobs"], Document.from_row(doc_row), Job.from_row(job_row) if job_row else None
 
     def get_document_view(self, conn: Conn, *, user_id: str, document_id: UUID) -> dict[str, Any] | None:
-        """The user's document with its latest job's columns, or None."""
+        """The user's document with its latest job's columns (and ``stalled``: that job is
+        working under an expired lease), or None."""
         return _one(conn, "get_document_view", {"user_id": user_id, "document_id": document_id})
 
     def list_document_views(

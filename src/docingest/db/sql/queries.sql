@@ -300,9 +300,14 @@ ORDER BY score DESC, c.chunk_id
 LIMIT %(limit)s;
 
 -- name: list_jobs
-SELECT j.job_id, j.document_id, d.filename, d.user_id, j.stage, j.state, j.attempts,
+-- stalled: working under a lease that expired (its holder died or hung; the next claim takes
+-- it over); lease_left_s: seconds until the lease expires (negative once it has). Both by the
+-- database's clock, which set the lease.
+SELECT j.job_id, j.document_id, d.filename, d.user_id, d.bytes_len, j.stage, j.state, j.attempts,
        j.retry_count, j.error_code, j.error_message, j.progress, j.created_at, j.updated_at,
-       j.finished_at
+       j.finished_at, j.claimed_by, j.lease_expires_at, j.lost_leases,
+       coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
+       extract(epoch FROM j.lease_expires_at - now())::float8 AS lease_left_s
 FROM upload_pipeline.upload_jobs j
 JOIN upload_pipeline.documents d ON d.document_id = j.document_id
 WHERE (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
@@ -372,7 +377,8 @@ SELECT * FROM job;
 -- A document with its latest job (NULLs when it has none).
 SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.attempts, j.retry_count, j.error_code,
        j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
-       j.finished_at, j.next_attempt_at,
+       j.finished_at, j.next_attempt_at, j.lease_expires_at,
+       coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
        (SELECT count(*) FROM upload_pipeline.document_chunks c
         WHERE c.document_id = d.document_id) AS chunks
 FROM upload_pipeline.documents d
@@ -385,7 +391,8 @@ WHERE d.document_id = %(document_id)s AND d.user_id = %(user_id)s;
 -- name: list_document_views
 SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.attempts, j.retry_count, j.error_code,
        j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
-       j.finished_at, j.next_attempt_at,
+       j.finished_at, j.next_attempt_at, j.lease_expires_at,
+       coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
        (SELECT count(*) FROM upload_pipeline.document_chunks c
         WHERE c.document_id = d.document_id) AS chunks
 FROM upload_pipeline.documents d

@@ -812,23 +812,26 @@ app.add_typer(mock_app, name="mock")
 
 @app.command("prepare-embedder")
 def prepare_embedder(
-    backend: str | None = typer.Option(None, "--backend",
-                                       help="onnx, onnx-int8 or torch; default: UPLOAD_PIPELINE_EMBEDDING_BACKEND"),
+    backend: str | None = typer.Option(
+        None, "--backend",
+        help="auto, onnx, onnx-int8, torch or torch-bf16; default: UPLOAD_PIPELINE_EMBEDDING_BACKEND"),
 ) -> None:
-    """Export the local model to ONNX into UPLOAD_PIPELINE_MODELS_DIR (default DATA_DIR/models)
-    ahead of first use (workers do it otherwise)."""
-    from docingest.embedding.local import make_local_embedder
+    """Make the local model ready ahead of first use (workers do it otherwise): export it to ONNX
+    into UPLOAD_PIPELINE_MODELS_DIR (default DATA_DIR/models) and load it once. ``auto`` prepares
+    the backends it picks for documents and for queries."""
+    from docingest.embedding.local import make_local_embedder, resolve_backend
 
     settings = _settings()
     _check_data_dir(settings)
     name = backend or settings.embedding_backend
+    names = list(dict.fromkeys(resolve_backend(name, purpose) for purpose in ("documents", "queries")))
     try:
-        embedder = make_local_embedder(name, cache_dir=settings.model_cache_dir)
+        for each in names:
+            make_local_embedder(each, cache_dir=settings.model_cache_dir).embed(["docingest warm-up"])
     except (ValueError, RuntimeError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
-    embedder.embed(["docingest warm-up"])
-    out.print(f"{name} ready under {settings.model_cache_dir}")
+    out.print(f"{' and '.join(names)} ready under {settings.model_cache_dir}")
 
 
 def main() -> None:

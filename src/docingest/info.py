@@ -93,8 +93,13 @@ def describe(settings: Settings, *, user: str | None = None) -> Info:
         else f"llamaparse at {settings.llamaparse_url} (tier {settings.llamaparse_tier})"
     backend: str | None = None
     if settings.embedding_provider == "local":
+        from docingest.embedding.local import resolve_backend
+
         embedder = f"local {settings.embedding_model}"
-        backend = settings.embedding_backend
+        documents, queries = (resolve_backend(settings.embedding_backend, p) for p in ("documents", "queries"))
+        backend = documents if documents == queries else f"{documents} for documents, {queries} for queries"
+        if settings.embedding_backend == "auto":
+            backend = f"auto: {backend}"
     elif settings.embedding_provider == "openai":
         embedder = f"openai-compatible {settings.embedding_model} at " \
                    f"{settings.openai_base_url or 'https://api.openai.com/v1'}"

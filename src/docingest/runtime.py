@@ -44,6 +44,7 @@ class Runtime:
         self.repo = Repository()
         self._lock = threading.Lock()
         self._embedder: Embedder | None = None
+        self._query_embedder: Embedder | None = None
         self._pool: ConnectionPool | None = None
         self._parsers: list[Any] = []  # sandboxes whose idle children close() stops
         self._limiters: list[Any] = []  # rate limiters whose backoff listeners close() stops
@@ -84,6 +85,22 @@ class Runtime:
                 else:
                     self._embedder = make_embedder(self.settings)
             return self._embedder
+
+    def query_embedder(self) -> Embedder:
+        """The embedder of search queries: :meth:`embedder` itself, except that the local
+        model's ``auto`` backend may run queries on another backend than documents
+        (``embedding.local.resolve_backend``: one short text loads faster on ONNX Runtime)."""
+        s = self.settings
+        if s.embedding_provider != "local":
+            return self.embedder()
+        from docingest.embedding.local import resolve_backend
+
+        if resolve_backend(s.embedding_backend, "queries") == resolve_backend(s.embedding_backend, "documents"):
+            return self.embedder()
+        with self._lock:
+            if self._query_embedder is None:
+                self._query_embedder = make_embedder(s, purpose="queries")
+            return self._query_embedder
 
     def chunker(self) -> Chunker:
         return Chunker(

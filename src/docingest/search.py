@@ -76,7 +76,7 @@ class Searcher:
         self.row_security = row_security  # the API: queries run scoped to the user (migration 002)
 
     def embed_query(self, query: str) -> np.ndarray:
-        return self.rt.embedder().embed([query])[0]
+        return self.rt.query_embedder().embed([query])[0]
 
     def search(self, query: str, *, user_id: str, k: int = 5, mode: Mode = DEFAULT_MODE) -> list[SearchHit]:
         """The ``k`` best chunks of ``user_id`` for ``query``, best first.

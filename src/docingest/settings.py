@@ -75,12 +75,13 @@ class Settings(BaseSettings):
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dimensions: int = Field(default=384, ge=1, le=16000)
     embedding_batch_size: int = Field(default=64, ge=1)
-    # How the local model runs (embedding.local.make_local_embedder): ``onnx`` (default: ONNX
-    # Runtime, fused fp32, exported from the packaged weights into DATA_DIR/models on first use;
-    # PyTorch's vectors and retrieval figures, 2-2.5x faster), ``torch`` (sentence-transformers on
-    # PyTorch, the reference) or ``onnx-int8`` (dynamic int8: fastest, 0.018 lower context-hit).
-    embedding_backend: Literal["onnx", "torch", "onnx-int8"] = Field(
-        default="onnx", description="local model runtime: onnx (default), torch or onnx-int8")
+    # How the local model runs (embedding.local.make_local_embedder, resolve_backend): ``auto``
+    # (default: documents on torch-bf16 where the CPU has AMX-BF16, else onnx; queries on onnx),
+    # ``onnx`` (ONNX Runtime, fused fp32, exported from the packaged weights into MODELS_DIR on
+    # first use), ``torch`` (sentence-transformers on PyTorch, the reference), ``torch-bf16``
+    # (PyTorch under bfloat16 autocast) or ``onnx-int8`` (dynamic int8, 0.018 lower context-hit).
+    embedding_backend: Literal["auto", "onnx", "torch", "torch-bf16", "onnx-int8"] = Field(
+        default="auto", description="local model runtime: auto (default), onnx, torch, torch-bf16 or onnx-int8")
     embedding_max_tokens: int = Field(
         default=256, ge=8, description="model's max sequence length, special tokens included"
     )

@@ -1,6 +1,7 @@
-"""The local model's backends: ONNX (the default) is exported on first use into DATA_DIR/models,
-from the packaged weights, once even when several processes start together; a damaged export
-is made again; its vectors are PyTorch's. The exports cost ~10 s: this module does them once
+"""The local model's backends: ``auto`` (the default) runs documents on PyTorch in bfloat16
+where the CPU has AMX-BF16 and on ONNX Runtime elsewhere, queries on ONNX Runtime; ONNX is
+exported on first use into DATA_DIR/models, from the packaged weights, once even when several
+processes start together; a damaged export is made again; its vectors are PyTorch's. The exports cost ~10 s: this module does them once
 (one data dir shared by its tests)."""
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import pytest
 from docingest.chunking.chunker import load_tokenizer
 from docingest.embedding import make_embedder, tokenizer_path
 from docingest.embedding import onnx_runtime as ort_backend
-from docingest.embedding.local import LocalEmbedder, make_local_embedder, model_dir
+from docingest.embedding.local import (
+    LocalEmbedder,
+    cpu_has_amx_bf16,
+    make_local_embedder,
+    model_dir,
+    resolve_backend,
+)
 from docingest.embedding.onnx_runtime import OnnxEmbedder, ensure_onnx_model, is_valid
 from docingest.settings import Settings
 
@@ -41,12 +48,48 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _settings(data_dir: Path, **overrides: str) -> Settings:
-    return Settings(data_dir=data_dir, environment="test", **overrides)
+    values = {"embedding_backend": "onnx", **overrides}
+    return Settings(data_dir=data_dir, environment="test", **values)
 
 
-def test_onnx_is_the_default_backend() -> None:
-    assert Settings(environment="test").embedding_backend == "onnx"
-    assert Settings.model_fields["embedding_backend"].default == "onnx"
+def test_auto_is_the_default_and_picks_by_purpose_and_cpu() -> None:
+    assert Settings(environment="test").embedding_backend == "auto"
+    assert resolve_backend("auto", "documents", amx_bf16=True) == "torch-bf16"
+    assert resolve_backend("auto", "documents", amx_bf16=False) == "onnx"
+    assert resolve_backend("auto", "queries", amx_bf16=True) == "onnx"
+    for named in ("onnx", "torch", "torch-bf16", "onnx-int8"):  # a backend named is used for all
+        assert resolve_backend(named, "documents") == resolve_backend(named, "queries") == named
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f amx_bf16 amx_tile\n\n")
+    assert cpu_has_amx_bf16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n\n")
+    assert not cpu_has_amx_bf16(cpuinfo)
+    assert not cpu_has_amx_bf16(tmp_path / "absent")
+
+
+def test_bf16_vectors_are_the_fp32_ones(reference: np.ndarray) -> None:
+    vectors = make_local_embedder("torch-bf16", batch_size=2).embed(TEXTS)
+    assert vectors.shape == (4, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cos = (vectors * reference).sum(axis=1)
+    assert cos.min() > 0.999, cos
+
+
+def test_auto_runs_documents_and_queries_on_the_backends_it_picks(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from docingest.runtime import Runtime
+
+    monkeypatch.setattr("docingest.embedding.local.cpu_has_amx_bf16", lambda: True)
+    rt = Runtime(_settings(data_dir, embedding_backend="auto"), migrate=False)
+    documents, queries = rt.embedder(), rt.query_embedder()
+    assert isinstance(documents, LocalEmbedder) and documents.bf16
+    assert isinstance(queries, OnnxEmbedder) and rt.query_embedder() is queries
+    monkeypatch.setattr("docingest.embedding.local.cpu_has_amx_bf16", lambda: False)
+    rt = Runtime(_settings(data_dir, embedding_backend="auto"), migrate=False)
+    assert isinstance(rt.embedder(), OnnxEmbedder) and rt.query_embedder() is rt.embedder()
 
 
 def test_first_use_exports_into_an_empty_data_dir_and_matches_pytorch(
@@ -140,6 +183,7 @@ def test_prepare_embedder_command(data_dir: Path, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setenv("UPLOAD_PIPELINE_DATA_DIR", str(data_dir))
     monkeypatch.setenv("UPLOAD_PIPELINE_ENVIRONMENT", "test")
+    monkeypatch.setenv("UPLOAD_PIPELINE_EMBEDDING_BACKEND", "onnx")
     result = CliRunner().invoke(app, ["prepare-embedder"])  # the configured backend: onnx
     assert result.exit_code == 0, result.output
     assert f"onnx ready under {data_dir / 'models'}" in result.output

@@ -10,11 +10,14 @@ from docingest.settings import Settings
 __all__ = ["Embedder", "check_shape", "make_embedder", "tokenizer_path"]
 
 
-def make_embedder(settings: Settings, *, limiter: Any = None, client_tag: str | None = None) -> Embedder:
+def make_embedder(settings: Settings, *, limiter: Any = None, client_tag: str | None = None,
+                  purpose: str = "documents") -> Embedder:
     """The embedder named by ``UPLOAD_PIPELINE_EMBEDDING_PROVIDER``, fault-wrapped if asked.
 
     ``limiter`` (a ``ratelimit.SharedRateLimiter``) and ``client_tag`` serve the API
-    providers; without a limiter they back off in this process only.
+    providers; without a limiter they back off in this process only. ``purpose``
+    (``documents`` or ``queries``) picks the local model's backend when it is ``auto``
+    (``embedding.local.resolve_backend``).
     """
     from docingest.faults import FaultyEmbedder
 
@@ -26,9 +29,9 @@ def make_embedder(settings: Settings, *, limiter: Any = None, client_tag: str | 
 
         embedder = HashingEmbedder(settings.embedding_dimensions)
     else:
-        from docingest.embedding.local import make_local_embedder
+        from docingest.embedding.local import make_local_embedder, resolve_backend
 
-        embedder = make_local_embedder(settings.embedding_backend,
+        embedder = make_local_embedder(resolve_backend(settings.embedding_backend, purpose),
                                        batch_size=settings.embedding_batch_size,
                                        cache_dir=settings.model_cache_dir)
     if settings.fault_embedding_error_rate or settings.fault_embedding_delay_seconds:

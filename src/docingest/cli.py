@@ -641,7 +641,7 @@ def worker(
     metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
                                      help="address for /metrics (0.0.0.0 to be scraped from elsewhere)"),
 ) -> None:
-    """Run a worker until SIGTERM/SIGINT: stop claiming, release held jobs, exit.
+    """Run a worker until SIGTERM, SIGINT or SIGHUP: stop claiming, release held jobs, exit.
 
     Logs one line per job outcome (complete, failed, retry scheduled) and lease takeover.
     """
@@ -658,8 +658,8 @@ def worker(
     def _stop(signum: int, frame: Any) -> None:
         w.stopping.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: a closed terminal
+        signal.signal(signum, _stop)
     console.print(f"worker {w.worker_id}: {concurrency} slots")
     from docingest.uploads import UploadSweeper  # finds uploads that arrived, expires those that did not
 

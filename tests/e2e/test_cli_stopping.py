@@ -156,6 +156,34 @@ def test_a_job_whose_worker_was_killed_shows_as_stalled_once_its_lease_expired(
         rt.close()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_worker_stopped_by_a_signal_releases_its_job(settings: Settings, tmp_path: Path,
+                                                       signum: signal.Signals) -> None:
+    from docingest.ingest import register_file
+    from docingest.runtime import Runtime
+
+    slow = settings.model_copy(update={"fault_embedding_delay_seconds": 4.0})
+    rt = Runtime(slow, migrate=False)
+    try:
+        [path] = write_docs(tmp_path / "in", 1)
+        register_file(rt, path, user_id="local")
+    finally:
+        rt.close()
+    proc = subprocess.Popen([sys.executable, "-m", "docingest.cli", "worker", "-c", "1"],
+                            env=settings_env(slow), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: any(j["state"] == "working" for j in _jobs(slow)), proc)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    [job] = _jobs(slow)
+    assert job["state"] == "queued" and job["attempt_id"] is None and job["lease_expires_at"] is None, job
+
+
 def test_output_that_is_not_a_terminal_gets_a_progress_line_every_few_seconds(
         settings: Settings, tmp_path: Path) -> None:
     import re

@@ -56,6 +56,9 @@ class _Runtime:
     def embedder(self) -> Any:
         return self._embedder
 
+    def query_embedder(self) -> Any:
+        return self._embedder
+
 
 def _backend(name: str, *, batch_size: int = 64, sort: bool = True) -> Any:
     from docingest.embedding.local import LocalEmbedder, model_dir

@@ -33,12 +33,14 @@ def run(quick: bool = False) -> list[Figure]:
     from docingest.stages.chunk import MARKDOWN_KINDS
 
     settings = scratch_settings()
-    # The default backend (onnx) exports the model on first use: do it ahead, as
-    # `docingest prepare-embedder` would, so the pipeline's wall time is not that one-off.
-    from docingest.embedding.local import make_local_embedder
+    # The ONNX backend exports the model on first use: do it ahead, as `docingest
+    # prepare-embedder` would, so the pipeline's wall time is not that one-off.
+    from docingest.embedding.local import make_local_embedder, resolve_backend
 
     started = time.perf_counter()
-    make_local_embedder(settings.embedding_backend, cache_dir=settings.model_cache_dir).embed(["warm"])
+    for purpose in ("documents", "queries"):
+        make_local_embedder(resolve_backend(settings.embedding_backend, purpose),
+                            cache_dir=settings.model_cache_dir).embed(["warm"])
     prepare_s = time.perf_counter() - started
     rt = Runtime(settings)
     try:

@@ -22,7 +22,7 @@ from docingest.evaluation import evaluate, load_questions
 from docingest.runtime import Runtime
 from docingest.search import Searcher
 from docingest.settings import Settings
-from tests.conftest import CORPUS, new_database, settings_env
+from tests.conftest import CORPUS, new_database, settings_env, without_hnsw_index
 
 pytestmark = [pytest.mark.e2e, pytest.mark.corpus, pytest.mark.shared_corpus]
 DOCS = CORPUS / "docs"
@@ -37,13 +37,14 @@ def cli(settings: Settings, *args: str, timeout: float = 1800) -> subprocess.Com
 def corpus(pg_url: str, models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The corpus ingested once with the default (local) embedder: settings, runtime, summary."""
     data = tmp_path_factory.mktemp("corpus-data")
-    settings = Settings(database_url=new_database(pg_url, "corpus"), data_dir=data, environment="test",
-                        models_dir=models_dir)
+    settings = Settings(database_url=without_hnsw_index(new_database(pg_url, "corpus")), data_dir=data,
+                        environment="test", models_dir=models_dir)
     proc = cli(settings, "ingest", str(DOCS), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout)
     print("\ningest summary:", json.dumps({k: v for k, v in summary.items() if k != "failures"}))
     assert summary["complete"] == summary["documents"] == len([p for p in DOCS.rglob("*") if p.is_file()])
+    assert summary["chunks"] <= settings.search_exact_max_chunks  # searched exactly: no HNSW index needed
     rt = Runtime(settings, migrate=False)
     yield {"settings": settings, "runtime": rt, "summary": summary}
     rt.close()

@@ -24,7 +24,7 @@ from docingest.embedding.local import model_dir
 from docingest.runtime import Runtime
 from docingest.settings import Settings
 from docingest.stages.artifacts import ParsedArtifact
-from tests.conftest import CORPUS, new_database, settings_env
+from tests.conftest import CORPUS, new_database, settings_env, without_hnsw_index
 from tests.integration.helpers import rows
 
 # Under pytest-xdist's loadscope (pyproject) this module's tests share one worker: one ingest.
@@ -42,8 +42,8 @@ def cli(settings: Settings, *args: str, timeout: float = 1800) -> subprocess.Com
 def corpus(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The corpus ingested once with the hashing embedder: settings, runtime, summary."""
     data = tmp_path_factory.mktemp("corpus-data")
-    settings = Settings(database_url=new_database(pg_url, "corpus"), data_dir=data, environment="test",
-                        embedding_provider="hashing")
+    settings = Settings(database_url=without_hnsw_index(new_database(pg_url, "corpus")), data_dir=data,
+                        environment="test", embedding_provider="hashing")
     proc = cli(settings, "ingest", str(DOCS), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout)

@@ -19,6 +19,14 @@ KEY = "unit-registered-key-0123456789"
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
     out = io.StringIO()
+    # As a fresh process has them: an earlier test in this process may have run uvicorn with its
+    # own logging config (uvicorn.access with a handler of its own, not propagating) or a
+    # dictConfig that disabled existing loggers.
+    for name in ("uvicorn", "uvicorn.access", "uvicorn.error", "httpx", "t"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate, logger.disabled = True, False
+        logger.setLevel(logging.NOTSET)
     logs.register_secrets(KEY)
     logs.configure_logging(logging.DEBUG, json=True, stream=out)
     yield out

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): ``create_app(runtime)``; routes under ``/api/v2``."""

@@ -1,0 +1,91 @@
+"""``create_app(runtime)``: the FastAPI application, and ``create_storage_app`` for the storage
+service alone. Nothing is built at import time: settings, pool and storage come from the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from docingest.api import errors
+from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
+from docingest.api.routes import documents, health, jobs, search, upload
+from docingest.runtime import Runtime
+from docingest.settings import Settings
+from docingest.storage.local import LocalStorage
+from docingest.storage.service import (
+    OnStored,
+    StorageError,
+    StorageService,
+    storage_error_handler,
+    storage_router,
+)
+from docingest.storage.signing import UrlSigner
+
+API_PREFIX = "/api/v2"
+
+
+def _storage_service(settings: Settings, storage: LocalStorage, on_stored: OnStored | None = None) -> StorageService:
+    return StorageService(storage, signer=UrlSigner(settings.jwt_secret), jwt_secret=settings.jwt_secret,
+                          max_bytes=settings.max_file_bytes,
+                          upload_ttl_seconds=settings.upload_url_ttl_seconds, on_stored=on_stored)
+
+
+def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
+    """The API over ``rt``: routes under ``/api/v2``; with local storage, the storage service
+    under ``/storage/v1`` (signed URLs for the host each client called when the API listens
+    on a non-loopback address without PUBLIC_URL: ``api/public_url.py``); a background sweep
+    of uploads that never arrived (``sweep``).
+
+    The runtime is not closed by the app: its owner (``docingest serve``, a test) closes it.
+    """
+    settings = rt.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt.pool()  # connect (and migrate the embedded database) before the first request
+        sweeper = None
+        if sweep:
+            from docingest.uploads import UploadSweeper
+
+            sweeper = UploadSweeper(rt.uploads, settings.upload_sweep_seconds)
+            sweeper.start()
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.stop()
+
+    app = FastAPI(title="docingest", version="2.0.0", lifespan=lifespan,
+                  description="Document ingestion for retrieval-augmented generation: upload, track, search.")
+    app.state.runtime = rt
+    errors.install(app)
+    for module in (upload, documents, jobs, search):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(health.router, prefix=API_PREFIX)
+    app.include_router(health.router, include_in_schema=False)  # also at the root, for probes
+    from docingest.webhooks import llamaparse_webhook_router
+
+    app.include_router(llamaparse_webhook_router(rt))  # its own HMAC header, no bearer token
+    if settings.storage_backend == "local":
+        local = getattr(rt.storage, "inner", rt.storage)  # unwrapped when fault injection is on
+        app.include_router(storage_router(_storage_service(settings, local, rt.uploads.on_stored)))
+        app.add_exception_handler(StorageError, storage_error_handler)
+        if uses_request_host(settings):  # no PUBLIC_URL, not loopback: the host the client called
+            app.add_middleware(RequestHostBaseUrl, trust_forwarded=settings.trust_forwarded)
+    return app
+
+
+def create_storage_app(settings: Settings) -> FastAPI:
+    """The local storage service alone (``docingest storage``): Supabase Storage's contract."""
+    storage = LocalStorage(settings.storage_dir, bucket=settings.storage_bucket)
+    app = FastAPI(title="docingest storage", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(storage_router(_storage_service(settings, storage)))
+    app.add_exception_handler(StorageError, storage_error_handler)
+
+    @app.get("/health")
+    def storage_health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,157 @@
+"""One place that turns exceptions into ``{"error_code", "message"}`` replies with a status.
+
+Starlette's ``HTTPException`` (an unknown path: 404, a wrong method: 405) is answered
+``not_found`` / ``method_not_allowed`` (other statuses: the table's code for the status),
+never ``{"detail": ...}``. FastAPI's own validation errors (``{"detail": [...]}``) are answered in the same shape:
+``422 invalid_request`` whose message names each field and its problem, the checks listed
+in ``errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from docingest import errors as e
+
+log = logging.getLogger("docingest.api")
+
+#: Status of the document errors the API can meet while answering a request.
+STATUS: dict[type[e.DocingestError], int] = {
+    e.FileTooLarge: 413,
+    e.UnsupportedType: 415,
+    e.ContentTypeMismatch: 415,
+    e.EmptyFile: 422,
+    e.StorageUnavailable: 503,
+}
+_MAX_LISTED = 5  # fields named in the message; ``errors`` has them all
+
+
+def _reply(status: int, code: str, message: str, retry_after: float | None = None,
+           extra: dict[str, Any] | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(int(retry_after + 0.999))} if retry_after else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="docingest"'}
+    body = {"error_code": code, "message": message, **(extra or {})}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def docingest_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, e.DocingestError)
+    if isinstance(exc, e.RequestError):
+        status = exc.status_code
+    else:
+        status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 500 if exc.retryable else 400)
+    if status >= 500:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+    extra = {"errors": exc.errors} if isinstance(exc, e.InvalidRequest) else None
+    return _reply(status, exc.error_code, exc.message, exc.retry_after, extra)
+
+
+def _field(loc: Sequence[Any]) -> tuple[str, str]:
+    """``('body', 'sha256')`` -> ``('sha256', 'body')``; a whole-body error names ``body``."""
+    where = str(loc[0]) if loc else "request"
+    path = ".".join(str(p) for p in loc[1:])
+    return (path or where), where
+
+
+def invalid_request(details: Iterable[dict[str, Any]]) -> e.InvalidRequest:
+    """Pydantic/FastAPI validation errors as one ``InvalidRequest``.
+
+    The message names each field, where it was (body, query, path, header) and what is
+    wrong with it, e.g. ``invalid request: sha256 (body): String should match pattern
+    '^[0-9a-fA-F]{64}$'``. The submitted values are not echoed back.
+    """
+    errors = []
+    for d in details:
+        field, where = _field(d.get("loc") or ())
+        errors.append({"field": field, "in": where, "problem": str(d.get("msg", "invalid")),
+                       "type": str(d.get("type", ""))})
+    listed = "; ".join(f"{x['field']} ({x['in']}): {x['problem']}" for x in errors[:_MAX_LISTED])
+    more = f"; and {len(errors) - _MAX_LISTED} more" if len(errors) > _MAX_LISTED else ""
+    return e.InvalidRequest(f"invalid request: {listed or 'the request does not match the schema'}{more}",
+                            errors=errors)
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return await docingest_error(request, invalid_request(exc.errors()))
+
+
+_HTTP_MESSAGES = {404: "no such resource: {method} {path}",
+                  405: "{method} is not allowed on {path}"}
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette/FastAPI ``HTTPException`` (routing's 404 and 405) as ``{error_code, message}``."""
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    if status >= 500:
+        code = "internal_error"
+    else:
+        code = e.request_error_for_status(status).error_code
+    template = _HTTP_MESSAGES.get(status)
+    if template is not None:
+        message = template.format(method=request.method, path=request.url.path)
+    else:
+        message = exc.detail if isinstance(exc.detail, str) else "the request was refused"
+    reply = _reply(status, code, message)
+    for name, value in (exc.headers or {}).items():  # e.g. ``Allow`` on a 405
+        reply.headers[name] = value
+    return reply
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, psycopg.DataError):  # e.g. a value PostgreSQL cannot store
+        err: e.RequestError = e.InvalidValue(
+            f"a value cannot be stored: {exc.diag.message_primary or exc}")
+    else:
+        log.exception("database error on %s %s", request.method, request.url.path)
+        err = e.DatabaseUnavailable("the database did not answer; retry")
+    return _reply(err.status_code, err.error_code, err.message)
+
+
+def _describe_422(app: FastAPI) -> None:
+    """Make ``/openapi.json`` describe the 422 this module answers (``ValidationErrorPublic``)
+    instead of FastAPI's ``HTTPValidationError``."""
+    from docingest.api.schemas import ValidationErrorPublic
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        model = ValidationErrorPublic.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(model.pop("$defs", {}))
+        components["ValidationErrorPublic"] = model
+        ref = {"$ref": "#/components/schemas/ValidationErrorPublic"}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                reply = operation.get("responses", {}).get("422")
+                if reply is not None:
+                    reply["description"] = "invalid_request: the message names the field(s)"
+                    reply["content"] = {"application/json": {"schema": ref}}
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app`` (and describe the 422 replies in its OpenAPI schema)."""
+    app.add_exception_handler(e.DocingestError, docingest_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(psycopg.Error, database_error)
+    _describe_422(app)

@@ -1,0 +1,190 @@
+"""Request and response models, one set per entity (``UploadCreate``, ``DocumentPublic`` ...)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field, field_validator
+
+from docingest.domain import Document, Job
+from docingest.progress import shown_progress
+from docingest.storage import SignedUpload
+from docingest.uploads import display_filename
+
+STALLED_DESCRIPTION = ("true when the job is 'working' but its lease expired: the worker holding it "
+                       "died or hung; another worker takes it over (state stays as stored, and "
+                       "progress has no eta_s)")
+
+
+class ErrorPublic(BaseModel):
+    """Every error reply: a stable code and a message a user can act on."""
+
+    error_code: str
+    message: str
+
+
+class FieldErrorPublic(BaseModel):
+    """One failed check of a request: which field, where, and what is wrong."""
+
+    field: str = Field(description="dotted path of the field, e.g. 'sha256' or 'q'")
+    in_: str = Field(alias="in", description="body, query, path or header")
+    problem: str
+    type: str = Field(description="pydantic's error type, e.g. 'string_pattern_mismatch'")
+
+
+class ValidationErrorPublic(ErrorPublic):
+    """A 422 ``invalid_request``: the message names the fields; ``errors`` lists every check."""
+
+    errors: list[FieldErrorPublic]
+
+
+# --- uploads -----------------------------------------------------------------------
+class UploadCreate(BaseModel):
+    """What the client declares about the file it will upload."""
+
+    filename: str = Field(min_length=1, max_length=1024, description="original name, display only")
+    bytes_len: int = Field(ge=0, le=2**62, description="exact size in bytes (0 is refused: empty_file)")
+    mime: str = Field(min_length=1, max_length=255, description="declared MIME type")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the bytes")
+
+    @field_validator("filename")
+    @classmethod
+    def _displayable(cls, value: str) -> str:
+        return display_filename(value)
+
+
+class UploadPublic(BaseModel):
+    """An upload ticket: PUT the bytes to ``signed_url`` (with ``upload_headers``) before it expires.
+
+    ``signed_url`` is null for a duplicate whose bytes were already received. ``reupload`` is
+    true when this request re-armed the upload of bytes you already sent (refused, expired or
+    not yet arrived) with its own filename, type and size: PUT them to ``signed_url`` again.
+    """
+
+    document_id: UUID
+    job_id: UUID | None
+    created: bool
+    reupload: bool = Field(False, description="an earlier upload of these bytes was re-armed with this "
+                                              "request's filename, type and size")
+    signed_url: str | None
+    upload_method: str | None
+    upload_headers: dict[str, str]
+    upload_expires_at: datetime | None
+    stage: str | None
+    state: str | None
+
+    @classmethod
+    def build(cls, document: Document, job: Job | None, upload: SignedUpload | None,
+              created: bool, reupload: bool = False) -> UploadPublic:
+        return cls(
+            document_id=document.document_id, job_id=job.job_id if job else None, created=created,
+            reupload=reupload,
+            signed_url=upload.url if upload else None, upload_method=upload.method if upload else None,
+            upload_headers=upload.headers if upload else {},
+            upload_expires_at=datetime.fromtimestamp(upload.expires_at).astimezone() if upload else None,
+            stage=job.stage.value if job else None, state=job.state.value if job else None)
+
+
+# --- jobs ----------------------------------------------------------------------------
+class JobPublic(BaseModel):
+    """A job's stage, state, progress and error."""
+
+    job_id: UUID
+    document_id: UUID
+    stage: str
+    state: str
+    progress: dict[str, Any]
+    attempts: int
+    retry_count: int
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    finished_at: datetime | None
+    upload_deadline: datetime | None = Field(None, description="set while the job waits for its upload")
+    stalled: bool = Field(False, description=STALLED_DESCRIPTION)
+
+    @classmethod
+    def from_job(cls, job: Job) -> JobPublic:
+        stalled = job.stalled(datetime.now(UTC))
+        return cls(job_id=job.job_id, document_id=job.document_id, stage=job.stage.value,
+                   state=job.state.value, progress=shown_progress(job.progress, stalled=stalled),
+                   stalled=stalled, attempts=job.attempts,
+                   retry_count=job.retry_count, error_code=job.error_code, error_message=job.error_message,
+                   created_at=job.created_at, updated_at=job.updated_at, finished_at=job.finished_at,
+                   upload_deadline=job.next_attempt_at if job.state.value == "waiting" else None)
+
+
+class JobRetryPublic(JobPublic):
+    """A retried job; ``signed_url`` is set when it waits for a new upload."""
+
+    signed_url: str | None = None
+    upload_headers: dict[str, str] = Field(default_factory=dict)
+
+
+# --- documents -------------------------------------------------------------------------
+class DocumentPublic(BaseModel):
+    """A document and where its latest job stands."""
+
+    document_id: UUID
+    filename: str
+    mime: str
+    bytes_len: int
+    file_sha256: str
+    page_count: int | None
+    chunks: int | None
+    created_at: datetime
+    updated_at: datetime
+    job_id: UUID | None
+    stage: str | None
+    state: str | None
+    progress: dict[str, Any]
+    attempts: int | None
+    retry_count: int | None
+    error_code: str | None
+    error_message: str | None
+    job_created_at: datetime | None
+    job_updated_at: datetime | None
+    finished_at: datetime | None
+    stalled: bool = Field(False, description=STALLED_DESCRIPTION)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> DocumentPublic:
+        values = {k: row.get(k) for k in cls.model_fields}
+        values["stalled"] = bool(row.get("stalled"))
+        values["progress"] = shown_progress(row.get("progress"), stalled=values["stalled"])
+        return cls(**values)
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentPublic]
+    limit: int
+    offset: int
+
+
+# --- search ------------------------------------------------------------------------------
+class SearchHitPublic(BaseModel):
+    """One ranked chunk of the user's documents."""
+
+    document_id: UUID
+    filename: str
+    page: int | None
+    score: float
+    text: str
+    chunk_id: UUID
+    ordinal: int
+    heading_path: list[str]
+
+
+class SearchPublic(BaseModel):
+    query: str
+    mode: Literal["vector", "hybrid"]
+    k: int
+    results: list[SearchHitPublic]
+
+
+class HealthPublic(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,91 @@
+"""JWT bearer tokens, Supabase-compatible: HS256 with a shared secret, ``sub`` is the user.
+
+User tokens carry ``aud`` (default ``authenticated``) and ``exp``; ``alg: none``, another
+algorithm, a wrong signature, an expired or not-yet-valid token, a missing ``aud``/``exp``
+or an unusable ``sub`` are all refused with :class:`~docingest.errors.Unauthorized`.
+Service-role keys (what the storage service accepts) carry ``role: service_role``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import jwt
+
+from docingest.errors import Unauthorized
+
+ALGORITHM = "HS256"
+# A user id goes into SQL and (sanitised) into storage keys: printable, bounded.
+_USER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
+
+
+def mint_token(
+    secret: str, *, user_id: str | None, ttl_seconds: int = 3600, audience: str = "authenticated",
+    role: str = "authenticated", extra: dict[str, Any] | None = None,
+) -> str:
+    """A signed HS256 token for ``user_id`` valid ``ttl_seconds`` from now."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"aud": audience, "role": role, "iat": now, "exp": now + ttl_seconds}
+    if user_id is not None:
+        claims["sub"] = user_id
+    claims.update(extra or {})
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def mint_service_key(secret: str, *, ttl_seconds: int = 10 * 365 * 24 * 3600) -> str:
+    """A Supabase-style service-role key for the storage service (no user)."""
+    now = int(time.time())
+    return jwt.encode({"iss": "docingest", "role": "service_role", "iat": now, "exp": now + ttl_seconds},
+                      secret, algorithm=ALGORITHM)
+
+
+def verify_user_token(token: str, secret: str, *, audience: str) -> str:
+    """The user id (``sub``) of a valid token.
+
+    Raises:
+        Unauthorized: for any token that is not a valid, current user token for ``audience``.
+    """
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=audience,
+                            options={"require": ["exp", "sub", "aud"]})
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"invalid token: {exc}") from exc
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not _USER_ID.match(sub) or not sub.isprintable() or _has_surrogate(sub):
+        raise Unauthorized("invalid token: 'sub' must be a printable user id of 1-256 characters")
+    return sub
+
+
+def verify_service_key(token: str, secret: str) -> None:
+    """Accept only a current HS256 token with ``role: service_role``.
+
+    Raises:
+        Unauthorized: otherwise.
+    """
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp"],
+                                                                            "verify_aud": False})
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"invalid service key: {exc}") from exc
+    if claims.get("role") != "service_role":
+        raise Unauthorized("the storage API needs a service_role key")
+
+
+def bearer(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header.
+
+    Raises:
+        Unauthorized: when the header is missing or not a bearer credential.
+    """
+    if not header:
+        raise Unauthorized("missing Authorization: Bearer <token>")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)

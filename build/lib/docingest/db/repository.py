@@ -1,0 +1,536 @@
+"""The only module that runs SQL. Queries live in ``sql/queries.sql`` under ``-- name:`` headers.
+
+Every method takes the connection to run on, so the caller (the worker) owns
+the transaction and its fencing check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from collections.abc import Iterable, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import psycopg
+
+from docingest.domain import Claim, Document, Job
+
+Conn = psycopg.Connection[Any]
+
+
+@cache
+def queries() -> dict[str, str]:
+    """``{name: sql}`` parsed from ``sql/queries.sql``, without its whole-line comments.
+
+    The comments document the file; dropped, they are not sent to the server, and every
+    query stays under psycopg's 4,096-character limit for caching its parsed form (a longer
+    one is re-parsed on every execution).
+    """
+    text = (resources.files("docingest.db") / "sql" / "queries.sql").read_text(encoding="utf-8")
+    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
+    return {parts[i]: _strip_comment_lines(parts[i + 1]) for i in range(1, len(parts), 2)}
+
+
+def _strip_comment_lines(sql: str) -> str:
+    return "\n".join(line for line in sql.strip().splitlines() if not line.lstrip().startswith("--"))
+
+
+def _one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    return conn.execute(queries()[name], params).fetchone()  # type: ignore[no-any-return]
+
+
+def _all(conn: Conn, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return conn.execute(queries()[name], params).fetchall()  # type: ignore[no-any-return]
+
+
+def _jsonb(value: dict[str, Any]) -> str:
+    return json.dumps(value, default=str)
+
+
+class Repository:
+    """Typed access to the ``upload_pipeline`` schema."""
+
+    # --- claiming and leases -------------------------------------------------
+    def claim_job(self, conn: Conn, *, worker_id: str, lease_seconds: float) -> Claim | None:
+        """Claim one job (``FOR UPDATE SKIP LOCKED``) with its document, in one statement.
+
+        Returns:
+            ``Claim(job, previous_state, document, previous_worker)``, or None when nothing is claimable.
+        """
+        row = _one(conn, "claim_job", {"worker_id": worker_id, "lease_seconds": lease_seconds})
+        if row is None:
+            return None
+        document = Document.from_row({k[4:]: v for k, v in row.items() if k.startswith("doc_")})
+        return Claim(Job.from_row(row), row["previous_state"], document, row.get("previous_worker"))
+
+    def fence(self, conn: Conn, job: Job) -> bool:
+        """Lock the job row; True while ``job.attempt_id`` still holds it."""
+        row = _one(conn, "fence", {"job_id": job.job_id, "attempt_id": job.attempt_id})
+        return row is not None
+
+    def renew_leases(
+        self, conn: Conn, held: Sequence[tuple[UUID, UUID]], *, lease_seconds: float
+    ) -> set[UUID]:
+        """Extend the leases of ``[(job_id, attempt_id)]``; return the job ids still held."""
+        if not held:
+            return set()
+        rows = _all(
+            conn,
+            "renew_leases",
+            {
+                "job_ids": [h[0] for h in held],
+                "attempt_ids": [h[1] for h in held],
+                "lease_seconds": lease_seconds,
+            },
+        )
+        return {r["job_id"] for r in rows}
+
+    def complete_stage(
+        self,
+        conn: Conn,
+        job: Job,
+        *,
+        stage: str,
+        state: str,
+        progress: dict[str, Any],
+        events: Sequence[tuple[str, str, dict[str, Any]]],
+        delay_seconds: float = 0.0,
+        lease_seconds: float = 0.0,
+    ) -> Job | None:
+        """Move ``job`` from ``job.stage`` to ``stage``/``state`` and write ``events``: one statement.
+
+        Fenced: only while ``job.attempt_id`` holds the job, working, at ``job.stage``.
+
+        Args:
+            progress: keys merged into ``progress``.
+            events: ``(stage, type, payload)`` rows, inserted in this order.
+            delay_seconds: ``next_attempt_at`` is now plus this (a rescheduled job).
+            lease_seconds: the lease of a job that stays ``working`` (renewed when less
+                than half of it is left).
+
+        Returns:
+            the job's new row, or None when the attempt was fenced out (nothing written).
+        """
+        row = _one(conn, "complete_stage", {
+            "job_id": job.job_id, "attempt_id": job.attempt_id, "from_stage": job.stage.value,
+            "stage": stage, "state": state, "progress": _jsonb(progress),
+            "events": json.dumps([{"stage": s, "type": t, "payload": p} for s, t, p in events],
+                                 default=str),
+            "delay_seconds": delay_seconds, "lease_seconds": lease_seconds,
+        })
+        return Job.from_row(row) if row else None
+
+    def update_progress(
+        self, conn: Conn, job_id: UUID, progress: dict[str, Any], *, lease_seconds: float
+    ) -> None:
+        """Merge ``progress`` into the job's and extend its lease by ``lease_seconds`` (a
+        checkpoint of the attempt holding it, inside its fenced transaction)."""
+        _one(conn, "update_progress", {"job_id": job_id, "progress": _jsonb(progress),
+                                       "lease_seconds": lease_seconds})
+
+    def retry_job_later(
+        self, conn: Conn, job: Job, *, delay_seconds: float, error_code: str, error_message: str
+    ) -> Job | None:
+        row = _one(
+            conn,
+            "retry_job_later",
+            {
+                "job_id": job.job_id,
+                "attempt_id": job.attempt_id,
+                "delay_seconds": delay_seconds,
+                "error_code": error_code,
+                "error_message": error_message,
+            },
+        )
+        return Job.from_row(row) if row else None
+
+    def fail_job(self, conn: Conn, job: Job, *, error_code: str, error_message: str) -> Job | None:
+        row = _one(
+            conn,
+            "fail_job",
+            {
+                "job_id": job.job_id,
+                "attempt_id": job.attempt_id,
+                "error_code": error_code,
+                "error_message": error_message,
+            },
+        )
+        return Job.from_row(row) if row else None
+
+    def release_job(self, conn: Conn, job: Job) -> bool:
+        return _one(conn, "release_job", {"job_id": job.job_id, "attempt_id": job.attempt_id}) is not None
+
+    def requeue_failed_job(self, conn: Conn, job_id: UUID) -> Job | None:
+        row = _one(conn, "requeue_failed_job", {"job_id": job_id})
+        return Job.from_row(row) if row else None
+
+    def redeclare_document(self, conn: Conn, document_id: UUID, *, bytes_len: int, mime: str) -> Document | None:
+        """Set the size and declared type a new registration of the same bytes states."""
+        row = _one(conn, "redeclare_document", {"document_id": document_id, "bytes_len": bytes_len, "mime": mime})
+        return Document.from_row(row) if row else None
+
+    def insert_event(
+        self, conn: Conn, *, job_id: UUID, document_id: UUID, stage: str, type: str,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            queries()["insert_event"],
+            {
+                "job_id": job_id,
+                "document_id": document_id,
+                "stage": stage,
+                "type": type,
+                "payload": _jsonb(payload or {}),
+            },
+        )
+
+    # --- documents and jobs --------------------------------------------------
+    def get_job(self, conn: Conn, job_id: UUID) -> Job | None:
+        row = _one(conn, "get_job", {"job_id": job_id})
+        return Job.from_row(row) if row else None
+
+    def get_document(self, conn: Conn, document_id: UUID) -> Document | None:
+        row = _one(conn, "get_document", {"document_id": document_id})
+        return Document.from_row(row) if row else None
+
+    def find_document_by_sha(self, conn: Conn, user_id: str, file_sha256: str) -> Document | None:
+        row = _one(conn, "find_document_by_sha", {"user_id": user_id, "file_sha256": file_sha256})
+        return Document.from_row(row) if row else None
+
+    def insert_document(self, conn: Conn, **fields: Any) -> Document | None:
+        """Insert a document; None when the user already has these bytes (dedupe)."""
+        row = _one(conn, "insert_document", fields)
+        return Document.from_row(row) if row else None
+
+    def insert_job(self, conn: Conn, *, job_id: UUID, document_id: UUID, state: str) -> Job:
+        row = _one(conn, "insert_job", {"job_id": job_id, "document_id": document_id, "state": state})
+        assert row is not None
+        return Job.from_row(row)
+
+    def insert_failed_job(
+        self, conn: Conn, *, job_id: UUID, document_id: UUID, error_code: str, error_message: str
+    ) -> Job:
+        """A job that failed before any stage ran (e.g. refused at registration)."""
+        row = _one(conn, "insert_failed_job", {"job_id": job_id, "document_id": document_id,
+                                               "error_code": error_code, "error_message": error_message})
+        assert row is not None
+        return Job.from_row(row)
+
+    def document_stats(self, conn: Conn, document_ids: list[UUID]) -> list[dict[str, Any]]:
+        """``document_id, page_count, chunks`` of each listed document."""
+        return _all(conn, "document_stats", {"document_ids": document_ids})
+
+    def latest_job_for_document(self, conn: Conn, document_id: UUID) -> Job | None:
+        row = _one(conn, "latest_job_for_document", {"document_id": document_id})
+        return Job.from_row(row) if row else None
+
+    def update_document_parsed(
+        self, conn: Conn, document_id: UUID, *, parsed_path: str, page_count: int | None
+    ) -> None:
+        conn.execute(
+            queries()["update_document_parsed"],
+            {"document_id": document_id, "parsed_path": parsed_path, "page_count": page_count},
+        )
+
+    def update_document_parsed_sha(self, conn: Conn, document_id: UUID, parsed_sha256: str) -> None:
+        conn.execute(
+            queries()["update_document_parsed_sha"],
+            {"document_id": document_id, "parsed_sha256": parsed_sha256},
+        )
+
+    def list_jobs(
+        self, conn: Conn, *, user_id: str | None = None, document_ids: list[UUID] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every job (of ``user_id``, of ``document_ids``; None: all), oldest first.
+
+        Each row: the job's ``job_id, document_id, stage, state, attempts, retry_count,
+        error_code, error_message, progress, created_at, updated_at, finished_at, claimed_by,
+        lease_expires_at, lost_leases``, its document's ``filename, user_id, bytes_len``, ``stalled``
+        (working under an expired lease: its holder died or hung) and ``lease_left_s`` (float
+        seconds until the lease expires, negative after; None without a lease), both by the
+        database's clock.
+        """
+        return _all(conn, "list_jobs", {"user_id": user_id, "document_ids": document_ids})
+
+    # --- chunks and vectors --------------------------------------------------
+    def replace_chunk_buffer(self, conn: Conn, document_id: UUID, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Replace a document's buffered chunks with ``rows`` of
+        ``(chunk_id, ordinal, text, meta_dict, token_count)``; returns the count (COPY).
+
+        Each row also gets ``text_sha256``, the SHA-256 of the text's UTF-8 bytes: the
+        embedding cache's key, so the embedding stage plans without reading the texts.
+        """
+        conn.execute(queries()["delete_chunk_buffer"], {"document_id": document_id})
+        n = 0
+        with conn.cursor().copy(
+            "COPY upload_pipeline.document_chunk_buffer"
+            " (chunk_id, document_id, ordinal, text, meta, token_count, text_sha256) FROM STDIN"
+        ) as copy:
+            for chunk_id, ordinal, text, meta, token_count in rows:
+                digest = hashlib.sha256(text.encode("utf-8")).digest()
+                copy.write_row((chunk_id, document_id, ordinal, text, _jsonb(meta), token_count, digest))
+                n += 1
+        return n
+
+    def embedding_plan(
+        self, conn: Conn, document_id: UUID, *, model: str, dimensions: int, use_cache: bool,
+        after_ordinal: int | None = None, limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The buffered chunks by ordinal, without their text: ``chunk_id, ordinal, token_count,
+        has_vector, text_sha256`` (32 bytes) and ``cached`` (float32 array from the embedding
+        cache for this model and dimensions, or None; always None without ``use_cache`` or
+        when the chunk has a vector). One page: the chunks after ``after_ordinal`` (None: from
+        the first), at most ``limit`` (None: all)."""
+        rows = _all(conn, "embedding_plan", {"document_id": document_id, "model": model,
+                                             "dimensions": dimensions, "use_cache": use_cache,
+                                             "after_ordinal": after_ordinal, "limit": limit})
+        for r in rows:
+            r["text_sha256"] = bytes(r["text_sha256"])
+            if r["cached"] is not None:
+                r["cached"] = _as_array(r["cached"])
+        return rows
+
+    def chunk_texts(self, conn: Conn, document_id: UUID, chunk_ids: Sequence[UUID]) -> list[str]:
+        """The texts of ``chunk_ids`` (buffered chunks of ``document_id``), in the order asked.
+
+        Raises:
+            KeyError: a chunk id is not in the document's buffer.
+        """
+        rows = _all(conn, "chunk_texts", {"document_id": document_id, "chunk_ids": list(chunk_ids)})
+        by_id = {r["chunk_id"]: r["text"] for r in rows}
+        return [by_id[c] for c in chunk_ids]
+
+    def buffer_counts(self, conn: Conn, document_id: UUID) -> dict[str, int]:
+        row = _one(conn, "buffer_counts", {"document_id": document_id})
+        assert row is not None
+        return {k: int(v) for k, v in row.items()}
+
+    def insert_vectors(
+        self, conn: Conn, document_id: UUID, chunk_ids: Sequence[UUID], vectors: np.ndarray, model: str
+    ) -> None:
+        """Insert one vector per chunk id into the vector buffer (binary COPY).
+
+        Only for chunks without a vector yet (``embedding_plan``'s ``has_vector`` is false):
+        a chunk that has one is a unique violation, which fails the whole statement. COPY
+        sends each vector as pgvector's binary form; it took a third of the CPU time of an
+        ``executemany`` upsert, time the embedding lanes of the same process wait for.
+
+        Raises:
+            psycopg.errors.UniqueViolation: a chunk already has a vector.
+        """
+        # pgvector's binary form (its vector_send/vector_recv, as pgvector-python's to_binary
+        # writes it): int16 dimensions, int16 unused, then big-endian float32s. A binary COPY
+        # carries each field's bytes as they are, so the rows are encoded in one numpy pass
+        # rather than one Vector object per row.
+        matrix = np.ascontiguousarray(vectors, dtype=">f4")
+        header = struct.pack(">HH", matrix.shape[1], 0)
+        with conn.cursor().copy(
+            "COPY upload_pipeline.document_vector_buffer (chunk_id, document_id, embedding, embed_model)"
+            " FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["uuid", "uuid", "bytea", "text"])
+            for cid, row in zip(chunk_ids, matrix, strict=True):
+                copy.write_row((cid, document_id, header + row.tobytes(), model))
+
+    def finalize_document(self, conn: Conn, document_id: UUID) -> int:
+        """Move buffered chunks and vectors into ``document_chunks``; clear the buffers.
+
+        Idempotent: with empty buffers (already finalized) it changes nothing.
+        Returns the number of chunks the document has afterwards.
+        """
+        counts = self.buffer_counts(conn, document_id)
+        if counts["chunks"] == 0:
+            return counts["final"]
+        if counts["vectors"] != counts["chunks"]:
+            raise RuntimeError(
+                f"{counts['chunks'] - counts['vectors']} chunks have no vector; cannot finalize"
+            )
+        conn.execute(queries()["finalize_delete_old"], {"document_id": document_id})
+        conn.execute(queries()["finalize_insert"], {"document_id": document_id})
+        conn.execute(queries()["delete_chunk_buffer"], {"document_id": document_id})
+        return counts["chunks"]
+
+    # --- search ----------------------------------------------------------------
+    def search_vector(
+        self, conn: Conn, *, user_id: str, embedding: np.ndarray, limit: int, ef_search: int = 100,
+        exact_max_chunks: int = 20_000,
+    ) -> list[dict[str, Any]]:
+        """The user's ``limit`` nearest chunks by cosine, nearest first (``score`` = similarity).
+
+        The HNSW index ranks every user's chunks together and the user filter applies to its
+        ``ef_search`` candidates afterwards (pgvector < 0.8 has no iterative scan), so a user
+        owning a small share of the table gets few or wrong neighbours. A user with at most
+        ``exact_max_chunks`` chunks is searched exactly through the ``user_id`` index; a
+        larger one through HNSW, and exactly when HNSW brings back fewer rows than exist.
+        """
+        params = {"user_id": user_id, "embedding": embedding, "limit": limit}
+        mine = int(_one(conn, "user_chunk_count", {"user_id": user_id, "cap": exact_max_chunks})["n"])
+        if mine <= exact_max_chunks:
+            return _all(conn, "search_vector_exact", params)
+        conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+        rows = _all(conn, "search_vector", params)
+        return rows if len(rows) >= limit else _all(conn, "search_vector_exact", params)
+
+    def search_fulltext(self, conn: Conn, *, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
+        return _all(conn, "search_fulltext", {"user_id": user_id, "query": query, "limit": limit})
+
+    # --- API (issue 3): user-scoped access under row security -----------------
+    def scope_to_user(self, conn: Conn, user_id: str) -> None:
+        """For the rest of the transaction: role ``docingest_api``, rows of ``user_id`` only."""
+        conn.execute(queries()["scope_to_user"], {"user_id": user_id})
+
+    def create_upload(self, conn: Conn, *, user_id: str, **fields: Any) -> tuple[int, Document | None, Job | None]:
+        """Scope to ``user_id``, insert the document, its waiting job and an event: one pipeline.
+
+        Returns ``(active_jobs, document, job)``; document and job are None for a duplicate
+        of the user's bytes or when the user is at ``max_active``.
+        """
+        params = {**fields, "user_id": user_id}
+        with conn.pipeline():
+            conn.execute(queries()["scope_to_user"], {"user_id": user_id})
+            doc_cur = conn.execute(queries()["create_upload_document"], params)
+            job_cur = conn.execute(queries()["create_upload_job"], params)
+        doc_row, job_row = doc_cur.fetchone(), job_cur.fetchone()
+        assert doc_row is not None
+        if doc_row["document_id"] is None:
+            return doc_row["active_jobs"], None, None
+        return doc_row["active_jobs"], Document.from_row(doc_row), Job.from_row(job_row) if job_row else None
+
+    def get_document_view(self, conn: Conn, *, user_id: str, document_id: UUID) -> dict[str, Any] | None:
+        """The user's document with its latest job's columns (and ``stalled``: that job is
+        working under an expired lease), or None."""
+        return _one(conn, "get_document_view", {"user_id": user_id, "document_id": document_id})
+
+    def list_document_views(
+        self, conn: Conn, *, user_id: str, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        return _all(conn, "list_document_views", {"user_id": user_id, "limit": limit, "offset": offset})
+
+    def get_user_job(self, conn: Conn, *, user_id: str, job_id: UUID) -> Job | None:
+        row = _one(conn, "get_user_job", {"user_id": user_id, "job_id": job_id})
+        return Job.from_row(row) if row else None
+
+    def delete_user_document(self, conn: Conn, *, user_id: str, document_id: UUID) -> Document | None:
+        """Delete the document and (cascade) its jobs, events, buffers and chunks.
+
+        Its jobs are locked first, as a worker locks them, so the two never deadlock.
+        """
+        params = {"user_id": user_id, "document_id": document_id}
+        _all(conn, "lock_document_jobs", params)
+        row = _one(conn, "delete_user_document", params)
+        return Document.from_row(row) if row else None
+
+    def queue_uploaded_job(self, conn: Conn, job_id: UUID, *, via: str) -> Job | None:
+        """``waiting`` -> ``queued``; None when the job was not waiting."""
+        row = _one(conn, "queue_uploaded_job", {"job_id": job_id, "via": via})
+        return Job.from_row(row) if row else None
+
+    def waiting_job_by_key(self, conn: Conn, raw_path: str) -> UUID | None:
+        row = _one(conn, "waiting_job_by_key", {"raw_path": raw_path})
+        return row["job_id"] if row else None
+
+    def waiting_jobs(self, conn: Conn, *, min_age_seconds: float, limit: int) -> list[dict[str, Any]]:
+        """``job_id, document_id, raw_path, bytes_len, expired`` of jobs waiting for an upload."""
+        return _all(conn, "waiting_jobs", {"min_age_seconds": min_age_seconds, "limit": limit})
+
+    def expire_upload(self, conn: Conn, job_id: UUID, *, error_message: str) -> Job | None:
+        row = _one(conn, "expire_upload", {"job_id": job_id, "error_message": error_message})
+        return Job.from_row(row) if row else None
+
+    def rearm_upload(self, conn: Conn, job_id: UUID, *, deadline_seconds: float) -> Job | None:
+        row = _one(conn, "rearm_upload", {"job_id": job_id, "deadline_seconds": deadline_seconds})
+        return Job.from_row(row) if row else None
+
+    def lock_latest_job(self, conn: Conn, document_id: UUID) -> Job | None:
+        """The document's latest job, row-locked until the transaction ends."""
+        row = _one(conn, "lock_latest_job", {"document_id": document_id})
+        return Job.from_row(row) if row else None
+
+    def reupload_document(self, conn: Conn, document_id: UUID, *, filename: str, mime: str, bytes_len: int,
+                          raw_path: str) -> Document | None:
+        """Set the declaration (name, type, size, key) of a new upload request for the same bytes."""
+        row = _one(conn, "reupload_document", {"document_id": document_id, "filename": filename, "mime": mime,
+                                               "bytes_len": bytes_len, "raw_path": raw_path})
+        return Document.from_row(row) if row else None
+
+    def extend_upload_deadline(self, conn: Conn, job_id: UUID, *, deadline_seconds: float) -> Job | None:
+        """A waiting job's deadline at least ``deadline_seconds`` from now; None if not waiting."""
+        row = _one(conn, "extend_upload_deadline", {"job_id": job_id, "deadline_seconds": deadline_seconds})
+        return Job.from_row(row) if row else None
+
+    def inventory(self, conn: Conn, user_id: str | None) -> dict[str, Any]:
+        """``{documents, chunks, users, jobs_by_state: {state: n}}`` of ``user_id`` (None: everyone;
+        ``users`` always counts every user with a document)."""
+        row = _one(conn, "inventory", {"user_id": user_id}) or {}
+        jobs = {r["state"]: int(r["n"]) for r in _all(conn, "jobs_by_state", {"user_id": user_id})}
+        return {"documents": int(row.get("documents") or 0), "chunks": int(row.get("chunks") or 0),
+                "users": int(row.get("users") or 0), "jobs_by_state": jobs}
+
+    def count_jobs_by_state(self, conn: Conn) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in _all(conn, "count_jobs_by_state", {})}
+    # --- rate limits and the embedding cache (issue 4) ---------------------------------
+    def rate_limit_configure(
+        self, conn: Conn, bucket: str, *, capacity: float, refill_per_second: float
+    ) -> None:
+        """Create the bucket full, or adopt a new capacity and rate."""
+        conn.execute(queries()["rate_limit_configure"],
+                     {"bucket": bucket, "capacity": capacity, "refill_per_second": refill_per_second})
+
+    def rate_limit_acquire(
+        self, conn: Conn, buckets: Sequence[str], costs: Sequence[float]
+    ) -> tuple[bool, float]:
+        """Take ``costs`` from ``buckets`` all at once or not at all: ``(granted, wait_seconds)``."""
+        row = _one(conn, "rate_limit_acquire", {"buckets": list(buckets), "costs": list(costs)})
+        assert row is not None
+        return bool(row["granted"]), float(row["wait_seconds"])
+
+    def rate_limit_wait(self, conn: Conn, buckets: Sequence[str]) -> float:
+        """Seconds until the shared backoff of ``buckets`` ends (0: none); reads only."""
+        row = _one(conn, "rate_limit_wait", {"buckets": list(buckets)})
+        assert row is not None
+        return float(row["wait_seconds"])
+
+    def rate_limit_block(self, conn: Conn, buckets: Sequence[str], seconds: float) -> None:
+        """Every worker using ``buckets`` waits ``seconds`` from now (a shared backoff)."""
+        conn.execute(queries()["rate_limit_block"], {"buckets": list(buckets), "seconds": seconds})
+
+    def embedding_cache_put(
+        self, conn: Conn, *, model: str, dimensions: int, hashes: Sequence[bytes],
+        chunk_ids: Sequence[UUID],
+    ) -> None:
+        """Remember by text hash the vectors just buffered for ``chunk_ids`` (one chunk per hash,
+        in the same order); existing entries are kept. The vectors are copied inside the
+        database from ``document_vector_buffer``, not sent a second time."""
+        conn.execute(queries()["embedding_cache_put"], {
+            "model": model, "dimensions": dimensions, "hashes": list(hashes),
+            "chunk_ids": list(chunk_ids)})
+
+    def wake_parse_job(self, conn: Conn, job_id: UUID, remote_job_id: str) -> bool:
+        """Make a job waiting on remote parse ``remote_job_id`` claimable now; False if none."""
+        return _one(conn, "wake_parse_job", {"job_id": job_id, "remote_job_id": remote_job_id}) is not None
+
+
+    # --- observability ---------------------------------------------------------
+    def job_counts(self, conn: Conn) -> list[tuple[str, str, int]]:
+        """``[(stage, state, jobs)]`` over all jobs (queue depth)."""
+        return [(r["stage"], r["state"], int(r["n"])) for r in _all(conn, "job_counts", {})]
+
+    def events_after(
+        self, conn: Conn, document_id: UUID, after_event_id: int = 0, *, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """A document's events with ``event_id > after_event_id``, oldest first, at most ``limit``."""
+        return _all(conn, "events_after", {"document_id": document_id,
+                                           "after_event_id": after_event_id, "limit": limit})
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """float32 array of a pgvector value (``Vector`` in pgvector >= 0.4, else an ndarray)."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, dtype=np.float32)

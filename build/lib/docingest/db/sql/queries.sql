@@ -1,0 +1,608 @@
+-- Every query docingest runs, under "-- name: NAME" headers; run only by db/repository.py.
+
+-- name: claim_job
+-- Claim one job in one statement: a working job whose lease expired (taken over first), else
+-- the queued or retryable job due the longest. Each kind is read in order from its partial
+-- index (upload_jobs_leased, upload_jobs_claimable) and the first row that no other claim
+-- holds is locked (FOR UPDATE SKIP LOCKED): the cost does not grow with the backlog (one
+-- OR-ed scan sorted every claimable row: 2.8 ms a claim with 20,000 queued, 0.3 ms now). The
+-- queued branch runs only when no expired lease was found. The claimed job's document comes
+-- back in the same row (columns doc_*), so a worker needs no second round trip before
+-- running the first stage. previous_worker is the worker whose lease expired (a takeover).
+WITH expired AS (
+    SELECT job_id, state AS previous_state, claimed_by AS previous_worker
+    FROM upload_pipeline.upload_jobs
+    WHERE state = 'working' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT job_id, state AS previous_state, NULL::text AS previous_worker
+    FROM upload_pipeline.upload_jobs
+    WHERE state IN ('queued', 'retryable') AND next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), candidate AS (
+    (SELECT * FROM expired) UNION ALL (SELECT * FROM due) LIMIT 1
+)
+UPDATE upload_pipeline.upload_jobs j
+SET state = 'working',
+    attempt_id = gen_random_uuid(),
+    claimed_by = %(worker_id)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+    attempts = j.attempts + 1,
+    lost_leases = j.lost_leases + (candidate.previous_state = 'working')::int,
+    updated_at = now()
+FROM candidate, upload_pipeline.documents d
+WHERE j.job_id = candidate.job_id AND d.document_id = j.document_id
+RETURNING j.*, candidate.previous_state, candidate.previous_worker,
+          d.document_id AS doc_document_id, d.user_id AS doc_user_id, d.filename AS doc_filename,
+          d.mime AS doc_mime, d.bytes_len AS doc_bytes_len, d.file_sha256 AS doc_file_sha256,
+          d.raw_path AS doc_raw_path, d.parsed_path AS doc_parsed_path,
+          d.parsed_sha256 AS doc_parsed_sha256, d.page_count AS doc_page_count,
+          d.created_at AS doc_created_at, d.updated_at AS doc_updated_at;
+
+-- name: fence
+-- Lock the job row and check this attempt still holds it; inside the handler's transaction.
+SELECT job_id FROM upload_pipeline.upload_jobs
+WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+FOR UPDATE;
+
+-- name: renew_leases
+-- The heartbeat: extend the leases of the attempts listed, and name the jobs they still hold.
+-- It never waits for a row lock: a job row locked by its own attempt's fenced transaction (a
+-- long finalize holds it for its HNSW inserts, tens of seconds on a slow machine) is skipped,
+-- not waited for. Waiting stalled the heartbeat of every job the worker held, and their leases
+-- expired under a live worker. A skipped job still counts as held when its committed row names
+-- the attempt; claims skip locked rows too, and the holder's own writes extend the lease (a
+-- checkpoint, update_progress; a transition, complete_stage) when its transaction ends.
+WITH held AS (
+    SELECT * FROM unnest(%(job_ids)s::uuid[], %(attempt_ids)s::uuid[]) AS h(job_id, attempt_id)
+), ours AS (
+    SELECT j.job_id FROM upload_pipeline.upload_jobs j JOIN held ON held.job_id = j.job_id
+    WHERE j.attempt_id = held.attempt_id AND j.state = 'working'
+), renewed AS (
+    UPDATE upload_pipeline.upload_jobs j
+    SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+    FROM (SELECT j2.job_id FROM upload_pipeline.upload_jobs j2
+          WHERE j2.job_id IN (SELECT job_id FROM ours)
+          FOR UPDATE OF j2 SKIP LOCKED) AS free
+    WHERE j.job_id = free.job_id
+    RETURNING j.job_id
+)
+SELECT job_id FROM ours;
+
+-- name: complete_stage
+-- A stage's transition in one statement, fenced by the attempt: the job moves from
+-- from_stage to stage (or is rescheduled at its stage: state 'queued' after delay_seconds)
+-- and the events (a jsonb array of {stage, type, payload}, written in order) are inserted.
+-- When the attempt no longer holds the job at from_stage, no row comes back and nothing is
+-- written: the UPDATE matches nothing, so the INSERT selects nothing. Alone on an autocommit
+-- connection this is the whole transaction (one round trip); after a handler's writes it
+-- runs in their fenced transaction.
+WITH j AS (
+    UPDATE upload_pipeline.upload_jobs
+    SET stage = %(stage)s,
+        state = %(state)s,
+        progress = progress || %(progress)s::jsonb,
+        retry_count = CASE WHEN %(stage)s::text <> stage THEN 0 ELSE retry_count END,
+        -- A job that stays working keeps next_attempt_at, and its lease unless less than half
+        -- of it is left (the heartbeat renews it anyway): with no indexed column changed the
+        -- update can be HOT: no new entry in any of the table's six indexes.
+        next_attempt_at = CASE WHEN %(state)s::text = 'working' THEN next_attempt_at
+                               ELSE now() + make_interval(secs => %(delay_seconds)s) END,
+        lease_expires_at = CASE
+            WHEN %(state)s::text <> 'working' THEN NULL
+            WHEN lease_expires_at > now() + make_interval(secs => %(lease_seconds)s / 2)
+                THEN lease_expires_at
+            ELSE now() + make_interval(secs => %(lease_seconds)s) END,
+        attempt_id = CASE WHEN %(state)s::text = 'working' THEN attempt_id END,
+        claimed_by = CASE WHEN %(state)s::text = 'working' THEN claimed_by END,
+        finished_at = CASE WHEN %(state)s::text = 'done' THEN now() END,
+        updated_at = now()
+    WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+      AND stage = %(from_stage)s
+    RETURNING *
+), ev AS (
+    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+    SELECT j.job_id, j.document_id, e.event->>'stage', e.event->>'type',
+           coalesce(e.event->'payload', '{}'::jsonb)
+    FROM j, jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS e(event, n)
+    ORDER BY e.n
+)
+SELECT * FROM j;
+
+-- name: update_progress
+-- A checkpoint, inside the attempt's fenced transaction: it also extends the lease, as the
+-- heartbeat does, since the heartbeat skips a row its attempt holds locked (renew_leases).
+UPDATE upload_pipeline.upload_jobs
+SET progress = progress || %(progress)s::jsonb, updated_at = now(),
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+WHERE job_id = %(job_id)s
+RETURNING progress;
+
+-- name: retry_job_later
+UPDATE upload_pipeline.upload_jobs
+SET state = 'retryable',
+    retry_count = retry_count + 1,
+    next_attempt_at = now() + make_interval(secs => %(delay_seconds)s),
+    attempt_id = NULL, claimed_by = NULL, lease_expires_at = NULL,
+    error_message = %(error_message)s,
+    progress = progress || jsonb_build_object('last_error_code', %(error_code)s::text),
+    updated_at = now()
+WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+RETURNING *;
+
+-- name: fail_job
+UPDATE upload_pipeline.upload_jobs
+SET state = 'failed', error_code = %(error_code)s, error_message = %(error_message)s,
+    attempt_id = NULL, claimed_by = NULL, lease_expires_at = NULL,
+    finished_at = now(), updated_at = now()
+WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+RETURNING *;
+
+-- name: release_job
+-- Give a held job back (graceful shutdown): claimable again at once, no retry counted.
+UPDATE upload_pipeline.upload_jobs
+SET state = 'queued', attempt_id = NULL, claimed_by = NULL, lease_expires_at = NULL,
+    next_attempt_at = now(), updated_at = now()
+WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
+RETURNING job_id;
+
+-- name: requeue_failed_job
+UPDATE upload_pipeline.upload_jobs
+SET state = 'queued', error_code = NULL, error_message = NULL, retry_count = 0,
+    lost_leases = 0, next_attempt_at = now(), finished_at = NULL, updated_at = now()
+WHERE job_id = %(job_id)s AND state = 'failed'
+RETURNING *;
+
+-- name: redeclare_document
+-- The same bytes registered again after a failed upload: their real size and declared type.
+UPDATE upload_pipeline.documents SET bytes_len = %(bytes_len)s, mime = %(mime)s, updated_at = now()
+WHERE document_id = %(document_id)s
+RETURNING *;
+
+-- name: insert_event
+INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+VALUES (%(job_id)s, %(document_id)s, %(stage)s, %(type)s, %(payload)s::jsonb);
+
+-- name: get_job
+SELECT * FROM upload_pipeline.upload_jobs WHERE job_id = %(job_id)s;
+
+-- name: get_document
+SELECT * FROM upload_pipeline.documents WHERE document_id = %(document_id)s;
+
+-- name: find_document_by_sha
+SELECT * FROM upload_pipeline.documents WHERE user_id = %(user_id)s AND file_sha256 = %(file_sha256)s;
+
+-- name: insert_document
+INSERT INTO upload_pipeline.documents
+    (document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path)
+VALUES (%(document_id)s, %(user_id)s, %(filename)s, %(mime)s, %(bytes_len)s, %(file_sha256)s, %(raw_path)s)
+ON CONFLICT (user_id, file_sha256) DO NOTHING
+RETURNING *;
+
+-- name: insert_job
+INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state)
+VALUES (%(job_id)s, %(document_id)s, 'uploaded', %(state)s)
+RETURNING *;
+
+-- name: latest_job_for_document
+SELECT * FROM upload_pipeline.upload_jobs WHERE document_id = %(document_id)s
+ORDER BY created_at DESC LIMIT 1;
+
+-- name: update_document_parsed
+UPDATE upload_pipeline.documents
+SET parsed_path = %(parsed_path)s, page_count = %(page_count)s, updated_at = now()
+WHERE document_id = %(document_id)s;
+
+-- name: update_document_parsed_sha
+UPDATE upload_pipeline.documents SET parsed_sha256 = %(parsed_sha256)s, updated_at = now()
+WHERE document_id = %(document_id)s;
+
+-- name: delete_chunk_buffer
+DELETE FROM upload_pipeline.document_chunk_buffer WHERE document_id = %(document_id)s;
+
+-- name: embedding_plan
+-- Every buffered chunk of a document in order: whether it has a vector yet, the SHA-256 of its
+-- text (the embedding cache's key, written with the chunk; hashed here only for a chunk buffered
+-- before migration 004) and, with the cache on, the vector the cache holds for that text and
+-- model. No text is sent back: the embedding stage reads the texts it sends a block at a time
+-- (chunk_texts), while its first requests are in flight. The cache is
+-- probed by a correlated subquery on its whole primary key, one index lookup per chunk whatever
+-- the statistics say (a join was planned as a nested loop over the whole cache when they were
+-- stale), and not at all when the cache is off or the chunk has its vector. Each chunk's vector is
+-- looked for only when the document has any (a first run has none: a third of the plan's time).
+-- One page by ordinal: the chunks after %(after_ordinal)s (NULL: from the first), at most
+-- %(limit)s of them (NULL: all), so the stage can start sending the first page's texts while
+-- it reads the rest.
+WITH started AS (
+    SELECT EXISTS (SELECT 1 FROM upload_pipeline.document_vector_buffer
+                   WHERE document_id = %(document_id)s) AS any_vector
+)
+SELECT c.chunk_id, c.ordinal, c.token_count, v.has_vector, h.text_sha256,
+       CASE WHEN %(use_cache)s AND NOT v.has_vector THEN
+           (SELECT e.embedding FROM upload_pipeline.embedding_cache e
+            WHERE e.model = %(model)s AND e.dimensions = %(dimensions)s
+              AND e.text_sha256 = h.text_sha256)
+       END AS cached
+FROM upload_pipeline.document_chunk_buffer c
+CROSS JOIN started
+CROSS JOIN LATERAL (SELECT started.any_vector AND EXISTS (
+    SELECT 1 FROM upload_pipeline.document_vector_buffer b WHERE b.chunk_id = c.chunk_id) AS has_vector) v
+CROSS JOIN LATERAL (SELECT COALESCE(c.text_sha256, sha256(convert_to(c.text, 'UTF8'))) AS text_sha256) h
+WHERE c.document_id = %(document_id)s
+  AND (%(after_ordinal)s::int IS NULL OR c.ordinal > %(after_ordinal)s::int)
+ORDER BY c.ordinal
+LIMIT %(limit)s::bigint;
+
+-- name: chunk_texts
+SELECT chunk_id, text FROM upload_pipeline.document_chunk_buffer
+WHERE document_id = %(document_id)s AND chunk_id = ANY(%(chunk_ids)s::uuid[]);
+
+-- name: buffer_counts
+SELECT (SELECT count(*) FROM upload_pipeline.document_chunk_buffer WHERE document_id = %(document_id)s) AS chunks,
+       (SELECT count(*) FROM upload_pipeline.document_vector_buffer WHERE document_id = %(document_id)s) AS vectors,
+       (SELECT count(*) FROM upload_pipeline.document_chunks WHERE document_id = %(document_id)s) AS final;
+
+-- name: finalize_delete_old
+DELETE FROM upload_pipeline.document_chunks WHERE document_id = %(document_id)s;
+
+-- name: finalize_insert
+INSERT INTO upload_pipeline.document_chunks
+    (chunk_id, document_id, user_id, ordinal, text, meta, token_count, embedding, embed_model)
+SELECT c.chunk_id, c.document_id, d.user_id, c.ordinal, c.text, c.meta, c.token_count,
+       v.embedding, v.embed_model
+FROM upload_pipeline.document_chunk_buffer c
+JOIN upload_pipeline.document_vector_buffer v ON v.chunk_id = c.chunk_id
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+WHERE c.document_id = %(document_id)s;
+
+-- name: search_vector
+SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta,
+       1 - (c.embedding <=> %(embedding)s) AS score
+FROM upload_pipeline.document_chunks c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+WHERE c.user_id = %(user_id)s
+ORDER BY c.embedding <=> %(embedding)s
+LIMIT %(limit)s;
+
+-- name: search_vector_exact
+-- The user's chunks read through the user_id index and ranked by exact cosine distance (the
+-- "+ 0" keeps the planner off the HNSW index, which would filter its candidates by user after
+-- the fact and miss a small tenant's chunks); the distance is computed once per chunk.
+SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta, 1 - c.distance AS score
+FROM (
+    SELECT chunk_id, document_id, ordinal, text, meta, (embedding <=> %(embedding)s) + 0 AS distance
+    FROM upload_pipeline.document_chunks
+    WHERE user_id = %(user_id)s
+    ORDER BY distance, chunk_id
+    LIMIT %(limit)s
+) c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+ORDER BY c.distance, c.chunk_id;
+
+-- name: user_chunk_count
+-- The user's chunks, counted up to a cap (an index-only scan of at most cap + 1 entries).
+SELECT count(*) AS n FROM (
+    SELECT 1 FROM upload_pipeline.document_chunks WHERE user_id = %(user_id)s LIMIT %(cap)s + 1
+) s;
+
+-- name: search_fulltext
+SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta,
+       ts_rank_cd(c.tsv, q) AS score
+FROM upload_pipeline.document_chunks c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id,
+     websearch_to_tsquery('english', %(query)s) q
+WHERE c.user_id = %(user_id)s AND c.tsv @@ q
+ORDER BY score DESC, c.chunk_id
+LIMIT %(limit)s;
+
+-- name: list_jobs
+-- stalled: working under a lease that expired (its holder died or hung; the next claim takes
+-- it over); lease_left_s: seconds until the lease expires (negative once it has). Both by the
+-- database's clock, which set the lease.
+SELECT j.job_id, j.document_id, d.filename, d.user_id, d.bytes_len, j.stage, j.state, j.attempts,
+       j.retry_count, j.error_code, j.error_message, j.progress, j.created_at, j.updated_at,
+       j.finished_at, j.claimed_by, j.lease_expires_at, j.lost_leases,
+       coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
+       extract(epoch FROM j.lease_expires_at - now())::float8 AS lease_left_s
+FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
+  AND (%(document_ids)s::uuid[] IS NULL OR j.document_id = ANY(%(document_ids)s::uuid[]))
+ORDER BY j.created_at, j.job_id;
+
+-- name: insert_failed_job
+INSERT INTO upload_pipeline.upload_jobs
+    (job_id, document_id, stage, state, error_code, error_message, finished_at)
+VALUES (%(job_id)s, %(document_id)s, 'uploaded', 'failed', %(error_code)s, %(error_message)s, now())
+RETURNING *;
+
+-- name: document_stats
+SELECT d.document_id, d.page_count,
+       (SELECT count(*) FROM upload_pipeline.document_chunks c WHERE c.document_id = d.document_id) AS chunks
+FROM upload_pipeline.documents d
+WHERE d.document_id = ANY(%(document_ids)s::uuid[]);
+
+-- ---------------------------------------------------------------------------
+-- API (issue 3). User-facing queries run after scope_to_user, under row security.
+
+-- name: scope_to_user
+-- For the rest of this transaction: role docingest_api, rows of this user only (002 policies).
+SELECT set_config('role', 'docingest_api', true), set_config('docingest.user_id', %(user_id)s, true);
+
+-- name: create_upload_document
+-- Insert the document unless the user is over the active-job limit; nothing on a duplicate of
+-- the user's bytes. Run in one pipeline with create_upload_job.
+WITH active AS (  -- counted up to the limit only: the cost stays bounded
+    SELECT count(*) AS n FROM (
+        SELECT 1
+        FROM upload_pipeline.documents d
+        JOIN upload_pipeline.upload_jobs j
+          ON j.document_id = d.document_id AND j.state NOT IN ('done', 'failed')
+        WHERE d.user_id = %(user_id)s
+        LIMIT %(max_active)s
+    ) a
+), doc AS (
+    INSERT INTO upload_pipeline.documents
+        (document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path)
+    SELECT %(document_id)s, %(user_id)s, %(filename)s, %(mime)s, %(bytes_len)s, %(file_sha256)s,
+           %(raw_path)s
+    FROM active WHERE active.n < %(max_active)s
+    ON CONFLICT (user_id, file_sha256) DO NOTHING
+    RETURNING *
+)
+SELECT active.n AS active_jobs, doc.* FROM active LEFT JOIN doc ON true;
+
+-- name: create_upload_job
+-- The new document's job, waiting for the upload until the deadline, and its event (no row
+-- when create_upload_document inserted nothing).
+WITH job AS (
+    INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state, next_attempt_at)
+    SELECT %(job_id)s, d.document_id, 'uploaded', 'waiting',
+           now() + make_interval(secs => %(deadline_seconds)s)
+    FROM upload_pipeline.documents d WHERE d.document_id = %(document_id)s
+    RETURNING *
+), ev AS (
+    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+    SELECT job.job_id, job.document_id, 'uploaded', 'upload_requested',
+           jsonb_build_object('bytes_len', %(bytes_len)s::bigint, 'mime', %(mime)s::text)
+    FROM job
+)
+SELECT * FROM job;
+
+-- name: get_document_view
+-- A document with its latest job (NULLs when it has none).
+SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.attempts, j.retry_count, j.error_code,
+       j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
+       j.finished_at, j.next_attempt_at, j.lease_expires_at,
+       coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
+       (SELECT count(*) FROM upload_pipeline.document_chunks c
+        WHERE c.document_id = d.document_id) AS chunks
+FROM upload_pipeline.documents d
+LEFT JOIN LATERAL (
+    SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
+    ORDER BY j.created_at DESC LIMIT 1
+) j ON true
+WHERE d.document_id = %(document_id)s AND d.user_id = %(user_id)s;
+
+-- name: list_document_views
+SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.attempts, j.retry_count, j.error_code,
+       j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
+       j.finished_at, j.next_attempt_at, j.lease_expires_at,
+       coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
+       (SELECT count(*) FROM upload_pipeline.document_chunks c
+        WHERE c.document_id = d.document_id) AS chunks
+FROM upload_pipeline.documents d
+LEFT JOIN LATERAL (
+    SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
+    ORDER BY j.created_at DESC LIMIT 1
+) j ON true
+WHERE d.user_id = %(user_id)s
+ORDER BY d.created_at DESC, d.document_id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: get_user_job
+SELECT j.* FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE j.job_id = %(job_id)s AND d.user_id = %(user_id)s;
+
+-- name: lock_document_jobs
+-- Before deleting a document: lock its jobs first, in the worker's order (job row, then the
+-- document through foreign keys), so a delete and a running stage never deadlock.
+SELECT j.job_id FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE j.document_id = %(document_id)s AND d.user_id = %(user_id)s
+ORDER BY j.job_id
+FOR UPDATE OF j;
+
+-- name: delete_user_document
+-- Jobs, events, buffers and chunks go with it (ON DELETE CASCADE). After lock_document_jobs.
+DELETE FROM upload_pipeline.documents
+WHERE document_id = %(document_id)s AND user_id = %(user_id)s
+RETURNING *;
+
+-- name: queue_uploaded_job
+-- The upload arrived: waiting -> queued (wakes the workers through the notify trigger).
+WITH j AS (
+    UPDATE upload_pipeline.upload_jobs
+    SET state = 'queued', next_attempt_at = now(), updated_at = now()
+    WHERE job_id = %(job_id)s AND state = 'waiting'
+    RETURNING *
+), ev AS (
+    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+    SELECT j.job_id, j.document_id, j.stage, 'upload_received',
+           jsonb_build_object('via', %(via)s::text) FROM j
+)
+SELECT * FROM j;
+
+-- name: waiting_job_by_key
+SELECT j.job_id FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE d.raw_path = %(raw_path)s AND j.state = 'waiting';
+
+-- name: waiting_jobs
+-- Jobs still waiting for their upload, the oldest deadline first, with their keys.
+SELECT j.job_id, j.document_id, d.raw_path, d.bytes_len, j.next_attempt_at < now() AS expired
+FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE j.state = 'waiting' AND j.created_at < now() - make_interval(secs => %(min_age_seconds)s)
+ORDER BY j.next_attempt_at
+LIMIT %(limit)s;
+
+-- name: expire_upload
+WITH j AS (
+    UPDATE upload_pipeline.upload_jobs
+    SET state = 'failed', error_code = 'upload_expired', error_message = %(error_message)s,
+        finished_at = now(), updated_at = now()
+    WHERE job_id = %(job_id)s AND state = 'waiting' AND next_attempt_at < now()
+    RETURNING *
+), ev AS (
+    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+    SELECT j.job_id, j.document_id, j.stage, 'failed',
+           jsonb_build_object('error_code', 'upload_expired', 'message', %(error_message)s::text)
+    FROM j
+)
+SELECT * FROM j;
+
+-- name: rearm_upload
+-- A job that failed before its bytes were verified waits for a new upload (new deadline).
+UPDATE upload_pipeline.upload_jobs
+SET state = 'waiting', error_code = NULL, error_message = NULL, retry_count = 0, lost_leases = 0,
+    next_attempt_at = now() + make_interval(secs => %(deadline_seconds)s), finished_at = NULL,
+    updated_at = now()
+WHERE job_id = %(job_id)s AND state = 'failed' AND stage = 'uploaded'
+RETURNING *;
+
+-- name: lock_latest_job
+-- The document's latest job, locked (FOR UPDATE): a re-request of its upload decides under the lock.
+SELECT * FROM upload_pipeline.upload_jobs WHERE document_id = %(document_id)s
+ORDER BY created_at DESC LIMIT 1
+FOR UPDATE;
+
+-- name: reupload_document
+-- A new upload request for bytes whose upload was refused or has not arrived: its declaration.
+UPDATE upload_pipeline.documents
+SET filename = %(filename)s, mime = %(mime)s, bytes_len = %(bytes_len)s, raw_path = %(raw_path)s,
+    updated_at = now()
+WHERE document_id = %(document_id)s
+RETURNING *;
+
+-- name: extend_upload_deadline
+-- A fresh signed URL for a waiting job: its deadline covers the URL's lifetime (never shortened).
+UPDATE upload_pipeline.upload_jobs
+SET next_attempt_at = greatest(next_attempt_at, now() + make_interval(secs => %(deadline_seconds)s)),
+    updated_at = now()
+WHERE job_id = %(job_id)s AND state = 'waiting'
+RETURNING *;
+
+-- name: count_jobs_by_state
+SELECT state, count(*) AS n FROM upload_pipeline.upload_jobs GROUP BY state;
+-- name: rate_limit_configure
+-- Create a bucket (full), or adopt the configured capacity and rate of an existing one.
+INSERT INTO upload_pipeline.rate_limits (bucket, capacity, refill_per_second, tokens)
+VALUES (%(bucket)s, %(capacity)s, %(refill_per_second)s, %(capacity)s)
+ON CONFLICT (bucket) DO UPDATE
+SET capacity = EXCLUDED.capacity, refill_per_second = EXCLUDED.refill_per_second,
+    tokens = LEAST(upload_pipeline.rate_limits.tokens, EXCLUDED.capacity);
+
+-- name: rate_limit_acquire
+-- Take `cost` from every named bucket atomically, or nothing; says how long to wait otherwise.
+WITH wanted AS (
+    SELECT * FROM unnest(%(buckets)s::text[], %(costs)s::float8[]) AS w(bucket, cost)
+), cur AS (
+    SELECT r.bucket, w.cost, r.refill_per_second,
+           LEAST(r.capacity, r.tokens + r.refill_per_second
+                 * GREATEST(0, EXTRACT(epoch FROM clock_timestamp() - r.updated_at))) AS avail,
+           GREATEST(0, COALESCE(EXTRACT(epoch FROM r.blocked_until - clock_timestamp()), 0)) AS blocked_s
+    FROM upload_pipeline.rate_limits r JOIN wanted w ON w.bucket = r.bucket
+    ORDER BY r.bucket
+    FOR UPDATE OF r
+), verdict AS (
+    SELECT COALESCE(bool_and(avail >= cost AND blocked_s = 0), true) AS granted,
+           COALESCE(max(GREATEST(blocked_s,
+                    CASE WHEN avail >= cost THEN 0 ELSE (cost - avail) / refill_per_second END)), 0)
+               AS wait_seconds
+    FROM cur
+), taken AS (
+    UPDATE upload_pipeline.rate_limits r
+    SET tokens = cur.avail - CASE WHEN verdict.granted THEN cur.cost ELSE 0 END,
+        updated_at = clock_timestamp()
+    FROM cur, verdict
+    WHERE r.bucket = cur.bucket
+    RETURNING r.bucket
+)
+SELECT verdict.granted, verdict.wait_seconds::float8 AS wait_seconds,
+       (SELECT count(*) FROM taken) AS buckets
+FROM verdict;
+
+-- name: rate_limit_wait
+-- Seconds left of the shared backoff (after a 429) of the named buckets; 0 when none. The
+-- acquire of a limiter without limits: read-only, so no row lock, no WAL, no commit to flush.
+SELECT COALESCE(max(GREATEST(0, EXTRACT(epoch FROM blocked_until - clock_timestamp()))), 0)::float8
+           AS wait_seconds
+FROM upload_pipeline.rate_limits
+WHERE bucket = ANY(%(buckets)s::text[]);
+
+-- name: rate_limit_block
+-- A 429 arrived: every worker waits until now + seconds (never shortens an existing block),
+-- and hears of it at once through NOTIFY (ratelimit.py: BACKOFF_CHANNEL, "<bucket> <seconds>").
+WITH blocked AS (
+    UPDATE upload_pipeline.rate_limits
+    SET blocked_until = GREATEST(COALESCE(blocked_until, '-infinity'),
+                                 clock_timestamp() + make_interval(secs => %(seconds)s))
+    WHERE bucket = ANY(%(buckets)s::text[])
+    RETURNING bucket, blocked_until
+)
+SELECT bucket, blocked_until,
+       pg_notify('upload_pipeline_rate_limits',
+                 bucket || ' ' || EXTRACT(epoch FROM blocked_until - clock_timestamp())::text) IS NOT NULL
+           AS notified
+FROM blocked;
+
+-- name: embedding_cache_put
+-- Vectors just buffered, remembered by the SHA-256 of their text (first writer wins). The arrays
+-- are sent in binary (%%(...)b): psycopg's text form escapes each bytea element through a regex.
+INSERT INTO upload_pipeline.embedding_cache (model, dimensions, text_sha256, embedding)
+SELECT %(model)s, %(dimensions)s, t.text_sha256, v.embedding
+FROM unnest(%(chunk_ids)b::uuid[], %(hashes)b::bytea[]) AS t(chunk_id, text_sha256)
+JOIN upload_pipeline.document_vector_buffer v ON v.chunk_id = t.chunk_id
+ON CONFLICT DO NOTHING;
+
+-- name: wake_parse_job
+-- The LlamaParse webhook: make a job that waits on this remote parse claimable now.
+UPDATE upload_pipeline.upload_jobs
+SET next_attempt_at = now(), updated_at = now()
+WHERE job_id = %(job_id)s AND stage = 'parse_queued' AND state IN ('queued', 'retryable')
+  AND progress->>'llamaparse_job_id' = %(remote_job_id)s
+RETURNING job_id, pg_notify('upload_pipeline_jobs', job_id::text) IS NOT NULL AS notified;
+-- name: job_counts
+-- Queue depth for docingest_jobs{stage,state}.
+SELECT stage, state, count(*) AS n FROM upload_pipeline.upload_jobs GROUP BY stage, state;
+
+-- name: events_after
+-- A document's events after a given event id, oldest first (the SSE stream's source).
+SELECT event_id, job_id, document_id, stage, type, payload, created_at
+FROM upload_pipeline.events
+WHERE document_id = %(document_id)s AND event_id > %(after_event_id)s
+ORDER BY event_id
+LIMIT %(limit)s;
+
+-- name: inventory
+-- docingest info: documents, chunks and users of one user, or of everyone when user_id is NULL.
+SELECT
+    (SELECT count(*) FROM upload_pipeline.documents
+     WHERE %(user_id)s::text IS NULL OR user_id = %(user_id)s) AS documents,
+    (SELECT count(*) FROM upload_pipeline.document_chunks
+     WHERE %(user_id)s::text IS NULL OR user_id = %(user_id)s) AS chunks,
+    (SELECT count(DISTINCT user_id) FROM upload_pipeline.documents) AS users;
+
+-- name: jobs_by_state
+-- Jobs by state of one user, or of everyone when user_id is NULL.
+SELECT j.state, count(*) AS n
+FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE %(user_id)s::text IS NULL OR d.user_id = %(user_id)s
+GROUP BY j.state;

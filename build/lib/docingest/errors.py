@@ -1,0 +1,466 @@
+"""Error model: every failure a document can meet, with a stable ``error_code``.
+
+The tree (the httpx habit of drawing it once, here)::
+
+    DocingestError                     base; ``error_code``, ``retryable``, ``user_action``
+    ├── PermanentError                 never retried: the input itself is wrong
+    │   ├── EmptyFile                  empty_file
+    │   ├── FileTooLarge               file_too_large
+    │   ├── UnsupportedType            unsupported_type
+    │   ├── ContentTypeMismatch        content_type_mismatch
+    │   ├── ChecksumMismatch           checksum_mismatch
+    │   ├── SizeMismatch               size_mismatch
+    │   ├── PdfEncrypted               pdf_encrypted
+    │   ├── PdfCorrupt                 pdf_corrupt
+    │   ├── DocumentCorrupt            document_corrupt
+    │   ├── NoText                     no_text
+    │   ├── ChunkTooLong               chunk_too_long
+    │   ├── EmbeddingDimensionMismatch embedding_dimension_mismatch
+    │   ├── UploadExpired              upload_expired
+    │   ├── EmbeddingInputTooLong      embedding_input_too_long
+    │   ├── EmbeddingRejected          embedding_rejected (a 4xx other than 429)
+    │   ├── RemoteParseFailed          remote_parse_failed (LlamaParse job FAILED)
+    │   ├── RemoteParseCancelled       remote_parse_cancelled
+    │   └── WorkerLost                 worker_lost (raised after N lost leases)
+    └── TransientError                 retried with backoff, then failed with the last cause
+        ├── StorageUnavailable         storage_unavailable
+        ├── EmbeddingUnavailable       embedding_unavailable
+        ├── ParseTimeout               parse_timeout
+        ├── ParseCrashed               parse_crashed
+        ├── ParseOutOfMemory           parse_oom
+        ├── ParserUnavailable          parser_unavailable (LlamaParse 5xx, 429, network)
+        └── InternalError              internal_error (an unexpected exception)
+
+    LeaseLost                          not a document failure: the worker lost its
+                                       claim (attempt fenced out) and must write nothing.
+
+    RequestError (DocingestError)      refused API requests, never stored on a job; ``status_code``
+    ├── Unauthorized                   invalid_token (401)
+    ├── NotFound                       not_found (404): also another user's ids
+    ├── Conflict                       conflict (409): the resource is not in a state for this
+    ├── TooManyActiveJobs              too_many_active_jobs (429, ``retry_after``)
+    ├── InvalidRequest                 invalid_request (422): a field fails validation
+    ├── InvalidValue                   invalid_value (422): a value the database cannot store
+    ├── DatabaseUnavailable            database_unavailable (503)
+    ├── MethodNotAllowed               method_not_allowed (405): the path exists, not for this method
+    ├── BadWebhookSignature            unauthorized (401): the LlamaParse webhook's signature
+    └── QueryTooLong                   query_too_long (422): also a ValueError, for the CLI
+
+Library errors are translated at the edge (``raise PdfCorrupt(...) from exc``);
+the worker turns a ``DocingestError`` into a retry or a ``failed`` job, the API
+into ``{"error_code", "message"}`` with an HTTP status.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Directories whose paths never appear in a stored message (``register_private_root``):
+#: the data dir and the storage root, the temporary directory.
+_PRIVATE_ROOTS: set[str] = set()
+# An absolute POSIX path not inside a URL or a word (``http://h/x``, ``text/plain`` stay).
+_ABS_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"`<>|,;:()\[\]{}]+")
+# Top-level directories a server path starts with (besides any registered root).
+_SYSTEM_TOPS = {"tmp", "var", "home", "root", "srv", "opt", "usr", "mnt", "media", "data", "work",
+                "private", "Users", "run", "dev", "proc", "etc", "app", "workspace", "code", "builds"}
+
+
+def register_private_root(path: str | os.PathLike[str]) -> None:
+    """Never show ``path`` (or anything under it) in an error message: the data dir, storage root."""
+    text = os.fspath(path).rstrip("/")
+    if text not in ("", "."):
+        _PRIVATE_ROOTS.add(text)
+    try:
+        _PRIVATE_ROOTS.add(str(Path(text or "/").resolve()).rstrip("/"))
+    except OSError:
+        pass
+    _PRIVATE_ROOTS.discard("")
+
+
+def scrub_paths(text: str, replacement: str = "<file>") -> str:
+    """``text`` with every server file path replaced by ``replacement``.
+
+    A message stored on a job (and shown to API users) must not reveal where the server
+    keeps files: paths under a registered root (relative or absolute), and any absolute
+    path with two or more parts starting at a usual top-level directory or one that
+    exists here (``/tmp/x/.docingest/storage/...``). URLs and MIME types are left alone.
+    """
+    for root in sorted(_PRIVATE_ROOTS, key=len, reverse=True):
+        if root in text:  # the root itself, or a path under it (a relative root: under it only)
+            tail = r"(?:/[^\s'\"`<>|,;:()\[\]{}]*)" + ("?" if root.startswith("/") else "")
+            text = re.sub(r"(?<![\w.:~-])(?:\./)?" + re.escape(root) + tail, replacement, text)
+
+    def swap(match: re.Match[str]) -> str:
+        path = match.group(0)
+        parts = [p for p in path.split("/") if p]
+        if len(parts) >= 2 and (parts[0] in _SYSTEM_TOPS or os.path.isdir("/" + parts[0])):
+            return replacement
+        return path
+
+    return _ABS_PATH.sub(swap, text)
+
+
+register_private_root(tempfile.gettempdir())
+
+
+class DocingestError(Exception):
+    """Base of every failure docingest reports to a user.
+
+    Attributes:
+        error_code: stable snake_case code stored in ``upload_jobs.error_code``.
+        retryable: True when retrying the same input may succeed.
+        user_action: what the user can do about it (shown in the README table).
+        retry_after: seconds the caller asked us to wait before retrying, if any.
+    """
+
+    error_code: str = "internal_error"
+    retryable: bool = True
+    meaning: str = "unexpected error"
+    user_action: str = "retry; report it if it persists"
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        # Stored on jobs and answered to API users: never a server path (``scrub_paths``).
+        message = scrub_paths(message) if message else self.meaning
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class PermanentError(DocingestError):
+    """A failure that no retry can fix; the job fails at once."""
+
+    retryable = False
+
+
+class TransientError(DocingestError):
+    """A failure that may pass; retried with exponential backoff and jitter."""
+
+    retryable = True
+
+
+class EmptyFile(PermanentError):
+    error_code = "empty_file"
+    meaning = "the file has zero bytes"
+    user_action = "upload the file again; the copy received was empty"
+
+
+class FileTooLarge(PermanentError):
+    error_code = "file_too_large"
+    meaning = "the file is larger than UPLOAD_PIPELINE_MAX_FILE_BYTES"
+    user_action = "split the file or raise UPLOAD_PIPELINE_MAX_FILE_BYTES"
+
+
+class UnsupportedType(PermanentError):
+    error_code = "unsupported_type"
+    meaning = "the content is not PDF, DOCX, HTML, Markdown or plain text"
+    user_action = "convert the file to a supported format"
+
+
+class ContentTypeMismatch(PermanentError):
+    error_code = "content_type_mismatch"
+    meaning = "the bytes are not of the declared type"
+    user_action = "declare the type the file really has (the message names it)"
+
+
+class ChecksumMismatch(PermanentError):
+    error_code = "checksum_mismatch"
+    meaning = "the stored bytes do not match the declared SHA-256"
+    user_action = "upload again; the file changed or was corrupted in transit"
+
+
+class SizeMismatch(PermanentError):
+    error_code = "size_mismatch"
+    meaning = "the stored object is not the declared size"
+    user_action = "upload again with the right bytes_len"
+
+
+class PdfEncrypted(PermanentError):
+    error_code = "pdf_encrypted"
+    meaning = "the PDF needs a password to open"
+    user_action = "remove the password (e.g. qpdf --decrypt) and upload again"
+
+
+class PdfCorrupt(PermanentError):
+    error_code = "pdf_corrupt"
+    meaning = "the PDF is damaged or truncated"
+    user_action = "re-export or repair the PDF and upload again"
+
+
+class DocumentCorrupt(PermanentError):
+    error_code = "document_corrupt"
+    meaning = "the document cannot be read (damaged DOCX, undecodable text)"
+    user_action = "re-save the document and upload again"
+
+
+class NoText(PermanentError):
+    error_code = "no_text"
+    meaning = "no text was found in the document"
+    user_action = "the file may be scanned images: run OCR first (OCR is not configured)"
+
+
+class ChunkTooLong(PermanentError):
+    error_code = "chunk_too_long"
+    meaning = "a chunk exceeds the embedding model's token limit"
+    user_action = "report it: the chunker guarantees the limit"
+
+
+class EmbeddingDimensionMismatch(PermanentError):
+    error_code = "embedding_dimension_mismatch"
+    meaning = "the embedder returned vectors of another length than the database column"
+    user_action = "set UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS to the model's dimension"
+
+
+class UploadExpired(PermanentError):
+    error_code = "upload_expired"
+    meaning = "the upload never arrived before its signed URL expired"
+    user_action = "request a new upload"
+
+
+class WorkerLost(PermanentError):
+    error_code = "worker_lost"
+    meaning = "workers holding this job died too many times"
+    user_action = "check worker logs (memory, crashes), then `docingest retry JOB`"
+
+
+class StorageUnavailable(TransientError):
+    error_code = "storage_unavailable"
+    meaning = "object storage did not answer"
+    user_action = "check the storage service; the job retries by itself"
+
+
+class EmbeddingUnavailable(TransientError):
+    error_code = "embedding_unavailable"
+    meaning = "the embedding provider failed or rate-limited us"
+    user_action = "check the provider; the job retries by itself"
+
+
+class ParseTimeout(TransientError):
+    error_code = "parse_timeout"
+    meaning = "parsing took longer than its time limit"
+    user_action = "split the document or raise UPLOAD_PIPELINE_PARSE_TIMEOUT_SECONDS"
+
+
+class ParseCrashed(TransientError):
+    error_code = "parse_crashed"
+    meaning = "the parser process crashed"
+    user_action = "the file may be malformed; re-export it"
+
+
+class ParseOutOfMemory(TransientError):
+    error_code = "parse_oom"
+    meaning = "the parser exceeded its memory limit"
+    user_action = "split the document or raise UPLOAD_PIPELINE_PARSE_MEMORY_MB"
+
+
+class InternalError(TransientError):
+    error_code = "internal_error"
+    meaning = "an unexpected error"
+    user_action = "retry; report it with the job id if it persists"
+
+
+class EmbeddingInputTooLong(PermanentError):
+    error_code = "embedding_input_too_long"
+    meaning = "a chunk is over the embedding model's per-input token limit (context length)"
+    user_action = "lower UPLOAD_PIPELINE_EMBEDDING_MAX_TOKENS so chunks fit the model"
+
+
+class EmbeddingRejected(PermanentError):
+    error_code = "embedding_rejected"
+    meaning = "the embedding provider refused the request (4xx: key, model or input)"
+    user_action = "check UPLOAD_PIPELINE_OPENAI_API_KEY, EMBEDDING_MODEL and the message"
+
+
+class RemoteParseFailed(PermanentError):
+    error_code = "remote_parse_failed"
+    meaning = "LlamaParse reported the parse job as failed"
+    user_action = "read the message; re-export the file or use UPLOAD_PIPELINE_PARSER=local"
+
+
+class RemoteParseCancelled(PermanentError):
+    error_code = "remote_parse_cancelled"
+    meaning = "the LlamaParse job was cancelled"
+    user_action = "retry the job (`docingest retry JOB`)"
+
+
+class ParserUnavailable(TransientError):
+    error_code = "parser_unavailable"
+    meaning = "the remote parser (LlamaParse) failed, timed out or rate-limited us"
+    user_action = "check LlamaParse status and UPLOAD_PIPELINE_LLAMAPARSE_API_KEY; it retries"
+
+
+class LeaseLost(Exception):
+    """The job's lease was taken over (or the job changed): this attempt must write nothing."""
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One row of the error table: code, meaning, retryable, what the user can do."""
+
+    code: str
+    meaning: str
+    retryable: bool
+    user_action: str
+
+
+def error_table() -> list[ErrorCode]:
+    """Return every error code docingest can store, in the order of the class tree."""
+    rows: list[ErrorCode] = []
+    stack: list[type[DocingestError]] = [PermanentError, TransientError]
+    while stack:
+        cls = stack.pop(0)
+        for sub in cls.__subclasses__():
+            stack.append(sub)
+            rows.append(ErrorCode(sub.error_code, sub.meaning, sub.retryable, sub.user_action))
+    return rows
+
+
+def classify(exc: BaseException) -> DocingestError:
+    """Map any exception to a ``DocingestError`` (unknown ones become ``InternalError``)."""
+    if isinstance(exc, DocingestError):
+        exc.message = scrub_paths(exc.message)  # a message set after construction, too
+        return exc
+    return InternalError(f"{type(exc).__name__}: {exc}")
+
+
+class RequestError(DocingestError):
+    """A refused API request (not a document failure: never stored on a job).
+
+    Attributes:
+        status_code: the HTTP status the API answers with.
+    """
+
+    status_code: int = 400
+    error_code = "bad_request"
+    retryable = False
+    meaning = "the request is invalid"
+    user_action = "fix the request"
+
+
+class Unauthorized(RequestError):
+    status_code = 401
+    error_code = "invalid_token"
+    meaning = "the bearer token is missing, malformed, badly signed, expired or not yet valid"
+    user_action = "send a valid token: `Authorization: Bearer <jwt>`"
+
+
+class NotFound(RequestError):
+    status_code = 404
+    error_code = "not_found"
+    meaning = "no such resource"
+    user_action = "check the id"
+
+
+class Conflict(RequestError):
+    status_code = 409
+    error_code = "conflict"
+    meaning = "the resource is not in a state that allows this"
+    user_action = "read the resource's state and try what it allows"
+
+
+class TooManyActiveJobs(RequestError):
+    status_code = 429
+    error_code = "too_many_active_jobs"
+    meaning = "too many of your uploads are still being processed"
+    user_action = "wait for some to finish (see Retry-After) or raise UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER"
+
+
+class InvalidRequest(RequestError):
+    """The request does not match the operation's schema (FastAPI's validation failed).
+
+    Attributes:
+        errors: one ``{"field", "in", "problem", "type"}`` per failed check.
+    """
+
+    status_code = 422
+    error_code = "invalid_request"
+    meaning = "a field of the request is missing, of the wrong type, or out of range"
+    user_action = "fix the field(s) the message names (each is listed in `errors`)"
+
+    def __init__(self, message: str | None = None, *, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class InvalidValue(RequestError):
+    status_code = 422
+    error_code = "invalid_value"
+    meaning = "a value cannot be stored (PostgreSQL refused it)"
+    user_action = "remove the character or value the message names"
+
+
+class DatabaseUnavailable(RequestError):
+    status_code = 503
+    error_code = "database_unavailable"
+    retryable = True
+    meaning = "the database did not answer"
+    user_action = "retry shortly; check the database if it persists"
+
+
+class MethodNotAllowed(RequestError):
+    status_code = 405
+    error_code = "method_not_allowed"
+    meaning = "the path exists but not for this HTTP method"
+    user_action = "use a method the `Allow` header lists (see /openapi.json)"
+
+
+class BadWebhookSignature(RequestError):
+    status_code = 401
+    error_code = "unauthorized"
+    meaning = "the LlamaParse webhook call has a missing or wrong `X-Docingest-Signature` (or no secret is set)"
+    user_action = "set UPLOAD_PIPELINE_WEBHOOK_SECRET; only LlamaParse, with the header registered, calls it"
+
+
+class QueryTooLong(RequestError, ValueError):
+    """A search query over ``UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS``: refused by the search
+    service itself, so the API and the CLI (which reports ``ValueError``s) say the same."""
+
+    status_code = 422
+    error_code = "query_too_long"
+    meaning = "the search query is longer than UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000)"
+    user_action = "ask a shorter question: only its first 256 word pieces are embedded anyway"
+
+
+def request_error_for_status(status: int) -> type[RequestError]:
+    """The refusal class answered for an HTTP status raised outside our routes (an unknown
+    path, a wrong method): the first of the table with that status, else ``RequestError``."""
+    preferred = {401: Unauthorized, 404: NotFound, 405: MethodNotAllowed, 409: Conflict, 422: InvalidRequest}
+    if status in preferred:
+        return preferred[status]
+    stack: list[type[RequestError]] = [RequestError]
+    while stack:
+        cls = stack.pop(0)
+        if cls.status_code == status:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return RequestError
+
+
+def request_error_table() -> list[tuple[int, ErrorCode]]:
+    """Every ``(HTTP status, row)`` the API answers a refused request with, base class first."""
+    rows: list[tuple[int, ErrorCode]] = []
+    stack: list[type[RequestError]] = [RequestError]
+    while stack:
+        cls = stack.pop(0)
+        rows.append((cls.status_code, ErrorCode(cls.error_code, cls.meaning, cls.retryable, cls.user_action)))
+        stack.extend(cls.__subclasses__())
+    return rows
+
+
+def error_table_markdown() -> str:
+    """README.md's ``## Error codes`` tables: job errors, then refused API requests."""
+    lines = [
+        "| error_code | meaning | retried | what you can do |",
+        "|---|---|---|---|",
+    ]
+    for row in error_table():
+        retried = "yes, with backoff, then failed" if row.retryable else "no"
+        lines.append(f"| `{row.code}` | {row.meaning} | {retried} | {row.user_action} |")
+    lines += ["", "Refused API requests (never stored on a job) answer `{error_code, message}` with:", "",
+              "| error_code | HTTP status | meaning | what you can do |", "|---|---|---|---|"]
+    for status, row in request_error_table():
+        lines.append(f"| `{row.code}` | {status} | {row.meaning} | {row.user_action} |")
+    return "\n".join(lines)

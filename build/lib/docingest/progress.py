@@ -1,0 +1,351 @@
+"""Honest progress: what a job's ``progress`` says, and a document's event stream.
+
+``upload_jobs.progress`` keys written by the stages (all optional, merged as the job goes):
+
+| key | written by | meaning |
+|---|---|---|
+| ``pages_total``, ``pages_parsed`` | ``parse_queued`` | pages of the original (PDF; absent for page-less kinds), saved while the parse runs (after the first page, then at most once per ``PARSE_PROGRESS_INTERVAL_SECONDS``) and at its end |
+| ``chunks_total``, ``tokens_total`` | ``chunking`` | chunks made, and their word pieces |
+| ``chunks_embedded`` | ``embedding_in_progress`` | chunks with a stored vector (a checkpoint per batch) |
+| ``eta_s`` | ``parse_queued``, ``embedding_in_progress`` | seconds left in the running stage at the rate observed in this attempt; 0 when done |
+
+:func:`document_events` yields a document's rows of ``upload_pipeline.events``
+(the SSE endpoint ``GET /api/v2/documents/{id}/events`` streams them with
+:func:`sse_message`); :func:`format_progress` is the one-line summary
+``docingest status`` shows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+TERMINAL_STATES = ("done", "failed")
+
+
+def shown_progress(progress: dict[str, Any] | None, *, stalled: bool) -> dict[str, Any]:
+    """A job's progress as shown to a user: without ``eta_s`` when the job is stalled (its
+    lease expired: nothing is running it, so the last rate says nothing about when it ends)."""
+    p = dict(progress or {})
+    if stalled:
+        p.pop("eta_s", None)
+    return p
+
+
+def format_progress(progress: dict[str, Any] | None, *, stalled: bool = False) -> str:
+    """``"pages 12/12, chunks 40/100, eta 3s"`` from a job's progress (empty parts left out;
+    no ETA for a ``stalled`` job, see :func:`shown_progress`)."""
+    p = shown_progress(progress, stalled=stalled)
+    parts = []
+    if p.get("pages_total"):
+        parts.append(f"pages {p.get('pages_parsed', 0)}/{p['pages_total']}")
+    if p.get("chunks_total") is not None:
+        parts.append(f"chunks {p.get('chunks_embedded', 0)}/{p['chunks_total']}")
+    eta = p.get("eta_s")
+    if eta:
+        parts.append(f"eta {duration(float(eta))}")
+    if p.get("parse_warnings"):
+        n = len(p["parse_warnings"])
+        parts.append(f"{n} parse warning{'s' if n > 1 else ''}")
+    return ", ".join(parts)
+
+
+def duration(seconds: float) -> str:
+    """``"39s"``, ``"1m47s"`` or ``"2h05m"``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def event_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-ready event: ``{event_id, job_id, document_id, stage, type, payload, created_at}``."""
+    return {
+        "event_id": int(row["event_id"]), "job_id": str(row["job_id"]),
+        "document_id": str(row["document_id"]), "stage": row["stage"], "type": row["type"],
+        "payload": row["payload"] or {},
+        "created_at": row["created_at"].isoformat() if row.get("created_at") else None,
+    }
+
+
+def document_events(
+    runtime: Any,
+    document_id: UUID | str,
+    after_event_id: int = 0,
+    *,
+    follow: bool = True,
+    poll_seconds: float = 0.5,
+    timeout_seconds: float | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield a document's events after ``after_event_id``, oldest first (see :func:`event_dict`).
+
+    With ``follow`` it keeps polling (every ``poll_seconds``) until the
+    document's latest job is terminal (``done`` or ``failed``) and every event
+    up to then was yielded, or ``timeout_seconds`` passed; without it, it yields
+    what is stored now and returns. A client that reconnects passes the last
+    ``event_id`` it saw (SSE ``Last-Event-ID``) and misses nothing.
+
+    Blocking (psycopg, ``time.sleep``): run it in a thread (Starlette does so for
+    a sync iterator given to ``StreamingResponse``). The caller checks that the
+    document belongs to the user; this function does not.
+    """
+    doc_id = UUID(str(document_id))
+    last = int(after_event_id)
+    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+    while True:
+        with runtime.pool().connection() as conn:
+            job = runtime.repo.latest_job_for_document(conn, doc_id)
+            rows = runtime.repo.events_after(conn, doc_id, last)
+        for row in rows:
+            last = int(row["event_id"])
+            yield event_dict(row)
+        if len(rows) >= 500:
+            continue  # a full page: read on before deciding anything
+        if not follow or job is None or job.state.value in TERMINAL_STATES:
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        time.sleep(poll_seconds)
+
+
+def sse_message(event: dict[str, Any]) -> str:
+    """One Server-Sent Events message: ``id`` (the event id), ``event`` (its type), ``data`` (JSON)."""
+    return f"id: {event['event_id']}\nevent: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
+
+
+def _finished(runtime: Any, document_id: UUID) -> bool:
+    with runtime.pool().connection() as conn:
+        job = runtime.repo.latest_job_for_document(conn, document_id)
+    return job is None or job.state.value in TERMINAL_STATES
+
+
+def sse_stream(
+    runtime: Any,
+    document_id: UUID | str,
+    last_event_id: int = 0,
+    *,
+    keepalive_seconds: float = 15.0,
+    poll_seconds: float = 0.5,
+    max_seconds: float | None = None,
+) -> Iterator[str]:
+    """The text of an SSE response (``text/event-stream``) for a document's events.
+
+    Yields :func:`sse_message` for each event after ``last_event_id`` (the
+    request's ``Last-Event-ID``), a ``: keepalive`` comment after
+    ``keepalive_seconds`` without one (so proxies keep the connection), and ends
+    when the document's job is terminal or after ``max_seconds``. For FastAPI:
+    ``StreamingResponse(sse_stream(rt, doc_id, last_id), media_type="text/event-stream")``.
+    """
+    doc_id = UUID(str(document_id))
+    last = int(last_event_id)
+    started = time.monotonic()
+    yield "retry: 2000\n\n"
+    while True:
+        for event in document_events(runtime, doc_id, last, poll_seconds=poll_seconds,
+                                     timeout_seconds=keepalive_seconds):
+            last = event["event_id"]
+            yield sse_message(event)
+        if _finished(runtime, doc_id):
+            return
+        if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            return
+        yield ": keepalive\n\n"
+
+
+# --- ingest's progress: work, rate, ETA ------------------------------------------------
+#: A document's parse counts as this share of its chunks' embedding (an estimate: parsing a
+#: page costs about what embedding half a page's chunks does on the default local model).
+PARSE_SHARE = 0.5
+#: Chunks expected per byte of a file before any document of the run is chunked (after that,
+#: the ratio observed over the run's chunked documents is used).
+DEFAULT_CHUNKS_PER_BYTE = 1 / 2000
+#: The rate is not shown (and no ETA) before this many seconds of the run's own work.
+MIN_RATE_SECONDS = 2.0
+
+_PARSED_AT = ("parsed", "parse_validated", "chunking", "chunks_stored", "embedding_queued",
+              "embedding_in_progress", "embeddings_stored", "complete")
+_EMBEDDED_AT = ("embeddings_stored", "complete")
+
+
+@dataclass(frozen=True)
+class IngestSnapshot:
+    """Where an ``ingest`` run stands (:meth:`IngestProgress.update`).
+
+    Work is counted in chunk units: a document's chunks to embed (its ``chunks_total``, or
+    an estimate from its bytes until it is chunked) plus :data:`PARSE_SHARE` of that for its
+    parse (moved by ``pages_parsed/pages_total`` while a PDF parses).
+
+    Attributes:
+        documents, complete, failed: documents in the run; done; failed.
+        chunks_embedded: chunks with a vector, of the documents chunked so far.
+        chunks_known: ``chunks_total`` summed over the documents chunked so far.
+        work_done, work_total: chunk units done and expected (``work_total`` >= ``work_done``).
+        rate_chunks_s: chunks embedded per second by this run (None until measurable).
+        eta_s: seconds left at this run's rate of work (None until measurable; 0 when done).
+        elapsed_s: seconds since the run started.
+        waiting_jobs: jobs held by another process under a lease not expired yet.
+        waiting_lease_left_s: seconds until the first of those leases expires (None: none).
+        expired_jobs: jobs held by another process whose lease expired (to be taken over).
+        taken_over: jobs this run took over from a process whose lease expired.
+    """
+
+    documents: int = 0
+    complete: int = 0
+    failed: int = 0
+    chunks_embedded: int = 0
+    chunks_known: int = 0
+    work_done: float = 0.0
+    work_total: float = 0.0
+    rate_chunks_s: float | None = None
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
+    waiting_jobs: int = 0
+    waiting_lease_left_s: float | None = None
+    expired_jobs: int = 0
+    taken_over: int = 0
+
+    @property
+    def finished(self) -> int:
+        """Documents done or failed."""
+        return self.complete + self.failed
+
+    @property
+    def fraction(self) -> float:
+        """``work_done / work_total`` in [0, 1] (0 with nothing known yet)."""
+        return min(1.0, self.work_done / self.work_total) if self.work_total > 0 else 0.0
+
+    def note(self) -> str:
+        """What this run waits for, or took over, in words; empty when neither."""
+        parts = []
+        if self.waiting_jobs:
+            left = f", lease expires in {round(self.waiting_lease_left_s or 0)} s"
+            parts.append(f"waiting for {_jobs(self.waiting_jobs)} leased by another process{left}")
+        if self.expired_jobs:
+            parts.append(f"{_jobs(self.expired_jobs)} of a stopped process: lease expired, taking over")
+        if self.taken_over:
+            parts.append(f"took over {_jobs(self.taken_over)} whose lease expired")
+        return "; ".join(parts)
+
+    def line(self) -> str:
+        """One plain line: ``ingest: 12/45 documents, 1,024/3,310 chunks embedded, 21.3
+        chunks/s, eta 1m47s, elapsed 0:01:12`` (then :meth:`note`, if any)."""
+        parts = [f"ingest: {self.finished}/{self.documents} documents",
+                 f"{self.chunks_embedded:,}/{self.chunks_known:,} chunks embedded"]
+        if self.rate_chunks_s is not None:
+            parts.append(f"{self.rate_chunks_s:,.1f} chunks/s")
+        if self.eta_s is not None:
+            parts.append(f"eta {duration(self.eta_s)}")
+        parts.append(f"elapsed {clock(self.elapsed_s)}")
+        note = self.note()
+        return ", ".join(parts) + (f"; {note}" if note else "")
+
+
+def _jobs(n: int) -> str:
+    return f"{n} job{'s' if n != 1 else ''}"
+
+
+def clock(seconds: float) -> str:
+    """``"0:01:12"``: hours, minutes and seconds."""
+    s = max(0, int(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class IngestProgress:
+    """Turns ``list_jobs`` rows of a run into :class:`IngestSnapshot`; pure (no I/O, no clock).
+
+    Args:
+        worker_id: this run's worker (jobs claimed by another are "leased by another process").
+        started: the run's start, in the same clock as ``now`` (seconds).
+
+    Rows need ``state, stage, progress, bytes_len, claimed_by, lease_left_s, lost_leases,
+    job_id`` (``Repository.list_jobs``). The rate and ETA are those of this run's own work:
+    what was already done at the first :meth:`update` (a resumed run) does not count.
+    """
+
+    def __init__(self, *, worker_id: str | None, started: float) -> None:
+        self.worker_id = worker_id
+        self.started = started
+        self._baseline: tuple[float, float, int] | None = None  # (time, work done, chunks embedded)
+        self._lost_leases: dict[Any, int] = {}
+        self._taken_over: set[Any] = set()
+        self._held_elsewhere: set[Any] = set()
+
+    def update(self, jobs: list[dict[str, Any]], now: float) -> IngestSnapshot:
+        """The snapshot for ``jobs`` (each document's latest job) at ``now``."""
+        known = [(j["bytes_len"] or 0, int(p["chunks_total"])) for j in jobs
+                 if (p := j["progress"] or {}).get("chunks_total") is not None]
+        known_bytes = sum(b for b, _ in known)
+        per_byte = sum(c for _, c in known) / known_bytes if known_bytes else DEFAULT_CHUNKS_PER_BYTE
+        done = total = 0.0
+        embedded = chunks_known = 0
+        waiting, expired = 0, 0
+        lease_left: list[float] = []
+        for j in jobs:
+            p = j["progress"] or {}
+            d, t = job_work(j["state"], j["stage"], p, j["bytes_len"] or 0, per_byte)
+            done, total = done + d, total + t
+            if p.get("chunks_total") is not None:
+                chunks_known += int(p["chunks_total"])
+                embedded += int(p["chunks_total"] if j["state"] == "done" else p.get("chunks_embedded") or 0)
+            self._lost_leases.setdefault(j["job_id"], j.get("lost_leases") or 0)
+            holder = j.get("claimed_by")
+            elsewhere = holder is not None and holder != self.worker_id
+            if j["state"] == "working" and elsewhere and j.get("lease_left_s") is not None:
+                self._held_elsewhere.add(j["job_id"])
+                if j["lease_left_s"] > 0:
+                    waiting += 1
+                    lease_left.append(float(j["lease_left_s"]))
+                else:
+                    expired += 1
+            # Its lease was taken over, and not by another process (ours now, or since finished).
+            if (j["job_id"] in self._held_elsewhere and not elsewhere
+                    and (j.get("lost_leases") or 0) > self._lost_leases[j["job_id"]]):
+                self._taken_over.add(j["job_id"])
+        if self._baseline is None:
+            self._baseline = (now, done, embedded)
+        since, done0, embedded0 = self._baseline
+        seconds = now - since
+        rate = eta = None
+        if seconds >= MIN_RATE_SECONDS:
+            rate = max(0, embedded - embedded0) / seconds
+            work_rate = (done - done0) / seconds
+            eta = (total - done) / work_rate if work_rate > 0 else None
+        finished = all(j["state"] in ("done", "failed") for j in jobs)
+        return IngestSnapshot(
+            documents=len(jobs), complete=sum(j["state"] == "done" for j in jobs),
+            failed=sum(j["state"] == "failed" for j in jobs), chunks_embedded=embedded,
+            chunks_known=chunks_known, work_done=done, work_total=total, rate_chunks_s=rate,
+            eta_s=0.0 if finished and jobs else eta, elapsed_s=now - self.started, waiting_jobs=waiting,
+            waiting_lease_left_s=min(lease_left) if lease_left else None, expired_jobs=expired,
+            taken_over=len(self._taken_over))
+
+
+def job_work(state: str, stage: str, progress: dict[str, Any], bytes_len: int,
+             chunks_per_byte: float) -> tuple[float, float]:
+    """``(done, total)`` work of one document's job, in chunk units (see :class:`IngestSnapshot`).
+
+    Its chunks are ``chunks_total`` once chunked, else ``bytes_len * chunks_per_byte`` (at least
+    1). A done job's work is all done; a failed job's total is what it had done (the rest will
+    not be). The parse share moves with ``pages_parsed/pages_total`` while it parses.
+    """
+    chunks = float(progress["chunks_total"]) if progress.get("chunks_total") is not None \
+        else max(1.0, bytes_len * chunks_per_byte)
+    parse_total = PARSE_SHARE * chunks
+    total = parse_total + chunks
+    if state == "done":
+        return total, total
+    if stage in _PARSED_AT:
+        parse_done = parse_total
+    elif progress.get("pages_total"):
+        parse_done = parse_total * min(1.0, progress.get("pages_parsed", 0) / progress["pages_total"])
+    else:
+        parse_done = 0.0
+    embed_done = chunks if stage in _EMBEDDED_AT else min(chunks, float(progress.get("chunks_embedded") or 0))
+    done = parse_done + embed_done
+    return (done, done) if state == "failed" else (done, total)

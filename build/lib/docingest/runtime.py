@@ -1,0 +1,230 @@
+"""Wiring: settings -> database, storage, stage handlers, worker. One path for CLI, API, tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from docingest import logs
+from docingest.chunking.chunker import Chunker, load_tokenizer
+from docingest.db.migrate import apply_migrations, embedding_column_dimensions
+from docingest.db.pool import database_url, make_pool
+from docingest.db.repository import Repository
+from docingest.domain import Stage
+from docingest.embedding import Embedder, make_embedder, tokenizer_path
+from docingest.errors import EmbeddingDimensionMismatch, register_private_root
+from docingest.settings import CHUNK_SPECIAL_TOKENS, Settings
+from docingest.stages import StageHandler, build_handlers
+from docingest.storage import make_storage
+
+
+class Runtime:
+    """Lazily built collaborators of one process; ``close()`` releases them.
+
+    Args:
+        settings: the process's settings.
+        migrate: apply migrations on first database use (always for the embedded database).
+    """
+
+    def __init__(self, settings: Settings, *, migrate: bool | None = None) -> None:
+        self.settings = settings
+        register_private_root(settings.data_dir)  # error messages never show server paths
+        register_private_root(settings.storage_dir)
+        logs.register_secrets(  # no log line shows them (logs.redact_text)
+            settings.openai_api_key, settings.llamaparse_api_key, settings.storage_service_key,
+            settings.storage_secret_access_key, settings.webhook_secret, settings.jwt_secret)
+        self.migrate = migrate if migrate is not None else not settings.database_url
+        self.repo = Repository()
+        self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
+        self._query_embedder: Embedder | None = None
+        self._pool: ConnectionPool | None = None
+        self._parsers: list[Any] = []  # sandboxes whose idle children close() stops
+        self._limiters: list[Any] = []  # rate limiters whose backoff listeners close() stops
+
+    @cached_property
+    def url(self) -> str:
+        url = database_url(self.settings)
+        if self.migrate:
+            self.apply_migrations()
+        return url
+
+    def apply_migrations(self) -> list[str]:
+        """Apply pending migrations; returns the versions applied."""
+        with psycopg.connect(database_url(self.settings), row_factory=dict_row) as conn:
+            applied = apply_migrations(conn, embedding_dimensions=self.settings.embedding_dimensions)
+            conn.commit()
+        return applied
+
+    def pool(self, max_size: int | None = None) -> ConnectionPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = make_pool(self.url, max_size=max_size or self.settings.db_pool_max_size)
+            return self._pool
+
+    @cached_property
+    def storage(self) -> Any:
+        return make_storage(self.settings)
+
+    def embedder(self) -> Embedder:
+        limiter = None  # built outside the lock: it needs the pool, which takes the lock too
+        if self._embedder is None and self.settings.embedding_provider == "openai":
+            limiter = self.rate_limiter("openai")
+        with self._lock:
+            if self._embedder is None:
+                if limiter is not None:
+                    self._embedder = make_embedder(self.settings, limiter=limiter,
+                                                   client_tag=self.client_tag)
+                else:
+                    self._embedder = make_embedder(self.settings)
+            return self._embedder
+
+    def query_embedder(self) -> Embedder:
+        """The embedder of search queries: :meth:`embedder` itself, except that the local
+        model's ``auto`` backend may run queries on another backend than documents
+        (``embedding.local.resolve_backend``: one short text loads faster on ONNX Runtime)."""
+        s = self.settings
+        if s.embedding_provider != "local":
+            return self.embedder()
+        from docingest.embedding.local import resolve_backend
+
+        if resolve_backend(s.embedding_backend, "queries") == resolve_backend(s.embedding_backend, "documents"):
+            return self.embedder()
+        with self._lock:
+            if self._query_embedder is None:
+                self._query_embedder = make_embedder(s, purpose="queries")
+            return self._query_embedder
+
+    def chunker(self) -> Chunker:
+        return Chunker(
+            load_tokenizer(tokenizer_path(self.settings)),
+            max_tokens=self.settings.embedding_max_tokens,
+            overlap_tokens=self.settings.chunk_overlap_tokens,
+            special_tokens=CHUNK_SPECIAL_TOKENS,
+        )
+
+    def parse_fn(self) -> Any:
+        """``parse(path, kind)``: bounded in a child process unless ``parse_sandbox`` is off."""
+        from docingest.parsing import parse_file
+
+        if self.settings.parse_sandbox:
+            from docingest.parsing.sandbox import ParseLimits, SandboxedParser
+
+            # The child reports twice per interval; the parse stage saves at most once per interval.
+            parser = SandboxedParser(ParseLimits.from_settings(self.settings),
+                                     progress_seconds=self.settings.parse_progress_interval_seconds / 2)
+            self._parsers.append(parser)
+            return parser
+        return parse_file
+
+    def handlers(self) -> dict[Stage, StageHandler]:
+        handlers = build_handlers(
+            storage=self.storage,
+            parse_fn=self.parse_fn(),
+            chunker_factory=self.chunker,
+            embedder_factory=self.embedder,
+            max_file_bytes=self.settings.max_file_bytes,
+            dimensions=self.settings.embedding_dimensions,
+            embedding_cache=self.settings.embedding_cache,
+            parse_progress_interval_seconds=self.settings.parse_progress_interval_seconds,
+        )
+        if self.settings.parser == "llamaparse":
+            from docingest.stages.llamaparse import LlamaParseDocument
+
+            handlers[Stage.PARSE_QUEUED] = LlamaParseDocument(self.storage, self.llamaparse_client(),
+                                                              self.settings)
+        return handlers
+
+    def check_embedder_dimensions(self) -> None:
+        """Embed one probe string; refuse to start when its length differs from the column.
+
+        Raises:
+            EmbeddingDimensionMismatch: with both numbers in the message.
+        """
+        vec = self.embedder().embed(["docingest dimension probe"])
+        with self.pool().connection() as conn:
+            column = embedding_column_dimensions(conn)
+        if vec.shape[1] != self.settings.embedding_dimensions or (column and vec.shape[1] != column):
+            raise EmbeddingDimensionMismatch(
+                f"embedder returns {vec.shape[1]} dimensions; the database column has {column} "
+                f"and UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS is {self.settings.embedding_dimensions}"
+            )
+
+    def worker(self, *, concurrency: int | None = None) -> Any:
+        from docingest.worker.loop import BaseWorker
+
+        n = concurrency or self.settings.worker_concurrency
+        return BaseWorker(self.settings, self.pool(max_size=max(n + 4, self.settings.db_pool_max_size)),
+                          self.handlers(), url=self.url, concurrency=n)
+
+    def close(self) -> None:
+        for parser in self._parsers:
+            parser.close()
+        self._parsers.clear()
+        closer = getattr(self._embedder, "close", None)
+        if callable(closer):
+            closer()  # the API embedders' request threads
+        for limiter in self._limiters:
+            limiter.close()
+        self._limiters.clear()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # --- API (issue 3) -------------------------------------------------------------
+    @contextmanager
+    def user_transaction(self, user_id: str) -> Iterator[Any]:
+        """A transaction scoped to ``user_id`` by row security (role ``docingest_api``)."""
+        with self.pool().connection() as conn, conn.transaction():
+            self.repo.scope_to_user(conn, user_id)
+            yield conn
+
+    @cached_property
+    def uploads(self) -> Any:
+        """The :class:`~docingest.uploads.UploadService` of this runtime."""
+        from docingest.uploads import UploadService
+
+        return UploadService(self)
+    # --- remote providers (issue 4) ------------------------------------------------------
+    @cached_property
+    def client_tag(self) -> str:
+        """Names this process to providers (``X-Docingest-Worker``); no secret in it."""
+        import os
+        import socket
+
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def rate_limiter(self, provider: str) -> Any:
+        """The PostgreSQL token buckets of ``provider`` (``openai`` or ``llamaparse``)."""
+        from docingest.ratelimit import SharedRateLimiter
+
+        s = self.settings
+        rpm, tpm = (s.embedding_rpm, s.embedding_tpm) if provider == "openai" else (s.llamaparse_rpm, None)
+        limiter = SharedRateLimiter(self.pool(), name=provider, rpm=rpm, tpm=tpm,
+                                    burst_fraction=s.rate_limit_burst_fraction, url=self.url)
+        self._limiters.append(limiter)
+        return limiter
+
+    def llamaparse_client(self) -> Any:
+        """The LlamaParse client of ``UPLOAD_PIPELINE_LLAMAPARSE_*``.
+
+        Raises:
+            ValueError: no API key configured.
+        """
+        from docingest.parsing.llamaparse import LlamaParseClient
+
+        s = self.settings
+        if not s.llamaparse_api_key:
+            raise ValueError("UPLOAD_PIPELINE_LLAMAPARSE_API_KEY (or LLAMA_CLOUD_API_KEY) is required "
+                             "for PARSER=llamaparse")
+        return LlamaParseClient(base_url=s.llamaparse_url, api_key=s.llamaparse_api_key,
+                                tier=s.llamaparse_tier, version=s.llamaparse_version,
+                                timeout_seconds=s.llamaparse_request_timeout_seconds,
+                                limiter=self.rate_limiter("llamaparse"))

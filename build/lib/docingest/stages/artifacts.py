@@ -1,0 +1,59 @@
+"""The parsed artifact: ``{user}/parsed/{doc}.md`` (text) and ``{doc}.json`` (page map)."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from docingest.domain import Document
+from docingest.storage import parsed_key
+
+
+@dataclass
+class ParsedArtifact:
+    """Parsed text plus what the chunker needs to know about it.
+
+    ``pages`` holds ``[number, start, end, empty]`` rows (character offsets into ``text``).
+    ``cleaning`` is set by validation once it cleaned text and page map: the counts
+    ``{nul_removed, lone_surrogates_removed, metadata_chars_removed}``.
+    """
+
+    text: str
+    kind: str
+    pages: list[list[Any]] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    cleaning: dict[str, int] | None = None
+
+    def save(self, storage: Any, document: Document) -> str:
+        """Write both objects; returns the text's key. Lone surrogates survive (surrogatepass)."""
+        key = self.save_text(storage, document)
+        self.save_sidecar(storage, document)
+        return key
+
+    def save_text(self, storage: Any, document: Document) -> str:
+        """Write the text object only; returns its key."""
+        key = parsed_key(document.user_id, document.document_id)
+        storage.put_stream(key, io.BytesIO(self.text.encode("utf-8", "surrogatepass")))
+        return key
+
+    def save_sidecar(self, storage: Any, document: Document) -> None:
+        """Write the page map, metadata, warnings (and cleaning record) object only."""
+        sidecar: dict[str, Any] = {"kind": self.kind, "pages": self.pages, "metadata": self.metadata,
+                                   "warnings": self.warnings}
+        if self.cleaning is not None:
+            sidecar["cleaning"] = self.cleaning
+        storage.put_stream(
+            parsed_key(document.user_id, document.document_id, "json"),
+            io.BytesIO(json.dumps(sidecar, ensure_ascii=True).encode()),
+        )
+
+    @classmethod
+    def load(cls, storage: Any, document: Document) -> ParsedArtifact:
+        with storage.open_stream(parsed_key(document.user_id, document.document_id)) as f:
+            text = f.read().decode("utf-8", "surrogatepass")
+        with storage.open_stream(parsed_key(document.user_id, document.document_id, "json")) as f:
+            sidecar = json.loads(f.read())
+        return cls(text=text, **sidecar)

@@ -1,0 +1,65 @@
+"""What a stage handler receives and returns.
+
+A handler gets its collaborators (storage, parser, chunker, embedder) in its
+constructor; ``run(ctx)`` does the work and returns a :class:`StageResult`. The
+worker owns the transaction, the fencing check and the transition: it runs
+``result.persist(conn)`` and the stage change in one transaction that first
+checks the attempt still holds the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from docingest.domain import Document, Job, Stage
+
+Persist = Callable[[Any], None]
+
+
+@dataclass
+class StageResult:
+    """The outcome of one handler run.
+
+    Attributes:
+        progress: keys merged into ``upload_jobs.progress``.
+        persist: writes to make in the fenced transaction (gets the connection).
+        events: ``(type, payload)`` rows written with the transition.
+        delay_seconds: when set, the job stays at its stage and is rescheduled
+            after this many seconds (polling a remote job without holding a slot).
+    """
+
+    progress: dict[str, Any] = field(default_factory=dict)
+    persist: Persist | None = None
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    delay_seconds: float | None = None
+
+
+class StageContext(Protocol):
+    """The worker's side of a running job, as a handler sees it."""
+
+    job: Job
+    document: Document
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` (or stop) when this attempt must not go on."""
+
+    def fenced(self) -> AbstractContextManager[Any]:
+        """A transaction on a connection, entered only while the attempt holds the job."""
+
+    def reading(self) -> AbstractContextManager[Any]:
+        """A connection for reads only: no fence and no lock on the job row, so it never waits
+        for (nor holds up) this job's fenced transactions. What is written after is fenced."""
+
+    def save_progress(self, progress: dict[str, Any], persist: Persist | None = None) -> None:
+        """Write ``persist`` and merge ``progress`` in one fenced transaction (a checkpoint)."""
+
+
+class StageHandler(Protocol):
+    """Handles the job at ``stage`` and reaches ``stage.next()``."""
+
+    stage: Stage
+
+    def run(self, ctx: StageContext) -> StageResult: ...

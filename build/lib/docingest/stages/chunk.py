@@ -1,0 +1,64 @@
+"""``chunking`` -> ``chunks_stored``: split the parsed text, write the chunk buffer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from docingest.chunking.chunker import Chunker, chunk_id
+from docingest.db.repository import Repository
+from docingest.domain import Stage
+from docingest.errors import NoText
+from docingest.stages.artifacts import ParsedArtifact
+from docingest.stages.base import StageContext, StageResult
+
+MARKDOWN_KINDS = {"markdown", "html", "docx"}
+
+
+class ChunkDocument:
+    """Chunk with the embedding model's tokenizer; replace the document's buffered chunks.
+
+    Chunk ids are ``uuid5(document_id, chunker:version:ordinal)``, so a rerun
+    writes the same rows. ``chunker_factory`` is called once, on first use.
+
+    Raises:
+        NoText: when the text yields no chunk.
+    """
+
+    stage = Stage.CHUNKING
+
+    def __init__(self, storage: Any, chunker_factory: Callable[[], Chunker]) -> None:
+        self.storage = storage
+        self._factory = chunker_factory
+        self._chunker: Chunker | None = None
+
+    @property
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            self._chunker = self._factory()
+        return self._chunker
+
+    def run(self, ctx: StageContext) -> StageResult:
+        doc = ctx.document
+        artifact = ParsedArtifact.load(self.storage, doc)
+        pages = [p for p in artifact.pages if not p[3]] or artifact.pages
+        chunks = self.chunker.chunk(
+            artifact.text,
+            markdown=artifact.kind in MARKDOWN_KINDS,
+            page_starts=[p[1] for p in pages],
+            page_numbers=[p[0] for p in pages],
+        )
+        if not chunks:
+            raise NoText("the parsed text produced no chunk (only whitespace)")
+        ctx.check()
+        rows = [(chunk_id(doc.document_id, c.ordinal), c.ordinal, c.text, c.meta(), c.token_count)
+                for c in chunks]
+
+        def persist(conn: Any) -> None:
+            Repository().replace_chunk_buffer(conn, doc.document_id, rows)
+
+        return StageResult(
+            progress={"chunks_total": len(chunks), "chunks_embedded": 0,
+                      "tokens_total": sum(c.token_count for c in chunks)},
+            persist=persist,
+        )

@@ -1,0 +1,196 @@
+"""``parse_queued`` -> ``parsed`` (parse) and ``parsed`` -> ``parse_validated`` (clean, check)."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from docingest import metrics
+from docingest.domain import Stage
+from docingest.errors import NoText
+from docingest.parsing import ParsedDocument
+from docingest.parsing.sniff import DOCX_MIME
+from docingest.stages.artifacts import ParsedArtifact
+from docingest.stages.base import StageContext, StageResult
+
+log = logging.getLogger("docingest.stages.parse")
+
+#: ``parse_fn(path, kind, on_progress=None)``: ``parsing.parse_file`` or a ``SandboxedParser``.
+ParseFn = Callable[..., ParsedDocument]
+
+# NUL, lone surrogates, and the noncharacters U+FFFE/U+FFFF (PDFium hands a NUL
+# character code of a PDF's text back as U+FFFE): counted as NULs.
+_UNWANTED = re.compile("[\x00\ud800-\udfff\ufffe\uffff]")
+
+
+class PageProgressSaver:
+    """``on_progress(pages_parsed, pages_total)`` that saves them in the job's progress
+    while the parse runs, with ``eta_s`` (seconds left at the rate observed since the
+    stage started): the first report at once, then at most once per ``interval_seconds``.
+    The last page is not saved here: the stage's result records it.
+
+    Raises (from the call):
+        LeaseLost: the attempt no longer holds the job (``ctx.save_progress``); the
+            sandbox then stops the parse.
+    """
+
+    def __init__(self, ctx: StageContext, interval_seconds: float) -> None:
+        self.ctx = ctx
+        self.interval_seconds = interval_seconds
+        self.started = time.monotonic()
+        self.saved_at: float | None = None
+        self.saves = 0
+
+    def __call__(self, pages_parsed: int, pages_total: int) -> None:
+        now = time.monotonic()
+        if pages_parsed >= pages_total or (
+                self.saved_at is not None and now - self.saved_at < self.interval_seconds):
+            return
+        rate = pages_parsed / max(now - self.started, 1e-6)
+        self.saved_at = now
+        self.ctx.save_progress({"pages_parsed": pages_parsed, "pages_total": pages_total,
+                                "eta_s": round((pages_total - pages_parsed) / rate, 1)})
+        self.saves += 1
+
+
+class ParseDocument:
+    """Parse the original with the parser for its sniffed kind; store the artifact.
+
+    ``parse_fn(path, kind, on_progress=...)`` is the parser entry point (in-process
+    or a bounded child process); its ``DocingestError``s propagate to the worker.
+    While a PDF is parsed, pages parsed of pages total (and an ETA) are saved in
+    the job's progress at most once per ``progress_interval_seconds``.
+    """
+
+    stage = Stage.PARSE_QUEUED
+
+    def __init__(self, storage: Any, parse_fn: ParseFn, *, progress_interval_seconds: float = 0.5) -> None:
+        self.storage = storage
+        self.parse_fn = parse_fn
+        self.progress_interval_seconds = progress_interval_seconds
+
+    def run(self, ctx: StageContext) -> StageResult:
+        doc = ctx.document
+        kind = ctx.job.progress.get("detected_kind", "text")
+        on_progress = PageProgressSaver(ctx, self.progress_interval_seconds)
+        with self.storage.local_path(doc.raw_path) as path:
+            parsed = self.parse_fn(path, kind, on_progress=on_progress)
+        ctx.check()
+        artifact = ParsedArtifact(
+            text=parsed.markdown,
+            kind=parsed.kind,
+            pages=[[p.number, p.start, p.end, p.empty] for p in parsed.pages],
+            metadata=dict(parsed.metadata),
+            warnings=list(parsed.warnings),
+        )
+        key = artifact.save(self.storage, doc)
+        page_count = len(parsed.pages) or None
+        empty_pages = [p.number for p in parsed.pages if p.empty]
+        metrics.PARSED_DOCUMENTS.labels(kind=parsed.kind).inc()
+        metrics.PARSE_PAGES.labels(kind=parsed.kind).inc(page_count or 0)
+
+        def persist(conn: Any) -> None:
+            from docingest.db.repository import Repository
+
+            Repository().update_document_parsed(conn, doc.document_id, parsed_path=key,
+                                                page_count=page_count)
+
+        events = [("warning", {"message": w}) for w in parsed.warnings]
+        progress: dict[str, Any] = {"pages_total": page_count, "pages_parsed": page_count,
+                                    "chars": len(parsed.markdown), "eta_s": 0}
+        if empty_pages:
+            progress["empty_pages"] = empty_pages
+            events.append(("empty_pages", {"pages": empty_pages}))
+        if parsed.warnings:  # e.g. undecodable bytes replaced: shown by `status` and `ingest`
+            progress["parse_warnings"] = list(parsed.warnings)
+            for w in parsed.warnings:
+                log.info("%s: %s", doc.filename, w)  # ingest prints them under its summary
+        return StageResult(progress=progress, persist=persist, events=events)
+
+
+def clean_text(text: str) -> tuple[str, list[int], int, int]:
+    """Remove NUL characters and lone surrogates (PostgreSQL rejects both in text).
+
+    U+FFFE and U+FFFF (never text; PDFium's stand-in for a NUL in page text) are
+    removed too and counted with the NULs.
+
+    Returns ``(cleaned, removed_offsets, nul_count, surrogate_count)``; the
+    offsets (ascending, into the original) let callers remap positions.
+    """
+    removed = [m.start() for m in _UNWANTED.finditer(text)]
+    if not removed:
+        return text, [], 0, 0
+    nuls = sum(1 for i in removed if text[i] in "\x00\ufffe\uffff")
+    return _UNWANTED.sub("", text), removed, nuls, len(removed) - nuls
+
+
+def remap_offset(offset: int, removed: list[int]) -> int:
+    """Position in the cleaned text of original position ``offset``."""
+    return offset - bisect.bisect_left(removed, offset)
+
+
+class ValidateParse:
+    """Clean NULs and lone surrogates (counted in events), refuse empty text, hash it.
+
+    Raises:
+        NoText: when no text is left (scanned images without OCR, blank files).
+    """
+
+    stage = Stage.PARSED
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+
+    def run(self, ctx: StageContext) -> StageResult:
+        doc = ctx.document
+        artifact = ParsedArtifact.load(self.storage, doc)
+        text, removed, nuls, surrogates = clean_text(artifact.text)
+        meta_nuls = 0
+        metadata: dict[str, str] = {}
+        for name, value in artifact.metadata.items():
+            cleaned, _, n, s = clean_text(str(value))
+            meta_nuls += n + s
+            metadata[clean_text(str(name))[0]] = cleaned
+        if not text.strip():
+            if doc.mime in ("application/pdf", DOCX_MIME):  # where text can be images
+                raise NoText("no text was found in the document (it may be scanned images); "
+                             "OCR is not configured")
+            raise NoText(f"the file holds only whitespace ({doc.bytes_len} bytes, {doc.mime}): "
+                         "there is nothing to index; add text and upload again")
+        events: list[tuple[str, dict[str, Any]]] = []
+        if artifact.cleaning is None and (removed or meta_nuls):
+            # The page map (sidecar) is written first and records the cleaning: a retry
+            # after a failure between the two writes finds the offsets already remapped
+            # and only cleans the text again (remapping twice would shift every page).
+            artifact.pages = [
+                [n, remap_offset(s, removed), remap_offset(e, removed), empty]
+                for n, s, e, empty in artifact.pages
+            ]
+            artifact.metadata = metadata
+            artifact.cleaning = {"nul_removed": nuls, "lone_surrogates_removed": surrogates,
+                                 "metadata_chars_removed": meta_nuls}
+            artifact.save_sidecar(self.storage, doc)
+        if removed:
+            artifact.text = text
+            artifact.save_text(self.storage, doc)
+        if artifact.cleaning:
+            events.append(("text_cleaned", dict(artifact.cleaning)))
+            nuls = artifact.cleaning["nul_removed"]
+            surrogates = artifact.cleaning["lone_surrogates_removed"]
+        parsed_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+        def persist(conn: Any) -> None:
+            from docingest.db.repository import Repository
+
+            Repository().update_document_parsed_sha(conn, doc.document_id, parsed_sha)
+
+        return StageResult(
+            progress={"nul_removed": nuls, "lone_surrogates_removed": surrogates},
+            persist=persist,
+            events=events,
+        )

@@ -1,0 +1,89 @@
+"""Object storage interface shared by every backend, and the storage key scheme.
+
+Keys never contain user-supplied names (docs/architecture.md, section 1):
+``{user_id}/raw/{document_id}.{ext}`` and ``{user_id}/parsed/{document_id}.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from uuid import UUID
+
+CHUNK_BYTES = 1024 * 1024
+_SAFE_USER = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+
+
+def _user_segment(user_id: str) -> str:
+    """A key-safe form of a user id: kept when safe, else its SHA-256 prefix."""
+    if _SAFE_USER.match(user_id) and user_id not in {".", ".."}:
+        return user_id
+    return "u-" + hashlib.sha256(user_id.encode()).hexdigest()[:32]
+
+
+def raw_key(user_id: str, document_id: UUID, extension: str) -> str:
+    """Key of an uploaded original; ``extension`` is the sniffed type's, never the user's."""
+    if not re.fullmatch(r"[a-z0-9]{1,8}", extension):
+        raise ValueError(f"bad extension {extension!r}")
+    return f"{_user_segment(user_id)}/raw/{document_id}.{extension}"
+
+
+def parsed_key(user_id: str, document_id: UUID, suffix: str = "md") -> str:
+    """Key of a parsed artifact (``md`` text, ``json`` page map)."""
+    return f"{_user_segment(user_id)}/parsed/{document_id}.{suffix}"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What ``head`` knows of a stored object: its size in bytes."""
+
+    key: str
+    size: int
+
+
+class Storage(Protocol):
+    """An object store. Keys are ``/``-separated; errors raise ``StorageUnavailable``."""
+
+    def put_stream(self, key: str, stream: BinaryIO) -> ObjectInfo: ...
+    def head(self, key: str) -> ObjectInfo | None: ...
+    def open_stream(self, key: str) -> AbstractContextManager[BinaryIO]: ...
+    def local_path(self, key: str) -> AbstractContextManager[Path]: ...
+    def delete(self, key: str) -> None: ...
+
+
+def iter_stream(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Yield ``stream`` in blocks of at most ``chunk_bytes``."""
+    while block := stream.read(chunk_bytes):
+        yield block
+
+
+def sha256_of(stream: BinaryIO) -> tuple[str, int]:
+    """``(hex SHA-256, size in bytes)`` of a stream, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    for block in iter_stream(stream):
+        digest.update(block)
+        size += len(block)
+    return digest.hexdigest(), size
+
+
+@dataclass(frozen=True)
+class SignedUpload:
+    """Where and how a client sends an object's bytes: ``method`` ``url`` with ``headers``.
+
+    Attributes:
+        url: the signed URL (self-contained: no other credential is needed).
+        method: ``PUT`` for every backend.
+        headers: headers the client must send as given (S3 signs them into the URL).
+        expires_at: UNIX time after which the URL is refused.
+    """
+
+    url: str
+    method: str
+    headers: dict[str, str]
+    expires_at: float

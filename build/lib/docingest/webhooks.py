@@ -1,0 +1,90 @@
+"""The LlamaParse webhook: ``POST /api/v2/webhooks/llamaparse/{job_id}``.
+
+LlamaCloud delivers webhook events (``parse.success``, ``parse.error``,
+``parse.cancelled``) to the ``webhook_url`` given with the job, carrying the
+``webhook_headers`` given with it (LlamaCloud docs, "Webhook Configurations").
+We register, per job, the header ``X-Docingest-Signature: hex(HMAC-SHA256(
+UPLOAD_PIPELINE_WEBHOOK_SECRET, "llamaparse:" + job_id))``: a token that only
+the secret's holder can make and that is good for that one job.
+
+A verified call only makes the waiting job claimable now (the poll then reads
+the result through the API), so a replayed or early call cannot change a
+document's content; the remote job id in the body must match the one stored.
+The route is mounted by the API (``app.include_router(llamaparse_webhook_router(rt))``);
+it needs no JWT: the signature is its authentication.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+from uuid import UUID
+
+from docingest.errors import BadWebhookSignature, InvalidRequest, RequestError
+
+
+def llamaparse_signature(secret: str, job_id: Any) -> str:
+    """``hex(HMAC-SHA256(secret, "llamaparse:" + job_id))``."""
+    return hmac.new(secret.encode(), f"llamaparse:{job_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def remote_job_id(body: Any) -> str | None:
+    """LlamaParse's job id in a webhook body (``data.job_id``, ``job_id`` or ``id``)."""
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    for value in (data.get("job_id"), data.get("id"), body.get("job_id"), body.get("id")):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _refusal(err: RequestError) -> tuple[int, dict[str, Any]]:
+    """``(status, {"error_code", "message"})`` of a refusal of the README's table."""
+    return err.status_code, {"error_code": err.error_code, "message": err.message}
+
+
+def handle_llamaparse_webhook(runtime: Any, job_id: UUID, signature: str | None,
+                              body: Any) -> tuple[int, dict[str, Any]]:
+    """Verify and apply one call: ``(http_status, json_body)``.
+
+    401 bad or missing signature (or no secret configured), 422 no remote job id,
+    404 no job waiting on that remote job, 202 the job was woken.
+    """
+    secret = runtime.settings.webhook_secret
+    if not secret or not signature or not hmac.compare_digest(
+            llamaparse_signature(secret, job_id), signature.strip()):
+        return _refusal(BadWebhookSignature("bad or missing webhook signature"))
+    remote = remote_job_id(body)
+    if remote is None:
+        return _refusal(InvalidRequest("invalid request: no LlamaParse job id in the body"))
+    with runtime.pool().connection() as conn:
+        woken = runtime.repo.wake_parse_job(conn, job_id, remote)
+    if not woken:
+        return 404, {"error_code": "not_found", "message": "no job is waiting on that parse"}
+    return 202, {"job_id": str(job_id), "woken": True}
+
+
+def llamaparse_webhook_router(runtime: Any) -> Any:
+    """A FastAPI router with the webhook route (prefix included)."""
+    from fastapi import APIRouter, Request
+    from fastapi.responses import JSONResponse
+
+    router = APIRouter()
+
+    async def webhook(job_id: UUID, request: Request) -> Any:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        import anyio
+
+        status, payload = await anyio.to_thread.run_sync(
+            handle_llamaparse_webhook, runtime, job_id, request.headers.get("x-docingest-signature"),
+            body)
+        return JSONResponse(payload, status_code=status)
+
+    webhook.__annotations__ = {"job_id": UUID, "request": Request, "return": Any}
+    router.add_api_route("/api/v2/webhooks/llamaparse/{job_id}", webhook, methods=["POST"])
+    return router

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -156,6 +157,12 @@ def _runtime(settings: Settings | None = None) -> Any:
     return rt
 
 
+def _no_database_yet(settings: Settings) -> bool:
+    """True when the database is the embedded one and its data dir has none yet (nothing was
+    ever ingested there): a command that only reads then says so instead of creating one."""
+    return not settings.database_url and not (settings.data_dir / "pg").exists()
+
+
 def _explain_nothing_found(rt: Any, user: str | None, what: str) -> None:
     """Say on stderr where a search or status that found nothing looked, and what to do.
 
@@ -245,6 +252,10 @@ class _StopSignals:
         if self.signum is not None:
             return  # already stopping
         self.signum = signum
+        # At once, and with a plain write (a handler may run while rich holds its console): a
+        # slot gives its job back at its next checkpoint, which can be seconds away.
+        os.write(2, f"\n{self.interrupted}: releasing held jobs when their current step reaches a "
+                    "checkpoint (a few seconds)...\n".encode())
         raise KeyboardInterrupt
 
     @property
@@ -266,7 +277,7 @@ def ingest(
     user: str = UserOpt,
     concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64, help="worker slots"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)"),
 ) -> None:
     """Ingest files: parse, chunk, embed and store them; exit 1 when any document failed.
 
@@ -329,9 +340,9 @@ def _show_snapshot(bar: _IngestBar, task: Any, snap: IngestSnapshot) -> None:
     parts = [f"{snap.finished}/{snap.documents} docs"]
     if snap.eta_s is not None:
         parts.append(f"eta {duration(snap.eta_s)}")
-    parts.append(f"{snap.chunks_embedded:,}/{snap.chunks_known:,} chunks")
     if snap.rate_chunks_s is not None:
         parts.append(f"{snap.rate_chunks_s:,.1f} chunks/s")
+    parts.append(snap.chunks_text())  # last: at 80 columns the cut falls here
     bar.update(task, total=max(snap.work_total, 1e-9), completed=snap.work_done, detail=", ".join(parts),
                elapsed=clock(snap.elapsed_s))
     bar.note = snap.note()
@@ -404,7 +415,7 @@ def _print_ingest_summary(summary: Any, paths: list[Path], *, as_json: bool, set
                   markup=False, highlight=False, soft_wrap=True)
         for f in summary.failures:
             out.print(f"[red]{escape(f['filename'])}[/red] {f['error_code']}: "
-                      f"{escape(f['error_message'] or '')} (job {f['job_id']})")
+                      f"{escape(f['error_message'] or '')} (job {f['job_id']})", soft_wrap=True, highlight=False)
         for w in summary.warnings:
             out.print(f"[yellow]warning:[/yellow] {escape(w['filename'])}: {escape(w['message'])}",
                       soft_wrap=True, highlight=False)
@@ -508,7 +519,15 @@ def status(
     """
     from docingest.progress import format_progress, shown_progress
 
-    rt = _runtime()
+    settings = _settings()
+    if _no_database_yet(settings):  # a read-only look creates no database
+        console.print(f"[yellow]no jobs:[/yellow] nothing has been ingested in data dir {escape(str(settings.data_dir))} "
+                      "yet (it has no database); ingest with `docingest ingest PATH`, or point "
+                      "UPLOAD_PIPELINE_DATA_DIR at the data dir you ingested into", soft_wrap=True, highlight=False)
+        if as_json:
+            out.print_json("[]")
+        return
+    rt = _runtime(settings)
     try:
         with rt.pool().connection() as conn:
             jobs = rt.repo.list_jobs(conn, user_id=user)
@@ -525,13 +544,14 @@ def status(
              "state": j["state"], "stalled": j["stalled"], "lease_expires_at": j["lease_expires_at"],
              "attempts": j["attempts"], "retry_count": j["retry_count"],
              "error_code": j["error_code"], "error_message": j["error_message"],
-             "progress": shown_progress(j["progress"], stalled=j["stalled"])} for j in jobs]
+             "progress": shown_progress(j["progress"], stalled=j["stalled"], state=j["state"])} for j in jobs]
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
     table = Table()
-    for col in ("file", "stage", "state", "progress", "attempts", "error", "job"):
+    for col in ("file", "stage", "state", "progress", "attempts", "error"):
         table.add_column(col, overflow="fold")  # every letter shown, none cut to an ellipsis
+    table.add_column("job", no_wrap=True, min_width=36)  # whole: it is copied into `docingest retry`
     for r in rows:
         table.add_row(escape(r["filename"]), r["stage"], "[red]stalled[/red]" if r["stalled"] else r["state"],
                       format_progress(r["progress"]), str(r["attempts"]), r["error_code"] or "", r["job_id"])
@@ -550,13 +570,18 @@ def info(
 ) -> None:
     """Version, data dir, database, storage, parser, embedder, and the user's documents, jobs
     by state and chunks."""
-    from docingest.info import collect
+    from docingest.info import collect, describe
 
-    rt = _runtime()
-    try:
-        found = collect(rt, user=user)
-    finally:
-        rt.close()
+    settings = _settings()
+    if _no_database_yet(settings):  # a read-only look creates no database
+        found = describe(settings, user=user)
+        found.database += " (not created yet: nothing has been ingested here)"
+    else:
+        rt = _runtime(settings)
+        try:
+            found = collect(rt, user=user)
+        finally:
+            rt.close()
     if as_json:
         out.print_json(json.dumps(found.to_dict()))
         return
@@ -635,7 +660,7 @@ def delete(
 def worker(
     concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64,
                                     help="slots in this process"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)"),
     metrics_port: int | None = typer.Option(None, "--metrics-port", min=0, max=65535,
                                                help="serve Prometheus /metrics on this port"),
     metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
@@ -656,6 +681,9 @@ def worker(
         console.print(f"metrics on http://{metrics_host}:{server.server_port}/metrics")
 
     def _stop(signum: int, frame: Any) -> None:
+        if not w.stopping.is_set():
+            os.write(2, f"worker {w.worker_id}: {signal.Signals(signum).name}: stopping; held jobs are "
+                        "released at their next checkpoint\n".encode())
         w.stopping.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: a closed terminal
@@ -670,6 +698,7 @@ def worker(
     finally:
         sweeper.stop()
         rt.close()
+    console.print(f"worker {w.worker_id} stopped", highlight=False)
 
 
 @app.command()
@@ -679,7 +708,7 @@ def serve(
                                     help="default: UPLOAD_PIPELINE_API_PORT (8000)"),
     worker_slots: int = typer.Option(0, "--worker-slots", min=0, max=64,
                                      help="also run this many worker slots in the API process"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)"),
 ) -> None:
     """Run the HTTP API (FastAPI under uvicorn); OpenAPI at /openapi.json.
 
@@ -744,7 +773,7 @@ def token(
 def storage_service(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(5000, "--port", min=0, max=65535),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)"),
 ) -> None:
     """Run the local storage service alone (Supabase Storage's REST contract under /storage/v1)."""
     import uvicorn

@@ -240,7 +240,9 @@ def ingest(
             stopped and released their jobs.
     """
     started = time.monotonic()
-    files = discover(paths)
+    # Smallest first: jobs are claimed in the order they were created, so a folder's small
+    # files are searchable within seconds instead of waiting behind its large ones.
+    files = sorted(discover(paths), key=lambda p: (p.stat().st_size, p))
     registered: list[Registered] = []
     try:
         for p in files:
@@ -264,10 +266,13 @@ def ingest(
                 break
             time.sleep(poll_seconds)
     except KeyboardInterrupt as exc:
-        done = sum(latest.get(i, {}).get("state") in (State.DONE.value, State.FAILED.value) for i in ids)
+        worker.stop()  # the slots release what they hold; a job may finish meanwhile
+        with rt.pool().connection() as conn:
+            after = {j["document_id"]: j["state"] for j in rt.repo.list_jobs(conn, document_ids=ids)}
+        done = sum(after.get(i) in (State.DONE.value, State.FAILED.value) for i in ids)
         raise IngestInterrupted(len(ids) - done) from exc
     finally:
-        worker.stop()
+        worker.stop()  # idempotent
     with rt.pool().connection() as conn:
         stats = rt.repo.document_stats(conn, ids)
     wall = time.monotonic() - started
@@ -293,5 +298,7 @@ def ingest(
     summary.embedding_cache_hits = sum(int((j["progress"] or {}).get("embedding_cache_hits") or 0)
                                        for j in latest.values())
     summary.docs_per_s = round(summary.documents / wall, 3) if wall else 0.0
-    summary.chunks_per_s = round(summary.chunks / wall, 3) if wall else 0.0
+    # This run's own rate: chunks embedded before it (a resumed run) do not count.
+    embedded_here = max(0, sum(s["chunks"] for s in stats) - tracker.embedded_at_start)
+    summary.chunks_per_s = round(embedded_here / wall, 3) if wall else 0.0
     return summary

@@ -50,7 +50,9 @@ REDACTED_KEYS = frozenset({
 JOBS_LOGGER = "docingest.jobs"
 REDACTED = "REDACTED"
 # Query parameters whose value is a credential (signed URLs, API keys in URLs).
-_SECRET_PARAM = r"(?:[\w.-]*(?:token|signature|apikey|api_key|api-key|secret|password|credential)[\w.-]*|key|sig|jwt)"
+# ``q``/``query``: a search's text is the user's words, kept out of access logs like documents.
+_SECRET_PARAM = (r"(?:[\w.-]*(?:token|signature|apikey|api_key|api-key|secret|password|credential)[\w.-]*"
+                 r"|key|sig|jwt|q|query)")
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"(?i)([?&;]{_SECRET_PARAM}=)[^&#\s\"'<>;]+"), rf"\g<1>{REDACTED}"),
     (re.compile(r"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|apikey)(\W{0,3}\s*[:=]\s*\W{0,2})"
@@ -171,7 +173,14 @@ def _shared_processors() -> list[Any]:
         structlog.stdlib.PositionalArgumentsFormatter(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact,
+        _drop_color_message,
     ]
+
+
+def _drop_color_message(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Drop uvicorn's ``color_message`` extra: its message again, with terminal colour codes."""
+    event.pop("color_message", None)
+    return event
 
 
 def configure_logging(

@@ -27,19 +27,24 @@ from uuid import UUID
 TERMINAL_STATES = ("done", "failed")
 
 
-def shown_progress(progress: dict[str, Any] | None, *, stalled: bool) -> dict[str, Any]:
-    """A job's progress as shown to a user: without ``eta_s`` when the job is stalled (its
-    lease expired: nothing is running it, so the last rate says nothing about when it ends)."""
+#: States in which nothing runs a job: a stored ``eta_s`` (the last attempt's) means nothing.
+_IDLE_STATES = ("waiting", "queued", "retryable", "failed")
+
+
+def shown_progress(progress: dict[str, Any] | None, *, stalled: bool, state: str | None = None) -> dict[str, Any]:
+    """A job's progress as shown to a user: without ``eta_s`` when nothing runs the job: it
+    is stalled (its lease expired) or in an idle ``state`` (queued, retryable, waiting, failed),
+    so the last attempt's rate says nothing about when it ends."""
     p = dict(progress or {})
-    if stalled:
+    if stalled or state in _IDLE_STATES:
         p.pop("eta_s", None)
     return p
 
 
-def format_progress(progress: dict[str, Any] | None, *, stalled: bool = False) -> str:
+def format_progress(progress: dict[str, Any] | None, *, stalled: bool = False, state: str | None = None) -> str:
     """``"pages 12/12, chunks 40/100, eta 3s"`` from a job's progress (empty parts left out;
-    no ETA for a ``stalled`` job, see :func:`shown_progress`)."""
-    p = shown_progress(progress, stalled=stalled)
+    no ETA for a ``stalled`` or idle job, see :func:`shown_progress`)."""
+    p = shown_progress(progress, stalled=stalled, state=state)
     parts = []
     if p.get("pages_total"):
         parts.append(f"pages {p.get('pages_parsed', 0)}/{p['pages_total']}")
@@ -167,6 +172,14 @@ PARSE_SHARE = 0.5
 DEFAULT_CHUNKS_PER_BYTE = 1 / 2000
 #: The rate is not shown (and no ETA) before this many seconds of the run's own work.
 MIN_RATE_SECONDS = 2.0
+#: No ETA while the run's work has not moved for this many seconds (a large file parsing or
+#: chunking reports nothing until it is done): an ETA from a stalled rate only grows.
+STALLED_ETA_SECONDS = 10.0
+#: What a job does while its stage is the one reached (its handler works towards the next).
+_DOING = {"uploaded": "verifying", "parse_queued": "parsing", "parsed": "validating",
+          "parse_validated": "chunking", "chunking": "chunking", "chunks_stored": "embedding",
+          "embedding_queued": "embedding", "embedding_in_progress": "embedding",
+          "embeddings_stored": "storing"}
 
 _PARSED_AT = ("parsed", "parse_validated", "chunking", "chunks_stored", "embedding_queued",
               "embedding_in_progress", "embeddings_stored", "complete")
@@ -193,6 +206,8 @@ class IngestSnapshot:
         waiting_lease_left_s: seconds until the first of those leases expires (None: none).
         expired_jobs: jobs held by another process whose lease expired (to be taken over).
         taken_over: jobs this run took over from a process whose lease expired.
+        unchunked: documents not chunked yet (their chunks are not in ``chunks_known``).
+        working_on: what this run's slots do now, e.g. ``["parsing big.pdf", "embedding a.md"]``.
     """
 
     documents: int = 0
@@ -209,6 +224,8 @@ class IngestSnapshot:
     waiting_lease_left_s: float | None = None
     expired_jobs: int = 0
     taken_over: int = 0
+    unchunked: int = 0
+    working_on: tuple[str, ...] = ()
 
     @property
     def finished(self) -> int:
@@ -220,9 +237,18 @@ class IngestSnapshot:
         """``work_done / work_total`` in [0, 1] (0 with nothing known yet)."""
         return min(1.0, self.work_done / self.work_total) if self.work_total > 0 else 0.0
 
+    def chunks_text(self) -> str:
+        """``"1,024/3,310 chunks"``, and how many documents are not chunked yet (their chunks
+        are not counted in the second figure): ``"512/512 chunks (+3 docs to chunk)"``."""
+        more = f" (+{self.unchunked} doc{'s' if self.unchunked != 1 else ''} to chunk)" if self.unchunked else ""
+        return f"{self.chunks_embedded:,}/{self.chunks_known:,} chunks{more}"
+
     def note(self) -> str:
-        """What this run waits for, or took over, in words; empty when neither."""
+        """What this run is doing (when its work has not moved) and what it waits for, or
+        took over, in words; empty when nothing is to say."""
         parts = []
+        if self.eta_s is None and self.working_on and self.elapsed_s >= MIN_RATE_SECONDS:
+            parts.append(", ".join(self.working_on))
         if self.waiting_jobs:
             left = f", lease expires in {round(self.waiting_lease_left_s or 0)} s"
             parts.append(f"waiting for {_jobs(self.waiting_jobs)} leased by another process{left}")
@@ -236,7 +262,7 @@ class IngestSnapshot:
         """One plain line: ``ingest: 12/45 documents, 1,024/3,310 chunks embedded, 21.3
         chunks/s, eta 1m47s, elapsed 0:01:12`` (then :meth:`note`, if any)."""
         parts = [f"ingest: {self.finished}/{self.documents} documents",
-                 f"{self.chunks_embedded:,}/{self.chunks_known:,} chunks embedded"]
+                 f"{self.chunks_text()} embedded"]
         if self.rate_chunks_s is not None:
             parts.append(f"{self.rate_chunks_s:,.1f} chunks/s")
         if self.eta_s is not None:
@@ -272,9 +298,16 @@ class IngestProgress:
         self.worker_id = worker_id
         self.started = started
         self._baseline: tuple[float, float, int] | None = None  # (time, work done, chunks embedded)
+        self._moved: tuple[float, float] | None = None  # (time, work done) when work last moved
         self._lost_leases: dict[Any, int] = {}
         self._taken_over: set[Any] = set()
         self._held_elsewhere: set[Any] = set()
+
+    @property
+    def embedded_at_start(self) -> int:
+        """Chunks already embedded at the first :meth:`update` (0 before it): a resumed run's
+        earlier work, which its rate does not count."""
+        return self._baseline[2] if self._baseline is not None else 0
 
     def update(self, jobs: list[dict[str, Any]], now: float) -> IngestSnapshot:
         """The snapshot for ``jobs`` (each document's latest job) at ``now``."""
@@ -284,10 +317,16 @@ class IngestProgress:
         per_byte = sum(c for _, c in known) / known_bytes if known_bytes else DEFAULT_CHUNKS_PER_BYTE
         done = total = 0.0
         embedded = chunks_known = 0
-        waiting, expired = 0, 0
+        waiting, expired, unchunked = 0, 0, 0
         lease_left: list[float] = []
+        working_on: list[str] = []
         for j in jobs:
             p = j["progress"] or {}
+            if p.get("chunks_total") is None and j["state"] not in ("done", "failed"):
+                unchunked += 1
+            if (j["state"] == "working" and j.get("claimed_by") == self.worker_id
+                    and j["stage"] in _DOING and j.get("filename")):
+                working_on.append(f"{_DOING[j['stage']]} {j['filename']}")
             d, t = job_work(j["state"], j["stage"], p, j["bytes_len"] or 0, per_byte)
             done, total = done + d, total + t
             if p.get("chunks_total") is not None:
@@ -312,10 +351,13 @@ class IngestProgress:
         since, done0, embedded0 = self._baseline
         seconds = now - since
         rate = eta = None
+        if self._moved is None or done > self._moved[1]:
+            self._moved = (now, done)
         if seconds >= MIN_RATE_SECONDS:
             rate = max(0, embedded - embedded0) / seconds
             work_rate = (done - done0) / seconds
-            eta = (total - done) / work_rate if work_rate > 0 else None
+            stalled = now - self._moved[0] >= STALLED_ETA_SECONDS
+            eta = (total - done) / work_rate if work_rate > 0 and not stalled else None
         finished = all(j["state"] in ("done", "failed") for j in jobs)
         return IngestSnapshot(
             documents=len(jobs), complete=sum(j["state"] == "done" for j in jobs),
@@ -323,7 +365,7 @@ class IngestProgress:
             chunks_known=chunks_known, work_done=done, work_total=total, rate_chunks_s=rate,
             eta_s=0.0 if finished and jobs else eta, elapsed_s=now - self.started, waiting_jobs=waiting,
             waiting_lease_left_s=min(lease_left) if lease_left else None, expired_jobs=expired,
-            taken_over=len(self._taken_over))
+            taken_over=len(self._taken_over), unchunked=unchunked, working_on=tuple(working_on[:2]))
 
 
 def job_work(state: str, stage: str, progress: dict[str, Any], bytes_len: int,

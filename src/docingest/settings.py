@@ -7,6 +7,7 @@ default: see :meth:`Settings.check_production`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -156,6 +157,15 @@ class Settings(BaseSettings):
     embedding_tpm: int | None = Field(default=None, ge=1, description="tokens/minute, all workers")
     rate_limit_burst_fraction: float = Field(default=0.1, gt=0, le=1)
     embedding_cache: bool = True
+
+    @model_validator(mode="after")
+    def _absolute_data_dir(self) -> Settings:
+        """``DATA_DIR`` (and ``MODELS_DIR``) made absolute once, from the folder the command runs
+        in: every message then names the real place, and a relative path means one place."""
+        self.data_dir = Path(os.path.abspath(self.data_dir.expanduser()))
+        if self.models_dir is not None:
+            self.models_dir = Path(os.path.abspath(self.models_dir.expanduser()))
+        return self
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -122,3 +122,24 @@ def test_ingest_names_the_data_dir(invoke: Invoke, settings: Settings, tmp_path:
     assert f"stored in {where(settings)}" in " ".join(result.stdout.split())
     again = json.loads(invoke("ingest", str(tmp_path / "in"), "--json").stdout)
     assert again["data_dir"] == str(settings.data_dir)
+
+
+def test_a_look_at_a_data_dir_with_nothing_ingested_creates_no_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in __import__("os").environ if n.startswith("UPLOAD_PIPELINE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("UPLOAD_PIPELINE_ENVIRONMENT", "test")
+    monkeypatch.setenv("UPLOAD_PIPELINE_EMBEDDING_PROVIDER", "hashing")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UPLOAD_PIPELINE_DATA_DIR", "relative/dir")  # resolved from where you stand
+    data_dir = tmp_path / "relative" / "dir"
+
+    status = CliRunner().invoke(app, ["status", "--json"], catch_exceptions=False)
+    assert status.exit_code == 0 and json.loads(status.stdout) == []
+    assert f"nothing has been ingested in data dir {data_dir} yet" in " ".join(status.stderr.split())
+    info = CliRunner().invoke(app, ["info", "--json"], catch_exceptions=False)
+    assert info.exit_code == 0, info.output
+    found = json.loads(info.stdout)
+    assert found["data_dir"] == str(data_dir) and found["documents"] == 0
+    assert found["database"].endswith("(not created yet: nothing has been ingested here)")
+    assert not (data_dir / "pg").exists()

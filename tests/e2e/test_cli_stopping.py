@@ -180,8 +180,16 @@ def test_a_worker_stopped_by_a_signal_releases_its_job(settings: Settings, tmp_p
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
+    assert f"{signal.Signals(signum).name}: stopping" in err and "stopped" in err.splitlines()[-1], err
     [job] = _jobs(slow)
     assert job["state"] == "queued" and job["attempt_id"] is None and job["lease_expires_at"] is None, job
+    # A queued job shows no ETA: its last attempt's rate says nothing now that nothing runs it.
+    with psycopg.connect(slow.database_url, autocommit=True) as conn:
+        conn.execute("""UPDATE upload_pipeline.upload_jobs SET progress = progress || '{"eta_s": 39}'""")
+    status = subprocess.run([sys.executable, "-m", "docingest.cli", "status", "--json"], env=settings_env(slow),
+                            capture_output=True, text=True, timeout=120, check=False)
+    [row] = json.loads(status.stdout)
+    assert row["state"] == "queued" and "eta_s" not in row["progress"], row
 
 
 def test_output_that_is_not_a_terminal_gets_a_progress_line_every_few_seconds(
@@ -195,7 +203,8 @@ def test_output_that_is_not_a_terminal_gets_a_progress_line_every_few_seconds(
                           env=settings_env(slow), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["complete"] == 4  # stdout stays one JSON object
-    lines = re.findall(r"^ingest: (\d)/4 documents, [\d,]+/[\d,]+ chunks embedded, .*elapsed \d:\d\d:\d\d",
+    lines = re.findall(r"^ingest: (\d)/4 documents, [\d,]+/[\d,]+ chunks(?: \(\+\d docs? to chunk\))? embedded, "
+                       r".*elapsed \d:\d\d:\d\d",
                        proc.stderr, flags=re.MULTILINE)
     assert len(lines) >= 3, proc.stderr
     assert [int(n) for n in lines] == sorted(int(n) for n in lines)

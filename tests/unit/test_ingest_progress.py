@@ -108,3 +108,31 @@ def test_the_bar_keeps_its_elapsed_time_whole_at_80_columns() -> None:
     assert lines[0].startswith("ingesting ━━")  # 15% of the work, drawn
     assert all(len(line) <= 80 for line in lines), lines
     assert "waiting for 1 job leased by another process, lease expires in 24 s" in " ".join(lines)
+
+
+def test_documents_not_chunked_yet_are_named_beside_the_chunk_count() -> None:
+    snap = IngestProgress(worker_id="me", started=0).update(
+        [job(1, "done", "complete", chunks_total=40, chunks_embedded=40),
+         job(2, "working", "parse_queued", claimed_by="me", lease_left_s=30),
+         job(3), job(4, "failed", "uploaded")], now=0)
+    assert snap.unchunked == 2  # the failed one will never be chunked
+    assert snap.chunks_text() == "40/40 chunks (+2 docs to chunk)"  # 40/40 is not the end
+    assert "40/40 chunks (+2 docs to chunk) embedded" in snap.line()
+
+
+def test_no_eta_while_the_work_has_not_moved_and_the_line_says_what_runs() -> None:
+    tracker = IngestProgress(worker_id="me", started=0.0)
+    big = {"filename": "big.md"}
+    tracker.update([job(1, "working", "parse_queued", claimed_by="me", lease_left_s=30) | big,
+                    job(2)], now=0.0)
+    moved = tracker.update([job(1, "working", "chunking", claimed_by="me", lease_left_s=30) | big,
+                            job(2)], now=5.0)
+    assert moved.eta_s is not None  # the parse share of big.md was done in 5 s
+    stuck = tracker.update([job(1, "working", "chunking", claimed_by="me", lease_left_s=30) | big,
+                            job(2)], now=16.0)
+    assert stuck.eta_s is None, "11 s without progress: a rate-based ETA would only grow"
+    assert stuck.working_on == ("chunking big.md",)
+    assert "chunking big.md" in stuck.note() and "eta" not in stuck.line()
+    again = tracker.update([job(1, "working", "embedding_in_progress", claimed_by="me", lease_left_s=30,
+                                chunks_total=10, chunks_embedded=5) | big, job(2)], now=17.0)
+    assert again.eta_s is not None and "chunking big.md" not in again.note()

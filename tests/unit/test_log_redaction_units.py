@@ -47,6 +47,7 @@ def stream() -> Iterator[io.StringIO]:
     (f"key {KEY}!", "key REDACTED!"),
     ("postgresql://app:pw@db:5432/x", "postgresql://app:REDACTED@db:5432/x"),
     ("monkey=banana&keystone=1 nothing secret", "monkey=banana&keystone=1 nothing secret"),
+    ('"GET /api/v2/search?q=what+is+mvcc%3f&k=5 HTTP/1.1" 200', '"GET /api/v2/search?q=REDACTED&k=5 HTTP/1.1" 200'),
 ])
 def test_redact_text(text: str, expected: str) -> None:
     logs.register_secrets(KEY)

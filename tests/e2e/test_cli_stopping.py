@@ -38,6 +38,19 @@ def _wait_for(predicate: Any, proc: subprocess.Popen[Any] | None, timeout: float
         time.sleep(0.1)
 
 
+def _signal_when(proc: subprocess.Popen[str], signum: int, predicate: Any) -> str:
+    """Send ``signum`` to ``proc`` once ``predicate()`` holds; its stderr once it exited."""
+    try:
+        _wait_for(predicate, proc)
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return stderr
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129),
                                               (signal.SIGINT, 130)])
 def test_a_signal_mid_run_releases_the_jobs_and_says_how_to_resume(
@@ -47,15 +60,8 @@ def test_a_signal_mid_run_releases_the_jobs_and_says_how_to_resume(
     write_docs(tmp_path / "in", 4)
     proc = subprocess.Popen([sys.executable, "-m", "docingest.cli", "ingest", "-c", "2", str(tmp_path / "in")],
                             env=settings_env(slow), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(lambda: any(j["stage"] == "embedding_in_progress" and j["state"] == "working"
-                              for j in _jobs(slow)), proc)
-        proc.send_signal(signum)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    stderr = _signal_when(proc, signum, lambda: any(j["stage"] == "embedding_in_progress" and j["state"] == "working"
+                                                    for j in _jobs(slow)))
     assert proc.returncode == code, stderr
     assert "run the same command again to resume" in " ".join(stderr.split()), stderr
     assert "Traceback" not in stderr, stderr
@@ -171,14 +177,7 @@ def test_a_worker_stopped_by_a_signal_releases_its_job(settings: Settings, tmp_p
         rt.close()
     proc = subprocess.Popen([sys.executable, "-m", "docingest.cli", "worker", "-c", "1"],
                             env=settings_env(slow), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(lambda: any(j["state"] == "working" for j in _jobs(slow)), proc)
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    err = _signal_when(proc, signum, lambda: any(j["state"] == "working" for j in _jobs(slow)))
     assert proc.returncode == 0, err
     assert f"{signal.Signals(signum).name}: stopping" in err and "stopped" in err.splitlines()[-1], err
     [job] = _jobs(slow)

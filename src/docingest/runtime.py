@@ -143,19 +143,25 @@ class Runtime:
         return handlers
 
     def check_embedder_dimensions(self) -> None:
-        """Embed one probe string; refuse to start when its length differs from the column.
+        """Embed one probe string with the documents' embedder and, when it is another one, the
+        queries' (which also makes it ready: the first search then does not wait for an ONNX
+        export); refuse to start when a length differs from the column.
 
         Raises:
             EmbeddingDimensionMismatch: with both numbers in the message.
         """
-        vec = self.embedder().embed(["docingest dimension probe"])
+        embedders = [self.embedder()]
+        if self.query_embedder() is not embedders[0]:
+            embedders.append(self.query_embedder())
         with self.pool().connection() as conn:
             column = embedding_column_dimensions(conn)
-        if vec.shape[1] != self.settings.embedding_dimensions or (column and vec.shape[1] != column):
-            raise EmbeddingDimensionMismatch(
-                f"embedder returns {vec.shape[1]} dimensions; the database column has {column} "
-                f"and UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS is {self.settings.embedding_dimensions}"
-            )
+        for embedder in embedders:
+            vec = embedder.embed(["docingest dimension probe"])
+            if vec.shape[1] != self.settings.embedding_dimensions or (column and vec.shape[1] != column):
+                raise EmbeddingDimensionMismatch(
+                    f"embedder returns {vec.shape[1]} dimensions; the database column has {column} "
+                    f"and UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS is {self.settings.embedding_dimensions}"
+                )
 
     def worker(self, *, concurrency: int | None = None) -> Any:
         from docingest.worker.loop import BaseWorker

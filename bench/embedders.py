@@ -64,8 +64,8 @@ def _backend(name: str, *, batch_size: int = 64, sort: bool = True) -> Any:
     from docingest.embedding.local import LocalEmbedder, model_dir
     from docingest.embedding.onnx_runtime import OnnxEmbedder
 
-    if name == "torch":
-        return LocalEmbedder(batch_size=batch_size)
+    if name in ("torch", "torch-bf16"):
+        return LocalEmbedder(batch_size=batch_size, bf16=name == "torch-bf16")
     variant = {"onnx": "opt", "onnx-fp32-unfused": "fp32", "onnx-int8": "int8"}[name]
     return OnnxEmbedder(model_dir(), CACHE, variant=variant, batch_size=batch_size,  # type: ignore[arg-type]
                         sort_by_length=sort)
@@ -155,6 +155,7 @@ def run(quick: bool = False) -> list[Figure]:
             ("onnx-int8", _backend("onnx-int8").embed)]
         if not quick:
             variants += [
+                ("torch-bf16", _backend("torch-bf16").embed),  # auto's documents backend on AMX
                 ("torch batch 32", _backend("torch", batch_size=32).embed),
                 ("torch batch 128", _backend("torch", batch_size=128).embed),
                 ("torch unsorted batches", _unsorted(torch_emb, 64)),

@@ -84,9 +84,11 @@ def test_sigterm_to_serve_stops_the_embedded_postgres(tmp_path: Path) -> None:
 def test_pids_of_dead_processes_do_not_keep_postgres_running(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = _env(data_dir)
-    first = subprocess.run([sys.executable, "-m", "docingest.cli", "status"], env=env,
+    # migrate creates the embedded database (status on a data dir without one creates none)
+    first = subprocess.run([sys.executable, "-m", "docingest.cli", "migrate"], env=env,
                            capture_output=True, text=True, timeout=120, check=False)
     assert first.returncode == 0, first.stderr
+    assert (data_dir / "pg").is_dir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a pid that no longer runs, as left by a process killed with SIGKILL
     handles = data_dir / "pg" / ".handle_pids.json"

@@ -587,9 +587,8 @@ def info(
         return
     rows = [("version", found.version), ("data dir", found.data_dir), ("database", found.database),
             ("storage", found.storage), ("parser", found.parser),
-            ("embedder", found.embedder + (f" ({found.embedding_backend} backend)"
-                                           if found.embedding_backend else "")
-             + f", {found.embedding_dimensions} dimensions"),
+            ("embedder", f"{found.embedder}, {found.embedding_dimensions} dimensions"
+             + (f"; backend {found.embedding_backend}" if found.embedding_backend else "")),
             *([("models", found.models_dir)] if found.models_dir else []),
             ("user", str(found.user)), ("documents", str(found.documents)),
             ("jobs", ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()) or "none"),

@@ -54,6 +54,7 @@ def _check_user(value: str | None) -> str | None:
 
 UserOpt = typer.Option("local", "--user", help="the user whose documents these are",
                        callback=_check_user)
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)")
 
 
 def _settings() -> Settings:
@@ -277,7 +278,7 @@ def ingest(
     user: str = UserOpt,
     concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64, help="worker slots"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)"),
+    verbose: bool = VerboseOpt,
 ) -> None:
     """Ingest files: parse, chunk, embed and store them; exit 1 when any document failed.
 
@@ -659,7 +660,7 @@ def delete(
 def worker(
     concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64,
                                     help="slots in this process"),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)"),
+    verbose: bool = VerboseOpt,
     metrics_port: int | None = typer.Option(None, "--metrics-port", min=0, max=65535,
                                                help="serve Prometheus /metrics on this port"),
     metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
@@ -707,7 +708,7 @@ def serve(
                                     help="default: UPLOAD_PIPELINE_API_PORT (8000)"),
     worker_slots: int = typer.Option(0, "--worker-slots", min=0, max=64,
                                      help="also run this many worker slots in the API process"),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)"),
+    verbose: bool = VerboseOpt,
 ) -> None:
     """Run the HTTP API (FastAPI under uvicorn); OpenAPI at /openapi.json.
 
@@ -772,7 +773,7 @@ def token(
 def storage_service(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(5000, "--port", min=0, max=65535),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)"),
+    verbose: bool = VerboseOpt,
 ) -> None:
     """Run the local storage service alone (Supabase Storage's REST contract under /storage/v1)."""
     import uvicorn

@@ -51,7 +51,7 @@ def where(settings: Settings) -> str:
     """One phrase naming what a command read: the data directory, and the database when it is
     not the embedded one (``data dir /x (database postgresql://app:***@db/docs)``)."""
     if settings.database_url:
-        return f"data dir {settings.data_dir} (database {redact_url(settings.database_url)})"
+        return f"data dir {settings.data_dir} (database {database(settings)})"
     return f"data dir {settings.data_dir}"
 
 

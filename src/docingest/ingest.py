@@ -254,6 +254,7 @@ def ingest(
     latest: dict[Any, dict[str, Any]] = {}
     worker = rt.worker(concurrency=concurrency)
     tracker = IngestProgress(worker_id=worker.worker_id, started=started)
+    interrupted: KeyboardInterrupt | None = None
     try:
         worker.start()
         while True:
@@ -266,13 +267,14 @@ def ingest(
                 break
             time.sleep(poll_seconds)
     except KeyboardInterrupt as exc:
+        interrupted = exc
+    finally:
         worker.stop()  # the slots release what they hold; a job may finish meanwhile
+    if interrupted is not None:  # counted after the release, which can finish a job
         with rt.pool().connection() as conn:
             after = {j["document_id"]: j["state"] for j in rt.repo.list_jobs(conn, document_ids=ids)}
         done = sum(after.get(i) in (State.DONE.value, State.FAILED.value) for i in ids)
-        raise IngestInterrupted(len(ids) - done) from exc
-    finally:
-        worker.stop()  # idempotent
+        raise IngestInterrupted(len(ids) - done) from interrupted
     with rt.pool().connection() as conn:
         stats = rt.repo.document_stats(conn, ids)
     wall = time.monotonic() - started

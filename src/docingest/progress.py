@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from docingest.domain import STAGES, Stage
+
 TERMINAL_STATES = ("done", "failed")
 
 
@@ -181,9 +183,9 @@ _DOING = {"uploaded": "verifying", "parse_queued": "parsing", "parsed": "validat
           "embedding_queued": "embedding", "embedding_in_progress": "embedding",
           "embeddings_stored": "storing"}
 
-_PARSED_AT = ("parsed", "parse_validated", "chunking", "chunks_stored", "embedding_queued",
-              "embedding_in_progress", "embeddings_stored", "complete")
-_EMBEDDED_AT = ("embeddings_stored", "complete")
+# Stages a job has reached once parsed / once embedded (the machine's order, domain.STAGES).
+_PARSED_AT = frozenset(s.value for s in STAGES[STAGES.index(Stage.PARSED):])
+_EMBEDDED_AT = frozenset(s.value for s in STAGES[STAGES.index(Stage.EMBEDDINGS_STORED):])
 
 
 @dataclass(frozen=True)
@@ -322,7 +324,7 @@ class IngestProgress:
         working_on: list[str] = []
         for j in jobs:
             p = j["progress"] or {}
-            if p.get("chunks_total") is None and j["state"] not in ("done", "failed"):
+            if p.get("chunks_total") is None and j["state"] not in TERMINAL_STATES:
                 unchunked += 1
             if (j["state"] == "working" and j.get("claimed_by") == self.worker_id
                     and j["stage"] in _DOING and j.get("filename")):
@@ -358,7 +360,7 @@ class IngestProgress:
             work_rate = (done - done0) / seconds
             stalled = now - self._moved[0] >= STALLED_ETA_SECONDS
             eta = (total - done) / work_rate if work_rate > 0 and not stalled else None
-        finished = all(j["state"] in ("done", "failed") for j in jobs)
+        finished = all(j["state"] in TERMINAL_STATES for j in jobs)
         return IngestSnapshot(
             documents=len(jobs), complete=sum(j["state"] == "done" for j in jobs),
             failed=sum(j["state"] == "failed" for j in jobs), chunks_embedded=embedded,

@@ -90,16 +90,19 @@ class Runtime:
         """The embedder of search queries: :meth:`embedder` itself, except that the local
         model's ``auto`` backend may run queries on another backend than documents
         (``embedding.local.resolve_backend``: one short text loads faster on ONNX Runtime)."""
+        if self._query_embedder is not None:  # decided once: every search asks
+            return self._query_embedder
         s = self.settings
-        if s.embedding_provider != "local":
-            return self.embedder()
-        from docingest.embedding.local import resolve_backend
+        same = s.embedding_provider != "local"
+        if not same:
+            from docingest.embedding.local import resolve_backend
 
-        if resolve_backend(s.embedding_backend, "queries") == resolve_backend(s.embedding_backend, "documents"):
-            return self.embedder()
+            same = resolve_backend(s.embedding_backend, "queries") == resolve_backend(s.embedding_backend,
+                                                                                       "documents")
+        embedder = self.embedder() if same else None
         with self._lock:
             if self._query_embedder is None:
-                self._query_embedder = make_embedder(s, purpose="queries")
+                self._query_embedder = embedder or make_embedder(s, purpose="queries")
             return self._query_embedder
 
     def chunker(self) -> Chunker:

@@ -256,7 +256,7 @@ class _StopSignals:
         # At once, and with a plain write (a handler may run while rich holds its console): a
         # slot gives its job back at its next checkpoint, which can be seconds away.
         os.write(2, f"\n{self.interrupted}: releasing held jobs when their current step reaches a "
-                    "checkpoint (a few seconds)...\n".encode())
+                    "checkpoint (seconds; longer while a large file is parsed or chunked)...\n".encode())
         raise KeyboardInterrupt
 
     @property
@@ -552,7 +552,9 @@ def status(
     table = Table()
     for col in ("file", "stage", "state", "progress", "attempts", "error"):
         table.add_column(col, overflow="fold")  # every letter shown, none cut to an ellipsis
-    table.add_column("job", no_wrap=True, min_width=36)  # whole: it is copied into `docingest retry`
+    # Whole where it fits beside the rest (it is copied into `docingest retry`); at 80 columns it
+    # folds, or the other columns would fold to a few letters a line (ids are whole in --json).
+    table.add_column("job", **({"no_wrap": True, "min_width": 36} if out.width >= 120 else {"overflow": "fold"}))
     for r in rows:
         table.add_row(escape(r["filename"]), r["stage"], "[red]stalled[/red]" if r["stalled"] else r["state"],
                       format_progress(r["progress"]), str(r["attempts"]), r["error_code"] or "", r["job_id"])

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         serve_bare(int(args.serve_bare[0]), args.serve_bare[1], args.pool_size)
         return {}
 
-    from docingest.auth import mint_token
+    from docingest.api.auth import mint_token
     from docingest.runtime import Runtime
     from docingest.settings import Settings
 
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER": "100",
                 "UPLOAD_PIPELINE_DB_POOL_MAX_SIZE": str(args.pool_size)})
     procs = [
-        subprocess.Popen([sys.executable, "-m", "docingest.cli", "serve", "--port", str(api_port)], env=env),
+        subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "serve", "--port", str(api_port)], env=env),
         subprocess.Popen([sys.executable, __file__, "--pool-size", str(args.pool_size), "--serve-bare",
                           str(bare_port), db_url], env=env),
     ]

@@ -70,7 +70,7 @@ def stored_document(storage: Any, path: Path, *, user_id: str = "bench", kind: s
     import uuid
 
     from docingest.domain import Document
-    from docingest.storage import raw_key
+    from docingest.providers.storage import raw_key
 
     document_id = uuid.uuid4()
     key = raw_key(user_id, document_id, path.suffix.lstrip(".") or "bin")

@@ -59,7 +59,7 @@ class _Mock:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("UPLOAD_PIPELINE_", "DOCINGEST_MOCK"))}
         env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "docingest.cli", "mock", "openai", "--port", str(self.port),
+            [sys.executable, "-m", "docingest.cli.main", "mock", "openai", "--port", str(self.port),
              "--latency-ms", str(latency_ms)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while True:
@@ -84,8 +84,8 @@ class _Mock:
 
 def measure(chunks: int, batch: int, in_flight: int, latency_ms: float) -> dict[str, Any]:
     """Ingest ``chunks`` distinct sections through the OpenAI embedder; the stage's figures."""
-    from docingest.ingest import ingest
     from docingest.runtime import Runtime
+    from docingest.services.ingest import ingest
     from docingest.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="bench-embed-api-"))

@@ -61,8 +61,8 @@ class _Runtime:
 
 
 def _backend(name: str, *, batch_size: int = 64, sort: bool = True) -> Any:
-    from docingest.embedding.local import LocalEmbedder, model_dir
-    from docingest.embedding.onnx_runtime import OnnxEmbedder
+    from docingest.providers.embedding.local import LocalEmbedder, model_dir
+    from docingest.providers.embedding.onnx_runtime import OnnxEmbedder
 
     if name in ("torch", "torch-bf16"):
         return LocalEmbedder(batch_size=batch_size, bf16=name == "torch-bf16")
@@ -100,8 +100,8 @@ def _torch_threads(n: int, embedder: Any) -> Callable[[list[str]], np.ndarray]:
 
 def corpus_runtime(quick: bool) -> Any:
     """A runtime whose database holds the (quick) corpus, chunked, with hashing vectors."""
-    from docingest.ingest import ingest
     from docingest.runtime import Runtime
+    from docingest.services.ingest import ingest
 
     docs = CORPUS / "docs"
     rt = Runtime(scratch_settings(embedding_provider="hashing"))
@@ -126,7 +126,7 @@ def _write_vectors(rt: Any, ids: list[Any], vectors: np.ndarray) -> None:
 
 
 def _questions(rt: Any, quick: bool) -> list[Any]:
-    from docingest.evaluation import load_questions
+    from docingest.services.evaluation import load_questions
 
     questions = load_questions(CORPUS / "queries.jsonl")
     if not quick:
@@ -191,8 +191,8 @@ def run(quick: bool = False) -> list[Figure]:
 def retrieval(rt: Any, ids: list[Any], texts: list[str], *, quick: bool,
               reuse: dict[str, np.ndarray] | None = None, torch_emb: Any = None) -> list[Figure]:
     """Re-embed every chunk with each backend, rebuild the index, and compare eval figures."""
-    from docingest.evaluation import evaluate
-    from docingest.search import Searcher
+    from docingest.services.evaluation import evaluate
+    from docingest.services.search import Searcher
 
     reuse = reuse or {}
     out: list[Figure] = []

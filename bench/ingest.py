@@ -27,15 +27,15 @@ def corpus_paths(quick: bool) -> list[Path]:
 
 def run(quick: bool = False) -> list[Figure]:
     from docingest.domain import Document
-    from docingest.ingest import ingest
     from docingest.runtime import Runtime
+    from docingest.services.ingest import ingest
     from docingest.stages.artifacts import ParsedArtifact
     from docingest.stages.chunk import MARKDOWN_KINDS
 
     settings = scratch_settings()
     # The ONNX backend exports the model on first use: do it ahead, as `docingest
     # prepare-embedder` would, so the pipeline's wall time is not that one-off.
-    from docingest.embedding.local import make_local_embedder, resolve_backend
+    from docingest.providers.embedding.local import make_local_embedder, resolve_backend
 
     started = time.perf_counter()
     for purpose in ("documents", "queries"):

@@ -38,9 +38,9 @@ def raw_extract(path: Path) -> tuple[int, int]:
 
 
 def run(quick: bool = False) -> list[Figure]:
-    from docingest.parsing import parse_file
+    from docingest.providers.parsing import parse_file
+    from docingest.providers.storage.local import LocalStorage
     from docingest.stages.parse import ParseDocument
-    from docingest.storage.local import LocalStorage
 
     storage = LocalStorage(Path(tempfile.mkdtemp(prefix="docingest-bench-parse-")))
     document = stored_document(storage, SOURCE2E)

@@ -37,9 +37,9 @@ from bench.common import REPO, SOURCE2E, Figure, StageCtx, stored_document
 def _child(parse: bool) -> None:
     import docingest.runtime
     import docingest.worker.loop  # noqa: F401
-    from docingest.parsing import parse_file
+    from docingest.providers.parsing import parse_file
+    from docingest.providers.storage.local import LocalStorage
     from docingest.stages.parse import ParseDocument
-    from docingest.storage.local import LocalStorage
 
     pages = 0
     if parse:
@@ -97,7 +97,7 @@ def api_upload(size_mib: int) -> dict[str, float]:
     import psutil
 
     from bench.api import _free_port, _wait
-    from docingest.auth import mint_token
+    from docingest.api.auth import mint_token
     from docingest.runtime import Runtime
     from docingest.settings import Settings
 
@@ -109,7 +109,7 @@ def api_upload(size_mib: int) -> dict[str, float]:
     env.update({"UPLOAD_PIPELINE_DATABASE_URL": rt.url, "UPLOAD_PIPELINE_DATA_DIR": str(data_dir),
                 "UPLOAD_PIPELINE_JWT_SECRET": SECRET, "UPLOAD_PIPELINE_ENVIRONMENT": "test",
                 "UPLOAD_PIPELINE_MAX_FILE_BYTES": str((size_mib + 1) * _MIB)})
-    server = subprocess.Popen([sys.executable, "-m", "docingest.cli", "serve", "--port", str(port)], env=env)
+    server = subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "serve", "--port", str(port)], env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         _wait(f"{base}/health", server)

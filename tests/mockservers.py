@@ -30,7 +30,7 @@ def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def docingest_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from docingest.cli import main; main()", *args]
+    return [sys.executable, "-c", "from docingest.cli.main import main; main()", *args]
 
 
 class MockServer:

@@ -87,7 +87,7 @@ def scrub_paths(text: str, replacement: str = "<file>") -> str:
     A message stored on a job (and shown to API users) must not reveal where the server
     keeps files: paths under a registered root (relative or absolute), and any absolute
     path with two or more parts starting at a usual top-level directory or one that
-    exists here (``/tmp/x/.docingest/storage/...``). URLs and MIME types are left alone.
+    exists here (``/tmp/x/.docingest/providers/storage/...``). URLs and MIME types are left alone.
     """
     for root in sorted(_PRIVATE_ROOTS, key=len, reverse=True):
         if root in text:  # the root itself, or a path under it (a relative root: under it only)

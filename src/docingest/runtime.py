@@ -12,17 +12,17 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from docingest import logs
-from docingest.chunking.chunker import Chunker, load_tokenizer
 from docingest.db.migrate import apply_migrations, embedding_column_dimensions
 from docingest.db.pool import database_url, make_pool
 from docingest.db.repository import Repository
 from docingest.domain import Stage
-from docingest.embedding import Embedder, make_embedder, tokenizer_path
 from docingest.errors import EmbeddingDimensionMismatch, register_private_root
+from docingest.observability import logs
+from docingest.providers.chunking.chunker import Chunker, load_tokenizer
+from docingest.providers.embedding import Embedder, make_embedder, tokenizer_path
+from docingest.providers.storage import make_storage
 from docingest.settings import CHUNK_SPECIAL_TOKENS, Settings
 from docingest.stages import StageHandler, build_handlers
-from docingest.storage import make_storage
 
 
 class Runtime:
@@ -95,7 +95,7 @@ class Runtime:
         s = self.settings
         same = s.embedding_provider != "local"
         if not same:
-            from docingest.embedding.local import resolve_backend
+            from docingest.providers.embedding.local import resolve_backend
 
             same = resolve_backend(s.embedding_backend, "queries") == resolve_backend(s.embedding_backend,
                                                                                        "documents")
@@ -115,10 +115,10 @@ class Runtime:
 
     def parse_fn(self) -> Any:
         """``parse(path, kind)``: bounded in a child process unless ``parse_sandbox`` is off."""
-        from docingest.parsing import parse_file
+        from docingest.providers.parsing import parse_file
 
         if self.settings.parse_sandbox:
-            from docingest.parsing.sandbox import ParseLimits, SandboxedParser
+            from docingest.providers.parsing.sandbox import ParseLimits, SandboxedParser
 
             # The child reports twice per interval; the parse stage saves at most once per interval.
             parser = SandboxedParser(ParseLimits.from_settings(self.settings),
@@ -197,8 +197,8 @@ class Runtime:
 
     @cached_property
     def uploads(self) -> Any:
-        """The :class:`~docingest.uploads.UploadService` of this runtime."""
-        from docingest.uploads import UploadService
+        """The :class:`~docingest.services.uploads.UploadService` of this runtime."""
+        from docingest.services.uploads import UploadService
 
         return UploadService(self)
     # --- remote providers (issue 4) ------------------------------------------------------
@@ -212,7 +212,7 @@ class Runtime:
 
     def rate_limiter(self, provider: str) -> Any:
         """The PostgreSQL token buckets of ``provider`` (``openai`` or ``llamaparse``)."""
-        from docingest.ratelimit import SharedRateLimiter
+        from docingest.providers.ratelimit import SharedRateLimiter
 
         s = self.settings
         rpm, tpm = (s.embedding_rpm, s.embedding_tpm) if provider == "openai" else (s.llamaparse_rpm, None)
@@ -227,7 +227,7 @@ class Runtime:
         Raises:
             ValueError: no API key configured.
         """
-        from docingest.parsing.llamaparse import LlamaParseClient
+        from docingest.providers.parsing.llamaparse import LlamaParseClient
 
         s = self.settings
         if not s.llamaparse_api_key:

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from docingest.evaluation import evaluate, load_questions
 from docingest.runtime import Runtime
-from docingest.search import Searcher
+from docingest.services.evaluation import evaluate, load_questions
+from docingest.services.search import Searcher
 from docingest.settings import Settings
 from tests.conftest import CORPUS, new_database, settings_env, without_hnsw_index
 
@@ -29,7 +29,7 @@ DOCS = CORPUS / "docs"
 
 
 def cli(settings: Settings, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "docingest.cli", *args], env=settings_env(settings),
+    return subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], env=settings_env(settings),
                           capture_output=True, text=True, check=False, timeout=timeout)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from docingest.auth import mint_token
+from docingest.api.auth import mint_token
 
 API = "/api/v2"
 

@@ -69,7 +69,7 @@ def process(args: list[str], env: dict[str, str], log: Path, ready_url: str | No
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "docingest.cli", *args]
+    return [sys.executable, "-m", "docingest.cli.main", *args]
 
 
 @contextmanager

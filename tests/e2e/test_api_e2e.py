@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from docingest.auth import mint_service_key
-from docingest.storage import make_storage, parsed_key, raw_key
+from docingest.api.auth import mint_service_key
+from docingest.providers.storage import make_storage, parsed_key, raw_key
 from tests.conftest import make_settings
 from tests.e2e.client import API, ApiClient, token
 from tests.e2e.conftest import SECRET, running_api

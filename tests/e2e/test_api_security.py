@@ -14,8 +14,8 @@ import httpx
 import jwt
 import pytest
 
+from docingest.providers.storage.signing import UrlSigner
 from docingest.settings import Settings
-from docingest.storage.signing import UrlSigner
 from tests.e2e.client import API, ApiClient, token
 from tests.e2e.conftest import SECRET
 

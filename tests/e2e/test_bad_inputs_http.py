@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 
-from docingest.auth import mint_service_key
+from docingest.api.auth import mint_service_key
+from docingest.providers.storage import make_storage
 from docingest.runtime import Runtime
 from docingest.settings import Settings
-from docingest.storage import make_storage
 from tests.conftest import make_settings, new_database
 from tests.e2e.client import API, ApiClient, token
 from tests.e2e.conftest import SECRET, running_api

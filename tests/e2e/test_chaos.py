@@ -27,9 +27,9 @@ from typing import Any, Self
 
 import pytest
 
-from docingest.chunking.chunker import chunk_id
-from docingest.ingest import discover, ingest, register_file
+from docingest.providers.chunking.chunker import chunk_id
 from docingest.runtime import Runtime
+from docingest.services.ingest import discover, ingest, register_file
 from tests.conftest import CORPUS, make_settings, new_database, settings_env
 from tests.fixtures import pipeline
 from tests.fixtures.good_docs import generate_good
@@ -95,7 +95,7 @@ class Workers:
     def start(self, slot: int) -> subprocess.Popen[bytes]:
         log = (self.logs / f"worker-{slot}-{self.started}.log").open("wb")
         self.started += 1
-        return subprocess.Popen([sys.executable, "-m", "docingest.cli", "worker", "-c", "2"],
+        return subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "worker", "-c", "2"],
                                 env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def __enter__(self) -> Self:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "docingest.cli", *args], env=settings_env(settings),
+    return subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], env=settings_env(settings),
                           capture_output=True, text=True, check=False, timeout=300)
 
 
@@ -47,7 +47,7 @@ def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, 
     assert {r["error_code"] for r in failed} == {"empty_file", "unsupported_type"}
     assert all(r["attempts"] == 1 for r in failed), "permanent errors are not retried"
     # In an 80-column terminal each failure's message is printed whole, on its own line.
-    table = subprocess.run([sys.executable, "-m", "docingest.cli", "status"],
+    table = subprocess.run([sys.executable, "-m", "docingest.cli.main", "status"],
                            env={**settings_env(settings), "COLUMNS": "80"},
                            capture_output=True, text=True, check=False, timeout=300)
     lines = table.stdout.splitlines()
@@ -65,7 +65,7 @@ def test_replaced_bytes_are_reported_by_ingest_and_status(settings: Settings, tm
     assert "warning: mixed.txt: text is not valid utf-8" in " ".join(proc.stdout.split())
     (job,) = json.loads(run_cli(settings, "status", "--json").stdout)
     assert job["state"] == "done" and "6 undecodable" in job["progress"]["parse_warnings"][0]
-    wide = subprocess.run([sys.executable, "-m", "docingest.cli", "status"],
+    wide = subprocess.run([sys.executable, "-m", "docingest.cli.main", "status"],
                           env={**settings_env(settings), "COLUMNS": "200"},
                           capture_output=True, text=True, check=False, timeout=300)
     assert "1 parse warning" in wide.stdout
@@ -78,7 +78,7 @@ def test_square_brackets_in_a_file_name_are_printed_as_they_are(settings: Settin
     assert run_cli(settings, "ingest", str(doc)).returncode == 0
     wide = {**settings_env(settings), "COLUMNS": "200"}
     for args in (("status",), ("search", "quokka")):
-        proc = subprocess.run([sys.executable, "-m", "docingest.cli", *args], env=wide,
+        proc = subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], env=wide,
                               capture_output=True, text=True, check=False, timeout=300)
         assert "[draft] notes.md" in proc.stdout, proc.stdout
     missing = run_cli(settings, "ingest", str(tmp_path / "[x] missing.md"))
@@ -99,7 +99,7 @@ def test_search_refuses_a_bad_mode_and_an_empty_query(settings: Settings) -> Non
 
 
 def run_cli_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "docingest.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], env=env,
                           capture_output=True, text=True, check=False, timeout=300)
 
 
@@ -133,13 +133,13 @@ def test_an_interrupted_ingest_says_how_to_resume(settings: Settings, tmp_path: 
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    import docingest.ingest
-    from docingest.cli import app
+    import docingest.services.ingest
+    from docingest.cli.main import app
 
     def interrupted(*args: object, **kwargs: object) -> None:
-        raise docingest.ingest.IngestInterrupted(7)
+        raise docingest.services.ingest.IngestInterrupted(7)
 
-    monkeypatch.setattr(docingest.ingest, "ingest", interrupted)
+    monkeypatch.setattr(docingest.services.ingest, "ingest", interrupted)
     write_docs(tmp_path / "in", 1)
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "in")], env=settings_env(settings))
     assert result.exit_code == 130, result.output
@@ -212,7 +212,7 @@ def test_an_overlap_no_chunk_can_hold_is_refused_at_start_up(settings: Settings)
     """A chunk overlap >= the chunk's capacity used to fail every job at chunking, retried."""
     from typer.testing import CliRunner
 
-    from docingest.cli import app
+    from docingest.cli.main import app
 
     env = {**settings_env(settings), "UPLOAD_PIPELINE_CHUNK_OVERLAP_TOKENS": "100000"}
     result = CliRunner().invoke(app, ["status"], env=env)
@@ -225,7 +225,7 @@ def test_an_overlap_no_chunk_can_hold_is_refused_at_start_up(settings: Settings)
 def test_a_misspelt_setting_is_named_with_the_setting_it_resembles(settings: Settings) -> None:
     from typer.testing import CliRunner
 
-    from docingest.cli import app
+    from docingest.cli.main import app
 
     env = {**settings_env(settings), "UPLOAD_PIPELINE_WORKER_CONCURENCY": "4"}
     result = CliRunner().invoke(app, ["status"], env=env)
@@ -237,7 +237,7 @@ def test_a_misspelt_setting_is_named_with_the_setting_it_resembles(settings: Set
 def test_search_with_the_embedding_provider_down_is_one_line_with_its_error_code(settings: Settings) -> None:
     from typer.testing import CliRunner
 
-    from docingest.cli import app
+    from docingest.cli.main import app
 
     env = {**settings_env(settings), "UPLOAD_PIPELINE_EMBEDDING_PROVIDER": "openai",
            "UPLOAD_PIPELINE_OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # discard port: refused
@@ -252,7 +252,7 @@ def test_search_with_the_embedding_provider_down_is_one_line_with_its_error_code
 def test_a_query_over_the_limit_shows_query_too_long(settings: Settings) -> None:
     from typer.testing import CliRunner
 
-    from docingest.cli import app
+    from docingest.cli.main import app
 
     env = {**settings_env(settings), "UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS": "10"}
     result = CliRunner().invoke(app, ["search", "a question longer than ten characters"], env=env)
@@ -263,7 +263,7 @@ def test_a_query_over_the_limit_shows_query_too_long(settings: Settings) -> None
 def test_an_empty_folder_says_there_was_nothing_to_ingest(settings: Settings, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from docingest.cli import app
+    from docingest.cli.main import app
 
     (tmp_path / "in" / ".git").mkdir(parents=True)
     (tmp_path / "in" / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
@@ -277,7 +277,7 @@ def test_a_misspelt_setting_in_the_env_file_is_named_too(settings: Settings, tmp
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from docingest.cli import app
+    from docingest.cli.main import app
 
     monkeypatch.chdir(tmp_path)  # Settings reads ./.env
     (tmp_path / ".env").write_text("UPLOAD_PIPELINE_MAX_RETRYS=3\n")

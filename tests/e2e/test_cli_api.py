@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from docingest.auth import verify_service_key, verify_user_token
+from docingest.api.auth import verify_service_key, verify_user_token
 from tests.e2e.servers import REPO, cli
 
 pytestmark = pytest.mark.e2e

@@ -57,7 +57,7 @@ def _stop_postgres(data_dir: Path) -> None:
 def test_sigterm_to_serve_stops_the_embedded_postgres(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "docingest.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "serve", "--port", str(port)],
                             env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -85,7 +85,7 @@ def test_pids_of_dead_processes_do_not_keep_postgres_running(tmp_path: Path) -> 
     data_dir = tmp_path / "data"
     env = _env(data_dir)
     # migrate creates the embedded database (status on a data dir without one creates none)
-    first = subprocess.run([sys.executable, "-m", "docingest.cli", "migrate"], env=env,
+    first = subprocess.run([sys.executable, "-m", "docingest.cli.main", "migrate"], env=env,
                            capture_output=True, text=True, timeout=120, check=False)
     assert first.returncode == 0, first.stderr
     assert (data_dir / "pg").is_dir()
@@ -94,7 +94,7 @@ def test_pids_of_dead_processes_do_not_keep_postgres_running(tmp_path: Path) -> 
     handles = data_dir / "pg" / ".handle_pids.json"
     handles.write_text(json.dumps([dead.pid]))
     try:
-        proc = subprocess.run([sys.executable, "-m", "docingest.cli", "status"], env=env,
+        proc = subprocess.run([sys.executable, "-m", "docingest.cli.main", "status"], env=env,
                               capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr
         pid_file = data_dir / "pg" / "postmaster.pid"  # removed by a clean stop

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from docingest.cli import app
-from docingest.info import redact_url, where
+from docingest.cli.main import app
+from docingest.services.info import redact_url, where
 from docingest.settings import Settings
 from tests.conftest import settings_env
 from tests.integration.helpers import write_docs

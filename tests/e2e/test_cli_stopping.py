@@ -58,7 +58,7 @@ def test_a_signal_mid_run_releases_the_jobs_and_says_how_to_resume(
     slow = settings.model_copy(update={"fault_embedding_delay_seconds": 1.0, "lease_seconds": 60.0,
                                        "heartbeat_seconds": 5.0})
     write_docs(tmp_path / "in", 4)
-    proc = subprocess.Popen([sys.executable, "-m", "docingest.cli", "ingest", "-c", "2", str(tmp_path / "in")],
+    proc = subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "ingest", "-c", "2", str(tmp_path / "in")],
                             env=settings_env(slow), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stderr = _signal_when(proc, signum, lambda: any(j["stage"] == "embedding_in_progress" and j["state"] == "working"
                                                     for j in _jobs(slow)))
@@ -83,8 +83,8 @@ def test_a_signal_before_the_workers_start_exits_with_its_code(
         signum: int, code: int, during: str) -> None:
     from typer.testing import CliRunner
 
-    import docingest.ingest
-    from docingest.cli import app
+    import docingest.services.ingest
+    from docingest.cli.main import app
     from docingest.runtime import Runtime
 
     def signalled(*args: object, **kwargs: object) -> None:
@@ -95,7 +95,7 @@ def test_a_signal_before_the_workers_start_exits_with_its_code(
     if during == "probe":
         monkeypatch.setattr(Runtime, "check_embedder_dimensions", signalled)
     else:
-        monkeypatch.setattr(docingest.ingest, "register_file", signalled)
+        monkeypatch.setattr(docingest.services.ingest, "register_file", signalled)
     def ignored(*args: object) -> None:  # the signal must not end pytest if the command misses it
         pass
 
@@ -115,8 +115,8 @@ def test_a_signal_before_the_workers_start_exits_with_its_code(
 def test_a_job_whose_worker_was_killed_shows_as_stalled_once_its_lease_expired(
         settings: Settings, tmp_path: Path) -> None:
     from docingest.api.schemas import DocumentPublic, JobPublic
-    from docingest.ingest import register_file
     from docingest.runtime import Runtime
+    from docingest.services.ingest import register_file
 
     short = settings.model_copy(update={"fault_embedding_delay_seconds": 3.0, "lease_seconds": 2.0,
                                         "heartbeat_seconds": 0.5})
@@ -125,7 +125,7 @@ def test_a_job_whose_worker_was_killed_shows_as_stalled_once_its_lease_expired(
         [path] = write_docs(tmp_path / "in", 1)
         reg = register_file(rt, path, user_id="local")
         assert reg.job is not None
-        proc = subprocess.Popen([sys.executable, "-m", "docingest.cli", "worker", "-c", "1"],
+        proc = subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "worker", "-c", "1"],
                                 env=settings_env(short), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             _wait_for(lambda: any(j["state"] == "working" for j in _jobs(short)), proc)
@@ -140,12 +140,12 @@ def test_a_job_whose_worker_was_killed_shows_as_stalled_once_its_lease_expired(
         _wait_for(lambda: all(j["lease_expires_at"] is not None and
                               j["lease_expires_at"] < datetime.now(UTC) - timedelta(seconds=0.5)
                               for j in _jobs(short)), None)
-        status = subprocess.run([sys.executable, "-m", "docingest.cli", "status", "--json"],
+        status = subprocess.run([sys.executable, "-m", "docingest.cli.main", "status", "--json"],
                                 env=settings_env(short), capture_output=True, text=True, timeout=120, check=False)
         [row] = json.loads(status.stdout)
         assert row["state"] == "working" and row["stalled"] is True, row
         assert "eta_s" not in row["progress"], row
-        table = subprocess.run([sys.executable, "-m", "docingest.cli", "status"],
+        table = subprocess.run([sys.executable, "-m", "docingest.cli.main", "status"],
                                env={**settings_env(short), "COLUMNS": "200"}, capture_output=True, text=True, check=False,
                                timeout=120)
         assert "stalled" in table.stdout and "working" not in table.stdout, table.stdout
@@ -165,8 +165,8 @@ def test_a_job_whose_worker_was_killed_shows_as_stalled_once_its_lease_expired(
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_worker_stopped_by_a_signal_releases_its_job(settings: Settings, tmp_path: Path,
                                                        signum: signal.Signals) -> None:
-    from docingest.ingest import register_file
     from docingest.runtime import Runtime
+    from docingest.services.ingest import register_file
 
     slow = settings.model_copy(update={"fault_embedding_delay_seconds": 4.0})
     rt = Runtime(slow, migrate=False)
@@ -175,7 +175,7 @@ def test_a_worker_stopped_by_a_signal_releases_its_job(settings: Settings, tmp_p
         register_file(rt, path, user_id="local")
     finally:
         rt.close()
-    proc = subprocess.Popen([sys.executable, "-m", "docingest.cli", "worker", "-c", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "worker", "-c", "1"],
                             env=settings_env(slow), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     err = _signal_when(proc, signum, lambda: any(j["state"] == "working" for j in _jobs(slow)))
     assert proc.returncode == 0, err
@@ -185,7 +185,7 @@ def test_a_worker_stopped_by_a_signal_releases_its_job(settings: Settings, tmp_p
     # A queued job shows no ETA: its last attempt's rate says nothing now that nothing runs it.
     with psycopg.connect(slow.database_url, autocommit=True) as conn:
         conn.execute("""UPDATE upload_pipeline.upload_jobs SET progress = progress || '{"eta_s": 39}'""")
-    status = subprocess.run([sys.executable, "-m", "docingest.cli", "status", "--json"], env=settings_env(slow),
+    status = subprocess.run([sys.executable, "-m", "docingest.cli.main", "status", "--json"], env=settings_env(slow),
                             capture_output=True, text=True, timeout=120, check=False)
     [row] = json.loads(status.stdout)
     assert row["state"] == "queued" and "eta_s" not in row["progress"], row
@@ -197,7 +197,7 @@ def test_output_that_is_not_a_terminal_gets_a_progress_line_every_few_seconds(
 
     slow = settings.model_copy(update={"fault_embedding_delay_seconds": 0.4})
     write_docs(tmp_path / "in", 4)
-    code = "import sys, docingest.cli as c; c.PLAIN_PROGRESS_SECONDS = 0.5; sys.exit(c.main())"
+    code = "import sys, docingest.cli.main as c; c.PLAIN_PROGRESS_SECONDS = 0.5; sys.exit(c.main())"
     proc = subprocess.run([sys.executable, "-c", code, "ingest", "--json", "-c", "1", str(tmp_path / "in")],
                           env=settings_env(slow), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -214,8 +214,8 @@ def test_ingest_says_it_waits_for_a_lease_held_by_a_dead_process_then_takes_the_
         settings: Settings, tmp_path: Path) -> None:
     import re
 
-    from docingest.ingest import register_file
     from docingest.runtime import Runtime
+    from docingest.services.ingest import register_file
 
     leased = settings.model_copy(update={"lease_seconds": 8.0, "heartbeat_seconds": 1.0})
     [path] = write_docs(tmp_path / "in", 1)
@@ -225,14 +225,14 @@ def test_ingest_says_it_waits_for_a_lease_held_by_a_dead_process_then_takes_the_
     finally:
         rt.close()
     slow = leased.model_copy(update={"fault_embedding_delay_seconds": 2.0})
-    worker = subprocess.Popen([sys.executable, "-m", "docingest.cli", "worker", "-c", "1"],
+    worker = subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "worker", "-c", "1"],
                               env=settings_env(slow), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(lambda: any(j["state"] == "working" for j in _jobs(leased)), worker)
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-    code = "import sys, docingest.cli as c; c.PLAIN_PROGRESS_SECONDS = 0.3; sys.exit(c.main())"
+    code = "import sys, docingest.cli.main as c; c.PLAIN_PROGRESS_SECONDS = 0.3; sys.exit(c.main())"
     proc = subprocess.run([sys.executable, "-c", code, "ingest", str(path)], env=settings_env(leased),
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr

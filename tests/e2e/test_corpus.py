@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from docingest.chunking.chunker import load_tokenizer
-from docingest.embedding.local import model_dir
+from docingest.providers.chunking.chunker import load_tokenizer
+from docingest.providers.embedding.local import model_dir
 from docingest.runtime import Runtime
 from docingest.settings import Settings
 from docingest.stages.artifacts import ParsedArtifact
@@ -34,7 +34,7 @@ CORPUS_FILES = sorted(p for p in DOCS.rglob("*") if p.is_file())
 
 
 def cli(settings: Settings, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "docingest.cli", *args], env=settings_env(settings),
+    return subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], env=settings_env(settings),
                           capture_output=True, text=True, check=False, timeout=timeout)
 
 

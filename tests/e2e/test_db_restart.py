@@ -28,8 +28,8 @@ import pytest
 
 from docingest.db import embedded
 from docingest.db.migrate import apply_migrations
-from docingest.ingest import register_file
 from docingest.runtime import Runtime
+from docingest.services.ingest import register_file
 from tests.conftest import make_settings, settings_env
 from tests.fixtures import pipeline
 from tests.fixtures.good_docs import generate_good
@@ -131,7 +131,7 @@ def test_workers_survive_dropped_connections_and_a_database_restart(
     slow = make_settings(url, tmp_path / "data", lease_seconds=LEASE_SECONDS, heartbeat_seconds=1.0,
                          fault_embedding_delay_seconds=1.0)
     workers = [
-        subprocess.Popen([sys.executable, "-m", "docingest.cli", "worker", "-c", "2", "-v"],
+        subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "worker", "-c", "2", "-v"],
                          env=settings_env(slow), stdout=(tmp_path / f"worker-{n}.log").open("wb"),
                          stderr=subprocess.STDOUT)
         for n in ("a", "b")

@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from docingest.evaluation import load_questions
-from docingest.parsing import detect, parse_file
+from docingest.providers.parsing import detect, parse_file
+from docingest.services.evaluation import load_questions
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -103,7 +103,7 @@ def test_a_fresh_clone_ingests_the_examples_and_answers_their_questions(tmp_path
     env["UPLOAD_PIPELINE_MODELS_DIR"] = str(models_dir)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "docingest.cli", *args], cwd=clone, env=env,
+        return subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], cwd=clone, env=env,
                               capture_output=True, text=True, check=False, timeout=600)
 
     try:

@@ -19,10 +19,10 @@ import pytest
 import structlog
 import uvicorn
 
-from docingest import logs
 from docingest.api.app import create_app
-from docingest.auth import mint_token
-from docingest.cli import _uvicorn_logging
+from docingest.api.auth import mint_token
+from docingest.cli.main import _uvicorn_logging
+from docingest.observability import logs
 from docingest.runtime import Runtime
 from tests.conftest import make_settings
 from tests.e2e.servers import free_port

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from docingest.db.repository import _as_array
-from docingest.ingest import ingest
-from docingest.mocks.openai import mock_vector
 from docingest.runtime import Runtime
+from docingest.services.ingest import ingest
+from docingest.testing.mocks.openai import mock_vector
 from tests.conftest import CORPUS, make_settings, settings_env
 from tests.mockservers import (
     MockServer,
@@ -186,7 +186,7 @@ def test_webhook_finishes_a_parse_early(db_url: str, tmp_path: Path) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from docingest.webhooks import llamaparse_signature, llamaparse_webhook_router
+    from docingest.api.routes.webhooks import llamaparse_signature, llamaparse_webhook_router
     from tests.mockservers import free_port
 
     port = free_port()
@@ -235,7 +235,7 @@ def test_mock_openai_contract(openai_mock: MockServer) -> None:
 def test_spare_lanes_never_put_more_than_concurrency_requests_in_flight(openai_mock: MockServer) -> None:
     """Twice the lanes of the concurrency wait on the HTTP pool: the provider sees at most
     ``concurrency`` requests at once (and does see that many), and every vector comes back."""
-    from docingest.embedding import make_embedder
+    from docingest.providers.embedding import make_embedder
     from docingest.settings import Settings
 
     embedder: Any = make_embedder(Settings(environment="test", embedding_concurrency=3,
@@ -259,8 +259,8 @@ def test_spare_lanes_never_put_more_than_concurrency_requests_in_flight(openai_m
 
 @pytest.mark.parametrize("openai_mock", [("--max-input-tokens", "5",)], indirect=True)
 def test_context_length_400_is_permanent_and_not_retried(openai_mock: MockServer) -> None:
-    from docingest.embedding import make_embedder
     from docingest.errors import EmbeddingInputTooLong
+    from docingest.providers.embedding import make_embedder
     from docingest.settings import Settings
 
     embedder: Any = make_embedder(Settings(environment="test", **openai_settings(openai_mock)))

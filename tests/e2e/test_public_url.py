@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from docingest.auth import mint_token
+from docingest.api.auth import mint_token
 from tests.conftest import make_settings
 from tests.e2e.servers import _env, cli, free_port, process
 

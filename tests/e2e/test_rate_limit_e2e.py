@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from docingest.ingest import register_file
-from docingest.ratelimit import bucket_size
+from docingest.providers.ratelimit import bucket_size
 from docingest.runtime import Runtime
+from docingest.services.ingest import register_file
 from tests.conftest import make_settings, settings_env
 from tests.integration.helpers import write_docs
 from tests.mockservers import MockServer, child_env, docingest_cmd, max_in_window, openai_settings

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from docingest.api.app import create_app
-from docingest.auth import mint_token
+from docingest.api.auth import mint_token
 from docingest.domain import Stage
 from docingest.runtime import Runtime
 from tests.integration.helpers import register, write_docs

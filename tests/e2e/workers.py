@@ -20,7 +20,7 @@ def start_worker(settings: Settings, log_dir: Path, name: str, *, concurrency: i
     log_dir.mkdir(parents=True, exist_ok=True)
     log = (log_dir / f"{name}.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "docingest.cli", "worker", "--concurrency", str(concurrency), "-v",
+        [sys.executable, "-m", "docingest.cli.main", "worker", "--concurrency", str(concurrency), "-v",
          *args],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )

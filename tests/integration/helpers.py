@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from docingest.ingest import register_file
 from docingest.runtime import Runtime
+from docingest.services.ingest import register_file
 
 
 def write_docs(root: Path, n: int, *, words: int = 120, prefix: str = "doc") -> list[Path]:

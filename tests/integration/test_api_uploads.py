@@ -14,7 +14,7 @@ import pytest
 
 from docingest.domain import State
 from docingest.runtime import Runtime
-from docingest.uploads import UploadService
+from docingest.services.uploads import UploadService
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration

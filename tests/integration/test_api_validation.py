@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from docingest.api.app import create_app
-from docingest.auth import mint_token
+from docingest.api.auth import mint_token
 from docingest.runtime import Runtime
 
 pytestmark = pytest.mark.integration

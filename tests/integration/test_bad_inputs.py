@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from docingest.ingest import register_file
 from docingest.runtime import Runtime
+from docingest.services.ingest import register_file
 from docingest.stages.artifacts import ParsedArtifact
 from tests.conftest import make_settings, new_database, settings_env
 from tests.fixtures import pipeline
@@ -39,7 +39,7 @@ def ingested(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     settings = make_settings(new_database(pg_url, "bad"), root / "data", max_file_bytes=MAX_FILE_BYTES,
                              parse_memory_mb=512)
     proc = subprocess.run(
-        [sys.executable, "-m", "docingest.cli", "ingest", str(corpus), "--json", "--user", "bad"],
+        [sys.executable, "-m", "docingest.cli.main", "ingest", str(corpus), "--json", "--user", "bad"],
         env=settings_env(settings), capture_output=True, text=True, timeout=240, check=False,
     )
     assert proc.returncode == 1, proc.stderr[-3000:]  # 1: some documents failed, as they must
@@ -133,7 +133,7 @@ def test_stored_object_larger_than_declared(runtime: Runtime, tmp_path: Path) ->
 
 def test_cli_parses_a_docx_named_pdf_as_the_docx_it_is(runtime: Runtime, tmp_path: Path) -> None:
     """``docingest ingest`` declares nothing: the extension is a hint, the sniffed type wins."""
-    from docingest.ingest import ingest
+    from docingest.services.ingest import ingest
 
     src = generate(tmp_path / "gen", {"report-docx-renamed.txt"})["report-docx-renamed.txt"]
     renamed = tmp_path / "in" / "really-docx.pdf"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from docingest.ingest import IngestInterrupted, ingest
 from docingest.runtime import Runtime
+from docingest.services.ingest import IngestInterrupted, ingest
 from tests.fixtures import pipeline
 from tests.integration.helpers import register, write_docs
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import structlog
 
-from docingest import logs
 from docingest.domain import Stage
 from docingest.errors import EmbeddingUnavailable, PdfCorrupt
+from docingest.observability import logs
 from docingest.runtime import Runtime
 from tests.integration.helpers import register, rows, write_docs
 from tests.integration.test_worker import Failing, _worker_with, expire_leases

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from docingest.cli import app
-from docingest.ingest import ingest, register_file
-from docingest.parsing.sandbox import ParseLimits, SandboxedParser
+from docingest.cli.main import app
+from docingest.providers.parsing.sandbox import ParseLimits, SandboxedParser
 from docingest.runtime import Runtime
+from docingest.services.ingest import ingest, register_file
 from tests.conftest import make_settings, settings_env
 from tests.fixtures import pipeline
 

@@ -11,8 +11,8 @@ import pytest
 
 from docingest.api.schemas import DocumentPublic
 from docingest.db.repository import Repository
-from docingest.progress import document_events, format_progress, sse_message, sse_stream
 from docingest.runtime import Runtime
+from docingest.services.progress import document_events, format_progress, sse_message, sse_stream
 from tests.conftest import make_settings
 from tests.fixtures.pdfgen import PdfBuilder
 from tests.integration.helpers import register, rows, write_docs

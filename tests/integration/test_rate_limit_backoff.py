@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from docingest.ratelimit import SharedRateLimiter
+from docingest.providers.ratelimit import SharedRateLimiter
 from docingest.runtime import Runtime
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from docingest.ingest import ingest
 from docingest.runtime import Runtime
+from docingest.services.ingest import ingest
 from docingest.settings import Settings
 from tests.conftest import make_settings
 from tests.fixtures import pipeline

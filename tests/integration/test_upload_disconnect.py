@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 
 from docingest.api.app import create_storage_app
+from docingest.providers.storage.signing import UrlSigner
 from docingest.settings import Settings
-from docingest.storage.signing import UrlSigner
 from tests.mockservers import free_port
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from docingest.ingest import register_file
 from docingest.runtime import Runtime
+from docingest.services.ingest import register_file
 from tests.fixtures import pipeline
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from docingest.embedding.batching import BatchingEmbedder, BatchLimits, iter_batches, plan_batches
-from docingest.embedding.openai import parse_duration, retry_after_seconds
 from docingest.errors import EmbeddingDimensionMismatch, EmbeddingInputTooLong, EmbeddingRejected
-from docingest.ratelimit import bucket_size
+from docingest.providers.embedding.batching import BatchingEmbedder, BatchLimits, iter_batches, plan_batches
+from docingest.providers.embedding.openai import parse_duration, retry_after_seconds
+from docingest.providers.ratelimit import bucket_size
 
 
 def test_batches_bounded_by_count_and_tokens() -> None:
@@ -186,8 +186,8 @@ def test_abandoning_the_iteration_stops_sending() -> None:
 
 
 def _openai_embedder(dimensions: int = 4, limiter: object | None = None, **limits: int):  # type: ignore[no-untyped-def]
-    from docingest.embedding.openai import OpenAIEmbedder
-    from docingest.ratelimit import LocalBackoff
+    from docingest.providers.embedding.openai import OpenAIEmbedder
+    from docingest.providers.ratelimit import LocalBackoff
 
     return OpenAIEmbedder(model="text-embedding-3-small", dimensions=dimensions,
                           base_url="http://127.0.0.1:9/v1", api_key="k", limiter=limiter or LocalBackoff(),
@@ -233,7 +233,7 @@ def test_base64_of_the_right_length_that_does_not_decode_is_transient() -> None:
 
 
 def test_short_texts_are_counted_by_their_bytes_and_long_ones_exactly() -> None:
-    from docingest.embedding.openai import cl100k_counter
+    from docingest.providers.embedding.openai import cl100k_counter
 
     emb = _openai_embedder(max_inputs=64, max_tokens=300_000, max_input_tokens=8192)  # bound: 4,687 bytes
     short, long = "caf\u00e9 " * 10, "word " * 2000

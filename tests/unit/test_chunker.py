@@ -10,8 +10,8 @@ from functools import cache
 
 import pytest
 
-from docingest.chunking.chunker import Chunker, chunk_id, headings, load_tokenizer
-from docingest.embedding.local import model_dir
+from docingest.providers.chunking.chunker import Chunker, chunk_id, headings, load_tokenizer
+from docingest.providers.embedding.local import model_dir
 from tests.conftest import CORPUS
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from docingest.ingest import discover
+from docingest.services.ingest import discover
 
 
 def test_directories_are_walked_and_special_entries_skipped(tmp_path: Path) -> None:

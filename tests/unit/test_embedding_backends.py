@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from docingest.chunking.chunker import load_tokenizer
-from docingest.embedding import make_embedder, tokenizer_path
-from docingest.embedding import onnx_runtime as ort_backend
-from docingest.embedding.local import (
+from docingest.providers.chunking.chunker import load_tokenizer
+from docingest.providers.embedding import make_embedder, tokenizer_path
+from docingest.providers.embedding import onnx_runtime as ort_backend
+from docingest.providers.embedding.local import (
     LocalEmbedder,
     cpu_has_amx_bf16,
     make_local_embedder,
     model_dir,
     resolve_backend,
 )
-from docingest.embedding.onnx_runtime import OnnxEmbedder, ensure_onnx_model, is_valid
+from docingest.providers.embedding.onnx_runtime import OnnxEmbedder, ensure_onnx_model, is_valid
 from docingest.settings import Settings
 
 TEXTS = [
@@ -82,12 +82,12 @@ def test_auto_runs_documents_and_queries_on_the_backends_it_picks(
         data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from docingest.runtime import Runtime
 
-    monkeypatch.setattr("docingest.embedding.local.cpu_has_amx_bf16", lambda: True)
+    monkeypatch.setattr("docingest.providers.embedding.local.cpu_has_amx_bf16", lambda: True)
     rt = Runtime(_settings(data_dir, embedding_backend="auto"), migrate=False)
     documents, queries = rt.embedder(), rt.query_embedder()
     assert isinstance(documents, LocalEmbedder) and documents.bf16
     assert isinstance(queries, OnnxEmbedder) and rt.query_embedder() is queries
-    monkeypatch.setattr("docingest.embedding.local.cpu_has_amx_bf16", lambda: False)
+    monkeypatch.setattr("docingest.providers.embedding.local.cpu_has_amx_bf16", lambda: False)
     rt = Runtime(_settings(data_dir, embedding_backend="auto"), migrate=False)
     assert isinstance(rt.embedder(), OnnxEmbedder) and rt.query_embedder() is rt.embedder()
 
@@ -179,7 +179,7 @@ def test_an_older_data_dir_with_the_plain_export_is_tidied_on_first_use(
 def test_prepare_embedder_command(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from docingest.cli import app
+    from docingest.cli.main import app
 
     monkeypatch.setenv("UPLOAD_PIPELINE_DATA_DIR", str(data_dir))
     monkeypatch.setenv("UPLOAD_PIPELINE_ENVIRONMENT", "test")
@@ -195,8 +195,8 @@ CHILD = """
 import logging, os, sys
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, format="%(message)s")
-from docingest.embedding.local import model_dir
-from docingest.embedding.onnx_runtime import ensure_onnx_model
+from docingest.providers.embedding.local import model_dir
+from docingest.providers.embedding.onnx_runtime import ensure_onnx_model
 path = ensure_onnx_model(model_dir(), Path(sys.argv[1]), "fp32")
 print(os.stat(path).st_ino)
 """

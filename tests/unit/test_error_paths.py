@@ -11,9 +11,9 @@ from uuid import uuid4
 import pytest
 
 from docingest.errors import DocumentCorrupt, InternalError, classify, register_private_root, scrub_paths
-from docingest.parsing import parse_file
+from docingest.providers.parsing import parse_file
+from docingest.providers.storage.local import LocalStorage
 from docingest.stages.parse import ParseDocument
-from docingest.storage.local import LocalStorage
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path(os.environ.get("DOCINGEST_CORPUS", REPO.parent / "shared" / "corpus")).resolve() / "docs"
@@ -67,5 +67,5 @@ def test_a_relative_data_dir_is_scrubbed_too() -> None:
 
 def test_classify_scrubs_a_message_set_after_construction() -> None:
     err = DocumentCorrupt("x")
-    err.message = "cannot read /home/someone/.docingest/storage/k.docx"
+    err.message = "cannot read /home/someone/.docingest/providers/storage/k.docx"
     assert classify(err).message == "cannot read <file>"

@@ -11,7 +11,7 @@ from uuid import uuid4
 import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 
-from docingest import logs, metrics
+from docingest.observability import logs, metrics
 
 
 def test_jobs_collector_exports_counts_and_zeroes_pairs_seen_before() -> None:

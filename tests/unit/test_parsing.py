@@ -1,4 +1,4 @@
-"""Unit tests for docingest.parsing: sniffing, the five parsers, the registry.
+"""Unit tests for docingest.providers.parsing: sniffing, the five parsers, the registry.
 
 Uses the read-only corpus in shared/corpus/docs (PostgreSQL manual pages as HTML
 and DOCX, LaTeX manuals as PDF) plus small files made here: PDFs are written by
@@ -24,11 +24,11 @@ import pypdfium2 as pdfium
 import pytest
 
 from docingest.errors import DocumentCorrupt, EmptyFile, PdfCorrupt, PdfEncrypted, UnsupportedType
-from docingest.parsing import PARSERS, DetectedType, detect, is_declared_compatible, parse_file
-from docingest.parsing.decoding import MAX_GARBLED_SHARE, decode_text, garbled_share
-from docingest.parsing.docx import DocxParser
-from docingest.parsing.pdf import PAGE_SEPARATOR, PdfParser
-from docingest.parsing.sniff import SNIFF_BYTES, TYPES
+from docingest.providers.parsing import PARSERS, DetectedType, detect, is_declared_compatible, parse_file
+from docingest.providers.parsing.decoding import MAX_GARBLED_SHARE, decode_text, garbled_share
+from docingest.providers.parsing.docx import DocxParser
+from docingest.providers.parsing.pdf import PAGE_SEPARATOR, PdfParser
+from docingest.providers.parsing.sniff import SNIFF_BYTES, TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 # Same convention as tests/conftest.py: DOCINGEST_CORPUS is the corpus root (holding docs/).

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from docingest.errors import DocingestError, PdfCorrupt
-from docingest.parsing.sandbox import ParseLimits, SandboxedParser
+from docingest.providers.parsing.sandbox import ParseLimits, SandboxedParser
 
 EVIL = "tests.fixtures.evil_parsers:parse_file"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from docingest.evaluation import Question, aggregate, load_questions, question_scores
-from docingest.search import reciprocal_rank_fusion
+from docingest.services.evaluation import Question, aggregate, load_questions, question_scores
+from docingest.services.search import reciprocal_rank_fusion
 
 
 def test_rrf_rewards_items_ranked_by_both_lists() -> None:
@@ -46,7 +46,7 @@ def test_aggregate_means() -> None:
 def test_question_files_are_validated_line_by_line(tmp_path) -> None:
     import pytest
 
-    from docingest.evaluation import load_questions
+    from docingest.services.evaluation import load_questions
 
     bad = {
         '{"query": 5, "expected": ["a.md"]}': "'query' must be a non-empty string",
@@ -67,7 +67,7 @@ def test_question_files_are_validated_line_by_line(tmp_path) -> None:
 def test_the_search_service_refuses_an_over_long_query_for_the_cli_and_the_api(tmp_path) -> None:
     from docingest.errors import QueryTooLong
     from docingest.runtime import Runtime
-    from docingest.search import Searcher
+    from docingest.services.search import Searcher
     from docingest.settings import Settings
 
     rt = Runtime(Settings(data_dir=tmp_path, environment="test", embedding_provider="hashing"))
@@ -86,7 +86,7 @@ def test_a_question_file_that_is_not_utf8_is_named_in_the_error(tmp_path: Path) 
 
 
 def test_unanswerable_lists_questions_whose_expected_files_were_never_ingested() -> None:
-    from docingest.evaluation import unanswerable
+    from docingest.services.evaluation import unanswerable
 
     qs = [Question("q1", ["md/a.md"], ""), Question("q2", ["pdf/b.pdf", "md/c.md"], ""),
           Question("q3", ["html/d.html"], "")]

@@ -16,9 +16,9 @@ import pytest
 
 from docingest.domain import Document
 from docingest.errors import StorageUnavailable
+from docingest.providers.storage.local import LocalStorage
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.parse import ValidateParse
-from docingest.storage.local import LocalStorage
 
 PAGES = ["first\x00 page\ufffe text", "second \x00page", "third page, clean"]
 

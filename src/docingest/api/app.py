@@ -11,17 +11,17 @@ from fastapi import FastAPI
 from docingest.api import errors
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
 from docingest.api.routes import documents, health, jobs, search, upload
-from docingest.runtime import Runtime
-from docingest.settings import Settings
-from docingest.storage.local import LocalStorage
-from docingest.storage.service import (
+from docingest.api.routes.storage import (
     OnStored,
     StorageError,
     StorageService,
     storage_error_handler,
     storage_router,
 )
-from docingest.storage.signing import UrlSigner
+from docingest.providers.storage.local import LocalStorage
+from docingest.providers.storage.signing import UrlSigner
+from docingest.runtime import Runtime
+from docingest.settings import Settings
 
 API_PREFIX = "/api/v2"
 
@@ -47,7 +47,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         rt.pool()  # connect (and migrate the embedded database) before the first request
         sweeper = None
         if sweep:
-            from docingest.uploads import UploadSweeper
+            from docingest.services.uploads import UploadSweeper
 
             sweeper = UploadSweeper(rt.uploads, settings.upload_sweep_seconds)
             sweeper.start()
@@ -65,7 +65,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # also at the root, for probes
-    from docingest.webhooks import llamaparse_webhook_router
+    from docingest.api.routes.webhooks import llamaparse_webhook_router
 
     app.include_router(llamaparse_webhook_router(rt))  # its own HMAC header, no bearer token
     if settings.storage_backend == "local":

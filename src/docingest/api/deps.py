@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from docingest.auth import verify_user_token
+from docingest.api.auth import verify_user_token
 from docingest.errors import Unauthorized
 from docingest.runtime import Runtime
 from docingest.settings import Settings

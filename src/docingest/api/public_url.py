@@ -13,8 +13,8 @@ import ipaddress
 import re
 from typing import Any
 
+from docingest.providers.storage.local import REQUEST_BASE_URL
 from docingest.settings import Settings
-from docingest.storage.local import REQUEST_BASE_URL
 
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*\.?"
                    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")

@@ -9,9 +9,9 @@ from uuid import UUID
 from pydantic import BaseModel, Field, field_validator
 
 from docingest.domain import Document, Job
-from docingest.progress import shown_progress
-from docingest.storage import SignedUpload
-from docingest.uploads import display_filename
+from docingest.providers.storage import SignedUpload
+from docingest.services.progress import shown_progress
+from docingest.services.uploads import display_filename
 
 STALLED_DESCRIPTION = ("true when the job is 'working' but its lease expired: the worker holding it "
                        "died or hung; another worker takes it over (state stays as stored, and "

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from docingest.chunking.chunker import Chunker
 from docingest.domain import Stage
-from docingest.embedding.base import Embedder
+from docingest.providers.chunking.chunker import Chunker
+from docingest.providers.embedding.base import Embedder
 from docingest.stages.base import StageContext, StageHandler, StageResult
 from docingest.stages.chunk import ChunkDocument
 from docingest.stages.embed import EmbedChunks, FinalizeDocument
 from docingest.stages.parse import ParseDocument, ParseFn, ValidateParse
 from docingest.stages.passthrough import Passthrough
-from docingest.stages.upload import VerifyUpload
+from docingest.stages.verify import VerifyUpload
 
 __all__ = ["StageContext", "StageHandler", "StageResult", "build_handlers"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docingest.domain import Document
-from docingest.storage import parsed_key
+from docingest.providers.storage import parsed_key
 
 
 @dataclass

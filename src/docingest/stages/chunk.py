@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from docingest.chunking.chunker import Chunker, chunk_id
 from docingest.db.repository import Repository
 from docingest.domain import Stage
 from docingest.errors import NoText
+from docingest.providers.chunking.chunker import Chunker, chunk_id
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from docingest import metrics
 from docingest.db.repository import Repository
 from docingest.domain import Stage
-from docingest.embedding.base import Embedder, check_shape
 from docingest.errors import NoText
+from docingest.observability import metrics
+from docingest.providers.embedding.base import Embedder, check_shape
 from docingest.stages.base import StageContext, StageResult
 
 

@@ -5,7 +5,7 @@ and stores LlamaParse's job id in ``upload_jobs.progress`` (``llamaparse_job_id`
 ``llamaparse_deadline``), returning ``StageResult(delay_seconds=...)`` so the
 worker requeues the job at the same stage; later runs poll once each, with a
 delay growing 1.5x from ``LLAMAPARSE_POLL_SECONDS`` to ``LLAMAPARSE_POLL_MAX_SECONDS``.
-The webhook (``docingest.webhooks``) only makes the job claimable at once.
+The webhook (``docingest.api.routes.webhooks``) only makes the job claimable at once.
 When the remote job is ``COMPLETED``, the markdown is stored exactly as a local
 parse is, by :class:`~docingest.stages.parse.ParseDocument`.
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from docingest.domain import Stage
 from docingest.errors import ParseTimeout, RemoteParseCancelled, RemoteParseFailed
-from docingest.parsing.base import ParsedDocument
+from docingest.providers.parsing.base import ParsedDocument
 from docingest.stages.base import StageContext, StageResult
 from docingest.stages.parse import ParseDocument
 
@@ -60,7 +60,7 @@ class LlamaParseDocument:
 
     Args:
         storage: object storage (the original is read, the artifact written).
-        client: a :class:`~docingest.parsing.llamaparse.LlamaParseClient`.
+        client: a :class:`~docingest.providers.parsing.llamaparse.LlamaParseClient`.
         settings: poll delays, timeouts, webhook base URL and secret.
     """
 
@@ -75,7 +75,7 @@ class LlamaParseDocument:
         s = self.settings
         if not (s.webhook_base_url and s.webhook_secret):
             return None
-        from docingest.webhooks import llamaparse_signature
+        from docingest.api.routes.webhooks import llamaparse_signature
 
         return {"webhook_url": f"{s.webhook_base_url.rstrip('/')}/api/v2/webhooks/llamaparse/{job_id}",
                 "webhook_events": ["parse.success", "parse.error", "parse.cancelled"],

@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from docingest import metrics
 from docingest.domain import Stage
 from docingest.errors import NoText
-from docingest.parsing import ParsedDocument
-from docingest.parsing.sniff import DOCX_MIME
+from docingest.observability import metrics
+from docingest.providers.parsing import ParsedDocument
+from docingest.providers.parsing.sniff import DOCX_MIME
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 

@@ -35,11 +35,11 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from docingest import logs, metrics
 from docingest.db.pool import single_statements
 from docingest.db.repository import Repository
 from docingest.domain import Claim, Document, Job, Stage, State
 from docingest.errors import DocingestError, LeaseLost, WorkerLost, classify
+from docingest.observability import logs, metrics
 from docingest.settings import Settings
 from docingest.stages.base import Persist, StageHandler, StageResult
 from docingest.worker.backoff import backoff_seconds

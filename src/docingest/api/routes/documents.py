@@ -44,7 +44,7 @@ def document_events(
 ) -> StreamingResponse:
     """Server-Sent Events: one message per event of the document (stage changes, retries,
     warnings) from ``Last-Event-ID`` on; the stream ends when the job is terminal."""
-    from docingest.progress import sse_stream
+    from docingest.services.progress import sse_stream
 
     with rt.user_transaction(user) as conn:
         if rt.repo.get_document_view(conn, user_id=user, document_id=document_id) is None:

@@ -44,7 +44,7 @@ def ready(rt: RuntimeDep, response: Response) -> HealthPublic:
 def metrics(rt: RuntimeDep) -> Response:
     """Prometheus text format: this process's counters and histograms, and queue depth
     (``docingest_jobs{stage,state}``) read from the database at scrape time."""
-    from docingest.metrics import metrics_text, register_jobs_collector
+    from docingest.observability.metrics import metrics_text, register_jobs_collector
 
     register_jobs_collector(rt)
     body, content_type = metrics_text()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from docingest.api.deps import CurrentUser, RuntimeDep
 from docingest.api.schemas import SearchHitPublic, SearchPublic
 from docingest.errors import RequestError
-from docingest.search import Searcher
+from docingest.services.search import Searcher
 
 router = APIRouter(prefix="/search", tags=["search"])
 

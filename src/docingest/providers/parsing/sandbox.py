@@ -1,0 +1,354 @@
+"""Bounded parsing: every local parse runs in a child process with a time and a memory limit.
+
+A parser is third-party C code (PDFium, libxml2) fed with whatever users upload:
+one file can hang it, crash it or make it allocate gigabytes. Running the parse in
+the worker's own process would take the worker, and every job it holds, down with
+it. Here the worker only waits:
+
+    parse = SandboxedParser(ParseLimits.from_settings(settings))
+    document = parse(path, kind)          # same shape as parsing.parse_file
+
+How the limits are enforced:
+- wall time: ``timeout_seconds + timeout_seconds_per_mb * size_MB``, capped at
+  ``timeout_max_seconds``; on expiry the parent kills the child: ``ParseTimeout``.
+- memory: the child sets ``RLIMIT_AS`` to its address space at start plus
+  ``memory_mb`` (an allocation beyond it raises ``MemoryError`` in the child,
+  reported as ``ParseOutOfMemory``), and the parent polls the child's resident
+  set every ``poll_seconds`` and kills it above ``memory_mb``: ``ParseOutOfMemory``.
+  A child killed by SIGKILL that the parent did not send (the kernel's OOM
+  killer) is reported the same way.
+- crash: a child that exits without an answer (segfault, abort, ``os._exit``)
+  is ``ParseCrashed``, with the signal or exit status in the message.
+- orphans: if the worker is killed (SIGKILL), its forkserver exits and the
+  child, seeing its parent gone (or its parse's deadline long passed), exits;
+  a per-parse ``RLIMIT_CPU`` ends a child spinning in C code that holds the GIL.
+
+Children are forked from a ``forkserver`` (started once per process, with the
+parsers preloaded), never from the multi-threaded worker itself, so a child
+never inherits a lock held by another thread. A child serves one parse at a
+time and is kept for the next (starting one costs 0.2-1 s, as multiprocessing
+re-imports the entry module in it); a child that broke a limit is killed, and
+every child is replaced after ``max_parses_per_child`` parses. The three errors are transient:
+the worker retries them with backoff, then fails the document with the last one.
+The parser's own errors (``PdfEncrypted``, ``PdfCorrupt`` ...) are re-raised in
+the parent unchanged; any other exception becomes ``InternalError``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import os
+import resource
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from docingest.errors import (
+    DocingestError,
+    ParseCrashed,
+    ParseOutOfMemory,
+    ParseTimeout,
+    classify,
+)
+from docingest.providers.parsing.base import PageProgress, ParsedDocument
+
+log = logging.getLogger("docingest.providers.parsing.sandbox")
+
+DEFAULT_TARGET = "docingest.providers.parsing:parse_file"
+_MB = 1024 * 1024
+_ORPHAN_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Limits of one parse.
+
+    Attributes:
+        timeout_seconds: base wall-time limit, seconds.
+        timeout_seconds_per_mb: seconds added per MiB of input.
+        timeout_max_seconds: cap of the scaled limit, seconds.
+        memory_mb: resident-memory limit of the child, MiB.
+    """
+
+    timeout_seconds: float = 60.0
+    timeout_seconds_per_mb: float = 10.0
+    timeout_max_seconds: float = 900.0
+    memory_mb: int = 2048
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ParseLimits:
+        return cls(
+            timeout_seconds=settings.parse_timeout_seconds,
+            timeout_seconds_per_mb=settings.parse_timeout_seconds_per_mb,
+            timeout_max_seconds=settings.parse_timeout_max_seconds,
+            memory_mb=settings.parse_memory_mb,
+        )
+
+    def timeout_for(self, size_bytes: int) -> float:
+        """Wall-time limit, seconds, for an input of ``size_bytes``."""
+        scaled = self.timeout_seconds + self.timeout_seconds_per_mb * size_bytes / _MB
+        return min(scaled, max(self.timeout_max_seconds, self.timeout_seconds))
+
+
+def _context() -> Any:
+    """The multiprocessing context: forkserver (parsers preloaded) where available, else spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["docingest.providers.parsing"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _resolve(target: str) -> Callable[[Path, str], ParsedDocument]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def _address_space_bytes() -> int:
+    """This process's virtual size in bytes (0 where /proc is not available)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def _watchdog(parent: int, state: dict[str, float]) -> None:
+    """Exit when the parent is gone or a parse overran its deadline: no orphan parses."""
+    while True:
+        time.sleep(0.5)
+        deadline = state.get("deadline")
+        if os.getppid() != parent or (deadline and time.monotonic() > deadline + _ORPHAN_GRACE_SECONDS):
+            os._exit(70)
+
+
+def _page_reporter(conn: Any, interval_seconds: float) -> Callable[[int, int], None]:
+    """``on_progress`` for the parser in the child: sends ``("progress", (parsed, total))``
+    for the first page, then at most once per ``interval_seconds``."""
+    last: list[float] = []
+
+    def report(parsed: int, total: int) -> None:
+        now = time.monotonic()
+        if last and now - last[0] < interval_seconds:
+            return
+        last[:] = [now]
+        conn.send(("progress", (parsed, total)))
+
+    return report
+
+
+def _child_loop(conn: Any, memory_bytes: int) -> None:
+    """Entry point of a parse process: set the memory limit, then serve parse requests.
+
+    Each request is ``(target, path, kind, timeout_seconds, progress_seconds)``; the
+    answer is ``("ok", ParsedDocument) | ("error", DocingestError) | ("oom", message)``,
+    preceded, when ``progress_seconds`` is not None, by ``("progress", (pages_parsed,
+    pages_total))`` messages (the target is then called with ``on_progress=``).
+    ``None`` or a closed pipe ends the loop; so does an ``oom`` answer.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    state: dict[str, float] = {}
+    threading.Thread(target=_watchdog, args=(os.getppid(), state), daemon=True).start()
+    base = _address_space_bytes()
+    if base:
+        resource.setrlimit(resource.RLIMIT_AS, (base + memory_bytes, base + memory_bytes))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        target, path, kind, timeout, progress_seconds = request
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = int(used.ru_utime + used.ru_stime + timeout + _ORPHAN_GRACE_SECONDS) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
+        state["deadline"] = time.monotonic() + timeout
+        try:
+            parse = _resolve(target)
+            if progress_seconds is None:
+                message: tuple[str, Any] = ("ok", parse(Path(path), kind))
+            else:
+                message = ("ok", parse(Path(path), kind, on_progress=_page_reporter(conn, progress_seconds)))
+        except MemoryError:
+            message = ("oom", "the parser ran out of memory (MemoryError)")
+        except DocingestError as exc:
+            message = ("error", exc)
+        except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
+            message = ("error", classify(exc))
+        state.pop("deadline", None)
+        try:
+            conn.send(message)
+        except MemoryError:
+            message = ("oom", "the parse result did not fit in memory")
+            conn.send(message)
+        if message[0] == "oom":
+            return
+
+
+class _Child:
+    """One parse process and the parent's end of its pipe."""
+
+    def __init__(self, ctx: Any, memory_bytes: int) -> None:
+        self.conn, theirs = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_child_loop, args=(theirs, memory_bytes),
+                                name="docingest-parse", daemon=True)
+        self.proc.start()
+        theirs.close()
+        self.parses = 0
+
+    def close(self, *, kill: bool) -> None:
+        try:
+            if kill:
+                self.proc.kill()
+            else:
+                self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        self.conn.close()
+
+
+def _rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` in bytes (0 when it is gone)."""
+    try:
+        import psutil
+
+        return int(psutil.Process(pid).memory_info().rss)
+    except Exception:  # noqa: BLE001 - the child may exit between checks
+        return 0
+
+
+class SandboxedParser:
+    """``parse_fn(path, kind)`` that runs ``target`` in a bounded child process.
+
+    Args:
+        limits: time and memory limits.
+        target: ``"module:function"`` called in the child as ``function(path, kind)``;
+            ``docingest.providers.parsing:parse_file`` unless a test supplies a misbehaving one.
+        poll_seconds: how often the parent checks the child's time and memory.
+        max_parses_per_child: a child serves this many parses, then is replaced
+            (bounds slow leaks and fragmentation); a child that broke a limit or
+            ran out of memory is never reused.
+        progress_seconds: with an ``on_progress`` callback, the child reports pages
+            parsed after the first page, then at most once per this many seconds.
+
+    Children are kept between parses (starting one costs 0.2-1 s: multiprocessing
+    re-imports the entry module), one per concurrent caller. Thread-safe.
+    """
+
+    def __init__(self, limits: ParseLimits, *, target: str = DEFAULT_TARGET,
+                 poll_seconds: float = 0.05, max_parses_per_child: int = 100,
+                 progress_seconds: float = 0.5) -> None:
+        self.limits = limits
+        self.target = target
+        self.poll_seconds = poll_seconds
+        self.max_parses_per_child = max_parses_per_child
+        self.progress_seconds = progress_seconds
+        self._lock = threading.Lock()
+        self._idle: list[_Child] = []
+
+    def _acquire(self) -> _Child:
+        with self._lock:
+            while self._idle:
+                child = self._idle.pop()
+                if child.proc.is_alive():
+                    return child
+                child.close(kill=True)
+            return _Child(_context(), self.limits.memory_mb * _MB)
+
+    def _release(self, child: _Child, healthy: bool) -> None:
+        child.parses += 1
+        if healthy and child.parses < self.max_parses_per_child and child.proc.is_alive():
+            with self._lock:
+                self._idle.append(child)
+            return
+        child.close(kill=not healthy)
+
+    def close(self) -> None:
+        """Stop the idle children."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.close(kill=False)
+
+    def __call__(self, path: Path, kind: str, on_progress: PageProgress | None = None) -> ParsedDocument:
+        """Parse ``path`` as ``kind`` in a child process.
+
+        ``on_progress(pages_parsed, pages_total)`` is called in this thread as the
+        child reports pages (PDF only; see ``progress_seconds``). An exception it
+        raises (``LeaseLost`` ...) stops the parse: the child is killed.
+
+        Raises:
+            ParseTimeout, ParseOutOfMemory, ParseCrashed: the child broke a limit or died.
+            DocingestError: what the parser itself raised (``PdfEncrypted`` ...).
+        """
+        size = os.path.getsize(path)
+        timeout = self.limits.timeout_for(size)
+        memory_bytes = self.limits.memory_mb * _MB
+        child = self._acquire()
+        healthy = False
+        killed = False
+        try:
+            progress_seconds = self.progress_seconds if on_progress is not None else None
+            child.conn.send((self.target, str(path), kind, timeout, progress_seconds))
+            started = time.monotonic()
+            while True:
+                if child.conn.poll(self.poll_seconds):
+                    try:
+                        status, payload = child.conn.recv()
+                    except (EOFError, OSError):
+                        break  # the child died without answering
+                    if status != "progress":
+                        healthy = status != "oom"
+                        return self._answer(status, payload)
+                    if on_progress is not None:
+                        on_progress(*payload)  # then the limits are checked as after a poll
+                if not child.proc.is_alive() and not child.conn.poll(0):
+                    break
+                if _rss_bytes(child.proc.pid) > memory_bytes:  # type: ignore[arg-type]
+                    killed = True
+                    child.proc.kill()
+                    raise ParseOutOfMemory(
+                        f"the parser used more than {self.limits.memory_mb} MB "
+                        f"(UPLOAD_PIPELINE_PARSE_MEMORY_MB) and was stopped"
+                    )
+                if time.monotonic() - started > timeout:
+                    killed = True
+                    child.proc.kill()
+                    raise ParseTimeout(
+                        f"parsing took longer than {timeout:.1f} s for {size} bytes "
+                        f"(UPLOAD_PIPELINE_PARSE_TIMEOUT_SECONDS and _PER_MB) and was stopped"
+                    )
+            child.proc.join(5)
+            raise self._death(child.proc.exitcode, killed)
+        finally:
+            self._release(child, healthy)
+
+    def _answer(self, status: str, payload: Any) -> ParsedDocument:
+        if status == "ok":
+            return payload  # type: ignore[no-any-return]
+        if status == "oom":
+            raise ParseOutOfMemory(f"{payload} (limit {self.limits.memory_mb} MB, "
+                                   "UPLOAD_PIPELINE_PARSE_MEMORY_MB)")
+        raise payload
+
+    def _death(self, exitcode: int | None, killed: bool) -> DocingestError:
+        if exitcode is not None and exitcode < 0:
+            sig = signal.Signals(-exitcode)
+            if sig is signal.SIGKILL and not killed:
+                return ParseOutOfMemory("the parser was killed by SIGKILL (the system's OOM killer?)")
+            if sig is signal.SIGXCPU:
+                return ParseTimeout("the parser exceeded its CPU-time limit and was stopped")
+            return ParseCrashed(f"the parser process crashed ({sig.name})")
+        return ParseCrashed(f"the parser process exited with status {exitcode} without a result")

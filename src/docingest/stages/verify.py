@@ -1,0 +1,101 @@
+"""``uploaded`` -> ``parse_queued``: the object exists and is what was declared."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from typing import Any
+
+from docingest.domain import Stage
+from docingest.errors import (
+    ChecksumMismatch,
+    ContentTypeMismatch,
+    EmptyFile,
+    FileTooLarge,
+    PermanentError,
+    SizeMismatch,
+    TransientError,
+)
+from docingest.observability import metrics
+from docingest.providers.parsing import detect, is_declared_compatible
+from docingest.providers.parsing.sniff import DOCX_MIME
+from docingest.providers.storage.base import iter_stream
+from docingest.stages.base import StageContext, StageResult
+
+#: Declared types that must hold. Bytes declared as a PDF or DOCX that are really
+#: text or HTML are not that document (typically an HTML error page saved under
+#: the document's name): ``content_type_mismatch``. Any other disagreement is a
+#: mislabel: the sniffed type wins and a warning is recorded.
+BINDING_MIMES = frozenset({"application/pdf", "application/x-pdf", "application/acrobat", DOCX_MIME})
+
+
+class VerifyUpload:
+    """Check size, SHA-256 and sniffed type of the stored original.
+
+    A permanent mismatch deletes the object (it is not the document the user
+    declared). The sniffed type wins over the declared one for parsing; a
+    difference is recorded as a warning event, except where the declared type
+    must hold (:data:`BINDING_MIMES`): then ``ContentTypeMismatch`` names the
+    detected type.
+
+    Raises:
+        EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType,
+        ContentTypeMismatch (the declared type contradicts the content).
+    """
+
+    stage = Stage.UPLOADED
+
+    def __init__(self, storage: Any, *, max_file_bytes: int) -> None:
+        self.storage = storage
+        self.max_file_bytes = max_file_bytes
+
+    def run(self, ctx: StageContext) -> StageResult:
+        doc = ctx.document
+        try:
+            return self._verify(ctx)
+        except PermanentError:
+            # Best effort: a storage hiccup must not turn a permanent verdict into a retry.
+            with contextlib.suppress(TransientError):
+                self.storage.delete(doc.raw_path)
+            raise
+
+    def _verify(self, ctx: StageContext) -> StageResult:
+        doc = ctx.document
+        info = self.storage.head(doc.raw_path)
+        if info is None:
+            raise SizeMismatch(f"the uploaded object {doc.raw_path} is missing")
+        if info.size == 0:
+            raise EmptyFile("the file is empty (0 bytes)")
+        if info.size > self.max_file_bytes:
+            raise FileTooLarge(f"{info.size} bytes is over the limit of {self.max_file_bytes}")
+        if info.size != doc.bytes_len:
+            raise SizeMismatch(f"stored object has {info.size} bytes, declared {doc.bytes_len}")
+        digest = hashlib.sha256()
+        # One local copy serves both checks (a remote backend downloads the object once).
+        with self.storage.local_path(doc.raw_path) as path:
+            with path.open("rb") as f:
+                for block in iter_stream(f):
+                    digest.update(block)
+                    ctx.check()
+            if digest.hexdigest() != doc.file_sha256:
+                raise ChecksumMismatch(
+                    f"SHA-256 of the stored bytes is {digest.hexdigest()}, declared {doc.file_sha256}"
+                )
+            detected = detect(path, declared_mime=doc.mime, filename=doc.filename)
+        declared = doc.mime.split(";", 1)[0].strip().lower()
+        if declared in BINDING_MIMES and not is_declared_compatible(detected, doc.mime):
+            raise ContentTypeMismatch(
+                f"the file was declared {declared} but its content is {detected.mime} "
+                f"({detected.kind}); upload the real document, or declare {detected.mime}"
+            )
+        metrics.UPLOAD_BYTES.inc(info.size)
+        events: list[tuple[str, dict[str, Any]]] = []
+        if detected.mime != doc.mime:
+            events.append(
+                ("warning", {"message": f"declared {doc.mime}, content is {detected.mime}; "
+                             f"parsed as {detected.kind}", "detected_mime": detected.mime})
+            )
+        return StageResult(
+            progress={"detected_kind": detected.kind, "detected_mime": detected.mime},
+            events=events,
+        )

@@ -1,4 +1,4 @@
-.PHONY: install test coverage lint bench bench-quick
+.PHONY: install test coverage lint format typecheck check bench bench-quick
 
 install:
 	python3 -m venv .venv && .venv/bin/pip install -e '.[local,dev]'
@@ -11,6 +11,17 @@ coverage:
 
 lint:
 	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
+
+format:
+	.venv/bin/ruff format src tests bench
+	.venv/bin/ruff check --fix src tests bench
+
+typecheck:
+	.venv/bin/mypy
+
+# What CI checks before the tests.
+check: lint typecheck
 
 bench:
 	.venv/bin/python -m bench

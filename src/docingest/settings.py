@@ -28,22 +28,23 @@ def default_data_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("docingest", appauthor=False))
+
+
 # Tokens the embedding model adds to every input ([CLS] and [SEP]); the chunker's default.
 CHUNK_SPECIAL_TOKENS = 2
 
 
 class Settings(BaseSettings):
-    """All of docingest's settings; units are in the field names (``_seconds``, ``_bytes``).
-
-    The local embedder runs on ONNX Runtime by default (``EMBEDDING_BACKEND=onnx``, the
-    model exported into ``DATA_DIR/models`` on first use); the alternatives are ``torch``
-    (sentence-transformers on PyTorch) and ``onnx-int8``.
+    """All of docingest's settings, grouped by concern; units are in the field names
+    (``_seconds``, ``_bytes``, ``_mb``). Validators refuse inconsistent values and, in
+    ``production``, development defaults (:meth:`check_production`).
     """
 
     model_config = SettingsConfigDict(
         env_prefix="UPLOAD_PIPELINE_", env_file=".env", extra="ignore", populate_by_name=True
     )
 
+    # --- Where things are kept: the data directory, the database
     environment: Literal["development", "test", "production"] = "development"
     database_url: str | None = None
     data_dir: Path = Field(
@@ -56,14 +57,36 @@ class Settings(BaseSettings):
                     "DATA_DIR/models. Several data dirs, or an image built ahead, can share one")
     db_pool_max_size: int = Field(default=10, ge=1)
 
+    # --- Object storage (storage/): the local folder, Supabase Storage or S3
     storage_backend: Literal["local", "supabase", "s3"] = "local"
     storage_bucket: str = "documents"
+    storage_url: str | None = Field(
+        default=None, description="supabase: https://PROJECT.supabase.co/storage/v1; s3: the endpoint URL")
+    storage_service_key: str | None = Field(default=None, description="supabase: the service-role key")
+    storage_region: str = "us-east-1"
+    storage_access_key_id: str | None = None
+    storage_secret_access_key: str | None = None
 
+    # --- The HTTP API, its tokens and the two-step upload
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None, description="base URL clients reach the API (local storage URLs) at; "
+        "default: the address `serve` listens on, or on a non-loopback address the host each "
+        "client called (its Host header)")
+    trust_forwarded: bool = Field(
+        default=False, description="behind a reverse proxy: signed URLs use X-Forwarded-Host and "
+        "X-Forwarded-Proto (ignored otherwise, since any client can send them); without PUBLIC_URL only")
     jwt_secret: str = DEFAULT_JWT_SECRET
-
-    parser: Literal["local", "llamaparse"] = "local"
+    jwt_audience: str = "authenticated"
+    upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    upload_grace_seconds: float = Field(default=300.0, ge=0)
+    upload_sweep_seconds: float = Field(default=5.0, gt=0)
+    max_active_jobs_per_user: int = Field(default=100, ge=1)
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
-    # Bounded parsing (parsing/sandbox.py): each local parse runs in a child process.
+
+    # --- Parsing: local parsers in a bounded child process (parsing/sandbox.py), or LlamaParse
+    parser: Literal["local", "llamaparse"] = "local"
     parse_sandbox: bool = Field(default=True, description="run local parsers in a child process")
     parse_timeout_seconds: float = Field(default=60.0, gt=0, description="wall-time limit, base")
     parse_timeout_seconds_per_mb: float = Field(default=10.0, ge=0, description="added per MB of input")
@@ -72,52 +95,7 @@ class Settings(BaseSettings):
     parse_progress_interval_seconds: float = Field(
         default=0.5, ge=0.01, description="pages parsed are saved in the job's progress at most this often")
 
-    embedding_provider: Literal["local", "hashing", "openai"] = "local"
-    embedding_model: str = "all-MiniLM-L6-v2"
-    embedding_dimensions: int = Field(default=384, ge=1, le=16000)
-    embedding_batch_size: int = Field(default=64, ge=1)
-    # How the local model runs (embedding.local.make_local_embedder, resolve_backend): ``auto``
-    # (default: documents on torch-bf16 where the CPU has AMX-BF16, else onnx; queries on onnx),
-    # ``onnx`` (ONNX Runtime, fused fp32, exported from the packaged weights into MODELS_DIR on
-    # first use), ``torch`` (sentence-transformers on PyTorch, the reference), ``torch-bf16``
-    # (PyTorch under bfloat16 autocast) or ``onnx-int8`` (dynamic int8, 0.018 lower context-hit).
-    embedding_backend: Literal["auto", "onnx", "torch", "torch-bf16", "onnx-int8"] = Field(
-        default="auto", description="local model runtime: auto (default), onnx, torch, torch-bf16 or onnx-int8")
-    embedding_max_tokens: int = Field(
-        default=256, ge=8, description="model's max sequence length, special tokens included"
-    )
-
-    chunk_overlap_tokens: int = Field(default=0, ge=0)
-
-    search_ef_search: int = Field(default=400, ge=1, le=1000, description="HNSW candidate list size")
-    search_exact_max_chunks: int = Field(
-        default=20_000, ge=0,
-        description="a user with at most this many chunks is searched exactly (HNSW filters by "
-                    "user after ranking everyone's chunks, which misses a small tenant's)")
-    search_max_query_chars: int = Field(default=2000, ge=1, description="longer queries: query_too_long")
-    search_rrf_k: float = Field(default=30.0, gt=0, description="reciprocal rank fusion constant")
-    search_text_weight: float = Field(default=0.2, ge=0, description="full-text weight in hybrid")
-
-    worker_concurrency: int = Field(default=2, ge=1)
-    lease_seconds: float = Field(default=30.0, gt=0)
-    heartbeat_seconds: float = Field(default=10.0, gt=0)
-    max_lost_leases: int = Field(default=3, ge=1)
-    max_retries: int = Field(default=5, ge=0)
-    backoff_base_seconds: float = Field(default=1.0, gt=0)
-    backoff_max_seconds: float = Field(default=300.0, gt=0)
-    poll_interval_seconds: float = Field(default=2.0, gt=0)
-    worker_switch_interval_ms: float = Field(
-        default=0.5, gt=0,
-        description="the worker process's GIL switch interval (sys.setswitchinterval; Python's "
-                    "default is 5 ms): the longest a thread woken by a reply or a socket waits "
-                    "behind another thread's CPU work before it runs")
-
-    # Fault injection, for chaos tests only (fractions of calls that fail transiently).
-    fault_storage_error_rate: float = Field(default=0.0, ge=0, le=1)
-    fault_embedding_error_rate: float = Field(default=0.0, ge=0, le=1)
-    fault_embedding_delay_seconds: float = Field(default=0.0, ge=0)
-
-    # --- LlamaParse (issue 4); REST flow of the LlamaCloud Parse API v2 ------------
+    # --- LlamaParse: the REST flow of the LlamaCloud Parse API v2, and its webhook
     llamaparse_url: str = "https://api.cloud.llamaindex.ai"
     llamaparse_api_key: str | None = Field(
         default=None,
@@ -138,7 +116,22 @@ class Settings(BaseSettings):
     )
     webhook_secret: str | None = None
 
-    # --- OpenAI-compatible embeddings (issue 4) ---------------------------------------
+    # --- Chunking and embedding: the model, its chunks, its vectors
+    embedding_provider: Literal["local", "hashing", "openai"] = "local"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_dimensions: int = Field(default=384, ge=1, le=16000)
+    embedding_max_tokens: int = Field(
+        default=256, ge=8, description="model's max sequence length, special tokens included"
+    )
+    chunk_overlap_tokens: int = Field(default=0, ge=0)
+    embedding_cache: bool = True
+    embedding_batch_size: int = Field(default=64, ge=1)
+    embedding_backend: Literal["auto", "onnx", "torch", "torch-bf16", "onnx-int8"] = Field(
+        default="auto",
+        description="local model runtime: auto (documents on torch-bf16 where the CPU has AMX-BF16, "
+                    "else onnx; queries on onnx), onnx, torch, torch-bf16 or onnx-int8")
+
+    # --- OpenAI-compatible embedding APIs: requests, batches, shared rate limits
     openai_base_url: str | None = None
     openai_api_key: str | None = Field(
         default=None,
@@ -156,7 +149,36 @@ class Settings(BaseSettings):
     embedding_rpm: int | None = Field(default=None, ge=1, description="requests/minute, all workers")
     embedding_tpm: int | None = Field(default=None, ge=1, description="tokens/minute, all workers")
     rate_limit_burst_fraction: float = Field(default=0.1, gt=0, le=1)
-    embedding_cache: bool = True
+
+    # --- Search
+    search_ef_search: int = Field(default=400, ge=1, le=1000, description="HNSW candidate list size")
+    search_exact_max_chunks: int = Field(
+        default=20_000, ge=0,
+        description="a user with at most this many chunks is searched exactly (HNSW filters by "
+                    "user after ranking everyone's chunks, which misses a small tenant's)")
+    search_max_query_chars: int = Field(default=2000, ge=1, description="longer queries: query_too_long")
+    search_rrf_k: float = Field(default=30.0, gt=0, description="reciprocal rank fusion constant")
+    search_text_weight: float = Field(default=0.2, ge=0, description="full-text weight in hybrid")
+
+    # --- Workers: slots, leases, retries
+    worker_concurrency: int = Field(default=2, ge=1)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    max_lost_leases: int = Field(default=3, ge=1)
+    max_retries: int = Field(default=5, ge=0)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    worker_switch_interval_ms: float = Field(
+        default=0.5, gt=0,
+        description="the worker process's GIL switch interval (sys.setswitchinterval; Python's "
+                    "default is 5 ms): the longest a thread woken by a reply or a socket waits "
+                    "behind another thread's CPU work before it runs")
+
+    # --- Fault injection, for chaos tests only (fractions of calls that fail transiently)
+    fault_storage_error_rate: float = Field(default=0.0, ge=0, le=1)
+    fault_embedding_error_rate: float = Field(default=0.0, ge=0, le=1)
+    fault_embedding_delay_seconds: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
@@ -182,7 +204,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_providers(self) -> Settings:
-        """The remote providers need their keys; a webhook needs its secret (issue 4)."""
+        """The remote providers need their keys; a webhook needs its secret."""
         if self.parser == "llamaparse" and not self.llamaparse_api_key:
             raise ValueError("PARSER=llamaparse needs UPLOAD_PIPELINE_LLAMAPARSE_API_KEY "
                              "(or LLAMA_CLOUD_API_KEY)")
@@ -193,6 +215,17 @@ class Settings(BaseSettings):
             raise ValueError("UPLOAD_PIPELINE_WEBHOOK_BASE_URL needs UPLOAD_PIPELINE_WEBHOOK_SECRET")
         if self.environment == "production" and self.webhook_secret and len(self.webhook_secret) < 32:
             raise ValueError("UPLOAD_PIPELINE_WEBHOOK_SECRET must have 32+ characters in production")
+        return self
+
+    @model_validator(mode="after")
+    def _check_storage(self) -> Settings:
+        if self.storage_backend in ("supabase", "s3") and not self.storage_url and (
+            self.storage_backend == "supabase" or self.environment == "production"
+        ):
+            raise ValueError(
+                f"UPLOAD_PIPELINE_STORAGE_URL is required for STORAGE_BACKEND={self.storage_backend}")
+        if self.storage_backend == "supabase" and not self.storage_service_key:
+            raise ValueError("UPLOAD_PIPELINE_STORAGE_SERVICE_KEY is required for STORAGE_BACKEND=supabase")
         return self
 
     def check_production(self) -> None:
@@ -219,39 +252,6 @@ class Settings(BaseSettings):
     def storage_dir(self) -> Path:
         """Directory of the local object store (``DATA_DIR/storage/BUCKET``)."""
         return self.data_dir / "storage" / self.storage_bucket
-
-    # --- API, auth and signed-URL storage (issue 3) -------------------------------
-    jwt_audience: str = "authenticated"
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=0, le=65535)
-    public_url: str | None = Field(
-        default=None, description="base URL clients reach the API (local storage URLs) at; "
-        "default: the address `serve` listens on, or on a non-loopback address the host each "
-        "client called (its Host header)")
-    trust_forwarded: bool = Field(
-        default=False, description="behind a reverse proxy: signed URLs use X-Forwarded-Host and "
-        "X-Forwarded-Proto (ignored otherwise, since any client can send them); without PUBLIC_URL only")
-    storage_url: str | None = Field(
-        default=None, description="supabase: https://PROJECT.supabase.co/storage/v1; s3: the endpoint URL")
-    storage_service_key: str | None = Field(default=None, description="supabase: the service-role key")
-    storage_region: str = "us-east-1"
-    storage_access_key_id: str | None = None
-    storage_secret_access_key: str | None = None
-    upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
-    upload_grace_seconds: float = Field(default=300.0, ge=0)
-    upload_sweep_seconds: float = Field(default=5.0, gt=0)
-    max_active_jobs_per_user: int = Field(default=100, ge=1)
-
-    @model_validator(mode="after")
-    def _check_storage(self) -> Settings:
-        if self.storage_backend in ("supabase", "s3") and not self.storage_url and (
-            self.storage_backend == "supabase" or self.environment == "production"
-        ):
-            raise ValueError(
-                f"UPLOAD_PIPELINE_STORAGE_URL is required for STORAGE_BACKEND={self.storage_backend}")
-        if self.storage_backend == "supabase" and not self.storage_service_key:
-            raise ValueError("UPLOAD_PIPELINE_STORAGE_SERVICE_KEY is required for STORAGE_BACKEND=supabase")
-        return self
 
     def api_base_url(self) -> str:
         """Where clients reach this API: ``PUBLIC_URL``, else ``http://API_HOST:API_PORT``

@@ -110,3 +110,11 @@ def test_an_over_long_query_is_query_too_long(client: TestClient) -> None:
     assert reply.json()["error_code"] == "query_too_long"
     assert "11999 characters; at most 2000" in reply.json()["message"]  # the trailing space stripped
     assert client.get(f"{API}/search", params={"q": "otter " * 333}).status_code == 200  # 1998 characters
+
+
+def test_metrics_is_prometheus_text_with_the_queue_depth_and_needs_no_token(client: TestClient) -> None:
+    reply = client.get("/metrics")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    assert "docingest_stage_duration_seconds" in reply.text
+    assert "# TYPE docingest_jobs gauge" in reply.text  # the queue depth, read at scrape time
+    assert "docingest_metrics_scrape_errors_total 0.0" in reply.text

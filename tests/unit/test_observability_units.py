@@ -37,11 +37,11 @@ def test_jobs_collector_survives_a_database_error() -> None:
     assert metrics.SCRAPE_ERRORS._value.get() == before + 1
 
 
-def test_metrics_response_is_prometheus_text() -> None:
+def test_metrics_text_is_prometheus_text() -> None:
     metrics.embedding_call("unit-model", 0.2, chunks=3, tokens=30)
-    resp = metrics.metrics_response()
-    assert resp.media_type.startswith("text/plain")
-    assert b'docingest_embedding_chunks_total{model="unit-model"} 3.0' in resp.body
+    body, content_type = metrics.metrics_text()
+    assert content_type.startswith("text/plain")
+    assert b'docingest_embedding_chunks_total{model="unit-model"} 3.0' in body
 
 
 def test_json_log_lines_carry_the_bound_job_and_redact_contents() -> None:
@@ -66,14 +66,3 @@ def test_json_log_lines_carry_the_bound_job_and_redact_contents() -> None:
         assert e["attempt_id"] == str(job.attempt_id) and e["document_id"] == str(job.document_id)
     assert lines[0]["text"] == lines[0]["api_key"] == "[redacted]"
     assert "job_id" not in lines[2]
-
-
-def test_metrics_router_serves_prometheus_text() -> None:
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
-
-    app = FastAPI()
-    app.include_router(metrics.metrics_router())
-    resp = TestClient(app).get("/metrics")
-    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
-    assert "docingest_stage_duration_seconds" in resp.text

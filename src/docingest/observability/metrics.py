@@ -25,7 +25,7 @@ by stages x states x error codes x models.
 | ``docingest_upload_bytes_total`` | counter | | bytes of uploaded originals verified at ``uploaded`` (every upload path passes there once) |
 
 Serving: :func:`start_metrics_server` (``docingest worker --metrics-port N``) and
-:func:`metrics_response` / :func:`metrics_router` for the API's ``GET /metrics``.
+:func:`metrics_text`, which the API's ``GET /metrics`` route (``api/routes/health.py``) returns.
 All metrics live in prometheus-client's default registry (``REGISTRY``).
 """
 
@@ -192,27 +192,3 @@ def start_metrics_server(port: int, addr: str = "127.0.0.1", runtime: Any = None
 def metrics_text() -> tuple[bytes, str]:
     """``(body, content_type)`` of the Prometheus text exposition of this process."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-def metrics_response() -> Any:
-    """A FastAPI/Starlette ``Response`` for ``GET /metrics``.
-
-    Mount it as ``app.add_api_route("/metrics", metrics_response, include_in_schema=False)``
-    or with :func:`metrics_router`; call :func:`register_jobs_collector` once with the
-    API's runtime so queue depth is exported too.
-    """
-    from starlette.responses import Response
-
-    body, content_type = metrics_text()
-    return Response(content=body, media_type=content_type)
-
-
-def metrics_router(runtime: Any = None) -> Any:
-    """An ``APIRouter`` with ``GET /metrics`` (no auth: docs/architecture.md, section 5)."""
-    from fastapi import APIRouter
-
-    if runtime is not None:
-        register_jobs_collector(runtime)
-    router = APIRouter()
-    router.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)
-    return router

@@ -186,7 +186,8 @@ def test_webhook_finishes_a_parse_early(db_url: str, tmp_path: Path) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from docingest.api.routes.webhooks import llamaparse_signature, llamaparse_webhook_router
+    from docingest.api.routes.webhooks import llamaparse_webhook_router
+    from docingest.providers.parsing.llamaparse import llamaparse_signature
     from tests.mockservers import free_port
 
     port = free_port()

@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 
 from docingest.errors import EmbeddingDimensionMismatch, EmbeddingInputTooLong, EmbeddingRejected
-from docingest.providers.embedding.batching import BatchingEmbedder, BatchLimits, iter_batches, plan_batches
+from docingest.providers.embedding.batching import BatchingEmbedder, BatchLimits, iter_batches
 from docingest.providers.embedding.openai import parse_duration, retry_after_seconds
 from docingest.providers.ratelimit import bucket_size
+
+
+def plan_batches(token_counts: list[int], limits: BatchLimits) -> list[tuple[int, int]]:
+    """Every batch :func:`iter_batches` plans, as ``[start, end)`` ranges."""
+    return [(start, end) for start, end, _ in iter_batches(token_counts, limits)]
 
 
 def test_batches_bounded_by_count_and_tokens() -> None:

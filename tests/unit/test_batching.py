@@ -266,3 +266,39 @@ def test_an_error_decoding_one_reply_still_yields_the_others_then_raises() -> No
         for start, end, _ in _Undecodable().embed_batches(texts):
             got.append((start, end))
     assert (4, 6) not in got and got  # the batch holding "4" is never yielded; earlier ones are
+
+
+def test_a_fault_wrapped_api_embedder_keeps_its_batched_path() -> None:
+    """The fault injector wraps the whole interface: the embedding stage's ``embed_batches``
+    reaches the API embedder's planned, concurrent batches (one text per batch here, two in
+    flight), and an injected fault stops them like a provider's error."""
+    from docingest.errors import EmbeddingUnavailable
+    from docingest.testing.faults import FaultyEmbedder
+
+    inner = _Slow(delay=0.05, concurrency=2)
+    faulty = FaultyEmbedder(inner, error_rate=0.0, delay_seconds=0.001)
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+    send = inner._embed_batch
+
+    def counting(texts, tokens, prepared=None):  # type: ignore[no-untyped-def]
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        try:
+            return send(texts, tokens, prepared)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    inner._embed_batch = counting  # type: ignore[method-assign]
+    texts = [f"t{i}" for i in range(8)]
+    spans = sorted((start, end) for start, end, _ in faulty.embed_batches(texts))
+    assert spans == [(i, i + 1) for i in range(8)]  # the inner limits' batches (max_inputs=1)
+    assert sorted(inner.sent) == sorted(texts) and most == 2
+    assert faulty.embed(["a", "b"]).shape == (2, 2)
+
+    failing = FaultyEmbedder(_Slow(delay=0.0), error_rate=1.0)
+    with pytest.raises(EmbeddingUnavailable):
+        list(failing.embed_batches(texts))

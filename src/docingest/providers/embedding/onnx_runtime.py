@@ -300,13 +300,12 @@ class OnnxEmbedder(Embedder):
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """``(len(texts), 384)`` float32 unit vectors."""
-        items = texts
         with self._lock:
             session, tok = self._load()
-            order = (np.argsort([-len(t) for t in items], kind="stable") if self.sort_by_length
-                     else np.arange(len(items)))
-            out = np.empty((len(items), self.dimensions), dtype=np.float32)
-            for i in range(0, len(items), self.batch_size):
+            order = (np.argsort([-len(t) for t in texts], kind="stable") if self.sort_by_length
+                     else np.arange(len(texts)))
+            out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+            for i in range(0, len(texts), self.batch_size):
                 idx = order[i : i + self.batch_size]
-                out[idx] = self._run(session, tok, [items[j] for j in idx])
+                out[idx] = self._run(session, tok, [texts[j] for j in idx])
         return out

@@ -20,9 +20,10 @@ from docingest.errors import EmbeddingDimensionMismatch, register_private_root
 from docingest.observability import logs
 from docingest.providers.chunking.chunker import Chunker, load_tokenizer
 from docingest.providers.embedding import Embedder, make_embedder, tokenizer_path
-from docingest.providers.storage import make_storage
+from docingest.providers.parsing.base import Parser
+from docingest.providers.storage import Storage, make_storage
 from docingest.settings import CHUNK_SPECIAL_TOKENS, Settings
-from docingest.stages import StageHandler, build_handlers
+from docingest.stages import Collaborators, StageHandler, build_handlers
 
 
 class Runtime:
@@ -70,26 +71,33 @@ class Runtime:
             return self._pool
 
     @cached_property
-    def storage(self) -> Any:
-        return make_storage(self.settings)
+    def storage(self) -> Storage:
+        """The configured object store (``providers.storage.BACKENDS``), fault-wrapped if asked."""
+        from docingest.testing.faults import with_storage_faults
+
+        return with_storage_faults(make_storage(self.settings), self.settings)
 
     def embedder(self) -> Embedder:
+        """The documents' embedder (``providers.embedding.PROVIDERS``), fault-wrapped if asked;
+        built once. The OpenAI provider shares this process's PostgreSQL rate limiter."""
+        from docingest.testing.faults import with_embedder_faults
+
         limiter = None  # built outside the lock: it needs the pool, which takes the lock too
         if self._embedder is None and self.settings.embedding_provider == "openai":
             limiter = self.rate_limiter("openai")
         with self._lock:
             if self._embedder is None:
-                if limiter is not None:
-                    self._embedder = make_embedder(self.settings, limiter=limiter,
-                                                   client_tag=self.client_tag)
-                else:
-                    self._embedder = make_embedder(self.settings)
+                self._embedder = with_embedder_faults(
+                    make_embedder(self.settings, limiter=limiter, client_tag=self.client_tag),
+                    self.settings)
             return self._embedder
 
     def query_embedder(self) -> Embedder:
         """The embedder of search queries: :meth:`embedder` itself, except that the local
         model's ``auto`` backend may run queries on another backend than documents
         (``embedding.local.resolve_backend``: one short text loads faster on ONNX Runtime)."""
+        from docingest.testing.faults import with_embedder_faults
+
         if self._query_embedder is not None:  # decided once: every search asks
             return self._query_embedder
         s = self.settings
@@ -102,19 +110,21 @@ class Runtime:
         embedder = self.embedder() if same else None
         with self._lock:
             if self._query_embedder is None:
-                self._query_embedder = embedder or make_embedder(s, purpose="queries")
+                self._query_embedder = embedder or with_embedder_faults(
+                    make_embedder(s, purpose="queries"), s)
             return self._query_embedder
 
     def chunker(self) -> Chunker:
+        """A chunker counting tokens with the embedding model's own tokenizer."""
         return Chunker(
-            load_tokenizer(tokenizer_path(self.settings)),
+            load_tokenizer(tokenizer_path()),
             max_tokens=self.settings.embedding_max_tokens,
             overlap_tokens=self.settings.chunk_overlap_tokens,
             special_tokens=CHUNK_SPECIAL_TOKENS,
         )
 
-    def parse_fn(self) -> Any:
-        """``parse(path, kind)``: bounded in a child process unless ``parse_sandbox`` is off."""
+    def parse_fn(self) -> Parser:
+        """The local parser: bounded in a child process unless ``parse_sandbox`` is off."""
         from docingest.providers.parsing import parse_file
 
         if self.settings.parse_sandbox:
@@ -128,22 +138,11 @@ class Runtime:
         return parse_file
 
     def handlers(self) -> dict[Stage, StageHandler]:
-        handlers = build_handlers(
-            storage=self.storage,
-            parse_fn=self.parse_fn(),
-            chunker_factory=self.chunker,
-            embedder_factory=self.embedder,
-            max_file_bytes=self.settings.max_file_bytes,
-            dimensions=self.settings.embedding_dimensions,
-            embedding_cache=self.settings.embedding_cache,
-            parse_progress_interval_seconds=self.settings.parse_progress_interval_seconds,
-        )
-        if self.settings.parser == "llamaparse":
-            from docingest.stages.llamaparse import LlamaParseDocument
-
-            handlers[Stage.PARSE_QUEUED] = LlamaParseDocument(self.storage, self.llamaparse_client(),
-                                                              self.settings)
-        return handlers
+        """The stage handlers (``stages.build_handlers``), the parse handler the one
+        ``UPLOAD_PIPELINE_PARSER`` names."""
+        return build_handlers(Collaborators(
+            settings=self.settings, storage=self.storage, parser=self.parse_fn,
+            chunker=self.chunker, embedder=self.embedder, llamaparse_client=self.llamaparse_client))
 
     def check_embedder_dimensions(self) -> None:
         """Embed one probe string with the documents' embedder and, when it is another one, the

@@ -186,7 +186,8 @@ def test_webhook_finishes_a_parse_early(db_url: str, tmp_path: Path) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from docingest.api.routes.webhooks import llamaparse_signature, llamaparse_webhook_router
+    from docingest.api.routes.webhooks import llamaparse_webhook_router
+    from docingest.providers.parsing.llamaparse import llamaparse_signature
     from tests.mockservers import free_port
 
     port = free_port()
@@ -250,6 +251,38 @@ def test_spare_lanes_never_put_more_than_concurrency_requests_in_flight(openai_m
     spans = [(r["t"], r["answered"]) for r in openai_mock.stats()["requests"]]
     assert len(spans) == 24
     edges = sorted([(t, 1) for t, _ in spans] + [(a, -1) for _, a in spans])  # an end sorts first
+    in_flight, most = 0, 0
+    for _, step in edges:
+        in_flight += step
+        most = max(most, in_flight)
+    assert most == 3, most
+
+
+@pytest.mark.parametrize("openai_mock", [("--latency-ms", "40",)], indirect=True)
+def test_with_faults_on_the_openai_embedder_still_sends_planned_batches_concurrently(
+    db_url: str, tmp_path: Path, openai_mock: MockServer
+) -> None:
+    """Fault injection wraps the runtime's embedder without hiding its batching: the
+    embedding stage's call (``embed_batches``) still sends the provider batches of
+    ``EMBEDDING_MAX_BATCH_INPUTS`` texts, ``EMBEDDING_CONCURRENCY`` of them at once."""
+    from docingest.domain import Stage
+    from docingest.testing.faults import FaultyEmbedder
+
+    rt = _runtime(db_url, tmp_path, **openai_settings(openai_mock), embedding_concurrency=3,
+                  embedding_max_batch_inputs=2, fault_embedding_delay_seconds=0.001)
+    texts = [f"text number {i}" for i in range(48)]
+    try:
+        embedder = rt.embedder()
+        assert isinstance(embedder, FaultyEmbedder)
+        stage = rt.handlers()[Stage.EMBEDDING_IN_PROGRESS]
+        assert stage.embedder is embedder  # type: ignore[attr-defined]
+        batches = sorted((start, end) for start, end, _ in embedder.embed_batches(iter(texts)))
+    finally:
+        rt.close()
+    assert batches == [(i, i + 2) for i in range(0, 48, 2)]
+    spans = [(r["t"], r["answered"]) for r in openai_mock.stats()["requests"]]
+    assert len(spans) == 24
+    edges = sorted([(t, 1) for t, _ in spans] + [(a, -1) for _, a in spans])
     in_flight, most = 0, 0
     for _, step in edges:
         in_flight += step

@@ -40,7 +40,7 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
 def test_every_handler_twice_gives_the_same_rows(runtime: Runtime, tmp_path: Path) -> None:
     register(runtime, write_docs(tmp_path / "in", 1, words=900))
     w = runtime.worker(concurrency=1)
-    job, _ = w.claim()
+    job, *_ = w.claim()
     with runtime.pool().connection() as conn:
         doc = runtime.repo.get_document(conn, job.document_id)
     ctx = JobContext(w, job, doc, _Held(job, threading.Event()))

@@ -8,6 +8,7 @@ failed again: the refused object had been deleted).
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_a_document_refused_at_upload_completes_when_ingested_again(runtime: Run
     ticket = runtime.uploads.create("ana", filename="tides.md", bytes_len=len(TEXT) - 100, mime="text/markdown",
                                     sha256=hashlib.sha256(TEXT).hexdigest())
     assert ticket.job is not None
-    runtime.storage.put_bytes(ticket.document.raw_path, TEXT)
+    runtime.storage.put_stream(ticket.document.raw_path, io.BytesIO(TEXT))
     runtime.uploads.complete("ana", ticket.job.job_id)
     failed = pipeline.run_until_terminal(runtime, [ticket.document.document_id])
     assert failed[ticket.document.document_id]["error_code"] == "size_mismatch"

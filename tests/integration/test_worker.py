@@ -27,7 +27,7 @@ def expire_leases(rt: Runtime) -> None:
 def test_claim_sets_a_fresh_attempt_and_lease(runtime: Runtime, tmp_path: Path) -> None:
     register(runtime, write_docs(tmp_path / "in", 1))
     w = runtime.worker(concurrency=1)
-    job, previous = w.claim()
+    job, previous, *_ = w.claim()
     assert previous == "queued"
     assert job.state is State.WORKING and job.attempt_id and job.claimed_by == w.worker_id
     assert job.lease_expires_at is not None and job.attempts == 1
@@ -58,9 +58,9 @@ def test_expired_lease_is_taken_over_and_the_old_attempt_is_fenced_out(
 ) -> None:
     register(runtime, write_docs(tmp_path / "in", 1))
     w = runtime.worker(concurrency=1)
-    old, _ = w.claim()
+    old, *_ = w.claim()
     expire_leases(runtime)
-    new, previous = w.claim()
+    new, previous, *_ = w.claim()
     assert previous == "working" and new.job_id == old.job_id
     assert new.attempt_id != old.attempt_id and new.lost_leases == 1
     # The killed attempt, were it to resume, writes nothing: neither its handler's writes nor
@@ -86,7 +86,7 @@ def test_after_n_lost_leases_the_job_fails_worker_lost(runtime: Runtime, tmp_pat
     w.claim()
     for _ in range(runtime.settings.max_lost_leases):
         expire_leases(runtime)
-        job, previous = w.claim()
+        job, previous, *_ = w.claim()
     assert previous == "working" and job.lost_leases == runtime.settings.max_lost_leases
     final = w.process(job, took_over=True)
     assert final.state is State.FAILED and final.error_code == "worker_lost"
@@ -198,8 +198,8 @@ def _worker_holding_two_jobs(runtime: Runtime, tmp_path: Path) -> tuple[BaseWork
     """A one-slot worker that has claimed two jobs and tracks both as held (what its heartbeat renews)."""
     register(runtime, write_docs(tmp_path / "in", 2))
     w = runtime.worker(concurrency=1)
-    a, _ = w.claim()
-    b, _ = w.claim()
+    a, *_ = w.claim()
+    b, *_ = w.claim()
     held_a, held_b = _Held(a, threading.Event()), _Held(b, threading.Event())
     w._held = {a.job_id: held_a, b.job_id: held_b}
     return w, (a, held_a), (b, held_b)

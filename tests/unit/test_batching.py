@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 
 from docingest.errors import EmbeddingDimensionMismatch, EmbeddingInputTooLong, EmbeddingRejected
-from docingest.providers.embedding.batching import BatchingEmbedder, BatchLimits, iter_batches, plan_batches
+from docingest.providers.embedding.batching import BatchingEmbedder, BatchLimits, iter_batches
 from docingest.providers.embedding.openai import parse_duration, retry_after_seconds
 from docingest.providers.ratelimit import bucket_size
+
+
+def plan_batches(token_counts: list[int], limits: BatchLimits) -> list[tuple[int, int]]:
+    """Every batch :func:`iter_batches` plans, as ``[start, end)`` ranges."""
+    return [(start, end) for start, end, _ in iter_batches(token_counts, limits)]
 
 
 def test_batches_bounded_by_count_and_tokens() -> None:
@@ -261,3 +266,39 @@ def test_an_error_decoding_one_reply_still_yields_the_others_then_raises() -> No
         for start, end, _ in _Undecodable().embed_batches(texts):
             got.append((start, end))
     assert (4, 6) not in got and got  # the batch holding "4" is never yielded; earlier ones are
+
+
+def test_a_fault_wrapped_api_embedder_keeps_its_batched_path() -> None:
+    """The fault injector wraps the whole interface: the embedding stage's ``embed_batches``
+    reaches the API embedder's planned, concurrent batches (one text per batch here, two in
+    flight), and an injected fault stops them like a provider's error."""
+    from docingest.errors import EmbeddingUnavailable
+    from docingest.testing.faults import FaultyEmbedder
+
+    inner = _Slow(delay=0.05, concurrency=2)
+    faulty = FaultyEmbedder(inner, error_rate=0.0, delay_seconds=0.001)
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+    send = inner._embed_batch
+
+    def counting(texts, tokens, prepared=None):  # type: ignore[no-untyped-def]
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        try:
+            return send(texts, tokens, prepared)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    inner._embed_batch = counting  # type: ignore[method-assign]
+    texts = [f"t{i}" for i in range(8)]
+    spans = sorted((start, end) for start, end, _ in faulty.embed_batches(texts))
+    assert spans == [(i, i + 1) for i in range(8)]  # the inner limits' batches (max_inputs=1)
+    assert sorted(inner.sent) == sorted(texts) and most == 2
+    assert faulty.embed(["a", "b"]).shape == (2, 2)
+
+    failing = FaultyEmbedder(_Slow(delay=0.0), error_rate=1.0)
+    with pytest.raises(EmbeddingUnavailable):
+        list(failing.embed_batches(texts))

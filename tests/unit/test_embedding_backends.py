@@ -218,10 +218,10 @@ def test_concurrent_first_uses_export_once(tmp_path: Path) -> None:
 
 def test_chunks_are_counted_with_the_tokenizer_the_onnx_backend_uses(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    counter = load_tokenizer(tokenizer_path(settings))
+    counter = load_tokenizer(tokenizer_path())
     embedder = make_local_embedder(settings.embedding_backend, cache_dir=tmp_path)
     assert isinstance(embedder, OnnxEmbedder)
-    assert Path(tokenizer_path(settings)) == embedder.model_dir / "tokenizer.json"
+    assert Path(tokenizer_path()) == embedder.model_dir / "tokenizer.json"
     tok = embedder.tokenizer()
     words = " ".join(f"w{i}" for i in range(600))
     full = counter.encode(words).ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import types
@@ -37,7 +38,7 @@ def test_a_truncated_docx_through_the_parse_stage_names_no_server_path(tmp_path:
     data = (CORPUS / "docx/mvcc-intro.docx").read_bytes()
     storage = LocalStorage(tmp_path / ".docingest" / "storage" / "documents")
     key = f"apiuser/raw/{uuid4()}.docx"
-    storage.put_bytes(key, data[: len(data) // 3])
+    storage.put_stream(key, io.BytesIO(data[: len(data) // 3]))
     doc = types.SimpleNamespace(raw_path=key, filename="report.docx", document_id=uuid4())
     with pytest.raises(Exception) as caught:
         ParseDocument(storage, parse_file).run(_Ctx(doc))  # type: ignore[arg-type]

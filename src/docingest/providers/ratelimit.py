@@ -39,13 +39,30 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from docingest.db.repository import Repository
 
 log = logging.getLogger("docingest.providers.ratelimit")
 UNLIMITED = 1e12
 BACKOFF_CHANNEL = "upload_pipeline_rate_limits"  # payload: "<bucket> <seconds of backoff left>"
+
+
+class RateLimiter(Protocol):
+    """What a provider client asks of a rate limiter (:class:`SharedRateLimiter`, :class:`LocalBackoff`)."""
+
+    @property
+    def meters_tokens(self) -> bool:
+        """True when ``acquire`` needs each request's real token count (a tokens-per-minute bucket)."""
+        ...
+
+    def acquire(self, tokens: int = 0, *, should_stop: Callable[[], bool] | None = None) -> float:
+        """Wait until one request of ``tokens`` tokens may be sent; the seconds waited."""
+        ...
+
+    def block(self, seconds: float) -> None:
+        """Hold every request back for ``seconds`` (a provider's ``Retry-After``)."""
+        ...
 
 
 def bucket_size(per_minute: int | None, burst_fraction: float) -> tuple[float, float]:

@@ -3,42 +3,95 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from docingest.domain import Stage
 from docingest.providers.chunking.chunker import Chunker
 from docingest.providers.embedding.base import Embedder
+from docingest.providers.parsing.base import Parser
+from docingest.providers.storage.base import Storage
+from docingest.settings import Settings
 from docingest.stages.base import StageContext, StageHandler, StageResult
 from docingest.stages.chunk import ChunkDocument
 from docingest.stages.embed import EmbedChunks, FinalizeDocument
-from docingest.stages.parse import ParseDocument, ParseFn, ValidateParse
+from docingest.stages.parse import ParseDocument, ValidateParse
 from docingest.stages.passthrough import Passthrough
 from docingest.stages.verify import VerifyUpload
 
-__all__ = ["StageContext", "StageHandler", "StageResult", "build_handlers"]
+if TYPE_CHECKING:
+    from docingest.providers.parsing.llamaparse import LlamaParseClient
+
+__all__ = ["PARSE_HANDLERS", "Collaborators", "StageContext", "StageHandler", "StageResult",
+           "build_handlers"]
 
 
-def build_handlers(
-    *,
-    storage: Any,
-    parse_fn: ParseFn,
-    chunker_factory: Callable[[], Chunker],
-    embedder_factory: Callable[[], Embedder],
-    max_file_bytes: int,
-    dimensions: int,
-    embedding_cache: bool = False,
-    parse_progress_interval_seconds: float = 0.5,
-) -> dict[Stage, StageHandler]:
-    """``{stage: handler}`` for the nine stages that have work (``complete`` has none)."""
+@dataclass(frozen=True)
+class Collaborators:
+    """What the handlers are built from; the factories are called only by handlers that need them.
+
+    Attributes:
+        settings: limits, intervals and the parser's name (``UPLOAD_PIPELINE_PARSER``).
+        storage: the object store every stage reads and writes.
+        parser: builds the local parser (``parsing.parse_file`` or a ``SandboxedParser``).
+        chunker: builds the chunker (on the first chunking run).
+        embedder: builds the documents' embedder (on the first embedding run).
+        llamaparse_client: builds the LlamaParse client (``PARSER=llamaparse`` only).
+    """
+
+    settings: Settings
+    storage: Storage
+    parser: Callable[[], Parser]
+    chunker: Callable[[], Chunker]
+    embedder: Callable[[], Embedder]
+    llamaparse_client: Callable[[], LlamaParseClient] | None = None
+
+
+def _local_parse(c: Collaborators) -> StageHandler:
+    """``parse_queued`` in this host: the local parser (sandboxed unless ``PARSE_SANDBOX`` is off)."""
+    return ParseDocument(c.storage, c.parser(),
+                         progress_interval_seconds=c.settings.parse_progress_interval_seconds)
+
+
+def _llamaparse(c: Collaborators) -> StageHandler:
+    """``parse_queued`` by LlamaParse (submit, then poll by rescheduling).
+
+    Raises:
+        ValueError: no ``llamaparse_client`` factory was given.
+    """
+    from docingest.stages.llamaparse import LlamaParseDocument
+
+    if c.llamaparse_client is None:
+        raise ValueError("PARSER=llamaparse needs a LlamaParse client")
+    return LlamaParseDocument(c.storage, c.llamaparse_client(), c.settings)
+
+
+#: ``UPLOAD_PIPELINE_PARSER`` value -> the function building the ``parse_queued`` handler.
+PARSE_HANDLERS: dict[str, Callable[[Collaborators], StageHandler]] = {
+    "local": _local_parse,
+    "llamaparse": _llamaparse,
+}
+
+
+def build_handlers(c: Collaborators) -> dict[Stage, StageHandler]:
+    """``{stage: handler}`` for the nine stages that have work (``complete`` has none).
+
+    The ``parse_queued`` handler is the one :data:`PARSE_HANDLERS` names for ``settings.parser``.
+
+    Raises:
+        ValueError: ``PARSER=llamaparse`` without a LlamaParse client factory (or no API key,
+            raised by that factory).
+    """
+    s = c.settings
     handlers: list[StageHandler] = [
-        VerifyUpload(storage, max_file_bytes=max_file_bytes),
-        ParseDocument(storage, parse_fn, progress_interval_seconds=parse_progress_interval_seconds),
-        ValidateParse(storage),
+        VerifyUpload(c.storage, max_file_bytes=s.max_file_bytes),
+        PARSE_HANDLERS[s.parser](c),
+        ValidateParse(c.storage),
         Passthrough(Stage.PARSE_VALIDATED),
-        ChunkDocument(storage, chunker_factory),
+        ChunkDocument(c.storage, c.chunker),
         Passthrough(Stage.CHUNKS_STORED),
         Passthrough(Stage.EMBEDDING_QUEUED),
-        EmbedChunks(embedder_factory, dimensions=dimensions, cache=embedding_cache),
+        EmbedChunks(c.embedder, dimensions=s.embedding_dimensions, cache=s.embedding_cache),
         FinalizeDocument(),
     ]
     registry = {h.stage: h for h in handlers}

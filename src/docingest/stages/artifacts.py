@@ -9,6 +9,7 @@ from typing import Any
 
 from docingest.domain import Document
 from docingest.providers.storage import parsed_key
+from docingest.providers.storage.base import Storage
 
 
 @dataclass
@@ -27,19 +28,19 @@ class ParsedArtifact:
     warnings: list[str] = field(default_factory=list)
     cleaning: dict[str, int] | None = None
 
-    def save(self, storage: Any, document: Document) -> str:
+    def save(self, storage: Storage, document: Document) -> str:
         """Write both objects; returns the text's key. Lone surrogates survive (surrogatepass)."""
         key = self.save_text(storage, document)
         self.save_sidecar(storage, document)
         return key
 
-    def save_text(self, storage: Any, document: Document) -> str:
+    def save_text(self, storage: Storage, document: Document) -> str:
         """Write the text object only; returns its key."""
         key = parsed_key(document.user_id, document.document_id)
         storage.put_stream(key, io.BytesIO(self.text.encode("utf-8", "surrogatepass")))
         return key
 
-    def save_sidecar(self, storage: Any, document: Document) -> None:
+    def save_sidecar(self, storage: Storage, document: Document) -> None:
         """Write the page map, metadata, warnings (and cleaning record) object only."""
         sidecar: dict[str, Any] = {"kind": self.kind, "pages": self.pages, "metadata": self.metadata,
                                    "warnings": self.warnings}
@@ -51,7 +52,7 @@ class ParsedArtifact:
         )
 
     @classmethod
-    def load(cls, storage: Any, document: Document) -> ParsedArtifact:
+    def load(cls, storage: Storage, document: Document) -> ParsedArtifact:
         with storage.open_stream(parsed_key(document.user_id, document.document_id)) as f:
             text = f.read().decode("utf-8", "surrogatepass")
         with storage.open_stream(parsed_key(document.user_id, document.document_id, "json")) as f:

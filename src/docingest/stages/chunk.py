@@ -9,6 +9,7 @@ from docingest.db.repository import Repository
 from docingest.domain import Stage
 from docingest.errors import NoText
 from docingest.providers.chunking.chunker import Chunker, chunk_id
+from docingest.providers.storage.base import Storage
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 
@@ -27,7 +28,7 @@ class ChunkDocument:
 
     stage = Stage.CHUNKING
 
-    def __init__(self, storage: Any, chunker_factory: Callable[[], Chunker]) -> None:
+    def __init__(self, storage: Storage, chunker_factory: Callable[[], Chunker]) -> None:
         self.storage = storage
         self._factory = chunker_factory
         self._chunker: Chunker | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -103,6 +102,8 @@ class EmbedChunks:
     With ``cache``, texts already embedded by this model (any document, any
     user) are taken from ``embedding_cache`` and not sent; each distinct text is
     sent once; ``progress.embedding_cache_hits`` counts the chunks served so.
+    The batches are the embedder's (``Embedder.embed_batches``), of at most
+    ``batch_chunks`` texts when it is set.
 
     The stage starts sending at once: the plan is read without any text (each chunk's
     SHA-256, written with the chunk, and its cached vector: :class:`_Plan`), its first
@@ -118,8 +119,8 @@ class EmbedChunks:
     PLAN_HEAD = 512  # chunks planned before the first request: its texts fill the first lanes
 
     def __init__(
-        self, embedder_factory: Callable[[], Embedder], *, dimensions: int, batch_chunks: int = 256,
-        cache: bool = False,
+        self, embedder_factory: Callable[[], Embedder], *, dimensions: int,
+        batch_chunks: int | None = None, cache: bool = False,
     ) -> None:
         self._factory = embedder_factory
         self._embedder: Embedder | None = None
@@ -173,7 +174,7 @@ class EmbedChunks:
         started = time.monotonic()
         embedded_now = 0
         call_started = time.monotonic()
-        batches = self._embed(texts)
+        batches = self.embedder.embed_batches(texts, max_texts=self.batch_chunks)
         while True:
             try:
                 start, end, batch_vectors = next(batches)
@@ -236,18 +237,6 @@ class EmbedChunks:
                 texts = self.repo.chunk_texts(conn, ctx.document.document_id, block)
             yield from texts
             i = end
-
-    def _embed(self, texts: Iterator[str]) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(start, end, vectors)`` per batch: the embedder's own batching (several in flight)
-        when it has one (``BatchingEmbedder.embed_batches``), else slices of ``batch_chunks``."""
-        batches = getattr(self.embedder, "embed_batches", None)
-        if batches is not None:
-            yield from batches(texts)
-            return
-        start = 0
-        while batch := list(itertools.islice(texts, self.batch_chunks)):
-            yield start, start + len(batch), self.embedder.embed(batch)
-            start += len(batch)
 
 
 class FinalizeDocument:

@@ -24,7 +24,10 @@ from typing import Any
 
 from docingest.domain import Stage
 from docingest.errors import ParseTimeout, RemoteParseCancelled, RemoteParseFailed
-from docingest.providers.parsing.base import ParsedDocument
+from docingest.providers.parsing.base import PageProgress, ParsedDocument
+from docingest.providers.parsing.llamaparse import LlamaParseClient, llamaparse_signature
+from docingest.providers.storage.base import Storage
+from docingest.settings import Settings
 from docingest.stages.base import StageContext, StageResult
 from docingest.stages.parse import ParseDocument
 
@@ -35,7 +38,7 @@ class _Ready:
     def __init__(self, parsed: ParsedDocument) -> None:
         self.parsed = parsed
 
-    def __call__(self, path: Any, kind: str, on_progress: Any = None) -> ParsedDocument:
+    def __call__(self, path: Path, kind: str, on_progress: PageProgress | None = None) -> ParsedDocument:
         return self.parsed
 
 
@@ -66,7 +69,7 @@ class LlamaParseDocument:
 
     stage = Stage.PARSE_QUEUED
 
-    def __init__(self, storage: Any, client: Any, settings: Any) -> None:
+    def __init__(self, storage: Storage, client: LlamaParseClient, settings: Settings) -> None:
         self.storage = storage
         self.client = client
         self.settings = settings
@@ -75,8 +78,6 @@ class LlamaParseDocument:
         s = self.settings
         if not (s.webhook_base_url and s.webhook_secret):
             return None
-        from docingest.api.routes.webhooks import llamaparse_signature
-
         return {"webhook_url": f"{s.webhook_base_url.rstrip('/')}/api/v2/webhooks/llamaparse/{job_id}",
                 "webhook_events": ["parse.success", "parse.error", "parse.cancelled"],
                 "webhook_headers": {"X-Docingest-Signature": llamaparse_signature(s.webhook_secret, job_id)}}

@@ -7,21 +7,18 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 from docingest.domain import Stage
 from docingest.errors import NoText
 from docingest.observability import metrics
-from docingest.providers.parsing import ParsedDocument
+from docingest.providers.parsing import Parser
 from docingest.providers.parsing.sniff import DOCX_MIME
+from docingest.providers.storage.base import Storage
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 
 log = logging.getLogger("docingest.stages.parse")
-
-#: ``parse_fn(path, kind, on_progress=None)``: ``parsing.parse_file`` or a ``SandboxedParser``.
-ParseFn = Callable[..., ParsedDocument]
 
 # NUL, lone surrogates, and the noncharacters U+FFFE/U+FFFF (PDFium hands a NUL
 # character code of a PDF's text back as U+FFFE): counted as NULs.
@@ -61,17 +58,17 @@ class PageProgressSaver:
 class ParseDocument:
     """Parse the original with the parser for its sniffed kind; store the artifact.
 
-    ``parse_fn(path, kind, on_progress=...)`` is the parser entry point (in-process
-    or a bounded child process); its ``DocingestError``s propagate to the worker.
+    ``parser(path, kind, on_progress=...)`` is the parser entry point (a ``parsing.Parser``:
+    in-process or a bounded child process); its ``DocingestError``s propagate to the worker.
     While a PDF is parsed, pages parsed of pages total (and an ETA) are saved in
     the job's progress at most once per ``progress_interval_seconds``.
     """
 
     stage = Stage.PARSE_QUEUED
 
-    def __init__(self, storage: Any, parse_fn: ParseFn, *, progress_interval_seconds: float = 0.5) -> None:
+    def __init__(self, storage: Storage, parser: Parser, *, progress_interval_seconds: float = 0.5) -> None:
         self.storage = storage
-        self.parse_fn = parse_fn
+        self.parser = parser
         self.progress_interval_seconds = progress_interval_seconds
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -79,7 +76,7 @@ class ParseDocument:
         kind = ctx.job.progress.get("detected_kind", "text")
         on_progress = PageProgressSaver(ctx, self.progress_interval_seconds)
         with self.storage.local_path(doc.raw_path) as path:
-            parsed = self.parse_fn(path, kind, on_progress=on_progress)
+            parsed = self.parser(path, kind, on_progress=on_progress)
         ctx.check()
         artifact = ParsedArtifact(
             text=parsed.markdown,
@@ -143,7 +140,7 @@ class ValidateParse:
 
     stage = Stage.PARSED
 
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
     def run(self, ctx: StageContext) -> StageResult:

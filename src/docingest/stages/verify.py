@@ -19,7 +19,7 @@ from docingest.errors import (
 from docingest.observability import metrics
 from docingest.providers.parsing import detect, is_declared_compatible
 from docingest.providers.parsing.sniff import DOCX_MIME
-from docingest.providers.storage.base import iter_stream
+from docingest.providers.storage.base import Storage, iter_stream
 from docingest.stages.base import StageContext, StageResult
 
 #: Declared types that must hold. Bytes declared as a PDF or DOCX that are really
@@ -45,7 +45,7 @@ class VerifyUpload:
 
     stage = Stage.UPLOADED
 
-    def __init__(self, storage: Any, *, max_file_bytes: int) -> None:
+    def __init__(self, storage: Storage, *, max_file_bytes: int) -> None:
         self.storage = storage
         self.max_file_bytes = max_file_bytes
 

@@ -223,12 +223,9 @@ class BaseWorker:
             if not worked:
                 self.wake.wait(self.settings.poll_interval_seconds)
 
-    def claim(self) -> tuple[Job, str] | None:
-        """Claim one job; ``(job, previous_state)`` or None when nothing is claimable."""
-        claimed = self._claim()
-        return None if claimed is None else (claimed.job, claimed.previous_state)
-
-    def _claim(self) -> Claim | None:
+    def claim(self) -> Claim | None:
+        """Claim one job under a fresh lease: the :class:`~docingest.domain.Claim` (the job, the
+        state it was claimed from, its document), or None when nothing is claimable."""
         with single_statements(self.pool) as conn:  # the claim is its own transaction
             return self.repo.claim_job(
                 conn, worker_id=self.worker_id, lease_seconds=self.settings.lease_seconds
@@ -236,7 +233,7 @@ class BaseWorker:
 
     def run_once(self) -> bool:
         """Claim and process one job; False when there was nothing to claim."""
-        claimed = self._claim()
+        claimed = self.claim()
         if claimed is None:
             return False
         self.process(claimed.job, took_over=claimed.previous_state == State.WORKING.value,

@@ -27,11 +27,7 @@ def ready(rt: RuntimeDep, response: Response) -> HealthPublic:
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        storage = rt.storage
-        if hasattr(storage, "ping"):
-            storage.ping()
-        else:
-            storage.head(".docingest-ready")
+        rt.storage.ping()
         checks["storage"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["storage"] = f"error: {type(exc).__name__}: {exc}"[:200]

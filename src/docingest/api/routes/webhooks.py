@@ -16,28 +16,12 @@ it needs no JWT: the signature is its authentication.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Any
 from uuid import UUID
 
 from docingest.errors import BadWebhookSignature, InvalidRequest, RequestError
-
-
-def llamaparse_signature(secret: str, job_id: Any) -> str:
-    """``hex(HMAC-SHA256(secret, "llamaparse:" + job_id))``."""
-    return hmac.new(secret.encode(), f"llamaparse:{job_id}".encode(), hashlib.sha256).hexdigest()
-
-
-def remote_job_id(body: Any) -> str | None:
-    """LlamaParse's job id in a webhook body (``data.job_id``, ``job_id`` or ``id``)."""
-    if not isinstance(body, dict):
-        return None
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
-    for value in (data.get("job_id"), data.get("id"), body.get("job_id"), body.get("id")):
-        if isinstance(value, str) and value:
-            return value
-    return None
+from docingest.providers.parsing.llamaparse import llamaparse_signature, remote_job_id
 
 
 def _refusal(err: RequestError) -> tuple[int, dict[str, Any]]:

@@ -1,56 +1,69 @@
-"""Embedders: ``make_embedder(settings)`` picks the configured provider."""
+"""Embedders: ``make_embedder(settings)`` builds the provider ``PROVIDERS`` names."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from docingest.providers.embedding.base import Embedder, check_shape
+from docingest.providers.embedding.base import Batch, Embedder, check_shape
+from docingest.providers.embedding.minilm import tokenizer_path
 from docingest.settings import Settings
 
-__all__ = ["Embedder", "check_shape", "make_embedder", "tokenizer_path"]
+if TYPE_CHECKING:
+    from docingest.providers.ratelimit import RateLimiter
+
+__all__ = ["PROVIDERS", "Batch", "Embedder", "check_shape", "make_embedder", "make_openai_embedder",
+           "tokenizer_path"]
 
 
-def make_embedder(settings: Settings, *, limiter: Any = None, client_tag: str | None = None,
-                  purpose: str = "documents") -> Embedder:
-    """The embedder named by ``UPLOAD_PIPELINE_EMBEDDING_PROVIDER``, fault-wrapped if asked.
+def _openai(settings: Settings, *, limiter: RateLimiter | None, client_tag: str | None,
+            purpose: str) -> Embedder:
+    """The OpenAI-compatible API (:func:`make_openai_embedder`)."""
+    return make_openai_embedder(settings, limiter=limiter, client_tag=client_tag)
+
+
+def _hashing(settings: Settings, *, limiter: RateLimiter | None, client_tag: str | None,
+             purpose: str) -> Embedder:
+    """Hashed bags of words (tests only: not semantic)."""
+    from docingest.providers.embedding.hashing import HashingEmbedder
+
+    return HashingEmbedder(settings.embedding_dimensions)
+
+
+def _local(settings: Settings, *, limiter: RateLimiter | None, client_tag: str | None,
+           purpose: str) -> Embedder:
+    """The packaged all-MiniLM-L6-v2 on the backend ``EMBEDDING_BACKEND`` resolves to for ``purpose``."""
+    from docingest.providers.embedding.local import make_local_embedder, resolve_backend
+
+    return make_local_embedder(resolve_backend(settings.embedding_backend, purpose),
+                               batch_size=settings.embedding_batch_size,
+                               cache_dir=settings.model_cache_dir)
+
+
+#: ``UPLOAD_PIPELINE_EMBEDDING_PROVIDER`` value -> the function building that embedder.
+PROVIDERS: dict[str, Callable[..., Embedder]] = {"openai": _openai, "hashing": _hashing, "local": _local}
+
+
+def make_embedder(settings: Settings, *, limiter: RateLimiter | None = None,
+                  client_tag: str | None = None, purpose: str = "documents") -> Embedder:
+    """The embedder named by ``UPLOAD_PIPELINE_EMBEDDING_PROVIDER`` (a key of :data:`PROVIDERS`).
 
     ``limiter`` (a ``ratelimit.SharedRateLimiter``) and ``client_tag`` serve the API
     providers; without a limiter they back off in this process only. ``purpose``
     (``documents`` or ``queries``) picks the local model's backend when it is ``auto``
-    (``embedding.local.resolve_backend``).
+    (``embedding.local.resolve_backend``). Fault injection (``UPLOAD_PIPELINE_FAULT_*``) is
+    added by the composition root (``Runtime.embedder``), not here.
+
+    Raises:
+        ValueError: the OpenAI provider without an API key or base URL.
+        RuntimeError: the local provider without its model package or ONNX Runtime.
     """
-    from docingest.testing.faults import FaultyEmbedder
-
-    embedder: Embedder
-    if settings.embedding_provider == "openai":
-        embedder = make_openai_embedder(settings, limiter=limiter, client_tag=client_tag)
-    elif settings.embedding_provider == "hashing":
-        from docingest.providers.embedding.hashing import HashingEmbedder
-
-        embedder = HashingEmbedder(settings.embedding_dimensions)
-    else:
-        from docingest.providers.embedding.local import make_local_embedder, resolve_backend
-
-        embedder = make_local_embedder(resolve_backend(settings.embedding_backend, purpose),
-                                       batch_size=settings.embedding_batch_size,
-                                       cache_dir=settings.model_cache_dir)
-    if settings.fault_embedding_error_rate or settings.fault_embedding_delay_seconds:
-        embedder = FaultyEmbedder(
-            embedder,
-            error_rate=settings.fault_embedding_error_rate,
-            delay_seconds=settings.fault_embedding_delay_seconds,
-        )
-    return embedder
+    return PROVIDERS[settings.embedding_provider](settings, limiter=limiter, client_tag=client_tag,
+                                                  purpose=purpose)
 
 
-def tokenizer_path(settings: Settings) -> str:
-    """The ``tokenizer.json`` that sizes chunks: the embedding model's own."""
-    from docingest.providers.embedding.local import model_dir
-
-    return str(model_dir() / "tokenizer.json")
-
-
-def make_openai_embedder(settings: Settings, *, limiter: Any = None, client_tag: str | None = None) -> Any:
+def make_openai_embedder(settings: Settings, *, limiter: RateLimiter | None = None,
+                         client_tag: str | None = None) -> Embedder:
     """The OpenAI-compatible embedder configured by ``UPLOAD_PIPELINE_OPENAI_*`` and ``EMBEDDING_*``.
 
     Raises:

@@ -17,13 +17,13 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from docingest.errors import EmbeddingInputTooLong, EmbeddingRejected
-from docingest.providers.embedding.base import check_shape
+from docingest.providers.embedding.base import Batch, Embedder, check_shape
 
 COUNT_BLOCKS = (64, 256)  # texts whose tokens the planner counts first, then at a time
 
@@ -72,16 +72,11 @@ def iter_batches(
         yield start, seen, tokens
 
 
-def plan_batches(token_counts: Sequence[int], limits: BatchLimits) -> list[tuple[int, int]]:
-    """All of :func:`iter_batches` as ``[start, end)`` ranges (every input checked first)."""
-    return [(start, end) for start, end, _ in iter_batches(token_counts, limits)]
-
-
-class BatchingEmbedder:
+class BatchingEmbedder(Embedder):
     """Base of the API embedders. Subclasses set ``model``/``dimensions`` and write the call.
 
     Attributes:
-        limits: the request limits used by :func:`plan_batches`.
+        limits: the request limits used by :func:`iter_batches`.
         concurrency: batches in flight at once in this process.
         lanes: threads that send batches (default ``concurrency``, one batch in flight each).
             A provider whose HTTP connection pool admits at most ``concurrency`` requests
@@ -134,8 +129,10 @@ class BatchingEmbedder:
                 self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="docingest-embed")
             return self._pool
 
-    def embed_batches(self, texts: Iterable[str]) -> Iterator[tuple[int, int, np.ndarray]]:
+    def embed_batches(self, texts: Iterable[str], *, max_texts: int | None = None) -> Iterator[Batch]:
         """Yield ``(start, end, vectors)`` for each batch as it completes (any order).
+
+        Batches hold at most :attr:`limits` (and ``max_texts`` texts when given).
 
         ``texts`` may be a lazy iterable: the planner thread draws from it as it plans,
         :data:`COUNT_BLOCKS` texts at a time (a small first block, so the first request
@@ -151,6 +148,8 @@ class BatchingEmbedder:
         no new batch is sent; the batches in flight finish and the successful ones are
         still yielded (so the caller stores them), then the first error is raised.
         """
+        limits = self.limits if max_texts is None else replace(
+            self.limits, max_inputs=min(self.limits.max_inputs, max_texts))
         drawn: list[str] = []  # the texts drawn so far; a planned batch's texts are all in it
 
         def counts() -> Iterator[int]:
@@ -177,7 +176,7 @@ class BatchingEmbedder:
 
         def plan() -> None:
             try:
-                for start, end, tokens in iter_batches(counts(), self.limits):
+                for start, end, tokens in iter_batches(counts(), limits):
                     if not offer((start, end, tokens, self._prepare_batch(drawn[start:end]))):
                         return
             except BaseException as exc:  # noqa: BLE001 - an input refused before sending
@@ -238,13 +237,14 @@ class BatchingEmbedder:
         if errors:
             raise errors[0]
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """``(len(texts), dimensions)`` float32, in input order."""
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """``(len(texts), dimensions)`` float32, in input order (the batches of :meth:`embed_batches`)."""
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for start, end, vectors in self.embed_batches(texts):
             out[start:end] = vectors
         return out
 
     def close(self) -> None:
+        """Stop the request threads (requests in flight finish; queued ones are dropped)."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)

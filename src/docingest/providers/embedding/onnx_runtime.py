@@ -46,13 +46,14 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from docingest.providers.embedding.base import check_shape
+from docingest.providers.embedding.base import Embedder
+from docingest.providers.embedding.minilm import offline_environment
 
 log = logging.getLogger("docingest.providers.embedding.onnx")
 
@@ -123,8 +124,6 @@ def export_onnx(model_dir: Path, out: Path) -> None:
     Raises:
         ImportError: torch or transformers is not installed.
     """
-    from docingest.providers.embedding.local import offline_environment
-
     offline_environment()
     import torch
     from transformers import AutoModel
@@ -238,11 +237,11 @@ def ensure_onnx_model(model_dir: Path, cache_dir: Path, variant: Variant = "fp32
     return path
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(Embedder):
     """all-MiniLM-L6-v2 on ONNX Runtime (CPU); one session per process, calls serialized.
 
     Args:
-        model_dir: the packaged sentence-transformers model (``embedding.local.model_dir()``).
+        model_dir: the packaged sentence-transformers model (``embedding.minilm.model_dir()``).
         cache_dir: where exported ONNX files are kept.
         variant: ``fp32`` (plain export), ``opt`` (fused fp32), ``int8`` (fused + dynamic int8).
         batch_size: texts per session run; max_tokens: truncation (256 for this model).
@@ -299,17 +298,14 @@ class OnnxEmbedder:
         pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def _embed(self, texts: list[str]) -> np.ndarray:
         """``(len(texts), 384)`` float32 unit vectors."""
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        items = list(texts)
         with self._lock:
             session, tok = self._load()
-            order = (np.argsort([-len(t) for t in items], kind="stable") if self.sort_by_length
-                     else np.arange(len(items)))
-            out = np.empty((len(items), self.dimensions), dtype=np.float32)
-            for i in range(0, len(items), self.batch_size):
+            order = (np.argsort([-len(t) for t in texts], kind="stable") if self.sort_by_length
+                     else np.arange(len(texts)))
+            out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+            for i in range(0, len(texts), self.batch_size):
                 idx = order[i : i + self.batch_size]
-                out[idx] = self._run(session, tok, [items[j] for j in idx])
-        return check_shape(out, len(texts), self.dimensions)
+                out[idx] = self._run(session, tok, [texts[j] for j in idx])
+        return out

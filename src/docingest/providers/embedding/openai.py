@@ -29,7 +29,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from docingest.errors import (
 )
 from docingest.providers.embedding.batching import BatchingEmbedder, BatchLimits
 from docingest.worker.backoff import backoff_seconds
+
+if TYPE_CHECKING:
+    from docingest.providers.ratelimit import RateLimiter
 
 log = logging.getLogger("docingest.providers.embedding.openai")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -141,7 +144,7 @@ class OpenAIEmbedder(BatchingEmbedder):
 
     def __init__(
         self, *, model: str, dimensions: int, base_url: str | None, api_key: str | None,
-        limiter: Any, limits: BatchLimits, concurrency: int = 4, timeout_seconds: float = 60.0,
+        limiter: RateLimiter, limits: BatchLimits, concurrency: int = 4, timeout_seconds: float = 60.0,
         attempts: int = 6, send_dimensions: bool | None = None, backoff_base_seconds: float = 0.5,
         backoff_max_seconds: float = 30.0, client_tag: str | None = None,
     ) -> None:

@@ -15,7 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from docingest.errors import UnsupportedType
-from docingest.providers.parsing.base import KINDS, PageProgress, ParsedDocument, ParsedPage, Parser
+from docingest.providers.parsing.base import (
+    KINDS,
+    KindParser,
+    PageProgress,
+    ParsedDocument,
+    ParsedPage,
+    Parser,
+)
 from docingest.providers.parsing.docx import DocxParser
 from docingest.providers.parsing.html import HtmlParser
 from docingest.providers.parsing.markdown import MarkdownParser
@@ -24,7 +31,7 @@ from docingest.providers.parsing.sniff import DetectedType, detect, is_declared_
 from docingest.providers.parsing.text import TextParser
 
 #: kind -> parser; the keys are exactly ``KINDS`` and ``DetectedType.kind`` values.
-PARSERS: dict[str, Parser] = {
+PARSERS: dict[str, KindParser] = {
     "pdf": PdfParser(),
     "docx": DocxParser(),
     "html": HtmlParser(),
@@ -62,6 +69,7 @@ def parse_file(path: Path, kind: str, on_progress: PageProgress | None = None) -
 __all__ = [
     "PARSERS",
     "DetectedType",
+    "KindParser",
     "PageProgress",
     "ParsedDocument",
     "ParsedPage",

@@ -65,9 +65,29 @@ class ParsedDocument:
     warnings: list[str] = field(default_factory=list)
 
 
-class Parser(Protocol):
-    """Anything that can parse a file of one kind."""
+class KindParser(Protocol):
+    """The parser of one kind (``parsing.PARSERS`` holds one per kind)."""
 
     def parse(self, path: Path) -> ParsedDocument:
         """Parse the file at ``path``; raise a ``docingest.errors`` class on bad input."""
+        ...
+
+
+class Parser(Protocol):
+    """What the parse stage calls: ``parser(path, kind, on_progress=None)``.
+
+    ``parsing.parse_file`` (in this process) and ``parsing.sandbox.SandboxedParser`` (in a
+    bounded child process) both satisfy it.
+    """
+
+    def __call__(self, path: Path, kind: str, on_progress: PageProgress | None = None) -> ParsedDocument:
+        """Parse the file at ``path`` as ``kind`` (``KINDS``).
+
+        ``on_progress(pages_parsed, pages_total)`` is called after each page of a paged kind.
+
+        Raises:
+            UnsupportedType: no parser for ``kind``.
+            PdfEncrypted, PdfCorrupt, DocumentCorrupt, EmptyFile: bad input (permanent).
+            ParseTimeout, ParseCrashed, ParseOutOfMemory: the sandbox's limits (transient).
+        """
         ...

@@ -16,15 +16,43 @@ raise ``ParserUnavailable`` (transient; ``retry_after`` from ``Retry-After``); o
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docingest.errors import ParserUnavailable, RemoteParseFailed
 from docingest.providers.parsing.base import ParsedDocument, ParsedPage
 
+if TYPE_CHECKING:
+    from docingest.providers.ratelimit import RateLimiter
+
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 PAGE_SEPARATOR = "\n\n"
+
+
+def llamaparse_signature(secret: str, job_id: Any) -> str:
+    """The webhook token of one job: ``hex(HMAC-SHA256(secret, "llamaparse:" + job_id))``.
+
+    Registered as the ``X-Docingest-Signature`` header of the job's webhook and checked by
+    the webhook route (``api/routes/webhooks.py``).
+    """
+    return hmac.new(secret.encode(), f"llamaparse:{job_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def remote_job_id(body: Any) -> str | None:
+    """LlamaParse's job id in a webhook body (``data.job_id``, ``data.id``, ``job_id`` or ``id``);
+    None when there is none."""
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data")
+    if not isinstance(data, dict):
+        data = {}
+    for value in (data.get("job_id"), data.get("id"), body.get("job_id"), body.get("id")):
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def pages_to_document(pages: list[dict[str, Any]]) -> ParsedDocument:
@@ -55,7 +83,8 @@ class LlamaParseClient:
     """
 
     def __init__(self, *, base_url: str, api_key: str | None, tier: str = "cost_effective",
-                 version: str = "latest", timeout_seconds: float = 60.0, limiter: Any = None) -> None:
+                 version: str = "latest", timeout_seconds: float = 60.0,
+                 limiter: RateLimiter | None = None) -> None:
         import httpx
 
         self._httpx = httpx

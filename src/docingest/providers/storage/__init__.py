@@ -1,45 +1,51 @@
-"""Object storage backends: ``make_storage(settings)`` picks the configured one."""
+"""Object storage backends: ``make_storage(settings)`` builds the one ``BACKENDS`` names."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from docingest.providers.storage.base import ObjectInfo, SignedUpload, Storage, parsed_key, raw_key
 from docingest.settings import Settings
 
-__all__ = ["ObjectInfo", "SignedUpload", "Storage", "make_storage", "parsed_key", "raw_key"]
+__all__ = ["BACKENDS", "ObjectInfo", "SignedUpload", "Storage", "make_storage", "parsed_key", "raw_key"]
 
 
-def make_storage(settings: Settings) -> Any:
-    """The backend named by ``UPLOAD_PIPELINE_STORAGE_BACKEND``, fault-wrapped if asked.
+def _local(settings: Settings) -> Storage:
+    """Files under ``DATA_DIR/storage/BUCKET``; signed URLs served by the API at ``PUBLIC_URL``."""
+    from docingest.providers.storage.local import LocalStorage
+    from docingest.providers.storage.signing import UrlSigner
 
-    ``local``: files under ``DATA_DIR/storage/BUCKET``, signed URLs served by the API at
-    ``PUBLIC_URL``; ``supabase``: Supabase Storage's REST API at ``STORAGE_URL``;
-    ``s3``: an S3-compatible endpoint (``STORAGE_URL``, or AWS when unset).
+    return LocalStorage(settings.storage_dir, bucket=settings.storage_bucket,
+                        base_url=settings.api_base_url(), signer=UrlSigner(settings.jwt_secret),
+                        max_bytes=settings.max_file_bytes)
+
+
+def _supabase(settings: Settings) -> Storage:
+    """Supabase Storage's REST API at ``STORAGE_URL``."""
+    from docingest.providers.storage.supabase import SupabaseStorage
+
+    assert settings.storage_url and settings.storage_service_key  # checked by Settings
+    return SupabaseStorage(settings.storage_url, settings.storage_bucket,
+                           service_key=settings.storage_service_key)
+
+
+def _s3(settings: Settings) -> Storage:
+    """An S3-compatible endpoint (``STORAGE_URL``, or AWS when unset); boto3 imported here."""
+    from docingest.providers.storage.s3 import S3Storage
+
+    return S3Storage(settings.storage_bucket, endpoint_url=settings.storage_url,
+                     region=settings.storage_region, access_key_id=settings.storage_access_key_id,
+                     secret_access_key=settings.storage_secret_access_key)
+
+
+#: ``UPLOAD_PIPELINE_STORAGE_BACKEND`` value -> the function building that backend.
+BACKENDS: dict[str, Callable[[Settings], Storage]] = {"local": _local, "supabase": _supabase, "s3": _s3}
+
+
+def make_storage(settings: Settings) -> Storage:
+    """The backend named by ``UPLOAD_PIPELINE_STORAGE_BACKEND`` (a key of :data:`BACKENDS`).
+
+    Fault injection (``UPLOAD_PIPELINE_FAULT_*``) is added by the composition root
+    (``Runtime.storage``), not here.
     """
-    storage: Any
-    if settings.storage_backend == "s3":
-        from docingest.providers.storage.s3 import S3Storage
-
-        storage = S3Storage(settings.storage_bucket, endpoint_url=settings.storage_url,
-                            region=settings.storage_region,
-                            access_key_id=settings.storage_access_key_id,
-                            secret_access_key=settings.storage_secret_access_key)
-    elif settings.storage_backend == "supabase":
-        from docingest.providers.storage.supabase import SupabaseStorage
-
-        assert settings.storage_url and settings.storage_service_key  # checked by Settings
-        storage = SupabaseStorage(settings.storage_url, settings.storage_bucket,
-                                  service_key=settings.storage_service_key)
-    else:
-        from docingest.providers.storage.local import LocalStorage
-        from docingest.providers.storage.signing import UrlSigner
-
-        storage = LocalStorage(settings.storage_dir, bucket=settings.storage_bucket,
-                               base_url=settings.api_base_url(), signer=UrlSigner(settings.jwt_secret),
-                               max_bytes=settings.max_file_bytes)
-    if settings.fault_storage_error_rate:
-        from docingest.testing.faults import FaultyStorage
-
-        storage = FaultyStorage(storage, error_rate=settings.fault_storage_error_rate)
-    return storage
+    return BACKENDS[settings.storage_backend](settings)

@@ -47,13 +47,58 @@ class ObjectInfo:
 
 
 class Storage(Protocol):
-    """An object store. Keys are ``/``-separated; errors raise ``StorageUnavailable``."""
+    """An object store holding one bucket. Keys are ``/``-separated (:func:`raw_key`,
+    :func:`parsed_key`).
 
-    def put_stream(self, key: str, stream: BinaryIO) -> ObjectInfo: ...
-    def head(self, key: str) -> ObjectInfo | None: ...
-    def open_stream(self, key: str) -> AbstractContextManager[BinaryIO]: ...
-    def local_path(self, key: str) -> AbstractContextManager[Path]: ...
-    def delete(self, key: str) -> None: ...
+    Every method raises ``StorageUnavailable`` (transient) when the backend cannot be reached
+    or refuses the operation; a missing object is ``None`` from :meth:`head` and
+    ``FileNotFoundError`` from :meth:`open_stream` and :meth:`local_path`.
+    """
+
+    def put_stream(self, key: str, stream: BinaryIO) -> ObjectInfo:
+        """Store ``stream`` (read to its end in blocks, never whole in memory) at ``key``."""
+        ...
+
+    def copy_from(self, key: str, src: Path) -> ObjectInfo:
+        """Store the local file ``src`` at ``key``."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """The object's size in bytes, or None when there is no object at ``key``."""
+        ...
+
+    def open_stream(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """The object opened for reading (binary)."""
+        ...
+
+    def local_path(self, key: str) -> AbstractContextManager[Path]:
+        """The object as a local file, valid inside the context (a download for remote stores)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; nothing happens when there is none."""
+        ...
+
+    def presign_upload(self, key: str, *, content_length: int | None, content_type: str,
+                       sha256: str | None, expires_in: float) -> SignedUpload:
+        """A URL a client sends the object's bytes to without other credentials.
+
+        Args:
+            key: where the object goes.
+            content_length: the declared size in bytes (None: not declared).
+            content_type: the MIME type the client must send.
+            sha256: the declared hex SHA-256 (None: not declared).
+            expires_in: the URL's lifetime in seconds (a backend may shorten it).
+        """
+        ...
+
+    def ping(self) -> None:
+        """Return when the backend answers; raise ``StorageUnavailable`` otherwise."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend's connections."""
+        ...
 
 
 def iter_stream(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:

@@ -58,11 +58,6 @@ class LocalStorage:
             raise StorageUnavailable(f"cannot write {key}: {exc.strerror}") from exc
         return ObjectInfo(key, size)
 
-    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        import io
-
-        return self.put_stream(key, io.BytesIO(data))
-
     def head(self, key: str) -> ObjectInfo | None:
         try:
             return ObjectInfo(key, self._path(key).stat().st_size)
@@ -90,10 +85,6 @@ class LocalStorage:
             raise FileNotFoundError(key)
         yield path
 
-    def read_bytes(self, key: str) -> bytes:
-        with self.open_stream(key) as f:
-            return f.read()
-
     def delete(self, key: str) -> None:
         try:
             self._path(key).unlink(missing_ok=True)
@@ -104,6 +95,13 @@ class LocalStorage:
         """Store a local file (used by ``docingest ingest``)."""
         with src.open("rb") as f:
             return self.put_stream(key, f)
+
+    def ping(self) -> None:
+        """Raise ``StorageUnavailable`` unless the bucket's directory can be read."""
+        self.head(".docingest-ready")
+
+    def close(self) -> None:
+        """Nothing to release (files are opened per call)."""
 
     # --- signed URLs of the local storage service -------------------------------
     def _signing(self) -> tuple[str, UrlSigner]:
@@ -126,13 +124,6 @@ class LocalStorage:
                                  len=content_length, sha256=sha256, max=self.max_bytes)
         url = f"{base}/storage/v1/object/upload/sign/{self.bucket}/{key}?token={token}"
         return SignedUpload(url, "PUT", {"content-type": content_type}, exp)
-
-    def presign_download(self, key: str, *, expires_in: float) -> str:
-        """``GET {base}/storage/v1/object/sign/{bucket}/{key}?token=``."""
-        self._path(key)
-        base, signer = self._signing()
-        token, _ = signer.sign(f"{self.bucket}/{key}", typ="download", expires_in=expires_in)
-        return f"{base}/storage/v1/object/sign/{self.bucket}/{key}?token={token}"
 
     def new_temp(self, key: str) -> tuple[int, Path]:
         """``(fd, path)`` of a temporary file beside ``key``'s path, for a streamed upload."""

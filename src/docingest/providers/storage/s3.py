@@ -65,11 +65,6 @@ class S3Storage:
         assert info is not None
         return info
 
-    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        import io
-
-        return self.put_stream(key, io.BytesIO(data))
-
     def head(self, key: str) -> ObjectInfo | None:
         try:
             with self._errors(f"head {key}"):
@@ -96,10 +91,6 @@ class S3Storage:
                 self.client.download_file(self.bucket, key, str(path))
             yield path
 
-    def read_bytes(self, key: str) -> bytes:
-        with self.open_stream(key) as f:
-            return f.read()
-
     def delete(self, key: str) -> None:
         with self._errors(f"delete {key}"):
             self.client.delete_object(Bucket=self.bucket, Key=key)
@@ -124,12 +115,11 @@ class S3Storage:
                                                      ExpiresIn=int(expires_in), HttpMethod="PUT")
         return SignedUpload(url, "PUT", headers, time.time() + expires_in)
 
-    def presign_download(self, key: str, *, expires_in: float) -> str:
-        with self._errors(f"presign {key}"):
-            return str(self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=int(expires_in)))
-
     def ping(self) -> None:
         """Raise ``StorageUnavailable`` unless the bucket answers."""
         with self._errors("head bucket"):
             self.client.head_bucket(Bucket=self.bucket)
+
+    def close(self) -> None:
+        """Close the boto3 client's connection pool."""
+        self.client.close()

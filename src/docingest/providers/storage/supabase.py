@@ -71,11 +71,6 @@ class SupabaseStorage:
             raise self._fail(reply, f"upload {key}")
         return ObjectInfo(key, size)
 
-    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        import io
-
-        return self.put_stream(key, io.BytesIO(data))
-
     def head(self, key: str) -> ObjectInfo | None:
         reply = self._request("HEAD", f"/object/authenticated/{self._path(key)}")
         if reply.status_code in (400, 404):
@@ -107,10 +102,6 @@ class SupabaseStorage:
         with self.local_path(key) as path, path.open("rb") as f:
             yield f
 
-    def read_bytes(self, key: str) -> bytes:
-        with self.open_stream(key) as f:
-            return f.read()
-
     def delete(self, key: str) -> None:
         reply = self._request("DELETE", f"/object/{self.bucket}", json={"prefixes": [key]})
         if reply.status_code not in (200, 404):
@@ -130,12 +121,6 @@ class SupabaseStorage:
         return SignedUpload(self.url + reply.json()["url"], "PUT",
                             {"content-type": content_type, "x-upsert": "false"},
                             time.time() + min(expires_in, 7200))
-
-    def presign_download(self, key: str, *, expires_in: float) -> str:
-        reply = self._request("POST", f"/object/sign/{self._path(key)}", json={"expiresIn": int(expires_in)})
-        if reply.status_code != 200:
-            raise self._fail(reply, f"sign {key}")
-        return self.url + reply.json()["signedURL"]
 
     def ping(self) -> None:
         """Raise ``StorageUnavailable`` unless the API answers (any non-5xx reply)."""

@@ -156,13 +156,10 @@ class JobsCollector(Collector):
 _collector: JobsCollector | None = None
 
 
-def register_jobs_collector(runtime: Any) -> JobsCollector:
-    """Export ``docingest_jobs`` from ``runtime``'s database (once per process; later calls rebind)."""
+def register_jobs_collector(count_jobs: Callable[[], Iterable[tuple[str, str, int]]]) -> JobsCollector:
+    """Export ``docingest_jobs`` from ``count_jobs`` (``[(stage, state, jobs)]``, read at each
+    scrape; once per process, later calls rebind)."""
     global _collector
-
-    def count_jobs() -> list[tuple[str, str, int]]:
-        with runtime.pool().connection() as conn:
-            return runtime.repo.job_counts(conn)
 
     if _collector is None:
         _collector = JobsCollector(count_jobs)
@@ -173,7 +170,8 @@ def register_jobs_collector(runtime: Any) -> JobsCollector:
 
 
 # --- serving --------------------------------------------------------------------------
-def start_metrics_server(port: int, addr: str = "127.0.0.1", runtime: Any = None) -> Any:
+def start_metrics_server(port: int, addr: str = "127.0.0.1",
+                         count_jobs: Callable[[], Iterable[tuple[str, str, int]]] | None = None) -> Any:
     """Serve ``/metrics`` from a daemon thread (``docingest worker --metrics-port``).
 
     Returns the ``(server, thread)`` pair of prometheus-client; ``server.server_port``
@@ -184,8 +182,8 @@ def start_metrics_server(port: int, addr: str = "127.0.0.1", runtime: Any = None
     """
     from prometheus_client import start_http_server
 
-    if runtime is not None:
-        register_jobs_collector(runtime)
+    if count_jobs is not None:
+        register_jobs_collector(count_jobs)
     return start_http_server(port, addr=addr)
 
 
@@ -199,7 +197,7 @@ def metrics_response() -> Any:
 
     Mount it as ``app.add_api_route("/metrics", metrics_response, include_in_schema=False)``
     or with :func:`metrics_router`; call :func:`register_jobs_collector` once with the
-    API's runtime so queue depth is exported too.
+    API's job counts so queue depth is exported too.
     """
     from starlette.responses import Response
 
@@ -207,12 +205,12 @@ def metrics_response() -> Any:
     return Response(content=body, media_type=content_type)
 
 
-def metrics_router(runtime: Any = None) -> Any:
+def metrics_router(count_jobs: Callable[[], Iterable[tuple[str, str, int]]] | None = None) -> Any:
     """An ``APIRouter`` with ``GET /metrics`` (no auth: docs/architecture.md, section 5)."""
     from fastapi import APIRouter
 
-    if runtime is not None:
-        register_jobs_collector(runtime)
+    if count_jobs is not None:
+        register_jobs_collector(count_jobs)
     router = APIRouter()
     router.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)
     return router

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
-from docingest.db.database import Database
+from docingest.db.database import Conn, Database
 from docingest.db.repository import Repository
 from docingest.domain import Document, Job, Stage, State
 from docingest.errors import (
@@ -542,7 +542,7 @@ class DocumentService:
             raise Conflict("the job changed meanwhile; read it again")
         return Retried(updated, self.presign(document) if rearm else None)
 
-    def _retry_event(self, conn: Any, previous: Job, updated: Job, *, via: RetryVia, **details: Any) -> None:
+    def _retry_event(self, conn: Conn, previous: Job, updated: Job, *, via: RetryVia, **details: Any) -> None:
         self.repo.insert_event(conn, job_id=updated.job_id, document_id=updated.document_id,
                                stage=updated.stage.value, type="retry_requested",
                                payload={"via": via, "previous_error_code": previous.error_code, **details})

@@ -61,7 +61,8 @@ def reciprocal_rank_fusion(
 
 
 def clean_query(query: str) -> str:
-    """``query`` without NUL characters, lone surrogates and surrounding whitespace."""
+    """``query`` without NUL characters, lone surrogates and surrounding whitespace (what the
+    API searches for a ``q`` parameter; :meth:`Searcher.search` then checks it)."""
     return "".join(ch for ch in query if ch != "\x00" and not "\ud800" <= ch <= "\udfff").strip()
 
 
@@ -125,22 +126,20 @@ class Searcher:
     def search(self, query: str, *, user_id: str, k: int = 5, mode: Mode = DEFAULT_MODE) -> list[SearchHit]:
         """The ``k`` best chunks of ``user_id`` for ``query``, best first.
 
-        The query is searched as :func:`clean_query` leaves it; its length is counted before
-        the surrounding whitespace is dropped.
+        The one place a query is checked, for the CLI and the API (which passes it through
+        :func:`clean_query` first).
 
         Raises:
+            RequestError: an empty (blank) query.
             QueryTooLong: (a ``ValueError``) over ``search_max_query_chars`` characters.
-            RequestError: an empty query (nothing left once cleaned).
             ValueError: ``k`` < 1 or an unknown mode.
         """
-        kept = "".join(ch for ch in query if ch != "\x00" and not "\ud800" <= ch <= "\udfff")
-        if len(kept) > self.config.max_query_chars:
-            raise QueryTooLong(
-                f"the query has {len(kept)} characters; at most {self.config.max_query_chars} are accepted "
-                "(UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS): ask a shorter question")
-        query = kept.strip()
-        if not query:
+        if not query.strip():
             raise RequestError("the query is empty")
+        if len(query) > self.config.max_query_chars:
+            raise QueryTooLong(
+                f"the query has {len(query)} characters; at most {self.config.max_query_chars} are accepted "
+                "(UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS): ask a shorter question")
         if k < 1:
             raise ValueError("k must be at least 1")
         if mode not in ("vector", "hybrid"):

@@ -22,6 +22,7 @@ def search(
     mode: Literal["vector", "hybrid"] = "hybrid",
 ) -> SearchPublic:
     """The ``k`` best chunks of your documents for ``q``, with document, page and score."""
-    hits = searcher.search(q, user_id=user, k=k, mode=mode)  # validates q: query_too_long, empty
-    return SearchPublic(query=clean_query(q), mode=mode, k=k,
+    query = clean_query(q)
+    hits = searcher.search(query, user_id=user, k=k, mode=mode)  # checks it: empty, query_too_long
+    return SearchPublic(query=query, mode=mode, k=k,
                         results=[SearchHitPublic(**h.to_dict()) for h in hits])

@@ -64,7 +64,7 @@ def bare_app(url: str, pool_size: int) -> Any:
             repo.create_upload(conn, user_id=body["user"], document_id=document_id, job_id=uuid.uuid4(),
                                filename=body["filename"], mime=body["mime"], bytes_len=body["bytes_len"],
                                file_sha256=body["sha256"], raw_path=f"bare/raw/{document_id}.txt",
-                               max_active=100, deadline_seconds=3900)
+                               max_active=100, wait_seconds=3900)
         return {"document_id": str(document_id)}
 
     @app.post("/bare/insert", status_code=201)

@@ -41,23 +41,16 @@ CACHE = REPO / "bench" / ".cache" / "models"
 FIGURES = ("recall@1", "recall@5", "mrr@5", "context_hit")
 
 
-class _Runtime:
-    """What ``Searcher`` needs of a runtime, with a given embedder for the queries."""
+def _searcher(rt: Any, embedder: Any) -> Any:
+    """A ``Searcher`` over ``rt``'s database with ``embedder`` for the queries."""
+    import dataclasses
 
-    def __init__(self, rt: Any, embedder: Any) -> None:
-        self.rt, self._embedder, self.repo = rt, embedder, rt.repo
-        # The HNSW leg must go through the index: the bench user's chunks are fewer than the
-        # exact-search threshold, which would otherwise search them exactly.
-        self.settings = rt.settings.model_copy(update={"search_exact_max_chunks": 0})
+    from docingest.services.search import SearchConfig, Searcher
 
-    def pool(self) -> Any:
-        return self.rt.pool()
-
-    def embedder(self) -> Any:
-        return self._embedder
-
-    def query_embedder(self) -> Any:
-        return self._embedder
+    # The HNSW leg must go through the index: the bench user's chunks are fewer than the
+    # exact-search threshold, which would otherwise search them exactly.
+    config = dataclasses.replace(SearchConfig.from_settings(rt.settings), exact_max_chunks=0)
+    return Searcher(rt.database, rt.repo, lambda: embedder, config)
 
 
 def _backend(name: str, *, batch_size: int = 64, sort: bool = True) -> Any:
@@ -192,7 +185,6 @@ def retrieval(rt: Any, ids: list[Any], texts: list[str], *, quick: bool,
               reuse: dict[str, np.ndarray] | None = None, torch_emb: Any = None) -> list[Figure]:
     """Re-embed every chunk with each backend, rebuild the index, and compare eval figures."""
     from docingest.services.evaluation import evaluate
-    from docingest.services.search import Searcher
 
     reuse = reuse or {}
     out: list[Figure] = []
@@ -208,7 +200,7 @@ def retrieval(rt: Any, ids: list[Any], texts: list[str], *, quick: bool,
             out.append(Figure("embedders", f"{name}: all corpus chunks/s",
                               round(len(texts) / seconds, 2), "chunk/s"))
         _write_vectors(rt, ids, vectors)
-        searcher = Searcher(_Runtime(rt, embedder))  # type: ignore[arg-type]
+        searcher = _searcher(rt, embedder)
         for index in ("hnsw", "exact"):
             if index == "exact":  # no index: exact cosine kNN, so only the vectors differ
                 _set_index(rt, present=False)

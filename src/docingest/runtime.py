@@ -1,10 +1,9 @@
-"""Wiring: settings -> database, storage, stage handlers, worker. One path for CLI, API, tests."""
+"""The composition root: settings -> pool, repository, storage, providers, stage handlers,
+worker and services. One path for the CLI, the API and the tests; it builds, it does not serve."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
@@ -12,6 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from docingest.db.database import Database
 from docingest.db.migrate import apply_migrations, embedding_column_dimensions
 from docingest.db.pool import database_url, make_pool
 from docingest.db.repository import Repository
@@ -22,6 +22,8 @@ from docingest.providers.chunking.chunker import Chunker, load_tokenizer
 from docingest.providers.embedding import Embedder, make_embedder, tokenizer_path
 from docingest.providers.parsing.base import Parser
 from docingest.providers.storage import Storage, make_storage
+from docingest.services.documents import DocumentService, UploadPolicy
+from docingest.services.search import SearchConfig, Searcher
 from docingest.settings import CHUNK_SPECIAL_TOKENS, Settings
 from docingest.stages import Collaborators, StageHandler, build_handlers
 
@@ -43,6 +45,8 @@ class Runtime:
             settings.storage_secret_access_key, settings.webhook_secret, settings.jwt_secret)
         self.migrate = migrate if migrate is not None else not settings.database_url
         self.repo = Repository()
+        #: connections of :meth:`pool` (built on first use) and user-scoped transactions
+        self.database = Database(self.pool, self.repo)
         self._lock = threading.Lock()
         self._embedder: Embedder | None = None
         self._query_embedder: Embedder | None = None
@@ -155,7 +159,7 @@ class Runtime:
         embedders = [self.embedder()]
         if self.query_embedder() is not embedders[0]:
             embedders.append(self.query_embedder())
-        with self.pool().connection() as conn:
+        with self.database.connection() as conn:
             column = embedding_column_dimensions(conn)
         for embedder in embedders:
             vec = embedder.embed(["docingest dimension probe"])
@@ -186,20 +190,18 @@ class Runtime:
             self._pool.close()
             self._pool = None
 
-    # --- API (issue 3) -------------------------------------------------------------
-    @contextmanager
-    def user_transaction(self, user_id: str) -> Iterator[Any]:
-        """A transaction scoped to ``user_id`` by row security (role ``docingest_api``)."""
-        with self.pool().connection() as conn, conn.transaction():
-            self.repo.scope_to_user(conn, user_id)
-            yield conn
-
+    # --- services ---------------------------------------------------------------------
     @cached_property
-    def uploads(self) -> Any:
-        """The :class:`~docingest.services.uploads.UploadService` of this runtime."""
-        from docingest.services.uploads import UploadService
+    def documents(self) -> DocumentService:
+        """The documents service of every entry point (built with the storage on first use)."""
+        return DocumentService(self.database, self.repo, self.storage, UploadPolicy.from_settings(self.settings))
 
-        return UploadService(self)
+    def searcher(self, *, row_security: bool = False) -> Searcher:
+        """A searcher over this database with the queries' embedder; ``row_security``: each
+        search runs scoped to its user (the API)."""
+        return Searcher(self.database, self.repo, self.query_embedder, SearchConfig.from_settings(self.settings),
+                        row_security=row_security)
+
     # --- remote providers (issue 4) ------------------------------------------------------
     @cached_property
     def client_tag(self) -> str:

@@ -20,7 +20,6 @@ import pytest
 
 from docingest.runtime import Runtime
 from docingest.services.evaluation import evaluate, load_questions
-from docingest.services.search import Searcher
 from docingest.settings import Settings
 from tests.conftest import CORPUS, new_database, settings_env, without_hnsw_index
 
@@ -54,7 +53,7 @@ def test_retrieval_on_the_corpus_questions(corpus: dict[str, Any]) -> None:
     rt: Runtime = corpus["runtime"]
     questions = load_questions(CORPUS / "queries.jsonl")
     assert len(questions) == 56
-    searcher = Searcher(rt)
+    searcher = rt.searcher()
     figures = {mode: evaluate(searcher, questions, user_id="local", mode=mode)[0]
                for mode in ("vector", "hybrid")}
     for mode, f in figures.items():

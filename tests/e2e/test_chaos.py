@@ -29,7 +29,7 @@ import pytest
 
 from docingest.providers.chunking.chunker import chunk_id
 from docingest.runtime import Runtime
-from docingest.services.ingest import discover, ingest, register_file
+from docingest.services.ingest import discover, ingest
 from tests.conftest import CORPUS, make_settings, new_database, settings_env
 from tests.fixtures import pipeline
 from tests.fixtures.good_docs import generate_good
@@ -155,7 +155,7 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path, capsys: pytest.Capture
     kills = 0
     try:
         with Workers(env, logs) as workers:
-            ids = [register_file(rt, p, user_id="chaos").document.document_id
+            ids = [rt.documents.register_file(p, user_id="chaos").document.document_id
                    for p in discover([inputs])]
             started = time.monotonic()
             next_kill = started + rng.uniform(*KILL_EVERY_SECONDS)

@@ -83,9 +83,9 @@ def test_a_signal_before_the_workers_start_exits_with_its_code(
         signum: int, code: int, during: str) -> None:
     from typer.testing import CliRunner
 
-    import docingest.services.ingest
     from docingest.cli.main import app
     from docingest.runtime import Runtime
+    from docingest.services.documents import DocumentService
 
     def signalled(*args: object, **kwargs: object) -> None:
         os.kill(os.getpid(), signum)
@@ -95,7 +95,7 @@ def test_a_signal_before_the_workers_start_exits_with_its_code(
     if during == "probe":
         monkeypatch.setattr(Runtime, "check_embedder_dimensions", signalled)
     else:
-        monkeypatch.setattr(docingest.services.ingest, "register_file", signalled)
+        monkeypatch.setattr(DocumentService, "register_file", signalled)
     def ignored(*args: object) -> None:  # the signal must not end pytest if the command misses it
         pass
 
@@ -116,14 +116,13 @@ def test_a_job_whose_worker_was_killed_shows_as_stalled_once_its_lease_expired(
         settings: Settings, tmp_path: Path) -> None:
     from docingest.api.schemas import DocumentPublic, JobPublic
     from docingest.runtime import Runtime
-    from docingest.services.ingest import register_file
 
     short = settings.model_copy(update={"fault_embedding_delay_seconds": 3.0, "lease_seconds": 2.0,
                                         "heartbeat_seconds": 0.5})
     rt = Runtime(short, migrate=False)
     try:
         [path] = write_docs(tmp_path / "in", 1)
-        reg = register_file(rt, path, user_id="local")
+        reg = rt.documents.register_file(path, user_id="local")
         assert reg.job is not None
         proc = subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "worker", "-c", "1"],
                                 env=settings_env(short), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -166,13 +165,12 @@ def test_a_job_whose_worker_was_killed_shows_as_stalled_once_its_lease_expired(
 def test_a_worker_stopped_by_a_signal_releases_its_job(settings: Settings, tmp_path: Path,
                                                        signum: signal.Signals) -> None:
     from docingest.runtime import Runtime
-    from docingest.services.ingest import register_file
 
     slow = settings.model_copy(update={"fault_embedding_delay_seconds": 4.0})
     rt = Runtime(slow, migrate=False)
     try:
         [path] = write_docs(tmp_path / "in", 1)
-        register_file(rt, path, user_id="local")
+        rt.documents.register_file(path, user_id="local")
     finally:
         rt.close()
     proc = subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "worker", "-c", "1"],
@@ -215,13 +213,12 @@ def test_ingest_says_it_waits_for_a_lease_held_by_a_dead_process_then_takes_the_
     import re
 
     from docingest.runtime import Runtime
-    from docingest.services.ingest import register_file
 
     leased = settings.model_copy(update={"lease_seconds": 8.0, "heartbeat_seconds": 1.0})
     [path] = write_docs(tmp_path / "in", 1)
     rt = Runtime(leased, migrate=False)
     try:
-        register_file(rt, path, user_id="local")
+        rt.documents.register_file(path, user_id="local")
     finally:
         rt.close()
     slow = leased.model_copy(update={"fault_embedding_delay_seconds": 2.0})

@@ -29,7 +29,6 @@ import pytest
 from docingest.db import embedded
 from docingest.db.migrate import apply_migrations
 from docingest.runtime import Runtime
-from docingest.services.ingest import register_file
 from tests.conftest import make_settings, settings_env
 from tests.fixtures import pipeline
 from tests.fixtures.good_docs import generate_good
@@ -140,7 +139,7 @@ def test_workers_survive_dropped_connections_and_a_database_restart(
     rt = Runtime(settings, migrate=False)
     try:
         files = generate_good(tmp_path / "in", DOCUMENTS, seed=11)
-        ids = [register_file(rt, p, user_id="u").document.document_id for p in files]
+        ids = [rt.documents.register_file(p, user_id="u").document.document_id for p in files]
 
         # 1. dropped connections: every backend of the database but ours is terminated
         _wait_for(lambda: bool(_working(rt)), 30, "a claimed job")

@@ -17,7 +17,6 @@ import pytest
 
 from docingest.providers.ratelimit import bucket_size
 from docingest.runtime import Runtime
-from docingest.services.ingest import register_file
 from tests.conftest import make_settings, settings_env
 from tests.integration.helpers import write_docs
 from tests.mockservers import MockServer, child_env, docingest_cmd, max_in_window, openai_settings
@@ -35,7 +34,7 @@ def test_two_workers_share_one_rpm(db_url: str, tmp_path: Path) -> None:
         rt = Runtime(settings, migrate=False)
         try:
             for path in write_docs(tmp_path / "in", 12, words=1500):  # ~100 chunks: one request each
-                register_file(rt, path, user_id="local")
+                rt.documents.register_file(path, user_id="local")
         finally:
             rt.close()
         env = child_env(settings_env(settings))

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from docingest.runtime import Runtime
-from docingest.services.ingest import register_file
 
 
 def write_docs(root: Path, n: int, *, words: int = 120, prefix: str = "doc") -> list[Path]:
@@ -22,7 +21,7 @@ def write_docs(root: Path, n: int, *, words: int = 120, prefix: str = "doc") -> 
 
 
 def register(rt: Runtime, paths: list[Path], user_id: str = "u1") -> list[Any]:
-    return [register_file(rt, p, user_id=user_id) for p in paths]
+    return [rt.documents.register_file(p, user_id=user_id) for p in paths]
 
 
 def rows(rt: Runtime, sql: str, params: Any = None) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import time
@@ -14,7 +15,7 @@ import pytest
 
 from docingest.domain import State
 from docingest.runtime import Runtime
-from docingest.services.uploads import UploadService
+from docingest.services.documents import DocumentService
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration
@@ -31,8 +32,8 @@ def rt(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
 
 
 def _create(rt: Runtime, user: str, data: bytes, mime: str = "text/markdown") -> tuple[uuid.UUID, uuid.UUID, str]:
-    svc: UploadService = rt.uploads
-    ticket = svc.create(user, filename="h.md", bytes_len=len(data), mime=mime,
+    svc: DocumentService = rt.documents
+    ticket = svc.request_upload(user, filename="h.md", bytes_len=len(data), mime=mime,
                         sha256=hashlib.sha256(data).hexdigest())
     assert ticket.created and ticket.job is not None and ticket.job.state is State.WAITING
     return ticket.document.document_id, ticket.job.job_id, ticket.document.raw_path
@@ -48,7 +49,7 @@ def _job(rt: Runtime, job_id: uuid.UUID) -> dict[str, object]:
 def test_row_security_shows_each_user_only_their_rows(rt: Runtime) -> None:
     alice_doc, alice_job, _ = _create(rt, "alice", MD)
     _create(rt, "bob", MD + b"bob")
-    with rt.user_transaction("bob") as conn:
+    with rt.database.user_transaction("bob") as conn:
         rows = conn.execute("SELECT user_id FROM upload_pipeline.documents").fetchall()
         assert {r["user_id"] for r in rows} == {"bob"}
         assert conn.execute("SELECT * FROM upload_pipeline.upload_jobs WHERE job_id = %s",
@@ -57,12 +58,12 @@ def test_row_security_shows_each_user_only_their_rows(rt: Runtime) -> None:
                             (alice_doc,)).fetchone()["n"] == 0
         assert conn.execute("DELETE FROM upload_pipeline.documents WHERE document_id = %s",
                             (alice_doc,)).rowcount == 0
-    with pytest.raises(psycopg.errors.InsufficientPrivilege), rt.user_transaction("bob") as conn:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), rt.database.user_transaction("bob") as conn:
         conn.execute("INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
                      " bytes_len, file_sha256, raw_path) VALUES (%s, 'alice', 'x', 'text/plain', 1,"
                      " repeat('a', 64), 'k')", (uuid.uuid4(),))
     # No user: nothing visible, nothing writable.
-    with pytest.raises(psycopg.errors.InsufficientPrivilege), rt.user_transaction("") as conn:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), rt.database.user_transaction("") as conn:
         conn.execute("INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
                      " bytes_len, file_sha256, raw_path) VALUES (%s, 'x', 'x', 'text/plain', 1,"
                      " repeat('b', 64), 'k2')", (uuid.uuid4(),))
@@ -73,10 +74,10 @@ def test_row_security_shows_each_user_only_their_rows(rt: Runtime) -> None:
 def test_upload_that_never_arrives_fails_upload_expired(rt: Runtime) -> None:
     _, job_id, _ = _create(rt, "carol", MD)
     time.sleep(1.3)
-    assert rt.uploads.sweep() == {"queued": 0, "expired": 1}
+    assert rt.documents.sweep() == {"queued": 0, "expired": 1}
     assert _job(rt, job_id) == {"stage": "uploaded", "state": "failed", "error_code": "upload_expired"}
     # A retry waits for a new upload, with a fresh URL and deadline.
-    job, upload = rt.uploads.retry("carol", job_id)
+    job, upload = rt.documents.retry(job_id, user_id="carol")
     assert job.state is State.WAITING and upload is not None and "token=" in upload.url
 
 
@@ -84,7 +85,7 @@ def test_sweep_queues_a_job_whose_object_arrived_without_a_callback(rt: Runtime)
     _, job_id, key = _create(rt, "dan", MD)
     rt.storage.put_stream(key, io.BytesIO(MD))  # as S3 would hold it, nobody called /complete
     time.sleep(1.1)
-    assert rt.uploads.sweep()["queued"] == 1
+    assert rt.documents.sweep()["queued"] == 1
     assert _job(rt, job_id)["state"] == "queued"
 
 
@@ -111,21 +112,21 @@ def test_complete_needs_the_object_and_is_idempotent(rt: Runtime) -> None:
 
     _, job_id, key = _create(rt, "fay", MD)
     with pytest.raises(Conflict):
-        rt.uploads.complete("fay", job_id)
+        rt.documents.complete_upload("fay", job_id)
     with pytest.raises(NotFound):
-        rt.uploads.complete("someone-else", job_id)
+        rt.documents.complete_upload("someone-else", job_id)
     rt.storage.put_stream(key, io.BytesIO(MD))
-    assert rt.uploads.complete("fay", job_id).state is State.QUEUED
-    assert rt.uploads.complete("fay", job_id).state is State.QUEUED  # again: the same answer
+    assert rt.documents.complete_upload("fay", job_id).state is State.QUEUED
+    assert rt.documents.complete_upload("fay", job_id).state is State.QUEUED  # again: the same answer
     with pytest.raises(Conflict):
-        rt.uploads.retry("fay", job_id)  # only failed jobs are retried
+        rt.documents.retry(job_id, user_id="fay")  # only failed jobs are retried
 
 
 # --- a new upload request for bytes whose upload was refused or expired (UploadService.create) ---
 def _refused_by_worker(rt: Runtime, user: str, data: bytes, *, declared_len: int) -> tuple[uuid.UUID, uuid.UUID]:
     """Declare ``declared_len``, store all of ``data`` (as Supabase Storage would), let the worker
     refuse it ``size_mismatch``; ``(document_id, job_id)``."""
-    ticket = rt.uploads.create(user, filename="h.md", bytes_len=declared_len, mime="text/markdown",
+    ticket = rt.documents.request_upload(user, filename="h.md", bytes_len=declared_len, mime="text/markdown",
                                sha256=hashlib.sha256(data).hexdigest())
     assert ticket.job is not None
     rt.storage.put_stream(ticket.document.raw_path, io.BytesIO(data))
@@ -151,7 +152,7 @@ def _job_rows(rt: Runtime, document_id: uuid.UUID) -> list[dict[str, object]]:
 
 def test_upload_request_after_a_size_mismatch_redeclares_and_rearms_the_job(rt: Runtime) -> None:
     doc_id, job_id = _refused_by_worker(rt, "gil", MD, declared_len=len(MD) - 7)
-    ticket = rt.uploads.create("gil", filename="harbour.md", bytes_len=len(MD), mime="text/markdown; charset=utf-8",
+    ticket = rt.documents.request_upload("gil", filename="harbour.md", bytes_len=len(MD), mime="text/markdown; charset=utf-8",
                                sha256=hashlib.sha256(MD).hexdigest())
     assert not ticket.created and ticket.reupload and ticket.upload is not None
     assert ticket.document.document_id == doc_id and ticket.job is not None and ticket.job.job_id == job_id
@@ -164,7 +165,7 @@ def test_upload_request_after_a_size_mismatch_redeclares_and_rearms_the_job(rt: 
     assert event["bytes_len"] == len(MD) and event["stale_object_deleted"] is False
     # The bytes arrive (as the signed URL would store them): the worker now accepts them.
     rt.storage.put_stream(ticket.document.raw_path, io.BytesIO(MD))
-    assert rt.uploads.complete("gil", job_id).state is State.QUEUED
+    assert rt.documents.complete_upload("gil", job_id).state is State.QUEUED
     assert rt.worker(concurrency=1).run_once()
     with rt.pool().connection() as conn:
         job = rt.repo.get_job(conn, job_id)
@@ -174,9 +175,9 @@ def test_upload_request_after_a_size_mismatch_redeclares_and_rearms_the_job(rt: 
 def test_upload_request_after_expiry_deletes_a_late_object_and_rearms(rt: Runtime) -> None:
     doc_id, job_id, key = _create(rt, "hal", MD)
     time.sleep(1.3)
-    assert rt.uploads.sweep()["expired"] == 1
+    assert rt.documents.sweep()["expired"] == 1
     rt.storage.put_stream(key, io.BytesIO(MD))  # arrived after the deadline: nobody accepted it
-    ticket = rt.uploads.create("hal", filename="h.md", bytes_len=len(MD), mime="text/markdown",
+    ticket = rt.documents.request_upload("hal", filename="h.md", bytes_len=len(MD), mime="text/markdown",
                                sha256=hashlib.sha256(MD).hexdigest())
     assert ticket.reupload and ticket.job is not None and (ticket.job.job_id, ticket.job.state) == (job_id, State.WAITING)
     assert rt.storage.head(key) is None  # the new PUT finds the key free
@@ -189,7 +190,7 @@ def test_concurrent_upload_requests_rearm_the_failed_job_once(rt: Runtime, monke
 
     doc_id, job_id, _ = _create(rt, "ida", MD)
     time.sleep(1.3)
-    assert rt.uploads.sweep()["expired"] == 1
+    assert rt.documents.sweep()["expired"] == 1
     head = rt.storage.head
 
     def slow_head(key: str) -> object:  # a slow storage: the requests overlap while deciding
@@ -204,7 +205,7 @@ def test_concurrent_upload_requests_rearm_the_failed_job_once(rt: Runtime, monke
     def request() -> None:
         barrier.wait()
         try:
-            tickets.append(rt.uploads.create("ida", filename="h.md", bytes_len=len(MD), mime="text/markdown",
+            tickets.append(rt.documents.request_upload("ida", filename="h.md", bytes_len=len(MD), mime="text/markdown",
                                              sha256=hashlib.sha256(MD).hexdigest()))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -225,15 +226,15 @@ def test_concurrent_upload_requests_rearm_the_failed_job_once(rt: Runtime, monke
 def test_upload_request_for_a_waiting_job_with_another_size_redeclares_it(rt: Runtime) -> None:
     """The signed URL refused a PUT of another size; the job still waits: a corrected request
     gets a URL for the real size, and a deadline that covers it."""
-    ticket = rt.uploads.create("jon", filename="h.md", bytes_len=len(MD) + 3, mime="text/markdown",
+    ticket = rt.documents.request_upload("jon", filename="h.md", bytes_len=len(MD) + 3, mime="text/markdown",
                                sha256=hashlib.sha256(MD).hexdigest())
     assert ticket.job is not None
     [before] = _job_rows(rt, ticket.document.document_id)
-    same = rt.uploads.create("jon", filename="h.md", bytes_len=len(MD) + 3, mime="text/markdown",
+    same = rt.documents.request_upload("jon", filename="h.md", bytes_len=len(MD) + 3, mime="text/markdown",
                              sha256=hashlib.sha256(MD).hexdigest())
     assert not same.reupload and same.upload is not None
     assert not _events(rt, ticket.document.document_id, "reupload_requested")
-    fixed = rt.uploads.create("jon", filename="h.md", bytes_len=len(MD), mime="text/markdown",
+    fixed = rt.documents.request_upload("jon", filename="h.md", bytes_len=len(MD), mime="text/markdown",
                               sha256=hashlib.sha256(MD).hexdigest())
     assert fixed.reupload and fixed.document.bytes_len == len(MD) and fixed.upload is not None
     assert fixed.job is not None and fixed.job.job_id == ticket.job.job_id and fixed.job.state is State.WAITING
@@ -250,14 +251,14 @@ def test_a_refused_reupload_request_writes_nothing(rt: Runtime, monkeypatch: pyt
     def down(document: object) -> object:
         raise StorageUnavailable("storage did not answer")
 
-    monkeypatch.setattr(rt.uploads, "presign", down)
+    monkeypatch.setattr(rt.documents, "presign", down)
     with pytest.raises(StorageUnavailable):
-        rt.uploads.create("kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha)
+        rt.documents.request_upload("kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha)
     monkeypatch.undo()
-    monkeypatch.setattr(rt.uploads.settings, "max_active_jobs_per_user", 1)
+    monkeypatch.setattr(rt.documents, "policy", dataclasses.replace(rt.documents.policy, max_active_jobs_per_user=1))
     _create(rt, "kim", MD + b"another document")  # now at the limit of active jobs
     with pytest.raises(TooManyActiveJobs):
-        rt.uploads.create("kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha)
+        rt.documents.request_upload("kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha)
     assert _job(rt, job_id) == {"stage": "uploaded", "state": "failed", "error_code": "size_mismatch"}
     with rt.pool().connection() as conn:
         doc = rt.repo.get_document(conn, doc_id)

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from docingest.runtime import Runtime
-from docingest.services.ingest import register_file
 from docingest.stages.artifacts import ParsedArtifact
 from tests.conftest import make_settings, new_database, settings_env
 from tests.fixtures import pipeline
@@ -119,7 +118,7 @@ def test_stored_object_larger_than_declared(runtime: Runtime, tmp_path: Path) ->
     """The worker refuses it from its size alone (``size_mismatch``), never reading it whole."""
     case = next(c for c in CASES if c.expected_code == "size_mismatch")
     path = generate(tmp_path / "in", {case.name})[case.name]
-    reg = register_file(runtime, path, user_id="bad")
+    reg = runtime.documents.register_file(path, user_id="bad")
     stored = runtime.settings.storage_dir / reg.document.raw_path
     with stored.open("ab") as f:  # the object grows after it was declared
         f.write(b"\0" * case.declared_bytes_len_delta)

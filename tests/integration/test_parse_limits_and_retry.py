@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from docingest.cli.main import app
 from docingest.providers.parsing.sandbox import ParseLimits, SandboxedParser
 from docingest.runtime import Runtime
-from docingest.services.ingest import ingest, register_file
+from docingest.services.ingest import ingest
 from tests.conftest import make_settings, settings_env
 from tests.fixtures import pipeline
 
@@ -56,7 +56,7 @@ def test_transient_failure_then_docingest_retry_resumes_from_last_good_stage(
     failing = make_settings(db_url, tmp_path / "data", max_retries=2, fault_embedding_error_rate=1.0)
     rt = Runtime(failing, migrate=False)
     try:
-        reg = register_file(rt, doc_path, user_id="u")
+        reg = rt.documents.register_file(doc_path, user_id="u")
         doc_id = reg.document.document_id
         job = pipeline.run_until_terminal(rt, [doc_id])[doc_id]
         assert (job["state"], job["error_code"], job["stage"]) == (
@@ -80,7 +80,8 @@ def test_transient_failure_then_docingest_retry_resumes_from_last_good_stage(
         done = pipeline.run_until_terminal(rt, [doc_id])[doc_id]
         assert done["state"] == "done" and done["job_id"] == job["job_id"]
         evs = pipeline.events(rt, job["job_id"])
-        requeued = next(i for i, e in enumerate(evs) if e["type"] == "requeued")
+        requeued = next(i for i, e in enumerate(evs)
+                        if e["type"] == "retry_requested" and e["payload"]["via"] == "cli")
         after = [e["payload"]["from"] for e in evs[requeued:] if e["type"] == "stage_completed"]
         assert after == ["embedding_in_progress", "embeddings_stored"]  # not parsed again
         assert len(pipeline.chunks(rt, doc_id)) == done["progress"]["chunks_total"] > 1
@@ -104,7 +105,7 @@ def test_retry_of_a_job_whose_file_was_not_kept_says_to_ingest_again(
     bad.write_bytes(b"zip\x00\x01")
     rt = Runtime(settings, migrate=False)
     try:
-        reg = register_file(rt, bad, user_id="local")
+        reg = rt.documents.register_file(bad, user_id="local")
         job = pipeline.run_until_terminal(rt, [reg.document.document_id])[reg.document.document_id]
         assert (job["state"], job["stage"]) == ("failed", "uploaded")
         assert rt.storage.head(reg.document.raw_path) is None  # refused: not kept

@@ -25,7 +25,7 @@ def test_events_follow_a_document_from_uploaded_to_complete(runtime: Runtime, tm
     doc_id = reg.document.document_id
     seen: list[dict] = []
     reader = threading.Thread(target=lambda: seen.extend(
-        document_events(runtime, doc_id, poll_seconds=0.05, timeout_seconds=60)))
+        document_events(runtime.documents, doc_id, poll_seconds=0.05, timeout_seconds=60)))
     reader.start()  # following before the worker starts: it must wait, then see everything
     worker = runtime.worker(concurrency=1)
     worker.start()
@@ -41,9 +41,9 @@ def test_events_follow_a_document_from_uploaded_to_complete(runtime: Runtime, tm
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert all(e["document_id"] == str(doc_id) for e in seen)
     # Resuming after an event id (SSE Last-Event-ID) yields exactly the rest, then stops.
-    rest = list(document_events(runtime, doc_id, ids[3]))
+    rest = list(document_events(runtime.documents, doc_id, ids[3]))
     assert [e["event_id"] for e in rest] == ids[4:]
-    stream = list(sse_stream(runtime, doc_id, ids[-3], keepalive_seconds=1))
+    stream = list(sse_stream(runtime.documents, doc_id, ids[-3], keepalive_seconds=1))
     assert stream[0] == "retry: 2000\n\n"
     assert [m.split("\n")[0] for m in stream[1:]] == [f"id: {i}" for i in ids[-2:]]
     msg = sse_message(seen[-1])
@@ -107,7 +107,7 @@ def test_pages_parsed_move_while_a_pdf_is_parsed(db_url: str, tmp_path: Path,
 
     def poll() -> None:  # what GET /api/v2/documents/{id} answers, every 10 ms
         while True:
-            with rt.user_transaction("u1") as conn:
+            with rt.database.user_transaction("u1") as conn:
                 view = DocumentPublic.from_row(rt.repo.get_document_view(conn, user_id="u1",
                                                                          document_id=doc_id))
             seen.append(view)

@@ -25,18 +25,19 @@ TEXT = ("# Tide tables\n\n" + "The harbour master posts the tide tables every Mo
 
 
 def _reingest_events(rt: Runtime, job_id: object) -> list[dict[str, object]]:
-    return [e["payload"] for e in pipeline.events(rt, job_id) if e["type"] == "reingest_requested"]
+    return [e["payload"] for e in pipeline.events(rt, job_id)
+            if e["type"] == "retry_requested" and e["payload"]["via"] == "ingest"]
 
 
 def test_a_document_refused_at_upload_completes_when_ingested_again(runtime: Runtime, tmp_path: Path) -> None:
     path = tmp_path / "tides.md"
     path.write_bytes(TEXT)
     # An HTTP client declared the wrong size; Supabase-style storage kept all the bytes it sent.
-    ticket = runtime.uploads.create("ana", filename="tides.md", bytes_len=len(TEXT) - 100, mime="text/markdown",
+    ticket = runtime.documents.request_upload("ana", filename="tides.md", bytes_len=len(TEXT) - 100, mime="text/markdown",
                                     sha256=hashlib.sha256(TEXT).hexdigest())
     assert ticket.job is not None
     runtime.storage.put_stream(ticket.document.raw_path, io.BytesIO(TEXT))
-    runtime.uploads.complete("ana", ticket.job.job_id)
+    runtime.documents.complete_upload("ana", ticket.job.job_id)
     failed = pipeline.run_until_terminal(runtime, [ticket.document.document_id])
     assert failed[ticket.document.document_id]["error_code"] == "size_mismatch"
     assert runtime.storage.head(ticket.document.raw_path) is None  # the refused object is gone
@@ -52,7 +53,7 @@ def test_a_document_refused_at_upload_completes_when_ingested_again(runtime: Run
         doc = runtime.repo.get_document(conn, ticket.document.document_id)
     assert doc is not None and doc.bytes_len == len(TEXT)  # re-declared with the real size
     assert _reingest_events(runtime, job["job_id"]) == [
-        {"previous_error_code": "size_mismatch", "stored_again": True}]
+        {"via": "ingest", "previous_error_code": "size_mismatch", "stored_again": True}]
 
     # A complete document ingested again is a plain duplicate: nothing requeued.
     again = ingest(runtime, [path], user_id="ana")
@@ -78,6 +79,6 @@ def test_a_file_too_large_then_allowed_is_requeued_and_one_still_too_large_is_no
         assert (summary.requeued, summary.complete, summary.chunks > 0) == (1, 1, True), summary.failures
         [job] = pipeline.latest_jobs(big).values()
         assert _reingest_events(big, job["job_id"]) == [
-            {"previous_error_code": "file_too_large", "stored_again": True}]
+            {"via": "ingest", "previous_error_code": "file_too_large", "stored_again": True}]
     finally:
         big.close()

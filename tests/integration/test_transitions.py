@@ -49,7 +49,10 @@ def _complete(rt: Runtime, job: Job, **overrides: Any) -> Job | None:
 
 
 def _events(rt: Runtime) -> list[dict[str, Any]]:
-    return rows(rt, "SELECT stage, type, payload FROM upload_pipeline.events ORDER BY event_id")
+    """The events after the registration's own ``job_created`` (checked to come first)."""
+    events = rows(rt, "SELECT stage, type, payload FROM upload_pipeline.events ORDER BY event_id")
+    assert events[0]["type"] == "job_created", events
+    return events[1:]
 
 
 def _job(rt: Runtime) -> dict[str, Any]:

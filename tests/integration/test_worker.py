@@ -91,7 +91,7 @@ def test_after_n_lost_leases_the_job_fails_worker_lost(runtime: Runtime, tmp_pat
     final = w.process(job, took_over=True)
     assert final.state is State.FAILED and final.error_code == "worker_lost"
     events = [r["type"] for r in rows(runtime, "SELECT type FROM upload_pipeline.events ORDER BY event_id")]
-    assert events == ["lease_taken_over", "failed"]
+    assert events == ["job_created", "lease_taken_over", "failed"]
 
 
 def test_worker_runs_a_document_through_every_stage(runtime: Runtime, tmp_path: Path) -> None:

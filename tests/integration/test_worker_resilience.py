@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from docingest.runtime import Runtime
-from docingest.services.ingest import register_file
 from tests.fixtures import pipeline
 
 pytestmark = pytest.mark.integration
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.integration
 def test_slot_survives_an_unexpected_error(runtime: Runtime, tmp_path: Path) -> None:
     path = tmp_path / "doc.md"
     path.write_text("# Resilience\n\nA slot must not die of one bad surprise.\n")
-    reg = register_file(runtime, path, user_id="u")
+    reg = runtime.documents.register_file(path, user_id="u")
     worker = runtime.worker(concurrency=1)
     real = worker.process
     calls = {"n": 0}

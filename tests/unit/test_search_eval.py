@@ -67,12 +67,11 @@ def test_question_files_are_validated_line_by_line(tmp_path) -> None:
 def test_the_search_service_refuses_an_over_long_query_for_the_cli_and_the_api(tmp_path) -> None:
     from docingest.errors import QueryTooLong
     from docingest.runtime import Runtime
-    from docingest.services.search import Searcher
     from docingest.settings import Settings
 
     rt = Runtime(Settings(data_dir=tmp_path, environment="test", embedding_provider="hashing"))
     with pytest.raises(QueryTooLong) as caught:  # never embedded nor sent to the database
-        Searcher(rt).search("otter " * 2000, user_id="u")
+        rt.searcher().search("otter " * 2000, user_id="u")
     assert isinstance(caught.value, ValueError)  # the CLI prints it and exits 2
     assert caught.value.error_code == "query_too_long" and caught.value.status_code == 422
     assert "12000 characters; at most 2000" in caught.value.message

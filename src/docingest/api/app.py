@@ -21,6 +21,7 @@ from docingest.api.routes.storage import (
 from docingest.providers.storage.local import LocalStorage
 from docingest.providers.storage.signing import UrlSigner
 from docingest.runtime import Runtime
+from docingest.services.documents import UploadSweeper
 from docingest.settings import Settings
 
 API_PREFIX = "/api/v2"
@@ -47,9 +48,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         rt.pool()  # connect (and migrate the embedded database) before the first request
         sweeper = None
         if sweep:
-            from docingest.services.uploads import UploadSweeper
-
-            sweeper = UploadSweeper(rt.uploads, settings.upload_sweep_seconds)
+            sweeper = UploadSweeper(rt.documents, settings.upload_sweep_seconds)
             sweeper.start()
         try:
             yield
@@ -70,7 +69,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     app.include_router(llamaparse_webhook_router(rt))  # its own HMAC header, no bearer token
     if settings.storage_backend == "local":
         local = getattr(rt.storage, "inner", rt.storage)  # unwrapped when fault injection is on
-        app.include_router(storage_router(_storage_service(settings, local, rt.uploads.on_stored)))
+        app.include_router(storage_router(_storage_service(settings, local, rt.documents.on_stored)))
         app.add_exception_handler(StorageError, storage_error_handler)
         if uses_request_host(settings):  # no PUBLIC_URL, not loopback: the host the client called
             app.add_middleware(RequestHostBaseUrl, trust_forwarded=settings.trust_forwarded)

@@ -6,7 +6,7 @@ CPU): FastAPI would run a plain ``def`` dependency in the thread pool, one hop p
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,6 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from docingest.api.auth import verify_user_token
 from docingest.errors import Unauthorized
 from docingest.runtime import Runtime
+from docingest.services.documents import DocumentService
+from docingest.services.search import Searcher
 from docingest.settings import Settings
 
 # auto_error=False: a missing header is our 401 (not FastAPI's 403); declared for OpenAPI.
@@ -29,6 +31,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_settings(rt: RuntimeDep) -> Settings:
+    """The runtime's settings."""
     return rt.settings
 
 
@@ -52,8 +55,17 @@ async def get_current_user(
 CurrentUser = Annotated[str, Depends(get_current_user)]
 
 
-async def get_uploads(rt: RuntimeDep) -> Any:
-    return rt.uploads
+async def get_documents(rt: RuntimeDep) -> DocumentService:
+    """The runtime's documents service."""
+    return rt.documents
 
 
-UploadsDep = Annotated[Any, Depends(get_uploads)]
+DocumentsDep = Annotated[DocumentService, Depends(get_documents)]
+
+
+async def get_searcher(rt: RuntimeDep) -> Searcher:
+    """A searcher whose queries run scoped to the request's user (row security)."""
+    return rt.searcher(row_security=True)
+
+
+SearcherDep = Annotated[Searcher, Depends(get_searcher)]

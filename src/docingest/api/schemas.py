@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from docingest.domain import Document, Job
 from docingest.providers.storage import SignedUpload
+from docingest.services.documents import display_filename
 from docingest.services.progress import shown_progress
-from docingest.services.uploads import display_filename
 
 STALLED_DESCRIPTION = ("true when the job is 'working' but its lease expired: the worker holding it "
                        "died or hung; another worker takes it over (state stays as stored, and "

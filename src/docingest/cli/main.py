@@ -20,7 +20,6 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from docingest.cli.mock import mock_app
-from docingest.domain import State
 from docingest.services.progress import IngestSnapshot, clock, duration
 from docingest.settings import Settings
 
@@ -176,8 +175,7 @@ def _explain_nothing_found(rt: Any, user: str | None, what: str) -> None:
     from docingest.services.info import where
 
     try:
-        with rt.pool().connection() as conn:
-            mine = rt.repo.inventory(conn, user)
+        mine = rt.documents.inventory(user)
     except psycopg.Error:  # the hint is best effort: the command itself already succeeded
         mine = {"documents": 0, "users": 0, "jobs_by_state": {}}
     who = f"user {user!r}" if user is not None else "any user"
@@ -432,14 +430,12 @@ def search(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Search your chunks; prints filename, page, score and a snippet."""
-    from docingest.services.search import Searcher
-
     if mode not in ("vector", "hybrid"):
         console.print("[red]error:[/red] --mode must be vector or hybrid")
         raise typer.Exit(2)
     rt = _runtime()
     try:
-        hits = Searcher(rt).search(query, user_id=user, k=k, mode=mode)  # type: ignore[arg-type]
+        hits = rt.searcher().search(query, user_id=user, k=k, mode=mode)  # type: ignore[arg-type]
         if not hits:  # stderr: --json's stdout stays the (empty) list
             _explain_nothing_found(rt, user, "no results")
     except Exception as exc:
@@ -470,8 +466,7 @@ def eval_(
                                                help="write each question's top 20 results here"),
 ) -> None:
     """Retrieval figures: doc recall@1, recall@5, MRR@5 and context-hit."""
-    from docingest.services.evaluation import evaluate, load_questions, unanswerable
-    from docingest.services.search import Searcher
+    from docingest.services.evaluation import complete_filenames, evaluate, load_questions, unanswerable
 
     if results_out is not None and not results_out.parent.is_dir():
         console.print(f"[red]error:[/red] --results-out: no such directory {results_out.parent}")
@@ -479,15 +474,12 @@ def eval_(
     rt = _runtime()
     try:
         loaded = load_questions(questions)
-        with rt.pool().connection() as conn:
-            complete = {j["filename"] for j in rt.repo.list_jobs(conn, user_id=user)
-                        if j["state"] == State.DONE.value}
-        missing = unanswerable(loaded, complete)
+        missing = unanswerable(loaded, complete_filenames(rt.documents, user))
         if missing:
             console.print(f"[yellow]warning:[/yellow] {len(missing)} of {len(loaded)} questions expect only "
                           f"files user {user!r} has no complete document for (first: "
                           f"{', '.join(missing[0].expected)}); they score 0", soft_wrap=True)
-        figures, records = evaluate(Searcher(rt), loaded, user_id=user,
+        figures, records = evaluate(rt.searcher(), loaded, user_id=user,
                                     mode=mode)  # type: ignore[arg-type]
     except Exception as exc:
         _exit_on_error(exc)
@@ -518,7 +510,7 @@ def status(
     A job ``working`` under an expired lease (its process died or hung) shows as ``stalled``,
     without an ETA; in ``--json`` its ``state`` stays as stored, with ``stalled: true``.
     """
-    from docingest.services.progress import format_progress, shown_progress
+    from docingest.services.progress import format_progress
 
     settings = _settings()
     if _no_database_yet(settings):  # a read-only look creates no database
@@ -530,24 +522,17 @@ def status(
         return
     rt = _runtime(settings)
     try:
-        with rt.pool().connection() as conn:
-            jobs = rt.repo.list_jobs(conn, user_id=user)
-        if not jobs:
+        rows = rt.documents.statuses(user_id=user)
+        if not rows:
             _explain_nothing_found(rt, user, "no jobs")
     finally:
         rt.close()
-    if not jobs:
+    if not rows:
         if as_json:
             out.print_json("[]")
         return
-    rows = [{"document_id": str(j["document_id"]), "job_id": str(j["job_id"]),
-             "filename": j["filename"], "user_id": j["user_id"], "stage": j["stage"],
-             "state": j["state"], "stalled": j["stalled"], "lease_expires_at": j["lease_expires_at"],
-             "attempts": j["attempts"], "retry_count": j["retry_count"],
-             "error_code": j["error_code"], "error_message": j["error_message"],
-             "progress": shown_progress(j["progress"], stalled=j["stalled"], state=j["state"])} for j in jobs]
     if as_json:
-        out.print_json(json.dumps(rows, default=str))
+        out.print_json(json.dumps([r.to_dict() for r in rows], default=str))
         return
     table = Table()
     for col in ("file", "stage", "state", "progress", "attempts", "error"):
@@ -556,13 +541,13 @@ def status(
     # folds, or the other columns would fold to a few letters a line (ids are whole in --json).
     table.add_column("job", **({"no_wrap": True, "min_width": 36} if out.width >= 120 else {"overflow": "fold"}))
     for r in rows:
-        table.add_row(escape(r["filename"]), r["stage"], "[red]stalled[/red]" if r["stalled"] else r["state"],
-                      format_progress(r["progress"]), str(r["attempts"]), r["error_code"] or "", r["job_id"])
+        table.add_row(escape(r.filename), r.stage, "[red]stalled[/red]" if r.stalled else r.state,
+                      format_progress(r.progress), str(r.attempts), r.error_code or "", r.job_id)
     out.print(table)
     # The messages at full width under the table: in a column they wrapped to a few letters a line.
     for r in rows:
-        if r["error_code"]:
-            out.print(f"{r['filename']} (job {r['job_id']}): {r['error_code']}: {r['error_message']}",
+        if r.error_code:
+            out.print(f"{r.filename} (job {r.job_id}): {r.error_code}: {r.error_message}",
                       soft_wrap=True, highlight=False, markup=False)
 
 
@@ -582,7 +567,7 @@ def info(
     else:
         rt = _runtime(settings)
         try:
-            found = collect(rt, user=user)
+            found = collect(rt.settings, rt.documents, user=user)
         finally:
             rt.close()
     if as_json:
@@ -605,30 +590,19 @@ def info(
 def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
     """Requeue a failed job from its last good stage (as POST /jobs/{id}/retry). A job whose file
     was never stored, or was deleted when refused, needs the file: ingest it again."""
-    from docingest.domain import Stage
+    from docingest.errors import Conflict, NotFound
 
     rt = _runtime()
     try:
-        with rt.pool().connection() as conn, conn.transaction():
-            failed = rt.repo.get_job(conn, job_id)
-            document = rt.repo.get_document(conn, failed.document_id) if failed else None
-            if (failed is not None and document is not None and failed.state is State.FAILED
-                    and failed.stage is Stage.UPLOADED and rt.storage.head(document.raw_path) is None):
-                console.print(f"[red]error:[/red] job {job_id} failed {failed.error_code} before its file "
-                              f"was kept, so there is nothing to retry: run `docingest ingest` on "
-                              f"{escape(document.filename)} again (it requeues the failed document with the file)",
-                              soft_wrap=True)
-                raise typer.Exit(1)
-            job = rt.repo.requeue_failed_job(conn, job_id)
-            if job is not None:
-                rt.repo.insert_event(conn, job_id=job.job_id, document_id=job.document_id,
-                                     stage=job.stage.value, type="requeued",
-                                     payload={"by": "docingest retry"})
+        job, _ = rt.documents.retry(job_id, via="cli")
+    except NotFound as exc:
+        console.print(f"[red]error:[/red] no failed job {job_id}")
+        raise typer.Exit(1) from exc
+    except Conflict as exc:  # not failed, or its file is needed again
+        console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
+        raise typer.Exit(1) from exc
     finally:
         rt.close()
-    if job is None:
-        console.print(f"[red]error:[/red] no failed job {job_id}")
-        raise typer.Exit(1)
     out.print(f"job {job.job_id} queued again at stage {job.stage.value}")
 
 
@@ -646,7 +620,7 @@ def delete(
     try:
         for document_id in dict.fromkeys(document_ids):
             try:
-                doc = rt.uploads.delete(user, document_id)
+                doc = rt.documents.delete(user, document_id)
             except NotFound:
                 missing += 1
                 console.print(f"[red]error:[/red] no document {document_id} for user {user!r} (see "
@@ -679,7 +653,7 @@ def worker(
     if metrics_port is not None:
         from docingest.observability.metrics import start_metrics_server
 
-        server, _ = start_metrics_server(metrics_port, metrics_host, runtime=rt)
+        server, _ = start_metrics_server(metrics_port, metrics_host, count_jobs=rt.documents.job_counts)
         console.print(f"metrics on http://{metrics_host}:{server.server_port}/metrics")
 
     def _stop(signum: int, frame: Any) -> None:
@@ -691,11 +665,10 @@ def worker(
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: a closed terminal
         signal.signal(signum, _stop)
     console.print(f"worker {w.worker_id}: {concurrency} slots")
-    from docingest.services.uploads import (
-        UploadSweeper,  # finds uploads that arrived, expires those that did not
-    )
+    from docingest.services.documents import UploadSweeper
 
-    sweeper = UploadSweeper(rt.uploads, rt.settings.upload_sweep_seconds)
+    # finds uploads that arrived, expires those that did not
+    sweeper = UploadSweeper(rt.documents, rt.settings.upload_sweep_seconds)
     sweeper.start()
     try:
         w.run_forever()
@@ -796,47 +769,36 @@ def errors_() -> None:
     from docingest.errors import error_table_markdown
 
     out.print(error_table_markdown(), markup=False, highlight=False, soft_wrap=True)
-def _probe_embedder(rt: Any, *, attempts: int = 3) -> None:
-    """Embed one probe string; refuse to start (exit 2) when its length is not the column's.
-
-    A transient failure of the provider (5xx, 429, timeout) is retried with backoff, each
-    failure printed as it happens (one probe already retries its request
-    ``EMBEDDING_REQUEST_ATTEMPTS`` times); if it persists the command starts anyway with a
-    warning: every reply is checked again per batch, so a wrong dimension still fails the
-    job, writing nothing.
-    """
-    import time
-
+def _probe_embedder(rt: Any) -> None:
+    """Render :func:`docingest.services.embedder_check.probe_embedder`: each transient failure as
+    it happens; a refusal ends the command (exit 2); a failure that persists is a warning and
+    the command starts anyway."""
     from docingest.errors import DocingestError
-    from docingest.worker.backoff import backoff_seconds
+    from docingest.services.embedder_check import probe_embedder
 
     settings = rt.settings
     if settings.embedding_provider == "openai":
         console.print(f"probing the embedding provider at {settings.openai_base_url or 'api.openai.com'} "
                       f"({settings.embedding_model}, {settings.embedding_dimensions} dimensions)",
                       soft_wrap=True, highlight=False)
-    for attempt in range(attempts):
-        try:
-            rt.check_embedder_dimensions()
-            return
-        except DocingestError as exc:
-            if not exc.retryable:
-                console.print(f"[red]embedder refused:[/red] {exc.error_code}: {exc}")
-                rt.close()
-                raise typer.Exit(2) from exc
-            if attempt == attempts - 1:
-                console.print(f"[yellow]warning:[/yellow] embedder probe failed ({exc.error_code}: "
-                              f"{_one_line(exc)}); starting anyway, replies are checked per batch",
-                              soft_wrap=True)
-                return
-            delay = backoff_seconds(attempt, base=0.5, cap=5.0, retry_after=exc.retry_after)
-            console.print(f"[yellow]embedder probe {attempt + 1}/{attempts} failed:[/yellow] "
-                          f"{exc.error_code}: {_one_line(exc)}; trying again in {delay:.1f} s", soft_wrap=True)
-            time.sleep(delay)
-        except ValueError as exc:
-            console.print(f"[red]embedder refused:[/red] configuration: {exc}")
-            rt.close()
-            raise typer.Exit(2) from exc
+
+    def on_retry(attempt: int, attempts: int, exc: DocingestError, delay: float) -> None:
+        console.print(f"[yellow]embedder probe {attempt}/{attempts} failed:[/yellow] "
+                      f"{exc.error_code}: {_one_line(exc)}; trying again in {delay:.1f} s", soft_wrap=True)
+
+    try:
+        failed = probe_embedder(rt.check_embedder_dimensions, on_retry=on_retry)
+    except DocingestError as exc:
+        console.print(f"[red]embedder refused:[/red] {exc.error_code}: {exc}")
+        rt.close()
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        console.print(f"[red]embedder refused:[/red] configuration: {exc}")
+        rt.close()
+        raise typer.Exit(2) from exc
+    if failed is not None:
+        console.print(f"[yellow]warning:[/yellow] embedder probe failed ({failed.error_code}: "
+                      f"{_one_line(failed)}); starting anyway, replies are checked per batch", soft_wrap=True)
 
 
 # --- mock servers (issue 4): docingest mock openai|llamaparse -------------------------

@@ -166,13 +166,32 @@ class Repository:
     def release_job(self, conn: Conn, job: Job) -> bool:
         return _one(conn, "release_job", {"job_id": job.job_id, "attempt_id": job.attempt_id}) is not None
 
-    def requeue_failed_job(self, conn: Conn, job_id: UUID) -> Job | None:
-        row = _one(conn, "requeue_failed_job", {"job_id": job_id})
+    def requeue_failed_job(
+        self, conn: Conn, job_id: UUID, *, upload_deadline_seconds: float | None = None
+    ) -> Job | None:
+        """A failed job back to work at its stage, its error cleared and retries reset.
+
+        Args:
+            upload_deadline_seconds: None: ``queued`` now. A number: the job (which must have
+                failed at ``uploaded``) ``waiting`` for a new upload until now plus that many
+                seconds.
+
+        Returns:
+            the job's new row, or None when it was not failed (or not at ``uploaded`` when
+            waiting for an upload).
+        """
+        row = _one(conn, "requeue_failed_job",
+                   {"job_id": job_id, "upload_deadline_seconds": upload_deadline_seconds})
         return Job.from_row(row) if row else None
 
-    def redeclare_document(self, conn: Conn, document_id: UUID, *, bytes_len: int, mime: str) -> Document | None:
-        """Set the size and declared type a new registration of the same bytes states."""
-        row = _one(conn, "redeclare_document", {"document_id": document_id, "bytes_len": bytes_len, "mime": mime})
+    def redeclare_document(
+        self, conn: Conn, document_id: UUID, *, bytes_len: int, mime: str, filename: str | None = None,
+        raw_path: str | None = None,
+    ) -> Document | None:
+        """Set the declaration of a new registration or upload request of the same bytes: size
+        and type, and the display name and storage key when given (None: kept)."""
+        row = _one(conn, "redeclare_document", {"document_id": document_id, "bytes_len": bytes_len,
+                                                "mime": mime, "filename": filename, "raw_path": raw_path})
         return Document.from_row(row) if row else None
 
     def insert_event(
@@ -191,8 +210,9 @@ class Repository:
         )
 
     # --- documents and jobs --------------------------------------------------
-    def get_job(self, conn: Conn, job_id: UUID) -> Job | None:
-        row = _one(conn, "get_job", {"job_id": job_id})
+    def get_job(self, conn: Conn, job_id: UUID, *, user_id: str | None = None) -> Job | None:
+        """The job, or None; with ``user_id`` only a job of that user's documents."""
+        row = _one(conn, "get_job", {"job_id": job_id, "user_id": user_id})
         return Job.from_row(row) if row else None
 
     def get_document(self, conn: Conn, document_id: UUID) -> Document | None:
@@ -203,24 +223,41 @@ class Repository:
         row = _one(conn, "find_document_by_sha", {"user_id": user_id, "file_sha256": file_sha256})
         return Document.from_row(row) if row else None
 
-    def insert_document(self, conn: Conn, **fields: Any) -> Document | None:
-        """Insert a document; None when the user already has these bytes (dedupe)."""
-        row = _one(conn, "insert_document", fields)
-        return Document.from_row(row) if row else None
+    def insert_document(
+        self, conn: Conn, *, max_active: int | None = None, **fields: Any
+    ) -> tuple[int, Document | None]:
+        """Insert a document (``document_id, user_id, filename, mime, bytes_len, file_sha256,
+        raw_path``).
 
-    def insert_job(self, conn: Conn, *, job_id: UUID, document_id: UUID, state: str) -> Job:
-        row = _one(conn, "insert_job", {"job_id": job_id, "document_id": document_id, "state": state})
+        Returns:
+            ``(active_jobs, document)``: document is None when the user already has these
+            bytes (dedupe) or, with ``max_active``, has that many unfinished jobs;
+            ``active_jobs`` counts them up to ``max_active`` (0 without it).
+        """
+        row = _one(conn, "insert_document", {**fields, "max_active": max_active})
         assert row is not None
-        return Job.from_row(row)
+        active = int(row["active_jobs"])
+        return active, Document.from_row(row) if row["document_id"] is not None else None
 
-    def insert_failed_job(
-        self, conn: Conn, *, job_id: UUID, document_id: UUID, error_code: str, error_message: str
-    ) -> Job:
-        """A job that failed before any stage ran (e.g. refused at registration)."""
-        row = _one(conn, "insert_failed_job", {"job_id": job_id, "document_id": document_id,
-                                               "error_code": error_code, "error_message": error_message})
-        assert row is not None
-        return Job.from_row(row)
+    def insert_job(
+        self, conn: Conn, *, job_id: UUID, document_id: UUID, state: str, via: str,
+        wait_seconds: float = 0.0, error_code: str | None = None, error_message: str | None = None,
+    ) -> Job | None:
+        """Insert a document's job at ``uploaded`` with its ``job_created`` event (payload
+        ``via``, ``state``, ``bytes_len``, ``mime``).
+
+        Args:
+            state: ``queued``; ``waiting`` (for an upload, until now + ``wait_seconds``); or
+                ``failed`` with ``error_code`` and ``error_message`` (refused at registration).
+            via: the entry point that created it (``ingest``, ``upload``).
+
+        Returns:
+            the job, or None when the document does not exist.
+        """
+        row = _one(conn, "insert_job", {"job_id": job_id, "document_id": document_id, "state": state,
+                                        "via": via, "wait_seconds": wait_seconds, "error_code": error_code,
+                                        "error_message": error_message})
+        return Job.from_row(row) if row else None
 
     def document_stats(self, conn: Conn, document_ids: list[UUID]) -> list[dict[str, Any]]:
         """``document_id, page_count, chunks`` of each listed document."""
@@ -386,16 +423,19 @@ class Repository:
         conn.execute(queries()["scope_to_user"], {"user_id": user_id})
 
     def create_upload(self, conn: Conn, *, user_id: str, **fields: Any) -> tuple[int, Document | None, Job | None]:
-        """Scope to ``user_id``, insert the document, its waiting job and an event: one pipeline.
+        """Scope to ``user_id``, insert the document (:meth:`insert_document`: ``max_active`` is
+        required) and its job waiting ``wait_seconds`` for the upload (:meth:`insert_job`, via
+        ``upload``): one pipeline.
 
         Returns ``(active_jobs, document, job)``; document and job are None for a duplicate
         of the user's bytes or when the user is at ``max_active``.
         """
-        params = {**fields, "user_id": user_id}
+        params = {"error_code": None, "error_message": None, **fields, "user_id": user_id,
+                  "state": "waiting", "via": "upload"}
         with conn.pipeline():
             conn.execute(queries()["scope_to_user"], {"user_id": user_id})
-            doc_cur = conn.execute(queries()["create_upload_document"], params)
-            job_cur = conn.execute(queries()["create_upload_job"], params)
+            doc_cur = conn.execute(queries()["insert_document"], params)
+            job_cur = conn.execute(queries()["insert_job"], params)
         doc_row, job_row = doc_cur.fetchone(), job_cur.fetchone()
         assert doc_row is not None
         if doc_row["document_id"] is None:
@@ -404,17 +444,17 @@ class Repository:
 
     def get_document_view(self, conn: Conn, *, user_id: str, document_id: UUID) -> dict[str, Any] | None:
         """The user's document with its latest job's columns (and ``stalled``: that job is
-        working under an expired lease), or None."""
-        return _one(conn, "get_document_view", {"user_id": user_id, "document_id": document_id})
+        working under an expired lease; ``chunks``), or None."""
+        rows = _all(conn, "document_views", {"user_id": user_id, "document_id": document_id,
+                                             "limit": 1, "offset": 0})
+        return rows[0] if rows else None
 
     def list_document_views(
         self, conn: Conn, *, user_id: str, limit: int, offset: int
     ) -> list[dict[str, Any]]:
-        return _all(conn, "list_document_views", {"user_id": user_id, "limit": limit, "offset": offset})
-
-    def get_user_job(self, conn: Conn, *, user_id: str, job_id: UUID) -> Job | None:
-        row = _one(conn, "get_user_job", {"user_id": user_id, "job_id": job_id})
-        return Job.from_row(row) if row else None
+        """The user's documents as :meth:`get_document_view` gives one, newest first."""
+        return _all(conn, "document_views", {"user_id": user_id, "document_id": None,
+                                             "limit": limit, "offset": offset})
 
     def delete_user_document(self, conn: Conn, *, user_id: str, document_id: UUID) -> Document | None:
         """Delete the document and (cascade) its jobs, events, buffers and chunks.
@@ -443,21 +483,10 @@ class Repository:
         row = _one(conn, "expire_upload", {"job_id": job_id, "error_message": error_message})
         return Job.from_row(row) if row else None
 
-    def rearm_upload(self, conn: Conn, job_id: UUID, *, deadline_seconds: float) -> Job | None:
-        row = _one(conn, "rearm_upload", {"job_id": job_id, "deadline_seconds": deadline_seconds})
-        return Job.from_row(row) if row else None
-
     def lock_latest_job(self, conn: Conn, document_id: UUID) -> Job | None:
         """The document's latest job, row-locked until the transaction ends."""
         row = _one(conn, "lock_latest_job", {"document_id": document_id})
         return Job.from_row(row) if row else None
-
-    def reupload_document(self, conn: Conn, document_id: UUID, *, filename: str, mime: str, bytes_len: int,
-                          raw_path: str) -> Document | None:
-        """Set the declaration (name, type, size, key) of a new upload request for the same bytes."""
-        row = _one(conn, "reupload_document", {"document_id": document_id, "filename": filename, "mime": mime,
-                                               "bytes_len": bytes_len, "raw_path": raw_path})
-        return Document.from_row(row) if row else None
 
     def extend_upload_deadline(self, conn: Conn, job_id: UUID, *, deadline_seconds: float) -> Job | None:
         """A waiting job's deadline at least ``deadline_seconds`` from now; None if not waiting."""
@@ -472,8 +501,6 @@ class Repository:
         return {"documents": int(row.get("documents") or 0), "chunks": int(row.get("chunks") or 0),
                 "users": int(row.get("users") or 0), "jobs_by_state": jobs}
 
-    def count_jobs_by_state(self, conn: Conn) -> dict[str, int]:
-        return {r["state"]: r["n"] for r in _all(conn, "count_jobs_by_state", {})}
     # --- rate limits and the embedding cache (issue 4) ---------------------------------
     def rate_limit_configure(
         self, conn: Conn, bucket: str, *, capacity: float, refill_per_second: float

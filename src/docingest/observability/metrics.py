@@ -156,13 +156,10 @@ class JobsCollector(Collector):
 _collector: JobsCollector | None = None
 
 
-def register_jobs_collector(runtime: Any) -> JobsCollector:
-    """Export ``docingest_jobs`` from ``runtime``'s database (once per process; later calls rebind)."""
+def register_jobs_collector(count_jobs: Callable[[], Iterable[tuple[str, str, int]]]) -> JobsCollector:
+    """Export ``docingest_jobs`` from ``count_jobs`` (``[(stage, state, jobs)]``, read at each
+    scrape; once per process, later calls rebind)."""
     global _collector
-
-    def count_jobs() -> list[tuple[str, str, int]]:
-        with runtime.pool().connection() as conn:
-            return runtime.repo.job_counts(conn)
 
     if _collector is None:
         _collector = JobsCollector(count_jobs)
@@ -173,7 +170,8 @@ def register_jobs_collector(runtime: Any) -> JobsCollector:
 
 
 # --- serving --------------------------------------------------------------------------
-def start_metrics_server(port: int, addr: str = "127.0.0.1", runtime: Any = None) -> Any:
+def start_metrics_server(port: int, addr: str = "127.0.0.1",
+                         count_jobs: Callable[[], Iterable[tuple[str, str, int]]] | None = None) -> Any:
     """Serve ``/metrics`` from a daemon thread (``docingest worker --metrics-port``).
 
     Returns the ``(server, thread)`` pair of prometheus-client; ``server.server_port``
@@ -184,8 +182,8 @@ def start_metrics_server(port: int, addr: str = "127.0.0.1", runtime: Any = None
     """
     from prometheus_client import start_http_server
 
-    if runtime is not None:
-        register_jobs_collector(runtime)
+    if count_jobs is not None:
+        register_jobs_collector(count_jobs)
     return start_http_server(port, addr=addr)
 
 

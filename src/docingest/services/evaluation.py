@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docingest.services.documents import DocumentService
 from docingest.services.search import Mode, Searcher
 
 CONTEXT_WORDS = 1000
@@ -74,6 +75,15 @@ def unanswerable(questions: Iterable[Question], ingested: Iterable[str]) -> list
     """
     names = set(ingested)
     return [q for q in questions if not any(Path(e).name in names for e in q.expected)]
+
+
+def complete_filenames(documents: DocumentService, user_id: str) -> set[str]:
+    """The file names of ``user_id``'s documents with a job ``done`` (searchable).
+
+    Raises:
+        psycopg.Error: the database cannot be read.
+    """
+    return {j["filename"] for j in documents.job_rows(user_id=user_id) if j["state"] == "done"}
 
 
 def _fold(text: str) -> str:

@@ -11,9 +11,16 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docingest.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from docingest.db.database import Database
+    from docingest.providers.storage import Storage
+    from docingest.services.documents import DocumentService
 
 
 def version() -> str:
@@ -111,15 +118,35 @@ def describe(settings: Settings, *, user: str | None = None) -> Info:
                 models_dir=str(settings.model_cache_dir) if backend else None, user=user)
 
 
-def collect(runtime: Any, *, user: str | None = None) -> Info:
+def collect(settings: Settings, documents: DocumentService, *, user: str | None = None) -> Info:
     """:func:`describe` plus the counts of ``user``'s documents, chunks and jobs by state.
 
     Raises:
         psycopg.Error: the database cannot be reached or read.
     """
-    info = describe(runtime.settings, user=user)
-    with runtime.pool().connection() as conn:
-        counts = runtime.repo.inventory(conn, user)
+    info = describe(settings, user=user)
+    counts = documents.inventory(user)
     info.documents, info.chunks, info.users = counts["documents"], counts["chunks"], counts["users"]
     info.jobs_by_state = dict(sorted(counts["jobs_by_state"].items()))
     return info
+
+
+def readiness(db: Database, storage: Callable[[], Storage]) -> dict[str, str]:
+    """``{"database": ..., "storage": ...}``: ``"ok"`` for each that answers, else
+    ``"error: <type>"`` (the storage's also with its message, at most 200 characters).
+
+    ``storage`` returns the object storage (called inside the check: one that cannot be
+    built is reported, not raised)."""
+    checks: dict[str, str] = {}
+    try:
+        with db.connection(timeout=5) as conn:
+            conn.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        storage().ping()
+        checks["storage"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["storage"] = f"error: {type(exc).__name__}: {exc}"[:200]
+    return checks

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-import mimetypes
 import time
-import unicodedata
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from docingest.domain import Document, Job, Stage, State
-from docingest.errors import DocingestError, FileTooLarge
-from docingest.providers.parsing import detect
-from docingest.providers.storage import raw_key
-from docingest.providers.storage.base import sha256_of
-from docingest.runtime import Runtime
+from docingest.domain import State
+from docingest.services.documents import DocumentService, Registered
 from docingest.services.progress import IngestProgress, IngestSnapshot
+from docingest.settings import Settings
+
+if TYPE_CHECKING:
+    from docingest.worker.loop import BaseWorker
+
+
+class IngestHost(Protocol):
+    """What :func:`ingest` needs of the process (``Runtime`` is one): its settings, its
+    documents service, and worker slots to run in this process."""
+
+    settings: Settings
+
+    @property
+    def documents(self) -> DocumentService: ...
+
+    def worker(self, *, concurrency: int | None = None) -> BaseWorker: ...
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:
@@ -66,19 +75,6 @@ def _not_a_file(path: Path) -> str:
     return f"not a regular file ({kind}): {path}; name a file or a directory"
 
 
-@dataclass
-class Registered:
-    """A file's document and job; ``created`` is False for a duplicate of earlier bytes,
-    ``requeued`` True when that duplicate had failed and was queued again, ``resumed`` True
-    when its job was still unfinished (e.g. an interrupted ``docingest ingest``)."""
-
-    document: Document
-    job: Job | None
-    created: bool
-    requeued: bool = False
-    resumed: bool = False
-
-
 class IngestInterrupted(Exception):
     """``ingest`` was interrupted (Ctrl-C, SIGTERM, SIGHUP); ``unfinished`` documents are not
     terminal yet.
@@ -90,100 +86,6 @@ class IngestInterrupted(Exception):
     def __init__(self, unfinished: int) -> None:
         super().__init__(f"interrupted: {unfinished} documents not finished")
         self.unfinished = unfinished
-
-
-def register_file(rt: Runtime, path: Path, *, user_id: str) -> Registered:
-    """Store ``path`` and create its document and job (state ``queued`` at ``uploaded``).
-
-    The same bytes for the same user are one document (unique ``(user_id, file_sha256)``;
-    docs/architecture.md, section 4): an existing one is returned with no new job. If its job has
-    ``failed``, ingesting the file again is a retry (:func:`requeue_failed`): the bytes are
-    stored again and the job is queued from its last good stage, so a document refused
-    at upload (``size_mismatch``, ``upload_expired`` ...) can still be ingested.
-    A file over ``max_file_bytes`` is registered as failed ``file_too_large``
-    without being copied.
-    """
-    with path.open("rb") as f:
-        sha, size = sha256_of(f)
-    filename = unicodedata.normalize("NFC", path.name)
-    # A CLI user declares nothing: the sniffed type wins over what the name suggests (a
-    # DOCX named .pdf is parsed as the DOCX it is), with a warning event naming both.
-    by_name = mimetypes.guess_type(filename, strict=False)[0]
-    warning: dict[str, Any] | None = None
-    try:
-        detected = detect(path, filename=filename)
-        mime, ext = detected.mime, detected.extension
-        if by_name and by_name != detected.mime:
-            suffix = Path(filename).suffix.lower()
-            warning = {"message": f"the name ends {suffix} ({by_name}) but the content is "
-                                  f"{detected.mime}; parsed as {detected.kind}",
-                       "extension": suffix, "extension_mime": by_name, "detected_mime": detected.mime}
-    except DocingestError:
-        mime, ext = by_name or "application/octet-stream", "bin"  # the uploaded stage reports why
-    too_large = size > rt.settings.max_file_bytes
-    with rt.pool().connection() as conn:
-        existing = rt.repo.find_document_by_sha(conn, user_id, sha)
-        job = rt.repo.latest_job_for_document(conn, existing.document_id) if existing else None
-    if existing is not None:
-        if job is not None and job.state is State.FAILED and not too_large:
-            return requeue_failed(rt, path, existing, job, bytes_len=size, mime=mime)
-        return Registered(existing, job, False, resumed=job is not None and not job.state.terminal)
-    document_id = uuid.uuid4()
-    key = raw_key(user_id, document_id, ext)
-    if not too_large:
-        rt.storage.copy_from(key, path)
-    with rt.pool().connection() as conn, conn.transaction():
-        doc = rt.repo.insert_document(
-            conn, document_id=document_id, user_id=user_id, filename=filename, mime=mime,
-            bytes_len=size, file_sha256=sha, raw_path=key,
-        )
-        if doc is None:  # another process registered the same bytes meanwhile
-            existing = rt.repo.find_document_by_sha(conn, user_id, sha)
-            assert existing is not None
-            job = rt.repo.latest_job_for_document(conn, existing.document_id)
-        elif too_large:
-            err = FileTooLarge(f"{size} bytes is over the limit of {rt.settings.max_file_bytes} "
-                               "(UPLOAD_PIPELINE_MAX_FILE_BYTES)")
-            job = rt.repo.insert_failed_job(conn, job_id=uuid.uuid4(), document_id=document_id,
-                                            error_code=err.error_code, error_message=err.message)
-        else:
-            job = rt.repo.insert_job(conn, job_id=uuid.uuid4(), document_id=document_id,
-                                     state=State.QUEUED.value)
-            if warning is not None:
-                rt.repo.insert_event(conn, job_id=job.job_id, document_id=document_id,
-                                     stage=Stage.UPLOADED.value, type="warning", payload=warning)
-    if doc is None:
-        rt.storage.delete(key)
-        return Registered(existing, job, False)
-    return Registered(doc, job, True)
-
-
-def requeue_failed(rt: Runtime, path: Path, document: Document, job: Job, *, bytes_len: int,
-                   mime: str) -> Registered:
-    """Ingest ``path`` again for its ``document`` whose latest ``job`` failed.
-
-    A job that failed at ``uploaded`` (its bytes never verified: the object was refused
-    and deleted, never arrived, or was the wrong size) gets the file stored again and the
-    document re-declared with the file's real size and type; then the verification
-    runs again. A job that failed later is requeued from its last good stage, the file
-    stored again only if the original object is gone. An event ``reingest_requested``
-    names the previous error. If another process requeued the job first, nothing changes.
-    """
-    before_verified = job.stage is Stage.UPLOADED
-    store = before_verified or rt.storage.head(document.raw_path) is None
-    if store:
-        rt.storage.copy_from(document.raw_path, path)
-    with rt.pool().connection() as conn, conn.transaction():
-        updated = rt.repo.requeue_failed_job(conn, job.job_id)
-        if updated is None:  # requeued (or deleted) meanwhile
-            return Registered(document, rt.repo.latest_job_for_document(conn, document.document_id), False)
-        if before_verified:
-            document = rt.repo.redeclare_document(conn, document.document_id, bytes_len=bytes_len,
-                                                  mime=mime) or document
-        rt.repo.insert_event(conn, job_id=job.job_id, document_id=document.document_id,
-                             stage=updated.stage.value, type="reingest_requested",
-                             payload={"previous_error_code": job.error_code, "stored_again": store})
-    return Registered(document, updated, False, requeued=True)
 
 
 @dataclass
@@ -219,7 +121,7 @@ ProgressFn = Callable[[IngestSnapshot], None]
 
 
 def ingest(
-    rt: Runtime,
+    rt: IngestHost,
     paths: list[Path],
     *,
     user_id: str = "local",
@@ -246,7 +148,7 @@ def ingest(
     registered: list[Registered] = []
     try:
         for p in files:
-            registered.append(register_file(rt, p, user_id=user_id))
+            registered.append(rt.documents.register_file(p, user_id=user_id))
     except KeyboardInterrupt as exc:
         finished = sum(r.job is not None and r.job.state.terminal for r in registered)
         raise IngestInterrupted(len(files) - finished) from exc
@@ -258,8 +160,7 @@ def ingest(
     try:
         worker.start()
         while True:
-            with rt.pool().connection() as conn:
-                jobs = rt.repo.list_jobs(conn, document_ids=ids)
+            jobs = rt.documents.job_rows(document_ids=ids)
             latest = {j["document_id"]: j for j in jobs}  # ordered by created_at: last wins
             if on_progress:
                 on_progress(tracker.update(list(latest.values()), time.monotonic()))
@@ -271,12 +172,10 @@ def ingest(
     finally:
         worker.stop()  # the slots release what they hold; a job may finish meanwhile
     if interrupted is not None:  # counted after the release, which can finish a job
-        with rt.pool().connection() as conn:
-            after = {j["document_id"]: j["state"] for j in rt.repo.list_jobs(conn, document_ids=ids)}
+        after = {j["document_id"]: j["state"] for j in rt.documents.job_rows(document_ids=ids)}
         done = sum(after.get(i) in (State.DONE.value, State.FAILED.value) for i in ids)
         raise IngestInterrupted(len(ids) - done) from interrupted
-    with rt.pool().connection() as conn:
-        stats = rt.repo.document_stats(conn, ids)
+    stats = rt.documents.document_stats(ids)
     wall = time.monotonic() - started
     failed = [j for j in latest.values() if j["state"] == State.FAILED.value]
     summary = IngestSummary(

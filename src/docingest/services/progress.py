@@ -21,10 +21,13 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from docingest.domain import STAGES, Stage
+
+if TYPE_CHECKING:
+    from docingest.services.documents import DocumentService
 
 TERMINAL_STATES = ("done", "failed")
 
@@ -82,7 +85,7 @@ def event_dict(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def document_events(
-    runtime: Any,
+    documents: DocumentService,
     document_id: UUID | str,
     after_event_id: int = 0,
     *,
@@ -106,9 +109,7 @@ def document_events(
     last = int(after_event_id)
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     while True:
-        with runtime.pool().connection() as conn:
-            job = runtime.repo.latest_job_for_document(conn, doc_id)
-            rows = runtime.repo.events_after(conn, doc_id, last)
+        job, rows = documents.events_after(doc_id, last)
         for row in rows:
             last = int(row["event_id"])
             yield event_dict(row)
@@ -126,14 +127,13 @@ def sse_message(event: dict[str, Any]) -> str:
     return f"id: {event['event_id']}\nevent: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
 
 
-def _finished(runtime: Any, document_id: UUID) -> bool:
-    with runtime.pool().connection() as conn:
-        job = runtime.repo.latest_job_for_document(conn, document_id)
+def _finished(documents: DocumentService, document_id: UUID) -> bool:
+    job = documents.latest_job(document_id)
     return job is None or job.state.value in TERMINAL_STATES
 
 
 def sse_stream(
-    runtime: Any,
+    documents: DocumentService,
     document_id: UUID | str,
     last_event_id: int = 0,
     *,
@@ -147,18 +147,18 @@ def sse_stream(
     request's ``Last-Event-ID``), a ``: keepalive`` comment after
     ``keepalive_seconds`` without one (so proxies keep the connection), and ends
     when the document's job is terminal or after ``max_seconds``. For FastAPI:
-    ``StreamingResponse(sse_stream(rt, doc_id, last_id), media_type="text/event-stream")``.
+    ``StreamingResponse(sse_stream(documents, doc_id, last_id), media_type="text/event-stream")``.
     """
     doc_id = UUID(str(document_id))
     last = int(last_event_id)
     started = time.monotonic()
     yield "retry: 2000\n\n"
     while True:
-        for event in document_events(runtime, doc_id, last, poll_seconds=poll_seconds,
+        for event in document_events(documents, doc_id, last, poll_seconds=poll_seconds,
                                      timeout_seconds=keepalive_seconds):
             last = event["event_id"]
             yield sse_message(event)
-        if _finished(runtime, doc_id):
+        if _finished(documents, doc_id):
             return
         if max_seconds is not None and time.monotonic() - started >= max_seconds:
             return

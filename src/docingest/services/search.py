@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from docingest.errors import QueryTooLong
-from docingest.runtime import Runtime
+from docingest.db.database import Database
+from docingest.db.repository import Repository
+from docingest.errors import QueryTooLong, RequestError
+from docingest.providers.embedding import Embedder
+from docingest.settings import Settings
 
 Mode = Literal["vector", "hybrid"]
 DEFAULT_MODE: Mode = "hybrid"
@@ -56,40 +60,85 @@ def reciprocal_rank_fusion(
     return scores
 
 
+def clean_query(query: str) -> str:
+    """``query`` without NUL characters, lone surrogates and surrounding whitespace (what the
+    API searches for a ``q`` parameter; :meth:`Searcher.search` then checks it)."""
+    return "".join(ch for ch in query if ch != "\x00" and not "\ud800" <= ch <= "\udfff").strip()
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How searches run.
+
+    Attributes:
+        rrf_k: the ``k`` of reciprocal rank fusion (hybrid mode).
+        text_weight: the full-text ranking's weight in the fusion (the vector ranking's is 1.0).
+        ef_search: HNSW's candidate list size (raised to the candidates asked for).
+        max_query_chars: the longest query accepted, in characters.
+        exact_max_chunks: a user with at most this many chunks is searched exactly.
+    """
+
+    rrf_k: float
+    text_weight: float
+    ef_search: int
+    max_query_chars: int
+    exact_max_chunks: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SearchConfig:
+        """The ``UPLOAD_PIPELINE_SEARCH_*`` settings."""
+        return cls(rrf_k=settings.search_rrf_k, text_weight=settings.search_text_weight,
+                   ef_search=settings.search_ef_search, max_query_chars=settings.search_max_query_chars,
+                   exact_max_chunks=settings.search_exact_max_chunks)
+
+
 class Searcher:
-    """Runs searches for one runtime; embeds queries with the configured embedder.
+    """Runs searches; embeds queries with the queries' embedder.
 
     The fusion settings (``search_rrf_k`` 30, ``search_text_weight`` 0.2 against 1.0 for
     the vector ranking) were tuned on the 56 corpus questions: the full-text leg uses
     ``websearch_to_tsquery`` (every word must match), so it is silent on most
     questions and decisive when a question names exact terms; hybrid then scores at
     least as well as vector on every figure. ``candidates`` ids are fused from each leg.
+
+    Args:
+        db: connections (and user-scoped transactions with ``row_security``).
+        repo: the queries.
+        query_embedder: returns the embedder of queries (called on each search: built on first use).
+        config: fusion, index and query-length settings.
+        candidates: ids taken from each leg before fusion (hybrid).
+        row_security: run the queries scoped to the user (the API; migration 002).
     """
 
-    def __init__(self, rt: Runtime, *, candidates: int = 60, row_security: bool = False) -> None:
-        self.rt = rt
-        self.rrf_k = rt.settings.search_rrf_k
-        self.text_weight = rt.settings.search_text_weight
-        self.ef_search = rt.settings.search_ef_search
-        self.max_query_chars = rt.settings.search_max_query_chars
+    def __init__(self, db: Database, repo: Repository, query_embedder: Callable[[], Embedder],
+                 config: SearchConfig, *, candidates: int = 60, row_security: bool = False) -> None:
+        self.db = db
+        self.repo = repo
+        self.query_embedder = query_embedder
+        self.config = config
         self.candidates = candidates
-        self.row_security = row_security  # the API: queries run scoped to the user (migration 002)
+        self.row_security = row_security
 
     def embed_query(self, query: str) -> np.ndarray:
-        return self.rt.query_embedder().embed([query])[0]
+        """The query's vector (float32, the embedder's dimensions)."""
+        return self.query_embedder().embed([query])[0]
 
     def search(self, query: str, *, user_id: str, k: int = 5, mode: Mode = DEFAULT_MODE) -> list[SearchHit]:
         """The ``k`` best chunks of ``user_id`` for ``query``, best first.
 
+        The one place a query is checked, for the CLI and the API (which passes it through
+        :func:`clean_query` first).
+
         Raises:
+            RequestError: an empty (blank) query.
             QueryTooLong: (a ``ValueError``) over ``search_max_query_chars`` characters.
-            ValueError: for an empty query, ``k`` < 1 or an unknown mode.
+            ValueError: ``k`` < 1 or an unknown mode.
         """
         if not query.strip():
-            raise ValueError("the query is empty")
-        if len(query) > self.max_query_chars:
+            raise RequestError("the query is empty")
+        if len(query) > self.config.max_query_chars:
             raise QueryTooLong(
-                f"the query has {len(query)} characters; at most {self.max_query_chars} are accepted "
+                f"the query has {len(query)} characters; at most {self.config.max_query_chars} are accepted "
                 "(UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS): ask a shorter question")
         if k < 1:
             raise ValueError("k must be at least 1")
@@ -97,20 +146,19 @@ class Searcher:
             raise ValueError(f"unknown mode {mode!r}: use vector or hybrid")
         vector = self.embed_query(query)
         n = max(k, self.candidates) if mode == "hybrid" else k
-        with self.rt.pool().connection() as conn, conn.transaction():
-            if self.row_security:
-                self.rt.repo.scope_to_user(conn, user_id)
-            vec_rows = self.rt.repo.search_vector(
-                conn, user_id=user_id, embedding=vector, limit=n, ef_search=max(self.ef_search, n),
-                exact_max_chunks=self.rt.settings.search_exact_max_chunks)
-            text_rows = (self.rt.repo.search_fulltext(conn, user_id=user_id, query=query, limit=n)
+        transaction = self.db.user_transaction(user_id) if self.row_security else self.db.transaction()
+        with transaction as conn:
+            vec_rows = self.repo.search_vector(
+                conn, user_id=user_id, embedding=vector, limit=n, ef_search=max(self.config.ef_search, n),
+                exact_max_chunks=self.config.exact_max_chunks)
+            text_rows = (self.repo.search_fulltext(conn, user_id=user_id, query=query, limit=n)
                          if mode == "hybrid" else [])
         if mode == "vector":
             return [_hit(r, r["score"]) for r in vec_rows]
         rows = {str(r["chunk_id"]): r for r in text_rows + vec_rows}
         fused = reciprocal_rank_fusion(
             [[str(r["chunk_id"]) for r in vec_rows], [str(r["chunk_id"]) for r in text_rows]],
-            k=self.rrf_k, weights=[1.0, self.text_weight],
+            k=self.config.rrf_k, weights=[1.0, self.config.text_weight],
         )
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         return [_hit(rows[cid], score) for cid, score in best]

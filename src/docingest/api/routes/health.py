@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 
 from docingest.api.deps import RuntimeDep
 from docingest.api.schemas import HealthPublic
+from docingest.services.info import readiness
 
 router = APIRouter(tags=["health"])
 
@@ -19,18 +20,7 @@ def health() -> HealthPublic:
 @router.get("/ready", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
 def ready(rt: RuntimeDep, response: Response) -> HealthPublic:
     """The database and the object storage answer (503 naming the one that does not)."""
-    checks: dict[str, str] = {}
-    try:
-        with rt.pool().connection(timeout=5) as conn:
-            conn.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        rt.storage.ping()
-        checks["storage"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        checks["storage"] = f"error: {type(exc).__name__}: {exc}"[:200]
+    checks = readiness(rt.database, lambda: rt.storage)
     ok = all(v == "ok" for v in checks.values())
     response.status_code = 200 if ok else 503
     return HealthPublic(status="ok" if ok else "unavailable", checks=checks)
@@ -42,6 +32,6 @@ def metrics(rt: RuntimeDep) -> Response:
     (``docingest_jobs{stage,state}``) read from the database at scrape time."""
     from docingest.observability.metrics import metrics_text, register_jobs_collector
 
-    register_jobs_collector(rt)
+    register_jobs_collector(rt.documents.job_counts)
     body, content_type = metrics_text()
     return Response(body, media_type=content_type)

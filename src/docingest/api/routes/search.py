@@ -6,26 +6,23 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from docingest.api.deps import CurrentUser, RuntimeDep
+from docingest.api.deps import CurrentUser, SearcherDep
 from docingest.api.schemas import SearchHitPublic, SearchPublic
-from docingest.errors import RequestError
-from docingest.services.search import Searcher
+from docingest.services.search import clean_query
 
 router = APIRouter(prefix="/search", tags=["search"])
 
 
 @router.get("", response_model=SearchPublic)
 def search(
-    user: CurrentUser, rt: RuntimeDep,
+    user: CurrentUser, searcher: SearcherDep,
     q: Annotated[str, Query(min_length=1, description="the question; over "
                             "UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000) characters: 422 query_too_long")],
     k: Annotated[int, Query(ge=1, le=100)] = 5,
     mode: Literal["vector", "hybrid"] = "hybrid",
 ) -> SearchPublic:
     """The ``k`` best chunks of your documents for ``q``, with document, page and score."""
-    query = "".join(ch for ch in q if ch != "\x00" and not "\ud800" <= ch <= "\udfff").strip()
-    if not query:
-        raise RequestError("the query is empty")
-    hits = Searcher(rt, row_security=True).search(query, user_id=user, k=k, mode=mode)
+    query = clean_query(q)
+    hits = searcher.search(query, user_id=user, k=k, mode=mode)  # checks it: empty, query_too_long
     return SearchPublic(query=query, mode=mode, k=k,
                         results=[SearchHitPublic(**h.to_dict()) for h in hits])

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from docingest.api.deps import CurrentUser, UploadsDep
+from docingest.api.deps import CurrentUser, DocumentsDep
 from docingest.api.schemas import ErrorPublic, JobPublic, UploadCreate, UploadPublic
 
 router = APIRouter(prefix="/upload", tags=["upload"])
@@ -18,7 +18,8 @@ router = APIRouter(prefix="/upload", tags=["upload"])
                                                            "(a refused or expired upload is re-armed)"},
                413: {"model": ErrorPublic}, 415: {"model": ErrorPublic}, 429: {"model": ErrorPublic}},
 )
-def create_upload(body: UploadCreate, user: CurrentUser, uploads: UploadsDep, response: Response) -> UploadPublic:
+def create_upload(body: UploadCreate, user: CurrentUser, documents: DocumentsDep,
+                  response: Response) -> UploadPublic:
     """Register a document and get a signed URL to PUT its bytes to.
 
     The job waits (``state=waiting``) until the bytes arrive, then is queued for the workers.
@@ -28,8 +29,8 @@ def create_upload(body: UploadCreate, user: CurrentUser, uploads: UploadsDep, re
     (``reupload: true``). A document that failed after its bytes were accepted is answered as it
     is: retry it with ``POST /jobs/{job_id}/retry``.
     """
-    ticket = uploads.create(user, filename=body.filename, bytes_len=body.bytes_len, mime=body.mime,
-                            sha256=body.sha256)
+    ticket = documents.request_upload(user, filename=body.filename, bytes_len=body.bytes_len, mime=body.mime,
+                                      sha256=body.sha256)
     if not ticket.created:
         response.status_code = status.HTTP_200_OK
     return UploadPublic.build(ticket.document, ticket.job, ticket.upload, ticket.created, ticket.reupload)
@@ -37,6 +38,6 @@ def create_upload(body: UploadCreate, user: CurrentUser, uploads: UploadsDep, re
 
 @router.post("/{job_id}/complete", response_model=JobPublic,
              responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
-def complete_upload(job_id: UUID, user: CurrentUser, uploads: UploadsDep) -> JobPublic:
+def complete_upload(job_id: UUID, user: CurrentUser, documents: DocumentsDep) -> JobPublic:
     """Tell the API the bytes are stored (S3, Supabase): the job is queued if the object exists."""
-    return JobPublic.from_job(uploads.complete(user, job_id))
+    return JobPublic.from_job(documents.complete_upload(user, job_id))

@@ -43,8 +43,7 @@ def handle_llamaparse_webhook(runtime: Any, job_id: UUID, signature: str | None,
     remote = remote_job_id(body)
     if remote is None:
         return _refusal(InvalidRequest("invalid request: no LlamaParse job id in the body"))
-    with runtime.pool().connection() as conn:
-        woken = runtime.repo.wake_parse_job(conn, job_id, remote)
+    woken = runtime.documents.wake_parse_job(job_id, remote)
     if not woken:
         return 404, {"error_code": "not_found", "message": "no job is waiting on that parse"}
     return 202, {"job_id": str(job_id), "woken": True}

@@ -151,15 +151,24 @@ WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
 RETURNING job_id;
 
 -- name: requeue_failed_job
+-- A failed job back to work at its stage: queued now, or, with upload_deadline_seconds (only
+-- for a job that failed at 'uploaded', before its bytes were verified), waiting for a new
+-- upload until that deadline.
 UPDATE upload_pipeline.upload_jobs
-SET state = 'queued', error_code = NULL, error_message = NULL, retry_count = 0,
-    lost_leases = 0, next_attempt_at = now(), finished_at = NULL, updated_at = now()
+SET state = CASE WHEN %(upload_deadline_seconds)s::float8 IS NULL THEN 'queued' ELSE 'waiting' END,
+    error_code = NULL, error_message = NULL, retry_count = 0, lost_leases = 0,
+    next_attempt_at = now() + make_interval(secs => coalesce(%(upload_deadline_seconds)s::float8, 0)),
+    finished_at = NULL, updated_at = now()
 WHERE job_id = %(job_id)s AND state = 'failed'
+  AND (%(upload_deadline_seconds)s::float8 IS NULL OR stage = 'uploaded')
 RETURNING *;
 
 -- name: redeclare_document
--- The same bytes registered again after a failed upload: their real size and declared type.
-UPDATE upload_pipeline.documents SET bytes_len = %(bytes_len)s, mime = %(mime)s, updated_at = now()
+-- The declaration of bytes registered or requested again after a failed or pending upload:
+-- their size and type, and (when given) the display name and the storage key.
+UPDATE upload_pipeline.documents
+SET bytes_len = %(bytes_len)s, mime = %(mime)s, filename = coalesce(%(filename)s, filename),
+    raw_path = coalesce(%(raw_path)s, raw_path), updated_at = now()
 WHERE document_id = %(document_id)s
 RETURNING *;
 
@@ -168,7 +177,10 @@ INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
 VALUES (%(job_id)s, %(document_id)s, %(stage)s, %(type)s, %(payload)s::jsonb);
 
 -- name: get_job
-SELECT * FROM upload_pipeline.upload_jobs WHERE job_id = %(job_id)s;
+-- A job, of user_id's documents only unless user_id is NULL.
+SELECT j.* FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE j.job_id = %(job_id)s AND (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s);
 
 -- name: get_document
 SELECT * FROM upload_pipeline.documents WHERE document_id = %(document_id)s;
@@ -177,16 +189,50 @@ SELECT * FROM upload_pipeline.documents WHERE document_id = %(document_id)s;
 SELECT * FROM upload_pipeline.documents WHERE user_id = %(user_id)s AND file_sha256 = %(file_sha256)s;
 
 -- name: insert_document
-INSERT INTO upload_pipeline.documents
-    (document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path)
-VALUES (%(document_id)s, %(user_id)s, %(filename)s, %(mime)s, %(bytes_len)s, %(file_sha256)s, %(raw_path)s)
-ON CONFLICT (user_id, file_sha256) DO NOTHING
-RETURNING *;
+-- Insert a document unless the user already has these bytes (no document columns then), or,
+-- with max_active, has that many unfinished jobs. active_jobs: the user's unfinished jobs,
+-- counted up to max_active only (the cost stays bounded; 0 without a limit).
+WITH active AS (
+    SELECT count(*) AS n FROM (
+        SELECT 1
+        FROM upload_pipeline.documents d
+        JOIN upload_pipeline.upload_jobs j
+          ON j.document_id = d.document_id AND j.state NOT IN ('done', 'failed')
+        WHERE d.user_id = %(user_id)s
+        LIMIT coalesce(%(max_active)s::int, 0)
+    ) a
+), doc AS (
+    INSERT INTO upload_pipeline.documents
+        (document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path)
+    SELECT %(document_id)s, %(user_id)s, %(filename)s, %(mime)s, %(bytes_len)s, %(file_sha256)s,
+           %(raw_path)s
+    FROM active WHERE %(max_active)s::int IS NULL OR active.n < %(max_active)s::int
+    ON CONFLICT (user_id, file_sha256) DO NOTHING
+    RETURNING *
+)
+SELECT active.n AS active_jobs, doc.* FROM active LEFT JOIN doc ON true;
 
 -- name: insert_job
-INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state)
-VALUES (%(job_id)s, %(document_id)s, 'uploaded', %(state)s)
-RETURNING *;
+-- A document's new job at 'uploaded' and its job_created event, in one statement: queued,
+-- waiting for its upload until now + wait_seconds, or failed at once (error_code set: refused
+-- at registration). No row when the document does not exist (an insert_document that
+-- inserted nothing, in the same pipeline).
+WITH job AS (
+    INSERT INTO upload_pipeline.upload_jobs
+        (job_id, document_id, stage, state, next_attempt_at, error_code, error_message, finished_at)
+    SELECT %(job_id)s, d.document_id, 'uploaded', %(state)s,
+           now() + make_interval(secs => %(wait_seconds)s::float8), %(error_code)s, %(error_message)s,
+           CASE WHEN %(state)s::text = 'failed' THEN now() END
+    FROM upload_pipeline.documents d WHERE d.document_id = %(document_id)s
+    RETURNING *
+), ev AS (
+    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+    SELECT job.job_id, job.document_id, 'uploaded', 'job_created',
+           jsonb_build_object('via', %(via)s::text, 'state', job.state, 'bytes_len', d.bytes_len,
+                              'mime', d.mime)
+    FROM job JOIN upload_pipeline.documents d ON d.document_id = job.document_id
+)
+SELECT * FROM job;
 
 -- name: latest_job_for_document
 SELECT * FROM upload_pipeline.upload_jobs WHERE document_id = %(document_id)s
@@ -314,12 +360,6 @@ WHERE (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
   AND (%(document_ids)s::uuid[] IS NULL OR j.document_id = ANY(%(document_ids)s::uuid[]))
 ORDER BY j.created_at, j.job_id;
 
--- name: insert_failed_job
-INSERT INTO upload_pipeline.upload_jobs
-    (job_id, document_id, stage, state, error_code, error_message, finished_at)
-VALUES (%(job_id)s, %(document_id)s, 'uploaded', 'failed', %(error_code)s, %(error_message)s, now())
-RETURNING *;
-
 -- name: document_stats
 SELECT d.document_id, d.page_count,
        (SELECT count(*) FROM upload_pipeline.document_chunks c WHERE c.document_id = d.document_id) AS chunks
@@ -333,48 +373,9 @@ WHERE d.document_id = ANY(%(document_ids)s::uuid[]);
 -- For the rest of this transaction: role docingest_api, rows of this user only (002 policies).
 SELECT set_config('role', 'docingest_api', true), set_config('docingest.user_id', %(user_id)s, true);
 
--- name: create_upload_document
--- Insert the document unless the user is over the active-job limit; nothing on a duplicate of
--- the user's bytes. Run in one pipeline with create_upload_job.
-WITH active AS (  -- counted up to the limit only: the cost stays bounded
-    SELECT count(*) AS n FROM (
-        SELECT 1
-        FROM upload_pipeline.documents d
-        JOIN upload_pipeline.upload_jobs j
-          ON j.document_id = d.document_id AND j.state NOT IN ('done', 'failed')
-        WHERE d.user_id = %(user_id)s
-        LIMIT %(max_active)s
-    ) a
-), doc AS (
-    INSERT INTO upload_pipeline.documents
-        (document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path)
-    SELECT %(document_id)s, %(user_id)s, %(filename)s, %(mime)s, %(bytes_len)s, %(file_sha256)s,
-           %(raw_path)s
-    FROM active WHERE active.n < %(max_active)s
-    ON CONFLICT (user_id, file_sha256) DO NOTHING
-    RETURNING *
-)
-SELECT active.n AS active_jobs, doc.* FROM active LEFT JOIN doc ON true;
-
--- name: create_upload_job
--- The new document's job, waiting for the upload until the deadline, and its event (no row
--- when create_upload_document inserted nothing).
-WITH job AS (
-    INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state, next_attempt_at)
-    SELECT %(job_id)s, d.document_id, 'uploaded', 'waiting',
-           now() + make_interval(secs => %(deadline_seconds)s)
-    FROM upload_pipeline.documents d WHERE d.document_id = %(document_id)s
-    RETURNING *
-), ev AS (
-    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
-    SELECT job.job_id, job.document_id, 'uploaded', 'upload_requested',
-           jsonb_build_object('bytes_len', %(bytes_len)s::bigint, 'mime', %(mime)s::text)
-    FROM job
-)
-SELECT * FROM job;
-
--- name: get_document_view
--- A document with its latest job (NULLs when it has none).
+-- name: document_views
+-- The user's documents (one, with document_id) each with its latest job (NULLs when it has
+-- none), newest first: stalled (that job is working under an expired lease) and its chunks.
 SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.attempts, j.retry_count, j.error_code,
        j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
        j.finished_at, j.next_attempt_at, j.lease_expires_at,
@@ -386,28 +387,9 @@ LEFT JOIN LATERAL (
     SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
     ORDER BY j.created_at DESC LIMIT 1
 ) j ON true
-WHERE d.document_id = %(document_id)s AND d.user_id = %(user_id)s;
-
--- name: list_document_views
-SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.attempts, j.retry_count, j.error_code,
-       j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
-       j.finished_at, j.next_attempt_at, j.lease_expires_at,
-       coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
-       (SELECT count(*) FROM upload_pipeline.document_chunks c
-        WHERE c.document_id = d.document_id) AS chunks
-FROM upload_pipeline.documents d
-LEFT JOIN LATERAL (
-    SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
-    ORDER BY j.created_at DESC LIMIT 1
-) j ON true
-WHERE d.user_id = %(user_id)s
+WHERE d.user_id = %(user_id)s AND (%(document_id)s::uuid IS NULL OR d.document_id = %(document_id)s::uuid)
 ORDER BY d.created_at DESC, d.document_id
 LIMIT %(limit)s OFFSET %(offset)s;
-
--- name: get_user_job
-SELECT j.* FROM upload_pipeline.upload_jobs j
-JOIN upload_pipeline.documents d ON d.document_id = j.document_id
-WHERE j.job_id = %(job_id)s AND d.user_id = %(user_id)s;
 
 -- name: lock_document_jobs
 -- Before deleting a document: lock its jobs first, in the worker's order (job row, then the
@@ -467,28 +449,11 @@ WITH j AS (
 )
 SELECT * FROM j;
 
--- name: rearm_upload
--- A job that failed before its bytes were verified waits for a new upload (new deadline).
-UPDATE upload_pipeline.upload_jobs
-SET state = 'waiting', error_code = NULL, error_message = NULL, retry_count = 0, lost_leases = 0,
-    next_attempt_at = now() + make_interval(secs => %(deadline_seconds)s), finished_at = NULL,
-    updated_at = now()
-WHERE job_id = %(job_id)s AND state = 'failed' AND stage = 'uploaded'
-RETURNING *;
-
 -- name: lock_latest_job
 -- The document's latest job, locked (FOR UPDATE): a re-request of its upload decides under the lock.
 SELECT * FROM upload_pipeline.upload_jobs WHERE document_id = %(document_id)s
 ORDER BY created_at DESC LIMIT 1
 FOR UPDATE;
-
--- name: reupload_document
--- A new upload request for bytes whose upload was refused or has not arrived: its declaration.
-UPDATE upload_pipeline.documents
-SET filename = %(filename)s, mime = %(mime)s, bytes_len = %(bytes_len)s, raw_path = %(raw_path)s,
-    updated_at = now()
-WHERE document_id = %(document_id)s
-RETURNING *;
 
 -- name: extend_upload_deadline
 -- A fresh signed URL for a waiting job: its deadline covers the URL's lifetime (never shortened).
@@ -498,8 +463,6 @@ SET next_attempt_at = greatest(next_attempt_at, now() + make_interval(secs => %(
 WHERE job_id = %(job_id)s AND state = 'waiting'
 RETURNING *;
 
--- name: count_jobs_by_state
-SELECT state, count(*) AS n FROM upload_pipeline.upload_jobs GROUP BY state;
 -- name: rate_limit_configure
 -- Create a bucket (full), or adopt the configured capacity and rate of an existing one.
 INSERT INTO upload_pipeline.rate_limits (bucket, capacity, refill_per_second, tokens)

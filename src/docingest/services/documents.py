@@ -1,0 +1,689 @@
+"""The documents service: every entry point (``docingest ingest``/``retry``/``delete``/``status``,
+the API's upload, documents and jobs routes, the storage service, the upload sweep) registers,
+uploads, retries, deletes and reads documents and their jobs through :class:`DocumentService`.
+
+Two ways in, one document model (docs/architecture.md, section 4): the same bytes of one user
+are one document.
+
+- A local file (``register_file``) is stored and its job is ``queued`` at once.
+- An upload (``request_upload``) starts ``waiting`` at stage ``uploaded`` with its upload
+  deadline in ``next_attempt_at`` (URL lifetime + grace). It becomes ``queued`` when the bytes
+  arrive: the local storage service reports the finished upload (``on_stored``), the client
+  calls ``POST /upload/{job_id}/complete`` (``complete_upload``), or the sweep (``sweep``, run
+  by :class:`UploadSweeper`) finds the object. A job whose deadline passes without the object
+  fails ``upload_expired``. The worker's ``uploaded`` handler then verifies size, SHA-256 and
+  type in every case.
+
+Every new job gets a ``job_created`` event (``via``: ``ingest`` or ``upload``); every retry of a
+failed job a ``retry_requested`` event (``via``: ``api``, ``cli`` or ``ingest``).
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import threading
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+from uuid import UUID
+
+from docingest.db.database import Conn, Database
+from docingest.db.repository import Repository
+from docingest.domain import Document, Job, Stage, State
+from docingest.errors import (
+    ChecksumMismatch,
+    Conflict,
+    ContentTypeMismatch,
+    DocingestError,
+    EmptyFile,
+    FileTooLarge,
+    NotFound,
+    SizeMismatch,
+    TooManyActiveJobs,
+    UnsupportedType,
+    UploadExpired,
+)
+from docingest.providers.parsing import detect
+from docingest.providers.parsing.sniff import DOCX_MIME
+from docingest.providers.storage import SignedUpload, parsed_key, raw_key
+from docingest.providers.storage.base import Storage, sha256_of
+from docingest.services.progress import shown_progress
+from docingest.settings import Settings
+
+log = logging.getLogger("docingest.services.documents")
+
+#: Declared types an upload may have, and the extension of its storage key.
+MIME_EXTENSIONS: dict[str, str] = {
+    "application/pdf": "pdf",
+    DOCX_MIME: "docx",
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "text/markdown": "md",
+    "text/x-markdown": "md",
+    "text/plain": "txt",
+    "application/json": "json",  # text: parsed as plain text (the sniffed type wins, with a warning)
+    "application/octet-stream": "bin",
+}
+
+#: Errors of a job failed at ``uploaded`` whose bytes were never accepted: the upload never
+#: arrived (``upload_expired``), or the worker refused the stored object for not being what
+#: was declared and deleted it (``size_mismatch``, also for a missing object;
+#: ``checksum_mismatch``; ``empty_file``; ``file_too_large``; ``content_type_mismatch``, the
+#: declared type contradicting the content). A new ``POST /upload`` of the same SHA-256
+#: re-declares such a document and re-arms its job (:meth:`DocumentService.request_upload`).
+#: Not in the set: ``unsupported_type`` (the verified bytes themselves are unusable, and the
+#: same SHA-256 is the same bytes), transient errors and ``worker_lost`` at ``uploaded`` (the
+#: bytes may be fine: ``POST /jobs/{id}/retry`` verifies them again), and every error of a
+#: later stage (the bytes were accepted).
+REUPLOAD_ERRORS = frozenset({
+    SizeMismatch.error_code, ChecksumMismatch.error_code, EmptyFile.error_code,
+    FileTooLarge.error_code, ContentTypeMismatch.error_code, UploadExpired.error_code,
+})
+
+#: Who asked for a retry: the API (``POST /jobs/{id}/retry``), ``docingest retry``, or
+#: ``docingest ingest`` of the same file (the ``via`` of a ``retry_requested`` event).
+RetryVia = Literal["api", "cli", "ingest"]
+
+
+def normalise_mime(mime: str) -> str:
+    """``'Text/HTML; charset=utf-8'`` -> ``'text/html'``."""
+    return mime.split(";", 1)[0].strip().lower()
+
+
+def display_filename(name: str) -> str:
+    """The original name, for display only: last path segment, NFC, no control characters.
+
+    Raises:
+        ValueError: when nothing displayable is left.
+    """
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and not "\ud800" <= ch <= "\udfff")
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name or name in (".", ".."):
+        raise ValueError("the filename has no displayable characters")
+    return name[:255]
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    """The limits the documents service applies.
+
+    Attributes:
+        max_file_bytes: the largest document accepted, in bytes.
+        max_active_jobs_per_user: unfinished jobs a user may have before an upload request is
+            refused (``too_many_active_jobs``).
+        upload_url_ttl_seconds: lifetime of a signed upload URL, in seconds.
+        upload_grace_seconds: seconds an upload may still arrive after its URL expired.
+    """
+
+    max_file_bytes: int
+    max_active_jobs_per_user: int
+    upload_url_ttl_seconds: int
+    upload_grace_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UploadPolicy:
+        """The policy of ``UPLOAD_PIPELINE_MAX_FILE_BYTES``, ``..._MAX_ACTIVE_JOBS_PER_USER``,
+        ``..._UPLOAD_URL_TTL_SECONDS`` and ``..._UPLOAD_GRACE_SECONDS``."""
+        return cls(max_file_bytes=settings.max_file_bytes,
+                   max_active_jobs_per_user=settings.max_active_jobs_per_user,
+                   upload_url_ttl_seconds=settings.upload_url_ttl_seconds,
+                   upload_grace_seconds=settings.upload_grace_seconds)
+
+    @property
+    def deadline_seconds(self) -> float:
+        """Seconds a waiting job waits for its upload: the URL's lifetime plus the grace."""
+        return self.upload_url_ttl_seconds + self.upload_grace_seconds
+
+
+@dataclass
+class Registered:
+    """A local file's document and job; ``created`` is False for a duplicate of earlier bytes,
+    ``requeued`` True when that duplicate had failed and was queued again, ``resumed`` True
+    when its job was still unfinished (e.g. an interrupted ``docingest ingest``)."""
+
+    document: Document
+    job: Job | None
+    created: bool
+    requeued: bool = False
+    resumed: bool = False
+
+
+@dataclass
+class UploadTicket:
+    """The answer to an upload request; ``created`` is False for a duplicate of earlier bytes,
+    ``reupload`` True when that duplicate's refused, expired or pending upload was re-armed
+    with this request's declaration."""
+
+    created: bool
+    document: Document
+    job: Job | None
+    upload: SignedUpload | None
+    reupload: bool = False
+
+
+class Retried(NamedTuple):
+    """A retried job and, when it waits for a new upload, where to send the bytes."""
+
+    job: Job
+    upload: SignedUpload | None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One row of ``docingest status``: a job with its document's name and owner.
+
+    ``progress`` is what a user is shown (:func:`~docingest.services.progress.shown_progress`:
+    no ETA for a stalled job); ``stalled`` is True for a job ``working`` under an expired lease
+    (its holder died or hung); ``state`` stays as stored.
+    """
+
+    document_id: str
+    job_id: str
+    filename: str
+    user_id: str
+    stage: str
+    state: str
+    stalled: bool
+    lease_expires_at: datetime | None
+    attempts: int
+    retry_count: int
+    error_code: str | None
+    error_message: str | None
+    progress: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> JobStatus:
+        """From a ``Repository.list_jobs`` row."""
+        return cls(document_id=str(row["document_id"]), job_id=str(row["job_id"]), filename=row["filename"],
+                   user_id=row["user_id"], stage=row["stage"], state=row["state"], stalled=bool(row["stalled"]),
+                   lease_expires_at=row["lease_expires_at"], attempts=row["attempts"],
+                   retry_count=row["retry_count"], error_code=row["error_code"],
+                   error_message=row["error_message"],
+                   progress=shown_progress(row["progress"], stalled=row["stalled"], state=row["state"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as ``status --json`` prints it (``lease_expires_at`` a datetime or None)."""
+        return dict(self.__dict__)
+
+
+class DocumentService:
+    """Registers, uploads, retries, deletes and reads documents and their jobs.
+
+    Args:
+        db: connections and user-scoped transactions.
+        repo: the queries.
+        storage: the object storage of the documents' bytes and parsed artifacts.
+        policy: the size, active-job and upload-deadline limits.
+    """
+
+    def __init__(self, db: Database, repo: Repository, storage: Storage, policy: UploadPolicy) -> None:
+        self.db = db
+        self.repo = repo
+        self.storage = storage
+        self.policy = policy
+
+    # --- a local file (docingest ingest) ---------------------------------------------------
+    def register_file(self, path: Path, *, user_id: str) -> Registered:
+        """Store ``path`` and create its document and job (``queued`` at ``uploaded``).
+
+        The same bytes for the same user are one document: an existing one is returned with
+        no new job. If its job has ``failed``, ingesting the file again is a retry (via
+        ``ingest``): the bytes are stored again and the job is queued from its last good stage,
+        so a document refused at upload (``size_mismatch``, ``upload_expired`` ...) can still
+        be ingested. A file over ``max_file_bytes`` is registered as failed ``file_too_large``
+        without being copied.
+
+        Raises:
+            OSError: the file cannot be read.
+            StorageUnavailable: the storage refused the copy.
+        """
+        with path.open("rb") as f:
+            sha, size = sha256_of(f)
+        filename = unicodedata.normalize("NFC", path.name)
+        # A CLI user declares nothing: the sniffed type wins over what the name suggests (a
+        # DOCX named .pdf is parsed as the DOCX it is), with a warning event naming both.
+        by_name = mimetypes.guess_type(filename, strict=False)[0]
+        warning: dict[str, Any] | None = None
+        try:
+            detected = detect(path, filename=filename)
+            mime, ext = detected.mime, detected.extension
+            if by_name and by_name != detected.mime:
+                suffix = Path(filename).suffix.lower()
+                warning = {"message": f"the name ends {suffix} ({by_name}) but the content is "
+                                      f"{detected.mime}; parsed as {detected.kind}",
+                           "extension": suffix, "extension_mime": by_name, "detected_mime": detected.mime}
+        except DocingestError:
+            mime, ext = by_name or "application/octet-stream", "bin"  # the uploaded stage reports why
+        too_large = size > self.policy.max_file_bytes
+        with self.db.connection() as conn:
+            existing = self.repo.find_document_by_sha(conn, user_id, sha)
+            job = self.repo.latest_job_for_document(conn, existing.document_id) if existing else None
+        if existing is not None:
+            if job is not None and job.state is State.FAILED and not too_large:
+                return self._register_again(path, existing, job, bytes_len=size, mime=mime)
+            return Registered(existing, job, False, resumed=job is not None and not job.state.terminal)
+        document_id = uuid.uuid4()
+        key = raw_key(user_id, document_id, ext)
+        if not too_large:
+            self.storage.copy_from(key, path)
+        with self.db.transaction() as conn:
+            _, doc = self.repo.insert_document(
+                conn, document_id=document_id, user_id=user_id, filename=filename, mime=mime,
+                bytes_len=size, file_sha256=sha, raw_path=key,
+            )
+            if doc is None:  # another process registered the same bytes meanwhile
+                existing = self.repo.find_document_by_sha(conn, user_id, sha)
+                assert existing is not None
+                job = self.repo.latest_job_for_document(conn, existing.document_id)
+            elif too_large:
+                err = FileTooLarge(f"{size} bytes is over the limit of {self.policy.max_file_bytes} "
+                                   "(UPLOAD_PIPELINE_MAX_FILE_BYTES)")
+                job = self.repo.insert_job(conn, job_id=uuid.uuid4(), document_id=document_id,
+                                           state=State.FAILED.value, via="ingest",
+                                           error_code=err.error_code, error_message=err.message)
+            else:
+                job = self.repo.insert_job(conn, job_id=uuid.uuid4(), document_id=document_id,
+                                           state=State.QUEUED.value, via="ingest")
+                if warning is not None and job is not None:
+                    self.repo.insert_event(conn, job_id=job.job_id, document_id=document_id,
+                                           stage=Stage.UPLOADED.value, type="warning", payload=warning)
+        if doc is None:
+            assert existing is not None
+            self.storage.delete(key)
+            return Registered(existing, job, False)
+        return Registered(doc, job, True)
+
+    def _register_again(self, path: Path, document: Document, job: Job, *, bytes_len: int,
+                        mime: str) -> Registered:
+        """Ingest ``path`` again for its ``document`` whose latest ``job`` failed.
+
+        A job that failed at ``uploaded`` (its bytes never verified: the object was refused
+        and deleted, never arrived, or was the wrong size) gets the file stored again and the
+        document re-declared with the file's real size and type; then the verification runs
+        again. A job that failed later is requeued from its last good stage, the file stored
+        again only if the original object is gone. If another process requeued the job first,
+        nothing changes.
+        """
+        before_verified = job.stage is Stage.UPLOADED
+        store = before_verified or self.storage.head(document.raw_path) is None
+        if store:
+            self.storage.copy_from(document.raw_path, path)
+        with self.db.transaction() as conn:
+            updated = self.repo.requeue_failed_job(conn, job.job_id)
+            if updated is None:  # requeued (or deleted) meanwhile
+                return Registered(document, self.repo.latest_job_for_document(conn, document.document_id), False)
+            if before_verified:
+                document = self.repo.redeclare_document(conn, document.document_id, bytes_len=bytes_len,
+                                                        mime=mime) or document
+            self._retry_event(conn, job, updated, via="ingest", stored_again=store)
+        return Registered(document, updated, False, requeued=True)
+
+    # --- an upload (the API) -----------------------------------------------------------
+    def presign(self, document: Document) -> SignedUpload:
+        """A fresh signed upload URL for the document's raw object.
+
+        Raises:
+            StorageUnavailable: the storage cannot sign one.
+        """
+        return self.storage.presign_upload(
+            document.raw_path, content_length=document.bytes_len, content_type=document.mime,
+            sha256=document.file_sha256, expires_in=self.policy.upload_url_ttl_seconds)
+
+    def request_upload(self, user_id: str, *, filename: str, bytes_len: int, mime: str,
+                       sha256: str) -> UploadTicket:
+        """Create the document and its waiting job, or answer with the user's existing copy.
+
+        The same bytes (SHA-256) of one user are one document, so a request for bytes the
+        user already has answers that document, never a new one, and the reply's ``created``
+        is False (HTTP 200). What it holds depends on the document's latest job:
+
+        - ``failed`` at ``uploaded`` with an error of :data:`REUPLOAD_ERRORS` (the upload was
+          refused, or never arrived): the job waits for a new upload. The document takes
+          this request's filename, type and size, a stale object at its key is deleted (it
+          was never accepted), the job goes back to ``waiting`` with a new deadline, an event
+          ``reupload_requested`` names the previous error, and a fresh signed URL is
+          returned (``reupload`` True). Subject to the active-job limit, like a new upload.
+        - ``waiting`` (the bytes have not arrived, e.g. the signed URL refused a PUT of
+          another size): a fresh signed URL, the deadline moved to cover it. If this request
+          declares another filename, type or size, the document takes them first
+          (``reupload`` True, event ``reupload_requested``), so a corrected size is what the
+          new URL accepts. If the object is already stored nothing changes.
+        - anything else (queued, working, done, or failed after the bytes were accepted,
+          e.g. ``pdf_corrupt``, ``no_text``, an embedding error; or ``unsupported_type``):
+          the document and job as they are, no signed URL. A failed one is retried with
+          :meth:`retry` or deleted.
+
+        The decision and every write happen in one transaction holding the job's row lock,
+        so two simultaneous requests re-arm the job once (the second sees it waiting), and
+        an error (storage, presigning) leaves the rows as they were.
+
+        Raises:
+            ValueError: a filename with nothing displayable.
+            UnsupportedType, EmptyFile, FileTooLarge, TooManyActiveJobs, Conflict (the same
+            bytes registered concurrently), StorageUnavailable (deleting a stale object or
+            presigning).
+        """
+        mime = normalise_mime(mime)
+        ext = MIME_EXTENSIONS.get(mime)
+        if ext is None:
+            raise UnsupportedType(f"type {mime!r} is not supported; use one of {', '.join(MIME_EXTENSIONS)}")
+        if bytes_len == 0:
+            raise EmptyFile("bytes_len is 0: an empty file has nothing to ingest; upload the real file")
+        if bytes_len > self.policy.max_file_bytes:
+            raise FileTooLarge(f"{bytes_len} bytes is over the limit of {self.policy.max_file_bytes} "
+                               "(UPLOAD_PIPELINE_MAX_FILE_BYTES)")
+        document_id = uuid.uuid4()
+        sha256 = sha256.lower()
+        filename = display_filename(filename)
+        with self.db.connection() as conn:  # committed on return to the pool
+            active, document, job = self.repo.create_upload(
+                conn, user_id=user_id, document_id=document_id, job_id=uuid.uuid4(),
+                filename=filename, mime=mime, bytes_len=bytes_len, file_sha256=sha256,
+                raw_path=raw_key(user_id, document_id, ext), max_active=self.policy.max_active_jobs_per_user,
+                wait_seconds=self.policy.deadline_seconds)
+        if document is not None:
+            return UploadTicket(True, document, job, self.presign(document))
+        ticket = self._existing(user_id, sha256, filename=filename, mime=mime, ext=ext, bytes_len=bytes_len,
+                                active=active)
+        if ticket is None:
+            if active >= self.policy.max_active_jobs_per_user:
+                raise self._too_many(active)
+            raise Conflict("the same bytes were being registered concurrently; retry")  # deleted meanwhile
+        return ticket
+
+    def _too_many(self, active: int) -> TooManyActiveJobs:
+        return TooManyActiveJobs(f"you have {active} uploads in progress (limit "
+                                 f"{self.policy.max_active_jobs_per_user})", retry_after=10)
+
+    def _existing(self, user_id: str, sha256: str, *, filename: str, mime: str, ext: str, bytes_len: int,
+                  active: int) -> UploadTicket | None:
+        """The reply of :meth:`request_upload` for bytes the user already has; None when they have not."""
+        with self.db.user_transaction(user_id) as conn:
+            document = self.repo.find_document_by_sha(conn, user_id, sha256)
+            if document is None:
+                return None
+            job = self.repo.lock_latest_job(conn, document.document_id)
+            if job is None:
+                return UploadTicket(False, document, None, None)
+            rearm = (job.state is State.FAILED and job.stage is Stage.UPLOADED
+                     and job.error_code in REUPLOAD_ERRORS)
+            if not rearm and job.state is not State.WAITING:
+                return UploadTicket(False, document, job, None)
+            if rearm and active >= self.policy.max_active_jobs_per_user:
+                raise self._too_many(active)  # like a new upload; nothing was written
+            stored = self.storage.head(document.raw_path) is not None
+            if job.state is State.WAITING and stored:  # arrived, not yet queued: keep its declaration
+                return UploadTicket(False, document, job, self.presign(document))
+            declared = {"filename": document.filename, "mime": document.mime, "bytes_len": document.bytes_len}
+            wanted = {"filename": filename, "mime": mime, "bytes_len": bytes_len}
+            reupload = rearm or declared != wanted
+            if reupload:
+                if stored:  # refused or late bytes, never accepted; the new PUT must find the key free
+                    self.storage.delete(document.raw_path)
+                raw_path = document.raw_path
+                if raw_path.rsplit(".", 1)[-1] != ext:  # the key's extension follows the type
+                    raw_path = raw_key(user_id, document.document_id, ext)
+                document = self.repo.redeclare_document(conn, document.document_id, raw_path=raw_path,
+                                                        filename=filename, mime=mime,
+                                                        bytes_len=bytes_len) or document
+            if rearm:
+                updated = self.repo.requeue_failed_job(conn, job.job_id,
+                                                       upload_deadline_seconds=self.policy.deadline_seconds)
+            else:
+                updated = self.repo.extend_upload_deadline(conn, job.job_id,
+                                                           deadline_seconds=self.policy.deadline_seconds)
+            if updated is None:  # cannot happen under the lock; rolls back if it does
+                raise Conflict("the job changed meanwhile; retry")
+            if reupload:
+                self.repo.insert_event(
+                    conn, job_id=job.job_id, document_id=document.document_id, stage=updated.stage.value,
+                    type="reupload_requested",
+                    payload={"previous_state": job.state.value, "previous_error_code": job.error_code,
+                             "previous": declared, **wanted, "stale_object_deleted": stored})
+            # Inside the transaction: if presigning fails, nothing above is kept.
+            return UploadTicket(False, document, updated, self.presign(document), reupload=reupload)
+
+    def complete_upload(self, user_id: str, job_id: UUID) -> Job:
+        """The client says the bytes are stored: queue the job once the object exists.
+
+        Returns:
+            the job, ``queued`` (or as it was when it was no longer waiting).
+
+        Raises:
+            NotFound: no such job of the user's.
+            Conflict: the object is missing, or the job failed.
+        """
+        job, document = self._job_and_document(job_id, user_id=user_id)
+        if job.state is not State.WAITING:
+            if job.state is State.FAILED:
+                raise Conflict(f"the job failed ({job.error_code}); retry it with POST /jobs/{job_id}/retry")
+            return job
+        if self.storage.head(document.raw_path) is None:
+            raise Conflict("the upload has not arrived: PUT the bytes to signed_url first")
+        with self.db.user_transaction(user_id) as conn:
+            queued = self.repo.queue_uploaded_job(conn, job_id, via="complete")
+            current = queued or self.repo.get_job(conn, job_id, user_id=user_id)
+        assert current is not None
+        return current
+
+    def on_stored(self, key: str) -> None:
+        """The local storage service stored ``key``: queue its waiting job, if any."""
+        with self.db.connection() as conn:
+            job_id = self.repo.waiting_job_by_key(conn, key)
+            if job_id is not None:
+                self.repo.queue_uploaded_job(conn, job_id, via="storage")
+
+    def sweep(self, *, limit: int = 100) -> dict[str, int]:
+        """Queue waiting jobs whose object exists; fail those past their deadline ``upload_expired``.
+
+        Returns:
+            ``{"queued": n, "expired": n}`` of this pass (at most ``limit`` jobs looked at;
+            it stops early when the storage does not answer).
+        """
+        counts = {"queued": 0, "expired": 0}
+        with self.db.connection() as conn:
+            rows = self.repo.waiting_jobs(conn, min_age_seconds=1.0, limit=limit)
+        for row in rows:
+            try:
+                present = self.storage.head(row["raw_path"]) is not None
+            except DocingestError as exc:
+                log.warning("upload sweep: storage unavailable: %s", exc)
+                break
+            with self.db.connection() as conn:
+                if present:
+                    counts["queued"] += self.repo.queue_uploaded_job(conn, row["job_id"], via="sweep") is not None
+                elif row["expired"]:
+                    err = UploadExpired(
+                        f"no upload arrived within {self.policy.upload_url_ttl_seconds} s (the signed "
+                        f"URL's lifetime) plus {self.policy.upload_grace_seconds:g} s grace")
+                    counts["expired"] += self.repo.expire_upload(
+                        conn, row["job_id"], error_message=err.message) is not None
+        return counts
+
+    # --- every entry point -----------------------------------------------------------------
+    def retry(self, job_id: UUID, *, user_id: str | None = None, via: RetryVia = "api") -> Retried:
+        """A failed job back to its last good stage, with a ``retry_requested`` event.
+
+        A job that failed at ``uploaded`` whose object is gone (refused and deleted, or never
+        stored) needs the bytes again: for the API (``via="api"``) it waits for a new upload
+        and a fresh signed URL is returned; anything else cannot send bytes to a URL and is
+        refused.
+
+        Args:
+            user_id: only a job of this user's documents (the API, under row security); None:
+                any job (the CLI, which owns the database).
+            via: the entry point asking (the event's ``via``).
+
+        Raises:
+            NotFound: no such job (of the user's).
+            Conflict: the job has not failed, changed meanwhile, or (not via the API) needs
+                its file again: the message says to ingest it again.
+        """
+        job, document = self._job_and_document(job_id, user_id=user_id)
+        if job.state is not State.FAILED:
+            raise Conflict(f"only a failed job can be retried; this one is {job.state.value}")
+        rearm = job.stage is Stage.UPLOADED and self.storage.head(document.raw_path) is None
+        if rearm and via != "api":
+            raise Conflict(f"job {job_id} failed {job.error_code} before its file was kept, so there is "
+                           f"nothing to retry: run `docingest ingest` on {document.filename} again (it "
+                           "requeues the failed document with the file)")
+        transaction = self.db.user_transaction(user_id) if user_id is not None else self.db.transaction()
+        with transaction as conn:
+            updated = self.repo.requeue_failed_job(
+                conn, job_id, upload_deadline_seconds=self.policy.deadline_seconds if rearm else None)
+            if updated is not None:
+                self._retry_event(conn, job, updated, via=via, rearmed=rearm)
+        if updated is None:
+            raise Conflict("the job changed meanwhile; read it again")
+        return Retried(updated, self.presign(document) if rearm else None)
+
+    def _retry_event(self, conn: Conn, previous: Job, updated: Job, *, via: RetryVia, **details: Any) -> None:
+        self.repo.insert_event(conn, job_id=updated.job_id, document_id=updated.document_id,
+                               stage=updated.stage.value, type="retry_requested",
+                               payload={"via": via, "previous_error_code": previous.error_code, **details})
+
+    def delete(self, user_id: str, document_id: UUID) -> Document:
+        """Delete the document's rows (jobs, events, buffers, chunks: cascade), then its objects
+        (an object the storage fails to delete is logged, not raised: the rows are gone).
+
+        Raises:
+            NotFound: no such document of the user's.
+        """
+        with self.db.user_transaction(user_id) as conn:
+            document = self.repo.delete_user_document(conn, user_id=user_id, document_id=document_id)
+        if document is None:
+            raise NotFound(f"no document {document_id}")
+        keys = [document.raw_path, parsed_key(user_id, document_id), parsed_key(user_id, document_id, "json")]
+        for key in keys:
+            try:
+                self.storage.delete(key)
+            except DocingestError as exc:  # rows are gone; an orphan object is logged, not fatal
+                log.warning("document %s deleted but object %s was not: %s", document_id, key, exc)
+        return document
+
+    def get_document(self, user_id: str, document_id: UUID) -> dict[str, Any]:
+        """The user's document with its latest job (``Repository.get_document_view``'s row).
+
+        Raises:
+            NotFound: no such document of the user's.
+        """
+        with self.db.user_transaction(user_id) as conn:
+            row = self.repo.get_document_view(conn, user_id=user_id, document_id=document_id)
+        if row is None:
+            raise NotFound(f"no document {document_id}")
+        return row
+
+    def list_documents(self, user_id: str, *, limit: int, offset: int) -> list[dict[str, Any]]:
+        """The user's documents as :meth:`get_document` gives one, newest first, a page of
+        at most ``limit`` after skipping ``offset``."""
+        with self.db.user_transaction(user_id) as conn:
+            return self.repo.list_document_views(conn, user_id=user_id, limit=limit, offset=offset)
+
+    def get_job(self, user_id: str, job_id: UUID) -> Job:
+        """One of the user's jobs.
+
+        Raises:
+            NotFound: no such job of the user's.
+        """
+        with self.db.user_transaction(user_id) as conn:
+            job = self.repo.get_job(conn, job_id, user_id=user_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        return job
+
+    def _job_and_document(self, job_id: UUID, *, user_id: str | None) -> tuple[Job, Document]:
+        transaction = self.db.user_transaction(user_id) if user_id is not None else self.db.transaction()
+        with transaction as conn:
+            job = self.repo.get_job(conn, job_id, user_id=user_id)
+            document = self.repo.get_document(conn, job.document_id) if job else None
+        if job is None or document is None:
+            raise NotFound(f"no job {job_id}")
+        return job, document
+
+    def job_rows(self, *, user_id: str | None = None,
+                 document_ids: list[UUID] | None = None) -> list[dict[str, Any]]:
+        """Every job (of ``user_id``, of ``document_ids``; None: all), oldest first, as
+        ``Repository.list_jobs`` gives them."""
+        with self.db.connection() as conn:
+            return self.repo.list_jobs(conn, user_id=user_id, document_ids=document_ids)
+
+    def statuses(self, *, user_id: str | None = None) -> list[JobStatus]:
+        """Every job (of ``user_id``; None: everyone's), oldest first, as ``status`` shows them."""
+        return [JobStatus.from_row(r) for r in self.job_rows(user_id=user_id)]
+
+    def document_stats(self, document_ids: list[UUID]) -> list[dict[str, Any]]:
+        """``document_id, page_count, chunks`` of each listed document."""
+        with self.db.connection() as conn:
+            return self.repo.document_stats(conn, document_ids)
+
+    def inventory(self, user_id: str | None) -> dict[str, Any]:
+        """``{documents, chunks, users, jobs_by_state: {state: n}}`` of ``user_id`` (None:
+        everyone; ``users`` counts every user with a document).
+
+        Raises:
+            psycopg.Error: the database cannot be read.
+        """
+        with self.db.connection() as conn:
+            return self.repo.inventory(conn, user_id)
+
+    def events_after(self, document_id: UUID, after_event_id: int) -> tuple[Job | None, list[dict[str, Any]]]:
+        """The document's latest job (read first) and its events after ``after_event_id``
+        (at most 500, oldest first). Does not check the document's owner."""
+        with self.db.connection() as conn:
+            job = self.repo.latest_job_for_document(conn, document_id)
+            rows = self.repo.events_after(conn, document_id, after_event_id)
+        return job, rows
+
+    def latest_job(self, document_id: UUID) -> Job | None:
+        """The document's latest job, or None."""
+        with self.db.connection() as conn:
+            return self.repo.latest_job_for_document(conn, document_id)
+
+    def job_counts(self) -> list[tuple[str, str, int]]:
+        """``[(stage, state, jobs)]`` over every job (queue depth).
+
+        Raises:
+            psycopg.Error: the database cannot be read.
+        """
+        with self.db.connection() as conn:
+            return self.repo.job_counts(conn)
+
+    def wake_parse_job(self, job_id: UUID, remote_job_id: str) -> bool:
+        """Make a job waiting on remote parse ``remote_job_id`` claimable now; False if none."""
+        with self.db.connection() as conn:
+            return self.repo.wake_parse_job(conn, job_id, remote_job_id)
+
+
+class UploadSweeper:
+    """A daemon thread running :meth:`DocumentService.sweep` every ``interval`` seconds."""
+
+    def __init__(self, service: DocumentService, interval: float) -> None:
+        self.service = service
+        self.interval = interval
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread = threading.Thread(target=self._loop, name="docingest-upload-sweeper", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                counts = self.service.sweep()
+                if any(counts.values()):
+                    log.info("upload sweep: %s", counts)
+            except Exception:
+                log.exception("upload sweep failed")
+
+    def stop(self) -> None:
+        """Stop the thread (waits up to 10 s for a pass in progress)."""
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(10)

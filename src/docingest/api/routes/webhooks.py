@@ -21,7 +21,7 @@ import hmac
 from typing import Any
 from uuid import UUID
 
-from docingest.errors import BadWebhookSignature, InvalidRequest, RequestError
+from docingest.errors import BadWebhookSignature, InvalidRequest, NotFound, RequestError
 
 
 def llamaparse_signature(secret: str, job_id: Any) -> str:
@@ -41,8 +41,8 @@ def remote_job_id(body: Any) -> str | None:
 
 
 def _refusal(err: RequestError) -> tuple[int, dict[str, Any]]:
-    """``(status, {"error_code", "message"})`` of a refusal of the README's table."""
-    return err.status_code, {"error_code": err.error_code, "message": err.message}
+    """``(http_status, {"error_code", "message"})`` of a refusal of the README's table."""
+    return err.http_status, {"error_code": err.error_code, "message": err.message}
 
 
 def handle_llamaparse_webhook(runtime: Any, job_id: UUID, signature: str | None,
@@ -62,7 +62,7 @@ def handle_llamaparse_webhook(runtime: Any, job_id: UUID, signature: str | None,
     with runtime.pool().connection() as conn:
         woken = runtime.repo.wake_parse_job(conn, job_id, remote)
     if not woken:
-        return 404, {"error_code": "not_found", "message": "no job is waiting on that parse"}
+        return _refusal(NotFound("no job is waiting on that parse"))
     return 202, {"job_id": str(job_id), "woken": True}
 
 

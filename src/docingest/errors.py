@@ -350,8 +350,8 @@ class RemoteParseCancelled(PermanentError):
 class InternalInvariantError(PermanentError):
     """A state docingest never writes was found (a bug): the job fails at once, never retried.
 
-    The message says it is a bug and what was found, e.g. ``bug: 3 of 40 buffered chunks have
-    no vector at finalize``. Retrying would meet the same state again.
+    The message says it is a bug and what was found, e.g. ``bug: finalize found 40 buffered
+    chunks but 37 buffered vectors``. Retrying would meet the same state again.
     """
 
     error_code = "internal_invariant"

@@ -8,7 +8,8 @@ elsewhere maps a class to a status or a code. The tree (the httpx habit of drawi
 here)::
 
     DocingestError                     base: ``error_code``, ``retryable``, ``http_status``
-    ├── PermanentError (400)           job errors never retried: the input itself is wrong
+    ├── PermanentError (400)           job errors never retried: the input is wrong, or a retry
+    │                                  would meet the same state
     │   ├── EmptyFile                  empty_file (422)
     │   ├── FileTooLarge               file_too_large (413)
     │   ├── UnsupportedType            unsupported_type (415)

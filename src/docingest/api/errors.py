@@ -88,7 +88,7 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     if status >= 500:
-        code = "internal_error"
+        code = e.InternalError.error_code
     else:
         code = e.request_error_for_status(status).error_code
     template = _HTTP_MESSAGES.get(status)

@@ -1,54 +1,85 @@
-"""Error model: every failure a document can meet, with a stable ``error_code``.
+"""Error model: every failure docingest reports, with a stable ``error_code``.
 
-The tree (the httpx habit of drawing it once, here)::
+Every class carries, as class attributes, its ``error_code`` (stable snake_case),
+``retryable`` (a retry of the same input may succeed) and ``http_status`` (what the API
+answers when the error escapes a route; for an error only the pipeline raises, the status
+it would have), plus ``meaning`` and ``user_action`` for the README's tables. No table
+elsewhere maps a class to a status or a code. The tree (the httpx habit of drawing it once,
+here)::
 
-    DocingestError                     base; ``error_code``, ``retryable``, ``user_action``
-    ├── PermanentError                 never retried: the input itself is wrong
-    │   ├── EmptyFile                  empty_file
-    │   ├── FileTooLarge               file_too_large
-    │   ├── UnsupportedType            unsupported_type
-    │   ├── ContentTypeMismatch        content_type_mismatch
-    │   ├── ChecksumMismatch           checksum_mismatch
-    │   ├── SizeMismatch               size_mismatch
-    │   ├── PdfEncrypted               pdf_encrypted
-    │   ├── PdfCorrupt                 pdf_corrupt
-    │   ├── DocumentCorrupt            document_corrupt
-    │   ├── NoText                     no_text
-    │   ├── ChunkTooLong               chunk_too_long
-    │   ├── EmbeddingDimensionMismatch embedding_dimension_mismatch
-    │   ├── UploadExpired              upload_expired
-    │   ├── EmbeddingInputTooLong      embedding_input_too_long
-    │   ├── EmbeddingRejected          embedding_rejected (a 4xx other than 429)
-    │   ├── RemoteParseFailed          remote_parse_failed (LlamaParse job FAILED)
-    │   ├── RemoteParseCancelled       remote_parse_cancelled
-    │   └── WorkerLost                 worker_lost (raised after N lost leases)
-    └── TransientError                 retried with backoff, then failed with the last cause
-        ├── StorageUnavailable         storage_unavailable
-        ├── EmbeddingUnavailable       embedding_unavailable
-        ├── ParseTimeout               parse_timeout
-        ├── ParseCrashed               parse_crashed
-        ├── ParseOutOfMemory           parse_oom
-        ├── ParserUnavailable          parser_unavailable (LlamaParse 5xx, 429, network)
-        └── InternalError              internal_error (an unexpected exception)
+    DocingestError                     base: ``error_code``, ``retryable``, ``http_status``
+    ├── PermanentError (400)           job errors never retried: the input is wrong, or a retry
+    │                                  would meet the same state
+    │   ├── EmptyFile                  empty_file (422)
+    │   ├── FileTooLarge               file_too_large (413)
+    │   ├── UnsupportedType            unsupported_type (415)
+    │   ├── ContentTypeMismatch        content_type_mismatch (415)
+    │   ├── ChecksumMismatch           checksum_mismatch (422)
+    │   ├── SizeMismatch               size_mismatch (422)
+    │   ├── PdfEncrypted               pdf_encrypted (422)
+    │   ├── PdfCorrupt                 pdf_corrupt (422)
+    │   ├── DocumentCorrupt            document_corrupt (422)
+    │   ├── NoText                     no_text (422)
+    │   ├── ChunkTooLong               chunk_too_long (500)
+    │   ├── EmbeddingDimensionMismatch embedding_dimension_mismatch (400)
+    │   ├── UploadExpired              upload_expired (410)
+    │   ├── WorkerLost                 worker_lost (500; raised after N lost leases)
+    │   ├── EmbeddingInputTooLong      embedding_input_too_long (400)
+    │   ├── EmbeddingRejected          embedding_rejected (400; a 4xx other than 429)
+    │   ├── RemoteParseFailed          remote_parse_failed (502; LlamaParse job FAILED)
+    │   ├── RemoteParseCancelled       remote_parse_cancelled (502)
+    │   └── InternalInvariantError     internal_invariant (500): a bug, docingest found a state
+    │                                  it never writes; failed at once, never retried
+    ├── TransientError (500)           retried with backoff, then failed with the last cause
+    │   ├── StorageUnavailable         storage_unavailable (503)
+    │   ├── EmbeddingUnavailable       embedding_unavailable (500)
+    │   ├── ParseTimeout               parse_timeout (504)
+    │   ├── ParseCrashed               parse_crashed (500)
+    │   ├── ParseOutOfMemory           parse_oom (500)
+    │   ├── InternalError              internal_error (500; an unexpected exception)
+    │   └── ParserUnavailable          parser_unavailable (503; LlamaParse 5xx, 429, network)
+    ├── RequestError                   bad_request (400): refused API requests, never stored on a job
+    │   ├── Unauthorized               invalid_token (401)
+    │   ├── NotFound                   not_found (404): also another user's ids
+    │   ├── Conflict                   conflict (409): the resource is not in a state for this
+    │   ├── TooManyActiveJobs          too_many_active_jobs (429, ``retry_after``)
+    │   ├── InvalidRequest             invalid_request (422): a field fails validation
+    │   ├── InvalidValue               invalid_value (422): a value the database cannot store
+    │   ├── DatabaseUnavailable        database_unavailable (503)
+    │   ├── MethodNotAllowed           method_not_allowed (405): the path exists, not for this method
+    │   ├── BadWebhookSignature        unauthorized (401): the LlamaParse webhook's signature
+    │   └── QueryTooLong               query_too_long (422): also a ValueError, for the CLI
+    ├── SetupError                     the installation needs its operator (also a RuntimeError);
+    │   │                              its message keeps server paths (the API scrubs them)
+    │   ├── DatabaseNotMigrated        database_not_migrated (503): run ``docingest migrate``
+    │   └── EmbeddedDatabaseFailed     embedded_database_failed (503): pgserver did not start
+    └── StorageError                   bad_request (400): refusals of the local storage service,
+        │                              answered in Supabase Storage's body with ``supabase_error``
+        ├── StorageUnauthorized        invalid_token (403, "Unauthorized"): no service key
+        ├── SignedUrlError             invalid_token (403, "InvalidJWT"): bad or expired signed URL
+        │   └── SignedUrlTokenMissing  bad_request (400, "InvalidJWT"): no ``?token=``
+        ├── BucketNotFound             not_found (404, "Bucket not found")
+        ├── ObjectNotFound             not_found (404, "not_found")
+        ├── InvalidObjectKey           bad_request (400, "InvalidKey")
+        ├── MultipartRefused           bad_request (415, "InvalidRequest")
+        ├── ObjectExists               conflict (409, "Duplicate")
+        ├── BodyLongerThanDeclared     size_mismatch (413, "Payload too large")
+        ├── BodyTooLarge               file_too_large (413, "Payload too large")
+        ├── BodySizeMismatch           size_mismatch (400, "InvalidRequest")
+        ├── BodyChecksumMismatch       checksum_mismatch (400, "InvalidChecksum")
+        └── ClientDisconnected         bad_request (400, "ClientDisconnect")
 
-    LeaseLost                          not a document failure: the worker lost its
-                                       claim (attempt fenced out) and must write nothing.
+    Control-flow signals, not failures (caught inside the package, never reported):
+    LeaseLost                          the worker lost its claim (attempt fenced out) and
+                                       must write nothing
+    WorkerStopping (worker.loop)       the worker is stopping: the held job is released
+    IngestInterrupted (services.ingest) ``ingest`` was interrupted: run it again to resume
 
-    RequestError (DocingestError)      refused API requests, never stored on a job; ``status_code``
-    ├── Unauthorized                   invalid_token (401)
-    ├── NotFound                       not_found (404): also another user's ids
-    ├── Conflict                       conflict (409): the resource is not in a state for this
-    ├── TooManyActiveJobs              too_many_active_jobs (429, ``retry_after``)
-    ├── InvalidRequest                 invalid_request (422): a field fails validation
-    ├── InvalidValue                   invalid_value (422): a value the database cannot store
-    ├── DatabaseUnavailable            database_unavailable (503)
-    ├── MethodNotAllowed               method_not_allowed (405): the path exists, not for this method
-    ├── BadWebhookSignature            unauthorized (401): the LlamaParse webhook's signature
-    └── QueryTooLong                   query_too_long (422): also a ValueError, for the CLI
-
+The local storage service's codes are the README's (``size_mismatch`` there is the same
+condition as on a job); its status and ``error`` string follow Supabase Storage.
 Library errors are translated at the edge (``raise PdfCorrupt(...) from exc``);
 the worker turns a ``DocingestError`` into a retry or a ``failed`` job, the API
-into ``{"error_code", "message"}`` with an HTTP status.
+into ``{"error_code", "message"}`` with ``http_status``.
 """
 
 from __future__ import annotations
@@ -111,20 +142,32 @@ class DocingestError(Exception):
     """Base of every failure docingest reports to a user.
 
     Attributes:
-        error_code: stable snake_case code stored in ``upload_jobs.error_code``.
+        error_code: stable snake_case code stored in ``upload_jobs.error_code`` and answered
+            by the API.
         retryable: True when retrying the same input may succeed.
+        http_status: the HTTP status the API answers when the error escapes a route.
+        meaning: what happened (shown in the README table).
         user_action: what the user can do about it (shown in the README table).
+        scrub: True when the message loses its server paths at construction (it is stored
+            on jobs and answered to API users); :class:`SetupError`, read by the operator,
+            keeps them and the API scrubs them when it answers.
+        message: the message, scrubbed when ``scrub``; ``meaning`` when none was given.
         retry_after: seconds the caller asked us to wait before retrying, if any.
     """
 
     error_code: str = "internal_error"
     retryable: bool = True
+    http_status: int = 500
     meaning: str = "unexpected error"
     user_action: str = "retry; report it if it persists"
+    scrub: bool = True
 
     def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
         # Stored on jobs and answered to API users: never a server path (``scrub_paths``).
-        message = scrub_paths(message) if message else self.meaning
+        if not message:
+            message = self.meaning
+        elif self.scrub:
+            message = scrub_paths(message)
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
@@ -134,76 +177,89 @@ class PermanentError(DocingestError):
     """A failure that no retry can fix; the job fails at once."""
 
     retryable = False
+    http_status = 400
 
 
 class TransientError(DocingestError):
     """A failure that may pass; retried with exponential backoff and jitter."""
 
     retryable = True
+    http_status = 500
 
 
 class EmptyFile(PermanentError):
     error_code = "empty_file"
+    http_status = 422
     meaning = "the file has zero bytes"
     user_action = "upload the file again; the copy received was empty"
 
 
 class FileTooLarge(PermanentError):
     error_code = "file_too_large"
+    http_status = 413
     meaning = "the file is larger than UPLOAD_PIPELINE_MAX_FILE_BYTES"
     user_action = "split the file or raise UPLOAD_PIPELINE_MAX_FILE_BYTES"
 
 
 class UnsupportedType(PermanentError):
     error_code = "unsupported_type"
+    http_status = 415
     meaning = "the content is not PDF, DOCX, HTML, Markdown or plain text"
     user_action = "convert the file to a supported format"
 
 
 class ContentTypeMismatch(PermanentError):
     error_code = "content_type_mismatch"
+    http_status = 415
     meaning = "the bytes are not of the declared type"
     user_action = "declare the type the file really has (the message names it)"
 
 
 class ChecksumMismatch(PermanentError):
     error_code = "checksum_mismatch"
+    http_status = 422
     meaning = "the stored bytes do not match the declared SHA-256"
     user_action = "upload again; the file changed or was corrupted in transit"
 
 
 class SizeMismatch(PermanentError):
     error_code = "size_mismatch"
+    http_status = 422
     meaning = "the stored object is not the declared size"
     user_action = "upload again with the right bytes_len"
 
 
 class PdfEncrypted(PermanentError):
     error_code = "pdf_encrypted"
+    http_status = 422
     meaning = "the PDF needs a password to open"
     user_action = "remove the password (e.g. qpdf --decrypt) and upload again"
 
 
 class PdfCorrupt(PermanentError):
     error_code = "pdf_corrupt"
+    http_status = 422
     meaning = "the PDF is damaged or truncated"
     user_action = "re-export or repair the PDF and upload again"
 
 
 class DocumentCorrupt(PermanentError):
     error_code = "document_corrupt"
+    http_status = 422
     meaning = "the document cannot be read (damaged DOCX, undecodable text)"
     user_action = "re-save the document and upload again"
 
 
 class NoText(PermanentError):
     error_code = "no_text"
+    http_status = 422
     meaning = "no text was found in the document"
     user_action = "the file may be scanned images: run OCR first (OCR is not configured)"
 
 
 class ChunkTooLong(PermanentError):
     error_code = "chunk_too_long"
+    http_status = 500
     meaning = "a chunk exceeds the embedding model's token limit"
     user_action = "report it: the chunker guarantees the limit"
 
@@ -216,18 +272,21 @@ class EmbeddingDimensionMismatch(PermanentError):
 
 class UploadExpired(PermanentError):
     error_code = "upload_expired"
+    http_status = 410
     meaning = "the upload never arrived before its signed URL expired"
     user_action = "request a new upload"
 
 
 class WorkerLost(PermanentError):
     error_code = "worker_lost"
+    http_status = 500
     meaning = "workers holding this job died too many times"
     user_action = "check worker logs (memory, crashes), then `docingest retry JOB`"
 
 
 class StorageUnavailable(TransientError):
     error_code = "storage_unavailable"
+    http_status = 503
     meaning = "object storage did not answer"
     user_action = "check the storage service; the job retries by itself"
 
@@ -240,6 +299,7 @@ class EmbeddingUnavailable(TransientError):
 
 class ParseTimeout(TransientError):
     error_code = "parse_timeout"
+    http_status = 504
     meaning = "parsing took longer than its time limit"
     user_action = "split the document or raise UPLOAD_PIPELINE_PARSE_TIMEOUT_SECONDS"
 
@@ -276,18 +336,34 @@ class EmbeddingRejected(PermanentError):
 
 class RemoteParseFailed(PermanentError):
     error_code = "remote_parse_failed"
+    http_status = 502
     meaning = "LlamaParse reported the parse job as failed"
     user_action = "read the message; re-export the file or use UPLOAD_PIPELINE_PARSER=local"
 
 
 class RemoteParseCancelled(PermanentError):
     error_code = "remote_parse_cancelled"
+    http_status = 502
     meaning = "the LlamaParse job was cancelled"
     user_action = "retry the job (`docingest retry JOB`)"
 
 
+class InternalInvariantError(PermanentError):
+    """A state docingest never writes was found (a bug): the job fails at once, never retried.
+
+    The message says it is a bug and what was found, e.g. ``bug: finalize found 40 buffered
+    chunks but 37 buffered vectors``. Retrying would meet the same state again.
+    """
+
+    error_code = "internal_invariant"
+    http_status = 500
+    meaning = "docingest found its own data in a state it never writes (a bug)"
+    user_action = "report it with the job id and message; `docingest retry JOB` after the fix"
+
+
 class ParserUnavailable(TransientError):
     error_code = "parser_unavailable"
+    http_status = 503
     meaning = "the remote parser (LlamaParse) failed, timed out or rate-limited us"
     user_action = "check LlamaParse status and UPLOAD_PIPELINE_LLAMAPARSE_API_KEY; it retries"
 
@@ -329,11 +405,10 @@ def classify(exc: BaseException) -> DocingestError:
 class RequestError(DocingestError):
     """A refused API request (not a document failure: never stored on a job).
 
-    Attributes:
-        status_code: the HTTP status the API answers with.
+    Its ``http_status`` is the status the API answers.
     """
 
-    status_code: int = 400
+    http_status = 400
     error_code = "bad_request"
     retryable = False
     meaning = "the request is invalid"
@@ -341,28 +416,28 @@ class RequestError(DocingestError):
 
 
 class Unauthorized(RequestError):
-    status_code = 401
+    http_status = 401
     error_code = "invalid_token"
     meaning = "the bearer token is missing, malformed, badly signed, expired or not yet valid"
     user_action = "send a valid token: `Authorization: Bearer <jwt>`"
 
 
 class NotFound(RequestError):
-    status_code = 404
+    http_status = 404
     error_code = "not_found"
     meaning = "no such resource"
     user_action = "check the id"
 
 
 class Conflict(RequestError):
-    status_code = 409
+    http_status = 409
     error_code = "conflict"
     meaning = "the resource is not in a state that allows this"
     user_action = "read the resource's state and try what it allows"
 
 
 class TooManyActiveJobs(RequestError):
-    status_code = 429
+    http_status = 429
     error_code = "too_many_active_jobs"
     meaning = "too many of your uploads are still being processed"
     user_action = "wait for some to finish (see Retry-After) or raise UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER"
@@ -375,7 +450,7 @@ class InvalidRequest(RequestError):
         errors: one ``{"field", "in", "problem", "type"}`` per failed check.
     """
 
-    status_code = 422
+    http_status = 422
     error_code = "invalid_request"
     meaning = "a field of the request is missing, of the wrong type, or out of range"
     user_action = "fix the field(s) the message names (each is listed in `errors`)"
@@ -386,14 +461,14 @@ class InvalidRequest(RequestError):
 
 
 class InvalidValue(RequestError):
-    status_code = 422
+    http_status = 422
     error_code = "invalid_value"
     meaning = "a value cannot be stored (PostgreSQL refused it)"
     user_action = "remove the character or value the message names"
 
 
 class DatabaseUnavailable(RequestError):
-    status_code = 503
+    http_status = 503
     error_code = "database_unavailable"
     retryable = True
     meaning = "the database did not answer"
@@ -401,14 +476,14 @@ class DatabaseUnavailable(RequestError):
 
 
 class MethodNotAllowed(RequestError):
-    status_code = 405
+    http_status = 405
     error_code = "method_not_allowed"
     meaning = "the path exists but not for this HTTP method"
     user_action = "use a method the `Allow` header lists (see /openapi.json)"
 
 
 class BadWebhookSignature(RequestError):
-    status_code = 401
+    http_status = 401
     error_code = "unauthorized"
     meaning = "the LlamaParse webhook call has a missing or wrong `X-Docingest-Signature` (or no secret is set)"
     user_action = "set UPLOAD_PIPELINE_WEBHOOK_SECRET; only LlamaParse, with the header registered, calls it"
@@ -418,25 +493,190 @@ class QueryTooLong(RequestError, ValueError):
     """A search query over ``UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS``: refused by the search
     service itself, so the API and the CLI (which reports ``ValueError``s) say the same."""
 
-    status_code = 422
+    http_status = 422
     error_code = "query_too_long"
     meaning = "the search query is longer than UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000)"
     user_action = "ask a shorter question: only its first 256 word pieces are embedded anyway"
 
 
+class SetupError(DocingestError, RuntimeError):
+    """The installation needs its operator (not a document's or a request's fault).
+
+    Also a ``RuntimeError``, for callers that catch those. Its message keeps server paths
+    (``scrub`` is False: the operator needs them, e.g. the log to read); the API scrubs it
+    when it answers.
+    """
+
+    error_code = "setup_error"
+    retryable = False
+    http_status = 503
+    meaning = "the installation is not ready"
+    user_action = "read the message and fix the installation"
+    scrub = False
+
+
+class DatabaseNotMigrated(SetupError):
+    """The database answers but lacks the schema or the ``vector`` type."""
+
+    error_code = "database_not_migrated"
+    meaning = "the database has no upload_pipeline schema or no pgvector type"
+    user_action = "run `docingest migrate` with the same UPLOAD_PIPELINE_DATABASE_URL"
+
+
+class EmbeddedDatabaseFailed(SetupError):
+    """The embedded PostgreSQL (pgserver) under the data directory did not start."""
+
+    error_code = "embedded_database_failed"
+    retryable = True
+    meaning = "the embedded PostgreSQL under UPLOAD_PIPELINE_DATA_DIR did not start"
+    user_action = "read the server log the message names; or set UPLOAD_PIPELINE_DATABASE_URL"
+
+
+class StorageError(DocingestError):
+    """A refusal of the local storage service (``/storage/v1``), answered in Supabase
+    Storage's error body ``{"statusCode", "error", "message", "error_code"}``.
+
+    Attributes:
+        supabase_error: the body's ``error`` string, as Supabase Storage spells it.
+
+    Its ``error_code`` is a code of the README's tables (the same condition on a job or an
+    API request); ``http_status`` and ``supabase_error`` follow Supabase Storage. The base
+    class is a malformed request.
+    """
+
+    error_code = "bad_request"
+    retryable = False
+    http_status = 400
+    supabase_error = "InvalidRequest"
+    meaning = "the storage request is invalid"
+    user_action = "fix the request"
+
+
+class StorageUnauthorized(StorageError):
+    """No valid service-role key in ``Authorization``."""
+
+    error_code = "invalid_token"
+    http_status = 403
+    supabase_error = "Unauthorized"
+
+
+class SignedUrlError(StorageError):
+    """A signed URL that is malformed, tampered with, expired or for another object."""
+
+    error_code = "invalid_token"
+    http_status = 403
+    supabase_error = "InvalidJWT"
+
+
+class SignedUrlTokenMissing(SignedUrlError):
+    """A signed-URL route called without ``?token=``."""
+
+    error_code = "bad_request"
+    http_status = 400
+
+
+class BucketNotFound(StorageError):
+    """The path names another bucket than the service's."""
+
+    error_code = "not_found"
+    http_status = 404
+    supabase_error = "Bucket not found"
+
+
+class ObjectNotFound(StorageError):
+    """No object under the key."""
+
+    error_code = "not_found"
+    http_status = 404
+    supabase_error = "not_found"
+
+
+class InvalidObjectKey(StorageError):
+    """An empty key, a ``.``/``..`` part, a NUL or backslash, or a key outside the bucket."""
+
+    http_status = 400
+    supabase_error = "InvalidKey"
+
+
+class MultipartRefused(StorageError):
+    """A ``multipart/form-data`` body: the service takes the raw bytes only."""
+
+    http_status = 415
+    supabase_error = "InvalidRequest"
+
+
+class ObjectExists(StorageError):
+    """An object is already stored under the key (a signed upload URL works once)."""
+
+    error_code = "conflict"
+    http_status = 409
+    supabase_error = "Duplicate"
+
+
+class BodyLongerThanDeclared(StorageError):
+    """The body passed the length declared for the signed URL; reading stopped there."""
+
+    error_code = "size_mismatch"
+    http_status = 413
+    supabase_error = "Payload too large"
+
+
+class BodyTooLarge(StorageError):
+    """The body passed the bucket's size limit; reading stopped there."""
+
+    error_code = "file_too_large"
+    http_status = 413
+    supabase_error = "Payload too large"
+
+
+class BodySizeMismatch(StorageError):
+    """The whole body is shorter than the length declared for the signed URL."""
+
+    error_code = "size_mismatch"
+    http_status = 400
+    supabase_error = "InvalidRequest"
+
+
+class BodyChecksumMismatch(StorageError):
+    """The body's SHA-256 is not the one declared for the signed URL."""
+
+    error_code = "checksum_mismatch"
+    http_status = 400
+    supabase_error = "InvalidChecksum"
+
+
+class ClientDisconnected(StorageError):
+    """The client hung up before the end of the body (the signed URL is still unused)."""
+
+    http_status = 400
+    retryable = True
+    supabase_error = "ClientDisconnect"
+
+
 def request_error_for_status(status: int) -> type[RequestError]:
     """The refusal class answered for an HTTP status raised outside our routes (an unknown
-    path, a wrong method): the first of the table with that status, else ``RequestError``."""
-    preferred = {401: Unauthorized, 404: NotFound, 405: MethodNotAllowed, 409: Conflict, 422: InvalidRequest}
-    if status in preferred:
-        return preferred[status]
+    path: 404, a wrong method: 405): the first class of the tree, breadth first, whose
+    ``http_status`` it is (the general one of each status is declared first), else
+    ``RequestError``."""
     stack: list[type[RequestError]] = [RequestError]
     while stack:
         cls = stack.pop(0)
-        if cls.status_code == status:
+        if cls.http_status == status:
             return cls
         stack.extend(cls.__subclasses__())
     return RequestError
+
+
+def setup_error_table() -> list[tuple[int, ErrorCode]]:
+    """Every ``(HTTP status, row)`` of a :class:`SetupError` raised, in the order of the tree
+    (the base class, never raised, is left out)."""
+    rows: list[tuple[int, ErrorCode]] = []
+    stack: list[type[SetupError]] = list(SetupError.__subclasses__())
+    while stack:
+        cls = stack.pop(0)
+        rows.append((cls.http_status, ErrorCode(cls.error_code, cls.meaning, cls.retryable, cls.user_action)))
+        stack.extend(cls.__subclasses__())
+    return rows
 
 
 def request_error_table() -> list[tuple[int, ErrorCode]]:
@@ -445,13 +685,13 @@ def request_error_table() -> list[tuple[int, ErrorCode]]:
     stack: list[type[RequestError]] = [RequestError]
     while stack:
         cls = stack.pop(0)
-        rows.append((cls.status_code, ErrorCode(cls.error_code, cls.meaning, cls.retryable, cls.user_action)))
+        rows.append((cls.http_status, ErrorCode(cls.error_code, cls.meaning, cls.retryable, cls.user_action)))
         stack.extend(cls.__subclasses__())
     return rows
 
 
 def error_table_markdown() -> str:
-    """README.md's ``## Error codes`` tables: job errors, then refused API requests."""
+    """README.md's ``## Error codes`` tables: job errors, refused API requests, setup errors."""
     lines = [
         "| error_code | meaning | retried | what you can do |",
         "|---|---|---|---|",
@@ -462,5 +702,11 @@ def error_table_markdown() -> str:
     lines += ["", "Refused API requests (never stored on a job) answer `{error_code, message}` with:", "",
               "| error_code | HTTP status | meaning | what you can do |", "|---|---|---|---|"]
     for status, row in request_error_table():
+        lines.append(f"| `{row.code}` | {status} | {row.meaning} | {row.user_action} |")
+    setup = ("Setup errors (the installation needs its operator: the CLI prints the message and exits 2,"
+             " the API answers `{error_code, message}` with the status):")
+    lines += ["", setup, "",
+              "| error_code | HTTP status | meaning | what you can do |", "|---|---|---|---|"]
+    for status, row in setup_error_table():
         lines.append(f"| `{row.code}` | {status} | {row.meaning} | {row.user_action} |")
     return "\n".join(lines)

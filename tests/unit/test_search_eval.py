@@ -73,7 +73,7 @@ def test_the_search_service_refuses_an_over_long_query_for_the_cli_and_the_api(t
     with pytest.raises(QueryTooLong) as caught:  # never embedded nor sent to the database
         rt.searcher().search("otter " * 2000, user_id="u")
     assert isinstance(caught.value, ValueError)  # the CLI prints it and exits 2
-    assert caught.value.error_code == "query_too_long" and caught.value.status_code == 422
+    assert caught.value.error_code == "query_too_long" and caught.value.http_status == 422
     assert "12000 characters; at most 2000" in caught.value.message
 
 

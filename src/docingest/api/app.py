@@ -13,11 +13,11 @@ from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
 from docingest.api.routes import documents, health, jobs, search, upload
 from docingest.api.routes.storage import (
     OnStored,
-    StorageError,
     StorageService,
     storage_error_handler,
     storage_router,
 )
+from docingest.errors import StorageError
 from docingest.providers.storage.local import LocalStorage
 from docingest.providers.storage.signing import UrlSigner
 from docingest.runtime import Runtime

@@ -1,8 +1,10 @@
 """One place that turns exceptions into ``{"error_code", "message"}`` replies with a status.
 
-Starlette's ``HTTPException`` (an unknown path: 404, a wrong method: 405) is answered
-``not_found`` / ``method_not_allowed`` (other statuses: the table's code for the status),
-never ``{"detail": ...}``. FastAPI's own validation errors (``{"detail": [...]}``) are answered in the same shape:
+A :class:`~docingest.errors.DocingestError` is answered with its own ``http_status`` and
+``error_code`` (the classes carry them; there is no table here), its message scrubbed of
+server paths. Starlette's ``HTTPException`` (an unknown path: 404, a wrong method: 405) is
+answered ``not_found`` / ``method_not_allowed`` (another status: the code of the first
+``RequestError`` class with that ``http_status``), never ``{"detail": ...}``. FastAPI's own validation errors (``{"detail": [...]}``) are answered in the same shape:
 ``422 invalid_request`` whose message names each field and its problem, the checks listed
 in ``errors``.
 """
@@ -23,14 +25,6 @@ from docingest import errors as e
 
 log = logging.getLogger("docingest.api")
 
-#: Status of the document errors the API can meet while answering a request.
-STATUS: dict[type[e.DocingestError], int] = {
-    e.FileTooLarge: 413,
-    e.UnsupportedType: 415,
-    e.ContentTypeMismatch: 415,
-    e.EmptyFile: 422,
-    e.StorageUnavailable: 503,
-}
 _MAX_LISTED = 5  # fields named in the message; ``errors`` has them all
 
 
@@ -44,15 +38,15 @@ def _reply(status: int, code: str, message: str, retry_after: float | None = Non
 
 
 async def docingest_error(request: Request, exc: Exception) -> JSONResponse:
+    """A ``DocingestError`` as ``{"error_code", "message"}`` with its ``http_status`` (plus
+    ``errors`` for ``invalid_request``, ``Retry-After`` when it has ``retry_after``)."""
     assert isinstance(exc, e.DocingestError)
-    if isinstance(exc, e.RequestError):
-        status = exc.status_code
-    else:
-        status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 500 if exc.retryable else 400)
+    status = exc.http_status
     if status >= 500:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
+    message = exc.message if exc.scrub else e.scrub_paths(exc.message)
     extra = {"errors": exc.errors} if isinstance(exc, e.InvalidRequest) else None
-    return _reply(status, exc.error_code, exc.message, exc.retry_after, extra)
+    return _reply(status, exc.error_code, message, exc.retry_after, extra)
 
 
 def _field(loc: Sequence[Any]) -> tuple[str, str]:
@@ -94,7 +88,7 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     if status >= 500:
-        code = "internal_error"
+        code = e.InternalError.error_code
     else:
         code = e.request_error_for_status(status).error_code
     template = _HTTP_MESSAGES.get(status)
@@ -115,7 +109,7 @@ async def database_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         log.exception("database error on %s %s", request.method, request.url.path)
         err = e.DatabaseUnavailable("the database did not answer; retry")
-    return _reply(err.status_code, err.error_code, err.message)
+    return _reply(err.http_status, err.error_code, err.message)
 
 
 def _describe_422(app: FastAPI) -> None:

@@ -831,7 +831,7 @@ def prepare_embedder(
 
 def main() -> None:
     """The console script: run the command; a database that is not migrated is a one-line error."""
-    from docingest.db.pool import DatabaseNotMigrated
+    from docingest.errors import DatabaseNotMigrated
 
     try:
         app()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import psutil
 
+from docingest.errors import EmbeddedDatabaseFailed
+
 _servers: dict[Path, object] = {}
 
 
@@ -24,7 +26,8 @@ def embedded_database_url(data_dir: Path) -> str:
     """Start (or join) the pgserver under ``data_dir/pg`` and return its libpq URL.
 
     Raises:
-        RuntimeError: when the server cannot start; the message points at its log.
+        EmbeddedDatabaseFailed: when the server cannot start (a ``RuntimeError``); the
+            message points at its log.
     """
     os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
     runtime_dir = Path(os.environ["XDG_RUNTIME_DIR"])
@@ -42,7 +45,7 @@ def embedded_database_url(data_dir: Path) -> str:
         try:
             server = pgserver.get_server(pgdata, cleanup_mode="stop")
         except Exception as exc:
-            raise RuntimeError(
+            raise EmbeddedDatabaseFailed(
                 f"could not start the embedded PostgreSQL in {pgdata}: {exc} "
                 f"(see {pgdata / 'log'})"
             ) from exc

@@ -12,6 +12,7 @@ from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from docingest.errors import DatabaseNotMigrated, DatabaseUnavailable
 from docingest.settings import Settings
 
 
@@ -77,10 +78,6 @@ def single_statements(pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]
                 conn.autocommit = False
 
 
-class DatabaseNotMigrated(RuntimeError):
-    """The database answers but lacks the schema or the ``vector`` type: run ``docingest migrate``."""
-
-
 def make_pool(url: str, *, max_size: int = 10, min_size: int = 1) -> ConnectionPool:
     """A psycopg pool whose connections return dict rows and know ``vector``.
 
@@ -88,7 +85,7 @@ def make_pool(url: str, *, max_size: int = 10, min_size: int = 1) -> ConnectionP
     the pool survives a dropped connection or a database restart.
 
     Raises:
-        RuntimeError: the database does not accept a connection (within 10 s).
+        DatabaseUnavailable: the database does not accept a connection (within 10 s).
         DatabaseNotMigrated: it does, but has not been migrated (instead of the pool retrying
             ``register_vector`` for a minute).
     """
@@ -97,7 +94,8 @@ def make_pool(url: str, *, max_size: int = 10, min_size: int = 1) -> ConnectionP
             row = conn.execute("SELECT to_regtype('vector') IS NOT NULL,"
                                " to_regnamespace('upload_pipeline') IS NOT NULL").fetchone()
     except psycopg.OperationalError as exc:
-        raise RuntimeError(f"cannot connect to the database (UPLOAD_PIPELINE_DATABASE_URL): {exc}") from exc
+        raise DatabaseUnavailable(
+            f"cannot connect to the database (UPLOAD_PIPELINE_DATABASE_URL): {exc}") from exc
     if row is None or not all(row):
         raise DatabaseNotMigrated(
             "the database is not migrated (no pgvector type or no upload_pipeline schema): "

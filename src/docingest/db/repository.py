@@ -20,6 +20,7 @@ import numpy as np
 import psycopg
 
 from docingest.domain import Claim, Document, Job
+from docingest.errors import InternalInvariantError
 
 Conn = psycopg.Connection[Any]
 
@@ -380,13 +381,18 @@ class Repository:
 
         Idempotent: with empty buffers (already finalized) it changes nothing.
         Returns the number of chunks the document has afterwards.
+
+        Raises:
+            InternalInvariantError: the buffers do not hold one vector per chunk (the embed
+                stage completed without storing them all: a bug); nothing is moved.
         """
         counts = self.buffer_counts(conn, document_id)
         if counts["chunks"] == 0:
             return counts["final"]
         if counts["vectors"] != counts["chunks"]:
-            raise RuntimeError(
-                f"{counts['chunks'] - counts['vectors']} chunks have no vector; cannot finalize"
+            raise InternalInvariantError(
+                f"bug: finalize found {counts['chunks']} buffered chunks but {counts['vectors']} "
+                "buffered vectors (the embed stage stores one per chunk); nothing was moved"
             )
         conn.execute(queries()["finalize_delete_old"], {"document_id": document_id})
         conn.execute(queries()["finalize_insert"], {"document_id": document_id})

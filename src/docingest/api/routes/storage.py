@@ -15,8 +15,10 @@ is tested against it). Routes, as Supabase Storage (storage-js ``StorageFileApi`
 Uploads are streamed to a temporary file (never held in memory), cut off as soon as they
 pass the declared length (or the size limit), checked against the declared SHA-256, and
 linked into place only if no object exists there (``x-upsert: false``): a signed upload
-URL works once. Errors answer Supabase's ``{"statusCode", "error", "message"}``. Only raw
-bodies are accepted (not ``multipart/form-data``).
+URL works once. Errors (:class:`~docingest.errors.StorageError` and its subclasses, which
+carry the status, Supabase's ``error`` string and docingest's ``error_code``) answer
+Supabase's ``{"statusCode", "error", "message"}`` plus ``error_code``. Only raw bodies are
+accepted (not ``multipart/form-data``).
 """
 
 from __future__ import annotations
@@ -33,36 +35,28 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from docingest.api.auth import bearer, verify_service_key
-from docingest.errors import Unauthorized
+from docingest.errors import (
+    BodyChecksumMismatch,
+    BodyLongerThanDeclared,
+    BodySizeMismatch,
+    BodyTooLarge,
+    BucketNotFound,
+    ClientDisconnected,
+    InvalidObjectKey,
+    MultipartRefused,
+    ObjectExists,
+    ObjectNotFound,
+    SignedUrlTokenMissing,
+    StorageError,
+    StorageUnauthorized,
+    Unauthorized,
+)
 from docingest.providers.storage.local import LocalStorage
-from docingest.providers.storage.signing import SignedUrlError, UrlSigner
+from docingest.providers.storage.signing import UrlSigner
 
 log = logging.getLogger("docingest.providers.storage")
 OnStored = Callable[[str], None]
 _WRITE_BYTES = 1024 * 1024
-
-
-#: The docingest ``error_code`` of a storage reply, by status, unless the error names one.
-_CODES = {400: "bad_request", 403: "invalid_token", 404: "not_found", 409: "conflict",
-          413: "file_too_large", 415: "bad_request"}
-
-
-class StorageError(Exception):
-    """An error answered in Supabase Storage's shape, plus docingest's stable ``error_code``.
-
-    The body is ``{"statusCode", "error", "message", "error_code"}``: Supabase clients read
-    the first three; ``error_code`` is a code of the README's table (``size_mismatch``,
-    ``checksum_mismatch``, ``file_too_large``, ``invalid_token``, ``not_found`` ...).
-    """
-
-    def __init__(self, status: int, error: str, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.error, self.message = status, error, message
-        self.code = code or _CODES.get(status, "bad_request")
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"statusCode": str(self.status), "error": self.error, "message": self.message,
-                             "error_code": self.code}, status_code=self.status)
 
 
 class StorageService:
@@ -89,53 +83,53 @@ class StorageService:
         try:
             verify_service_key(bearer(request.headers.get("authorization")), self.jwt_secret)
         except Unauthorized as exc:
-            raise StorageError(403, "Unauthorized", exc.message) from exc
+            raise StorageUnauthorized(exc.message) from exc
 
     def key(self, bucket: str, path: str) -> str:
         if bucket != self.storage.bucket:
-            raise StorageError(404, "Bucket not found", f"bucket {bucket!r} does not exist")
+            raise BucketNotFound(f"bucket {bucket!r} does not exist")
         key = path.strip("/")
         parts = key.split("/")
         if not key or any(p in ("", ".", "..") for p in parts) or "\x00" in key or "\\" in key:
-            raise StorageError(400, "InvalidKey", f"invalid object key {path!r}")
+            raise InvalidObjectKey(f"invalid object key {path!r}")
         try:
             self.storage._path(key)
         except ValueError as exc:
-            raise StorageError(400, "InvalidKey", str(exc)) from exc
+            raise InvalidObjectKey(str(exc)) from exc
         return key
 
     def verify(self, token: str | None, bucket: str, key: str, typ: str) -> dict[str, Any]:
         if not token:
-            raise StorageError(400, "InvalidJWT", "the signed URL has no token")
-        try:
-            return self.signer.verify(token, url=f"{bucket}/{key}", typ=typ)
-        except SignedUrlError as exc:
-            raise StorageError(403, "InvalidJWT", str(exc)) from exc
+            raise SignedUrlTokenMissing("the signed URL has no token")
+        return self.signer.verify(token, url=f"{bucket}/{key}", typ=typ)  # or SignedUrlError
 
     async def receive(self, request: Request, key: str, *, expected_len: int | None,
                       sha256: str | None, limit: int, overwrite: bool) -> int:
         """Stream the request body to ``key``; returns its size.
 
         Raises:
-            StorageError: 409 the object exists; 413 longer than declared (``size_mismatch``)
-                or the limit (``file_too_large``), reading stops there; 400 shorter than
-                declared (``size_mismatch``) or another SHA-256 (``checksum_mismatch``);
-                415 a multipart body; 400 ``bad_request`` the client hung up before the
-                end of the body (one warning logged, the partial temporary file removed: the
-                signed URL is still unused, the client can PUT again).
+            ObjectExists: 409, an object is stored under ``key`` (and not ``overwrite``).
+            BodyLongerThanDeclared: 413 ``size_mismatch``, longer than declared; reading
+                stops there.
+            BodyTooLarge: 413 ``file_too_large``, longer than the limit; reading stops there.
+            BodySizeMismatch: 400 ``size_mismatch``, shorter than declared.
+            BodyChecksumMismatch: 400 ``checksum_mismatch``, another SHA-256.
+            MultipartRefused: 415, a multipart body.
+            ClientDisconnected: 400 ``bad_request``, the client hung up before the end of
+                the body (one warning logged, the partial temporary file removed: the signed
+                URL is still unused, the client can PUT again).
         """
         if request.headers.get("content-type", "").startswith("multipart/"):
-            raise StorageError(415, "InvalidRequest", "send the raw bytes as the body, not multipart/form-data")
-        too_long = "size_mismatch" if expected_len is not None and expected_len <= limit else "file_too_large"
+            raise MultipartRefused("send the raw bytes as the body, not multipart/form-data")
+        too_long: type[StorageError] = (BodyLongerThanDeclared if expected_len is not None
+                                        and expected_len <= limit else BodyTooLarge)
         announced = request.headers.get("content-length")
         if announced is not None and announced.isdigit() and int(announced) > limit:
-            raise StorageError(413, "Payload too large",
-                               f"the body has {announced} bytes; this URL accepts at most {limit}"
-                               + (", the size declared for it: request a new upload declaring the file's"
-                                  " real bytes_len" if too_long == "size_mismatch" else ""),
-                               too_long)
+            raise too_long(f"the body has {announced} bytes; this URL accepts at most {limit}"
+                           + (", the size declared for it: request a new upload declaring the file's"
+                              " real bytes_len" if too_long is BodyLongerThanDeclared else ""))
         if not overwrite and self.storage.head(key) is not None:
-            raise StorageError(409, "Duplicate", "The resource already exists")
+            raise ObjectExists("The resource already exists")
         fd, tmp = await run_in_threadpool(self.storage.new_temp, key)
         out = os.fdopen(fd, "wb")
         try:
@@ -144,8 +138,7 @@ class StorageService:
                 async for block in request.stream():
                     size += len(block)
                     if size > limit:
-                        raise StorageError(413, "Payload too large",
-                                           f"the body is longer than the {limit} bytes this URL accepts", too_long)
+                        raise too_long(f"the body is longer than the {limit} bytes this URL accepts")
                     digest.update(block)
                     pending += block
                     if len(pending) >= _WRITE_BYTES:
@@ -156,19 +149,16 @@ class StorageService:
                 log.warning("upload of %s interrupted: the client disconnected after %d bytes%s; "
                             "partial data discarded", key, size,
                             f" of {expected_len}" if expected_len is not None else "")
-                raise StorageError(400, "ClientDisconnect", f"the client disconnected after {size} bytes",
-                                   "bad_request") from None
+                raise ClientDisconnected(f"the client disconnected after {size} bytes") from None
             await run_in_threadpool(out.write, bytes(pending))
             out.close()
             if expected_len is not None and size != expected_len:
-                raise StorageError(400, "InvalidRequest", f"received {size} bytes, declared {expected_len}",
-                                   "size_mismatch")
+                raise BodySizeMismatch(f"received {size} bytes, declared {expected_len}")
             if sha256 is not None and digest.hexdigest() != sha256:
-                raise StorageError(400, "InvalidChecksum",
-                                   f"the SHA-256 of the body is {digest.hexdigest()}, declared {sha256}",
-                                   "checksum_mismatch")
+                raise BodyChecksumMismatch(
+                    f"the SHA-256 of the body is {digest.hexdigest()}, declared {sha256}")
             if not await run_in_threadpool(self.storage.commit_temp, tmp, key, overwrite=overwrite):
-                raise StorageError(409, "Duplicate", "The resource already exists")
+                raise ObjectExists("The resource already exists")
             return size
         finally:
             out.close()
@@ -217,7 +207,7 @@ def storage_router(service: StorageService) -> APIRouter:
             body = await request.json()
             expires_in = float(body.get("expiresIn", 60))
         except (ValueError, AttributeError, TypeError) as exc:
-            raise StorageError(400, "InvalidRequest", "body must be {\"expiresIn\": seconds}") from exc
+            raise StorageError("body must be {\"expiresIn\": seconds}") from exc
         token, _ = service.signer.sign(f"{bucket}/{key}", typ="download", expires_in=expires_in)
         return {"signedURL": f"/object/sign/{bucket}/{key}?token={token}"}
 
@@ -233,7 +223,7 @@ def storage_router(service: StorageService) -> APIRouter:
         key = service.key(bucket, path)
         head = service.storage.head(key)
         if head is None:
-            raise StorageError(404, "not_found", "Object not found")
+            raise ObjectNotFound("Object not found")
         return {"name": key, "bucket_id": bucket, "size": head.size, "id": key}
 
     @router.delete("/object/{bucket}")
@@ -243,7 +233,7 @@ def storage_router(service: StorageService) -> APIRouter:
             prefixes = (await request.json())["prefixes"]
             assert isinstance(prefixes, list) and all(isinstance(p, str) for p in prefixes)
         except (ValueError, KeyError, TypeError, AssertionError) as exc:
-            raise StorageError(400, "InvalidRequest", "body must be {\"prefixes\": [paths]}") from exc
+            raise StorageError("body must be {\"prefixes\": [paths]}") from exc
         removed = []
         for p in prefixes:
             key = service.key(bucket, p)
@@ -261,7 +251,7 @@ def storage_router(service: StorageService) -> APIRouter:
 
 def _file(service: StorageService, key: str) -> Response:
     if service.storage.head(key) is None:
-        raise StorageError(404, "not_found", "Object not found")
+        raise ObjectNotFound("Object not found")
     return FileResponse(service.storage._path(key), media_type="application/octet-stream")
 
 
@@ -293,6 +283,8 @@ def _make_upload(service: StorageService) -> Callable[..., Any]:
 
 
 async def storage_error_handler(request: Request, exc: Exception) -> Response:
-    """Exception handler: ``StorageError`` -> Supabase's error body."""
+    """Exception handler: a ``StorageError`` as Supabase's error body
+    ``{"statusCode", "error", "message", "error_code"}`` with its ``http_status``."""
     assert isinstance(exc, StorageError)
-    return exc.response()
+    return JSONResponse({"statusCode": str(exc.http_status), "error": exc.supabase_error,
+                         "message": exc.message, "error_code": exc.error_code}, status_code=exc.http_status)

@@ -20,13 +20,13 @@ import hmac
 from typing import Any
 from uuid import UUID
 
-from docingest.errors import BadWebhookSignature, InvalidRequest, RequestError
+from docingest.errors import BadWebhookSignature, InvalidRequest, NotFound, RequestError
 from docingest.providers.parsing.llamaparse import llamaparse_signature, remote_job_id
 
 
 def _refusal(err: RequestError) -> tuple[int, dict[str, Any]]:
-    """``(status, {"error_code", "message"})`` of a refusal of the README's table."""
-    return err.status_code, {"error_code": err.error_code, "message": err.message}
+    """``(http_status, {"error_code", "message"})`` of a refusal of the README's table."""
+    return err.http_status, {"error_code": err.error_code, "message": err.message}
 
 
 def handle_llamaparse_webhook(runtime: Any, job_id: UUID, signature: str | None,
@@ -45,7 +45,7 @@ def handle_llamaparse_webhook(runtime: Any, job_id: UUID, signature: str | None,
         return _refusal(InvalidRequest("invalid request: no LlamaParse job id in the body"))
     woken = runtime.documents.wake_parse_job(job_id, remote)
     if not woken:
-        return 404, {"error_code": "not_found", "message": "no job is waiting on that parse"}
+        return _refusal(NotFound("no job is waiting on that parse"))
     return 202, {"job_id": str(job_id), "woken": True}
 
 

@@ -15,9 +15,7 @@ from typing import Any
 
 import jwt
 
-
-class SignedUrlError(Exception):
-    """A signed URL that is malformed, tampered with, expired or for another object."""
+from docingest.errors import SignedUrlError
 
 
 class UrlSigner:
@@ -39,7 +37,7 @@ class UrlSigner:
         """The claims of a valid token for ``url`` and ``typ``.
 
         Raises:
-            SignedUrlError: with the reason.
+            SignedUrlError: with the reason (403 ``invalid_token`` from the storage service).
         """
         try:
             claims: dict[str, Any] = jwt.decode(token, self._key, algorithms=["HS256"],

@@ -8,7 +8,7 @@ import pytest
 
 from docingest import errors
 from docingest.domain import STAGES, Stage, State
-from docingest.worker.backoff import backoff_seconds
+from docingest.backoff import backoff_seconds
 
 
 @pytest.mark.parametrize("retry", [0, 1, 3, 10, 100])

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from docingest.errors import DocingestError
-from docingest.worker.backoff import backoff_seconds
+from docingest.backoff import backoff_seconds
 
 #: Called after a failed attempt that will be tried again: ``(attempt, attempts, error,
 #: delay_seconds)``, ``attempt`` counted from 1.

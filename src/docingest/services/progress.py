@@ -21,13 +21,10 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
-from docingest.domain import STAGES, Stage
-
-if TYPE_CHECKING:
-    from docingest.services.documents import DocumentService
+from docingest.domain import STAGES, Job, Stage
 
 TERMINAL_STATES = ("done", "failed")
 
@@ -84,8 +81,20 @@ def event_dict(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class EventLog(Protocol):
+    """What the event stream reads (``DocumentService`` is one)."""
+
+    def events_after(self, document_id: UUID, after_event_id: int) -> tuple[Job | None, list[dict[str, Any]]]:
+        """The document's latest job and its events after ``after_event_id`` (at most 500, oldest first)."""
+        ...
+
+    def latest_job(self, document_id: UUID) -> Job | None:
+        """The document's latest job, or None."""
+        ...
+
+
 def document_events(
-    documents: DocumentService,
+    documents: EventLog,
     document_id: UUID | str,
     after_event_id: int = 0,
     *,
@@ -127,13 +136,13 @@ def sse_message(event: dict[str, Any]) -> str:
     return f"id: {event['event_id']}\nevent: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
 
 
-def _finished(documents: DocumentService, document_id: UUID) -> bool:
+def _finished(documents: EventLog, document_id: UUID) -> bool:
     job = documents.latest_job(document_id)
     return job is None or job.state.value in TERMINAL_STATES
 
 
 def sse_stream(
-    documents: DocumentService,
+    documents: EventLog,
     document_id: UUID | str,
     last_event_id: int = 0,
     *,

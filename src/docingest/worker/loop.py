@@ -42,7 +42,7 @@ from docingest.errors import DocingestError, LeaseLost, WorkerLost, classify
 from docingest.observability import logs, metrics
 from docingest.settings import Settings
 from docingest.stages.base import Persist, StageHandler, StageResult
-from docingest.worker.backoff import backoff_seconds
+from docingest.backoff import backoff_seconds
 
 log = logging.getLogger("docingest.worker")
 slog = logs.get_logger("docingest.worker")

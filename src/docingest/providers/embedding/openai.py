@@ -40,7 +40,7 @@ from docingest.errors import (
     EmbeddingUnavailable,
 )
 from docingest.providers.embedding.batching import BatchingEmbedder, BatchLimits
-from docingest.worker.backoff import backoff_seconds
+from docingest.backoff import backoff_seconds
 
 if TYPE_CHECKING:
     from docingest.providers.ratelimit import RateLimiter

@@ -52,7 +52,8 @@ here)::
     ├── SetupError                     the installation needs its operator (also a RuntimeError);
     │   │                              its message keeps server paths (the API scrubs them)
     │   ├── DatabaseNotMigrated        database_not_migrated (503): run ``docingest migrate``
-    │   └── EmbeddedDatabaseFailed     embedded_database_failed (503): pgserver did not start
+    │   ├── EmbeddedDatabaseFailed     embedded_database_failed (503): pgserver did not start
+    │   └── DependencyMissing          dependency_missing (503): an optional package is not installed
     └── StorageError                   bad_request (400): refusals of the local storage service,
         │                              answered in Supabase Storage's body with ``supabase_error``
         ├── StorageUnauthorized        invalid_token (403, "Unauthorized"): no service key
@@ -530,6 +531,14 @@ class EmbeddedDatabaseFailed(SetupError):
     retryable = True
     meaning = "the embedded PostgreSQL under UPLOAD_PIPELINE_DATA_DIR did not start"
     user_action = "read the server log the message names; or set UPLOAD_PIPELINE_DATABASE_URL"
+
+
+class DependencyMissing(SetupError):
+    """A package the configured provider needs is not installed (an optional extra)."""
+
+    error_code = "dependency_missing"
+    meaning = "a package the configured provider needs is not installed"
+    user_action = "install the extra the message names (e.g. pip install 'docingest[local]'), or configure another provider"
 
 
 class StorageError(DocingestError):

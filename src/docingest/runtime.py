@@ -223,17 +223,11 @@ class Runtime:
         return limiter
 
     def llamaparse_client(self) -> Any:
-        """The LlamaParse client of ``UPLOAD_PIPELINE_LLAMAPARSE_*``.
-
-        Raises:
-            ValueError: no API key configured.
-        """
+        """The LlamaParse client of ``UPLOAD_PIPELINE_LLAMAPARSE_*`` (``Settings`` refuses
+        ``PARSER=llamaparse`` without its API key)."""
         from docingest.providers.parsing.llamaparse import LlamaParseClient
 
         s = self.settings
-        if not s.llamaparse_api_key:
-            raise ValueError("UPLOAD_PIPELINE_LLAMAPARSE_API_KEY (or LLAMA_CLOUD_API_KEY) is required "
-                             "for PARSER=llamaparse")
         return LlamaParseClient(base_url=s.llamaparse_url, api_key=s.llamaparse_api_key,
                                 tier=s.llamaparse_tier, version=s.llamaparse_version,
                                 timeout_seconds=s.llamaparse_request_timeout_seconds,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from docingest.errors import DocingestError
 from docingest.backoff import backoff_seconds
+from docingest.errors import DocingestError
 
 #: Called after a failed attempt that will be tried again: ``(attempt, attempts, error,
 #: delay_seconds)``, ``attempt`` counted from 1.

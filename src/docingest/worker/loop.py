@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from docingest.backoff import backoff_seconds
 from docingest.db.pool import single_statements
 from docingest.db.repository import Repository
 from docingest.domain import Claim, Document, Job, Stage, State
@@ -42,7 +43,6 @@ from docingest.errors import DocingestError, LeaseLost, WorkerLost, classify
 from docingest.observability import logs, metrics
 from docingest.settings import Settings
 from docingest.stages.base import Persist, StageHandler, StageResult
-from docingest.backoff import backoff_seconds
 
 log = logging.getLogger("docingest.worker")
 slog = logs.get_logger("docingest.worker")

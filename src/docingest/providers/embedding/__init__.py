@@ -55,8 +55,7 @@ def make_embedder(settings: Settings, *, limiter: RateLimiter | None = None,
     added by the composition root (``Runtime.embedder``), not here.
 
     Raises:
-        ValueError: the OpenAI provider without an API key or base URL.
-        RuntimeError: the local provider without its model package or ONNX Runtime.
+        DependencyMissing: the local provider without its model package or ONNX Runtime.
     """
     return PROVIDERS[settings.embedding_provider](settings, limiter=limiter, client_tag=client_tag,
                                                   purpose=purpose)
@@ -64,18 +63,13 @@ def make_embedder(settings: Settings, *, limiter: RateLimiter | None = None,
 
 def make_openai_embedder(settings: Settings, *, limiter: RateLimiter | None = None,
                          client_tag: str | None = None) -> Embedder:
-    """The OpenAI-compatible embedder configured by ``UPLOAD_PIPELINE_OPENAI_*`` and ``EMBEDDING_*``.
-
-    Raises:
-        ValueError: no API key while talking to OpenAI itself (no ``OPENAI_BASE_URL``).
+    """The OpenAI-compatible embedder configured by ``UPLOAD_PIPELINE_OPENAI_*`` and ``EMBEDDING_*``
+    (``Settings`` refuses the provider with neither an API key nor ``OPENAI_BASE_URL``).
     """
     from docingest.providers.embedding.batching import BatchLimits
     from docingest.providers.embedding.openai import OpenAIEmbedder
     from docingest.providers.ratelimit import LocalBackoff
 
-    if not settings.openai_api_key and not settings.openai_base_url:
-        raise ValueError("UPLOAD_PIPELINE_OPENAI_API_KEY (or OPENAI_API_KEY) is required for "
-                         "EMBEDDING_PROVIDER=openai without OPENAI_BASE_URL")
     return OpenAIEmbedder(
         model=settings.embedding_model, dimensions=settings.embedding_dimensions,
         base_url=settings.openai_base_url, api_key=settings.openai_api_key,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from docingest.errors import DependencyMissing
 from docingest.providers.embedding.base import Embedder
 from docingest.providers.embedding.minilm import model_dir, offline_environment
 
@@ -133,7 +134,7 @@ def make_local_embedder(backend: str = DEFAULT_BACKEND, *, batch_size: int = 64,
 
     Raises:
         ValueError: for an unknown backend.
-        RuntimeError: an ONNX backend without onnxruntime installed.
+        DependencyMissing: an ONNX backend without onnxruntime installed.
     """
     if backend in ("torch", "torch-bf16"):
         return LocalEmbedder(batch_size=batch_size, bf16=backend == "torch-bf16")
@@ -142,7 +143,7 @@ def make_local_embedder(backend: str = DEFAULT_BACKEND, *, batch_size: int = 64,
     import importlib.util
 
     if importlib.util.find_spec("onnxruntime") is None:
-        raise RuntimeError(f"the {backend} backend needs onnxruntime: pip install 'docingest[local]', "
+        raise DependencyMissing(f"the {backend} backend needs onnxruntime: pip install 'docingest[local]', "
                            "or set UPLOAD_PIPELINE_EMBEDDING_BACKEND=torch")
     from docingest.providers.embedding.onnx_runtime import OnnxEmbedder, Variant
     from docingest.settings import default_data_dir

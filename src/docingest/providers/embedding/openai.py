@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from docingest.backoff import backoff_seconds
 from docingest.errors import (
     EmbeddingDimensionMismatch,
     EmbeddingInputTooLong,
@@ -40,7 +41,6 @@ from docingest.errors import (
     EmbeddingUnavailable,
 )
 from docingest.providers.embedding.batching import BatchingEmbedder, BatchLimits
-from docingest.backoff import backoff_seconds
 
 if TYPE_CHECKING:
     from docingest.providers.ratelimit import RateLimiter

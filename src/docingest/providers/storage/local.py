@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
-from docingest.errors import StorageUnavailable
+from docingest.errors import InternalInvariantError, StorageUnavailable
 from docingest.providers.storage.base import ObjectInfo, SignedUpload, iter_stream
 from docingest.providers.storage.signing import UrlSigner
 
@@ -107,7 +107,7 @@ class LocalStorage:
     def _signing(self) -> tuple[str, UrlSigner]:
         base = REQUEST_BASE_URL.get() or self.base_url
         if not base or self.signer is None:
-            raise RuntimeError("this LocalStorage has no base_url/signer: it cannot presign URLs")
+            raise InternalInvariantError("bug: this LocalStorage was built without base_url/signer, so it cannot presign URLs")
         return base, self.signer
 
     def presign_upload(

@@ -1,1 +1,4 @@
-"""The HTTP API (FastAPI): ``create_app(runtime)``; routes under ``/api/v2``."""
+"""The HTTP API (FastAPI): ``create_app(runtime)``, typed dependencies, one error handler, routes.
+
+Layer 2: imports services, runtime and everything below; never ``cli``.
+"""

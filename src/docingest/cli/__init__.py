@@ -1,4 +1,4 @@
-"""The command line (typer): `docingest` commands parse arguments, call a service and render.
+"""The command line (typer): ``docingest`` commands parse arguments, call a service and render.
 
-The top layer: may import anything in the package.
+Layer 1, the top: may import anything in the package.
 """

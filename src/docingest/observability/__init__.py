@@ -1,4 +1,4 @@
 """Logs and metrics: structlog lines with redaction, Prometheus metrics.
 
-Imports only the foundation (settings, errors, domain).
+Imports only the foundation (settings, errors, domain, backoff).
 """

@@ -1,5 +1,3 @@
-"""Providers: storage, parsing, chunking, embedding, and the shared rate limiter.
-
-Each kind has a protocol in its base module and one module per provider. Providers import
-the foundation, observability and the database layer (rate limits), never services or entry points.
+"""Providers: storage, parsing, chunking, embedding (a protocol in each ``base.py``, one module per
+provider, one registry per kind) and the shared rate limiter. Import db, observability, foundation.
 """

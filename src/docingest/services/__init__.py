@@ -1,4 +1,3 @@
-"""Services: the operations every entry point calls (documents, ingest, search, evaluation, info).
-
-Services import the foundation, db, providers, stages and worker; never api or cli.
+"""Services: what every entry point calls (documents, ingest, search, evaluation, info, progress,
+the embedder check). They import worker, stages, providers, db and the foundation; never api or cli.
 """

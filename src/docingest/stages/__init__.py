@@ -1,4 +1,7 @@
-"""One handler per stage; :func:`build_handlers` is the registry the worker dispatches on."""
+"""One handler per stage; :func:`build_handlers` is the registry the worker dispatches on.
+
+Imports providers, db, observability and the foundation; never the worker or services.
+"""
 
 from __future__ import annotations
 

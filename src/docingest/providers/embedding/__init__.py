@@ -1,4 +1,7 @@
-"""Embedders: ``make_embedder(settings)`` builds the provider ``PROVIDERS`` names."""
+"""Embedders: ``make_embedder(settings)`` builds the provider ``PROVIDERS`` names.
+
+Imports the foundation, observability and the rate limiter; heavy SDKs only inside a provider.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Parsing stage: sniff what a file is, then turn it into Markdown-ish text.
+"""Parsers: sniff what a file is, then turn it into Markdown-ish text (local parsers in a bounded
+child process, or LlamaParse). Imports the foundation, observability and the rate limiter.
 
 Typical use::
 

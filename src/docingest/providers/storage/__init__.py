@@ -1,4 +1,7 @@
-"""Object storage backends: ``make_storage(settings)`` builds the one ``BACKENDS`` names."""
+"""Object storage backends: ``make_storage(settings)`` builds the one ``BACKENDS`` names.
+
+Imports the foundation and observability; boto3 and httpx only inside their backend.
+"""
 
 from __future__ import annotations
 

@@ -110,7 +110,8 @@ class JobPublic(BaseModel):
     def from_job(cls, job: Job) -> JobPublic:
         stalled = job.stalled(datetime.now(UTC))
         return cls(job_id=job.job_id, document_id=job.document_id, stage=job.stage.value,
-                   state=job.state.value, progress=shown_progress(job.progress, stalled=stalled, state=job.state.value),
+                   state=job.state.value, progress=shown_progress(job.progress, stalled=stalled, state=job.state,
+                                                                          control=job.control),
                    stalled=stalled, attempts=job.attempts,
                    retry_count=job.retry_count, error_code=job.error_code, error_message=job.error_message,
                    created_at=job.created_at, updated_at=job.updated_at, finished_at=job.finished_at,

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from docingest.domain import Document, Job, Stage, State
+from docingest.domain import Document, Job, JobProgress, Stage, State
 from docingest.errors import DocingestError, FileTooLarge
 from docingest.providers.parsing import detect
 from docingest.providers.storage import raw_key
@@ -263,7 +263,7 @@ def ingest(
             latest = {j["document_id"]: j for j in jobs}  # ordered by created_at: last wins
             if on_progress:
                 on_progress(tracker.update(list(latest.values()), time.monotonic()))
-            if all(j["state"] in (State.DONE.value, State.FAILED.value) for j in latest.values()):
+            if all(State.is_terminal(j["state"]) for j in latest.values()):
                 break
             time.sleep(poll_seconds)
     except KeyboardInterrupt as exc:
@@ -273,7 +273,7 @@ def ingest(
     if interrupted is not None:  # counted after the release, which can finish a job
         with rt.pool().connection() as conn:
             after = {j["document_id"]: j["state"] for j in rt.repo.list_jobs(conn, document_ids=ids)}
-        done = sum(after.get(i) in (State.DONE.value, State.FAILED.value) for i in ids)
+        done = sum(i in after and State.is_terminal(after[i]) for i in ids)
         raise IngestInterrupted(len(ids) - done) from interrupted
     with rt.pool().connection() as conn:
         stats = rt.repo.document_stats(conn, ids)
@@ -295,10 +295,10 @@ def ingest(
         failures=[{"filename": j["filename"], "job_id": str(j["job_id"]),
                    "error_code": j["error_code"], "error_message": j["error_message"]} for j in failed],
     )
+    shown = {i: JobProgress.from_stored(j["progress"]) for i, j in latest.items()}
     summary.warnings = [{"filename": j["filename"], "job_id": str(j["job_id"]), "message": w}
-                        for j in latest.values() for w in (j["progress"] or {}).get("parse_warnings") or []]
-    summary.embedding_cache_hits = sum(int((j["progress"] or {}).get("embedding_cache_hits") or 0)
-                                       for j in latest.values())
+                        for i, j in latest.items() for w in shown[i].parse_warnings or []]
+    summary.embedding_cache_hits = sum(p.embedding_cache_hits or 0 for p in shown.values())
     summary.docs_per_s = round(summary.documents / wall, 3) if wall else 0.0
     # This run's own rate: chunks embedded before it (a resumed run) do not count.
     embedded_here = max(0, sum(s["chunks"] for s in stats) - tracker.embedded_at_start)

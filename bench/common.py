@@ -47,9 +47,9 @@ class StageCtx:
     def __init__(self, document: Any, progress: dict[str, Any] | None = None) -> None:
         import uuid
 
-        from docingest.domain import Job, Stage, State, split_progress
+        from docingest.domain import Job, Stage, State, read_progress
 
-        control, shown = split_progress(progress)
+        control, shown = read_progress(progress)
         self.document = document
         self.job = Job(job_id=uuid.uuid4(), document_id=document.document_id, stage=Stage.PARSE_QUEUED,
                        state=State.WORKING, attempt_id=uuid.uuid4(), claimed_by="bench",

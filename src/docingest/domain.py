@@ -79,14 +79,14 @@ TERMINAL_STATES: frozenset[State] = frozenset({State.DONE, State.FAILED})
 
 
 # --- a job's progress: control state and display figures ------------------------------------
-# Both are stored together in ``upload_jobs.progress`` (jsonb) and merged key by key as the job
-# goes (``progress || update``). A model keeps which fields were set (``model_fields_set``): an
+# Stored in ``upload_jobs.control`` and ``upload_jobs.progress`` (jsonb objects), each merged key
+# by key as the job goes (``progress || update``). A model keeps which fields were set (``model_fields_set``): an
 # update writes exactly those, a field set to None included (it stores JSON null), and a model
 # read from a row writes back exactly the keys the row had.
 
 
 class _ProgressFields(BaseModel):
-    """Frozen fields merged into ``upload_jobs.progress``; unset fields are not written."""
+    """Frozen fields merged into a jsonb column of ``upload_jobs``; unset fields are not written."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -119,7 +119,7 @@ class _ProgressFields(BaseModel):
 
 
 class JobControl(_ProgressFields):
-    """State the pipeline branches on, kept in the job's progress (every key optional).
+    """State the pipeline branches on: ``upload_jobs.control`` (every key optional).
 
     Attributes:
         detected_kind: parser the ``uploaded`` stage picked from the content
@@ -147,7 +147,8 @@ class JobControl(_ProgressFields):
 
 
 class JobProgress(_ProgressFields):
-    """Figures shown to users (API ``progress``, ``docingest status``, ``ingest``'s bar).
+    """Figures shown to users: ``upload_jobs.progress`` (API ``progress``, ``docingest status``,
+    ``ingest``'s bar).
 
     Every key is optional: a stage writes its own as the job reaches it. Keys this model does
     not declare (a row written by another release) are kept as extras and shown as stored.
@@ -189,10 +190,9 @@ class JobProgress(_ProgressFields):
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any] | None) -> JobProgress:
-        """The display figures of a stored ``progress`` (a row's jsonb; None reads as empty).
-        Control keys are left out; unknown keys and values of an unexpected type are kept as
-        extras, shown as stored."""
-        return split_progress(stored)[1]
+        """The display figures of a row's ``progress`` object (None reads as empty; see
+        :func:`read_progress`: control keys are left out, unknown keys kept as extras)."""
+        return read_progress(stored)[1]
 
     def without_eta(self) -> JobProgress:
         """This progress without ``eta_s`` (for a job nothing runs: its last rate means nothing)."""
@@ -201,36 +201,35 @@ class JobProgress(_ProgressFields):
         return JobProgress.model_validate({k: v for k, v in self.as_dict().items() if k != "eta_s"})
 
 
-#: The keys of :class:`JobControl` in ``upload_jobs.progress``.
+#: The keys of :class:`JobControl` (``upload_jobs.control``; in ``progress`` before migration 005).
 CONTROL_KEYS: frozenset[str] = frozenset(JobControl.model_fields)
 
 
-def split_progress(stored: Mapping[str, Any] | None) -> tuple[JobControl, JobProgress]:
-    """``(control, display)`` parsed from a stored ``upload_jobs.progress`` (None reads as empty).
+def read_progress(progress: Mapping[str, Any] | None,
+                  control: Mapping[str, Any] | None = None) -> tuple[JobControl, JobProgress]:
+    """``(control, display)`` from a row's ``progress`` and ``control`` objects (None reads as
+    empty).
 
-    Never raises for what an older or newer release wrote: keys neither model declares are
-    kept as display extras (shown as stored); a value of an unexpected type for a declared key
-    is logged and read as unset.
+    Never raises for what an older or newer release wrote: control keys found in ``progress``
+    (a row written before migration 005) are read as control state, ``control``'s own winning;
+    keys neither model declares are kept as display extras (shown as stored); a value of an
+    unexpected type for a declared key is logged and read as unset.
     """
-    stored = stored or {}
-    control, bad = JobControl.parse({k: v for k, v in stored.items() if k in CONTROL_KEYS})
-    display, rejected = JobProgress.parse({k: v for k, v in stored.items() if k not in CONTROL_KEYS})
-    if bad or rejected:
+    progress = progress or {}
+    legacy, bad = JobControl.parse({k: v for k, v in progress.items() if k in CONTROL_KEYS})
+    own, bad_own = JobControl.parse(control or {})
+    display, rejected = JobProgress.parse({k: v for k, v in progress.items() if k not in CONTROL_KEYS})
+    if bad or bad_own or rejected:
         log.warning("job progress: values of an unexpected type read as unset: %s",
-                    {**bad, **rejected})
-    return control, display
+                    {**bad, **bad_own, **rejected})
+    return legacy.merge(own), display
 
 
-def progress_update(control: JobControl | None = None, display: JobProgress | None = None) -> dict[str, Any]:
-    """The keys to merge into ``upload_jobs.progress`` (the fields set in each model)."""
-    return {**(display.as_dict() if display is not None else {}),
-            **(control.as_dict() if control is not None else {})}
-
-
-def stored_progress(control: JobControl, display: JobProgress) -> dict[str, Any]:
-    """The whole ``progress`` object of a job, keys in jsonb's order (shorter first, then by
-    bytes), as a row read from the database has them."""
-    merged = progress_update(control, display)
+def shown_object(control: JobControl, display: JobProgress) -> dict[str, Any]:
+    """The ``progress`` object API replies and ``docingest status --json`` show: the display
+    figures and, beside them, the control keys, in jsonb's key order (shorter first, then by
+    bytes), the order one jsonb object holding both would have."""
+    merged = {**display.as_dict(), **control.as_dict()}
     return dict(sorted(merged.items(), key=lambda kv: (len(kv[0].encode()), kv[0].encode())))
 
 
@@ -238,8 +237,8 @@ def stored_progress(control: JobControl, display: JobProgress) -> dict[str, Any]
 class Job:
     """A row of ``upload_pipeline.upload_jobs`` as the worker holds it.
 
-    ``control`` and ``progress`` are the two halves of the row's ``progress`` jsonb: the state
-    the pipeline branches on, and the figures shown to users (:func:`stored_progress` joins them).
+    ``control`` (the row's ``control`` jsonb) is the state the pipeline branches on; ``progress``
+    (its ``progress`` jsonb) the figures shown to users.
     """
 
     job_id: UUID
@@ -268,8 +267,8 @@ class Job:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        """Build from a dict row (extra keys are ignored); its ``progress`` jsonb is split into
-        ``control`` and ``progress`` (:func:`split_progress`: unknown keys never fail the read).
+        """Build from a dict row (extra keys are ignored); its ``progress`` and ``control`` objects
+        are parsed by :func:`read_progress` (unknown keys never fail the read).
 
         Raises:
             ValueError: ``stage`` or ``state`` is not one of the machine's.
@@ -278,13 +277,8 @@ class Job:
         values = {k: row[k] for k in names if k in row}
         values["stage"] = Stage(values["stage"])
         values["state"] = State(values["state"])
-        control, progress = split_progress(row.get("progress"))
+        control, progress = read_progress(row.get("progress"), row.get("control"))
         return cls(**values, progress=progress, control=control)
-
-    @property
-    def stored_progress(self) -> dict[str, Any]:
-        """The row's whole ``progress`` object (control keys and display figures)."""
-        return stored_progress(self.control, self.progress)
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,8 @@ class DocumentPublic(BaseModel):
     def from_row(cls, row: dict[str, Any]) -> DocumentPublic:
         values = {k: row.get(k) for k in cls.model_fields}
         values["stalled"] = bool(row.get("stalled"))
-        values["progress"] = shown_progress(row.get("progress"), stalled=values["stalled"], state=row.get("state"))
+        values["progress"] = shown_progress(row.get("progress"), stalled=values["stalled"], state=row.get("state"),
+                                            control=row.get("control"))
         return cls(**values)
 
 

@@ -545,7 +545,8 @@ def status(
              "state": j["state"], "stalled": j["stalled"], "lease_expires_at": j["lease_expires_at"],
              "attempts": j["attempts"], "retry_count": j["retry_count"],
              "error_code": j["error_code"], "error_message": j["error_message"],
-             "progress": shown_progress(j["progress"], stalled=j["stalled"], state=j["state"])} for j in jobs]
+             "progress": shown_progress(j["progress"], stalled=j["stalled"], state=j["state"],
+                                        control=j["control"])} for j in jobs]
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return

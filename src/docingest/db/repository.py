@@ -19,7 +19,7 @@ from uuid import UUID
 import numpy as np
 import psycopg
 
-from docingest.domain import Claim, Document, Job, JobControl, JobProgress, progress_update
+from docingest.domain import Claim, Document, Job, JobControl, JobProgress
 
 Conn = psycopg.Connection[Any]
 
@@ -111,7 +111,7 @@ class Repository:
         Args:
             progress: display figures merged into ``progress`` (the fields set).
             events: ``(stage, type, payload)`` rows, inserted in this order.
-            control: control state merged into ``progress`` too (the fields set).
+            control: control state merged into ``control`` (the fields set).
             delay_seconds: ``next_attempt_at`` is now plus this (a rescheduled job).
             lease_seconds: the lease of a job that stays ``working`` (renewed when less
                 than half of it is left).
@@ -121,7 +121,8 @@ class Repository:
         """
         row = _one(conn, "complete_stage", {
             "job_id": job.job_id, "attempt_id": job.attempt_id, "from_stage": job.stage.value,
-            "stage": stage, "state": state, "progress": _jsonb(progress_update(control, progress)),
+            "stage": stage, "state": state, "progress": _jsonb(progress.as_dict()),
+            "control": _jsonb(control.as_dict() if control is not None else {}),
             "events": json.dumps([{"stage": s, "type": t, "payload": p} for s, t, p in events],
                                  default=str),
             "delay_seconds": delay_seconds, "lease_seconds": lease_seconds,
@@ -135,7 +136,8 @@ class Repository:
         """Merge ``progress`` (and ``control``: the fields set in each) into the job's and extend
         its lease by ``lease_seconds`` (a checkpoint of the attempt holding it, inside its
         fenced transaction)."""
-        _one(conn, "update_progress", {"job_id": job_id, "progress": _jsonb(progress_update(control, progress)),
+        _one(conn, "update_progress", {"job_id": job_id, "progress": _jsonb(progress.as_dict()),
+                                       "control": _jsonb(control.as_dict() if control is not None else {}),
                                        "lease_seconds": lease_seconds})
 
     def retry_job_later(
@@ -254,7 +256,7 @@ class Repository:
         """Every job (of ``user_id``, of ``document_ids``; None: all), oldest first.
 
         Each row: the job's ``job_id, document_id, stage, state, attempts, retry_count,
-        error_code, error_message, progress, created_at, updated_at, finished_at, claimed_by,
+        error_code, error_message, progress, control, created_at, updated_at, finished_at, claimed_by,
         lease_expires_at, lost_leases``, its document's ``filename, user_id, bytes_len``, ``stalled``
         (working under an expired lease: its holder died or hung) and ``lease_left_s`` (float
         seconds until the lease expires, negative after; None without a lease), both by the

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from docingest.domain import STAGES, JobControl, JobProgress, Stage, State, split_progress, stored_progress
+from docingest.domain import STAGES, JobControl, JobProgress, Stage, State, read_progress, shown_object
 
 #: States in which nothing runs a job: a stored ``eta_s`` (the last attempt's) means nothing.
 _IDLE_STATES = frozenset({State.WAITING, State.QUEUED, State.RETRYABLE, State.FAILED})
@@ -39,21 +39,22 @@ def _idle(stalled: bool, state: str | State | None) -> bool:
 
 
 def shown_progress(progress: ProgressLike, *, stalled: bool, state: str | State | None = None,
-                   control: JobControl | None = None) -> dict[str, Any]:
+                   control: JobControl | Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A job's ``progress`` object as shown to a user (API replies, ``status --json``).
 
     Its display figures, without ``eta_s`` when nothing runs the job: it is stalled (its lease
     expired) or in an idle ``state`` (queued, retryable, waiting, failed), so the last attempt's
-    rate says nothing about when it ends; beside them the control keys, as stored (``control``,
-    or those of a stored ``progress`` object). Keys are in the order the database returns them.
+    rate says nothing about when it ends; beside them the job's control keys, as stored
+    (``control``: the model, or a row's ``control`` object). See :func:`~docingest.domain.shown_object`.
     """
     if isinstance(progress, JobProgress):
-        display, control = progress, control or JobControl()
+        display = progress
+        own = control if isinstance(control, JobControl) else read_progress(None, control)[0]
     else:
-        control, display = split_progress(progress)
+        own, display = read_progress(progress, control.as_dict() if isinstance(control, JobControl) else control)
     if _idle(stalled, state):
         display = display.without_eta()
-    return stored_progress(control, display)
+    return shown_object(own, display)
 
 
 def format_progress(progress: ProgressLike, *, stalled: bool = False, state: str | State | None = None) -> str:

@@ -79,10 +79,10 @@ TERMINAL_STATES: frozenset[State] = frozenset({State.DONE, State.FAILED})
 
 
 # --- a job's progress: control state and display figures ------------------------------------
-# Stored in ``upload_jobs.control`` and ``upload_jobs.progress`` (jsonb objects), each merged key
-# by key as the job goes (``progress || update``). A model keeps which fields were set (``model_fields_set``): an
-# update writes exactly those, a field set to None included (it stores JSON null), and a model
-# read from a row writes back exactly the keys the row had.
+# Stored in ``upload_jobs.control`` and ``upload_jobs.progress`` (jsonb objects), each merged
+# key by key as the job goes (``progress || update``). A model keeps which fields were set
+# (``model_fields_set``): an update writes exactly those, a field set to None included (it
+# stores JSON null), and a model read from a row writes back exactly the keys the row had.
 
 
 class _ProgressFields(BaseModel):

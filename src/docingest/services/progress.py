@@ -1,8 +1,8 @@
 """Honest progress: what a job's progress says, and a document's event stream.
 
-A job's display figures are a :class:`~docingest.domain.JobProgress` (every key, its unit and
-the stage writing it are documented there; the control state beside them in the same
-``upload_jobs.progress`` jsonb is a :class:`~docingest.domain.JobControl`).
+A job's display figures (``upload_jobs.progress``) are a :class:`~docingest.domain.JobProgress`
+(every key, its unit and the stage writing it are documented there); its control state
+(``upload_jobs.control``) is a :class:`~docingest.domain.JobControl`.
 :func:`shown_progress` is the ``progress`` object the API and ``docingest status --json``
 show; :func:`document_events` yields a document's rows of ``upload_pipeline.events``
 (the SSE endpoint ``GET /api/v2/documents/{id}/events`` streams them with

@@ -25,7 +25,7 @@ class StageResult:
 
     Attributes:
         progress: display figures merged into ``upload_jobs.progress`` (the fields set).
-        control: control state merged into it too (the fields set).
+        control: control state merged into ``upload_jobs.control`` (the fields set).
         persist: writes to make in the fenced transaction (gets the connection).
         events: ``(type, payload)`` rows written with the transition.
         delay_seconds: when set, the job stays at its stage and is rescheduled

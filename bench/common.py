@@ -47,20 +47,21 @@ class StageCtx:
     def __init__(self, document: Any, progress: dict[str, Any] | None = None) -> None:
         import uuid
 
-        from docingest.domain import Job, Stage, State
+        from docingest.domain import Job, Stage, State, read_progress
 
+        control, shown = read_progress(progress)
         self.document = document
         self.job = Job(job_id=uuid.uuid4(), document_id=document.document_id, stage=Stage.PARSE_QUEUED,
                        state=State.WORKING, attempt_id=uuid.uuid4(), claimed_by="bench",
                        lease_expires_at=None, attempts=1, retry_count=0, lost_leases=0,
-                       next_attempt_at=None, progress=progress or {})
+                       next_attempt_at=None, progress=shown, control=control)
 
     progress_saves = 0
 
     def check(self) -> None:
         pass
 
-    def save_progress(self, progress: dict[str, Any], persist: Any = None) -> None:
+    def save_progress(self, progress: Any, persist: Any = None, *, control: Any = None) -> None:
         self.progress_saves += 1
 
 

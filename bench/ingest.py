@@ -60,7 +60,7 @@ def run(quick: bool = False) -> list[Figure]:
         started = time.perf_counter()
         for a in artifacts:
             chunker.chunk(a.text, markdown=a.kind in MARKDOWN_KINDS,
-                          page_starts=[p[1] for p in a.pages], page_numbers=[p[0] for p in a.pages])
+                          page_starts=[p.start for p in a.pages], page_numbers=[p.number for p in a.pages])
         chunk_s = time.perf_counter() - started
     finally:
         rt.close()

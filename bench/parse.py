@@ -55,7 +55,7 @@ def run(quick: bool = False) -> list[Figure]:
         started = time.perf_counter()
         result = handler.run(StageCtx(document, {"detected_kind": "pdf"}))  # type: ignore[arg-type]
         stage_times.append(time.perf_counter() - started)
-    assert result is not None and result.progress["pages_total"] == pages
+    assert result is not None and result.progress.pages_total == pages
     raw_s, stage_s = min(raw_times), min(stage_times)
     return [
         Figure("parse", "source2e.pdf pages", pages),
@@ -64,5 +64,5 @@ def run(quick: bool = False) -> list[Figure]:
         Figure("parse", "raw pypdfium2 pages/s", round(pages / raw_s, 1), "page/s"),
         Figure("parse", "parse stage pages/s", round(pages / stage_s, 1), "page/s"),
         Figure("parse", "stage speed / raw", round(raw_s / stage_s, 3), "x", ">= 0.8"),
-        Figure("parse", "stage chars / raw chars", round(result.progress["chars"] / chars, 3), "x"),
+        Figure("parse", "stage chars / raw chars", round((result.progress.chars or 0) / chars, 3), "x"),
     ]

@@ -46,7 +46,7 @@ def _child(parse: bool) -> None:
         storage = LocalStorage(Path(tempfile.mkdtemp(prefix="docingest-bench-rss-")))
         document = stored_document(storage, SOURCE2E)
         result = ParseDocument(storage, parse_file).run(StageCtx(document, {"detected_kind": "pdf"}))
-        pages = result.progress["pages_total"]
+        pages = result.progress.pages_total or 0
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     status = Path("/proc/self/status")
     if status.exists():

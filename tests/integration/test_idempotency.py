@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +48,21 @@ def test_every_handler_twice_gives_the_same_rows(runtime: Runtime, tmp_path: Pat
     seen = []
     while ctx.job.stage is not Stage.COMPLETE:
         handler = w.handlers[ctx.job.stage]
-        before_progress = dict(ctx.job.progress)
+        before = ctx.job
         first = handler.run(ctx)
         if first.persist:
             with ctx.fenced() as conn:
                 first.persist(conn)
         once = snapshot(runtime)
-        ctx.job = ctx.job.__class__(**{**ctx.job.__dict__, "progress": before_progress})
+        ctx.job = replace(ctx.job, progress=before.progress, control=before.control)
         second = handler.run(ctx)
         if second.persist:
             with ctx.fenced() as conn:
                 second.persist(conn)
         twice = snapshot(runtime)
         assert once == twice, f"{ctx.job.stage.value} is not idempotent"
-        assert first.progress.keys() == second.progress.keys()
+        assert first.progress.as_dict().keys() == second.progress.as_dict().keys()
+        assert first.control.as_dict().keys() == second.control.as_dict().keys()
         seen.append(ctx.job.stage)
         ctx.job, _ = w._transition(ctx, second, time.monotonic())
     assert seen == [s for s in Stage if s is not Stage.COMPLETE]

@@ -11,6 +11,7 @@ import pytest
 
 from docingest.api.schemas import DocumentPublic
 from docingest.db.repository import Repository
+from docingest.domain import JobProgress
 from docingest.runtime import Runtime
 from docingest.services.progress import document_events, format_progress, sse_message, sse_stream
 from tests.conftest import make_settings
@@ -96,9 +97,9 @@ def test_pages_parsed_move_while_a_pdf_is_parsed(db_url: str, tmp_path: Path,
     writes: list[tuple[float, dict[str, Any]]] = []
     update_progress = Repository.update_progress
 
-    def spy(self: Repository, conn: Any, job_id: Any, progress: dict[str, Any], **kw: Any) -> Any:
-        if "pages_parsed" in progress:
-            writes.append((time.monotonic(), dict(progress)))
+    def spy(self: Repository, conn: Any, job_id: Any, progress: JobProgress, **kw: Any) -> Any:
+        if "pages_parsed" in progress.model_fields_set:
+            writes.append((time.monotonic(), progress.as_dict()))
         return update_progress(self, conn, job_id, progress, **kw)
 
     monkeypatch.setattr(Repository, "update_progress", spy)

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from docingest.db.pool import check_connection, single_statements
-from docingest.domain import Job, Stage
+from docingest.domain import Job, JobProgress, Stage
 from docingest.errors import LeaseLost
 from docingest.runtime import Runtime
 from docingest.stages.base import StageResult
@@ -39,7 +39,7 @@ def _claim(rt: Runtime, worker: str = "w1") -> Any:
 
 def _complete(rt: Runtime, job: Job, **overrides: Any) -> Job | None:
     step: dict[str, Any] = {
-        "stage": job.stage.next().value, "state": "working", "progress": {"n": 1},
+        "stage": job.stage.next().value, "state": "working", "progress": JobProgress.model_validate({"n": 1}),
         "events": [(job.stage.next().value, "stage_completed", {"from": job.stage.value})],
         "lease_seconds": 30.0,
     }
@@ -90,7 +90,7 @@ def test_complete_stage_writes_the_transition_and_its_events_together(
         ("parse_queued", "stage_completed", {"from": "uploaded"}),
     ])
     assert updated is not None and updated.stage is Stage.PARSE_QUEUED
-    assert updated.attempt_id == job.attempt_id and updated.progress == {"n": 1}
+    assert updated.attempt_id == job.attempt_id and updated.progress.as_dict() == {"n": 1}
     assert _events(runtime) == [
         {"stage": "uploaded", "type": "cleaned", "payload": {"nul": 2}},
         {"stage": "parse_queued", "type": "stage_completed", "payload": {"from": "uploaded"}},
@@ -254,7 +254,7 @@ def test_a_fenced_out_no_op_transition_raises_lease_lost_and_stops_the_handler(
     held = _Held(old.job, threading.Event())
     ctx = JobContext(w, old.job, old.document, held)
     with pytest.raises(LeaseLost):
-        w._transition(ctx, StageResult(progress={"x": 1}, events=[("note", {})]), 0.0)
+        w._transition(ctx, StageResult(progress=JobProgress.model_validate({"x": 1}), events=[("note", {})]), 0.0)
     assert held.lost.is_set()
     assert _job(runtime)["stage"] == "uploaded" and _events(runtime) == []
 
@@ -266,7 +266,7 @@ def test_a_stages_recorded_seconds_include_its_writes(runtime: Runtime, tmp_path
     w = runtime.worker(concurrency=1)
     claimed = _claim(runtime)
     ctx = JobContext(w, claimed.job, claimed.document, _Held(claimed.job, threading.Event()))
-    result = StageResult(progress={}, persist=lambda conn: conn.execute("SELECT pg_sleep(0.3)"))
+    result = StageResult(progress=JobProgress(), persist=lambda conn: conn.execute("SELECT pg_sleep(0.3)"))
     updated, seconds = w._transition(ctx, result, time.monotonic())
     assert updated.stage is claimed.job.stage.next() and seconds >= 0.3
     [event] = [e for e in _events(runtime) if e["type"] == "stage_completed"]

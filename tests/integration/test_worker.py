@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from docingest.domain import Stage, State
+from docingest.domain import JobProgress, Stage, State
 from docingest.errors import EmbeddingUnavailable, LeaseLost, PdfCorrupt
 from docingest.runtime import Runtime
 from docingest.stages.base import StageResult
@@ -70,7 +70,7 @@ def test_expired_lease_is_taken_over_and_the_old_attempt_is_fenced_out(
     ctx = JobContext(w, old, doc, _Held(old, threading.Event()))
     with pytest.raises(LeaseLost), ctx.fenced() as conn:
         conn.execute("UPDATE upload_pipeline.documents SET filename = 'hijacked'")
-    result = StageResult(progress={"x": 1}, persist=lambda conn: conn.execute(
+    result = StageResult(progress=JobProgress.model_validate({"x": 1}), persist=lambda conn: conn.execute(
         "UPDATE upload_pipeline.documents SET filename = 'hijacked'"))
     with pytest.raises(LeaseLost):
         w._transition(ctx, result, 0.0)

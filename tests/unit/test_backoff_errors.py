@@ -7,8 +7,8 @@ import random
 import pytest
 
 from docingest import errors
-from docingest.domain import STAGES, Stage, State
 from docingest.backoff import backoff_seconds
+from docingest.domain import STAGES, Stage, State
 
 
 @pytest.mark.parametrize("retry", [0, 1, 3, 10, 100])

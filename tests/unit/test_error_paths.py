@@ -11,6 +11,7 @@ from uuid import uuid4
 
 import pytest
 
+from docingest.domain import JobControl
 from docingest.errors import DocumentCorrupt, InternalError, classify, register_private_root, scrub_paths
 from docingest.providers.parsing import parse_file
 from docingest.providers.storage.local import LocalStorage
@@ -23,13 +24,13 @@ _PATH = re.compile(r"(^|[\s'\"(])/\w")
 
 class _Ctx:
     def __init__(self, document: object) -> None:
-        self.job = types.SimpleNamespace(progress={"detected_kind": "docx"})
+        self.job = types.SimpleNamespace(control=JobControl(detected_kind="docx"))
         self.document = document
 
     def check(self) -> None:
         pass
 
-    def save_progress(self, progress: dict, persist: object = None) -> None:
+    def save_progress(self, progress: object, persist: object = None, *, control: object = None) -> None:
         pass
 
 

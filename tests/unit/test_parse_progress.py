@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from docingest.domain import JobProgress
 from docingest.stages import parse as parse_stage
 from docingest.stages.parse import PageProgressSaver
 
@@ -14,8 +15,8 @@ class FakeCtx:
     def __init__(self) -> None:
         self.saved: list[dict[str, Any]] = []
 
-    def save_progress(self, progress: dict[str, Any], persist: Any = None) -> None:
-        self.saved.append(progress)
+    def save_progress(self, progress: JobProgress, persist: Any = None, *, control: Any = None) -> None:
+        self.saved.append(progress.as_dict())
 
 
 class Clock:

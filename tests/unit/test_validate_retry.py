@@ -72,5 +72,5 @@ def test_retry_after_a_failed_write_gives_the_clean_result(tmp_path: Path) -> No
     assert retried.metadata == clean.metadata == {"Producer": "ab"}
     assert retried_result.events == clean_result.events == [
         ("text_cleaned", {"nul_removed": 3, "lone_surrogates_removed": 0, "metadata_chars_removed": 1})]
-    for (_, start, end, _), page in zip(clean.pages, PAGES, strict=True):
-        assert clean.text[start:end] == page.replace("\x00", "").replace("\ufffe", "")
+    for parsed_page, page in zip(clean.pages, PAGES, strict=True):
+        assert clean.text[parsed_page.start:parsed_page.end] == page.replace("\x00", "").replace("\ufffe", "")

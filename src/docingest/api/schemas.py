@@ -110,7 +110,8 @@ class JobPublic(BaseModel):
     def from_job(cls, job: Job) -> JobPublic:
         stalled = job.stalled(datetime.now(UTC))
         return cls(job_id=job.job_id, document_id=job.document_id, stage=job.stage.value,
-                   state=job.state.value, progress=shown_progress(job.progress, stalled=stalled, state=job.state.value),
+                   state=job.state.value, progress=shown_progress(job.progress, stalled=stalled, state=job.state,
+                                                                          control=job.control),
                    stalled=stalled, attempts=job.attempts,
                    retry_count=job.retry_count, error_code=job.error_code, error_message=job.error_message,
                    created_at=job.created_at, updated_at=job.updated_at, finished_at=job.finished_at,
@@ -154,7 +155,8 @@ class DocumentPublic(BaseModel):
     def from_row(cls, row: dict[str, Any]) -> DocumentPublic:
         values = {k: row.get(k) for k in cls.model_fields}
         values["stalled"] = bool(row.get("stalled"))
-        values["progress"] = shown_progress(row.get("progress"), stalled=values["stalled"], state=row.get("state"))
+        values["progress"] = shown_progress(row.get("progress"), stalled=values["stalled"], state=row.get("state"),
+                                            control=row.get("control"))
         return cls(**values)
 
 

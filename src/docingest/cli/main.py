@@ -180,7 +180,7 @@ def _explain_nothing_found(rt: Any, user: str | None, what: str) -> None:
         mine = {"documents": 0, "users": 0, "jobs_by_state": {}}
     who = f"user {user!r}" if user is not None else "any user"
     place = where(rt.settings)
-    unfinished = sum(n for state, n in mine["jobs_by_state"].items() if state not in ("done", "failed"))
+    unfinished = sum(n for state, n in mine["jobs_by_state"].items() if not State.is_terminal(state))
     if mine["documents"] and unfinished:
         hint = (f"{unfinished} of {who}'s {mine['documents']} documents are still being processed: "
                 "`docingest status` shows where they are (a worker must be running: `docingest worker`, "

@@ -19,7 +19,7 @@ from uuid import UUID
 import numpy as np
 import psycopg
 
-from docingest.domain import Claim, Document, Job
+from docingest.domain import Claim, Document, Job, JobControl, JobProgress
 from docingest.errors import InternalInvariantError
 
 Conn = psycopg.Connection[Any]
@@ -99,8 +99,9 @@ class Repository:
         *,
         stage: str,
         state: str,
-        progress: dict[str, Any],
+        progress: JobProgress,
         events: Sequence[tuple[str, str, dict[str, Any]]],
+        control: JobControl | None = None,
         delay_seconds: float = 0.0,
         lease_seconds: float = 0.0,
     ) -> Job | None:
@@ -109,8 +110,9 @@ class Repository:
         Fenced: only while ``job.attempt_id`` holds the job, working, at ``job.stage``.
 
         Args:
-            progress: keys merged into ``progress``.
+            progress: display figures merged into ``progress`` (the fields set).
             events: ``(stage, type, payload)`` rows, inserted in this order.
+            control: control state merged into ``control`` (the fields set).
             delay_seconds: ``next_attempt_at`` is now plus this (a rescheduled job).
             lease_seconds: the lease of a job that stays ``working`` (renewed when less
                 than half of it is left).
@@ -120,7 +122,8 @@ class Repository:
         """
         row = _one(conn, "complete_stage", {
             "job_id": job.job_id, "attempt_id": job.attempt_id, "from_stage": job.stage.value,
-            "stage": stage, "state": state, "progress": _jsonb(progress),
+            "stage": stage, "state": state, "progress": _jsonb(progress.as_dict()),
+            "control": _jsonb(control.as_dict() if control is not None else {}),
             "events": json.dumps([{"stage": s, "type": t, "payload": p} for s, t, p in events],
                                  default=str),
             "delay_seconds": delay_seconds, "lease_seconds": lease_seconds,
@@ -128,11 +131,14 @@ class Repository:
         return Job.from_row(row) if row else None
 
     def update_progress(
-        self, conn: Conn, job_id: UUID, progress: dict[str, Any], *, lease_seconds: float
+        self, conn: Conn, job_id: UUID, progress: JobProgress, *, lease_seconds: float,
+        control: JobControl | None = None,
     ) -> None:
-        """Merge ``progress`` into the job's and extend its lease by ``lease_seconds`` (a
-        checkpoint of the attempt holding it, inside its fenced transaction)."""
-        _one(conn, "update_progress", {"job_id": job_id, "progress": _jsonb(progress),
+        """Merge ``progress`` (and ``control``: the fields set in each) into the job's and extend
+        its lease by ``lease_seconds`` (a checkpoint of the attempt holding it, inside its
+        fenced transaction)."""
+        _one(conn, "update_progress", {"job_id": job_id, "progress": _jsonb(progress.as_dict()),
+                                       "control": _jsonb(control.as_dict() if control is not None else {}),
                                        "lease_seconds": lease_seconds})
 
     def retry_job_later(
@@ -288,7 +294,7 @@ class Repository:
         """Every job (of ``user_id``, of ``document_ids``; None: all), oldest first.
 
         Each row: the job's ``job_id, document_id, stage, state, attempts, retry_count,
-        error_code, error_message, progress, created_at, updated_at, finished_at, claimed_by,
+        error_code, error_message, progress, control, created_at, updated_at, finished_at, claimed_by,
         lease_expires_at, lost_leases``, its document's ``filename, user_id, bytes_len``, ``stalled``
         (working under an expired lease: its holder died or hung) and ``lease_left_s`` (float
         seconds until the lease expires, negative after; None without a lease), both by the

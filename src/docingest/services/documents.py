@@ -204,7 +204,8 @@ class JobStatus:
                    lease_expires_at=row["lease_expires_at"], attempts=row["attempts"],
                    retry_count=row["retry_count"], error_code=row["error_code"],
                    error_message=row["error_message"],
-                   progress=shown_progress(row["progress"], stalled=row["stalled"], state=row["state"]))
+                   progress=shown_progress(row["progress"], stalled=row["stalled"], state=row["state"],
+                                           control=row["control"]))
 
     def to_dict(self) -> dict[str, Any]:
         """The row as ``status --json`` prints it (``lease_expires_at`` a datetime or None)."""

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from docingest.domain import State
+from docingest.domain import JobProgress, State
 from docingest.services.documents import DocumentService, Registered
 from docingest.services.progress import IngestProgress, IngestSnapshot
 from docingest.settings import Settings
@@ -164,7 +164,7 @@ def ingest(
             latest = {j["document_id"]: j for j in jobs}  # ordered by created_at: last wins
             if on_progress:
                 on_progress(tracker.update(list(latest.values()), time.monotonic()))
-            if all(j["state"] in (State.DONE.value, State.FAILED.value) for j in latest.values()):
+            if all(State.is_terminal(j["state"]) for j in latest.values()):
                 break
             time.sleep(poll_seconds)
     except KeyboardInterrupt as exc:
@@ -173,7 +173,7 @@ def ingest(
         worker.stop()  # the slots release what they hold; a job may finish meanwhile
     if interrupted is not None:  # counted after the release, which can finish a job
         after = {j["document_id"]: j["state"] for j in rt.documents.job_rows(document_ids=ids)}
-        done = sum(after.get(i) in (State.DONE.value, State.FAILED.value) for i in ids)
+        done = sum(i in after and State.is_terminal(after[i]) for i in ids)
         raise IngestInterrupted(len(ids) - done) from interrupted
     stats = rt.documents.document_stats(ids)
     wall = time.monotonic() - started
@@ -194,10 +194,10 @@ def ingest(
         failures=[{"filename": j["filename"], "job_id": str(j["job_id"]),
                    "error_code": j["error_code"], "error_message": j["error_message"]} for j in failed],
     )
+    shown = {i: JobProgress.from_stored(j["progress"]) for i, j in latest.items()}
     summary.warnings = [{"filename": j["filename"], "job_id": str(j["job_id"]), "message": w}
-                        for j in latest.values() for w in (j["progress"] or {}).get("parse_warnings") or []]
-    summary.embedding_cache_hits = sum(int((j["progress"] or {}).get("embedding_cache_hits") or 0)
-                                       for j in latest.values())
+                        for i, j in latest.items() for w in shown[i].parse_warnings or []]
+    summary.embedding_cache_hits = sum(p.embedding_cache_hits or 0 for p in shown.values())
     summary.docs_per_s = round(summary.documents / wall, 3) if wall else 0.0
     # This run's own rate: chunks embedded before it (a resumed run) do not count.
     embedded_here = max(0, sum(s["chunks"] for s in stats) - tracker.embedded_at_start)

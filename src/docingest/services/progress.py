@@ -1,15 +1,10 @@
-"""Honest progress: what a job's ``progress`` says, and a document's event stream.
+"""Honest progress: what a job's progress says, and a document's event stream.
 
-``upload_jobs.progress`` keys written by the stages (all optional, merged as the job goes):
-
-| key | written by | meaning |
-|---|---|---|
-| ``pages_total``, ``pages_parsed`` | ``parse_queued`` | pages of the original (PDF; absent for page-less kinds), saved while the parse runs (after the first page, then at most once per ``PARSE_PROGRESS_INTERVAL_SECONDS``) and at its end |
-| ``chunks_total``, ``tokens_total`` | ``chunking`` | chunks made, and their word pieces |
-| ``chunks_embedded`` | ``embedding_in_progress`` | chunks with a stored vector (a checkpoint per batch) |
-| ``eta_s`` | ``parse_queued``, ``embedding_in_progress`` | seconds left in the running stage at the rate observed in this attempt; 0 when done |
-
-:func:`document_events` yields a document's rows of ``upload_pipeline.events``
+A job's display figures (``upload_jobs.progress``) are a :class:`~docingest.domain.JobProgress`
+(every key, its unit and the stage writing it are documented there); its control state
+(``upload_jobs.control``) is a :class:`~docingest.domain.JobControl`.
+:func:`shown_progress` is the ``progress`` object the API and ``docingest status --json``
+show; :func:`document_events` yields a document's rows of ``upload_pipeline.events``
 (the SSE endpoint ``GET /api/v2/documents/{id}/events`` streams them with
 :func:`sse_message`); :func:`format_progress` is the one-line summary
 ``docingest status`` shows.
@@ -19,44 +14,62 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from docingest.domain import STAGES, Job, Stage
-
-TERMINAL_STATES = ("done", "failed")
-
+from docingest.domain import STAGES, Job, JobControl, JobProgress, Stage, State, read_progress, shown_object
 
 #: States in which nothing runs a job: a stored ``eta_s`` (the last attempt's) means nothing.
-_IDLE_STATES = ("waiting", "queued", "retryable", "failed")
+_IDLE_STATES = frozenset({State.WAITING, State.QUEUED, State.RETRYABLE, State.FAILED})
+
+#: A job's progress as display code receives it: the model, or a row's stored ``progress``.
+ProgressLike = JobProgress | Mapping[str, Any] | None
 
 
-def shown_progress(progress: dict[str, Any] | None, *, stalled: bool, state: str | None = None) -> dict[str, Any]:
-    """A job's progress as shown to a user: without ``eta_s`` when nothing runs the job: it
-    is stalled (its lease expired) or in an idle ``state`` (queued, retryable, waiting, failed),
-    so the last attempt's rate says nothing about when it ends."""
-    p = dict(progress or {})
-    if stalled or state in _IDLE_STATES:
-        p.pop("eta_s", None)
-    return p
+def display_progress(progress: ProgressLike) -> JobProgress:
+    """The display figures of ``progress`` (a :class:`JobProgress` as is; a stored ``progress``
+    object, or None, parsed by :meth:`JobProgress.from_stored`)."""
+    return progress if isinstance(progress, JobProgress) else JobProgress.from_stored(progress)
 
 
-def format_progress(progress: dict[str, Any] | None, *, stalled: bool = False, state: str | None = None) -> str:
+def _idle(stalled: bool, state: str | State | None) -> bool:
+    return stalled or (state is not None and State(state) in _IDLE_STATES)
+
+
+def shown_progress(progress: ProgressLike, *, stalled: bool, state: str | State | None = None,
+                   control: JobControl | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A job's ``progress`` object as shown to a user (API replies, ``status --json``).
+
+    Its display figures, without ``eta_s`` when nothing runs the job: it is stalled (its lease
+    expired) or in an idle ``state`` (queued, retryable, waiting, failed), so the last attempt's
+    rate says nothing about when it ends; beside them the job's control keys, as stored
+    (``control``: the model, or a row's ``control`` object). See :func:`~docingest.domain.shown_object`.
+    """
+    if isinstance(progress, JobProgress):
+        display = progress
+        own = control if isinstance(control, JobControl) else read_progress(None, control)[0]
+    else:
+        own, display = read_progress(progress, control.as_dict() if isinstance(control, JobControl) else control)
+    if _idle(stalled, state):
+        display = display.without_eta()
+    return shown_object(own, display)
+
+
+def format_progress(progress: ProgressLike, *, stalled: bool = False, state: str | State | None = None) -> str:
     """``"pages 12/12, chunks 40/100, eta 3s"`` from a job's progress (empty parts left out;
     no ETA for a ``stalled`` or idle job, see :func:`shown_progress`)."""
-    p = shown_progress(progress, stalled=stalled, state=state)
+    p = display_progress(progress)
     parts = []
-    if p.get("pages_total"):
-        parts.append(f"pages {p.get('pages_parsed', 0)}/{p['pages_total']}")
-    if p.get("chunks_total") is not None:
-        parts.append(f"chunks {p.get('chunks_embedded', 0)}/{p['chunks_total']}")
-    eta = p.get("eta_s")
-    if eta:
-        parts.append(f"eta {duration(float(eta))}")
-    if p.get("parse_warnings"):
-        n = len(p["parse_warnings"])
+    if p.pages_total:
+        parts.append(f"pages {p.pages_parsed or 0}/{p.pages_total}")
+    if p.chunks_total is not None:
+        parts.append(f"chunks {p.chunks_embedded or 0}/{p.chunks_total}")
+    if p.eta_s and not _idle(stalled, state):
+        parts.append(f"eta {duration(float(p.eta_s))}")
+    if p.parse_warnings:
+        n = len(p.parse_warnings)
         parts.append(f"{n} parse warning{'s' if n > 1 else ''}")
     return ", ".join(parts)
 
@@ -124,7 +137,7 @@ def document_events(
             yield event_dict(row)
         if len(rows) >= 500:
             continue  # a full page: read on before deciding anything
-        if not follow or job is None or job.state.value in TERMINAL_STATES:
+        if not follow or job is None or job.state.terminal:
             return
         if deadline is not None and time.monotonic() >= deadline:
             return
@@ -138,7 +151,7 @@ def sse_message(event: dict[str, Any]) -> str:
 
 def _finished(documents: EventLog, document_id: UUID) -> bool:
     job = documents.latest_job(document_id)
-    return job is None or job.state.value in TERMINAL_STATES
+    return job is None or job.state.terminal
 
 
 def sse_stream(
@@ -322,8 +335,9 @@ class IngestProgress:
 
     def update(self, jobs: list[dict[str, Any]], now: float) -> IngestSnapshot:
         """The snapshot for ``jobs`` (each document's latest job) at ``now``."""
-        known = [(j["bytes_len"] or 0, int(p["chunks_total"])) for j in jobs
-                 if (p := j["progress"] or {}).get("chunks_total") is not None]
+        shown = {j["job_id"]: display_progress(j["progress"]) for j in jobs}
+        known = [(j["bytes_len"] or 0, p.chunks_total) for j in jobs
+                 if (p := shown[j["job_id"]]).chunks_total is not None]
         known_bytes = sum(b for b, _ in known)
         per_byte = sum(c for _, c in known) / known_bytes if known_bytes else DEFAULT_CHUNKS_PER_BYTE
         done = total = 0.0
@@ -332,17 +346,17 @@ class IngestProgress:
         lease_left: list[float] = []
         working_on: list[str] = []
         for j in jobs:
-            p = j["progress"] or {}
-            if p.get("chunks_total") is None and j["state"] not in TERMINAL_STATES:
+            p = shown[j["job_id"]]
+            if p.chunks_total is None and not State.is_terminal(j["state"]):
                 unchunked += 1
             if (j["state"] == "working" and j.get("claimed_by") == self.worker_id
                     and j["stage"] in _DOING and j.get("filename")):
                 working_on.append(f"{_DOING[j['stage']]} {j['filename']}")
             d, t = job_work(j["state"], j["stage"], p, j["bytes_len"] or 0, per_byte)
             done, total = done + d, total + t
-            if p.get("chunks_total") is not None:
-                chunks_known += int(p["chunks_total"])
-                embedded += int(p["chunks_total"] if j["state"] == "done" else p.get("chunks_embedded") or 0)
+            if p.chunks_total is not None:
+                chunks_known += p.chunks_total
+                embedded += p.chunks_total if j["state"] == State.DONE.value else p.chunks_embedded or 0
             self._lost_leases.setdefault(j["job_id"], j.get("lost_leases") or 0)
             holder = j.get("claimed_by")
             elsewhere = holder is not None and holder != self.worker_id
@@ -369,7 +383,7 @@ class IngestProgress:
             work_rate = (done - done0) / seconds
             stalled = now - self._moved[0] >= STALLED_ETA_SECONDS
             eta = (total - done) / work_rate if work_rate > 0 and not stalled else None
-        finished = all(j["state"] in TERMINAL_STATES for j in jobs)
+        finished = all(State.is_terminal(j["state"]) for j in jobs)
         return IngestSnapshot(
             documents=len(jobs), complete=sum(j["state"] == "done" for j in jobs),
             failed=sum(j["state"] == "failed" for j in jobs), chunks_embedded=embedded,
@@ -379,7 +393,7 @@ class IngestProgress:
             taken_over=len(self._taken_over), unchunked=unchunked, working_on=tuple(working_on[:2]))
 
 
-def job_work(state: str, stage: str, progress: dict[str, Any], bytes_len: int,
+def job_work(state: str, stage: str, progress: ProgressLike, bytes_len: int,
              chunks_per_byte: float) -> tuple[float, float]:
     """``(done, total)`` work of one document's job, in chunk units (see :class:`IngestSnapshot`).
 
@@ -387,18 +401,18 @@ def job_work(state: str, stage: str, progress: dict[str, Any], bytes_len: int,
     1). A done job's work is all done; a failed job's total is what it had done (the rest will
     not be). The parse share moves with ``pages_parsed/pages_total`` while it parses.
     """
-    chunks = float(progress["chunks_total"]) if progress.get("chunks_total") is not None \
-        else max(1.0, bytes_len * chunks_per_byte)
+    p = display_progress(progress)
+    chunks = float(p.chunks_total) if p.chunks_total is not None else max(1.0, bytes_len * chunks_per_byte)
     parse_total = PARSE_SHARE * chunks
     total = parse_total + chunks
     if state == "done":
         return total, total
     if stage in _PARSED_AT:
         parse_done = parse_total
-    elif progress.get("pages_total"):
-        parse_done = parse_total * min(1.0, progress.get("pages_parsed", 0) / progress["pages_total"])
+    elif p.pages_total:
+        parse_done = parse_total * min(1.0, (p.pages_parsed or 0) / p.pages_total)
     else:
         parse_done = 0.0
-    embed_done = chunks if stage in _EMBEDDED_AT else min(chunks, float(progress.get("chunks_embedded") or 0))
+    embed_done = chunks if stage in _EMBEDDED_AT else min(chunks, float(p.chunks_embedded or 0))
     done = parse_done + embed_done
     return (done, done) if state == "failed" else (done, total)

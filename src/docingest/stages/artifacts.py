@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docingest.domain import Document
+from docingest.providers.parsing import ParsedPage
 from docingest.providers.storage import parsed_key
 from docingest.providers.storage.base import Storage
 
@@ -16,17 +17,22 @@ from docingest.providers.storage.base import Storage
 class ParsedArtifact:
     """Parsed text plus what the chunker needs to know about it.
 
-    ``pages`` holds ``[number, start, end, empty]`` rows (character offsets into ``text``).
+    ``pages`` holds a :class:`ParsedPage` per page (character offsets into ``text``); the
+    sidecar stores each as a ``[number, start, end, empty]`` row, and rows given to the
+    constructor are read so.
     ``cleaning`` is set by validation once it cleaned text and page map: the counts
     ``{nul_removed, lone_surrogates_removed, metadata_chars_removed}``.
     """
 
     text: str
     kind: str
-    pages: list[list[Any]] = field(default_factory=list)
+    pages: list[ParsedPage] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     cleaning: dict[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        self.pages = [p if isinstance(p, ParsedPage) else ParsedPage(*p) for p in self.pages]
 
     def save(self, storage: Storage, document: Document) -> str:
         """Write both objects; returns the text's key. Lone surrogates survive (surrogatepass)."""
@@ -42,7 +48,8 @@ class ParsedArtifact:
 
     def save_sidecar(self, storage: Storage, document: Document) -> None:
         """Write the page map, metadata, warnings (and cleaning record) object only."""
-        sidecar: dict[str, Any] = {"kind": self.kind, "pages": self.pages, "metadata": self.metadata,
+        pages = [[p.number, p.start, p.end, p.empty] for p in self.pages]
+        sidecar: dict[str, Any] = {"kind": self.kind, "pages": pages, "metadata": self.metadata,
                                    "warnings": self.warnings}
         if self.cleaning is not None:
             sidecar["cleaning"] = self.cleaning

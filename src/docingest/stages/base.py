@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from docingest.domain import Document, Job, Stage
+from docingest.domain import Document, Job, JobControl, JobProgress, Stage
 
 Persist = Callable[[Any], None]
 
@@ -24,14 +24,16 @@ class StageResult:
     """The outcome of one handler run.
 
     Attributes:
-        progress: keys merged into ``upload_jobs.progress``.
+        progress: display figures merged into ``upload_jobs.progress`` (the fields set).
+        control: control state merged into ``upload_jobs.control`` (the fields set).
         persist: writes to make in the fenced transaction (gets the connection).
         events: ``(type, payload)`` rows written with the transition.
         delay_seconds: when set, the job stays at its stage and is rescheduled
             after this many seconds (polling a remote job without holding a slot).
     """
 
-    progress: dict[str, Any] = field(default_factory=dict)
+    progress: JobProgress = field(default_factory=JobProgress)
+    control: JobControl = field(default_factory=JobControl)
     persist: Persist | None = None
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     delay_seconds: float | None = None
@@ -53,8 +55,10 @@ class StageContext(Protocol):
         """A connection for reads only: no fence and no lock on the job row, so it never waits
         for (nor holds up) this job's fenced transactions. What is written after is fenced."""
 
-    def save_progress(self, progress: dict[str, Any], persist: Persist | None = None) -> None:
-        """Write ``persist`` and merge ``progress`` in one fenced transaction (a checkpoint)."""
+    def save_progress(self, progress: JobProgress, persist: Persist | None = None, *,
+                      control: JobControl | None = None) -> None:
+        """Write ``persist`` and merge ``progress`` (and ``control``) in one fenced transaction
+        (a checkpoint); ``job`` then holds the merged fields."""
 
 
 class StageHandler(Protocol):

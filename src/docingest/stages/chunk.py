@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from docingest.db.repository import Repository
-from docingest.domain import Stage
+from docingest.domain import JobProgress, Stage
 from docingest.errors import NoText
 from docingest.providers.chunking.chunker import Chunker, chunk_id
 from docingest.providers.storage.base import Storage
@@ -42,12 +42,12 @@ class ChunkDocument:
     def run(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
         artifact = ParsedArtifact.load(self.storage, doc)
-        pages = [p for p in artifact.pages if not p[3]] or artifact.pages
+        pages = [p for p in artifact.pages if not p.empty] or artifact.pages
         chunks = self.chunker.chunk(
             artifact.text,
             markdown=artifact.kind in MARKDOWN_KINDS,
-            page_starts=[p[1] for p in pages],
-            page_numbers=[p[0] for p in pages],
+            page_starts=[p.start for p in pages],
+            page_numbers=[p.number for p in pages],
         )
         if not chunks:
             raise NoText("the parsed text produced no chunk (only whitespace)")
@@ -59,7 +59,7 @@ class ChunkDocument:
             Repository().replace_chunk_buffer(conn, doc.document_id, rows)
 
         return StageResult(
-            progress={"chunks_total": len(chunks), "chunks_embedded": 0,
-                      "tokens_total": sum(c.token_count for c in chunks)},
+            progress=JobProgress(chunks_total=len(chunks), chunks_embedded=0,
+                                 tokens_total=sum(c.token_count for c in chunks)),
             persist=persist,
         )

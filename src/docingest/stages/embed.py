@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from docingest.db.repository import Repository
-from docingest.domain import Stage
+from docingest.domain import JobProgress, Stage
 from docingest.errors import NoText
 from docingest.observability import metrics
 from docingest.providers.embedding.base import Embedder, check_shape
@@ -140,7 +140,7 @@ class EmbedChunks:
         model = self.embedder.model
         plan = _Plan(self.repo, ctx, model=model, dimensions=self.dimensions, use_cache=self.cache,
                      head=self.PLAN_HEAD)
-        hits = int(ctx.job.progress.get("embedding_cache_hits") or 0)
+        hits = ctx.job.progress.embedding_cache_hits or 0
         done = 0
         planned = False
 
@@ -164,8 +164,8 @@ class EmbedChunks:
                 def persist_cached(conn: Any, ids: list[Any] = ids, vectors: Any = vectors) -> None:
                     self.repo.insert_vectors(conn, doc.document_id, ids, vectors, model)
 
-                ctx.save_progress({"chunks_embedded": done, "chunks_total": plan.total,
-                                   "embedding_cache_hits": hits}, persist_cached)
+                ctx.save_progress(JobProgress(chunks_embedded=done, chunks_total=plan.total,
+                                              embedding_cache_hits=hits), persist_cached)
                 metrics.EMBED_CACHE_HITS.labels(model=model).inc(len(rows))
             if self.cache and plan.hashes:
                 metrics.EMBED_CACHE_MISSES.labels(model=model).inc(len(plan.hashes))
@@ -195,8 +195,8 @@ class EmbedChunks:
             done += len(rows)
             embedded_now += len(rows)
             rate = embedded_now / max(time.monotonic() - started, 1e-6)
-            progress = {"chunks_embedded": done, "chunks_total": total, "embedding_cache_hits": hits,
-                        "eta_s": round((total - done) / rate, 1) if rate > 0 else None}
+            progress = JobProgress(chunks_embedded=done, chunks_total=total, embedding_cache_hits=hits,
+                                   eta_s=round((total - done) / rate, 1) if rate > 0 else None)
             ids = [r["chunk_id"] for r in rows]
 
             def persist(conn: Any, ids: list[Any] = ids, vectors: Any = per_row,
@@ -211,8 +211,8 @@ class EmbedChunks:
             ctx.check()
             call_started = time.monotonic()
         complete_plan()  # nothing was sent: the plan is still read, and its cached vectors stored
-        return StageResult(progress={"chunks_embedded": plan.total, "chunks_total": plan.total,
-                                     "eta_s": 0, "embedding_cache_hits": hits})
+        return StageResult(progress=JobProgress(chunks_embedded=plan.total, chunks_total=plan.total,
+                                                eta_s=0, embedding_cache_hits=hits))
 
     def _texts(self, ctx: StageContext, plan: _Plan) -> Iterator[str]:
         """The texts of ``plan.first_ids`` in order, read :data:`TEXT_BLOCKS` at a time when
@@ -261,4 +261,4 @@ class FinalizeDocument:
         def persist(conn: Any) -> None:
             self.repo.finalize_document(conn, doc.document_id)
 
-        return StageResult(persist=persist, progress={"chunks_stored": counts["chunks"] or counts["final"]})
+        return StageResult(persist=persist, progress=JobProgress(chunks_stored=counts["chunks"] or counts["final"]))

@@ -1,7 +1,7 @@
 """``parse_queued`` -> ``parsed`` with LlamaParse: submit, then poll by rescheduling the job.
 
 Each run does one step and gives the slot back: the first run uploads the file
-and stores LlamaParse's job id in ``upload_jobs.progress`` (``llamaparse_job_id``,
+and stores LlamaParse's job id in the job's control state (``JobControl.llamaparse_job_id``,
 ``llamaparse_deadline``), returning ``StageResult(delay_seconds=...)`` so the
 worker requeues the job at the same stage; later runs poll once each, with a
 delay growing 1.5x from ``LLAMAPARSE_POLL_SECONDS`` to ``LLAMAPARSE_POLL_MAX_SECONDS``.
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from docingest.domain import Stage
+from docingest.domain import JobControl, JobProgress, Stage
 from docingest.errors import ParseTimeout, RemoteParseCancelled, RemoteParseFailed
 from docingest.providers.parsing.base import PageProgress, ParsedDocument
 from docingest.providers.parsing.llamaparse import LlamaParseClient, llamaparse_signature
@@ -83,40 +83,41 @@ class LlamaParseDocument:
                 "webhook_headers": {"X-Docingest-Signature": llamaparse_signature(s.webhook_secret, job_id)}}
 
     def run(self, ctx: StageContext) -> StageResult:
-        progress = ctx.job.progress
-        remote = progress.get("llamaparse_job_id")
+        control = ctx.job.control
+        remote = control.llamaparse_job_id
         if not remote:
             return self._submit(ctx)
         status, error, parsed = self.client.poll(remote)
         if parsed is not None:
             result = ParseDocument(self.storage, _Ready(parsed)).run(ctx)
-            result.progress.update({"llamaparse_status": status})
+            result.progress = result.progress.merge(JobProgress(llamaparse_status=status))
             result.events.append(("llamaparse_completed", {"llamaparse_job_id": remote,
-                                                           "polls": progress.get("llamaparse_polls")}))
+                                                           "polls": control.llamaparse_polls}))
             return result
         if status in ("FAILED", "CANCELLED"):
-            ctx.save_progress({"llamaparse_job_id": None, "llamaparse_last_job_id": remote,
-                               "llamaparse_status": status})
+            ctx.save_progress(JobProgress(llamaparse_status=status),
+                              control=JobControl(llamaparse_job_id=None, llamaparse_last_job_id=remote))
             if status == "FAILED":
                 raise RemoteParseFailed(f"LlamaParse job {remote} failed: {error or 'no reason given'}")
             raise RemoteParseCancelled(f"LlamaParse job {remote} was cancelled")
         now = time.time()
-        deadline = float(progress.get("llamaparse_deadline") or now)
+        deadline = float(control.llamaparse_deadline or now)
         if now >= deadline:
-            budget = deadline - float(progress.get("llamaparse_submitted_at") or deadline)
-            ctx.save_progress({"llamaparse_job_id": None, "llamaparse_last_job_id": remote,
-                               "llamaparse_status": "TIMED_OUT"})
+            budget = deadline - float(control.llamaparse_submitted_at or deadline)
+            ctx.save_progress(JobProgress(llamaparse_status="TIMED_OUT"),
+                              control=JobControl(llamaparse_job_id=None, llamaparse_last_job_id=remote))
             raise ParseTimeout(f"LlamaParse job {remote} was still {status} after {budget:.0f}s "
                                "(LLAMAPARSE_TIMEOUT_BASE_SECONDS + PER_PAGE_SECONDS x pages)")
-        polls = int(progress.get("llamaparse_polls") or 0) + 1
+        polls = (control.llamaparse_polls or 0) + 1
         s = self.settings
         delay = min(s.llamaparse_poll_max_seconds, s.llamaparse_poll_seconds * 1.5 ** polls)
-        return StageResult(progress={"llamaparse_polls": polls, "llamaparse_status": status},
+        return StageResult(progress=JobProgress(llamaparse_status=status),
+                           control=JobControl(llamaparse_polls=polls),
                            delay_seconds=max(0.05, min(delay, deadline - now + 0.05)))
 
     def _submit(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
-        kind = ctx.job.progress.get("detected_kind", "text")
+        kind = ctx.job.control.detected_kind or "text"
         with self.storage.local_path(doc.raw_path) as path:
             pages = page_count(Path(path), kind)
             ext = Path(doc.raw_path).suffix or ".bin"
@@ -126,9 +127,9 @@ class LlamaParseDocument:
         now = time.time()
         budget = s.llamaparse_timeout_base_seconds + s.llamaparse_timeout_per_page_seconds * pages
         return StageResult(
-            progress={"llamaparse_job_id": remote, "llamaparse_submitted_at": now,
-                      "llamaparse_deadline": now + budget, "llamaparse_polls": 0,
-                      "llamaparse_status": "PENDING", "pages_total": pages},
+            progress=JobProgress(llamaparse_status="PENDING", pages_total=pages),
+            control=JobControl(llamaparse_job_id=remote, llamaparse_submitted_at=now,
+                               llamaparse_deadline=now + budget, llamaparse_polls=0),
             events=[("llamaparse_submitted", {"llamaparse_job_id": remote, "timeout_s": budget})],
             delay_seconds=s.llamaparse_poll_seconds,
         )

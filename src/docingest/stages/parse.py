@@ -7,9 +7,10 @@ import hashlib
 import logging
 import re
 import time
+from dataclasses import replace
 from typing import Any
 
-from docingest.domain import Stage
+from docingest.domain import JobProgress, Stage
 from docingest.errors import NoText
 from docingest.observability import metrics
 from docingest.providers.parsing import Parser
@@ -50,8 +51,8 @@ class PageProgressSaver:
             return
         rate = pages_parsed / max(now - self.started, 1e-6)
         self.saved_at = now
-        self.ctx.save_progress({"pages_parsed": pages_parsed, "pages_total": pages_total,
-                                "eta_s": round((pages_total - pages_parsed) / rate, 1)})
+        self.ctx.save_progress(JobProgress(pages_parsed=pages_parsed, pages_total=pages_total,
+                                           eta_s=round((pages_total - pages_parsed) / rate, 1)))
         self.saves += 1
 
 
@@ -73,7 +74,7 @@ class ParseDocument:
 
     def run(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
-        kind = ctx.job.progress.get("detected_kind", "text")
+        kind = ctx.job.control.detected_kind or "text"
         on_progress = PageProgressSaver(ctx, self.progress_interval_seconds)
         with self.storage.local_path(doc.raw_path) as path:
             parsed = self.parser(path, kind, on_progress=on_progress)
@@ -81,7 +82,7 @@ class ParseDocument:
         artifact = ParsedArtifact(
             text=parsed.markdown,
             kind=parsed.kind,
-            pages=[[p.number, p.start, p.end, p.empty] for p in parsed.pages],
+            pages=list(parsed.pages),
             metadata=dict(parsed.metadata),
             warnings=list(parsed.warnings),
         )
@@ -98,13 +99,13 @@ class ParseDocument:
                                                 page_count=page_count)
 
         events = [("warning", {"message": w}) for w in parsed.warnings]
-        progress: dict[str, Any] = {"pages_total": page_count, "pages_parsed": page_count,
-                                    "chars": len(parsed.markdown), "eta_s": 0}
+        progress = JobProgress(pages_total=page_count, pages_parsed=page_count,
+                               chars=len(parsed.markdown), eta_s=0)
         if empty_pages:
-            progress["empty_pages"] = empty_pages
+            progress = progress.merge(JobProgress(empty_pages=empty_pages))
             events.append(("empty_pages", {"pages": empty_pages}))
         if parsed.warnings:  # e.g. undecodable bytes replaced: shown by `status` and `ingest`
-            progress["parse_warnings"] = list(parsed.warnings)
+            progress = progress.merge(JobProgress(parse_warnings=list(parsed.warnings)))
             for w in parsed.warnings:
                 log.info("%s: %s", doc.filename, w)  # ingest prints them under its summary
         return StageResult(progress=progress, persist=persist, events=events)
@@ -165,8 +166,8 @@ class ValidateParse:
             # after a failure between the two writes finds the offsets already remapped
             # and only cleans the text again (remapping twice would shift every page).
             artifact.pages = [
-                [n, remap_offset(s, removed), remap_offset(e, removed), empty]
-                for n, s, e, empty in artifact.pages
+                replace(p, start=remap_offset(p.start, removed), end=remap_offset(p.end, removed))
+                for p in artifact.pages
             ]
             artifact.metadata = metadata
             artifact.cleaning = {"nul_removed": nuls, "lone_surrogates_removed": surrogates,
@@ -187,7 +188,7 @@ class ValidateParse:
             Repository().update_document_parsed_sha(conn, doc.document_id, parsed_sha)
 
         return StageResult(
-            progress={"nul_removed": nuls, "lone_surrogates_removed": surrogates},
+            progress=JobProgress(nul_removed=nuls, lone_surrogates_removed=surrogates),
             persist=persist,
             events=events,
         )

@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 from typing import Any
 
-from docingest.domain import Stage
+from docingest.domain import JobControl, Stage
 from docingest.errors import (
     ChecksumMismatch,
     ContentTypeMismatch,
@@ -96,6 +96,6 @@ class VerifyUpload:
                              f"parsed as {detected.kind}", "detected_mime": detected.mime})
             )
         return StageResult(
-            progress={"detected_kind": detected.kind, "detected_mime": detected.mime},
+            control=JobControl(detected_kind=detected.kind, detected_mime=detected.mime),
             events=events,
         )

@@ -38,7 +38,7 @@ from psycopg_pool import ConnectionPool
 from docingest.backoff import backoff_seconds
 from docingest.db.pool import single_statements
 from docingest.db.repository import Repository
-from docingest.domain import Claim, Document, Job, Stage, State
+from docingest.domain import Claim, Document, Job, JobControl, JobProgress, Stage, State
 from docingest.errors import DocingestError, LeaseLost, WorkerLost, classify
 from docingest.observability import logs, metrics
 from docingest.settings import Settings
@@ -116,13 +116,15 @@ class JobContext:
         with self.worker.pool.connection() as conn:
             yield conn
 
-    def save_progress(self, progress: dict[str, Any], persist: Persist | None = None) -> None:
+    def save_progress(self, progress: JobProgress, persist: Persist | None = None, *,
+                      control: JobControl | None = None) -> None:
         with self.fenced() as conn:
             if persist is not None:
                 persist(conn)
-            self.worker.repo.update_progress(conn, self.job.job_id, progress,
+            self.worker.repo.update_progress(conn, self.job.job_id, progress, control=control,
                                              lease_seconds=self.worker.settings.lease_seconds)
-        self.job = replace(self.job, progress={**self.job.progress, **progress})
+        self.job = replace(self.job, progress=self.job.progress.merge(progress),
+                           control=self.job.control.merge(control))
 
 
 class BaseWorker:
@@ -323,9 +325,9 @@ class BaseWorker:
         progress = job.progress
         total = (job.finished_at - job.created_at).total_seconds() \
             if job.finished_at and job.created_at else None
+        chunks = progress.chunks_stored if "chunks_stored" in progress.model_fields_set else progress.chunks_total
         jlog.info("job complete", file=ctx.document.filename, job_id=str(job.job_id),
-                  pages=progress.get("pages_total"),
-                  chunks=progress.get("chunks_stored", progress.get("chunks_total")),
+                  pages=progress.pages_total, chunks=chunks,
                   seconds=round(seconds, 3),
                   total_seconds=None if total is None else round(total, 3))
 
@@ -357,7 +359,7 @@ class BaseWorker:
                                {"from": job.stage.value, "seconds": round(seconds, 4),
                                 "attempt_id": str(job.attempt_id), "worker": self.worker_id}))
             return {"stage": stage.value, "state": state.value, "progress": result.progress,
-                    "events": events, "delay_seconds": delay,
+                    "control": result.control, "events": events, "delay_seconds": delay,
                     "lease_seconds": self.settings.lease_seconds}
 
         if result.persist is None:

@@ -75,8 +75,8 @@ SELECT job_id FROM ours;
 
 -- name: complete_stage
 -- A stage's transition in one statement, fenced by the attempt: the job moves from
--- from_stage to stage (or is rescheduled at its stage: state 'queued' after delay_seconds)
--- and the events (a jsonb array of {stage, type, payload}, written in order) are inserted.
+-- from_stage to stage (or is rescheduled at its stage: state 'queued' after delay_seconds),
+-- the progress and control objects given are merged into the job's, and the events (a jsonb array of {stage, type, payload}, written in order) are inserted.
 -- When the attempt no longer holds the job at from_stage, no row comes back and nothing is
 -- written: the UPDATE matches nothing, so the INSERT selects nothing. Alone on an autocommit
 -- connection this is the whole transaction (one round trip); after a handler's writes it
@@ -86,6 +86,7 @@ WITH j AS (
     SET stage = %(stage)s,
         state = %(state)s,
         progress = progress || %(progress)s::jsonb,
+        control = control || %(control)s::jsonb,
         retry_count = CASE WHEN %(stage)s::text <> stage THEN 0 ELSE retry_count END,
         -- A job that stays working keeps next_attempt_at, and its lease unless less than half
         -- of it is left (the heartbeat renews it anyway): with no indexed column changed the
@@ -117,8 +118,8 @@ SELECT * FROM j;
 -- A checkpoint, inside the attempt's fenced transaction: it also extends the lease, as the
 -- heartbeat does, since the heartbeat skips a row its attempt holds locked (renew_leases).
 UPDATE upload_pipeline.upload_jobs
-SET progress = progress || %(progress)s::jsonb, updated_at = now(),
-    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+SET progress = progress || %(progress)s::jsonb, control = control || %(control)s::jsonb,
+    updated_at = now(), lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 WHERE job_id = %(job_id)s
 RETURNING progress;
 
@@ -129,7 +130,7 @@ SET state = 'retryable',
     next_attempt_at = now() + make_interval(secs => %(delay_seconds)s),
     attempt_id = NULL, claimed_by = NULL, lease_expires_at = NULL,
     error_message = %(error_message)s,
-    progress = progress || jsonb_build_object('last_error_code', %(error_code)s::text),
+    control = control || jsonb_build_object('last_error_code', %(error_code)s::text),
     updated_at = now()
 WHERE job_id = %(job_id)s AND attempt_id = %(attempt_id)s AND state = 'working'
 RETURNING *;
@@ -350,7 +351,7 @@ LIMIT %(limit)s;
 -- it over); lease_left_s: seconds until the lease expires (negative once it has). Both by the
 -- database's clock, which set the lease.
 SELECT j.job_id, j.document_id, d.filename, d.user_id, d.bytes_len, j.stage, j.state, j.attempts,
-       j.retry_count, j.error_code, j.error_message, j.progress, j.created_at, j.updated_at,
+       j.retry_count, j.error_code, j.error_message, j.progress, j.control, j.created_at, j.updated_at,
        j.finished_at, j.claimed_by, j.lease_expires_at, j.lost_leases,
        coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
        extract(epoch FROM j.lease_expires_at - now())::float8 AS lease_left_s
@@ -376,7 +377,7 @@ SELECT set_config('role', 'docingest_api', true), set_config('docingest.user_id'
 -- name: document_views
 -- The user's documents (one, with document_id) each with its latest job (NULLs when it has
 -- none), newest first: stalled (that job is working under an expired lease) and its chunks.
-SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.attempts, j.retry_count, j.error_code,
+SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.control, j.attempts, j.retry_count, j.error_code,
        j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
        j.finished_at, j.next_attempt_at, j.lease_expires_at,
        coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
@@ -539,7 +540,7 @@ ON CONFLICT DO NOTHING;
 UPDATE upload_pipeline.upload_jobs
 SET next_attempt_at = now(), updated_at = now()
 WHERE job_id = %(job_id)s AND stage = 'parse_queued' AND state IN ('queued', 'retryable')
-  AND progress->>'llamaparse_job_id' = %(remote_job_id)s
+  AND control->>'llamaparse_job_id' = %(remote_job_id)s
 RETURNING job_id, pg_notify('upload_pipeline_jobs', job_id::text) IS NOT NULL AS notified;
 -- name: job_counts
 -- Queue depth for docingest_jobs{stage,state}.

@@ -20,6 +20,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from docingest.cli.mock import mock_app
+from docingest.domain import State
 from docingest.services.progress import IngestSnapshot, clock, duration
 from docingest.settings import Settings
 

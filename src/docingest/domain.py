@@ -31,7 +31,7 @@ class Stage(str, enum.Enum):
     COMPLETE = "complete"
 
     @property
-    def index(self) -> int:
+    def position(self) -> int:
         """Position in the pipeline, 0 for ``uploaded`` .. 9 for ``complete``."""
         return STAGES.index(self)
 
@@ -43,7 +43,7 @@ class Stage(str, enum.Enum):
         """
         if self is Stage.COMPLETE:
             raise ValueError("complete is the last stage")
-        return STAGES[self.index + 1]
+        return STAGES[self.position + 1]
 
 
 STAGES: list[Stage] = list(Stage)

@@ -16,12 +16,13 @@ from docingest.db.migrate import apply_migrations, embedding_column_dimensions
 from docingest.db.pool import database_url, make_pool
 from docingest.db.repository import Repository
 from docingest.domain import Stage
-from docingest.errors import EmbeddingDimensionMismatch, register_private_root
+from docingest.errors import EmbeddingDimensionMismatch, InternalInvariantError, register_private_root
 from docingest.observability import logs
 from docingest.providers.chunking.chunker import Chunker, load_tokenizer
 from docingest.providers.embedding import Embedder, make_embedder, tokenizer_path
 from docingest.providers.parsing.base import Parser
 from docingest.providers.storage import Storage, make_storage
+from docingest.providers.storage.local import LocalStorage
 from docingest.services.documents import DocumentService, UploadPolicy
 from docingest.services.search import SearchConfig, Searcher
 from docingest.settings import CHUNK_SPECIAL_TOKENS, Settings
@@ -80,6 +81,23 @@ class Runtime:
         from docingest.testing.faults import with_storage_faults
 
         return with_storage_faults(make_storage(self.settings), self.settings)
+
+    @cached_property
+    def local_storage(self) -> LocalStorage:
+        """The local backend itself, without fault injection: what the local storage service
+        (``/storage/v1``) serves.
+
+        Raises:
+            InternalInvariantError: ``STORAGE_BACKEND`` is not ``local`` (a caller's bug).
+        """
+        from docingest.testing.faults import FaultyStorage
+
+        storage = self.storage
+        inner = storage.inner if isinstance(storage, FaultyStorage) else storage
+        if not isinstance(inner, LocalStorage):
+            raise InternalInvariantError(
+                f"bug: the local storage service asked for with STORAGE_BACKEND={self.settings.storage_backend}")
+        return inner
 
     def embedder(self) -> Embedder:
         """The documents' embedder (``providers.embedding.PROVIDERS``), fault-wrapped if asked;

@@ -68,8 +68,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
 
     app.include_router(llamaparse_webhook_router(rt))  # its own HMAC header, no bearer token
     if settings.storage_backend == "local":
-        local = getattr(rt.storage, "inner", rt.storage)  # unwrapped when fault injection is on
-        app.include_router(storage_router(_storage_service(settings, local, rt.documents.on_stored)))
+        app.include_router(storage_router(_storage_service(settings, rt.local_storage, rt.documents.on_stored)))
         app.add_exception_handler(StorageError, storage_error_handler)
         if uses_request_host(settings):  # no PUBLIC_URL, not loopback: the host the client called
             app.add_middleware(RequestHostBaseUrl, trust_forwarded=settings.trust_forwarded)

@@ -24,7 +24,8 @@ _bearer = HTTPBearer(auto_error=False, description="HS256 JWT; `sub` is the user
 
 async def get_runtime(request: Request) -> Runtime:
     """The runtime ``create_app`` was given."""
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

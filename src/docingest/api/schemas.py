@@ -153,9 +153,10 @@ class DocumentPublic(BaseModel):
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> DocumentPublic:
-        values = {k: row.get(k) for k in cls.model_fields}
-        values["stalled"] = bool(row.get("stalled"))
-        values["progress"] = shown_progress(row.get("progress"), stalled=values["stalled"], state=row.get("state"),
+        values: dict[str, Any] = {k: row.get(k) for k in cls.model_fields}
+        stalled = bool(row.get("stalled"))
+        values["stalled"] = stalled
+        values["progress"] = shown_progress(row.get("progress"), stalled=stalled, state=row.get("state"),
                                             control=row.get("control"))
         return cls(**values)
 

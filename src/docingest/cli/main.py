@@ -436,7 +436,7 @@ def search(
         raise typer.Exit(2)
     rt = _runtime()
     try:
-        hits = rt.searcher().search(query, user_id=user, k=k, mode=mode)  # type: ignore[arg-type]
+        hits = rt.searcher().search(query, user_id=user, k=k, mode=mode)
         if not hits:  # stderr: --json's stdout stays the (empty) list
             _explain_nothing_found(rt, user, "no results")
     except Exception as exc:

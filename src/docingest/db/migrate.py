@@ -13,7 +13,7 @@ _LOCK_KEY = 0x646F6369  # advisory lock id: concurrent migrators wait for one an
 def migration_files() -> list[tuple[str, str]]:
     """``[(version, sql)]`` sorted by version (the file name without ``.sql``)."""
     root = resources.files("docingest.db") / "sql" / "migrations"
-    files = sorted(p for p in root.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in root.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name.removesuffix(".sql"), p.read_text(encoding="utf-8")) for p in files]
 
 

@@ -43,11 +43,13 @@ def _strip_comment_lines(sql: str) -> str:
 
 
 def _one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    return conn.execute(queries()[name], params).fetchone()  # type: ignore[no-any-return]
+    row: dict[str, Any] | None = conn.execute(queries()[name], params).fetchone()
+    return row
 
 
 def _all(conn: Conn, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    return conn.execute(queries()[name], params).fetchall()  # type: ignore[no-any-return]
+    rows: list[dict[str, Any]] = conn.execute(queries()[name], params).fetchall()
+    return rows
 
 
 def _jsonb(value: dict[str, Any]) -> str:
@@ -419,7 +421,8 @@ class Repository:
         larger one through HNSW, and exactly when HNSW brings back fewer rows than exist.
         """
         params = {"user_id": user_id, "embedding": embedding, "limit": limit}
-        mine = int(_one(conn, "user_chunk_count", {"user_id": user_id, "cap": exact_max_chunks})["n"])
+        counted = _one(conn, "user_chunk_count", {"user_id": user_id, "cap": exact_max_chunks})
+        mine = int(counted["n"]) if counted is not None else 0
         if mine <= exact_max_chunks:
             return _all(conn, "search_vector_exact", params)
         conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")

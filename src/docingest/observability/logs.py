@@ -36,7 +36,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -69,7 +69,7 @@ QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "sentence_transformers", "trans
                  "psycopg.pool", "multipart", "filelock")
 
 
-def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask the values of sensitive keys (:data:`REDACTED_KEYS`)."""
     for key in event.keys() & REDACTED_KEYS:
         event[key] = "[redacted]"

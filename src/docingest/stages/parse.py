@@ -98,7 +98,7 @@ class ParseDocument:
             Repository().update_document_parsed(conn, doc.document_id, parsed_path=key,
                                                 page_count=page_count)
 
-        events = [("warning", {"message": w}) for w in parsed.warnings]
+        events: list[tuple[str, dict[str, Any]]] = [("warning", {"message": w}) for w in parsed.warnings]
         progress = JobProgress(pages_total=page_count, pages_parsed=page_count,
                                chars=len(parsed.markdown), eta_s=0)
         if empty_pages:

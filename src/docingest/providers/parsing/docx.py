@@ -151,7 +151,8 @@ def _render_paragraph(paragraph: Paragraph) -> str:
     p_pr = paragraph._p.pPr
     num_pr = p_pr.numPr if p_pr is not None else None
     if num_pr is not None or style.lower().startswith("list"):
-        depth = num_pr.ilvl.val if num_pr is not None and num_pr.ilvl is not None else 0
+        ilvl = getattr(num_pr, "ilvl", None)  # python-docx types numPr loosely
+        depth = ilvl.val if ilvl is not None else 0
         return "  " * depth + "- " + text.strip()
     return text
 

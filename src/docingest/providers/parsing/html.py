@@ -43,13 +43,13 @@ class _Converter(MarkdownConverter):
         if not href.startswith(("http://", "https://")):
             return text
         el.attrs.pop("title", None)
-        return super().convert_a(el, text, parent_tags)
+        return super().convert_a(el, text, parent_tags)  # type: ignore[misc]  # made at runtime by markdownify
 
     def convert_img(self, el, text, parent_tags):
         return el.get("alt") or ""
 
     def convert_pre(self, el, text, parent_tags):
-        fenced = super().convert_pre(el, text, parent_tags)
+        fenced = super().convert_pre(el, text, parent_tags)  # type: ignore[misc]  # made at runtime by markdownify
         longest = max((len(m) for m in re.findall(r"`{3,}", text or "")), default=0)
         if longest:  # the code itself contains a fence: use a longer one around it
             fence = "`" * (longest + 1)

@@ -105,9 +105,10 @@ def _context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def _resolve(target: str) -> Callable[[Path, str], ParsedDocument]:
+def _resolve(target: str) -> Callable[..., ParsedDocument]:
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    parse: Callable[..., ParsedDocument] = getattr(importlib.import_module(module), name)
+    return parse
 
 
 def _address_space_bytes() -> int:
@@ -316,7 +317,7 @@ class SandboxedParser:
                         on_progress(*payload)  # then the limits are checked as after a poll
                 if not child.proc.is_alive() and not child.conn.poll(0):
                     break
-                if _rss_bytes(child.proc.pid) > memory_bytes:  # type: ignore[arg-type]
+                if _rss_bytes(child.proc.pid) > memory_bytes:
                     killed = True
                     child.proc.kill()
                     raise ParseOutOfMemory(
@@ -337,7 +338,8 @@ class SandboxedParser:
 
     def _answer(self, status: str, payload: Any) -> ParsedDocument:
         if status == "ok":
-            return payload  # type: ignore[no-any-return]
+            document: ParsedDocument = payload
+            return document
         if status == "oom":
             raise ParseOutOfMemory(f"{payload} (limit {self.limits.memory_mb} MB, "
                                    "UPLOAD_PIPELINE_PARSE_MEMORY_MB)")

@@ -48,7 +48,7 @@ from docingest.errors import (
     UploadExpired,
 )
 from docingest.providers.parsing import detect
-from docingest.providers.parsing.sniff import DOCX_MIME
+from docingest.providers.parsing.sniff import DOCX_MIME, normalise_mime
 from docingest.providers.storage import SignedUpload, parsed_key, raw_key
 from docingest.providers.storage.base import Storage, sha256_of
 from docingest.services.progress import shown_progress
@@ -87,11 +87,6 @@ REUPLOAD_ERRORS = frozenset({
 #: Who asked for a retry: the API (``POST /jobs/{id}/retry``), ``docingest retry``, or
 #: ``docingest ingest`` of the same file (the ``via`` of a ``retry_requested`` event).
 RetryVia = Literal["api", "cli", "ingest"]
-
-
-def normalise_mime(mime: str) -> str:
-    """``'Text/HTML; charset=utf-8'`` -> ``'text/html'``."""
-    return mime.split(";", 1)[0].strip().lower()
 
 
 def display_filename(name: str) -> str:

@@ -18,7 +18,7 @@ from docingest.errors import (
 )
 from docingest.observability import metrics
 from docingest.providers.parsing import detect, is_declared_compatible
-from docingest.providers.parsing.sniff import DOCX_MIME
+from docingest.providers.parsing.sniff import DOCX_MIME, normalise_mime
 from docingest.providers.storage.base import Storage, iter_stream
 from docingest.stages.base import StageContext, StageResult
 
@@ -82,7 +82,7 @@ class VerifyUpload:
                     f"SHA-256 of the stored bytes is {digest.hexdigest()}, declared {doc.file_sha256}"
                 )
             detected = detect(path, declared_mime=doc.mime, filename=doc.filename)
-        declared = doc.mime.split(";", 1)[0].strip().lower()
+        declared = normalise_mime(doc.mime)
         if declared in BINDING_MIMES and not is_declared_compatible(detected, doc.mime):
             raise ContentTypeMismatch(
                 f"the file was declared {declared} but its content is {detected.mime} "

@@ -105,8 +105,9 @@ _COMPATIBLE: dict[str, frozenset[str]] = {
 _UNKNOWN_MIMES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/unknown"})
 
 
-def _normalise_mime(mime: str | None) -> str:
-    """``'Text/HTML; charset=utf-8'`` -> ``'text/html'``; None -> ``''``."""
+def normalise_mime(mime: str | None) -> str:
+    """A media type without parameters, lower case: ``'Text/HTML; charset=utf-8'`` -> ``'text/html'``;
+    None -> ``''``."""
     return (mime or "").split(";", 1)[0].strip().lower()
 
 
@@ -140,7 +141,7 @@ def detect(path: Path, *, declared_mime: str | None = None, filename: str | None
             raise UnsupportedType(f"the content is {what}, not PDF, DOCX, HTML, Markdown or text")
 
     text = _decode_head(head, complete=len(head) < SNIFF_BYTES)
-    mime = _normalise_mime(declared_mime)
+    mime = normalise_mime(declared_mime)
     suffix = PurePath(filename if filename is not None else path.name).suffix.lower()
     rest = text[_PREAMBLE.match(text).end() :]  # type: ignore[union-attr]  # '*' always matches
     if _HTML_START.match(rest):
@@ -217,7 +218,7 @@ def is_declared_compatible(detected: DetectedType, declared_mime: str) -> bool:
         False when the declaration contradicts the content (e.g. ``application/pdf``
         for an HTML error page): the caller raises ``ContentTypeMismatch``.
     """
-    mime = _normalise_mime(declared_mime)
+    mime = normalise_mime(declared_mime)
     if mime in _UNKNOWN_MIMES or mime == detected.mime:
         return True
     return mime in _COMPATIBLE.get(detected.kind, frozenset())

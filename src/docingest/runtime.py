@@ -220,7 +220,7 @@ class Runtime:
         return Searcher(self.database, self.repo, self.query_embedder, SearchConfig.from_settings(self.settings),
                         row_security=row_security)
 
-    # --- remote providers (issue 4) ------------------------------------------------------
+    # --- remote providers ---------------------------------------------------------------
     @cached_property
     def client_tag(self) -> str:
         """Names this process to providers (``X-Docingest-Worker``); no secret in it."""

@@ -802,7 +802,7 @@ def _probe_embedder(rt: Any) -> None:
                       f"{_one_line(failed)}); starting anyway, replies are checked per batch", soft_wrap=True)
 
 
-# --- mock servers (issue 4): docingest mock openai|llamaparse -------------------------
+# --- mock servers: docingest mock openai|llamaparse ---------------------------------
 app.add_typer(mock_app, name="mock")
 
 

@@ -432,7 +432,7 @@ class Repository:
     def search_fulltext(self, conn: Conn, *, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
         return _all(conn, "search_fulltext", {"user_id": user_id, "query": query, "limit": limit})
 
-    # --- API (issue 3): user-scoped access under row security -----------------
+    # --- user-scoped access under row security (the API) -----------------------
     def scope_to_user(self, conn: Conn, user_id: str) -> None:
         """For the rest of the transaction: role ``docingest_api``, rows of ``user_id`` only."""
         conn.execute(queries()["scope_to_user"], {"user_id": user_id})
@@ -516,7 +516,7 @@ class Repository:
         return {"documents": int(row.get("documents") or 0), "chunks": int(row.get("chunks") or 0),
                 "users": int(row.get("users") or 0), "jobs_by_state": jobs}
 
-    # --- rate limits and the embedding cache (issue 4) ---------------------------------
+    # --- rate limits and the embedding cache -------------------------------------------
     def rate_limit_configure(
         self, conn: Conn, bucket: str, *, capacity: float, refill_per_second: float
     ) -> None:

@@ -109,9 +109,7 @@ class EmbedChunks:
     SHA-256, written with the chunk, and its cached vector: :class:`_Plan`), its first
     :data:`PLAN_HEAD` chunks before anything is sent and the rest while the first
     requests are in flight, and the texts to send are read a block at a time as the
-    embedder's planner asks for them. Reading every text before the first request was a
-    tenth of the stage against an API at 100 ms per request, and the whole plan before it
-    another 1.5%.
+    embedder's planner asks for them, so no request waits for reads it does not need.
     """
 
     stage = Stage.EMBEDDING_IN_PROGRESS
@@ -126,7 +124,7 @@ class EmbedChunks:
         self._embedder: Embedder | None = None
         self.dimensions = dimensions
         self.batch_chunks = batch_chunks
-        self.cache = cache  # the embedding cache (issue 4): (model, dimensions, sha256(text))
+        self.cache = cache  # the embedding cache: (model, dimensions, sha256(text))
         self.repo = Repository()
 
     @property

@@ -62,9 +62,8 @@ def freeze_startup_heap() -> int:
     SDKs) out of reach of the cyclic garbage collector (``gc.freeze``); the count frozen.
 
     Those objects live as long as the process; without this every full collection walks them
-    all again, holding the GIL, while the embedding lanes wait for it: one full collection took
-    92 ms in the middle of an embedding stage of 2.8 s (``python -m bench embed_api``), after
-    it 6 ms. Objects made later are collected as usual. Returns 0 after the first call.
+    all again, holding the GIL, while the embedding lanes wait for it. Objects made later are
+    collected as usual. Returns 0 after the first call.
     """
     if _heap_frozen.is_set():
         return 0
@@ -170,7 +169,7 @@ class BaseWorker:
         (until :meth:`stop`). A worker's threads mostly wait on sockets; with Python's 5 ms,
         an embedding lane whose reply is in, or whose request a free connection could take,
         waits up to 5 ms behind another thread's CPU work, and the requests in flight fall
-        below the embedder's concurrency (bench/embed_api.py: about 1.5% of the bound).
+        below the embedder's concurrency.
         """
         freeze_startup_heap()
         if self._switch_interval is None:

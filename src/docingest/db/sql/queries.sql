@@ -368,7 +368,7 @@ FROM upload_pipeline.documents d
 WHERE d.document_id = ANY(%(document_ids)s::uuid[]);
 
 -- ---------------------------------------------------------------------------
--- API (issue 3). User-facing queries run after scope_to_user, under row security.
+-- The API. User-facing queries run after scope_to_user, under row security.
 
 -- name: scope_to_user
 -- For the rest of this transaction: role docingest_api, rows of this user only (002 policies).

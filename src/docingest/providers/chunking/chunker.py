@@ -1,11 +1,10 @@
 """Token-aware, Markdown-aware chunking sized by the embedding model's own tokenizer.
 
 Splitting uses semantic-text-splitter (Markdown structure first: headings,
-blocks, paragraphs, sentences, words). Driving its token-sized splitter over a
-whole 3 MB document re-tokenizes large spans many times (115 s for
-``source2e.pdf``), so the text is first cut at Markdown boundaries into pieces
-of at most ``piece_chars`` characters (a cheap character count), and each
-piece is then split by tokens: the same semantic levels, about 20x faster.
+blocks, paragraphs, sentences, words). Its token-sized splitter re-tokenizes
+large spans many times over a whole large document, so the text is first cut at
+Markdown boundaries into pieces of at most ``piece_chars`` characters (a cheap
+character count), and each piece is then split by tokens: the same semantic levels.
 Every chunk is then re-counted with the real tokenizer, special tokens
 included; any chunk over the limit is split again at a smaller size, so the
 limit is guaranteed, not hoped for.

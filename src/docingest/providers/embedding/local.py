@@ -98,9 +98,9 @@ def resolve_backend(backend: str, purpose: str = "documents", *, amx_bf16: bool 
 
     A backend named explicitly is used for everything. ``auto`` (the default) picks, for
     ``documents`` (the embedding stage: many full 256-piece chunks per call), ``torch-bf16``
-    where the CPU has AMX-BF16 (2.5x fp32's chunks/s, vectors within cosine 0.9999) and
-    ``onnx`` elsewhere; for ``queries`` (one short text per search), ``onnx``, which answers
-    its first query in under a second where PyTorch takes 6 s to load.
+    where the CPU has AMX-BF16 (bfloat16 matrix products; vectors within cosine 0.9999 of
+    fp32) and ``onnx`` elsewhere; for ``queries`` (one short text per search), ``onnx``,
+    which loads much faster than PyTorch.
 
     Args:
         backend: ``auto`` or one of :data:`BACKENDS`.
@@ -120,13 +120,12 @@ def make_local_embedder(backend: str = DEFAULT_BACKEND, *, batch_size: int = 64,
     """The packaged all-MiniLM-L6-v2 on one of :data:`BACKENDS`; each returns ``(n, 384)`` unit vectors.
 
     - ``onnx`` (the default): ONNX Runtime, fused fp32 graph: the same vectors as
-      PyTorch (cosine > 0.9999), the same retrieval figures on the corpus
-      questions, 2-2.5x the chunks/s on this CPU;
+      PyTorch (cosine > 0.9999);
     - ``torch``: sentence-transformers on PyTorch (the reference);
-    - ``torch-bf16``: the same under bfloat16 autocast: on a CPU with AMX, 2.5x the
-      chunks/s of fp32 at cosine > 0.9999 (``resolve_backend`` picks it for documents);
-    - ``onnx-int8``: ONNX Runtime, dynamic int8 MatMuls: fastest, mean cosine ~0.99
-      to PyTorch's, but 0.018 lower context-hit on the corpus questions.
+    - ``torch-bf16``: the same under bfloat16 autocast, vectors within cosine 0.9999 of fp32;
+      fast on a CPU with AMX (``resolve_backend`` picks it for documents there);
+    - ``onnx-int8``: ONNX Runtime, dynamic int8 MatMuls: mean cosine ~0.99 to PyTorch's,
+      with lower retrieval quality. ``python -m bench embedders`` measures them side by side.
 
     ONNX files are exported from the packaged weights into ``cache_dir``
     (``DATA_DIR/models``) on first use, with torch (``embedding.onnx_runtime``);

@@ -227,8 +227,8 @@ class OpenAIEmbedder(BatchingEmbedder):
             try:
                 # The SDK's request for "undocumented endpoints" (its README): the same client,
                 # auth, timeout and error classes as `embeddings.create`, without its
-                # per-item transform of the input list (1.7 ms of GIL per 64 texts) or
-                # its model objects; the body is the wire contract above.
+                # per-item transform of the input list (GIL time per request) or its
+                # model objects; the body is the wire contract above.
                 raw = self.client.post("/embeddings", cast_to=self._response_type, content=content,
                                        options={"security": {"bearer_auth": True},
                                                 "headers": {"Content-Type": "application/json"}})

@@ -74,3 +74,23 @@ def test_architecture_names_only_existing_settings() -> None:
 def test_an_unknown_setting_is_reported() -> None:
     text = "set UPLOAD_PIPELINE_LEASE_SECONDS and UPLOAD_PIPELINE_LEASE_MINUTES; UPLOAD_PIPELINE_* all"
     assert unknown_settings(text) == {"UPLOAD_PIPELINE_LEASE_MINUTES"}
+
+
+#: A module path in backquotes with at least one folder, e.g. ``providers/storage/base.py``.
+MODULE_PATH = re.compile(r"`((?:[a-z_]+/)+[a-z_]+\.py)`")
+
+
+def missing_module_paths(text: str) -> set[str]:
+    """Module paths ``text`` names that exist neither under ``src/docingest`` nor the repository root."""
+    return {p for p in MODULE_PATH.findall(text)
+            if not (ROOT / "src" / "docingest" / p).is_file() and not (ROOT / p).is_file()}
+
+
+def test_architecture_names_only_existing_modules() -> None:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    assert len(MODULE_PATH.findall(text)) > 20
+    assert missing_module_paths(text) == set()
+
+
+def test_a_moved_module_is_reported() -> None:
+    assert missing_module_paths("see `storage/service.py` and `api/routes/storage.py`") == {"storage/service.py"}

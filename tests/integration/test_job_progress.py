@@ -90,7 +90,7 @@ def test_a_job_written_by_the_previous_release_reads_the_same_after_migration_00
             assert job.progress.model_extra == {"future_key": {"a": [1, 2]}}
             # The webhook finds the job by the remote id, now in control.
             assert rt.repo.wake_parse_job(conn, job_id, "remote-1")
-        with rt.user_transaction("u1") as conn:
+        with rt.database.user_transaction("u1") as conn:
             view = rt.repo.get_document_view(conn, user_id="u1", document_id=document_id)
         shown = DocumentPublic.from_row(view).model_dump(mode="json")["progress"]
         # The API's progress object: the same keys, values and order as before the migration

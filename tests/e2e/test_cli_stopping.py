@@ -195,7 +195,8 @@ def test_output_that_is_not_a_terminal_gets_a_progress_line_every_few_seconds(
 
     slow = settings.model_copy(update={"fault_embedding_delay_seconds": 0.4})
     write_docs(tmp_path / "in", 4)
-    code = "import sys, docingest.cli.main as c; c.PLAIN_PROGRESS_SECONDS = 0.5; sys.exit(c.main())"
+    code = ("import sys, docingest.cli.ingest as i; i.PLAIN_PROGRESS_SECONDS = 0.5; "
+            "from docingest.cli.main import main; sys.exit(main())")
     proc = subprocess.run([sys.executable, "-c", code, "ingest", "--json", "-c", "1", str(tmp_path / "in")],
                           env=settings_env(slow), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -229,7 +230,8 @@ def test_ingest_says_it_waits_for_a_lease_held_by_a_dead_process_then_takes_the_
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-    code = "import sys, docingest.cli.main as c; c.PLAIN_PROGRESS_SECONDS = 0.3; sys.exit(c.main())"
+    code = ("import sys, docingest.cli.ingest as i; i.PLAIN_PROGRESS_SECONDS = 0.3; "
+            "from docingest.cli.main import main; sys.exit(main())")
     proc = subprocess.run([sys.executable, "-c", code, "ingest", str(path)], env=settings_env(leased),
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr

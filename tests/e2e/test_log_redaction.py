@@ -21,7 +21,7 @@ import uvicorn
 
 from docingest.api.app import create_app
 from docingest.api.auth import mint_token
-from docingest.cli.main import _uvicorn_logging
+from docingest.cli.servers import _uvicorn_logging
 from docingest.observability import logs
 from docingest.runtime import Runtime
 from tests.conftest import make_settings

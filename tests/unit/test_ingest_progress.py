@@ -93,7 +93,7 @@ def test_the_plain_line_names_documents_chunks_rate_eta_and_elapsed() -> None:
 
 
 def test_the_bar_keeps_its_elapsed_time_whole_at_80_columns() -> None:
-    from docingest.cli.main import _IngestBar, _show_snapshot
+    from docingest.cli.ingest import _IngestBar, _show_snapshot
 
     screen = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
     bar = _IngestBar(console=screen, auto_refresh=False)

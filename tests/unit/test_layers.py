@@ -36,7 +36,12 @@ def graph() -> grimp.ImportGraph:
     return grimp.build_graph("docingest")
 
 
+#: Modules outside the layers' packages that belong to a layer: ``python -m docingest`` is the CLI.
+MEMBERS = {"docingest.__main__": "docingest.cli"}
+
+
 def _layer_of(module: str) -> int | None:
+    module = MEMBERS.get(module, module)
     for i, layer in enumerate(LAYERS):
         for name in layer.split(" | "):
             if module == name or module.startswith(name + "."):

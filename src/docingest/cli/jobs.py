@@ -1,0 +1,117 @@
+"""Administration commands: ``retry``, ``delete``, ``migrate``, ``token``, ``errors`` and
+``prepare-embedder``."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import typer
+from rich.markup import escape
+
+from docingest.cli.app import UserOpt, _check_data_dir, _runtime, _settings, app, console, out
+
+
+@app.command()
+def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
+    """Requeue a failed job from its last good stage (as POST /jobs/{id}/retry). A job whose file
+    was never stored, or was deleted when refused, needs the file: ingest it again."""
+    from docingest.errors import Conflict, NotFound
+
+    rt = _runtime()
+    try:
+        job, _ = rt.documents.retry(job_id, via="cli")
+    except NotFound as exc:
+        console.print(f"[red]error:[/red] no failed job {job_id}")
+        raise typer.Exit(1) from exc
+    except Conflict as exc:  # not failed, or its file is needed again
+        console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
+        raise typer.Exit(1) from exc
+    finally:
+        rt.close()
+    out.print(f"job {job.job_id} queued again at stage {job.stage.value}")
+
+
+@app.command()
+def delete(
+    document_ids: list[UUID] = typer.Argument(..., help="the documents (document_id in `docingest status --json`)"),
+    user: str = UserOpt,
+) -> None:
+    """Delete documents: their stored file, parsed text, chunks, vectors, jobs and events
+    (what the API's DELETE /api/v2/documents/{id} does); exit 1 when an id is unknown."""
+    from docingest.errors import NotFound
+
+    rt = _runtime()
+    missing = 0
+    try:
+        for document_id in dict.fromkeys(document_ids):
+            try:
+                doc = rt.documents.delete(user, document_id)
+            except NotFound:
+                missing += 1
+                console.print(f"[red]error:[/red] no document {document_id} for user {user!r} (see "
+                              f"`docingest status --json --user {user}` for document ids)", soft_wrap=True)
+                continue
+            out.print(f"deleted {document_id} ({doc.filename})", markup=False, highlight=False)
+    finally:
+        rt.close()
+    raise typer.Exit(1 if missing else 0)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (the embedded database is migrated automatically)."""
+    rt = _runtime()
+    applied = rt.apply_migrations()
+    out.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+
+
+@app.command()
+def token(
+    user: str | None = typer.Option(None, "--user", help="the user id (the token's sub)"),
+    ttl: int = typer.Option(3600, "--ttl", min=1, help="lifetime in seconds"),
+    service_role: bool = typer.Option(False, "--service-role",
+                                      help="a storage service-role key instead of a user token"),
+) -> None:
+    """Print a development token signed with UPLOAD_PIPELINE_JWT_SECRET (the token alone)."""
+    from docingest.api.auth import mint_service_key, mint_token
+
+    settings = _settings()
+    if service_role:
+        print(mint_service_key(settings.jwt_secret, ttl_seconds=ttl))
+        return
+    if not user:
+        console.print("[red]error:[/red] --user is required")
+        raise typer.Exit(2)
+    print(mint_token(settings.jwt_secret, user_id=user, ttl_seconds=ttl, audience=settings.jwt_audience))
+
+
+@app.command("errors")
+def errors_() -> None:
+    """Print the table of error codes (code, meaning, retried, what to do) as Markdown."""
+    from docingest.errors import error_table_markdown
+
+    out.print(error_table_markdown(), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("prepare-embedder")
+def prepare_embedder(
+    backend: str | None = typer.Option(
+        None, "--backend",
+        help="auto, onnx, onnx-int8, torch or torch-bf16; default: UPLOAD_PIPELINE_EMBEDDING_BACKEND"),
+) -> None:
+    """Make the local model ready ahead of first use (workers do it otherwise): export it to ONNX
+    into UPLOAD_PIPELINE_MODELS_DIR (default DATA_DIR/models) and load it once. ``auto`` prepares
+    the backends it picks for documents and for queries."""
+    from docingest.providers.embedding.local import make_local_embedder, resolve_backend
+
+    settings = _settings()
+    _check_data_dir(settings)
+    name = backend or settings.embedding_backend
+    names = list(dict.fromkeys(resolve_backend(name, purpose) for purpose in ("documents", "queries")))
+    try:
+        for each in names:
+            make_local_embedder(each, cache_dir=settings.model_cache_dir).embed(["docingest warm-up"])
+    except (ValueError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    out.print(f"{' and '.join(names)} ready under {settings.model_cache_dir}")

@@ -1,0 +1,187 @@
+"""The commands that read what was ingested: ``search``, ``eval``, ``status`` and ``info``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from docingest.cli.app import (
+    UserOpt,
+    _exit_on_error,
+    _explain_nothing_found,
+    _no_database_yet,
+    _runtime,
+    _settings,
+    app,
+    console,
+    out,
+)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="the question"),
+    k: int = typer.Option(5, "-k", min=1, max=100, help="results to return"),
+    mode: str = typer.Option("hybrid", "--mode", help="vector or hybrid"),
+    user: str = UserOpt,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Search your chunks; prints filename, page, score and a snippet."""
+    if mode not in ("vector", "hybrid"):
+        console.print("[red]error:[/red] --mode must be vector or hybrid")
+        raise typer.Exit(2)
+    rt = _runtime()
+    try:
+        hits = rt.searcher().search(query, user_id=user, k=k, mode=mode)
+        if not hits:  # stderr: --json's stdout stays the (empty) list
+            _explain_nothing_found(rt, user, "no results")
+    except Exception as exc:
+        _exit_on_error(exc)
+        raise
+    finally:
+        rt.close()
+    if as_json:
+        out.print_json(json.dumps([h.to_dict() for h in hits]))
+    if as_json or not hits:
+        return
+    table = Table()
+    for col in ("#", "file", "page", "score", "text"):
+        table.add_column(col)
+    for i, h in enumerate(hits, start=1):
+        snippet = " ".join(h.text.split())[:160]
+        table.add_row(str(i), escape(h.filename), str(h.page or ""), f"{h.score:.4f}", escape(snippet))
+    out.print(table)
+
+
+@app.command("eval")
+def eval_(
+    questions: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines questions"),
+    mode: str = typer.Option("hybrid", "--mode", help="vector or hybrid"),
+    user: str = UserOpt,
+    as_json: bool = typer.Option(False, "--json"),
+    results_out: Path | None = typer.Option(None, "--results-out",
+                                               help="write each question's top 20 results here"),
+) -> None:
+    """Retrieval figures: doc recall@1, recall@5, MRR@5 and context-hit."""
+    from docingest.services.evaluation import complete_filenames, evaluate, load_questions, unanswerable
+
+    if results_out is not None and not results_out.parent.is_dir():
+        console.print(f"[red]error:[/red] --results-out: no such directory {results_out.parent}")
+        raise typer.Exit(2)
+    rt = _runtime()
+    try:
+        loaded = load_questions(questions)
+        missing = unanswerable(loaded, complete_filenames(rt.documents, user))
+        if missing:
+            console.print(f"[yellow]warning:[/yellow] {len(missing)} of {len(loaded)} questions expect only "
+                          f"files user {user!r} has no complete document for (first: "
+                          f"{', '.join(missing[0].expected)}); they score 0", soft_wrap=True)
+        figures, records = evaluate(rt.searcher(), loaded, user_id=user,
+                                    mode=mode)  # type: ignore[arg-type]
+    except Exception as exc:
+        _exit_on_error(exc)
+        raise
+    finally:
+        rt.close()
+    if results_out:
+        results_out.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    figures["mode"] = mode  # type: ignore[assignment]
+    if as_json:
+        out.print_json(json.dumps(figures))
+        return
+    table = Table(title=f"retrieval ({mode})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures.items():
+        table.add_row(name, str(value))
+    out.print(table)
+
+
+@app.command()
+def status(
+    user: str | None = typer.Option(None, "--user", help="only this user's jobs"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Every job's stage, state, attempts and error.
+
+    A job ``working`` under an expired lease (its process died or hung) shows as ``stalled``,
+    without an ETA; in ``--json`` its ``state`` stays as stored, with ``stalled: true``.
+    """
+    from docingest.services.progress import format_progress
+
+    settings = _settings()
+    if _no_database_yet(settings):  # a read-only look creates no database
+        console.print(f"[yellow]no jobs:[/yellow] nothing has been ingested in data dir {escape(str(settings.data_dir))} "
+                      "yet (it has no database); ingest with `docingest ingest PATH`, or point "
+                      "UPLOAD_PIPELINE_DATA_DIR at the data dir you ingested into", soft_wrap=True, highlight=False)
+        if as_json:
+            out.print_json("[]")
+        return
+    rt = _runtime(settings)
+    try:
+        rows = rt.documents.statuses(user_id=user)
+        if not rows:
+            _explain_nothing_found(rt, user, "no jobs")
+    finally:
+        rt.close()
+    if not rows:
+        if as_json:
+            out.print_json("[]")
+        return
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in rows], default=str))
+        return
+    table = Table()
+    for col in ("file", "stage", "state", "progress", "attempts", "error"):
+        table.add_column(col, overflow="fold")  # every letter shown, none cut to an ellipsis
+    # Whole where it fits beside the rest (it is copied into `docingest retry`); at 80 columns it
+    # folds, or the other columns would fold to a few letters a line (ids are whole in --json).
+    table.add_column("job", **({"no_wrap": True, "min_width": 36} if out.width >= 120 else {"overflow": "fold"}))
+    for r in rows:
+        table.add_row(escape(r.filename), r.stage, "[red]stalled[/red]" if r.stalled else r.state,
+                      format_progress(r.progress), str(r.attempts), r.error_code or "", r.job_id)
+    out.print(table)
+    # The messages at full width under the table: in a column they wrapped to a few letters a line.
+    for r in rows:
+        if r.error_code:
+            out.print(f"{r.filename} (job {r.job_id}): {r.error_code}: {r.error_message}",
+                      soft_wrap=True, highlight=False, markup=False)
+
+
+@app.command()
+def info(
+    user: str = UserOpt,
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Version, data dir, database, storage, parser, embedder, and the user's documents, jobs
+    by state and chunks."""
+    from docingest.services.info import collect, describe
+
+    settings = _settings()
+    if _no_database_yet(settings):  # a read-only look creates no database
+        found = describe(settings, user=user)
+        found.database += " (not created yet: nothing has been ingested here)"
+    else:
+        rt = _runtime(settings)
+        try:
+            found = collect(rt.settings, rt.documents, user=user)
+        finally:
+            rt.close()
+    if as_json:
+        out.print_json(json.dumps(found.to_dict()))
+        return
+    rows = [("version", found.version), ("data dir", found.data_dir), ("database", found.database),
+            ("storage", found.storage), ("parser", found.parser),
+            ("embedder", f"{found.embedder}, {found.embedding_dimensions} dimensions"
+             + (f"; backend {found.embedding_backend}" if found.embedding_backend else "")),
+            *([("models", found.models_dir)] if found.models_dir else []),
+            ("user", str(found.user)), ("documents", str(found.documents)),
+            ("jobs", ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()) or "none"),
+            ("chunks", str(found.chunks)), ("users with documents", str(found.users))]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        out.print(f"{name:<{width}}  {value}", markup=False, highlight=False, soft_wrap=True)

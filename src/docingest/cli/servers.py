@@ -1,0 +1,140 @@
+"""The long-running commands: ``worker``, ``serve`` (the HTTP API) and ``storage`` (the local
+storage service alone)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import typer
+
+from docingest.cli.app import (
+    VerboseOpt,
+    _check_data_dir,
+    _probe_embedder,
+    _runtime,
+    _settings,
+    _setup_logging,
+    app,
+    console,
+)
+
+
+def _uvicorn_logging(verbose: bool) -> dict[str, Any]:
+    """uvicorn's logging options: its lines go through ``logs.configure_logging``'s handler
+    (JSON, redacted: no signed URL's token in the access log), access lines only with ``-v``."""
+    return {"log_config": None, "log_level": "info" if verbose else "warning", "access_log": verbose}
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64,
+                                    help="slots in this process"),
+    verbose: bool = VerboseOpt,
+    metrics_port: int | None = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                               help="serve Prometheus /metrics on this port"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
+                                     help="address for /metrics (0.0.0.0 to be scraped from elsewhere)"),
+) -> None:
+    """Run a worker until SIGTERM, SIGINT or SIGHUP: stop claiming, release held jobs, exit.
+
+    Logs one line per job outcome (complete, failed, retry scheduled) and lease takeover.
+    """
+    _setup_logging(verbose, job_lines=True)
+    rt = _runtime()
+    _probe_embedder(rt)
+    w = rt.worker(concurrency=concurrency)
+    if metrics_port is not None:
+        from docingest.observability.metrics import start_metrics_server
+
+        server, _ = start_metrics_server(metrics_port, metrics_host, count_jobs=rt.documents.job_counts)
+        console.print(f"metrics on http://{metrics_host}:{server.server_port}/metrics")
+
+    def _stop(signum: int, frame: Any) -> None:
+        if not w.stopping.is_set():
+            os.write(2, f"worker {w.worker_id}: {signal.Signals(signum).name}: stopping; held jobs are "
+                        "released at their next checkpoint\n".encode())
+        w.stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: a closed terminal
+        signal.signal(signum, _stop)
+    console.print(f"worker {w.worker_id}: {concurrency} slots")
+    from docingest.services.documents import UploadSweeper
+
+    # finds uploads that arrived, expires those that did not
+    sweeper = UploadSweeper(rt.documents, rt.settings.upload_sweep_seconds)
+    sweeper.start()
+    try:
+        w.run_forever()
+    finally:
+        sweeper.stop()
+        rt.close()
+    console.print(f"worker {w.worker_id} stopped", highlight=False)
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, "--host", help="default: UPLOAD_PIPELINE_API_HOST (127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", min=0, max=65535,
+                                    help="default: UPLOAD_PIPELINE_API_PORT (8000)"),
+    worker_slots: int = typer.Option(0, "--worker-slots", min=0, max=64,
+                                     help="also run this many worker slots in the API process"),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Run the HTTP API (FastAPI under uvicorn); OpenAPI at /openapi.json.
+
+    With --worker-slots, logs one line per job outcome, as ``docingest worker`` does.
+    """
+    import uvicorn
+
+    from docingest.api.app import create_app
+    from docingest.api.public_url import exposure_warnings, uses_request_host
+
+    _setup_logging(verbose, job_lines=True)
+    # SIGTERM like SIGINT: uvicorn captures both, shuts down gracefully, then raises the signal
+    # again with our handler back in place; KeyboardInterrupt runs the finally below and the exit
+    # handlers (the embedded PostgreSQL's), where the default SIGTERM action would skip them.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    update = {k: v for k, v in (("api_host", host), ("api_port", port)) if v is not None}
+    settings = _settings().model_copy(update=update)
+    rt = _runtime(settings)
+    worker_ = rt.worker(concurrency=worker_slots) if worker_slots else None
+    if worker_ is not None:
+        worker_.start()
+    public = "the host each client calls" if uses_request_host(settings) else settings.api_base_url()
+    console.print(f"docingest API on http://{settings.api_host}:{settings.api_port} "
+                  f"(storage: {settings.storage_backend}, public URL {public})", soft_wrap=True)
+    for warning in exposure_warnings(settings):
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+    try:
+        # proxy_headers: uvicorn's own X-Forwarded-* handling follows TRUST_FORWARDED too
+        uvicorn.run(create_app(rt), host=settings.api_host, port=settings.api_port,
+                    proxy_headers=settings.trust_forwarded, timeout_graceful_shutdown=10,
+                    **_uvicorn_logging(verbose))
+    except KeyboardInterrupt:  # a signal before uvicorn took over (it handles those after, and returns)
+        pass
+    finally:
+        if worker_ is not None:
+            worker_.stop()
+        rt.close()
+    console.print("docingest API stopped")
+
+
+@app.command("storage")
+def storage_service(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(5000, "--port", min=0, max=65535),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Run the local storage service alone (Supabase Storage's REST contract under /storage/v1)."""
+    import uvicorn
+
+    from docingest.api.app import create_storage_app
+
+    _setup_logging(verbose)
+    settings = _settings()
+    _check_data_dir(settings)
+    console.print(f"docingest storage on http://{host}:{port}/storage/v1 (bucket {settings.storage_bucket}, "
+                  f"{settings.storage_dir})")
+    uvicorn.run(create_storage_app(settings), host=host, port=port, **_uvicorn_logging(verbose))

@@ -30,8 +30,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {BENCHES})")
     parser.add_argument("--quick", action="store_true", help="small inputs (CI smoke run)")
-    parser.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results",
-                        help="where the run's JSON goes")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path(__file__).parent / "results",
+        help="where the run's JSON goes",
+    )
     args = parser.parse_args()
     figures: list[Figure] = []
     failed = False
@@ -53,10 +57,17 @@ def main() -> int:
     Console(width=140).print(table)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / time.strftime("%Y%m%d-%H%M%S.json")
-    machine = {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-               "load_avg_1m": os.getloadavg()[0]}
-    out.write_text(json.dumps({"quick": args.quick, "machine": machine,
-                               "figures": [f.as_dict() for f in figures]}, indent=1))
+    machine = {
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "load_avg_1m": os.getloadavg()[0],
+    }
+    out.write_text(
+        json.dumps(
+            {"quick": args.quick, "machine": machine, "figures": [f.as_dict() for f in figures]}, indent=1
+        )
+    )
     print(f"saved {out}")
     return 1 if failed else 0
 

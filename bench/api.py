@@ -61,10 +61,19 @@ def bare_app(url: str, pool_size: int) -> Any:
     def same(body: dict[str, Any] = Body(...)) -> dict[str, str]:
         document_id = uuid.uuid4()
         with pool.connection() as conn:
-            repo.create_upload(conn, user_id=body["user"], document_id=document_id, job_id=uuid.uuid4(),
-                               filename=body["filename"], mime=body["mime"], bytes_len=body["bytes_len"],
-                               file_sha256=body["sha256"], raw_path=f"bare/raw/{document_id}.txt",
-                               max_active=100, wait_seconds=3900)
+            repo.create_upload(
+                conn,
+                user_id=body["user"],
+                document_id=document_id,
+                job_id=uuid.uuid4(),
+                filename=body["filename"],
+                mime=body["mime"],
+                bytes_len=body["bytes_len"],
+                file_sha256=body["sha256"],
+                raw_path=f"bare/raw/{document_id}.txt",
+                max_active=100,
+                wait_seconds=3900,
+            )
         return {"document_id": str(document_id)}
 
     @app.post("/bare/insert", status_code=201)
@@ -74,8 +83,16 @@ def bare_app(url: str, pool_size: int) -> Any:
             conn.execute(
                 "INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime, bytes_len,"
                 " file_sha256, raw_path) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (document_id, body["user"], body["filename"], body["mime"], body["bytes_len"], body["sha256"],
-                 f"bare/raw/{document_id}.txt"))
+                (
+                    document_id,
+                    body["user"],
+                    body["filename"],
+                    body["mime"],
+                    body["bytes_len"],
+                    body["sha256"],
+                    f"bare/raw/{document_id}.txt",
+                ),
+            )
         return {"document_id": str(document_id)}
 
     return app
@@ -111,8 +128,13 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
 
 def _body(i: int) -> dict[str, Any]:
     data = secrets.token_bytes(32)
-    return {"filename": "bench.txt", "mime": "text/plain", "bytes_len": 1000,
-            "sha256": hashlib.sha256(data).hexdigest(), "user": f"bench-{i % USERS}"}
+    return {
+        "filename": "bench.txt",
+        "mime": "text/plain",
+        "bytes_len": 1000,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "user": f"bench-{i % USERS}",
+    }
 
 
 async def _load(url: str, n: int, concurrency: int, headers: list[dict[str, str]]) -> dict[str, float]:
@@ -137,9 +159,13 @@ async def _load(url: str, n: int, concurrency: int, headers: list[dict[str, str]
         await asyncio.gather(*(one_worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
     latencies.sort()
-    return {"requests": n, "errors": errors, "rps": round(n / wall, 1),
-            "p50_ms": round(statistics.median(latencies), 2),
-            "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2)}
+    return {
+        "requests": n,
+        "errors": errors,
+        "rps": round(n / wall, 1),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -165,23 +191,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_PIPELINE_")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
     api_port, bare_port = _free_port(), _free_port()
-    env.update({"UPLOAD_PIPELINE_DATABASE_URL": db_url, "UPLOAD_PIPELINE_DATA_DIR": str(data_dir),
-                "UPLOAD_PIPELINE_JWT_SECRET": SECRET, "UPLOAD_PIPELINE_EMBEDDING_PROVIDER": "hashing",
-                "UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER": "100",
-                "UPLOAD_PIPELINE_DB_POOL_MAX_SIZE": str(args.pool_size)})
+    env.update(
+        {
+            "UPLOAD_PIPELINE_DATABASE_URL": db_url,
+            "UPLOAD_PIPELINE_DATA_DIR": str(data_dir),
+            "UPLOAD_PIPELINE_JWT_SECRET": SECRET,
+            "UPLOAD_PIPELINE_EMBEDDING_PROVIDER": "hashing",
+            "UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER": "100",
+            "UPLOAD_PIPELINE_DB_POOL_MAX_SIZE": str(args.pool_size),
+        }
+    )
     procs = [
-        subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "serve", "--port", str(api_port)], env=env),
-        subprocess.Popen([sys.executable, __file__, "--pool-size", str(args.pool_size), "--serve-bare",
-                          str(bare_port), db_url], env=env),
+        subprocess.Popen(
+            [sys.executable, "-m", "docingest.cli.main", "serve", "--port", str(api_port)], env=env
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--pool-size",
+                str(args.pool_size),
+                "--serve-bare",
+                str(bare_port),
+                db_url,
+            ],
+            env=env,
+        ),
     ]
     try:
         _wait(f"http://127.0.0.1:{api_port}/health", procs[0])
         _wait(f"http://127.0.0.1:{bare_port}/docs", procs[1])
-        tokens = [{"authorization": f"Bearer {mint_token(SECRET, user_id=f'bench-{i}', ttl_seconds=3600)}"}
-                  for i in range(USERS)]
-        targets = {"upload": (f"http://127.0.0.1:{api_port}/api/v2/upload", tokens),
-                   "bare_same": (f"http://127.0.0.1:{bare_port}/bare/same", [{}]),
-                   "bare_insert": (f"http://127.0.0.1:{bare_port}/bare/insert", [{}])}
+        tokens = [
+            {"authorization": f"Bearer {mint_token(SECRET, user_id=f'bench-{i}', ttl_seconds=3600)}"}
+            for i in range(USERS)
+        ]
+        targets = {
+            "upload": (f"http://127.0.0.1:{api_port}/api/v2/upload", tokens),
+            "bare_same": (f"http://127.0.0.1:{bare_port}/bare/same", [{}]),
+            "bare_insert": (f"http://127.0.0.1:{bare_port}/bare/insert", [{}]),
+        }
         for url, headers in targets.values():  # warm-up: pools, code paths
             asyncio.run(_load(url, 200, args.concurrency, headers))
         best: dict[str, dict[str, float]] = {}
@@ -195,10 +243,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             p.terminate()
             p.wait(20)
         rt.close()
-    result = {"concurrency": args.concurrency, "requests": args.requests, "rounds": args.rounds,
-              "cpus": os.cpu_count(), **best,
-              "ratio_same": round(best["upload"]["rps"] / best["bare_same"]["rps"], 3),
-              "ratio_insert": round(best["upload"]["rps"] / best["bare_insert"]["rps"], 3)}
+    result = {
+        "concurrency": args.concurrency,
+        "requests": args.requests,
+        "rounds": args.rounds,
+        "cpus": os.cpu_count(),
+        **best,
+        "ratio_same": round(best["upload"]["rps"] / best["bare_same"]["rps"], 3),
+        "ratio_insert": round(best["upload"]["rps"] / best["bare_insert"]["rps"], 3),
+    }
     if args.json:
         print(json.dumps(result))
     else:
@@ -206,8 +259,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name in ("upload", "bare_same", "bare_insert"):
             f = best[name]
             print(f"{name:<12} {f['rps']:>9} {f['p50_ms']:>8} {f['p99_ms']:>8} {int(f['errors']):>7}")
-        print(f"upload / bare_same: {result['ratio_same']}x (target >= 0.7x); "
-              f"upload / bare_insert: {result['ratio_insert']}x")
+        print(
+            f"upload / bare_same: {result['ratio_same']}x (target >= 0.7x); "
+            f"upload / bare_insert: {result['ratio_insert']}x"
+        )
     return result
 
 
@@ -221,8 +276,13 @@ def run(quick: bool = False) -> list[Any]:
 
     r = main(["--requests", "300" if quick else "2000", "--rounds", "1" if quick else "2", "--json"])
     return [
-        Figure("api", "POST /upload", r["upload"]["rps"], "req/s",
-               f"p50 {r['upload']['p50_ms']} ms, p99 {r['upload']['p99_ms']} ms"),
+        Figure(
+            "api",
+            "POST /upload",
+            r["upload"]["rps"],
+            "req/s",
+            f"p50 {r['upload']['p50_ms']} ms, p99 {r['upload']['p99_ms']} ms",
+        ),
         Figure("api", "bare route, same inserts", r["bare_same"]["rps"], "req/s"),
         Figure("api", "upload / bare same inserts", r["ratio_same"], "x", ">= 0.7x"),
         Figure("api", "upload / bare single insert", r["ratio_insert"], "x"),

@@ -51,10 +51,21 @@ class StageCtx:
 
         control, shown = read_progress(progress)
         self.document = document
-        self.job = Job(job_id=uuid.uuid4(), document_id=document.document_id, stage=Stage.PARSE_QUEUED,
-                       state=State.WORKING, attempt_id=uuid.uuid4(), claimed_by="bench",
-                       lease_expires_at=None, attempts=1, retry_count=0, lost_leases=0,
-                       next_attempt_at=None, progress=shown, control=control)
+        self.job = Job(
+            job_id=uuid.uuid4(),
+            document_id=document.document_id,
+            stage=Stage.PARSE_QUEUED,
+            state=State.WORKING,
+            attempt_id=uuid.uuid4(),
+            claimed_by="bench",
+            lease_expires_at=None,
+            attempts=1,
+            retry_count=0,
+            lost_leases=0,
+            next_attempt_at=None,
+            progress=shown,
+            control=control,
+        )
 
     progress_saves = 0
 
@@ -76,10 +87,15 @@ def stored_document(storage: Any, path: Path, *, user_id: str = "bench", kind: s
     document_id = uuid.uuid4()
     key = raw_key(user_id, document_id, path.suffix.lstrip(".") or "bin")
     storage.copy_from(key, path)
-    return Document(document_id=document_id, user_id=user_id, filename=path.name,
-                    mime="application/pdf" if kind == "pdf" else "text/plain",
-                    bytes_len=path.stat().st_size,
-                    file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), raw_path=key)
+    return Document(
+        document_id=document_id,
+        user_id=user_id,
+        filename=path.name,
+        mime="application/pdf" if kind == "pdf" else "text/plain",
+        bytes_len=path.stat().st_size,
+        file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        raw_path=key,
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -36,7 +36,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, Figure
 
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "omicron", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "river", "stone", "cloud", "paper", "lamp", "orbit", "garden", "silver", "copper"]
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "omicron",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "chi",
+    "psi",
+    "omega",
+    "river",
+    "stone",
+    "cloud",
+    "paper",
+    "lamp",
+    "orbit",
+    "garden",
+    "silver",
+    "copper",
+]
 
 
 def write_corpus(path: Path, chunks: int, seed: int = 1) -> None:
@@ -56,11 +85,26 @@ class _Mock:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("UPLOAD_PIPELINE_", "DOCINGEST_MOCK"))}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("UPLOAD_PIPELINE_", "DOCINGEST_MOCK"))
+        }
         env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "docingest.cli.main", "mock", "openai", "--port", str(self.port),
-             "--latency-ms", str(latency_ms)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "docingest.cli.main",
+                "mock",
+                "openai",
+                "--port",
+                str(self.port),
+                "--latency-ms",
+                str(latency_ms),
+            ],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -94,10 +138,17 @@ def measure(chunks: int, batch: int, in_flight: int, latency_ms: float) -> dict[
     mock = _Mock(latency_ms, work / "mock.log")
     try:
         settings = Settings(
-            data_dir=work / "data", environment="test", embedding_provider="openai",
-            openai_base_url=f"{mock.url}/v1", openai_api_key="bench-key",
-            embedding_model="text-embedding-3-small", embedding_dimensions=384,
-            embedding_max_batch_inputs=batch, embedding_concurrency=in_flight, embedding_cache=True)
+            data_dir=work / "data",
+            environment="test",
+            embedding_provider="openai",
+            openai_base_url=f"{mock.url}/v1",
+            openai_api_key="bench-key",
+            embedding_model="text-embedding-3-small",
+            embedding_dimensions=384,
+            embedding_max_batch_inputs=batch,
+            embedding_concurrency=in_flight,
+            embedding_cache=True,
+        )
         rt = Runtime(settings)
         try:
             # As `docingest worker`/`ingest` do at start-up: the probe loads the SDK and the
@@ -125,17 +176,24 @@ def measure(chunks: int, batch: int, in_flight: int, latency_ms: float) -> dict[
     expected = math.ceil(summary.chunks / batch)
     best_seconds = math.ceil(expected / in_flight) * latency_ms / 1000.0
     return {
-        "chunks": summary.chunks, "batch_size": batch, "in_flight": in_flight,
-        "latency_ms": latency_ms, "embed_stage_s": round(seconds, 3),
-        "chunks_per_s": round(summary.chunks / seconds, 1), "bound_chunks_per_s": round(bound, 1),
+        "chunks": summary.chunks,
+        "batch_size": batch,
+        "in_flight": in_flight,
+        "latency_ms": latency_ms,
+        "embed_stage_s": round(seconds, 3),
+        "chunks_per_s": round(summary.chunks / seconds, 1),
+        "bound_chunks_per_s": round(bound, 1),
         "ratio_to_bound": round(summary.chunks / seconds / bound, 3),
         "best_possible_ratio": round(summary.chunks / best_seconds / bound, 3),
-        "requests_sent": len(requests), "requests_expected": expected,
+        "requests_sent": len(requests),
+        "requests_expected": expected,
         "requests_window_s": round(last - first, 3),
         "mean_in_flight": round(busy / (last - first), 2),
         "mean_server_s": round(busy / len(requests), 4),
-        "cache_hits": summary.embedding_cache_hits, "ingest_wall_s": round(wall, 2),
-        "complete": summary.complete, "failed": summary.failed,
+        "cache_hits": summary.embedding_cache_hits,
+        "ingest_wall_s": round(wall, 2),
+        "complete": summary.complete,
+        "failed": summary.failed,
     }
 
 
@@ -143,12 +201,27 @@ def run(quick: bool = False) -> list[Figure]:
     """The suite's rows: ratio to the bound, and requests sent against ceil(chunks / batch)."""
     f = measure(chunks=1024 if quick else 6144, batch=64, in_flight=4, latency_ms=100.0)
     return [
-        Figure("embed_api", "embedding stage", f["chunks_per_s"], "chunks/s",
-               f"bound {f['bound_chunks_per_s']:g} (4 in flight x 64 / 100 ms)"),
-        Figure("embed_api", "stage / bound", f["ratio_to_bound"], "x",
-               f">= 0.9x (this run's best possible {f['best_possible_ratio']:g}x)"),
-        Figure("embed_api", "requests sent", f["requests_sent"], "",
-               f"== ceil(chunks / batch) = {f['requests_expected']}"),
+        Figure(
+            "embed_api",
+            "embedding stage",
+            f["chunks_per_s"],
+            "chunks/s",
+            f"bound {f['bound_chunks_per_s']:g} (4 in flight x 64 / 100 ms)",
+        ),
+        Figure(
+            "embed_api",
+            "stage / bound",
+            f["ratio_to_bound"],
+            "x",
+            f">= 0.9x (this run's best possible {f['best_possible_ratio']:g}x)",
+        ),
+        Figure(
+            "embed_api",
+            "requests sent",
+            f["requests_sent"],
+            "",
+            f"== ceil(chunks / batch) = {f['requests_expected']}",
+        ),
         Figure("embed_api", "mean requests in flight", f["mean_in_flight"], "", "4"),
     ]
 

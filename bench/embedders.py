@@ -60,8 +60,13 @@ def _backend(name: str, *, batch_size: int = 64, sort: bool = True) -> Any:
     if name in ("torch", "torch-bf16"):
         return LocalEmbedder(batch_size=batch_size, bf16=name == "torch-bf16")
     variant = {"onnx": "opt", "onnx-fp32-unfused": "fp32", "onnx-int8": "int8"}[name]
-    return OnnxEmbedder(model_dir(), CACHE, variant=variant, batch_size=batch_size,  # type: ignore[arg-type]
-                        sort_by_length=sort)
+    return OnnxEmbedder(
+        model_dir(),
+        CACHE,
+        variant=variant,
+        batch_size=batch_size,  # type: ignore[arg-type]
+        sort_by_length=sort,
+    )
 
 
 def _timed(embed: Callable[[list[str]], np.ndarray], texts: list[str]) -> tuple[np.ndarray, float]:
@@ -73,8 +78,9 @@ def _timed(embed: Callable[[list[str]], np.ndarray], texts: list[str]) -> tuple[
 
 def _unsorted(embedder: Any, batch: int) -> Callable[[list[str]], np.ndarray]:
     """Batches in corpus order: sentence-transformers sorts only within each call."""
-    return lambda texts: np.concatenate([embedder.embed(texts[i : i + batch])
-                                         for i in range(0, len(texts), batch)])
+    return lambda texts: np.concatenate(
+        [embedder.embed(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+    )
 
 
 def _torch_threads(n: int, embedder: Any) -> Callable[[list[str]], np.ndarray]:
@@ -110,8 +116,10 @@ def _write_vectors(rt: Any, ids: list[Any], vectors: np.ndarray) -> None:
         with conn.cursor().copy("COPY bench_vectors (chunk_id, embedding) FROM STDIN") as copy:
             for cid, vec in zip(ids, vectors, strict=True):
                 copy.write_row((cid, "[" + ",".join(f"{x:.7g}" for x in vec) + "]"))
-        conn.execute("UPDATE upload_pipeline.document_chunks c SET embedding = v.embedding::vector(384) "
-                     "FROM bench_vectors v WHERE c.chunk_id = v.chunk_id")
+        conn.execute(
+            "UPDATE upload_pipeline.document_chunks c SET embedding = v.embedding::vector(384) "
+            "FROM bench_vectors v WHERE c.chunk_id = v.chunk_id"
+        )
         # Rebuild the HNSW graph from these vectors alone: an index grown by updating every row
         # keeps the links of the previous vectors, and its recall then differs from a fresh one
         # (measured: 0.036 recall@5 between two sets of identical vectors).
@@ -134,18 +142,24 @@ def run(quick: bool = False) -> list[Figure]:
     out: list[Figure] = []
     try:
         with rt.pool().connection() as conn:
-            rows = conn.execute("SELECT chunk_id, text FROM upload_pipeline.document_chunks "
-                                "ORDER BY document_id, ordinal").fetchall()
+            rows = conn.execute(
+                "SELECT chunk_id, text FROM upload_pipeline.document_chunks ORDER BY document_id, ordinal"
+            ).fetchall()
         ids, texts = [r["chunk_id"] for r in rows], [r["text"] for r in rows]
-        sample = texts if quick else [texts[i] for i in
-                                      sorted(np.random.default_rng(6).choice(len(texts), 1200, replace=False))]
+        sample = (
+            texts
+            if quick
+            else [texts[i] for i in sorted(np.random.default_rng(6).choice(len(texts), 1200, replace=False))]
+        )
         out.append(Figure("embedders", "speed sample chunks", len(sample)))
         out.append(Figure("embedders", "corpus chunks (retrieval)", len(texts)))
 
         torch_emb = _backend("torch")
         variants: list[tuple[str, Callable[[list[str]], np.ndarray]]] = [
-            ("torch", torch_emb.embed), ("onnx", _backend("onnx").embed),
-            ("onnx-int8", _backend("onnx-int8").embed)]
+            ("torch", torch_emb.embed),
+            ("onnx", _backend("onnx").embed),
+            ("onnx-int8", _backend("onnx-int8").embed),
+        ]
         if not quick:
             variants += [
                 ("torch-bf16", _backend("torch-bf16").embed),  # auto's documents backend on AMX
@@ -172,8 +186,15 @@ def run(quick: bool = False) -> list[Figure]:
             out.append(Figure("embedders", f"{name}: chunks/s", round(cps, 2), "chunk/s"))
             out.append(Figure("embedders", f"{name}: speed vs torch", round(cps / torch_cps, 3), "x"))
             if name != "torch":
-                out.append(Figure("embedders", f"{name}: cosine to torch mean/min",
-                                  round(float(cos.mean()), 4), "", f"min {float(cos.min()):.4f}"))
+                out.append(
+                    Figure(
+                        "embedders",
+                        f"{name}: cosine to torch mean/min",
+                        round(float(cos.mean()), 4),
+                        "",
+                        f"min {float(cos.min()):.4f}",
+                    )
+                )
 
         out += retrieval(rt, ids, texts, quick=quick, reuse=reuse, torch_emb=torch_emb)
     finally:
@@ -181,8 +202,15 @@ def run(quick: bool = False) -> list[Figure]:
     return out
 
 
-def retrieval(rt: Any, ids: list[Any], texts: list[str], *, quick: bool,
-              reuse: dict[str, np.ndarray] | None = None, torch_emb: Any = None) -> list[Figure]:
+def retrieval(
+    rt: Any,
+    ids: list[Any],
+    texts: list[str],
+    *,
+    quick: bool,
+    reuse: dict[str, np.ndarray] | None = None,
+    torch_emb: Any = None,
+) -> list[Figure]:
     """Re-embed every chunk with each backend, rebuild the index, and compare eval figures."""
     from docingest.services.evaluation import evaluate
 
@@ -197,8 +225,9 @@ def retrieval(rt: Any, ids: list[Any], texts: list[str], *, quick: bool,
             vectors = reuse[name]
         else:
             vectors, seconds = _timed(embedder.embed, texts)
-            out.append(Figure("embedders", f"{name}: all corpus chunks/s",
-                              round(len(texts) / seconds, 2), "chunk/s"))
+            out.append(
+                Figure("embedders", f"{name}: all corpus chunks/s", round(len(texts) / seconds, 2), "chunk/s")
+            )
         _write_vectors(rt, ids, vectors)
         searcher = _searcher(rt, embedder)
         for index in ("hnsw", "exact"):
@@ -210,8 +239,15 @@ def retrieval(rt: Any, ids: list[Any], texts: list[str], *, quick: bool,
                 base.setdefault(key, figures) if name == "torch" else None
                 shown = " ".join(f"{k}={figures[k]:.4f}" for k in FIGURES)
                 worst = max(abs(figures[k] - base[key][k]) for k in FIGURES)
-                out.append(Figure("embedders", f"{name} {key}: max |diff| vs torch", round(worst, 4), "",
-                                  ("<= 0.01 " if name != "torch" else "") + shown))
+                out.append(
+                    Figure(
+                        "embedders",
+                        f"{name} {key}: max |diff| vs torch",
+                        round(worst, 4),
+                        "",
+                        ("<= 0.01 " if name != "torch" else "") + shown,
+                    )
+                )
         _set_index(rt, present=True)
     return out
 
@@ -219,9 +255,11 @@ def retrieval(rt: Any, ids: list[Any], texts: list[str], *, quick: bool,
 def _set_index(rt: Any, *, present: bool) -> None:
     with rt.pool().connection() as conn:
         if present:
-            conn.execute("CREATE INDEX IF NOT EXISTS document_chunks_embedding_hnsw ON "  # as migration 001
-                         "upload_pipeline.document_chunks USING hnsw (embedding vector_cosine_ops)"
-                         " WITH (m = 32, ef_construction = 200)")
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS document_chunks_embedding_hnsw ON "  # as migration 001
+                "upload_pipeline.document_chunks USING hnsw (embedding vector_cosine_ops)"
+                " WITH (m = 32, ef_construction = 200)"
+            )
         else:
             conn.execute("DROP INDEX IF EXISTS upload_pipeline.document_chunks_embedding_hnsw")
 

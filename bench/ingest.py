@@ -39,16 +39,21 @@ def run(quick: bool = False) -> list[Figure]:
 
     started = time.perf_counter()
     for purpose in ("documents", "queries"):
-        make_local_embedder(resolve_backend(settings.embedding_backend, purpose),
-                            cache_dir=settings.model_cache_dir).embed(["warm"])
+        make_local_embedder(
+            resolve_backend(settings.embedding_backend, purpose), cache_dir=settings.model_cache_dir
+        ).embed(["warm"])
     prepare_s = time.perf_counter() - started
     rt = Runtime(settings)
     try:
         summary = ingest(rt, corpus_paths(quick), user_id="bench")
         assert summary.failed == 0, summary.failures
         with rt.pool().connection() as conn:
-            texts = [r["text"] for r in conn.execute(
-                "SELECT text FROM upload_pipeline.document_chunks ORDER BY document_id, ordinal")]
+            texts = [
+                r["text"]
+                for r in conn.execute(
+                    "SELECT text FROM upload_pipeline.document_chunks ORDER BY document_id, ordinal"
+                )
+            ]
             docs = [Document.from_row(r) for r in conn.execute("SELECT * FROM upload_pipeline.documents")]
         embedder = rt.embedder()
         started = time.perf_counter()
@@ -59,16 +64,24 @@ def run(quick: bool = False) -> list[Figure]:
         artifacts = [ParsedArtifact.load(rt.storage, d) for d in docs]
         started = time.perf_counter()
         for a in artifacts:
-            chunker.chunk(a.text, markdown=a.kind in MARKDOWN_KINDS,
-                          page_starts=[p.start for p in a.pages], page_numbers=[p.number for p in a.pages])
+            chunker.chunk(
+                a.text,
+                markdown=a.kind in MARKDOWN_KINDS,
+                page_starts=[p.start for p in a.pages],
+                page_numbers=[p.number for p in a.pages],
+            )
         chunk_s = time.perf_counter() - started
     finally:
         rt.close()
     pipeline_cps = summary.chunks / summary.wall_s
     embed_cps = len(texts) / embed_s
     return [
-        Figure("ingest", f"embedder backend: {settings.embedding_backend}, first-use export", round(prepare_s, 1),
-               "s"),
+        Figure(
+            "ingest",
+            f"embedder backend: {settings.embedding_backend}, first-use export",
+            round(prepare_s, 1),
+            "s",
+        ),
         Figure("ingest", "documents", summary.documents),
         Figure("ingest", "chunks", summary.chunks),
         Figure("ingest", "pipeline wall", summary.wall_s, "s"),

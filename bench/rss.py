@@ -50,16 +50,28 @@ def _child(parse: bool) -> None:
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     status = Path("/proc/self/status")
     if status.exists():
-        peak_kb = next(int(line.split()[1]) for line in status.read_text().splitlines()
-                       if line.startswith("VmHWM:"))
+        peak_kb = next(
+            int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM:")
+        )
     print(json.dumps({"peak_mb": peak_kb / 1024, "pages": pages}))
 
 
 def _measure(parse: bool) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO),
-                                                                   os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-m", "bench.rss", "--child", "parse" if parse else "imports"],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH")])
+        ),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.rss", "--child", "parse" if parse else "imports"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -106,10 +118,18 @@ def api_upload(size_mib: int) -> dict[str, float]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_PIPELINE_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), env.get("PYTHONPATH")]))
-    env.update({"UPLOAD_PIPELINE_DATABASE_URL": rt.url, "UPLOAD_PIPELINE_DATA_DIR": str(data_dir),
-                "UPLOAD_PIPELINE_JWT_SECRET": SECRET, "UPLOAD_PIPELINE_ENVIRONMENT": "test",
-                "UPLOAD_PIPELINE_MAX_FILE_BYTES": str((size_mib + 1) * _MIB)})
-    server = subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "serve", "--port", str(port)], env=env)
+    env.update(
+        {
+            "UPLOAD_PIPELINE_DATABASE_URL": rt.url,
+            "UPLOAD_PIPELINE_DATA_DIR": str(data_dir),
+            "UPLOAD_PIPELINE_JWT_SECRET": SECRET,
+            "UPLOAD_PIPELINE_ENVIRONMENT": "test",
+            "UPLOAD_PIPELINE_MAX_FILE_BYTES": str((size_mib + 1) * _MIB),
+        }
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "docingest.cli.main", "serve", "--port", str(port)], env=env
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         _wait(f"{base}/health", server)
@@ -118,9 +138,17 @@ def api_upload(size_mib: int) -> dict[str, float]:
         for chunk in _body(block, size_mib):
             digest.update(chunk)
         auth = {"authorization": f"Bearer {mint_token(SECRET, user_id='bench', ttl_seconds=3600)}"}
-        ticket = httpx.post(f"{base}/api/v2/upload", headers=auth, timeout=30, json={
-            "filename": "big.txt", "bytes_len": size_mib * _MIB, "mime": "text/plain",
-            "sha256": digest.hexdigest()})
+        ticket = httpx.post(
+            f"{base}/api/v2/upload",
+            headers=auth,
+            timeout=30,
+            json={
+                "filename": "big.txt",
+                "bytes_len": size_mib * _MIB,
+                "mime": "text/plain",
+                "sha256": digest.hexdigest(),
+            },
+        )
         if ticket.status_code != 201:
             raise RuntimeError(f"POST /upload answered {ticket.status_code}: {ticket.text}")
         proc = psutil.Process(server.pid)
@@ -135,8 +163,12 @@ def api_upload(size_mib: int) -> dict[str, float]:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.perf_counter()
-        reply = httpx.put(ticket.json()["signed_url"], content=_body(block, size_mib), timeout=600,
-                          headers={**ticket.json()["upload_headers"], "content-length": str(size_mib * _MIB)})
+        reply = httpx.put(
+            ticket.json()["signed_url"],
+            content=_body(block, size_mib),
+            timeout=600,
+            headers={**ticket.json()["upload_headers"], "content-length": str(size_mib * _MIB)},
+        )
         seconds = time.perf_counter() - started
         done.set()
         sampler.join()
@@ -148,8 +180,13 @@ def api_upload(size_mib: int) -> dict[str, float]:
         server.wait(20)
         rt.close()
         shutil.rmtree(data_dir, ignore_errors=True)
-    return {"before_mb": before / _MIB, "sampled_peak_mb": max(samples) / _MIB, "hwm_mb": hwm_kb / 1024,
-            "seconds": seconds, "mb_per_s": size_mib / seconds}
+    return {
+        "before_mb": before / _MIB,
+        "sampled_peak_mb": max(samples) / _MIB,
+        "hwm_mb": hwm_kb / 1024,
+        "seconds": seconds,
+        "mb_per_s": size_mib / seconds,
+    }
 
 
 def run(quick: bool = False) -> list[Figure]:
@@ -163,8 +200,9 @@ def run(quick: bool = False) -> list[Figure]:
         Figure("rss", "worker parsing source2e.pdf, peak RSS", round(parsed["peak_mb"], 1), "MB", "< 400"),
         Figure("rss", "of which parsing", round(parsed["peak_mb"] - base["peak_mb"], 1), "MB"),
         Figure("rss", "API before the upload, RSS", round(api["before_mb"], 1), "MB"),
-        Figure("rss", f"API receiving a {label} upload, peak RSS (VmHWM)", round(api["hwm_mb"], 1), "MB",
-               "< 150"),
+        Figure(
+            "rss", f"API receiving a {label} upload, peak RSS (VmHWM)", round(api["hwm_mb"], 1), "MB", "< 150"
+        ),
         Figure("rss", "API during the upload, highest 20 ms sample", round(api["sampled_peak_mb"], 1), "MB"),
         Figure("rss", f"API upload of {label}, throughput", round(api["mb_per_s"], 1), "MiB/s"),
     ]

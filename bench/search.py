@@ -22,8 +22,10 @@ import numpy as np
 
 from bench.common import Figure, percentile, scratch_settings
 
-INDEX_SQL = ("CREATE INDEX document_chunks_embedding_hnsw ON upload_pipeline.document_chunks "
-             "USING hnsw (embedding vector_cosine_ops)")
+INDEX_SQL = (
+    "CREATE INDEX document_chunks_embedding_hnsw ON upload_pipeline.document_chunks "
+    "USING hnsw (embedding vector_cosine_ops)"
+)
 
 
 def _vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
@@ -40,16 +42,30 @@ def load_chunks(rt: object, n: int, rng: np.random.Generator, centres: np.ndarra
         register_vector(conn)
         conn.execute("DROP INDEX IF EXISTS upload_pipeline.document_chunks_embedding_hnsw")
         docs = [uuid.uuid4() for _ in range(100)]
-        with conn.cursor().copy("COPY upload_pipeline.documents (document_id, user_id, filename, mime, "
-                                "bytes_len, file_sha256, raw_path) FROM STDIN") as copy:
+        with conn.cursor().copy(
+            "COPY upload_pipeline.documents (document_id, user_id, filename, mime, "
+            "bytes_len, file_sha256, raw_path) FROM STDIN"
+        ) as copy:
             for i, d in enumerate(docs):
                 copy.write_row((d, "bench", f"doc{i}.md", "text/markdown", 1, f"{i:064x}", f"k/{d}"))
         vecs = _vectors(rng, centres, n)
-        with conn.cursor().copy("COPY upload_pipeline.document_chunks (chunk_id, document_id, user_id, "
-                                "ordinal, text, token_count, embedding, embed_model) FROM STDIN") as copy:
+        with conn.cursor().copy(
+            "COPY upload_pipeline.document_chunks (chunk_id, document_id, user_id, "
+            "ordinal, text, token_count, embedding, embed_model) FROM STDIN"
+        ) as copy:
             for i in range(n):
-                copy.write_row((uuid.uuid4(), docs[i // per_doc], "bench", i % per_doc,
-                                f"chunk {i} of the benchmark", 6, vecs[i], "bench"))
+                copy.write_row(
+                    (
+                        uuid.uuid4(),
+                        docs[i // per_doc],
+                        "bench",
+                        i % per_doc,
+                        f"chunk {i} of the benchmark",
+                        6,
+                        vecs[i],
+                        "bench",
+                    )
+                )
         conn.commit()
         started = time.perf_counter()
         conn.execute("SET maintenance_work_mem = '1GB'")
@@ -76,22 +92,29 @@ def run(quick: bool = False) -> list[Figure]:
         times, results = [], []
         with rt.pool().connection() as conn:
             register_vector(conn)
-            plan = conn.execute("EXPLAIN " + sql_queries()["search_vector"],
-                                {"user_id": "bench", "embedding": qv[0], "limit": 10}).fetchall()
+            plan = conn.execute(
+                "EXPLAIN " + sql_queries()["search_vector"],
+                {"user_id": "bench", "embedding": qv[0], "limit": 10},
+            ).fetchall()
             uses_hnsw = any("embedding_hnsw" in str(r) for r in plan)
             for i, q in enumerate(qv[: queries + 10]):
                 started = time.perf_counter()
                 with conn.transaction():
-                    rows = rt.repo.search_vector(conn, user_id="bench", embedding=q, limit=10,
-                                                 ef_search=100, exact_max_chunks=0)
+                    rows = rt.repo.search_vector(
+                        conn, user_id="bench", embedding=q, limit=10, ef_search=100, exact_max_chunks=0
+                    )
                 if i >= 10:  # the first 10 warm the cache
                     times.append((time.perf_counter() - started) * 1000)
                     results.append({r["chunk_id"] for r in rows})
             hits = 0
             for q, got in zip(qv[10:30], results[:20], strict=True):
                 with conn.transaction():
-                    exact = {r["chunk_id"] for r in rt.repo.search_vector(
-                        conn, user_id="bench", embedding=q, limit=10, exact_max_chunks=n)}
+                    exact = {
+                        r["chunk_id"]
+                        for r in rt.repo.search_vector(
+                            conn, user_id="bench", embedding=q, limit=10, exact_max_chunks=n
+                        )
+                    }
                 hits += len(got & exact)
     finally:
         rt.close()

@@ -62,8 +62,13 @@ def _docingest_child(url: str, data_dir: str) -> None:
 
     settings = Settings(database_url=url, data_dir=Path(data_dir), environment="test")
     handlers = {s: Passthrough(s) for s in Stage if s is not Stage.COMPLETE}
-    worker = BaseWorker(settings, make_pool(url, max_size=SLOTS + 2), handlers,  # type: ignore[misc]
-                        url=url, concurrency=SLOTS)
+    worker = BaseWorker(
+        settings,
+        make_pool(url, max_size=SLOTS + 2),
+        handlers,  # type: ignore[misc]
+        url=url,
+        concurrency=SLOTS,
+    )
     signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
     worker.start()
     print("ready", flush=True)
@@ -100,8 +105,16 @@ def _procrastinate_child(url: str) -> None:
 
 # --- parent -----------------------------------------------------------------------------
 def _start(args: list[str], n: int, pgoptions: str | None = None) -> list[subprocess.Popen[str]]:
-    procs = [subprocess.Popen([sys.executable, "-m", "bench.transitions", *args], env=_env(pgoptions),
-                              cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.transitions", *args],
+            env=_env(pgoptions),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
     for p in procs:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready", "child failed to start"
     return procs
@@ -128,9 +141,14 @@ def _wait_listening(url: str, n: int, since: Any, timeout: float = 60) -> None:
 
     deadline = time.monotonic() + timeout
     with psycopg.connect(url, autocommit=True) as conn:
-        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                           " AND backend_start >= %s AND query ILIKE 'LISTEN %%'",
-                           (since,)).fetchone()[0] < n:
+        while (
+            conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND backend_start >= %s AND query ILIKE 'LISTEN %%'",
+                (since,),
+            ).fetchone()[0]
+            < n
+        ):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{n} worker processes did not LISTEN within {timeout} s")
             time.sleep(0.02)
@@ -176,13 +194,16 @@ def docingest_rate(rt: Any, processes: int, jobs: int, pgoptions: str | None = N
     data_dir = tempfile.mkdtemp(prefix="docingest-bench-tr-")
     with rt.pool().connection() as conn:
         conn.execute("TRUNCATE upload_pipeline.documents CASCADE")
-        with conn.cursor().copy("COPY upload_pipeline.documents (document_id, user_id, filename, mime, "
-                                "bytes_len, file_sha256, raw_path) FROM STDIN") as copy:
+        with conn.cursor().copy(
+            "COPY upload_pipeline.documents (document_id, user_id, filename, mime, "
+            "bytes_len, file_sha256, raw_path) FROM STDIN"
+        ) as copy:
             ids = [uuid.uuid4() for _ in range(jobs)]
             for i, d in enumerate(ids):
                 copy.write_row((d, "bench", f"d{i}", "text/plain", 1, f"{i:064x}", f"k/{d}"))
-        with conn.cursor().copy("COPY upload_pipeline.upload_jobs (job_id, document_id, stage, state) "
-                                "FROM STDIN") as copy:
+        with conn.cursor().copy(
+            "COPY upload_pipeline.upload_jobs (job_id, document_id, stage, state) FROM STDIN"
+        ) as copy:
             for d in ids:
                 copy.write_row((uuid.uuid4(), d, "uploaded", "waiting"))
         conn.commit()
@@ -190,15 +211,25 @@ def docingest_rate(rt: Any, processes: int, jobs: int, pgoptions: str | None = N
         procs = _start(["--child", rt.url, data_dir], processes, pgoptions)
         try:
             _wait_listening(rt.url, processes, since)
-            go = conn.execute("UPDATE upload_pipeline.upload_jobs SET state = 'queued', "
-                              "next_attempt_at = now() RETURNING now() AS t").fetchone()["t"]
+            go = conn.execute(
+                "UPDATE upload_pipeline.upload_jobs SET state = 'queued', "
+                "next_attempt_at = now() RETURNING now() AS t"
+            ).fetchone()["t"]
             conn.commit()
-            _wait(conn, "SELECT count(*) n FROM upload_pipeline.upload_jobs WHERE state = 'done'",
-                  jobs, timeout=600)
-            seconds = conn.execute("SELECT extract(epoch FROM max(finished_at) - %s)::float AS s "
-                                   "FROM upload_pipeline.upload_jobs", (go,)).fetchone()["s"]
-            events = conn.execute("SELECT count(*) n FROM upload_pipeline.events "
-                                  "WHERE type = 'stage_completed'").fetchone()["n"]
+            _wait(
+                conn,
+                "SELECT count(*) n FROM upload_pipeline.upload_jobs WHERE state = 'done'",
+                jobs,
+                timeout=600,
+            )
+            seconds = conn.execute(
+                "SELECT extract(epoch FROM max(finished_at) - %s)::float AS s "
+                "FROM upload_pipeline.upload_jobs",
+                (go,),
+            ).fetchone()["s"]
+            events = conn.execute(
+                "SELECT count(*) n FROM upload_pipeline.events WHERE type = 'stage_completed'"
+            ).fetchone()["n"]
         finally:
             _stop(procs)
     assert events == jobs * STAGES_PER_JOB, events
@@ -221,8 +252,12 @@ def procrastinate_rate(url: str, processes: int, jobs: int) -> float:
             started = time.perf_counter()
             app.tasks["noop_stage"].batch_defer(*[{"stage": 1} for _ in range(jobs)])
             with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-                _wait(conn, "SELECT count(*) n FROM procrastinate_jobs WHERE status = 'succeeded'",
-                      jobs * STAGES_PER_JOB, timeout=600)
+                _wait(
+                    conn,
+                    "SELECT count(*) n FROM procrastinate_jobs WHERE status = 'succeeded'",
+                    jobs * STAGES_PER_JOB,
+                    timeout=600,
+                )
             seconds = time.perf_counter() - started
         finally:
             _stop(procs)
@@ -242,17 +277,45 @@ def run(quick: bool = False) -> list[Figure]:
     rt = Runtime(scratch_settings())
     figures = [Figure("transitions", "jobs per run (9 transitions each)", jobs)]
     try:
-        figures.append(Figure("transitions", "durable commit latency, before",
-                              round(commit_latency_ms(rt.url), 3), "ms", "WAL flush on this disk"))
+        figures.append(
+            Figure(
+                "transitions",
+                "durable commit latency, before",
+                round(commit_latency_ms(rt.url), 3),
+                "ms",
+                "WAL flush on this disk",
+            )
+        )
         for processes in (1, 2, 4):
             rate = docingest_rate(rt, processes, jobs)
-            figures.append(Figure("transitions", f"docingest, {processes} process(es) x {SLOTS} slots",
-                                  round(rate, 1), "transition/s", ">= 1000" if processes == 2 else ""))
-        figures.append(Figure("transitions", "durable commit latency, after",
-                              round(commit_latency_ms(rt.url), 3), "ms", "WAL flush on this disk"))
+            figures.append(
+                Figure(
+                    "transitions",
+                    f"docingest, {processes} process(es) x {SLOTS} slots",
+                    round(rate, 1),
+                    "transition/s",
+                    ">= 1000" if processes == 2 else "",
+                )
+            )
+        figures.append(
+            Figure(
+                "transitions",
+                "durable commit latency, after",
+                round(commit_latency_ms(rt.url), 3),
+                "ms",
+                "WAL flush on this disk",
+            )
+        )
         rate = docingest_rate(rt, 2, jobs, pgoptions="-c synchronous_commit=off")
-        figures.append(Figure("transitions", f"docingest, 2 process(es) x {SLOTS}, commits not flushed",
-                              round(rate, 1), "transition/s", "reference: not a setting docingest uses"))
+        figures.append(
+            Figure(
+                "transitions",
+                f"docingest, 2 process(es) x {SLOTS}, commits not flushed",
+                round(rate, 1),
+                "transition/s",
+                "reference: not a setting docingest uses",
+            )
+        )
         try:
             import procrastinate  # noqa: F401
         except ImportError:
@@ -262,11 +325,25 @@ def run(quick: bool = False) -> list[Figure]:
             _procrastinate_schema(rt.url)
             for processes in (2,) if quick else (1, 2, 4):
                 rate = procrastinate_rate(rt.url, processes, jobs)
-                figures.append(Figure("transitions", f"procrastinate, {processes} process(es) x {SLOTS}",
-                                      round(rate, 1), "task/s", "reference"))
+                figures.append(
+                    Figure(
+                        "transitions",
+                        f"procrastinate, {processes} process(es) x {SLOTS}",
+                        round(rate, 1),
+                        "task/s",
+                        "reference",
+                    )
+                )
         except Exception as exc:  # noqa: BLE001 - the reference is optional; keep our figures
-            figures.append(Figure("transitions", "procrastinate reference", 0, "",
-                                  f"failed: {type(exc).__name__}: {exc}"[:120]))
+            figures.append(
+                Figure(
+                    "transitions",
+                    "procrastinate reference",
+                    0,
+                    "",
+                    f"failed: {type(exc).__name__}: {exc}"[:120],
+                )
+            )
     finally:
         rt.close()
     return figures

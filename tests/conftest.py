@@ -32,8 +32,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     read it are skipped, naming what is missing; CI always has it."""
     if (CORPUS / "docs").is_dir():
         return
-    skip = pytest.mark.skip(reason=f"needs the third-party corpus at {CORPUS}/docs "
-                                   "(../shared/corpus beside the checkout, or DOCINGEST_CORPUS)")
+    skip = pytest.mark.skip(
+        reason=f"needs the third-party corpus at {CORPUS}/docs "
+        "(../shared/corpus beside the checkout, or DOCINGEST_CORPUS)"
+    )
     for item in items:
         if item.get_closest_marker("shared_corpus"):
             item.add_marker(skip)
@@ -41,7 +43,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def with_database(url: str, name: str) -> str:
     """``url`` pointing at database ``name`` instead (pgserver URLs: ``.../postgres?host=...``)."""
-    return re.sub(r"/[^/?]*(\?|$)", rf"/{name}\1", url, count=1) if "?" in url else url.rsplit("/", 1)[0] + "/" + name
+    return (
+        re.sub(r"/[^/?]*(\?|$)", rf"/{name}\1", url, count=1)
+        if "?" in url
+        else url.rsplit("/", 1)[0] + "/" + name
+    )
 
 
 @pytest.fixture(scope="session")
@@ -100,9 +106,15 @@ def db_url(pg_url: str) -> str:
 def make_settings(db_url: str, data_dir: Path, **overrides: Any) -> Settings:
     """Test settings: the given database, fast leases, the hashing embedder unless overridden."""
     values: dict[str, Any] = {
-        "database_url": db_url, "data_dir": data_dir, "environment": "test",
-        "embedding_provider": "hashing", "lease_seconds": 5.0, "heartbeat_seconds": 1.0,
-        "poll_interval_seconds": 0.2, "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2,
+        "database_url": db_url,
+        "data_dir": data_dir,
+        "environment": "test",
+        "embedding_provider": "hashing",
+        "lease_seconds": 5.0,
+        "heartbeat_seconds": 1.0,
+        "poll_interval_seconds": 0.2,
+        "backoff_base_seconds": 0.05,
+        "backoff_max_seconds": 0.2,
     }
     values.update(overrides)
     return Settings(**values)

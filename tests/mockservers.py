@@ -41,9 +41,15 @@ class MockServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log = log_dir / f"mock-{kind}-{self.port}.log" if log_dir else None
-        with log.open("wb") if log else contextlib.nullcontext(subprocess.DEVNULL) as out:  # the child keeps it
-            self.proc = subprocess.Popen(docingest_cmd("mock", kind, "--port", str(self.port), *flags),
-                                         env=child_env(), stdout=out, stderr=subprocess.STDOUT)
+        with (
+            log.open("wb") if log else contextlib.nullcontext(subprocess.DEVNULL) as out
+        ):  # the child keeps it
+            self.proc = subprocess.Popen(
+                docingest_cmd("mock", kind, "--port", str(self.port), *flags),
+                env=child_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -76,14 +82,25 @@ class MockServer:
 
 def openai_settings(mock: MockServer, **extra: Any) -> dict[str, Any]:
     """Settings overrides for the OpenAI mock (384 dimensions, as the test database)."""
-    return {"embedding_provider": "openai", "openai_base_url": f"{mock.url}/v1",
-            "openai_api_key": "test-key", "embedding_model": "text-embedding-3-small",
-            "embedding_dimensions": 384, **extra}
+    return {
+        "embedding_provider": "openai",
+        "openai_base_url": f"{mock.url}/v1",
+        "openai_api_key": "test-key",
+        "embedding_model": "text-embedding-3-small",
+        "embedding_dimensions": 384,
+        **extra,
+    }
 
 
 def llamaparse_settings(mock: MockServer, **extra: Any) -> dict[str, Any]:
-    return {"parser": "llamaparse", "llamaparse_url": mock.url, "llamaparse_api_key": "llx-test",
-            "llamaparse_poll_seconds": 0.2, "llamaparse_poll_max_seconds": 0.5, **extra}
+    return {
+        "parser": "llamaparse",
+        "llamaparse_url": mock.url,
+        "llamaparse_api_key": "llx-test",
+        "llamaparse_poll_seconds": 0.2,
+        "llamaparse_poll_max_seconds": 0.5,
+        **extra,
+    }
 
 
 def max_in_window(times: list[float], window: float) -> int:

@@ -205,8 +205,9 @@ class JobProgress(_ProgressFields):
 CONTROL_KEYS: frozenset[str] = frozenset(JobControl.model_fields)
 
 
-def read_progress(progress: Mapping[str, Any] | None,
-                  control: Mapping[str, Any] | None = None) -> tuple[JobControl, JobProgress]:
+def read_progress(
+    progress: Mapping[str, Any] | None, control: Mapping[str, Any] | None = None
+) -> tuple[JobControl, JobProgress]:
     """``(control, display)`` from a row's ``progress`` and ``control`` objects (None reads as
     empty).
 
@@ -220,8 +221,9 @@ def read_progress(progress: Mapping[str, Any] | None,
     own, bad_own = JobControl.parse(control or {})
     display, rejected = JobProgress.parse({k: v for k, v in progress.items() if k not in CONTROL_KEYS})
     if bad or bad_own or rejected:
-        log.warning("job progress: values of an unexpected type read as unset: %s",
-                    {**bad, **bad_own, **rejected})
+        log.warning(
+            "job progress: values of an unexpected type read as unset: %s", {**bad, **bad_own, **rejected}
+        )
     return legacy.merge(own), display
 
 
@@ -263,7 +265,9 @@ class Job:
     def stalled(self, now: datetime) -> bool:
         """True when the job is ``working`` under a lease that expired before ``now`` (an aware
         datetime): the process holding it died or hung, and the next claim takes it over."""
-        return self.state is State.WORKING and self.lease_expires_at is not None and self.lease_expires_at < now
+        return (
+            self.state is State.WORKING and self.lease_expires_at is not None and self.lease_expires_at < now
+        )
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

@@ -97,8 +97,29 @@ _PRIVATE_ROOTS: set[str] = set()
 # An absolute POSIX path not inside a URL or a word (``http://h/x``, ``text/plain`` stay).
 _ABS_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"`<>|,;:()\[\]{}]+")
 # Top-level directories a server path starts with (besides any registered root).
-_SYSTEM_TOPS = {"tmp", "var", "home", "root", "srv", "opt", "usr", "mnt", "media", "data", "work",
-                "private", "Users", "run", "dev", "proc", "etc", "app", "workspace", "code", "builds"}
+_SYSTEM_TOPS = {
+    "tmp",
+    "var",
+    "home",
+    "root",
+    "srv",
+    "opt",
+    "usr",
+    "mnt",
+    "media",
+    "data",
+    "work",
+    "private",
+    "Users",
+    "run",
+    "dev",
+    "proc",
+    "etc",
+    "app",
+    "workspace",
+    "code",
+    "builds",
+}
 
 
 def register_private_root(path: str | os.PathLike[str]) -> None:
@@ -441,7 +462,9 @@ class TooManyActiveJobs(RequestError):
     http_status = 429
     error_code = "too_many_active_jobs"
     meaning = "too many of your uploads are still being processed"
-    user_action = "wait for some to finish (see Retry-After) or raise UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER"
+    user_action = (
+        "wait for some to finish (see Retry-After) or raise UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER"
+    )
 
 
 class InvalidRequest(RequestError):
@@ -486,7 +509,9 @@ class MethodNotAllowed(RequestError):
 class BadWebhookSignature(RequestError):
     http_status = 401
     error_code = "unauthorized"
-    meaning = "the LlamaParse webhook call has a missing or wrong `X-Docingest-Signature` (or no secret is set)"
+    meaning = (
+        "the LlamaParse webhook call has a missing or wrong `X-Docingest-Signature` (or no secret is set)"
+    )
     user_action = "set UPLOAD_PIPELINE_WEBHOOK_SECRET; only LlamaParse, with the header registered, calls it"
 
 
@@ -708,14 +733,20 @@ def error_table_markdown() -> str:
     for row in error_table():
         retried = "yes, with backoff, then failed" if row.retryable else "no"
         lines.append(f"| `{row.code}` | {row.meaning} | {retried} | {row.user_action} |")
-    lines += ["", "Refused API requests (never stored on a job) answer `{error_code, message}` with:", "",
-              "| error_code | HTTP status | meaning | what you can do |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "Refused API requests (never stored on a job) answer `{error_code, message}` with:",
+        "",
+        "| error_code | HTTP status | meaning | what you can do |",
+        "|---|---|---|---|",
+    ]
     for status, row in request_error_table():
         lines.append(f"| `{row.code}` | {status} | {row.meaning} | {row.user_action} |")
-    setup = ("Setup errors (the installation needs its operator: the CLI prints the message and exits 2,"
-             " the API answers `{error_code, message}` with the status):")
-    lines += ["", setup, "",
-              "| error_code | HTTP status | meaning | what you can do |", "|---|---|---|---|"]
+    setup = (
+        "Setup errors (the installation needs its operator: the CLI prints the message and exits 2,"
+        " the API answers `{error_code, message}` with the status):"
+    )
+    lines += ["", setup, "", "| error_code | HTTP status | meaning | what you can do |", "|---|---|---|---|"]
     for status, row in setup_error_table():
         lines.append(f"| `{row.code}` | {status} | {row.meaning} | {row.user_action} |")
     return "\n".join(lines)

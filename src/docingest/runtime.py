@@ -42,8 +42,13 @@ class Runtime:
         register_private_root(settings.data_dir)  # error messages never show server paths
         register_private_root(settings.storage_dir)
         logs.register_secrets(  # no log line shows them (logs.redact_text)
-            settings.openai_api_key, settings.llamaparse_api_key, settings.storage_service_key,
-            settings.storage_secret_access_key, settings.webhook_secret, settings.jwt_secret)
+            settings.openai_api_key,
+            settings.llamaparse_api_key,
+            settings.storage_service_key,
+            settings.storage_secret_access_key,
+            settings.webhook_secret,
+            settings.jwt_secret,
+        )
         self.migrate = migrate if migrate is not None else not settings.database_url
         self.repo = Repository()
         #: connections of :meth:`pool` (built on first use) and user-scoped transactions
@@ -96,7 +101,8 @@ class Runtime:
         inner = storage.inner if isinstance(storage, FaultyStorage) else storage
         if not isinstance(inner, LocalStorage):
             raise InternalInvariantError(
-                f"bug: the local storage service asked for with STORAGE_BACKEND={self.settings.storage_backend}")
+                f"bug: the local storage service asked for with STORAGE_BACKEND={self.settings.storage_backend}"
+            )
         return inner
 
     def embedder(self) -> Embedder:
@@ -110,8 +116,8 @@ class Runtime:
         with self._lock:
             if self._embedder is None:
                 self._embedder = with_embedder_faults(
-                    make_embedder(self.settings, limiter=limiter, client_tag=self.client_tag),
-                    self.settings)
+                    make_embedder(self.settings, limiter=limiter, client_tag=self.client_tag), self.settings
+                )
             return self._embedder
 
     def query_embedder(self) -> Embedder:
@@ -127,13 +133,15 @@ class Runtime:
         if not same:
             from docingest.providers.embedding.local import resolve_backend
 
-            same = resolve_backend(s.embedding_backend, "queries") == resolve_backend(s.embedding_backend,
-                                                                                       "documents")
+            same = resolve_backend(s.embedding_backend, "queries") == resolve_backend(
+                s.embedding_backend, "documents"
+            )
         embedder = self.embedder() if same else None
         with self._lock:
             if self._query_embedder is None:
                 self._query_embedder = embedder or with_embedder_faults(
-                    make_embedder(s, purpose="queries"), s)
+                    make_embedder(s, purpose="queries"), s
+                )
             return self._query_embedder
 
     def chunker(self) -> Chunker:
@@ -153,8 +161,10 @@ class Runtime:
             from docingest.providers.parsing.sandbox import ParseLimits, SandboxedParser
 
             # The child reports twice per interval; the parse stage saves at most once per interval.
-            parser = SandboxedParser(ParseLimits.from_settings(self.settings),
-                                     progress_seconds=self.settings.parse_progress_interval_seconds / 2)
+            parser = SandboxedParser(
+                ParseLimits.from_settings(self.settings),
+                progress_seconds=self.settings.parse_progress_interval_seconds / 2,
+            )
             self._parsers.append(parser)
             return parser
         return parse_file
@@ -162,9 +172,16 @@ class Runtime:
     def handlers(self) -> dict[Stage, StageHandler]:
         """The stage handlers (``stages.build_handlers``), the parse handler the one
         ``UPLOAD_PIPELINE_PARSER`` names."""
-        return build_handlers(Collaborators(
-            settings=self.settings, storage=self.storage, parser=self.parse_fn,
-            chunker=self.chunker, embedder=self.embedder, llamaparse_client=self.llamaparse_client))
+        return build_handlers(
+            Collaborators(
+                settings=self.settings,
+                storage=self.storage,
+                parser=self.parse_fn,
+                chunker=self.chunker,
+                embedder=self.embedder,
+                llamaparse_client=self.llamaparse_client,
+            )
+        )
 
     def check_embedder_dimensions(self) -> None:
         """Embed one probe string with the documents' embedder and, when it is another one, the
@@ -191,8 +208,13 @@ class Runtime:
         from docingest.worker.loop import BaseWorker
 
         n = concurrency or self.settings.worker_concurrency
-        return BaseWorker(self.settings, self.pool(max_size=max(n + 4, self.settings.db_pool_max_size)),
-                          self.handlers(), url=self.url, concurrency=n)
+        return BaseWorker(
+            self.settings,
+            self.pool(max_size=max(n + 4, self.settings.db_pool_max_size)),
+            self.handlers(),
+            url=self.url,
+            concurrency=n,
+        )
 
     def close(self) -> None:
         for parser in self._parsers:
@@ -212,13 +234,20 @@ class Runtime:
     @cached_property
     def documents(self) -> DocumentService:
         """The documents service of every entry point (built with the storage on first use)."""
-        return DocumentService(self.database, self.repo, self.storage, UploadPolicy.from_settings(self.settings))
+        return DocumentService(
+            self.database, self.repo, self.storage, UploadPolicy.from_settings(self.settings)
+        )
 
     def searcher(self, *, row_security: bool = False) -> Searcher:
         """A searcher over this database with the queries' embedder; ``row_security``: each
         search runs scoped to its user (the API)."""
-        return Searcher(self.database, self.repo, self.query_embedder, SearchConfig.from_settings(self.settings),
-                        row_security=row_security)
+        return Searcher(
+            self.database,
+            self.repo,
+            self.query_embedder,
+            SearchConfig.from_settings(self.settings),
+            row_security=row_security,
+        )
 
     # --- remote providers ---------------------------------------------------------------
     @cached_property
@@ -235,8 +264,14 @@ class Runtime:
 
         s = self.settings
         rpm, tpm = (s.embedding_rpm, s.embedding_tpm) if provider == "openai" else (s.llamaparse_rpm, None)
-        limiter = SharedRateLimiter(self.pool(), name=provider, rpm=rpm, tpm=tpm,
-                                    burst_fraction=s.rate_limit_burst_fraction, url=self.url)
+        limiter = SharedRateLimiter(
+            self.pool(),
+            name=provider,
+            rpm=rpm,
+            tpm=tpm,
+            burst_fraction=s.rate_limit_burst_fraction,
+            url=self.url,
+        )
         self._limiters.append(limiter)
         return limiter
 
@@ -246,7 +281,11 @@ class Runtime:
         from docingest.providers.parsing.llamaparse import LlamaParseClient
 
         s = self.settings
-        return LlamaParseClient(base_url=s.llamaparse_url, api_key=s.llamaparse_api_key,
-                                tier=s.llamaparse_tier, version=s.llamaparse_version,
-                                timeout_seconds=s.llamaparse_request_timeout_seconds,
-                                limiter=self.rate_limiter("llamaparse"))
+        return LlamaParseClient(
+            base_url=s.llamaparse_url,
+            api_key=s.llamaparse_api_key,
+            tier=s.llamaparse_tier,
+            version=s.llamaparse_version,
+            timeout_seconds=s.llamaparse_request_timeout_seconds,
+            limiter=self.rate_limiter("llamaparse"),
+        )

@@ -50,18 +50,21 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=default_data_dir,
         description="database, stored files and models; default: the platform's per-user data "
-                    "directory (~/.local/share/docingest on Linux)")
+        "directory (~/.local/share/docingest on Linux)",
+    )
     models_dir: Path | None = Field(
         default=None,
         description="where the local model's ONNX files are exported (and read from); default: "
-                    "DATA_DIR/models. Several data dirs, or an image built ahead, can share one")
+        "DATA_DIR/models. Several data dirs, or an image built ahead, can share one",
+    )
     db_pool_max_size: int = Field(default=10, ge=1)
 
     # --- Object storage (storage/): the local folder, Supabase Storage or S3
     storage_backend: Literal["local", "supabase", "s3"] = "local"
     storage_bucket: str = "documents"
     storage_url: str | None = Field(
-        default=None, description="supabase: https://PROJECT.supabase.co/storage/v1; s3: the endpoint URL")
+        default=None, description="supabase: https://PROJECT.supabase.co/storage/v1; s3: the endpoint URL"
+    )
     storage_service_key: str | None = Field(default=None, description="supabase: the service-role key")
     storage_region: str = "us-east-1"
     storage_access_key_id: str | None = None
@@ -71,12 +74,16 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = Field(
-        default=None, description="base URL clients reach the API (local storage URLs) at; "
+        default=None,
+        description="base URL clients reach the API (local storage URLs) at; "
         "default: the address `serve` listens on, or on a non-loopback address the host each "
-        "client called (its Host header)")
+        "client called (its Host header)",
+    )
     trust_forwarded: bool = Field(
-        default=False, description="behind a reverse proxy: signed URLs use X-Forwarded-Host and "
-        "X-Forwarded-Proto (ignored otherwise, since any client can send them); without PUBLIC_URL only")
+        default=False,
+        description="behind a reverse proxy: signed URLs use X-Forwarded-Host and "
+        "X-Forwarded-Proto (ignored otherwise, since any client can send them); without PUBLIC_URL only",
+    )
     jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_audience: str = "authenticated"
     upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
@@ -93,7 +100,8 @@ class Settings(BaseSettings):
     parse_timeout_max_seconds: float = Field(default=900.0, gt=0, description="cap of the scaled limit")
     parse_memory_mb: int = Field(default=2048, ge=64, description="resident memory limit of a parse")
     parse_progress_interval_seconds: float = Field(
-        default=0.5, ge=0.01, description="pages parsed are saved in the job's progress at most this often")
+        default=0.5, ge=0.01, description="pages parsed are saved in the job's progress at most this often"
+    )
 
     # --- LlamaParse: the REST flow of the LlamaCloud Parse API v2, and its webhook
     llamaparse_url: str = "https://api.cloud.llamaindex.ai"
@@ -129,7 +137,8 @@ class Settings(BaseSettings):
     embedding_backend: Literal["auto", "onnx", "torch", "torch-bf16", "onnx-int8"] = Field(
         default="auto",
         description="local model runtime: auto (documents on torch-bf16 where the CPU has AMX-BF16, "
-                    "else onnx; queries on onnx), onnx, torch, torch-bf16 or onnx-int8")
+        "else onnx; queries on onnx), onnx, torch, torch-bf16 or onnx-int8",
+    )
 
     # --- OpenAI-compatible embedding APIs: requests, batches, shared rate limits
     openai_base_url: str | None = None
@@ -153,9 +162,11 @@ class Settings(BaseSettings):
     # --- Search
     search_ef_search: int = Field(default=400, ge=1, le=1000, description="HNSW candidate list size")
     search_exact_max_chunks: int = Field(
-        default=20_000, ge=0,
+        default=20_000,
+        ge=0,
         description="a user with at most this many chunks is searched exactly (HNSW filters by "
-                    "user after ranking everyone's chunks, which misses a small tenant's)")
+        "user after ranking everyone's chunks, which misses a small tenant's)",
+    )
     search_max_query_chars: int = Field(default=2000, ge=1, description="longer queries: query_too_long")
     search_rrf_k: float = Field(default=30.0, gt=0, description="reciprocal rank fusion constant")
     search_text_weight: float = Field(default=0.2, ge=0, description="full-text weight in hybrid")
@@ -170,10 +181,12 @@ class Settings(BaseSettings):
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     worker_switch_interval_ms: float = Field(
-        default=0.5, gt=0,
+        default=0.5,
+        gt=0,
         description="the worker process's GIL switch interval (sys.setswitchinterval; Python's "
-                    "default is 5 ms): the longest a thread woken by a reply or a socket waits "
-                    "behind another thread's CPU work before it runs")
+        "default is 5 ms): the longest a thread woken by a reply or a socket waits "
+        "behind another thread's CPU work before it runs",
+    )
 
     # --- Fault injection, for chaos tests only (fractions of calls that fail transiently)
     fault_storage_error_rate: float = Field(default=0.0, ge=0, le=1)
@@ -198,7 +211,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"UPLOAD_PIPELINE_CHUNK_OVERLAP_TOKENS ({self.chunk_overlap_tokens}) must be smaller than a "
                 f"chunk's capacity: EMBEDDING_MAX_TOKENS ({self.embedding_max_tokens}) minus "
-                f"{CHUNK_SPECIAL_TOKENS} special tokens = {capacity}")
+                f"{CHUNK_SPECIAL_TOKENS} special tokens = {capacity}"
+            )
         self.check_production()
         return self
 
@@ -206,11 +220,14 @@ class Settings(BaseSettings):
     def _check_providers(self) -> Settings:
         """The remote providers need their keys; a webhook needs its secret."""
         if self.parser == "llamaparse" and not self.llamaparse_api_key:
-            raise ValueError("PARSER=llamaparse needs UPLOAD_PIPELINE_LLAMAPARSE_API_KEY "
-                             "(or LLAMA_CLOUD_API_KEY)")
+            raise ValueError(
+                "PARSER=llamaparse needs UPLOAD_PIPELINE_LLAMAPARSE_API_KEY (or LLAMA_CLOUD_API_KEY)"
+            )
         if self.embedding_provider == "openai" and not (self.openai_api_key or self.openai_base_url):
-            raise ValueError("EMBEDDING_PROVIDER=openai needs UPLOAD_PIPELINE_OPENAI_API_KEY "
-                             "(or OPENAI_API_KEY), or OPENAI_BASE_URL for a local server")
+            raise ValueError(
+                "EMBEDDING_PROVIDER=openai needs UPLOAD_PIPELINE_OPENAI_API_KEY "
+                "(or OPENAI_API_KEY), or OPENAI_BASE_URL for a local server"
+            )
         if self.webhook_base_url and not self.webhook_secret:
             raise ValueError("UPLOAD_PIPELINE_WEBHOOK_BASE_URL needs UPLOAD_PIPELINE_WEBHOOK_SECRET")
         if self.environment == "production" and self.webhook_secret and len(self.webhook_secret) < 32:
@@ -219,11 +236,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_storage(self) -> Settings:
-        if self.storage_backend in ("supabase", "s3") and not self.storage_url and (
-            self.storage_backend == "supabase" or self.environment == "production"
+        if (
+            self.storage_backend in ("supabase", "s3")
+            and not self.storage_url
+            and (self.storage_backend == "supabase" or self.environment == "production")
         ):
             raise ValueError(
-                f"UPLOAD_PIPELINE_STORAGE_URL is required for STORAGE_BACKEND={self.storage_backend}")
+                f"UPLOAD_PIPELINE_STORAGE_URL is required for STORAGE_BACKEND={self.storage_backend}"
+            )
         if self.storage_backend == "supabase" and not self.storage_service_key:
             raise ValueError("UPLOAD_PIPELINE_STORAGE_SERVICE_KEY is required for STORAGE_BACKEND=supabase")
         return self

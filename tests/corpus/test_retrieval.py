@@ -28,16 +28,28 @@ DOCS = CORPUS / "docs"
 
 
 def cli(settings: Settings, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], env=settings_env(settings),
-                          capture_output=True, text=True, check=False, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "docingest.cli.main", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")
-def corpus(pg_url: str, models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def corpus(
+    pg_url: str, models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """The corpus ingested once with the default (local) embedder: settings, runtime, summary."""
     data = tmp_path_factory.mktemp("corpus-data")
-    settings = Settings(database_url=without_hnsw_index(new_database(pg_url, "corpus")), data_dir=data,
-                        environment="test", models_dir=models_dir)
+    settings = Settings(
+        database_url=without_hnsw_index(new_database(pg_url, "corpus")),
+        data_dir=data,
+        environment="test",
+        models_dir=models_dir,
+    )
     proc = cli(settings, "ingest", str(DOCS), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout)
@@ -54,11 +66,14 @@ def test_retrieval_on_the_corpus_questions(corpus: dict[str, Any]) -> None:
     questions = load_questions(CORPUS / "queries.jsonl")
     assert len(questions) == 56
     searcher = rt.searcher()
-    figures = {mode: evaluate(searcher, questions, user_id="local", mode=mode)[0]
-               for mode in ("vector", "hybrid")}
+    figures = {
+        mode: evaluate(searcher, questions, user_id="local", mode=mode)[0] for mode in ("vector", "hybrid")
+    }
     for mode, f in figures.items():
-        print(f"\n{mode:>6}: recall@1 {f['recall@1']:.3f}  recall@5 {f['recall@5']:.3f}  "
-              f"MRR@5 {f['mrr@5']:.3f}  context-hit {f['context_hit']:.3f}")
+        print(
+            f"\n{mode:>6}: recall@1 {f['recall@1']:.3f}  recall@5 {f['recall@5']:.3f}  "
+            f"MRR@5 {f['mrr@5']:.3f}  context-hit {f['context_hit']:.3f}"
+        )
     default = figures["hybrid"]
     assert default["recall@1"] >= 0.84 and default["recall@5"] >= 0.98
     assert default["mrr@5"] >= 0.91 and default["context_hit"] >= 0.90
@@ -67,11 +82,13 @@ def test_retrieval_on_the_corpus_questions(corpus: dict[str, Any]) -> None:
 
 
 def test_search_answers_with_the_right_page(corpus: dict[str, Any]) -> None:
-    proc = cli(corpus["settings"], "search", "What is the difference between json and jsonb?",
-               "-k", "3", "--json")
+    proc = cli(
+        corpus["settings"], "search", "What is the difference between json and jsonb?", "-k", "3", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     hits = json.loads(proc.stdout)
     assert len(hits) == 3 and hits[0]["filename"] == "datatype-json.html"
-    pdf_hit = json.loads(cli(corpus["settings"], "search", "LaTeX font encoding", "--json",
-                             "--mode", "vector").stdout)
+    pdf_hit = json.loads(
+        cli(corpus["settings"], "search", "LaTeX font encoding", "--json", "--mode", "vector").stdout
+    )
     assert any(h["page"] for h in pdf_hit), "PDF results carry their page number"

@@ -25,12 +25,24 @@ class ApiClient:
         headers = {"authorization": f"Bearer {bearer}"} if bearer else {}
         self.http = httpx.Client(base_url=base_url, headers=headers, timeout=30.0)
 
-    def request_upload(self, data: bytes, *, filename: str = "doc.md", mime: str = "text/markdown",
-                       bytes_len: int | None = None, sha256: str | None = None) -> httpx.Response:
-        return self.http.post(f"{API}/upload", json={
-            "filename": filename, "mime": mime,
-            "bytes_len": len(data) if bytes_len is None else bytes_len,
-            "sha256": sha256 or hashlib.sha256(data).hexdigest()})
+    def request_upload(
+        self,
+        data: bytes,
+        *,
+        filename: str = "doc.md",
+        mime: str = "text/markdown",
+        bytes_len: int | None = None,
+        sha256: str | None = None,
+    ) -> httpx.Response:
+        return self.http.post(
+            f"{API}/upload",
+            json={
+                "filename": filename,
+                "mime": mime,
+                "bytes_len": len(data) if bytes_len is None else bytes_len,
+                "sha256": sha256 or hashlib.sha256(data).hexdigest(),
+            },
+        )
 
     @staticmethod
     def put(ticket: dict[str, Any], data: bytes, **kwargs: Any) -> httpx.Response:
@@ -39,8 +51,9 @@ class ApiClient:
         headers.pop("content-length", None)  # httpx sets it from the body
         return httpx.put(ticket["signed_url"], content=data, headers=headers, timeout=30.0, **kwargs)
 
-    def wait_document(self, document_id: str, *, states: tuple[str, ...] = ("done", "failed"),
-                      timeout: float = 90.0) -> dict[str, Any]:
+    def wait_document(
+        self, document_id: str, *, states: tuple[str, ...] = ("done", "failed"), timeout: float = 90.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             reply = self.http.get(f"{API}/documents/{document_id}")
@@ -59,7 +72,7 @@ class ApiClient:
             reply.raise_for_status()
             for line in reply.iter_lines():
                 if line.startswith("data: "):
-                    events.append(json.loads(line[len("data: "):]))
+                    events.append(json.loads(line[len("data: ") :]))
         return events
 
     def close(self) -> None:

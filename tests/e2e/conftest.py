@@ -17,7 +17,9 @@ SECRET = "e2e-secret-" + "x" * 32
 
 
 @contextmanager
-def running_api(pg_url: str, tmp: Path, *, with_worker: bool = True, **overrides: Any) -> Iterator[tuple[str, Settings]]:
+def running_api(
+    pg_url: str, tmp: Path, *, with_worker: bool = True, **overrides: Any
+) -> Iterator[tuple[str, Settings]]:
     """An API server (and a worker) on a new database; yields ``(base_url, settings)``."""
     values: dict[str, Any] = {"jwt_secret": SECRET, "api_port": free_port(), "upload_sweep_seconds": 0.5}
     values.update(overrides)

@@ -48,7 +48,9 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) ->
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], log: Path, ready_url: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], env: dict[str, str], log: Path, ready_url: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``args`` with output to ``log``; terminate (SIGTERM, then kill) on exit."""
     with log.open("wb") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
@@ -76,15 +78,20 @@ def cli(*args: str) -> list[str]:
 def api_server(settings: Settings, log_dir: Path) -> Iterator[str]:
     """``docingest serve`` on ``settings.api_port``; yields its base URL."""
     base = f"http://127.0.0.1:{settings.api_port}"
-    with process(cli("serve", "--host", "127.0.0.1", "--port", str(settings.api_port)), _env(settings),
-                 log_dir / "api.log", f"{base}/health"):
+    with process(
+        cli("serve", "--host", "127.0.0.1", "--port", str(settings.api_port)),
+        _env(settings),
+        log_dir / "api.log",
+        f"{base}/health",
+    ):
         yield base
 
 
 @contextmanager
 def worker(settings: Settings, log_dir: Path, concurrency: int = 2) -> Iterator[subprocess.Popen[bytes]]:
-    with process(cli("worker", "--concurrency", str(concurrency)), _env(settings),
-                 log_dir / "worker.log") as proc:
+    with process(
+        cli("worker", "--concurrency", str(concurrency)), _env(settings), log_dir / "worker.log"
+    ) as proc:
         yield proc
 
 
@@ -93,8 +100,12 @@ def storage_server(settings: Settings, log_dir: Path) -> Iterator[str]:
     """``docingest storage`` alone; yields its ``/storage/v1`` base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with process(cli("storage", "--host", "127.0.0.1", "--port", str(port)), _env(settings),
-                 log_dir / "storage.log", f"{base}/health"):
+    with process(
+        cli("storage", "--host", "127.0.0.1", "--port", str(port)),
+        _env(settings),
+        log_dir / "storage.log",
+        f"{base}/health",
+    ):
         yield f"{base}/storage/v1"
 
 
@@ -103,6 +114,10 @@ def moto_server(log_dir: Path) -> Iterator[str]:
     """moto in server mode on loopback; yields its endpoint URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with process([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], _env(None),
-                 log_dir / "moto.log", f"{base}/moto-api/"):
+    with process(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        _env(None),
+        log_dir / "moto.log",
+        f"{base}/moto-api/",
+    ):
         yield base

@@ -23,8 +23,9 @@ def test_concurrent_uploads_of_the_same_bytes_make_one_document(api: tuple[str, 
         barrier = threading.Barrier(len(clients))
         replies: list[httpx.Response] = []
 
-        def send(client: ApiClient, barrier: threading.Barrier, replies: list[httpx.Response],
-                 data: bytes) -> None:
+        def send(
+            client: ApiClient, barrier: threading.Barrier, replies: list[httpx.Response], data: bytes
+        ) -> None:
             barrier.wait()
             replies.append(client.request_upload(data))
 

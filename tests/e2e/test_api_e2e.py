@@ -24,9 +24,11 @@ from tests.e2e.servers import api_server, free_port, moto_server, storage_server
 
 pytestmark = pytest.mark.e2e
 
-DOC = (b"# Lighthouse keeping\n\nThe keeper of the Skerryvore lighthouse trimmed the paraffin lamp "
-       b"every four hours and logged the barometer readings.\n\n## Fog signals\n\nIn fog the keeper "
-       b"sounded the diaphone twice a minute.\n")
+DOC = (
+    b"# Lighthouse keeping\n\nThe keeper of the Skerryvore lighthouse trimmed the paraffin lamp "
+    b"every four hours and logged the barometer readings.\n\n## Fog signals\n\nIn fog the keeper "
+    b"sounded the diaphone twice a minute.\n"
+)
 
 
 def _stack(backend: str, db_url: str, tmp: Path) -> Iterator[dict[str, Any]]:
@@ -35,16 +37,26 @@ def _stack(backend: str, db_url: str, tmp: Path) -> Iterator[dict[str, Any]]:
         if backend == "supabase":
             store_settings = make_settings(db_url, tmp / "storage-data", **common)
             url = stack.enter_context(storage_server(store_settings, tmp))
-            common.update(storage_backend="supabase", storage_url=url,
-                          storage_service_key=mint_service_key(SECRET))
+            common.update(
+                storage_backend="supabase", storage_url=url, storage_service_key=mint_service_key(SECRET)
+            )
         elif backend == "s3":
             import boto3
 
             endpoint = stack.enter_context(moto_server(tmp))
-            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                         aws_secret_access_key="testing").create_bucket(Bucket="documents")
-            common.update(storage_backend="s3", storage_url=endpoint, storage_access_key_id="testing",
-                          storage_secret_access_key="testing")
+            boto3.client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            ).create_bucket(Bucket="documents")
+            common.update(
+                storage_backend="s3",
+                storage_url=endpoint,
+                storage_access_key_id="testing",
+                storage_secret_access_key="testing",
+            )
         settings = make_settings(db_url, tmp / "data", **common)
         base = stack.enter_context(api_server(settings, tmp))
         stack.enter_context(worker(settings, tmp))
@@ -89,7 +101,11 @@ def test_upload_put_poll_search(stack: dict[str, Any]) -> None:
         # Delete: rows and every object (original, parsed text, page map) are gone.
         storage = make_storage(stack["settings"])
         doc_id = uuid.UUID(ticket["document_id"])
-        keys = [raw_key("alice", doc_id, "md"), parsed_key("alice", doc_id), parsed_key("alice", doc_id, "json")]
+        keys = [
+            raw_key("alice", doc_id, "md"),
+            parsed_key("alice", doc_id),
+            parsed_key("alice", doc_id, "json"),
+        ]
         assert all(storage.head(k) is not None for k in keys)
         assert client.http.delete(f"{API}/documents/{doc_id}").status_code == 204
         assert all(storage.head(k) is None for k in keys)
@@ -100,8 +116,14 @@ def test_upload_put_poll_search(stack: dict[str, Any]) -> None:
 
 def test_storage_down_answers_503_and_ready_names_it(pg_url: str, tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}/storage/v1"
-    with running_api(pg_url, tmp_path, with_worker=False, storage_backend="supabase", storage_url=dead,
-                     storage_service_key=mint_service_key(SECRET)) as (base, _):
+    with running_api(
+        pg_url,
+        tmp_path,
+        with_worker=False,
+        storage_backend="supabase",
+        storage_url=dead,
+        storage_service_key=mint_service_key(SECRET),
+    ) as (base, _):
         client = ApiClient(base, token(SECRET, "ivy"))
         ready = client.http.get("/ready")
         assert ready.status_code == 503 and ready.json()["checks"]["database"] == "ok"

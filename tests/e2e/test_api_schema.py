@@ -37,8 +37,9 @@ def test_no_server_errors(api: tuple[str, Settings]) -> None:
     for operation, mode in cases:
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None,
-                             suppress_health_check=list(HealthCheck))
+        @hypothesis_settings(
+            max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def run(case: Any) -> None:
             response = case.call(base_url=base, headers=headers, timeout=30)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1

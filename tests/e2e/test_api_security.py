@@ -44,7 +44,12 @@ def _bad_tokens() -> dict[str, str | None]:
         "garbage": "Bearer not.a.jwt",
         "alg_none": "Bearer " + _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(_claims()) + ".",
         "wrong_signature": "Bearer " + jwt.encode(_claims(), "another-secret-" + "y" * 32, algorithm="HS256"),
-        "tampered_payload": "Bearer " + good.split(".")[0] + "." + _b64(_claims(sub="alice")) + "." + good.split(".")[2],
+        "tampered_payload": "Bearer "
+        + good.split(".")[0]
+        + "."
+        + _b64(_claims(sub="alice"))
+        + "."
+        + good.split(".")[2],
         "expired": "Bearer " + jwt.encode(_claims(exp=now - 5, iat=now - 100), SECRET, algorithm="HS256"),
         "not_yet_valid": "Bearer " + jwt.encode(_claims(nbf=now + 300), SECRET, algorithm="HS256"),
         "missing_sub": "Bearer " + jwt.encode(_claims(sub=None), SECRET, algorithm="HS256"),
@@ -55,8 +60,21 @@ def _bad_tokens() -> dict[str, str | None]:
     }
 
 
-VARIANTS = ["missing", "not_bearer", "garbage", "alg_none", "wrong_signature", "tampered_payload", "expired",
-            "not_yet_valid", "missing_sub", "empty_sub", "wrong_audience", "missing_exp", "hs512"]
+VARIANTS = [
+    "missing",
+    "not_bearer",
+    "garbage",
+    "alg_none",
+    "wrong_signature",
+    "tampered_payload",
+    "expired",
+    "not_yet_valid",
+    "missing_sub",
+    "empty_sub",
+    "wrong_audience",
+    "missing_exp",
+    "hs512",
+]
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -67,8 +85,12 @@ def test_every_bad_token_answers_401(api: tuple[str, Settings], variant: str) ->
     assert set(tokens) == set(VARIANTS)
     value = tokens[variant]
     headers = {"authorization": value} if value else {}
-    for method, path in (("GET", "/documents"), ("POST", "/upload"), ("GET", "/search?q=x"),
-                         ("GET", f"/jobs/{uuid.uuid4()}")):
+    for method, path in (
+        ("GET", "/documents"),
+        ("POST", "/upload"),
+        ("GET", "/search?q=x"),
+        ("GET", f"/jobs/{uuid.uuid4()}"),
+    ):
         reply = httpx.request(method, f"{base}{API}{path}", headers=headers, json={}, timeout=10)
         assert reply.status_code == 401, (variant, path, reply.text)
         assert reply.json()["error_code"] == "invalid_token"
@@ -118,15 +140,16 @@ def test_signed_url_tampered_expired_or_reused_is_refused(api: tuple[str, Settin
     url = ticket["signed_url"]
     prefix, tok = url.split("?token=")
     for i in (5, len(tok) // 2, len(tok) - 3):  # one character changed in header, payload, signature
-        changed = tok[:i] + ("A" if tok[i] != "A" else "B") + tok[i + 1:]
+        changed = tok[:i] + ("A" if tok[i] != "A" else "B") + tok[i + 1 :]
         reply = carol.put({**ticket, "signed_url": f"{prefix}?token={changed}"}, data)
         assert reply.status_code in (400, 403), reply.text
     other_key = re.sub(r"/raw/[^/?]+", f"/raw/{uuid.uuid4()}.md", prefix)
     assert carol.put({**ticket, "signed_url": f"{other_key}?token={tok}"}, data).status_code == 403
     # Expired: a token signed with the service's key whose lifetime is over.
     bucket_key = prefix.split("/object/upload/sign/")[1]
-    expired, _ = UrlSigner(settings.jwt_secret).sign(bucket_key, typ="upload", expires_in=-30,
-                                                     len=len(data), sha256=hashlib.sha256(data).hexdigest())
+    expired, _ = UrlSigner(settings.jwt_secret).sign(
+        bucket_key, typ="upload", expires_in=-30, len=len(data), sha256=hashlib.sha256(data).hexdigest()
+    )
     reply = carol.put({**ticket, "signed_url": f"{prefix}?token={expired}"}, data)
     assert reply.status_code == 403 and "expired" in reply.json()["message"]
     assert reply.json()["error_code"] == "invalid_token"
@@ -147,6 +170,7 @@ def test_put_larger_than_declared_is_cut_off_and_refused(api: tuple[str, Setting
     # Announced too long: refused before reading.
     reply = dave.put(ticket, data + b"extra")
     assert reply.status_code == 413 and reply.json()["error_code"] == "size_mismatch"
+
     # Streamed without a length: cut off once past the declared size.
     def chunks() -> Any:
         yield data
@@ -164,14 +188,18 @@ def test_put_larger_than_declared_is_cut_off_and_refused(api: tuple[str, Setting
     assert dave.put(ticket, data).status_code == 200 and path.stat().st_size == len(data)
 
 
-@pytest.mark.parametrize("filename", ["../../x", "..\\..\\x.md", "a\x00b.md", "/etc/passwd", "\u202e\x00..md"])
+@pytest.mark.parametrize(
+    "filename", ["../../x", "..\\..\\x.md", "a\x00b.md", "/etc/passwd", "\u202e\x00..md"]
+)
 def test_hostile_filenames_never_reach_a_storage_key(api: tuple[str, Settings], filename: str) -> None:
     base, settings = api
     erin = ApiClient(base, token(SECRET, "erin"))
     data = f"# Name\n\nfilename {filename!r} {uuid.uuid4()}\n".encode()
     reply = erin.request_upload(data, filename=filename)
     if reply.status_code == 422:  # nothing displayable left: refused, naming the field
-        assert reply.json()["error_code"] == "invalid_request" and "filename (body)" in reply.json()["message"]
+        assert (
+            reply.json()["error_code"] == "invalid_request" and "filename (body)" in reply.json()["message"]
+        )
         return
     assert reply.status_code == 201, reply.text
     ticket = reply.json()
@@ -180,15 +208,18 @@ def test_hostile_filenames_never_reach_a_storage_key(api: tuple[str, Settings], 
     doc = erin.http.get(f"{API}/documents/{ticket['document_id']}").json()
     assert "/" not in doc["filename"] and "\\" not in doc["filename"] and "\x00" not in doc["filename"]
     assert erin.put(ticket, data).status_code == 200
-    assert all(p.resolve().is_relative_to(settings.storage_dir.resolve()) for p in settings.storage_dir.rglob("*"))
+    assert all(
+        p.resolve().is_relative_to(settings.storage_dir.resolve()) for p in settings.storage_dir.rglob("*")
+    )
     assert erin.http.delete(f"{API}/documents/{ticket['document_id']}").status_code == 204
 
 
 def test_validation_limits_and_rate(api: tuple[str, Settings]) -> None:
     base, settings = api
     frank = ApiClient(base, token(SECRET, "frank"))
-    bad = frank.http.post(f"{API}/upload", json={"filename": "a.md", "bytes_len": 10, "mime": "text/plain",
-                                                  "sha256": "nothex"})
+    bad = frank.http.post(
+        f"{API}/upload", json={"filename": "a.md", "bytes_len": 10, "mime": "text/plain", "sha256": "nothex"}
+    )
     assert bad.status_code == 422 and bad.json()["error_code"] == "invalid_request"
     assert "sha256 (body)" in bad.json()["message"] and "detail" not in bad.json()
     assert frank.request_upload(b"x" * 10, bytes_len=settings.max_file_bytes + 1).status_code == 413
@@ -224,10 +255,17 @@ def test_storage_routes_need_the_service_key_and_raw_bodies(api: tuple[str, Sett
     storage = f"{base}/storage/v1"
     user_token = token(SECRET, "henry")  # a user token is not a service key
     for headers in ({}, {"authorization": f"Bearer {user_token}"}):
-        assert httpx.post(f"{storage}/object/upload/sign/documents/henry/raw/x.md", headers=headers).status_code == 403
+        assert (
+            httpx.post(f"{storage}/object/upload/sign/documents/henry/raw/x.md", headers=headers).status_code
+            == 403
+        )
         assert httpx.get(f"{storage}/object/documents/henry/raw/x.md", headers=headers).status_code == 403
-        assert httpx.request("DELETE", f"{storage}/object/documents", json={"prefixes": ["x"]},
-                             headers=headers).status_code == 403
+        assert (
+            httpx.request(
+                "DELETE", f"{storage}/object/documents", json={"prefixes": ["x"]}, headers=headers
+            ).status_code
+            == 403
+        )
     henry = ApiClient(base, user_token)
     data = b"# Raw\n\nraw bodies only\n"
     ticket = _ticket(henry, data)

@@ -50,10 +50,14 @@ DRAIN_SECONDS = 300.0  # the 3,000-page PDF is the long one; the CLI test allows
 @pytest.fixture(scope="module")
 def stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     """API + worker on a new database, with the corpus's size limit (as the CLI test)."""
-    with running_api(pg_url, tmp_path_factory.mktemp("bad-http"), max_file_bytes=MAX_FILE_BYTES,
-                     parse_memory_mb=512, max_active_jobs_per_user=len(CASES) + 1) as running:
+    with running_api(
+        pg_url,
+        tmp_path_factory.mktemp("bad-http"),
+        max_file_bytes=MAX_FILE_BYTES,
+        parse_memory_mb=512,
+        max_active_jobs_per_user=len(CASES) + 1,
+    ) as running:
         yield running
-
 
 
 def _refusal(reply: Any, case: BadInput) -> list[str]:
@@ -110,8 +114,10 @@ def _api_outcome(client: ApiClient, case: BadInput, doc: dict[str, Any]) -> list
     retried = [e for e in events if e["type"] == "retry_scheduled"]
     if case.expected_state == "failed":
         if job["retry_count"] != 0 or job["attempts"] != 1 or retried:
-            problems.append(f"permanent error retried: attempts {job['attempts']}, retry_count "
-                            f"{job['retry_count']}, {len(retried)} retry events")
+            problems.append(
+                f"permanent error retried: attempts {job['attempts']}, retry_count "
+                f"{job['retry_count']}, {len(retried)} retry events"
+            )
         if not doc["error_message"] or doc["chunks"]:
             problems.append(f"failed with message {doc['error_message']!r} and {doc['chunks']} chunks")
     else:
@@ -120,7 +126,8 @@ def _api_outcome(client: ApiClient, case: BadInput, doc: dict[str, Any]) -> list
         if case.pages is not None and doc["page_count"] != case.pages:
             problems.append(f"{doc['page_count']} pages, expected {case.pages}")
     if case.warning_mime is not None and not any(
-            e["type"] == "warning" and e["payload"].get("detected_mime") == case.warning_mime for e in events):
+        e["type"] == "warning" and e["payload"].get("detected_mime") == case.warning_mime for e in events
+    ):
         problems.append(f"no warning event naming {case.warning_mime}")
     return problems
 
@@ -147,8 +154,9 @@ def test_every_bad_input_through_the_http_upload_flow(stack: tuple[str, Settings
         docs: dict[str, dict[str, Any]] = {}
         for name, ticket in tickets.items():
             try:
-                docs[name] = client.wait_document(ticket["document_id"],
-                                                  timeout=max(1.0, deadline - time.monotonic()))
+                docs[name] = client.wait_document(
+                    ticket["document_id"], timeout=max(1.0, deadline - time.monotonic())
+                )
             except TimeoutError as exc:
                 mismatches.setdefault(name, []).append(f"not terminal: {exc}")
         for name, doc in docs.items():
@@ -156,7 +164,10 @@ def test_every_bad_input_through_the_http_upload_flow(stack: tuple[str, Settings
             problems = _api_outcome(client, case, doc)
             if problems:
                 mismatches.setdefault(name, []).extend(problems)
-        listed = {d["filename"] for d in client.http.get(f"{API}/documents", params={"limit": 500}).json()["documents"]}
+        listed = {
+            d["filename"]
+            for d in client.http.get(f"{API}/documents", params={"limit": 500}).json()["documents"]
+        }
     finally:
         client.close()
     refused_at_upload = {c.name for c in CASES if c.http_refusal and c.http_refusal[0] == "upload"}
@@ -186,23 +197,40 @@ def test_stored_object_larger_than_declared_fails_size_mismatch(pg_url: str, tmp
     case = next(c for c in CASES if c.expected_code == "size_mismatch")
     data = generate(tmp_path / "in", {case.name})[case.name].read_bytes()
     db = new_database(pg_url)
-    common: dict[str, Any] = {"jwt_secret": SECRET, "api_port": free_port(), "upload_sweep_seconds": 0.5,
-                              "max_file_bytes": MAX_FILE_BYTES}
+    common: dict[str, Any] = {
+        "jwt_secret": SECRET,
+        "api_port": free_port(),
+        "upload_sweep_seconds": 0.5,
+        "max_file_bytes": MAX_FILE_BYTES,
+    }
     with storage_server(make_settings(db, tmp_path / "storage-data", **common), tmp_path) as url:
-        settings = make_settings(db, tmp_path / "data", storage_backend="supabase", storage_url=url,
-                                 storage_service_key=mint_service_key(SECRET), **common)
+        settings = make_settings(
+            db,
+            tmp_path / "data",
+            storage_backend="supabase",
+            storage_url=url,
+            storage_service_key=mint_service_key(SECRET),
+            **common,
+        )
         storage = make_storage(settings)
         with api_server(settings, tmp_path) as base, worker(settings, tmp_path, concurrency=1):
             client = ApiClient(base, token(SECRET, USER))
             try:
-                reply = client.request_upload(data, filename=case.name, mime=case.declared_mime,
-                                              bytes_len=len(data) - case.declared_bytes_len_delta)
+                reply = client.request_upload(
+                    data,
+                    filename=case.name,
+                    mime=case.declared_mime,
+                    bytes_len=len(data) - case.declared_bytes_len_delta,
+                )
                 assert reply.status_code == 201, reply.text
                 ticket = reply.json()
                 assert client.put(ticket, data).status_code == 200  # stored whole, over its declared size
                 raw = f"{USER}/raw/{ticket['document_id']}.txt"
                 stored = storage.head(raw)
-                assert stored is not None and stored.size == len(data) > len(data) - case.declared_bytes_len_delta
+                assert (
+                    stored is not None
+                    and stored.size == len(data) > len(data) - case.declared_bytes_len_delta
+                )
                 done = client.http.post(f"{API}/upload/{ticket['job_id']}/complete")
                 assert done.status_code == 200, done.text
                 doc = client.wait_document(ticket["document_id"], timeout=60)
@@ -213,7 +241,11 @@ def test_stored_object_larger_than_declared_fails_size_mismatch(pg_url: str, tmp
                 again = client.request_upload(data, filename=case.name, mime=case.declared_mime)
                 assert again.status_code == 200, again.text
                 rearmed = again.json()
-                assert (rearmed["job_id"], rearmed["state"], rearmed["reupload"]) == (ticket["job_id"], "waiting", True)
+                assert (rearmed["job_id"], rearmed["state"], rearmed["reupload"]) == (
+                    ticket["job_id"],
+                    "waiting",
+                    True,
+                )
                 assert client.put(rearmed, data).status_code == 200
                 assert client.http.post(f"{API}/upload/{ticket['job_id']}/complete").status_code == 200
                 redone = client.wait_document(ticket["document_id"], timeout=60)

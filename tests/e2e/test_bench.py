@@ -24,8 +24,15 @@ def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), env.get("PYTHONPATH")]))
     env = {k: v for k, v in env.items() if not k.startswith("UPLOAD_PIPELINE_")}
-    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     saved = list(tmp_path.glob("*.json"))
     assert len(saved) == 1

@@ -48,8 +48,9 @@ FAULT_RATE = 0.10
 
 def _inputs(root: Path) -> Path:
     """The 120 input files under ``root/in``: corpus, bad inputs, generated good ones."""
-    good = sorted(p for p in (CORPUS / "docs").rglob("*")
-                  if p.is_file() and p.stat().st_size <= MAX_CORPUS_FILE_BYTES)
+    good = sorted(
+        p for p in (CORPUS / "docs").rglob("*") if p.is_file() and p.stat().st_size <= MAX_CORPUS_FILE_BYTES
+    )
     src = root / "in"
     for p in good:
         dst = src / "corpus" / p.relative_to(CORPUS / "docs")
@@ -65,13 +66,16 @@ def _outcome(rt: Runtime) -> dict[str, dict[str, Any]]:
     """``{file name: {state, error_code, chunks: [(ordinal, text, tokens, meta)]}}``."""
     out = {}
     with rt.pool().connection() as conn:
-        paths = {r["document_id"]: r["filename"] for r in conn.execute(
-            "SELECT document_id, filename FROM upload_pipeline.documents").fetchall()}
+        paths = {
+            r["document_id"]: r["filename"]
+            for r in conn.execute("SELECT document_id, filename FROM upload_pipeline.documents").fetchall()
+        }
     for doc_id, job in pipeline.latest_jobs(rt).items():
         rows = pipeline.chunks(rt, doc_id)
         assert all(r["chunk_id"] == chunk_id(doc_id, r["ordinal"]) for r in rows)
         out[paths[doc_id]] = {
-            "state": job["state"], "error_code": job["error_code"],
+            "state": job["state"],
+            "error_code": job["error_code"],
             "chunks": [(r["ordinal"], r["text"], r["token_count"], r["meta"]) for r in rows],
         }
     return out
@@ -95,8 +99,12 @@ class Workers:
     def start(self, slot: int) -> subprocess.Popen[bytes]:
         log = (self.logs / f"worker-{slot}-{self.started}.log").open("wb")
         self.started += 1
-        return subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "worker", "-c", "2"],
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "docingest.cli.main", "worker", "-c", "2"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def __enter__(self) -> Self:
         self.procs = [self.start(i) for i in range(WORKERS)]
@@ -128,8 +136,9 @@ class Workers:
 
 def test_chaos(pg_url: str, tmp_path: Path, inputs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # --- the reference: a clean run of the same files, in-process -------------------------
-    clean_settings = make_settings(new_database(pg_url, "clean"), tmp_path / "clean",
-                                   max_file_bytes=MAX_FILE_BYTES)
+    clean_settings = make_settings(
+        new_database(pg_url, "clean"), tmp_path / "clean", max_file_bytes=MAX_FILE_BYTES
+    )
     clean_rt = Runtime(clean_settings, migrate=False)
     try:
         started = time.monotonic()
@@ -142,11 +151,15 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path, capsys: pytest.Capture
 
     # --- the chaos run ---------------------------------------------------------------------
     db = new_database(pg_url, "chaos")
-    common: dict[str, Any] = {"max_file_bytes": MAX_FILE_BYTES, "max_retries": 10,
-                              "max_lost_leases": 20}
+    common: dict[str, Any] = {"max_file_bytes": MAX_FILE_BYTES, "max_retries": 10, "max_lost_leases": 20}
     settings = make_settings(db, tmp_path / "chaos", **common)
-    faulty = make_settings(db, tmp_path / "chaos", fault_storage_error_rate=FAULT_RATE,
-                           fault_embedding_error_rate=FAULT_RATE, **common)
+    faulty = make_settings(
+        db,
+        tmp_path / "chaos",
+        fault_storage_error_rate=FAULT_RATE,
+        fault_embedding_error_rate=FAULT_RATE,
+        **common,
+    )
     env = settings_env(faulty)  # PYTHONPATH included: the workers run this tree's code
     rt = Runtime(settings, migrate=False)
     rng = random.Random(int(os.environ.get("CHAOS_SEED", "5")))
@@ -155,8 +168,10 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path, capsys: pytest.Capture
     kills = 0
     try:
         with Workers(env, logs) as workers:
-            ids = [rt.documents.register_file(p, user_id="chaos").document.document_id
-                   for p in discover([inputs])]
+            ids = [
+                rt.documents.register_file(p, user_id="chaos").document.document_id
+                for p in discover([inputs])
+            ]
             started = time.monotonic()
             next_kill = started + rng.uniform(*KILL_EVERY_SECONDS)
             while True:
@@ -176,10 +191,12 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path, capsys: pytest.Capture
         chaos = _outcome(rt)
         faults, takeovers = _fault_counts(rt)
         with capsys.disabled():  # the figures are shown without -s too
-            print(f"\nchaos: {len(ids)} documents, {WORKERS} workers, {kills} SIGKILLs, "
-                  f"{faults} injected faults seen by jobs (storage and embedder at {FAULT_RATE:.0%}), "
-                  f"{takeovers} lease takeovers, drained in {drain_s:.1f} s "
-                  f"(clean in-process run: {clean_s:.1f} s)")
+            print(
+                f"\nchaos: {len(ids)} documents, {WORKERS} workers, {kills} SIGKILLs, "
+                f"{faults} injected faults seen by jobs (storage and embedder at {FAULT_RATE:.0%}), "
+                f"{takeovers} lease takeovers, drained in {drain_s:.1f} s "
+                f"(clean in-process run: {clean_s:.1f} s)"
+            )
 
         assert unexpected == [], f"workers died on their own: exit codes {unexpected}"
         assert kills >= 5 and faults > 0
@@ -189,21 +206,25 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path, capsys: pytest.Capture
         assert set(chaos) == set(clean)
         mismatched = [name for name in clean if chaos[name] != clean[name]]
         assert not mismatched, "documents differ from the clean run:\n" + "\n".join(
-            _difference(name, clean[name], chaos[name]) for name in mismatched[:5])
+            _difference(name, clean[name], chaos[name]) for name in mismatched[:5]
+        )
         for name, result in chaos.items():
             assert result["state"] != "done" or result["chunks"], f"{name} complete with zero chunks"
         expected = {c.name: (c.expected_state, c.expected_code) for c in INGEST_CASES}
         got = {name: (r["state"], r["error_code"]) for name, r in chaos.items() if name in expected}
         assert got == expected
         assert sum(r["state"] == "done" for r in chaos.values()) == DOCUMENTS - sum(
-            c.expected_state == "failed" for c in INGEST_CASES)
+            c.expected_state == "failed" for c in INGEST_CASES
+        )
     finally:
         rt.close()
 
 
 def _difference(name: str, clean: dict[str, Any], chaos: dict[str, Any]) -> str:
-    head = (f"{name}: clean {clean['state']}/{clean['error_code']} {len(clean['chunks'])} chunks, "
-            f"chaos {chaos['state']}/{chaos['error_code']} {len(chaos['chunks'])} chunks")
+    head = (
+        f"{name}: clean {clean['state']}/{clean['error_code']} {len(clean['chunks'])} chunks, "
+        f"chaos {chaos['state']}/{chaos['error_code']} {len(chaos['chunks'])} chunks"
+    )
     for a, b in zip(clean["chunks"], chaos["chunks"], strict=False):
         if a != b:
             return f"{head}; first difference: {a!r:.300} != {b!r:.300}"
@@ -213,7 +234,8 @@ def _difference(name: str, clean: dict[str, Any], chaos: dict[str, Any]) -> str:
 def _open_jobs(jobs: dict[Any, dict[str, Any]]) -> str:
     open_ = [j for j in jobs.values() if j["state"] not in pipeline.TERMINAL]
     return f"{len(open_)} jobs not terminal: " + ", ".join(
-        f"{j['filename']}@{j['stage']}/{j['state']}" for j in open_[:10])
+        f"{j['filename']}@{j['stage']}/{j['state']}" for j in open_[:10]
+    )
 
 
 def _fault_counts(rt: Runtime) -> tuple[int, int]:
@@ -222,5 +244,6 @@ def _fault_counts(rt: Runtime) -> tuple[int, int]:
             "SELECT count(*) FILTER (WHERE type = 'retry_scheduled'"
             "                        AND payload->>'message' LIKE 'injected fault%%') AS faults,"
             "       count(*) FILTER (WHERE type = 'lease_taken_over') AS takeovers"
-            " FROM upload_pipeline.events").fetchone()
+            " FROM upload_pipeline.events"
+        ).fetchone()
     return int(row["faults"]), int(row["takeovers"])

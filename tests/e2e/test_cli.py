@@ -19,8 +19,14 @@ pytestmark = pytest.mark.e2e
 
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], env=settings_env(settings),
-                          capture_output=True, text=True, check=False, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "docingest.cli.main", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
 def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, tmp_path: Path) -> None:
@@ -47,9 +53,14 @@ def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, 
     assert {r["error_code"] for r in failed} == {"empty_file", "unsupported_type"}
     assert all(r["attempts"] == 1 for r in failed), "permanent errors are not retried"
     # In an 80-column terminal each failure's message is printed whole, on its own line.
-    table = subprocess.run([sys.executable, "-m", "docingest.cli.main", "status"],
-                           env={**settings_env(settings), "COLUMNS": "80"},
-                           capture_output=True, text=True, check=False, timeout=300)
+    table = subprocess.run(
+        [sys.executable, "-m", "docingest.cli.main", "status"],
+        env={**settings_env(settings), "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     lines = table.stdout.splitlines()
     for r in failed:
         assert f"{r['filename']} (job {r['job_id']}): {r['error_code']}: {r['error_message']}" in lines
@@ -65,9 +76,14 @@ def test_replaced_bytes_are_reported_by_ingest_and_status(settings: Settings, tm
     assert "warning: mixed.txt: text is not valid utf-8" in " ".join(proc.stdout.split())
     (job,) = json.loads(run_cli(settings, "status", "--json").stdout)
     assert job["state"] == "done" and "6 undecodable" in job["progress"]["parse_warnings"][0]
-    wide = subprocess.run([sys.executable, "-m", "docingest.cli.main", "status"],
-                          env={**settings_env(settings), "COLUMNS": "200"},
-                          capture_output=True, text=True, check=False, timeout=300)
+    wide = subprocess.run(
+        [sys.executable, "-m", "docingest.cli.main", "status"],
+        env={**settings_env(settings), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert "1 parse warning" in wide.stdout
 
 
@@ -78,8 +94,14 @@ def test_square_brackets_in_a_file_name_are_printed_as_they_are(settings: Settin
     assert run_cli(settings, "ingest", str(doc)).returncode == 0
     wide = {**settings_env(settings), "COLUMNS": "200"}
     for args in (("status",), ("search", "quokka")):
-        proc = subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], env=wide,
-                              capture_output=True, text=True, check=False, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "docingest.cli.main", *args],
+            env=wide,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
         assert "[draft] notes.md" in proc.stdout, proc.stdout
     missing = run_cli(settings, "ingest", str(tmp_path / "[x] missing.md"))
     assert missing.returncode == 2 and "[x] missing.md" in missing.stderr
@@ -99,19 +121,33 @@ def test_search_refuses_a_bad_mode_and_an_empty_query(settings: Settings) -> Non
 
 
 def run_cli_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], env=env,
-                          capture_output=True, text=True, check=False, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "docingest.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize(("name", "value", "expected"), [
-    ("DATABASE_URL", "postgresql://docingest@127.0.0.1:1/docingest", "cannot connect to UPLOAD_PIPELINE_DATABASE_URL"),
-    ("DATABASE_URL", "nonsense", "UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL URL"),
-    ("DATA_DIR", "FILE", "UPLOAD_PIPELINE_DATA_DIR="),
-    ("DATA_DIR", "/proc/nope", "UPLOAD_PIPELINE_DATA_DIR=/proc/nope"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "DATABASE_URL",
+            "postgresql://docingest@127.0.0.1:1/docingest",
+            "cannot connect to UPLOAD_PIPELINE_DATABASE_URL",
+        ),
+        ("DATABASE_URL", "nonsense", "UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL URL"),
+        ("DATA_DIR", "FILE", "UPLOAD_PIPELINE_DATA_DIR="),
+        ("DATA_DIR", "/proc/nope", "UPLOAD_PIPELINE_DATA_DIR=/proc/nope"),
+    ],
+)
 @pytest.mark.parametrize("command", [("status",), ("migrate",), ("search", "x"), ("worker",)])
 def test_operator_mistakes_are_one_line_errors_with_exit_2(
-        settings: Settings, tmp_path: Path, name: str, value: str, expected: str, command: tuple[str, ...]) -> None:
+    settings: Settings, tmp_path: Path, name: str, value: str, expected: str, command: tuple[str, ...]
+) -> None:
     if value == "FILE":
         value = str(tmp_path / "a-file")
         Path(value).write_text("not a directory")
@@ -129,8 +165,9 @@ def test_serve_refuses_a_port_out_of_range(settings: Settings) -> None:
     assert proc.returncode == 2 and "65535" in proc.stderr and "OverflowError" not in proc.stderr
 
 
-def test_an_interrupted_ingest_says_how_to_resume(settings: Settings, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_ingest_says_how_to_resume(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     import docingest.services.ingest
@@ -143,12 +180,14 @@ def test_an_interrupted_ingest_says_how_to_resume(settings: Settings, tmp_path: 
     write_docs(tmp_path / "in", 1)
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "in")], env=settings_env(settings))
     assert result.exit_code == 130, result.output
-    assert ("interrupted: 7 documents not finished; run the same command again to resume"
-            in " ".join(result.output.split()))
+    assert "interrupted: 7 documents not finished; run the same command again to resume" in " ".join(
+        result.output.split()
+    )
 
 
 def test_delete_removes_a_document_and_an_edited_file_is_then_ingested_anew(
-        settings: Settings, tmp_path: Path) -> None:
+    settings: Settings, tmp_path: Path
+) -> None:
     from docingest.runtime import Runtime
     from tests.fixtures import pipeline
 
@@ -230,8 +269,10 @@ def test_a_misspelt_setting_is_named_with_the_setting_it_resembles(settings: Set
     env = {**settings_env(settings), "UPLOAD_PIPELINE_WORKER_CONCURENCY": "4"}
     result = CliRunner().invoke(app, ["status"], env=env)
     assert result.exit_code == 0, result.output
-    assert ("UPLOAD_PIPELINE_WORKER_CONCURENCY is not a docingest setting, ignored; did you mean "
-            "UPLOAD_PIPELINE_WORKER_CONCURRENCY?") in " ".join(result.output.split())
+    assert (
+        "UPLOAD_PIPELINE_WORKER_CONCURENCY is not a docingest setting, ignored; did you mean "
+        "UPLOAD_PIPELINE_WORKER_CONCURRENCY?"
+    ) in " ".join(result.output.split())
 
 
 def test_search_with_the_embedding_provider_down_is_one_line_with_its_error_code(settings: Settings) -> None:
@@ -239,9 +280,12 @@ def test_search_with_the_embedding_provider_down_is_one_line_with_its_error_code
 
     from docingest.cli.main import app
 
-    env = {**settings_env(settings), "UPLOAD_PIPELINE_EMBEDDING_PROVIDER": "openai",
-           "UPLOAD_PIPELINE_OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # discard port: refused
-           "UPLOAD_PIPELINE_EMBEDDING_REQUEST_ATTEMPTS": "1"}
+    env = {
+        **settings_env(settings),
+        "UPLOAD_PIPELINE_EMBEDDING_PROVIDER": "openai",
+        "UPLOAD_PIPELINE_OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # discard port: refused
+        "UPLOAD_PIPELINE_EMBEDDING_REQUEST_ATTEMPTS": "1",
+    }
     result = CliRunner().invoke(app, ["search", "what is vacuum"], env=env)
     assert result.exit_code == 1, result.output
     assert result.output.startswith("error: embedding_unavailable: ")
@@ -273,8 +317,9 @@ def test_an_empty_folder_says_there_was_nothing_to_ingest(settings: Settings, tm
     assert "hidden files and folders are skipped" in " ".join(result.output.split())
 
 
-def test_a_misspelt_setting_in_the_env_file_is_named_too(settings: Settings, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_misspelt_setting_in_the_env_file_is_named_too(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from docingest.cli.main import app
@@ -283,5 +328,7 @@ def test_a_misspelt_setting_in_the_env_file_is_named_too(settings: Settings, tmp
     (tmp_path / ".env").write_text("UPLOAD_PIPELINE_MAX_RETRYS=3\n")
     result = CliRunner().invoke(app, ["status"], env=settings_env(settings))
     assert result.exit_code == 0, result.output
-    assert ("UPLOAD_PIPELINE_MAX_RETRYS is not a docingest setting, ignored; did you mean "
-            "UPLOAD_PIPELINE_MAX_RETRIES?") in " ".join(result.output.split())
+    assert (
+        "UPLOAD_PIPELINE_MAX_RETRYS is not a docingest setting, ignored; did you mean "
+        "UPLOAD_PIPELINE_MAX_RETRIES?"
+    ) in " ".join(result.output.split())

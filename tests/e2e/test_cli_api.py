@@ -17,8 +17,15 @@ SECRET = "cli-secret-" + "c" * 32
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_PIPELINE_")}
     base["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), base.get("PYTHONPATH", "")])
-    return subprocess.run(cli(*args), env={**base, **env}, capture_output=True, text=True, timeout=60, check=False,
-                          cwd=REPO / "tests")  # no .env file there
+    return subprocess.run(
+        cli(*args),
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO / "tests",
+    )  # no .env file there
 
 
 def test_token_prints_the_token_alone() -> None:
@@ -33,8 +40,10 @@ def test_token_prints_the_token_alone() -> None:
 
 @pytest.mark.parametrize("secret", [None, "docingest-development-secret-change-me", "short"])
 def test_serve_refuses_to_start_in_production_without_a_real_secret(secret: str | None) -> None:
-    env = {"UPLOAD_PIPELINE_ENVIRONMENT": "production",
-           "UPLOAD_PIPELINE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    env = {
+        "UPLOAD_PIPELINE_ENVIRONMENT": "production",
+        "UPLOAD_PIPELINE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+    }
     if secret is not None:
         env["UPLOAD_PIPELINE_JWT_SECRET"] = secret
     done = _run("serve", "--port", "1", **env)

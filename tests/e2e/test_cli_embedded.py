@@ -20,8 +20,11 @@ pytestmark = pytest.mark.e2e
 
 def _env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_PIPELINE_")}
-    env.update(UPLOAD_PIPELINE_DATA_DIR=str(data_dir), UPLOAD_PIPELINE_EMBEDDING_PROVIDER="hashing",
-               UPLOAD_PIPELINE_ENVIRONMENT="test")
+    env.update(
+        UPLOAD_PIPELINE_DATA_DIR=str(data_dir),
+        UPLOAD_PIPELINE_EMBEDDING_PROVIDER="hashing",
+        UPLOAD_PIPELINE_ENVIRONMENT="test",
+    )
     return env
 
 
@@ -57,8 +60,13 @@ def _stop_postgres(data_dir: Path) -> None:
 def test_sigterm_to_serve_stops_the_embedded_postgres(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "serve", "--port", str(port)],
-                            env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "docingest.cli.main", "serve", "--port", str(port)],
+        env=_env(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -85,8 +93,14 @@ def test_pids_of_dead_processes_do_not_keep_postgres_running(tmp_path: Path) -> 
     data_dir = tmp_path / "data"
     env = _env(data_dir)
     # migrate creates the embedded database (status on a data dir without one creates none)
-    first = subprocess.run([sys.executable, "-m", "docingest.cli.main", "migrate"], env=env,
-                           capture_output=True, text=True, timeout=120, check=False)
+    first = subprocess.run(
+        [sys.executable, "-m", "docingest.cli.main", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert first.returncode == 0, first.stderr
     assert (data_dir / "pg").is_dir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -94,12 +108,19 @@ def test_pids_of_dead_processes_do_not_keep_postgres_running(tmp_path: Path) -> 
     handles = data_dir / "pg" / ".handle_pids.json"
     handles.write_text(json.dumps([dead.pid]))
     try:
-        proc = subprocess.run([sys.executable, "-m", "docingest.cli.main", "status"], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "docingest.cli.main", "status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
         pid_file = data_dir / "pg" / "postmaster.pid"  # removed by a clean stop
-        assert not pid_file.exists() or _gone(_postmaster_pid(data_dir), 10), \
+        assert not pid_file.exists() or _gone(_postmaster_pid(data_dir), 10), (
             "a stale pid kept postgres running"
+        )
         assert json.loads(handles.read_text()) == []
     finally:
         _stop_postgres(data_dir)

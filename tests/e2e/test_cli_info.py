@@ -47,7 +47,8 @@ def test_version_prints_the_installed_version() -> None:
 
 
 def test_the_default_data_dir_is_the_per_user_one_wherever_you_stand(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("UPLOAD_PIPELINE_DATA_DIR", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     for here in (tmp_path / "a", tmp_path / "b"):
@@ -59,7 +60,8 @@ def test_the_default_data_dir_is_the_per_user_one_wherever_you_stand(
 
 
 def test_info_names_where_everything_is_and_counts_the_users_data(
-        invoke: Invoke, settings: Settings, tmp_path: Path) -> None:
+    invoke: Invoke, settings: Settings, tmp_path: Path
+) -> None:
     write_docs(tmp_path / "in", 2)
     assert invoke("ingest", str(tmp_path / "in"), "--json").exit_code == 0
     write_docs(tmp_path / "other", 1, prefix="other")
@@ -76,23 +78,33 @@ def test_info_names_where_everything_is_and_counts_the_users_data(
     assert found["jobs_by_state"] == {"done": 2} and found["chunks"] >= 2
 
     table = invoke("info", "--user", "bob").stdout
-    for line in (f"data dir              {settings.data_dir}", "user                  bob",
-                 "documents             1", "jobs                  1 done"):
+    for line in (
+        f"data dir              {settings.data_dir}",
+        "user                  bob",
+        "documents             1",
+        "jobs                  1 done",
+    ):
         assert line in table.splitlines()
 
 
 def test_a_database_password_is_never_printed() -> None:
-    assert redact_url("postgresql://app:s3cret@db:5432/docs?sslmode=require") == \
-        "postgresql://app:***@db:5432/docs?sslmode=require"
+    assert (
+        redact_url("postgresql://app:s3cret@db:5432/docs?sslmode=require")
+        == "postgresql://app:***@db:5432/docs?sslmode=require"
+    )
     assert redact_url("postgresql://app@db/docs?password=s3cret") == "postgresql://app@db/docs?password=***"
     assert redact_url("host=db user=app password=s3cret") == "host=db user=app password=***"
     assert redact_url("postgresql:///docs?host=/tmp") == "postgresql:///docs?host=/tmp"
-    assert redact_url("postgresql://db:5432/x?application_name=a@b") == "postgresql://db:5432/x?application_name=a@b"
+    assert (
+        redact_url("postgresql://db:5432/x?application_name=a@b")
+        == "postgresql://db:5432/x?application_name=a@b"
+    )
     assert redact_url("postgres://u:p%2Fw@h/d") == "postgres://u:***@h/d"
 
 
-def test_a_search_that_finds_nothing_says_where_it_looked(invoke: Invoke, settings: Settings,
-                                                            tmp_path: Path) -> None:
+def test_a_search_that_finds_nothing_says_where_it_looked(
+    invoke: Invoke, settings: Settings, tmp_path: Path
+) -> None:
     result = invoke("search", "how do leases work?", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout) == []
@@ -125,7 +137,8 @@ def test_ingest_names_the_data_dir(invoke: Invoke, settings: Settings, tmp_path:
 
 
 def test_a_look_at_a_data_dir_with_nothing_ingested_creates_no_database(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in [n for n in __import__("os").environ if n.startswith("UPLOAD_PIPELINE_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("UPLOAD_PIPELINE_ENVIRONMENT", "test")

@@ -21,35 +21,63 @@ def test_300_documents_4_worker_processes(runtime: Runtime, settings: Settings, 
     register(runtime, write_docs(tmp_path / "in", 300, words=300))
     procs = [start_worker(settings, tmp_path / "logs", f"w{i}") for i in range(4)]
     try:
-        wait_for(lambda: rows(runtime, "SELECT count(*) n FROM upload_pipeline.upload_jobs "
-                                       "WHERE state = 'done'")[0]["n"] == 300, timeout=300)
+        wait_for(
+            lambda: (
+                rows(runtime, "SELECT count(*) n FROM upload_pipeline.upload_jobs WHERE state = 'done'")[0][
+                    "n"
+                ]
+                == 300
+            ),
+            timeout=300,
+        )
     finally:
         stop_all(procs)
     assert all(p.returncode == 0 for p in procs), "a worker did not exit cleanly on SIGTERM"
-    dup = rows(runtime, "SELECT document_id, ordinal, count(*) FROM upload_pipeline.document_chunks "
-                        "GROUP BY 1, 2 HAVING count(*) > 1")
+    dup = rows(
+        runtime,
+        "SELECT document_id, ordinal, count(*) FROM upload_pipeline.document_chunks "
+        "GROUP BY 1, 2 HAVING count(*) > 1",
+    )
     assert dup == []
-    per_job = rows(runtime, "SELECT job_id, stage, count(*) n FROM upload_pipeline.events "
-                            "WHERE type = 'stage_completed' GROUP BY 1, 2")
+    per_job = rows(
+        runtime,
+        "SELECT job_id, stage, count(*) n FROM upload_pipeline.events "
+        "WHERE type = 'stage_completed' GROUP BY 1, 2",
+    )
     assert len(per_job) == 300 * 9 and all(r["n"] == 1 for r in per_job)
-    workers = rows(runtime, "SELECT count(DISTINCT payload->>'worker') n FROM upload_pipeline.events "
-                            "WHERE type = 'stage_completed'")[0]["n"]
+    workers = rows(
+        runtime,
+        "SELECT count(DISTINCT payload->>'worker') n FROM upload_pipeline.events "
+        "WHERE type = 'stage_completed'",
+    )[0]["n"]
     assert workers >= 2, "the work was not shared between processes"
     empty = rows(runtime, "SELECT count(*) n FROM upload_pipeline.document_chunk_buffer")[0]["n"]
     assert empty == 0
 
 
 def test_sigkill_mid_stage_then_another_worker_finishes(db_url: str, tmp_path: Path) -> None:
-    settings = make_settings(db_url, tmp_path / "data", lease_seconds=3.0, heartbeat_seconds=0.5,
-                             embedding_batch_size=8)
+    settings = make_settings(
+        db_url, tmp_path / "data", lease_seconds=3.0, heartbeat_seconds=0.5, embedding_batch_size=8
+    )
     rt = Runtime(settings, migrate=False)
     try:
         register(rt, write_docs(tmp_path / "in", 1, words=4000))
         # A slow embedder (2 s per call) keeps the job inside embedding_in_progress.
-        victim = start_worker(settings, tmp_path / "logs", "victim", concurrency=1,
-                              UPLOAD_PIPELINE_FAULT_EMBEDDING_DELAY_SECONDS="2")
-        wait_for(lambda: rows(rt, "SELECT 1 FROM upload_pipeline.upload_jobs WHERE "
-                                  "stage = 'embedding_in_progress' AND state = 'working'"), 60)
+        victim = start_worker(
+            settings,
+            tmp_path / "logs",
+            "victim",
+            concurrency=1,
+            UPLOAD_PIPELINE_FAULT_EMBEDDING_DELAY_SECONDS="2",
+        )
+        wait_for(
+            lambda: rows(
+                rt,
+                "SELECT 1 FROM upload_pipeline.upload_jobs WHERE "
+                "stage = 'embedding_in_progress' AND state = 'working'",
+            ),
+            60,
+        )
         killed_attempt = rows(rt, "SELECT attempt_id FROM upload_pipeline.upload_jobs")[0]["attempt_id"]
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)

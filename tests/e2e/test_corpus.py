@@ -34,16 +34,26 @@ CORPUS_FILES = sorted(p for p in DOCS.rglob("*") if p.is_file())
 
 
 def cli(settings: Settings, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], env=settings_env(settings),
-                          capture_output=True, text=True, check=False, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "docingest.cli.main", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")
 def corpus(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The corpus ingested once with the hashing embedder: settings, runtime, summary."""
     data = tmp_path_factory.mktemp("corpus-data")
-    settings = Settings(database_url=without_hnsw_index(new_database(pg_url, "corpus")), data_dir=data,
-                        environment="test", embedding_provider="hashing")
+    settings = Settings(
+        database_url=without_hnsw_index(new_database(pg_url, "corpus")),
+        data_dir=data,
+        environment="test",
+        embedding_provider="hashing",
+    )
     proc = cli(settings, "ingest", str(DOCS), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout)
@@ -58,12 +68,23 @@ def test_every_corpus_file_completes(corpus: dict[str, Any]) -> None:
     assert s["documents"] == len(CORPUS_FILES) and s["complete"] == len(CORPUS_FILES)
     assert s["failed"] == 0 and s["failed_by_code"] == {}
     assert s["pages"] >= 1221 and s["chunks"] > 5000
-    for key in ("documents", "complete", "failed", "failed_by_code", "pages", "chunks", "wall_s",
-                "docs_per_s"):
+    for key in (
+        "documents",
+        "complete",
+        "failed",
+        "failed_by_code",
+        "pages",
+        "chunks",
+        "wall_s",
+        "docs_per_s",
+    ):
         assert key in s
-    source2e = rows(corpus["runtime"], "SELECT d.page_count, count(c.*) n FROM upload_pipeline.documents d "
-                                       "JOIN upload_pipeline.document_chunks c USING (document_id) "
-                                       "WHERE d.filename = 'source2e.pdf' GROUP BY 1")
+    source2e = rows(
+        corpus["runtime"],
+        "SELECT d.page_count, count(c.*) n FROM upload_pipeline.documents d "
+        "JOIN upload_pipeline.document_chunks c USING (document_id) "
+        "WHERE d.filename = 'source2e.pdf' GROUP BY 1",
+    )
     assert source2e[0]["page_count"] == 1221 and source2e[0]["n"] > 1000
 
 
@@ -73,8 +94,12 @@ def test_every_chunk_fits_the_model_and_all_text_is_embedded(corpus: dict[str, A
     docs = rows(rt, "SELECT * FROM upload_pipeline.documents")
     over = 0
     for d in docs:
-        chunks = rows(rt, "SELECT text, meta, token_count FROM upload_pipeline.document_chunks "
-                          "WHERE document_id = %s ORDER BY ordinal", (d["document_id"],))
+        chunks = rows(
+            rt,
+            "SELECT text, meta, token_count FROM upload_pipeline.document_chunks "
+            "WHERE document_id = %s ORDER BY ordinal",
+            (d["document_id"],),
+        )
         counts = [len(e.ids) for e in tok.encode_batch([c["text"] for c in chunks])]
         over += sum(n > 256 for n in counts)
         assert counts == [c["token_count"] for c in chunks]
@@ -103,15 +128,24 @@ def test_second_ingest_is_a_no_op(corpus: dict[str, Any]) -> None:
 
 
 def test_search_eval_and_status_json_shapes(corpus: dict[str, Any], tmp_path: Path) -> None:
-    proc = cli(corpus["settings"], "search", "What is the difference between json and jsonb?",
-               "-k", "3", "--json")
+    proc = cli(
+        corpus["settings"], "search", "What is the difference between json and jsonb?", "-k", "3", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     hits = json.loads(proc.stdout)
     assert len(hits) == 3
     assert {"document_id", "filename", "page", "score", "text"} <= hits[0].keys()
     out = tmp_path / "results.jsonl"
-    proc = cli(corpus["settings"], "eval", str(CORPUS / "queries.jsonl"), "--json", "--mode", "vector",
-               "--results-out", str(out))
+    proc = cli(
+        corpus["settings"],
+        "eval",
+        str(CORPUS / "queries.jsonl"),
+        "--json",
+        "--mode",
+        "vector",
+        "--results-out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)
     assert {"recall@1", "recall@5", "mrr@5", "context_hit"} <= figures.keys()
@@ -119,5 +153,13 @@ def test_search_eval_and_status_json_shapes(corpus: dict[str, Any], tmp_path: Pa
     assert len(lines) == 56 and len(json.loads(lines[0])["results"]) == 20
     status = json.loads(cli(corpus["settings"], "status", "--json").stdout)
     assert len(status) == len(CORPUS_FILES)
-    assert {"document_id", "job_id", "filename", "stage", "state", "attempts", "error_code",
-            "error_message"} <= status[0].keys()
+    assert {
+        "document_id",
+        "job_id",
+        "filename",
+        "stage",
+        "state",
+        "attempts",
+        "error_code",
+        "error_message",
+    } <= status[0].keys()

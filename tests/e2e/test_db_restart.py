@@ -61,15 +61,15 @@ def _pg_ctl(server: Any, *args: str) -> None:
 def _working(rt: Runtime) -> list[dict[str, Any]]:
     with rt.pool().connection() as conn:
         return conn.execute(  # type: ignore[no-any-return]
-            "SELECT job_id, attempt_id, claimed_by FROM upload_pipeline.upload_jobs"
-            " WHERE state = 'working'"
+            "SELECT job_id, attempt_id, claimed_by FROM upload_pipeline.upload_jobs WHERE state = 'working'"
         ).fetchall()
 
 
 def _stage_events(rt: Runtime) -> int:
     with rt.pool().connection() as conn:
-        row = conn.execute("SELECT count(*) AS n FROM upload_pipeline.events"
-                           " WHERE type = 'stage_completed'").fetchone()
+        row = conn.execute(
+            "SELECT count(*) AS n FROM upload_pipeline.events WHERE type = 'stage_completed'"
+        ).fetchone()
     return int(row["n"])
 
 
@@ -127,12 +127,20 @@ def test_workers_survive_dropped_connections_and_a_database_restart(
         apply_migrations(conn, embedding_dimensions=384)
         conn.commit()
     settings = make_settings(url, tmp_path / "data", lease_seconds=LEASE_SECONDS, heartbeat_seconds=1.0)
-    slow = make_settings(url, tmp_path / "data", lease_seconds=LEASE_SECONDS, heartbeat_seconds=1.0,
-                         fault_embedding_delay_seconds=1.0)
+    slow = make_settings(
+        url,
+        tmp_path / "data",
+        lease_seconds=LEASE_SECONDS,
+        heartbeat_seconds=1.0,
+        fault_embedding_delay_seconds=1.0,
+    )
     workers = [
-        subprocess.Popen([sys.executable, "-m", "docingest.cli.main", "worker", "-c", "2", "-v"],
-                         env=settings_env(slow), stdout=(tmp_path / f"worker-{n}.log").open("wb"),
-                         stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            [sys.executable, "-m", "docingest.cli.main", "worker", "-c", "2", "-v"],
+            env=settings_env(slow),
+            stdout=(tmp_path / f"worker-{n}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         for n in ("a", "b")
     ]
     a, b = workers
@@ -146,11 +154,15 @@ def test_workers_survive_dropped_connections_and_a_database_restart(
         with psycopg.connect(url, autocommit=True) as conn:
             dropped = conn.execute(
                 "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
         assert dropped and dropped[0] >= 1
         progress = _retrying(lambda: _stage_events(rt))
-        _wait_for(lambda: _retrying(lambda: _stage_events(rt)) >= progress + 3, 60,
-                  "the workers to make progress after their connections were dropped")
+        _wait_for(
+            lambda: _retrying(lambda: _stage_events(rt)) >= progress + 3,
+            60,
+            "the workers to make progress after their connections were dropped",
+        )
 
         # 2. restart, down for longer than a lease, with claims in flight. Worker A is
         #    frozen through it (SIGSTOP): its claims can only be retaken once their leases
@@ -164,28 +176,35 @@ def test_workers_survive_dropped_connections_and_a_database_restart(
         assert b.poll() is None, "worker B died while the database was down"
         _pg_ctl(server, "-w", "restart")
         a_ids = {r["job_id"] for r in held_by_a}
-        _wait_for(lambda: a_ids.isdisjoint(
-            r["job_id"] for r in _retrying(lambda: _claims(rt, a.pid))), 60,
-            "worker A's claims to be retaken")
+        _wait_for(
+            lambda: a_ids.isdisjoint(r["job_id"] for r in _retrying(lambda: _claims(rt, a.pid))),
+            60,
+            "worker A's claims to be retaken",
+        )
         a.send_signal(signal.SIGCONT)  # A wakes up fenced out of what it held, and goes on
 
         jobs = _retrying(lambda: pipeline.wait_terminal(rt, ids, timeout=120), timeout=150)
         assert a.poll() is None and b.poll() is None, "a worker died"
         assert all(j["state"] == "done" for j in jobs.values()), [
-            (j["filename"], j["error_code"], j["error_message"]) for j in jobs.values()
-            if j["state"] != "done"]
+            (j["filename"], j["error_code"], j["error_message"])
+            for j in jobs.values()
+            if j["state"] != "done"
+        ]
         for doc_id, job in jobs.items():
             assert len(pipeline.chunks(rt, doc_id)) == job["progress"]["chunks_total"] > 0
         assert pipeline.buffer_rows(rt) == 0
         by_job = {j["job_id"]: j for j in jobs.values()}
         assert all(by_job[r["job_id"]]["lost_leases"] >= 1 for r in held_by_a), (
-            "a claim of the frozen worker was not retaken")
+            "a claim of the frozen worker was not retaken"
+        )
         retaken = sum(by_job[r["job_id"]]["lost_leases"] > 0 for r in in_flight)
         with capsys.disabled():
-            print(f"\ndb restart: {DOCUMENTS} documents, {dropped[0]} connections dropped, "
-                  f"{len(in_flight)} claims in flight at the restart ({retaken} retaken after "
-                  f"their leases expired, {len(in_flight) - retaken} continued by their attempt), "
-                  f"outage {OUTAGE_SECONDS:.0f} s")
+            print(
+                f"\ndb restart: {DOCUMENTS} documents, {dropped[0]} connections dropped, "
+                f"{len(in_flight)} claims in flight at the restart ({retaken} retaken after "
+                f"their leases expired, {len(in_flight) - retaken} continued by their attempt), "
+                f"outage {OUTAGE_SECONDS:.0f} s"
+            )
     finally:
         rt.close()
         for proc in workers:

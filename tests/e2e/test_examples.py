@@ -45,14 +45,17 @@ def test_every_question_names_example_files_and_every_page_is_asked_about() -> N
     stems = {p.stem for p in SOURCES}
     assert len(stems) >= 6
     files = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*") if p.is_file()}
-    assert files == {f"{fmt}/{stem}.{fmt}" for stem in stems for fmt in FORMATS}, \
+    assert files == {f"{fmt}/{stem}.{fmt}" for stem in stems for fmt in FORMATS}, (
         "examples/docs holds exactly each page in each format, nothing else"
+    )
     asked = set()
     for q in QUESTIONS:
         assert q.phrase, f"{q.query!r} has no phrase"
         for name in q.expected:
             stem, _, ext = name.rpartition(".")
-            assert (DOCS / ext / name).is_file(), f"{q.query!r} expects {name}, which is not under examples/docs"
+            assert (DOCS / ext / name).is_file(), (
+                f"{q.query!r} expects {name}, which is not under examples/docs"
+            )
             asked.add(stem)
     assert stems - asked == set(), "pages no question expects"
 
@@ -84,8 +87,9 @@ def _stop_postgres(data_dir: Path) -> None:
         pass
 
 
-def test_a_fresh_clone_ingests_the_examples_and_answers_their_questions(tmp_path: Path,
-                                                                        models_dir: Path) -> None:
+def test_a_fresh_clone_ingests_the_examples_and_answers_their_questions(
+    tmp_path: Path, models_dir: Path
+) -> None:
     """The README's first command on the defaults (the local model), in a clone with no
     ../shared beside it: every example completes, and every question finds its page in 5.
     The ONNX export is the test session's shared one (UPLOAD_PIPELINE_MODELS_DIR); exporting on
@@ -103,8 +107,15 @@ def test_a_fresh_clone_ingests_the_examples_and_answers_their_questions(tmp_path
     env["UPLOAD_PIPELINE_MODELS_DIR"] = str(models_dir)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "docingest.cli.main", *args], cwd=clone, env=env,
-                              capture_output=True, text=True, check=False, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "docingest.cli.main", *args],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
 
     try:
         started = time.monotonic()
@@ -112,9 +123,11 @@ def test_a_fresh_clone_ingests_the_examples_and_answers_their_questions(tmp_path
         wall = time.monotonic() - started
         assert ingest.returncode == 0, ingest.stderr[-3000:]
         summary = json.loads(ingest.stdout)
-        print(f"\ningest: {wall:.1f} s wall (the command), {summary['documents']} documents, "
-              f"{summary['complete']} complete, {summary['pages']} pages, {summary['chunks']} chunks, "
-              f"summary wall_s {summary['wall_s']}")
+        print(
+            f"\ningest: {wall:.1f} s wall (the command), {summary['documents']} documents, "
+            f"{summary['complete']} complete, {summary['pages']} pages, {summary['chunks']} chunks, "
+            f"summary wall_s {summary['wall_s']}"
+        )
         assert summary["documents"] == summary["complete"] == len(expected_files)
         assert summary["failed"] == 0
 

@@ -51,8 +51,14 @@ def test_no_token_jwt_or_key_in_any_log_line(db_url: str, tmp_path: Path, log_st
     with MockServer("openai", log_dir=tmp_path) as mock:
         port = free_port()
         settings = make_settings(
-            db_url, tmp_path / "data", api_port=port, jwt_secret=JWT_SECRET, llamaparse_api_key=LLAMA_KEY,
-            storage_service_key=SERVICE_KEY, **openai_settings(mock, openai_api_key=OPENAI_KEY))
+            db_url,
+            tmp_path / "data",
+            api_port=port,
+            jwt_secret=JWT_SECRET,
+            llamaparse_api_key=LLAMA_KEY,
+            storage_service_key=SERVICE_KEY,
+            **openai_settings(mock, openai_api_key=OPENAI_KEY),
+        )
         rt = Runtime(settings, migrate=False)
         config = uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, **_uvicorn_logging(True))
         for name in (*logs.QUIET_LOGGERS, "uvicorn.error", "uvicorn.access", "openai"):
@@ -70,17 +76,27 @@ def test_no_token_jwt_or_key_in_any_log_line(db_url: str, tmp_path: Path, log_st
                 assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
                 time.sleep(0.05)
             data = b"# Notes\n\n" + b"Leases and fencing keep one writer per job. " * 40
-            with httpx.Client(base_url=base, headers={"authorization": f"Bearer {bearer}"}, timeout=30) as api:
-                ticket = api.post("/api/v2/upload", json={
-                    "filename": "notes.md", "mime": "text/markdown", "bytes_len": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest()}).json()
+            with httpx.Client(
+                base_url=base, headers={"authorization": f"Bearer {bearer}"}, timeout=30
+            ) as api:
+                ticket = api.post(
+                    "/api/v2/upload",
+                    json={
+                        "filename": "notes.md",
+                        "mime": "text/markdown",
+                        "bytes_len": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                    },
+                ).json()
                 signed = ticket["signed_url"]
                 token = signed.split("token=", 1)[1]
                 put = httpx.put(signed, content=data, headers={"content-type": "text/markdown"}, timeout=30)
                 assert put.status_code == 200, put.text
                 deadline = time.monotonic() + 60
                 while (doc := api.get(f"/api/v2/documents/{ticket['document_id']}").json())["state"] not in (
-                        "done", "failed"):
+                    "done",
+                    "failed",
+                ):
                     assert time.monotonic() < deadline, doc
                     time.sleep(0.2)
                 assert doc["state"] == "done", doc

@@ -36,11 +36,19 @@ def ingested(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     proc = start_worker(settings, tmp / "logs", "w", concurrency=2, args=("--metrics-port", "0"))
     log_path = tmp / "logs" / "w.log"
     try:
-        port = wait_for(lambda: re.search(rb"metrics on http://[\d.]+:(\d+)/metrics",
-                                          log_path.read_bytes()), timeout=60)
+        port = wait_for(
+            lambda: re.search(rb"metrics on http://[\d.]+:(\d+)/metrics", log_path.read_bytes()), timeout=60
+        )
         url = f"http://127.0.0.1:{int(port.group(1))}/metrics"
-        wait_for(lambda: rows(rt, "SELECT count(*) n FROM upload_pipeline.upload_jobs "
-                                  "WHERE state IN ('done', 'failed')")[0]["n"] == N_DOCS + 1, timeout=120)
+        wait_for(
+            lambda: (
+                rows(
+                    rt, "SELECT count(*) n FROM upload_pipeline.upload_jobs WHERE state IN ('done', 'failed')"
+                )[0]["n"]
+                == N_DOCS + 1
+            ),
+            timeout=120,
+        )
         text = urllib.request.urlopen(url, timeout=10).read().decode()
     finally:
         stop_all([proc])
@@ -88,12 +96,22 @@ def test_worker_metrics_match_the_database(ingested: dict[str, Any]) -> None:
 
 def test_each_job_log_line_carries_the_job_ids(ingested: dict[str, Any]) -> None:
     rt = ingested["rt"]
-    job = rows(rt, "SELECT j.job_id, j.document_id, d.user_id FROM upload_pipeline.upload_jobs j "
-                   "JOIN upload_pipeline.documents d USING (document_id) WHERE j.state = 'done' "
-                   "ORDER BY j.created_at LIMIT 1")[0]
-    attempts = {r["a"] for r in rows(rt, "SELECT DISTINCT payload->>'attempt_id' a FROM "
-                                         "upload_pipeline.events WHERE job_id = %s AND "
-                                         "type = 'stage_completed'", (job["job_id"],))}
+    job = rows(
+        rt,
+        "SELECT j.job_id, j.document_id, d.user_id FROM upload_pipeline.upload_jobs j "
+        "JOIN upload_pipeline.documents d USING (document_id) WHERE j.state = 'done' "
+        "ORDER BY j.created_at LIMIT 1",
+    )[0]
+    attempts = {
+        r["a"]
+        for r in rows(
+            rt,
+            "SELECT DISTINCT payload->>'attempt_id' a FROM "
+            "upload_pipeline.events WHERE job_id = %s AND "
+            "type = 'stage_completed'",
+            (job["job_id"],),
+        )
+    }
     lines = [json.loads(line) for line in ingested["log"].splitlines() if line.startswith("{")]
     assert lines, "the worker wrote no JSON log line (stderr is not a terminal)"
     mine = [e for e in lines if str(job["job_id"]) in json.dumps(e)]

@@ -58,8 +58,10 @@ def openai_mock(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 def test_whole_pipeline_llamaparse_and_openai(db_url: str, tmp_path: Path) -> None:
-    with MockServer("openai", log_dir=tmp_path) as oa, \
-            MockServer("llamaparse", "--job-seconds", "0.5", log_dir=tmp_path) as lp:
+    with (
+        MockServer("openai", log_dir=tmp_path) as oa,
+        MockServer("llamaparse", "--job-seconds", "0.5", log_dir=tmp_path) as lp,
+    ):
         rt = _runtime(db_url, tmp_path, **openai_settings(oa), **llamaparse_settings(lp))
         try:
             rt.check_embedder_dimensions()
@@ -80,12 +82,31 @@ def test_whole_pipeline_llamaparse_and_openai(db_url: str, tmp_path: Path) -> No
     assert max((r["meta"] or {}).get("page") or 0 for r in rows) > 1  # PDF pages survive
 
 
-@pytest.mark.parametrize("openai_mock", [("--rate-limit-rate", "0.3", "--retry-after", "1",
-                                          "--error-rate", "0.1", "--malformed-rate", "0.03",
-                                          "--seed", "7")], indirect=True)
+@pytest.mark.parametrize(
+    "openai_mock",
+    [
+        (
+            "--rate-limit-rate",
+            "0.3",
+            "--retry-after",
+            "1",
+            "--error-rate",
+            "0.1",
+            "--malformed-rate",
+            "0.03",
+            "--seed",
+            "7",
+        )
+    ],
+    indirect=True,
+)
 def test_429_and_500_storm(db_url: str, tmp_path: Path, openai_mock: MockServer) -> None:
-    rt = _runtime(db_url, tmp_path, **openai_settings(openai_mock, embedding_max_batch_inputs=8,
-                                                       embedding_cache=False), max_retries=20)
+    rt = _runtime(
+        db_url,
+        tmp_path,
+        **openai_settings(openai_mock, embedding_max_batch_inputs=8, embedding_cache=False),
+        max_retries=20,
+    )
     try:
         summary = ingest(rt, [MD], concurrency=4, poll_seconds=0.2)
     finally:
@@ -98,8 +119,9 @@ def test_429_and_500_storm(db_url: str, tmp_path: Path, openai_mock: MockServer)
     assert stats["global_violations"] == []  # and the backoff was shared
 
 
-def test_embedding_cache_across_documents_and_users(db_url: str, tmp_path: Path,
-                                                     openai_mock: MockServer) -> None:
+def test_embedding_cache_across_documents_and_users(
+    db_url: str, tmp_path: Path, openai_mock: MockServer
+) -> None:
     rt = _runtime(db_url, tmp_path, **openai_settings(openai_mock))
     src = MD / "caching.md"
     grown = tmp_path / "caching-plus.md"
@@ -121,38 +143,66 @@ def test_embedding_cache_across_documents_and_users(db_url: str, tmp_path: Path,
     assert set(stats["embedded"].values()) == {1}
 
 
-@pytest.mark.parametrize("openai_mock", [("--dimensions", "1536",)], indirect=True)
-def test_dimension_mismatch_refuses_start_and_fails_mid_run(db_url: str, tmp_path: Path,
-                                                            openai_mock: MockServer) -> None:
+@pytest.mark.parametrize(
+    "openai_mock",
+    [
+        (
+            "--dimensions",
+            "1536",
+        )
+    ],
+    indirect=True,
+)
+def test_dimension_mismatch_refuses_start_and_fails_mid_run(
+    db_url: str, tmp_path: Path, openai_mock: MockServer
+) -> None:
     settings = make_settings(db_url, tmp_path / "data", **openai_settings(openai_mock))
-    proc = subprocess.run(docingest_cmd("worker", "-c", "1"), env=child_env(settings_env(settings)),
-                          capture_output=True, timeout=120, text=True, check=False)
+    proc = subprocess.run(
+        docingest_cmd("worker", "-c", "1"),
+        env=child_env(settings_env(settings)),
+        capture_output=True,
+        timeout=120,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "embedding_dimension_mismatch" in proc.stdout + proc.stderr
     rt = Runtime(settings, migrate=False)
     try:  # no probe here: the mismatch is met mid-run, on the first reply
         summary = ingest(rt, [MD / "caching.md"], concurrency=2, poll_seconds=0.2)
-        vectors = _sql(rt, "SELECT (SELECT count(*) FROM upload_pipeline.document_vector_buffer) AS b,"
-                           " (SELECT count(*) FROM upload_pipeline.document_chunks) AS c,"
-                           " (SELECT count(*) FROM upload_pipeline.embedding_cache) AS e")[0]
+        vectors = _sql(
+            rt,
+            "SELECT (SELECT count(*) FROM upload_pipeline.document_vector_buffer) AS b,"
+            " (SELECT count(*) FROM upload_pipeline.document_chunks) AS c,"
+            " (SELECT count(*) FROM upload_pipeline.embedding_cache) AS e",
+        )[0]
     finally:
         rt.close()
     assert summary.failed_by_code == {"embedding_dimension_mismatch": 1}
     assert vectors == {"b": 0, "c": 0, "e": 0}
 
 
-@pytest.mark.parametrize(("flags", "code"), [
-    (("--fail-rate", "1"), "remote_parse_failed"),
-    (("--cancel-rate", "1"), "remote_parse_cancelled"),
-    (("--job-seconds", "30"), "parse_timeout"),
-    (("--never-finish-rate", "1", "--job-seconds", "0.1"), "parse_timeout"),
-])
-def test_llamaparse_failures_end_in_their_code(db_url: str, tmp_path: Path, flags: tuple[str, ...],
-                                               code: str) -> None:
+@pytest.mark.parametrize(
+    ("flags", "code"),
+    [
+        (("--fail-rate", "1"), "remote_parse_failed"),
+        (("--cancel-rate", "1"), "remote_parse_cancelled"),
+        (("--job-seconds", "30"), "parse_timeout"),
+        (("--never-finish-rate", "1", "--job-seconds", "0.1"), "parse_timeout"),
+    ],
+)
+def test_llamaparse_failures_end_in_their_code(
+    db_url: str, tmp_path: Path, flags: tuple[str, ...], code: str
+) -> None:
     with MockServer("llamaparse", *flags, log_dir=tmp_path) as lp:
-        rt = _runtime(db_url, tmp_path, **llamaparse_settings(
-            lp, llamaparse_timeout_base_seconds=1.0, llamaparse_timeout_per_page_seconds=0.0),
-            max_retries=0)
+        rt = _runtime(
+            db_url,
+            tmp_path,
+            **llamaparse_settings(
+                lp, llamaparse_timeout_base_seconds=1.0, llamaparse_timeout_per_page_seconds=0.0
+            ),
+            max_retries=0,
+        )
         try:
             summary = ingest(rt, [MD / "caching.md"], concurrency=1, poll_seconds=0.2)
         finally:
@@ -166,9 +216,12 @@ def test_polling_never_holds_a_slot(db_url: str, tmp_path: Path) -> None:
         rt = _runtime(db_url, tmp_path, **llamaparse_settings(lp))
         try:
             summary = ingest(rt, files, concurrency=1, poll_seconds=0.2)
-            events = _sql(rt, "SELECT type, stage, created_at FROM upload_pipeline.events"
-                              " WHERE type IN ('llamaparse_submitted', 'llamaparse_completed')"
-                              " ORDER BY event_id")
+            events = _sql(
+                rt,
+                "SELECT type, stage, created_at FROM upload_pipeline.events"
+                " WHERE type IN ('llamaparse_submitted', 'llamaparse_completed')"
+                " ORDER BY event_id",
+            )
         finally:
             rt.close()
     assert summary.complete == 3
@@ -192,9 +245,13 @@ def test_webhook_finishes_a_parse_early(db_url: str, tmp_path: Path) -> None:
 
     port = free_port()
     with MockServer("llamaparse", "--job-seconds", "1", log_dir=tmp_path) as lp:
-        rt = _runtime(db_url, tmp_path, **llamaparse_settings(
-            lp, llamaparse_poll_seconds=60.0, llamaparse_poll_max_seconds=60.0),
-            webhook_base_url=f"http://127.0.0.1:{port}", webhook_secret="s3cret-for-tests")
+        rt = _runtime(
+            db_url,
+            tmp_path,
+            **llamaparse_settings(lp, llamaparse_poll_seconds=60.0, llamaparse_poll_max_seconds=60.0),
+            webhook_base_url=f"http://127.0.0.1:{port}",
+            webhook_secret="s3cret-for-tests",
+        )
         app = FastAPI()
         app.include_router(llamaparse_webhook_router(rt))
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -203,12 +260,17 @@ def test_webhook_finishes_a_parse_early(db_url: str, tmp_path: Path) -> None:
         try:
             summary = ingest(rt, [MD / "caching.md"], concurrency=1, poll_seconds=0.2)
             job_id = _jobs(rt)[0]["job_id"]
-            bad = httpx.post(f"http://127.0.0.1:{port}/api/v2/webhooks/llamaparse/{job_id}",
-                             headers={"X-Docingest-Signature": "0" * 64}, json={"data": {}})
+            bad = httpx.post(
+                f"http://127.0.0.1:{port}/api/v2/webhooks/llamaparse/{job_id}",
+                headers={"X-Docingest-Signature": "0" * 64},
+                json={"data": {}},
+            )
             good_sig = llamaparse_signature("s3cret-for-tests", job_id)
-            stale = httpx.post(f"http://127.0.0.1:{port}/api/v2/webhooks/llamaparse/{job_id}",
-                               headers={"X-Docingest-Signature": good_sig},
-                               json={"data": {"job_id": "pjb-other"}})
+            stale = httpx.post(
+                f"http://127.0.0.1:{port}/api/v2/webhooks/llamaparse/{job_id}",
+                headers={"X-Docingest-Signature": good_sig},
+                json={"data": {"job_id": "pjb-other"}},
+            )
         finally:
             server.should_exit = True
             thread.join(10)
@@ -220,27 +282,49 @@ def test_webhook_finishes_a_parse_early(db_url: str, tmp_path: Path) -> None:
 def test_mock_openai_contract(openai_mock: MockServer) -> None:
     import httpx
 
-    r = httpx.post(f"{openai_mock.url}/v1/embeddings", headers={"Authorization": "Bearer k"},
-                   json={"input": ["b", "a"], "model": "text-embedding-3-small", "dimensions": 8})
+    r = httpx.post(
+        f"{openai_mock.url}/v1/embeddings",
+        headers={"Authorization": "Bearer k"},
+        json={"input": ["b", "a"], "model": "text-embedding-3-small", "dimensions": 8},
+    )
     body = r.json()
     assert [d["index"] for d in body["data"]] == [0, 1] and body["usage"]["prompt_tokens"] == 2
-    again = httpx.post(f"{openai_mock.url}/v1/embeddings", headers={"Authorization": "Bearer k"},
-                       json={"input": ["a"], "model": "text-embedding-3-small", "dimensions": 8}).json()
+    again = httpx.post(
+        f"{openai_mock.url}/v1/embeddings",
+        headers={"Authorization": "Bearer k"},
+        json={"input": ["a"], "model": "text-embedding-3-small", "dimensions": 8},
+    ).json()
     assert body["data"][1]["embedding"] == again["data"][0]["embedding"]  # any batch position
-    assert httpx.post(f"{openai_mock.url}/v1/embeddings",
-                      json={"input": ["a"], "model": "m"}).status_code == 401
+    assert (
+        httpx.post(f"{openai_mock.url}/v1/embeddings", json={"input": ["a"], "model": "m"}).status_code == 401
+    )
     assert hashlib.sha256(b"a").hexdigest() in openai_mock.stats()["embedded"]
 
 
-@pytest.mark.parametrize("openai_mock", [("--latency-ms", "40",)], indirect=True)
+@pytest.mark.parametrize(
+    "openai_mock",
+    [
+        (
+            "--latency-ms",
+            "40",
+        )
+    ],
+    indirect=True,
+)
 def test_spare_lanes_never_put_more_than_concurrency_requests_in_flight(openai_mock: MockServer) -> None:
     """Twice the lanes of the concurrency wait on the HTTP pool: the provider sees at most
     ``concurrency`` requests at once (and does see that many), and every vector comes back."""
     from docingest.providers.embedding import make_embedder
     from docingest.settings import Settings
 
-    embedder: Any = make_embedder(Settings(environment="test", embedding_concurrency=3,
-                                           embedding_max_batch_inputs=2, **openai_settings(openai_mock)))
+    embedder: Any = make_embedder(
+        Settings(
+            environment="test",
+            embedding_concurrency=3,
+            embedding_max_batch_inputs=2,
+            **openai_settings(openai_mock),
+        )
+    )
     texts = [f"text number {i}" for i in range(48)]
     try:
         assert embedder.lanes == 6 and embedder.concurrency == 3
@@ -258,7 +342,16 @@ def test_spare_lanes_never_put_more_than_concurrency_requests_in_flight(openai_m
     assert most == 3, most
 
 
-@pytest.mark.parametrize("openai_mock", [("--latency-ms", "40",)], indirect=True)
+@pytest.mark.parametrize(
+    "openai_mock",
+    [
+        (
+            "--latency-ms",
+            "40",
+        )
+    ],
+    indirect=True,
+)
 def test_with_faults_on_the_openai_embedder_still_sends_planned_batches_concurrently(
     db_url: str, tmp_path: Path, openai_mock: MockServer
 ) -> None:
@@ -268,8 +361,14 @@ def test_with_faults_on_the_openai_embedder_still_sends_planned_batches_concurre
     from docingest.domain import Stage
     from docingest.testing.faults import FaultyEmbedder
 
-    rt = _runtime(db_url, tmp_path, **openai_settings(openai_mock), embedding_concurrency=3,
-                  embedding_max_batch_inputs=2, fault_embedding_delay_seconds=0.001)
+    rt = _runtime(
+        db_url,
+        tmp_path,
+        **openai_settings(openai_mock),
+        embedding_concurrency=3,
+        embedding_max_batch_inputs=2,
+        fault_embedding_delay_seconds=0.001,
+    )
     texts = [f"text number {i}" for i in range(48)]
     try:
         embedder = rt.embedder()
@@ -290,7 +389,16 @@ def test_with_faults_on_the_openai_embedder_still_sends_planned_batches_concurre
     assert most == 3, most
 
 
-@pytest.mark.parametrize("openai_mock", [("--max-input-tokens", "5",)], indirect=True)
+@pytest.mark.parametrize(
+    "openai_mock",
+    [
+        (
+            "--max-input-tokens",
+            "5",
+        )
+    ],
+    indirect=True,
+)
 def test_context_length_400_is_permanent_and_not_retried(openai_mock: MockServer) -> None:
     from docingest.errors import EmbeddingInputTooLong
     from docingest.providers.embedding import make_embedder
@@ -306,13 +414,24 @@ def test_context_length_400_is_permanent_and_not_retried(openai_mock: MockServer
 
 
 def test_llamaparse_transient_errors_retry(db_url: str, tmp_path: Path) -> None:
-    flags = ("--error-rate", "0.15", "--rate-limit-rate", "0.15", "--retry-after", "0.2",
-             "--malformed-rate", "0.05", "--job-seconds", "0.3", "--seed", "3")
+    flags = (
+        "--error-rate",
+        "0.15",
+        "--rate-limit-rate",
+        "0.15",
+        "--retry-after",
+        "0.2",
+        "--malformed-rate",
+        "0.05",
+        "--job-seconds",
+        "0.3",
+        "--seed",
+        "3",
+    )
     with MockServer("llamaparse", *flags, log_dir=tmp_path) as lp:
         rt = _runtime(db_url, tmp_path, **llamaparse_settings(lp), max_retries=40)
         try:
-            summary = ingest(rt, [MD / "caching.md", MD / "installation.md"], concurrency=2,
-                             poll_seconds=0.2)
+            summary = ingest(rt, [MD / "caching.md", MD / "installation.md"], concurrency=2, poll_seconds=0.2)
         finally:
             rt.close()
         stats = lp.stats()
@@ -321,7 +440,8 @@ def test_llamaparse_transient_errors_retry(db_url: str, tmp_path: Path) -> None:
 
 
 def test_embedding_starts_before_the_texts_are_read_and_sends_each_text_once(
-        db_url: str, tmp_path: Path, openai_mock: MockServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, tmp_path: Path, openai_mock: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """700 chunks, one text at ordinals far apart (in different text blocks): the stage reads its
     texts a block at a time while requests are in flight, and sends the repeated text once."""
     from docingest.db.repository import Repository
@@ -347,8 +467,13 @@ def test_embedding_starts_before_the_texts_are_read_and_sends_each_text_once(
         return original(self, conn, document_id, chunk_ids)
 
     monkeypatch.setattr(Repository, "chunk_texts", recorded)
-    rt = _runtime(db_url, tmp_path, **openai_settings(openai_mock, embedding_max_batch_inputs=8,
-                                                       embedding_concurrency=2, embedding_cache=False))
+    rt = _runtime(
+        db_url,
+        tmp_path,
+        **openai_settings(
+            openai_mock, embedding_max_batch_inputs=8, embedding_concurrency=2, embedding_cache=False
+        ),
+    )
     try:
         summary = ingest(rt, [doc])
         stored = _sql(rt, "SELECT text, embedding FROM upload_pipeline.document_chunks")

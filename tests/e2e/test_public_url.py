@@ -22,17 +22,28 @@ FORWARDED = {"X-Forwarded-Host": "docs.example.test", "X-Forwarded-Proto": "http
 def _serve(db_url: str, tmp_path: Path, *args: str, **overrides: Any) -> Any:
     settings = make_settings(db_url, tmp_path / "data", api_port=free_port(), **overrides)
     log = tmp_path / "serve.log"
-    ctx = process(cli("serve", "--host", "0.0.0.0", "--port", str(settings.api_port), *args), _env(settings),
-                  log, f"http://127.0.0.1:{settings.api_port}/health")
+    ctx = process(
+        cli("serve", "--host", "0.0.0.0", "--port", str(settings.api_port), *args),
+        _env(settings),
+        log,
+        f"http://127.0.0.1:{settings.api_port}/health",
+    )
     return settings, log, ctx
 
 
 def _signed_url(settings: Any, headers: dict[str, str]) -> str:
     bearer = mint_token(settings.jwt_secret, user_id="u-host", audience=settings.jwt_audience)
-    reply = httpx.post(f"http://127.0.0.1:{settings.api_port}/api/v2/upload", timeout=30,
-                       headers={"authorization": f"Bearer {bearer}", **headers},
-                       json={"filename": "a.md", "mime": "text/markdown", "bytes_len": 3,
-                             "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"})
+    reply = httpx.post(
+        f"http://127.0.0.1:{settings.api_port}/api/v2/upload",
+        timeout=30,
+        headers={"authorization": f"Bearer {bearer}", **headers},
+        json={
+            "filename": "a.md",
+            "mime": "text/markdown",
+            "bytes_len": 3,
+            "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        },
+    )
     assert reply.status_code == 201, reply.text
     url: str = reply.json()["signed_url"]
     return url
@@ -44,8 +55,12 @@ def test_signed_urls_use_the_host_the_client_called(db_url: str, tmp_path: Path)
         url = _signed_url(settings, {"Host": "docs.example.test:8443", **FORWARDED})
         assert url.startswith("http://docs.example.test:8443/storage/v1/object/upload/sign/documents/")
         # the same URL, called on the address the test can reach, accepts the bytes
-        put = httpx.put(url.replace("http://docs.example.test:8443", f"http://127.0.0.1:{settings.api_port}"),
-                        content=b"abc", headers={"content-type": "text/markdown"}, timeout=30)
+        put = httpx.put(
+            url.replace("http://docs.example.test:8443", f"http://127.0.0.1:{settings.api_port}"),
+            content=b"abc",
+            headers={"content-type": "text/markdown"},
+            timeout=30,
+        )
         assert put.status_code == 200, put.text
         deadline = time.monotonic() + 30  # --worker-slots logs the outcome at the default level
         while '"event": "job complete"' not in log.read_text():

@@ -29,8 +29,11 @@ def test_two_workers_share_one_rpm(db_url: str, tmp_path: Path) -> None:
     capacity, refill = bucket_size(limit, 0.1)  # 24 at once, then 3.6 per second
     wanted = int(capacity + refill * 12)  # the burst and 12 s of refill: the limit must hold it
     with MockServer("openai", log_dir=tmp_path) as mock:
-        settings = make_settings(db_url, tmp_path / "data", **openai_settings(
-            mock, embedding_rpm=limit, embedding_max_batch_inputs=1, embedding_cache=False))
+        settings = make_settings(
+            db_url,
+            tmp_path / "data",
+            **openai_settings(mock, embedding_rpm=limit, embedding_max_batch_inputs=1, embedding_cache=False),
+        )
         rt = Runtime(settings, migrate=False)
         try:
             for path in write_docs(tmp_path / "in", 12, words=1500):  # ~100 chunks: one request each
@@ -38,9 +41,15 @@ def test_two_workers_share_one_rpm(db_url: str, tmp_path: Path) -> None:
         finally:
             rt.close()
         env = child_env(settings_env(settings))
-        workers = [subprocess.Popen(docingest_cmd("worker", "-c", "4"), env=env,
-                                    stdout=(tmp_path / f"worker{i}.log").open("wb"),
-                                    stderr=subprocess.STDOUT) for i in range(2)]
+        workers = [
+            subprocess.Popen(
+                docingest_cmd("worker", "-c", "4"),
+                env=env,
+                stdout=(tmp_path / f"worker{i}.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for i in range(2)
+        ]
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

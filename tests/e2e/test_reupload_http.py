@@ -30,20 +30,22 @@ from tests.fixtures.make_bad_inputs import generate
 pytestmark = pytest.mark.e2e
 TTL = 4
 
-DOC = (b"# Tide gauges\n\nThe harbour's tide gauge is read at every high and low water, and the "
-       b"readings are posted on the board beside the pilot station.\n")
+DOC = (
+    b"# Tide gauges\n\nThe harbour's tide gauge is read at every high and low water, and the "
+    b"readings are posted on the board beside the pilot station.\n"
+)
 
 
 @pytest.fixture(scope="module")
 def api(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
-    with running_api(pg_url, tmp_path_factory.mktemp("reupload"), upload_url_ttl_seconds=TTL,
-                     upload_grace_seconds=0.0) as stack:
+    with running_api(
+        pg_url, tmp_path_factory.mktemp("reupload"), upload_url_ttl_seconds=TTL, upload_grace_seconds=0.0
+    ) as stack:
         yield stack
 
 
 def _doc(text: str) -> bytes:
     return DOC + f"\n{text}\n".encode()
-
 
 
 def _reupload(client: ApiClient, data: bytes, ticket: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -66,7 +68,9 @@ def _complete(client: ApiClient, ticket: dict[str, Any], data: bytes) -> dict[st
     return doc
 
 
-def test_put_refused_for_its_size_then_a_request_with_the_right_size_completes(api: tuple[str, Settings]) -> None:
+def test_put_refused_for_its_size_then_a_request_with_the_right_size_completes(
+    api: tuple[str, Settings],
+) -> None:
     base, _ = api
     client = ApiClient(base, token(SECRET, "reupload-size"))
     data = _doc("size")
@@ -134,8 +138,10 @@ def test_simultaneous_requests_rearm_one_job(api: tuple[str, Settings]) -> None:
         rt = Runtime(settings, migrate=False)
         try:
             with rt.pool().connection() as conn:
-                jobs = conn.execute("SELECT state FROM upload_pipeline.upload_jobs WHERE document_id = %s",
-                                    (uuid.UUID(ticket["document_id"]),)).fetchall()
+                jobs = conn.execute(
+                    "SELECT state FROM upload_pipeline.upload_jobs WHERE document_id = %s",
+                    (uuid.UUID(ticket["document_id"]),),
+                ).fetchall()
         finally:
             rt.close()
         assert [j["state"] for j in jobs] == ["waiting"]
@@ -148,18 +154,25 @@ def test_simultaneous_requests_rearm_one_job(api: tuple[str, Settings]) -> None:
 
 
 def test_a_type_refused_by_the_worker_completes_when_requested_with_the_real_type(
-        api: tuple[str, Settings]) -> None:
+    api: tuple[str, Settings],
+) -> None:
     """HTML declared a PDF: the worker refuses it (``content_type_mismatch``) and deletes it;
     asked for again as HTML, the same document takes the new type and completes."""
     base, _ = api
     client = ApiClient(base, token(SECRET, "reupload-type"))
-    data = (b"<!DOCTYPE html><html><head><title>Pilotage</title></head><body><h1>Pilotage</h1>"
-            b"<p>Pilots board inbound ships two miles off the breakwater light.</p></body></html>\n")
+    data = (
+        b"<!DOCTYPE html><html><head><title>Pilotage</title></head><body><h1>Pilotage</h1>"
+        b"<p>Pilots board inbound ships two miles off the breakwater light.</p></body></html>\n"
+    )
     try:
         ticket = client.request_upload(data, filename="pilotage.pdf", mime="application/pdf").json()
         assert client.put(ticket, data).status_code == 200
         doc = client.wait_document(ticket["document_id"])
-        assert (doc["stage"], doc["state"], doc["error_code"]) == ("uploaded", "failed", "content_type_mismatch")
+        assert (doc["stage"], doc["state"], doc["error_code"]) == (
+            "uploaded",
+            "failed",
+            "content_type_mismatch",
+        )
         again = _reupload(client, data, ticket, filename="pilotage.html", mime="text/html")
         assert again["upload_headers"]["content-type"] == "text/html"
         doc = _complete(client, again, data)
@@ -169,7 +182,8 @@ def test_a_type_refused_by_the_worker_completes_when_requested_with_the_real_typ
 
 
 def test_a_document_failed_after_its_bytes_were_accepted_is_answered_as_it_is(
-        api: tuple[str, Settings], tmp_path: Path) -> None:
+    api: tuple[str, Settings], tmp_path: Path
+) -> None:
     """Undecodable text fails at parsing: its bytes were accepted, a new request changes
     nothing (no URL); ``POST /jobs/{id}/retry`` is the way to run it again."""
     base, _ = api
@@ -179,12 +193,18 @@ def test_a_document_failed_after_its_bytes_were_accepted_is_answered_as_it_is(
         ticket = client.request_upload(data, filename="noise.txt", mime="text/plain").json()
         assert client.put(ticket, data).status_code == 200
         doc = client.wait_document(ticket["document_id"])
-        assert (doc["state"], doc["error_code"]) == ("failed", "document_corrupt") and doc["stage"] != "uploaded"
+        assert (doc["state"], doc["error_code"]) == ("failed", "document_corrupt") and doc[
+            "stage"
+        ] != "uploaded"
         reply = client.request_upload(data, filename="noise.txt", mime="text/plain")
         assert reply.status_code == 200, reply.text
         body = reply.json()
         assert (body["job_id"], body["state"], body["signed_url"], body["reupload"]) == (
-            ticket["job_id"], "failed", None, False)
+            ticket["job_id"],
+            "failed",
+            None,
+            False,
+        )
         assert client.http.get(f"{API}/documents/{ticket['document_id']}").json()["state"] == "failed"
     finally:
         client.close()

@@ -31,9 +31,13 @@ def test_sse_follows_one_document_from_uploaded_to_complete(runtime: Runtime, tm
                 assert resp.headers["content-type"].startswith("text/event-stream")
                 for line in resp.iter_lines():
                     if line.startswith("data: "):
-                        events.append(json.loads(line[len("data: "):]))
-            other = client.get(url, headers={"Authorization": "Bearer "
-                                             + mint_token(runtime.settings.jwt_secret, user_id="intruder")})
+                        events.append(json.loads(line[len("data: ") :]))
+            other = client.get(
+                url,
+                headers={
+                    "Authorization": "Bearer " + mint_token(runtime.settings.jwt_secret, user_id="intruder")
+                },
+            )
             assert other.status_code == 404
     finally:
         worker.stop()

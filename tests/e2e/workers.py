@@ -13,16 +13,33 @@ from docingest.settings import Settings
 from tests.conftest import settings_env
 
 
-def start_worker(settings: Settings, log_dir: Path, name: str, *, concurrency: int = 2,
-                 args: tuple[str, ...] = (), **env_overrides: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: Settings,
+    log_dir: Path,
+    name: str,
+    *,
+    concurrency: int = 2,
+    args: tuple[str, ...] = (),
+    **env_overrides: str,
+) -> subprocess.Popen[bytes]:
     env = settings_env(settings)
     env.update(env_overrides)
     log_dir.mkdir(parents=True, exist_ok=True)
     log = (log_dir / f"{name}.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "docingest.cli.main", "worker", "--concurrency", str(concurrency), "-v",
-         *args],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "docingest.cli.main",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "-v",
+            *args,
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 

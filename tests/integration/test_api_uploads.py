@@ -25,16 +25,27 @@ MD = b"# Harbour\n\nThe harbour master logged every schooner that crossed the ba
 
 @pytest.fixture
 def rt(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
-    runtime = Runtime(make_settings(db_url, tmp_path / "data", upload_url_ttl_seconds=1,
-                                    upload_grace_seconds=0.0, max_file_bytes=10_000), migrate=False)
+    runtime = Runtime(
+        make_settings(
+            db_url,
+            tmp_path / "data",
+            upload_url_ttl_seconds=1,
+            upload_grace_seconds=0.0,
+            max_file_bytes=10_000,
+        ),
+        migrate=False,
+    )
     yield runtime
     runtime.close()
 
 
-def _create(rt: Runtime, user: str, data: bytes, mime: str = "text/markdown") -> tuple[uuid.UUID, uuid.UUID, str]:
+def _create(
+    rt: Runtime, user: str, data: bytes, mime: str = "text/markdown"
+) -> tuple[uuid.UUID, uuid.UUID, str]:
     svc: DocumentService = rt.documents
-    ticket = svc.request_upload(user, filename="h.md", bytes_len=len(data), mime=mime,
-                        sha256=hashlib.sha256(data).hexdigest())
+    ticket = svc.request_upload(
+        user, filename="h.md", bytes_len=len(data), mime=mime, sha256=hashlib.sha256(data).hexdigest()
+    )
     assert ticket.created and ticket.job is not None and ticket.job.state is State.WAITING
     return ticket.document.document_id, ticket.job.job_id, ticket.document.raw_path
 
@@ -52,21 +63,39 @@ def test_row_security_shows_each_user_only_their_rows(rt: Runtime) -> None:
     with rt.database.user_transaction("bob") as conn:
         rows = conn.execute("SELECT user_id FROM upload_pipeline.documents").fetchall()
         assert {r["user_id"] for r in rows} == {"bob"}
-        assert conn.execute("SELECT * FROM upload_pipeline.upload_jobs WHERE job_id = %s",
-                            (alice_job,)).fetchone() is None
-        assert conn.execute("SELECT count(*) AS n FROM upload_pipeline.events WHERE document_id = %s",
-                            (alice_doc,)).fetchone()["n"] == 0
-        assert conn.execute("DELETE FROM upload_pipeline.documents WHERE document_id = %s",
-                            (alice_doc,)).rowcount == 0
+        assert (
+            conn.execute(
+                "SELECT * FROM upload_pipeline.upload_jobs WHERE job_id = %s", (alice_job,)
+            ).fetchone()
+            is None
+        )
+        assert (
+            conn.execute(
+                "SELECT count(*) AS n FROM upload_pipeline.events WHERE document_id = %s", (alice_doc,)
+            ).fetchone()["n"]
+            == 0
+        )
+        assert (
+            conn.execute(
+                "DELETE FROM upload_pipeline.documents WHERE document_id = %s", (alice_doc,)
+            ).rowcount
+            == 0
+        )
     with pytest.raises(psycopg.errors.InsufficientPrivilege), rt.database.user_transaction("bob") as conn:
-        conn.execute("INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
-                     " bytes_len, file_sha256, raw_path) VALUES (%s, 'alice', 'x', 'text/plain', 1,"
-                     " repeat('a', 64), 'k')", (uuid.uuid4(),))
+        conn.execute(
+            "INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
+            " bytes_len, file_sha256, raw_path) VALUES (%s, 'alice', 'x', 'text/plain', 1,"
+            " repeat('a', 64), 'k')",
+            (uuid.uuid4(),),
+        )
     # No user: nothing visible, nothing writable.
     with pytest.raises(psycopg.errors.InsufficientPrivilege), rt.database.user_transaction("") as conn:
-        conn.execute("INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
-                     " bytes_len, file_sha256, raw_path) VALUES (%s, 'x', 'x', 'text/plain', 1,"
-                     " repeat('b', 64), 'k2')", (uuid.uuid4(),))
+        conn.execute(
+            "INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
+            " bytes_len, file_sha256, raw_path) VALUES (%s, 'x', 'x', 'text/plain', 1,"
+            " repeat('b', 64), 'k2')",
+            (uuid.uuid4(),),
+        )
     with rt.pool().connection() as conn:  # the owner (worker, CLI) is not restricted
         assert conn.execute("SELECT count(*) AS n FROM upload_pipeline.documents").fetchone()["n"] == 2
 
@@ -89,11 +118,14 @@ def test_sweep_queues_a_job_whose_object_arrived_without_a_callback(rt: Runtime)
     assert _job(rt, job_id)["state"] == "queued"
 
 
-@pytest.mark.parametrize(("declared_mime", "stored", "code"), [
-    ("application/pdf", MD, "content_type_mismatch"),
-    ("text/markdown", MD[:-2] + b"?\n", "checksum_mismatch"),
-    ("text/markdown", MD + b"more", "size_mismatch"),
-])
+@pytest.mark.parametrize(
+    ("declared_mime", "stored", "code"),
+    [
+        ("application/pdf", MD, "content_type_mismatch"),
+        ("text/markdown", MD[:-2] + b"?\n", "checksum_mismatch"),
+        ("text/markdown", MD + b"more", "size_mismatch"),
+    ],
+)
 def test_worker_refuses_bytes_other_than_declared_and_deletes_them(
     rt: Runtime, declared_mime: str, stored: bytes, code: str
 ) -> None:
@@ -123,37 +155,58 @@ def test_complete_needs_the_object_and_is_idempotent(rt: Runtime) -> None:
 
 
 # --- a new upload request for bytes whose upload was refused or expired (UploadService.create) ---
-def _refused_by_worker(rt: Runtime, user: str, data: bytes, *, declared_len: int) -> tuple[uuid.UUID, uuid.UUID]:
+def _refused_by_worker(
+    rt: Runtime, user: str, data: bytes, *, declared_len: int
+) -> tuple[uuid.UUID, uuid.UUID]:
     """Declare ``declared_len``, store all of ``data`` (as Supabase Storage would), let the worker
     refuse it ``size_mismatch``; ``(document_id, job_id)``."""
-    ticket = rt.documents.request_upload(user, filename="h.md", bytes_len=declared_len, mime="text/markdown",
-                               sha256=hashlib.sha256(data).hexdigest())
+    ticket = rt.documents.request_upload(
+        user,
+        filename="h.md",
+        bytes_len=declared_len,
+        mime="text/markdown",
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     assert ticket.job is not None
     rt.storage.put_stream(ticket.document.raw_path, io.BytesIO(data))
     with rt.pool().connection() as conn:
         assert rt.repo.queue_uploaded_job(conn, ticket.job.job_id, via="test") is not None
     assert rt.worker(concurrency=1).run_once()
-    assert _job(rt, ticket.job.job_id) == {"stage": "uploaded", "state": "failed", "error_code": "size_mismatch"}
+    assert _job(rt, ticket.job.job_id) == {
+        "stage": "uploaded",
+        "state": "failed",
+        "error_code": "size_mismatch",
+    }
     return ticket.document.document_id, ticket.job.job_id
 
 
 def _events(rt: Runtime, document_id: uuid.UUID, type_: str) -> list[dict[str, object]]:
     with rt.pool().connection() as conn:
-        rows = conn.execute("SELECT payload FROM upload_pipeline.events WHERE document_id = %s AND type = %s",
-                            (document_id, type_)).fetchall()
+        rows = conn.execute(
+            "SELECT payload FROM upload_pipeline.events WHERE document_id = %s AND type = %s",
+            (document_id, type_),
+        ).fetchall()
     return [r["payload"] for r in rows]
 
 
 def _job_rows(rt: Runtime, document_id: uuid.UUID) -> list[dict[str, object]]:
     with rt.pool().connection() as conn:
-        return conn.execute("SELECT job_id, state, error_code, next_attempt_at FROM upload_pipeline.upload_jobs"
-                            " WHERE document_id = %s", (document_id,)).fetchall()
+        return conn.execute(
+            "SELECT job_id, state, error_code, next_attempt_at FROM upload_pipeline.upload_jobs"
+            " WHERE document_id = %s",
+            (document_id,),
+        ).fetchall()
 
 
 def test_upload_request_after_a_size_mismatch_redeclares_and_rearms_the_job(rt: Runtime) -> None:
     doc_id, job_id = _refused_by_worker(rt, "gil", MD, declared_len=len(MD) - 7)
-    ticket = rt.documents.request_upload("gil", filename="harbour.md", bytes_len=len(MD), mime="text/markdown; charset=utf-8",
-                               sha256=hashlib.sha256(MD).hexdigest())
+    ticket = rt.documents.request_upload(
+        "gil",
+        filename="harbour.md",
+        bytes_len=len(MD),
+        mime="text/markdown; charset=utf-8",
+        sha256=hashlib.sha256(MD).hexdigest(),
+    )
     assert not ticket.created and ticket.reupload and ticket.upload is not None
     assert ticket.document.document_id == doc_id and ticket.job is not None and ticket.job.job_id == job_id
     assert (ticket.job.state, ticket.job.error_code) == (State.WAITING, None)
@@ -177,15 +230,22 @@ def test_upload_request_after_expiry_deletes_a_late_object_and_rearms(rt: Runtim
     time.sleep(1.3)
     assert rt.documents.sweep()["expired"] == 1
     rt.storage.put_stream(key, io.BytesIO(MD))  # arrived after the deadline: nobody accepted it
-    ticket = rt.documents.request_upload("hal", filename="h.md", bytes_len=len(MD), mime="text/markdown",
-                               sha256=hashlib.sha256(MD).hexdigest())
-    assert ticket.reupload and ticket.job is not None and (ticket.job.job_id, ticket.job.state) == (job_id, State.WAITING)
+    ticket = rt.documents.request_upload(
+        "hal", filename="h.md", bytes_len=len(MD), mime="text/markdown", sha256=hashlib.sha256(MD).hexdigest()
+    )
+    assert (
+        ticket.reupload
+        and ticket.job is not None
+        and (ticket.job.job_id, ticket.job.state) == (job_id, State.WAITING)
+    )
     assert rt.storage.head(key) is None  # the new PUT finds the key free
     [event] = _events(rt, doc_id, "reupload_requested")
     assert event["previous_error_code"] == "upload_expired" and event["stale_object_deleted"] is True
 
 
-def test_concurrent_upload_requests_rearm_the_failed_job_once(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_upload_requests_rearm_the_failed_job_once(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import threading
 
     doc_id, job_id, _ = _create(rt, "ida", MD)
@@ -205,8 +265,15 @@ def test_concurrent_upload_requests_rearm_the_failed_job_once(rt: Runtime, monke
     def request() -> None:
         barrier.wait()
         try:
-            tickets.append(rt.documents.request_upload("ida", filename="h.md", bytes_len=len(MD), mime="text/markdown",
-                                             sha256=hashlib.sha256(MD).hexdigest()))
+            tickets.append(
+                rt.documents.request_upload(
+                    "ida",
+                    filename="h.md",
+                    bytes_len=len(MD),
+                    mime="text/markdown",
+                    sha256=hashlib.sha256(MD).hexdigest(),
+                )
+            )
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -226,18 +293,31 @@ def test_concurrent_upload_requests_rearm_the_failed_job_once(rt: Runtime, monke
 def test_upload_request_for_a_waiting_job_with_another_size_redeclares_it(rt: Runtime) -> None:
     """The signed URL refused a PUT of another size; the job still waits: a corrected request
     gets a URL for the real size, and a deadline that covers it."""
-    ticket = rt.documents.request_upload("jon", filename="h.md", bytes_len=len(MD) + 3, mime="text/markdown",
-                               sha256=hashlib.sha256(MD).hexdigest())
+    ticket = rt.documents.request_upload(
+        "jon",
+        filename="h.md",
+        bytes_len=len(MD) + 3,
+        mime="text/markdown",
+        sha256=hashlib.sha256(MD).hexdigest(),
+    )
     assert ticket.job is not None
     [before] = _job_rows(rt, ticket.document.document_id)
-    same = rt.documents.request_upload("jon", filename="h.md", bytes_len=len(MD) + 3, mime="text/markdown",
-                             sha256=hashlib.sha256(MD).hexdigest())
+    same = rt.documents.request_upload(
+        "jon",
+        filename="h.md",
+        bytes_len=len(MD) + 3,
+        mime="text/markdown",
+        sha256=hashlib.sha256(MD).hexdigest(),
+    )
     assert not same.reupload and same.upload is not None
     assert not _events(rt, ticket.document.document_id, "reupload_requested")
-    fixed = rt.documents.request_upload("jon", filename="h.md", bytes_len=len(MD), mime="text/markdown",
-                              sha256=hashlib.sha256(MD).hexdigest())
+    fixed = rt.documents.request_upload(
+        "jon", filename="h.md", bytes_len=len(MD), mime="text/markdown", sha256=hashlib.sha256(MD).hexdigest()
+    )
     assert fixed.reupload and fixed.document.bytes_len == len(MD) and fixed.upload is not None
-    assert fixed.job is not None and fixed.job.job_id == ticket.job.job_id and fixed.job.state is State.WAITING
+    assert (
+        fixed.job is not None and fixed.job.job_id == ticket.job.job_id and fixed.job.state is State.WAITING
+    )
     [after] = _job_rows(rt, ticket.document.document_id)
     assert after["next_attempt_at"] >= before["next_attempt_at"]
 
@@ -253,12 +333,18 @@ def test_a_refused_reupload_request_writes_nothing(rt: Runtime, monkeypatch: pyt
 
     monkeypatch.setattr(rt.documents, "presign", down)
     with pytest.raises(StorageUnavailable):
-        rt.documents.request_upload("kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha)
+        rt.documents.request_upload(
+            "kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha
+        )
     monkeypatch.undo()
-    monkeypatch.setattr(rt.documents, "policy", dataclasses.replace(rt.documents.policy, max_active_jobs_per_user=1))
+    monkeypatch.setattr(
+        rt.documents, "policy", dataclasses.replace(rt.documents.policy, max_active_jobs_per_user=1)
+    )
     _create(rt, "kim", MD + b"another document")  # now at the limit of active jobs
     with pytest.raises(TooManyActiveJobs):
-        rt.documents.request_upload("kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha)
+        rt.documents.request_upload(
+            "kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha
+        )
     assert _job(rt, job_id) == {"stage": "uploaded", "state": "failed", "error_code": "size_mismatch"}
     with rt.pool().connection() as conn:
         doc = rt.repo.get_document(conn, doc_id)

@@ -37,8 +37,12 @@ def _invalid(reply: Any) -> dict[str, Any]:
 
 def _upload(**fields: Any) -> dict[str, Any]:
     data = b"# Title\n\nSome words.\n"
-    body = {"filename": "a.md", "bytes_len": len(data), "mime": "text/markdown",
-            "sha256": hashlib.sha256(data).hexdigest()}
+    body = {
+        "filename": "a.md",
+        "bytes_len": len(data),
+        "mime": "text/markdown",
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
     body.update(fields)
     return {k: v for k, v in body.items() if v is not None}
 
@@ -48,19 +52,28 @@ def test_body_errors_name_every_field(client: TestClient) -> None:
     assert "sha256 (body): String should match pattern" in body["message"]
     assert "bytes_len (body): Field required" in body["message"]
     assert {(e["field"], e["in"], e["type"]) for e in body["errors"]} == {
-        ("sha256", "body", "string_pattern_mismatch"), ("bytes_len", "body", "missing")}
+        ("sha256", "body", "string_pattern_mismatch"),
+        ("bytes_len", "body", "missing"),
+    }
     assert "nothex" not in body["message"]  # the submitted value is not echoed back
 
 
 def test_query_path_and_json_errors(client: TestClient) -> None:
     k = _invalid(client.get(f"{API}/search", params={"q": "x", "k": 0}))
-    assert k["errors"] == [{"field": "k", "in": "query", "problem": "Input should be greater than or equal to 1",
-                            "type": "greater_than_equal"}]
+    assert k["errors"] == [
+        {
+            "field": "k",
+            "in": "query",
+            "problem": "Input should be greater than or equal to 1",
+            "type": "greater_than_equal",
+        }
+    ]
     assert "k (query): Input should be greater than or equal to 1" in k["message"]
     path = _invalid(client.get(f"{API}/documents/not-a-uuid"))
     assert path["errors"][0]["field"] == "document_id" and path["errors"][0]["in"] == "path"
-    broken = _invalid(client.post(f"{API}/upload", content=b"{not json",
-                                  headers={"content-type": "application/json"}))
+    broken = _invalid(
+        client.post(f"{API}/upload", content=b"{not json", headers={"content-type": "application/json"})
+    )
     assert broken["errors"][0]["type"] == "json_invalid" and "JSON" in broken["message"]
     filename = _invalid(client.post(f"{API}/upload", json=_upload(filename="/")))
     assert "filename (body): Value error, the filename has no displayable characters" in filename["message"]
@@ -70,8 +83,15 @@ def test_a_zero_byte_upload_is_empty_file_and_json_is_accepted(client: TestClien
     empty = client.post(f"{API}/upload", json=_upload(bytes_len=0, sha256=hashlib.sha256(b"").hexdigest()))
     assert empty.status_code == 422 and empty.json()["error_code"] == "empty_file", empty.text
     data = b'{"a": 1}'
-    ok = client.post(f"{API}/upload", json=_upload(filename="a.json", mime="application/json",
-                                                  bytes_len=len(data), sha256=hashlib.sha256(data).hexdigest()))
+    ok = client.post(
+        f"{API}/upload",
+        json=_upload(
+            filename="a.json",
+            mime="application/json",
+            bytes_len=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        ),
+    )
     assert ok.status_code == 201, ok.text
     assert ok.json()["signed_url"]
 
@@ -79,7 +99,9 @@ def test_a_zero_byte_upload_is_empty_file_and_json_is_accepted(client: TestClien
 def test_openapi_describes_the_422_reply(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     reply = schema["paths"][f"{API}/upload"]["post"]["responses"]["422"]
-    assert reply["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ValidationErrorPublic"}
+    assert reply["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ValidationErrorPublic"
+    }
     model = schema["components"]["schemas"]["ValidationErrorPublic"]
     assert set(model["required"]) == {"error_code", "message", "errors"}
     assert "HTTPValidationError" not in schema["components"]["schemas"]
@@ -88,7 +110,10 @@ def test_openapi_describes_the_422_reply(client: TestClient) -> None:
 def test_unknown_paths_and_wrong_methods_answer_the_error_shape(client: TestClient) -> None:
     missing = client.get(f"{API}/no-such-thing")
     assert missing.status_code == 404 and "detail" not in missing.json()
-    assert missing.json() == {"error_code": "not_found", "message": f"no such resource: GET {API}/no-such-thing"}
+    assert missing.json() == {
+        "error_code": "not_found",
+        "message": f"no such resource: GET {API}/no-such-thing",
+    }
     wrong = client.delete(f"{API}/search")
     assert wrong.status_code == 405 and "detail" not in wrong.json()
     assert wrong.json()["error_code"] == "method_not_allowed" and wrong.headers["allow"] == "GET"
@@ -99,8 +124,11 @@ def test_unknown_paths_and_wrong_methods_answer_the_error_shape(client: TestClie
 
 
 def test_the_webhook_refusals_are_codes_of_the_table(client: TestClient) -> None:
-    reply = client.post(f"/api/v2/webhooks/llamaparse/{'0' * 8}-0000-0000-0000-{'0' * 12}",
-                        headers={"X-Docingest-Signature": "0" * 64}, json={"data": {}})
+    reply = client.post(
+        f"/api/v2/webhooks/llamaparse/{'0' * 8}-0000-0000-0000-{'0' * 12}",
+        headers={"X-Docingest-Signature": "0" * 64},
+        json={"data": {}},
+    )
     assert reply.status_code == 401 and reply.json()["error_code"] == "unauthorized"
 
 

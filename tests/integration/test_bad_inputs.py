@@ -35,11 +35,16 @@ def ingested(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     root = tmp_path_factory.mktemp("bad")
     corpus = root / "corpus"
     generate(corpus, {c.name for c in INGEST_CASES})
-    settings = make_settings(new_database(pg_url, "bad"), root / "data", max_file_bytes=MAX_FILE_BYTES,
-                             parse_memory_mb=512)
+    settings = make_settings(
+        new_database(pg_url, "bad"), root / "data", max_file_bytes=MAX_FILE_BYTES, parse_memory_mb=512
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "docingest.cli.main", "ingest", str(corpus), "--json", "--user", "bad"],
-        env=settings_env(settings), capture_output=True, text=True, timeout=240, check=False,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert proc.returncode == 1, proc.stderr[-3000:]  # 1: some documents failed, as they must
     summary = json.loads(proc.stdout)
@@ -70,11 +75,13 @@ def test_bad_input_outcome(ingested: dict[str, Any], case: BadInput) -> None:
 def check_outcome(rt: Runtime, job: dict[str, Any], case: BadInput) -> None:
     """Every assertion a case's outcome implies (shared with the chaos test's bad inputs)."""
     assert (job["state"], job["error_code"]) == (case.expected_state, case.expected_code), (
-        f"{case.name}: {job['state']} {job['error_code']}: {job['error_message']}")
+        f"{case.name}: {job['state']} {job['error_code']}: {job['error_message']}"
+    )
     evs = pipeline.events(rt, job["job_id"])
     if case.expected_state == "failed":
         assert job["retry_count"] == 0 and not any(e["type"] == "retry_scheduled" for e in evs), (
-            f"{case.name}: a permanent error was retried")
+            f"{case.name}: a permanent error was retried"
+        )
         assert job["error_message"]
         assert pipeline.chunks(rt, job["document_id"]) == []
         if case.expected_code == "no_text" and case.name.endswith((".pdf", ".docx")):
@@ -100,18 +107,20 @@ def check_outcome(rt: Runtime, job: dict[str, Any], case: BadInput) -> None:
     assert not any("\x00" in v for v in artifact.metadata.values())
     if case.empty_pages is not None:
         assert job["progress"]["empty_pages"] == list(case.empty_pages)
-        assert any(e["type"] == "empty_pages" and e["payload"]["pages"] == list(case.empty_pages)
-                   for e in evs)
+        assert any(
+            e["type"] == "empty_pages" and e["payload"]["pages"] == list(case.empty_pages) for e in evs
+        )
     if case.pages is not None:
         assert doc.page_count == case.pages
     if case.warning_mime is not None:
-        assert any(e["type"] == "warning" and e["payload"].get("detected_mime") == case.warning_mime
-                   for e in evs), f"{case.name}: no warning naming {case.warning_mime}"
+        assert any(
+            e["type"] == "warning" and e["payload"].get("detected_mime") == case.warning_mime for e in evs
+        ), f"{case.name}: no warning naming {case.warning_mime}"
     if case.check_chunks:
         for r in rows:
             assert 0 < r["token_count"] <= MAX_TOKENS
             assert r["text"].strip()
-            assert artifact.text[r["meta"]["start"]:r["meta"]["end"]] == r["text"]
+            assert artifact.text[r["meta"]["start"] : r["meta"]["end"]] == r["text"]
 
 
 def test_stored_object_larger_than_declared(runtime: Runtime, tmp_path: Path) -> None:
@@ -129,7 +138,6 @@ def test_stored_object_larger_than_declared(runtime: Runtime, tmp_path: Path) ->
     assert not stored.exists()  # a permanent mismatch deletes the object
 
 
-
 def test_cli_parses_a_docx_named_pdf_as_the_docx_it_is(runtime: Runtime, tmp_path: Path) -> None:
     """``docingest ingest`` declares nothing: the extension is a hint, the sniffed type wins."""
     from docingest.services.ingest import ingest
@@ -142,8 +150,13 @@ def test_cli_parses_a_docx_named_pdf_as_the_docx_it_is(runtime: Runtime, tmp_pat
     assert (summary.complete, summary.failed) == (1, 0), summary.failures
     job = next(iter(pipeline.latest_jobs(runtime).values()))
     warnings = [e["payload"] for e in pipeline.events(runtime, job["job_id"]) if e["type"] == "warning"]
-    assert any(w["extension"] == ".pdf" and w["detected_mime"] == DOCX_MIME
-               and ".pdf" in w["message"] and DOCX_MIME in w["message"] for w in warnings), warnings
+    assert any(
+        w["extension"] == ".pdf"
+        and w["detected_mime"] == DOCX_MIME
+        and ".pdf" in w["message"]
+        and DOCX_MIME in w["message"]
+        for w in warnings
+    ), warnings
     with runtime.pool().connection() as conn:
         doc = runtime.repo.get_document(conn, job["document_id"])
     assert doc is not None and doc.mime == DOCX_MIME

@@ -20,21 +20,24 @@ pytestmark = pytest.mark.integration
 
 TABLES = {
     "documents": "SELECT document_id, filename, parsed_sha256, parsed_path, page_count FROM "
-                 "upload_pipeline.documents ORDER BY document_id",
+    "upload_pipeline.documents ORDER BY document_id",
     "chunk_buffer": "SELECT chunk_id, ordinal, text, meta, token_count FROM "
-                    "upload_pipeline.document_chunk_buffer ORDER BY chunk_id",
+    "upload_pipeline.document_chunk_buffer ORDER BY chunk_id",
     "vector_buffer": "SELECT chunk_id, embedding::text, embed_model FROM "
-                     "upload_pipeline.document_vector_buffer ORDER BY chunk_id",
+    "upload_pipeline.document_vector_buffer ORDER BY chunk_id",
     "chunks": "SELECT chunk_id, ordinal, text, meta, embedding::text FROM "
-              "upload_pipeline.document_chunks ORDER BY chunk_id",
+    "upload_pipeline.document_chunks ORDER BY chunk_id",
 }
 
 
 def snapshot(rt: Runtime) -> dict[str, Any]:
     state = {name: rows(rt, sql) for name, sql in TABLES.items()}
     root = rt.settings.storage_dir
-    state["objects"] = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-                        for p in sorted(root.rglob("*")) if p.is_file()}
+    state["objects"] = {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
     return state
 
 

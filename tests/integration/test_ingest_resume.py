@@ -26,7 +26,8 @@ def test_documents_registered_but_never_processed_count_as_resumed(runtime: Runt
 
 
 def test_an_interrupt_reports_the_unfinished_documents_and_a_rerun_finishes_them(
-        runtime: Runtime, tmp_path: Path) -> None:
+    runtime: Runtime, tmp_path: Path
+) -> None:
     write_docs(tmp_path / "in", 3)
 
     def interrupt(jobs: list[dict[str, Any]]) -> None:

@@ -43,26 +43,43 @@ def _run_outcomes(runtime: Runtime, tmp_path: Path) -> dict[str, Any]:
     assert w.run_once()  # takes the expired lease over and completes the job
     pdf = _worker_with(runtime, Failing(Stage.PARSE_QUEUED, PdfCorrupt("truncated xref")))
     assert pdf.run_once()
-    slow = _worker_with(runtime, Failing(Stage.EMBEDDING_IN_PROGRESS, EmbeddingUnavailable("503 from provider")))
+    slow = _worker_with(
+        runtime, Failing(Stage.EMBEDDING_IN_PROGRESS, EmbeddingUnavailable("503 from provider"))
+    )
     assert slow.run_once()
-    by_state = {r["state"]: r["job_id"] for r in rows(runtime, "SELECT job_id, state FROM upload_pipeline.upload_jobs")}
+    by_state = {
+        r["state"]: r["job_id"]
+        for r in rows(runtime, "SELECT job_id, state FROM upload_pipeline.upload_jobs")
+    }
     assert by_state["done"] == held[0].job_id
-    return {"first": by_state["done"], "permanent": by_state["failed"], "transient": by_state["retryable"],
-            "dead": dead.worker_id}
+    return {
+        "first": by_state["done"],
+        "permanent": by_state["failed"],
+        "transient": by_state["retryable"],
+        "dead": dead.worker_id,
+    }
 
 
 def test_worker_logs_one_line_per_job_outcome_at_the_default_level(
-        runtime: Runtime, tmp_path: Path, log_stream: io.StringIO) -> None:
-    logs.configure_logging(logging.WARNING, json=True, stream=log_stream, job_lines=True)  # `docingest worker`
+    runtime: Runtime, tmp_path: Path, log_stream: io.StringIO
+) -> None:
+    logs.configure_logging(
+        logging.WARNING, json=True, stream=log_stream, job_lines=True
+    )  # `docingest worker`
     ids = _run_outcomes(runtime, tmp_path)
     lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     jobs = [e for e in lines if e["logger"] == logs.JOBS_LOGGER]
-    assert [e["event"] for e in jobs] == ["lease taken over", "job complete", "job failed",
-                                          "job retry scheduled"]
+    assert [e["event"] for e in jobs] == [
+        "lease taken over",
+        "job complete",
+        "job failed",
+        "job retry scheduled",
+    ]
     takeover, complete, failed, retry = jobs
     assert takeover["job_id"] == str(ids["first"]) and takeover["from_worker"] == ids["dead"]
-    done = rows(runtime, "SELECT progress FROM upload_pipeline.upload_jobs WHERE job_id = %s",
-                (ids["first"],))[0]["progress"]
+    done = rows(
+        runtime, "SELECT progress FROM upload_pipeline.upload_jobs WHERE job_id = %s", (ids["first"],)
+    )[0]["progress"]
     assert complete["job_id"] == str(ids["first"]) and complete["file"] == "doc-0000.md"
     assert complete["pages"] == done["pages_total"]  # None: Markdown has no pages
     assert complete["chunks"] == done["chunks_total"] >= 1
@@ -76,8 +93,10 @@ def test_worker_logs_one_line_per_job_outcome_at_the_default_level(
 
 
 def test_ingest_keeps_job_lines_out_of_its_terminal_unless_verbose(
-        runtime: Runtime, tmp_path: Path, log_stream: io.StringIO) -> None:
+    runtime: Runtime, tmp_path: Path, log_stream: io.StringIO
+) -> None:
     logs.configure_logging(logging.WARNING, json=True, stream=log_stream, job_lines=False)  # `ingest`
     _run_outcomes(runtime, tmp_path)
-    assert not [line for line in log_stream.getvalue().splitlines()
-                if json.loads(line)["logger"] == logs.JOBS_LOGGER]
+    assert not [
+        line for line in log_stream.getvalue().splitlines() if json.loads(line)["logger"] == logs.JOBS_LOGGER
+    ]

@@ -29,13 +29,27 @@ _names = count()
 #: What a job of the previous release kept in ``progress``: control keys among the figures,
 #: and a key no model declares.
 OLD_PROGRESS: dict[str, Any] = {
-    "detected_kind": "pdf", "detected_mime": "application/pdf", "llamaparse_job_id": "remote-1",
-    "llamaparse_submitted_at": 1_700_000_000.5, "llamaparse_deadline": 1_700_000_600.5,
-    "llamaparse_polls": 2, "llamaparse_status": "PENDING", "pages_total": 3,
-    "last_error_code": "storage_unavailable", "eta_s": 4.5, "future_key": {"a": [1, 2]},
+    "detected_kind": "pdf",
+    "detected_mime": "application/pdf",
+    "llamaparse_job_id": "remote-1",
+    "llamaparse_submitted_at": 1_700_000_000.5,
+    "llamaparse_deadline": 1_700_000_600.5,
+    "llamaparse_polls": 2,
+    "llamaparse_status": "PENDING",
+    "pages_total": 3,
+    "last_error_code": "storage_unavailable",
+    "eta_s": 4.5,
+    "future_key": {"a": [1, 2]},
 }
-CONTROL = {"detected_kind", "detected_mime", "llamaparse_job_id", "llamaparse_submitted_at",
-           "llamaparse_deadline", "llamaparse_polls", "last_error_code"}
+CONTROL = {
+    "detected_kind",
+    "detected_mime",
+    "llamaparse_job_id",
+    "llamaparse_submitted_at",
+    "llamaparse_deadline",
+    "llamaparse_polls",
+    "last_error_code",
+}
 
 
 def _database_at_004(pg_url: str) -> str:
@@ -45,8 +59,10 @@ def _database_at_004(pg_url: str) -> str:
         conn.execute(f"CREATE DATABASE {name}")
     url = with_database(pg_url, name)
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        conn.execute("CREATE TABLE public.docingest_migrations ("
-                     " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE public.docingest_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         for version, sql in migration_files():
             if version < "005":
                 conn.execute(sql.replace("${embedding_dimensions}", "384"))
@@ -58,12 +74,17 @@ def _database_at_004(pg_url: str) -> str:
 def _old_job(url: str, progress: dict[str, Any], *, state: str = "queued") -> tuple[uuid.UUID, uuid.UUID]:
     document_id, job_id = uuid.uuid4(), uuid.uuid4()
     with psycopg.connect(url) as conn:
-        conn.execute("INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
-                     " bytes_len, file_sha256, raw_path) VALUES (%s, 'u1', 'old.pdf', 'application/pdf',"
-                     " 10, %s, 'u1/raw/old.pdf')", (document_id, uuid.uuid4().hex * 2))
-        conn.execute("INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state, progress)"
-                     " VALUES (%s, %s, 'parse_queued', %s, %s::jsonb)",
-                     (job_id, document_id, state, json.dumps(progress)))
+        conn.execute(
+            "INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime,"
+            " bytes_len, file_sha256, raw_path) VALUES (%s, 'u1', 'old.pdf', 'application/pdf',"
+            " 10, %s, 'u1/raw/old.pdf')",
+            (document_id, uuid.uuid4().hex * 2),
+        )
+        conn.execute(
+            "INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state, progress)"
+            " VALUES (%s, %s, 'parse_queued', %s, %s::jsonb)",
+            (job_id, document_id, state, json.dumps(progress)),
+        )
         conn.commit()
     return document_id, job_id
 
@@ -74,7 +95,9 @@ def test_a_job_written_by_the_previous_release_reads_the_same_after_migration_00
     url = _database_at_004(pg_url)
     document_id, job_id = _old_job(url, OLD_PROGRESS)
     with psycopg.connect(url, row_factory=dict_row) as conn:  # as the API showed it before
-        before = conn.execute("SELECT progress - 'eta_s' AS p FROM upload_pipeline.upload_jobs").fetchone()["p"]
+        before = conn.execute("SELECT progress - 'eta_s' AS p FROM upload_pipeline.upload_jobs").fetchone()[
+            "p"
+        ]
     rt = Runtime(make_settings(url, tmp_path / "data"), migrate=False)
     try:
         assert rt.apply_migrations() == ["005_job_control"]  # `docingest migrate`: in place
@@ -108,15 +131,27 @@ def test_progress_and_control_merge_in_their_own_columns(runtime: Runtime, db_ur
         assert job is not None and job.progress == JobProgress() and job.control == JobControl()
         claimed = runtime.repo.claim_job(conn, worker_id="w", lease_seconds=30)
         assert claimed is not None
-        runtime.repo.update_progress(conn, job_id, JobProgress(pages_parsed=1, pages_total=9, eta_s=None),
-                                     control=JobControl(detected_kind="pdf"), lease_seconds=30)
+        runtime.repo.update_progress(
+            conn,
+            job_id,
+            JobProgress(pages_parsed=1, pages_total=9, eta_s=None),
+            control=JobControl(detected_kind="pdf"),
+            lease_seconds=30,
+        )
         updated = runtime.repo.complete_stage(
-            conn, claimed.job, stage="parsed", state="working", events=[],
-            progress=JobProgress(pages_parsed=9, eta_s=0), control=JobControl(llamaparse_job_id=None),
-            lease_seconds=30)
+            conn,
+            claimed.job,
+            stage="parsed",
+            state="working",
+            events=[],
+            progress=JobProgress(pages_parsed=9, eta_s=0),
+            control=JobControl(llamaparse_job_id=None),
+            lease_seconds=30,
+        )
     assert updated is not None
-    [row] = rows(runtime, "SELECT progress, control, progress || control AS merged"
-                          " FROM upload_pipeline.upload_jobs")
+    [row] = rows(
+        runtime, "SELECT progress, control, progress || control AS merged FROM upload_pipeline.upload_jobs"
+    )
     assert row["progress"] == {"pages_parsed": 9, "pages_total": 9, "eta_s": 0}
     assert row["control"] == {"detected_kind": "pdf", "llamaparse_job_id": None}
     assert updated.progress.as_dict() == row["progress"] and updated.control.as_dict() == row["control"]
@@ -127,16 +162,29 @@ def test_progress_and_control_merge_in_their_own_columns(runtime: Runtime, db_ur
 
 
 def test_reading_never_fails_on_what_another_release_wrote() -> None:
-    control, display = read_progress({"pages_total": "many", "chunks_total": 4, "detected_kind": 7,
-                                      "new_figure": 1.5, "eta_s": 2})
+    control, display = read_progress(
+        {"pages_total": "many", "chunks_total": 4, "detected_kind": 7, "new_figure": 1.5, "eta_s": 2}
+    )
     assert control == JobControl()  # a control value of the wrong type is read as unset
     assert display.as_dict() == {"chunks_total": 4, "new_figure": 1.5, "eta_s": 2}
     assert display.without_eta().as_dict() == {"chunks_total": 4, "new_figure": 1.5}
     # A row read by a query without the control column: control keys come from progress.
-    job = Job.from_row({"job_id": uuid.uuid4(), "document_id": uuid.uuid4(), "stage": "parse_queued",
-                        "state": "queued", "attempt_id": None, "claimed_by": None, "lease_expires_at": None,
-                        "attempts": 0, "retry_count": 0, "lost_leases": 0, "next_attempt_at": None,
-                        "progress": {"detected_kind": "docx", "pages_total": 2}})
+    job = Job.from_row(
+        {
+            "job_id": uuid.uuid4(),
+            "document_id": uuid.uuid4(),
+            "stage": "parse_queued",
+            "state": "queued",
+            "attempt_id": None,
+            "claimed_by": None,
+            "lease_expires_at": None,
+            "attempts": 0,
+            "retry_count": 0,
+            "lost_leases": 0,
+            "next_attempt_at": None,
+            "progress": {"detected_kind": "docx", "pages_total": 2},
+        }
+    )
     assert job.control.detected_kind == "docx" and job.progress.as_dict() == {"pages_total": 2}
     # The control column wins over a stale copy in progress.
     control, _ = read_progress({"detected_kind": "docx"}, {"detected_kind": "pdf"})

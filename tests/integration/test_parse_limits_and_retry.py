@@ -21,14 +21,25 @@ pytestmark = pytest.mark.integration
 def test_hanging_crashing_bloated_parsers_fail_after_retries_and_the_worker_goes_on(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = make_settings(db_url, tmp_path / "data", max_retries=1, parse_timeout_seconds=1.0,
-                             parse_timeout_seconds_per_mb=0.0, parse_memory_mb=256)
+    settings = make_settings(
+        db_url,
+        tmp_path / "data",
+        max_retries=1,
+        parse_timeout_seconds=1.0,
+        parse_timeout_seconds_per_mb=0.0,
+        parse_memory_mb=256,
+    )
     rt = Runtime(settings, migrate=False)
-    evil = SandboxedParser(ParseLimits.from_settings(settings),
-                           target="tests.fixtures.evil_parsers:parse_file")
+    evil = SandboxedParser(
+        ParseLimits.from_settings(settings), target="tests.fixtures.evil_parsers:parse_file"
+    )
     monkeypatch.setattr(rt, "parse_fn", lambda: evil)
-    files = {"hang.txt": "EVIL:HANG", "segv.txt": "EVIL:SEGV", "bloat.txt": "EVIL:RSS",
-             "good.txt": "An ordinary document about leases, written after the bad ones."}
+    files = {
+        "hang.txt": "EVIL:HANG",
+        "segv.txt": "EVIL:SEGV",
+        "bloat.txt": "EVIL:RSS",
+        "good.txt": "An ordinary document about leases, written after the bad ones.",
+    }
     for name, text in files.items():
         (tmp_path / "in").mkdir(exist_ok=True)
         (tmp_path / "in" / name).write_text(text + " " + name)
@@ -47,7 +58,6 @@ def test_hanging_crashing_bloated_parsers_fail_after_retries_and_the_worker_goes
         rt.close()
 
 
-
 def test_transient_failure_then_docingest_retry_resumes_from_last_good_stage(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,7 +70,10 @@ def test_transient_failure_then_docingest_retry_resumes_from_last_good_stage(
         doc_id = reg.document.document_id
         job = pipeline.run_until_terminal(rt, [doc_id])[doc_id]
         assert (job["state"], job["error_code"], job["stage"]) == (
-            "failed", "embedding_unavailable", "embedding_in_progress")
+            "failed",
+            "embedding_unavailable",
+            "embedding_in_progress",
+        )
         assert job["retry_count"] == 2 and "injected fault" in job["error_message"]
     finally:
         rt.close()
@@ -80,8 +93,9 @@ def test_transient_failure_then_docingest_retry_resumes_from_last_good_stage(
         done = pipeline.run_until_terminal(rt, [doc_id])[doc_id]
         assert done["state"] == "done" and done["job_id"] == job["job_id"]
         evs = pipeline.events(rt, job["job_id"])
-        requeued = next(i for i, e in enumerate(evs)
-                        if e["type"] == "retry_requested" and e["payload"]["via"] == "cli")
+        requeued = next(
+            i for i, e in enumerate(evs) if e["type"] == "retry_requested" and e["payload"]["via"] == "cli"
+        )
         after = [e["payload"]["from"] for e in evs[requeued:] if e["type"] == "stage_completed"]
         assert after == ["embedding_in_progress", "embeddings_stored"]  # not parsed again
         assert len(pipeline.chunks(rt, doc_id)) == done["progress"]["chunks_total"] > 1
@@ -118,6 +132,9 @@ def test_retry_of_a_job_whose_file_was_not_kept_says_to_ingest_again(
     assert "docingest ingest" in result.output and "bad.docx" in result.output
     rt = Runtime(settings, migrate=False)
     try:  # nothing was requeued
-        assert pipeline.latest_jobs(rt, [reg.document.document_id])[reg.document.document_id]["state"] == "failed"
+        assert (
+            pipeline.latest_jobs(rt, [reg.document.document_id])[reg.document.document_id]["state"]
+            == "failed"
+        )
     finally:
         rt.close()

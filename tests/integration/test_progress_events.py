@@ -25,8 +25,11 @@ def test_events_follow_a_document_from_uploaded_to_complete(runtime: Runtime, tm
     reg = register(runtime, write_docs(tmp_path / "in", 1, words=600))[0]
     doc_id = reg.document.document_id
     seen: list[dict] = []
-    reader = threading.Thread(target=lambda: seen.extend(
-        document_events(runtime.documents, doc_id, poll_seconds=0.05, timeout_seconds=60)))
+    reader = threading.Thread(
+        target=lambda: seen.extend(
+            document_events(runtime.documents, doc_id, poll_seconds=0.05, timeout_seconds=60)
+        )
+    )
     reader.start()  # following before the worker starts: it must wait, then see everything
     worker = runtime.worker(concurrency=1)
     worker.start()
@@ -36,8 +39,17 @@ def test_events_follow_a_document_from_uploaded_to_complete(runtime: Runtime, tm
         worker.stop()
     assert not reader.is_alive()
     completed = [e["stage"] for e in seen if e["type"] == "stage_completed"]
-    assert completed == ["parse_queued", "parsed", "parse_validated", "chunking", "chunks_stored",
-                         "embedding_queued", "embedding_in_progress", "embeddings_stored", "complete"]
+    assert completed == [
+        "parse_queued",
+        "parsed",
+        "parse_validated",
+        "chunking",
+        "chunks_stored",
+        "embedding_queued",
+        "embedding_in_progress",
+        "embeddings_stored",
+        "complete",
+    ]
     ids = [e["event_id"] for e in seen]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert all(e["document_id"] == str(doc_id) for e in seen)
@@ -58,8 +70,10 @@ def test_progress_records_pages_chunks_and_eta(runtime: Runtime, tmp_path: Path)
     try:
         from tests.e2e.workers import wait_for
 
-        wait_for(lambda: rows(runtime, "SELECT state FROM upload_pipeline.upload_jobs")[0]["state"]
-                 == "done", timeout=60)
+        wait_for(
+            lambda: rows(runtime, "SELECT state FROM upload_pipeline.upload_jobs")[0]["state"] == "done",
+            timeout=60,
+        )
     finally:
         worker.stop()
     progress = rows(runtime, "SELECT progress FROM upload_pipeline.upload_jobs")[0]["progress"]
@@ -83,17 +97,23 @@ PAGES = 15_000  # ~1.5 s of parsing here: many progress saves at the test's 0.1 
 def _big_pdf(path: Path) -> Path:
     b = PdfBuilder()
     for i in range(PAGES):
-        b.add_text_page([f"Page {i + 1} of the progress test.".encode(),
-                         b"Pages parsed of pages total are saved while the parse runs."])
+        b.add_text_page(
+            [
+                f"Page {i + 1} of the progress test.".encode(),
+                b"Pages parsed of pages total are saved while the parse runs.",
+            ]
+        )
     path.write_bytes(b.build())
     return path
 
 
-def test_pages_parsed_move_while_a_pdf_is_parsed(db_url: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pages_parsed_move_while_a_pdf_is_parsed(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     interval = 0.1
-    rt = Runtime(make_settings(db_url, tmp_path / "data", parse_progress_interval_seconds=interval),
-                 migrate=False)
+    rt = Runtime(
+        make_settings(db_url, tmp_path / "data", parse_progress_interval_seconds=interval), migrate=False
+    )
     writes: list[tuple[float, dict[str, Any]]] = []
     update_progress = Repository.update_progress
 
@@ -109,8 +129,9 @@ def test_pages_parsed_move_while_a_pdf_is_parsed(db_url: str, tmp_path: Path,
     def poll() -> None:  # what GET /api/v2/documents/{id} answers, every 10 ms
         while True:
             with rt.database.user_transaction("u1") as conn:
-                view = DocumentPublic.from_row(rt.repo.get_document_view(conn, user_id="u1",
-                                                                         document_id=doc_id))
+                view = DocumentPublic.from_row(
+                    rt.repo.get_document_view(conn, user_id="u1", document_id=doc_id)
+                )
             seen.append(view)
             if view.state in ("done", "failed"):
                 return
@@ -126,8 +147,11 @@ def test_pages_parsed_move_while_a_pdf_is_parsed(db_url: str, tmp_path: Path,
         worker.stop()
         rt.close()
     assert not poller.is_alive() and seen[-1].state == "done"
-    moving = [v.progress for v in seen if v.stage == "parse_queued"
-              and 0 < (v.progress.get("pages_parsed") or 0) < PAGES]
+    moving = [
+        v.progress
+        for v in seen
+        if v.stage == "parse_queued" and 0 < (v.progress.get("pages_parsed") or 0) < PAGES
+    ]
     assert moving, "no intermediate pages_parsed seen while parsing"
     assert all(p["pages_total"] == PAGES and p["eta_s"] >= 0 for p in moving)
     assert format_progress(moving[0]).startswith(f"pages {moving[0]['pages_parsed']}/{PAGES}")

@@ -76,25 +76,28 @@ def test_an_unlimited_limiter_writes_nothing_per_request(runtime: Runtime) -> No
     limiter = _limiter(runtime, listen=False)
     limiter.acquire()
     with runtime.pool().connection() as conn:
-        before = conn.execute("SELECT bucket, tokens, updated_at FROM upload_pipeline.rate_limits"
-                              " ORDER BY bucket").fetchall()
+        before = conn.execute(
+            "SELECT bucket, tokens, updated_at FROM upload_pipeline.rate_limits ORDER BY bucket"
+        ).fetchall()
     for _ in range(5):
         limiter.acquire(tokens=100)
     with runtime.pool().connection() as conn:
-        after = conn.execute("SELECT bucket, tokens, updated_at FROM upload_pipeline.rate_limits"
-                             " ORDER BY bucket").fetchall()
+        after = conn.execute(
+            "SELECT bucket, tokens, updated_at FROM upload_pipeline.rate_limits ORDER BY bucket"
+        ).fetchall()
     assert before == after and [r["bucket"] for r in after] == ["openai:requests"]
 
 
-def test_a_limited_bucket_is_taken_on_every_request_without_waiting_for_a_flush(
-        runtime: Runtime) -> None:
+def test_a_limited_bucket_is_taken_on_every_request_without_waiting_for_a_flush(runtime: Runtime) -> None:
     limiter = _limiter(runtime, rpm=60, tpm=6_000)  # capacities 6 and 600, refills 0.9/s and 90/s
     try:
         for _ in range(3):
             limiter.acquire(tokens=100)
         with runtime.pool().connection() as conn:
-            tokens = {r["bucket"]: r["tokens"] for r in conn.execute(
-                "SELECT bucket, tokens FROM upload_pipeline.rate_limits").fetchall()}
+            tokens = {
+                r["bucket"]: r["tokens"]
+                for r in conn.execute("SELECT bucket, tokens FROM upload_pipeline.rate_limits").fetchall()
+            }
         assert tokens["openai:requests"] < 6 - 1.5  # 3 taken (a second and more of refill allowed)
         assert tokens["openai:tokens"] < 600 - 150  # 300 taken
         assert limiter._listener is None  # limits are enforced by the bucket rows themselves

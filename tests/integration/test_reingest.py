@@ -21,20 +21,30 @@ from tests.fixtures import pipeline
 
 pytestmark = pytest.mark.integration
 
-TEXT = ("# Tide tables\n\n" + "The harbour master posts the tide tables every Monday morning. " * 40 + "\n").encode()
+TEXT = (
+    "# Tide tables\n\n" + "The harbour master posts the tide tables every Monday morning. " * 40 + "\n"
+).encode()
 
 
 def _reingest_events(rt: Runtime, job_id: object) -> list[dict[str, object]]:
-    return [e["payload"] for e in pipeline.events(rt, job_id)
-            if e["type"] == "retry_requested" and e["payload"]["via"] == "ingest"]
+    return [
+        e["payload"]
+        for e in pipeline.events(rt, job_id)
+        if e["type"] == "retry_requested" and e["payload"]["via"] == "ingest"
+    ]
 
 
 def test_a_document_refused_at_upload_completes_when_ingested_again(runtime: Runtime, tmp_path: Path) -> None:
     path = tmp_path / "tides.md"
     path.write_bytes(TEXT)
     # An HTTP client declared the wrong size; Supabase-style storage kept all the bytes it sent.
-    ticket = runtime.documents.request_upload("ana", filename="tides.md", bytes_len=len(TEXT) - 100, mime="text/markdown",
-                                    sha256=hashlib.sha256(TEXT).hexdigest())
+    ticket = runtime.documents.request_upload(
+        "ana",
+        filename="tides.md",
+        bytes_len=len(TEXT) - 100,
+        mime="text/markdown",
+        sha256=hashlib.sha256(TEXT).hexdigest(),
+    )
     assert ticket.job is not None
     runtime.storage.put_stream(ticket.document.raw_path, io.BytesIO(TEXT))
     runtime.documents.complete_upload("ana", ticket.job.job_id)
@@ -53,7 +63,8 @@ def test_a_document_refused_at_upload_completes_when_ingested_again(runtime: Run
         doc = runtime.repo.get_document(conn, ticket.document.document_id)
     assert doc is not None and doc.bytes_len == len(TEXT)  # re-declared with the real size
     assert _reingest_events(runtime, job["job_id"]) == [
-        {"via": "ingest", "previous_error_code": "size_mismatch", "stored_again": True}]
+        {"via": "ingest", "previous_error_code": "size_mismatch", "stored_again": True}
+    ]
 
     # A complete document ingested again is a plain duplicate: nothing requeued.
     again = ingest(runtime, [path], user_id="ana")
@@ -62,10 +73,13 @@ def test_a_document_refused_at_upload_completes_when_ingested_again(runtime: Run
 
 
 def test_a_file_too_large_then_allowed_is_requeued_and_one_still_too_large_is_not(
-        settings: Settings, tmp_path: Path) -> None:
+    settings: Settings, tmp_path: Path
+) -> None:
     path = tmp_path / "tides.md"
     path.write_bytes(TEXT)
-    small = Runtime(make_settings(settings.database_url, settings.data_dir, max_file_bytes=100), migrate=False)
+    small = Runtime(
+        make_settings(settings.database_url, settings.data_dir, max_file_bytes=100), migrate=False
+    )
     try:
         first = ingest(small, [path], user_id="bo")
         assert first.failed_by_code == {"file_too_large": 1}
@@ -79,6 +93,7 @@ def test_a_file_too_large_then_allowed_is_requeued_and_one_still_too_large_is_no
         assert (summary.requeued, summary.complete, summary.chunks > 0) == (1, 1, True), summary.failures
         [job] = pipeline.latest_jobs(big).values()
         assert _reingest_events(big, job["job_id"]) == [
-            {"via": "ingest", "previous_error_code": "file_too_large", "stored_again": True}]
+            {"via": "ingest", "previous_error_code": "file_too_large", "stored_again": True}
+        ]
     finally:
         big.close()

@@ -30,12 +30,17 @@ def _insert(rt: Runtime, user: str, vectors: np.ndarray) -> list[uuid.UUID]:
         conn.execute(
             "INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime, bytes_len,"
             " file_sha256, raw_path) VALUES (%s, %s, %s, 'text/plain', 1, %s, 'x')",
-            (doc, user, f"{user}.txt", hashlib.sha256(str(doc).encode()).hexdigest()))
+            (doc, user, f"{user}.txt", hashlib.sha256(str(doc).encode()).hexdigest()),
+        )
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO upload_pipeline.document_chunks (chunk_id, document_id, user_id, ordinal,"
                 " text, token_count, embedding, embed_model) VALUES (%s, %s, %s, %s, %s, 1, %s, 'm')",
-                [(cid, doc, user, i, f"{user} chunk {i}", vec) for i, (cid, vec) in enumerate(zip(ids, vectors))])
+                [
+                    (cid, doc, user, i, f"{user} chunk {i}", vec)
+                    for i, (cid, vec) in enumerate(zip(ids, vectors))
+                ],
+            )
     return ids
 
 
@@ -51,13 +56,16 @@ def test_a_small_tenant_gets_its_own_nearest_chunks(runtime: Runtime) -> None:
     expected = [small[i] for i in np.argsort(-(small_vectors @ query))[:3]]
     with runtime.pool().connection() as conn, conn.transaction():
         conn.execute("SET LOCAL hnsw.ef_search = 40")
-        hnsw = conn.execute(queries()["search_vector"],
-                            {"user_id": "small", "embedding": query, "limit": 3}).fetchall()
+        hnsw = conn.execute(
+            queries()["search_vector"], {"user_id": "small", "embedding": query, "limit": 3}
+        ).fetchall()
         exact = runtime.repo.search_vector(conn, user_id="small", embedding=query, limit=3, ef_search=40)
-        fallback = runtime.repo.search_vector(conn, user_id="small", embedding=query, limit=3,
-                                              ef_search=40, exact_max_chunks=0)
+        fallback = runtime.repo.search_vector(
+            conn, user_id="small", embedding=query, limit=3, ef_search=40, exact_max_chunks=0
+        )
     assert len(hnsw) < 3  # the HNSW scan alone: the big tenant's chunks filled its candidates
     assert [r["chunk_id"] for r in exact] == expected
     assert [r["chunk_id"] for r in fallback] == expected  # a big tenant's short HNSW answer
-    assert [round(r["score"], 5) for r in exact] == [round(float(small_vectors[small.index(c)] @ query), 5)
-                                                     for c in expected]
+    assert [round(r["score"], 5) for r in exact] == [
+        round(float(small_vectors[small.index(c)] @ query), 5) for c in expected
+    ]

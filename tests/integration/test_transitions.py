@@ -39,7 +39,9 @@ def _claim(rt: Runtime, worker: str = "w1") -> Any:
 
 def _complete(rt: Runtime, job: Job, **overrides: Any) -> Job | None:
     step: dict[str, Any] = {
-        "stage": job.stage.next().value, "state": "working", "progress": JobProgress.model_validate({"n": 1}),
+        "stage": job.stage.next().value,
+        "state": "working",
+        "progress": JobProgress.model_validate({"n": 1}),
         "events": [(job.stage.next().value, "stage_completed", {"from": job.stage.value})],
         "lease_seconds": 30.0,
     }
@@ -70,8 +72,12 @@ def test_claim_brings_the_jobs_document(runtime: Runtime, tmp_path: Path) -> Non
 def test_claim_takes_an_expired_lease_before_a_due_job(runtime: Runtime, tmp_path: Path) -> None:
     register(runtime, write_docs(tmp_path / "in", 2))
     first = _claim(runtime)
-    rows(runtime, "UPDATE upload_pipeline.upload_jobs SET lease_expires_at = now() - interval '1 s'"
-                  " WHERE job_id = %s RETURNING job_id", (first.job.job_id,))
+    rows(
+        runtime,
+        "UPDATE upload_pipeline.upload_jobs SET lease_expires_at = now() - interval '1 s'"
+        " WHERE job_id = %s RETURNING job_id",
+        (first.job.job_id,),
+    )
     again = _claim(runtime, "w2")
     assert again.job.job_id == first.job.job_id and again.previous_state == "working"
     assert again.job.lost_leases == 1 and again.job.attempt_id != first.job.attempt_id
@@ -85,10 +91,14 @@ def test_complete_stage_writes_the_transition_and_its_events_together(
 ) -> None:
     register(runtime, write_docs(tmp_path / "in", 1))
     job = _claim(runtime).job
-    updated = _complete(runtime, job, events=[
-        ("uploaded", "cleaned", {"nul": 2}),
-        ("parse_queued", "stage_completed", {"from": "uploaded"}),
-    ])
+    updated = _complete(
+        runtime,
+        job,
+        events=[
+            ("uploaded", "cleaned", {"nul": 2}),
+            ("parse_queued", "stage_completed", {"from": "uploaded"}),
+        ],
+    )
     assert updated is not None and updated.stage is Stage.PARSE_QUEUED
     assert updated.attempt_id == job.attempt_id and updated.progress.as_dict() == {"n": 1}
     assert _events(runtime) == [
@@ -105,8 +115,10 @@ def test_complete_stage_writes_the_transition_and_its_events_together(
 def test_a_stale_attempt_cannot_complete_a_stage(runtime: Runtime, tmp_path: Path) -> None:
     register(runtime, write_docs(tmp_path / "in", 1))
     old = _claim(runtime).job
-    rows(runtime, "UPDATE upload_pipeline.upload_jobs SET lease_expires_at = now() - interval '1 s'"
-                  " RETURNING job_id")
+    rows(
+        runtime,
+        "UPDATE upload_pipeline.upload_jobs SET lease_expires_at = now() - interval '1 s' RETURNING job_id",
+    )
     new = _claim(runtime, "w2").job
     assert _complete(runtime, old) is None
     row = _job(runtime)
@@ -123,18 +135,19 @@ def test_a_transition_is_applied_once(runtime: Runtime, tmp_path: Path) -> None:
     assert _job(runtime)["stage"] == "parse_queued" and len(_events(runtime)) == 1
 
 
-def test_a_transition_renews_the_lease_only_when_half_of_it_is_gone(
-    runtime: Runtime, tmp_path: Path
-) -> None:
+def test_a_transition_renews_the_lease_only_when_half_of_it_is_gone(runtime: Runtime, tmp_path: Path) -> None:
     register(runtime, write_docs(tmp_path / "in", 1))
     job = _claim(runtime).job
     kept = _complete(runtime, job)  # 30 s lease just taken: kept as it is (a HOT update)
     assert kept is not None and kept.lease_expires_at == job.lease_expires_at
-    rows(runtime, "UPDATE upload_pipeline.upload_jobs SET lease_expires_at = now() + interval '10 s'"
-                  " RETURNING job_id")
+    rows(
+        runtime,
+        "UPDATE upload_pipeline.upload_jobs SET lease_expires_at = now() + interval '10 s' RETURNING job_id",
+    )
     renewed = _complete(runtime, kept)
-    lease_left = rows(runtime, "SELECT extract(epoch FROM lease_expires_at - now()) AS s"
-                               " FROM upload_pipeline.upload_jobs")[0]["s"]
+    lease_left = rows(
+        runtime, "SELECT extract(epoch FROM lease_expires_at - now()) AS s FROM upload_pipeline.upload_jobs"
+    )[0]["s"]
     assert renewed is not None and 25 < lease_left <= 30
 
 
@@ -172,8 +185,10 @@ def traced(tmp_path: Path) -> Iterator[tuple[Path, Any]]:
 def _round_trips(path: Path) -> int:
     """Requests the client ended (``Sync``, or a simple ``Query``): one per round trip outside
     pipeline mode. The client's lines are written as it sends them; the server's may lag."""
-    return sum(line.startswith("F\t") and line.split("\t")[2].strip() in ("Sync", "Query")
-               for line in path.read_text().splitlines())
+    return sum(
+        line.startswith("F\t") and line.split("\t")[2].strip() in ("Sync", "Query")
+        for line in path.read_text().splitlines()
+    )
 
 
 def test_a_no_op_stage_costs_one_round_trip(
@@ -181,8 +196,15 @@ def test_a_no_op_stage_costs_one_round_trip(
 ) -> None:
     path, configure = traced
     register(runtime, write_docs(tmp_path / "in", 3))
-    pool = ConnectionPool(runtime.url, min_size=1, max_size=1, kwargs={"row_factory": dict_row},
-                          configure=configure, check=check_connection, open=True)
+    pool = ConnectionPool(
+        runtime.url,
+        min_size=1,
+        max_size=1,
+        kwargs={"row_factory": dict_row},
+        configure=configure,
+        check=check_connection,
+        open=True,
+    )
     try:
         handlers = {s: Passthrough(s) for s in Stage if s is not Stage.COMPLETE}
         worker = BaseWorker(runtime.settings, pool, handlers, concurrency=1)  # type: ignore[arg-type]
@@ -192,8 +214,9 @@ def test_a_no_op_stage_costs_one_round_trip(
         assert _round_trips(path) - before == 1 + 9  # the claim, then one per transition
     finally:
         pool.close()
-    assert [r["state"] for r in rows(runtime, "SELECT state FROM upload_pipeline.upload_jobs")
-            ].count("done") == 2
+    assert [r["state"] for r in rows(runtime, "SELECT state FROM upload_pipeline.upload_jobs")].count(
+        "done"
+    ) == 2
 
 
 def test_checkout_pings_only_a_connection_that_looks_broken(
@@ -221,8 +244,10 @@ def test_the_pool_replaces_a_connection_whose_backend_was_terminated(runtime: Ru
     with pool.connection() as conn:
         pid = conn.info.backend_pid
     with psycopg.connect(runtime.url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                      " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
     time.sleep(0.2)
     with pool.connection() as conn:
         assert conn.execute("SELECT 1 AS one").fetchone()["one"] == 1
@@ -249,12 +274,15 @@ def test_a_fenced_out_no_op_transition_raises_lease_lost_and_stops_the_handler(
     register(runtime, write_docs(tmp_path / "in", 1))
     w = runtime.worker(concurrency=1)
     old = _claim(runtime)
-    rows(runtime, "UPDATE upload_pipeline.upload_jobs SET attempt_id = gen_random_uuid()"
-                  " RETURNING job_id")  # another attempt holds the job now
+    rows(
+        runtime, "UPDATE upload_pipeline.upload_jobs SET attempt_id = gen_random_uuid() RETURNING job_id"
+    )  # another attempt holds the job now
     held = _Held(old.job, threading.Event())
     ctx = JobContext(w, old.job, old.document, held)
     with pytest.raises(LeaseLost):
-        w._transition(ctx, StageResult(progress=JobProgress.model_validate({"x": 1}), events=[("note", {})]), 0.0)
+        w._transition(
+            ctx, StageResult(progress=JobProgress.model_validate({"x": 1}), events=[("note", {})]), 0.0
+        )
     assert held.lost.is_set()
     assert _job(runtime)["stage"] == "uploaded" and _events(runtime) == []
 

@@ -20,8 +20,11 @@ pytestmark = pytest.mark.integration
 
 
 def expire_leases(rt: Runtime) -> None:
-    rows(rt, "UPDATE upload_pipeline.upload_jobs SET lease_expires_at = now() - interval '1 second'"
-             " WHERE state = 'working' RETURNING job_id")
+    rows(
+        rt,
+        "UPDATE upload_pipeline.upload_jobs SET lease_expires_at = now() - interval '1 second'"
+        " WHERE state = 'working' RETURNING job_id",
+    )
 
 
 def test_claim_sets_a_fresh_attempt_and_lease(runtime: Runtime, tmp_path: Path) -> None:
@@ -70,8 +73,10 @@ def test_expired_lease_is_taken_over_and_the_old_attempt_is_fenced_out(
     ctx = JobContext(w, old, doc, _Held(old, threading.Event()))
     with pytest.raises(LeaseLost), ctx.fenced() as conn:
         conn.execute("UPDATE upload_pipeline.documents SET filename = 'hijacked'")
-    result = StageResult(progress=JobProgress.model_validate({"x": 1}), persist=lambda conn: conn.execute(
-        "UPDATE upload_pipeline.documents SET filename = 'hijacked'"))
+    result = StageResult(
+        progress=JobProgress.model_validate({"x": 1}),
+        persist=lambda conn: conn.execute("UPDATE upload_pipeline.documents SET filename = 'hijacked'"),
+    )
     with pytest.raises(LeaseLost):
         w._transition(ctx, result, 0.0)
     job = rows(runtime, "SELECT * FROM upload_pipeline.upload_jobs")[0]
@@ -100,12 +105,16 @@ def test_worker_runs_a_document_through_every_stage(runtime: Runtime, tmp_path: 
     assert w.run_once()
     job = rows(runtime, "SELECT * FROM upload_pipeline.upload_jobs")[0]
     assert (job["stage"], job["state"]) == ("complete", "done")
-    transitions = rows(runtime, "SELECT stage FROM upload_pipeline.events "
-                                "WHERE type = 'stage_completed' ORDER BY event_id")
+    transitions = rows(
+        runtime, "SELECT stage FROM upload_pipeline.events WHERE type = 'stage_completed' ORDER BY event_id"
+    )
     assert [r["stage"] for r in transitions] == [s.value for s in Stage][1:]
-    counts = rows(runtime, "SELECT (SELECT count(*) FROM upload_pipeline.document_chunks) c, "
-                           "(SELECT count(*) FROM upload_pipeline.document_chunk_buffer) b, "
-                           "(SELECT count(*) FROM upload_pipeline.document_vector_buffer) v")[0]
+    counts = rows(
+        runtime,
+        "SELECT (SELECT count(*) FROM upload_pipeline.document_chunks) c, "
+        "(SELECT count(*) FROM upload_pipeline.document_chunk_buffer) b, "
+        "(SELECT count(*) FROM upload_pipeline.document_vector_buffer) v",
+    )[0]
     assert counts["c"] == job["progress"]["chunks_total"] > 1 and counts["b"] == counts["v"] == 0
 
 
@@ -150,8 +159,11 @@ def test_transient_errors_retry_with_backoff_then_fail_with_the_last_cause(
     first = rows(runtime, "SELECT payload FROM upload_pipeline.events WHERE type = 'retry_scheduled'")
     assert 0 <= first[0]["payload"]["retry_in_s"] <= runtime.settings.backoff_max_seconds
     for _ in range(runtime.settings.max_retries + 2):
-        rows(runtime, "UPDATE upload_pipeline.upload_jobs SET next_attempt_at = now() "
-                      "WHERE state = 'retryable' RETURNING job_id")
+        rows(
+            runtime,
+            "UPDATE upload_pipeline.upload_jobs SET next_attempt_at = now() "
+            "WHERE state = 'retryable' RETURNING job_id",
+        )
         claimed = w.claim()
         if claimed is None:
             break
@@ -194,7 +206,9 @@ def test_stopping_releases_the_held_job(runtime: Runtime, tmp_path: Path) -> Non
     assert job["state"] == "queued" and job["attempt_id"] is None
 
 
-def _worker_holding_two_jobs(runtime: Runtime, tmp_path: Path) -> tuple[BaseWorker, tuple[Any, _Held], tuple[Any, _Held]]:
+def _worker_holding_two_jobs(
+    runtime: Runtime, tmp_path: Path
+) -> tuple[BaseWorker, tuple[Any, _Held], tuple[Any, _Held]]:
     """A one-slot worker that has claimed two jobs and tracks both as held (what its heartbeat renews)."""
     register(runtime, write_docs(tmp_path / "in", 2))
     w = runtime.worker(concurrency=1)
@@ -206,14 +220,19 @@ def _worker_holding_two_jobs(runtime: Runtime, tmp_path: Path) -> tuple[BaseWork
 
 
 def _lease_expires_at(runtime: Runtime, job_id: Any) -> Any:
-    return rows(runtime, "SELECT lease_expires_at FROM upload_pipeline.upload_jobs WHERE job_id = %s",
-                (job_id,))[0]["lease_expires_at"]
+    return rows(
+        runtime, "SELECT lease_expires_at FROM upload_pipeline.upload_jobs WHERE job_id = %s", (job_id,)
+    )[0]["lease_expires_at"]
 
 
 def test_heartbeat_renews_held_leases_and_flags_lost_ones(runtime: Runtime, tmp_path: Path) -> None:
     w, (a, held_a), (b, held_b) = _worker_holding_two_jobs(runtime, tmp_path)
-    rows(runtime, "UPDATE upload_pipeline.upload_jobs SET attempt_id = gen_random_uuid() "
-                  "WHERE job_id = %s RETURNING job_id", (b.job_id,))
+    rows(
+        runtime,
+        "UPDATE upload_pipeline.upload_jobs SET attempt_id = gen_random_uuid() "
+        "WHERE job_id = %s RETURNING job_id",
+        (b.job_id,),
+    )
     before = _lease_expires_at(runtime, a.job_id)
     w.heartbeat()
     after = _lease_expires_at(runtime, a.job_id)
@@ -222,14 +241,16 @@ def test_heartbeat_renews_held_leases_and_flags_lost_ones(runtime: Runtime, tmp_
 
 
 def test_heartbeat_never_waits_for_a_job_row_locked_by_a_long_transaction(
-        runtime: Runtime, tmp_path: Path) -> None:
+    runtime: Runtime, tmp_path: Path
+) -> None:
     """A long fenced transaction (a big finalize) holds job A's row: the heartbeat still renews
     job B at once, and counts A as held (it was waiting here, and every lease expired)."""
     w, (a, held_a), (b, held_b) = _worker_holding_two_jobs(runtime, tmp_path)
     before = _lease_expires_at(runtime, b.job_id)
     with runtime.pool().connection() as locker, locker.transaction():
-        locker.execute("SELECT job_id FROM upload_pipeline.upload_jobs WHERE job_id = %s FOR UPDATE",
-                       (a.job_id,))
+        locker.execute(
+            "SELECT job_id FROM upload_pipeline.upload_jobs WHERE job_id = %s FOR UPDATE", (a.job_id,)
+        )
         beat = threading.Thread(target=w.heartbeat)
         beat.start()
         beat.join(10)
@@ -239,9 +260,7 @@ def test_heartbeat_never_waits_for_a_job_row_locked_by_a_long_transaction(
     assert not held_a.lost.is_set() and not held_b.lost.is_set()
 
 
-def test_listen_notify_wakes_an_idle_worker_long_before_the_poll(
-    db_url: str, tmp_path: Path
-) -> None:
+def test_listen_notify_wakes_an_idle_worker_long_before_the_poll(db_url: str, tmp_path: Path) -> None:
     from tests.conftest import make_settings
     from tests.e2e.workers import wait_for
 
@@ -253,8 +272,13 @@ def test_listen_notify_wakes_an_idle_worker_long_before_the_poll(
 
         _time.sleep(1.0)  # slots are now idle, waiting up to 60 s for a poll
         register(rt, write_docs(tmp_path / "in", 3))
-        wait_for(lambda: rows(rt, "SELECT count(*) n FROM upload_pipeline.upload_jobs "
-                                  "WHERE state = 'done'")[0]["n"] == 3, timeout=20)
+        wait_for(
+            lambda: (
+                rows(rt, "SELECT count(*) n FROM upload_pipeline.upload_jobs WHERE state = 'done'")[0]["n"]
+                == 3
+            ),
+            timeout=20,
+        )
     finally:
         w.stop()
         rt.close()
@@ -266,16 +290,21 @@ def test_stop_while_working_releases_the_job_for_another_worker(db_url: str, tmp
     from tests.conftest import make_settings
     from tests.e2e.workers import wait_for
 
-    settings = make_settings(db_url, tmp_path / "data", fault_embedding_delay_seconds=0.5,
-                             embedding_batch_size=4)
+    settings = make_settings(
+        db_url, tmp_path / "data", fault_embedding_delay_seconds=0.5, embedding_batch_size=4
+    )
     rt = Runtime(settings, migrate=False)
     try:
         register(rt, write_docs(tmp_path / "in", 1, words=3000))
         w = rt.worker(concurrency=1)
         w.handlers[Stage.EMBEDDING_IN_PROGRESS].batch_chunks = 2  # type: ignore[attr-defined]
         w.start()
-        wait_for(lambda: rows(rt, "SELECT 1 FROM upload_pipeline.upload_jobs "
-                                  "WHERE stage = 'embedding_in_progress'"), timeout=30)
+        wait_for(
+            lambda: rows(
+                rt, "SELECT 1 FROM upload_pipeline.upload_jobs WHERE stage = 'embedding_in_progress'"
+            ),
+            timeout=30,
+        )
         w.stop()
         job = rows(rt, "SELECT * FROM upload_pipeline.upload_jobs")[0]
         assert job["state"] == "queued" and job["stage"] == "embedding_in_progress"

@@ -31,7 +31,8 @@ def test_slot_survives_an_unexpected_error(runtime: Runtime, tmp_path: Path) -> 
     worker.start()
     try:
         job = pipeline.wait_terminal(runtime, [reg.document.document_id], timeout=30)[
-            reg.document.document_id]
+            reg.document.document_id
+        ]
         assert all(t.is_alive() for t in worker._threads)
     finally:
         worker.stop()

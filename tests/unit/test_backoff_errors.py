@@ -34,8 +34,16 @@ def test_error_codes_are_unique_and_classified() -> None:
     codes = [row.code for row in table]
     assert len(codes) == len(set(codes))
     by_code = {row.code: row for row in table}
-    for code in ("pdf_encrypted", "pdf_corrupt", "no_text", "empty_file", "file_too_large",
-                 "embedding_dimension_mismatch", "worker_lost", "content_type_mismatch"):
+    for code in (
+        "pdf_encrypted",
+        "pdf_corrupt",
+        "no_text",
+        "empty_file",
+        "file_too_large",
+        "embedding_dimension_mismatch",
+        "worker_lost",
+        "content_type_mismatch",
+    ):
         assert by_code[code].retryable is False
     for code in ("storage_unavailable", "embedding_unavailable", "parse_timeout", "internal_error"):
         assert by_code[code].retryable is True
@@ -51,8 +59,17 @@ def test_classify_wraps_unknown_exceptions_as_transient_internal_errors() -> Non
 
 def test_stages_are_in_pipeline_order() -> None:
     assert [s.value for s in STAGES] == [
-        "uploaded", "parse_queued", "parsed", "parse_validated", "chunking", "chunks_stored",
-        "embedding_queued", "embedding_in_progress", "embeddings_stored", "complete"]
+        "uploaded",
+        "parse_queued",
+        "parsed",
+        "parse_validated",
+        "chunking",
+        "chunks_stored",
+        "embedding_queued",
+        "embedding_in_progress",
+        "embeddings_stored",
+        "complete",
+    ]
     assert Stage.UPLOADED.next() is Stage.PARSE_QUEUED
     with pytest.raises(ValueError):
         Stage.COMPLETE.next()

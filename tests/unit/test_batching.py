@@ -108,10 +108,17 @@ def test_retry_hints() -> None:
     assert parse_duration("2") == 2.0
     assert retry_after_seconds({"retry-after": "1"}) == 1.0
     assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
-    assert retry_after_seconds({"x-ratelimit-remaining-requests": "0",
-                                "x-ratelimit-reset-requests": "1.5s",
-                                "x-ratelimit-remaining-tokens": "500",
-                                "x-ratelimit-reset-tokens": "9s"}) == 1.5
+    assert (
+        retry_after_seconds(
+            {
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": "1.5s",
+                "x-ratelimit-remaining-tokens": "500",
+                "x-ratelimit-reset-tokens": "9s",
+            }
+        )
+        == 1.5
+    )
     assert retry_after_seconds({}) is None
 
 
@@ -194,9 +201,14 @@ def _openai_embedder(dimensions: int = 4, limiter: object | None = None, **limit
     from docingest.providers.embedding.openai import OpenAIEmbedder
     from docingest.providers.ratelimit import LocalBackoff
 
-    return OpenAIEmbedder(model="text-embedding-3-small", dimensions=dimensions,
-                          base_url="http://127.0.0.1:9/v1", api_key="k", limiter=limiter or LocalBackoff(),
-                          limits=BatchLimits(**limits) if limits else BatchLimits())
+    return OpenAIEmbedder(
+        model="text-embedding-3-small",
+        dimensions=dimensions,
+        base_url="http://127.0.0.1:9/v1",
+        api_key="k",
+        limiter=limiter or LocalBackoff(),
+        limits=BatchLimits(**limits) if limits else BatchLimits(),
+    )
 
 
 def _b64(vec: list[float]) -> str:
@@ -207,8 +219,9 @@ def _b64(vec: list[float]) -> str:
 
 def test_a_reply_is_checked_in_the_lane_and_decoded_in_input_order_by_finish() -> None:
     emb = _openai_embedder()
-    reply = {"data": [{"index": 1, "embedding": _b64([0, 3, 0, 4])},
-                      {"index": 0, "embedding": _b64([2, 0, 0, 0])}]}
+    reply = {
+        "data": [{"index": 1, "embedding": _b64([0, 3, 0, 4])}, {"index": 0, "embedding": _b64([2, 0, 0, 0])}]
+    }
     checked = emb._checked_embeddings(reply, 2)
     assert isinstance(checked[0], str)  # not decoded yet: that is the consumer's work
     np.testing.assert_allclose(emb._finish(checked), [[1, 0, 0, 0], [0, 0.6, 0, 0.8]], rtol=1e-6)

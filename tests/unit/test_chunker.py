@@ -17,8 +17,9 @@ from tests.conftest import CORPUS
 
 @cache
 def chunker(overlap: int = 0) -> Chunker:
-    return Chunker(load_tokenizer(str(model_dir() / "tokenizer.json")), max_tokens=256,
-                   overlap_tokens=overlap)
+    return Chunker(
+        load_tokenizer(str(model_dir() / "tokenizer.json")), max_tokens=256, overlap_tokens=overlap
+    )
 
 
 def assert_well_formed(text: str, chunks: list) -> None:
@@ -26,7 +27,7 @@ def assert_well_formed(text: str, chunks: list) -> None:
     counts = chunker().count_tokens([c.text for c in chunks])
     for c, n in zip(chunks, counts):
         assert c.text.strip(), "empty or whitespace-only chunk"
-        assert text[c.start:c.end] == c.text, "offsets do not give the chunk back"
+        assert text[c.start : c.end] == c.text, "offsets do not give the chunk back"
         assert n == c.token_count <= 256
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
 
@@ -55,8 +56,9 @@ def test_text_without_whitespace_is_cut_within_the_limit(name: str) -> None:
     elif name == "cjk":
         text = "".join(chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(40_000))
     else:
-        text = json.dumps([{"k": rng.random(), "v": "x" * rng.randint(1, 40)} for _ in range(2500)],
-                          separators=(",", ":"))
+        text = json.dumps(
+            [{"k": rng.random(), "v": "x" * rng.randint(1, 40)} for _ in range(2500)], separators=(",", ":")
+        )
     chunks = chunker().chunk(text, markdown=True)
     assert_well_formed(text, chunks)
 

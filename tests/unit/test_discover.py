@@ -21,12 +21,15 @@ def test_directories_are_walked_and_special_entries_skipped(tmp_path: Path) -> N
     assert discover([tmp_path]) == [tmp_path / "a.md", tmp_path / "sub" / "b.txt"]
 
 
-@pytest.mark.parametrize(("make", "expected"), [
-    (lambda p: None, "no such file or directory"),
-    (lambda p: os.mkfifo(p), "not a regular file (a FIFO)"),
-    (lambda p: p.symlink_to(p.with_name("nowhere")), "broken symbolic link"),
-    (lambda p: p.symlink_to(p), "symbolic link loop"),
-])
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: None, "no such file or directory"),
+        (lambda p: os.mkfifo(p), "not a regular file (a FIFO)"),
+        (lambda p: p.symlink_to(p.with_name("nowhere")), "broken symbolic link"),
+        (lambda p: p.symlink_to(p), "symbolic link loop"),
+    ],
+)
 def test_a_named_path_that_is_not_a_file_says_why(tmp_path: Path, make, expected: str) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "thing"
     make(path)

@@ -83,8 +83,11 @@ MODULE_PATH = re.compile(r"`((?:[a-z_]+/)+[a-z_]+\.py)`")
 def missing_module_paths(text: str) -> set[str]:
     """Module paths ``text`` names that exist under none of ``src/docingest``, ``src`` and the
     repository root."""
-    return {p for p in MODULE_PATH.findall(text)
-            if not any((base / p).is_file() for base in (ROOT / "src" / "docingest", ROOT / "src", ROOT))}
+    return {
+        p
+        for p in MODULE_PATH.findall(text)
+        if not any((base / p).is_file() for base in (ROOT / "src" / "docingest", ROOT / "src", ROOT))
+    }
 
 
 def test_the_docs_name_only_existing_modules() -> None:
@@ -94,4 +97,6 @@ def test_the_docs_name_only_existing_modules() -> None:
 
 
 def test_a_moved_module_is_reported() -> None:
-    assert missing_module_paths("see `storage/service.py` and `api/routes/storage.py`") == {"storage/service.py"}
+    assert missing_module_paths("see `storage/service.py` and `api/routes/storage.py`") == {
+        "storage/service.py"
+    }

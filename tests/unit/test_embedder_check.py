@@ -22,8 +22,11 @@ def _check(*outcomes: Exception | None):  # type: ignore[no-untyped-def]
 def test_a_transient_failure_is_tried_again_after_a_backoff_and_reported() -> None:
     retries: list[tuple[int, int, str, float]] = []
     slept: list[float] = []
-    result = probe_embedder(_check(EmbeddingUnavailable("503"), None), sleep=slept.append,
-                            on_retry=lambda a, n, e, d: retries.append((a, n, e.error_code, d)))
+    result = probe_embedder(
+        _check(EmbeddingUnavailable("503"), None),
+        sleep=slept.append,
+        on_retry=lambda a, n, e, d: retries.append((a, n, e.error_code, d)),
+    )
     assert result is None
     assert [(a, n, code) for a, n, code, _ in retries] == [(1, 3, "embedding_unavailable")]
     assert slept == [retries[0][3]] and 0 < slept[0] <= 5.0

@@ -79,7 +79,8 @@ def test_bf16_vectors_are_the_fp32_ones(reference: np.ndarray) -> None:
 
 
 def test_auto_runs_documents_and_queries_on_the_backends_it_picks(
-        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from docingest.runtime import Runtime
 
     monkeypatch.setattr("docingest.providers.embedding.local.cpu_has_amx_bf16", lambda: True)
@@ -93,7 +94,8 @@ def test_auto_runs_documents_and_queries_on_the_backends_it_picks(
 
 
 def test_first_use_exports_into_an_empty_data_dir_and_matches_pytorch(
-        data_dir: Path, reference: np.ndarray) -> None:
+    data_dir: Path, reference: np.ndarray
+) -> None:
     assert not (data_dir / "models").exists()
     embedder = make_embedder(_settings(data_dir))
     assert isinstance(embedder, OnnxEmbedder) and embedder.variant == "opt"
@@ -107,8 +109,9 @@ def test_first_use_exports_into_an_empty_data_dir_and_matches_pytorch(
     assert embedder.embed([]).shape == (0, 384)
 
 
-def test_later_uses_load_the_exported_file(data_dir: Path, reference: np.ndarray,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_later_uses_load_the_exported_file(
+    data_dir: Path, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_export(*args: object) -> None:
         raise AssertionError("exported again")
 
@@ -158,7 +161,8 @@ def test_each_backend_keeps_only_its_own_model_file(data_dir: Path) -> None:
 
 
 def test_an_older_data_dir_with_the_plain_export_is_tidied_on_first_use(
-        data_dir: Path, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir: Path, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     opt = next((data_dir / "models").glob("all-MiniLM-L6-v2-*/model-opt.onnx"))
     old = opt.with_name("model.onnx")  # as an older version left it: a valid file with its digest
     old.write_bytes(b"plain export of an older version")
@@ -205,8 +209,16 @@ print(os.stat(path).st_ino)
 def test_concurrent_first_uses_export_once(tmp_path: Path) -> None:
     cache = tmp_path / "models"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(cache)], env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(cache)],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
     inodes = {out.strip().splitlines()[-1] for out, _ in outs}

@@ -60,7 +60,11 @@ def _count_subclasses(cls: type) -> int:
 
 def test_every_setup_error_has_a_distinct_code_listed_in_the_readme() -> None:
     rows = setup_error_table()
-    codes = [r.code for _, r in rows] + [r.code for _, r in request_error_table()] + [r.code for r in error_table()]
+    codes = (
+        [r.code for _, r in rows]
+        + [r.code for _, r in request_error_table()]
+        + [r.code for r in error_table()]
+    )
     assert len(codes) == len(set(codes)), "a setup code repeats a job or API code"
     assert {"database_not_migrated", "embedded_database_failed"} <= {r.code for _, r in rows}
     assert len(rows) == _count_subclasses(SetupError)

@@ -96,8 +96,11 @@ def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
 
 
 def test_every_module_belongs_to_a_layer(graph: grimp.ImportGraph) -> None:
-    loose = sorted(m for m in graph.modules if m != "docingest" and _layer_of(m) is None
-                   and not m.startswith("docingest.testing"))
+    loose = sorted(
+        m
+        for m in graph.modules
+        if m != "docingest" and _layer_of(m) is None and not m.startswith("docingest.testing")
+    )
     assert loose == [], f"modules outside every layer of docs/architecture.md: {loose}"
 
 
@@ -151,5 +154,7 @@ def test_architecture_md_draws_the_same_layers() -> None:
     text = ARCHITECTURE.read_text()
     section = text.split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
     drawn = re.findall(r"^\s*\|\s*\d+\s*\|\s*([^|]+?)\s*\|", section, flags=re.MULTILINE)
-    expected = [" | ".join(f"`{n.removeprefix('docingest.')}`" for n in layer.split(" | ")) for layer in LAYERS]
+    expected = [
+        " | ".join(f"`{n.removeprefix('docingest.')}`" for n in layer.split(" | ")) for layer in LAYERS
+    ]
     assert [d.replace(", ", " | ") for d in drawn] == expected

@@ -35,20 +35,32 @@ def stream() -> Iterator[io.StringIO]:
     structlog.reset_defaults()
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (f"PUT /storage/v1/object/upload/sign/documents/u/a.pdf?token={JWT} HTTP/1.1",
-     "PUT /storage/v1/object/upload/sign/documents/u/a.pdf?token=REDACTED HTTP/1.1"),
-    ("GET /x?a=1&apikey=abc&X-Amz-Signature=f00&key=k&keep=yes",
-     "GET /x?a=1&apikey=REDACTED&X-Amz-Signature=REDACTED&key=REDACTED&keep=yes"),
-    ("{'authorization': 'Bearer abc.def', 'apikey': 'sb-123', 'accept': '*/*'}",
-     "{'authorization': 'Bearer REDACTED', 'apikey': 'REDACTED', 'accept': '*/*'}"),
-    ("Authorization: Basic dXNlcjpwdw==", "Authorization: Basic REDACTED"),
-    (f"jwt {JWT} in a message", "jwt REDACTED in a message"),
-    (f"key {KEY}!", "key REDACTED!"),
-    ("postgresql://app:pw@db:5432/x", "postgresql://app:REDACTED@db:5432/x"),
-    ("monkey=banana&keystone=1 nothing secret", "monkey=banana&keystone=1 nothing secret"),
-    ('"GET /api/v2/search?q=what+is+mvcc%3f&k=5 HTTP/1.1" 200', '"GET /api/v2/search?q=REDACTED&k=5 HTTP/1.1" 200'),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"PUT /storage/v1/object/upload/sign/documents/u/a.pdf?token={JWT} HTTP/1.1",
+            "PUT /storage/v1/object/upload/sign/documents/u/a.pdf?token=REDACTED HTTP/1.1",
+        ),
+        (
+            "GET /x?a=1&apikey=abc&X-Amz-Signature=f00&key=k&keep=yes",
+            "GET /x?a=1&apikey=REDACTED&X-Amz-Signature=REDACTED&key=REDACTED&keep=yes",
+        ),
+        (
+            "{'authorization': 'Bearer abc.def', 'apikey': 'sb-123', 'accept': '*/*'}",
+            "{'authorization': 'Bearer REDACTED', 'apikey': 'REDACTED', 'accept': '*/*'}",
+        ),
+        ("Authorization: Basic dXNlcjpwdw==", "Authorization: Basic REDACTED"),
+        (f"jwt {JWT} in a message", "jwt REDACTED in a message"),
+        (f"key {KEY}!", "key REDACTED!"),
+        ("postgresql://app:pw@db:5432/x", "postgresql://app:REDACTED@db:5432/x"),
+        ("monkey=banana&keystone=1 nothing secret", "monkey=banana&keystone=1 nothing secret"),
+        (
+            '"GET /api/v2/search?q=what+is+mvcc%3f&k=5 HTTP/1.1" 200',
+            '"GET /api/v2/search?q=REDACTED&k=5 HTTP/1.1" 200',
+        ),
+    ],
+)
 def test_redact_text(text: str, expected: str) -> None:
     logs.register_secrets(KEY)
     assert logs.redact_text(text) == expected

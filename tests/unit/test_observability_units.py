@@ -47,8 +47,9 @@ def test_metrics_text_is_prometheus_text() -> None:
 def test_json_log_lines_carry_the_bound_job_and_redact_contents() -> None:
     stream = io.StringIO()
     logs.configure_logging(logging.INFO, json=True, stream=stream)
-    job = SimpleNamespace(job_id=uuid4(), document_id=uuid4(), stage=SimpleNamespace(value="parsed"),
-                          attempt_id=uuid4())
+    job = SimpleNamespace(
+        job_id=uuid4(), document_id=uuid4(), stage=SimpleNamespace(value="parsed"), attempt_id=uuid4()
+    )
     try:
         logs.bind_job(job, user_id="u1")
         logs.get_logger("t").info("structlog line", text="document body", api_key="sk-123")

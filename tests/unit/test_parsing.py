@@ -553,8 +553,11 @@ def test_markdown_and_text_are_returned_as_is() -> None:
         (b"nul\x00kept", "nul\x00kept", False),
         (b"lone \xed\xa0\x80 surrogate", "lone \ud800 surrogate", False),
         ("déjà, bad ".encode() + b"\xff byte", "déjà, bad \ufffd byte", True),  # damaged UTF-8
-        (b"caf\xe9 cr\xe8me \x93br\xfbl\xe9e\x94 for dessert", "café crème “brûlée” for dessert",
-         True),  # windows-1252
+        (
+            b"caf\xe9 cr\xe8me \x93br\xfbl\xe9e\x94 for dessert",
+            "café crème “brûlée” for dessert",
+            True,
+        ),  # windows-1252
     ],
 )
 def test_text_decoding(data: bytes, text: str, warned: bool, tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ EVIL = "tests.fixtures.evil_parsers:parse_file"
 
 @pytest.fixture(scope="module")
 def sandbox() -> SandboxedParser:
-    return SandboxedParser(ParseLimits(timeout_seconds=1.5, timeout_seconds_per_mb=0, memory_mb=256),
-                           target=EVIL)
+    return SandboxedParser(
+        ParseLimits(timeout_seconds=1.5, timeout_seconds_per_mb=0, memory_mb=256), target=EVIL
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,8 +32,9 @@ def sandbox() -> SandboxedParser:
         ("EVIL:RSS", "parse_oom", 4),
     ],
 )
-def test_misbehaving_parser_is_stopped(sandbox: SandboxedParser, tmp_path: Path, marker: str,
-                                       code: str, max_seconds: float) -> None:
+def test_misbehaving_parser_is_stopped(
+    sandbox: SandboxedParser, tmp_path: Path, marker: str, code: str, max_seconds: float
+) -> None:
     path = tmp_path / "evil.txt"
     path.write_text(f"{marker} and some text")
     started = time.monotonic()

@@ -38,8 +38,10 @@ def test_context_hit_respects_the_word_budget() -> None:
 
 
 def test_aggregate_means() -> None:
-    rows = [{"recall@1": 1, "recall@5": 1, "mrr@5": 1, "context_hit": 0},
-            {"recall@1": 0, "recall@5": 1, "mrr@5": 0.5, "context_hit": 1}]
+    rows = [
+        {"recall@1": 1, "recall@5": 1, "mrr@5": 1, "context_hit": 0},
+        {"recall@1": 0, "recall@5": 1, "mrr@5": 0.5, "context_hit": 1},
+    ]
     assert aggregate(rows) == {"recall@1": 0.5, "recall@5": 1.0, "mrr@5": 0.75, "context_hit": 0.5}
 
 
@@ -51,8 +53,8 @@ def test_question_files_are_validated_line_by_line(tmp_path) -> None:
     bad = {
         '{"query": 5, "expected": ["a.md"]}': "'query' must be a non-empty string",
         '{"query": "q", "expected": "md/a.md"}': "'expected' must be a non-empty list",
-        '[1, 2]': "expected a JSON object",
-        'not json': "not JSON",
+        "[1, 2]": "expected a JSON object",
+        "not json": "not JSON",
     }
     for line, message in bad.items():
         path = tmp_path / "q.jsonl"
@@ -87,7 +89,10 @@ def test_a_question_file_that_is_not_utf8_is_named_in_the_error(tmp_path: Path) 
 def test_unanswerable_lists_questions_whose_expected_files_were_never_ingested() -> None:
     from docingest.services.evaluation import unanswerable
 
-    qs = [Question("q1", ["md/a.md"], ""), Question("q2", ["pdf/b.pdf", "md/c.md"], ""),
-          Question("q3", ["html/d.html"], "")]
+    qs = [
+        Question("q1", ["md/a.md"], ""),
+        Question("q2", ["pdf/b.pdf", "md/c.md"], ""),
+        Question("q3", ["html/d.html"], ""),
+    ]
     assert [q.query for q in unanswerable(qs, ["a.md", "c.md"])] == ["q3"]
     assert [q.query for q in unanswerable(qs, [])] == ["q1", "q2", "q3"]

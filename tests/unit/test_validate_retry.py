@@ -70,7 +70,12 @@ def test_retry_after_a_failed_write_gives_the_clean_result(tmp_path: Path) -> No
     retried, retried_result = _run(tmp_path / "b", fail=True)
     assert retried.text == clean.text and retried.pages == clean.pages
     assert retried.metadata == clean.metadata == {"Producer": "ab"}
-    assert retried_result.events == clean_result.events == [
-        ("text_cleaned", {"nul_removed": 3, "lone_surrogates_removed": 0, "metadata_chars_removed": 1})]
+    assert (
+        retried_result.events
+        == clean_result.events
+        == [("text_cleaned", {"nul_removed": 3, "lone_surrogates_removed": 0, "metadata_chars_removed": 1})]
+    )
     for parsed_page, page in zip(clean.pages, PAGES, strict=True):
-        assert clean.text[parsed_page.start:parsed_page.end] == page.replace("\x00", "").replace("\ufffe", "")
+        assert clean.text[parsed_page.start : parsed_page.end] == page.replace("\x00", "").replace(
+            "\ufffe", ""
+        )

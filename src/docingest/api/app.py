@@ -27,10 +27,17 @@ from docingest.settings import Settings
 API_PREFIX = "/api/v2"
 
 
-def _storage_service(settings: Settings, storage: LocalStorage, on_stored: OnStored | None = None) -> StorageService:
-    return StorageService(storage, signer=UrlSigner(settings.jwt_secret), jwt_secret=settings.jwt_secret,
-                          max_bytes=settings.max_file_bytes,
-                          upload_ttl_seconds=settings.upload_url_ttl_seconds, on_stored=on_stored)
+def _storage_service(
+    settings: Settings, storage: LocalStorage, on_stored: OnStored | None = None
+) -> StorageService:
+    return StorageService(
+        storage,
+        signer=UrlSigner(settings.jwt_secret),
+        jwt_secret=settings.jwt_secret,
+        max_bytes=settings.max_file_bytes,
+        upload_ttl_seconds=settings.upload_url_ttl_seconds,
+        on_stored=on_stored,
+    )
 
 
 def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
@@ -56,8 +63,12 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
             if sweeper is not None:
                 sweeper.stop()
 
-    app = FastAPI(title="docingest", version="2.0.0", lifespan=lifespan,
-                  description="Document ingestion for retrieval-augmented generation: upload, track, search.")
+    app = FastAPI(
+        title="docingest",
+        version="2.0.0",
+        lifespan=lifespan,
+        description="Document ingestion for retrieval-augmented generation: upload, track, search.",
+    )
     app.state.runtime = rt
     errors.install(app)
     for module in (upload, documents, jobs, search):
@@ -68,7 +79,9 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
 
     app.include_router(llamaparse_webhook_router(rt))  # its own HMAC header, no bearer token
     if settings.storage_backend == "local":
-        app.include_router(storage_router(_storage_service(settings, rt.local_storage, rt.documents.on_stored)))
+        app.include_router(
+            storage_router(_storage_service(settings, rt.local_storage, rt.documents.on_stored))
+        )
         app.add_exception_handler(StorageError, storage_error_handler)
         if uses_request_host(settings):  # no PUBLIC_URL, not loopback: the host the client called
             app.add_middleware(RequestHostBaseUrl, trust_forwarded=settings.trust_forwarded)

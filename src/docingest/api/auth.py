@@ -22,8 +22,13 @@ _USER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 
 
 def mint_token(
-    secret: str, *, user_id: str | None, ttl_seconds: int = 3600, audience: str = "authenticated",
-    role: str = "authenticated", extra: dict[str, Any] | None = None,
+    secret: str,
+    *,
+    user_id: str | None,
+    ttl_seconds: int = 3600,
+    audience: str = "authenticated",
+    role: str = "authenticated",
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """A signed HS256 token for ``user_id`` valid ``ttl_seconds`` from now."""
     now = int(time.time())
@@ -37,8 +42,11 @@ def mint_token(
 def mint_service_key(secret: str, *, ttl_seconds: int = 10 * 365 * 24 * 3600) -> str:
     """A Supabase-style service-role key for the storage service (no user)."""
     now = int(time.time())
-    return jwt.encode({"iss": "docingest", "role": "service_role", "iat": now, "exp": now + ttl_seconds},
-                      secret, algorithm=ALGORITHM)
+    return jwt.encode(
+        {"iss": "docingest", "role": "service_role", "iat": now, "exp": now + ttl_seconds},
+        secret,
+        algorithm=ALGORITHM,
+    )
 
 
 def verify_user_token(token: str, secret: str, *, audience: str) -> str:
@@ -48,8 +56,13 @@ def verify_user_token(token: str, secret: str, *, audience: str) -> str:
         Unauthorized: for any token that is not a valid, current user token for ``audience``.
     """
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=audience,
-                            options={"require": ["exp", "sub", "aud"]})
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=audience,
+            options={"require": ["exp", "sub", "aud"]},
+        )
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid token: {exc}") from exc
     sub = claims.get("sub")
@@ -65,8 +78,9 @@ def verify_service_key(token: str, secret: str) -> None:
         Unauthorized: otherwise.
     """
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp"],
-                                                                            "verify_aud": False})
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp"], "verify_aud": False}
+        )
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid service key: {exc}") from exc
     if claims.get("role") != "service_role":

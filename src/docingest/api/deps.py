@@ -49,8 +49,9 @@ async def get_current_user(
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing Authorization: Bearer <token>")
-    return verify_user_token(credentials.credentials, rt.settings.jwt_secret,
-                             audience=rt.settings.jwt_audience)
+    return verify_user_token(
+        credentials.credentials, rt.settings.jwt_secret, audience=rt.settings.jwt_audience
+    )
 
 
 CurrentUser = Annotated[str, Depends(get_current_user)]

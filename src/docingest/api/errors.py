@@ -28,8 +28,13 @@ log = logging.getLogger("docingest.api")
 _MAX_LISTED = 5  # fields named in the message; ``errors`` has them all
 
 
-def _reply(status: int, code: str, message: str, retry_after: float | None = None,
-           extra: dict[str, Any] | None = None) -> JSONResponse:
+def _reply(
+    status: int,
+    code: str,
+    message: str,
+    retry_after: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
     headers = {"Retry-After": str(int(retry_after + 0.999))} if retry_after else None
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="docingest"'}
@@ -66,12 +71,19 @@ def invalid_request(details: Iterable[dict[str, Any]]) -> e.InvalidRequest:
     errors = []
     for d in details:
         field, where = _field(d.get("loc") or ())
-        errors.append({"field": field, "in": where, "problem": str(d.get("msg", "invalid")),
-                       "type": str(d.get("type", ""))})
+        errors.append(
+            {
+                "field": field,
+                "in": where,
+                "problem": str(d.get("msg", "invalid")),
+                "type": str(d.get("type", "")),
+            }
+        )
     listed = "; ".join(f"{x['field']} ({x['in']}): {x['problem']}" for x in errors[:_MAX_LISTED])
     more = f"; and {len(errors) - _MAX_LISTED} more" if len(errors) > _MAX_LISTED else ""
-    return e.InvalidRequest(f"invalid request: {listed or 'the request does not match the schema'}{more}",
-                            errors=errors)
+    return e.InvalidRequest(
+        f"invalid request: {listed or 'the request does not match the schema'}{more}", errors=errors
+    )
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -79,8 +91,7 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     return await docingest_error(request, invalid_request(exc.errors()))
 
 
-_HTTP_MESSAGES = {404: "no such resource: {method} {path}",
-                  405: "{method} is not allowed on {path}"}
+_HTTP_MESSAGES = {404: "no such resource: {method} {path}", 405: "{method} is not allowed on {path}"}
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -104,8 +115,7 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def database_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, psycopg.DataError):  # e.g. a value PostgreSQL cannot store
-        err: e.RequestError = e.InvalidValue(
-            f"a value cannot be stored: {exc.diag.message_primary or exc}")
+        err: e.RequestError = e.InvalidValue(f"a value cannot be stored: {exc.diag.message_primary or exc}")
     else:
         log.exception("database error on %s %s", request.method, request.url.path)
         err = e.DatabaseUnavailable("the database did not answer; retry")

@@ -16,8 +16,10 @@ from typing import Any
 from docingest.providers.storage.local import REQUEST_BASE_URL
 from docingest.settings import Settings
 
-_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*\.?"
-                   r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+_HOST = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*\.?"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -97,9 +99,13 @@ def exposure_warnings(settings: Settings) -> list[str]:
         return []
     found = []
     if settings.jwt_secret == DEFAULT_JWT_SECRET:
-        found.append(f"listening on {host} (reachable from other machines) with the development JWT "
-                     "secret: anyone can mint tokens for any user; set UPLOAD_PIPELINE_JWT_SECRET to a "
-                     "random secret of 32+ characters")
-    found.append(f"/metrics on {host} needs no token: anyone who can reach this port reads job counts "
-                 "and timings; firewall it or serve the API behind a proxy that blocks /metrics")
+        found.append(
+            f"listening on {host} (reachable from other machines) with the development JWT "
+            "secret: anyone can mint tokens for any user; set UPLOAD_PIPELINE_JWT_SECRET to a "
+            "random secret of 32+ characters"
+        )
+    found.append(
+        f"/metrics on {host} needs no token: anyone who can reach this port reads job counts "
+        "and timings; firewall it or serve the API behind a proxy that blocks /metrics"
+    )
     return found

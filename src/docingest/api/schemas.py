@@ -13,9 +13,11 @@ from docingest.providers.storage import SignedUpload
 from docingest.services.documents import display_filename
 from docingest.services.progress import shown_progress
 
-STALLED_DESCRIPTION = ("true when the job is 'working' but its lease expired: the worker holding it "
-                       "died or hung; another worker takes it over (state stays as stored, and "
-                       "progress has no eta_s)")
+STALLED_DESCRIPTION = (
+    "true when the job is 'working' but its lease expired: the worker holding it "
+    "died or hung; another worker takes it over (state stays as stored, and "
+    "progress has no eta_s)"
+)
 
 
 class ErrorPublic(BaseModel):
@@ -66,8 +68,11 @@ class UploadPublic(BaseModel):
     document_id: UUID
     job_id: UUID | None
     created: bool
-    reupload: bool = Field(False, description="an earlier upload of these bytes was re-armed with this "
-                                              "request's filename, type and size")
+    reupload: bool = Field(
+        False,
+        description="an earlier upload of these bytes was re-armed with this "
+        "request's filename, type and size",
+    )
     signed_url: str | None
     upload_method: str | None
     upload_headers: dict[str, str]
@@ -76,15 +81,26 @@ class UploadPublic(BaseModel):
     state: str | None
 
     @classmethod
-    def build(cls, document: Document, job: Job | None, upload: SignedUpload | None,
-              created: bool, reupload: bool = False) -> UploadPublic:
+    def build(
+        cls,
+        document: Document,
+        job: Job | None,
+        upload: SignedUpload | None,
+        created: bool,
+        reupload: bool = False,
+    ) -> UploadPublic:
         return cls(
-            document_id=document.document_id, job_id=job.job_id if job else None, created=created,
+            document_id=document.document_id,
+            job_id=job.job_id if job else None,
+            created=created,
             reupload=reupload,
-            signed_url=upload.url if upload else None, upload_method=upload.method if upload else None,
+            signed_url=upload.url if upload else None,
+            upload_method=upload.method if upload else None,
             upload_headers=upload.headers if upload else {},
             upload_expires_at=datetime.fromtimestamp(upload.expires_at).astimezone() if upload else None,
-            stage=job.stage.value if job else None, state=job.state.value if job else None)
+            stage=job.stage.value if job else None,
+            state=job.state.value if job else None,
+        )
 
 
 # --- jobs ----------------------------------------------------------------------------
@@ -109,13 +125,22 @@ class JobPublic(BaseModel):
     @classmethod
     def from_job(cls, job: Job) -> JobPublic:
         stalled = job.stalled(datetime.now(UTC))
-        return cls(job_id=job.job_id, document_id=job.document_id, stage=job.stage.value,
-                   state=job.state.value, progress=shown_progress(job.progress, stalled=stalled, state=job.state,
-                                                                          control=job.control),
-                   stalled=stalled, attempts=job.attempts,
-                   retry_count=job.retry_count, error_code=job.error_code, error_message=job.error_message,
-                   created_at=job.created_at, updated_at=job.updated_at, finished_at=job.finished_at,
-                   upload_deadline=job.next_attempt_at if job.state.value == "waiting" else None)
+        return cls(
+            job_id=job.job_id,
+            document_id=job.document_id,
+            stage=job.stage.value,
+            state=job.state.value,
+            progress=shown_progress(job.progress, stalled=stalled, state=job.state, control=job.control),
+            stalled=stalled,
+            attempts=job.attempts,
+            retry_count=job.retry_count,
+            error_code=job.error_code,
+            error_message=job.error_message,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            finished_at=job.finished_at,
+            upload_deadline=job.next_attempt_at if job.state.value == "waiting" else None,
+        )
 
 
 class JobRetryPublic(JobPublic):
@@ -156,8 +181,9 @@ class DocumentPublic(BaseModel):
         values: dict[str, Any] = {k: row.get(k) for k in cls.model_fields}
         stalled = bool(row.get("stalled"))
         values["stalled"] = stalled
-        values["progress"] = shown_progress(row.get("progress"), stalled=stalled, state=row.get("state"),
-                                            control=row.get("control"))
+        values["progress"] = shown_progress(
+            row.get("progress"), stalled=stalled, state=row.get("state"), control=row.get("control")
+        )
         return cls(**values)
 
 

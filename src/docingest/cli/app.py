@@ -15,9 +15,12 @@ from docingest.cli.mock import mock_app
 from docingest.domain import State
 from docingest.settings import Settings
 
-app = typer.Typer(help="docingest: document ingestion for retrieval-augmented generation.",
-                  no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="docingest: document ingestion for retrieval-augmented generation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 console = Console(stderr=True)
 out = Console()
 
@@ -32,10 +35,12 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                 help="print the version and exit"),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+    ),
 ) -> None:
     """docingest: document ingestion for retrieval-augmented generation."""
+
 
 def _check_user(value: str | None) -> str | None:
     if value is not None and not (1 <= len(value) <= 256 and value.isprintable() and value.strip()):
@@ -43,8 +48,7 @@ def _check_user(value: str | None) -> str | None:
     return value
 
 
-UserOpt = typer.Option("local", "--user", help="the user whose documents these are",
-                       callback=_check_user)
+UserOpt = typer.Option("local", "--user", help="the user whose documents these are", callback=_check_user)
 VerboseOpt = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)")
 
 
@@ -59,7 +63,8 @@ def _settings() -> Settings:
         prefix = Settings.model_config.get("env_prefix", "")
         problems = "; ".join(
             (f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: " if e["loc"] else "") + e["msg"]
-            for e in exc.errors())
+            for e in exc.errors()
+        )
         console.print(f"[red]configuration error:[/red] {problems}", soft_wrap=True)
         raise typer.Exit(2) from exc
     except Exception as exc:
@@ -101,8 +106,11 @@ def _warn_unknown_settings() -> None:
         if name.upper().startswith(prefix) and name.upper() not in known:
             close = difflib.get_close_matches(name.upper(), known, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
-            console.print(f"[yellow]warning:[/yellow] {name} is not a docingest setting, ignored{hint}",
-                          soft_wrap=True, highlight=False)
+            console.print(
+                f"[yellow]warning:[/yellow] {name} is not a docingest setting, ignored{hint}",
+                soft_wrap=True,
+                highlight=False,
+            )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -117,8 +125,11 @@ def _check_data_dir(settings: Settings) -> None:
             raise NotADirectoryError(f"{path} exists and is not a directory")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        console.print(f"[red]configuration error:[/red] UPLOAD_PIPELINE_DATA_DIR={path}: cannot use it as "
-                      f"the data directory ({_one_line(exc)}); point it at a writable directory", soft_wrap=True)
+        console.print(
+            f"[red]configuration error:[/red] UPLOAD_PIPELINE_DATA_DIR={path}: cannot use it as "
+            f"the data directory ({_one_line(exc)}); point it at a writable directory",
+            soft_wrap=True,
+        )
         raise typer.Exit(2) from exc
 
 
@@ -133,18 +144,27 @@ def _runtime(settings: Settings | None = None) -> Any:
     settings = settings or _settings()
     _check_data_dir(settings)
     rt = Runtime(settings)
-    where = "UPLOAD_PIPELINE_DATABASE_URL" if settings.database_url else \
-        f"the embedded PostgreSQL under UPLOAD_PIPELINE_DATA_DIR={settings.data_dir}"
+    where = (
+        "UPLOAD_PIPELINE_DATABASE_URL"
+        if settings.database_url
+        else f"the embedded PostgreSQL under UPLOAD_PIPELINE_DATA_DIR={settings.data_dir}"
+    )
     try:
         psycopg.connect(database_url(settings), connect_timeout=10).close()  # starts the embedded one
     except psycopg.ProgrammingError as exc:  # libpq could not parse the URL
-        console.print(f"[red]configuration error:[/red] UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL "
-                      f"URL ({_one_line(exc)}); use postgresql://USER:PASSWORD@HOST:5432/DBNAME, or unset "
-                      "it for the embedded database", soft_wrap=True)
+        console.print(
+            f"[red]configuration error:[/red] UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL "
+            f"URL ({_one_line(exc)}); use postgresql://USER:PASSWORD@HOST:5432/DBNAME, or unset "
+            "it for the embedded database",
+            soft_wrap=True,
+        )
         raise typer.Exit(2) from exc
     except (psycopg.Error, RuntimeError, OSError) as exc:
-        console.print(f"[red]database error:[/red] cannot connect to {where}: {_one_line(exc)}; "
-                      "check that PostgreSQL is running and the setting is right", soft_wrap=True)
+        console.print(
+            f"[red]database error:[/red] cannot connect to {where}: {_one_line(exc)}; "
+            "check that PostgreSQL is running and the setting is right",
+            soft_wrap=True,
+        )
         raise typer.Exit(2) from exc
     return rt
 
@@ -174,20 +194,31 @@ def _explain_nothing_found(rt: Any, user: str | None, what: str) -> None:
     place = where(rt.settings)
     unfinished = sum(n for state, n in mine["jobs_by_state"].items() if not State.is_terminal(state))
     if mine["documents"] and unfinished:
-        hint = (f"{unfinished} of {who}'s {mine['documents']} documents are still being processed: "
-                "`docingest status` shows where they are (a worker must be running: `docingest worker`, "
-                "or `docingest ingest` runs its own)")
+        hint = (
+            f"{unfinished} of {who}'s {mine['documents']} documents are still being processed: "
+            "`docingest status` shows where they are (a worker must be running: `docingest worker`, "
+            "or `docingest ingest` runs its own)"
+        )
     elif mine["documents"]:
         hint = f"{who} has {mine['documents']} documents and none is complete: `docingest status` says why"
     else:
         others = mine["users"]
-        hint = (f"{who} has no documents there; ingest some with `docingest ingest PATH`"
-                + (f" (the data dir holds documents of {others} other user{'s' if others != 1 else ''}: "
-                   "pass --user)" if others and user is not None else "")
-                + ", or point UPLOAD_PIPELINE_DATA_DIR (or UPLOAD_PIPELINE_DATABASE_URL) at the data "
-                  "you ingested")
-    console.print(f"[yellow]{what}:[/yellow] looked in {escape(place)} for {escape(who)}; {escape(hint)}",
-                  soft_wrap=True, highlight=False)
+        hint = (
+            f"{who} has no documents there; ingest some with `docingest ingest PATH`"
+            + (
+                f" (the data dir holds documents of {others} other user{'s' if others != 1 else ''}: "
+                "pass --user)"
+                if others and user is not None
+                else ""
+            )
+            + ", or point UPLOAD_PIPELINE_DATA_DIR (or UPLOAD_PIPELINE_DATABASE_URL) at the data "
+            "you ingested"
+        )
+    console.print(
+        f"[yellow]{what}:[/yellow] looked in {escape(place)} for {escape(who)}; {escape(hint)}",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _setup_logging(verbose: bool, *, job_lines: bool | None = None) -> None:
@@ -206,13 +237,19 @@ def _probe_embedder(rt: Any) -> None:
 
     settings = rt.settings
     if settings.embedding_provider == "openai":
-        console.print(f"probing the embedding provider at {settings.openai_base_url or 'api.openai.com'} "
-                      f"({settings.embedding_model}, {settings.embedding_dimensions} dimensions)",
-                      soft_wrap=True, highlight=False)
+        console.print(
+            f"probing the embedding provider at {settings.openai_base_url or 'api.openai.com'} "
+            f"({settings.embedding_model}, {settings.embedding_dimensions} dimensions)",
+            soft_wrap=True,
+            highlight=False,
+        )
 
     def on_retry(attempt: int, attempts: int, exc: DocingestError, delay: float) -> None:
-        console.print(f"[yellow]embedder probe {attempt}/{attempts} failed:[/yellow] "
-                      f"{exc.error_code}: {_one_line(exc)}; trying again in {delay:.1f} s", soft_wrap=True)
+        console.print(
+            f"[yellow]embedder probe {attempt}/{attempts} failed:[/yellow] "
+            f"{exc.error_code}: {_one_line(exc)}; trying again in {delay:.1f} s",
+            soft_wrap=True,
+        )
 
     try:
         failed = probe_embedder(rt.check_embedder_dimensions, on_retry=on_retry)
@@ -225,8 +262,11 @@ def _probe_embedder(rt: Any) -> None:
         rt.close()
         raise typer.Exit(2) from exc
     if failed is not None:
-        console.print(f"[yellow]warning:[/yellow] embedder probe failed ({failed.error_code}: "
-                      f"{_one_line(failed)}); starting anyway, replies are checked per batch", soft_wrap=True)
+        console.print(
+            f"[yellow]warning:[/yellow] embedder probe failed ({failed.error_code}: "
+            f"{_one_line(failed)}); starting anyway, replies are checked per batch",
+            soft_wrap=True,
+        )
 
 
 # --- mock servers: docingest mock openai|llamaparse ---------------------------------

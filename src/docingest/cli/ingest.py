@@ -63,8 +63,11 @@ class _StopSignals:
         self.signum = signum
         # At once, and with a plain write (a handler may run while rich holds its console): a
         # slot gives its job back at its next checkpoint, which can be seconds away.
-        os.write(2, f"\n{self.interrupted}: releasing held jobs when their current step reaches a "
-                    "checkpoint (seconds; longer while a large file is parsed or chunked)...\n".encode())
+        os.write(
+            2,
+            f"\n{self.interrupted}: releasing held jobs when their current step reaches a "
+            "checkpoint (seconds; longer while a large file is parsed or chunked)...\n".encode(),
+        )
         raise KeyboardInterrupt
 
     @property
@@ -98,18 +101,25 @@ def ingest(
         try:
             rt = _runtime()
         except KeyboardInterrupt as exc:  # nothing registered yet: nothing to release
-            console.print(f"[yellow]{stop.interrupted}:[/yellow] before any file was registered; "
-                          "run the same command again to start", soft_wrap=True)
+            console.print(
+                f"[yellow]{stop.interrupted}:[/yellow] before any file was registered; "
+                "run the same command again to start",
+                soft_wrap=True,
+            )
             raise typer.Exit(stop.exit_code) from exc
         try:
             _probe_embedder(rt)
         except KeyboardInterrupt as exc:
             rt.close()
-            console.print(f"[yellow]{stop.interrupted}:[/yellow] while probing the embedder, before any "
-                          "file was registered; run the same command again to start", soft_wrap=True)
+            console.print(
+                f"[yellow]{stop.interrupted}:[/yellow] while probing the embedder, before any "
+                "file was registered; run the same command again to start",
+                soft_wrap=True,
+            )
             raise typer.Exit(stop.exit_code) from exc
-        summary = _ingest_with_progress(rt, paths, user=user, concurrency=concurrency, as_json=as_json,
-                                        stop=stop)
+        summary = _ingest_with_progress(
+            rt, paths, user=user, concurrency=concurrency, as_json=as_json, stop=stop
+        )
     _print_ingest_summary(summary, paths, as_json=as_json, settings=rt.settings)
 
 
@@ -136,7 +146,9 @@ class _IngestBar(Progress):
             TextColumn("[bold]{task.description}", table_column=Column(width=9, no_wrap=True)),
             BarColumn(bar_width=16, table_column=Column(width=16, no_wrap=True)),
             TextColumn("{task.fields[elapsed]}", table_column=Column(width=8, no_wrap=True)),
-            _DetailColumn(), **kwargs)
+            _DetailColumn(),
+            **kwargs,
+        )
 
     def get_renderables(self) -> Any:
         yield self.make_tasks_table(self.tasks)
@@ -152,13 +164,19 @@ def _show_snapshot(bar: _IngestBar, task: Any, snap: IngestSnapshot) -> None:
     if snap.rate_chunks_s is not None:
         parts.append(f"{snap.rate_chunks_s:,.1f} chunks/s")
     parts.append(snap.chunks_text())  # last: at 80 columns the cut falls here
-    bar.update(task, total=max(snap.work_total, 1e-9), completed=snap.work_done, detail=", ".join(parts),
-               elapsed=clock(snap.elapsed_s))
+    bar.update(
+        task,
+        total=max(snap.work_total, 1e-9),
+        completed=snap.work_done,
+        detail=", ".join(parts),
+        elapsed=clock(snap.elapsed_s),
+    )
     bar.note = snap.note()
 
 
-def _ingest_with_progress(rt: Any, paths: list[Path], *, user: str, concurrency: int, as_json: bool,
-                          stop: _StopSignals) -> Any:
+def _ingest_with_progress(
+    rt: Any, paths: list[Path], *, user: str, concurrency: int, as_json: bool, stop: _StopSignals
+) -> Any:
     """Run :func:`docingest.services.ingest.ingest` under a progress display; closes ``rt``.
 
     On a terminal: a bar (:class:`_IngestBar`). Otherwise (a pipe, a CI log): a plain line on
@@ -180,8 +198,7 @@ def _ingest_with_progress(rt: Any, paths: list[Path], *, user: str, concurrency:
                 console.print(snap.line(), markup=False, highlight=False, soft_wrap=True)
 
         try:
-            summary = run_ingest(rt, paths, user_id=user, concurrency=concurrency,
-                                 on_progress=on_progress)
+            summary = run_ingest(rt, paths, user_id=user, concurrency=concurrency, on_progress=on_progress)
         except FileNotFoundError as exc:
             bar.update(task, visible=False)  # nothing was registered: no bar after the error
             bar.stop()
@@ -189,13 +206,17 @@ def _ingest_with_progress(rt: Any, paths: list[Path], *, user: str, concurrency:
             raise typer.Exit(2) from exc
         except IngestInterrupted as exc:
             bar.stop()
-            console.print(f"[yellow]{stop.interrupted}:[/yellow] {exc.unfinished} documents not finished; "
-                          "run the same command again to resume", soft_wrap=True)
+            console.print(
+                f"[yellow]{stop.interrupted}:[/yellow] {exc.unfinished} documents not finished; "
+                "run the same command again to resume",
+                soft_wrap=True,
+            )
             raise typer.Exit(stop.exit_code) from exc
         except KeyboardInterrupt as exc:  # outside ingest's loop (listing files, its last reads)
             bar.stop()
-            console.print(f"[yellow]{stop.interrupted}:[/yellow] run the same command again to resume",
-                          soft_wrap=True)
+            console.print(
+                f"[yellow]{stop.interrupted}:[/yellow] run the same command again to resume", soft_wrap=True
+            )
             raise typer.Exit(stop.exit_code) from exc
         finally:
             rt.close()
@@ -204,28 +225,56 @@ def _ingest_with_progress(rt: Any, paths: list[Path], *, user: str, concurrency:
 
 def _print_ingest_summary(summary: Any, paths: list[Path], *, as_json: bool, settings: Settings) -> None:
     if not summary.documents:
-        console.print(f"[yellow]warning:[/yellow] no files to ingest under {escape(', '.join(map(str, paths)))} "
-                      "(hidden files and folders are skipped)", soft_wrap=True, highlight=False)
+        console.print(
+            f"[yellow]warning:[/yellow] no files to ingest under {escape(', '.join(map(str, paths)))} "
+            "(hidden files and folders are skipped)",
+            soft_wrap=True,
+            highlight=False,
+        )
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
     else:
         table = Table(title="docingest ingest")
         table.add_column("figure")
         table.add_column("value", justify="right")
-        for name in ("documents", "new", "duplicates", "requeued", "resumed", "complete", "failed", "pages", "chunks",
-                     "wall_s", "docs_per_s", "chunks_per_s", "embedding_cache_hits"):
+        for name in (
+            "documents",
+            "new",
+            "duplicates",
+            "requeued",
+            "resumed",
+            "complete",
+            "failed",
+            "pages",
+            "chunks",
+            "wall_s",
+            "docs_per_s",
+            "chunks_per_s",
+            "embedding_cache_hits",
+        ):
             table.add_row(name, str(getattr(summary, name)))
         for code, n in sorted(summary.failed_by_code.items()):
             table.add_row(f"failed: {code}", str(n))
         out.print(table)
         from docingest.services.info import where
 
-        out.print(f"stored in {where(settings)}; search it with `docingest search \"...\"`",
-                  markup=False, highlight=False, soft_wrap=True)
+        out.print(
+            f'stored in {where(settings)}; search it with `docingest search "..."`',
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         for f in summary.failures:
-            out.print(f"[red]{escape(f['filename'])}[/red] {f['error_code']}: "
-                      f"{escape(f['error_message'] or '')} (job {f['job_id']})", soft_wrap=True, highlight=False)
+            out.print(
+                f"[red]{escape(f['filename'])}[/red] {f['error_code']}: "
+                f"{escape(f['error_message'] or '')} (job {f['job_id']})",
+                soft_wrap=True,
+                highlight=False,
+            )
         for w in summary.warnings:
-            out.print(f"[yellow]warning:[/yellow] {escape(w['filename'])}: {escape(w['message'])}",
-                      soft_wrap=True, highlight=False)
+            out.print(
+                f"[yellow]warning:[/yellow] {escape(w['filename'])}: {escape(w['message'])}",
+                soft_wrap=True,
+                highlight=False,
+            )
     raise typer.Exit(1 if summary.failed else 0)

@@ -33,7 +33,9 @@ def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
 
 @app.command()
 def delete(
-    document_ids: list[UUID] = typer.Argument(..., help="the documents (document_id in `docingest status --json`)"),
+    document_ids: list[UUID] = typer.Argument(
+        ..., help="the documents (document_id in `docingest status --json`)"
+    ),
     user: str = UserOpt,
 ) -> None:
     """Delete documents: their stored file, parsed text, chunks, vectors, jobs and events
@@ -48,8 +50,11 @@ def delete(
                 doc = rt.documents.delete(user, document_id)
             except NotFound:
                 missing += 1
-                console.print(f"[red]error:[/red] no document {document_id} for user {user!r} (see "
-                              f"`docingest status --json --user {user}` for document ids)", soft_wrap=True)
+                console.print(
+                    f"[red]error:[/red] no document {document_id} for user {user!r} (see "
+                    f"`docingest status --json --user {user}` for document ids)",
+                    soft_wrap=True,
+                )
                 continue
             out.print(f"deleted {document_id} ({doc.filename})", markup=False, highlight=False)
     finally:
@@ -69,8 +74,9 @@ def migrate() -> None:
 def token(
     user: str | None = typer.Option(None, "--user", help="the user id (the token's sub)"),
     ttl: int = typer.Option(3600, "--ttl", min=1, help="lifetime in seconds"),
-    service_role: bool = typer.Option(False, "--service-role",
-                                      help="a storage service-role key instead of a user token"),
+    service_role: bool = typer.Option(
+        False, "--service-role", help="a storage service-role key instead of a user token"
+    ),
 ) -> None:
     """Print a development token signed with UPLOAD_PIPELINE_JWT_SECRET (the token alone)."""
     from docingest.api.auth import mint_service_key, mint_token
@@ -96,8 +102,10 @@ def errors_() -> None:
 @app.command("prepare-embedder")
 def prepare_embedder(
     backend: str | None = typer.Option(
-        None, "--backend",
-        help="auto, onnx, onnx-int8, torch or torch-bf16; default: UPLOAD_PIPELINE_EMBEDDING_BACKEND"),
+        None,
+        "--backend",
+        help="auto, onnx, onnx-int8, torch or torch-bf16; default: UPLOAD_PIPELINE_EMBEDDING_BACKEND",
+    ),
 ) -> None:
     """Make the local model ready ahead of first use (workers do it otherwise): export it to ONNX
     into UPLOAD_PIPELINE_MODELS_DIR (default DATA_DIR/models) and load it once. ``auto`` prepares

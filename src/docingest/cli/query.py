@@ -63,8 +63,9 @@ def eval_(
     mode: str = typer.Option("hybrid", "--mode", help="vector or hybrid"),
     user: str = UserOpt,
     as_json: bool = typer.Option(False, "--json"),
-    results_out: Path | None = typer.Option(None, "--results-out",
-                                               help="write each question's top 20 results here"),
+    results_out: Path | None = typer.Option(
+        None, "--results-out", help="write each question's top 20 results here"
+    ),
 ) -> None:
     """Retrieval figures: doc recall@1, recall@5, MRR@5 and context-hit."""
     from docingest.services.evaluation import complete_filenames, evaluate, load_questions, unanswerable
@@ -77,11 +78,13 @@ def eval_(
         loaded = load_questions(questions)
         missing = unanswerable(loaded, complete_filenames(rt.documents, user))
         if missing:
-            console.print(f"[yellow]warning:[/yellow] {len(missing)} of {len(loaded)} questions expect only "
-                          f"files user {user!r} has no complete document for (first: "
-                          f"{', '.join(missing[0].expected)}); they score 0", soft_wrap=True)
-        figures, records = evaluate(rt.searcher(), loaded, user_id=user,
-                                    mode=mode)  # type: ignore[arg-type]
+            console.print(
+                f"[yellow]warning:[/yellow] {len(missing)} of {len(loaded)} questions expect only "
+                f"files user {user!r} has no complete document for (first: "
+                f"{', '.join(missing[0].expected)}); they score 0",
+                soft_wrap=True,
+            )
+        figures, records = evaluate(rt.searcher(), loaded, user_id=user, mode=mode)  # type: ignore[arg-type]
     except Exception as exc:
         _exit_on_error(exc)
         raise
@@ -115,9 +118,13 @@ def status(
 
     settings = _settings()
     if _no_database_yet(settings):  # a read-only look creates no database
-        console.print(f"[yellow]no jobs:[/yellow] nothing has been ingested in data dir {escape(str(settings.data_dir))} "
-                      "yet (it has no database); ingest with `docingest ingest PATH`, or point "
-                      "UPLOAD_PIPELINE_DATA_DIR at the data dir you ingested into", soft_wrap=True, highlight=False)
+        console.print(
+            f"[yellow]no jobs:[/yellow] nothing has been ingested in data dir {escape(str(settings.data_dir))} "
+            "yet (it has no database); ingest with `docingest ingest PATH`, or point "
+            "UPLOAD_PIPELINE_DATA_DIR at the data dir you ingested into",
+            soft_wrap=True,
+            highlight=False,
+        )
         if as_json:
             out.print_json("[]")
         return
@@ -140,16 +147,29 @@ def status(
         table.add_column(col, overflow="fold")  # every letter shown, none cut to an ellipsis
     # Whole where it fits beside the rest (it is copied into `docingest retry`); at 80 columns it
     # folds, or the other columns would fold to a few letters a line (ids are whole in --json).
-    table.add_column("job", **({"no_wrap": True, "min_width": 36} if out.width >= 120 else {"overflow": "fold"}))
+    table.add_column(
+        "job", **({"no_wrap": True, "min_width": 36} if out.width >= 120 else {"overflow": "fold"})
+    )
     for r in rows:
-        table.add_row(escape(r.filename), r.stage, "[red]stalled[/red]" if r.stalled else r.state,
-                      format_progress(r.progress), str(r.attempts), r.error_code or "", r.job_id)
+        table.add_row(
+            escape(r.filename),
+            r.stage,
+            "[red]stalled[/red]" if r.stalled else r.state,
+            format_progress(r.progress),
+            str(r.attempts),
+            r.error_code or "",
+            r.job_id,
+        )
     out.print(table)
     # The messages at full width under the table: in a column they wrapped to a few letters a line.
     for r in rows:
         if r.error_code:
-            out.print(f"{r.filename} (job {r.job_id}): {r.error_code}: {r.error_message}",
-                      soft_wrap=True, highlight=False, markup=False)
+            out.print(
+                f"{r.filename} (job {r.job_id}): {r.error_code}: {r.error_message}",
+                soft_wrap=True,
+                highlight=False,
+                markup=False,
+            )
 
 
 @app.command()
@@ -174,14 +194,24 @@ def info(
     if as_json:
         out.print_json(json.dumps(found.to_dict()))
         return
-    rows = [("version", found.version), ("data dir", found.data_dir), ("database", found.database),
-            ("storage", found.storage), ("parser", found.parser),
-            ("embedder", f"{found.embedder}, {found.embedding_dimensions} dimensions"
-             + (f"; backend {found.embedding_backend}" if found.embedding_backend else "")),
-            *([("models", found.models_dir)] if found.models_dir else []),
-            ("user", str(found.user)), ("documents", str(found.documents)),
-            ("jobs", ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()) or "none"),
-            ("chunks", str(found.chunks)), ("users with documents", str(found.users))]
+    rows = [
+        ("version", found.version),
+        ("data dir", found.data_dir),
+        ("database", found.database),
+        ("storage", found.storage),
+        ("parser", found.parser),
+        (
+            "embedder",
+            f"{found.embedder}, {found.embedding_dimensions} dimensions"
+            + (f"; backend {found.embedding_backend}" if found.embedding_backend else ""),
+        ),
+        *([("models", found.models_dir)] if found.models_dir else []),
+        ("user", str(found.user)),
+        ("documents", str(found.documents)),
+        ("jobs", ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()) or "none"),
+        ("chunks", str(found.chunks)),
+        ("users with documents", str(found.users)),
+    ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         out.print(f"{name:<{width}}  {value}", markup=False, highlight=False, soft_wrap=True)

@@ -29,13 +29,14 @@ def _uvicorn_logging(verbose: bool) -> dict[str, Any]:
 
 @app.command()
 def worker(
-    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64,
-                                    help="slots in this process"),
+    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64, help="slots in this process"),
     verbose: bool = VerboseOpt,
-    metrics_port: int | None = typer.Option(None, "--metrics-port", min=0, max=65535,
-                                               help="serve Prometheus /metrics on this port"),
-    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
-                                     help="address for /metrics (0.0.0.0 to be scraped from elsewhere)"),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=0, max=65535, help="serve Prometheus /metrics on this port"
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="address for /metrics (0.0.0.0 to be scraped from elsewhere)"
+    ),
 ) -> None:
     """Run a worker until SIGTERM, SIGINT or SIGHUP: stop claiming, release held jobs, exit.
 
@@ -53,8 +54,11 @@ def worker(
 
     def _stop(signum: int, frame: Any) -> None:
         if not w.stopping.is_set():
-            os.write(2, f"worker {w.worker_id}: {signal.Signals(signum).name}: stopping; held jobs are "
-                        "released at their next checkpoint\n".encode())
+            os.write(
+                2,
+                f"worker {w.worker_id}: {signal.Signals(signum).name}: stopping; held jobs are "
+                "released at their next checkpoint\n".encode(),
+            )
         w.stopping.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: a closed terminal
@@ -76,10 +80,12 @@ def worker(
 @app.command()
 def serve(
     host: str | None = typer.Option(None, "--host", help="default: UPLOAD_PIPELINE_API_HOST (127.0.0.1)"),
-    port: int | None = typer.Option(None, "--port", min=0, max=65535,
-                                    help="default: UPLOAD_PIPELINE_API_PORT (8000)"),
-    worker_slots: int = typer.Option(0, "--worker-slots", min=0, max=64,
-                                     help="also run this many worker slots in the API process"),
+    port: int | None = typer.Option(
+        None, "--port", min=0, max=65535, help="default: UPLOAD_PIPELINE_API_PORT (8000)"
+    ),
+    worker_slots: int = typer.Option(
+        0, "--worker-slots", min=0, max=64, help="also run this many worker slots in the API process"
+    ),
     verbose: bool = VerboseOpt,
 ) -> None:
     """Run the HTTP API (FastAPI under uvicorn); OpenAPI at /openapi.json.
@@ -103,15 +109,23 @@ def serve(
     if worker_ is not None:
         worker_.start()
     public = "the host each client calls" if uses_request_host(settings) else settings.api_base_url()
-    console.print(f"docingest API on http://{settings.api_host}:{settings.api_port} "
-                  f"(storage: {settings.storage_backend}, public URL {public})", soft_wrap=True)
+    console.print(
+        f"docingest API on http://{settings.api_host}:{settings.api_port} "
+        f"(storage: {settings.storage_backend}, public URL {public})",
+        soft_wrap=True,
+    )
     for warning in exposure_warnings(settings):
         console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
     try:
         # proxy_headers: uvicorn's own X-Forwarded-* handling follows TRUST_FORWARDED too
-        uvicorn.run(create_app(rt), host=settings.api_host, port=settings.api_port,
-                    proxy_headers=settings.trust_forwarded, timeout_graceful_shutdown=10,
-                    **_uvicorn_logging(verbose))
+        uvicorn.run(
+            create_app(rt),
+            host=settings.api_host,
+            port=settings.api_port,
+            proxy_headers=settings.trust_forwarded,
+            timeout_graceful_shutdown=10,
+            **_uvicorn_logging(verbose),
+        )
     except KeyboardInterrupt:  # a signal before uvicorn took over (it handles those after, and returns)
         pass
     finally:
@@ -135,6 +149,8 @@ def storage_service(
     _setup_logging(verbose)
     settings = _settings()
     _check_data_dir(settings)
-    console.print(f"docingest storage on http://{host}:{port}/storage/v1 (bucket {settings.storage_bucket}, "
-                  f"{settings.storage_dir})")
+    console.print(
+        f"docingest storage on http://{host}:{port}/storage/v1 (bucket {settings.storage_bucket}, "
+        f"{settings.storage_dir})"
+    )
     uvicorn.run(create_storage_app(settings), host=host, port=port, **_uvicorn_logging(verbose))

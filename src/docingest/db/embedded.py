@@ -46,8 +46,7 @@ def embedded_database_url(data_dir: Path) -> str:
             server = pgserver.get_server(pgdata, cleanup_mode="stop")
         except Exception as exc:
             raise EmbeddedDatabaseFailed(
-                f"could not start the embedded PostgreSQL in {pgdata}: {exc} "
-                f"(see {pgdata / 'log'})"
+                f"could not start the embedded PostgreSQL in {pgdata}: {exc} (see {pgdata / 'log'})"
             ) from exc
         _servers[pgdata] = server
     return str(server.get_uri())  # type: ignore[attr-defined]
@@ -79,6 +78,7 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
         dead = [p for p in pids if not isinstance(p, int) or (p != os.getpid() and not _alive(p))]
         if dead:
             path.write_text(json.dumps([p for p in pids if p not in dead]))
-            logging.getLogger(__name__).info("embedded PostgreSQL: dropped handles of exited "
-                                             "processes %s", dead)
+            logging.getLogger(__name__).info(
+                "embedded PostgreSQL: dropped handles of exited processes %s", dead
+            )
     return dead

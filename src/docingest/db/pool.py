@@ -91,15 +91,18 @@ def make_pool(url: str, *, max_size: int = 10, min_size: int = 1) -> ConnectionP
     """
     try:  # fail fast with a clear message instead of the pool retrying for minutes
         with psycopg.connect(url, connect_timeout=10) as conn:
-            row = conn.execute("SELECT to_regtype('vector') IS NOT NULL,"
-                               " to_regnamespace('upload_pipeline') IS NOT NULL").fetchone()
+            row = conn.execute(
+                "SELECT to_regtype('vector') IS NOT NULL, to_regnamespace('upload_pipeline') IS NOT NULL"
+            ).fetchone()
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(
-            f"cannot connect to the database (UPLOAD_PIPELINE_DATABASE_URL): {exc}") from exc
+            f"cannot connect to the database (UPLOAD_PIPELINE_DATABASE_URL): {exc}"
+        ) from exc
     if row is None or not all(row):
         raise DatabaseNotMigrated(
             "the database is not migrated (no pgvector type or no upload_pipeline schema): "
-            "run `docingest migrate` with the same UPLOAD_PIPELINE_DATABASE_URL")
+            "run `docingest migrate` with the same UPLOAD_PIPELINE_DATABASE_URL"
+        )
     pool = ConnectionPool(
         url,
         min_size=min_size,

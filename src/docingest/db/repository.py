@@ -122,26 +122,48 @@ class Repository:
         Returns:
             the job's new row, or None when the attempt was fenced out (nothing written).
         """
-        row = _one(conn, "complete_stage", {
-            "job_id": job.job_id, "attempt_id": job.attempt_id, "from_stage": job.stage.value,
-            "stage": stage, "state": state, "progress": _jsonb(progress.as_dict()),
-            "control": _jsonb(control.as_dict() if control is not None else {}),
-            "events": json.dumps([{"stage": s, "type": t, "payload": p} for s, t, p in events],
-                                 default=str),
-            "delay_seconds": delay_seconds, "lease_seconds": lease_seconds,
-        })
+        row = _one(
+            conn,
+            "complete_stage",
+            {
+                "job_id": job.job_id,
+                "attempt_id": job.attempt_id,
+                "from_stage": job.stage.value,
+                "stage": stage,
+                "state": state,
+                "progress": _jsonb(progress.as_dict()),
+                "control": _jsonb(control.as_dict() if control is not None else {}),
+                "events": json.dumps(
+                    [{"stage": s, "type": t, "payload": p} for s, t, p in events], default=str
+                ),
+                "delay_seconds": delay_seconds,
+                "lease_seconds": lease_seconds,
+            },
+        )
         return Job.from_row(row) if row else None
 
     def update_progress(
-        self, conn: Conn, job_id: UUID, progress: JobProgress, *, lease_seconds: float,
+        self,
+        conn: Conn,
+        job_id: UUID,
+        progress: JobProgress,
+        *,
+        lease_seconds: float,
         control: JobControl | None = None,
     ) -> None:
         """Merge ``progress`` (and ``control``: the fields set in each) into the job's and extend
         its lease by ``lease_seconds`` (a checkpoint of the attempt holding it, inside its
         fenced transaction)."""
-        _one(conn, "update_progress", {"job_id": job_id, "progress": _jsonb(progress.as_dict()),
-                                       "control": _jsonb(control.as_dict() if control is not None else {}),
-                                       "lease_seconds": lease_seconds})
+        _one(
+            conn,
+            "update_progress",
+            {
+                "job_id": job_id,
+                "progress": _jsonb(progress.as_dict()),
+                "control": _jsonb(control.as_dict() if control is not None else {}),
+                "lease_seconds": lease_seconds,
+            },
+        )
 
     def retry_job_later(
         self, conn: Conn, job: Job, *, delay_seconds: float, error_code: str, error_message: str
@@ -189,22 +211,44 @@ class Repository:
             the job's new row, or None when it was not failed (or not at ``uploaded`` when
             waiting for an upload).
         """
-        row = _one(conn, "requeue_failed_job",
-                   {"job_id": job_id, "upload_deadline_seconds": upload_deadline_seconds})
+        row = _one(
+            conn, "requeue_failed_job", {"job_id": job_id, "upload_deadline_seconds": upload_deadline_seconds}
+        )
         return Job.from_row(row) if row else None
 
     def redeclare_document(
-        self, conn: Conn, document_id: UUID, *, bytes_len: int, mime: str, filename: str | None = None,
+        self,
+        conn: Conn,
+        document_id: UUID,
+        *,
+        bytes_len: int,
+        mime: str,
+        filename: str | None = None,
         raw_path: str | None = None,
     ) -> Document | None:
         """Set the declaration of a new registration or upload request of the same bytes: size
         and type, and the display name and storage key when given (None: kept)."""
-        row = _one(conn, "redeclare_document", {"document_id": document_id, "bytes_len": bytes_len,
-                                                "mime": mime, "filename": filename, "raw_path": raw_path})
+        row = _one(
+            conn,
+            "redeclare_document",
+            {
+                "document_id": document_id,
+                "bytes_len": bytes_len,
+                "mime": mime,
+                "filename": filename,
+                "raw_path": raw_path,
+            },
+        )
         return Document.from_row(row) if row else None
 
     def insert_event(
-        self, conn: Conn, *, job_id: UUID, document_id: UUID, stage: str, type: str,
+        self,
+        conn: Conn,
+        *,
+        job_id: UUID,
+        document_id: UUID,
+        stage: str,
+        type: str,
         payload: dict[str, Any] | None = None,
     ) -> None:
         conn.execute(
@@ -249,8 +293,16 @@ class Repository:
         return active, Document.from_row(row) if row["document_id"] is not None else None
 
     def insert_job(
-        self, conn: Conn, *, job_id: UUID, document_id: UUID, state: str, via: str,
-        wait_seconds: float = 0.0, error_code: str | None = None, error_message: str | None = None,
+        self,
+        conn: Conn,
+        *,
+        job_id: UUID,
+        document_id: UUID,
+        state: str,
+        via: str,
+        wait_seconds: float = 0.0,
+        error_code: str | None = None,
+        error_message: str | None = None,
     ) -> Job | None:
         """Insert a document's job at ``uploaded`` with its ``job_created`` event (payload
         ``via``, ``state``, ``bytes_len``, ``mime``).
@@ -263,9 +315,19 @@ class Repository:
         Returns:
             the job, or None when the document does not exist.
         """
-        row = _one(conn, "insert_job", {"job_id": job_id, "document_id": document_id, "state": state,
-                                        "via": via, "wait_seconds": wait_seconds, "error_code": error_code,
-                                        "error_message": error_message})
+        row = _one(
+            conn,
+            "insert_job",
+            {
+                "job_id": job_id,
+                "document_id": document_id,
+                "state": state,
+                "via": via,
+                "wait_seconds": wait_seconds,
+                "error_code": error_code,
+                "error_message": error_message,
+            },
+        )
         return Job.from_row(row) if row else None
 
     def document_stats(self, conn: Conn, document_ids: list[UUID]) -> list[dict[str, Any]]:
@@ -325,17 +387,33 @@ class Repository:
         return n
 
     def embedding_plan(
-        self, conn: Conn, document_id: UUID, *, model: str, dimensions: int, use_cache: bool,
-        after_ordinal: int | None = None, limit: int | None = None,
+        self,
+        conn: Conn,
+        document_id: UUID,
+        *,
+        model: str,
+        dimensions: int,
+        use_cache: bool,
+        after_ordinal: int | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """The buffered chunks by ordinal, without their text: ``chunk_id, ordinal, token_count,
         has_vector, text_sha256`` (32 bytes) and ``cached`` (float32 array from the embedding
         cache for this model and dimensions, or None; always None without ``use_cache`` or
         when the chunk has a vector). One page: the chunks after ``after_ordinal`` (None: from
         the first), at most ``limit`` (None: all)."""
-        rows = _all(conn, "embedding_plan", {"document_id": document_id, "model": model,
-                                             "dimensions": dimensions, "use_cache": use_cache,
-                                             "after_ordinal": after_ordinal, "limit": limit})
+        rows = _all(
+            conn,
+            "embedding_plan",
+            {
+                "document_id": document_id,
+                "model": model,
+                "dimensions": dimensions,
+                "use_cache": use_cache,
+                "after_ordinal": after_ordinal,
+                "limit": limit,
+            },
+        )
         for r in rows:
             r["text_sha256"] = bytes(r["text_sha256"])
             if r["cached"] is not None:
@@ -409,7 +487,13 @@ class Repository:
 
     # --- search ----------------------------------------------------------------
     def search_vector(
-        self, conn: Conn, *, user_id: str, embedding: np.ndarray, limit: int, ef_search: int = 100,
+        self,
+        conn: Conn,
+        *,
+        user_id: str,
+        embedding: np.ndarray,
+        limit: int,
+        ef_search: int = 100,
         exact_max_chunks: int = 20_000,
     ) -> list[dict[str, Any]]:
         """The user's ``limit`` nearest chunks by cosine, nearest first (``score`` = similarity).
@@ -437,7 +521,9 @@ class Repository:
         """For the rest of the transaction: role ``docingest_api``, rows of ``user_id`` only."""
         conn.execute(queries()["scope_to_user"], {"user_id": user_id})
 
-    def create_upload(self, conn: Conn, *, user_id: str, **fields: Any) -> tuple[int, Document | None, Job | None]:
+    def create_upload(
+        self, conn: Conn, *, user_id: str, **fields: Any
+    ) -> tuple[int, Document | None, Job | None]:
         """Scope to ``user_id``, insert the document (:meth:`insert_document`: ``max_active`` is
         required) and its job waiting ``wait_seconds`` for the upload (:meth:`insert_job`, via
         ``upload``): one pipeline.
@@ -445,8 +531,14 @@ class Repository:
         Returns ``(active_jobs, document, job)``; document and job are None for a duplicate
         of the user's bytes or when the user is at ``max_active``.
         """
-        params = {"error_code": None, "error_message": None, **fields, "user_id": user_id,
-                  "state": "waiting", "via": "upload"}
+        params = {
+            "error_code": None,
+            "error_message": None,
+            **fields,
+            "user_id": user_id,
+            "state": "waiting",
+            "via": "upload",
+        }
         with conn.pipeline():
             conn.execute(queries()["scope_to_user"], {"user_id": user_id})
             doc_cur = conn.execute(queries()["insert_document"], params)
@@ -460,16 +552,20 @@ class Repository:
     def get_document_view(self, conn: Conn, *, user_id: str, document_id: UUID) -> dict[str, Any] | None:
         """The user's document with its latest job's columns (and ``stalled``: that job is
         working under an expired lease; ``chunks``), or None."""
-        rows = _all(conn, "document_views", {"user_id": user_id, "document_id": document_id,
-                                             "limit": 1, "offset": 0})
+        rows = _all(
+            conn, "document_views", {"user_id": user_id, "document_id": document_id, "limit": 1, "offset": 0}
+        )
         return rows[0] if rows else None
 
     def list_document_views(
         self, conn: Conn, *, user_id: str, limit: int, offset: int
     ) -> list[dict[str, Any]]:
         """The user's documents as :meth:`get_document_view` gives one, newest first."""
-        return _all(conn, "document_views", {"user_id": user_id, "document_id": None,
-                                             "limit": limit, "offset": offset})
+        return _all(
+            conn,
+            "document_views",
+            {"user_id": user_id, "document_id": None, "limit": limit, "offset": offset},
+        )
 
     def delete_user_document(self, conn: Conn, *, user_id: str, document_id: UUID) -> Document | None:
         """Delete the document and (cascade) its jobs, events, buffers and chunks.
@@ -513,16 +609,22 @@ class Repository:
         ``users`` always counts every user with a document)."""
         row = _one(conn, "inventory", {"user_id": user_id}) or {}
         jobs = {r["state"]: int(r["n"]) for r in _all(conn, "jobs_by_state", {"user_id": user_id})}
-        return {"documents": int(row.get("documents") or 0), "chunks": int(row.get("chunks") or 0),
-                "users": int(row.get("users") or 0), "jobs_by_state": jobs}
+        return {
+            "documents": int(row.get("documents") or 0),
+            "chunks": int(row.get("chunks") or 0),
+            "users": int(row.get("users") or 0),
+            "jobs_by_state": jobs,
+        }
 
     # --- rate limits and the embedding cache -------------------------------------------
     def rate_limit_configure(
         self, conn: Conn, bucket: str, *, capacity: float, refill_per_second: float
     ) -> None:
         """Create the bucket full, or adopt a new capacity and rate."""
-        conn.execute(queries()["rate_limit_configure"],
-                     {"bucket": bucket, "capacity": capacity, "refill_per_second": refill_per_second})
+        conn.execute(
+            queries()["rate_limit_configure"],
+            {"bucket": bucket, "capacity": capacity, "refill_per_second": refill_per_second},
+        )
 
     def rate_limit_acquire(
         self, conn: Conn, buckets: Sequence[str], costs: Sequence[float]
@@ -543,20 +645,25 @@ class Repository:
         conn.execute(queries()["rate_limit_block"], {"buckets": list(buckets), "seconds": seconds})
 
     def embedding_cache_put(
-        self, conn: Conn, *, model: str, dimensions: int, hashes: Sequence[bytes],
+        self,
+        conn: Conn,
+        *,
+        model: str,
+        dimensions: int,
+        hashes: Sequence[bytes],
         chunk_ids: Sequence[UUID],
     ) -> None:
         """Remember by text hash the vectors just buffered for ``chunk_ids`` (one chunk per hash,
         in the same order); existing entries are kept. The vectors are copied inside the
         database from ``document_vector_buffer``, not sent a second time."""
-        conn.execute(queries()["embedding_cache_put"], {
-            "model": model, "dimensions": dimensions, "hashes": list(hashes),
-            "chunk_ids": list(chunk_ids)})
+        conn.execute(
+            queries()["embedding_cache_put"],
+            {"model": model, "dimensions": dimensions, "hashes": list(hashes), "chunk_ids": list(chunk_ids)},
+        )
 
     def wake_parse_job(self, conn: Conn, job_id: UUID, remote_job_id: str) -> bool:
         """Make a job waiting on remote parse ``remote_job_id`` claimable now; False if none."""
         return _one(conn, "wake_parse_job", {"job_id": job_id, "remote_job_id": remote_job_id}) is not None
-
 
     # --- observability ---------------------------------------------------------
     def job_counts(self, conn: Conn) -> list[tuple[str, str, int]]:
@@ -567,8 +674,11 @@ class Repository:
         self, conn: Conn, document_id: UUID, after_event_id: int = 0, *, limit: int = 500
     ) -> list[dict[str, Any]]:
         """A document's events with ``event_id > after_event_id``, oldest first, at most ``limit``."""
-        return _all(conn, "events_after", {"document_id": document_id,
-                                           "after_event_id": after_event_id, "limit": limit})
+        return _all(
+            conn,
+            "events_after",
+            {"document_id": document_id, "after_event_id": after_event_id, "limit": limit},
+        )
 
 
 def _as_array(value: Any) -> np.ndarray:

@@ -42,22 +42,47 @@ from typing import Any, TextIO
 import structlog
 
 JOB_KEYS = ("job_id", "document_id", "user_id", "stage", "attempt_id")
-REDACTED_KEYS = frozenset({
-    "text", "texts", "content", "contents", "markdown", "body", "chunk", "chunks_text",
-    "token", "access_token", "refresh_token", "id_token", "authorization", "api_key",
-    "password", "secret", "jwt", "jwt_secret", "signed_url", "cookie",
-})
+REDACTED_KEYS = frozenset(
+    {
+        "text",
+        "texts",
+        "content",
+        "contents",
+        "markdown",
+        "body",
+        "chunk",
+        "chunks_text",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "authorization",
+        "api_key",
+        "password",
+        "secret",
+        "jwt",
+        "jwt_secret",
+        "signed_url",
+        "cookie",
+    }
+)
 JOBS_LOGGER = "docingest.jobs"
 REDACTED = "REDACTED"
 # Query parameters whose value is a credential (signed URLs, API keys in URLs).
 # ``q``/``query``: a search's text is the user's words, kept out of access logs like documents.
-_SECRET_PARAM = (r"(?:[\w.-]*(?:token|signature|apikey|api_key|api-key|secret|password|credential)[\w.-]*"
-                 r"|key|sig|jwt|q|query)")
+_SECRET_PARAM = (
+    r"(?:[\w.-]*(?:token|signature|apikey|api_key|api-key|secret|password|credential)[\w.-]*"
+    r"|key|sig|jwt|q|query)"
+)
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"(?i)([?&;]{_SECRET_PARAM}=)[^&#\s\"'<>;]+"), rf"\g<1>{REDACTED}"),
-    (re.compile(r"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|apikey)(\W{0,3}\s*[:=]\s*\W{0,2})"
-                r"((?:bearer|basic|token)\s+)?[^\s\"'&,;}\]]+"),
-     rf"\g<1>\g<2>\g<3>{REDACTED}"),
+    (
+        re.compile(
+            r"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|apikey)(\W{0,3}\s*[:=]\s*\W{0,2})"
+            r"((?:bearer|basic|token)\s+)?[^\s\"'&,;}\]]+"
+        ),
+        rf"\g<1>\g<2>\g<3>{REDACTED}",
+    ),
     (re.compile(r"(?i)\bbearer\s+(?!REDACTED)[A-Za-z0-9._~+/=-]+"), f"Bearer {REDACTED}"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){0,2}"), REDACTED),
     (re.compile(r"\b(?:sk|llx)-[A-Za-z0-9_-]{16,}"), REDACTED),
@@ -65,8 +90,16 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 _secrets: list[str] = []
 _secrets_lock = threading.Lock()
-QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "sentence_transformers", "transformers",
-                 "psycopg.pool", "multipart", "filelock")
+QUIET_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "sentence_transformers",
+    "transformers",
+    "psycopg.pool",
+    "multipart",
+    "filelock",
+)
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -157,8 +190,10 @@ def install_redaction(handlers: Iterable[logging.Handler] | None = None) -> None
     """Add a :class:`RedactingFilter` to ``handlers`` (default: every handler of every logger
     that exists now, the root's included); a handler that has one is left as it is."""
     if handlers is None:
-        loggers = [logging.getLogger(), *(lg for lg in logging.root.manager.loggerDict.values()
-                                          if isinstance(lg, logging.Logger))]
+        loggers = [
+            logging.getLogger(),
+            *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+        ]
         handlers = [h for lg in loggers for h in lg.handlers]
     for handler in handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
@@ -184,7 +219,10 @@ def _drop_color_message(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any
 
 
 def configure_logging(
-    level: int | str = logging.INFO, *, json: bool | None = None, stream: TextIO | None = None,
+    level: int | str = logging.INFO,
+    *,
+    json: bool | None = None,
+    stream: TextIO | None = None,
     job_lines: bool | None = None,
 ) -> None:
     """Configure structlog and the root logger of this process (idempotent: replaces handlers).
@@ -212,8 +250,11 @@ def configure_logging(
         exc = []
     shared = _shared_processors()
     structlog.configure(
-        processors=[structlog.stdlib.filter_by_level, *shared,
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
@@ -232,8 +273,9 @@ def configure_logging(
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     jobs = logging.getLogger(JOBS_LOGGER)
-    jobs.setLevel({True: min(logging.INFO, root.level), False: logging.CRITICAL + 1,
-                   None: logging.NOTSET}[job_lines])
+    jobs.setLevel(
+        {True: min(logging.INFO, root.level), False: logging.CRITICAL + 1, None: logging.NOTSET}[job_lines]
+    )
     install_redaction()
 
 
@@ -243,8 +285,12 @@ def _configure_passthrough() -> None:
     (structlog's default would print every event to standard output)."""
     if not structlog.is_configured():
         structlog.configure(
-            processors=[structlog.stdlib.filter_by_level, structlog.contextvars.merge_contextvars,
-                        redact, structlog.stdlib.render_to_log_kwargs],
+            processors=[
+                structlog.stdlib.filter_by_level,
+                structlog.contextvars.merge_contextvars,
+                redact,
+                structlog.stdlib.render_to_log_kwargs,
+            ],
             logger_factory=structlog.stdlib.LoggerFactory(),
             wrapper_class=structlog.stdlib.BoundLogger,
             cache_logger_on_first_use=False,
@@ -263,7 +309,8 @@ def bind_job(job: Any, *, user_id: str | None = None) -> None:
     ``job`` is a ``domain.Job``; rebinding after a transition updates ``stage``.
     """
     values: dict[str, Any] = {
-        "job_id": str(job.job_id), "document_id": str(job.document_id),
+        "job_id": str(job.job_id),
+        "document_id": str(job.document_id),
         "stage": getattr(job.stage, "value", job.stage),
     }
     if job.attempt_id:  # a job let go (queued, done) has none: keep the attempt that did the work

@@ -46,40 +46,56 @@ STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 EMBED_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 
 STAGE_DURATION = Histogram(
-    "docingest_stage_duration_seconds", "Time a stage handler ran, by the stage it started from.",
-    ["stage"], buckets=STAGE_BUCKETS)
+    "docingest_stage_duration_seconds",
+    "Time a stage handler ran, by the stage it started from.",
+    ["stage"],
+    buckets=STAGE_BUCKETS,
+)
 STAGE_TRANSITIONS = Counter(
-    "docingest_stage_transitions_total", "Stage milestones reached, by the stage reached.", ["stage"])
+    "docingest_stage_transitions_total", "Stage milestones reached, by the stage reached.", ["stage"]
+)
 JOBS_FINISHED = Counter(
-    "docingest_jobs_finished_total", "Jobs that reached a terminal state (done or failed).", ["outcome"])
+    "docingest_jobs_finished_total", "Jobs that reached a terminal state (done or failed).", ["outcome"]
+)
 JOB_RETRIES = Counter(
-    "docingest_job_retries_total", "Transient failures scheduled for a retry.", ["stage", "error_code"])
+    "docingest_job_retries_total", "Transient failures scheduled for a retry.", ["stage", "error_code"]
+)
 JOB_FAILURES = Counter(
-    "docingest_job_failures_total", "Jobs failed for good, by stage and error code.",
-    ["stage", "error_code"])
+    "docingest_job_failures_total", "Jobs failed for good, by stage and error code.", ["stage", "error_code"]
+)
 LEASE_TAKEOVERS = Counter(
-    "docingest_lease_takeovers_total", "Jobs claimed from another worker whose lease had expired.")
+    "docingest_lease_takeovers_total", "Jobs claimed from another worker whose lease had expired."
+)
 LEASES_LOST = Counter(
-    "docingest_leases_lost_total", "Attempts of this process fenced out (their lease was taken).")
+    "docingest_leases_lost_total", "Attempts of this process fenced out (their lease was taken)."
+)
 EMBED_REQUESTS = Counter(
-    "docingest_embedding_requests_total", "Embedder calls made by the embedding stage.",
-    ["model", "outcome"])
+    "docingest_embedding_requests_total", "Embedder calls made by the embedding stage.", ["model", "outcome"]
+)
 EMBED_DURATION = Histogram(
-    "docingest_embedding_request_duration_seconds", "Duration of one embedder call.", ["model"],
-    buckets=EMBED_BUCKETS)
+    "docingest_embedding_request_duration_seconds",
+    "Duration of one embedder call.",
+    ["model"],
+    buckets=EMBED_BUCKETS,
+)
 EMBED_CHUNKS = Counter("docingest_embedding_chunks_total", "Chunks embedded.", ["model"])
 EMBED_TOKENS = Counter(
-    "docingest_embedding_tokens_total", "Word pieces (model tokens) of the chunks embedded.", ["model"])
+    "docingest_embedding_tokens_total", "Word pieces (model tokens) of the chunks embedded.", ["model"]
+)
 EMBED_CACHE_HITS = Counter(
-    "docingest_embedding_cache_hits_total", "Embeddings served from the embedding cache.", ["model"])
+    "docingest_embedding_cache_hits_total", "Embeddings served from the embedding cache.", ["model"]
+)
 EMBED_CACHE_MISSES = Counter(
-    "docingest_embedding_cache_misses_total", "Embeddings not found in the embedding cache.", ["model"])
+    "docingest_embedding_cache_misses_total", "Embeddings not found in the embedding cache.", ["model"]
+)
 PARSE_PAGES = Counter("docingest_parse_pages_total", "Pages parsed.", ["kind"])
 PARSED_DOCUMENTS = Counter("docingest_parsed_documents_total", "Documents parsed.", ["kind"])
 UPLOAD_BYTES = Counter(
-    "docingest_upload_bytes_total", "Bytes of uploaded originals verified at the uploaded stage.")
+    "docingest_upload_bytes_total", "Bytes of uploaded originals verified at the uploaded stage."
+)
 SCRAPE_ERRORS = Counter(
-    "docingest_metrics_scrape_errors_total", "Scrapes whose database-backed metrics failed.")
+    "docingest_metrics_scrape_errors_total", "Scrapes whose database-backed metrics failed."
+)
 
 
 # --- helpers the worker and the stages call (one line at each call site) -------------
@@ -134,12 +150,14 @@ class JobsCollector(Collector):
         self._seen: set[tuple[str, str]] = set()
 
     def describe(self) -> Iterable[Any]:
-        yield GaugeMetricFamily("docingest_jobs", "Jobs by stage and state (queue depth).",
-                                labels=["stage", "state"])
+        yield GaugeMetricFamily(
+            "docingest_jobs", "Jobs by stage and state (queue depth).", labels=["stage", "state"]
+        )
 
     def collect(self) -> Iterable[Any]:
-        family = GaugeMetricFamily("docingest_jobs", "Jobs by stage and state (queue depth).",
-                                   labels=["stage", "state"])
+        family = GaugeMetricFamily(
+            "docingest_jobs", "Jobs by stage and state (queue depth).", labels=["stage", "state"]
+        )
         try:
             counts = {(stage, state): n for stage, state, n in self.count_jobs()}
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail on a database hiccup
@@ -170,8 +188,9 @@ def register_jobs_collector(count_jobs: Callable[[], Iterable[tuple[str, str, in
 
 
 # --- serving --------------------------------------------------------------------------
-def start_metrics_server(port: int, addr: str = "127.0.0.1",
-                         count_jobs: Callable[[], Iterable[tuple[str, str, int]]] | None = None) -> Any:
+def start_metrics_server(
+    port: int, addr: str = "127.0.0.1", count_jobs: Callable[[], Iterable[tuple[str, str, int]]] | None = None
+) -> Any:
     """Serve ``/metrics`` from a daemon thread (``docingest worker --metrics-port``).
 
     Returns the ``(server, thread)`` pair of prometheus-client; ``server.server_port``

@@ -94,8 +94,15 @@ class SharedRateLimiter:
     """
 
     def __init__(
-        self, pool: Any, *, name: str, rpm: int | None = None, tpm: int | None = None,
-        burst_fraction: float = 0.1, max_sleep_seconds: float = 2.0, url: str | None = None,
+        self,
+        pool: Any,
+        *,
+        name: str,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        burst_fraction: float = 0.1,
+        max_sleep_seconds: float = 2.0,
+        url: str | None = None,
     ) -> None:
         self.pool = pool
         self.url = url
@@ -103,8 +110,7 @@ class SharedRateLimiter:
         self.name = name
         self.repo = Repository()
         self.max_sleep_seconds = max_sleep_seconds
-        self._sizes: dict[str, tuple[float, float]] = {
-            f"{name}:requests": bucket_size(rpm, burst_fraction)}
+        self._sizes: dict[str, tuple[float, float]] = {f"{name}:requests": bucket_size(rpm, burst_fraction)}
         if tpm is not None:
             self._sizes[f"{name}:tokens"] = bucket_size(tpm, burst_fraction)
         self.unlimited = rpm is None and tpm is None  # acquire only honours the shared backoff
@@ -130,8 +136,7 @@ class SharedRateLimiter:
                 return
             with self.pool.connection() as conn:
                 for bucket, (capacity, refill) in self._sizes.items():
-                    self.repo.rate_limit_configure(conn, bucket, capacity=capacity,
-                                                   refill_per_second=refill)
+                    self.repo.rate_limit_configure(conn, bucket, capacity=capacity, refill_per_second=refill)
             self._configured = True
 
     def acquire(self, tokens: int = 0, *, should_stop: Callable[[], bool] | None = None) -> float:
@@ -209,8 +214,9 @@ class SharedRateLimiter:
         with self._lock:
             if self._listener is not None or self._closed.is_set():
                 return
-            self._listener = threading.Thread(target=self._listen, daemon=True,
-                                              name=f"docingest-{self.name}-backoff")
+            self._listener = threading.Thread(
+                target=self._listen, daemon=True, name=f"docingest-{self.name}-backoff"
+            )
         self._listener.start()
 
     def _listen(self) -> None:
@@ -236,8 +242,9 @@ class SharedRateLimiter:
                 self._listening.clear()  # before the wait below: acquire reads the rows meanwhile
                 if self._closed.is_set():
                     return  # closed while the database went away: nothing to report
-                log.warning("%s: backoff listener lost (%s); reading the rows until it is back",
-                            self.name, exc)
+                log.warning(
+                    "%s: backoff listener lost (%s); reading the rows until it is back", self.name, exc
+                )
                 self._closed.wait(1.0)
             finally:
                 self._listening.clear()  # whatever ended it: acquire falls back to the rows

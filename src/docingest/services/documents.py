@@ -79,10 +79,16 @@ MIME_EXTENSIONS: dict[str, str] = {
 #: same SHA-256 is the same bytes), transient errors and ``worker_lost`` at ``uploaded`` (the
 #: bytes may be fine: ``POST /jobs/{id}/retry`` verifies them again), and every error of a
 #: later stage (the bytes were accepted).
-REUPLOAD_ERRORS = frozenset({
-    SizeMismatch.error_code, ChecksumMismatch.error_code, EmptyFile.error_code,
-    FileTooLarge.error_code, ContentTypeMismatch.error_code, UploadExpired.error_code,
-})
+REUPLOAD_ERRORS = frozenset(
+    {
+        SizeMismatch.error_code,
+        ChecksumMismatch.error_code,
+        EmptyFile.error_code,
+        FileTooLarge.error_code,
+        ContentTypeMismatch.error_code,
+        UploadExpired.error_code,
+    }
+)
 
 #: Who asked for a retry: the API (``POST /jobs/{id}/retry``), ``docingest retry``, or
 #: ``docingest ingest`` of the same file (the ``via`` of a ``retry_requested`` event).
@@ -124,10 +130,12 @@ class UploadPolicy:
     def from_settings(cls, settings: Settings) -> UploadPolicy:
         """The policy of ``UPLOAD_PIPELINE_MAX_FILE_BYTES``, ``..._MAX_ACTIVE_JOBS_PER_USER``,
         ``..._UPLOAD_URL_TTL_SECONDS`` and ``..._UPLOAD_GRACE_SECONDS``."""
-        return cls(max_file_bytes=settings.max_file_bytes,
-                   max_active_jobs_per_user=settings.max_active_jobs_per_user,
-                   upload_url_ttl_seconds=settings.upload_url_ttl_seconds,
-                   upload_grace_seconds=settings.upload_grace_seconds)
+        return cls(
+            max_file_bytes=settings.max_file_bytes,
+            max_active_jobs_per_user=settings.max_active_jobs_per_user,
+            upload_url_ttl_seconds=settings.upload_url_ttl_seconds,
+            upload_grace_seconds=settings.upload_grace_seconds,
+        )
 
     @property
     def deadline_seconds(self) -> float:
@@ -194,13 +202,23 @@ class JobStatus:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobStatus:
         """From a ``Repository.list_jobs`` row."""
-        return cls(document_id=str(row["document_id"]), job_id=str(row["job_id"]), filename=row["filename"],
-                   user_id=row["user_id"], stage=row["stage"], state=row["state"], stalled=bool(row["stalled"]),
-                   lease_expires_at=row["lease_expires_at"], attempts=row["attempts"],
-                   retry_count=row["retry_count"], error_code=row["error_code"],
-                   error_message=row["error_message"],
-                   progress=shown_progress(row["progress"], stalled=row["stalled"], state=row["state"],
-                                           control=row["control"]))
+        return cls(
+            document_id=str(row["document_id"]),
+            job_id=str(row["job_id"]),
+            filename=row["filename"],
+            user_id=row["user_id"],
+            stage=row["stage"],
+            state=row["state"],
+            stalled=bool(row["stalled"]),
+            lease_expires_at=row["lease_expires_at"],
+            attempts=row["attempts"],
+            retry_count=row["retry_count"],
+            error_code=row["error_code"],
+            error_message=row["error_message"],
+            progress=shown_progress(
+                row["progress"], stalled=row["stalled"], state=row["state"], control=row["control"]
+            ),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The row as ``status --json`` prints it (``lease_expires_at`` a datetime or None)."""
@@ -250,9 +268,13 @@ class DocumentService:
             mime, ext = detected.mime, detected.extension
             if by_name and by_name != detected.mime:
                 suffix = Path(filename).suffix.lower()
-                warning = {"message": f"the name ends {suffix} ({by_name}) but the content is "
-                                      f"{detected.mime}; parsed as {detected.kind}",
-                           "extension": suffix, "extension_mime": by_name, "detected_mime": detected.mime}
+                warning = {
+                    "message": f"the name ends {suffix} ({by_name}) but the content is "
+                    f"{detected.mime}; parsed as {detected.kind}",
+                    "extension": suffix,
+                    "extension_mime": by_name,
+                    "detected_mime": detected.mime,
+                }
         except DocingestError:
             mime, ext = by_name or "application/octet-stream", "bin"  # the uploaded stage reports why
         too_large = size > self.policy.max_file_bytes
@@ -269,33 +291,55 @@ class DocumentService:
             self.storage.copy_from(key, path)
         with self.db.transaction() as conn:
             _, doc = self.repo.insert_document(
-                conn, document_id=document_id, user_id=user_id, filename=filename, mime=mime,
-                bytes_len=size, file_sha256=sha, raw_path=key,
+                conn,
+                document_id=document_id,
+                user_id=user_id,
+                filename=filename,
+                mime=mime,
+                bytes_len=size,
+                file_sha256=sha,
+                raw_path=key,
             )
             if doc is None:  # another process registered the same bytes meanwhile
                 existing = self.repo.find_document_by_sha(conn, user_id, sha)
                 assert existing is not None
                 job = self.repo.latest_job_for_document(conn, existing.document_id)
             elif too_large:
-                err = FileTooLarge(f"{size} bytes is over the limit of {self.policy.max_file_bytes} "
-                                   "(UPLOAD_PIPELINE_MAX_FILE_BYTES)")
-                job = self.repo.insert_job(conn, job_id=uuid.uuid4(), document_id=document_id,
-                                           state=State.FAILED.value, via="ingest",
-                                           error_code=err.error_code, error_message=err.message)
+                err = FileTooLarge(
+                    f"{size} bytes is over the limit of {self.policy.max_file_bytes} "
+                    "(UPLOAD_PIPELINE_MAX_FILE_BYTES)"
+                )
+                job = self.repo.insert_job(
+                    conn,
+                    job_id=uuid.uuid4(),
+                    document_id=document_id,
+                    state=State.FAILED.value,
+                    via="ingest",
+                    error_code=err.error_code,
+                    error_message=err.message,
+                )
             else:
-                job = self.repo.insert_job(conn, job_id=uuid.uuid4(), document_id=document_id,
-                                           state=State.QUEUED.value, via="ingest")
+                job = self.repo.insert_job(
+                    conn, job_id=uuid.uuid4(), document_id=document_id, state=State.QUEUED.value, via="ingest"
+                )
                 if warning is not None and job is not None:
-                    self.repo.insert_event(conn, job_id=job.job_id, document_id=document_id,
-                                           stage=Stage.UPLOADED.value, type="warning", payload=warning)
+                    self.repo.insert_event(
+                        conn,
+                        job_id=job.job_id,
+                        document_id=document_id,
+                        stage=Stage.UPLOADED.value,
+                        type="warning",
+                        payload=warning,
+                    )
         if doc is None:
             assert existing is not None
             self.storage.delete(key)
             return Registered(existing, job, False)
         return Registered(doc, job, True)
 
-    def _register_again(self, path: Path, document: Document, job: Job, *, bytes_len: int,
-                        mime: str) -> Registered:
+    def _register_again(
+        self, path: Path, document: Document, job: Job, *, bytes_len: int, mime: str
+    ) -> Registered:
         """Ingest ``path`` again for its ``document`` whose latest ``job`` failed.
 
         A job that failed at ``uploaded`` (its bytes never verified: the object was refused
@@ -312,10 +356,14 @@ class DocumentService:
         with self.db.transaction() as conn:
             updated = self.repo.requeue_failed_job(conn, job.job_id)
             if updated is None:  # requeued (or deleted) meanwhile
-                return Registered(document, self.repo.latest_job_for_document(conn, document.document_id), False)
+                return Registered(
+                    document, self.repo.latest_job_for_document(conn, document.document_id), False
+                )
             if before_verified:
-                document = self.repo.redeclare_document(conn, document.document_id, bytes_len=bytes_len,
-                                                        mime=mime) or document
+                document = (
+                    self.repo.redeclare_document(conn, document.document_id, bytes_len=bytes_len, mime=mime)
+                    or document
+                )
             self._retry_event(conn, job, updated, via="ingest", stored_again=store)
         return Registered(document, updated, False, requeued=True)
 
@@ -327,11 +375,16 @@ class DocumentService:
             StorageUnavailable: the storage cannot sign one.
         """
         return self.storage.presign_upload(
-            document.raw_path, content_length=document.bytes_len, content_type=document.mime,
-            sha256=document.file_sha256, expires_in=self.policy.upload_url_ttl_seconds)
+            document.raw_path,
+            content_length=document.bytes_len,
+            content_type=document.mime,
+            sha256=document.file_sha256,
+            expires_in=self.policy.upload_url_ttl_seconds,
+        )
 
-    def request_upload(self, user_id: str, *, filename: str, bytes_len: int, mime: str,
-                       sha256: str) -> UploadTicket:
+    def request_upload(
+        self, user_id: str, *, filename: str, bytes_len: int, mime: str, sha256: str
+    ) -> UploadTicket:
         """Create the document and its waiting job, or answer with the user's existing copy.
 
         The same bytes (SHA-256) of one user are one document, so a request for bytes the
@@ -371,21 +424,32 @@ class DocumentService:
         if bytes_len == 0:
             raise EmptyFile("bytes_len is 0: an empty file has nothing to ingest; upload the real file")
         if bytes_len > self.policy.max_file_bytes:
-            raise FileTooLarge(f"{bytes_len} bytes is over the limit of {self.policy.max_file_bytes} "
-                               "(UPLOAD_PIPELINE_MAX_FILE_BYTES)")
+            raise FileTooLarge(
+                f"{bytes_len} bytes is over the limit of {self.policy.max_file_bytes} "
+                "(UPLOAD_PIPELINE_MAX_FILE_BYTES)"
+            )
         document_id = uuid.uuid4()
         sha256 = sha256.lower()
         filename = display_filename(filename)
         with self.db.connection() as conn:  # committed on return to the pool
             active, document, job = self.repo.create_upload(
-                conn, user_id=user_id, document_id=document_id, job_id=uuid.uuid4(),
-                filename=filename, mime=mime, bytes_len=bytes_len, file_sha256=sha256,
-                raw_path=raw_key(user_id, document_id, ext), max_active=self.policy.max_active_jobs_per_user,
-                wait_seconds=self.policy.deadline_seconds)
+                conn,
+                user_id=user_id,
+                document_id=document_id,
+                job_id=uuid.uuid4(),
+                filename=filename,
+                mime=mime,
+                bytes_len=bytes_len,
+                file_sha256=sha256,
+                raw_path=raw_key(user_id, document_id, ext),
+                max_active=self.policy.max_active_jobs_per_user,
+                wait_seconds=self.policy.deadline_seconds,
+            )
         if document is not None:
             return UploadTicket(True, document, job, self.presign(document))
-        ticket = self._existing(user_id, sha256, filename=filename, mime=mime, ext=ext, bytes_len=bytes_len,
-                                active=active)
+        ticket = self._existing(
+            user_id, sha256, filename=filename, mime=mime, ext=ext, bytes_len=bytes_len, active=active
+        )
         if ticket is None:
             if active >= self.policy.max_active_jobs_per_user:
                 raise self._too_many(active)
@@ -393,11 +457,14 @@ class DocumentService:
         return ticket
 
     def _too_many(self, active: int) -> TooManyActiveJobs:
-        return TooManyActiveJobs(f"you have {active} uploads in progress (limit "
-                                 f"{self.policy.max_active_jobs_per_user})", retry_after=10)
+        return TooManyActiveJobs(
+            f"you have {active} uploads in progress (limit {self.policy.max_active_jobs_per_user})",
+            retry_after=10,
+        )
 
-    def _existing(self, user_id: str, sha256: str, *, filename: str, mime: str, ext: str, bytes_len: int,
-                  active: int) -> UploadTicket | None:
+    def _existing(
+        self, user_id: str, sha256: str, *, filename: str, mime: str, ext: str, bytes_len: int, active: int
+    ) -> UploadTicket | None:
         """The reply of :meth:`request_upload` for bytes the user already has; None when they have not."""
         with self.db.user_transaction(user_id) as conn:
             document = self.repo.find_document_by_sha(conn, user_id, sha256)
@@ -406,8 +473,11 @@ class DocumentService:
             job = self.repo.lock_latest_job(conn, document.document_id)
             if job is None:
                 return UploadTicket(False, document, None, None)
-            rearm = (job.state is State.FAILED and job.stage is Stage.UPLOADED
-                     and job.error_code in REUPLOAD_ERRORS)
+            rearm = (
+                job.state is State.FAILED
+                and job.stage is Stage.UPLOADED
+                and job.error_code in REUPLOAD_ERRORS
+            )
             if not rearm and job.state is not State.WAITING:
                 return UploadTicket(False, document, job, None)
             if rearm and active >= self.policy.max_active_jobs_per_user:
@@ -424,23 +494,42 @@ class DocumentService:
                 raw_path = document.raw_path
                 if raw_path.rsplit(".", 1)[-1] != ext:  # the key's extension follows the type
                     raw_path = raw_key(user_id, document.document_id, ext)
-                document = self.repo.redeclare_document(conn, document.document_id, raw_path=raw_path,
-                                                        filename=filename, mime=mime,
-                                                        bytes_len=bytes_len) or document
+                document = (
+                    self.repo.redeclare_document(
+                        conn,
+                        document.document_id,
+                        raw_path=raw_path,
+                        filename=filename,
+                        mime=mime,
+                        bytes_len=bytes_len,
+                    )
+                    or document
+                )
             if rearm:
-                updated = self.repo.requeue_failed_job(conn, job.job_id,
-                                                       upload_deadline_seconds=self.policy.deadline_seconds)
+                updated = self.repo.requeue_failed_job(
+                    conn, job.job_id, upload_deadline_seconds=self.policy.deadline_seconds
+                )
             else:
-                updated = self.repo.extend_upload_deadline(conn, job.job_id,
-                                                           deadline_seconds=self.policy.deadline_seconds)
+                updated = self.repo.extend_upload_deadline(
+                    conn, job.job_id, deadline_seconds=self.policy.deadline_seconds
+                )
             if updated is None:  # cannot happen under the lock; rolls back if it does
                 raise Conflict("the job changed meanwhile; retry")
             if reupload:
                 self.repo.insert_event(
-                    conn, job_id=job.job_id, document_id=document.document_id, stage=updated.stage.value,
+                    conn,
+                    job_id=job.job_id,
+                    document_id=document.document_id,
+                    stage=updated.stage.value,
                     type="reupload_requested",
-                    payload={"previous_state": job.state.value, "previous_error_code": job.error_code,
-                             "previous": declared, **wanted, "stale_object_deleted": stored})
+                    payload={
+                        "previous_state": job.state.value,
+                        "previous_error_code": job.error_code,
+                        "previous": declared,
+                        **wanted,
+                        "stale_object_deleted": stored,
+                    },
+                )
             # Inside the transaction: if presigning fails, nothing above is kept.
             return UploadTicket(False, document, updated, self.presign(document), reupload=reupload)
 
@@ -492,13 +581,17 @@ class DocumentService:
                 break
             with self.db.connection() as conn:
                 if present:
-                    counts["queued"] += self.repo.queue_uploaded_job(conn, row["job_id"], via="sweep") is not None
+                    counts["queued"] += (
+                        self.repo.queue_uploaded_job(conn, row["job_id"], via="sweep") is not None
+                    )
                 elif row["expired"]:
                     err = UploadExpired(
                         f"no upload arrived within {self.policy.upload_url_ttl_seconds} s (the signed "
-                        f"URL's lifetime) plus {self.policy.upload_grace_seconds:g} s grace")
-                    counts["expired"] += self.repo.expire_upload(
-                        conn, row["job_id"], error_message=err.message) is not None
+                        f"URL's lifetime) plus {self.policy.upload_grace_seconds:g} s grace"
+                    )
+                    counts["expired"] += (
+                        self.repo.expire_upload(conn, row["job_id"], error_message=err.message) is not None
+                    )
         return counts
 
     # --- every entry point -----------------------------------------------------------------
@@ -525,13 +618,16 @@ class DocumentService:
             raise Conflict(f"only a failed job can be retried; this one is {job.state.value}")
         rearm = job.stage is Stage.UPLOADED and self.storage.head(document.raw_path) is None
         if rearm and via != "api":
-            raise Conflict(f"job {job_id} failed {job.error_code} before its file was kept, so there is "
-                           f"nothing to retry: run `docingest ingest` on {document.filename} again (it "
-                           "requeues the failed document with the file)")
+            raise Conflict(
+                f"job {job_id} failed {job.error_code} before its file was kept, so there is "
+                f"nothing to retry: run `docingest ingest` on {document.filename} again (it "
+                "requeues the failed document with the file)"
+            )
         transaction = self.db.user_transaction(user_id) if user_id is not None else self.db.transaction()
         with transaction as conn:
             updated = self.repo.requeue_failed_job(
-                conn, job_id, upload_deadline_seconds=self.policy.deadline_seconds if rearm else None)
+                conn, job_id, upload_deadline_seconds=self.policy.deadline_seconds if rearm else None
+            )
             if updated is not None:
                 self._retry_event(conn, job, updated, via=via, rearmed=rearm)
         if updated is None:
@@ -539,9 +635,14 @@ class DocumentService:
         return Retried(updated, self.presign(document) if rearm else None)
 
     def _retry_event(self, conn: Conn, previous: Job, updated: Job, *, via: RetryVia, **details: Any) -> None:
-        self.repo.insert_event(conn, job_id=updated.job_id, document_id=updated.document_id,
-                               stage=updated.stage.value, type="retry_requested",
-                               payload={"via": via, "previous_error_code": previous.error_code, **details})
+        self.repo.insert_event(
+            conn,
+            job_id=updated.job_id,
+            document_id=updated.document_id,
+            stage=updated.stage.value,
+            type="retry_requested",
+            payload={"via": via, "previous_error_code": previous.error_code, **details},
+        )
 
     def delete(self, user_id: str, document_id: UUID) -> Document:
         """Delete the document's rows (jobs, events, buffers, chunks: cascade), then its objects
@@ -601,8 +702,9 @@ class DocumentService:
             raise NotFound(f"no job {job_id}")
         return job, document
 
-    def job_rows(self, *, user_id: str | None = None,
-                 document_ids: list[UUID] | None = None) -> list[dict[str, Any]]:
+    def job_rows(
+        self, *, user_id: str | None = None, document_ids: list[UUID] | None = None
+    ) -> list[dict[str, Any]]:
         """Every job (of ``user_id``, of ``document_ids``; None: all), oldest first, as
         ``Repository.list_jobs`` gives them."""
         with self.db.connection() as conn:

@@ -14,8 +14,13 @@ from docingest.errors import DocingestError
 OnRetry = Callable[[int, int, DocingestError, float], None]
 
 
-def probe_embedder(check: Callable[[], None], *, attempts: int = 3, on_retry: OnRetry | None = None,
-                   sleep: Callable[[float], None] = time.sleep) -> DocingestError | None:
+def probe_embedder(
+    check: Callable[[], None],
+    *,
+    attempts: int = 3,
+    on_retry: OnRetry | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DocingestError | None:
     """Run ``check`` (``Runtime.check_embedder_dimensions``) until it passes, at most ``attempts`` times.
 
     A transient failure of the provider (5xx, 429, timeout: ``retryable``) is tried again after

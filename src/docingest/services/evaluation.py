@@ -43,8 +43,9 @@ def load_questions(path: Path) -> list[Question]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); a question file is UTF-8 "
-                         "JSON lines") from exc
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {exc.start}); a question file is UTF-8 JSON lines"
+        ) from exc
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -131,11 +132,13 @@ def evaluate(
     records = []
     scores = []
     for q in questions:
-        hits = [h.to_dict() for h in searcher.search(q.query, user_id=user_id,
-                                                     k=RESULTS_PER_QUESTION, mode=mode)]
+        hits = [
+            h.to_dict() for h in searcher.search(q.query, user_id=user_id, k=RESULTS_PER_QUESTION, mode=mode)
+        ]
         scores.append(question_scores(q, hits))
-        records.append({"query": q.query, "expected": q.expected, "phrase": q.phrase,
-                        "mode": mode, "results": hits})
+        records.append(
+            {"query": q.query, "expected": q.expected, "phrase": q.phrase, "mode": mode, "results": hits}
+        )
     figures = aggregate(scores)
     figures["questions"] = len(questions)
     return figures, records

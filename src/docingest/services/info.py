@@ -94,28 +94,45 @@ def describe(settings: Settings, *, user: str | None = None) -> Info:
     if settings.storage_backend == "local":
         storage = f"local: {settings.storage_dir}"
     else:
-        storage = f"{settings.storage_backend}: {settings.storage_url or 'the provider default'} " \
-                  f"(bucket {settings.storage_bucket})"
-    parser = "local (pypdfium2, python-docx, BeautifulSoup, Markdown, text)" if settings.parser == "local" \
+        storage = (
+            f"{settings.storage_backend}: {settings.storage_url or 'the provider default'} "
+            f"(bucket {settings.storage_bucket})"
+        )
+    parser = (
+        "local (pypdfium2, python-docx, BeautifulSoup, Markdown, text)"
+        if settings.parser == "local"
         else f"llamaparse at {settings.llamaparse_url} (tier {settings.llamaparse_tier})"
+    )
     backend: str | None = None
     if settings.embedding_provider == "local":
         from docingest.providers.embedding.local import resolve_backend
 
         embedder = f"local {settings.embedding_model}"
-        documents, queries = (resolve_backend(settings.embedding_backend, p) for p in ("documents", "queries"))
+        documents, queries = (
+            resolve_backend(settings.embedding_backend, p) for p in ("documents", "queries")
+        )
         backend = documents if documents == queries else f"{documents} for documents, {queries} for queries"
         if settings.embedding_backend == "auto":
             backend = f"auto: {backend}"
     elif settings.embedding_provider == "openai":
-        embedder = f"openai-compatible {settings.embedding_model} at " \
-                   f"{settings.openai_base_url or 'https://api.openai.com/v1'}"
+        embedder = (
+            f"openai-compatible {settings.embedding_model} at "
+            f"{settings.openai_base_url or 'https://api.openai.com/v1'}"
+        )
     else:
         embedder = "hashing (deterministic, not semantic: for tests)"
-    return Info(version=version(), data_dir=str(settings.data_dir), database=database(settings),
-                storage=storage, parser=parser, embedder=embedder, embedding_backend=backend,
-                embedding_dimensions=settings.embedding_dimensions,
-                models_dir=str(settings.model_cache_dir) if backend else None, user=user)
+    return Info(
+        version=version(),
+        data_dir=str(settings.data_dir),
+        database=database(settings),
+        storage=storage,
+        parser=parser,
+        embedder=embedder,
+        embedding_backend=backend,
+        embedding_dimensions=settings.embedding_dimensions,
+        models_dir=str(settings.model_cache_dir) if backend else None,
+        user=user,
+    )
 
 
 def collect(settings: Settings, documents: DocumentService, *, user: str | None = None) -> Info:

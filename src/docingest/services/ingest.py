@@ -45,7 +45,8 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found.update(
-                p for p in path.rglob("*")
+                p
+                for p in path.rglob("*")
                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.is_file():
@@ -70,8 +71,15 @@ def _not_a_file(path: Path) -> str:
         mode = path.stat().st_mode
     except OSError:
         return f"no such file or directory: {path}"
-    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a device" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) else "not a regular file")
+    kind = (
+        "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISBLK(mode) or stat.S_ISCHR(mode)
+        else "not a regular file"
+    )
     return f"not a regular file ({kind}): {path}; name a file or a directory"
 
 
@@ -191,12 +199,22 @@ def ingest(
         chunks=sum(s["chunks"] for s in stats),
         wall_s=round(wall, 3),
         data_dir=str(rt.settings.data_dir),
-        failures=[{"filename": j["filename"], "job_id": str(j["job_id"]),
-                   "error_code": j["error_code"], "error_message": j["error_message"]} for j in failed],
+        failures=[
+            {
+                "filename": j["filename"],
+                "job_id": str(j["job_id"]),
+                "error_code": j["error_code"],
+                "error_message": j["error_message"],
+            }
+            for j in failed
+        ],
     )
     shown = {i: JobProgress.from_stored(j["progress"]) for i, j in latest.items()}
-    summary.warnings = [{"filename": j["filename"], "job_id": str(j["job_id"]), "message": w}
-                        for i, j in latest.items() for w in shown[i].parse_warnings or []]
+    summary.warnings = [
+        {"filename": j["filename"], "job_id": str(j["job_id"]), "message": w}
+        for i, j in latest.items()
+        for w in shown[i].parse_warnings or []
+    ]
     summary.embedding_cache_hits = sum(p.embedding_cache_hits or 0 for p in shown.values())
     summary.docs_per_s = round(summary.documents / wall, 3) if wall else 0.0
     # This run's own rate: chunks embedded before it (a resumed run) do not count.

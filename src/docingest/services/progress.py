@@ -38,8 +38,13 @@ def _idle(stalled: bool, state: str | State | None) -> bool:
     return stalled or (state is not None and State(state) in _IDLE_STATES)
 
 
-def shown_progress(progress: ProgressLike, *, stalled: bool, state: str | State | None = None,
-                   control: JobControl | Mapping[str, Any] | None = None) -> dict[str, Any]:
+def shown_progress(
+    progress: ProgressLike,
+    *,
+    stalled: bool,
+    state: str | State | None = None,
+    control: JobControl | Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """A job's ``progress`` object as shown to a user (API replies, ``status --json``).
 
     Its display figures, without ``eta_s`` when nothing runs the job: it is stalled (its lease
@@ -51,13 +56,17 @@ def shown_progress(progress: ProgressLike, *, stalled: bool, state: str | State 
         display = progress
         own = control if isinstance(control, JobControl) else read_progress(None, control)[0]
     else:
-        own, display = read_progress(progress, control.as_dict() if isinstance(control, JobControl) else control)
+        own, display = read_progress(
+            progress, control.as_dict() if isinstance(control, JobControl) else control
+        )
     if _idle(stalled, state):
         display = display.without_eta()
     return shown_object(own, display)
 
 
-def format_progress(progress: ProgressLike, *, stalled: bool = False, state: str | State | None = None) -> str:
+def format_progress(
+    progress: ProgressLike, *, stalled: bool = False, state: str | State | None = None
+) -> str:
     """``"pages 12/12, chunks 40/100, eta 3s"`` from a job's progress (empty parts left out;
     no ETA for a ``stalled`` or idle job, see :func:`shown_progress`)."""
     p = display_progress(progress)
@@ -87,8 +96,11 @@ def duration(seconds: float) -> str:
 def event_dict(row: dict[str, Any]) -> dict[str, Any]:
     """A JSON-ready event: ``{event_id, job_id, document_id, stage, type, payload, created_at}``."""
     return {
-        "event_id": int(row["event_id"]), "job_id": str(row["job_id"]),
-        "document_id": str(row["document_id"]), "stage": row["stage"], "type": row["type"],
+        "event_id": int(row["event_id"]),
+        "job_id": str(row["job_id"]),
+        "document_id": str(row["document_id"]),
+        "stage": row["stage"],
+        "type": row["type"],
         "payload": row["payload"] or {},
         "created_at": row["created_at"].isoformat() if row.get("created_at") else None,
     }
@@ -176,8 +188,9 @@ def sse_stream(
     started = time.monotonic()
     yield "retry: 2000\n\n"
     while True:
-        for event in document_events(documents, doc_id, last, poll_seconds=poll_seconds,
-                                     timeout_seconds=keepalive_seconds):
+        for event in document_events(
+            documents, doc_id, last, poll_seconds=poll_seconds, timeout_seconds=keepalive_seconds
+        ):
             last = event["event_id"]
             yield sse_message(event)
         if _finished(documents, doc_id):
@@ -200,14 +213,21 @@ MIN_RATE_SECONDS = 2.0
 #: chunking reports nothing until it is done): an ETA from a stalled rate only grows.
 STALLED_ETA_SECONDS = 10.0
 #: What a job does while its stage is the one reached (its handler works towards the next).
-_DOING = {"uploaded": "verifying", "parse_queued": "parsing", "parsed": "validating",
-          "parse_validated": "chunking", "chunking": "chunking", "chunks_stored": "embedding",
-          "embedding_queued": "embedding", "embedding_in_progress": "embedding",
-          "embeddings_stored": "storing"}
+_DOING = {
+    "uploaded": "verifying",
+    "parse_queued": "parsing",
+    "parsed": "validating",
+    "parse_validated": "chunking",
+    "chunking": "chunking",
+    "chunks_stored": "embedding",
+    "embedding_queued": "embedding",
+    "embedding_in_progress": "embedding",
+    "embeddings_stored": "storing",
+}
 
 # Stages a job has reached once parsed / once embedded (the machine's order, domain.STAGES).
-_PARSED_AT = frozenset(s.value for s in STAGES[STAGES.index(Stage.PARSED):])
-_EMBEDDED_AT = frozenset(s.value for s in STAGES[STAGES.index(Stage.EMBEDDINGS_STORED):])
+_PARSED_AT = frozenset(s.value for s in STAGES[STAGES.index(Stage.PARSED) :])
+_EMBEDDED_AT = frozenset(s.value for s in STAGES[STAGES.index(Stage.EMBEDDINGS_STORED) :])
 
 
 @dataclass(frozen=True)
@@ -264,7 +284,9 @@ class IngestSnapshot:
     def chunks_text(self) -> str:
         """``"1,024/3,310 chunks"``, and how many documents are not chunked yet (their chunks
         are not counted in the second figure): ``"512/512 chunks (+3 docs to chunk)"``."""
-        more = f" (+{self.unchunked} doc{'s' if self.unchunked != 1 else ''} to chunk)" if self.unchunked else ""
+        more = (
+            f" (+{self.unchunked} doc{'s' if self.unchunked != 1 else ''} to chunk)" if self.unchunked else ""
+        )
         return f"{self.chunks_embedded:,}/{self.chunks_known:,} chunks{more}"
 
     def note(self) -> str:
@@ -285,8 +307,7 @@ class IngestSnapshot:
     def line(self) -> str:
         """One plain line: ``ingest: 12/45 documents, 1,024/3,310 chunks embedded, 21.3
         chunks/s, eta 1m47s, elapsed 0:01:12`` (then :meth:`note`, if any)."""
-        parts = [f"ingest: {self.finished}/{self.documents} documents",
-                 f"{self.chunks_text()} embedded"]
+        parts = [f"ingest: {self.finished}/{self.documents} documents", f"{self.chunks_text()} embedded"]
         if self.rate_chunks_s is not None:
             parts.append(f"{self.rate_chunks_s:,.1f} chunks/s")
         if self.eta_s is not None:
@@ -336,8 +357,11 @@ class IngestProgress:
     def update(self, jobs: list[dict[str, Any]], now: float) -> IngestSnapshot:
         """The snapshot for ``jobs`` (each document's latest job) at ``now``."""
         shown = {j["job_id"]: display_progress(j["progress"]) for j in jobs}
-        known = [(j["bytes_len"] or 0, p.chunks_total) for j in jobs
-                 if (p := shown[j["job_id"]]).chunks_total is not None]
+        known = [
+            (j["bytes_len"] or 0, p.chunks_total)
+            for j in jobs
+            if (p := shown[j["job_id"]]).chunks_total is not None
+        ]
         known_bytes = sum(b for b, _ in known)
         per_byte = sum(c for _, c in known) / known_bytes if known_bytes else DEFAULT_CHUNKS_PER_BYTE
         done = total = 0.0
@@ -349,8 +373,12 @@ class IngestProgress:
             p = shown[j["job_id"]]
             if p.chunks_total is None and not State.is_terminal(j["state"]):
                 unchunked += 1
-            if (j["state"] == "working" and j.get("claimed_by") == self.worker_id
-                    and j["stage"] in _DOING and j.get("filename")):
+            if (
+                j["state"] == "working"
+                and j.get("claimed_by") == self.worker_id
+                and j["stage"] in _DOING
+                and j.get("filename")
+            ):
                 working_on.append(f"{_DOING[j['stage']]} {j['filename']}")
             d, t = job_work(j["state"], j["stage"], p, j["bytes_len"] or 0, per_byte)
             done, total = done + d, total + t
@@ -368,8 +396,11 @@ class IngestProgress:
                 else:
                     expired += 1
             # Its lease was taken over, and not by another process (ours now, or since finished).
-            if (j["job_id"] in self._held_elsewhere and not elsewhere
-                    and (j.get("lost_leases") or 0) > self._lost_leases[j["job_id"]]):
+            if (
+                j["job_id"] in self._held_elsewhere
+                and not elsewhere
+                and (j.get("lost_leases") or 0) > self._lost_leases[j["job_id"]]
+            ):
                 self._taken_over.add(j["job_id"])
         if self._baseline is None:
             self._baseline = (now, done, embedded)
@@ -385,16 +416,28 @@ class IngestProgress:
             eta = (total - done) / work_rate if work_rate > 0 and not stalled else None
         finished = all(State.is_terminal(j["state"]) for j in jobs)
         return IngestSnapshot(
-            documents=len(jobs), complete=sum(j["state"] == "done" for j in jobs),
-            failed=sum(j["state"] == "failed" for j in jobs), chunks_embedded=embedded,
-            chunks_known=chunks_known, work_done=done, work_total=total, rate_chunks_s=rate,
-            eta_s=0.0 if finished and jobs else eta, elapsed_s=now - self.started, waiting_jobs=waiting,
-            waiting_lease_left_s=min(lease_left) if lease_left else None, expired_jobs=expired,
-            taken_over=len(self._taken_over), unchunked=unchunked, working_on=tuple(working_on[:2]))
+            documents=len(jobs),
+            complete=sum(j["state"] == "done" for j in jobs),
+            failed=sum(j["state"] == "failed" for j in jobs),
+            chunks_embedded=embedded,
+            chunks_known=chunks_known,
+            work_done=done,
+            work_total=total,
+            rate_chunks_s=rate,
+            eta_s=0.0 if finished and jobs else eta,
+            elapsed_s=now - self.started,
+            waiting_jobs=waiting,
+            waiting_lease_left_s=min(lease_left) if lease_left else None,
+            expired_jobs=expired,
+            taken_over=len(self._taken_over),
+            unchunked=unchunked,
+            working_on=tuple(working_on[:2]),
+        )
 
 
-def job_work(state: str, stage: str, progress: ProgressLike, bytes_len: int,
-             chunks_per_byte: float) -> tuple[float, float]:
+def job_work(
+    state: str, stage: str, progress: ProgressLike, bytes_len: int, chunks_per_byte: float
+) -> tuple[float, float]:
     """``(done, total)`` work of one document's job, in chunk units (see :class:`IngestSnapshot`).
 
     Its chunks are ``chunks_total`` once chunked, else ``bytes_len * chunks_per_byte`` (at least

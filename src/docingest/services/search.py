@@ -38,9 +38,14 @@ class SearchHit:
 def _hit(row: dict[str, Any], score: float) -> SearchHit:
     meta = row["meta"] or {}
     return SearchHit(
-        document_id=str(row["document_id"]), filename=row["filename"], page=meta.get("page"),
-        score=round(float(score), 6), text=row["text"], chunk_id=str(row["chunk_id"]),
-        ordinal=row["ordinal"], heading_path=meta.get("heading_path") or [],
+        document_id=str(row["document_id"]),
+        filename=row["filename"],
+        page=meta.get("page"),
+        score=round(float(score), 6),
+        text=row["text"],
+        chunk_id=str(row["chunk_id"]),
+        ordinal=row["ordinal"],
+        heading_path=meta.get("heading_path") or [],
     )
 
 
@@ -87,9 +92,13 @@ class SearchConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchConfig:
         """The ``UPLOAD_PIPELINE_SEARCH_*`` settings."""
-        return cls(rrf_k=settings.search_rrf_k, text_weight=settings.search_text_weight,
-                   ef_search=settings.search_ef_search, max_query_chars=settings.search_max_query_chars,
-                   exact_max_chunks=settings.search_exact_max_chunks)
+        return cls(
+            rrf_k=settings.search_rrf_k,
+            text_weight=settings.search_text_weight,
+            ef_search=settings.search_ef_search,
+            max_query_chars=settings.search_max_query_chars,
+            exact_max_chunks=settings.search_exact_max_chunks,
+        )
 
 
 class Searcher:
@@ -110,8 +119,16 @@ class Searcher:
         row_security: run the queries scoped to the user (the API; migration 002).
     """
 
-    def __init__(self, db: Database, repo: Repository, query_embedder: Callable[[], Embedder],
-                 config: SearchConfig, *, candidates: int = 60, row_security: bool = False) -> None:
+    def __init__(
+        self,
+        db: Database,
+        repo: Repository,
+        query_embedder: Callable[[], Embedder],
+        config: SearchConfig,
+        *,
+        candidates: int = 60,
+        row_security: bool = False,
+    ) -> None:
         self.db = db
         self.repo = repo
         self.query_embedder = query_embedder
@@ -139,7 +156,8 @@ class Searcher:
         if len(query) > self.config.max_query_chars:
             raise QueryTooLong(
                 f"the query has {len(query)} characters; at most {self.config.max_query_chars} are accepted "
-                "(UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS): ask a shorter question")
+                "(UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS): ask a shorter question"
+            )
         if k < 1:
             raise ValueError("k must be at least 1")
         if mode not in ("vector", "hybrid"):
@@ -149,16 +167,25 @@ class Searcher:
         transaction = self.db.user_transaction(user_id) if self.row_security else self.db.transaction()
         with transaction as conn:
             vec_rows = self.repo.search_vector(
-                conn, user_id=user_id, embedding=vector, limit=n, ef_search=max(self.config.ef_search, n),
-                exact_max_chunks=self.config.exact_max_chunks)
-            text_rows = (self.repo.search_fulltext(conn, user_id=user_id, query=query, limit=n)
-                         if mode == "hybrid" else [])
+                conn,
+                user_id=user_id,
+                embedding=vector,
+                limit=n,
+                ef_search=max(self.config.ef_search, n),
+                exact_max_chunks=self.config.exact_max_chunks,
+            )
+            text_rows = (
+                self.repo.search_fulltext(conn, user_id=user_id, query=query, limit=n)
+                if mode == "hybrid"
+                else []
+            )
         if mode == "vector":
             return [_hit(r, r["score"]) for r in vec_rows]
         rows = {str(r["chunk_id"]): r for r in text_rows + vec_rows}
         fused = reciprocal_rank_fusion(
             [[str(r["chunk_id"]) for r in vec_rows], [str(r["chunk_id"]) for r in text_rows]],
-            k=self.config.rrf_k, weights=[1.0, self.config.text_weight],
+            k=self.config.rrf_k,
+            weights=[1.0, self.config.text_weight],
         )
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         return [_hit(rows[cid], score) for cid, score in best]

@@ -25,8 +25,7 @@ from docingest.stages.verify import VerifyUpload
 if TYPE_CHECKING:
     from docingest.providers.parsing.llamaparse import LlamaParseClient
 
-__all__ = ["PARSE_HANDLERS", "Collaborators", "StageContext", "StageHandler", "StageResult",
-           "build_handlers"]
+__all__ = ["PARSE_HANDLERS", "Collaborators", "StageContext", "StageHandler", "StageResult", "build_handlers"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,9 @@ class Collaborators:
 
 def _local_parse(c: Collaborators) -> StageHandler:
     """``parse_queued`` in this host: the local parser (sandboxed unless ``PARSE_SANDBOX`` is off)."""
-    return ParseDocument(c.storage, c.parser(),
-                         progress_interval_seconds=c.settings.parse_progress_interval_seconds)
+    return ParseDocument(
+        c.storage, c.parser(), progress_interval_seconds=c.settings.parse_progress_interval_seconds
+    )
 
 
 def _llamaparse(c: Collaborators) -> StageHandler:

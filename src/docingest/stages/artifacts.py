@@ -49,8 +49,12 @@ class ParsedArtifact:
     def save_sidecar(self, storage: Storage, document: Document) -> None:
         """Write the page map, metadata, warnings (and cleaning record) object only."""
         pages = [[p.number, p.start, p.end, p.empty] for p in self.pages]
-        sidecar: dict[str, Any] = {"kind": self.kind, "pages": pages, "metadata": self.metadata,
-                                   "warnings": self.warnings}
+        sidecar: dict[str, Any] = {
+            "kind": self.kind,
+            "pages": pages,
+            "metadata": self.metadata,
+            "warnings": self.warnings,
+        }
         if self.cleaning is not None:
             sidecar["cleaning"] = self.cleaning
         storage.put_stream(

@@ -55,8 +55,9 @@ class StageContext(Protocol):
         """A connection for reads only: no fence and no lock on the job row, so it never waits
         for (nor holds up) this job's fenced transactions. What is written after is fenced."""
 
-    def save_progress(self, progress: JobProgress, persist: Persist | None = None, *,
-                      control: JobControl | None = None) -> None:
+    def save_progress(
+        self, progress: JobProgress, persist: Persist | None = None, *, control: JobControl | None = None
+    ) -> None:
         """Write ``persist`` and merge ``progress`` (and ``control``) in one fenced transaction
         (a checkpoint); ``job`` then holds the merged fields."""
 

@@ -52,14 +52,16 @@ class ChunkDocument:
         if not chunks:
             raise NoText("the parsed text produced no chunk (only whitespace)")
         ctx.check()
-        rows = [(chunk_id(doc.document_id, c.ordinal), c.ordinal, c.text, c.meta(), c.token_count)
-                for c in chunks]
+        rows = [
+            (chunk_id(doc.document_id, c.ordinal), c.ordinal, c.text, c.meta(), c.token_count) for c in chunks
+        ]
 
         def persist(conn: Any) -> None:
             Repository().replace_chunk_buffer(conn, doc.document_id, rows)
 
         return StageResult(
-            progress=JobProgress(chunks_total=len(chunks), chunks_embedded=0,
-                                 tokens_total=sum(c.token_count for c in chunks)),
+            progress=JobProgress(
+                chunks_total=len(chunks), chunks_embedded=0, tokens_total=sum(c.token_count for c in chunks)
+            ),
             persist=persist,
         )

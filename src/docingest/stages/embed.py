@@ -31,8 +31,9 @@ class _Plan:
     Raises (from :meth:`complete`): what the rest's read raised (e.g. ``LeaseLost``).
     """
 
-    def __init__(self, repo: Repository, ctx: StageContext, *, model: str, dimensions: int,
-                 use_cache: bool, head: int) -> None:
+    def __init__(
+        self, repo: Repository, ctx: StageContext, *, model: str, dimensions: int, use_cache: bool, head: int
+    ) -> None:
         self.total = self.done = 0
         self.by_hash: dict[bytes, list[dict[str, Any]]] = {}
         self.cached: dict[bytes, np.ndarray] = {}
@@ -46,15 +47,22 @@ class _Plan:
             # Not fenced: the rest is read while the head's texts are (a fenced read would hold
             # the job row's lock, and they would wait for it). The stage's writes are fenced.
             with ctx.reading() as conn:
-                return repo.embedding_plan(conn, ctx.document.document_id, model=model,
-                                           dimensions=dimensions, use_cache=use_cache,
-                                           after_ordinal=after, limit=limit)
+                return repo.embedding_plan(
+                    conn,
+                    ctx.document.document_id,
+                    model=model,
+                    dimensions=dimensions,
+                    use_cache=use_cache,
+                    after_ordinal=after,
+                    limit=limit,
+                )
 
         rows = page(None, head)
         self._add(rows)
         self.head_texts = len(self.first_ids)
         self._reader: threading.Thread | None = None
         if len(rows) == head:
+
             def read_rest(after: int = rows[-1]["ordinal"]) -> None:
                 try:
                     self._rest = page(after, None)
@@ -117,8 +125,12 @@ class EmbedChunks:
     PLAN_HEAD = 512  # chunks planned before the first request: its texts fill the first lanes
 
     def __init__(
-        self, embedder_factory: Callable[[], Embedder], *, dimensions: int,
-        batch_chunks: int | None = None, cache: bool = False,
+        self,
+        embedder_factory: Callable[[], Embedder],
+        *,
+        dimensions: int,
+        batch_chunks: int | None = None,
+        cache: bool = False,
     ) -> None:
         self._factory = embedder_factory
         self._embedder: Embedder | None = None
@@ -136,8 +148,9 @@ class EmbedChunks:
     def run(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
         model = self.embedder.model
-        plan = _Plan(self.repo, ctx, model=model, dimensions=self.dimensions, use_cache=self.cache,
-                     head=self.PLAN_HEAD)
+        plan = _Plan(
+            self.repo, ctx, model=model, dimensions=self.dimensions, use_cache=self.cache, head=self.PLAN_HEAD
+        )
         hits = ctx.job.progress.embedding_cache_hits or 0
         done = 0
         planned = False
@@ -153,8 +166,9 @@ class EmbedChunks:
             if plan.cached:
                 by_hash, cached = plan.by_hash, plan.cached
                 rows = [r for h in cached for r in by_hash[h]]
-                vectors = check_shape(np.stack([cached[h] for h in cached for _ in by_hash[h]]),
-                                      len(rows), self.dimensions)
+                vectors = check_shape(
+                    np.stack([cached[h] for h in cached for _ in by_hash[h]]), len(rows), self.dimensions
+                )
                 done += len(rows)
                 hits += len(rows)
                 ids = [r["chunk_id"] for r in rows]
@@ -162,8 +176,10 @@ class EmbedChunks:
                 def persist_cached(conn: Any, ids: list[Any] = ids, vectors: Any = vectors) -> None:
                     self.repo.insert_vectors(conn, doc.document_id, ids, vectors, model)
 
-                ctx.save_progress(JobProgress(chunks_embedded=done, chunks_total=plan.total,
-                                              embedding_cache_hits=hits), persist_cached)
+                ctx.save_progress(
+                    JobProgress(chunks_embedded=done, chunks_total=plan.total, embedding_cache_hits=hits),
+                    persist_cached,
+                )
                 metrics.EMBED_CACHE_HITS.labels(model=model).inc(len(rows))
             if self.cache and plan.hashes:
                 metrics.EMBED_CACHE_MISSES.labels(model=model).inc(len(plan.hashes))
@@ -179,38 +195,53 @@ class EmbedChunks:
             except StopIteration:
                 break
             except Exception:
-                metrics.embedding_call(model, time.monotonic() - call_started, chunks=0, tokens=0,
-                                       ok=False)
+                metrics.embedding_call(model, time.monotonic() - call_started, chunks=0, tokens=0, ok=False)
                 raise
             complete_plan()
             by_hash, total = plan.by_hash, plan.total
             batch_hashes = plan.hashes[start:end]
             vectors = check_shape(batch_vectors, end - start, self.dimensions)
-            metrics.embedding_call(model, time.monotonic() - call_started, chunks=end - start,
-                                   tokens=sum(by_hash[h][0]["token_count"] or 0 for h in batch_hashes))
+            metrics.embedding_call(
+                model,
+                time.monotonic() - call_started,
+                chunks=end - start,
+                tokens=sum(by_hash[h][0]["token_count"] or 0 for h in batch_hashes),
+            )
             rows = [r for h in batch_hashes for r in by_hash[h]]
             per_row = np.repeat(vectors, [len(by_hash[h]) for h in batch_hashes], axis=0)
             done += len(rows)
             embedded_now += len(rows)
             rate = embedded_now / max(time.monotonic() - started, 1e-6)
-            progress = JobProgress(chunks_embedded=done, chunks_total=total, embedding_cache_hits=hits,
-                                   eta_s=round((total - done) / rate, 1) if rate > 0 else None)
+            progress = JobProgress(
+                chunks_embedded=done,
+                chunks_total=total,
+                embedding_cache_hits=hits,
+                eta_s=round((total - done) / rate, 1) if rate > 0 else None,
+            )
             ids = [r["chunk_id"] for r in rows]
 
-            def persist(conn: Any, ids: list[Any] = ids, vectors: Any = per_row,
-                        fresh_hashes: list[bytes] = batch_hashes,
-                        firsts: list[Any] = plan.first_ids[start:end]) -> None:
+            def persist(
+                conn: Any,
+                ids: list[Any] = ids,
+                vectors: Any = per_row,
+                fresh_hashes: list[bytes] = batch_hashes,
+                firsts: list[Any] = plan.first_ids[start:end],
+            ) -> None:
                 self.repo.insert_vectors(conn, doc.document_id, ids, vectors, model)
                 if self.cache:
-                    self.repo.embedding_cache_put(conn, model=model, dimensions=self.dimensions,
-                                                  hashes=fresh_hashes, chunk_ids=firsts)
+                    self.repo.embedding_cache_put(
+                        conn, model=model, dimensions=self.dimensions, hashes=fresh_hashes, chunk_ids=firsts
+                    )
 
             ctx.save_progress(progress, persist)  # a stored batch is kept even if we stop now
             ctx.check()
             call_started = time.monotonic()
         complete_plan()  # nothing was sent: the plan is still read, and its cached vectors stored
-        return StageResult(progress=JobProgress(chunks_embedded=plan.total, chunks_total=plan.total,
-                                                eta_s=0, embedding_cache_hits=hits))
+        return StageResult(
+            progress=JobProgress(
+                chunks_embedded=plan.total, chunks_total=plan.total, eta_s=0, embedding_cache_hits=hits
+            )
+        )
 
     def _texts(self, ctx: StageContext, plan: _Plan) -> Iterator[str]:
         """The texts of ``plan.first_ids`` in order, read :data:`TEXT_BLOCKS` at a time when
@@ -259,4 +290,6 @@ class FinalizeDocument:
         def persist(conn: Any) -> None:
             self.repo.finalize_document(conn, doc.document_id)
 
-        return StageResult(persist=persist, progress=JobProgress(chunks_stored=counts["chunks"] or counts["final"]))
+        return StageResult(
+            persist=persist, progress=JobProgress(chunks_stored=counts["chunks"] or counts["final"])
+        )

@@ -78,9 +78,11 @@ class LlamaParseDocument:
         s = self.settings
         if not (s.webhook_base_url and s.webhook_secret):
             return None
-        return {"webhook_url": f"{s.webhook_base_url.rstrip('/')}/api/v2/webhooks/llamaparse/{job_id}",
-                "webhook_events": ["parse.success", "parse.error", "parse.cancelled"],
-                "webhook_headers": {"X-Docingest-Signature": llamaparse_signature(s.webhook_secret, job_id)}}
+        return {
+            "webhook_url": f"{s.webhook_base_url.rstrip('/')}/api/v2/webhooks/llamaparse/{job_id}",
+            "webhook_events": ["parse.success", "parse.error", "parse.cancelled"],
+            "webhook_headers": {"X-Docingest-Signature": llamaparse_signature(s.webhook_secret, job_id)},
+        }
 
     def run(self, ctx: StageContext) -> StageResult:
         control = ctx.job.control
@@ -91,12 +93,15 @@ class LlamaParseDocument:
         if parsed is not None:
             result = ParseDocument(self.storage, _Ready(parsed)).run(ctx)
             result.progress = result.progress.merge(JobProgress(llamaparse_status=status))
-            result.events.append(("llamaparse_completed", {"llamaparse_job_id": remote,
-                                                           "polls": control.llamaparse_polls}))
+            result.events.append(
+                ("llamaparse_completed", {"llamaparse_job_id": remote, "polls": control.llamaparse_polls})
+            )
             return result
         if status in ("FAILED", "CANCELLED"):
-            ctx.save_progress(JobProgress(llamaparse_status=status),
-                              control=JobControl(llamaparse_job_id=None, llamaparse_last_job_id=remote))
+            ctx.save_progress(
+                JobProgress(llamaparse_status=status),
+                control=JobControl(llamaparse_job_id=None, llamaparse_last_job_id=remote),
+            )
             if status == "FAILED":
                 raise RemoteParseFailed(f"LlamaParse job {remote} failed: {error or 'no reason given'}")
             raise RemoteParseCancelled(f"LlamaParse job {remote} was cancelled")
@@ -104,16 +109,22 @@ class LlamaParseDocument:
         deadline = float(control.llamaparse_deadline or now)
         if now >= deadline:
             budget = deadline - float(control.llamaparse_submitted_at or deadline)
-            ctx.save_progress(JobProgress(llamaparse_status="TIMED_OUT"),
-                              control=JobControl(llamaparse_job_id=None, llamaparse_last_job_id=remote))
-            raise ParseTimeout(f"LlamaParse job {remote} was still {status} after {budget:.0f}s "
-                               "(LLAMAPARSE_TIMEOUT_BASE_SECONDS + PER_PAGE_SECONDS x pages)")
+            ctx.save_progress(
+                JobProgress(llamaparse_status="TIMED_OUT"),
+                control=JobControl(llamaparse_job_id=None, llamaparse_last_job_id=remote),
+            )
+            raise ParseTimeout(
+                f"LlamaParse job {remote} was still {status} after {budget:.0f}s "
+                "(LLAMAPARSE_TIMEOUT_BASE_SECONDS + PER_PAGE_SECONDS x pages)"
+            )
         polls = (control.llamaparse_polls or 0) + 1
         s = self.settings
-        delay = min(s.llamaparse_poll_max_seconds, s.llamaparse_poll_seconds * 1.5 ** polls)
-        return StageResult(progress=JobProgress(llamaparse_status=status),
-                           control=JobControl(llamaparse_polls=polls),
-                           delay_seconds=max(0.05, min(delay, deadline - now + 0.05)))
+        delay = min(s.llamaparse_poll_max_seconds, s.llamaparse_poll_seconds * 1.5**polls)
+        return StageResult(
+            progress=JobProgress(llamaparse_status=status),
+            control=JobControl(llamaparse_polls=polls),
+            delay_seconds=max(0.05, min(delay, deadline - now + 0.05)),
+        )
 
     def _submit(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
@@ -121,15 +132,23 @@ class LlamaParseDocument:
         with self.storage.local_path(doc.raw_path) as path:
             pages = page_count(Path(path), kind)
             ext = Path(doc.raw_path).suffix or ".bin"
-            remote = self.client.submit(Path(path), filename=f"{doc.document_id}{ext}", mime=doc.mime,
-                                        webhook=self._webhook(ctx.job.job_id))
+            remote = self.client.submit(
+                Path(path),
+                filename=f"{doc.document_id}{ext}",
+                mime=doc.mime,
+                webhook=self._webhook(ctx.job.job_id),
+            )
         s = self.settings
         now = time.time()
         budget = s.llamaparse_timeout_base_seconds + s.llamaparse_timeout_per_page_seconds * pages
         return StageResult(
             progress=JobProgress(llamaparse_status="PENDING", pages_total=pages),
-            control=JobControl(llamaparse_job_id=remote, llamaparse_submitted_at=now,
-                               llamaparse_deadline=now + budget, llamaparse_polls=0),
+            control=JobControl(
+                llamaparse_job_id=remote,
+                llamaparse_submitted_at=now,
+                llamaparse_deadline=now + budget,
+                llamaparse_polls=0,
+            ),
             events=[("llamaparse_submitted", {"llamaparse_job_id": remote, "timeout_s": budget})],
             delay_seconds=s.llamaparse_poll_seconds,
         )

@@ -47,12 +47,18 @@ class PageProgressSaver:
     def __call__(self, pages_parsed: int, pages_total: int) -> None:
         now = time.monotonic()
         if pages_parsed >= pages_total or (
-                self.saved_at is not None and now - self.saved_at < self.interval_seconds):
+            self.saved_at is not None and now - self.saved_at < self.interval_seconds
+        ):
             return
         rate = pages_parsed / max(now - self.started, 1e-6)
         self.saved_at = now
-        self.ctx.save_progress(JobProgress(pages_parsed=pages_parsed, pages_total=pages_total,
-                                           eta_s=round((pages_total - pages_parsed) / rate, 1)))
+        self.ctx.save_progress(
+            JobProgress(
+                pages_parsed=pages_parsed,
+                pages_total=pages_total,
+                eta_s=round((pages_total - pages_parsed) / rate, 1),
+            )
+        )
         self.saves += 1
 
 
@@ -95,12 +101,12 @@ class ParseDocument:
         def persist(conn: Any) -> None:
             from docingest.db.repository import Repository
 
-            Repository().update_document_parsed(conn, doc.document_id, parsed_path=key,
-                                                page_count=page_count)
+            Repository().update_document_parsed(conn, doc.document_id, parsed_path=key, page_count=page_count)
 
         events: list[tuple[str, dict[str, Any]]] = [("warning", {"message": w}) for w in parsed.warnings]
-        progress = JobProgress(pages_total=page_count, pages_parsed=page_count,
-                               chars=len(parsed.markdown), eta_s=0)
+        progress = JobProgress(
+            pages_total=page_count, pages_parsed=page_count, chars=len(parsed.markdown), eta_s=0
+        )
         if empty_pages:
             progress = progress.merge(JobProgress(empty_pages=empty_pages))
             events.append(("empty_pages", {"pages": empty_pages}))
@@ -156,10 +162,13 @@ class ValidateParse:
             metadata[clean_text(str(name))[0]] = cleaned
         if not text.strip():
             if doc.mime in ("application/pdf", DOCX_MIME):  # where text can be images
-                raise NoText("no text was found in the document (it may be scanned images); "
-                             "OCR is not configured")
-            raise NoText(f"the file holds only whitespace ({doc.bytes_len} bytes, {doc.mime}): "
-                         "there is nothing to index; add text and upload again")
+                raise NoText(
+                    "no text was found in the document (it may be scanned images); OCR is not configured"
+                )
+            raise NoText(
+                f"the file holds only whitespace ({doc.bytes_len} bytes, {doc.mime}): "
+                "there is nothing to index; add text and upload again"
+            )
         events: list[tuple[str, dict[str, Any]]] = []
         if artifact.cleaning is None and (removed or meta_nuls):
             # The page map (sidecar) is written first and records the cleaning: a retry
@@ -170,8 +179,11 @@ class ValidateParse:
                 for p in artifact.pages
             ]
             artifact.metadata = metadata
-            artifact.cleaning = {"nul_removed": nuls, "lone_surrogates_removed": surrogates,
-                                 "metadata_chars_removed": meta_nuls}
+            artifact.cleaning = {
+                "nul_removed": nuls,
+                "lone_surrogates_removed": surrogates,
+                "metadata_chars_removed": meta_nuls,
+            }
             artifact.save_sidecar(self.storage, doc)
         if removed:
             artifact.text = text

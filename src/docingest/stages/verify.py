@@ -92,8 +92,14 @@ class VerifyUpload:
         events: list[tuple[str, dict[str, Any]]] = []
         if detected.mime != doc.mime:
             events.append(
-                ("warning", {"message": f"declared {doc.mime}, content is {detected.mime}; "
-                             f"parsed as {detected.kind}", "detected_mime": detected.mime})
+                (
+                    "warning",
+                    {
+                        "message": f"declared {doc.mime}, content is {detected.mime}; "
+                        f"parsed as {detected.kind}",
+                        "detected_mime": detected.mime,
+                    },
+                )
             )
         return StageResult(
             control=JobControl(detected_kind=detected.kind, detected_mime=detected.mime),

@@ -96,11 +96,23 @@ class FaultyStorage:
         self._fault("delete")
         self.inner.delete(key)
 
-    def presign_upload(self, key: str, *, content_length: int | None, content_type: str,
-                       sha256: str | None, expires_in: float) -> SignedUpload:
+    def presign_upload(
+        self,
+        key: str,
+        *,
+        content_length: int | None,
+        content_type: str,
+        sha256: str | None,
+        expires_in: float,
+    ) -> SignedUpload:
         self._fault("presign_upload")
-        return self.inner.presign_upload(key, content_length=content_length, content_type=content_type,
-                                         sha256=sha256, expires_in=expires_in)
+        return self.inner.presign_upload(
+            key,
+            content_length=content_length,
+            content_type=content_type,
+            sha256=sha256,
+            expires_in=expires_in,
+        )
 
     def ping(self) -> None:
         self._fault("ping")
@@ -124,5 +136,8 @@ def with_embedder_faults(embedder: Embedder, settings: Settings) -> Embedder:
     ``FAULT_EMBEDDING_DELAY_SECONDS`` is set, else ``embedder`` itself."""
     if not (settings.fault_embedding_error_rate or settings.fault_embedding_delay_seconds):
         return embedder
-    return FaultyEmbedder(embedder, error_rate=settings.fault_embedding_error_rate,
-                          delay_seconds=settings.fault_embedding_delay_seconds)
+    return FaultyEmbedder(
+        embedder,
+        error_rate=settings.fault_embedding_error_rate,
+        delay_seconds=settings.fault_embedding_delay_seconds,
+    )

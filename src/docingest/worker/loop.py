@@ -115,15 +115,22 @@ class JobContext:
         with self.worker.pool.connection() as conn:
             yield conn
 
-    def save_progress(self, progress: JobProgress, persist: Persist | None = None, *,
-                      control: JobControl | None = None) -> None:
+    def save_progress(
+        self, progress: JobProgress, persist: Persist | None = None, *, control: JobControl | None = None
+    ) -> None:
         with self.fenced() as conn:
             if persist is not None:
                 persist(conn)
-            self.worker.repo.update_progress(conn, self.job.job_id, progress, control=control,
-                                             lease_seconds=self.worker.settings.lease_seconds)
-        self.job = replace(self.job, progress=self.job.progress.merge(progress),
-                           control=self.job.control.merge(control))
+            self.worker.repo.update_progress(
+                conn,
+                self.job.job_id,
+                progress,
+                control=control,
+                lease_seconds=self.worker.settings.lease_seconds,
+            )
+        self.job = replace(
+            self.job, progress=self.job.progress.merge(progress), control=self.job.control.merge(control)
+        )
 
 
 class BaseWorker:
@@ -237,12 +244,20 @@ class BaseWorker:
         claimed = self.claim()
         if claimed is None:
             return False
-        self.process(claimed.job, took_over=claimed.previous_state == State.WORKING.value,
-                     document=claimed.document, previous_worker=claimed.previous_worker)
+        self.process(
+            claimed.job,
+            took_over=claimed.previous_state == State.WORKING.value,
+            document=claimed.document,
+            previous_worker=claimed.previous_worker,
+        )
         return True
 
     def process(
-        self, job: Job, *, took_over: bool = False, document: Document | None = None,
+        self,
+        job: Job,
+        *,
+        took_over: bool = False,
+        document: Document | None = None,
         previous_worker: str | None = None,
     ) -> Job | None:
         """Run a claimed job through as many stages as it can go; return its last row.
@@ -262,44 +277,57 @@ class BaseWorker:
                         document = self.repo.get_document(conn, job.document_id)
                     if took_over:
                         self.repo.insert_event(
-                            conn, job_id=job.job_id, document_id=job.document_id,
-                            stage=job.stage.value, type="lease_taken_over",
-                            payload={"lost_leases": job.lost_leases, "attempt_id": str(job.attempt_id)})
+                            conn,
+                            job_id=job.job_id,
+                            document_id=job.document_id,
+                            stage=job.stage.value,
+                            type="lease_taken_over",
+                            payload={"lost_leases": job.lost_leases, "attempt_id": str(job.attempt_id)},
+                        )
             assert document is not None, "a job always has its document (FK)"
-            return self._process(JobContext(self, job, document, held), held, took_over,
-                                 previous_worker)
+            return self._process(JobContext(self, job, document, held), held, took_over, previous_worker)
         finally:
             logs.unbind_job()
             with self._held_lock:
                 self._held.pop(job.job_id, None)
 
-    def _process(self, ctx: JobContext, held: _Held, took_over: bool,
-                 previous_worker: str | None = None) -> Job | None:
+    def _process(
+        self, ctx: JobContext, held: _Held, took_over: bool, previous_worker: str | None = None
+    ) -> Job | None:
         job = ctx.job
         claimed_at = time.monotonic()
         logs.bind_job(job, user_id=ctx.document.user_id)
         if took_over:
             metrics.LEASE_TAKEOVERS.inc()
-            jlog.warning("lease taken over", job_id=str(job.job_id), file=ctx.document.filename,
-                         from_worker=previous_worker or "unknown", lost_leases=job.lost_leases,
-                         worker=self.worker_id)
+            jlog.warning(
+                "lease taken over",
+                job_id=str(job.job_id),
+                file=ctx.document.filename,
+                from_worker=previous_worker or "unknown",
+                lost_leases=job.lost_leases,
+                worker=self.worker_id,
+            )
         slog.info("job claimed", took_over=took_over, attempts=job.attempts, worker=self.worker_id)
         try:
             if took_over and job.lost_leases >= self.settings.max_lost_leases:
-                raise WorkerLost(
-                    f"the job's lease expired {job.lost_leases} times (workers died or hung)"
-                )
+                raise WorkerLost(f"the job's lease expired {job.lost_leases} times (workers died or hung)")
             while True:
                 started = time.monotonic()
                 result = self.handlers[ctx.job.stage].run(ctx)
                 ctx.check()
                 updated, seconds = self._transition(ctx, result, started)
-                metrics.stage_finished(ctx.job.stage.value, None if result.delay_seconds is not None
-                                       else updated.stage.value, seconds,
-                                       terminal="done" if updated.state is State.DONE else None)
-                slog.info("stage completed" if result.delay_seconds is None else "stage rescheduled",
-                          to_stage=updated.stage.value, state=updated.state.value,
-                          seconds=round(seconds, 4))
+                metrics.stage_finished(
+                    ctx.job.stage.value,
+                    None if result.delay_seconds is not None else updated.stage.value,
+                    seconds,
+                    terminal="done" if updated.state is State.DONE else None,
+                )
+                slog.info(
+                    "stage completed" if result.delay_seconds is None else "stage rescheduled",
+                    to_stage=updated.stage.value,
+                    state=updated.state.value,
+                    seconds=round(seconds, 4),
+                )
                 ctx.job = updated
                 held.job = updated
                 logs.bind_job(updated)
@@ -322,13 +350,21 @@ class BaseWorker:
     @staticmethod
     def _log_complete(ctx: JobContext, job: Job, seconds: float) -> None:
         progress = job.progress
-        total = (job.finished_at - job.created_at).total_seconds() \
-            if job.finished_at and job.created_at else None
-        chunks = progress.chunks_stored if "chunks_stored" in progress.model_fields_set else progress.chunks_total
-        jlog.info("job complete", file=ctx.document.filename, job_id=str(job.job_id),
-                  pages=progress.pages_total, chunks=chunks,
-                  seconds=round(seconds, 3),
-                  total_seconds=None if total is None else round(total, 3))
+        total = (
+            (job.finished_at - job.created_at).total_seconds() if job.finished_at and job.created_at else None
+        )
+        chunks = (
+            progress.chunks_stored if "chunks_stored" in progress.model_fields_set else progress.chunks_total
+        )
+        jlog.info(
+            "job complete",
+            file=ctx.document.filename,
+            job_id=str(job.job_id),
+            pages=progress.pages_total,
+            chunks=chunks,
+            seconds=round(seconds, 3),
+            total_seconds=None if total is None else round(total, 3),
+        )
 
     def _transition(self, ctx: JobContext, result: StageResult, started: float) -> tuple[Job, float]:
         """Record a handler's result: its writes, the stage change and its events, fenced.
@@ -354,12 +390,27 @@ class BaseWorker:
         def step(seconds: float) -> dict[str, Any]:
             events = [(job.stage.value, type_, payload) for type_, payload in result.events]
             if result.delay_seconds is None:
-                events.append((stage.value, "stage_completed",
-                               {"from": job.stage.value, "seconds": round(seconds, 4),
-                                "attempt_id": str(job.attempt_id), "worker": self.worker_id}))
-            return {"stage": stage.value, "state": state.value, "progress": result.progress,
-                    "control": result.control, "events": events, "delay_seconds": delay,
-                    "lease_seconds": self.settings.lease_seconds}
+                events.append(
+                    (
+                        stage.value,
+                        "stage_completed",
+                        {
+                            "from": job.stage.value,
+                            "seconds": round(seconds, 4),
+                            "attempt_id": str(job.attempt_id),
+                            "worker": self.worker_id,
+                        },
+                    )
+                )
+            return {
+                "stage": stage.value,
+                "state": state.value,
+                "progress": result.progress,
+                "control": result.control,
+                "events": events,
+                "delay_seconds": delay,
+                "lease_seconds": self.settings.lease_seconds,
+            }
 
         if result.persist is None:
             seconds = time.monotonic() - started
@@ -372,8 +423,7 @@ class BaseWorker:
                 updated = self.repo.complete_stage(conn, job, **step(seconds))
                 if updated is None:  # raised inside: the handler's writes roll back too
                     ctx.lost()
-                    raise LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} "
-                                    "fenced out")
+                    raise LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} fenced out")
         if updated is None:
             ctx.lost()
             raise LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} fenced out")
@@ -386,24 +436,41 @@ class BaseWorker:
             with ctx.fenced() as conn:
                 if retry:
                     delay = backoff_seconds(
-                        job.retry_count, base=self.settings.backoff_base_seconds,
-                        cap=self.settings.backoff_max_seconds, retry_after=error.retry_after,
+                        job.retry_count,
+                        base=self.settings.backoff_base_seconds,
+                        cap=self.settings.backoff_max_seconds,
+                        retry_after=error.retry_after,
                     )
                     updated = self.repo.retry_job_later(
-                        conn, job, delay_seconds=delay, error_code=error.error_code,
+                        conn,
+                        job,
+                        delay_seconds=delay,
+                        error_code=error.error_code,
                         error_message=error.message,
                     )
-                    payload = {"error_code": error.error_code, "message": error.message,
-                               "retry_in_s": round(delay, 3), "retry_count": job.retry_count + 1}
+                    payload = {
+                        "error_code": error.error_code,
+                        "message": error.message,
+                        "retry_in_s": round(delay, 3),
+                        "retry_count": job.retry_count + 1,
+                    }
                 else:
-                    updated = self.repo.fail_job(conn, job, error_code=error.error_code,
-                                                 error_message=error.message)
-                    payload = {"error_code": error.error_code, "message": error.message,
-                               "retryable": error.retryable}
-                self.repo.insert_event(conn, job_id=job.job_id, document_id=job.document_id,
-                                       stage=job.stage.value,
-                                       type="retry_scheduled" if retry else "failed",
-                                       payload=payload)
+                    updated = self.repo.fail_job(
+                        conn, job, error_code=error.error_code, error_message=error.message
+                    )
+                    payload = {
+                        "error_code": error.error_code,
+                        "message": error.message,
+                        "retryable": error.retryable,
+                    }
+                self.repo.insert_event(
+                    conn,
+                    job_id=job.job_id,
+                    document_id=job.document_id,
+                    stage=job.stage.value,
+                    type="retry_scheduled" if retry else "failed",
+                    payload=payload,
+                )
         except LeaseLost:
             log.warning("job %s: failure not recorded, lease lost", job.job_id)
             return None
@@ -411,12 +478,24 @@ class BaseWorker:
         if not retry:
             self.jobs_finished += 1
         if retry:
-            jlog.info("job retry scheduled", job_id=str(job.job_id), file=ctx.document.filename,
-                      error_code=error.error_code, error_message=error.message, attempt=job.retry_count + 1,
-                      max_retries=self.settings.max_retries, delay_seconds=round(delay, 3))
+            jlog.info(
+                "job retry scheduled",
+                job_id=str(job.job_id),
+                file=ctx.document.filename,
+                error_code=error.error_code,
+                error_message=error.message,
+                attempt=job.retry_count + 1,
+                max_retries=self.settings.max_retries,
+                delay_seconds=round(delay, 3),
+            )
         else:
-            jlog.warning("job failed", job_id=str(job.job_id), file=ctx.document.filename,
-                         error_code=error.error_code, error_message=error.message)
+            jlog.warning(
+                "job failed",
+                job_id=str(job.job_id),
+                file=ctx.document.filename,
+                error_code=error.error_code,
+                error_message=error.message,
+            )
         return updated
 
     # --- heartbeat and wake-up ---------------------------------------------------
@@ -433,7 +512,8 @@ class BaseWorker:
         try:
             with self.pool.connection() as conn:
                 kept = self.repo.renew_leases(
-                    conn, [(h.job.job_id, h.job.attempt_id) for h in held],  # type: ignore[misc]
+                    conn,
+                    [(h.job.job_id, h.job.attempt_id) for h in held],  # type: ignore[misc]
                     lease_seconds=self.settings.lease_seconds,
                 )
         except psycopg.Error as exc:

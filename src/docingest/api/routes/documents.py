@@ -17,8 +17,10 @@ router = APIRouter(prefix="/documents", tags=["documents"])
 
 @router.get("", response_model=DocumentList)
 def list_documents(
-    user: CurrentUser, documents: DocumentsDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    user: CurrentUser,
+    documents: DocumentsDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> DocumentList:
     """Your documents, newest first, each with its latest job's stage and state."""
     rows = documents.list_documents(user, limit=limit, offset=offset)
@@ -31,22 +33,28 @@ def get_document(document_id: UUID, user: CurrentUser, documents: DocumentsDep) 
     return DocumentPublic.from_row(documents.get_document(user, document_id))
 
 
-@router.get("/{document_id}/events", responses={404: {"model": ErrorPublic}},
-            response_class=StreamingResponse)
+@router.get(
+    "/{document_id}/events", responses={404: {"model": ErrorPublic}}, response_class=StreamingResponse
+)
 def document_events(
-    document_id: UUID, user: CurrentUser, documents: DocumentsDep,
+    document_id: UUID,
+    user: CurrentUser,
+    documents: DocumentsDep,
     last_event_id: Annotated[int, Header(alias="Last-Event-ID", ge=0)] = 0,
 ) -> StreamingResponse:
     """Server-Sent Events: one message per event of the document (stage changes, retries,
     warnings) from ``Last-Event-ID`` on; the stream ends when the job is terminal."""
     documents.get_document(user, document_id)  # NotFound unless it is the user's
-    return StreamingResponse(sse_stream(documents, document_id, last_event_id),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        sse_stream(documents, document_id, last_event_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
-@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT,
-               responses={404: {"model": ErrorPublic}})
+@router.delete(
+    "/{document_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorPublic}}
+)
 def delete_document(document_id: UUID, user: CurrentUser, documents: DocumentsDep) -> Response:
     """Delete the document: its object, parsed artifact, chunks, vectors and jobs."""
     documents.delete(user, document_id)

@@ -18,12 +18,16 @@ def get_job(job_id: UUID, user: CurrentUser, documents: DocumentsDep) -> JobPubl
     return JobPublic.from_job(documents.get_job(user, job_id))
 
 
-@router.post("/{job_id}/retry", response_model=JobRetryPublic,
-             responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
+@router.post(
+    "/{job_id}/retry",
+    response_model=JobRetryPublic,
+    responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
+)
 def retry_job(job_id: UUID, user: CurrentUser, documents: DocumentsDep) -> JobRetryPublic:
     """A failed job back to its last good stage; if its bytes never verified, it waits for a new
     upload to the returned ``signed_url``."""
     job, upload = documents.retry(job_id, user_id=user, via="api")
     public = JobPublic.from_job(job).model_dump()
-    return JobRetryPublic(**public, signed_url=upload.url if upload else None,
-                          upload_headers=upload.headers if upload else {})
+    return JobRetryPublic(
+        **public, signed_url=upload.url if upload else None, upload_headers=upload.headers if upload else {}
+    )

@@ -15,14 +15,20 @@ router = APIRouter(prefix="/search", tags=["search"])
 
 @router.get("", response_model=SearchPublic)
 def search(
-    user: CurrentUser, searcher: SearcherDep,
-    q: Annotated[str, Query(min_length=1, description="the question; over "
-                            "UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000) characters: 422 query_too_long")],
+    user: CurrentUser,
+    searcher: SearcherDep,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            description="the question; over "
+            "UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000) characters: 422 query_too_long",
+        ),
+    ],
     k: Annotated[int, Query(ge=1, le=100)] = 5,
     mode: Literal["vector", "hybrid"] = "hybrid",
 ) -> SearchPublic:
     """The ``k`` best chunks of your documents for ``q``, with document, page and score."""
     query = clean_query(q)
     hits = searcher.search(query, user_id=user, k=k, mode=mode)  # checks it: empty, query_too_long
-    return SearchPublic(query=query, mode=mode, k=k,
-                        results=[SearchHitPublic(**h.to_dict()) for h in hits])
+    return SearchPublic(query=query, mode=mode, k=k, results=[SearchHitPublic(**h.to_dict()) for h in hits])

@@ -70,8 +70,16 @@ class StorageService:
         on_stored: called (in a thread) with the key after each signed upload completes.
     """
 
-    def __init__(self, storage: LocalStorage, *, signer: UrlSigner, jwt_secret: str, max_bytes: int,
-                 upload_ttl_seconds: float = 7200, on_stored: OnStored | None = None) -> None:
+    def __init__(
+        self,
+        storage: LocalStorage,
+        *,
+        signer: UrlSigner,
+        jwt_secret: str,
+        max_bytes: int,
+        upload_ttl_seconds: float = 7200,
+        on_stored: OnStored | None = None,
+    ) -> None:
         self.storage = storage
         self.signer = signer
         self.jwt_secret = jwt_secret
@@ -103,8 +111,16 @@ class StorageService:
             raise SignedUrlTokenMissing("the signed URL has no token")
         return self.signer.verify(token, url=f"{bucket}/{key}", typ=typ)  # or SignedUrlError
 
-    async def receive(self, request: Request, key: str, *, expected_len: int | None,
-                      sha256: str | None, limit: int, overwrite: bool) -> int:
+    async def receive(
+        self,
+        request: Request,
+        key: str,
+        *,
+        expected_len: int | None,
+        sha256: str | None,
+        limit: int,
+        overwrite: bool,
+    ) -> int:
         """Stream the request body to ``key``; returns its size.
 
         Raises:
@@ -121,13 +137,19 @@ class StorageService:
         """
         if request.headers.get("content-type", "").startswith("multipart/"):
             raise MultipartRefused("send the raw bytes as the body, not multipart/form-data")
-        too_long: type[StorageError] = (BodyLongerThanDeclared if expected_len is not None
-                                        and expected_len <= limit else BodyTooLarge)
+        too_long: type[StorageError] = (
+            BodyLongerThanDeclared if expected_len is not None and expected_len <= limit else BodyTooLarge
+        )
         announced = request.headers.get("content-length")
         if announced is not None and announced.isdigit() and int(announced) > limit:
-            raise too_long(f"the body has {announced} bytes; this URL accepts at most {limit}"
-                           + (", the size declared for it: request a new upload declaring the file's"
-                              " real bytes_len" if too_long is BodyLongerThanDeclared else ""))
+            raise too_long(
+                f"the body has {announced} bytes; this URL accepts at most {limit}"
+                + (
+                    ", the size declared for it: request a new upload declaring the file's real bytes_len"
+                    if too_long is BodyLongerThanDeclared
+                    else ""
+                )
+            )
         if not overwrite and self.storage.head(key) is not None:
             raise ObjectExists("The resource already exists")
         fd, tmp = await run_in_threadpool(self.storage.new_temp, key)
@@ -146,9 +168,13 @@ class StorageService:
                         pending.clear()
             except ClientDisconnect:
                 # Not a server error: nobody is left to answer; the partial file goes (finally).
-                log.warning("upload of %s interrupted: the client disconnected after %d bytes%s; "
-                            "partial data discarded", key, size,
-                            f" of {expected_len}" if expected_len is not None else "")
+                log.warning(
+                    "upload of %s interrupted: the client disconnected after %d bytes%s; "
+                    "partial data discarded",
+                    key,
+                    size,
+                    f" of {expected_len}" if expected_len is not None else "",
+                )
                 raise ClientDisconnected(f"the client disconnected after {size} bytes") from None
             await run_in_threadpool(out.write, bytes(pending))
             out.close()
@@ -156,7 +182,8 @@ class StorageService:
                 raise BodySizeMismatch(f"received {size} bytes, declared {expected_len}")
             if sha256 is not None and digest.hexdigest() != sha256:
                 raise BodyChecksumMismatch(
-                    f"the SHA-256 of the body is {digest.hexdigest()}, declared {sha256}")
+                    f"the SHA-256 of the body is {digest.hexdigest()}, declared {sha256}"
+                )
             if not await run_in_threadpool(self.storage.commit_temp, tmp, key, overwrite=overwrite):
                 raise ObjectExists("The resource already exists")
             return size
@@ -181,21 +208,24 @@ def storage_router(service: StorageService) -> APIRouter:
     async def create_signed_upload_url(bucket: str, path: str, request: Request) -> dict[str, str]:
         service.authorize(request)
         key = service.key(bucket, path)
-        token, _ = service.signer.sign(f"{bucket}/{key}", typ="upload",
-                                       expires_in=service.upload_ttl_seconds, max=service.max_bytes)
+        token, _ = service.signer.sign(
+            f"{bucket}/{key}", typ="upload", expires_in=service.upload_ttl_seconds, max=service.max_bytes
+        )
         return {"url": f"/object/upload/sign/{bucket}/{key}?token={token}", "token": token}
 
     @router.put("/object/upload/sign/{bucket}/{path:path}")
-    async def upload_to_signed_url(bucket: str, path: str, request: Request,
-                                   token: str | None = None) -> dict[str, str]:
+    async def upload_to_signed_url(
+        bucket: str, path: str, request: Request, token: str | None = None
+    ) -> dict[str, str]:
         key = service.key(bucket, path)
         claims = service.verify(token, bucket, key, "upload")
         expected = claims.get("len")
         limit = min(int(claims.get("max") or service.max_bytes), service.max_bytes)
         if expected is not None:
             limit = min(limit, int(expected))
-        await service.receive(request, key, expected_len=expected, sha256=claims.get("sha256"),
-                              limit=limit, overwrite=False)
+        await service.receive(
+            request, key, expected_len=expected, sha256=claims.get("sha256"), limit=limit, overwrite=False
+        )
         await run_in_threadpool(service.stored, key)
         return {"Key": f"{bucket}/{key}"}
 
@@ -207,7 +237,7 @@ def storage_router(service: StorageService) -> APIRouter:
             body = await request.json()
             expires_in = float(body.get("expiresIn", 60))
         except (ValueError, AttributeError, TypeError) as exc:
-            raise StorageError("body must be {\"expiresIn\": seconds}") from exc
+            raise StorageError('body must be {"expiresIn": seconds}') from exc
         token, _ = service.signer.sign(f"{bucket}/{key}", typ="download", expires_in=expires_in)
         return {"signedURL": f"/object/sign/{bucket}/{key}?token={token}"}
 
@@ -233,7 +263,7 @@ def storage_router(service: StorageService) -> APIRouter:
             prefixes = (await request.json())["prefixes"]
             assert isinstance(prefixes, list) and all(isinstance(p, str) for p in prefixes)
         except (ValueError, KeyError, TypeError, AssertionError) as exc:
-            raise StorageError("body must be {\"prefixes\": [paths]}") from exc
+            raise StorageError('body must be {"prefixes": [paths]}') from exc
         removed = []
         for p in prefixes:
             key = service.key(bucket, p)
@@ -243,8 +273,7 @@ def storage_router(service: StorageService) -> APIRouter:
         return removed
 
     for prefix in ("/object/authenticated", "/object"):
-        router.add_api_route(prefix + "/{bucket}/{path:path}", _make_get(service),
-                             methods=["GET", "HEAD"])
+        router.add_api_route(prefix + "/{bucket}/{path:path}", _make_get(service), methods=["GET", "HEAD"])
     router.add_api_route("/object/{bucket}/{path:path}", _make_upload(service), methods=["POST", "PUT"])
     return router
 
@@ -263,8 +292,9 @@ def _make_get(service: StorageService) -> Callable[..., Any]:
             head = service.storage.head(key)
             if head is None:
                 return Response(status_code=404)
-            return Response(headers={"content-length": str(head.size),
-                                     "content-type": "application/octet-stream"})
+            return Response(
+                headers={"content-length": str(head.size), "content-type": "application/octet-stream"}
+            )
         return _file(service, key)
 
     return get_object
@@ -275,8 +305,9 @@ def _make_upload(service: StorageService) -> Callable[..., Any]:
         service.authorize(request)
         key = service.key(bucket, path)
         upsert = request.method == "PUT" or request.headers.get("x-upsert", "false").lower() == "true"
-        await service.receive(request, key, expected_len=None, sha256=None, limit=service.max_bytes,
-                              overwrite=upsert)
+        await service.receive(
+            request, key, expected_len=None, sha256=None, limit=service.max_bytes, overwrite=upsert
+        )
         return {"Key": f"{bucket}/{key}"}
 
     return upload
@@ -286,5 +317,12 @@ async def storage_error_handler(request: Request, exc: Exception) -> Response:
     """Exception handler: a ``StorageError`` as Supabase's error body
     ``{"statusCode", "error", "message", "error_code"}`` with its ``http_status``."""
     assert isinstance(exc, StorageError)
-    return JSONResponse({"statusCode": str(exc.http_status), "error": exc.supabase_error,
-                         "message": exc.message, "error_code": exc.error_code}, status_code=exc.http_status)
+    return JSONResponse(
+        {
+            "statusCode": str(exc.http_status),
+            "error": exc.supabase_error,
+            "message": exc.message,
+            "error_code": exc.error_code,
+        },
+        status_code=exc.http_status,
+    )

@@ -29,16 +29,20 @@ def _refusal(err: RequestError) -> tuple[int, dict[str, Any]]:
     return err.http_status, {"error_code": err.error_code, "message": err.message}
 
 
-def handle_llamaparse_webhook(runtime: Any, job_id: UUID, signature: str | None,
-                              body: Any) -> tuple[int, dict[str, Any]]:
+def handle_llamaparse_webhook(
+    runtime: Any, job_id: UUID, signature: str | None, body: Any
+) -> tuple[int, dict[str, Any]]:
     """Verify and apply one call: ``(http_status, json_body)``.
 
     401 bad or missing signature (or no secret configured), 422 no remote job id,
     404 no job waiting on that remote job, 202 the job was woken.
     """
     secret = runtime.settings.webhook_secret
-    if not secret or not signature or not hmac.compare_digest(
-            llamaparse_signature(secret, job_id), signature.strip()):
+    if (
+        not secret
+        or not signature
+        or not hmac.compare_digest(llamaparse_signature(secret, job_id), signature.strip())
+    ):
         return _refusal(BadWebhookSignature("bad or missing webhook signature"))
     remote = remote_job_id(body)
     if remote is None:
@@ -64,8 +68,8 @@ def llamaparse_webhook_router(runtime: Any) -> Any:
         import anyio
 
         status, payload = await anyio.to_thread.run_sync(
-            handle_llamaparse_webhook, runtime, job_id, request.headers.get("x-docingest-signature"),
-            body)
+            handle_llamaparse_webhook, runtime, job_id, request.headers.get("x-docingest-signature"), body
+        )
         return JSONResponse(payload, status_code=status)
 
     webhook.__annotations__ = {"job_id": UUID, "request": Request, "return": Any}

@@ -37,9 +37,7 @@ class BatchLimits:
     max_input_tokens: int = 8192
 
 
-def iter_batches(
-    token_counts: Iterable[int], limits: BatchLimits
-) -> Iterator[tuple[int, int, int]]:
+def iter_batches(token_counts: Iterable[int], limits: BatchLimits) -> Iterator[tuple[int, int, int]]:
     """Contiguous ``(start, end, tokens)`` batches within ``limits``, planned as counts arrive.
 
     Each input is checked before the batch holding it is yielded, so nothing
@@ -148,8 +146,11 @@ class BatchingEmbedder(Embedder):
         no new batch is sent; the batches in flight finish and the successful ones are
         still yielded (so the caller stores them), then the first error is raised.
         """
-        limits = self.limits if max_texts is None else replace(
-            self.limits, max_inputs=min(self.limits.max_inputs, max_texts))
+        limits = (
+            self.limits
+            if max_texts is None
+            else replace(self.limits, max_inputs=min(self.limits.max_inputs, max_texts))
+        )
         drawn: list[str] = []  # the texts drawn so far; a planned batch's texts are all in it
 
         def counts() -> Iterator[int]:
@@ -161,7 +162,8 @@ class BatchingEmbedder(Embedder):
                 size = COUNT_BLOCKS[1]
 
         planned: queue.Queue[tuple[int, int, int, Any] | BaseException | None] = queue.Queue(
-            maxsize=2 * self.concurrency)
+            maxsize=2 * self.concurrency
+        )
         results: queue.Queue[tuple[int, int, Any] | BaseException | None] = queue.Queue()
         stop = threading.Event()
 
@@ -225,8 +227,7 @@ class BatchingEmbedder(Embedder):
                 else:
                     start, end, reply = item
                     try:
-                        vectors = check_shape(np.asarray(self._finish(reply)), end - start,
-                                              self.dimensions)
+                        vectors = check_shape(np.asarray(self._finish(reply)), end - start, self.dimensions)
                     except BaseException as exc:  # noqa: BLE001 - raised once the lanes stop
                         stop.set()
                         errors.append(exc)

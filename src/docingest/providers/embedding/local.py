@@ -17,8 +17,17 @@ from docingest.errors import DependencyMissing
 from docingest.providers.embedding.base import Embedder
 from docingest.providers.embedding.minilm import model_dir, offline_environment
 
-__all__ = ["AUTO", "BACKENDS", "DEFAULT_BACKEND", "LocalEmbedder", "cpu_has_amx_bf16", "make_local_embedder",
-           "model_dir", "offline_environment", "resolve_backend"]
+__all__ = [
+    "AUTO",
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "LocalEmbedder",
+    "cpu_has_amx_bf16",
+    "make_local_embedder",
+    "model_dir",
+    "offline_environment",
+    "resolve_backend",
+]
 
 
 class LocalEmbedder(Embedder):
@@ -61,8 +70,7 @@ class LocalEmbedder(Embedder):
             st = self._load()
             import torch
 
-            precision = (torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16
-                         else contextlib.nullcontext())
+            precision = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
             with torch.inference_mode(), precision:
                 vectors = st.encode(
                     texts,
@@ -115,8 +123,9 @@ def resolve_backend(backend: str, purpose: str = "documents", *, amx_bf16: bool 
     return "torch-bf16" if has else DEFAULT_BACKEND
 
 
-def make_local_embedder(backend: str = DEFAULT_BACKEND, *, batch_size: int = 64,
-                        cache_dir: Path | None = None) -> Embedder:
+def make_local_embedder(
+    backend: str = DEFAULT_BACKEND, *, batch_size: int = 64, cache_dir: Path | None = None
+) -> Embedder:
     """The packaged all-MiniLM-L6-v2 on one of :data:`BACKENDS`; each returns ``(n, 384)`` unit vectors.
 
     - ``onnx`` (the default): ONNX Runtime, fused fp32 graph: the same vectors as
@@ -142,11 +151,14 @@ def make_local_embedder(backend: str = DEFAULT_BACKEND, *, batch_size: int = 64,
     import importlib.util
 
     if importlib.util.find_spec("onnxruntime") is None:
-        raise DependencyMissing(f"the {backend} backend needs onnxruntime: pip install 'docingest[local]', "
-                           "or set UPLOAD_PIPELINE_EMBEDDING_BACKEND=torch")
+        raise DependencyMissing(
+            f"the {backend} backend needs onnxruntime: pip install 'docingest[local]', "
+            "or set UPLOAD_PIPELINE_EMBEDDING_BACKEND=torch"
+        )
     from docingest.providers.embedding.onnx_runtime import OnnxEmbedder, Variant
     from docingest.settings import default_data_dir
 
     variant: Variant = "int8" if backend == "onnx-int8" else "opt"
-    return OnnxEmbedder(model_dir(), cache_dir or default_data_dir() / "models", variant=variant,
-                        batch_size=batch_size)
+    return OnnxEmbedder(
+        model_dir(), cache_dir or default_data_dir() / "models", variant=variant, batch_size=batch_size
+    )

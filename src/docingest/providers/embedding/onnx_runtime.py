@@ -137,8 +137,9 @@ def export_onnx(model_dir: Path, out: Path) -> None:
             self.inner = inner
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     ids = torch.randint(1000, 20000, (2, 16))
     mask = torch.ones(2, 16, dtype=torch.long)
@@ -148,8 +149,13 @@ def export_onnx(model_dir: Path, out: Path) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about Python control flow in transformers
         torch.onnx.export(
-            Encoder(model), (ids, mask, torch.zeros_like(ids)), str(tmp), input_names=names,
-            output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+            Encoder(model),
+            (ids, mask, torch.zeros_like(ids)),
+            str(tmp),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            opset_version=17,
+            dynamo=False,
             dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]},
         )
     _publish(tmp, out)
@@ -163,8 +169,9 @@ def optimize_onnx(src: Path, out: Path, *, num_heads: int = 12, hidden_size: int
     from onnxruntime.transformers.optimizer import optimize_model
 
     tmp = _temp(out)
-    optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
-                   opt_level=1).save_model_to_file(str(tmp))
+    optimize_model(
+        str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=1
+    ).save_model_to_file(str(tmp))
     _publish(tmp, out)
 
 
@@ -177,9 +184,14 @@ def quantize_int8(src: Path, out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = _temp(out)
-    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"],
-                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    quantize_dynamic(
+        str(src),
+        str(tmp),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        extra_options={"DefaultTensorType": TensorProto.FLOAT},
+    )
     _publish(tmp, out)
 
 
@@ -252,9 +264,17 @@ class OnnxEmbedder(Embedder):
     model = "all-MiniLM-L6-v2"
     dimensions = 384
 
-    def __init__(self, model_dir: Path, cache_dir: Path, *, variant: Variant = "int8",
-                 batch_size: int = 64, max_tokens: int = 256, sort_by_length: bool = True,
-                 threads: int = 0) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        cache_dir: Path,
+        *,
+        variant: Variant = "int8",
+        batch_size: int = 64,
+        max_tokens: int = 256,
+        sort_by_length: bool = True,
+        threads: int = 0,
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.cache_dir = Path(cache_dir)
         self.variant = variant
@@ -302,8 +322,11 @@ class OnnxEmbedder(Embedder):
         """``(len(texts), 384)`` float32 unit vectors."""
         with self._lock:
             session, tok = self._load()
-            order = (np.argsort([-len(t) for t in texts], kind="stable") if self.sort_by_length
-                     else np.arange(len(texts)))
+            order = (
+                np.argsort([-len(t) for t in texts], kind="stable")
+                if self.sort_by_length
+                else np.arange(len(texts))
+            )
             out = np.empty((len(texts), self.dimensions), dtype=np.float32)
             for i in range(0, len(texts), self.batch_size):
                 idx = order[i : i + self.batch_size]

@@ -143,10 +143,21 @@ class OpenAIEmbedder(BatchingEmbedder):
     """
 
     def __init__(
-        self, *, model: str, dimensions: int, base_url: str | None, api_key: str | None,
-        limiter: RateLimiter, limits: BatchLimits, concurrency: int = 4, timeout_seconds: float = 60.0,
-        attempts: int = 6, send_dimensions: bool | None = None, backoff_base_seconds: float = 0.5,
-        backoff_max_seconds: float = 30.0, client_tag: str | None = None,
+        self,
+        *,
+        model: str,
+        dimensions: int,
+        base_url: str | None,
+        api_key: str | None,
+        limiter: RateLimiter,
+        limits: BatchLimits,
+        concurrency: int = 4,
+        timeout_seconds: float = 60.0,
+        attempts: int = 6,
+        send_dimensions: bool | None = None,
+        backoff_base_seconds: float = 0.5,
+        backoff_max_seconds: float = 30.0,
+        client_tag: str | None = None,
     ) -> None:
         # Twice the lanes of the requests in flight: the HTTP pool below caps these at
         # `concurrency`, and a spare lane's request waits, built, for the next free connection.
@@ -156,8 +167,9 @@ class OpenAIEmbedder(BatchingEmbedder):
         self.base_url = base_url
         self.limiter = limiter
         self.attempts = attempts
-        self.send_dimensions = (model.startswith("text-embedding-3") if send_dimensions is None
-                                else send_dimensions)
+        self.send_dimensions = (
+            model.startswith("text-embedding-3") if send_dimensions is None else send_dimensions
+        )
         self.backoff_base = backoff_base_seconds
         self.backoff_max = backoff_max_seconds
         import openai  # heavy SDK: imported by the embedder that needs it
@@ -176,8 +188,12 @@ class OpenAIEmbedder(BatchingEmbedder):
             timeout=timeout,
         )
         self.client = openai.OpenAI(
-            api_key=api_key or "unused", base_url=base_url, max_retries=0, timeout=timeout,
-            default_headers=headers, http_client=http_client,
+            api_key=api_key or "unused",
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout,
+            default_headers=headers,
+            http_client=http_client,
         )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -229,9 +245,15 @@ class OpenAIEmbedder(BatchingEmbedder):
                 # auth, timeout and error classes as `embeddings.create`, without its
                 # per-item transform of the input list (GIL time per request) or its
                 # model objects; the body is the wire contract above.
-                raw = self.client.post("/embeddings", cast_to=self._response_type, content=content,
-                                       options={"security": {"bearer_auth": True},
-                                                "headers": {"Content-Type": "application/json"}})
+                raw = self.client.post(
+                    "/embeddings",
+                    cast_to=self._response_type,
+                    content=content,
+                    options={
+                        "security": {"bearer_auth": True},
+                        "headers": {"Content-Type": "application/json"},
+                    },
+                )
                 embeddings = self._checked_embeddings(json.loads(raw.content), len(texts))
             except oa.RateLimitError as exc:
                 wait_hint = retry_after_seconds(exc.response.headers) or self._backoff(attempt)
@@ -245,7 +267,8 @@ class OpenAIEmbedder(BatchingEmbedder):
             except oa.APIStatusError as exc:
                 if exc.status_code < 500 and exc.status_code not in (408, 409):
                     raise EmbeddingRejected(
-                        f"the provider refused the request ({exc.status_code}): {exc}") from exc
+                        f"the provider refused the request ({exc.status_code}): {exc}"
+                    ) from exc
                 wait_hint = retry_after_seconds(exc.response.headers)
                 last = exc
             except (oa.APIConnectionError, oa.APITimeoutError, ValueError, KeyError, TypeError) as exc:
@@ -273,7 +296,8 @@ class OpenAIEmbedder(BatchingEmbedder):
     def _mismatch(self, got: int) -> None:
         raise EmbeddingDimensionMismatch(
             f"the provider returned vectors of {got} dimensions; the database "
-            f"column has {self.dimensions} (UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS)")
+            f"column has {self.dimensions} (UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS)"
+        )
 
     def _checked_embeddings(self, reply: Any, count: int) -> list[Any]:
         """The embeddings of a reply body ``{"data": [{"index", "embedding"}]}``, in input
@@ -286,8 +310,7 @@ class OpenAIEmbedder(BatchingEmbedder):
         """
         data = sorted(reply["data"], key=lambda d: int(d["index"]))
         if len(data) != count or [int(d["index"]) for d in data] != list(range(count)):
-            raise EmbeddingDimensionMismatch(
-                f"the provider returned {len(data)} vectors for {count} inputs")
+            raise EmbeddingDimensionMismatch(f"the provider returned {len(data)} vectors for {count} inputs")
         embeddings = [d["embedding"] for d in data]
         b64_chars = 4 * -(-4 * self.dimensions // 3)
         for e in embeddings:
@@ -312,9 +335,14 @@ class OpenAIEmbedder(BatchingEmbedder):
                 joined = b"".join(base64.b64decode(e, validate=True) for e in reply)
                 out = np.frombuffer(joined, dtype="<f4").reshape(len(reply), self.dimensions)
             else:  # a float list per input (or, from an odd server, a mix)
-                out = np.stack([np.frombuffer(base64.b64decode(e, validate=True), dtype="<f4")
-                                if isinstance(e, str) else np.asarray(e, dtype=np.float32)
-                                for e in reply])
+                out = np.stack(
+                    [
+                        np.frombuffer(base64.b64decode(e, validate=True), dtype="<f4")
+                        if isinstance(e, str)
+                        else np.asarray(e, dtype=np.float32)
+                        for e in reply
+                    ]
+                )
         except (ValueError, binascii.Error) as exc:
             raise EmbeddingUnavailable(f"the provider returned an undecodable embedding: {exc}") from exc
         out = out.astype(np.float32)

@@ -183,6 +183,8 @@ def _as_western_legacy(data: bytes, first_bad: int) -> DecodedText | None:
         return None  # a byte windows-1252 does not define
     if _CONTROLS.search(text):
         return None
-    note = (f"text is not valid UTF-8 (first bad byte at offset {first_bad}) and has no UTF-8 "
-            "sequence: decoded as windows-1252 (Latin-1)")
+    note = (
+        f"text is not valid UTF-8 (first bad byte at offset {first_bad}) and has no UTF-8 "
+        "sequence: decoded as windows-1252 (Latin-1)"
+    )
     return DecodedText(text, "cp1252", (note,))

@@ -69,8 +69,9 @@ def pages_to_document(pages: list[dict[str, Any]]) -> ParsedDocument:
         spans.append(ParsedPage(number, offset, offset + len(text), not text.strip()))
         parts.append(text)
         offset += len(text)
-    return ParsedDocument(markdown="".join(parts), kind="markdown", pages=spans,
-                          metadata={"Parser": "llamaparse"})
+    return ParsedDocument(
+        markdown="".join(parts), kind="markdown", pages=spans, metadata={"Parser": "llamaparse"}
+    )
 
 
 class LlamaParseClient:
@@ -82,9 +83,16 @@ class LlamaParseClient:
         limiter: ``SharedRateLimiter`` or ``LocalBackoff`` (429s block every worker).
     """
 
-    def __init__(self, *, base_url: str, api_key: str | None, tier: str = "cost_effective",
-                 version: str = "latest", timeout_seconds: float = 60.0,
-                 limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        tier: str = "cost_effective",
+        version: str = "latest",
+        timeout_seconds: float = 60.0,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         import httpx
 
         self._httpx = httpx
@@ -92,8 +100,9 @@ class LlamaParseClient:
         self.tier = tier
         self.version = version
         self.limiter = limiter
-        self.client = httpx.Client(timeout=timeout_seconds,
-                                   headers={"Authorization": f"Bearer {api_key or ''}"})
+        self.client = httpx.Client(
+            timeout=timeout_seconds, headers={"Authorization": f"Bearer {api_key or ''}"}
+        )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         httpx = self._httpx
@@ -109,11 +118,13 @@ class LlamaParseClient:
             wait = retry_after_seconds(resp.headers)
             if resp.status_code == 429 and self.limiter is not None:
                 self.limiter.block(wait or 1.0)
-            raise ParserUnavailable(f"LlamaParse answered {resp.status_code} to {method} {path}",
-                                    retry_after=wait)
+            raise ParserUnavailable(
+                f"LlamaParse answered {resp.status_code} to {method} {path}", retry_after=wait
+            )
         if resp.status_code >= 400:
             raise RemoteParseFailed(
-                f"LlamaParse refused {method} {path} ({resp.status_code}): {resp.text[:300]}")
+                f"LlamaParse refused {method} {path} ({resp.status_code}): {resp.text[:300]}"
+            )
         try:
             body = resp.json()
         except ValueError as exc:
@@ -122,16 +133,25 @@ class LlamaParseClient:
             raise ParserUnavailable(f"LlamaParse sent an unexpected body to {method} {path}")
         return body
 
-    def submit(self, path: Path, *, filename: str, mime: str = "application/octet-stream",
-               webhook: dict[str, Any] | None = None) -> str:
+    def submit(
+        self,
+        path: Path,
+        *,
+        filename: str,
+        mime: str = "application/octet-stream",
+        webhook: dict[str, Any] | None = None,
+    ) -> str:
         """Upload ``path`` and start a parse job; returns LlamaParse's job id."""
         configuration: dict[str, Any] = {"tier": self.tier, "version": self.version}
         if webhook:
             configuration["webhook_configurations"] = [webhook]
         with path.open("rb") as f:
-            body = self._request("POST", "/api/v2/parse/upload",
-                                 files={"file": (filename, f, mime)},
-                                 data={"configuration": json.dumps(configuration)})
+            body = self._request(
+                "POST",
+                "/api/v2/parse/upload",
+                files={"file": (filename, f, mime)},
+                data={"configuration": json.dumps(configuration)},
+            )
         job_id = body.get("id") or (body.get("job") or {}).get("id")
         if not isinstance(job_id, str) or not job_id:
             raise ParserUnavailable("LlamaParse's upload reply has no job id")

@@ -199,8 +199,9 @@ class _Child:
 
     def __init__(self, ctx: Any, memory_bytes: int) -> None:
         self.conn, theirs = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_child_loop, args=(theirs, memory_bytes),
-                                name="docingest-parse", daemon=True)
+        self.proc = ctx.Process(
+            target=_child_loop, args=(theirs, memory_bytes), name="docingest-parse", daemon=True
+        )
         self.proc.start()
         theirs.close()
         self.parses = 0
@@ -248,9 +249,15 @@ class SandboxedParser:
     re-imports the entry module), one per concurrent caller. Thread-safe.
     """
 
-    def __init__(self, limits: ParseLimits, *, target: str = DEFAULT_TARGET,
-                 poll_seconds: float = 0.05, max_parses_per_child: int = 100,
-                 progress_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        limits: ParseLimits,
+        *,
+        target: str = DEFAULT_TARGET,
+        poll_seconds: float = 0.05,
+        max_parses_per_child: int = 100,
+        progress_seconds: float = 0.5,
+    ) -> None:
         self.limits = limits
         self.target = target
         self.poll_seconds = poll_seconds
@@ -341,8 +348,9 @@ class SandboxedParser:
             document: ParsedDocument = payload
             return document
         if status == "oom":
-            raise ParseOutOfMemory(f"{payload} (limit {self.limits.memory_mb} MB, "
-                                   "UPLOAD_PIPELINE_PARSE_MEMORY_MB)")
+            raise ParseOutOfMemory(
+                f"{payload} (limit {self.limits.memory_mb} MB, UPLOAD_PIPELINE_PARSE_MEMORY_MB)"
+            )
         raise payload
 
     def _death(self, exitcode: int | None, killed: bool) -> DocingestError:

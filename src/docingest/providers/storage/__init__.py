@@ -18,9 +18,13 @@ def _local(settings: Settings) -> Storage:
     from docingest.providers.storage.local import LocalStorage
     from docingest.providers.storage.signing import UrlSigner
 
-    return LocalStorage(settings.storage_dir, bucket=settings.storage_bucket,
-                        base_url=settings.api_base_url(), signer=UrlSigner(settings.jwt_secret),
-                        max_bytes=settings.max_file_bytes)
+    return LocalStorage(
+        settings.storage_dir,
+        bucket=settings.storage_bucket,
+        base_url=settings.api_base_url(),
+        signer=UrlSigner(settings.jwt_secret),
+        max_bytes=settings.max_file_bytes,
+    )
 
 
 def _supabase(settings: Settings) -> Storage:
@@ -28,17 +32,22 @@ def _supabase(settings: Settings) -> Storage:
     from docingest.providers.storage.supabase import SupabaseStorage
 
     assert settings.storage_url and settings.storage_service_key  # checked by Settings
-    return SupabaseStorage(settings.storage_url, settings.storage_bucket,
-                           service_key=settings.storage_service_key)
+    return SupabaseStorage(
+        settings.storage_url, settings.storage_bucket, service_key=settings.storage_service_key
+    )
 
 
 def _s3(settings: Settings) -> Storage:
     """An S3-compatible endpoint (``STORAGE_URL``, or AWS when unset); boto3 imported here."""
     from docingest.providers.storage.s3 import S3Storage
 
-    return S3Storage(settings.storage_bucket, endpoint_url=settings.storage_url,
-                     region=settings.storage_region, access_key_id=settings.storage_access_key_id,
-                     secret_access_key=settings.storage_secret_access_key)
+    return S3Storage(
+        settings.storage_bucket,
+        endpoint_url=settings.storage_url,
+        region=settings.storage_region,
+        access_key_id=settings.storage_access_key_id,
+        secret_access_key=settings.storage_secret_access_key,
+    )
 
 
 #: ``UPLOAD_PIPELINE_STORAGE_BACKEND`` value -> the function building that backend.

@@ -79,8 +79,15 @@ class Storage(Protocol):
         """Remove the object; nothing happens when there is none."""
         ...
 
-    def presign_upload(self, key: str, *, content_length: int | None, content_type: str,
-                       sha256: str | None, expires_in: float) -> SignedUpload:
+    def presign_upload(
+        self,
+        key: str,
+        *,
+        content_length: int | None,
+        content_type: str,
+        sha256: str | None,
+        expires_in: float,
+    ) -> SignedUpload:
         """A URL a client sends the object's bytes to without other credentials.
 
         Args:

@@ -27,8 +27,15 @@ class LocalStorage:
     request :data:`REQUEST_BASE_URL`, when set, replaces ``base_url``.
     """
 
-    def __init__(self, root: Path, *, bucket: str = "documents", base_url: str | None = None,
-                 signer: UrlSigner | None = None, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        bucket: str = "documents",
+        base_url: str | None = None,
+        signer: UrlSigner | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.bucket = bucket
@@ -107,11 +114,18 @@ class LocalStorage:
     def _signing(self) -> tuple[str, UrlSigner]:
         base = REQUEST_BASE_URL.get() or self.base_url
         if not base or self.signer is None:
-            raise InternalInvariantError("bug: this LocalStorage was built without base_url/signer, so it cannot presign URLs")
+            raise InternalInvariantError(
+                "bug: this LocalStorage was built without base_url/signer, so it cannot presign URLs"
+            )
         return base, self.signer
 
     def presign_upload(
-        self, key: str, *, content_length: int | None, content_type: str, sha256: str | None,
+        self,
+        key: str,
+        *,
+        content_length: int | None,
+        content_type: str,
+        sha256: str | None,
         expires_in: float,
     ) -> SignedUpload:
         """A Supabase-layout upload URL: ``PUT {base}/storage/v1/object/upload/sign/{bucket}/{key}?token=``.
@@ -120,8 +134,14 @@ class LocalStorage:
         """
         self._path(key)
         base, signer = self._signing()
-        token, exp = signer.sign(f"{self.bucket}/{key}", typ="upload", expires_in=expires_in,
-                                 len=content_length, sha256=sha256, max=self.max_bytes)
+        token, exp = signer.sign(
+            f"{self.bucket}/{key}",
+            typ="upload",
+            expires_in=expires_in,
+            len=content_length,
+            sha256=sha256,
+            max=self.max_bytes,
+        )
         url = f"{base}/storage/v1/object/upload/sign/{self.bucket}/{key}?token={token}"
         return SignedUpload(url, "PUT", {"content-type": content_type}, exp)
 

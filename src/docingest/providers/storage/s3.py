@@ -28,20 +28,36 @@ class S3Storage:
         region, access_key_id, secret_access_key: credentials (None: boto3's usual chain).
     """
 
-    def __init__(self, bucket: str, *, endpoint_url: str | None = None, region: str = "us-east-1",
-                 access_key_id: str | None = None, secret_access_key: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> None:
         import boto3
         from botocore.config import Config
 
         self.bucket = bucket
         config = Config(
-            signature_version="s3v4", s3={"addressing_style": "path" if endpoint_url else "auto"},
-            request_checksum_calculation="when_required", response_checksum_validation="when_required",
-            retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60,
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
         )
-        self.client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
-                                   aws_access_key_id=access_key_id,
-                                   aws_secret_access_key=secret_access_key, config=config)
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=config,
+        )
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -99,8 +115,15 @@ class S3Storage:
         with src.open("rb") as f:
             return self.put_stream(key, f)
 
-    def presign_upload(self, key: str, *, content_length: int | None, content_type: str,
-                       sha256: str | None, expires_in: float) -> SignedUpload:
+    def presign_upload(
+        self,
+        key: str,
+        *,
+        content_length: int | None,
+        content_type: str,
+        sha256: str | None,
+        expires_in: float,
+    ) -> SignedUpload:
         """A presigned ``PUT``; the returned headers are signed and must be sent as given."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type}
         headers = {"content-type": content_type}
@@ -111,8 +134,9 @@ class S3Storage:
             params["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
             headers["x-amz-checksum-sha256"] = params["ChecksumSHA256"]
         with self._errors(f"presign {key}"):
-            url = self.client.generate_presigned_url("put_object", Params=params,
-                                                     ExpiresIn=int(expires_in), HttpMethod="PUT")
+            url = self.client.generate_presigned_url(
+                "put_object", Params=params, ExpiresIn=int(expires_in), HttpMethod="PUT"
+            )
         return SignedUpload(url, "PUT", headers, time.time() + expires_in)
 
     def ping(self) -> None:

@@ -28,8 +28,13 @@ class UrlSigner:
         """``(token, expires_at)`` for ``url`` (``bucket/key``); ``None`` claims are left out."""
         now = time.time()
         exp = now + expires_in
-        body = {"url": url, "typ": typ, "iat": int(now), "exp": int(exp) + 1,
-                "jti": secrets.token_urlsafe(12)}
+        body = {
+            "url": url,
+            "typ": typ,
+            "iat": int(now),
+            "exp": int(exp) + 1,
+            "jti": secrets.token_urlsafe(12),
+        }
         body.update({k: v for k, v in claims.items() if v is not None})
         return jwt.encode(body, self._key, algorithm="HS256"), exp
 
@@ -40,8 +45,9 @@ class UrlSigner:
             SignedUrlError: with the reason (403 ``invalid_token`` from the storage service).
         """
         try:
-            claims: dict[str, Any] = jwt.decode(token, self._key, algorithms=["HS256"],
-                                                options={"require": ["exp", "url", "typ"]})
+            claims: dict[str, Any] = jwt.decode(
+                token, self._key, algorithms=["HS256"], options={"require": ["exp", "url", "typ"]}
+            )
         except jwt.ExpiredSignatureError as exc:
             raise SignedUrlError("the signed URL has expired") from exc
         except jwt.PyJWTError as exc:

@@ -35,7 +35,8 @@ class SupabaseStorage:
         self.url = url.rstrip("/")
         self.bucket = bucket
         self.client = httpx.Client(
-            base_url=self.url, timeout=timeout,
+            base_url=self.url,
+            timeout=timeout,
             headers={"authorization": f"Bearer {service_key}", "apikey": service_key},
         )
 
@@ -65,8 +66,12 @@ class SupabaseStorage:
                 size += len(block)
                 yield block
 
-        reply = self._request("POST", f"/object/{self._path(key)}", content=body(),
-                              headers={"x-upsert": "true", "content-type": "application/octet-stream"})
+        reply = self._request(
+            "POST",
+            f"/object/{self._path(key)}",
+            content=body(),
+            headers={"x-upsert": "true", "content-type": "application/octet-stream"},
+        )
         if reply.status_code != 200:
             raise self._fail(reply, f"upload {key}")
         return ObjectInfo(key, size)
@@ -111,16 +116,26 @@ class SupabaseStorage:
         with src.open("rb") as f:
             return self.put_stream(key, f)
 
-    def presign_upload(self, key: str, *, content_length: int | None, content_type: str,
-                       sha256: str | None, expires_in: float) -> SignedUpload:
+    def presign_upload(
+        self,
+        key: str,
+        *,
+        content_length: int | None,
+        content_type: str,
+        sha256: str | None,
+        expires_in: float,
+    ) -> SignedUpload:
         """``createSignedUploadUrl``: Supabase fixes the lifetime (2 hours); the worker verifies
         size and SHA-256 after the upload."""
         reply = self._request("POST", f"/object/upload/sign/{self._path(key)}", json={})
         if reply.status_code != 200:
             raise self._fail(reply, f"sign upload {key}")
-        return SignedUpload(self.url + reply.json()["url"], "PUT",
-                            {"content-type": content_type, "x-upsert": "false"},
-                            time.time() + min(expires_in, 7200))
+        return SignedUpload(
+            self.url + reply.json()["url"],
+            "PUT",
+            {"content-type": content_type, "x-upsert": "false"},
+            time.time() + min(expires_in, 7200),
+        )
 
     def ping(self) -> None:
         """Raise ``StorageUnavailable`` unless the API answers (any non-5xx reply)."""
@@ -128,5 +143,3 @@ class SupabaseStorage:
 
     def close(self) -> None:
         self.client.close()
-
-

@@ -63,8 +63,9 @@ class Ledger:
     def record(self, client: str, path: str, arrived: float, status: int, **extra: Any) -> None:
         now = time.time()
         with self.lock:
-            self.requests.append({"t": arrived, "answered": now, "client": client, "path": path,
-                                  "status": status, **extra})
+            self.requests.append(
+                {"t": arrived, "answered": now, "client": client, "path": path, "status": status, **extra}
+            )
 
     def rate_limited(self, client: str, retry_after: float) -> None:
         now = time.time()
@@ -77,9 +78,12 @@ class Ledger:
             by_status: dict[str, int] = {}
             for r in self.requests:
                 by_status[str(r["status"])] = by_status.get(str(r["status"]), 0) + 1
-            return {"requests": list(self.requests), "by_status": by_status,
-                    "violations": list(self.violations),
-                    "global_violations": list(self.global_violations)}
+            return {
+                "requests": list(self.requests),
+                "by_status": by_status,
+                "violations": list(self.violations),
+                "global_violations": list(self.global_violations),
+            }
 
 
 def add_fault_middleware(app: Any, knobs: Knobs, ledger: Ledger, *, malformed_body: bytes) -> None:
@@ -116,7 +120,9 @@ class FaultMiddleware:
 
         knobs, ledger = self.knobs, self.ledger
         tag = dict(scope.get("headers") or []).get(b"x-docingest-worker")
-        client = tag.decode("latin-1") if tag is not None else (scope["client"][0] if scope.get("client") else "?")
+        client = (
+            tag.decode("latin-1") if tag is not None else (scope["client"][0] if scope.get("client") else "?")
+        )
         arrived = ledger.arrive(client, path)
         draw = self.rng.random()
         fault: Any = None
@@ -124,17 +130,33 @@ class FaultMiddleware:
         if draw < knobs.rate_limit_rate:
             ra = f"{knobs.retry_after:g}"
             fault = JSONResponse(
-                {"error": {"message": "Rate limit reached for requests. Please try again in "
-                           f"{ra}s.", "type": "requests", "param": None,
-                           "code": "rate_limit_exceeded"}},
+                {
+                    "error": {
+                        "message": f"Rate limit reached for requests. Please try again in {ra}s.",
+                        "type": "requests",
+                        "param": None,
+                        "code": "rate_limit_exceeded",
+                    }
+                },
                 status_code=429,
-                headers={"retry-after": ra, "x-ratelimit-remaining-requests": "0",
-                         "x-ratelimit-reset-requests": f"{ra}s"},
+                headers={
+                    "retry-after": ra,
+                    "x-ratelimit-remaining-requests": "0",
+                    "x-ratelimit-reset-requests": f"{ra}s",
+                },
             )
         elif (draw := draw - knobs.rate_limit_rate) < knobs.error_rate:
-            fault = JSONResponse({"error": {"message": "The server had an error while processing "
-                                            "your request.", "type": "server_error", "param": None,
-                                            "code": None}}, status_code=500)
+            fault = JSONResponse(
+                {
+                    "error": {
+                        "message": "The server had an error while processing your request.",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                status_code=500,
+            )
         elif draw - knobs.error_rate < knobs.malformed_rate:
             fault = Response(self.malformed_body, status_code=200, media_type="application/json")
             extra = {"malformed": True}

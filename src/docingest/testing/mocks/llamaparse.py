@@ -65,8 +65,10 @@ def _markdown_pages(path: Path, filename: str) -> list[dict[str, Any]]:
     parsed = parse_file(path, detect(path, filename=filename).kind)
     if not parsed.pages:
         return [{"page_number": 1, "markdown": parsed.markdown, "success": True}]
-    return [{"page_number": p.number, "markdown": parsed.markdown[p.start:p.end], "success": True}
-            for p in parsed.pages]
+    return [
+        {"page_number": p.number, "markdown": parsed.markdown[p.start : p.end], "success": True}
+        for p in parsed.pages
+    ]
 
 
 def create_app(config: LlamaParseMockConfig) -> Any:
@@ -86,11 +88,18 @@ def create_app(config: LlamaParseMockConfig) -> Any:
 
     def job_object(job: _Job) -> dict[str, Any]:
         status = status_of(job)
-        return {"id": job.id, "project_id": "mock-project", "status": status, "tier": job.tier,
-                "error_message": {"FAILED": "mock: the document could not be parsed",
-                                  "CANCELLED": "mock: the job was cancelled"}.get(status),
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.created)),
-                "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        return {
+            "id": job.id,
+            "project_id": "mock-project",
+            "status": status,
+            "tier": job.tier,
+            "error_message": {
+                "FAILED": "mock: the document could not be parsed",
+                "CANCELLED": "mock: the job was cancelled",
+            }.get(status),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.created)),
+            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
 
     def unauthorized(request: Request) -> Any:
         if not request.headers.get("authorization", "").startswith("Bearer "):
@@ -104,16 +113,19 @@ def create_app(config: LlamaParseMockConfig) -> Any:
         status = status_of(job)
         if status not in ("COMPLETED", "FAILED", "CANCELLED"):
             return
-        event = {"COMPLETED": "parse.success", "FAILED": "parse.error",
-                 "CANCELLED": "parse.cancelled"}[status]
+        event = {"COMPLETED": "parse.success", "FAILED": "parse.error", "CANCELLED": "parse.cancelled"}[
+            status
+        ]
         async with httpx.AsyncClient(timeout=10) as client:
             for hook in job.webhooks:
                 if hook.get("webhook_events") and event not in hook["webhook_events"]:
                     continue
                 try:
-                    await client.post(hook["webhook_url"], headers=hook.get("webhook_headers") or {},
-                                      json={"event_type": event,
-                                            "data": {"job_id": job.id, "status": status}})
+                    await client.post(
+                        hook["webhook_url"],
+                        headers=hook.get("webhook_headers") or {},
+                        json={"event_type": event, "data": {"job_id": job.id, "status": status}},
+                    )
                 except httpx.HTTPError as exc:
                     log.warning("webhook %s failed: %s", hook["webhook_url"], exc)
 
@@ -123,8 +135,12 @@ def create_app(config: LlamaParseMockConfig) -> Any:
 
     @app.get("/_mock/stats")
     async def stats() -> dict[str, Any]:
-        return {**ledger.stats(), "jobs": {j.id: {"fate": j.fate, "status": status_of(j),
-                                                   "filename": j.filename} for j in jobs.values()}}
+        return {
+            **ledger.stats(),
+            "jobs": {
+                j.id: {"fate": j.fate, "status": status_of(j), "filename": j.filename} for j in jobs.values()
+            },
+        }
 
     @app.post("/api/v2/parse/upload")
     async def upload(request: Request) -> Any:
@@ -143,15 +159,24 @@ def create_app(config: LlamaParseMockConfig) -> Any:
         path.write_bytes(await upload_file.read())
         draw = rng.random()
         fate = "COMPLETED"
-        for name, rate in (("NEVER", config.never_finish_rate), ("FAILED", config.fail_rate),
-                           ("CANCELLED", config.cancel_rate)):
+        for name, rate in (
+            ("NEVER", config.never_finish_rate),
+            ("FAILED", config.fail_rate),
+            ("CANCELLED", config.cancel_rate),
+        ):
             if draw < rate:
                 fate = name
                 break
             draw -= rate
-        job = _Job(job_id, path, upload_file.filename or "upload", time.time(), fate,
-                   configuration.get("tier", "cost_effective"),
-                   list(configuration.get("webhook_configurations") or []))
+        job = _Job(
+            job_id,
+            path,
+            upload_file.filename or "upload",
+            time.time(),
+            fate,
+            configuration.get("tier", "cost_effective"),
+            list(configuration.get("webhook_configurations") or []),
+        )
         jobs[job_id] = job
         if job.webhooks:
             task = asyncio.create_task(deliver_webhooks(job))

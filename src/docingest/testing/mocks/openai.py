@@ -30,15 +30,19 @@ from starlette.concurrency import run_in_threadpool
 from docingest.providers.embedding.openai import cl100k_counter
 from docingest.testing.mocks.common import Knobs, Ledger, add_fault_middleware
 
-DEFAULT_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072,
-                      "text-embedding-ada-002": 1536}
+DEFAULT_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
 
 
 def mock_vectors(texts: list[str], dimensions: int) -> np.ndarray:
     """``(len(texts), dimensions)`` float32: each text's SHAKE-256 read as uint32s, centred,
     L2-normalised. Each row depends only on its own text, whatever the batch."""
-    raw = b"".join(hashlib.shake_256(t.encode("utf-8", "surrogatepass")).digest(4 * dimensions)
-                   for t in texts)
+    raw = b"".join(
+        hashlib.shake_256(t.encode("utf-8", "surrogatepass")).digest(4 * dimensions) for t in texts
+    )
     mat = np.frombuffer(raw, dtype="<u4").reshape(len(texts), dimensions).astype(np.float64)
     mat = mat / 2.0**31 - 1.0
     return (mat / np.sqrt(np.einsum("ij,ij->i", mat, mat))[:, None]).astype(np.float32)
@@ -65,10 +69,16 @@ def create_app(config: OpenAIMockConfig) -> Any:
     count_tokens = cl100k_counter()
     add_fault_middleware(app, config.knobs, ledger, malformed_body=b'{"object": "list", "data": [{"obj')
 
-    def error(status: int, message: str, type_: str = "invalid_request_error",
-              code: str | None = None, param: str | None = None) -> Any:
-        return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}},
-                            status_code=status)
+    def error(
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> Any:
+        return JSONResponse(
+            {"error": {"message": message, "type": type_, "param": param, "code": code}}, status_code=status
+        )
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -103,8 +113,11 @@ def create_app(config: OpenAIMockConfig) -> Any:
                 return error(400, "'$.input' is invalid: empty string.", param="input")
             n = count_tokens(t)
             if n > config.max_input_tokens:
-                return error(400, f"This model's maximum context length is {config.max_input_tokens} "
-                             f"tokens, however you requested {n} tokens. Please reduce your prompt.")
+                return error(
+                    400,
+                    f"This model's maximum context length is {config.max_input_tokens} "
+                    f"tokens, however you requested {n} tokens. Please reduce your prompt.",
+                )
             counts.append(n)
         dims = config.dimensions or body.get("dimensions") or DEFAULT_DIMENSIONS.get(model, 1536)
         as_b64 = body.get("encoding_format") == "base64"
@@ -118,12 +131,20 @@ def create_app(config: OpenAIMockConfig) -> Any:
                 embedded[h] = embedded.get(h, 0) + 1
         total = sum(counts)
         return JSONResponse(
-            {"object": "list", "data": data, "model": model,
-             "usage": {"prompt_tokens": total, "total_tokens": total}},
-            headers={"x-ratelimit-limit-requests": "10000", "x-ratelimit-remaining-requests": "9999",
-                     "x-ratelimit-reset-requests": "6ms", "x-ratelimit-limit-tokens": "10000000",
-                     "x-ratelimit-remaining-tokens": str(10_000_000 - total),
-                     "x-ratelimit-reset-tokens": "0s"},
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": total, "total_tokens": total},
+            },
+            headers={
+                "x-ratelimit-limit-requests": "10000",
+                "x-ratelimit-remaining-requests": "9999",
+                "x-ratelimit-reset-requests": "6ms",
+                "x-ratelimit-limit-tokens": "10000000",
+                "x-ratelimit-remaining-tokens": str(10_000_000 - total),
+                "x-ratelimit-reset-tokens": "0s",
+            },
         )
 
     async def embeddings(request: Request) -> Any:

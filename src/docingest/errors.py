@@ -32,6 +32,7 @@ here)::
     │                                  it never writes; failed at once, never retried
     ├── TransientError (500)           retried with backoff, then failed with the last cause
     │   ├── StorageUnavailable         storage_unavailable (503)
+    │   ├── ObjectMissing              object_missing (404): a stored object is gone (a FileNotFoundError)
     │   ├── EmbeddingUnavailable       embedding_unavailable (500)
     │   ├── ParseTimeout               parse_timeout (504)
     │   ├── ParseCrashed               parse_crashed (500)
@@ -311,6 +312,17 @@ class StorageUnavailable(TransientError):
     http_status = 503
     meaning = "object storage did not answer"
     user_action = "check the storage service; the job retries by itself"
+
+
+class ObjectMissing(TransientError, FileNotFoundError):
+    """A stored object a job needs is not in storage (also a ``FileNotFoundError``, what the
+    ``Storage`` protocol's readers raise for a missing key). Transient: an object store that
+    lists eventually may show it on a retry; a deleted original stays missing and fails."""
+
+    error_code = "object_missing"
+    http_status = 404
+    meaning = "a stored object the job needs is not in storage"
+    user_action = "ingest or upload the file again; the job retries first in case storage was behind"
 
 
 class EmbeddingUnavailable(TransientError):

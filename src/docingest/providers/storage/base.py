@@ -52,7 +52,7 @@ class Storage(Protocol):
 
     Every method raises ``StorageUnavailable`` (transient) when the backend cannot be reached
     or refuses the operation; a missing object is ``None`` from :meth:`head` and
-    ``FileNotFoundError`` from :meth:`open_stream` and :meth:`local_path`.
+    ``ObjectMissing`` (a ``FileNotFoundError``) from :meth:`open_stream` and :meth:`local_path`.
     """
 
     def put_stream(self, key: str, stream: BinaryIO) -> ObjectInfo:

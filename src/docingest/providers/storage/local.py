@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
-from docingest.errors import InternalInvariantError, StorageUnavailable
+from docingest.errors import InternalInvariantError, ObjectMissing, StorageUnavailable
 from docingest.providers.storage.base import ObjectInfo, SignedUpload, iter_stream
 from docingest.providers.storage.signing import UrlSigner
 
@@ -77,8 +77,8 @@ class LocalStorage:
     def open_stream(self, key: str) -> Iterator[BinaryIO]:
         try:
             f = self._path(key).open("rb")
-        except FileNotFoundError:
-            raise
+        except FileNotFoundError as exc:
+            raise ObjectMissing(f"no object {key}") from exc
         except OSError as exc:
             raise StorageUnavailable(f"cannot read {key}: {exc.strerror}") from exc
         with f:
@@ -89,7 +89,7 @@ class LocalStorage:
         """The object as a local file (here: the file itself, no copy)."""
         path = self._path(key)
         if not path.exists():
-            raise FileNotFoundError(key)
+            raise ObjectMissing(f"no object {key}")
         yield path
 
     def delete(self, key: str) -> None:

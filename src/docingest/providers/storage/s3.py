@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from docingest.errors import StorageUnavailable
+from docingest.errors import ObjectMissing, StorageUnavailable
 from docingest.providers.storage.base import ObjectInfo, SignedUpload
 
 
@@ -68,7 +68,7 @@ class S3Storage:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("404", "NoSuchKey", "NotFound"):
-                raise FileNotFoundError(what) from exc
+                raise ObjectMissing(f"S3 {what}: no such object") from exc
             raise StorageUnavailable(f"S3 {what}: {code or exc}") from exc
         except BotoCoreError as exc:
             raise StorageUnavailable(f"S3 {what}: {exc}") from exc

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from docingest.errors import StorageUnavailable
+from docingest.errors import ObjectMissing, StorageUnavailable
 from docingest.providers.storage.base import ObjectInfo, SignedUpload, iter_stream
 
 
@@ -92,7 +92,7 @@ class SupabaseStorage:
             try:
                 with self.client.stream("GET", f"/object/authenticated/{self._path(key)}") as reply:
                     if reply.status_code in (400, 404):
-                        raise FileNotFoundError(key)
+                        raise ObjectMissing(f"no object {key}")
                     if reply.status_code != 200:
                         raise self._fail(reply, f"download {key}")
                     with path.open("wb") as out:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -27,6 +27,11 @@ from docingest.services.documents import DocumentService, UploadPolicy
 from docingest.services.search import SearchConfig, Searcher
 from docingest.settings import CHUNK_SPECIAL_TOKENS, Settings
 from docingest.stages import Collaborators, StageHandler, build_handlers
+
+if TYPE_CHECKING:
+    from docingest.providers.parsing.llamaparse import LlamaParseClient
+    from docingest.providers.ratelimit import SharedRateLimiter
+    from docingest.worker.loop import BaseWorker
 
 
 class Runtime:
@@ -204,7 +209,7 @@ class Runtime:
                     f"and UPLOAD_PIPELINE_EMBEDDING_DIMENSIONS is {self.settings.embedding_dimensions}"
                 )
 
-    def worker(self, *, concurrency: int | None = None) -> Any:
+    def worker(self, *, concurrency: int | None = None) -> BaseWorker:
         from docingest.worker.loop import BaseWorker
 
         n = concurrency or self.settings.worker_concurrency
@@ -258,7 +263,7 @@ class Runtime:
 
         return f"{socket.gethostname()}:{os.getpid()}"
 
-    def rate_limiter(self, provider: str) -> Any:
+    def rate_limiter(self, provider: str) -> SharedRateLimiter:
         """The PostgreSQL token buckets of ``provider`` (``openai`` or ``llamaparse``)."""
         from docingest.providers.ratelimit import SharedRateLimiter
 
@@ -275,7 +280,7 @@ class Runtime:
         self._limiters.append(limiter)
         return limiter
 
-    def llamaparse_client(self) -> Any:
+    def llamaparse_client(self) -> LlamaParseClient:
         """The LlamaParse client of ``UPLOAD_PIPELINE_LLAMAPARSE_*`` (``Settings`` refuses
         ``PARSER=llamaparse`` without its API key)."""
         from docingest.providers.parsing.llamaparse import LlamaParseClient

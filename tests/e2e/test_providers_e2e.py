@@ -239,7 +239,7 @@ def test_webhook_finishes_a_parse_early(db_url: str, tmp_path: Path) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from docingest.api.routes.webhooks import llamaparse_webhook_router
+    from docingest.api.routes import webhooks
     from docingest.providers.parsing.llamaparse import llamaparse_signature
     from tests.mockservers import free_port
 
@@ -253,7 +253,8 @@ def test_webhook_finishes_a_parse_early(db_url: str, tmp_path: Path) -> None:
             webhook_secret="s3cret-for-tests",
         )
         app = FastAPI()
-        app.include_router(llamaparse_webhook_router(rt))
+        app.state.runtime = rt  # what the route's dependencies read (api/deps.py)
+        app.include_router(webhooks.router)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from docingest.api import errors
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
-from docingest.api.routes import documents, health, jobs, search, upload
+from docingest.api.routes import documents, health, jobs, search, upload, webhooks
 from docingest.api.routes.storage import (
     OnStored,
     StorageService,
@@ -75,9 +75,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # also at the root, for probes
-    from docingest.api.routes.webhooks import llamaparse_webhook_router
-
-    app.include_router(llamaparse_webhook_router(rt))  # its own HMAC header, no bearer token
+    app.include_router(webhooks.router)  # its own HMAC header, no bearer token
     if settings.storage_backend == "local":
         app.include_router(
             storage_router(_storage_service(settings, rt.local_storage, rt.documents.on_stored))

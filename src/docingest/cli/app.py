@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.markup import escape  # file names and messages are printed as-is, nev
 from docingest.cli.mock import mock_app
 from docingest.domain import State
 from docingest.settings import Settings
+
+if TYPE_CHECKING:
+    from docingest.runtime import Runtime
 
 app = typer.Typer(
     help="docingest: document ingestion for retrieval-augmented generation.",
@@ -133,7 +136,7 @@ def _check_data_dir(settings: Settings) -> None:
         raise typer.Exit(2) from exc
 
 
-def _runtime(settings: Settings | None = None) -> Any:
+def _runtime(settings: Settings | None = None) -> Runtime:
     """The process's Runtime with the database reachable; an operator mistake (data directory,
     database URL, database down) ends the command with one line and exit 2."""
     import psycopg
@@ -175,7 +178,7 @@ def _no_database_yet(settings: Settings) -> bool:
     return not settings.database_url and not (settings.data_dir / "pg").exists()
 
 
-def _explain_nothing_found(rt: Any, user: str | None, what: str) -> None:
+def _explain_nothing_found(rt: Runtime, user: str | None, what: str) -> None:
     """Say on stderr where a search or status that found nothing looked, and what to do.
 
     Names the data directory (and database) and the user; tells apart a user with no
@@ -228,7 +231,7 @@ def _setup_logging(verbose: bool, *, job_lines: bool | None = None) -> None:
     configure_logging(logging.INFO if verbose else logging.WARNING, job_lines=job_lines)
 
 
-def _probe_embedder(rt: Any) -> None:
+def _probe_embedder(rt: Runtime) -> None:
     """Render :func:`docingest.services.embedder_check.probe_embedder`: each transient failure as
     it happens; a refusal ends the command (exit 2); a failure that persists is a warning and
     the command starts anyway."""

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import typer
 from rich.markup import escape
@@ -27,6 +27,10 @@ from docingest.cli.app import (
 )
 from docingest.services.progress import IngestSnapshot, clock, duration
 from docingest.settings import Settings
+
+if TYPE_CHECKING:
+    from docingest.runtime import Runtime
+    from docingest.services.ingest import IngestSummary
 
 
 class _StopSignals:
@@ -175,8 +179,8 @@ def _show_snapshot(bar: _IngestBar, task: Any, snap: IngestSnapshot) -> None:
 
 
 def _ingest_with_progress(
-    rt: Any, paths: list[Path], *, user: str, concurrency: int, as_json: bool, stop: _StopSignals
-) -> Any:
+    rt: Runtime, paths: list[Path], *, user: str, concurrency: int, as_json: bool, stop: _StopSignals
+) -> IngestSummary:
     """Run :func:`docingest.services.ingest.ingest` under a progress display; closes ``rt``.
 
     On a terminal: a bar (:class:`_IngestBar`). Otherwise (a pipe, a CI log): a plain line on
@@ -223,7 +227,9 @@ def _ingest_with_progress(
     return summary
 
 
-def _print_ingest_summary(summary: Any, paths: list[Path], *, as_json: bool, settings: Settings) -> None:
+def _print_ingest_summary(
+    summary: IngestSummary, paths: list[Path], *, as_json: bool, settings: Settings
+) -> None:
     if not summary.documents:
         console.print(
             f"[yellow]warning:[/yellow] no files to ingest under {escape(', '.join(map(str, paths)))} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -21,6 +22,9 @@ from docingest.cli.app import (
     out,
 )
 
+if TYPE_CHECKING:
+    from docingest.services.search import Mode
+
 
 @app.command()
 def search(
@@ -31,12 +35,14 @@ def search(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Search your chunks; prints filename, page, score and a snippet."""
-    if mode not in ("vector", "hybrid"):
+    modes: dict[str, Mode] = {"vector": "vector", "hybrid": "hybrid"}
+    chosen = modes.get(mode)
+    if chosen is None:
         console.print("[red]error:[/red] --mode must be vector or hybrid")
         raise typer.Exit(2)
     rt = _runtime()
     try:
-        hits = rt.searcher().search(query, user_id=user, k=k, mode=mode)
+        hits = rt.searcher().search(query, user_id=user, k=k, mode=chosen)
         if not hits:  # stderr: --json's stdout stays the (empty) list
             _explain_nothing_found(rt, user, "no results")
     except Exception as exc:

@@ -214,7 +214,11 @@ def test_delete_removes_a_document_and_an_edited_file_is_then_ingested_anew(
         rt.close()
 
     again = run_cli(settings, "delete", gone)
-    assert again.returncode == 1 and f"no document {gone}" in again.stderr and "Traceback" not in again.stderr
+    assert again.returncode == 1 and f"not_found: no document {gone}" in again.stderr
+    assert "Traceback" not in again.stderr
+    unknown_job = run_cli(settings, "retry", "00000000-0000-0000-0000-000000000001")
+    assert unknown_job.returncode == 1
+    assert "not_found: no job 00000000-0000-0000-0000-000000000001" in " ".join(unknown_job.stderr.split())
     assert run_cli(settings, "delete", "not-a-uuid").returncode == 2
     paths[0].write_text(paths[0].read_text() + "\nedited\n")
     s = json.loads(run_cli(settings, "ingest", str(tmp_path / "in"), "--json").stdout)

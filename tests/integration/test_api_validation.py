@@ -75,6 +75,9 @@ def test_query_path_and_json_errors(client: TestClient) -> None:
         client.post(f"{API}/upload", content=b"{not json", headers={"content-type": "application/json"})
     )
     assert broken["errors"][0]["type"] == "json_invalid" and "JSON" in broken["message"]
+    # The body as a whole is wrong, not a field named by the decoder's character offset.
+    assert broken["errors"][0]["field"] == "body" and broken["errors"][0]["in"] == "body"
+    assert broken["message"].startswith("invalid request: body (body): JSON decode error at character ")
     filename = _invalid(client.post(f"{API}/upload", json=_upload(filename="/")))
     assert "filename (body): Value error, the filename has no displayable characters" in filename["message"]
 
@@ -146,3 +149,16 @@ def test_metrics_is_prometheus_text_with_the_queue_depth_and_needs_no_token(clie
     assert "docingest_stage_duration_seconds" in reply.text
     assert "# TYPE docingest_jobs gauge" in reply.text  # the queue depth, read at scrape time
     assert "docingest_metrics_scrape_errors_total 0.0" in reply.text
+
+
+@pytest.mark.parametrize("value", [True, "12", 1e3])
+def test_bytes_len_must_be_a_json_integer(client: TestClient, value: Any) -> None:
+    body = _invalid(client.post(f"{API}/upload", json=_upload(bytes_len=value)))
+    assert [(e["field"], e["in"]) for e in body["errors"]] == [("bytes_len", "body")]
+
+
+@pytest.mark.parametrize("q", ["", "   ", "\x00"])
+def test_an_empty_query_is_bad_request_wherever_it_is_caught(client: TestClient, q: str) -> None:
+    reply = client.get(f"{API}/search", params={"q": q})
+    assert reply.status_code == 400
+    assert reply.json() == {"error_code": "bad_request", "message": "the query is empty"}

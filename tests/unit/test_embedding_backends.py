@@ -193,6 +193,11 @@ def test_prepare_embedder_command(data_dir: Path, monkeypatch: pytest.MonkeyPatc
     assert f"onnx ready under {data_dir / 'models'}" in result.output
     result = CliRunner().invoke(app, ["prepare-embedder", "--backend", "tensorrt"])
     assert result.exit_code == 2
+    # Every backend the option's help names, auto included.
+    assert (
+        "unknown embedding backend 'tensorrt': use one of auto, torch, torch-bf16, onnx, onnx-int8"
+        in " ".join(result.output.split())
+    )
 
 
 CHILD = """

@@ -70,15 +70,14 @@ def invalid_request(details: Iterable[dict[str, Any]]) -> e.InvalidRequest:
     """
     errors = []
     for d in details:
-        field, where = _field(d.get("loc") or ())
-        errors.append(
-            {
-                "field": field,
-                "in": where,
-                "problem": str(d.get("msg", "invalid")),
-                "type": str(d.get("type", "")),
-            }
-        )
+        loc: Sequence[Any] = d.get("loc") or ()
+        field, where = _field(loc)
+        problem = str(d.get("msg", "invalid"))
+        if d.get("type") == "json_invalid":  # loc is ("body", character offset), not a field
+            field = where = "body"
+            if len(loc) > 1 and isinstance(loc[1], int):
+                problem = f"{problem} at character {loc[1]}"
+        errors.append({"field": field, "in": where, "problem": problem, "type": str(d.get("type", ""))})
     listed = "; ".join(f"{x['field']} ({x['in']}): {x['problem']}" for x in errors[:_MAX_LISTED])
     more = f"; and {len(errors) - _MAX_LISTED} more" if len(errors) > _MAX_LISTED else ""
     return e.InvalidRequest(

@@ -47,7 +47,12 @@ class UploadCreate(BaseModel):
     """What the client declares about the file it will upload."""
 
     filename: str = Field(min_length=1, max_length=1024, description="original name, display only")
-    bytes_len: int = Field(ge=0, le=2**62, description="exact size in bytes (0 is refused: empty_file)")
+    bytes_len: int = Field(
+        strict=True,
+        ge=0,
+        le=2**62,
+        description="exact size in bytes, a JSON integer (0 is refused: empty_file)",
+    )
     mime: str = Field(min_length=1, max_length=255, description="declared MIME type")
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the bytes")
 

@@ -21,14 +21,18 @@ def retry(job_id: UUID = typer.Argument(..., help="the failed job")) -> None:
     try:
         job, _ = rt.documents.retry(job_id, via="cli")
     except NotFound as exc:
-        console.print(f"[red]error:[/red] no failed job {job_id}")
+        console.print(f"[red]error:[/red] not_found: no job {job_id} (see `docingest status`)")
         raise typer.Exit(1) from exc
     except Conflict as exc:  # not failed, or its file is needed again
-        console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {exc.error_code}: {escape(exc.message)}", soft_wrap=True)
         raise typer.Exit(1) from exc
     finally:
         rt.close()
-    out.print(f"job {job.job_id} queued again at stage {job.stage.value}")
+    out.print(
+        f"job {job.job_id} queued again at stage {job.stage.value}; a running `docingest worker` (or "
+        "`docingest serve --worker-slots N`) picks it up",
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -51,7 +55,7 @@ def delete(
             except NotFound:
                 missing += 1
                 console.print(
-                    f"[red]error:[/red] no document {document_id} for user {user!r} (see "
+                    f"[red]error:[/red] not_found: no document {document_id} for user {user!r} (see "
                     f"`docingest status --json --user {user}` for document ids)",
                     soft_wrap=True,
                 )
@@ -110,11 +114,17 @@ def prepare_embedder(
     """Make the local model ready ahead of first use (workers do it otherwise): export it to ONNX
     into UPLOAD_PIPELINE_MODELS_DIR (default DATA_DIR/models) and load it once. ``auto`` prepares
     the backends it picks for documents and for queries."""
-    from docingest.providers.embedding.local import make_local_embedder, resolve_backend
+    from docingest.providers.embedding.local import AUTO, BACKENDS, make_local_embedder, resolve_backend
 
     settings = _settings()
     _check_data_dir(settings)
     name = backend or settings.embedding_backend
+    if name != AUTO and name not in BACKENDS:
+        console.print(
+            f"[red]error:[/red] unknown embedding backend {escape(repr(name))}: use one of "
+            f"{', '.join((AUTO, *BACKENDS))}"
+        )
+        raise typer.Exit(2)
     names = list(dict.fromkeys(resolve_backend(name, purpose) for purpose in ("documents", "queries")))
     try:
         for each in names:

@@ -7,21 +7,20 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from docingest.api.deps import CurrentUser, SearcherDep
-from docingest.api.schemas import SearchHitPublic, SearchPublic
+from docingest.api.schemas import ErrorPublic, SearchHitPublic, SearchPublic
 from docingest.services.search import clean_query
 
 router = APIRouter(prefix="/search", tags=["search"])
 
 
-@router.get("", response_model=SearchPublic)
+@router.get("", response_model=SearchPublic, responses={400: {"model": ErrorPublic}})
 def search(
     user: CurrentUser,
     searcher: SearcherDep,
     q: Annotated[
         str,
         Query(
-            min_length=1,
-            description="the question; over "
+            description="the question; empty or blank: 400 bad_request; over "
             "UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000) characters: 422 query_too_long",
         ),
     ],

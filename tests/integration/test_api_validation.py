@@ -162,3 +162,10 @@ def test_an_empty_query_is_bad_request_wherever_it_is_caught(client: TestClient,
     reply = client.get(f"{API}/search", params={"q": q})
     assert reply.status_code == 400
     assert reply.json() == {"error_code": "bad_request", "message": "the query is empty"}
+
+
+def test_min_score_is_a_cosine_between_minus_one_and_one(client: TestClient) -> None:
+    body = _invalid(client.get(f"{API}/search", params={"q": "tides", "min_score": 1.5}))
+    assert [(e["field"], e["in"]) for e in body["errors"]] == [("min_score", "query")]
+    reply = client.get(f"{API}/search", params={"q": "tides", "min_score": 0.5, "mode": "vector"})
+    assert reply.status_code == 200 and reply.json()["results"] == []  # nothing ingested for this user

@@ -205,11 +205,18 @@ class SearchHitPublic(BaseModel):
     document_id: UUID
     filename: str
     page: int | None
-    score: float
+    score: float = Field(
+        description="cosine similarity of the chunk to the question, in [-1, 1], in both modes"
+    )
     text: str
     chunk_id: UUID
     ordinal: int
     heading_path: list[str]
+    rank: int = Field(description="position in the answer, from 1")
+    rrf_score: float | None = Field(
+        None,
+        description="hybrid mode: the fused reciprocal-rank score that ordered the hits; null in vector mode",
+    )
 
 
 class SearchPublic(BaseModel):

@@ -31,10 +31,14 @@ def search(
     query: str = typer.Argument(..., help="the question"),
     k: int = typer.Option(5, "-k", min=1, max=100, help="results to return"),
     mode: str = typer.Option("hybrid", "--mode", help="vector or hybrid"),
+    min_score: float | None = typer.Option(
+        None, "--min-score", min=-1.0, max=1.0, help="drop hits whose cosine score is below this"
+    ),
     user: str = UserOpt,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Search your chunks; prints filename, page, score and a snippet."""
+    """Search your chunks; prints filename, page, score (cosine similarity to the question) and a
+    snippet."""
     modes: dict[str, Mode] = {"vector": "vector", "hybrid": "hybrid"}
     chosen = modes.get(mode)
     if chosen is None:
@@ -42,7 +46,7 @@ def search(
         raise typer.Exit(2)
     rt = _runtime()
     try:
-        hits = rt.searcher().search(query, user_id=user, k=k, mode=chosen)
+        hits = rt.searcher().search(query, user_id=user, k=k, mode=chosen, min_score=min_score)
         if not hits:  # stderr: --json's stdout stays the (empty) list
             _explain_nothing_found(rt, user, "no results")
     except Exception as exc:
@@ -57,9 +61,9 @@ def search(
     table = Table()
     for col in ("#", "file", "page", "score", "text"):
         table.add_column(col)
-    for i, h in enumerate(hits, start=1):
+    for h in hits:
         snippet = " ".join(h.text.split())[:160]
-        table.add_row(str(i), escape(h.filename), str(h.page or ""), f"{h.score:.4f}", escape(snippet))
+        table.add_row(str(h.rank), escape(h.filename), str(h.page or ""), f"{h.score:.2f}", escape(snippet))
     out.print(table)
 
 

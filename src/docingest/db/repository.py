@@ -513,8 +513,16 @@ class Repository:
         rows = _all(conn, "search_vector", params)
         return rows if len(rows) >= limit else _all(conn, "search_vector_exact", params)
 
-    def search_fulltext(self, conn: Conn, *, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
-        return _all(conn, "search_fulltext", {"user_id": user_id, "query": query, "limit": limit})
+    def search_fulltext(
+        self, conn: Conn, *, user_id: str, query: str, embedding: np.ndarray, limit: int
+    ) -> list[dict[str, Any]]:
+        """The user's chunks matching ``query`` (``websearch_to_tsquery``), best full-text rank
+        first; each row's ``score`` is its cosine similarity to ``embedding``."""
+        return _all(
+            conn,
+            "search_fulltext",
+            {"user_id": user_id, "query": query, "embedding": embedding, "limit": limit},
+        )
 
     # --- user-scoped access under row security (the API) -----------------------
     def scope_to_user(self, conn: Conn, user_id: str) -> None:

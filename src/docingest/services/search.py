@@ -20,7 +20,15 @@ DEFAULT_MODE: Mode = "hybrid"
 
 @dataclass
 class SearchHit:
-    """One ranked chunk; ``score`` is cosine similarity (vector) or the fused RRF score (hybrid)."""
+    """One ranked chunk.
+
+    Attributes:
+        score: the chunk's cosine similarity to the query's embedding, in [-1, 1], in both modes
+            (what a person can read and threshold).
+        rank: the hit's position in the answer, from 1.
+        rrf_score: hybrid mode only: the fused reciprocal-rank score that ordered the hits
+            (:func:`reciprocal_rank_fusion`); None in vector mode.
+    """
 
     document_id: str
     filename: str
@@ -30,22 +38,26 @@ class SearchHit:
     chunk_id: str
     ordinal: int
     heading_path: list[str] = field(default_factory=list)
+    rank: int = 0
+    rrf_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _hit(row: dict[str, Any], score: float) -> SearchHit:
+def _hit(row: dict[str, Any], rank: int, rrf_score: float | None = None) -> SearchHit:
     meta = row["meta"] or {}
     return SearchHit(
         document_id=str(row["document_id"]),
         filename=row["filename"],
         page=meta.get("page"),
-        score=round(float(score), 6),
+        score=round(float(row["score"]), 6),
         text=row["text"],
         chunk_id=str(row["chunk_id"]),
         ordinal=row["ordinal"],
         heading_path=meta.get("heading_path") or [],
+        rank=rank,
+        rrf_score=None if rrf_score is None else round(rrf_score, 6),
     )
 
 
@@ -140,16 +152,26 @@ class Searcher:
         """The query's vector (float32, the embedder's dimensions)."""
         return self.query_embedder().embed([query])[0]
 
-    def search(self, query: str, *, user_id: str, k: int = 5, mode: Mode = DEFAULT_MODE) -> list[SearchHit]:
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str,
+        k: int = 5,
+        mode: Mode = DEFAULT_MODE,
+        min_score: float | None = None,
+    ) -> list[SearchHit]:
         """The ``k`` best chunks of ``user_id`` for ``query``, best first.
 
         The one place a query is checked, for the CLI and the API (which passes it through
-        :func:`clean_query` first).
+        :func:`clean_query` first). With ``min_score``, candidates whose cosine ``score`` is
+        below it are dropped before the ``k`` best are taken, so fewer than ``k`` (or none)
+        may come back.
 
         Raises:
             RequestError: an empty (blank) query.
             QueryTooLong: (a ``ValueError``) over ``search_max_query_chars`` characters.
-            ValueError: ``k`` < 1 or an unknown mode.
+            ValueError: ``k`` < 1, an unknown mode, or ``min_score`` outside [-1, 1].
         """
         if not query.strip():
             raise RequestError("the query is empty")
@@ -162,6 +184,8 @@ class Searcher:
             raise ValueError("k must be at least 1")
         if mode not in ("vector", "hybrid"):
             raise ValueError(f"unknown mode {mode!r}: use vector or hybrid")
+        if min_score is not None and not -1.0 <= min_score <= 1.0:
+            raise ValueError("min_score is a cosine similarity: between -1 and 1")
         vector = self.embed_query(query)
         n = max(k, self.candidates) if mode == "hybrid" else k
         transaction = self.db.user_transaction(user_id) if self.row_security else self.db.transaction()
@@ -175,17 +199,19 @@ class Searcher:
                 exact_max_chunks=self.config.exact_max_chunks,
             )
             text_rows = (
-                self.repo.search_fulltext(conn, user_id=user_id, query=query, limit=n)
+                self.repo.search_fulltext(conn, user_id=user_id, query=query, embedding=vector, limit=n)
                 if mode == "hybrid"
                 else []
             )
         if mode == "vector":
-            return [_hit(r, r["score"]) for r in vec_rows]
+            kept = [r for r in vec_rows if min_score is None or r["score"] >= min_score]
+            return [_hit(r, rank) for rank, r in enumerate(kept[:k], start=1)]
         rows = {str(r["chunk_id"]): r for r in text_rows + vec_rows}
         fused = reciprocal_rank_fusion(
             [[str(r["chunk_id"]) for r in vec_rows], [str(r["chunk_id"]) for r in text_rows]],
             k=self.config.rrf_k,
             weights=[1.0, self.config.text_weight],
         )
-        best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-        return [_hit(rows[cid], score) for cid, score in best]
+        ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+        kept_fused = [(cid, s) for cid, s in ranked if min_score is None or rows[cid]["score"] >= min_score]
+        return [_hit(rows[cid], rank, s) for rank, (cid, s) in enumerate(kept_fused[:k], start=1)]

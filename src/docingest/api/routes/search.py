@@ -26,8 +26,15 @@ def search(
     ],
     k: Annotated[int, Query(ge=1, le=100)] = 5,
     mode: Literal["vector", "hybrid"] = "hybrid",
+    min_score: Annotated[
+        float | None,
+        Query(
+            ge=-1, le=1, description="drop hits whose cosine score is below this (fewer than k may come back)"
+        ),
+    ] = None,
 ) -> SearchPublic:
-    """The ``k`` best chunks of your documents for ``q``, with document, page and score."""
+    """The ``k`` best chunks of your documents for ``q``, with document, page, cosine ``score``,
+    ``rank`` and (hybrid) the fused ``rrf_score``."""
     query = clean_query(q)
-    hits = searcher.search(query, user_id=user, k=k, mode=mode)  # checks it: empty, query_too_long
+    hits = searcher.search(query, user_id=user, k=k, mode=mode, min_score=min_score)  # checks q
     return SearchPublic(query=query, mode=mode, k=k, results=[SearchHitPublic(**h.to_dict()) for h in hits])

@@ -337,13 +337,15 @@ SELECT count(*) AS n FROM (
 ) s;
 
 -- name: search_fulltext
+-- score: the chunk's cosine similarity to the query's embedding (what every hit shows);
+-- text_rank: the full-text rank the rows are ordered by.
 SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta,
-       ts_rank_cd(c.tsv, q) AS score
+       1 - (c.embedding <=> %(embedding)s) AS score, ts_rank_cd(c.tsv, q) AS text_rank
 FROM upload_pipeline.document_chunks c
 JOIN upload_pipeline.documents d ON d.document_id = c.document_id,
      websearch_to_tsquery('english', %(query)s) q
 WHERE c.user_id = %(user_id)s AND c.tsv @@ q
-ORDER BY score DESC, c.chunk_id
+ORDER BY text_rank DESC, c.chunk_id
 LIMIT %(limit)s;
 
 -- name: list_jobs

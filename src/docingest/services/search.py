@@ -203,15 +203,17 @@ class Searcher:
                 if mode == "hybrid"
                 else []
             )
+        ranked: list[tuple[str, float | None]]  # (chunk id, fused score), best first
         if mode == "vector":
-            kept = [r for r in vec_rows if min_score is None or r["score"] >= min_score]
-            return [_hit(r, rank) for rank, r in enumerate(kept[:k], start=1)]
-        rows = {str(r["chunk_id"]): r for r in text_rows + vec_rows}
-        fused = reciprocal_rank_fusion(
-            [[str(r["chunk_id"]) for r in vec_rows], [str(r["chunk_id"]) for r in text_rows]],
-            k=self.config.rrf_k,
-            weights=[1.0, self.config.text_weight],
-        )
-        ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
-        kept_fused = [(cid, s) for cid, s in ranked if min_score is None or rows[cid]["score"] >= min_score]
-        return [_hit(rows[cid], rank, s) for rank, (cid, s) in enumerate(kept_fused[:k], start=1)]
+            rows = {str(r["chunk_id"]): r for r in vec_rows}
+            ranked = [(cid, None) for cid in rows]
+        else:
+            rows = {str(r["chunk_id"]): r for r in text_rows + vec_rows}
+            fused = reciprocal_rank_fusion(
+                [[str(r["chunk_id"]) for r in vec_rows], [str(r["chunk_id"]) for r in text_rows]],
+                k=self.config.rrf_k,
+                weights=[1.0, self.config.text_weight],
+            )
+            ranked = [(cid, s) for cid, s in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))]
+        kept = [(cid, s) for cid, s in ranked if min_score is None or rows[cid]["score"] >= min_score]
+        return [_hit(rows[cid], rank, s) for rank, (cid, s) in enumerate(kept[:k], start=1)]

@@ -336,3 +336,16 @@ def test_a_misspelt_setting_in_the_env_file_is_named_too(
         "UPLOAD_PIPELINE_MAX_RETRYS is not a docingest setting, ignored; did you mean "
         "UPLOAD_PIPELINE_MAX_RETRIES?"
     ) in " ".join(result.output.split())
+
+
+def test_a_min_score_no_hit_reaches_says_so(settings: Settings, tmp_path: Path) -> None:
+    write_docs(tmp_path / "in", 2)
+    assert run_cli(settings, "ingest", str(tmp_path / "in")).returncode == 0
+    every = run_cli(settings, "search", "document", "--json", "--min-score", "-1")
+    hits = json.loads(every.stdout)
+    assert hits and all(-1.0 <= h["score"] <= 1.0 for h in hits)
+    none = run_cli(settings, "search", "document", "--json", "--min-score", "1")
+    assert none.returncode == 0 and json.loads(none.stdout) == []
+    said = " ".join(none.stderr.split())
+    assert "no results at or above --min-score 1: every hit's score (cosine similarity) is lower" in said
+    assert "none is complete" not in said  # the documents are fine: the cutoff removed the hits

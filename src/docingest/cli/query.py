@@ -47,7 +47,15 @@ def search(
     rt = _runtime()
     try:
         hits = rt.searcher().search(query, user_id=user, k=k, mode=chosen, min_score=min_score)
-        if not hits:  # stderr: --json's stdout stays the (empty) list
+        if not hits and min_score is not None and rt.searcher().search(query, user_id=user, k=1, mode=chosen):
+            # stderr: --json's stdout stays the (empty) list
+            console.print(
+                f"no results at or above --min-score {min_score:g}: every hit's score (cosine similarity) "
+                "is lower; lower --min-score or leave it out",
+                soft_wrap=True,
+                highlight=False,
+            )
+        elif not hits:
             _explain_nothing_found(rt, user, "no results")
     except Exception as exc:
         _exit_on_error(exc)

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple, Self
+from typing import Any, Literal, NamedTuple, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -47,6 +47,9 @@ class Stage(str, enum.Enum):
 
 
 STAGES: list[Stage] = list(Stage)
+
+#: How a search ranks: ``vector`` (cosine only) or ``hybrid`` (cosine and full text fused).
+Mode = Literal["vector", "hybrid"]
 
 
 class State(str, enum.Enum):

@@ -115,7 +115,9 @@ def test_ingest_of_a_missing_path_is_a_clear_error(settings: Settings, tmp_path:
 
 
 def test_search_refuses_a_bad_mode_and_an_empty_query(settings: Settings) -> None:
-    assert run_cli(settings, "search", "x", "--mode", "fuzzy").returncode == 2
+    for command in (["search", "x"], ["eval", str(Path(__file__))]):  # one --mode option for both
+        bad = run_cli(settings, *command, "--mode", "fuzzy")
+        assert bad.returncode == 2 and "Invalid value for '--mode'" in bad.stderr, bad.stderr
     proc = run_cli(settings, "search", "   ")
     assert proc.returncode == 2 and "empty" in proc.stderr
 

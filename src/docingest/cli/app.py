@@ -53,6 +53,8 @@ def _check_user(value: str | None) -> str | None:
 
 UserOpt = typer.Option("local", "--user", help="the user whose documents these are", callback=_check_user)
 VerboseOpt = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)")
+#: ``--mode`` of search and eval, typed ``domain.Mode``: typer refuses another value (usage error, exit 2).
+ModeOpt = typer.Option("hybrid", "--mode", help="vector or hybrid")
 
 
 def _settings() -> Settings:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from docingest.cli.app import (
+    ModeOpt,
     UserOpt,
     _exit_on_error,
     _explain_nothing_found,
@@ -21,16 +21,14 @@ from docingest.cli.app import (
     console,
     out,
 )
-
-if TYPE_CHECKING:
-    from docingest.services.search import Mode
+from docingest.domain import Mode
 
 
 @app.command()
 def search(
     query: str = typer.Argument(..., help="the question"),
     k: int = typer.Option(5, "-k", min=1, max=100, help="results to return"),
-    mode: str = typer.Option("hybrid", "--mode", help="vector or hybrid"),
+    mode: Mode = ModeOpt,
     min_score: float | None = typer.Option(
         None, "--min-score", min=-1.0, max=1.0, help="drop hits whose cosine score is below this"
     ),
@@ -39,15 +37,10 @@ def search(
 ) -> None:
     """Search your chunks; prints filename, page, score (cosine similarity to the question) and a
     snippet."""
-    modes: dict[str, Mode] = {"vector": "vector", "hybrid": "hybrid"}
-    chosen = modes.get(mode)
-    if chosen is None:
-        console.print("[red]error:[/red] --mode must be vector or hybrid")
-        raise typer.Exit(2)
     rt = _runtime()
     try:
-        hits = rt.searcher().search(query, user_id=user, k=k, mode=chosen, min_score=min_score)
-        if not hits and min_score is not None and rt.searcher().search(query, user_id=user, k=1, mode=chosen):
+        hits = rt.searcher().search(query, user_id=user, k=k, mode=mode, min_score=min_score)
+        if not hits and min_score is not None and rt.searcher().search(query, user_id=user, k=1, mode=mode):
             # stderr: --json's stdout stays the (empty) list
             console.print(
                 f"no results at or above --min-score {min_score:g}: every hit's score (cosine similarity) "
@@ -78,7 +71,7 @@ def search(
 @app.command("eval")
 def eval_(
     questions: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines questions"),
-    mode: str = typer.Option("hybrid", "--mode", help="vector or hybrid"),
+    mode: Mode = ModeOpt,
     user: str = UserOpt,
     as_json: bool = typer.Option(False, "--json"),
     results_out: Path | None = typer.Option(
@@ -102,7 +95,7 @@ def eval_(
                 f"{', '.join(missing[0].expected)}); they score 0",
                 soft_wrap=True,
             )
-        figures, records = evaluate(rt.searcher(), loaded, user_id=user, mode=mode)  # type: ignore[arg-type]
+        figures, records = evaluate(rt.searcher(), loaded, user_id=user, mode=mode)
     except Exception as exc:
         _exit_on_error(exc)
         raise

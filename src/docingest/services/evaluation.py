@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docingest.domain import Mode
 from docingest.services.documents import DocumentService
-from docingest.services.search import Mode, Searcher
+from docingest.services.search import Searcher
 
 CONTEXT_WORDS = 1000
 RESULTS_PER_QUESTION = 20

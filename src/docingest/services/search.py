@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from docingest.db.database import Database
 from docingest.db.repository import Repository
+from docingest.domain import Mode
 from docingest.errors import QueryTooLong, RequestError
 from docingest.providers.embedding import Embedder
 from docingest.settings import Settings
 
-Mode = Literal["vector", "hybrid"]
 DEFAULT_MODE: Mode = "hybrid"
 
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import hashlib
 import json
 import os
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -186,6 +188,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from docingest.settings import Settings
 
     data_dir = Path(tempfile.mkdtemp(prefix="docingest-bench-api-"))
+    # removed at exit, after pgserver's own handler (registered later, run first) stops the server
+    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     rt = Runtime(Settings(data_dir=data_dir, embedding_provider="hashing"))
     db_url = rt.url  # starts the embedded PostgreSQL and migrates it
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_PIPELINE_")}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +27,22 @@ class Figure:
         return self.__dict__.copy()
 
 
+def scratch_dir(prefix: str = "docingest-bench-") -> Path:
+    """A new temporary directory, removed when the process exits.
+
+    Registered with ``atexit`` before any embedded PostgreSQL starts in it, so it runs after
+    pgserver's own exit handler has stopped that server (handlers run last-in, first-out).
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def scratch_settings(**overrides: Any) -> Any:
     """Settings on a fresh embedded database in a temporary data directory."""
     from docingest.settings import Settings
 
-    data = Path(tempfile.mkdtemp(prefix="docingest-bench-"))
+    data = scratch_dir()
     return Settings(data_dir=data, environment="test", **overrides)
 
 

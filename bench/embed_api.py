@@ -25,7 +25,6 @@ import random
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, Figure
+from bench.common import REPO, Figure, scratch_dir
 
 WORDS = [
     "alpha",
@@ -132,7 +131,7 @@ def measure(chunks: int, batch: int, in_flight: int, latency_ms: float) -> dict[
     from docingest.services.ingest import ingest
     from docingest.settings import Settings
 
-    work = Path(tempfile.mkdtemp(prefix="bench-embed-api-"))
+    work = scratch_dir("bench-embed-api-")
     doc = work / "corpus.md"
     write_corpus(doc, chunks)
     mock = _Mock(latency_ms, work / "mock.log")

@@ -12,11 +12,10 @@ Target: stage speed >= 0.8x raw (``raw_s / stage_s``).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
-from bench.common import SOURCE2E, Figure, StageCtx, stored_document
+from bench.common import SOURCE2E, Figure, StageCtx, scratch_dir, stored_document
 
 
 def raw_extract(path: Path) -> tuple[int, int]:
@@ -42,7 +41,7 @@ def run(quick: bool = False) -> list[Figure]:
     from docingest.providers.storage.local import LocalStorage
     from docingest.stages.parse import ParseDocument
 
-    storage = LocalStorage(Path(tempfile.mkdtemp(prefix="docingest-bench-parse-")))
+    storage = LocalStorage(scratch_dir("docingest-bench-parse-"))
     document = stored_document(storage, SOURCE2E)
     handler = ParseDocument(storage, parse_file)
     raw_times, stage_times = [], []

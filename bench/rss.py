@@ -27,11 +27,10 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.common import REPO, SOURCE2E, Figure, StageCtx, stored_document
+from bench.common import REPO, SOURCE2E, Figure, StageCtx, scratch_dir, stored_document
 
 
 def _child(parse: bool) -> None:
@@ -43,7 +42,7 @@ def _child(parse: bool) -> None:
 
     pages = 0
     if parse:
-        storage = LocalStorage(Path(tempfile.mkdtemp(prefix="docingest-bench-rss-")))
+        storage = LocalStorage(scratch_dir("docingest-bench-rss-"))
         document = stored_document(storage, SOURCE2E)
         result = ParseDocument(storage, parse_file).run(StageCtx(document, {"detected_kind": "pdf"}))
         pages = result.progress.pages_total or 0
@@ -101,7 +100,6 @@ def api_upload(size_mib: int) -> dict[str, float]:
         RuntimeError: the server did not start or the upload was refused.
     """
     import hashlib
-    import shutil
     import threading
     import time
 
@@ -113,7 +111,7 @@ def api_upload(size_mib: int) -> dict[str, float]:
     from docingest.runtime import Runtime
     from docingest.settings import Settings
 
-    data_dir = Path(tempfile.mkdtemp(prefix="docingest-bench-rss-api-"))
+    data_dir = scratch_dir("docingest-bench-rss-api-")
     rt = Runtime(Settings(data_dir=data_dir, environment="test"))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_PIPELINE_")}
@@ -179,7 +177,6 @@ def api_upload(size_mib: int) -> dict[str, float]:
         server.terminate()
         server.wait(20)
         rt.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
     return {
         "before_mb": before / _MIB,
         "sampled_peak_mb": max(samples) / _MIB,

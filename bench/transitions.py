@@ -32,13 +32,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, Figure, scratch_settings
+from bench.common import REPO, Figure, scratch_dir, scratch_settings
 
 STAGES_PER_JOB = 9
 SLOTS = 2
@@ -191,7 +190,7 @@ def docingest_rate(rt: Any, processes: int, jobs: int, pgoptions: str | None = N
 
     ``pgoptions``: the children's ``PGOPTIONS`` (session settings), None for the defaults.
     """
-    data_dir = tempfile.mkdtemp(prefix="docingest-bench-tr-")
+    data_dir = str(scratch_dir("docingest-bench-tr-"))
     with rt.pool().connection() as conn:
         conn.execute("TRUNCATE upload_pipeline.documents CASCADE")
         with conn.cursor().copy(

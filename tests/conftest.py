@@ -3,9 +3,11 @@ schema, and a fresh database cloned from it per test (``CREATE DATABASE ... TEMP
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ CORPUS = Path(os.environ.get("DOCINGEST_CORPUS", REPO.parent / "shared" / "corpu
 TEMPLATE = "docingest_template"
 # The default data dir is the per-user one (platformdirs): never the developer's own in tests.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="docingest-xdg-")
+atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], ignore_errors=True)
 os.environ.pop("UPLOAD_PIPELINE_DATA_DIR", None)
 _counter = itertools.count()
 
@@ -52,18 +55,27 @@ def with_database(url: str, name: str) -> str:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    """libpq URL of the session's embedded server (database ``postgres``)."""
-    from docingest.db.embedded import embedded_database_url
+    """libpq URL of the session's embedded server (database ``postgres``); the server is
+    stopped and its data directory (about 1.5 GB after a full run) removed at the end."""
+    from docingest.db import embedded
 
     root = Path(tempfile.mkdtemp(prefix="docingest-test-"))
-    url = embedded_database_url(root)
+    url = embedded.embedded_database_url(root)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
     with psycopg.connect(with_database(url, TEMPLATE)) as conn:
         apply_migrations(conn, embedding_dimensions=384)
         conn.commit()
-    yield url
+    try:
+        yield url
+    finally:
+        pgdata = (root / "pg").resolve()
+        server = embedded._servers.pop(pgdata, None)
+        if server is not None:
+            embedded.prune_dead_handles(pgdata)  # workers the crash tests killed
+            server.cleanup()  # type: ignore[attr-defined]
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def new_database(pg_url: str, prefix: str = "t") -> str:

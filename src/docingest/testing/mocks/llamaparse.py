@@ -20,12 +20,15 @@ When the configuration has ``webhook_configurations``, the mock POSTs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
+import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,11 +75,19 @@ def _markdown_pages(path: Path, filename: str) -> list[dict[str, Any]]:
 
 
 def create_app(config: LlamaParseMockConfig) -> Any:
-    app = FastAPI(title="docingest mock LlamaParse")
+    workdir = Path(tempfile.mkdtemp(prefix="mock-llamaparse-"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:  # the uploaded files go with the server
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    app = FastAPI(title="docingest mock LlamaParse", lifespan=lifespan)
     ledger = Ledger()
     jobs: dict[str, _Job] = {}
     rng = random.Random(config.knobs.seed)
-    workdir = Path(tempfile.mkdtemp(prefix="mock-llamaparse-"))
     add_fault_middleware(app, config.knobs, ledger, malformed_body=b'{"job": {"id": "pjb-')
     tasks: set[asyncio.Task[None]] = set()
 

@@ -107,6 +107,8 @@ def corpus_runtime(quick: bool) -> Any:
     paths = [docs / "md"] if quick else [docs]
     summary = ingest(rt, paths, user_id="bench")
     assert summary.failed == 0, summary.failures
+    with rt.pool().connection() as conn:  # the HNSW leg measures the index: every chunk in it
+        conn.execute("UPDATE upload_pipeline.document_chunks SET hnsw_indexed = true")
     return rt
 
 
@@ -256,9 +258,9 @@ def _set_index(rt: Any, *, present: bool) -> None:
     with rt.pool().connection() as conn:
         if present:
             conn.execute(
-                "CREATE INDEX IF NOT EXISTS document_chunks_embedding_hnsw ON "  # as migration 001
+                "CREATE INDEX IF NOT EXISTS document_chunks_embedding_hnsw ON "  # as migration 006
                 "upload_pipeline.document_chunks USING hnsw (embedding vector_cosine_ops)"
-                " WITH (m = 32, ef_construction = 200)"
+                " WITH (m = 32, ef_construction = 200) WHERE hnsw_indexed"
             )
         else:
             conn.execute("DROP INDEX IF EXISTS upload_pipeline.document_chunks_embedding_hnsw")

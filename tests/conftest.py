@@ -28,6 +28,27 @@ os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="docingest-xdg-")
 atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], ignore_errors=True)
 os.environ.pop("UPLOAD_PIPELINE_DATA_DIR", None)
 _counter = itertools.count()
+_OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each session's tmp_path directories under a base of its own (``docingest-pytest-*``).
+
+    The embedded PostgreSQL of several tests lives under tmp_path and runs as another user,
+    which must traverse every parent; pytest resets its shared base (``pytest-of-<user>``) to
+    mode 0700 whenever another session starts on the machine, which cut a running session's
+    servers off. pytest-xdist's workers get subdirectories of the controller's base. The base
+    is removed after a session with no failure (failed tests' directories are kept).
+    """
+    if config.option.basetemp is None and not os.environ.get("PYTEST_XDIST_WORKER"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="docingest-pytest-")
+        config.stash[_OWN_BASETEMP] = Path(config.option.basetemp)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    base = session.config.stash.get(_OWN_BASETEMP, None)
+    if base is not None and exitstatus == 0:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

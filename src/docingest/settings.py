@@ -165,7 +165,8 @@ class Settings(BaseSettings):
         default=20_000,
         ge=0,
         description="a user with at most this many chunks is searched exactly (HNSW filters by "
-        "user after ranking everyone's chunks, which misses a small tenant's)",
+        "user after ranking everyone's chunks, which misses a small tenant's) and their chunks stay "
+        "out of the HNSW index (its inserts are the costliest write of an ingest)",
     )
     search_max_query_chars: int = Field(default=2000, ge=1, description="longer queries: query_too_long")
     search_rrf_k: float = Field(default=30.0, gt=0, description="reciprocal rank fusion constant")

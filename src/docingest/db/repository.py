@@ -462,8 +462,12 @@ class Repository:
             for cid, row in zip(chunk_ids, matrix, strict=True):
                 copy.write_row((cid, document_id, header + row.tobytes(), model))
 
-    def finalize_document(self, conn: Conn, document_id: UUID) -> int:
+    def finalize_document(self, conn: Conn, document_id: UUID, *, hnsw_min_chunks: int = 20_000) -> int:
         """Move buffered chunks and vectors into ``document_chunks``; clear the buffers.
+
+        The chunks join the HNSW index (``hnsw_indexed``) when their user has more than
+        ``hnsw_min_chunks`` chunks with them (``SEARCH_EXACT_MAX_CHUNKS``: below it the user is
+        searched exactly and the index is not used for them).
 
         Idempotent: with empty buffers (already finalized) it changes nothing.
         Returns the number of chunks the document has afterwards.
@@ -481,7 +485,10 @@ class Repository:
                 "buffered vectors (the embed stage stores one per chunk); nothing was moved"
             )
         conn.execute(queries()["finalize_delete_old"], {"document_id": document_id})
-        conn.execute(queries()["finalize_insert"], {"document_id": document_id})
+        conn.execute(
+            queries()["finalize_insert"],
+            {"document_id": document_id, "buffered": counts["chunks"], "hnsw_min_chunks": hnsw_min_chunks},
+        )
         conn.execute(queries()["delete_chunk_buffer"], {"document_id": document_id})
         return counts["chunks"]
 
@@ -502,7 +509,9 @@ class Repository:
         ``ef_search`` candidates afterwards (pgvector < 0.8 has no iterative scan), so a user
         owning a small share of the table gets few or wrong neighbours. A user with at most
         ``exact_max_chunks`` chunks is searched exactly through the ``user_id`` index; a
-        larger one through HNSW, and exactly when HNSW brings back fewer rows than exist.
+        larger one through HNSW for the chunks in the index and exactly for those left out of
+        it (see :meth:`finalize_document`), and wholly exactly when HNSW brings back fewer rows
+        than asked for.
         """
         params = {"user_id": user_id, "embedding": embedding, "limit": limit}
         counted = _one(conn, "user_chunk_count", {"user_id": user_id, "cap": exact_max_chunks})
@@ -511,7 +520,11 @@ class Repository:
             return _all(conn, "search_vector_exact", params)
         conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
         rows = _all(conn, "search_vector", params)
-        return rows if len(rows) >= limit else _all(conn, "search_vector_exact", params)
+        if len(rows) < limit:  # HNSW's candidates held too few of this user's chunks
+            return _all(conn, "search_vector_exact", params)
+        rows += _all(conn, "search_vector_unindexed", params)
+        rows.sort(key=lambda r: (-r["score"], str(r["chunk_id"])))
+        return rows[:limit]
 
     def search_fulltext(
         self, conn: Conn, *, user_id: str, query: str, embedding: np.ndarray, limit: int

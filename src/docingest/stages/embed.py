@@ -271,14 +271,18 @@ class EmbedChunks:
 class FinalizeDocument:
     """Move the buffered chunks and vectors into ``document_chunks`` in one transaction.
 
+    ``hnsw_min_chunks``: the chunks join the HNSW index only when their user then has more
+    (``SEARCH_EXACT_MAX_CHUNKS``; :meth:`Repository.finalize_document`).
+
     Raises:
         NoText: if the document would end with zero chunks.
     """
 
     stage = Stage.EMBEDDINGS_STORED
 
-    def __init__(self) -> None:
+    def __init__(self, *, hnsw_min_chunks: int = 20_000) -> None:
         self.repo = Repository()
+        self.hnsw_min_chunks = hnsw_min_chunks
 
     def run(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
@@ -288,7 +292,7 @@ class FinalizeDocument:
             raise NoText("the document has no chunks to store")
 
         def persist(conn: Any) -> None:
-            self.repo.finalize_document(conn, doc.document_id)
+            self.repo.finalize_document(conn, doc.document_id, hnsw_min_chunks=self.hnsw_min_chunks)
 
         return StageResult(
             persist=persist, progress=JobProgress(chunks_stored=counts["chunks"] or counts["final"])

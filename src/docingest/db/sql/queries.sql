@@ -297,23 +297,47 @@ SELECT (SELECT count(*) FROM upload_pipeline.document_chunk_buffer WHERE documen
 DELETE FROM upload_pipeline.document_chunks WHERE document_id = %(document_id)s;
 
 -- name: finalize_insert
+-- hnsw_indexed: whether the user, with this document's chunks, has more than
+-- %(hnsw_min_chunks)s chunks (they are then searched through the HNSW index, which these rows
+-- join; below it they are searched exactly and skip the index's costly inserts). Counted up to
+-- that cap over the user's other documents.
 INSERT INTO upload_pipeline.document_chunks
-    (chunk_id, document_id, user_id, ordinal, text, meta, token_count, embedding, embed_model)
+    (chunk_id, document_id, user_id, ordinal, text, meta, token_count, embedding, embed_model,
+     hnsw_indexed)
 SELECT c.chunk_id, c.document_id, d.user_id, c.ordinal, c.text, c.meta, c.token_count,
-       v.embedding, v.embed_model
+       v.embedding, v.embed_model,
+       %(buffered)s + (SELECT count(*) FROM (
+           SELECT 1 FROM upload_pipeline.document_chunks o
+           WHERE o.user_id = d.user_id AND o.document_id <> c.document_id
+           LIMIT %(hnsw_min_chunks)s + 1) s) > %(hnsw_min_chunks)s
 FROM upload_pipeline.document_chunk_buffer c
 JOIN upload_pipeline.document_vector_buffer v ON v.chunk_id = c.chunk_id
 JOIN upload_pipeline.documents d ON d.document_id = c.document_id
 WHERE c.document_id = %(document_id)s;
 
 -- name: search_vector
+-- The user's nearest chunks among those in the (partial) HNSW index, through it.
 SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta,
        1 - (c.embedding <=> %(embedding)s) AS score
 FROM upload_pipeline.document_chunks c
 JOIN upload_pipeline.documents d ON d.document_id = c.document_id
-WHERE c.user_id = %(user_id)s
+WHERE c.user_id = %(user_id)s AND c.hnsw_indexed
 ORDER BY c.embedding <=> %(embedding)s
 LIMIT %(limit)s;
+
+-- name: search_vector_unindexed
+-- The user's nearest chunks among those left out of the HNSW index (stored while the user had
+-- few chunks: a bounded number), exactly, through the partial index document_chunks_unindexed.
+SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta, 1 - c.distance AS score
+FROM (
+    SELECT chunk_id, document_id, ordinal, text, meta, (embedding <=> %(embedding)s) + 0 AS distance
+    FROM upload_pipeline.document_chunks
+    WHERE user_id = %(user_id)s AND NOT hnsw_indexed
+    ORDER BY distance, chunk_id
+    LIMIT %(limit)s
+) c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+ORDER BY c.distance, c.chunk_id;
 
 -- name: search_vector_exact
 -- The user's chunks read through the user_id index and ranked by exact cosine distance (the

@@ -35,9 +35,9 @@ Figures, for each side:
   ``n`` tokens, the model reading 256 tokens including ``[CLS]`` and ``[SEP]`` and dropping
   the rest (:func:`embedded_tokens`); reported with the fraction of the chunks' tokens that
   is embedded, and for LlamaIndex, whose nodes overlap, also the fraction of the tokens of the
-  documents it read (docingest's chunks do not overlap). LlamaIndex also puts a metadata header (file name, path, page, dates) before
-  the node's text in what it embeds, which takes part of those 256 tokens: the figure "with
-  its metadata header" counts that.
+  documents it read (docingest's chunks do not overlap by default). LlamaIndex puts a metadata
+  header (file name, path, page, dates) before the node's text in what it embeds, which takes
+  part of those 256 tokens: the figure "after its metadata header" counts that.
 - peak RSS of the child's process tree without the embedded PostgreSQL's processes, and the
   PostgreSQL processes' own peak (the postmaster named by ``PGDATA/postmaster.pid`` and its
   children), both as sums of resident set sizes sampled with psutil every 0.2 s while the

@@ -2,9 +2,10 @@
 
     python -m bench [--quick] [--results-dir DIR] [NAME...]
 
-Each module in :data:`BENCHES` has ``run(quick: bool) -> list[Figure]``. A
-benchmark that raises is reported as a row ``error`` and makes the exit status
-1, after the others ran. ``--quick`` (CI) runs every benchmark on small inputs.
+Each module in :data:`BENCHES` (run by default) and :data:`ON_REQUEST` (run
+when named) has ``run(quick: bool) -> list[Figure]``. A benchmark that raises
+is reported as a row ``error`` and makes the exit status 1, after the others ran.
+``--quick`` (CI) runs every benchmark on small inputs.
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ from rich.table import Table
 from bench.common import Figure
 
 BENCHES = ["ingest", "embedders", "parse", "transitions", "rss", "search", "api", "embed_api"]
+#: Run only when named (``python -m bench llamaindex``): a reference, not a figure of docingest
+#: alone, taking about a minute with ``--quick`` and a quarter of an hour on the whole corpus, so
+#: neither CI's quick run nor a bare ``python -m bench`` runs it.
+ON_REQUEST = ["llamaindex"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {BENCHES})")
+    parser.add_argument(
+        "names", nargs="*", help=f"benchmarks to run (default: all of {BENCHES}; on request: {ON_REQUEST})"
+    )
     parser.add_argument("--quick", action="store_true", help="small inputs (CI smoke run)")
     parser.add_argument(
         "--results-dir",

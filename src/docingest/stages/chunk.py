@@ -13,7 +13,7 @@ from docingest.providers.storage.base import Storage
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 
-MARKDOWN_KINDS = {"markdown", "html", "docx"}
+MARKDOWN_KINDS = {"markdown", "html", "docx", "pdf"}
 
 
 class ChunkDocument:

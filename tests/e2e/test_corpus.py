@@ -3,7 +3,8 @@ embedder: what these checks assert does not depend on the model's vectors (the c
 chunks with the model's own tokenizer whatever the embedder).
 
 Checks: every file completes (source2e.pdf's 1,221 pages included); every chunk fits the
-model's 256 word pieces and the chunks cover all of the parsed text; a second ingest is a
+model's 256 word pieces and the chunks cover all of the parsed text, none of them only a
+heading, a code fence or punctuation; a second ingest is a
 no-op; the CLI's JSON shapes. The retrieval figures, which need the real model, are in
 ``tests/corpus/test_retrieval.py`` (``pytest -m corpus``, a CI step of its own).
 """
@@ -19,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from docingest.providers.chunking.chunker import load_tokenizer
+from docingest.providers.chunking.chunker import fragment_kind, load_tokenizer
 from docingest.providers.embedding.local import model_dir
 from docingest.runtime import Runtime
 from docingest.settings import Settings
 from docingest.stages.artifacts import ParsedArtifact
+from docingest.stages.chunk import MARKDOWN_KINDS
 from tests.conftest import CORPUS, new_database, settings_env, without_hnsw_index
 from tests.integration.helpers import rows
 
@@ -93,6 +95,7 @@ def test_every_chunk_fits_the_model_and_all_text_is_embedded(corpus: dict[str, A
     tok = load_tokenizer(str(model_dir() / "tokenizer.json"))
     docs = rows(rt, "SELECT * FROM upload_pipeline.documents")
     over = 0
+    fragments: list[tuple[str, str]] = []
     for d in docs:
         chunks = rows(
             rt,
@@ -105,7 +108,8 @@ def test_every_chunk_fits_the_model_and_all_text_is_embedded(corpus: dict[str, A
         assert counts == [c["token_count"] for c in chunks]
         from docingest.domain import Document
 
-        text = ParsedArtifact.load(rt.storage, Document.from_row(d)).text
+        artifact = ParsedArtifact.load(rt.storage, Document.from_row(d))
+        text = artifact.text
         covered = bytearray(len(text))
         for c in chunks:
             start, end = c["meta"]["start"], c["meta"]["end"]
@@ -114,7 +118,10 @@ def test_every_chunk_fits_the_model_and_all_text_is_embedded(corpus: dict[str, A
         missing = [i for i, ch in enumerate(text) if not covered[i] and not ch.isspace()]
         assert missing == [], f"{d['filename']}: {len(missing)} characters of text in no chunk"
         assert all(c["text"].strip() for c in chunks)
+        markdown = artifact.kind in MARKDOWN_KINDS
+        fragments += [(d["filename"], c["text"][:60]) for c in chunks if fragment_kind(c["text"], markdown)]
     assert over == 0
+    assert fragments == []  # no chunk is only a heading, a code fence or punctuation
 
 
 def test_second_ingest_is_a_no_op(corpus: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from functools import cache
 
 import pytest
 
-from docingest.providers.chunking.chunker import Chunker, chunk_id, headings, load_tokenizer
+from docingest.providers.chunking.chunker import Chunker, chunk_id, fragment_kind, headings, load_tokenizer
 from docingest.providers.embedding.local import model_dir
 from tests.conftest import CORPUS
 
@@ -105,3 +105,155 @@ def test_chunk_ids_are_deterministic() -> None:
 def test_overlap_must_be_below_capacity() -> None:
     with pytest.raises(ValueError):
         Chunker(load_tokenizer(str(model_dir() / "tokenizer.json")), overlap_tokens=300)
+
+
+# ------------------------------------------------------- fragments join their neighbours
+
+
+@cache
+def small_chunker() -> Chunker:
+    """A 32-token chunker: fragments appear in texts short enough to write out."""
+    return Chunker(load_tokenizer(str(model_dir() / "tokenizer.json")), max_tokens=32)
+
+
+def words_filling(tokens: int, stem: str = "w") -> str:
+    """Words ``stem0 stem1 ...``, as many as fit in ``tokens`` (special tokens included)."""
+    words: list[str] = []
+    while small_chunker().count_tokens([" ".join([*words, f"{stem}{len(words)}"])])[0] <= tokens:
+        words.append(f"{stem}{len(words)}")
+    return " ".join(words)
+
+
+def splitter_pieces(text: str) -> list[str]:
+    """What the splitter alone gives, before fragments are joined."""
+    ch = small_chunker()
+    return [c for _, c, _ in ch._enforce_limit([(s, c) for s, c in ch._spans(text, True) if c.strip()])]
+
+
+def assert_covers_without_fragments(text: str, chunks: list) -> None:
+    """Every non-space character is in a chunk, each chunk fits, none is a fragment."""
+    covered = bytearray(len(text))
+    for c in chunks:
+        assert text[c.start : c.end] == c.text and c.text.strip()
+        assert c.token_count == small_chunker().count_tokens([c.text])[0] <= 32
+        assert fragment_kind(c.text) is None, f"fragment chunk {c.text!r}"
+        covered[c.start : c.end] = b"\x01" * (c.end - c.start)
+    assert [i for i, ch in enumerate(text) if not covered[i] and not ch.isspace()] == []
+    assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+
+
+@pytest.mark.parametrize(
+    ("piece", "kind"),
+    [
+        ("# Title", "heading"),
+        ("## A\n\n### B", "heading"),
+        ("```", "fence"),
+        ("```python", "fence"),
+        ("```\n}\n```", "fence"),
+        ("----", "punctuation"),
+        ("* * *\n\n---", "punctuation"),
+        ("# Title\n\nText", None),
+        ("x = 1", None),
+        ("2024", None),
+    ],
+)
+def test_fragment_kinds(piece: str, kind: str | None) -> None:
+    assert fragment_kind(piece) == kind
+    assert fragment_kind("# Title", markdown=False) is None  # plain text has no headings
+
+
+def test_heading_before_a_chunk_at_the_limit_takes_part_of_it() -> None:
+    body = words_filling(32)
+    text = "# Heading\n\n" + body
+    assert splitter_pieces(text) == ["# Heading", body]  # the heading alone, the rest full
+    chunks = small_chunker().chunk(text)
+    assert_covers_without_fragments(text, chunks)
+    assert chunks[0].text.startswith("# Heading\n\nw0 w1")
+    assert [c.heading_path for c in chunks] == [["Heading"]] * len(chunks)
+
+
+def test_heading_at_the_end_of_the_text_joins_the_chunk_before() -> None:
+    body = words_filling(32)
+    text = "Short intro.\n\n" + body + "\n\n## Tail"
+    assert splitter_pieces(text)[-1] == "## Tail"
+    chunks = small_chunker().chunk(text)
+    assert_covers_without_fragments(text, chunks)
+    assert chunks[-1].text.endswith(body.split()[-1] + "\n\n## Tail")
+
+
+def test_heading_joins_the_chunk_after_it_even_when_the_one_before_has_room() -> None:
+    text = words_filling(12, "a") + "\n\n## Next\n\n" + words_filling(20, "b") + ". " + words_filling(20, "c")
+    assert splitter_pieces(text)[:2] == [words_filling(12, "a"), "## Next"]
+    chunks = small_chunker().chunk(text)
+    assert_covers_without_fragments(text, chunks)
+    assert chunks[0].text == words_filling(12, "a") and chunks[0].heading_path == []
+    assert chunks[1].text.startswith("## Next\n\nb0 b1") and chunks[1].heading_path == ["Next"]
+
+
+def test_opening_fence_joins_the_code_after_it_and_closing_fence_the_code_before() -> None:
+    text = "Text before code.\n\n```python\n" + "x = 1\n" * 10 + "```\n\n# After\n\n" + words_filling(32)
+    assert splitter_pieces(text)[1:4:2] == ["```python", "```"]  # both fences alone
+    chunks = small_chunker().chunk(text)
+    assert_covers_without_fragments(text, chunks)
+    assert chunks[0].text == "Text before code."
+    assert chunks[1].text.startswith("```python\nx = 1\n")
+    assert chunks[2].text.startswith("x = 1\n") and chunks[2].text.endswith("x = 1\n```")
+    assert chunks[3].text.startswith("# After\n\nw0") and chunks[3].heading_path == ["After"]
+
+
+def test_rule_at_the_end_of_a_section_joins_the_section_before() -> None:
+    text = "# One\n\n" + words_filling(28) + "\n\n----\n\n# Two\n\n" + words_filling(32, "v")
+    assert "----" in splitter_pieces(text)
+    chunks = small_chunker().chunk(text)
+    assert_covers_without_fragments(text, chunks)
+    rule = next(c for c in chunks if "----" in c.text)
+    assert rule.text.startswith("w") and rule.text.endswith(" w12\n\n----")  # the section's end
+    assert rule.heading_path == ["One"]
+    assert [c.heading_path for c in chunks if "# Two" in c.text] == [["Two"]]
+
+
+def test_fragments_join_a_neighbour_whole_when_it_fits() -> None:
+    text = "# Title\n\nBody text here.\n\n----\n\n## Next\n\nMore body.\n\n```"
+    marks = ["# Title", "Body text here.", "----", "## Next", "More body.", "```"]
+    pieces = [(text.index(m), m, small_chunker().count_tokens([m])[0]) for m in marks]
+    joined = small_chunker()._absorb_fragments(text, pieces, True)
+    assert [(text[s : s + len(c)] == c, c) for s, c, _ in joined] == [
+        (True, "# Title\n\nBody text here.\n\n----"),  # the rule ends a section: joins back
+        (True, "## Next\n\nMore body.\n\n```"),  # the closing fence at the end: joins back
+    ]
+    assert [n for _, _, n in joined] == small_chunker().count_tokens([c for _, c, _ in joined])
+
+
+@pytest.mark.corpus  # 25-95 s on 2 busy cores: a CI step of its own (pytest -m corpus)
+@pytest.mark.shared_corpus
+def test_corpus_has_no_fragment_chunk_and_covers_all_text() -> None:
+    """Every corpus file parsed by the real parsers and chunked as the chunk stage does it.
+
+    The default suite checks the same on the chunks the pipeline stored
+    (``tests/e2e/test_corpus.py``); this one needs no database.
+    """
+    from docingest.providers.parsing import detect, parse_file
+    from docingest.stages.chunk import MARKDOWN_KINDS
+
+    fragments = []
+    files = sorted(p for p in (CORPUS / "docs").rglob("*") if p.is_file())
+    assert len(files) >= 40
+    for path in files:
+        doc = parse_file(path, detect(path).kind)
+        markdown = doc.kind in MARKDOWN_KINDS
+        pages = [p for p in doc.pages if not p.empty] or doc.pages
+        chunks = chunker().chunk(
+            doc.markdown,
+            markdown=markdown,
+            page_starts=[p.start for p in pages],
+            page_numbers=[p.number for p in pages],
+        )
+        assert_well_formed(doc.markdown, chunks)
+        reached = 0  # chunks are in text order: what lies between them must be whitespace
+        for c in chunks:
+            assert not doc.markdown[reached : c.start].strip(), f"{path.name}: text at {reached} in no chunk"
+            reached = max(reached, c.end)
+            if fragment_kind(c.text, markdown):
+                fragments.append((path.name, c.text[:60]))
+        assert not doc.markdown[reached:].strip(), f"{path.name}: its end is in no chunk"
+    assert fragments == []

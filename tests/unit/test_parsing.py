@@ -29,6 +29,7 @@ from docingest.providers.parsing.decoding import MAX_GARBLED_SHARE, decode_text,
 from docingest.providers.parsing.docx import DocxParser
 from docingest.providers.parsing.pdf import PAGE_SEPARATOR, PdfParser
 from docingest.providers.parsing.sniff import SNIFF_BYTES, TYPES
+from tests.unit.test_pdf_headings import assert_marked_only
 
 REPO = Path(__file__).resolve().parents[2]
 # Same convention as tests/conftest.py: DOCINGEST_CORPUS is the corpus root (holding docs/).
@@ -357,12 +358,15 @@ def test_pdf_pages_and_offsets(name: str) -> None:
     assert len(doc.pages) == len(expected) >= 1
     assert [p.number for p in doc.pages] == list(range(1, len(expected) + 1))
     previous_end = 0
+    marked = []
     for page, text in zip(doc.pages, expected):
-        assert doc.markdown[page.start : page.end] == text
+        marked.append(doc.markdown[page.start : page.end])
+        assert_marked_only(marked[-1], text)  # PDFium's text, headings marked as Markdown
         assert page.start >= previous_end and page.end >= page.start
         assert page.empty is (not text.strip())
         previous_end = page.end
-    assert doc.markdown == PAGE_SEPARATOR.join(t for t in expected if t.strip())
+    assert doc.markdown == PAGE_SEPARATOR.join(t for t in marked if t.strip())
+    assert re.search(r"(?m)^# ", doc.markdown), "no heading found"
     assert "\r" not in doc.markdown
 
 

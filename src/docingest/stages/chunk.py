@@ -13,7 +13,9 @@ from docingest.providers.storage.base import Storage
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 
-MARKDOWN_KINDS = {"markdown", "html", "docx"}
+#: Kinds whose parsed text is Markdown: split at its structure, ATX headings give heading paths
+#: (the PDF parser writes the headings it finds as such lines).
+MARKDOWN_KINDS = {"markdown", "html", "docx", "pdf"}
 
 
 class ChunkDocument:

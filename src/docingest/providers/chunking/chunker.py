@@ -7,7 +7,9 @@ Markdown boundaries into pieces of at most ``piece_chars`` characters (a cheap
 character count), and each piece is then split by tokens: the same semantic levels.
 Every chunk is then re-counted with the real tokenizer, special tokens
 included; any chunk over the limit is split again at a smaller size, so the
-limit is guaranteed, not hoped for.
+limit is guaranteed, not hoped for. Last, a piece with nothing to embed on its
+own (only heading lines, only code-fence lines, no letter or digit) is joined to
+a neighbour, still within the limit (:meth:`Chunker._absorb_fragments`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ CHUNKER_NAME = "semantic-markdown"
 CHUNKER_VERSION = 1
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 _FENCE = re.compile(r"^(```|~~~)", re.MULTILINE)
+_FENCE_LINE = re.compile(r"[ \t]*(```|~~~)")
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+_LEADING_LETTERLESS = re.compile(r"(?:[^\w\n]*\n)*")
+#: Where a piece may be cut to make room for a fragment, best first: blank lines, line breaks,
+#: sentence ends, spaces.
+_CUTS = (re.compile(r"\n[ \t]*\n\s*"), re.compile(r"\n\s*"), re.compile(r"(?<=[.!?])\s+"), re.compile(r"\s+"))
+_MAX_CUTS_TRIED = 8  # per kind of cut, nearest the middle first
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,30 @@ def load_tokenizer(path: str) -> Tokenizer:
     tok.no_truncation()
     tok.no_padding()
     return tok
+
+
+def fragment_kind(piece: str, markdown: bool = True) -> str | None:
+    """What makes ``piece`` a fragment with nothing to embed alone, or None when it is not one.
+
+    Every non-blank line is an ATX heading (only when ``markdown``), a code-fence line
+    (three backticks or tildes, with its info string) or has no letter or digit.
+
+    Returns:
+        ``'heading'`` when it holds a heading line and nothing but headings and
+        letterless lines, ``'fence'`` when it holds a fence line, ``'punctuation'``
+        when no line has a letter or digit, None otherwise (or for a blank piece).
+    """
+    kind = None
+    for line in piece.splitlines():
+        if _FENCE_LINE.match(line):
+            kind = "fence"
+        elif markdown and _HEADING.match(line):
+            kind = kind or "heading"
+        elif _LETTER_OR_DIGIT.search(line):
+            return None
+        elif line.strip():
+            kind = kind or "punctuation"
+    return kind
 
 
 def headings(text: str) -> list[tuple[int, int, str]]:
@@ -153,6 +186,85 @@ class Chunker:
                     raise ChunkTooLong(f"cannot split a span of {n} tokens under {self.max_tokens}")
         return out
 
+    def _absorb_fragments(
+        self, text: str, pieces: list[tuple[int, str, int]], markdown: bool
+    ) -> list[tuple[int, str, int]]:
+        """Join every fragment (:func:`fragment_kind`) to a neighbour, within ``max_tokens``.
+
+        A fragment joins the piece after it, or the one before it when it closes a code
+        block, when it is not a heading and the next piece starts a section (a heading),
+        or at the end of the text. When the joined text would be over the limit, that
+        neighbour is cut in two instead (at a blank line, a line break, a sentence end or
+        a space, nearest its middle first) and the fragment joins the part next to it;
+        when no cut fits either, the other neighbour is tried the same way. Joined pieces
+        run from the first's start to the last's end, so every character covered before
+        is still covered. A fragment with no neighbour or nothing that fits stays as it is.
+        """
+        spans = [(s, s + len(c), n) for s, c, n in pieces]
+        fences = [m.start() for m in _FENCE.finditer(text)] if markdown else []
+        i = 0
+        while i < len(spans):
+            start, end, _ = spans[i]
+            kind = fragment_kind(text[start:end], markdown)
+            if kind is None or len(spans) == 1:
+                i += 1
+                continue
+            has_next = i + 1 < len(spans)
+            closing = kind == "fence" and bisect.bisect_left(fences, start) % 2 == 1
+            section_ends = (
+                kind != "heading" and has_next and _HEADING.match(text, spans[i + 1][0]) is not None
+            )
+            order = [i - 1, i + 1] if (not has_next or closing or section_ends) else [i + 1, i - 1]
+            order = [j for j in order if 0 <= j < len(spans)]
+            for j in order:
+                lo, hi = min(i, j), max(i, j)
+                joined = (spans[lo][0], max(spans[lo][1], spans[hi][1]))
+                n = self.count_tokens([text[joined[0] : joined[1]]])[0]
+                if n <= self.max_tokens:
+                    spans[lo : hi + 1] = [(*joined, n)]
+                    i = lo if j > i else i  # a joined fragment may still be one: look again
+                    break
+                parts = self._cut_and_join(text, spans[i], spans[j], markdown)
+                if parts is not None:
+                    spans[lo : hi + 1] = parts
+                    i += 1
+                    break
+            else:
+                i += 1
+        return [(s, text[s:e], n) for s, e, n in spans]
+
+    def _cut_and_join(
+        self, text: str, fragment: tuple[int, int, int], other: tuple[int, int, int], markdown: bool
+    ) -> list[tuple[int, int, int]] | None:
+        """``fragment`` joined to the nearer part of ``other`` cut in two, both within the limit.
+
+        Returns the two spans ``(start, end, tokens)`` in text order, neither a fragment, or
+        None when no cut works.
+        """
+        forward = other[0] > fragment[0]
+        lo = fragment[1] if forward else other[0]  # cuts must leave the fragment whole
+        hi = other[1] if forward else fragment[0]
+        body = text[lo:hi]
+        middle = len(body) / 2
+        for pattern in _CUTS:
+            cuts = sorted(pattern.finditer(body), key=lambda m: abs(m.start() - middle))
+            for m in cuts[:_MAX_CUTS_TRIED]:
+                a, b = lo + m.start(), lo + m.end()  # the whitespace between the two parts
+                first = (min(fragment[0], other[0]), a)
+                second = (b, max(fragment[1], other[1]))
+                if first[1] <= first[0] or second[1] <= second[0]:
+                    continue
+                if not (text[first[0] : first[1]].strip() and text[second[0] : second[1]].strip()):
+                    continue
+                if fragment_kind(text[first[0] : first[1]], markdown) or fragment_kind(
+                    text[second[0] : second[1]], markdown
+                ):
+                    continue
+                n1, n2 = self.count_tokens([text[first[0] : first[1]], text[second[0] : second[1]]])
+                if n1 <= self.max_tokens and n2 <= self.max_tokens:
+                    return [(*first, n1), (*second, n2)]
+        return None
+
     def chunk(
         self,
         text: str,
@@ -164,7 +276,11 @@ class Chunker:
         """Chunk ``text``; pages are given by their start offsets and numbers (ascending).
 
         Returns chunks in document order, none empty or whitespace-only, each with
-        ``text[start:end] == chunk.text`` and ``token_count <= max_tokens``.
+        ``text[start:end] == chunk.text`` and ``token_count <= max_tokens``; a piece with
+        nothing to embed alone (only headings, only a code fence, no letter or digit) is
+        joined to a neighbour wherever the limit allows (:meth:`_absorb_fragments`).
+        A chunk's ``heading_path`` is the path of headings in effect where its text starts,
+        past any leading lines without a letter or digit (a joined ``----`` or closing fence).
 
         Raises:
             ChunkTooLong: if some span cannot be cut under the limit (never seen in practice).
@@ -174,8 +290,11 @@ class Chunker:
         next_head = 0
         path: list[tuple[int, str]] = []  # (level, title) of the headings above
         chunks: list[Chunk] = []
-        for ordinal, (start, piece, n) in enumerate(self._enforce_limit(spans)):
-            while next_head < len(heads) and heads[next_head][0] <= start:
+        pieces = self._absorb_fragments(text, self._enforce_limit(spans), markdown)
+        for ordinal, (start, piece, n) in enumerate(pieces):
+            letterless = _LEADING_LETTERLESS.match(piece)  # lines of a joined fragment
+            lead = start + (letterless.end() if letterless else 0)
+            while next_head < len(heads) and heads[next_head][0] <= lead:
                 _, level, title = heads[next_head]
                 path = [p for p in path if p[0] < level] + [(level, title)]
                 next_head += 1

@@ -1,15 +1,24 @@
-"""PDF -> text with per-page offsets, via pypdfium2 (PDFium).
+"""PDF -> text with per-page offsets and Markdown headings, via pypdfium2 (PDFium).
 
 Pages are opened, read and closed one at a time, so memory stays bounded by one
 page plus the accumulated text, even on documents of thousands of pages.
 PDFium is not thread-safe, and the worker runs stages in threads: every use of
 PDFium here holds :data:`PDFIUM_LOCK`, so PDFs are parsed one at a time per
 process (run more worker processes for PDF throughput).
+
+Headings are written the way the chunker reads them in every other kind: ATX
+Markdown lines (``## 4.1 Save catcodes``). They come from the document outline
+(bookmarks) when the PDF has one, and otherwise from the fonts of the text layer.
 """
 
 from __future__ import annotations
 
+import ctypes
+import math
+import re
 import threading
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -24,12 +33,34 @@ PAGE_SEPARATOR = "\n\n"
 #: Serialises all PDFium calls of this process (PDFium keeps global state).
 PDFIUM_LOCK = threading.Lock()
 
+#: Deepest Markdown heading level written (``######``); deeper outline levels are clamped to it.
+MAX_HEADING_LEVEL = 6
+#: Without an outline: a line whose font is at least this many times the body size is a heading.
+LARGE_FONT_RATIO = 1.15
+#: Without an outline: the body size is the largest size carrying at least this share of the
+#: characters (prose beside denser code listings in a smaller font is still the body).
+BODY_SHARE = 0.1
+#: Without an outline: a bold line is a heading only when at most this many characters long.
+MAX_FONT_HEADING_CHARS = 120
+
 _PASSWORD_ERRORS = {pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY}
 _MAX_LISTED_PAGES = 10
+#: A line the chunker would read as a heading or a code fence; escaped with ``\\`` in body text.
+_MARKDOWN_LOOKALIKE = re.compile(r"^(?:#{1,6}[ \t]|```|~~~)", re.MULTILINE)
+#: Font names of bold faces (PostScript names: ``Helvetica-Bold``, ``CMBX10``, ``Arial,Bold`` ...).
+_BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi|cmbx|cmssbx|-bd\b|\bbd\b", re.IGNORECASE)
+#: FontDescriptor weight at and above which a face is bold (the CSS/OpenType scale: 700 = bold).
+_BOLD_WEIGHT = 600
+_REGULAR_WEIGHT = 500  # under it a face is regular whatever its name
+#: A letter (a word character that is neither a digit nor ``_``).
+_LETTER = re.compile(r"[^\W\d_]")
+_MAX_LARGE_RUN = 3  # lines of one large heading wrapped over several lines
+_MAX_BOLD_RUN = 2  # more consecutive bold lines are a bold paragraph, not a heading
+_FONT_NAME_BUFFER = 128
 
 
 class PdfParser:
-    """Extracts the text layer of a PDF, page by page."""
+    """Extracts the text layer of a PDF, page by page, with its headings as Markdown lines."""
 
     def parse(self, path: Path, on_progress: PageProgress | None = None) -> ParsedDocument:
         """Parse the PDF at ``path``; ``on_progress(pages_parsed, pages_total)`` after each page.
@@ -37,13 +68,30 @@ class PdfParser:
         Returns:
             A ``ParsedDocument`` of kind ``'pdf'``: one ``ParsedPage`` per PDF page
             (1-based ``number``), ``markdown[p.start:p.end]`` being that page's
-            text with ``\\r\\n`` turned into ``\\n``; non-empty pages are joined by
-            :data:`PAGE_SEPARATOR`; pages with only whitespace are ``empty`` with
-            ``start == end``. ``metadata`` holds the non-empty Info entries
-            (``Title``, ``Author``, ``Subject``, ``Keywords``, ``Creator``,
-            ``Producer``, ``CreationDate``, ``ModDate``). No heading structure is
-            recovered. A PDF with only an owner password (empty user password)
+            text (see below); non-empty pages are joined by :data:`PAGE_SEPARATOR`;
+            pages with only whitespace are ``empty`` with ``start == end``.
+            ``metadata`` holds the non-empty Info entries (``Title``, ``Author``,
+            ``Subject``, ``Keywords``, ``Creator``, ``Producer``, ``CreationDate``,
+            ``ModDate``). A PDF with only an owner password (empty user password)
             opens normally.
+
+            A page's text is PDFium's text layer, ``\\r\\n`` turned into ``\\n``, with
+            headings marked as ATX Markdown lines: a heading line gets ``#`` (one per
+            level, at most :data:`MAX_HEADING_LEVEL`) and a space in front, and the
+            lines of a heading wrapped over several lines are joined by spaces into one.
+            Headings come from the outline (bookmarks) when the PDF has one: each
+            entry's title is looked for at a line start on its destination page
+            (letters and digits compared case-insensitively, anything else between
+            them ignored; among several places, the one nearest the destination's
+            vertical position); an entry not found there is written as its own
+            heading line at the start of that page. Outline level 0 is ``#``.
+            Without an outline, a line is a heading when its font is at least
+            :data:`LARGE_FONT_RATIO` times the body size (the largest size carrying
+            at least :data:`BODY_SHARE` of the characters) or when it is bold (its first and last character in a bold
+            face), at least body size and at most :data:`MAX_FONT_HEADING_CHARS`
+            characters; levels rank the distinct (size, bold) styles, largest first.
+            A body line that starts like a heading or a code fence (``# ``, three
+            backticks, ``~~~``) gets a ``\\`` in front so it is not read as one.
 
         Raises:
             PdfEncrypted: the PDF needs a user password (or uses an unsupported
@@ -79,47 +127,300 @@ def _translate_load_error(exc: pdfium.PdfiumError, path: Path) -> Exception:
     )
 
 
-def _page_text(pdf: pdfium.PdfDocument, index: int) -> str:
-    """Text of page ``index`` (0-based), ``\\r\\n`` normalised; closes what it opens."""
+@dataclass(frozen=True)
+class _Bookmark:
+    """One outline entry: ``level`` 1-based (clamped), ``y`` the destination's top in PDF points."""
+
+    title: str
+    level: int
+    y: float | None
+
+
+@dataclass
+class _Page:
+    """One page's lines (split at PDFium's ``\\r\\n``) and the headings found among them.
+
+    ``marks`` maps a line index to ``(level, lines)``: that line and the ``lines - 1``
+    following ones form one heading. ``inserted`` holds outline headings not found in
+    the text, written before the first line. ``styles`` (font path only) holds
+    ``(line index, size in points, bold)`` of the lines that could be headings.
+    """
+
+    lines: list[str]
+    marks: dict[int, tuple[int, int]] = field(default_factory=dict)
+    inserted: list[tuple[int, str]] = field(default_factory=list)
+    styles: list[tuple[int, float, bool]] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The page's text with headings marked (see :meth:`PdfParser.parse`)."""
+        out = [f"{'#' * level} {' '.join(title.split())}" for level, title in self.inserted]
+        lines, k = self.lines, 0
+        for first in sorted(self.marks):
+            level, span = self.marks[first]
+            if k < first:
+                out.append(_escape("\n".join(lines[k:first])))
+            out.append("#" * level + " " + " ".join(lines[first : first + span]))
+            k = first + span
+        if k < len(lines) or not lines:
+            out.append(_escape("\n".join(lines[k:])))
+        return "\n".join(out)
+
+
+def _escape(text: str) -> str:
+    """``text`` with a ``\\`` before every line that would read as a heading or a code fence."""
+    return (
+        _MARKDOWN_LOOKALIKE.sub(r"\\\g<0>", text) if ("#" in text or "``" in text or "~~" in text) else text
+    )
+
+
+def _outline(pdf: pdfium.PdfDocument, warnings: list[str]) -> dict[int, list[_Bookmark]]:
+    """The outline's entries by 0-based destination page index; ``{}`` when there is none."""
+    by_page: dict[int, list[_Bookmark]] = {}
+    try:
+        for item in pdf.get_toc():
+            title = " ".join(item.get_title().split())
+            dest = item.get_dest()
+            index = dest.get_index() if dest is not None else None
+            if not title or index is None:
+                continue
+            by_page.setdefault(index, []).append(
+                _Bookmark(title, min(item.level + 1, MAX_HEADING_LEVEL), _dest_top(dest))
+            )
+    except (pdfium.PdfiumError, ValueError) as exc:  # a damaged outline costs the headings only
+        warnings.append(f"the PDF outline could not be read: {exc}")
+    return by_page
+
+
+def _dest_top(dest: pdfium.PdfDest) -> float | None:
+    """The vertical position a destination shows at the top of the window, when it names one."""
+    mode, pos = dest.get_view()
+    if mode == pdfium_c.PDFDEST_VIEW_XYZ and len(pos) >= 2 and pos[1]:
+        return float(pos[1])
+    if mode in (pdfium_c.PDFDEST_VIEW_FITH, pdfium_c.PDFDEST_VIEW_FITBH) and pos and pos[0]:
+        return float(pos[0])
+    return None
+
+
+def _title_pattern(title: str, loose: bool) -> re.Pattern[str] | None:
+    """A title at a line start and ending a word: its words (``loose``: its letters and digits)."""
+    parts = [c for c in title if c.isalnum()] if loose else re.findall(r"\w+", title)
+    if not parts:
+        return None
+    glue = r"\W*" if loose else r"\W+"
+    return re.compile(r"^[ \t]*" + glue.join(map(re.escape, parts)) + r"(?!\w)", re.IGNORECASE | re.MULTILINE)
+
+
+def _place_bookmarks(
+    page: _Page, text: str, bookmarks: list[_Bookmark], textpage: pdfium.PdfTextPage
+) -> None:
+    """Mark each bookmark's title on the page (``text`` is ``"\\n".join(page.lines)``)."""
+    starts = [0]
+    for line in page.lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    for mark in bookmarks:
+        spans = _find_title(text, mark.title)
+        if len(spans) > 1 and mark.y is not None:
+            y = mark.y
+            spans.sort(key=lambda span: abs(_char_top(textpage, text, span[0]) - y))
+        for start, end in spans:
+            first = _line_of(starts, start)
+            last = _line_of(starts, max(start, end - 1))
+            if any(k <= last and first < k + span for k, (_, span) in page.marks.items()):
+                continue  # an earlier entry holds this line
+            page.marks[first] = (mark.level, last - first + 1)
+            break
+        else:
+            page.inserted.append((mark.level, mark.title))
+
+
+def _find_title(text: str, title: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every place where ``title`` starts a line of ``text`` and ends a word.
+
+    Tried in turn until one finds something: the title as it is; its words with anything
+    but letters and digits between them (quotes, dashes, line breaks); its letters and
+    digits alone (``LaTeX2ε`` against ``LATEX 2ε``), case-insensitively for the last two.
+    """
+    spans = []
+    at = text.find(title)
+    while at >= 0:
+        end = at + len(title)
+        if (at == 0 or text[at - 1] == "\n") and not (end < len(text) and text[end].isalnum()):
+            spans.append((at, end))
+        at = text.find(title, at + 1)
+    if spans:
+        return spans
+    for loose in (False, True):
+        pattern = _title_pattern(title, loose)
+        if pattern is not None:
+            spans = [m.span() for m in pattern.finditer(text)]
+            if spans:
+                return spans
+    return []
+
+
+def _line_of(starts: list[int], offset: int) -> int:
+    """Index of the line holding ``offset`` (``starts`` ascending)."""
+    lo, hi = 0, len(starts)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if starts[mid] <= offset:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _char_top(textpage: pdfium.PdfTextPage, text: str, offset: int) -> float:
+    """Top of the character at ``offset`` of the ``\\n``-joined text, in PDF points (inf if unknown)."""
+    index = offset + text.count("\n", 0, offset)  # PDFium counts \r\n as two characters
+    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+    if not pdfium_c.FPDFText_GetCharBox(textpage.raw, index, left, right, bottom, top):
+        return math.inf
+    return top.value
+
+
+class _FontSampler:
+    """Font size and boldness of single characters of one text page (raw PDFium calls)."""
+
+    def __init__(self, textpage: pdfium.PdfTextPage) -> None:
+        self.raw = textpage.raw
+        self.matrix = pdfium_c.FS_MATRIX()
+        self.name = ctypes.create_string_buffer(_FONT_NAME_BUFFER)
+        self.flags = ctypes.c_int()
+
+    def size(self, index: int) -> float:
+        """Effective size in points: the font size times the character matrix's scale."""
+        size = pdfium_c.FPDFText_GetFontSize(self.raw, index)
+        if pdfium_c.FPDFText_GetMatrix(self.raw, index, self.matrix):
+            m = self.matrix
+            size *= math.sqrt(abs(m.a * m.d - m.b * m.c))
+        return round(size, 1)
+
+    def bold(self, index: int) -> bool:
+        """True for a bold face: by its FontDescriptor weight, or by its name when that is unclear.
+
+        A weight of :data:`_BOLD_WEIGHT` or more is bold and one under :data:`_REGULAR_WEIGHT` is
+        not (one call); in between, or with no weight (the standard 14 fonts have no
+        descriptor), the face's name decides (``CMBX12`` weighs 545, ``Helvetica-Bold`` nothing).
+        """
+        weight = pdfium_c.FPDFText_GetFontWeight(self.raw, index)
+        if weight >= _BOLD_WEIGHT:
+            return True
+        if 0 < weight < _REGULAR_WEIGHT:
+            return False
+        n = pdfium_c.FPDFText_GetFontInfo(self.raw, index, self.name, _FONT_NAME_BUFFER, self.flags)
+        return n > 1 and _BOLD_NAME.search(self.name.value.decode("latin-1")) is not None
+
+
+def _sample_fonts(page: _Page, textpage: pdfium.PdfTextPage, body: Counter[float]) -> None:
+    """Add each line's size to ``body`` (weighted by characters); keep heading candidates' styles.
+
+    One line costs two or three PDFium calls (its first character's size; the face of
+    short lines; the last character's face when the first is bold), not one per character.
+    """
+    sampler = _FontSampler(textpage)
+    index = 0  # PDFium's index of the line's first character (\r\n counts two)
+    for k, line in enumerate(page.lines):
+        stripped = line.strip()
+        if stripped:
+            first = index + len(line) - len(line.lstrip())
+            size = sampler.size(first)
+            body[size] += len(stripped)
+            if len(stripped) <= MAX_FONT_HEADING_CHARS and _LETTER.search(stripped):
+                last = index + len(line.rstrip()) - 1
+                bold = sampler.bold(first) and sampler.bold(last)
+                page.styles.append((k, size, bold))
+        index += len(line) + 2
+
+
+def _mark_by_fonts(pages: list[_Page], body: Counter[float]) -> None:
+    """Turn the candidates of every page into headings once the body size is known."""
+    if not body:
+        return
+    total = sum(body.values())
+    body_size = max(size for size, chars in body.items() if chars >= BODY_SHARE * total)
+    runs: list[tuple[_Page, int, int, tuple[float, bool]]] = []  # page, first line, lines, style
+    for page in pages:
+        previous: tuple[int, tuple[float, bool]] | None = None
+        for k, size, bold in page.styles:
+            large = size >= body_size * LARGE_FONT_RATIO
+            if not (large or (bold and size >= body_size * 0.95)):
+                previous = None
+                continue
+            key = (size, bold)
+            if previous is not None and previous == (k - 1, key) and runs and runs[-1][0] is page:
+                _, start, n, _ = runs[-1]
+                runs[-1] = (page, start, n + 1, key)
+            else:
+                runs.append((page, k, 1, key))
+            previous = (k, key)
+    runs = [
+        r
+        for r in runs
+        if r[2] <= (_MAX_LARGE_RUN if r[3][0] >= body_size * LARGE_FONT_RATIO else _MAX_BOLD_RUN)
+    ]
+    ranks = {key: i for i, key in enumerate(sorted({r[3] for r in runs}, key=lambda s: (-s[0], not s[1])))}
+    for page, start, n, key in runs:
+        page.marks[start] = (min(ranks[key] + 1, MAX_HEADING_LEVEL), n)
+
+
+def _read_page(
+    pdf: pdfium.PdfDocument, index: int, bookmarks: list[_Bookmark] | None, body: Counter[float] | None
+) -> _Page:
+    """Lines of page ``index`` (0-based) with its bookmarks placed or its fonts sampled."""
     page = pdf.get_page(index)
     try:
         textpage = page.get_textpage()
         try:
             # surrogatepass: keep lone UTF-16 surrogates for the validation stage.
-            text = textpage.get_text_range(errors="surrogatepass")
+            raw = textpage.get_text_range(errors="surrogatepass")
+            result = _Page(raw.split("\r\n"))
+            if raw.strip():
+                if bookmarks:
+                    _place_bookmarks(result, "\n".join(result.lines), bookmarks, textpage)
+                if body is not None and len(raw) == textpage.count_chars():
+                    _sample_fonts(result, textpage, body)
         finally:
             textpage.close()
     finally:
         page.close()
-    return text.replace("\r\n", "\n")
+    return result
 
 
-def _extract(pdf: pdfium.PdfDocument, on_progress: PageProgress | None = None) -> ParsedDocument:
+def _extract(
+    pdf: pdfium.PdfDocument, on_progress: PageProgress | None = None, *, use_outline: bool = True
+) -> ParsedDocument:
+    """The document of an open PDF (see :meth:`PdfParser.parse`); ``use_outline=False`` forces fonts."""
     warnings: list[str] = []
     try:
         metadata = {k: str(v) for k, v in pdf.get_metadata_dict(skip_empty=True).items()}
     except pdfium.PdfiumError as exc:
         metadata = {}
         warnings.append(f"PDF metadata could not be read: {exc}")
+    outline = _outline(pdf, warnings) if use_outline else {}
+    body: Counter[float] | None = None if outline else Counter()
 
     total = len(pdf)
+    read: list[tuple[int, _Page | None]] = []
+    for index in range(total):
+        if on_progress is not None and index:
+            on_progress(index, total)  # pages read so far
+        try:
+            read.append((index + 1, _read_page(pdf, index, outline.get(index), body)))
+        except pdfium.PdfiumError:
+            read.append((index + 1, None))
+    if body is not None:
+        _mark_by_fonts([p for _, p in read if p is not None], body)
+
     chunks: list[str] = []
     pages: list[ParsedPage] = []
     empty: list[int] = []
     unreadable: list[int] = []
     offset = 0
-    for index in range(total):
-        number = index + 1
-        if on_progress is not None and index:
-            on_progress(index, total)  # pages read so far
-        try:
-            text = _page_text(pdf, index)
-        except pdfium.PdfiumError:
-            unreadable.append(number)
-            pages.append(ParsedPage(number, offset, offset, True))
-            continue
-        if not text.strip():
-            empty.append(number)
+    for number, parsed in read:
+        text = parsed.text() if parsed is not None else ""
+        if parsed is None or not text.strip():
+            (unreadable if parsed is None else empty).append(number)
             pages.append(ParsedPage(number, offset, offset, True))
             continue
         if chunks:

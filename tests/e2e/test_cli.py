@@ -395,7 +395,9 @@ def test_search_context_prints_each_hit_with_its_neighbours(settings: Settings, 
     assert "section3 marker" not in search("section4 marker", "-k", "1").stdout
 
     # Printed: the passage under its header, its chunks in document order with the hit's rank.
-    shown = " ".join(search("section4 marker", "-k", "1", "-C", "1").stdout.split())
+    printed = search("section4 marker", "-k", "1", "-C", "1").stdout
+    assert all(line == line.rstrip() for line in printed.splitlines())  # no padding to copy
+    shown = " ".join(printed.split())
     assert shown.startswith("#1 sea.md score ") and " chunks 3-5 " in shown
     at = [shown.index(f"{o} ## Section {o} section{o} marker.") for o in (3, 5)]
     assert at[0] < shown.index("#1 4 ## Section 4 section4 marker.") < at[1]

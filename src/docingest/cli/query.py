@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markup import escape
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -90,6 +92,24 @@ def _pages(first: int | None, last: int | None) -> str:
     return f"page {first}" if last in (None, first) else f"pages {first}-{last}"
 
 
+class _Unpadded:
+    """``inner`` rendered without the spaces rich pads its lines with (a grid pads every line to
+    its columns' width), so text copied from the terminal has no trailing blanks."""
+
+    def __init__(self, inner: RenderableType) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in console.render_lines(self.inner, options, pad=False):
+            while line and not line[-1].control and not line[-1].text.rstrip():
+                line.pop()
+            if line and not line[-1].control:
+                last = line[-1]
+                line[-1] = Segment(last.text.rstrip(), last.style)
+            yield from line
+            yield Segment.line()
+
+
 def _print_passages(hits: list[SearchHit]) -> None:
     """Each passage once, under the best hit in it: a header (rank, file, pages, score, the
     ordinals covered), then its chunks in document order, one row each: the hit's rank, the
@@ -98,8 +118,8 @@ def _print_passages(hits: list[SearchHit]) -> None:
     by_rank = {h.rank: h for h in hits}
     for h in hits:
         passage = h.passage
-        if passage is None:
-            where = f"in #{h.passage_rank}'s passage above" if h.passage_rank else "no passage"
+        if passage is None:  # inside an earlier passage (or its document was deleted meanwhile)
+            where = f"in #{h.passage_rank}'s passage above" if h.passage_rank else "its document is gone"
             line = f"#{h.rank}  {h.filename}  score {h.score:.2f}  chunk {h.ordinal}: {where}"
             out.print(Text(line), soft_wrap=True, highlight=False)
             continue
@@ -108,7 +128,8 @@ def _print_passages(hits: list[SearchHit]) -> None:
         header.append(h.filename, style="bold")
         pages = _pages(passage.page, passage.page_end)
         header.append(f"  {pages}" if pages else "")
-        header.append(f"  score {h.score:.2f}  chunks {ordinals[0]}-{ordinals[-1]}")
+        covered = f"chunks {ordinals[0]}-{ordinals[-1]}" if len(ordinals) > 1 else f"chunk {ordinals[0]}"
+        header.append(f"  score {h.score:.2f}  {covered}")
         if len(passage.hit_ranks) > 1:
             header.append(" (hits " + ", ".join(f"#{r}" for r in passage.hit_ranks) + ")")
         out.print(header, soft_wrap=True, highlight=False)
@@ -123,7 +144,7 @@ def _print_passages(hits: list[SearchHit]) -> None:
             else:
                 hit = by_rank[c.hit_rank]
                 grid.add_row(Text(f"#{hit.rank}", style="bold"), str(c.ordinal), Text(text))
-        out.print(grid)
+        out.print(_Unpadded(grid))
         out.print()
 
 

@@ -50,6 +50,9 @@ STAGES: list[Stage] = list(Stage)
 
 #: How a search ranks: ``vector`` (cosine only) or ``hybrid`` (cosine and full text fused).
 Mode = Literal["vector", "hybrid"]
+#: The most chunks of context a search returns on each side of a hit (its ``context``): 10 on
+#: each side of 100 hits is at most 2,100 chunks in one answer.
+MAX_CONTEXT = 10
 
 
 class State(str, enum.Enum):

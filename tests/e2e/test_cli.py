@@ -351,3 +351,73 @@ def test_a_min_score_no_hit_reaches_says_so(settings: Settings, tmp_path: Path) 
     said = " ".join(none.stderr.split())
     assert "no results at or above --min-score 1: every hit's score (cosine similarity) is lower" in said
     assert "none is complete" not in said  # the documents are fine: the cutoff removed the hits
+
+
+def _sea_notes(path: Path) -> Path:
+    """A Markdown file of eight sections, one chunk each (the hashing embedder's chunker)."""
+    filler = " ".join(f"line {i} of the survey mentions the harbour wall" for i in range(14))
+    sections = [f"## Section {s}\n\nsection{s} marker. {filler} end of section{s}.\n" for s in range(8)]
+    path.write_text("# Sea notes\n\n" + "\n".join(sections))
+    return path
+
+
+def test_search_context_prints_each_hit_with_its_neighbours(settings: Settings, tmp_path: Path) -> None:
+    _sea_notes(tmp_path / "sea.md")
+    assert run_cli(settings, "ingest", str(tmp_path / "sea.md")).returncode == 0
+
+    def search(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "docingest.cli.main", "search", *args],
+            env={**settings_env(settings), "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    # --json: the hit (section 4 is chunk 4) with chunks 3 and 5 around it, in order.
+    (hit,) = json.loads(search("section4 marker", "-k", "1", "--json", "--context", "1").stdout)
+    assert (hit["ordinal"], hit["passage_rank"]) == (4, 1)
+    passage = hit["passage"]
+    assert passage["ordinals"] == [3, 4, 5] and passage["hit_ranks"] == [1]
+    spans = [passage["text"][c["start"] : c["end"]] for c in passage["chunks"]]
+    assert [f"section{o} marker" in t for o, t in zip([3, 4, 5], spans, strict=True)] == [True] * 3
+    assert spans[1] == hit["text"] and [c["hit_rank"] for c in passage["chunks"]] == [None, 1, None]
+    # Clipped at the document's first and last chunks.
+    for query, ordinals in (("section0 marker", [0, 1, 2]), ("section7 marker", [5, 6, 7])):
+        (edge,) = json.loads(search(query, "-k", "1", "--json", "-C", "2").stdout)
+        assert edge["passage"]["ordinals"] == ordinals
+    # Without --context: no passage, and the table.
+    (plain,) = json.loads(search("section4 marker", "-k", "1", "--json").stdout)
+    assert plain["passage"] is None and plain["passage_rank"] is None
+    assert "section3 marker" not in search("section4 marker", "-k", "1").stdout
+
+    # Printed: the passage under its header, its chunks in document order with the hit's rank.
+    printed = search("section4 marker", "-k", "1", "-C", "1").stdout
+    assert all(line == line.rstrip() for line in printed.splitlines())  # no padding to copy
+    shown = " ".join(printed.split())
+    assert shown.startswith("#1 sea.md score ") and " chunks 3-5 " in shown
+    at = [shown.index(f"{o} ## Section {o} section{o} marker.") for o in (3, 5)]
+    assert at[0] < shown.index("#1 4 ## Section 4 section4 marker.") < at[1]
+    assert "section2 marker" not in shown and "section6 marker" not in shown
+    # Three hits: each passage printed once, under its best hit; a hit inside it points there.
+    hits = json.loads(search("section4 marker", "-k", "3", "--json", "-C", "1").stdout)
+    shown = " ".join(search("section4 marker", "-k", "3", "-C", "1").stdout.split())
+    for h in hits:
+        if h["passage"] is None:
+            line = f"#{h['rank']} sea.md score {h['score']:.2f} chunk {h['ordinal']}: in #{h['passage_rank']}'s passage above"
+            assert line in shown
+        else:
+            first, last = h["passage"]["ordinals"][0], h["passage"]["ordinals"][-1]
+            assert f"#{h['rank']} sea.md score {h['score']:.2f} chunks {first}-{last}" in shown
+    printed = [o for h in hits if h["passage"] for o in h["passage"]["ordinals"]]
+    assert len(printed) == len(set(printed))
+    assert all(shown.count(f"section{o} marker.") == 1 for o in printed)
+
+
+@pytest.mark.parametrize("value", ["-1", "11", "two"])
+def test_search_refuses_a_bad_context(settings: Settings, value: str) -> None:
+    proc = run_cli(settings, "search", "tides", "--context", value)
+    assert proc.returncode == 2 and "Invalid value for '--context' / '-C'" in proc.stderr, proc.stderr

@@ -169,3 +169,23 @@ def test_min_score_is_a_cosine_between_minus_one_and_one(client: TestClient) -> 
     assert [(e["field"], e["in"]) for e in body["errors"]] == [("min_score", "query")]
     reply = client.get(f"{API}/search", params={"q": "tides", "min_score": 0.5, "mode": "vector"})
     assert reply.status_code == 200 and reply.json()["results"] == []  # nothing ingested for this user
+
+
+@pytest.mark.parametrize(
+    ("value", "pydantic_type"),
+    [("-1", "greater_than_equal"), ("11", "less_than_equal"), ("1.5", "int_parsing"), ("two", "int_parsing")],
+)
+def test_context_is_a_whole_number_of_chunks_from_0_to_10(
+    client: TestClient, value: str, pydantic_type: str
+) -> None:
+    body = _invalid(client.get(f"{API}/search", params={"q": "tides", "context": value}))
+    assert [(e["field"], e["in"], e["type"]) for e in body["errors"]] == [("context", "query", pydantic_type)]
+    assert body["message"].startswith("invalid request: context (query): ")
+    assert value not in body["message"]  # the submitted value is not echoed back
+
+
+@pytest.mark.parametrize("value", ["0", "10"])
+def test_context_accepts_its_bounds(client: TestClient, value: str) -> None:
+    reply = client.get(f"{API}/search", params={"q": "tides", "context": value})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["context"] == int(value) and reply.json()["results"] == []  # nothing ingested

@@ -199,6 +199,34 @@ class DocumentList(BaseModel):
 
 
 # --- search ------------------------------------------------------------------------------
+class PassageChunkPublic(BaseModel):
+    """One chunk of a passage: its span of the passage's ``text``, and whether it is a hit."""
+
+    chunk_id: UUID
+    ordinal: int = Field(description="the chunk's position in its document, from 0")
+    start: int = Field(description="passage.text[start:end] is this chunk's text (offsets in code points)")
+    end: int
+    page: int | None = Field(description="first page of the chunk; null for formats without pages")
+    page_end: int | None
+    heading_path: list[str]
+    hit_rank: int | None = Field(description="the rank of the hit this chunk is; null for a neighbour")
+
+
+class PassagePublic(BaseModel):
+    """A hit with ``context`` chunks on each side in its document, merged with the other hits'
+    windows where they overlap or touch: no chunk appears in two passages."""
+
+    ordinals: list[int] = Field(description="the chunk ordinals covered, ascending")
+    hit_ranks: list[int] = Field(description="the ranks of the hits it contains, best first")
+    page: int | None = Field(description="first page covered; null for formats without pages")
+    page_end: int | None = Field(description="last page covered")
+    text: str = Field(
+        description="the chunks' text in document order, to paste as is: shared (overlapping) "
+        "text once, chunks that do not touch joined by a newline or a blank line"
+    )
+    chunks: list[PassageChunkPublic]
+
+
 class SearchHitPublic(BaseModel):
     """One ranked chunk of the user's documents."""
 
@@ -217,12 +245,23 @@ class SearchHitPublic(BaseModel):
         None,
         description="hybrid mode: the fused reciprocal-rank score that ordered the hits; null in vector mode",
     )
+    passage: PassagePublic | None = Field(
+        None,
+        description="with context > 0, on the best-ranked hit of each passage: the hit and its "
+        "neighbouring chunks; null on the passage's other hits and with context 0",
+    )
+    passage_rank: int | None = Field(
+        None,
+        description="with context > 0: the rank of the hit whose passage holds this hit (its own "
+        "rank when it carries it); null with context 0",
+    )
 
 
 class SearchPublic(BaseModel):
     query: str
     mode: Literal["vector", "hybrid"]
     k: int
+    context: int = Field(0, description="chunks of context asked for on each side of a hit")
     results: list[SearchHitPublic]
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markup import escape
+from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 from docingest.cli.app import (
     ModeOpt,
@@ -21,7 +25,10 @@ from docingest.cli.app import (
     console,
     out,
 )
-from docingest.domain import Mode
+from docingest.domain import MAX_CONTEXT, Mode
+
+if TYPE_CHECKING:
+    from docingest.services.search import SearchHit
 
 
 @app.command()
@@ -32,14 +39,22 @@ def search(
     min_score: float | None = typer.Option(
         None, "--min-score", min=-1.0, max=1.0, help="drop hits whose cosine score is below this"
     ),
+    context: int = typer.Option(
+        0,
+        "--context",
+        "-C",
+        min=0,
+        max=MAX_CONTEXT,
+        help="also show this many chunks before and after each hit (merged where hits are close)",
+    ),
     user: str = UserOpt,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Search your chunks; prints filename, page, score (cosine similarity to the question) and a
-    snippet."""
+    snippet, or with --context each hit's passage: the hit with its neighbouring chunks."""
     rt = _runtime()
     try:
-        hits = rt.searcher().search(query, user_id=user, k=k, mode=mode, min_score=min_score)
+        hits = rt.searcher().search(query, user_id=user, k=k, mode=mode, min_score=min_score, context=context)
         if not hits and min_score is not None and rt.searcher().search(query, user_id=user, k=1, mode=mode):
             # stderr: --json's stdout stays the (empty) list
             console.print(
@@ -59,6 +74,9 @@ def search(
         out.print_json(json.dumps([h.to_dict() for h in hits]))
     if as_json or not hits:
         return
+    if context:
+        _print_passages(hits)
+        return
     table = Table()
     for col in ("#", "file", "page", "score", "text"):
         table.add_column(col)
@@ -66,6 +84,68 @@ def search(
         snippet = " ".join(h.text.split())[:160]
         table.add_row(str(h.rank), escape(h.filename), str(h.page or ""), f"{h.score:.2f}", escape(snippet))
     out.print(table)
+
+
+def _pages(first: int | None, last: int | None) -> str:
+    if first is None:
+        return ""
+    return f"page {first}" if last in (None, first) else f"pages {first}-{last}"
+
+
+class _Unpadded:
+    """``inner`` rendered without the spaces rich pads its lines with (a grid pads every line to
+    its columns' width), so text copied from the terminal has no trailing blanks."""
+
+    def __init__(self, inner: RenderableType) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in console.render_lines(self.inner, options, pad=False):
+            while line and not line[-1].control and not line[-1].text.rstrip():
+                line.pop()
+            if line and not line[-1].control:
+                last = line[-1]
+                line[-1] = Segment(last.text.rstrip(), last.style)
+            yield from line
+            yield Segment.line()
+
+
+def _print_passages(hits: list[SearchHit]) -> None:
+    """Each passage once, under the best hit in it: a header (rank, file, pages, score, the
+    ordinals covered), then its chunks in document order, one row each: the hit's rank, the
+    chunk's ordinal, its text (neighbours dimmed). A hit already shown in an earlier passage is
+    one line pointing there."""
+    by_rank = {h.rank: h for h in hits}
+    for h in hits:
+        passage = h.passage
+        if passage is None:  # inside an earlier passage (or its document was deleted meanwhile)
+            where = f"in #{h.passage_rank}'s passage above" if h.passage_rank else "its document is gone"
+            line = f"#{h.rank}  {h.filename}  score {h.score:.2f}  chunk {h.ordinal}: {where}"
+            out.print(Text(line), soft_wrap=True, highlight=False)
+            continue
+        ordinals = passage.ordinals
+        header = Text(f"#{h.rank}  ", style="bold")
+        header.append(h.filename, style="bold")
+        pages = _pages(passage.page, passage.page_end)
+        header.append(f"  {pages}" if pages else "")
+        covered = f"chunks {ordinals[0]}-{ordinals[-1]}" if len(ordinals) > 1 else f"chunk {ordinals[0]}"
+        header.append(f"  score {h.score:.2f}  {covered}")
+        if len(passage.hit_ranks) > 1:
+            header.append(" (hits " + ", ".join(f"#{r}" for r in passage.hit_ranks) + ")")
+        out.print(header, soft_wrap=True, highlight=False)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", no_wrap=True)  # the hit's rank
+        grid.add_column(justify="right", no_wrap=True, style="dim")  # the ordinal
+        grid.add_column()  # the text
+        for c in passage.chunks:
+            text = passage.text[c.start : c.end]
+            if c.hit_rank is None:
+                grid.add_row("", str(c.ordinal), Text(text, style="dim"))
+            else:
+                hit = by_rank[c.hit_rank]
+                grid.add_row(Text(f"#{hit.rank}", style="bold"), str(c.ordinal), Text(text))
+        out.print(_Unpadded(grid))
+        out.print()
 
 
 @app.command("eval")

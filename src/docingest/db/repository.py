@@ -537,6 +537,29 @@ class Repository:
             {"user_id": user_id, "query": query, "embedding": embedding, "limit": limit},
         )
 
+    def chunk_windows(
+        self, conn: Conn, *, user_id: str, windows: Sequence[tuple[UUID, int, int]]
+    ) -> list[dict[str, Any]]:
+        """The chunks of ``user_id`` in each window ``(document_id, first, last)`` (ordinals,
+        inclusive), in one statement, ordered by document and ordinal.
+
+        Rows: ``chunk_id``, ``document_id``, ``ordinal``, ``text``, ``meta``. Windows are not
+        deduplicated here: a chunk in two overlapping windows comes back twice. Ordinals past a
+        document's last chunk simply match nothing.
+        """
+        if not windows:
+            return []
+        return _all(
+            conn,
+            "chunk_windows",
+            {
+                "user_id": user_id,
+                "document_ids": [w[0] for w in windows],
+                "firsts": [w[1] for w in windows],
+                "lasts": [w[2] for w in windows],
+            },
+        )
+
     # --- user-scoped access under row security (the API) -----------------------
     def scope_to_user(self, conn: Conn, user_id: str) -> None:
         """For the rest of the transaction: role ``docingest_api``, rows of ``user_id`` only."""

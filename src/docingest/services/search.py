@@ -1,21 +1,73 @@
-"""Search over a user's chunks: cosine (pgvector HNSW) or hybrid (vector + full text, RRF)."""
+"""Search over a user's chunks: cosine (pgvector HNSW) or hybrid (vector + full text, RRF), each
+hit optionally with its neighbouring chunks merged into a passage (``context``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 
 from docingest.db.database import Database
 from docingest.db.repository import Repository
-from docingest.domain import Mode
+from docingest.domain import MAX_CONTEXT, Mode
 from docingest.errors import QueryTooLong, RequestError
 from docingest.providers.embedding import Embedder
 from docingest.settings import Settings
 
 DEFAULT_MODE: Mode = "hybrid"
+
+
+@dataclass
+class PassageChunk:
+    """One chunk of a :class:`Passage`: where it is in the passage's text and whether it is a hit.
+
+    Attributes:
+        chunk_id: the chunk's id.
+        ordinal: its position in the document, from 0.
+        start, end: ``passage.text[start:end]`` is the chunk's text (offsets in characters, i.e.
+            Unicode code points). With ``UPLOAD_PIPELINE_CHUNK_OVERLAP_TOKENS`` above 0,
+            consecutive chunks share text and their spans overlap.
+        page, page_end: the chunk's first and last page (None for formats without pages).
+        heading_path: the headings the chunk sits under, outermost first.
+        hit_rank: the ``rank`` of the hit this chunk is, or None for a neighbour.
+    """
+
+    chunk_id: str
+    ordinal: int
+    start: int
+    end: int
+    page: int | None
+    page_end: int | None
+    heading_path: list[str]
+    hit_rank: int | None
+
+
+@dataclass
+class Passage:
+    """Consecutive chunks of one document around one or more hits (``context`` on each side),
+    merged where the hits' windows overlap or touch, so no chunk appears in two passages.
+
+    Attributes:
+        ordinals: the chunk ordinals covered, ascending (consecutive: the window
+            ``ordinal - context .. ordinal + context`` of each hit, clipped to the document's
+            first and last chunk, and merged).
+        hit_ranks: the ranks of the hits in it, best first; the first carries the passage.
+        page, page_end: the first and last page covered (None for formats without pages).
+        text: the chunks' text in document order, ready to paste: text shared by overlapping
+            chunks appears once; chunks that do not touch in the parsed document are joined by a
+            newline when one character separated them there, else by a blank line.
+        chunks: each chunk's span of ``text``, ordinal, pages, heading path and hit rank.
+    """
+
+    ordinals: list[int]
+    hit_ranks: list[int]
+    page: int | None
+    page_end: int | None
+    text: str
+    chunks: list[PassageChunk]
 
 
 @dataclass
@@ -28,6 +80,11 @@ class SearchHit:
         rank: the hit's position in the answer, from 1.
         rrf_score: hybrid mode only: the fused reciprocal-rank score that ordered the hits
             (:func:`reciprocal_rank_fusion`); None in vector mode.
+        passage: with ``context`` above 0, on the best-ranked hit of each passage: the hit with
+            its neighbouring chunks (:class:`Passage`); None on the other hits of that passage
+            (already in it) and without ``context``.
+        passage_rank: with ``context`` above 0, the rank of the hit carrying the passage this hit
+            is in (its own rank when it carries it); None without ``context``.
     """
 
     document_id: str
@@ -40,6 +97,8 @@ class SearchHit:
     heading_path: list[str] = field(default_factory=list)
     rank: int = 0
     rrf_score: float | None = None
+    passage: Passage | None = None
+    passage_rank: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +118,141 @@ def _hit(row: dict[str, Any], rank: int, rrf_score: float | None = None) -> Sear
         rank=rank,
         rrf_score=None if rrf_score is None else round(rrf_score, 6),
     )
+
+
+@dataclass(frozen=True)
+class Window:
+    """A run of ordinals ``first .. last`` (inclusive) of one document, around ``hits``."""
+
+    document_id: str
+    first: int
+    last: int
+    hits: tuple[SearchHit, ...]
+
+
+def context_windows(hits: Sequence[SearchHit], context: int) -> list[Window]:
+    """The windows of ``context`` chunks before and after each hit, merged per document where
+    they overlap or touch (``next.first <= last + 1``), so none shares a chunk with another.
+
+    A window starts at ordinal 0 at the earliest; its end is left past the document's last
+    chunk, where the neighbours' query finds nothing. Ordered by document id, then ordinal;
+    none for ``context`` 0.
+    """
+    if context <= 0:
+        return []
+    by_document: dict[str, list[SearchHit]] = {}
+    for h in hits:
+        by_document.setdefault(h.document_id, []).append(h)
+    windows: list[Window] = []
+    for document_id in sorted(by_document):
+        run: list[SearchHit] = []
+        first = last = 0
+        for h in sorted(by_document[document_id], key=lambda h: h.ordinal):
+            lo, hi = max(0, h.ordinal - context), h.ordinal + context
+            if run and lo <= last + 1:
+                run.append(h)
+                last = max(last, hi)
+                continue
+            if run:
+                windows.append(Window(document_id, first, last, tuple(run)))
+            run, first, last = [h], lo, hi
+        windows.append(Window(document_id, first, last, tuple(run)))
+    return windows
+
+
+def join_chunks(pieces: Sequence[tuple[str, int | None, int | None]]) -> tuple[str, list[tuple[int, int]]]:
+    """Chunks ``(text, start, end)`` of one document in ordinal order (``start``/``end``: their
+    offsets in the parsed document, or None if unknown) joined into one text, and each chunk's
+    ``(start, end)`` in it.
+
+    Where a chunk begins at or before the end of the text so far (overlap) and its first
+    characters match that text, only its new part is appended; otherwise it is appended after a
+    separator: ``"\n"`` when exactly one character separated it from the previous chunk in the
+    document, else ``"\n\n"`` (the chunker cuts only at whitespace, which it drops).
+    """
+    text = ""
+    spans: list[tuple[int, int]] = []
+    covered_to: int | None = None  # the document offset the text so far reaches
+    for piece, start, end in pieces:
+        shared = None if covered_to is None or start is None else covered_to - start
+        if text and shared is not None and 0 <= shared <= len(piece) and text.endswith(piece[:shared]):
+            at = len(text) - shared
+            text += piece[shared:]
+        else:
+            if text:
+                gap = None if covered_to is None or start is None else start - covered_to
+                text += "\n" if gap == 1 else "\n\n"
+            at = len(text)
+            text += piece
+        spans.append((at, at + len(piece)))
+        covered_to = None if end is None else max(end, covered_to or 0)
+    return text, spans
+
+
+def _offset(meta: dict[str, Any], key: str) -> int | None:
+    value = meta.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _passage(window: Window, rows: list[dict[str, Any]]) -> Passage:
+    """The passage of ``window`` from its chunk rows (ordinal order)."""
+    ranks = {h.ordinal: h.rank for h in window.hits}
+    metas = [r["meta"] or {} for r in rows]
+    pieces = []
+    for row, meta in zip(rows, metas, strict=True):
+        start, end = _offset(meta, "start"), _offset(meta, "end")
+        consistent = start is not None and end is not None and end - start == len(row["text"])
+        pieces.append((row["text"], start if consistent else None, end if consistent else None))
+    text, spans = join_chunks(pieces)
+    chunks = [
+        PassageChunk(
+            chunk_id=str(row["chunk_id"]),
+            ordinal=row["ordinal"],
+            start=at,
+            end=to,
+            page=meta.get("page"),
+            page_end=meta.get("page_end") or meta.get("page"),
+            heading_path=meta.get("heading_path") or [],
+            hit_rank=ranks.get(row["ordinal"]),
+        )
+        for row, meta, (at, to) in zip(rows, metas, spans, strict=True)
+    ]
+    pages = [p for c in chunks for p in (c.page, c.page_end) if p is not None]
+    return Passage(
+        ordinals=[c.ordinal for c in chunks],
+        hit_ranks=sorted(ranks.values()),
+        page=min(pages, default=None),
+        page_end=max(pages, default=None),
+        text=text,
+        chunks=chunks,
+    )
+
+
+def attach_passages(windows: Sequence[Window], rows: Sequence[dict[str, Any]]) -> None:
+    """Set ``passage`` and ``passage_rank`` on the hits of ``windows`` from the chunk rows of
+    :meth:`Repository.chunk_windows <docingest.db.repository.Repository.chunk_windows>`.
+
+    The best-ranked hit of each window carries its passage; every hit of it gets that hit's
+    rank as ``passage_rank``. A window none of whose chunks came back (its document was deleted
+    meanwhile) leaves its hits without a passage.
+    """
+    by_window: dict[int, list[dict[str, Any]]] = {}
+    starts: dict[str, list[tuple[int, int, int]]] = {}  # document -> (first, last, window index)
+    for i, w in enumerate(windows):
+        starts.setdefault(w.document_id, []).append((w.first, w.last, i))
+    for row in rows:
+        for first, last, i in starts.get(str(row["document_id"]), []):
+            if first <= row["ordinal"] <= last:
+                by_window.setdefault(i, []).append(row)
+                break
+    for i, w in enumerate(windows):
+        chunk_rows = sorted(by_window.get(i, []), key=lambda r: r["ordinal"])
+        if not chunk_rows:
+            continue
+        owner = min(w.hits, key=lambda h: h.rank)
+        owner.passage = _passage(w, chunk_rows)
+        for h in w.hits:
+            h.passage_rank = owner.rank
 
 
 def reciprocal_rank_fusion(
@@ -160,18 +354,25 @@ class Searcher:
         k: int = 5,
         mode: Mode = DEFAULT_MODE,
         min_score: float | None = None,
+        context: int = 0,
     ) -> list[SearchHit]:
         """The ``k`` best chunks of ``user_id`` for ``query``, best first.
 
         The one place a query is checked, for the CLI and the API (which passes it through
         :func:`clean_query` first). With ``min_score``, candidates whose cosine ``score`` is
         below it are dropped before the ``k`` best are taken, so fewer than ``k`` (or none)
-        may come back.
+        may come back. With ``context`` N above 0, each hit also gets the N chunks before and
+        after it in its document (by ordinal, clipped at its first and last chunk), merged with
+        other hits' where they overlap or touch (:func:`context_windows`), as ``passage`` on the
+        best-ranked hit of each passage and ``passage_rank`` on all of them
+        (:func:`attach_passages`): one more query for all the hits, in the search's transaction
+        (under row security when the searcher has it).
 
         Raises:
             RequestError: an empty (blank) query.
             QueryTooLong: (a ``ValueError``) over ``search_max_query_chars`` characters.
-            ValueError: ``k`` < 1, an unknown mode, or ``min_score`` outside [-1, 1].
+            ValueError: ``k`` < 1, an unknown mode, ``min_score`` outside [-1, 1], or
+                ``context`` outside 0 .. :data:`MAX_CONTEXT`.
         """
         if not query.strip():
             raise RequestError("the query is empty")
@@ -186,6 +387,8 @@ class Searcher:
             raise ValueError(f"unknown mode {mode!r}: use vector or hybrid")
         if min_score is not None and not -1.0 <= min_score <= 1.0:
             raise ValueError("min_score is a cosine similarity: between -1 and 1")
+        if not 0 <= context <= MAX_CONTEXT:
+            raise ValueError(f"context must be between 0 and {MAX_CONTEXT} chunks")
         vector = self.embed_query(query)
         n = max(k, self.candidates) if mode == "hybrid" else k
         transaction = self.db.user_transaction(user_id) if self.row_security else self.db.transaction()
@@ -203,6 +406,25 @@ class Searcher:
                 if mode == "hybrid"
                 else []
             )
+            hits = self._rank(vec_rows, text_rows, k=k, mode=mode, min_score=min_score)
+            windows = context_windows(hits, context)
+            if windows:
+                neighbours = self.repo.chunk_windows(
+                    conn, user_id=user_id, windows=[(UUID(w.document_id), w.first, w.last) for w in windows]
+                )
+                attach_passages(windows, neighbours)
+        return hits
+
+    def _rank(
+        self,
+        vec_rows: list[dict[str, Any]],
+        text_rows: list[dict[str, Any]],
+        *,
+        k: int,
+        mode: Mode,
+        min_score: float | None,
+    ) -> list[SearchHit]:
+        """The ``k`` best of the legs' rows: vector order, or fused by RRF (hybrid)."""
         ranked: list[tuple[str, float | None]]  # (chunk id, fused score), best first
         if mode == "vector":
             rows = {str(r["chunk_id"]): r for r in vec_rows}

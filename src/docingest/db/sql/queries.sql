@@ -372,6 +372,17 @@ WHERE c.user_id = %(user_id)s AND c.tsv @@ q
 ORDER BY text_rank DESC, c.chunk_id
 LIMIT %(limit)s;
 
+-- name: chunk_windows
+-- The chunks of ordinals first..last of each window (document_id[i], first[i], last[i]), one
+-- statement for all of a search's hits (through UNIQUE (document_id, ordinal)); the user filter
+-- keeps another user's document out even where row security does not apply (the CLI).
+SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.meta
+FROM unnest(%(document_ids)s::uuid[], %(firsts)s::int[], %(lasts)s::int[]) AS w(document_id, first, last)
+JOIN upload_pipeline.document_chunks c
+  ON c.document_id = w.document_id AND c.ordinal BETWEEN w.first AND w.last
+WHERE c.user_id = %(user_id)s
+ORDER BY c.document_id, c.ordinal;
+
 -- name: list_jobs
 -- stalled: working under a lease that expired (its holder died or hung; the next claim takes
 -- it over); lease_left_s: seconds until the lease expires (negative once it has). Both by the

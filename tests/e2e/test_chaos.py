@@ -40,8 +40,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.shared_corpus]
 DOCUMENTS = 120
 MAX_CORPUS_FILE_BYTES = 1 << 20
 WORKERS = 3
-KILL_EVERY_SECONDS = (1.5, 4.0)  # uniform
-CHAOS_SECONDS = 40.0  # kills stop after this; then the run must drain
+KILLS_PER_CLEAN_RUN = 6  # SIGKILLs are spaced so about this many fall within the clean run's time
+CHAOS_CLEAN_RUNS = 2.0  # kills stop after this many clean runs' time (at least 10 s); then it drains
 DRAIN_LIMIT_SECONDS = 300.0
 FAULT_RATE = 0.10
 
@@ -172,8 +172,13 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path, capsys: pytest.Capture
                 rt.documents.register_file(p, user_id="chaos").document.document_id
                 for p in discover([inputs])
             ]
+            # Uniform spacing around clean_s / KILLS_PER_CLEAN_RUN: a faster pipeline gets kills as
+            # dense, so at least 5 land while documents are in flight on any machine.
+            mean_gap = max(0.3, clean_s / KILLS_PER_CLEAN_RUN)
+            kill_every = (0.5 * mean_gap, 1.5 * mean_gap)
+            chaos_seconds = max(10.0, CHAOS_CLEAN_RUNS * clean_s)
             started = time.monotonic()
-            next_kill = started + rng.uniform(*KILL_EVERY_SECONDS)
+            next_kill = started + rng.uniform(*kill_every)
             while True:
                 jobs = pipeline.latest_jobs(rt, ids)
                 if all(j["state"] in pipeline.TERMINAL for j in jobs.values()):
@@ -181,10 +186,10 @@ def test_chaos(pg_url: str, tmp_path: Path, inputs: Path, capsys: pytest.Capture
                 now = time.monotonic()
                 assert now - started < DRAIN_LIMIT_SECONDS, _open_jobs(jobs)
                 workers.check_alive()
-                if now - started < CHAOS_SECONDS and now >= next_kill:
+                if now - started < chaos_seconds and now >= next_kill:
                     workers.kill_one(rng)
                     kills += 1
-                    next_kill = now + rng.uniform(*KILL_EVERY_SECONDS)
+                    next_kill = now + rng.uniform(*kill_every)
                 time.sleep(0.3)
             drain_s = time.monotonic() - started
             unexpected = list(workers.unexpected_exits)

@@ -42,6 +42,7 @@ def log_stream() -> Iterator[io.StringIO]:
     logs.configure_logging(logging.DEBUG, json=True, stream=stream, job_lines=True)
     yield stream
     logging.getLogger().handlers.clear()
+    logging.getLogger().setLevel(logging.WARNING)  # the root's default: later tests log as usual
     for name in (*logs.QUIET_LOGGERS, logs.JOBS_LOGGER, "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.NOTSET)
     structlog.reset_defaults()

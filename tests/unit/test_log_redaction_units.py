@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 import structlog
@@ -31,6 +31,7 @@ def stream() -> Iterator[io.StringIO]:
     logs.configure_logging(logging.DEBUG, json=True, stream=out)
     yield out
     logging.getLogger().handlers.clear()
+    logging.getLogger().setLevel(logging.WARNING)  # the root's default: later tests log as usual
     logging.getLogger(logs.JOBS_LOGGER).setLevel(logging.NOTSET)
     structlog.reset_defaults()
 
@@ -97,3 +98,33 @@ def test_a_handler_installed_by_another_library_gets_the_filter(stream: io.Strin
         other.removeHandler(handler)
         other.propagate = True
     assert own.getvalue() == "GET /x?token=REDACTED\n"
+
+
+class _Headers(Mapping[str, str]):
+    """A mapping that is not a dict, as botocore's and urllib3's HTTP headers are."""
+
+    def __init__(self, **items: str) -> None:
+        self._items = items
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def test_a_record_whose_one_argument_is_a_mapping_is_formatted_and_redacted(stream: io.StringIO) -> None:
+    # botocore: logger.debug("Response headers: %r", headers), headers an HTTPHeaders
+    logging.getLogger("t").warning(
+        "Response headers: %(authorization)s / %(server)s",
+        _Headers(authorization=f"Bearer {JWT}", server="moto"),
+    )
+    logging.getLogger("t").warning("Response headers: %r", _Headers(server="moto", etag="x"))
+    lines = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "Response headers: Bearer REDACTED / moto",
+        "Response headers: {'server': 'moto', 'etag': 'x'}",
+    ]

@@ -36,7 +36,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -160,8 +160,8 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and record.args:
-            if isinstance(record.args, dict):
-                record.args = _redact_value(record.args)
+            if isinstance(record.args, Mapping):  # one mapping argument (botocore's headers are not a dict)
+                record.args = _redact_value(dict(record.args))
             else:
                 record.args = tuple(_redact_value(a) for a in record.args)
             try:

@@ -8,7 +8,6 @@ search ranks the chunks in the index through HNSW and the ones left out exactly,
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from docingest.runtime import Runtime
 from docingest.services.ingest import ingest
 from tests.conftest import make_settings
+from tests.fixtures.chunks import insert_chunks, unit
 
 pytestmark = pytest.mark.integration
 DIM = 384
@@ -64,44 +64,20 @@ def test_chunks_join_the_index_once_their_user_passes_the_exact_search_threshold
     }
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _insert(rt: Runtime, user: str, vectors: np.ndarray, *, indexed: bool) -> list[uuid.UUID]:
-    doc = uuid.uuid4()
-    ids = [uuid.uuid4() for _ in vectors]
-    with rt.pool().connection() as conn, conn.transaction():
-        conn.execute(
-            "INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime, bytes_len,"
-            " file_sha256, raw_path) VALUES (%s, %s, %s, 'text/plain', 1, %s, 'x')",
-            (doc, user, f"{doc}.txt", hashlib.sha256(str(doc).encode()).hexdigest()),
-        )
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO upload_pipeline.document_chunks (chunk_id, document_id, user_id, ordinal,"
-                " text, token_count, embedding, embed_model, hnsw_indexed)"
-                " VALUES (%s, %s, %s, %s, %s, 1, %s, 'm', %s)",
-                [
-                    (cid, doc, user, i, f"chunk {i}", vec, indexed)
-                    for i, (cid, vec) in enumerate(zip(ids, vectors))
-                ],
-            )
-    return ids
-
-
 def _ids(rows: list[dict[str, Any]]) -> list[uuid.UUID]:
     return [r["chunk_id"] for r in rows]
 
 
 def test_a_large_users_search_merges_the_index_with_the_chunks_left_out_of_it(runtime: Runtime) -> None:
     rng = np.random.default_rng(11)
-    query = _unit(rng.normal(size=DIM))
+    query = unit(rng.normal(size=DIM))
     # In the index: 2,000 chunks near the query; left out (stored while the user was small):
     # 5 chunks nearer still, which only the exact leg can return.
-    _insert(runtime, "big", _unit(query + 0.6 * rng.normal(size=(2000, DIM)) / np.sqrt(DIM)), indexed=True)
-    near = _unit(query + 0.05 * rng.normal(size=(5, DIM)) / np.sqrt(DIM))
-    left_out = _insert(runtime, "big", near, indexed=False)
+    insert_chunks(
+        runtime, "big", unit(query + 0.6 * rng.normal(size=(2000, DIM)) / np.sqrt(DIM)), indexed=True
+    )
+    near = unit(query + 0.05 * rng.normal(size=(5, DIM)) / np.sqrt(DIM))
+    left_out = insert_chunks(runtime, "big", near, indexed=False)
     with runtime.pool().connection() as conn:  # as autovacuum would: the planner sees 2,005 rows
         conn.execute("ANALYZE upload_pipeline.document_chunks")
     with runtime.pool().connection() as conn, conn.transaction():

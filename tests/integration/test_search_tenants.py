@@ -7,52 +7,25 @@ here gets nothing back.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-
 import numpy as np
 import pytest
 
 from docingest.runtime import Runtime
+from tests.fixtures.chunks import insert_chunks, unit
 
 pytestmark = pytest.mark.integration
 DIM = 384
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _insert(rt: Runtime, user: str, vectors: np.ndarray) -> list[uuid.UUID]:
-    doc = uuid.uuid4()
-    ids = [uuid.uuid4() for _ in vectors]
-    with rt.pool().connection() as conn, conn.transaction():
-        conn.execute(
-            "INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime, bytes_len,"
-            " file_sha256, raw_path) VALUES (%s, %s, %s, 'text/plain', 1, %s, 'x')",
-            (doc, user, f"{user}.txt", hashlib.sha256(str(doc).encode()).hexdigest()),
-        )
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO upload_pipeline.document_chunks (chunk_id, document_id, user_id, ordinal,"
-                " text, token_count, embedding, embed_model) VALUES (%s, %s, %s, %s, %s, 1, %s, 'm')",
-                [
-                    (cid, doc, user, i, f"{user} chunk {i}", vec)
-                    for i, (cid, vec) in enumerate(zip(ids, vectors))
-                ],
-            )
-    return ids
 
 
 def test_a_small_tenant_gets_its_own_nearest_chunks(runtime: Runtime) -> None:
     from docingest.db.repository import queries
 
     rng = np.random.default_rng(7)
-    query = _unit(rng.normal(size=DIM))
+    query = unit(rng.normal(size=DIM))
     # The big tenant: 3,000 chunks all closer to the query than any of the small tenant's.
-    _insert(runtime, "big", _unit(query + 0.3 * rng.normal(size=(3000, DIM)) / np.sqrt(DIM)))
-    small_vectors = _unit(rng.normal(size=(5, DIM)))
-    small = _insert(runtime, "small", small_vectors)
+    insert_chunks(runtime, "big", unit(query + 0.3 * rng.normal(size=(3000, DIM)) / np.sqrt(DIM)))
+    small_vectors = unit(rng.normal(size=(5, DIM)))
+    small = insert_chunks(runtime, "small", small_vectors)
     expected = [small[i] for i in np.argsort(-(small_vectors @ query))[:3]]
     with runtime.pool().connection() as conn, conn.transaction():
         conn.execute("SET LOCAL hnsw.ef_search = 40")

@@ -47,6 +47,7 @@ def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, 
     again = run_cli(settings, "ingest", str(root / "nested"))
     assert again.returncode == 0, again.stderr
     assert "duplicates" in again.stdout and "complete" in again.stdout  # the summary table
+    assert "search it with" in again.stdout
     status = json.loads(run_cli(settings, "status", "--json").stdout)
     assert len(status) == 5
     failed = [r for r in status if r["state"] == "failed"]
@@ -64,6 +65,10 @@ def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, 
     lines = table.stdout.splitlines()
     for r in failed:
         assert f"{r['filename']} (job {r['job_id']}): {r['error_code']}: {r['error_message']}" in lines
+    # A run in which every document fails stores nothing and says so (no search hint).
+    only_failures = run_cli(settings, "ingest", str(root / "image.png"))
+    assert only_failures.returncode == 1
+    assert "nothing was stored" in only_failures.stdout and "search it with" not in only_failures.stdout
 
 
 def test_replaced_bytes_are_reported_by_ingest_and_status(settings: Settings, tmp_path: Path) -> None:

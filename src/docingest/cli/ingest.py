@@ -264,8 +264,11 @@ def _print_ingest_summary(
         out.print(table)
         from docingest.services.info import where
 
+        stored = summary.complete + summary.duplicates
         out.print(
-            f'stored in {where(settings)}; search it with `docingest search "..."`',
+            f'stored in {where(settings)}; search it with `docingest search "..."`'
+            if stored
+            else f"nothing was stored in {where(settings)}: every document failed (below)",
             markup=False,
             highlight=False,
             soft_wrap=True,

@@ -299,20 +299,25 @@ DELETE FROM upload_pipeline.document_chunks WHERE document_id = %(document_id)s;
 -- name: finalize_insert
 -- hnsw_indexed: whether the user, with this document's chunks, has more than
 -- %(hnsw_min_chunks)s chunks (they are then searched through the HNSW index, which these rows
--- join; below it they are searched exactly and skip the index's costly inserts). Counted up to
--- that cap over the user's other documents.
+-- join; below it they are searched exactly and skip the index's costly inserts). The user's
+-- other chunks are counted once (up to that cap), not once per inserted row.
+WITH owner AS (
+    SELECT user_id FROM upload_pipeline.documents WHERE document_id = %(document_id)s
+), others AS (
+    SELECT count(*) AS n FROM (
+        SELECT 1 FROM upload_pipeline.document_chunks o, owner
+        WHERE o.user_id = owner.user_id AND o.document_id <> %(document_id)s
+        LIMIT %(hnsw_min_chunks)s + 1) s
+)
 INSERT INTO upload_pipeline.document_chunks
     (chunk_id, document_id, user_id, ordinal, text, meta, token_count, embedding, embed_model,
      hnsw_indexed)
-SELECT c.chunk_id, c.document_id, d.user_id, c.ordinal, c.text, c.meta, c.token_count,
-       v.embedding, v.embed_model,
-       %(buffered)s + (SELECT count(*) FROM (
-           SELECT 1 FROM upload_pipeline.document_chunks o
-           WHERE o.user_id = d.user_id AND o.document_id <> c.document_id
-           LIMIT %(hnsw_min_chunks)s + 1) s) > %(hnsw_min_chunks)s
+SELECT c.chunk_id, c.document_id, owner.user_id, c.ordinal, c.text, c.meta, c.token_count,
+       v.embedding, v.embed_model, %(buffered)s + others.n > %(hnsw_min_chunks)s
 FROM upload_pipeline.document_chunk_buffer c
 JOIN upload_pipeline.document_vector_buffer v ON v.chunk_id = c.chunk_id
-JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+CROSS JOIN owner
+CROSS JOIN others
 WHERE c.document_id = %(document_id)s;
 
 -- name: search_vector

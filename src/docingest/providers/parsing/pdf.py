@@ -13,6 +13,7 @@ Markdown lines (``## 4.1 Save catcodes``). They come from the document outline
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import math
 import re
@@ -259,15 +260,8 @@ def _find_title(text: str, title: str) -> list[tuple[int, int]]:
 
 
 def _line_of(starts: list[int], offset: int) -> int:
-    """Index of the line holding ``offset`` (``starts`` ascending)."""
-    lo, hi = 0, len(starts)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if starts[mid] <= offset:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    """Index of the line holding ``offset`` (``starts`` ascending, ``starts[0] == 0``)."""
+    return bisect.bisect_right(starts, offset) - 1
 
 
 def _char_top(textpage: pdfium.PdfTextPage, text: str, offset: int) -> float:

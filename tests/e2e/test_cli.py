@@ -69,6 +69,10 @@ def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, 
     only_failures = run_cli(settings, "ingest", str(root / "image.png"))
     assert only_failures.returncode == 1
     assert "nothing was stored" in only_failures.stdout and "search it with" not in only_failures.stdout
+    (tmp_path / "no-files").mkdir()
+    none = run_cli(settings, "ingest", str(tmp_path / "no-files"))
+    assert none.returncode == 0 and "no files to ingest" in none.stderr
+    assert "nothing was stored" not in none.stdout and "search it with" not in none.stdout
 
 
 def test_replaced_bytes_are_reported_by_ingest_and_status(settings: Settings, tmp_path: Path) -> None:

@@ -264,15 +264,16 @@ def _print_ingest_summary(
         out.print(table)
         from docingest.services.info import where
 
-        stored = summary.complete + summary.duplicates
-        out.print(
-            f'stored in {where(settings)}; search it with `docingest search "..."`'
-            if stored
-            else f"nothing was stored in {where(settings)}: every document failed (below)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        if summary.documents:  # none: the warning "no files to ingest" was printed already
+            stored = summary.complete + summary.duplicates
+            out.print(
+                f'stored in {where(settings)}; search it with `docingest search "..."`'
+                if stored
+                else f"nothing was stored in {where(settings)}: every document failed (below)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         for f in summary.failures:
             out.print(
                 f"[red]{escape(f['filename'])}[/red] {f['error_code']}: "

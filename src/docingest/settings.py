@@ -133,11 +133,15 @@ class Settings(BaseSettings):
     )
     chunk_overlap_tokens: int = Field(default=0, ge=0)
     embedding_cache: bool = True
-    embedding_batch_size: int = Field(default=64, ge=1)
-    embedding_backend: Literal["auto", "onnx", "torch", "torch-bf16", "onnx-int8"] = Field(
+    embedding_batch_size: int = Field(
+        default=32, ge=1, description="texts per forward pass of the local model"
+    )
+    embedding_backend: Literal[
+        "auto", "openvino", "openvino-bf16", "onnx", "onnx-int8", "torch", "torch-bf16"
+    ] = Field(
         default="auto",
-        description="local model runtime: auto (documents on torch-bf16 where the CPU has AMX-BF16, "
-        "else onnx; queries on onnx), onnx, torch, torch-bf16 or onnx-int8",
+        description="local model runtime: auto (openvino-bf16 where the CPU has AMX-BF16, else "
+        "openvino), openvino, openvino-bf16, onnx, onnx-int8, torch or torch-bf16",
     )
 
     # --- OpenAI-compatible embedding APIs: requests, batches, shared rate limits

@@ -1,8 +1,8 @@
-"""The local model's backends: ``auto`` (the default) runs documents on PyTorch in bfloat16
-where the CPU has AMX-BF16 and on ONNX Runtime elsewhere, queries on ONNX Runtime; ONNX is
-exported on first use into DATA_DIR/models, from the packaged weights, once even when several
-processes start together; a damaged export is made again; its vectors are PyTorch's. The exports cost ~10 s: this module does them once
-(one data dir shared by its tests)."""
+"""The local model's backends: ``auto`` (the default) runs documents and queries on OpenVINO,
+in bfloat16 where the CPU has AMX-BF16 and in fp32 elsewhere; ONNX is exported on first use
+into DATA_DIR/models, from the packaged weights, once even when several processes start
+together; a damaged export is made again; every backend's vectors are PyTorch's. The exports
+cost ~10 s: this module does them once (one data dir shared by its tests)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,21 @@ from docingest.providers.chunking.chunker import load_tokenizer
 from docingest.providers.embedding import make_embedder, tokenizer_path
 from docingest.providers.embedding import onnx_runtime as ort_backend
 from docingest.providers.embedding.local import (
+    BACKENDS,
     LocalEmbedder,
     cpu_has_amx_bf16,
     make_local_embedder,
     model_dir,
     resolve_backend,
 )
-from docingest.providers.embedding.onnx_runtime import OnnxEmbedder, ensure_onnx_model, is_valid
+from docingest.providers.embedding.onnx_runtime import (
+    OnnxEmbedder,
+    ensure_onnx_model,
+    is_valid,
+    length_batches,
+    padded_length,
+)
+from docingest.providers.embedding.openvino_runtime import IR_FILES, OpenVinoEmbedder, ensure_fp16_ir
 from docingest.settings import Settings
 
 TEXTS = [
@@ -52,12 +60,12 @@ def _settings(data_dir: Path, **overrides: str) -> Settings:
     return Settings(data_dir=data_dir, environment="test", **values)
 
 
-def test_auto_is_the_default_and_picks_by_purpose_and_cpu() -> None:
+def test_auto_is_the_default_and_picks_by_cpu() -> None:
     assert Settings(environment="test").embedding_backend == "auto"
-    assert resolve_backend("auto", "documents", amx_bf16=True) == "torch-bf16"
-    assert resolve_backend("auto", "documents", amx_bf16=False) == "onnx"
-    assert resolve_backend("auto", "queries", amx_bf16=True) == "onnx"
-    for named in ("onnx", "torch", "torch-bf16", "onnx-int8"):  # a backend named is used for all
+    for purpose in ("documents", "queries"):
+        assert resolve_backend("auto", purpose, amx_bf16=True) == "openvino-bf16"
+        assert resolve_backend("auto", purpose, amx_bf16=False) == "openvino"
+    for named in BACKENDS:  # a backend named is used for all
         assert resolve_backend(named, "documents") == resolve_backend(named, "queries") == named
 
 
@@ -83,14 +91,12 @@ def test_auto_runs_documents_and_queries_on_the_backends_it_picks(
 ) -> None:
     from docingest.runtime import Runtime
 
-    monkeypatch.setattr("docingest.providers.embedding.local.cpu_has_amx_bf16", lambda: True)
-    rt = Runtime(_settings(data_dir, embedding_backend="auto"), migrate=False)
-    documents, queries = rt.embedder(), rt.query_embedder()
-    assert isinstance(documents, LocalEmbedder) and documents.bf16
-    assert isinstance(queries, OnnxEmbedder) and rt.query_embedder() is queries
-    monkeypatch.setattr("docingest.providers.embedding.local.cpu_has_amx_bf16", lambda: False)
-    rt = Runtime(_settings(data_dir, embedding_backend="auto"), migrate=False)
-    assert isinstance(rt.embedder(), OnnxEmbedder) and rt.query_embedder() is rt.embedder()
+    for amx, precision in ((True, "bf16"), (False, "f32")):
+        monkeypatch.setattr("docingest.providers.embedding.local.cpu_has_amx_bf16", lambda amx=amx: amx)
+        rt = Runtime(_settings(data_dir, embedding_backend="auto"), migrate=False)
+        documents = rt.embedder()
+        assert isinstance(documents, OpenVinoEmbedder) and documents.precision == precision
+        assert rt.query_embedder() is documents  # one compiled model serves both
 
 
 def test_first_use_exports_into_an_empty_data_dir_and_matches_pytorch(
@@ -154,30 +160,69 @@ def _model_files(data_dir: Path) -> set[str]:
     return {p.name for p in target.glob("*.onnx")}
 
 
-def test_each_backend_keeps_only_its_own_model_file(data_dir: Path) -> None:
+def test_each_backend_writes_only_its_own_model_file(data_dir: Path) -> None:
     make_embedder(_settings(data_dir)).embed(["x"])
     make_embedder(_settings(data_dir, embedding_backend="onnx-int8")).embed(["x"])
-    assert _model_files(data_dir) == {"model-opt.onnx", "model-int8.onnx"}  # no model.onnx
+    assert _model_files(data_dir) == {"model-opt.onnx", "model-int8.onnx"}  # the export was scratch
 
 
-def test_an_older_data_dir_with_the_plain_export_is_tidied_on_first_use(
-    data_dir: Path, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("backend", "precision", "floor"), [("openvino", "f32", 0.99999), ("openvino-bf16", "bf16", 0.9999)]
+)
+def test_openvino_backends_match_pytorch(
+    data_dir: Path, reference: np.ndarray, backend: str, precision: str, floor: float
 ) -> None:
-    opt = next((data_dir / "models").glob("all-MiniLM-L6-v2-*/model-opt.onnx"))
-    old = opt.with_name("model.onnx")  # as an older version left it: a valid file with its digest
-    old.write_bytes(b"plain export of an older version")
-    old.with_name("model.onnx.sha256").write_text(ort_backend._sha256(old) + "\n")
-    assert is_valid(old)
+    embedder = make_embedder(_settings(data_dir, embedding_backend=backend))
+    assert isinstance(embedder, OpenVinoEmbedder) and embedder.precision == precision
+    vectors = embedder.embed(TEXTS)
+    assert vectors.shape == (4, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cos = (vectors * reference).sum(axis=1)
+    assert cos.min() > floor, cos
+    # the order of the texts in a call changes nothing (batches are sorted by length inside)
+    again = embedder.embed(TEXTS[::-1])[::-1]
+    assert (again * vectors).sum(axis=1).min() > 0.99999
+
+
+def test_openvino_keeps_the_export_and_a_float16_ir_with_digests(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = next((data_dir / "models").glob("all-MiniLM-L6-v2-*"))
+    plain, (xml, weights) = target / "model.onnx", (target / name for name in IR_FILES)
+    assert is_valid(plain) and is_valid(xml) and is_valid(weights)  # made by the test above
+    assert weights.stat().st_size < plain.stat().st_size * 0.6  # float16 weights: half of fp32's
 
     def no_export(*args: object) -> None:
         raise AssertionError("made again")
 
     monkeypatch.setattr(ort_backend, "export_onnx", no_export)
-    monkeypatch.setattr(ort_backend, "optimize_onnx", no_export)
-    vectors = make_embedder(_settings(data_dir)).embed(TEXTS)
-    assert not old.exists() and not old.with_name("model.onnx.sha256").exists()
-    assert is_valid(opt) and "model.onnx" not in _model_files(data_dir)
-    assert (vectors * reference).sum(axis=1).min() > 0.9999
+    assert ensure_fp16_ir(model_dir(), data_dir / "models") == xml  # valid: loaded as it is
+    with weights.open("r+b") as f:  # damaged weights: the pair is made again from the export
+        f.truncate(weights.stat().st_size // 2)
+    assert ensure_fp16_ir(model_dir(), data_dir / "models") == xml
+    assert is_valid(xml) and is_valid(weights) and not list(target.glob("*.tmp*"))
+    # the variants of ONNX Runtime are made from the kept export, which stays
+    make_embedder(_settings(data_dir, embedding_backend="onnx")).embed(["x"])
+    assert is_valid(plain)
+
+
+def test_batches_respect_the_token_budget_and_cover_every_text_once() -> None:
+    lengths = [256, 12, 200, 31, 256, 33, 64, 5, 150, 256, 90, 17] * 7
+    batches = length_batches(lengths, max_batch=32, max_batch_tokens=1024, pad_multiple=32)
+    seen = np.concatenate(batches)
+    assert sorted(seen.tolist()) == list(range(len(lengths)))  # each index once
+    assert [lengths[i] for i in seen] == sorted(lengths, reverse=True)  # longest first
+    for batch in batches:
+        longest = padded_length(max(lengths[i] for i in batch), 32, 256)
+        assert longest % 32 == 0 and len(batch) <= 32
+        assert len(batch) * longest <= 1024 or len(batch) == 1
+    assert len(length_batches(lengths, max_batch=5, max_batch_tokens=10**9)[0]) == 5
+    unsorted = length_batches(lengths, max_batch=4, max_batch_tokens=10**9, sort_by_length=False)
+    assert np.concatenate(unsorted).tolist() == list(range(len(lengths)))
+    assert length_batches([], max_batch=4, max_batch_tokens=100) == []
+    assert length_batches([300], max_batch=4, max_batch_tokens=100)[0].tolist() == [0]  # alone, over budget
+    assert padded_length(250, 32, 256) == 256 and padded_length(3, 32, 256) == 32
+    assert padded_length(7, 1, 256) == 7 and padded_length(300, 32, 256) == 300  # never shorter
 
 
 def test_prepare_embedder_command(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,8 +240,8 @@ def test_prepare_embedder_command(data_dir: Path, monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 2
     # Every backend the option's help names, auto included.
     assert (
-        "unknown embedding backend 'tensorrt': use one of auto, torch, torch-bf16, onnx, onnx-int8"
-        in " ".join(result.output.split())
+        "unknown embedding backend 'tensorrt': use one of auto, openvino, openvino-bf16, onnx, "
+        "onnx-int8, torch, torch-bf16" in " ".join(result.output.split())
     )
 
 

@@ -24,7 +24,7 @@ LAYERS: list[str] = [
     "docingest.providers",
     "docingest.db",
     "docingest.observability",
-    "docingest.settings | docingest.errors | docingest.domain | docingest.backoff",
+    "docingest.settings | docingest.errors | docingest.domain | docingest.backoff | docingest.heap",
 ]
 #: Only these may import ``docingest.testing`` (fault wrappers, mock servers).
 TESTING_IMPORTERS = ("docingest.cli", "docingest.runtime", "docingest.testing")

@@ -108,12 +108,13 @@ def prepare_embedder(
     backend: str | None = typer.Option(
         None,
         "--backend",
-        help="auto, onnx, onnx-int8, torch or torch-bf16; default: UPLOAD_PIPELINE_EMBEDDING_BACKEND",
+        help="auto, openvino, openvino-bf16, onnx, onnx-int8, torch or torch-bf16; "
+        "default: UPLOAD_PIPELINE_EMBEDDING_BACKEND",
     ),
 ) -> None:
     """Make the local model ready ahead of first use (workers do it otherwise): export it to ONNX
-    into UPLOAD_PIPELINE_MODELS_DIR (default DATA_DIR/models) and load it once. ``auto`` prepares
-    the backends it picks for documents and for queries."""
+    (and, for openvino-bf16, to a float16 OpenVINO IR) into UPLOAD_PIPELINE_MODELS_DIR (default
+    DATA_DIR/models) and load it once. ``auto`` prepares the backend it picks for this CPU."""
     from docingest.providers.embedding.local import AUTO, BACKENDS, make_local_embedder, resolve_backend
 
     settings = _settings()

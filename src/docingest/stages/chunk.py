@@ -8,6 +8,7 @@ from typing import Any
 from docingest.db.repository import Repository
 from docingest.domain import JobProgress, Stage
 from docingest.errors import NoText
+from docingest.heap import trim_heap
 from docingest.providers.chunking.chunker import Chunker, chunk_id
 from docingest.providers.storage.base import Storage
 from docingest.stages.artifacts import ParsedArtifact
@@ -51,6 +52,7 @@ class ChunkDocument:
             page_starts=[p.start for p in pages],
             page_numbers=[p.number for p in pages],
         )
+        trim_heap()  # the splitter's and tokenizer's scratch memory of a large document
         if not chunks:
             raise NoText("the parsed text produced no chunk (only whitespace)")
         ctx.check()

@@ -37,6 +37,8 @@ _LEADING_LETTERLESS = re.compile(r"(?:[^\w\n]*\n)*")
 #: sentence ends, spaces.
 _CUTS = (re.compile(r"\n[ \t]*\n\s*"), re.compile(r"\n\s*"), re.compile(r"(?<=[.!?])\s+"), re.compile(r"\s+"))
 _MAX_CUTS_TRIED = 8  # per kind of cut, nearest the middle first
+#: texts per tokenizer call when counting
+COUNT_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,19 @@ class Chunker:
         )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Token counts as the model sees them (special tokens included)."""
-        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
+        """Token counts as the model sees them (special tokens included).
+
+        Counted :data:`COUNT_BATCH` texts at a time, without character offsets
+        (``encode_batch_fast``): an encoding of every chunk of a 1,000-page document at once
+        held ~200 MB.
+        """
+        counts: list[int] = []
+        for i in range(0, len(texts), COUNT_BATCH):
+            batch = list(texts[i : i + COUNT_BATCH])
+            counts.extend(
+                len(e.ids) for e in self.tokenizer.encode_batch_fast(batch, add_special_tokens=True)
+            )
+        return counts
 
     def _spans(self, text: str, markdown: bool) -> list[tuple[int, str]]:
         inner = self._inner_md if markdown else self._inner_text

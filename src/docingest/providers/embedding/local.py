@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from docingest.errors import DependencyMissing
+from docingest.heap import trim_heap
 from docingest.providers.embedding.base import Embedder
 from docingest.providers.embedding.minilm import model_dir, offline_environment
 
@@ -29,32 +30,6 @@ __all__ = [
     "resolve_backend",
     "trim_heap",
 ]
-
-
-def _libc() -> Any:
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
-
-
-def trim_heap() -> None:
-    """Hand the C heap's free pages back to the OS (glibc's ``malloc_trim(0)``); elsewhere a no-op.
-
-    A forward pass allocates its activations (hundreds of MB at batch 64 x 256 tokens) with
-    ``malloc``; glibc raises its mmap threshold as large blocks are freed, so later ones come
-    from the heap, whose free space, cut up by batches of other shapes, is not returned: without
-    a trim a process's resident set keeps the worst case of every shape it saw.
-    """
-    trim = getattr(_LIBC, "malloc_trim", None)
-    if trim is not None:
-        trim(0)
 
 
 class LocalEmbedder(Embedder):
@@ -111,10 +86,10 @@ class LocalEmbedder(Embedder):
 
 
 # --- backends (UPLOAD_PIPELINE_EMBEDDING_BACKEND) ---------------------------------------
-BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
-#: the setting's default: resolved per purpose by :func:`resolve_backend`
+BACKENDS = ("openvino", "openvino-bf16", "onnx", "onnx-int8", "torch", "torch-bf16")
+#: the setting's default: resolved by :func:`resolve_backend`
 AUTO = "auto"
-DEFAULT_BACKEND = "onnx"
+DEFAULT_BACKEND = "openvino"
 
 
 def cpu_has_amx_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -130,47 +105,49 @@ def cpu_has_amx_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 
 def resolve_backend(backend: str, purpose: str = "documents", *, amx_bf16: bool | None = None) -> str:
-    """The backend that runs the model for ``purpose``, given the setting ``backend``.
+    """The backend that runs the model for ``purpose`` (``documents`` or ``queries``), given the
+    setting ``backend``.
 
-    A backend named explicitly is used for everything. ``auto`` (the default) picks, for
-    ``documents`` (the embedding stage: many full 256-piece chunks per call), ``torch-bf16``
-    where the CPU has AMX-BF16 (bfloat16 matrix products; vectors within cosine 0.9999 of
-    fp32) and ``onnx`` elsewhere; for ``queries`` (one short text per search), ``onnx``,
-    which loads much faster than PyTorch.
+    A backend named explicitly is used for everything. ``auto`` (the default) picks OpenVINO
+    for both purposes (one compiled model per process serves the embedding stage and search):
+    ``openvino-bf16`` where the CPU has AMX-BF16 (bfloat16 products on AMX tiles; vectors
+    within cosine 0.9999 of fp32), ``openvino`` (fp32) elsewhere, where bfloat16 would be
+    emulated and slower.
 
     Args:
         backend: ``auto`` or one of :data:`BACKENDS`.
-        purpose: ``documents`` or ``queries``.
+        purpose: ``documents`` or ``queries``; both resolve alike today, the parameter stays
+            so that a backend may serve one purpose better than the other.
         amx_bf16: the CPU's capability; None reads it (:func:`cpu_has_amx_bf16`).
     """
     if backend != AUTO:
         return backend
-    if purpose == "queries":
-        return DEFAULT_BACKEND
     has = cpu_has_amx_bf16() if amx_bf16 is None else amx_bf16
-    return "torch-bf16" if has else DEFAULT_BACKEND
+    return "openvino-bf16" if has else DEFAULT_BACKEND
 
 
 def make_local_embedder(
-    backend: str = DEFAULT_BACKEND, *, batch_size: int = 64, cache_dir: Path | None = None
+    backend: str = DEFAULT_BACKEND, *, batch_size: int = 32, cache_dir: Path | None = None
 ) -> Embedder:
     """The packaged all-MiniLM-L6-v2 on one of :data:`BACKENDS`; each returns ``(n, 384)`` unit vectors.
 
-    - ``onnx`` (the default): ONNX Runtime, fused fp32 graph: the same vectors as
-      PyTorch (cosine > 0.9999);
-    - ``torch``: sentence-transformers on PyTorch (the reference);
-    - ``torch-bf16``: the same under bfloat16 autocast, vectors within cosine 0.9999 of fp32;
-      fast on a CPU with AMX (``resolve_backend`` picks it for documents there);
+    - ``openvino`` (the default where the CPU has no AMX): OpenVINO's CPU plugin in fp32 on
+      the plain ONNX export: the same vectors as PyTorch (cosine > 0.99999);
+    - ``openvino-bf16`` (the default with AMX): the same in bfloat16, cosine > 0.9999;
+    - ``onnx``: ONNX Runtime, fused fp32 graph (cosine > 0.9999);
     - ``onnx-int8``: ONNX Runtime, dynamic int8 MatMuls: mean cosine ~0.99 to PyTorch's,
-      with lower retrieval quality. ``python -m bench embedders`` measures them side by side.
+      with lower retrieval quality;
+    - ``torch``: sentence-transformers on PyTorch (the reference); ``torch-bf16``: the same
+      under bfloat16 autocast.
 
-    ONNX files are exported from the packaged weights into ``cache_dir``
-    (``DATA_DIR/models``) on first use, with torch (``embedding.onnx_runtime``);
-    nothing is downloaded. Loading is lazy: the first ``embed`` call exports or loads.
+    ``python -m bench embedders`` measures them side by side. ONNX files are exported from
+    the packaged weights into ``cache_dir`` (``DATA_DIR/models``) on first use, with torch
+    (``embedding.onnx_runtime``); nothing is downloaded. Loading is lazy: the first ``embed``
+    call exports or loads.
 
     Raises:
         ValueError: for an unknown backend.
-        DependencyMissing: an ONNX backend without onnxruntime installed.
+        DependencyMissing: an OpenVINO or ONNX backend without its runtime installed.
     """
     if backend in ("torch", "torch-bf16"):
         return LocalEmbedder(batch_size=batch_size, bf16=backend == "torch-bf16")
@@ -178,15 +155,21 @@ def make_local_embedder(
         raise ValueError(f"unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
     import importlib.util
 
-    if importlib.util.find_spec("onnxruntime") is None:
-        raise DependencyMissing(
-            f"the {backend} backend needs onnxruntime: pip install 'docingest[local]', "
-            "or set UPLOAD_PIPELINE_EMBEDDING_BACKEND=torch"
-        )
-    from docingest.providers.embedding.onnx_runtime import OnnxEmbedder, Variant
     from docingest.settings import default_data_dir
 
+    cache = cache_dir or default_data_dir() / "models"
+    runtime = "openvino" if backend.startswith("openvino") else "onnxruntime"
+    if importlib.util.find_spec(runtime) is None:
+        raise DependencyMissing(
+            f"the {backend} backend needs {runtime}: pip install 'docingest[local]', "
+            "or set UPLOAD_PIPELINE_EMBEDDING_BACKEND to another of " + ", ".join(BACKENDS)
+        )
+    if runtime == "openvino":
+        from docingest.providers.embedding.openvino_runtime import OpenVinoEmbedder, Precision
+
+        precision: Precision = "bf16" if backend == "openvino-bf16" else "f32"
+        return OpenVinoEmbedder(model_dir(), cache, precision=precision, batch_size=batch_size)
+    from docingest.providers.embedding.onnx_runtime import OnnxEmbedder, Variant
+
     variant: Variant = "int8" if backend == "onnx-int8" else "opt"
-    return OnnxEmbedder(
-        model_dir(), cache_dir or default_data_dir() / "models", variant=variant, batch_size=batch_size
-    )
+    return OnnxEmbedder(model_dir(), cache, variant=variant, batch_size=batch_size)

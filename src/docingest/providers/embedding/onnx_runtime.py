@@ -1,4 +1,4 @@
-"""all-MiniLM-L6-v2 on ONNX Runtime: exported from the packaged weights, optionally int8.
+"""all-MiniLM-L6-v2 exported to ONNX from the packaged weights; run on ONNX Runtime, optionally int8.
 
 Why not sentence-transformers' own ``backend="onnx"``: it needs optimum-onnx,
 whose 0.1.0 pins transformers < 4.58 while sentence-transformers 6 needs 5.x.
@@ -7,10 +7,10 @@ So docingest does the three steps itself, with no hub access:
 1. export: ``torch.onnx.export`` (TorchScript exporter, opset 17) of the
    packaged ``BertModel`` (eager attention) to ``model.onnx``; inputs
    ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64, ``(batch, seq)``),
-   output ``last_hidden_state`` (float32, ``(batch, seq, 384)``);
+   output ``last_hidden_state`` (float32, ``(batch, seq, 384)``); the OpenVINO
+   backends (``embedding.openvino_runtime``) read this file;
 2. fuse: ``onnxruntime.transformers.optimizer`` (BERT attention, LayerNorm, GELU
-   fusions) to ``model-opt.onnx``; the export is then deleted (one model file
-   per backend in ``DATA_DIR/models``);
+   fusions) to ``model-opt.onnx``;
 3. quantize (``onnx-int8``): ``onnxruntime.quantization.quantize_dynamic`` of
    the unfused export: int8 weights per channel, uint8 activations scaled at
    run time, on the MatMul nodes only (embedding tables, LayerNorm and softmax
@@ -52,6 +52,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from docingest.heap import trim_heap
 from docingest.providers.embedding.base import Embedder
 from docingest.providers.embedding.minilm import offline_environment
 
@@ -204,22 +205,21 @@ def _remove(path: Path) -> None:
 def ensure_onnx_model(model_dir: Path, cache_dir: Path, variant: Variant = "fp32") -> Path:
     """The path of a valid ``variant`` ONNX file, exporting/optimizing/quantizing what is missing.
 
-    Only the file of ``variant`` is kept: for ``opt`` and ``int8`` the plain export is a
-    scratch file, removed once the variant is made, and a ``model.onnx`` left beside it by
-    an older version is deleted on first use (``fp32`` keeps ``model.onnx``; another
-    variant's file, used by another backend, is left alone). A file that fails
-    :func:`is_valid` (absent, partial, damaged) is made again, under the directory's lock;
-    a caller that finds a valid file and nothing to tidy takes no lock.
+    ``fp32`` is the plain export (``model.onnx``), which the OpenVINO backends read; ``opt`` and
+    ``int8`` are made from it (from a scratch export, removed once the variant is made, when no
+    valid ``model.onnx`` is there: each backend's first use writes only its own file). A file
+    that fails :func:`is_valid` (absent, partial, damaged) is made again, under the directory's
+    lock; a caller that finds a valid file takes no lock.
 
     Raises:
-        ImportError: when torch/transformers (export) or onnxruntime are not installed.
+        ImportError: when torch/transformers (export) or onnxruntime (``opt``, ``int8``) are not
+            installed.
         OSError: the cache directory cannot be written.
     """
     target = cache_dir / f"all-MiniLM-L6-v2-{_weights_digest(model_dir)}"
     path = target / FILES[variant]
     fp32 = target / FILES["fp32"]
-    leftover = variant != "fp32" and (fp32.exists() or _digest_path(fp32).exists())
-    if is_valid(path) and not leftover:
+    if is_valid(path):
         return path
     with _locked(target / ".lock"):
         for stale in target.glob("*.tmp*"):  # left by a process that died mid-export
@@ -229,8 +229,8 @@ def ensure_onnx_model(model_dir: Path, cache_dir: Path, variant: Variant = "fp32
                 log.info("exporting all-MiniLM-L6-v2 to ONNX in %s (first use)", target)
                 export_onnx(model_dir, fp32)
         elif not is_valid(path):
-            # The plain export is only the variant's source: an older version's model.onnx
-            # serves if valid, else a scratch export (``*.tmp*``: removed if this process dies).
+            # The plain export is only the variant's source: a valid model.onnx serves, else
+            # a scratch export (``*.tmp*``: removed if this process dies).
             source = fp32 if is_valid(fp32) else target / f"model-export.tmp{os.getpid()}.onnx"
             if source != fp32:
                 log.info("exporting all-MiniLM-L6-v2 to ONNX in %s (first use)", target)
@@ -240,13 +240,50 @@ def ensure_onnx_model(model_dir: Path, cache_dir: Path, variant: Variant = "fp32
             finally:
                 if source != fp32:
                     _remove(source)
-        if variant != "fp32":
-            _remove(fp32)  # one model file: the plain export is not used by this backend
         source_json = target / "source.json"
         tmp = _temp(source_json)
         tmp.write_text(json.dumps({"model_dir": str(model_dir), "export_version": EXPORT_VERSION}))
         os.replace(tmp, source_json)
     return path
+
+
+def padded_length(longest: int, multiple: int, cap: int) -> int:
+    """``longest`` rounded up to a multiple of ``multiple``, at most ``cap`` (and at least ``longest``)."""
+    return max(longest, min(-(-longest // multiple) * multiple, cap))
+
+
+def length_batches(
+    lengths: list[int],
+    *,
+    max_batch: int,
+    max_batch_tokens: int,
+    sort_by_length: bool = True,
+    pad_multiple: int = 1,
+) -> list[np.ndarray]:
+    """Indices of ``lengths`` (token counts) cut into batches for a padded forward pass.
+
+    Sorted longest first (stable), so a batch pads to its first member's length; a batch holds
+    at most ``max_batch`` texts and at most ``max_batch_tokens`` padded tokens (its count times
+    its longest length rounded up to ``pad_multiple``; at least one text), which bounds the
+    activations of one pass: short texts go in large batches, long ones in small. This is the
+    token budget of Hugging Face's text-embeddings-inference (``--max-batch-tokens``).
+    Unsorted, batches keep input order.
+    """
+    order = np.argsort([-n for n in lengths], kind="stable") if sort_by_length else np.arange(len(lengths))
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        end, longest = start, 0
+        while end < len(order) and end - start < max_batch:
+            longest_with = max(longest, lengths[order[end]])
+            padded = -(-longest_with // pad_multiple) * pad_multiple
+            if end > start and (end - start + 1) * padded > max_batch_tokens:
+                break
+            longest = longest_with
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
 
 
 class OnnxEmbedder(Embedder):
@@ -256,9 +293,12 @@ class OnnxEmbedder(Embedder):
         model_dir: the packaged sentence-transformers model (``embedding.minilm.model_dir()``).
         cache_dir: where exported ONNX files are kept.
         variant: ``fp32`` (plain export), ``opt`` (fused fp32), ``int8`` (fused + dynamic int8).
-        batch_size: texts per session run; max_tokens: truncation (256 for this model).
+        batch_size: texts per session run, at most; max_batch_tokens: padded tokens per run, at
+            most (:func:`length_batches`); max_tokens: truncation (256 for this model).
         sort_by_length: batch texts of similar length together (less padding).
         threads: ONNX Runtime intra-op threads (0: one per core).
+        pad_multiple: pad each batch's length to a multiple of this (:meth:`_run`); 1: no more
+            than the longest text.
     """
 
     model = "all-MiniLM-L6-v2"
@@ -271,14 +311,18 @@ class OnnxEmbedder(Embedder):
         *,
         variant: Variant = "int8",
         batch_size: int = 64,
+        max_batch_tokens: int = 8192,
         max_tokens: int = 256,
         sort_by_length: bool = True,
         threads: int = 0,
+        pad_multiple: int = 1,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.cache_dir = Path(cache_dir)
         self.variant = variant
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.pad_multiple = pad_multiple
         self.max_tokens = max_tokens
         self.sort_by_length = sort_by_length
         self.threads = threads
@@ -288,12 +332,12 @@ class OnnxEmbedder(Embedder):
 
     def tokenizer(self) -> Any:
         """The model's own ``tokenizer.json`` (the one chunks are counted with), truncating at
-        ``max_tokens`` word pieces and padding to the longest text of a batch."""
+        ``max_tokens`` word pieces, without padding (batches are padded by :meth:`_run`)."""
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         tok.enable_truncation(max_length=self.max_tokens)  # the file says 128: the model takes 256
-        tok.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in the batch
+        tok.no_padding()
         return tok
 
     def _load(self) -> tuple[Any, Any]:
@@ -308,27 +352,41 @@ class OnnxEmbedder(Embedder):
             self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         return self._session, self._tokenizer
 
-    def _run(self, session: Any, tok: Any, texts: list[str]) -> np.ndarray:
-        enc = tok.encode_batch(texts)
-        ids = np.array([e.ids for e in enc], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-        types = np.array([e.type_ids for e in enc], dtype=np.int64)
-        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+    def _run(self, session: Any, encodings: list[Any]) -> np.ndarray:
+        """Unit vectors ``(len(encodings), 384)`` of tokenized texts, padded to the longest
+        (rounded up to a multiple of ``pad_multiple``: fewer distinct input shapes, for
+        runtimes that keep state per shape)."""
+        longest = padded_length(max(len(e.ids) for e in encodings), self.pad_multiple, self.max_tokens)
+        ids = np.zeros((len(encodings), longest), dtype=np.int64)  # [PAD] is id 0
+        mask = np.zeros_like(ids)
+        for row, e in enumerate(encodings):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
+        inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self._forward(session, inputs)
         m = mask[:, :, None].astype(np.float32)
         pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+    def _forward(self, session: Any, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """``last_hidden_state`` ``(batch, seq, 384)`` float32 for int64 ``(batch, seq)`` inputs."""
+        hidden: np.ndarray = session.run(None, inputs)[0]
+        return hidden
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """``(len(texts), 384)`` float32 unit vectors."""
         with self._lock:
             session, tok = self._load()
-            order = (
-                np.argsort([-len(t) for t in texts], kind="stable")
-                if self.sort_by_length
-                else np.arange(len(texts))
-            )
+            encodings = tok.encode_batch(texts)
             out = np.empty((len(texts), self.dimensions), dtype=np.float32)
-            for i in range(0, len(texts), self.batch_size):
-                idx = order[i : i + self.batch_size]
-                out[idx] = self._run(session, tok, [texts[j] for j in idx])
+            for idx in length_batches(
+                [len(e.ids) for e in encodings],
+                max_batch=self.batch_size,
+                max_batch_tokens=self.max_batch_tokens,
+                sort_by_length=self.sort_by_length,
+                pad_multiple=self.pad_multiple,
+            ):
+                out[idx] = self._run(session, [encodings[j] for j in idx])
+            del encodings
+            trim_heap()
         return out

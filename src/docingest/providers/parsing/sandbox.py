@@ -56,6 +56,7 @@ from docingest.errors import (
     ParseTimeout,
     classify,
 )
+from docingest.heap import trim_heap
 from docingest.providers.parsing.base import PageProgress, ParsedDocument
 
 log = logging.getLogger("docingest.providers.parsing.sandbox")
@@ -192,6 +193,8 @@ def _child_loop(conn: Any, memory_bytes: int) -> None:
             conn.send(message)
         if message[0] == "oom":
             return
+        del message
+        trim_heap()  # the parse's pages and text: this process is kept for the next parse
 
 
 class _Child:

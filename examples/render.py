@@ -62,7 +62,7 @@ def render_html(source: str) -> str:
     body = _md.renderer.render(tokens, _md.options, {})
     title = html.escape(title_of(tokens))
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{title}</title>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n"
     )
 
@@ -185,8 +185,9 @@ def outputs(sources: Path = SOURCES) -> dict[Path, bytes]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="compare with the committed files instead of writing them")
+    parser.add_argument(
+        "--check", action="store_true", help="compare with the committed files instead of writing them"
+    )
     args = parser.parse_args(argv)
     rendered = outputs()
     expected = set(rendered)
@@ -201,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     for p, data in rendered.items():
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
-    print(f"rendered {len(rendered)} files from {len(rendered) // len(RENDERERS)} pages under "
-          f"{DOCS.relative_to(HERE.parent)}")
+    print(
+        f"rendered {len(rendered)} files from {len(rendered) // len(RENDERERS)} pages under "
+        f"{DOCS.relative_to(HERE.parent)}"
+    )
     return 0
 
 

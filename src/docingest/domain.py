@@ -326,3 +326,22 @@ class Claim(NamedTuple):
     previous_state: str
     document: Document
     previous_worker: str | None = None
+
+
+#: The chunk ``meta`` key holding the context embedded before the chunk's text (the document's
+#: title and the chunk's heading path, within ``EMBEDDING_CONTEXT_TOKENS``); absent: none.
+EMBEDDED_CONTEXT = "embedded_context"
+
+
+def embedding_input(text: str, meta: Mapping[str, Any] | None) -> str:
+    """The text the embedder is given for a chunk: its context line (``meta[EMBEDDED_CONTEXT]``),
+    a blank line, then the chunk's own text; the text alone when there is no context.
+
+    The stored and returned text is the chunk's own; only its vector sees the context. The
+    embedding cache's key is the SHA-256 of this string, so a chunk with another context is
+    embedded anew. Contextual chunk headers: the document title and section path written
+    before a chunk, as in Anthropic's "Contextual Retrieval" (2024) and LlamaIndex's metadata
+    in ``get_content(MetadataMode.EMBED)``.
+    """
+    context = (meta or {}).get(EMBEDDED_CONTEXT)
+    return f"{context}\n\n{text}" if context else text

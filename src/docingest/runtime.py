@@ -156,6 +156,7 @@ class Runtime:
             max_tokens=self.settings.embedding_max_tokens,
             overlap_tokens=self.settings.chunk_overlap_tokens,
             special_tokens=CHUNK_SPECIAL_TOKENS,
+            context_tokens=self.settings.embedding_context_tokens,
         )
 
     def parse_fn(self) -> Parser:

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         default=256, ge=8, description="model's max sequence length, special tokens included"
     )
     chunk_overlap_tokens: int = Field(default=0, ge=0)
+    embedding_context_tokens: int = Field(
+        default=64,
+        ge=0,
+        description="the most tokens of context (the document's title and the chunk's heading path) "
+        "embedded before each chunk, within the room it leaves under EMBEDDING_MAX_TOKENS; 0: none",
+    )
     embedding_cache: bool = True
     embedding_batch_size: int = Field(
         default=32, ge=1, description="texts per forward pass of the local model"

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from docingest.db.repository import _as_array
+from docingest.domain import embedding_input
 from docingest.runtime import Runtime
 from docingest.services.ingest import ingest
 from docingest.testing.mocks.openai import mock_vector
@@ -76,9 +77,10 @@ def test_whole_pipeline_llamaparse_and_openai(db_url: str, tmp_path: Path) -> No
     assert summary.failed == 0 and summary.chunks == len(rows) > 0
     assert all(j["progress"].get("llamaparse_status") == "COMPLETED" for j in jobs)
     assert len(lp_stats["jobs"]) == n_files
-    for r in rows:  # the stored vectors are the mock's, for the stored text
+    for r in rows:  # the stored vectors are the mock's, for the stored text after its context
         assert r["embed_model"] == "text-embedding-3-small"
-        assert np.allclose(_as_array(r["embedding"]), mock_vector(r["text"], 384), atol=1e-6)
+        expected = mock_vector(embedding_input(r["text"], r["meta"]), 384)
+        assert np.allclose(_as_array(r["embedding"]), expected, atol=1e-6)
     assert max((r["meta"] or {}).get("page") or 0 for r in rows) > 1  # PDF pages survive
 
 
@@ -124,7 +126,8 @@ def test_embedding_cache_across_documents_and_users(
 ) -> None:
     rt = _runtime(db_url, tmp_path, **openai_settings(openai_mock))
     src = MD / "caching.md"
-    grown = tmp_path / "caching-plus.md"
+    grown = tmp_path / "v2" / "caching.md"  # a chunk's vector depends on its title: the file name here
+    grown.parent.mkdir()
     grown.write_text(src.read_text() + "\n\n## A new section\n\nNothing like this was sent before.\n")
     try:
         first = ingest(rt, [src], user_id="alice")
@@ -477,14 +480,15 @@ def test_embedding_starts_before_the_texts_are_read_and_sends_each_text_once(
     )
     try:
         summary = ingest(rt, [doc])
-        stored = _sql(rt, "SELECT text, embedding FROM upload_pipeline.document_chunks")
+        stored = _sql(rt, "SELECT text, meta, embedding FROM upload_pipeline.document_chunks")
     finally:
         rt.close()
     stats = openai_mock.stats()
     assert summary.complete == 1 and summary.chunks == len(stored) == 700
     assert sum(r["text"] == repeated.strip() for r in stored) == 3
-    for r in stored:  # every chunk, the repeated ones included, has the mock's vector of its text
-        assert np.allclose(_as_array(r["embedding"]), mock_vector(r["text"], 384), atol=1e-6)
+    for r in stored:  # every chunk, the repeated ones included, has the mock's vector of what it sent
+        expected = mock_vector(embedding_input(r["text"], r["meta"]), 384)
+        assert np.allclose(_as_array(r["embedding"]), expected, atol=1e-6)
     assert set(stats["embedded"].values()) == {1} and len(stats["embedded"]) == 698
     first, block = EmbedChunks.TEXT_BLOCKS
     assert len(reads) == 1 + -(-(698 - first) // block)  # 698 distinct texts, read in blocks

@@ -122,3 +122,72 @@ def test_the_plan_read_in_pages_by_ordinal_is_the_whole_plan(runtime: Runtime, t
         assert page(9, None) == [] and len(page(None, 100)) == 10
     assert [r["ordinal"] for r in head] == [0, 1, 2, 3]
     assert head + rest == whole and [r["chunk_id"] for r in whole] == ids
+
+
+def test_a_chunk_with_a_context_is_hashed_and_read_for_embedding_with_it(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    document_id = register(runtime, write_docs(tmp_path / "in", 1))[0].document.document_id
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    with runtime.pool().connection() as conn:
+        runtime.repo.replace_chunk_buffer(
+            conn,
+            document_id,
+            [
+                (ids[0], 0, "Vacuum often.", {"embedded_context": "Routine Vacuuming > Wraparound"}, 5),
+                (ids[1], 1, "No context here.", {}, 5),
+            ],
+        )
+        texts = runtime.repo.chunk_texts(conn, document_id, ids)
+    assert texts == ["Routine Vacuuming > Wraparound\n\nVacuum often.", "No context here."]
+    plan = _plan(runtime, document_id)
+    assert [r["text_sha256"] for r in plan] == [hashlib.sha256(t.encode()).digest() for t in texts]
+    rows(  # a row without a stored digest (buffered before migration 004) is hashed alike
+        runtime,
+        "UPDATE upload_pipeline.document_chunk_buffer SET text_sha256 = NULL WHERE document_id = %s"
+        " RETURNING chunk_id",
+        (document_id,),
+    )
+    assert [r["text_sha256"] for r in _plan(runtime, document_id)] == [r["text_sha256"] for r in plan]
+
+
+def test_chunks_are_embedded_under_their_title_and_headings_and_stored_without_them(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    from docingest.providers.embedding.hashing import HashingEmbedder
+    from docingest.services.ingest import ingest
+
+    sent: list[str] = []
+
+    class Recording(HashingEmbedder):
+        def _embed(self, texts: list[str]) -> np.ndarray:
+            sent.extend(texts)
+            return super()._embed(texts)
+
+    runtime._embedder = Recording()
+    page = tmp_path / "vacuum.html"
+    body = (
+        "<p>" + " ".join(f"Sentence {i} is about vacuuming tables and dead rows." for i in range(60)) + "</p>"
+    )
+    page.write_text(
+        "<html><head><title>25.1. Routine Vacuuming</title></head><body>"
+        f"<h1>25.1. Routine Vacuuming</h1>{body}<h2>Preventing Wraparound</h2>{body.replace('Sentence', 'Line')}"
+        "</body></html>"
+    )
+    summary = ingest(runtime, [page], user_id="u1")
+    assert summary.complete == 1, summary.failures
+    stored = rows(
+        runtime,
+        "SELECT text, meta FROM upload_pipeline.document_chunks WHERE user_id = 'u1' ORDER BY ordinal",
+    )
+    assert len(sent) == len(stored) > 2  # every chunk distinct: each embedded once
+    for text, row in zip(sent, stored, strict=True):
+        context = row["meta"].get("embedded_context")
+        assert text == (
+            f"{context}\n\n{row['text']}" if context else row["text"]
+        )  # the stored text is the chunk's
+    contexts = [r["meta"].get("embedded_context") for r in stored]
+    assert contexts[0] == "25.1. Routine Vacuuming"  # the <h1> equal to the title is not repeated
+    assert "25.1. Routine Vacuuming > Preventing Wraparound" in contexts
+    tokens = runtime.chunker().count_tokens(sent)
+    assert max(tokens) <= runtime.settings.embedding_max_tokens  # context included: nothing truncated

@@ -257,3 +257,24 @@ def test_corpus_has_no_fragment_chunk_and_covers_all_text() -> None:
                 fragments.append((path.name, c.text[:60]))
         assert not doc.markdown[reached:].strip(), f"{path.name}: its end is in no chunk"
     assert fragments == []
+
+
+def test_the_context_line_is_title_and_headings_within_its_budget() -> None:
+    tok = load_tokenizer(str(model_dir() / "tokenizer.json"))
+    c = Chunker(tok, max_tokens=256, context_tokens=16)
+    assert c.capacity == 254 and c.max_tokens == 256  # chunks are sized as without a context
+    assert (
+        c.context("Routine  Vacuuming", ["Routine Vacuuming", "Wraparound"])
+        == "Routine Vacuuming > Wraparound"
+    )
+    assert c.context("", ["A", "", "B"]) == "A > B"
+    long_path = ["Part one of the manual", "Chapter two about setup", "Section three", "Innermost"]
+    line = c.context("The Guide", long_path)
+    assert line.startswith("The Guide > ") and line.endswith("> Innermost")  # outer headings dropped first
+    assert len(tok.encode(line, add_special_tokens=False).ids) <= 16
+    cut = c.context("word " * 50, [])
+    assert len(tok.encode(cut, add_special_tokens=False).ids) == 16  # cut at a token boundary
+    roomy = c.context("word " * 50, [], room=6)  # a fuller chunk leaves less room
+    assert len(tok.encode(roomy, add_special_tokens=False).ids) == 6
+    assert c.context("Title", ["Heading"], room=3) == ""  # too little room: no context
+    assert Chunker(tok, max_tokens=256).context("Title", ["Heading"]) == ""  # no budget: no context

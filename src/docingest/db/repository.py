@@ -19,7 +19,7 @@ from uuid import UUID
 import numpy as np
 import psycopg
 
-from docingest.domain import Claim, Document, Job, JobControl, JobProgress
+from docingest.domain import EMBEDDED_CONTEXT, Claim, Document, Job, JobControl, JobProgress, embedding_input
 from docingest.errors import InternalInvariantError
 
 Conn = psycopg.Connection[Any]
@@ -371,7 +371,8 @@ class Repository:
         """Replace a document's buffered chunks with ``rows`` of
         ``(chunk_id, ordinal, text, meta_dict, token_count)``; returns the count (COPY).
 
-        Each row also gets ``text_sha256``, the SHA-256 of the text's UTF-8 bytes: the
+        Each row also gets ``text_sha256``, the SHA-256 of the UTF-8 bytes of what is embedded
+        (``domain.embedding_input``: the text, after its context when ``meta`` has one): the
         embedding cache's key, so the embedding stage plans without reading the texts.
         """
         conn.execute(queries()["delete_chunk_buffer"], {"document_id": document_id})
@@ -381,7 +382,7 @@ class Repository:
             " (chunk_id, document_id, ordinal, text, meta, token_count, text_sha256) FROM STDIN"
         ) as copy:
             for chunk_id, ordinal, text, meta, token_count in rows:
-                digest = hashlib.sha256(text.encode("utf-8")).digest()
+                digest = hashlib.sha256(embedding_input(text, meta).encode("utf-8")).digest()
                 copy.write_row((chunk_id, document_id, ordinal, text, _jsonb(meta), token_count, digest))
                 n += 1
         return n
@@ -421,13 +422,14 @@ class Repository:
         return rows
 
     def chunk_texts(self, conn: Conn, document_id: UUID, chunk_ids: Sequence[UUID]) -> list[str]:
-        """The texts of ``chunk_ids`` (buffered chunks of ``document_id``), in the order asked.
+        """What to embed for ``chunk_ids`` (buffered chunks of ``document_id``), in the order
+        asked: each chunk's text after its context (``domain.embedding_input``).
 
         Raises:
             KeyError: a chunk id is not in the document's buffer.
         """
         rows = _all(conn, "chunk_texts", {"document_id": document_id, "chunk_ids": list(chunk_ids)})
-        by_id = {r["chunk_id"]: r["text"] for r in rows}
+        by_id = {r["chunk_id"]: embedding_input(r["text"], {EMBEDDED_CONTEXT: r["context"]}) for r in rows}
         return [by_id[c] for c in chunk_ids]
 
     def buffer_counts(self, conn: Conn, document_id: UUID) -> dict[str, int]:

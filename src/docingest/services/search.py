@@ -104,13 +104,18 @@ class SearchHit:
         return asdict(self)
 
 
+def shown_score(score: float) -> float:
+    """A cosine similarity as hits carry it (and ``min_score`` is compared with it): 6 decimals."""
+    return round(float(score), 6)
+
+
 def _hit(row: dict[str, Any], rank: int, rrf_score: float | None = None) -> SearchHit:
     meta = row["meta"] or {}
     return SearchHit(
         document_id=str(row["document_id"]),
         filename=row["filename"],
         page=meta.get("page"),
-        score=round(float(row["score"]), 6),
+        score=shown_score(row["score"]),
         text=row["text"],
         chunk_id=str(row["chunk_id"]),
         ordinal=row["ordinal"],
@@ -437,5 +442,8 @@ class Searcher:
                 weights=[1.0, self.config.text_weight],
             )
             ranked = [(cid, s) for cid, s in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))]
-        kept = [(cid, s) for cid, s in ranked if min_score is None or rows[cid]["score"] >= min_score]
+        # Compared as shown: a hit whose printed score is given back as min_score is kept.
+        kept = [
+            (cid, s) for cid, s in ranked if min_score is None or shown_score(rows[cid]["score"]) >= min_score
+        ]
         return [_hit(rows[cid], rank, s) for rank, (cid, s) in enumerate(kept[:k], start=1)]

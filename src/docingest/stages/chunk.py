@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from docingest.db.repository import Repository
-from docingest.domain import JobProgress, Stage
+from docingest.domain import EMBEDDED_CONTEXT, JobProgress, Stage
 from docingest.errors import NoText
 from docingest.heap import trim_heap
-from docingest.providers.chunking.chunker import Chunker, chunk_id
+from docingest.providers.chunking.chunker import Chunk, Chunker, chunk_id
 from docingest.providers.storage.base import Storage
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
@@ -56,8 +56,25 @@ class ChunkDocument:
         if not chunks:
             raise NoText("the parsed text produced no chunk (only whitespace)")
         ctx.check()
+        title = document_title(artifact.metadata, doc.filename)
+        chunker = self.chunker
+        contexts: dict[tuple[tuple[str, ...], int], str] = {}  # chunks of a section share it
+
+        def context(c: Chunk) -> str:
+            key = (tuple(c.heading_path), min(chunker.context_tokens, chunker.max_tokens - c.token_count))
+            if key not in contexts:
+                contexts[key] = chunker.context(title, key[0], room=key[1])
+            return contexts[key]
+
         rows = [
-            (chunk_id(doc.document_id, c.ordinal), c.ordinal, c.text, c.meta(), c.token_count) for c in chunks
+            (
+                chunk_id(doc.document_id, c.ordinal),
+                c.ordinal,
+                c.text,
+                with_context(c.meta(), context(c)),
+                c.token_count,
+            )
+            for c in chunks
         ]
 
         def persist(conn: Any) -> None:
@@ -69,3 +86,15 @@ class ChunkDocument:
             ),
             persist=persist,
         )
+
+
+def document_title(metadata: dict[str, str], filename: str) -> str:
+    """The title a document's chunks are embedded under: the parser's ``Title`` (a PDF's or
+    DOCX's properties, an HTML ``<title>``), else the file name."""
+    title = " ".join((metadata.get("Title") or metadata.get("title") or "").split())
+    return title or filename
+
+
+def with_context(meta: dict[str, Any], context: str) -> dict[str, Any]:
+    """``meta`` with ``context`` under ``domain.EMBEDDED_CONTEXT`` (left out when empty)."""
+    return {**meta, EMBEDDED_CONTEXT: context} if context else meta

@@ -278,14 +278,15 @@ FROM upload_pipeline.document_chunk_buffer c
 CROSS JOIN started
 CROSS JOIN LATERAL (SELECT started.any_vector AND EXISTS (
     SELECT 1 FROM upload_pipeline.document_vector_buffer b WHERE b.chunk_id = c.chunk_id) AS has_vector) v
-CROSS JOIN LATERAL (SELECT COALESCE(c.text_sha256, sha256(convert_to(c.text, 'UTF8'))) AS text_sha256) h
+CROSS JOIN LATERAL (SELECT COALESCE(c.text_sha256, sha256(convert_to(
+    COALESCE(c.meta->>'embedded_context' || E'\n\n', '') || c.text, 'UTF8'))) AS text_sha256) h
 WHERE c.document_id = %(document_id)s
   AND (%(after_ordinal)s::int IS NULL OR c.ordinal > %(after_ordinal)s::int)
 ORDER BY c.ordinal
 LIMIT %(limit)s::bigint;
 
 -- name: chunk_texts
-SELECT chunk_id, text FROM upload_pipeline.document_chunk_buffer
+SELECT chunk_id, text, meta->>'embedded_context' AS context FROM upload_pipeline.document_chunk_buffer
 WHERE document_id = %(document_id)s AND chunk_id = ANY(%(chunk_ids)s::uuid[]);
 
 -- name: buffer_counts

@@ -39,6 +39,8 @@ _CUTS = (re.compile(r"\n[ \t]*\n\s*"), re.compile(r"\n\s*"), re.compile(r"(?<=[.
 _MAX_CUTS_TRIED = 8  # per kind of cut, nearest the middle first
 #: texts per tokenizer call when counting
 COUNT_BATCH = 256
+#: a context line cut shorter than this many tokens is left out (a title's first word is noise)
+MIN_CONTEXT_TOKENS = 4
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,9 @@ class Chunker:
         overlap_tokens: tokens shared by consecutive chunks (0 = none).
         special_tokens: tokens the model adds to every input ([CLS] and [SEP]: 2).
         piece_chars: size of the first, character-based cut (see module docstring).
+        context_tokens: the most tokens of context (the document's title and the chunk's
+            heading path, :meth:`context`) embedded before a chunk, within the room the chunk
+            leaves under ``max_tokens``; chunks are sized as without it.
     """
 
     def __init__(
@@ -137,8 +142,10 @@ class Chunker:
         overlap_tokens: int = 0,
         special_tokens: int = 2,
         piece_chars: int = 6000,
+        context_tokens: int = 0,
     ) -> None:
         self.tokenizer = tokenizer
+        self.context_tokens = context_tokens
         self.max_tokens = max_tokens
         self.capacity = max_tokens - special_tokens
         if overlap_tokens >= self.capacity:
@@ -152,6 +159,34 @@ class Chunker:
         self._inner_text = TextSplitter.from_huggingface_tokenizer(
             tokenizer, self.capacity, overlap=overlap_tokens
         )
+
+    def context(self, title: str, heading_path: Sequence[str], room: int | None = None) -> str:
+        """The context line embedded before a chunk: ``"title > heading > subheading"``.
+
+        Empty parts and a heading equal to the one before it (an ``<h1>`` repeating the
+        title) are left out. The line gets at most ``min(context_tokens, room)`` tokens (no
+        special tokens; ``room``: what the chunk leaves under ``max_tokens``, so the chunk is
+        always embedded whole): over it, the outer headings are dropped first (the title
+        and the innermost heading stay), then the line is cut at a token boundary. Cut
+        below :data:`MIN_CONTEXT_TOKENS`, or with ``context_tokens`` 0, it is empty.
+        """
+        budget = self.context_tokens if room is None else min(self.context_tokens, room)
+        if budget < MIN_CONTEXT_TOKENS:
+            return ""
+        parts: list[str] = []
+        for part in (title, *heading_path):
+            part = " ".join(part.split())
+            if part and (not parts or part != parts[-1]):
+                parts.append(part)
+        while True:
+            line = " > ".join(parts)
+            encoding = self.tokenizer.encode(line, add_special_tokens=False)
+            if len(encoding.ids) <= budget:
+                return line
+            if len(parts) > 2:
+                del parts[1]
+                continue
+            return line[: encoding.offsets[budget - 1][1]].rstrip()
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token counts as the model sees them (special tokens included).

@@ -554,7 +554,7 @@ def test_markdown_and_text_are_returned_as_is() -> None:
         (codecs.BOM_UTF8 + "héllo".encode(), "héllo", False),
         (codecs.BOM_UTF16_LE + "héllo".encode("utf-16-le"), "héllo", False),
         (codecs.BOM_UTF16_BE + "héllo".encode("utf-16-be"), "héllo", False),
-        (b"nul\x00kept", "nul\x00kept", False),
+        (b"nul\x00kept", "nul\x00kept", True),  # kept for validation to count, and warned of
         (b"lone \xed\xa0\x80 surrogate", "lone \ud800 surrogate", False),
         ("déjà, bad ".encode() + b"\xff byte", "déjà, bad \ufffd byte", True),  # damaged UTF-8
         (
@@ -621,3 +621,12 @@ def test_registry_and_unknown_kind(tmp_path: Path) -> None:
     assert {t.kind for t in TYPES.values()} == set(PARSERS)
     with pytest.raises(UnsupportedType, match="rtf"):
         parse_file(write(tmp_path, "x", b"{\\rtf1 hi}"), "rtf")
+
+
+def test_nul_characters_in_a_text_file_are_kept_for_cleaning_with_a_warning_that_counts_them() -> None:
+    decoded = decode_text(b"tide\x00 table\x00s and\x00 more")
+    assert decoded.text == "tide\x00 table\x00s and\x00 more"  # removed (and counted) by validation
+    assert len(decoded.warnings) == 1 and decoded.warnings[0].startswith("3 NUL character(s)")
+    assert "encoding" in decoded.warnings[0]  # says what to check
+    assert decode_text("utf-16 text".encode("utf-16")).warnings == ()  # decoded right: no NUL left
+    assert decode_text(b"clean text").warnings == ()

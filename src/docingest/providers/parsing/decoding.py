@@ -130,12 +130,26 @@ def decode_text(data: bytes, *, declared_encoding: str | None = None) -> Decoded
 
     Returns:
         A :class:`DecodedText`. A few bad bytes are replaced with U+FFFD and a
-        warning is added.
+        warning is added; NUL characters are kept (the validation stage removes them)
+        and a warning says how many there are.
 
     Raises:
         DocumentCorrupt: the bytes are not text (module docstring: more than
             :data:`MAX_GARBLED_SHARE` of the characters undecodable or control).
     """
+    decoded = _decode_text(data, declared_encoding=declared_encoding)
+    nuls = decoded.text.count("\x00")
+    if not nuls:
+        return decoded
+    note = (
+        f"{nuls} NUL character(s) in the text are removed (PostgreSQL cannot store them); "
+        "text on either side of each is joined: check the file's encoding if words run together"
+    )
+    return DecodedText(decoded.text, decoded.encoding, (*decoded.warnings, note))
+
+
+def _decode_text(data: bytes, *, declared_encoding: str | None = None) -> DecodedText:
+    """:func:`decode_text` without the NUL note."""
     bom_encoding, bom_len = sniff_bom(data)
     if bom_encoding is not None:
         return _decode(data[bom_len:], bom_encoding, "text after the BOM")

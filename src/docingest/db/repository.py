@@ -531,8 +531,9 @@ class Repository:
     def search_fulltext(
         self, conn: Conn, *, user_id: str, query: str, embedding: np.ndarray, limit: int
     ) -> list[dict[str, Any]]:
-        """The user's chunks matching ``query`` (``websearch_to_tsquery``), best full-text rank
-        first; each row's ``score`` is its cosine similarity to ``embedding``."""
+        """The user's chunks holding any word of ``query`` (its English lexemes, OR-ed), best
+        full-text rank first (``ts_rank_cd``; a chunk's context weighs most); each row's
+        ``score`` is its cosine similarity to ``embedding``."""
         return _all(
             conn,
             "search_fulltext",

@@ -315,11 +315,12 @@ class SearchConfig:
 class Searcher:
     """Runs searches; embeds queries with the queries' embedder.
 
-    The fusion settings (``search_rrf_k`` 30, ``search_text_weight`` 0.2 against 1.0 for
-    the vector ranking) were tuned on the 56 corpus questions: the full-text leg uses
-    ``websearch_to_tsquery`` (every word must match), so it is silent on most
-    questions and decisive when a question names exact terms; hybrid then scores at
-    least as well as vector on every figure. ``candidates`` ids are fused from each leg.
+    The full-text leg matches chunks holding any of the query's words (English lexemes, stop
+    words dropped) and ranks them by cover density, the words of a chunk's context (title and
+    heading path, weight A) counting most (``search_fulltext`` in ``queries.sql``). The fusion
+    settings (``search_rrf_k`` 30, ``search_text_weight`` 0.2 against 1.0 for the vector
+    ranking) were chosen on half of the 56 corpus questions (even lines); the full-text leg
+    then decides close calls between documents. ``candidates`` ids are fused from each leg.
 
     Args:
         db: connections (and user-scoped transactions with ``row_security``).

@@ -367,14 +367,22 @@ SELECT count(*) AS n FROM (
 ) s;
 
 -- name: search_fulltext
+-- Chunks holding any word of the query (its English lexemes, stop words dropped, OR-ed: an AND
+-- of every word matched almost no chunk for a question in natural language), ranked by cover
+-- density (ts_rank_cd), where more of the words close together, or in the chunk's context
+-- (weight A, migration 007), rank higher.
 -- score: the chunk's cosine similarity to the query's embedding (what every hit shows);
 -- text_rank: the full-text rank the rows are ordered by.
 SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta,
-       1 - (c.embedding <=> %(embedding)s) AS score, ts_rank_cd(c.tsv, q) AS text_rank
+       1 - (c.embedding <=> %(embedding)s) AS score, ts_rank_cd(c.tsv, t.q) AS text_rank
 FROM upload_pipeline.document_chunks c
-JOIN upload_pipeline.documents d ON d.document_id = c.document_id,
-     websearch_to_tsquery('english', %(query)s) q
-WHERE c.user_id = %(user_id)s AND c.tsv @@ q
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+CROSS JOIN (
+    SELECT to_tsquery('simple', array_to_string(ARRAY(
+        SELECT quote_literal(lexeme)
+        FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS lexeme), ' | ')) AS q
+) t
+WHERE c.user_id = %(user_id)s AND c.tsv @@ t.q
 ORDER BY text_rank DESC, c.chunk_id
 LIMIT %(limit)s;
 

@@ -274,7 +274,8 @@ def test_the_context_line_is_title_and_headings_within_its_budget() -> None:
     assert len(tok.encode(line, add_special_tokens=False).ids) <= 16
     cut = c.context("word " * 50, [])
     assert len(tok.encode(cut, add_special_tokens=False).ids) == 16  # cut at a token boundary
-    roomy = c.context("word " * 50, [], room=6)  # a fuller chunk leaves less room
+    assert c.context_budget(200) == 16 and c.context_budget(250) == 6 and c.context_budget(256) == 0
+    roomy = c.context("word " * 50, [], budget=c.context_budget(250))  # a fuller chunk leaves less room
     assert len(tok.encode(roomy, add_special_tokens=False).ids) == 6
-    assert c.context("Title", ["Heading"], room=3) == ""  # too little room: no context
+    assert c.context("Title", ["Heading"], budget=c.context_budget(253)) == ""  # too little room: none
     assert Chunker(tok, max_tokens=256).context("Title", ["Heading"]) == ""  # no budget: no context

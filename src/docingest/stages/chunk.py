@@ -61,9 +61,9 @@ class ChunkDocument:
         contexts: dict[tuple[tuple[str, ...], int], str] = {}  # chunks of a section share it
 
         def context(c: Chunk) -> str:
-            key = (tuple(c.heading_path), min(chunker.context_tokens, chunker.max_tokens - c.token_count))
+            key = (tuple(c.heading_path), chunker.context_budget(c.token_count))
             if key not in contexts:
-                contexts[key] = chunker.context(title, key[0], room=key[1])
+                contexts[key] = chunker.context(title, key[0], budget=key[1])
             return contexts[key]
 
         rows = [

@@ -160,17 +160,24 @@ class Chunker:
             tokenizer, self.capacity, overlap=overlap_tokens
         )
 
-    def context(self, title: str, heading_path: Sequence[str], room: int | None = None) -> str:
+    def context_budget(self, token_count: int) -> int:
+        """Tokens the context of a chunk of ``token_count`` tokens (special tokens included) may
+        take: ``context_tokens``, at most the room the chunk leaves under ``max_tokens``, so the
+        chunk is always embedded whole."""
+        return max(0, min(self.context_tokens, self.max_tokens - token_count))
+
+    def context(self, title: str, heading_path: Sequence[str], budget: int | None = None) -> str:
         """The context line embedded before a chunk: ``"title > heading > subheading"``.
 
         Empty parts and a heading equal to the one before it (an ``<h1>`` repeating the
-        title) are left out. The line gets at most ``min(context_tokens, room)`` tokens (no
-        special tokens; ``room``: what the chunk leaves under ``max_tokens``, so the chunk is
-        always embedded whole): over it, the outer headings are dropped first (the title
-        and the innermost heading stay), then the line is cut at a token boundary. Cut
-        below :data:`MIN_CONTEXT_TOKENS`, or with ``context_tokens`` 0, it is empty.
+        title) are left out. The line gets at most ``budget`` tokens (no special tokens;
+        default ``context_tokens``; :meth:`context_budget` gives a chunk's): over it, the
+        outer headings are dropped first (the title and the innermost heading stay), then
+        the line is cut at a token boundary. Cut below :data:`MIN_CONTEXT_TOKENS`, or with a
+        budget of 0, it is empty.
         """
-        budget = self.context_tokens if room is None else min(self.context_tokens, room)
+        if budget is None:
+            budget = self.context_tokens
         if budget < MIN_CONTEXT_TOKENS:
             return ""
         parts: list[str] = []

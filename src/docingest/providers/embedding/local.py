@@ -28,7 +28,6 @@ __all__ = [
     "model_dir",
     "offline_environment",
     "resolve_backend",
-    "trim_heap",
 ]
 
 

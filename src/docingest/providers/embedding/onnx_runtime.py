@@ -259,12 +259,14 @@ def length_batches(
     max_batch_tokens: int,
     sort_by_length: bool = True,
     pad_multiple: int = 1,
+    max_length: int = 256,
 ) -> list[np.ndarray]:
     """Indices of ``lengths`` (token counts) cut into batches for a padded forward pass.
 
     Sorted longest first (stable), so a batch pads to its first member's length; a batch holds
     at most ``max_batch`` texts and at most ``max_batch_tokens`` padded tokens (its count times
-    its longest length rounded up to ``pad_multiple``; at least one text), which bounds the
+    its longest length as :func:`padded_length` pads it to a multiple of ``pad_multiple`` within
+    ``max_length``, the model's truncation; at least one text), which bounds the
     activations of one pass: short texts go in large batches, long ones in small. This is the
     token budget of Hugging Face's text-embeddings-inference (``--max-batch-tokens``).
     Unsorted, batches keep input order.
@@ -276,7 +278,7 @@ def length_batches(
         end, longest = start, 0
         while end < len(order) and end - start < max_batch:
             longest_with = max(longest, lengths[order[end]])
-            padded = -(-longest_with // pad_multiple) * pad_multiple
+            padded = padded_length(longest_with, pad_multiple, max_length)
             if end > start and (end - start + 1) * padded > max_batch_tokens:
                 break
             longest = longest_with
@@ -385,6 +387,7 @@ class OnnxEmbedder(Embedder):
                 max_batch_tokens=self.max_batch_tokens,
                 sort_by_length=self.sort_by_length,
                 pad_multiple=self.pad_multiple,
+                max_length=self.max_tokens,
             ):
                 out[idx] = self._run(session, [encodings[j] for j in idx])
             del encodings

@@ -165,6 +165,7 @@ class JobProgress(_ProgressFields):
         empty_pages: 1-based numbers of the pages without text.
         chars: characters of the parsed text.
         parse_warnings: the parser's warnings (e.g. undecodable bytes replaced).
+        chunk_warnings: ``chunking``'s warnings (e.g. chunks the embedder reads as unknown tokens).
         nul_removed: NUL characters (and U+FFFE/U+FFFF) removed from the parsed text.
         lone_surrogates_removed: lone UTF-16 surrogates removed from the parsed text.
         chunks_total: chunks made by ``chunking``.
@@ -184,6 +185,7 @@ class JobProgress(_ProgressFields):
     empty_pages: list[int] | None = None
     chars: int | None = None
     parse_warnings: list[str] | None = None
+    chunk_warnings: list[str] | None = None
     nul_removed: int | None = None
     lone_surrogates_removed: int | None = None
     chunks_total: int | None = None

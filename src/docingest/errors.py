@@ -54,7 +54,8 @@ here)::
     │   │                              its message keeps server paths (the API scrubs them)
     │   ├── DatabaseNotMigrated        database_not_migrated (503): run ``docingest migrate``
     │   ├── EmbeddedDatabaseFailed     embedded_database_failed (503): pgserver did not start
-    │   └── DependencyMissing          dependency_missing (503): an optional package is not installed
+    │   ├── DependencyMissing          dependency_missing (503): an optional package is not installed
+    │   └── InvalidConfiguration       invalid_configuration (503): a setting docingest cannot use
     └── StorageError                   bad_request (400): refusals of the local storage service,
         │                              answered in Supabase Storage's body with ``supabase_error``
         ├── StorageUnauthorized        invalid_token (403, "Unauthorized"): no service key
@@ -576,6 +577,15 @@ class DependencyMissing(SetupError):
     error_code = "dependency_missing"
     meaning = "a package the configured provider needs is not installed"
     user_action = "install the extra the message names (e.g. pip install 'docingest[local]'), or configure another provider"
+
+
+class InvalidConfiguration(SetupError):
+    """A setting (an ``UPLOAD_PIPELINE_*`` variable, in the environment or ``.env``) has a value
+    docingest cannot use; the message names the variable."""
+
+    error_code = "invalid_configuration"
+    meaning = "a setting (environment variable or .env) has a value docingest cannot use"
+    user_action = "fix or unset the variable the message names (docingest info shows the settings in use)"
 
 
 class StorageError(DocingestError):

@@ -93,7 +93,7 @@ def test_replaced_bytes_are_reported_by_ingest_and_status(settings: Settings, tm
         check=False,
         timeout=300,
     )
-    assert "1 parse warning" in wide.stdout
+    assert "1 warning" in wide.stdout
 
 
 def test_square_brackets_in_a_file_name_are_printed_as_they_are(settings: Settings, tmp_path: Path) -> None:
@@ -148,11 +148,20 @@ def run_cli_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
         (
             "DATABASE_URL",
             "postgresql://docingest@127.0.0.1:1/docingest",
-            "cannot connect to UPLOAD_PIPELINE_DATABASE_URL",
+            "database error: database_unavailable: cannot connect to UPLOAD_PIPELINE_DATABASE_URL",
         ),
-        ("DATABASE_URL", "nonsense", "UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL URL"),
-        ("DATA_DIR", "FILE", "UPLOAD_PIPELINE_DATA_DIR="),
-        ("DATA_DIR", "/proc/nope", "UPLOAD_PIPELINE_DATA_DIR=/proc/nope"),
+        (
+            "DATABASE_URL",
+            "nonsense",
+            "configuration error: invalid_configuration: UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL URL",
+        ),
+        ("DATA_DIR", "FILE", "configuration error: invalid_configuration: UPLOAD_PIPELINE_DATA_DIR="),
+        ("DATA_DIR", "/proc/nope", "invalid_configuration: UPLOAD_PIPELINE_DATA_DIR=/proc/nope"),
+        (
+            "MAX_FILE_BYTES",
+            "ten",
+            "configuration error: invalid_configuration: UPLOAD_PIPELINE_MAX_FILE_BYTES:",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", [("status",), ("migrate",), ("search", "x"), ("worker",)])
@@ -360,6 +369,18 @@ def test_a_min_score_no_hit_reaches_says_so(settings: Settings, tmp_path: Path) 
     said = " ".join(none.stderr.split())
     assert "no results at or above --min-score 1: every hit's score (cosine similarity) is lower" in said
     assert "none is complete" not in said  # the documents are fine: the cutoff removed the hits
+
+
+@pytest.mark.parametrize("value", ["nan", "1.5", "-2"])
+def test_a_min_score_outside_minus_one_to_one_is_refused_by_its_value(value: str) -> None:
+    from typer.testing import CliRunner
+
+    from docingest.cli.main import app
+
+    result = CliRunner().invoke(app, ["search", "anything", "--min-score", value])
+    said = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2, result.output
+    assert f"a cosine similarity is a number from -1 to 1, not {float(value):g}" in said, said
 
 
 def _sea_notes(path: Path) -> Path:

@@ -86,6 +86,14 @@ def test_info_names_where_everything_is_and_counts_the_users_data(
     ):
         assert line in table.splitlines()
 
+    # A failed document counts as a document, not as a searchable one.
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "empty.md").write_bytes(b"")
+    assert invoke("ingest", str(tmp_path / "empty"), "--json").exit_code == 1
+    found = json.loads(invoke("info", "--json").stdout)
+    assert (found["documents"], found["searchable"]) == (3, 2)
+    assert "documents             3 (2 searchable)" in invoke("info").stdout.splitlines()
+
 
 def test_a_database_password_is_never_printed() -> None:
     assert (

@@ -63,6 +63,13 @@ def test_summary_counts_failures_by_code(ingested: dict[str, Any]) -> None:
     assert summary["documents"] == len(INGEST_CASES)
     assert summary["failed_by_code"] == expected
     assert summary["complete"] == sum(c.expected_state == "done" for c in INGEST_CASES)
+    # A file whose name says another type than its content is named in the summary's warnings
+    # (the CLI prints them after the table), not only in its job's events.
+    renamed = {
+        w["filename"]: w["message"] for w in summary["warnings"] if "but the content is" in w["message"]
+    }
+    assert set(renamed) == {c.name for c in INGEST_CASES if c.warning_mime is not None}, summary["warnings"]
+    assert all(c.warning_mime in renamed[c.name] for c in INGEST_CASES if c.warning_mime is not None)
 
 
 @pytest.mark.parametrize("case", INGEST_CASES, ids=lambda c: c.name)
@@ -87,6 +94,8 @@ def check_outcome(rt: Runtime, job: dict[str, Any], case: BadInput) -> None:
         if case.expected_code == "no_text" and case.name.endswith((".pdf", ".docx")):
             assert "no text was found" in job["error_message"]
             assert "OCR is not configured" in job["error_message"]
+        elif case.expected_code == "no_text" and case.name.endswith(".html"):
+            assert "body has no text" in job["error_message"] and "OCR" not in job["error_message"]
         elif case.expected_code == "no_text":  # a text format: no OCR hint, it would mislead
             assert "only whitespace" in job["error_message"] and "OCR" not in job["error_message"]
         if case.expected_code == "content_type_mismatch":

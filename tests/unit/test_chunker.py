@@ -279,3 +279,28 @@ def test_the_context_line_is_title_and_headings_within_its_budget() -> None:
     assert len(tok.encode(roomy, add_special_tokens=False).ids) == 6
     assert c.context("Title", ["Heading"], budget=c.context_budget(253)) == ""  # too little room: none
     assert Chunker(tok, max_tokens=256).context("Title", ["Heading"]) == ""  # no budget: no context
+
+
+def test_chunks_of_long_unbroken_strings_are_named_as_unreadable() -> None:
+    """WordPiece reads a word of over 100 characters as one [UNK]: such chunks embed to nearly
+    the same vector and match any question, so chunking names them; prose gets no warning, nor
+    does base64 (its punctuation splits it into words the tokenizer knows)."""
+    import base64
+    import random
+
+    from docingest.stages.chunk import unreadable_chunks_warning
+
+    c = chunker()
+    prose = "The keeper trimmed the lamp every four hours and logged the barometer readings. " * 40
+    rng = random.Random(3)
+    blob = " ".join(rng.randbytes(100).hex() for _ in range(400))  # SHA-like hex runs of 200 characters
+    assert unreadable_chunks_warning(c, c.chunk(prose, markdown=False)) is None
+    chunks = c.chunk(prose + "\n\n" + blob, markdown=False)
+    shares = c.unknown_token_shares([ch.text for ch in chunks])
+    assert shares[0] == 0.0 and max(shares) == 1.0
+    warning = unreadable_chunks_warning(c, chunks)
+    bad = sum(share >= 0.5 for share in shares)
+    assert warning is not None and warning.startswith(f"{bad} of {len(chunks)} chunks are mostly strings")
+    assert "chunk " in warning  # no pages: named by chunk number
+    b64 = " ".join(base64.b64encode(rng.randbytes(300)).decode() for _ in range(30))
+    assert unreadable_chunks_warning(c, c.chunk(b64, markdown=False)) is None

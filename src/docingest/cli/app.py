@@ -70,11 +70,23 @@ def _settings() -> Settings:
             (f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: " if e["loc"] else "") + e["msg"]
             for e in exc.errors()
         )
-        console.print(f"[red]configuration error:[/red] {problems}", soft_wrap=True)
+        _configuration_error(problems)
         raise typer.Exit(2) from exc
     except Exception as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        _configuration_error(_one_line(exc))
         raise typer.Exit(2) from exc
+
+
+def _configuration_error(message: str) -> None:
+    """Print a configuration error with its code, as :func:`_exit_on_error` prints the others:
+    ``configuration error: invalid_configuration: VARIABLE: what is wrong``."""
+    from docingest.errors import InvalidConfiguration
+
+    console.print(
+        f"[red]configuration error:[/red] {InvalidConfiguration.error_code}: {escape(message)}",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _exit_on_error(exc: BaseException) -> None:
@@ -130,10 +142,9 @@ def _check_data_dir(settings: Settings) -> None:
             raise NotADirectoryError(f"{path} exists and is not a directory")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        console.print(
-            f"[red]configuration error:[/red] UPLOAD_PIPELINE_DATA_DIR={path}: cannot use it as "
-            f"the data directory ({_one_line(exc)}); point it at a writable directory",
-            soft_wrap=True,
+        _configuration_error(
+            f"UPLOAD_PIPELINE_DATA_DIR={path}: cannot use it as the data directory "
+            f"({_one_line(exc)}); point it at a writable directory"
         )
         raise typer.Exit(2) from exc
 
@@ -157,18 +168,19 @@ def _runtime(settings: Settings | None = None) -> Runtime:
     try:
         psycopg.connect(database_url(settings), connect_timeout=10).close()  # starts the embedded one
     except psycopg.ProgrammingError as exc:  # libpq could not parse the URL
-        console.print(
-            f"[red]configuration error:[/red] UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL "
-            f"URL ({_one_line(exc)}); use postgresql://USER:PASSWORD@HOST:5432/DBNAME, or unset "
-            "it for the embedded database",
-            soft_wrap=True,
+        _configuration_error(
+            f"UPLOAD_PIPELINE_DATABASE_URL is not a PostgreSQL URL ({_one_line(exc)}); use "
+            "postgresql://USER:PASSWORD@HOST:5432/DBNAME, or unset it for the embedded database"
         )
         raise typer.Exit(2) from exc
     except (psycopg.Error, RuntimeError, OSError) as exc:
+        from docingest.errors import DatabaseUnavailable
+
         console.print(
-            f"[red]database error:[/red] cannot connect to {where}: {_one_line(exc)}; "
-            "check that PostgreSQL is running and the setting is right",
+            f"[red]database error:[/red] {DatabaseUnavailable.error_code}: cannot connect to {where}: "
+            f"{escape(_one_line(exc))}; check that PostgreSQL is running and the setting is right",
             soft_wrap=True,
+            highlight=False,
         )
         raise typer.Exit(2) from exc
     return rt

@@ -31,13 +31,24 @@ if TYPE_CHECKING:
     from docingest.services.search import SearchHit
 
 
+def _check_score(value: float | None) -> float | None:
+    """``--min-score``: a cosine similarity, a number from -1 to 1 (``nan`` is refused by name:
+    a range check alone would say it is over 1)."""
+    if value is not None and not -1.0 <= value <= 1.0:
+        raise typer.BadParameter(f"a cosine similarity is a number from -1 to 1, not {value:g}")
+    return value
+
+
 @app.command()
 def search(
     query: str = typer.Argument(..., help="the question"),
     k: int = typer.Option(5, "-k", min=1, max=100, help="results to return"),
     mode: Mode = ModeOpt,
     min_score: float | None = typer.Option(
-        None, "--min-score", min=-1.0, max=1.0, help="drop hits whose cosine score is below this"
+        None,
+        "--min-score",
+        callback=_check_score,
+        help="drop hits whose cosine score is below this",
     ),
     context: int = typer.Option(
         0,
@@ -236,22 +247,30 @@ def status(
     table = Table()
     for col in ("file", "stage", "state", "progress", "attempts", "error"):
         table.add_column(col, overflow="fold")  # every letter shown, none cut to an ellipsis
-    # Whole where it fits beside the rest (it is copied into `docingest retry`); at 80 columns it
-    # folds, or the other columns would fold to a few letters a line (ids are whole in --json).
-    table.add_column(
-        "job", **({"no_wrap": True, "min_width": 36} if out.width >= 120 else {"overflow": "fold"})
-    )
+    # The job id whole where it fits beside the rest (it is copied into `docingest retry`). Under
+    # 120 columns it is left out: folded, it took five lines a row and squeezed the file names;
+    # a failed job's id is printed whole under the table, and every id is in --json.
+    with_ids = out.width >= 120
+    if with_ids:
+        table.add_column("job", no_wrap=True, min_width=36)
     for r in rows:
-        table.add_row(
+        cells = [
             escape(r.filename),
             r.stage,
             "[red]stalled[/red]" if r.stalled else r.state,
             format_progress(r.progress),
             str(r.attempts),
             r.error_code or "",
-            r.job_id,
-        )
+        ]
+        table.add_row(*cells, *([r.job_id] if with_ids else []))
     out.print(table)
+    if not with_ids:
+        console.print(
+            ("job ids: the failed jobs' below; " if any(r.error_code for r in rows) else "job ids: ")
+            + "every job's in `docingest status --json` (or in a terminal of 120 columns or more)",
+            highlight=False,
+            soft_wrap=True,
+        )
     # The messages at full width under the table: in a column they wrapped to a few letters a line.
     for r in rows:
         if r.error_code:
@@ -298,7 +317,12 @@ def info(
         ),
         *([("models", found.models_dir)] if found.models_dir else []),
         ("user", str(found.user)),
-        ("documents", str(found.documents)),
+        (
+            "documents",
+            f"{found.documents} ({found.searchable} searchable)"
+            if found.searchable != found.documents
+            else str(found.documents),
+        ),
         ("jobs", ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()) or "none"),
         ("chunks", str(found.chunks)),
         ("users with documents", str(found.users)),

@@ -652,12 +652,14 @@ class Repository:
         return Job.from_row(row) if row else None
 
     def inventory(self, conn: Conn, user_id: str | None) -> dict[str, Any]:
-        """``{documents, chunks, users, jobs_by_state: {state: n}}`` of ``user_id`` (None: everyone;
-        ``users`` always counts every user with a document)."""
+        """``{documents, searchable, chunks, users, jobs_by_state: {state: n}}`` of ``user_id``
+        (None: everyone; ``searchable`` counts the documents with chunks; ``users`` always
+        counts every user with a document)."""
         row = _one(conn, "inventory", {"user_id": user_id}) or {}
         jobs = {r["state"]: int(r["n"]) for r in _all(conn, "jobs_by_state", {"user_id": user_id})}
         return {
             "documents": int(row.get("documents") or 0),
+            "searchable": int(row.get("searchable") or 0),
             "chunks": int(row.get("chunks") or 0),
             "users": int(row.get("users") or 0),
             "jobs_by_state": jobs,

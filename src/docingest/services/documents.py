@@ -147,13 +147,16 @@ class UploadPolicy:
 class Registered:
     """A local file's document and job; ``created`` is False for a duplicate of earlier bytes,
     ``requeued`` True when that duplicate had failed and was queued again, ``resumed`` True
-    when its job was still unfinished (e.g. an interrupted ``docingest ingest``)."""
+    when its job was still unfinished (e.g. an interrupted ``docingest ingest``); ``warning``
+    the message of the ``warning`` event recorded at registration (the name's extension says
+    another type than the content), None without one."""
 
     document: Document
     job: Job | None
     created: bool
     requeued: bool = False
     resumed: bool = False
+    warning: str | None = None
 
 
 @dataclass
@@ -335,7 +338,7 @@ class DocumentService:
             assert existing is not None
             self.storage.delete(key)
             return Registered(existing, job, False)
-        return Registered(doc, job, True)
+        return Registered(doc, job, True, warning=warning["message"] if warning else None)
 
     def _register_again(
         self, path: Path, document: Document, job: Job, *, bytes_len: int, mime: str
@@ -720,8 +723,9 @@ class DocumentService:
             return self.repo.document_stats(conn, document_ids)
 
     def inventory(self, user_id: str | None) -> dict[str, Any]:
-        """``{documents, chunks, users, jobs_by_state: {state: n}}`` of ``user_id`` (None:
-        everyone; ``users`` counts every user with a document).
+        """``{documents, searchable, chunks, users, jobs_by_state: {state: n}}`` of ``user_id``
+        (None: everyone; ``searchable``: the documents with chunks; ``users`` counts every user
+        with a document).
 
         Raises:
             psycopg.Error: the database cannot be read.

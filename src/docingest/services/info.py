@@ -66,8 +66,9 @@ def where(settings: Settings) -> str:
 class Info:
     """``docingest info``: where an installation's settings point and what it holds.
 
-    Counts are of ``user`` (``None``: every user); ``jobs_by_state`` maps each
-    state (``queued``, ``working``, ``done``, ``failed`` ...) to its job count.
+    Counts are of ``user`` (``None``: every user); ``documents`` counts every document
+    whatever its state, ``searchable`` those with chunks; ``jobs_by_state`` maps each state
+    (``queued``, ``working``, ``done``, ``failed`` ...) to its job count.
     """
 
     version: str
@@ -81,6 +82,7 @@ class Info:
     models_dir: str | None
     user: str | None
     documents: int = 0
+    searchable: int = 0
     chunks: int = 0
     users: int = 0
     jobs_by_state: dict[str, int] = field(default_factory=dict)
@@ -144,6 +146,7 @@ def collect(settings: Settings, documents: DocumentService, *, user: str | None 
     info = describe(settings, user=user)
     counts = documents.inventory(user)
     info.documents, info.chunks, info.users = counts["documents"], counts["chunks"], counts["users"]
+    info.searchable = counts["searchable"]
     info.jobs_by_state = dict(sorted(counts["jobs_by_state"].items()))
     return info
 

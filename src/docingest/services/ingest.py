@@ -117,7 +117,9 @@ class IngestSummary:
     #: where the documents went: the data directory (its database unless DATABASE_URL is set)
     data_dir: str = ""
     failures: list[dict[str, Any]] = field(default_factory=list)
-    #: ``{filename, job_id, message}`` per parse warning (e.g. undecodable bytes replaced).
+    #: ``{filename, job_id, message}`` per warning of this run: a file whose name says another
+    #: type than its content, then each parse and chunking warning (e.g. undecodable bytes
+    #: replaced, chunks the embedder cannot read).
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,9 +213,13 @@ def ingest(
     )
     shown = {i: JobProgress.from_stored(j["progress"]) for i, j in latest.items()}
     summary.warnings = [
+        {"filename": r.document.filename, "job_id": str(r.job.job_id), "message": r.warning}
+        for r in registered
+        if r.warning is not None and r.job is not None
+    ] + [
         {"filename": j["filename"], "job_id": str(j["job_id"]), "message": w}
         for i, j in latest.items()
-        for w in shown[i].parse_warnings or []
+        for w in (shown[i].parse_warnings or []) + (shown[i].chunk_warnings or [])
     ]
     summary.embedding_cache_hits = sum(p.embedding_cache_hits or 0 for p in shown.values())
     summary.docs_per_s = round(summary.documents / wall, 3) if wall else 0.0

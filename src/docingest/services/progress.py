@@ -77,9 +77,9 @@ def format_progress(
         parts.append(f"chunks {p.chunks_embedded or 0}/{p.chunks_total}")
     if p.eta_s and not _idle(stalled, state):
         parts.append(f"eta {duration(float(p.eta_s))}")
-    if p.parse_warnings:
-        n = len(p.parse_warnings)
-        parts.append(f"{n} parse warning{'s' if n > 1 else ''}")
+    n = len(p.parse_warnings or []) + len(p.chunk_warnings or [])
+    if n:
+        parts.append(f"{n} warning{'s' if n > 1 else ''}")
     return ", ".join(parts)
 
 

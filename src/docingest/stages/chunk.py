@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from docingest.db.repository import Repository
@@ -80,12 +81,44 @@ class ChunkDocument:
         def persist(conn: Any) -> None:
             Repository().replace_chunk_buffer(conn, doc.document_id, rows)
 
+        warnings = unreadable_chunks_warning(chunker, chunks)
         return StageResult(
             progress=JobProgress(
-                chunks_total=len(chunks), chunks_embedded=0, tokens_total=sum(c.token_count for c in chunks)
+                chunks_total=len(chunks),
+                chunks_embedded=0,
+                tokens_total=sum(c.token_count for c in chunks),
+                chunk_warnings=[warnings] if warnings else None,
             ),
             persist=persist,
         )
+
+
+#: a chunk is "unreadable" when at least this share of its tokens is the unknown token
+UNREADABLE_SHARE = 0.5
+#: a run of this many characters without whitespace is what WordPiece reads as one unknown token
+_LONG_RUN = re.compile(r"\S{101,}")
+
+
+def unreadable_chunks_warning(chunker: Chunker, chunks: Sequence[Chunk]) -> str | None:
+    """A warning naming the chunks the embedder reads as mostly unknown tokens (long unbroken
+    strings: base64, hashes, minified code), which embed to near-identical vectors and match
+    unrelated questions; None when there are none. Only chunks with a run of over 100
+    characters without whitespace are tokenized again (the cost stays off ordinary text)."""
+    suspects = [c for c in chunks if _LONG_RUN.search(c.text)]
+    if not suspects:
+        return None
+    shares = chunker.unknown_token_shares([c.text for c in suspects])
+    bad = [c for c, share in zip(suspects, shares, strict=True) if share >= UNREADABLE_SHARE]
+    if not bad:
+        return None
+    where = ", ".join(f"page {c.page}" if c.page is not None else f"chunk {c.ordinal + 1}" for c in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    return (
+        f"{len(bad)} of {len(chunks)} chunks are mostly strings of over 100 characters without a "
+        f"space ({where}{more}): the embedder reads them as unknown tokens, so they cannot be "
+        "found by meaning and may match unrelated questions; break such strings up or leave "
+        "them out of the file"
+    )
 
 
 def document_title(metadata: dict[str, str], filename: str) -> str:

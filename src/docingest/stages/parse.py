@@ -165,6 +165,12 @@ class ValidateParse:
                 raise NoText(
                     "no text was found in the document (it may be scanned images); OCR is not configured"
                 )
+            if doc.mime in ("text/html", "application/xhtml+xml"):
+                raise NoText(
+                    f"the page's body has no text ({doc.bytes_len} bytes of HTML): only markup, "
+                    "a title, scripts or styles, which are not indexed; add text to its <body> "
+                    "and upload again"
+                )
             raise NoText(
                 f"the file holds only whitespace ({doc.bytes_len} bytes, {doc.mime}): "
                 "there is nothing to index; add text and upload again"

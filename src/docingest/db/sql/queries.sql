@@ -606,12 +606,15 @@ ORDER BY event_id
 LIMIT %(limit)s;
 
 -- name: inventory
--- docingest info: documents, chunks and users of one user, or of everyone when user_id is NULL.
+-- docingest info: documents (and those with chunks: searchable), chunks and users of one user,
+-- or of everyone when user_id is NULL.
 SELECT
     (SELECT count(*) FROM upload_pipeline.documents
      WHERE %(user_id)s::text IS NULL OR user_id = %(user_id)s) AS documents,
     (SELECT count(*) FROM upload_pipeline.document_chunks
      WHERE %(user_id)s::text IS NULL OR user_id = %(user_id)s) AS chunks,
+    (SELECT count(DISTINCT document_id) FROM upload_pipeline.document_chunks
+     WHERE %(user_id)s::text IS NULL OR user_id = %(user_id)s) AS searchable,
     (SELECT count(DISTINCT user_id) FROM upload_pipeline.documents) AS users;
 
 -- name: jobs_by_state

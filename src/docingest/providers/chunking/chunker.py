@@ -210,6 +210,23 @@ class Chunker:
             )
         return counts
 
+    def unknown_token_shares(self, texts: Sequence[str]) -> list[float]:
+        """The share of each text's tokens (special tokens left out) that are the tokenizer's
+        unknown token (``[UNK]`` for WordPiece, which gives it to any word over 100 characters:
+        base64, hashes, minified code): 0.0 for a text the model reads, near 1.0 for one it
+        cannot. 0.0 for every text when the tokenizer has no unknown token."""
+        model = self.tokenizer.model
+        unk = getattr(model, "unk_token", None)
+        unk_id = self.tokenizer.token_to_id(unk) if isinstance(unk, str) else None
+        if unk_id is None:
+            return [0.0] * len(texts)
+        shares: list[float] = []
+        for i in range(0, len(texts), COUNT_BATCH):
+            batch = list(texts[i : i + COUNT_BATCH])
+            for e in self.tokenizer.encode_batch_fast(batch, add_special_tokens=False):
+                shares.append(e.ids.count(unk_id) / len(e.ids) if e.ids else 0.0)
+        return shares
+
     def _spans(self, text: str, markdown: bool) -> list[tuple[int, str]]:
         inner = self._inner_md if markdown else self._inner_text
         outer = self._outer if markdown else TextSplitter(self.piece_chars, overlap=0)

@@ -20,7 +20,11 @@ from supabase import create_client
 
 from docingest.api.auth import mint_service_key, mint_token
 from docingest.settings import Settings
+from tests.e2e import conftest as api_conftest
+from tests.e2e.client import ApiClient
 from tests.e2e.servers import storage_server
+
+pytestmark = pytest.mark.e2e
 
 SECRET = "storage-clients-secret-" + "x" * 32
 LIMIT = 256 * 1024  # MAX_FILE_BYTES of the service under test
@@ -469,3 +473,29 @@ def test_supabase_create_client_storage_works_unchanged(
     assert bucket.download("py/page.md") == b"# From supabase-py\n"
     assert [r["name"] for r in bucket.list("py")] == ["page.md"]
     assert "documents" in {b.id for b in storage.list_buckets()}
+
+
+def test_a_document_uploaded_with_storage3_to_the_apis_signed_url_is_processed(
+    api: tuple[str, Settings],
+) -> None:
+    """The API's own signed upload URL, used as a Supabase client uses one: storage3's
+    ``upload_to_signed_url`` (multipart); the worker takes the document to ``complete``."""
+    base, _ = api
+    bearer = mint_token(api_conftest.SECRET, user_id="storage3-user")
+    user = ApiClient(base, bearer)
+    data = b"# Tide tables\n\nThe harbour master posted the spring tide tables on the quay each Monday.\n"
+    try:
+        reply = user.request_upload(data, filename="tides.md")
+        assert reply.status_code == 201, reply.text
+        ticket = reply.json()
+        signed_path, token = ticket["signed_url"].split("/object/upload/sign/documents/")[1].split("?token=")
+        storage = create_client(base, bearer).storage  # the project URL: /storage/v1 is the API's
+        up = storage.from_("documents").upload_to_signed_url(
+            signed_path, token, data, {"content-type": "text/markdown"}
+        )
+        assert up.full_path == f"documents/{signed_path}"
+        doc = user.wait_document(ticket["document_id"])
+        assert (doc["stage"], doc["state"], doc["filename"]) == ("complete", "done", "tides.md"), doc
+        assert doc["chunks"] >= 1
+    finally:
+        user.close()

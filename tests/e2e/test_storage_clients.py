@@ -407,6 +407,11 @@ def test_keys_are_validated_as_supabase_does(admin: SyncStorageClient, service: 
     for bad in ("caf\u00e9.txt", "a#b.txt", "a%b", "a\\b", "tab\t.txt"):
         err = _api_error(lambda k=bad: docs.upload(k, b"x"))  # type: ignore[misc]
         assert (err.status, err.code) == ("400", "InvalidKey"), bad
+    docs.upload("clash/x.txt", b"x")  # objects are files: a key cannot also be a folder
+    for clash, upsert in (("clash", "true"), ("clash/x.txt/y", "false")):
+        err = _api_error(lambda k=clash, u=upsert: docs.upload(k, b"y", {"upsert": u}))  # type: ignore[misc]
+        assert (err.status, err.code) == ("400", "InvalidKey") and "folder" in err.message, clash
+    assert docs.download("clash/x.txt") == b"x"
     auth = {"authorization": f"Bearer {SERVICE_KEY}"}
     for bad in ("a//b.txt", "a/%2e%2e/b.txt"):
         reply = httpx.post(f"{service[0]}/object/documents/{bad}", content=b"x", headers=auth)

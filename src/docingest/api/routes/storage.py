@@ -67,6 +67,7 @@ from docingest.errors import (
     BucketNotFound,
     ClientDisconnected,
     DocingestError,
+    InvalidObjectKey,
     MimeTypeNotAllowed,
     ObjectExists,
     ObjectNotFound,
@@ -284,7 +285,10 @@ class StorageService:
         if not overwrite and previous is not None:
             raise ObjectExists("The resource already exists")
         store = self.buckets.storage(bucket.id)
-        fd, tmp = await run_in_threadpool(store.new_temp, key)
+        try:
+            fd, tmp = await run_in_threadpool(store.new_temp, key)
+        except (NotADirectoryError, FileExistsError) as exc:
+            raise _folder_clash(key) from exc
         out = os.fdopen(fd, "wb")
         sink = _FileSink(limit, refuse_length)
         try:
@@ -338,7 +342,11 @@ class StorageService:
                 self.buckets.write_meta(bucket.id, key, meta)
                 return True
 
-            if not await run_in_threadpool(commit):
+            try:
+                committed = await run_in_threadpool(commit)
+            except IsADirectoryError as exc:
+                raise _folder_clash(key) from exc
+            if not committed:
                 raise ObjectExists("The resource already exists")
             return meta
         finally:
@@ -503,6 +511,12 @@ class _Form:
             except ValueError:
                 user = None
         return _Upload(self.file_type, f"max-age={cache}" if cache else "no-cache", user)
+
+
+def _folder_clash(key: str) -> InvalidObjectKey:
+    return InvalidObjectKey(
+        f"Invalid key: {key!r}: a key cannot also be a folder of other keys (objects are files here)"
+    )
 
 
 def _check_mime(mime: str, bucket: Bucket) -> None:

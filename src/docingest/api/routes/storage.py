@@ -497,7 +497,6 @@ class _Form:
             StorageError: 400, the body ended before its closing boundary, or had no file.
         """
         if not self.done:
-            self.parser.finalize()
             raise StorageError("the multipart/form-data body ended before its closing boundary")
         if self.file_type is None:
             raise StorageError("No content provided: the multipart/form-data body has no file part")

@@ -619,9 +619,9 @@ def _serve(service: StorageService, bucket: Bucket, key: str, download: str | No
     """The object's bytes (or, for ``HEAD``, its headers) with its stored content type."""
     meta = service.meta(bucket, key)
     path = service.buckets.storage(bucket.id)._path(key)
-    return FileResponse(
-        path, media_type=meta.mimetype, headers={**_object_headers(meta), **_disposition(download)}
-    )
+    # the stored type as given (Starlette would append "; charset=utf-8" to a text/* media_type)
+    headers = {"content-type": meta.mimetype, **_object_headers(meta), **_disposition(download)}
+    return FileResponse(path, media_type=meta.mimetype, headers=headers)
 
 
 def _info(bucket: Bucket, key: str, meta: ObjectMeta) -> dict[str, Any]:

@@ -58,13 +58,19 @@ here)::
     │   └── InvalidConfiguration       invalid_configuration (503): a setting docingest cannot use
     └── StorageError                   bad_request (400): refusals of the local storage service,
         │                              answered in Supabase Storage's body with ``supabase_error``
-        ├── StorageUnauthorized        invalid_token (403, "Unauthorized"): no service key
+        ├── StorageUnauthorized        invalid_token (403, "Unauthorized"): no token, or a role
+        │                              no row-level security policy lets do this
         ├── SignedUrlError             invalid_token (403, "InvalidJWT"): bad or expired signed URL
         │   └── SignedUrlTokenMissing  bad_request (400, "InvalidJWT"): no ``?token=``
         ├── BucketNotFound             not_found (404, "Bucket not found")
         ├── ObjectNotFound             not_found (404, "not_found")
+        ├── StorageRouteNotFound       not_found (404, "Not Found"): no such route (or not implemented)
+        ├── StorageMethodNotAllowed    method_not_allowed (405, "Method Not Allowed")
         ├── InvalidObjectKey           bad_request (400, "InvalidKey")
-        ├── MultipartRefused           bad_request (415, "InvalidRequest")
+        ├── InvalidBucketName          bad_request (400, "Invalid Input")
+        ├── BucketExists               conflict (409, "Duplicate")
+        ├── BucketNotEmpty             conflict (409, "ResourceNotEmpty")
+        ├── MimeTypeNotAllowed         unsupported_type (415, "invalid_mime_type")
         ├── ObjectExists               conflict (409, "Duplicate")
         ├── BodyLongerThanDeclared     size_mismatch (413, "Payload too large")
         ├── BodyTooLarge               file_too_large (413, "Payload too large")
@@ -590,30 +596,35 @@ class InvalidConfiguration(SetupError):
 
 class StorageError(DocingestError):
     """A refusal of the local storage service (``/storage/v1``), answered in Supabase
-    Storage's error body ``{"statusCode", "error", "message", "error_code"}``.
+    Storage's error body ``{"statusCode", "error", "code", "message", "error_code"}``.
 
     Attributes:
         supabase_error: the body's ``error`` string, as Supabase Storage spells it.
+        supabase_code: the body's ``code`` (Supabase's ``ErrorCode``: ``NoSuchKey``, ...),
+            what storage-js reads.
 
     Its ``error_code`` is a code of the README's tables (the same condition on a job or an
-    API request); ``http_status`` and ``supabase_error`` follow Supabase Storage. The base
-    class is a malformed request.
+    API request); ``http_status``, ``supabase_error`` and ``supabase_code`` follow Supabase
+    Storage. The base class is a malformed request.
     """
 
     error_code = "bad_request"
     retryable = False
     http_status = 400
     supabase_error = "InvalidRequest"
+    supabase_code = "InvalidRequest"
     meaning = "the storage request is invalid"
     user_action = "fix the request"
 
 
 class StorageUnauthorized(StorageError):
-    """No valid service-role key in ``Authorization``."""
+    """No valid token (``Authorization: Bearer`` or ``apikey``), or a role that may not do
+    this (no row-level security policy grants it)."""
 
     error_code = "invalid_token"
     http_status = 403
     supabase_error = "Unauthorized"
+    supabase_code = "AccessDenied"
 
 
 class SignedUrlError(StorageError):
@@ -622,6 +633,7 @@ class SignedUrlError(StorageError):
     error_code = "invalid_token"
     http_status = 403
     supabase_error = "InvalidJWT"
+    supabase_code = "InvalidJWT"
 
 
 class SignedUrlTokenMissing(SignedUrlError):
@@ -632,33 +644,82 @@ class SignedUrlTokenMissing(SignedUrlError):
 
 
 class BucketNotFound(StorageError):
-    """The path names another bucket than the service's."""
+    """No bucket of that name (or one the caller's role cannot see)."""
 
     error_code = "not_found"
     http_status = 404
     supabase_error = "Bucket not found"
+    supabase_code = "NoSuchBucket"
 
 
 class ObjectNotFound(StorageError):
-    """No object under the key."""
+    """No object under the key (or one the caller's role cannot see)."""
 
     error_code = "not_found"
     http_status = 404
     supabase_error = "not_found"
+    supabase_code = "NoSuchKey"
+
+
+class StorageRouteNotFound(StorageError):
+    """No storage route at that path, or one the local service does not implement (image
+    transformations, TUS resumable uploads)."""
+
+    error_code = "not_found"
+    http_status = 404
+    supabase_error = "Not Found"
+
+
+class StorageMethodNotAllowed(StorageError):
+    """A storage route called with a method it does not answer."""
+
+    error_code = "method_not_allowed"
+    http_status = 405
+    supabase_error = "Method Not Allowed"
 
 
 class InvalidObjectKey(StorageError):
-    """An empty key, a ``.``/``..`` part, a NUL or backslash, or a key outside the bucket."""
+    """A key Supabase refuses (characters outside its set) or a file system cannot hold
+    (an empty, ``.`` or ``..`` segment, a segment over 255 bytes)."""
 
     http_status = 400
     supabase_error = "InvalidKey"
+    supabase_code = "InvalidKey"
 
 
-class MultipartRefused(StorageError):
-    """A ``multipart/form-data`` body: the service takes the raw bytes only."""
+class InvalidBucketName(StorageError):
+    """A bucket name outside Supabase's characters or length, or starting with ``.``."""
 
+    http_status = 400
+    supabase_error = "Invalid Input"
+    supabase_code = "InvalidBucketName"
+
+
+class BucketExists(StorageError):
+    """A bucket of that name exists already."""
+
+    error_code = "conflict"
+    http_status = 409
+    supabase_error = "Duplicate"
+    supabase_code = "BucketAlreadyExists"
+
+
+class BucketNotEmpty(StorageError):
+    """A bucket that still holds objects (or the settings' bucket) cannot be deleted."""
+
+    error_code = "conflict"
+    http_status = 409
+    supabase_error = "ResourceNotEmpty"
+    supabase_code = "ResourceNotEmpty"
+
+
+class MimeTypeNotAllowed(StorageError):
+    """The upload's content type is not in the bucket's ``allowed_mime_types``."""
+
+    error_code = "unsupported_type"
     http_status = 415
-    supabase_error = "InvalidRequest"
+    supabase_error = "invalid_mime_type"
+    supabase_code = "InvalidMimeType"
 
 
 class ObjectExists(StorageError):
@@ -667,26 +728,29 @@ class ObjectExists(StorageError):
     error_code = "conflict"
     http_status = 409
     supabase_error = "Duplicate"
+    supabase_code = "KeyAlreadyExists"
 
 
 class BodyLongerThanDeclared(StorageError):
-    """The body passed the length declared for the signed URL; reading stopped there."""
+    """The file passed the length declared for the signed URL; reading stopped there."""
 
     error_code = "size_mismatch"
     http_status = 413
     supabase_error = "Payload too large"
+    supabase_code = "EntityTooLarge"
 
 
 class BodyTooLarge(StorageError):
-    """The body passed the bucket's size limit; reading stopped there."""
+    """The file passed the bucket's size limit; reading stopped there."""
 
     error_code = "file_too_large"
     http_status = 413
     supabase_error = "Payload too large"
+    supabase_code = "EntityTooLarge"
 
 
 class BodySizeMismatch(StorageError):
-    """The whole body is shorter than the length declared for the signed URL."""
+    """The whole file is shorter than the length declared for the signed URL."""
 
     error_code = "size_mismatch"
     http_status = 400
@@ -694,11 +758,12 @@ class BodySizeMismatch(StorageError):
 
 
 class BodyChecksumMismatch(StorageError):
-    """The body's SHA-256 is not the one declared for the signed URL."""
+    """The file's SHA-256 is not the one declared for the signed URL."""
 
     error_code = "checksum_mismatch"
     http_status = 400
     supabase_error = "InvalidChecksum"
+    supabase_code = "InvalidChecksum"
 
 
 class ClientDisconnected(StorageError):

@@ -14,6 +14,7 @@ import httpx
 import jwt
 import pytest
 
+from docingest.api.auth import mint_service_key
 from docingest.providers.storage.signing import UrlSigner
 from docingest.settings import Settings
 from tests.e2e.client import API, ApiClient, token
@@ -250,25 +251,51 @@ def test_delete_while_the_worker_processes_never_fails(api: tuple[str, Settings]
     assert not list((settings.storage_dir / "gus-delete" / "raw").glob("*"))
 
 
-def test_storage_routes_need_the_service_key_and_raw_bodies(api: tuple[str, Settings]) -> None:
+def test_storage_routes_need_the_service_key_and_take_raw_or_multipart_bodies(
+    api: tuple[str, Settings],
+) -> None:
     base, _ = api
     storage = f"{base}/storage/v1"
     user_token = token(SECRET, "henry")  # a user token is not a service key
-    for headers in ({}, {"authorization": f"Bearer {user_token}"}):
-        assert (
-            httpx.post(f"{storage}/object/upload/sign/documents/henry/raw/x.md", headers=headers).status_code
-            == 403
-        )
-        assert httpx.get(f"{storage}/object/documents/henry/raw/x.md", headers=headers).status_code == 403
-        assert (
-            httpx.request(
-                "DELETE", f"{storage}/object/documents", json={"prefixes": ["x"]}, headers=headers
-            ).status_code
-            == 403
-        )
     henry = ApiClient(base, user_token)
-    data = b"# Raw\n\nraw bodies only\n"
+    data = b"# Multipart\n\nthe file part's bytes are checked, not the envelope's\n"
     ticket = _ticket(henry, data)
-    reply = httpx.put(ticket["signed_url"], files={"file": ("a.md", data)}, timeout=10)
-    assert reply.status_code == 415 and reply.json()["statusCode"] == "415"
+    key = ticket["signed_url"].split("?")[0].split("/object/upload/sign/documents/")[1]
+    # storage3's upload_to_signed_url form: a cacheControl field, then the file part
+    form = {"cacheControl": (None, b"3600"), "file": ("a.md", data, "text/markdown")}
+    reply = httpx.put(ticket["signed_url"], files=form, timeout=10)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["Key"] == f"documents/{key}"
+    again = httpx.put(ticket["signed_url"], files=form, timeout=10)
+    assert again.status_code == 409 and again.json()["statusCode"] == "409"  # works once
+    service = {"authorization": f"Bearer {mint_service_key(SECRET)}"}
+    stored = httpx.get(f"{storage}/object/authenticated/documents/{key}", headers=service)
+    assert stored.content == data and stored.headers["content-type"].startswith("text/markdown")
+
+    # no token: refused (the plain GET route serves public buckets only: "documents" is private)
+    for method, path, status in (
+        ("POST", f"/object/upload/sign/documents/{key}", 403),
+        ("GET", f"/object/authenticated/documents/{key}", 403),
+        ("GET", f"/object/documents/{key}", 404),
+        ("DELETE", "/object/documents", 403),
+    ):
+        reply = httpx.request(method, storage + path, json={"prefixes": [key]})
+        assert reply.status_code == status and reply.json()["statusCode"] == str(status), (method, path)
+    # a user token: what Supabase gives the authenticated role without policies, i.e. nothing
+    user = {"authorization": f"Bearer {user_token}"}
+    signing = httpx.post(f"{storage}/object/upload/sign/documents/{key}", headers=user)
+    assert signing.status_code == 403 and "row-level security" in signing.json()["message"]
+    assert httpx.get(f"{storage}/object/authenticated/documents/{key}", headers=user).status_code == 404
+    assert httpx.get(f"{storage}/object/info/documents/{key}", headers=user).status_code == 404
+    removed = httpx.request("DELETE", f"{storage}/object/documents", json={"prefixes": [key]}, headers=user)
+    assert removed.status_code == 200 and removed.json() == []
+    assert httpx.post(f"{storage}/object/list/documents", json={"prefix": ""}, headers=user).json() == []
+    assert httpx.get(f"{storage}/object/authenticated/documents/{key}", headers=service).content == data
+
+    # the declared SHA-256 and length hold for the file part
+    other = _ticket(henry, data.upper())
+    wrong = httpx.put(other["signed_url"], files={"file": ("a.md", data)}, timeout=10)
+    assert wrong.status_code == 400 and wrong.json()["error_code"] == "checksum_mismatch"
+    longer = httpx.put(other["signed_url"], files={"file": ("a.md", data.upper() + b"!")}, timeout=10)
+    assert longer.status_code == 413 and longer.json()["error_code"] == "size_mismatch"
     assert httpx.put(ticket["signed_url"].split("?")[0], content=data).status_code == 400  # no token

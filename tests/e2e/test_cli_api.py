@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
+import jwt
 import pytest
 
 from docingest.api.auth import verify_service_key, verify_user_token
@@ -34,8 +35,17 @@ def test_token_prints_the_token_alone() -> None:
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     assert verify_user_token(lines[0], SECRET, audience="authenticated") == "user-42"
-    key = _run("token", "--service-role", UPLOAD_PIPELINE_JWT_SECRET=SECRET).stdout.strip()
+    assert "expires" in done.stderr and "in 120 s" in done.stderr
+    claims = jwt.decode(lines[0], SECRET, algorithms=["HS256"], audience="authenticated")
+    assert claims["exp"] - claims["iat"] == 120
+    service = _run("token", "--service-role", UPLOAD_PIPELINE_JWT_SECRET=SECRET)
+    key = service.stdout.strip()
     verify_service_key(key, SECRET)
+    claims = jwt.decode(key, SECRET, algorithms=["HS256"])  # 10 years unless --ttl, as Supabase's keys
+    assert claims["exp"] - claims["iat"] == 10 * 365 * 24 * 3600 and "expires" in service.stderr
+    short = _run("token", "--service-role", "--ttl", "60", UPLOAD_PIPELINE_JWT_SECRET=SECRET).stdout.strip()
+    claims = jwt.decode(short, SECRET, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 60 and claims["role"] == "service_role"
 
 
 @pytest.mark.parametrize("secret", [None, "docingest-development-secret-change-me", "short"])

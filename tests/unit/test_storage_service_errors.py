@@ -42,7 +42,15 @@ def test_each_refusal_answers_supabase_shape_with_its_status_error_and_code(
 
     signed = f"/storage/v1/object/upload/sign/{bucket}/{key}"
     cases: list[tuple[Any, int, str, str, str]] = [
-        (client.get(f"/storage/v1/object/{bucket}/{key}"), 403, "Unauthorized", "invalid_token", "missing"),
+        (
+            client.get(f"/storage/v1/object/authenticated/{bucket}/{key}"),
+            403,
+            "Unauthorized",
+            "invalid_token",
+            "missing",
+        ),
+        # without a token the plain route serves public buckets only, as Supabase's
+        (client.get(f"/storage/v1/object/{bucket}/{key}"), 404, "Bucket not found", "not_found", "does not"),
         (
             client.get(f"/storage/v1/object/other/{key}", headers=auth),
             404,
@@ -75,13 +83,24 @@ def test_each_refusal_answers_supabase_shape_with_its_status_error_and_code(
         (
             client.put(
                 f"{signed}?token={upload_token()}",
-                content=data,
+                content=b"--x\r\ncontent-disposition: form-data; name=cacheControl\r\n\r\n60\r\n--x--\r\n",
                 headers={"content-type": "multipart/form-data; boundary=x"},
             ),
-            415,
+            400,
             "InvalidRequest",
             "bad_request",
-            "not multipart/form-data",
+            "no file part",
+        ),
+        (
+            client.put(
+                f"{signed}?token={upload_token()}",
+                content=b"--x\r\ncontent-disposition: form-data; name=file; filename=a\r\n\r\nabc",
+                headers={"content-type": "multipart/form-data; boundary=x"},
+            ),
+            400,
+            "InvalidRequest",
+            "bad_request",
+            "ended before its closing boundary",
         ),
         (
             client.put(f"{signed}?token={upload_token(len=len(data) - 1)}", content=data),
@@ -111,6 +130,13 @@ def test_each_refusal_answers_supabase_shape_with_its_status_error_and_code(
             400,
             "InvalidRequest",
             "bad_request",
+            "not JSON",
+        ),
+        (
+            client.post(f"/storage/v1/object/sign/{bucket}/{key}", headers=auth, json={}),
+            400,
+            "InvalidRequest",
+            "bad_request",
             "expiresIn",
         ),
         (
@@ -129,7 +155,13 @@ def test_each_refusal_answers_supabase_shape_with_its_status_error_and_code(
             error,
             code,
         ), body
-        assert words in body["message"] and set(body) == {"statusCode", "error", "message", "error_code"}
+        assert words in body["message"] and set(body) == {
+            "statusCode",
+            "error",
+            "code",
+            "message",
+            "error_code",
+        }
     first = client.put(f"{signed}?token={upload_token(len=len(data))}", content=data)
     assert first.status_code == 200, first.text
     again = client.put(f"{signed}?token={upload_token(len=len(data))}", content=data)
@@ -138,6 +170,7 @@ def test_each_refusal_answers_supabase_shape_with_its_status_error_and_code(
         {
             "statusCode": "409",
             "error": "Duplicate",
+            "code": "KeyAlreadyExists",
             "message": "The resource already exists",
             "error_code": "conflict",
         },

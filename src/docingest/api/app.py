@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docingest.api import errors
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
@@ -14,10 +16,11 @@ from docingest.api.routes import documents, health, jobs, search, upload, webhoo
 from docingest.api.routes.storage import (
     OnStored,
     StorageService,
+    storage_error_body,
     storage_error_handler,
     storage_router,
 )
-from docingest.errors import StorageError
+from docingest.errors import StorageError, StorageMethodNotAllowed, StorageRouteNotFound
 from docingest.providers.storage.local import LocalStorage
 from docingest.providers.storage.signing import UrlSigner
 from docingest.runtime import Runtime
@@ -92,6 +95,16 @@ def create_storage_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="docingest storage", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(storage_router(_storage_service(settings, storage)))
     app.add_exception_handler(StorageError, storage_error_handler)
+
+    async def not_storage(request: Request, exc: Exception) -> Response:
+        """Outside ``/storage/v1`` too, Supabase's error body (``/health`` aside)."""
+        assert isinstance(exc, StarletteHTTPException)
+        err: StorageError = StorageRouteNotFound(f"Route {request.method}:{request.url.path} not found")
+        if exc.status_code == 405:
+            err = StorageMethodNotAllowed(f"Route {request.method}:{request.url.path} not allowed")
+        return storage_error_body(err)
+
+    app.add_exception_handler(StarletteHTTPException, not_storage)
 
     @app.get("/health")
     def storage_health() -> dict[str, str]:

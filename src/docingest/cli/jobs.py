@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from uuid import UUID
 
 import typer
@@ -74,25 +75,49 @@ def migrate() -> None:
     out.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
 
 
+#: Lifetime of ``docingest token --service-role`` keys unless ``--ttl``: 10 years, as the
+#: service-role keys of a Supabase project.
+SERVICE_KEY_TTL_SECONDS = 10 * 365 * 24 * 3600
+USER_TOKEN_TTL_SECONDS = 3600
+
+
 @app.command()
 def token(
     user: str | None = typer.Option(None, "--user", help="the user id (the token's sub)"),
-    ttl: int = typer.Option(3600, "--ttl", min=1, help="lifetime in seconds"),
+    ttl: int | None = typer.Option(
+        None,
+        "--ttl",
+        min=1,
+        help=f"lifetime in seconds (default: {USER_TOKEN_TTL_SECONDS} for a user token, "
+        f"{SERVICE_KEY_TTL_SECONDS} = 10 years for --service-role, as Supabase's keys)",
+    ),
     service_role: bool = typer.Option(
         False, "--service-role", help="a storage service-role key instead of a user token"
     ),
 ) -> None:
-    """Print a development token signed with UPLOAD_PIPELINE_JWT_SECRET (the token alone)."""
+    """Print a development token signed with UPLOAD_PIPELINE_JWT_SECRET (the token alone on
+    stdout; its expiry on stderr)."""
+    import time
+
     from docingest.api.auth import mint_service_key, mint_token
 
     settings = _settings()
-    if service_role:
-        print(mint_service_key(settings.jwt_secret, ttl_seconds=ttl))
-        return
-    if not user:
+    if not service_role and not user:
         console.print("[red]error:[/red] --user is required")
         raise typer.Exit(2)
-    print(mint_token(settings.jwt_secret, user_id=user, ttl_seconds=ttl, audience=settings.jwt_audience))
+    lifetime = (
+        ttl if ttl is not None else (SERVICE_KEY_TTL_SECONDS if service_role else USER_TOKEN_TTL_SECONDS)
+    )
+    if service_role:
+        print(mint_service_key(settings.jwt_secret, ttl_seconds=lifetime))
+    else:
+        print(
+            mint_token(
+                settings.jwt_secret, user_id=user, ttl_seconds=lifetime, audience=settings.jwt_audience
+            )
+        )
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + lifetime))
+    print(f"expires {expires} (in {lifetime} s; --ttl sets it)", file=sys.stderr)
 
 
 @app.command("errors")

@@ -1,40 +1,64 @@
-"""The local storage service: the part of Supabase Storage's REST API docingest uses.
+"""The local storage service: Supabase Storage's REST API for objects and buckets.
 
 Mounted by the API under ``/storage/v1`` when ``STORAGE_BACKEND=local``, or run alone by
-``docingest storage`` (then it stands in for Supabase Storage: the ``supabase`` backend
-is tested against it). Routes, as Supabase Storage (storage-js ``StorageFileApi``):
+``docingest storage`` (then it stands in for Supabase Storage: the ``supabase`` backend is
+tested against it, and so are Supabase's own clients, ``storage3`` and ``@supabase/storage-js``).
+The routes, bodies and answers are those of ``supabase/storage`` (``src/http/routes/object``
+and ``bucket``); docs/storage.md lists them with what is not implemented (image
+transformations under ``/render``, TUS resumable uploads under ``/upload/resumable``: both
+answer 404 in Supabase's error shape).
 
-- ``POST /object/upload/sign/{bucket}/{path}`` (service key) -> ``{"url": "/object/upload/sign/...?token=...", "token"}``
-- ``PUT  /object/upload/sign/{bucket}/{path}?token=`` (the token is the credential) -> ``{"Key"}``
-- ``POST /object/{bucket}/{path}`` (service key; ``x-upsert``) -> ``{"Key"}``
-- ``HEAD|GET /object/{bucket}/{path}`` and ``/object/authenticated/...`` (service key)
-- ``GET  /object/info/{bucket}/{path}`` (service key) -> ``{"name", "size", ...}``
-- ``DELETE /object/{bucket}`` ``{"prefixes": [...]}`` (service key)
-- ``POST /object/sign/{bucket}/{path}`` ``{"expiresIn"}`` -> ``{"signedURL"}``; ``GET`` it with ``?token=``
+Authorization, as Supabase (behind its API gateway): the token is ``Authorization: Bearer``,
+else the ``apikey`` header; an HS256 JWT signed with ``JWT_SECRET`` with an ``exp``. The
+``service_role`` role may do everything. Any other role (``anon``, ``authenticated``) gets
+what Supabase gives it when no row-level security policy is defined: reads of public buckets'
+objects, signed URLs (the token is the credential), and nothing else: writes answer 403
+(``new row violates row-level security policy``), reads of private objects 404, listings and
+removals nothing (``[]``), bucket reads 404 and an empty bucket list.
 
-Uploads are streamed to a temporary file (never held in memory), cut off as soon as they
-pass the declared length (or the size limit), checked against the declared SHA-256, and
-linked into place only if no object exists there (``x-upsert: false``): a signed upload
-URL works once. Errors (:class:`~docingest.errors.StorageError` and its subclasses, which
-carry the status, Supabase's ``error`` string and docingest's ``error_code``) answer
-Supabase's ``{"statusCode", "error", "message"}`` plus ``error_code``. Only raw bodies are
-accepted (not ``multipart/form-data``).
+Uploads (``POST``/``PUT /object/{bucket}/{key}``, ``PUT /object/upload/sign/...``) take the raw
+bytes as the body (content type from ``Content-Type``, ``Cache-Control`` kept, ``x-metadata``:
+base64 JSON) or ``multipart/form-data`` (the first file part; fields ``cacheControl``,
+``contentType``, ``metadata``), as Supabase's ``fileUploadFromRequest``. Either is streamed to a
+temporary file (a multipart body through python-multipart's push parser, never held in
+memory), cut off as soon as the file's bytes pass the limit (the declared length of a signed
+URL, the bucket's ``file_size_limit``, ``MAX_FILE_BYTES``), checked against the declared
+SHA-256 (the file's bytes, not the envelope's), and linked into place only if no object
+exists there unless upserting: a signed upload URL works once. The content type must match the
+bucket's ``allowed_mime_types``.
+
+Every answer that is not a success, on every route under ``/storage/v1`` (unknown paths and
+methods included), is Supabase's error body ``{"statusCode", "error", "code", "message"}``
+plus docingest's ``error_code``; the HTTP status is ``statusCode`` (Supabase itself answers
+most errors with HTTP 400 and the status only in the body; its clients read the body).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 import logging
 import os
-from collections.abc import Callable
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
+import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
-from docingest.api.auth import bearer, verify_service_key
 from docingest.errors import (
     BodyChecksumMismatch,
     BodyLongerThanDeclared,
@@ -42,14 +66,26 @@ from docingest.errors import (
     BodyTooLarge,
     BucketNotFound,
     ClientDisconnected,
+    DocingestError,
     InvalidObjectKey,
-    MultipartRefused,
+    MimeTypeNotAllowed,
     ObjectExists,
     ObjectNotFound,
     SignedUrlTokenMissing,
     StorageError,
+    StorageMethodNotAllowed,
+    StorageRouteNotFound,
     StorageUnauthorized,
-    Unauthorized,
+)
+from docingest.providers.storage.buckets import (
+    Bucket,
+    LocalBuckets,
+    ObjectMeta,
+    check_bucket_name,
+    check_key,
+    iso,
+    mime_allowed,
+    parse_size_limit,
 )
 from docingest.providers.storage.local import LocalStorage
 from docingest.providers.storage.signing import UrlSigner
@@ -57,17 +93,52 @@ from docingest.providers.storage.signing import UrlSigner
 log = logging.getLogger("docingest.providers.storage")
 OnStored = Callable[[str], None]
 _WRITE_BYTES = 1024 * 1024
+#: What a multipart envelope may add to the file's bytes (boundaries, part headers, fields).
+_FORM_OVERHEAD = 1024 * 1024
+_MAX_FIELD_BYTES = 64 * 1024
+_RLS = "new row violates row-level security policy"
+_NOT_VISIBLE = "Either the object does not exist or you do not have access to it"
+_LIST_COLUMNS = ("name", "updated_at", "created_at", "last_accessed_at")
+_LIST_V2_COLUMNS = ("name", "updated_at", "created_at")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's ``role`` and ``sub`` (``anon`` without a valid token)."""
+
+    role: str
+    sub: str = ""
+
+    @property
+    def superuser(self) -> bool:
+        """The service role bypasses row-level security (Supabase's ``service_role``)."""
+        return self.role == "service_role"
+
+
+ANON = Principal("anon")
+
+
+@dataclass
+class _Upload:
+    """What an upload's body said about the object besides its bytes."""
+
+    mimetype: str
+    cache_control: str
+    user_metadata: dict[str, Any] | None
 
 
 class StorageService:
-    """The service's state: one bucket on local disk, the URL signer and the JWT secret.
+    """The service's state: the buckets on local disk, the URL signer and the JWT secret.
 
     Args:
-        storage: the bucket's ``LocalStorage``.
+        storage: the settings' bucket (``STORAGE_BUCKET``), whose directory's parent is the
+            storage root holding every bucket.
         signer: signs and verifies URL tokens.
-        jwt_secret: verifies service-role keys.
-        max_bytes: the bucket's size limit.
-        on_stored: called (in a thread) with the key after each signed upload completes.
+        jwt_secret: verifies the callers' JWTs.
+        max_bytes: the size limit of every upload (a bucket's ``file_size_limit`` may lower it).
+        upload_ttl_seconds: lifetime of signed upload URLs (Supabase: 2 hours).
+        on_stored: called (in a thread) with the key after each signed upload into the settings'
+            bucket completes.
     """
 
     def __init__(
@@ -81,117 +152,209 @@ class StorageService:
         on_stored: OnStored | None = None,
     ) -> None:
         self.storage = storage
+        self.buckets = LocalBuckets(storage.root.parent, default_bucket=storage.bucket)
+        self.buckets._stores[storage.bucket] = storage
         self.signer = signer
         self.jwt_secret = jwt_secret
         self.max_bytes = max_bytes
         self.upload_ttl_seconds = upload_ttl_seconds
         self.on_stored = on_stored
 
-    def authorize(self, request: Request) -> None:
-        try:
-            verify_service_key(bearer(request.headers.get("authorization")), self.jwt_secret)
-        except Unauthorized as exc:
-            raise StorageUnauthorized(exc.message) from exc
+    # --- who and what ---------------------------------------------------------------------
+    def principal(self, request: Request, *, optional: bool = False) -> Principal:
+        """The caller, from ``Authorization: Bearer <jwt>`` or else the ``apikey`` header.
 
-    def key(self, bucket: str, path: str) -> str:
-        if bucket != self.storage.bucket:
-            raise BucketNotFound(f"bucket {bucket!r} does not exist")
-        key = path.strip("/")
-        parts = key.split("/")
-        if not key or any(p in ("", ".", "..") for p in parts) or "\x00" in key or "\\" in key:
-            raise InvalidObjectKey(f"invalid object key {path!r}")
+        Raises:
+            StorageUnauthorized: 403, no token or an invalid one (unless ``optional``: then
+                the caller is ``anon``, as Supabase's ``allowInvalidJwt`` routes).
+        """
+        header = request.headers.get("authorization", "")
+        scheme, _, rest = header.partition(" ")
+        token = rest.strip() if scheme.lower() == "bearer" else header.strip()
+        token = token or request.headers.get("apikey", "").strip()
+        if not token:
+            if optional:
+                return ANON
+            raise StorageUnauthorized("missing Authorization: Bearer <token> (or an apikey header)")
         try:
-            self.storage._path(key)
-        except ValueError as exc:
-            raise InvalidObjectKey(str(exc)) from exc
-        return key
+            claims = jwt.decode(
+                token,
+                self.jwt_secret,
+                algorithms=["HS256"],
+                options={"require": ["exp"], "verify_aud": False},
+            )
+        except jwt.PyJWTError as exc:
+            if optional:
+                return ANON
+            raise StorageUnauthorized(f"invalid token: {exc}") from exc
+        role = claims.get("role")
+        sub = claims.get("sub")
+        return Principal(
+            role if isinstance(role, str) and role else "anon", sub if isinstance(sub, str) else ""
+        )
+
+    def bucket(self, name: str) -> Bucket:
+        """The bucket ``name`` (looked up as Supabase does, bypassing row-level security).
+
+        Raises:
+            InvalidBucketName: 400. BucketNotFound: 404.
+        """
+        return self.buckets.require(check_bucket_name(name))
+
+    def limit(self, bucket: Bucket) -> int:
+        """The largest upload ``bucket`` accepts, in bytes."""
+        return min(bucket.file_size_limit or self.max_bytes, self.max_bytes)
+
+    def meta(self, bucket: Bucket, key: str) -> ObjectMeta:
+        """The object's metadata.
+
+        Raises:
+            ObjectNotFound: 404.
+        """
+        found = self.buckets.meta(bucket.id, key)
+        if found is None:
+            raise ObjectNotFound("Object not found")
+        return found
 
     def verify(self, token: str | None, bucket: str, key: str, typ: str) -> dict[str, Any]:
+        """The claims of a signed URL's token for ``bucket/key`` and ``typ``.
+
+        Raises:
+            SignedUrlTokenMissing: 400. SignedUrlError: 403.
+        """
         if not token:
             raise SignedUrlTokenMissing("the signed URL has no token")
-        return self.signer.verify(token, url=f"{bucket}/{key}", typ=typ)  # or SignedUrlError
+        return self.signer.verify(token, url=f"{bucket}/{key}", typ=typ)
 
+    # --- uploads --------------------------------------------------------------------------
     async def receive(
         self,
         request: Request,
+        bucket: Bucket,
         key: str,
         *,
         expected_len: int | None,
         sha256: str | None,
         limit: int,
         overwrite: bool,
-    ) -> int:
-        """Stream the request body to ``key``; returns its size.
+        owner: str = "",
+    ) -> ObjectMeta:
+        """Stream the request's file (raw body or multipart) to ``key``; returns its metadata.
 
         Raises:
             ObjectExists: 409, an object is stored under ``key`` (and not ``overwrite``).
-            BodyLongerThanDeclared: 413 ``size_mismatch``, longer than declared; reading
-                stops there.
+            MimeTypeNotAllowed: 415, a content type outside the bucket's ``allowed_mime_types``.
+            BodyLongerThanDeclared: 413 ``size_mismatch``, the file is longer than declared;
+                reading stops there.
             BodyTooLarge: 413 ``file_too_large``, longer than the limit; reading stops there.
             BodySizeMismatch: 400 ``size_mismatch``, shorter than declared.
             BodyChecksumMismatch: 400 ``checksum_mismatch``, another SHA-256.
-            MultipartRefused: 415, a multipart body.
+            StorageError: 400, a multipart body without a file part, or cut short.
             ClientDisconnected: 400 ``bad_request``, the client hung up before the end of
                 the body (one warning logged, the partial temporary file removed: the signed
-                URL is still unused, the client can PUT again).
+                URL is still unused, the client can send it again).
         """
-        if request.headers.get("content-type", "").startswith("multipart/"):
-            raise MultipartRefused("send the raw bytes as the body, not multipart/form-data")
+        ctype = request.headers.get("content-type", "")
+        multipart = ctype.lower().startswith("multipart/form-data")
         too_long: type[StorageError] = (
             BodyLongerThanDeclared if expected_len is not None and expected_len <= limit else BodyTooLarge
         )
-        announced = request.headers.get("content-length")
-        if announced is not None and announced.isdigit() and int(announced) > limit:
-            raise too_long(
-                f"the body has {announced} bytes; this URL accepts at most {limit}"
+
+        def refuse_length(size: int | str) -> StorageError:
+            return too_long(
+                f"the file has {size} bytes; this URL accepts at most {limit}"
                 + (
                     ", the size declared for it: request a new upload declaring the file's real bytes_len"
                     if too_long is BodyLongerThanDeclared
                     else ""
                 )
             )
-        if not overwrite and self.storage.head(key) is not None:
+
+        announced = request.headers.get("content-length")
+        envelope_limit = limit + _FORM_OVERHEAD if multipart else limit
+        if announced is not None and announced.isdigit() and int(announced) > envelope_limit:
+            raise refuse_length(announced if not multipart else f"more than {limit}")
+        if not multipart:
+            upload = _Upload(
+                ctype or "application/octet-stream",
+                request.headers.get("cache-control") or "no-cache",
+                _x_metadata(request.headers.get("x-metadata")),
+            )
+            _check_mime(upload.mimetype, bucket)
+        previous = self.buckets.meta(bucket.id, key)
+        if not overwrite and previous is not None:
             raise ObjectExists("The resource already exists")
-        fd, tmp = await run_in_threadpool(self.storage.new_temp, key)
-        out = os.fdopen(fd, "wb")
+        store = self.buckets.storage(bucket.id)
         try:
-            digest, size, pending = hashlib.sha256(), 0, bytearray()
+            fd, tmp = await run_in_threadpool(store.new_temp, key)
+        except (NotADirectoryError, FileExistsError) as exc:
+            raise _folder_clash(key) from exc
+        out = os.fdopen(fd, "wb")
+        sink = _FileSink(limit, refuse_length)
+        try:
             try:
-                async for block in request.stream():
-                    size += len(block)
-                    if size > limit:
-                        raise too_long(f"the body is longer than the {limit} bytes this URL accepts")
-                    digest.update(block)
-                    pending += block
-                    if len(pending) >= _WRITE_BYTES:
-                        await run_in_threadpool(out.write, bytes(pending))
-                        pending.clear()
+                if multipart:
+                    form = _Form(ctype, sink, bucket, envelope_limit, refuse_length)
+                    async for block in request.stream():
+                        form.write(block)
+                        if len(sink.pending) >= _WRITE_BYTES:
+                            await run_in_threadpool(out.write, sink.take())
+                    upload = form.finish()
+                else:
+                    async for block in request.stream():
+                        sink.feed(block)
+                        if len(sink.pending) >= _WRITE_BYTES:
+                            await run_in_threadpool(out.write, sink.take())
             except ClientDisconnect:
                 # Not a server error: nobody is left to answer; the partial file goes (finally).
                 log.warning(
                     "upload of %s interrupted: the client disconnected after %d bytes%s; "
                     "partial data discarded",
                     key,
-                    size,
+                    sink.size,
                     f" of {expected_len}" if expected_len is not None else "",
                 )
-                raise ClientDisconnected(f"the client disconnected after {size} bytes") from None
-            await run_in_threadpool(out.write, bytes(pending))
+                raise ClientDisconnected(f"the client disconnected after {sink.size} bytes") from None
+            await run_in_threadpool(out.write, sink.take())
             out.close()
-            if expected_len is not None and size != expected_len:
-                raise BodySizeMismatch(f"received {size} bytes, declared {expected_len}")
-            if sha256 is not None and digest.hexdigest() != sha256:
+            if expected_len is not None and sink.size != expected_len:
+                raise BodySizeMismatch(f"received {sink.size} bytes, declared {expected_len}")
+            if sha256 is not None and sink.sha256.hexdigest() != sha256:
                 raise BodyChecksumMismatch(
-                    f"the SHA-256 of the body is {digest.hexdigest()}, declared {sha256}"
+                    f"the SHA-256 of the file is {sink.sha256.hexdigest()}, declared {sha256}"
                 )
-            if not await run_in_threadpool(self.storage.commit_temp, tmp, key, overwrite=overwrite):
+            now = time.time()
+            meta = ObjectMeta(
+                id=str(uuid.uuid4()),
+                mimetype=upload.mimetype,
+                cache_control=upload.cache_control,
+                etag=f'"{sink.md5.hexdigest()}"',
+                size=sink.size,
+                created_at=previous.created_at if previous is not None else now,
+                updated_at=now,
+                user_metadata=upload.user_metadata,
+                owner=owner,
+            )
+
+            def commit() -> bool:
+                if not store.commit_temp(tmp, key, overwrite=overwrite):
+                    return False
+                self.buckets.write_meta(bucket.id, key, meta)
+                return True
+
+            try:
+                committed = await run_in_threadpool(commit)
+            except IsADirectoryError as exc:
+                raise _folder_clash(key) from exc
+            if not committed:
                 raise ObjectExists("The resource already exists")
-            return size
+            return meta
         finally:
             out.close()
             tmp.unlink(missing_ok=True)
 
     def stored(self, key: str) -> None:
+        """Tell the API a signed upload into its bucket completed (errors logged, not raised)."""
         if self.on_stored is None:
             return
         try:
@@ -200,129 +363,895 @@ class StorageService:
             log.exception("upload of %s stored but its job was not queued", key)
 
 
-def storage_router(service: StorageService) -> APIRouter:
-    """The ``/storage/v1`` routes over ``service`` (not in the API's OpenAPI schema)."""
-    router = APIRouter(prefix="/storage/v1", include_in_schema=False)
+class _FileSink:
+    """The file's bytes as they arrive: counted, hashed (SHA-256, MD5) and buffered."""
 
-    @router.post("/object/upload/sign/{bucket}/{path:path}")
-    async def create_signed_upload_url(bucket: str, path: str, request: Request) -> dict[str, str]:
-        service.authorize(request)
-        key = service.key(bucket, path)
-        token, _ = service.signer.sign(
-            f"{bucket}/{key}", typ="upload", expires_in=service.upload_ttl_seconds, max=service.max_bytes
+    def __init__(self, limit: int, refuse: Callable[[int], StorageError]) -> None:
+        self.limit = limit
+        self.refuse = refuse
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.pending = bytearray()
+
+    def feed(self, data: bytes | memoryview) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise self.refuse(self.size)
+        self.sha256.update(data)
+        self.md5.update(data)
+        self.pending += data
+
+    def take(self) -> bytes:
+        out = bytes(self.pending)
+        self.pending.clear()
+        return out
+
+
+class _Form:
+    """A ``multipart/form-data`` body fed block by block to python-multipart's push parser.
+
+    The first part with a file name (or named ``file`` or ``""``, storage-js's name for a
+    ``Blob``) is the file: its bytes go to the sink. Other parts are fields (at most 64 KiB
+    each): ``cacheControl``, ``contentType`` and ``metadata`` (or ``userMetadata``), as
+    Supabase's uploader reads them. Later file parts are ignored, as Supabase does.
+    """
+
+    def __init__(
+        self,
+        content_type: str,
+        sink: _FileSink,
+        bucket: Bucket,
+        envelope_limit: int,
+        refuse: Callable[[int], StorageError],
+    ) -> None:
+        _, params = parse_options_header(content_type)
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise StorageError("multipart/form-data without a boundary")
+        self.sink = sink
+        self.bucket = bucket
+        self.envelope_limit = envelope_limit
+        self.refuse = refuse
+        self.received = 0
+        self.fields: dict[str, bytearray] = {}
+        self.headers: dict[bytes, bytes] = {}
+        self._field = b""
+        self._value = b""
+        self.part: str | None = None  # "file", a field's name, or None (ignored)
+        self.file_type: str | None = None
+        self.done = False
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_end": self._end,
+            },
         )
-        return {"url": f"/object/upload/sign/{bucket}/{key}?token={token}", "token": token}
 
-    @router.put("/object/upload/sign/{bucket}/{path:path}")
-    async def upload_to_signed_url(
-        bucket: str, path: str, request: Request, token: str | None = None
-    ) -> dict[str, str]:
-        key = service.key(bucket, path)
-        claims = service.verify(token, bucket, key, "upload")
-        expected = claims.get("len")
-        limit = min(int(claims.get("max") or service.max_bytes), service.max_bytes)
-        if expected is not None:
-            limit = min(limit, int(expected))
-        await service.receive(
-            request, key, expected_len=expected, sha256=claims.get("sha256"), limit=limit, overwrite=False
-        )
-        await run_in_threadpool(service.stored, key)
-        return {"Key": f"{bucket}/{key}"}
-
-    @router.post("/object/sign/{bucket}/{path:path}")
-    async def create_signed_url(bucket: str, path: str, request: Request) -> dict[str, str]:
-        service.authorize(request)
-        key = service.key(bucket, path)
+    def write(self, block: bytes) -> None:
+        self.received += len(block)
+        if self.received > self.envelope_limit:
+            raise self.refuse(self.received)
         try:
-            body = await request.json()
-            expires_in = float(body.get("expiresIn", 60))
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise StorageError('body must be {"expiresIn": seconds}') from exc
-        token, _ = service.signer.sign(f"{bucket}/{key}", typ="download", expires_in=expires_in)
-        return {"signedURL": f"/object/sign/{bucket}/{key}?token={token}"}
+            self.parser.write(block)
+        except StorageError:
+            raise
+        except Exception as exc:  # python-multipart's MultipartParseError and kin
+            raise StorageError(f"malformed multipart/form-data body: {exc}") from exc
 
-    @router.get("/object/sign/{bucket}/{path:path}")
-    async def download_signed(bucket: str, path: str, token: str | None = None) -> Response:
-        key = service.key(bucket, path)
-        service.verify(token, bucket, key, "download")
-        return _file(service, key)
+    def _part_begin(self) -> None:
+        self.headers = {}
+        self.part = None
 
-    @router.get("/object/info/{bucket}/{path:path}")
-    async def info(bucket: str, path: str, request: Request) -> dict[str, Any]:
-        service.authorize(request)
-        key = service.key(bucket, path)
-        head = service.storage.head(key)
-        if head is None:
-            raise ObjectNotFound("Object not found")
-        return {"name": key, "bucket_id": bucket, "size": head.size, "id": key}
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
 
-    @router.delete("/object/{bucket}")
-    async def remove(bucket: str, request: Request) -> list[dict[str, str]]:
-        service.authorize(request)
-        try:
-            prefixes = (await request.json())["prefixes"]
-            assert isinstance(prefixes, list) and all(isinstance(p, str) for p in prefixes)
-        except (ValueError, KeyError, TypeError, AssertionError) as exc:
-            raise StorageError('body must be {"prefixes": [paths]}') from exc
-        removed = []
-        for p in prefixes:
-            key = service.key(bucket, p)
-            if service.storage.head(key) is not None:
-                await run_in_threadpool(service.storage.delete, key)
-                removed.append({"name": key, "bucket_id": bucket})
-        return removed
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
 
-    for prefix in ("/object/authenticated", "/object"):
-        router.add_api_route(prefix + "/{bucket}/{path:path}", _make_get(service), methods=["GET", "HEAD"])
-    router.add_api_route("/object/{bucket}/{path:path}", _make_upload(service), methods=["POST", "PUT"])
-    return router
+    def _header_end(self) -> None:
+        self.headers[self._field.lower()] = self._value
+        self._field = self._value = b""
 
+    def _headers_finished(self) -> None:
+        _, disposition = parse_options_header(self.headers.get(b"content-disposition", b""))
+        name = disposition.get(b"name", b"").decode("utf-8", "replace")
+        is_file = b"filename" in disposition or name in ("", "file")
+        if is_file and self.file_type is None:
+            declared = self.headers.get(b"content-type", b"").decode("latin-1").strip()
+            self.file_type = self._text("contentType") or declared or "application/octet-stream"
+            _check_mime(self.file_type, self.bucket)
+            self.part = "file"
+        elif is_file:
+            self.part = None
+        else:
+            self.part = name
+            self.fields[name] = bytearray()
 
-def _file(service: StorageService, key: str) -> Response:
-    if service.storage.head(key) is None:
-        raise ObjectNotFound("Object not found")
-    return FileResponse(service.storage._path(key), media_type="application/octet-stream")
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.part == "file":
+            self.sink.feed(memoryview(data)[start:end])
+        elif self.part is not None:
+            value = self.fields[self.part]
+            value += data[start:end]
+            if len(value) > _MAX_FIELD_BYTES:
+                raise StorageError(f"the form field {self.part!r} is longer than {_MAX_FIELD_BYTES} bytes")
 
+    def _end(self) -> None:
+        self.done = True
 
-def _make_get(service: StorageService) -> Callable[..., Any]:
-    async def get_object(bucket: str, path: str, request: Request) -> Response:
-        service.authorize(request)
-        key = service.key(bucket, path)
-        if request.method == "HEAD":
-            head = service.storage.head(key)
-            if head is None:
-                return Response(status_code=404)
-            return Response(
-                headers={"content-length": str(head.size), "content-type": "application/octet-stream"}
-            )
-        return _file(service, key)
+    def _text(self, name: str) -> str | None:
+        value = self.fields.get(name)
+        return value.decode("utf-8", "replace") if value else None
 
-    return get_object
+    def finish(self) -> _Upload:
+        """What the form said, once the whole body was fed.
 
-
-def _make_upload(service: StorageService) -> Callable[..., Any]:
-    async def upload(bucket: str, path: str, request: Request) -> dict[str, str]:
-        service.authorize(request)
-        key = service.key(bucket, path)
-        upsert = request.method == "PUT" or request.headers.get("x-upsert", "false").lower() == "true"
-        await service.receive(
-            request, key, expected_len=None, sha256=None, limit=service.max_bytes, overwrite=upsert
-        )
-        return {"Key": f"{bucket}/{key}"}
-
-    return upload
+        Raises:
+            StorageError: 400, the body ended before its closing boundary, or had no file.
+        """
+        if not self.done:
+            raise StorageError("the multipart/form-data body ended before its closing boundary")
+        if self.file_type is None:
+            raise StorageError("No content provided: the multipart/form-data body has no file part")
+        cache = self._text("cacheControl")
+        metadata = self._text("metadata") or self._text("userMetadata")
+        user: dict[str, Any] | None = None
+        if metadata:
+            try:
+                parsed = json.loads(metadata)
+                user = parsed if isinstance(parsed, dict) else None
+            except ValueError:
+                user = None
+        return _Upload(self.file_type, f"max-age={cache}" if cache else "no-cache", user)
 
 
-async def storage_error_handler(request: Request, exc: Exception) -> Response:
-    """Exception handler: a ``StorageError`` as Supabase's error body
-    ``{"statusCode", "error", "message", "error_code"}`` with its ``http_status``."""
-    assert isinstance(exc, StorageError)
+def _folder_clash(key: str) -> InvalidObjectKey:
+    return InvalidObjectKey(
+        f"Invalid key: {key!r}: a key cannot also be a folder of other keys (objects are files here)"
+    )
+
+
+def _check_mime(mime: str, bucket: Bucket) -> None:
+    if not mime_allowed(mime, bucket.allowed_mime_types):
+        raise MimeTypeNotAllowed(f"mime type {mime} is not supported")
+
+
+def _x_metadata(header: str | None) -> dict[str, Any] | None:
+    """The ``x-metadata`` header: base64 of a JSON object (None when absent or unreadable)."""
+    if not header:
+        return None
+    try:
+        parsed = json.loads(base64.b64decode(header, validate=False))
+    except (ValueError, binascii.Error):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+# --- answers ---------------------------------------------------------------------------------
+def storage_error_body(exc: StorageError) -> JSONResponse:
+    """``exc`` as Supabase's error body ``{"statusCode", "error", "code", "message", "error_code"}``
+    with its ``http_status`` (a 405 also gets ``Allow``)."""
+    headers = getattr(exc, "headers", None)
     return JSONResponse(
         {
             "statusCode": str(exc.http_status),
             "error": exc.supabase_error,
+            "code": exc.supabase_code,
             "message": exc.message,
             "error_code": exc.error_code,
         },
         status_code=exc.http_status,
+        headers=headers,
     )
+
+
+async def storage_error_handler(request: Request, exc: Exception) -> Response:
+    """Exception handler: a ``StorageError`` as :func:`storage_error_body`."""
+    assert isinstance(exc, StorageError)
+    return storage_error_body(exc)
+
+
+def _as_storage_error(exc: Exception) -> StorageError:
+    """Any exception of a storage route as a ``StorageError`` (Supabase's body for all)."""
+    if isinstance(exc, StorageError):
+        return exc
+    out = StorageError(str(exc))
+    if isinstance(exc, DocingestError):
+        out.http_status = exc.http_status
+        out.error_code = exc.error_code
+        out.message = exc.message
+    elif isinstance(exc, StarletteHTTPException):
+        out.http_status = exc.status_code
+        out.message = str(exc.detail)
+    else:
+        log.exception("storage route failed", exc_info=exc)
+        out.http_status = 500
+        out.error_code = "internal_error"
+        out.message = "Internal server error"
+    if out.http_status >= 500:
+        out.supabase_error = out.supabase_code = "InternalError"
+    return out
+
+
+class _StorageRoute(APIRoute):
+    """A route whose every failure (FastAPI's validation included) answers Supabase's error body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:  # noqa: BLE001 - every failure answers Supabase's body
+                return storage_error_body(_as_storage_error(exc))
+
+        return route
+
+
+def _disposition(download: str | None) -> dict[str, str]:
+    """``Content-Disposition`` for ``?download=`` as Supabase's renderer: ``attachment;`` for an
+    empty value, else the percent-encoded file name in ``filename`` and ``filename*``."""
+    if download is None:
+        return {}
+    if download == "":
+        return {"content-disposition": "attachment;"}
+    name = quote(download, safe="-_.!~*'()")  # encodeURIComponent's set
+    return {"content-disposition": f"attachment; filename={name}; filename*=UTF-8''{name}"}
+
+
+def _object_headers(meta: ObjectMeta) -> dict[str, str]:
+    return {
+        "etag": meta.etag,
+        "cache-control": meta.cache_control,
+        "last-modified": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(meta.updated_at)),
+        "accept-ranges": "bytes",
+    }
+
+
+def _serve(service: StorageService, bucket: Bucket, key: str, download: str | None) -> Response:
+    """The object's bytes (or, for ``HEAD``, its headers) with its stored content type."""
+    meta = service.meta(bucket, key)
+    path = service.buckets.storage(bucket.id)._path(key)
+    # the stored type as given (Starlette would append "; charset=utf-8" to a text/* media_type)
+    headers = {"content-type": meta.mimetype, **_object_headers(meta), **_disposition(download)}
+    return FileResponse(path, media_type=meta.mimetype, headers=headers)
+
+
+def _info(bucket: Bucket, key: str, meta: ObjectMeta) -> dict[str, Any]:
+    """``GET /object/info``'s body (Supabase's ``InfoRenderer``)."""
+    return {
+        "id": meta.id,
+        "name": key,
+        "version": None,
+        "bucket_id": bucket.id,
+        "size": meta.size,
+        "content_type": meta.mimetype,
+        "cache_control": meta.cache_control,
+        "etag": meta.etag,
+        "metadata": meta.user_metadata,
+        "last_modified": iso(meta.updated_at),
+        "created_at": iso(meta.created_at),
+    }
+
+
+def _object_row(bucket: Bucket, key: str, name: str, meta: ObjectMeta) -> dict[str, Any]:
+    """An object as a row of Supabase's listings (``name`` relative or full, as the route says)."""
+    return {
+        "name": name,
+        "id": meta.id,
+        "bucket_id": bucket.id,
+        "owner": meta.owner or None,
+        "updated_at": iso(meta.updated_at),
+        "created_at": iso(meta.created_at),
+        "last_accessed_at": iso(meta.updated_at),
+        "metadata": meta.supabase_metadata(),
+        "user_metadata": meta.user_metadata,
+    }
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    """The JSON object body (an empty body is ``{}``).
+
+    Raises:
+        StorageError: 400, not a JSON object.
+    """
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise StorageError(f"the body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise StorageError("the body must be a JSON object")
+    return body
+
+
+def _int(body: dict[str, Any], name: str, default: int | None, *, minimum: int) -> int:
+    """An integer field (``"60"`` accepted, as Supabase's coercing schema); required when no default.
+
+    Raises:
+        StorageError: 400.
+    """
+    value = body.get(name, default)
+    if value is None:
+        raise StorageError(f"body must have required property '{name}'")
+    try:
+        number = int(float(value)) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < minimum:
+        raise StorageError(f"body/{name} must be an integer >= {minimum}")
+    return number
+
+
+def _str(body: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = body.get(name, default)
+    if not isinstance(value, str):
+        raise StorageError(f"body must have required string property '{name}'")
+    return value
+
+
+def _sort(body: dict[str, Any], columns: tuple[str, ...]) -> tuple[str, bool]:
+    """``(column, descending)`` of a listing's ``sortBy``.
+
+    Raises:
+        StorageError: 400, a column or order Supabase does not accept.
+    """
+    sort = body.get("sortBy") or {}
+    if not isinstance(sort, dict):
+        raise StorageError("body/sortBy must be an object")
+    column = sort.get("column", "name")
+    order = str(sort.get("order") or "asc").lower()
+    if column not in columns:
+        raise StorageError(f"body/sortBy/column must be one of {', '.join(columns)}")
+    if order not in ("asc", "desc"):
+        raise StorageError("body/sortBy/order must be asc or desc")
+    return column, order == "desc"
+
+
+def _sort_value(meta: ObjectMeta | None, column: str) -> float:
+    if meta is None:
+        return 0.0
+    return meta.created_at if column == "created_at" else meta.updated_at
+
+
+def _rls_denied() -> StorageUnauthorized:
+    return StorageUnauthorized(_RLS)
+
+
+def storage_router(service: StorageService) -> APIRouter:
+    """The ``/storage/v1`` routes over ``service`` (not in the API's OpenAPI schema)."""
+    router = APIRouter(prefix="/storage/v1", include_in_schema=False, route_class=_StorageRoute)
+    buckets = service.buckets
+
+    def readable(principal: Principal, bucket: Bucket) -> bool:
+        """Whether ``principal`` sees the objects of ``bucket`` (public, or service role)."""
+        return principal.superuser or bucket.public
+
+    # --- buckets ------------------------------------------------------------------------
+    @router.get("/bucket")
+    async def list_buckets(request: Request) -> list[dict[str, Any]]:
+        principal = service.principal(request)
+        if not principal.superuser:
+            return []  # no policy on storage.buckets: nothing is visible
+        q = request.query_params
+        found = buckets.list()
+        if q.get("search"):
+            found = [b for b in found if q["search"].lower() in b.name.lower()]
+        column = q.get("sortColumn") or "name"
+        if column not in ("id", "name", "created_at", "updated_at"):
+            raise StorageError("querystring/sortColumn must be one of id, name, created_at, updated_at")
+        found.sort(key=lambda b: getattr(b, column), reverse=(q.get("sortOrder") or "asc").lower() == "desc")
+        offset = _int(dict(q), "offset", 0, minimum=0)
+        limit = _int(dict(q), "limit", len(found) or 1, minimum=1)
+        return [b.to_json() for b in found[offset : offset + limit]]
+
+    @router.post("/bucket")
+    async def create_bucket(request: Request) -> dict[str, str]:
+        principal = service.principal(request)
+        body = await _json(request)
+        name = _str(body, "name", body.get("id"))
+        bucket_id = check_bucket_name(_str(body, "id", name))
+        check_bucket_name(name)
+        if not principal.superuser:
+            raise _rls_denied()
+        mimes = body.get("allowed_mime_types")
+        if mimes is not None and (not isinstance(mimes, list) or not all(isinstance(m, str) for m in mimes)):
+            raise StorageError("body/allowed_mime_types must be an array of strings")
+        buckets.create(
+            Bucket(
+                id=bucket_id,
+                name=name,
+                public=bool(body.get("public") or False),
+                file_size_limit=parse_size_limit(body.get("file_size_limit")),
+                allowed_mime_types=[m for m in mimes if m] if mimes else None,
+                owner=principal.sub,
+            )
+        )
+        return {"name": bucket_id}
+
+    @router.get("/bucket/{bucket_id}")
+    async def get_bucket(bucket_id: str, request: Request) -> dict[str, Any]:
+        principal = service.principal(request)
+        bucket = service.bucket(bucket_id)
+        if not principal.superuser:
+            raise BucketNotFound(f"bucket {bucket_id!r} does not exist")
+        return bucket.to_json()
+
+    @router.put("/bucket/{bucket_id}")
+    async def update_bucket(bucket_id: str, request: Request) -> dict[str, str]:
+        principal = service.principal(request)
+        body = await _json(request)
+        bucket = service.bucket(bucket_id)
+        if not principal.superuser:
+            raise BucketNotFound(f"bucket {bucket_id!r} does not exist")
+        if "public" in body:
+            bucket.public = bool(body["public"])
+        if "file_size_limit" in body:
+            bucket.file_size_limit = parse_size_limit(body["file_size_limit"])
+        if "allowed_mime_types" in body:
+            mimes = body["allowed_mime_types"]
+            if mimes is not None and not isinstance(mimes, list):
+                raise StorageError("body/allowed_mime_types must be an array of strings")
+            bucket.allowed_mime_types = [str(m) for m in mimes if m] if mimes else None
+        await run_in_threadpool(buckets.save, bucket)
+        return {"message": "Successfully updated"}
+
+    @router.post("/bucket/{bucket_id}/empty")
+    async def empty_bucket(bucket_id: str, request: Request) -> dict[str, str]:
+        principal = service.principal(request)
+        bucket = service.bucket(bucket_id)
+        if not principal.superuser:
+            raise BucketNotFound(f"bucket {bucket_id!r} does not exist")
+
+        def empty() -> None:
+            for key in list(buckets.keys(bucket.id)):
+                buckets.delete_object(bucket.id, key)
+
+        await run_in_threadpool(empty)
+        return {"message": "Successfully emptied"}
+
+    @router.delete("/bucket/{bucket_id}")
+    async def delete_bucket(bucket_id: str, request: Request) -> dict[str, str]:
+        principal = service.principal(request)
+        service.bucket(bucket_id)
+        if not principal.superuser:
+            raise BucketNotFound(f"bucket {bucket_id!r} does not exist")
+        await run_in_threadpool(buckets.delete, bucket_id)
+        return {"message": "Successfully deleted"}
+
+    # --- listings, move, copy, signed URLs ----------------------------------------------
+    @router.post("/object/list/{bucket_name}")
+    async def list_objects(bucket_name: str, request: Request) -> list[dict[str, Any]]:
+        principal = service.principal(request)
+        body = await _json(request)
+        prefix = _str(body, "prefix", "")
+        limit = _int(body, "limit", 100, minimum=1)
+        offset = _int(body, "offset", 0, minimum=0)
+        search = body.get("search") or ""
+        if not isinstance(search, str):
+            raise StorageError("body/search must be a string")
+        column, desc = _sort(body, _LIST_COLUMNS)
+        check_bucket_name(bucket_name)
+        bucket = buckets.get(bucket_name)
+        if bucket is None or not principal.superuser:
+            return []  # Supabase's search finds no rows (row-level security, or no bucket)
+        return await run_in_threadpool(
+            _list_v1, service, bucket, prefix, search, min(limit, 1500), offset, column, desc
+        )
+
+    @router.post("/object/list-v2/{bucket_name}")
+    async def list_objects_v2(bucket_name: str, request: Request) -> dict[str, Any]:
+        principal = service.principal(request)
+        body = await _json(request)
+        prefix = _str(body, "prefix", "")
+        limit = min(_int(body, "limit", 1000, minimum=1), 1000)
+        cursor = body.get("cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            raise StorageError("body/cursor must be a string")
+        delimiter = bool(body.get("with_delimiter") or False)
+        column, desc = _sort(body, _LIST_V2_COLUMNS)
+        check_bucket_name(bucket_name)
+        bucket = buckets.get(bucket_name)
+        if bucket is None or not principal.superuser:
+            return {"hasNext": False, "nextCursor": None, "folders": [], "objects": []}
+        return await run_in_threadpool(
+            _list_v2, service, bucket, prefix, limit, cursor or None, delimiter, column, desc
+        )
+
+    async def _move_or_copy(request: Request, *, copy: bool) -> dict[str, Any]:
+        principal = service.principal(request)
+        body = await _json(request)
+        src_bucket = service.bucket(_str(body, "bucketId"))
+        src_key = check_key(_str(body, "sourceKey"))
+        dst_bucket = service.bucket(_str(body, "destinationBucket", src_bucket.id) or src_bucket.id)
+        dst_key = check_key(_str(body, "destinationKey"))
+        if not principal.superuser:
+            raise ObjectNotFound("Object not found")  # the source is not visible to this role
+        src_meta = service.meta(src_bucket, src_key)
+        upsert = copy and request.headers.get("x-upsert", "").lower() == "true"
+        _check_mime(src_meta.mimetype, dst_bucket)
+        if src_meta.size > service.limit(dst_bucket):
+            raise BodyTooLarge(f"The object exceeded the maximum allowed size of {dst_bucket.id!r}")
+        if (src_bucket.id, src_key) == (dst_bucket.id, dst_key):
+            if copy and not upsert:
+                raise ObjectExists("The resource already exists")
+            return {"message": "Successfully moved", "Id": src_meta.id, "Key": dst_key}
+        now = time.time()
+        meta = replace(src_meta, updated_at=now)
+        if copy:
+            meta = replace(meta, id=str(uuid.uuid4()), created_at=now, owner=principal.sub)
+            extra = body.get("metadata")
+            if isinstance(extra, dict):
+                if isinstance(extra.get("cacheControl"), str):
+                    meta.cache_control = extra["cacheControl"]
+                if isinstance(extra.get("mimetype"), str):
+                    meta.mimetype = extra["mimetype"]
+            if body.get("copyMetadata") is False:
+                meta.user_metadata = None
+            user = _x_metadata(request.headers.get("x-metadata"))
+            if user is not None:
+                meta.user_metadata = user
+
+        def run() -> bool:
+            src = buckets.storage(src_bucket.id)
+            dst = buckets.storage(dst_bucket.id)
+            fd, tmp = dst.new_temp(dst_key)
+            with os.fdopen(fd, "wb") as out, src._path(src_key).open("rb") as f:
+                shutil.copyfileobj(f, out, _WRITE_BYTES)
+            if not dst.commit_temp(tmp, dst_key, overwrite=upsert):
+                return False
+            buckets.write_meta(dst_bucket.id, dst_key, meta)
+            if not copy:
+                buckets.delete_object(src_bucket.id, src_key)
+            return True
+
+        if not await run_in_threadpool(run):
+            raise ObjectExists("The resource already exists")
+        if not copy:
+            return {"message": "Successfully moved", "Id": meta.id, "Key": dst_key}
+        row = _object_row(dst_bucket, dst_key, dst_key, meta)
+        return {"Id": meta.id, "Key": f"{dst_bucket.id}/{dst_key}", **row}
+
+    @router.post("/object/move")
+    async def move_object(request: Request) -> dict[str, Any]:
+        return await _move_or_copy(request, copy=False)
+
+    @router.post("/object/copy")
+    async def copy_object(request: Request) -> dict[str, Any]:
+        return await _move_or_copy(request, copy=True)
+
+    def _sign_download(bucket: Bucket, key: str, expires_in: int) -> str:
+        token, _ = service.signer.sign(f"{bucket.id}/{key}", typ="download", expires_in=expires_in)
+        return f"/object/sign/{bucket.id}/{key}?token={token}"
+
+    @router.post("/object/sign/{bucket_name}")
+    async def create_signed_urls(bucket_name: str, request: Request) -> list[dict[str, Any]]:
+        principal = service.principal(request)
+        body = await _json(request)
+        expires_in = _int(body, "expiresIn", None, minimum=1)
+        paths = body.get("paths")
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+            raise StorageError("body/paths must be a non-empty array of strings")
+        if len(paths) > 1000:
+            raise StorageError("body/paths must have at most 1000 items")
+        bucket = service.bucket(bucket_name)
+        out = []
+        for path in paths:
+            try:
+                key = check_key(path)
+                if not principal.superuser:
+                    raise ObjectNotFound(_NOT_VISIBLE)
+                service.meta(bucket, key)
+            except StorageError:
+                out.append({"error": _NOT_VISIBLE, "path": path, "signedURL": None})
+                continue
+            out.append({"error": None, "path": path, "signedURL": _sign_download(bucket, key, expires_in)})
+        return out
+
+    @router.post("/object/sign/{bucket_name}/{path:path}")
+    async def create_signed_url(bucket_name: str, path: str, request: Request) -> dict[str, str]:
+        principal = service.principal(request)
+        body = await _json(request)
+        expires_in = _int(body, "expiresIn", None, minimum=1)
+        if body.get("transform"):
+            raise StorageRouteNotFound("image transformations are not implemented by docingest's storage")
+        bucket = service.bucket(bucket_name)
+        key = check_key(path)
+        if not principal.superuser:
+            raise ObjectNotFound("Object not found")
+        service.meta(bucket, key)
+        return {"signedURL": _sign_download(bucket, key, expires_in)}
+
+    @router.get("/object/sign/{bucket_name}/{path:path}")
+    async def download_signed(bucket_name: str, path: str, request: Request) -> Response:
+        key = check_key(path)
+        service.verify(request.query_params.get("token"), bucket_name, key, "download")
+        return _serve(service, service.bucket(bucket_name), key, request.query_params.get("download"))
+
+    @router.post("/object/upload/sign/{bucket_name}/{path:path}")
+    async def create_signed_upload_url(bucket_name: str, path: str, request: Request) -> dict[str, str]:
+        principal = service.principal(request)
+        bucket = service.bucket(bucket_name)
+        key = check_key(path)
+        if not principal.superuser:
+            raise _rls_denied()
+        upsert = request.headers.get("x-upsert", "").lower() == "true"
+        token, _ = service.signer.sign(
+            f"{bucket.id}/{key}",
+            typ="upload",
+            expires_in=service.upload_ttl_seconds,
+            max=service.limit(bucket),
+            upsert=upsert or None,
+            owner=principal.sub or None,
+        )
+        return {"url": f"/object/upload/sign/{bucket.id}/{key}?token={token}", "token": token}
+
+    @router.put("/object/upload/sign/{bucket_name}/{path:path}")
+    async def upload_to_signed_url(bucket_name: str, path: str, request: Request) -> dict[str, str]:
+        key = check_key(path)
+        claims = service.verify(request.query_params.get("token"), bucket_name, key, "upload")
+        bucket = service.bucket(bucket_name)
+        expected = claims.get("len")
+        limit = min(int(claims.get("max") or service.max_bytes), service.limit(bucket))
+        if expected is not None:
+            limit = min(limit, int(expected))
+        await service.receive(
+            request,
+            bucket,
+            key,
+            expected_len=expected,
+            sha256=claims.get("sha256"),
+            limit=limit,
+            overwrite=bool(claims.get("upsert")),
+            owner=str(claims.get("owner") or ""),
+        )
+        if bucket.id == service.storage.bucket:
+            await run_in_threadpool(service.stored, key)
+        return {"Key": f"{bucket.id}/{key}"}
+
+    # --- info, download, upload, remove ---------------------------------------------------
+    def _visible(principal: Principal, bucket_name: str, path: str) -> tuple[Bucket, str]:
+        """The bucket and key of an object ``principal`` may read (Supabase's ``getObject``)."""
+        bucket = buckets.get(check_bucket_name(bucket_name))
+        if bucket is None or (principal is ANON and not bucket.public):
+            raise BucketNotFound(f"bucket {bucket_name!r} does not exist")
+        key = check_key(path)
+        if not readable(principal, bucket):
+            raise ObjectNotFound("Object not found")
+        return bucket, key
+
+    def _public(bucket_name: str, path: str) -> tuple[Bucket, str]:
+        bucket = buckets.get(check_bucket_name(bucket_name))
+        if bucket is None or not bucket.public:
+            raise BucketNotFound(f"bucket {bucket_name!r} does not exist or is not public")
+        return bucket, check_key(path)
+
+    @router.get("/object/info/public/{bucket_name}/{path:path}")
+    async def info_public(bucket_name: str, path: str) -> dict[str, Any]:
+        bucket, key = _public(bucket_name, path)
+        return _info(bucket, key, service.meta(bucket, key))
+
+    async def _info_route(bucket_name: str, path: str, request: Request) -> dict[str, Any]:
+        bucket, key = _visible(service.principal(request), bucket_name, path)
+        return _info(bucket, key, service.meta(bucket, key))
+
+    router.add_api_route("/object/info/authenticated/{bucket_name}/{path:path}", _info_route, methods=["GET"])
+    router.add_api_route("/object/info/{bucket_name}/{path:path}", _info_route, methods=["GET"])
+
+    @router.api_route("/object/public/{bucket_name}/{path:path}", methods=["GET", "HEAD"])
+    async def get_public(bucket_name: str, path: str, request: Request) -> Response:
+        bucket, key = _public(bucket_name, path)
+        return _serve(service, bucket, key, request.query_params.get("download"))
+
+    @router.api_route("/object/authenticated/{bucket_name}/{path:path}", methods=["GET", "HEAD"])
+    async def get_authenticated(bucket_name: str, path: str, request: Request) -> Response:
+        bucket, key = _visible(service.principal(request), bucket_name, path)
+        return _serve(service, bucket, key, request.query_params.get("download"))
+
+    @router.api_route("/object/{bucket_name}/{path:path}", methods=["GET", "HEAD"])
+    async def get_object(bucket_name: str, path: str, request: Request) -> Response:
+        bucket, key = _visible(service.principal(request, optional=True), bucket_name, path)
+        return _serve(service, bucket, key, request.query_params.get("download"))
+
+    @router.api_route("/object/{bucket_name}/{path:path}", methods=["POST", "PUT"])
+    async def upload(bucket_name: str, path: str, request: Request) -> dict[str, str]:
+        principal = service.principal(request)
+        bucket = service.bucket(bucket_name)
+        key = check_key(path)
+        if not principal.superuser:
+            raise _rls_denied()
+        upsert = request.method == "PUT" or request.headers.get("x-upsert", "false").lower() == "true"
+        meta = await service.receive(
+            request,
+            bucket,
+            key,
+            expected_len=None,
+            sha256=None,
+            limit=service.limit(bucket),
+            overwrite=upsert,
+            owner=principal.sub,
+        )
+        return {"Id": meta.id, "Key": f"{bucket.id}/{key}"}
+
+    @router.delete("/object/{bucket_name}/{path:path}")
+    async def remove_one(bucket_name: str, path: str, request: Request) -> dict[str, str]:
+        principal = service.principal(request)
+        bucket = service.bucket(bucket_name)
+        key = check_key(path)
+        if not principal.superuser or not await run_in_threadpool(buckets.delete_object, bucket.id, key):
+            raise ObjectNotFound("Object not found")
+        return {"message": "Successfully deleted"}
+
+    @router.delete("/object/{bucket_name}")
+    async def remove(bucket_name: str, request: Request) -> list[dict[str, Any]]:
+        principal = service.principal(request)
+        body = await _json(request)
+        prefixes = body.get("prefixes")
+        if not isinstance(prefixes, list) or not prefixes or not all(isinstance(p, str) for p in prefixes):
+            raise StorageError('body must be {"prefixes": [paths]} with at least one path')
+        if len(prefixes) > 1000:
+            raise StorageError("Bulk object requests are limited to 1000 objects per request.")
+        check_bucket_name(bucket_name)
+        bucket = buckets.get(bucket_name)
+        if bucket is None or not principal.superuser:
+            return []  # nothing visible to delete
+        removed = []
+        for p in prefixes:
+            key = check_key(p)
+            meta = buckets.meta(bucket.id, key)
+            if meta is not None and await run_in_threadpool(buckets.delete_object, bucket.id, key):
+                removed.append(_object_row(bucket, key, key, meta))
+        return removed
+
+    # --- not implemented, unknown routes, wrong methods --------------------------------------
+    not_here = {
+        "/render/{rest:path}": "image transformations (/render/image) are not implemented by docingest's "
+        "storage; download the object itself",
+        "/upload/resumable{rest:path}": "TUS resumable uploads (/upload/resumable) are not implemented by "
+        "docingest's storage; upload in one request (raw body or multipart)",
+    }
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    for path, message in not_here.items():
+
+        async def unimplemented(request: Request, message: str = message) -> Response:
+            raise StorageRouteNotFound(message)
+
+        router.add_api_route(path, unimplemented, methods=methods)
+
+    async def unknown(request: Request) -> Response:
+        allowed: set[str] = set()
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.endpoint is not unknown:
+                match, _ = route.matches(request.scope)
+                if match is Match.PARTIAL:
+                    allowed |= route.methods or set()
+        if allowed:
+            exc = StorageMethodNotAllowed(f"Route {request.method}:{request.url.path} not allowed")
+            exc.headers = {"allow": ", ".join(sorted(allowed))}  # type: ignore[attr-defined]
+            raise exc
+        raise StorageRouteNotFound(f"Route {request.method}:{request.url.path} not found")
+
+    router.add_api_route("/{rest:path}", unknown, methods=methods)
+    return router
+
+
+def _list_v1(
+    service: StorageService,
+    bucket: Bucket,
+    prefix: str,
+    search: str,
+    limit: int,
+    offset: int,
+    column: str,
+    desc: bool,
+) -> list[dict[str, Any]]:
+    """``POST /object/list``: the folders and objects one level under ``prefix`` whose names
+    start with ``search`` (case-insensitive), as Supabase's ``storage.search``: by name the
+    folders and objects sort together (case-insensitive), by another column the folders first."""
+    folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    folders: set[str] = set()
+    files: dict[str, str] = {}
+    needle = search.lower()
+    for key in service.buckets.keys(bucket.id, folder):
+        head, sep, _ = key[len(folder) :].partition("/")
+        if not head.lower().startswith(needle):
+            continue
+        if sep:
+            folders.add(head)
+        else:
+            files[head] = key
+    metas = {name: service.buckets.meta(bucket.id, key) for name, key in files.items()}
+    rows: list[tuple[str, ObjectMeta | None]] = [(n, None) for n in folders]
+    rows += [(n, m) for n, m in metas.items() if m is not None]
+    if column == "name":
+        rows.sort(key=lambda r: (r[0].lower(), r[0]), reverse=desc)
+    else:
+        folder_rows = sorted((r for r in rows if r[1] is None), key=lambda r: r[0], reverse=desc)
+        file_rows = sorted(
+            (r for r in rows if r[1] is not None),
+            key=lambda r: (_sort_value(r[1], column), r[0]),
+            reverse=desc,
+        )
+        rows = folder_rows + file_rows
+    out: list[dict[str, Any]] = []
+    for name, meta in rows[offset : offset + limit]:
+        if meta is None:
+            out.append(
+                {
+                    "name": name,
+                    "id": None,
+                    "updated_at": None,
+                    "created_at": None,
+                    "last_accessed_at": None,
+                    "metadata": None,
+                }
+            )
+        else:
+            out.append(_object_row(bucket, files[name], name, meta))
+    return out
+
+
+def _list_v2(
+    service: StorageService,
+    bucket: Bucket,
+    prefix: str,
+    limit: int,
+    cursor: str | None,
+    delimiter: bool,
+    column: str,
+    desc: bool,
+) -> dict[str, Any]:
+    """``POST /object/list-v2``: the objects whose keys start with ``prefix`` (full keys as
+    names), or with ``with_delimiter`` the objects directly under it and its sub-folders
+    (``name`` ending in ``/``); ``limit`` per page, ``cursor`` the opaque ``nextCursor``."""
+    items: dict[str, ObjectMeta | None] = {}
+    for key in service.buckets.keys(bucket.id, prefix):
+        rest = key[len(prefix) :]
+        if delimiter and "/" in rest:
+            items[prefix + rest.split("/", 1)[0] + "/"] = None
+        else:
+            items[key] = service.buckets.meta(bucket.id, key)
+
+    def order(item: tuple[str, ObjectMeta | None]) -> tuple[float, str]:
+        return (0.0 if column == "name" else _sort_value(item[1], column), item[0])
+
+    rows = sorted(
+        ((k, m) for k, m in items.items() if k.endswith("/") or m is not None), key=order, reverse=desc
+    )
+    if cursor:
+        try:
+            after = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            mark = (float(after[0]), str(after[1]))
+        except (ValueError, TypeError, IndexError, binascii.Error) as exc:
+            raise StorageError("body/cursor is not a cursor this service returned") from exc
+        rows = [r for r in rows if (order(r) < mark if desc else order(r) > mark)]
+    page, more = rows[:limit], len(rows) > limit
+    folders, objects = [], []
+    for name, meta in page:
+        if meta is None:
+            folders.append({"name": name, "key": name})
+        else:
+            objects.append({**_object_row(bucket, name, name, meta), "key": name})
+    next_cursor = None
+    if more:
+        next_cursor = base64.urlsafe_b64encode(json.dumps(list(order(page[-1]))).encode()).decode()
+    return {"hasNext": more, "nextCursor": next_cursor, "folders": folders, "objects": objects}
+
+
+__all__ = [
+    "OnStored",
+    "Principal",
+    "StorageService",
+    "storage_error_body",
+    "storage_error_handler",
+    "storage_router",
+]

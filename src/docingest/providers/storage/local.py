@@ -17,10 +17,17 @@ from docingest.providers.storage.signing import UrlSigner
 #: The base URL signed URLs use during one API request (``api/public_url.py`` sets it from the
 #: request's host when no PUBLIC_URL is configured); None: the storage's own ``base_url``.
 REQUEST_BASE_URL: ContextVar[str | None] = ContextVar("docingest_request_base_url", default=None)
+#: Name prefix of the temporary files uploads are written to (never an object key's segment).
+TEMP_PREFIX = ".upload-"
 
 
 class LocalStorage:
     """Objects as files; writes go to a temporary file renamed into place (atomic).
+
+    Files are ``root/{key}``; the storage service keeps each object's metadata (content type,
+    cache-control, ...) outside ``root``, in ``root/../.meta/{bucket}/{key}.json``
+    (``providers/storage/buckets.py``): :meth:`put_stream` and :meth:`delete` remove it, so it
+    never describes other bytes.
 
     With ``base_url`` and ``signer`` it also presigns URLs of the local storage service
     (``storage/service.py``), which the API serves under ``/storage/v1``; inside an API
@@ -49,18 +56,23 @@ class LocalStorage:
             raise ValueError(f"storage key escapes the bucket: {key!r}")
         return path
 
+    def meta_path(self, key: str) -> Path:
+        """Where the storage service keeps ``key``'s metadata (outside the bucket's directory)."""
+        return self.root.parent / ".meta" / self.bucket / f"{key}.json"
+
     def put_stream(self, key: str, stream: BinaryIO) -> ObjectInfo:
         """Copy ``stream`` to ``key`` in 1 MiB blocks; never holds the whole object."""
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
             size = 0
             with os.fdopen(fd, "wb") as out:
                 for block in iter_stream(stream):
                     out.write(block)
                     size += len(block)
             os.replace(tmp, path)
+            self.meta_path(key).unlink(missing_ok=True)
         except OSError as exc:
             raise StorageUnavailable(f"cannot write {key}: {exc.strerror}") from exc
         return ObjectInfo(key, size)
@@ -95,6 +107,7 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         try:
             self._path(key).unlink(missing_ok=True)
+            self.meta_path(key).unlink(missing_ok=True)
         except OSError as exc:
             raise StorageUnavailable(f"cannot delete {key}: {exc.strerror}") from exc
 
@@ -149,7 +162,7 @@ class LocalStorage:
         """``(fd, path)`` of a temporary file beside ``key``'s path, for a streamed upload."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
         return fd, Path(tmp)
 
     def commit_temp(self, tmp: Path, key: str, *, overwrite: bool) -> bool:

@@ -64,7 +64,6 @@ MODELS: dict[str, tuple[int, bool]] = {
     "text-embedding-3-large": (3072, True),
     "text-embedding-ada-002": (1536, False),
 }
-DEFAULT_DIMENSIONS = {name: dims for name, (dims, _) in MODELS.items()}
 PARAMETERS = frozenset({"input", "model", "dimensions", "encoding_format", "user"})
 INPUT_INVALID = (
     "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
@@ -128,8 +127,9 @@ class OpenAIMockConfig:
     max_request_tokens: int = 300_000
 
 
-class Refusal(Exception):
-    """A request OpenAI refuses: ``status`` and the ``error`` object of its body."""
+class Refusal:
+    """A request OpenAI refuses: ``status`` and the ``error`` object of its body (returned by
+    the checks below in place of their value)."""
 
     def __init__(
         self,
@@ -139,7 +139,6 @@ class Refusal(Exception):
         param: str | None = None,
         code: str | None = None,
     ) -> None:
-        super().__init__(message)
         self.status = status
         self.error = {"message": message, "type": type_, "param": param, "code": code}
 
@@ -168,13 +167,10 @@ def _is_ids(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in value)
 
 
-def parse_inputs(inputs: Any, max_inputs: int) -> list[str | list[int]]:
-    """The inputs of a request's ``input``: texts and token-id lists, in order.
-
-    Raises:
-        Refusal: 400 for a form the API does not accept, an empty input or list, or more than
-            ``max_inputs`` inputs.
-    """
+def parse_inputs(inputs: Any, max_inputs: int) -> list[str | list[int]] | Refusal:
+    """The inputs of a request's ``input``: texts and token-id lists, in order; a 400
+    :class:`Refusal` for a form the API does not accept, an empty input or list, or more than
+    ``max_inputs`` inputs."""
     items: list[str | list[int]]
     if isinstance(inputs, str):
         items = [inputs]
@@ -185,36 +181,33 @@ def parse_inputs(inputs: Any, max_inputs: int) -> list[str | list[int]]:
     elif isinstance(inputs, list) and inputs and all(_is_ids(t) for t in inputs):
         items = [list(t) for t in inputs]
     else:
-        raise Refusal(400, INPUT_INVALID)
+        return Refusal(400, INPUT_INVALID)
     if len(items) > max_inputs:
-        raise Refusal(400, INPUT_INVALID)
+        return Refusal(400, INPUT_INVALID)
     if any(len(t) == 0 for t in items):  # "" or [] as an input
-        raise Refusal(400, INPUT_INVALID)
+        return Refusal(400, INPUT_INVALID)
     return items
 
 
-def check_dimensions(body: dict[str, Any], model: str) -> int | None:
-    """The request's ``dimensions`` (None when not given), checked against ``model``.
-
-    Raises:
-        Refusal: 400 on a model without the parameter, a non-integer, below 1, above the
-            model's native length.
-    """
+def check_dimensions(body: dict[str, Any], model: str) -> int | None | Refusal:
+    """The request's ``dimensions`` (None when not given), checked against ``model``; a 400
+    :class:`Refusal` on a model without the parameter, a non-integer, below 1, above the
+    model's native length."""
     dims = body.get("dimensions")
     if dims is None:
         return None
     native, supported = MODELS[model]
     if not supported:
-        raise Refusal(400, "This model does not support specifying dimensions.")
+        return Refusal(400, "This model does not support specifying dimensions.")
     if not isinstance(dims, int) or isinstance(dims, bool):
-        raise Refusal(
+        return Refusal(
             400,
             f"Invalid type for 'dimensions': expected an integer, but got {_json_kind(dims)} instead.",
             param="dimensions",
             code="invalid_type",
         )
     if dims < 1:
-        raise Refusal(
+        return Refusal(
             400,
             f"Invalid 'dimensions': integer below minimum value. Expected a value >= 1, "
             f"but got {dims} instead.",
@@ -222,7 +215,7 @@ def check_dimensions(body: dict[str, Any], model: str) -> int | None:
             code="integer_below_min_value",
         )
     if dims > native:
-        raise Refusal(
+        return Refusal(
             400,
             f"Invalid 'dimensions': integer above maximum value. Expected a value <= {native}, "
             f"but got {dims} instead.",
@@ -251,52 +244,56 @@ def create_app(config: OpenAIMockConfig) -> Any:
         with lock:
             return {**ledger.stats(), "embedded": dict(embedded)}
 
-    def token_bytes(ids: list[int]) -> bytes:
-        """The UTF-8 bytes of a token-id input (the text it encodes); Refusal on an id
-        cl100k_base does not define."""
+    def token_bytes(ids: list[int]) -> bytes | Refusal:
+        """The UTF-8 bytes of a token-id input (the text it encodes); a 400 :class:`Refusal`
+        on an id cl100k_base does not define."""
         enc = cl100k_encoding()
         if enc is None or any(i < 0 for i in ids):
-            raise Refusal(400, INPUT_INVALID)
+            return Refusal(400, INPUT_INVALID)
         try:
             return bytes(enc.decode_bytes(ids))
-        except (KeyError, ValueError, OverflowError) as exc:
-            raise Refusal(400, INPUT_INVALID) from exc
+        except (KeyError, ValueError, OverflowError):
+            return Refusal(400, INPUT_INVALID)
 
     def embed(body: Any) -> Any:
         """The reply to one parsed request body (the mock's CPU work: checks, token counts,
-        vectors)."""
+        vectors), or the :class:`Refusal` of it."""
         if not isinstance(body, dict):
-            raise Refusal(400, "We could not parse the JSON body of your request.")
+            return Refusal(400, "We could not parse the JSON body of your request.")
         unknown = sorted(set(body) - PARAMETERS)
         if unknown:
-            raise Refusal(400, f"Unrecognized request argument supplied: {unknown[0]}")
+            return Refusal(400, f"Unrecognized request argument supplied: {unknown[0]}")
         model = body.get("model")
         if not model:
-            raise Refusal(400, "you must provide a model parameter")
+            return Refusal(400, "you must provide a model parameter")
         if not isinstance(model, str):
-            raise Refusal(
+            return Refusal(
                 400,
                 f"Invalid type for 'model': expected a string, but got {_json_kind(model)} instead.",
                 param="model",
                 code="invalid_type",
             )
         if "input" not in body:
-            raise Refusal(
+            return Refusal(
                 400, "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
             )
         items = parse_inputs(body["input"], config.max_inputs)
+        if isinstance(items, Refusal):
+            return items
         fmt = body.get("encoding_format")
         if fmt is not None and fmt not in ("float", "base64"):
-            raise Refusal(
+            return Refusal(
                 400, f"Invalid value for 'encoding_format' = {fmt}. Supported values: ['float', 'base64']."
             )
         if model not in MODELS:
-            raise Refusal(
+            return Refusal(
                 404,
                 f"The model `{model}` does not exist or you do not have access to it.",
                 code="model_not_found",
             )
         asked = check_dimensions(body, model)
+        if isinstance(asked, Refusal):
+            return asked
         raw: list[bytes] = []
         counts: list[int] = []
         for item in items:
@@ -304,10 +301,13 @@ def create_app(config: OpenAIMockConfig) -> Any:
                 raw.append(item.encode("utf-8", "surrogatepass"))
                 n = count_tokens(item)
             else:
-                raw.append(token_bytes(item))
+                decoded = token_bytes(item)
+                if isinstance(decoded, Refusal):
+                    return decoded
+                raw.append(decoded)
                 n = len(item)
             if n > config.max_input_tokens:
-                raise Refusal(
+                return Refusal(
                     400,
                     f"This model's maximum context length is {config.max_input_tokens} tokens, however you "
                     f"requested {n} tokens ({n} in your prompt; 0 for the completion). Please reduce your "
@@ -316,7 +316,7 @@ def create_app(config: OpenAIMockConfig) -> Any:
             counts.append(n)
         total = sum(counts)
         if total > config.max_request_tokens:
-            raise Refusal(
+            return Refusal(
                 400,
                 f"Requested {total} tokens, max {config.max_request_tokens} tokens per request",
                 type_="max_tokens_per_request",
@@ -355,10 +355,8 @@ def create_app(config: OpenAIMockConfig) -> Any:
             body = json.loads(raw)
         except ValueError:
             return Refusal(400, "We could not parse the JSON body of your request.").response()
-        try:
-            return embed(body)
-        except Refusal as refusal:
-            return refusal.response()
+        reply = embed(body)
+        return reply.response() if isinstance(reply, Refusal) else reply
 
     async def embeddings(request: Request) -> Any:
         if not request.headers.get("authorization", "").startswith("Bearer "):

@@ -89,7 +89,7 @@ def mock_openai(
         None,
         "--dimensions",
         envvar="DOCINGEST_MOCK_DIMENSIONS",
-        help="vector length returned, whatever is asked",
+        help="vector length of every reply, whatever is asked (a request OpenAI refuses is still refused)",
     ),
     max_input_tokens: int = typer.Option(
         8192, "--max-input-tokens", envvar="DOCINGEST_MOCK_MAX_INPUT_TOKENS"

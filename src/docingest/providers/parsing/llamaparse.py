@@ -8,6 +8,9 @@ Flow (LlamaCloud docs, "REST API Guide", "Retrieving Results", "Parse response f
 2. ``GET {base}/api/v2/parse/{JOB_ID}?expand=markdown`` -> ``{"job": {"id", "status",
    "error_message"}, "markdown": {"pages": [{"page_number", "markdown"}]}}``, the content
    present once ``status`` is ``COMPLETED`` (else ``PENDING``/``RUNNING``/``FAILED``/``CANCELLED``).
+   The ``fast`` tier produces no markdown (LlamaParse refuses ``expand=markdown`` on its jobs
+   with 400), so for it the client asks ``expand=text`` -> ``{"text": {"pages": [{"page_number",
+   "text"}]}}`` and keeps each page's plain text.
 
 Errors at this edge: network errors, timeouts, 408/429/5xx and unreadable bodies
 raise ``ParserUnavailable`` (transient; ``retry_after`` from ``Retry-After``); other
@@ -158,20 +161,24 @@ class LlamaParseClient:
         return job_id
 
     def poll(self, job_id: str) -> tuple[str, str | None, ParsedDocument | None]:
-        """``(status, error_message, document)``; ``document`` only when ``COMPLETED``."""
-        body = self._request("GET", f"/api/v2/parse/{job_id}", params={"expand": "markdown"})
+        """``(status, error_message, document)``; ``document`` only when ``COMPLETED``: each
+        page's markdown, or its plain text on the ``fast`` tier (which has no markdown)."""
+        field = "text" if self.tier == "fast" else "markdown"
+        body = self._request("GET", f"/api/v2/parse/{job_id}", params={"expand": field})
         job = body.get("job") or {}
         status = str(job.get("status") or "").upper()
         if status not in TERMINAL + ("PENDING", "RUNNING"):
             raise ParserUnavailable(f"LlamaParse job {job_id} has an unknown status {status!r}")
         if status != "COMPLETED":
             return status, job.get("error_message"), None
-        pages = (body.get("markdown") or {}).get("pages")
+        pages = (body.get(field) or {}).get("pages")
+        if isinstance(pages, list) and field == "text":
+            pages = [{"page_number": p.get("page_number"), "markdown": p.get("text")} for p in pages]
         if not isinstance(pages, list):
             if isinstance(body.get("markdown_full"), str):
                 pages = [{"page_number": 1, "markdown": body["markdown_full"]}]
             else:
-                raise ParserUnavailable(f"LlamaParse job {job_id} completed without markdown")
+                raise ParserUnavailable(f"LlamaParse job {job_id} completed without {field}")
         return status, None, pages_to_document(pages)
 
     def close(self) -> None:

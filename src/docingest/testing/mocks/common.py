@@ -6,6 +6,7 @@ import asyncio
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,14 +87,46 @@ class Ledger:
             }
 
 
-def add_fault_middleware(app: Any, knobs: Knobs, ledger: Ledger, *, malformed_body: bytes) -> None:
+def openai_fault_body(status: int, retry_after: str) -> dict[str, Any]:
+    """OpenAI's error body of a fault: 429 ``rate_limit_exceeded``, 500 ``server_error``."""
+    if status == 429:
+        return {
+            "error": {
+                "message": f"Rate limit reached for requests. Please try again in {retry_after}s.",
+                "type": "requests",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        }
+    return {
+        "error": {
+            "message": "The server had an error while processing your request.",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+
+
+def add_fault_middleware(
+    app: Any,
+    knobs: Knobs,
+    ledger: Ledger,
+    *,
+    malformed_body: bytes,
+    fault_body: Callable[[int, str], dict[str, Any]] = openai_fault_body,
+) -> None:
     """Latency, 500s, 429s and malformed bodies on every API path; ledger of every request.
+
+    ``fault_body(status, retry_after)`` is the JSON body of a 429 or 500 (default: OpenAI's).
 
     A plain ASGI middleware (:class:`FaultMiddleware`), not Starlette's ``BaseHTTPMiddleware``,
     which passes every reply's body through a stream and task of its own: a few
     milliseconds a request, the mock's own cost, counted as the provider's.
     """
-    app.add_middleware(FaultMiddleware, knobs=knobs, ledger=ledger, malformed_body=malformed_body)
+    app.add_middleware(
+        FaultMiddleware, knobs=knobs, ledger=ledger, malformed_body=malformed_body, fault_body=fault_body
+    )
 
 
 class FaultMiddleware:
@@ -104,8 +137,17 @@ class FaultMiddleware:
     arrival, and is recorded in the ledger with the reply's status then.
     """
 
-    def __init__(self, app: Any, *, knobs: Knobs, ledger: Ledger, malformed_body: bytes) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        knobs: Knobs,
+        ledger: Ledger,
+        malformed_body: bytes,
+        fault_body: Callable[[int, str], dict[str, Any]] = openai_fault_body,
+    ) -> None:
         self.app = app
+        self.fault_body = fault_body
         self.knobs = knobs
         self.ledger = ledger
         self.malformed_body = malformed_body
@@ -130,14 +172,7 @@ class FaultMiddleware:
         if draw < knobs.rate_limit_rate:
             ra = f"{knobs.retry_after:g}"
             fault = JSONResponse(
-                {
-                    "error": {
-                        "message": f"Rate limit reached for requests. Please try again in {ra}s.",
-                        "type": "requests",
-                        "param": None,
-                        "code": "rate_limit_exceeded",
-                    }
-                },
+                self.fault_body(429, ra),
                 status_code=429,
                 headers={
                     "retry-after": ra,
@@ -147,14 +182,7 @@ class FaultMiddleware:
             )
         elif (draw := draw - knobs.rate_limit_rate) < knobs.error_rate:
             fault = JSONResponse(
-                {
-                    "error": {
-                        "message": "The server had an error while processing your request.",
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
+                self.fault_body(500, ""),
                 status_code=500,
             )
         elif draw - knobs.error_rate < knobs.malformed_rate:

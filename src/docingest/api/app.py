@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from docingest.api import errors
+from docingest.api import errors, openapi
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
 from docingest.api.routes import documents, health, jobs, search, upload, webhooks
 from docingest.api.routes.storage import (
@@ -71,7 +71,8 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     )
     app.state.runtime = rt
     errors.install(app)
-    for module in (upload, documents, jobs, search):
+    openapi.install(app, settings, prefix=API_PREFIX)
+    for module in (upload, documents, jobs, search):  # every route's responses: replies("bearer", ...)
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # also at the root, for probes

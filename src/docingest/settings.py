@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     upload_sweep_seconds: float = Field(default=5.0, gt=0)
     max_active_jobs_per_user: int = Field(default=100, ge=1)
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    sse_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="GET /documents/{id}/events ends after this many seconds even if the job is not "
+        "terminal; an EventSource reconnects with Last-Event-ID and misses nothing",
+    )
 
     # --- Parsing: local parsers in a bounded child process (parsing/sandbox.py), or LlamaParse
     parser: Literal["local", "llamaparse"] = "local"

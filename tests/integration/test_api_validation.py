@@ -102,9 +102,13 @@ def test_a_zero_byte_upload_is_empty_file_and_json_is_accepted(client: TestClien
 def test_openapi_describes_the_422_reply(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     reply = schema["paths"][f"{API}/upload"]["post"]["responses"]["422"]
-    assert reply["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ValidationErrorPublic"
+    assert reply["content"]["application/json"]["schema"] == {  # invalid_request, or empty_file ...
+        "anyOf": [
+            {"$ref": "#/components/schemas/ValidationErrorPublic"},
+            {"$ref": "#/components/schemas/ErrorPublic"},
+        ]
     }
+    assert "`invalid_request`" in reply["description"] and "`empty_file`" in reply["description"]
     model = schema["components"]["schemas"]["ValidationErrorPublic"]
     assert set(model["required"]) == {"error_code", "message", "errors"}
     assert "HTTPValidationError" not in schema["components"]["schemas"]
@@ -151,17 +155,97 @@ def test_metrics_is_prometheus_text_with_the_queue_depth_and_needs_no_token(clie
     assert "docingest_metrics_scrape_errors_total 0.0" in reply.text
 
 
-@pytest.mark.parametrize("value", [True, "12", 1e3])
+@pytest.mark.parametrize("value", [True, "12", 21.5])
 def test_bytes_len_must_be_a_json_integer(client: TestClient, value: Any) -> None:
     body = _invalid(client.post(f"{API}/upload", json=_upload(bytes_len=value)))
     assert [(e["field"], e["in"]) for e in body["errors"]] == [("bytes_len", "body")]
 
 
-@pytest.mark.parametrize("q", ["", "   ", "\x00"])
-def test_an_empty_query_is_bad_request_wherever_it_is_caught(client: TestClient, q: str) -> None:
-    reply = client.get(f"{API}/search", params={"q": q})
-    assert reply.status_code == 400
-    assert reply.json() == {"error_code": "bad_request", "message": "the query is empty"}
+def test_bytes_len_written_with_a_zero_fraction_is_that_integer(client: TestClient) -> None:
+    # JSON Schema counts 21.0 as the integer 21 (what the schema's "type": "integer" accepts)
+    reply = client.post(f"{API}/upload", json=_upload(bytes_len=21.0))
+    assert reply.status_code == 201, reply.text
+    document = client.get(f"{API}/documents/{reply.json()['document_id']}").json()
+    assert document["bytes_len"] == 21 and isinstance(document["bytes_len"], int)
+
+
+@pytest.mark.parametrize("q", ["", "   ", "\x00", "\u3000\t"])
+def test_an_empty_query_is_invalid_request_naming_q(client: TestClient, q: str) -> None:
+    body = _invalid(client.get(f"{API}/search", params={"q": q}))
+    assert body["errors"] == [
+        {
+            "field": "q",
+            "in": "query",
+            "problem": "Value error, the query is empty or only whitespace: ask a question",
+            "type": "value_error",
+        }
+    ]
+
+
+def test_the_query_pattern_is_the_rule_the_api_applies() -> None:
+    import re
+
+    from docingest.api.routes.search import QUERY_PATTERN
+    from docingest.services.search import clean_query
+
+    pattern = re.compile(QUERY_PATTERN)
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        ch = chr(code)
+        assert bool(pattern.search(ch)) == bool(clean_query(ch)), hex(code)
+
+
+def test_mime_is_the_enum_as_written_and_the_schema_lists_it(client: TestClient) -> None:
+    from docingest.services.documents import MIME_EXTENSIONS
+
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["schemas"]["UploadCreate"]["properties"]["mime"]["enum"] == list(
+        MIME_EXTENSIONS
+    )
+    for mime in ("Text/Markdown", "text/markdown; charset=utf-8", "image/png"):
+        reply = client.post(f"{API}/upload", json=_upload(mime=mime))
+        assert reply.status_code == 415 and reply.json()["error_code"] == "unsupported_type", reply.text
+        assert "as written" in reply.json()["message"]
+
+
+def test_every_bearer_route_documents_its_refusals(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            statuses = set(operation["responses"])
+            if operation.get("security") == [{"HTTPBearer": []}]:
+                assert {"401", "422", "503"} <= statuses, (method, path)
+                assert "invalid_token" in operation["responses"]["401"]["description"]
+            if "{" in path and "webhooks" not in path:
+                assert "404" in statuses, (method, path)
+    upload = schema["paths"][f"{API}/upload"]["post"]
+    assert {"200", "201", "401", "409", "413", "415", "422", "429", "503"} == set(upload["responses"])
+    assert set(upload["responses"]["201"]["links"]) == {
+        schema["paths"][path][method]["operationId"]
+        for path, method in [
+            (f"{API}/documents/{{document_id}}", "get"),
+            (f"{API}/documents/{{document_id}}", "delete"),
+            (f"{API}/jobs/{{job_id}}", "get"),
+            (f"{API}/jobs/{{job_id}}/retry", "post"),
+            (f"{API}/upload/{{job_id}}/complete", "post"),
+        ]
+    }
+    webhook = schema["paths"]["/api/v2/webhooks/llamaparse/{job_id}"]["post"]
+    assert {"202", "401", "404", "422", "503"} == set(webhook["responses"])
+    assert "unauthorized" in webhook["responses"]["401"]["description"]
+
+
+def test_a_wrong_method_lists_every_method_of_the_path(client: TestClient) -> None:
+    reply = client.request("OPTIONS", f"{API}/documents/{'0' * 8}-0000-0000-0000-{'0' * 12}")
+    assert reply.status_code == 405 and reply.headers["allow"] == "DELETE, GET"
+
+
+def test_a_body_that_is_not_utf8_is_invalid_request(client: TestClient) -> None:
+    body = _invalid(
+        client.post(f"{API}/upload", content=b"\xff5", headers={"content-type": "application/json"})
+    )
+    assert body["errors"][0]["field"] == "body" and body["errors"][0]["type"] == "json_invalid"
 
 
 def test_min_score_is_a_cosine_between_minus_one_and_one(client: TestClient) -> None:

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from docingest.api import errors
+from docingest.api import errors, openapi
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
 from docingest.api.routes import documents, health, jobs, search, upload, webhooks
 from docingest.api.routes.storage import (
@@ -74,7 +74,8 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     )
     app.state.runtime = rt
     errors.install(app)
-    for module in (upload, documents, jobs, search):
+    openapi.install(app, settings, prefix=API_PREFIX)
+    for module in (upload, documents, jobs, search):  # every route's responses: replies("bearer", ...)
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # also at the root, for probes

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from docingest import errors as e
 
@@ -101,6 +102,15 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
         code = e.InternalError.error_code
     else:
         code = e.request_error_for_status(status).error_code
+    if status == 400 and exc.__cause__ is not None:  # FastAPI could not read the body (e.g. not UTF-8)
+        problem = f"the body cannot be read as JSON ({type(exc.__cause__).__name__})"
+        return await docingest_error(
+            request,
+            e.InvalidRequest(
+                f"invalid request: body (body): {problem}",
+                errors=[{"field": "body", "in": "body", "problem": problem, "type": "json_invalid"}],
+            ),
+        )
     template = _HTTP_MESSAGES.get(status)
     if template is not None:
         message = template.format(method=request.method, path=request.url.path)
@@ -109,7 +119,23 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     reply = _reply(status, code, message)
     for name, value in (exc.headers or {}).items():  # e.g. ``Allow`` on a 405
         reply.headers[name] = value
+    if status == 405:
+        reply.headers["Allow"] = ", ".join(allowed_methods(request))
     return reply
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (Starlette's own 405 names only the
+    first route matching the path, e.g. ``GET`` where ``DELETE`` is another route's)."""
+    routes = request.app.router.routes
+    return sorted(
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    )
 
 
 async def database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -121,40 +147,9 @@ async def database_error(request: Request, exc: Exception) -> JSONResponse:
     return _reply(err.http_status, err.error_code, err.message)
 
 
-def _describe_422(app: FastAPI) -> None:
-    """Make ``/openapi.json`` describe the 422 this module answers (``ValidationErrorPublic``)
-    instead of FastAPI's ``HTTPValidationError``."""
-    from docingest.api.schemas import ValidationErrorPublic
-
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        model = ValidationErrorPublic.model_json_schema(ref_template="#/components/schemas/{model}")
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(model.pop("$defs", {}))
-        components["ValidationErrorPublic"] = model
-        ref = {"$ref": "#/components/schemas/ValidationErrorPublic"}
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                reply = operation.get("responses", {}).get("422")
-                if reply is not None:
-                    reply["description"] = "invalid_request: the message names the field(s)"
-                    reply["content"] = {"application/json": {"schema": ref}}
-        for name in ("HTTPValidationError", "ValidationError"):
-            components.pop(name, None)
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def install(app: FastAPI) -> None:
-    """Register the handlers on ``app`` (and describe the 422 replies in its OpenAPI schema)."""
+    """Register the handlers on ``app`` (``api/openapi.py`` describes their replies)."""
     app.add_exception_handler(e.DocingestError, docingest_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(psycopg.Error, database_error)
-    _describe_422(app)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from docingest.domain import Document, Job
 from docingest.providers.storage import SignedUpload
-from docingest.services.documents import display_filename
+from docingest.services.documents import MIME_EXTENSIONS, display_filename
 from docingest.services.progress import shown_progress
 
 STALLED_DESCRIPTION = (
@@ -49,12 +49,27 @@ class UploadCreate(BaseModel):
     filename: str = Field(min_length=1, max_length=1024, description="original name, display only")
     bytes_len: int = Field(
         strict=True,
-        ge=0,
+        ge=0,  # 0 passes the model so that the service answers 422 empty_file
         le=2**62,
-        description="exact size in bytes, a JSON integer (0 is refused: empty_file)",
+        description="exact size in bytes, a JSON integer: 0 is refused (422 empty_file), above "
+        "UPLOAD_PIPELINE_MAX_FILE_BYTES too (413 file_too_large; the schema's maximum)",
     )
-    mime: str = Field(min_length=1, max_length=255, description="declared MIME type")
+    mime: str = Field(
+        min_length=1,
+        max_length=255,
+        description="declared MIME type, one of the enum as written (else 415 unsupported_type)",
+        json_schema_extra={"enum": list(MIME_EXTENSIONS)},  # the list the upload route checks
+    )
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the bytes")
+
+    @field_validator("bytes_len", mode="before")
+    @classmethod
+    def _integral(cls, value: Any) -> Any:
+        """A JSON number with no fractional part (``1e3``, ``1000.0``) is an integer, as JSON
+        Schema counts it; strings, booleans and fractions stay refused."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
     @field_validator("filename")
     @classmethod
@@ -190,6 +205,18 @@ class DocumentPublic(BaseModel):
             row.get("progress"), stalled=stalled, state=row.get("state"), control=row.get("control")
         )
         return cls(**values)
+
+
+class DocumentEventPublic(BaseModel):
+    """One event of a document's stream (``GET /documents/{id}/events``: each message's ``data``)."""
+
+    event_id: int = Field(description="increasing; the message's id")
+    job_id: UUID
+    document_id: UUID
+    stage: str | None
+    type: str = Field(description="e.g. job_created, stage_done, retry_scheduled, warning")
+    payload: dict[str, Any]
+    created_at: datetime | None
 
 
 class DocumentList(BaseModel):

@@ -13,7 +13,7 @@ import numpy as np
 from docingest.db.database import Database
 from docingest.db.repository import Repository
 from docingest.domain import MAX_CONTEXT, Mode
-from docingest.errors import QueryTooLong, RequestError
+from docingest.errors import InvalidRequest, QueryTooLong
 from docingest.providers.embedding import Embedder
 from docingest.settings import Settings
 
@@ -375,13 +375,13 @@ class Searcher:
         (under row security when the searcher has it).
 
         Raises:
-            RequestError: an empty (blank) query.
+            InvalidRequest: an empty (blank) query (``invalid_request``, as the API answers it).
             QueryTooLong: (a ``ValueError``) over ``search_max_query_chars`` characters.
             ValueError: ``k`` < 1, an unknown mode, ``min_score`` outside [-1, 1], or
                 ``context`` outside 0 .. :data:`MAX_CONTEXT`.
         """
         if not query.strip():
-            raise RequestError("the query is empty")
+            raise InvalidRequest("the query is empty or only whitespace: ask a question")
         if len(query) > self.config.max_query_chars:
             raise QueryTooLong(
                 f"the query has {len(query)} characters; at most {self.config.max_query_chars} are accepted "

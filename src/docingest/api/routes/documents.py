@@ -8,14 +8,31 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from docingest.api.deps import CurrentUser, DocumentsDep
-from docingest.api.schemas import DocumentList, DocumentPublic, ErrorPublic
+from docingest.api.deps import CurrentUser, DocumentsDep, SettingsDep
+from docingest.api.openapi import replies
+from docingest.api.schemas import DocumentList, DocumentPublic
 from docingest.services.progress import sse_stream
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 
+#: One message of the event stream as a client parses it (OpenAPI 3.1: the ``schema`` of a
+#: ``text/event-stream`` describes each event); ``data`` is the event's JSON.
+SSE_EVENT_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "the event_id: send the last one back as Last-Event-ID"},
+        "event": {"type": "string", "description": "the event's type, e.g. job_created, stage_done"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/DocumentEventPublic"},
+        },
+        "retry": {"type": "integer", "description": "milliseconds to wait before reconnecting"},
+    },
+}
 
-@router.get("", response_model=DocumentList)
+
+@router.get("", response_model=DocumentList, responses=replies("bearer"))
 def list_documents(
     user: CurrentUser,
     documents: DocumentsDep,
@@ -27,33 +44,47 @@ def list_documents(
     return DocumentList(documents=[DocumentPublic.from_row(r) for r in rows], limit=limit, offset=offset)
 
 
-@router.get("/{document_id}", response_model=DocumentPublic, responses={404: {"model": ErrorPublic}})
+@router.get("/{document_id}", response_model=DocumentPublic, responses=replies("bearer", "resource"))
 def get_document(document_id: UUID, user: CurrentUser, documents: DocumentsDep) -> DocumentPublic:
     """Stage, state, progress, attempts, error and timestamps of one of your documents."""
     return DocumentPublic.from_row(documents.get_document(user, document_id))
 
 
 @router.get(
-    "/{document_id}/events", responses={404: {"model": ErrorPublic}}, response_class=StreamingResponse
+    "/{document_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "the event stream (Server-Sent Events): first a `retry` field, then "
+            "one message per event, `: keepalive` comments in between",
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
+        },
+        **replies("bearer", "resource"),
+    },
 )
 def document_events(
     document_id: UUID,
     user: CurrentUser,
     documents: DocumentsDep,
+    settings: SettingsDep,
     last_event_id: Annotated[int, Header(alias="Last-Event-ID", ge=0)] = 0,
 ) -> StreamingResponse:
     """Server-Sent Events: one message per event of the document (stage changes, retries,
-    warnings) from ``Last-Event-ID`` on; the stream ends when the job is terminal."""
+    warnings) from ``Last-Event-ID`` on; the stream ends when the job is terminal, or after
+    ``UPLOAD_PIPELINE_SSE_MAX_SECONDS`` (an EventSource then reconnects with ``Last-Event-ID``)."""
     documents.get_document(user, document_id)  # NotFound unless it is the user's
+    limit = settings.sse_max_seconds
     return StreamingResponse(
-        sse_stream(documents, document_id, last_event_id),
+        sse_stream(
+            documents, document_id, last_event_id, max_seconds=limit, keepalive_seconds=min(15.0, limit)
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 @router.delete(
-    "/{document_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorPublic}}
+    "/{document_id}", status_code=status.HTTP_204_NO_CONTENT, responses=replies("bearer", "resource")
 )
 def delete_document(document_id: UUID, user: CurrentUser, documents: DocumentsDep) -> Response:
     """Delete the document: its object, parsed artifact, chunks, vectors and jobs."""

@@ -26,7 +26,16 @@ def ready(rt: RuntimeDep, response: Response) -> HealthPublic:
     return HealthPublic(status="ok" if ok else "unavailable", checks=checks)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def metrics(rt: RuntimeDep) -> Response:
     """Prometheus text format: this process's counters and histograms, and queue depth
     (``docingest_jobs{stage,state}``) read from the database at scrape time."""

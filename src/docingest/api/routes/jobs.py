@@ -7,12 +7,13 @@ from uuid import UUID
 from fastapi import APIRouter
 
 from docingest.api.deps import CurrentUser, DocumentsDep
-from docingest.api.schemas import ErrorPublic, JobPublic, JobRetryPublic
+from docingest.api.openapi import replies
+from docingest.api.schemas import JobPublic, JobRetryPublic
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses={404: {"model": ErrorPublic}})
+@router.get("/{job_id}", response_model=JobPublic, responses=replies("bearer", "resource"))
 def get_job(job_id: UUID, user: CurrentUser, documents: DocumentsDep) -> JobPublic:
     """One of your jobs."""
     return JobPublic.from_job(documents.get_job(user, job_id))
@@ -21,7 +22,7 @@ def get_job(job_id: UUID, user: CurrentUser, documents: DocumentsDep) -> JobPubl
 @router.post(
     "/{job_id}/retry",
     response_model=JobRetryPublic,
-    responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
+    responses=replies("bearer", "resource", "transition"),
 )
 def retry_job(job_id: UUID, user: CurrentUser, documents: DocumentsDep) -> JobRetryPublic:
     """A failed job back to its last good stage; if its bytes never verified, it waits for a new

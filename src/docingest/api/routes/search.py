@@ -6,24 +6,45 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import AfterValidator
 
 from docingest.api.deps import CurrentUser, SearcherDep
-from docingest.api.schemas import ErrorPublic, SearchHitPublic, SearchPublic
+from docingest.api.openapi import replies
+from docingest.api.schemas import SearchHitPublic, SearchPublic
 from docingest.domain import MAX_CONTEXT
 from docingest.services.search import clean_query
 
 router = APIRouter(prefix="/search", tags=["search"])
 
+#: What ``q`` must hold (ECMA-262, as JSON Schema reads it): a character that is neither NUL
+#: nor whitespace (Python's ``str.isspace``, what :func:`clean_query` strips).
+QUERY_PATTERN = (
+    r"[^\u0000\t\n\u000b\u000c\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a"
+    r"\u2028\u2029\u202f\u205f\u3000]"
+)
 
-@router.get("", response_model=SearchPublic, responses={400: {"model": ErrorPublic}})
+
+def _asked(q: str) -> str:
+    """``q`` cleaned (:func:`clean_query`); a ``ValueError`` (422 ``invalid_request`` naming
+    ``q``) when nothing is left: the schema's ``pattern`` says the same."""
+    query = clean_query(q)
+    if not query:
+        raise ValueError("the query is empty or only whitespace: ask a question")
+    return query
+
+
+@router.get("", response_model=SearchPublic, responses=replies("bearer", "search"))
 def search(
     user: CurrentUser,
     searcher: SearcherDep,
     q: Annotated[
         str,
+        AfterValidator(_asked),
         Query(
-            description="the question; empty or blank: 400 bad_request; over "
-            "UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000) characters: 422 query_too_long",
+            description="the question: at least one character that is not whitespace (else 422 "
+            "invalid_request); over UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000) characters once "
+            "surrounding whitespace is removed: 422 query_too_long",
+            json_schema_extra={"pattern": QUERY_PATTERN},
         ),
     ],
     k: Annotated[int, Query(ge=1, le=100)] = 5,
@@ -46,8 +67,7 @@ def search(
 ) -> SearchPublic:
     """The ``k`` best chunks of your documents for ``q``, with document, page, cosine ``score``,
     ``rank``, (hybrid) the fused ``rrf_score`` and (``context``) the ``passage`` around them."""
-    query = clean_query(q)
-    # the service checks q
+    query = q  # cleaned by ``_asked``; the service checks its length
     hits = searcher.search(query, user_id=user, k=k, mode=mode, min_score=min_score, context=context)
     return SearchPublic(
         query=query,

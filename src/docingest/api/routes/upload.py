@@ -7,7 +7,10 @@ from uuid import UUID
 from fastapi import APIRouter, Response, status
 
 from docingest.api.deps import CurrentUser, DocumentsDep
-from docingest.api.schemas import ErrorPublic, JobPublic, UploadCreate, UploadPublic
+from docingest.api.openapi import replies
+from docingest.api.schemas import JobPublic, UploadCreate, UploadPublic
+from docingest.errors import UnsupportedType
+from docingest.services.documents import MIME_EXTENSIONS
 
 router = APIRouter(prefix="/upload", tags=["upload"])
 
@@ -22,9 +25,7 @@ router = APIRouter(prefix="/upload", tags=["upload"])
             "description": "a duplicate of your own bytes: no new job "
             "(a refused or expired upload is re-armed)",
         },
-        413: {"model": ErrorPublic},
-        415: {"model": ErrorPublic},
-        429: {"model": ErrorPublic},
+        **replies("bearer", "upload"),
     },
 )
 def create_upload(
@@ -38,7 +39,15 @@ def create_upload(
     not arrived, the job waits again with this request's declaration and a new ``signed_url``
     (``reupload: true``). A document that failed after its bytes were accepted is answered as it
     is: retry it with ``POST /jobs/{job_id}/retry``.
+
+    ``mime`` is one of the schema's enum exactly (lower case, no parameters): anything else is
+    ``415 unsupported_type``.
     """
+    if body.mime not in MIME_EXTENSIONS:
+        raise UnsupportedType(
+            f"type {body.mime!r} is not supported; declare one of {', '.join(MIME_EXTENSIONS)} "
+            "(as written: lower case, without parameters such as charset)"
+        )
     ticket = documents.request_upload(
         user, filename=body.filename, bytes_len=body.bytes_len, mime=body.mime, sha256=body.sha256
     )
@@ -50,7 +59,7 @@ def create_upload(
 @router.post(
     "/{job_id}/complete",
     response_model=JobPublic,
-    responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
+    responses=replies("bearer", "resource", "transition"),
 )
 def complete_upload(job_id: UUID, user: CurrentUser, documents: DocumentsDep) -> JobPublic:
     """Tell the API the bytes are stored (S3, Supabase): the job is queued if the object exists."""

@@ -539,3 +539,19 @@ def test_multipart_past_the_declared_size_is_cut_off_leaving_nothing(api: tuple[
         assert user.wait_document(ticket["document_id"])["state"] == "done"
     finally:
         user.close()
+
+
+def test_serve_answers_supabase_shape_on_unknown_storage_routes(api: tuple[str, Settings]) -> None:
+    """Mounted by ``serve``, the storage routes keep Supabase's error body for routing errors
+    (the API's own routes keep ``{error_code, message}``)."""
+    base, _ = api
+    auth = {"authorization": f"Bearer {mint_service_key(api_conftest.SECRET)}"}
+    missing = httpx.get(f"{base}/storage/v1/no/such/route", headers=auth)
+    assert _supabase_error(missing, 404)["error"] == "Not Found"
+    wrong = httpx.put(f"{base}/storage/v1/object/copy", headers=auth)
+    assert (
+        _supabase_error(wrong, 405)["error_code"] == "method_not_allowed" and "POST" in wrong.headers["allow"]
+    )
+    assert httpx.get(f"{base}/storage/v1/bucket/documents", headers=auth).json()["id"] == "documents"
+    api_missing = httpx.get(f"{base}/api/v2/no-such-route")
+    assert api_missing.status_code == 404 and set(api_missing.json()) == {"error_code", "message"}

@@ -504,3 +504,54 @@ def test_a_document_uploaded_with_storage3_to_the_apis_signed_url_is_processed(
         assert doc["chunks"] >= 1
     finally:
         user.close()
+
+
+def test_multipart_past_the_declared_size_is_cut_off_leaving_nothing(api: tuple[str, Settings]) -> None:
+    """On the API's signed URL a multipart file longer than declared is refused (413) while it
+    streams, its temporary file removed and the URL still unused; the right file then goes in."""
+    base, settings = api
+    user = ApiClient(base, mint_token(api_conftest.SECRET, user_id="multipart-cutoff"))
+    data = b"# Cut off\n\n" + b"only the declared bytes. " * 50
+    try:
+        ticket = user.request_upload(data, filename="cut.md").json()
+        key = ticket["signed_url"].split("?")[0].split(f"/{settings.storage_bucket}/", 1)[1]
+        folder = (settings.storage_dir / key).parent
+        sent = 0
+
+        def body() -> Iterator[bytes]:  # no Content-Length: only the file's bytes can stop it
+            nonlocal sent
+            yield b'--B\r\ncontent-disposition: form-data; name="file"; filename="cut.md"\r\n\r\n'
+            for _ in range(64):  # 64 x 16 KiB after the declared bytes, unless cut off
+                block = data if sent == 0 else b"x" * 16384
+                sent += len(block)
+                yield block
+            yield b"\r\n--B--\r\n"
+
+        headers = {"content-type": "multipart/form-data; boundary=B"}
+        reply = httpx.put(ticket["signed_url"], content=body(), headers=headers, timeout=30)
+        assert reply.status_code == 413 and reply.json()["error_code"] == "size_mismatch", reply.text
+        assert reply.json()["statusCode"] == "413"
+        assert not (settings.storage_dir / key).exists()
+        assert not folder.exists() or not any(folder.iterdir())  # no temporary file left
+        done = httpx.put(ticket["signed_url"], files={"file": ("cut.md", data, "text/markdown")}, timeout=30)
+        assert done.status_code == 200, done.text
+        assert (settings.storage_dir / key).read_bytes() == data
+        assert user.wait_document(ticket["document_id"])["state"] == "done"
+    finally:
+        user.close()
+
+
+def test_serve_answers_supabase_shape_on_unknown_storage_routes(api: tuple[str, Settings]) -> None:
+    """Mounted by ``serve``, the storage routes keep Supabase's error body for routing errors
+    (the API's own routes keep ``{error_code, message}``)."""
+    base, _ = api
+    auth = {"authorization": f"Bearer {mint_service_key(api_conftest.SECRET)}"}
+    missing = httpx.get(f"{base}/storage/v1/no/such/route", headers=auth)
+    assert _supabase_error(missing, 404)["error"] == "Not Found"
+    wrong = httpx.put(f"{base}/storage/v1/object/copy", headers=auth)
+    assert (
+        _supabase_error(wrong, 405)["error_code"] == "method_not_allowed" and "POST" in wrong.headers["allow"]
+    )
+    assert httpx.get(f"{base}/storage/v1/bucket/documents", headers=auth).json()["id"] == "documents"
+    api_missing = httpx.get(f"{base}/api/v2/no-such-route")
+    assert api_missing.status_code == 404 and set(api_missing.json()) == {"error_code", "message"}

@@ -30,7 +30,7 @@ class LocalStorage:
     never describes other bytes.
 
     With ``base_url`` and ``signer`` it also presigns URLs of the local storage service
-    (``storage/service.py``), which the API serves under ``/storage/v1``; inside an API
+    (``api/routes/storage.py``), which the API serves under ``/storage/v1``; inside an API
     request :data:`REQUEST_BASE_URL`, when set, replaces ``base_url``.
     """
 

@@ -4,7 +4,8 @@ The contract is storage-js ``StorageFileApi``'s: ``POST /object/upload/sign/{buc
 creates a signed upload URL (``{"url": "/object/upload/sign/...?token=..."}``) the client
 ``PUT``s to; ``HEAD``/``GET /object/{bucket}/{path}``, ``DELETE /object/{bucket}``
 ``{"prefixes": [...]}`` and ``POST /object/{bucket}/{path}`` with the service-role key.
-The local storage service (``storage/service.py``) speaks the same contract.
+The local storage service (``api/routes/storage.py``) speaks the same contract (and the rest
+of Supabase Storage's API for objects and buckets).
 """
 
 from __future__ import annotations

@@ -13,13 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from docingest.api import errors, openapi
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
 from docingest.api.routes import documents, health, jobs, search, upload, webhooks
-from docingest.api.routes.storage import (
-    OnStored,
-    StorageService,
-    storage_error_body,
-    storage_error_handler,
-    storage_router,
-)
+from docingest.api.routes.storage import storage_error_body, storage_error_handler, storage_router
+from docingest.api.storage_service import OnStored, StorageService
 from docingest.errors import StorageError, StorageMethodNotAllowed, StorageRouteNotFound
 from docingest.providers.storage.local import LocalStorage
 from docingest.providers.storage.signing import UrlSigner

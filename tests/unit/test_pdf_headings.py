@@ -163,6 +163,29 @@ def test_pdf_outline_title_missing_from_its_page_starts_that_page(tmp_path: Path
     ]
 
 
+def test_pdf_outline_title_missing_from_its_page_goes_where_its_destination_is(tmp_path: Path) -> None:
+    """A bookmark whose title is not printed lands at its destination's height, not first; one
+    whose destination is below the page's last line (a page break fell between the destination
+    and its heading, as fpdf2 and LaTeX do) is looked for on the next page."""
+    pdf = FPDF()
+    pdf.set_auto_page_break(True, margin=20)
+    pdf.set_font("Helvetica", "", 11)
+    pdf.add_page()
+    pdf.start_section("Overview")
+    pdf.multi_cell(0, 6, "Overview\nThe first page says what follows.", new_x="LMARGIN", new_y="NEXT")
+    pdf.start_section("Unprinted aside", level=1)  # mid-page, its title not printed
+    pdf.multi_cell(0, 6, "An aside in the middle of the page.", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_y(pdf.h - 22)  # the next destination sits below the last line that fits
+    pdf.start_section("Later part")
+    pdf.multi_cell(0, 6, "Later part\n" + "The later part begins on the next page. " * 8)
+    pdf.output(str(tmp_path / "break.pdf"))
+    doc = parse_file(tmp_path / "break.pdf", "pdf")
+    first, second = (doc.markdown[p.start : p.end] for p in doc.pages)
+    assert first.startswith("# Overview\nThe first page says what follows.\n## Unprinted aside\nAn aside")
+    assert "Later part" not in first
+    assert second.startswith("# Later part\n"), second[:80]
+
+
 @pytest.mark.shared_corpus
 @pytest.mark.parametrize(
     ("name", "subsection"),

@@ -19,7 +19,7 @@ import math
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -142,26 +142,33 @@ class _Page:
     """One page's lines (split at PDFium's ``\\r\\n``) and the headings found among them.
 
     ``marks`` maps a line index to ``(level, lines)``: that line and the ``lines - 1``
-    following ones form one heading. ``inserted`` holds outline headings not found in
-    the text, written before the first line. ``styles`` (font path only) holds
+    following ones form one heading. ``inserted`` holds ``(line index, level, title)`` of the
+    outline headings not found in the text, written before that line (where the destination's
+    height falls; the first line when it names none). ``styles`` (font path only) holds
     ``(line index, size in points, bold)`` of the lines that could be headings.
     """
 
     lines: list[str]
     marks: dict[int, tuple[int, int]] = field(default_factory=dict)
-    inserted: list[tuple[int, str]] = field(default_factory=list)
+    inserted: list[tuple[int, int, str]] = field(default_factory=list)
     styles: list[tuple[int, float, bool]] = field(default_factory=list)
 
     def text(self) -> str:
         """The page's text with headings marked (see :meth:`PdfParser.parse`)."""
-        out = [f"{'#' * level} {' '.join(title.split())}" for level, title in self.inserted]
+        before: dict[int, list[str]] = {}
+        for at, level, title in self.inserted:
+            before.setdefault(min(at, len(self.lines)), []).append(f"{'#' * level} {' '.join(title.split())}")
+        out: list[str] = []
         lines, k = self.lines, 0
-        for first in sorted(self.marks):
-            level, span = self.marks[first]
-            if k < first:
-                out.append(_escape("\n".join(lines[k:first])))
-            out.append("#" * level + " " + " ".join(lines[first : first + span]))
-            k = first + span
+        for stop in sorted(set(self.marks) | set(before)):
+            if k < stop:
+                out.append(_escape("\n".join(lines[k:stop])))
+                k = stop
+            out.extend(before.get(stop, []))
+            if stop in self.marks and stop >= k:
+                level, span = self.marks[stop]
+                out.append("#" * level + " " + " ".join(lines[stop : stop + span]))
+                k = stop + span
         if k < len(lines) or not lines:
             out.append(_escape("\n".join(lines[k:])))
         return "\n".join(out)
@@ -213,11 +220,19 @@ def _title_pattern(title: str, loose: bool) -> re.Pattern[str] | None:
 
 def _place_bookmarks(
     page: _Page, text: str, bookmarks: list[_Bookmark], textpage: pdfium.PdfTextPage
-) -> None:
-    """Mark each bookmark's title on the page (``text`` is ``"\\n".join(page.lines)``)."""
+) -> list[_Bookmark]:
+    """Mark each bookmark's title on the page (``text`` is ``"\\n".join(page.lines)``).
+
+    A title not found on the page is inserted before the first line at or below its
+    destination's height. Returns the bookmarks not found whose destination lies below the
+    page's last line: a page break that fell between the destination and its heading (fpdf2 and
+    LaTeX both do this) moved the heading to the next page, where the caller looks for them.
+    """
     starts = [0]
     for line in page.lines[:-1]:
         starts.append(starts[-1] + len(line) + 1)
+    carried: list[_Bookmark] = []
+    tops: list[float] | None = None
     for mark in bookmarks:
         spans = _find_title(text, mark.title)
         if len(spans) > 1 and mark.y is not None:
@@ -231,7 +246,20 @@ def _place_bookmarks(
             page.marks[first] = (mark.level, last - first + 1)
             break
         else:
-            page.inserted.append((mark.level, mark.title))
+            if mark.y is None:
+                page.inserted.append((0, mark.level, mark.title))
+                continue
+            if tops is None:  # the height of each line's first character, top to bottom
+                tops = [
+                    _char_top(textpage, text, start) if page.lines[i].strip() else math.inf
+                    for i, start in enumerate(starts)
+                ]
+            below = [i for i, top in enumerate(tops) if top != math.inf and top <= mark.y + 1.0]
+            if below:
+                page.inserted.append((below[0], mark.level, mark.title))
+            else:
+                carried.append(mark)
+    return carried
 
 
 def _find_title(text: str, title: str) -> list[tuple[int, int]]:
@@ -360,8 +388,10 @@ def _mark_by_fonts(pages: list[_Page], body: Counter[float]) -> None:
 
 def _read_page(
     pdf: pdfium.PdfDocument, index: int, bookmarks: list[_Bookmark] | None, body: Counter[float] | None
-) -> _Page:
-    """Lines of page ``index`` (0-based) with its bookmarks placed or its fonts sampled."""
+) -> tuple[_Page, list[_Bookmark]]:
+    """Lines of page ``index`` (0-based) with its bookmarks placed or its fonts sampled, and
+    the bookmarks to look for on the next page (see :func:`_place_bookmarks`)."""
+    carried: list[_Bookmark] = []
     page = pdf.get_page(index)
     try:
         textpage = page.get_textpage()
@@ -371,14 +401,16 @@ def _read_page(
             result = _Page(raw.split("\r\n"))
             if raw.strip():
                 if bookmarks:
-                    _place_bookmarks(result, "\n".join(result.lines), bookmarks, textpage)
+                    carried = _place_bookmarks(result, "\n".join(result.lines), bookmarks, textpage)
                 if body is not None and len(raw) == textpage.count_chars():
                     _sample_fonts(result, textpage, body)
+            elif bookmarks:  # a page without text: its headings go on to the next page
+                carried = list(bookmarks)
         finally:
             textpage.close()
     finally:
         page.close()
-    return result
+    return result, carried
 
 
 def _extract(
@@ -396,13 +428,21 @@ def _extract(
 
     total = len(pdf)
     read: list[tuple[int, _Page | None]] = []
+    carried: list[_Bookmark] = []  # headings whose destination fell at the end of the page before
     for index in range(total):
         if on_progress is not None and index:
             on_progress(index, total)  # pages read so far
+        # A carried heading's height was the previous page's: here it is looked for, else first.
+        marks = [replace(b, y=None) for b in carried] + outline.get(index, [])
         try:
-            read.append((index + 1, _read_page(pdf, index, outline.get(index), body)))
+            page_read, carried = _read_page(pdf, index, marks, body)
+            read.append((index + 1, page_read))
         except pdfium.PdfiumError:
             read.append((index + 1, None))
+            carried = []
+    last = next((p for _, p in reversed(read) if p is not None), None)
+    if carried and last is not None:  # the outline points past the last line of the document
+        last.inserted.extend((len(last.lines), b.level, b.title) for b in carried)
     if body is not None:
         _mark_by_fonts([p for _, p in read if p is not None], body)
 

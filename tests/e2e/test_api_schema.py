@@ -25,7 +25,24 @@ from tests.e2e.client import token
 from tests.e2e.conftest import SECRET, running_api
 
 pytestmark = pytest.mark.e2e
-EXAMPLES = 25  # per operation and phase: the whole run takes 40-60 s on 2 cores
+EXAMPLES = 25  # per operation and phase: the whole run takes 40-70 s on 2 cores
+# Every check schemathesis 4.32 has but ``max_response_time`` (it needs a limit).
+RAN = {
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+    "use_after_free",
+    "ensure_resource_availability",
+    "ignored_auth",
+    "object_level_authorization",
+}
 
 # What the CLI is told beyond ``--checks`` (every check is on; nothing here turns one off for
 # the whole API).
@@ -65,14 +82,20 @@ def fuzzed_api(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield stack
 
 
+def _recorders(report: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(phase, recorder)`` of every scenario in the NDJSON report (its cases, their
+    interactions and the checks run on them)."""
+    for line in report.read_text(encoding="utf-8").splitlines():
+        finished = json.loads(line).get("ScenarioFinished")
+        if finished:
+            yield finished["phase"], finished.get("recorder") or {}
+
+
 def _scenario_cases(report: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
     """``(case, interaction)`` of every stateful step in the NDJSON report."""
-    for line in report.read_text(encoding="utf-8").splitlines():
-        event = json.loads(line)
-        finished = event.get("ScenarioFinished")
-        if not finished or finished["phase"] != "stateful":
+    for phase, recorder in _recorders(report):
+        if phase != "stateful":
             continue
-        recorder = finished.get("recorder") or {}
         interactions = recorder.get("interactions") or {}
         for case_id, case in (recorder.get("cases") or {}).items():
             yield case, interactions.get(case_id)
@@ -119,6 +142,18 @@ def test_schemathesis_finds_no_failure_and_follows_the_links(
     assert proc.returncode == 0, out[-12000:]
     assert "13 selected / 13 total" in out, out[-4000:]
     [report] = tmp_path.glob("ndjson-*.ndjson")
+
+    statuses: Counter[int] = Counter()
+    checks: set[str] = set()
+    for _, recorder in _recorders(report):
+        for interaction in (recorder.get("interactions") or {}).values():
+            statuses[int((interaction.get("response") or {}).get("status_code") or 0)] += 1
+        for results in (recorder.get("checks") or {}).values():
+            checks |= {result["name"] for result in results}
+    # Valid and invalid inputs both reached the API, and the checks that apply to it all ran.
+    assert statuses[422] and sum(n for s, n in statuses.items() if 200 <= s < 300), statuses
+    assert sum(statuses.values()) >= 10 * 13, statuses
+    assert RAN <= checks, checks
 
     followed: Counter[tuple[str, int]] = Counter()
     for case, interaction in _scenario_cases(report):

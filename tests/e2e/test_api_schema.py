@@ -11,6 +11,7 @@ response-schema, status-code and the other checks on top.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -26,6 +27,7 @@ from tests.e2e.conftest import SECRET, running_api
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = 25  # per operation and phase: the whole run takes 40-70 s on 2 cores
+# Each run explores other inputs; the output names its seed, and SCHEMATHESIS_SEED=N replays one.
 # Every check schemathesis 4.32 has but ``max_response_time`` (it needs a limit).
 RAN = {
     "not_a_server_error",
@@ -50,9 +52,15 @@ CONFIG = """
 [checks]
 enabled = true
 
-# More stateful scenarios than the default, so that the links are walked every run.
+# The stateful phase walks the links from valid requests (negative inputs are the coverage
+# and fuzzing phases' part), in scenarios of up to 20 steps (default 6), so every run follows
+# them from documents that exist, several times (4-10 GET /documents/{id} 200 per run here).
+[phases.stateful]
+max-steps = 20
+
 [phases.stateful.generation]
-max-examples = 60
+mode = "positive"
+max-examples = 300
 
 # A body over UPLOAD_PIPELINE_MAX_FILE_BYTES (the schema's maximum of bytes_len) is refused
 # 413 file_too_large, the documented status, which the check's default list lacks.
@@ -126,6 +134,7 @@ def test_schemathesis_finds_no_failure_and_follows_the_links(
             "20",
             "--generation-database",
             "none",
+            *(["--seed", os.environ["SCHEMATHESIS_SEED"]] if os.environ.get("SCHEMATHESIS_SEED") else []),
             "--report",
             "ndjson,junit",
             "--report-dir",
@@ -164,9 +173,18 @@ def test_schemathesis_finds_no_failure_and_follows_the_links(
         source, _, target = transition["id"].partition(" -> ")
         target = target.split(" -> ")[-1]
         followed[(f"{source} -> {target}", int(response.get("status_code") or 0))] += 1
-    # The links are followed with ids the API made: a document just uploaded is there (200);
-    # e.g. retrying a job that waits for its bytes is a conflict (409), as documented.
-    assert followed[("POST /api/v2/upload -> GET /api/v2/documents/{document_id}", 200)] >= 1, followed
+    # The links are followed with ids the API made: a document just uploaded (or a job's) is
+    # there (200), so is a job just made; retrying a job that waits for its bytes is a conflict
+    # (409), as documented.
+    document = "GET /api/v2/documents/{document_id}"
+    to_documents = [
+        n for (link, status), n in followed.items() if link.endswith(f"-> {document}") and status == 200
+    ]
+    assert sum(to_documents), followed
+    assert any(link.startswith("POST /api/v2/upload -> ") and status == 200 for link, status in followed), (
+        followed
+    )
     reached = {link for link, status in followed if 200 <= status < 300 or status == 409}
     assert len(reached) >= 3, followed  # several of the links, not one
     print("links followed (link, status): count", dict(sorted(followed.items())))
+    print("\n".join(line for line in out.splitlines() if "Scenarios:" in line or "API Links:" in line))

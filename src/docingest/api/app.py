@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from docingest.api import errors, openapi
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
@@ -25,6 +26,12 @@ from docingest.services.documents import UploadSweeper
 from docingest.settings import Settings
 
 API_PREFIX = "/api/v2"
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's ``operationId`` in ``/openapi.json``: its function's name (``get_document``),
+    which the document's links name too."""
+    return route.name
 
 
 def _storage_service(
@@ -68,6 +75,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         version="2.0.0",
         lifespan=lifespan,
         description="Document ingestion for retrieval-augmented generation: upload, track, search.",
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = rt
     errors.install(app)

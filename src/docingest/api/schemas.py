@@ -219,7 +219,7 @@ class DocumentEventPublic(BaseModel):
     job_id: UUID
     document_id: UUID
     stage: str | None
-    type: str = Field(description="e.g. job_created, stage_done, retry_scheduled, warning")
+    type: str = Field(description="e.g. job_created, retry_scheduled, warning")
     payload: dict[str, Any]
     created_at: datetime | None
 

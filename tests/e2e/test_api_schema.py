@@ -11,6 +11,7 @@ response-schema, status-code and the other checks on top.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -25,7 +26,25 @@ from tests.e2e.client import token
 from tests.e2e.conftest import SECRET, running_api
 
 pytestmark = pytest.mark.e2e
-EXAMPLES = 25  # per operation and phase: the whole run takes 40-60 s on 2 cores
+EXAMPLES = 25  # per operation and phase: the whole run takes 40-70 s on 2 cores
+# Each run explores other inputs; the output names its seed, and SCHEMATHESIS_SEED=N replays one.
+# Every check schemathesis 4.32 has but ``max_response_time`` (it needs a limit).
+RAN = {
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+    "use_after_free",
+    "ensure_resource_availability",
+    "ignored_auth",
+    "object_level_authorization",
+}
 
 # What the CLI is told beyond ``--checks`` (every check is on; nothing here turns one off for
 # the whole API).
@@ -33,9 +52,15 @@ CONFIG = """
 [checks]
 enabled = true
 
-# More stateful scenarios than the default, so that the links are walked every run.
+# The stateful phase walks the links from valid requests (negative inputs are the coverage
+# and fuzzing phases' part), in scenarios of up to 20 steps (default 6), so every run follows
+# them from documents that exist, several times (4-10 GET /documents/{id} 200 per run here).
+[phases.stateful]
+max-steps = 20
+
 [phases.stateful.generation]
-max-examples = 60
+mode = "positive"
+max-examples = 300
 
 # A body over UPLOAD_PIPELINE_MAX_FILE_BYTES (the schema's maximum of bytes_len) is refused
 # 413 file_too_large, the documented status, which the check's default list lacks.
@@ -65,14 +90,20 @@ def fuzzed_api(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield stack
 
 
+def _recorders(report: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(phase, recorder)`` of every scenario in the NDJSON report (its cases, their
+    interactions and the checks run on them)."""
+    for line in report.read_text(encoding="utf-8").splitlines():
+        finished = json.loads(line).get("ScenarioFinished")
+        if finished:
+            yield finished["phase"], finished.get("recorder") or {}
+
+
 def _scenario_cases(report: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
     """``(case, interaction)`` of every stateful step in the NDJSON report."""
-    for line in report.read_text(encoding="utf-8").splitlines():
-        event = json.loads(line)
-        finished = event.get("ScenarioFinished")
-        if not finished or finished["phase"] != "stateful":
+    for phase, recorder in _recorders(report):
+        if phase != "stateful":
             continue
-        recorder = finished.get("recorder") or {}
         interactions = recorder.get("interactions") or {}
         for case_id, case in (recorder.get("cases") or {}).items():
             yield case, interactions.get(case_id)
@@ -103,6 +134,7 @@ def test_schemathesis_finds_no_failure_and_follows_the_links(
             "20",
             "--generation-database",
             "none",
+            *(["--seed", os.environ["SCHEMATHESIS_SEED"]] if os.environ.get("SCHEMATHESIS_SEED") else []),
             "--report",
             "ndjson,junit",
             "--report-dir",
@@ -120,6 +152,18 @@ def test_schemathesis_finds_no_failure_and_follows_the_links(
     assert "13 selected / 13 total" in out, out[-4000:]
     [report] = tmp_path.glob("ndjson-*.ndjson")
 
+    statuses: Counter[int] = Counter()
+    checks: set[str] = set()
+    for _, recorder in _recorders(report):
+        for interaction in (recorder.get("interactions") or {}).values():
+            statuses[int((interaction.get("response") or {}).get("status_code") or 0)] += 1
+        for results in (recorder.get("checks") or {}).values():
+            checks |= {result["name"] for result in results}
+    # Valid and invalid inputs both reached the API, and the checks that apply to it all ran.
+    assert statuses[422] and sum(n for s, n in statuses.items() if 200 <= s < 300), statuses
+    assert sum(statuses.values()) >= 10 * 13, statuses
+    assert RAN <= checks, checks
+
     followed: Counter[tuple[str, int]] = Counter()
     for case, interaction in _scenario_cases(report):
         transition = case.get("transition")
@@ -129,9 +173,18 @@ def test_schemathesis_finds_no_failure_and_follows_the_links(
         source, _, target = transition["id"].partition(" -> ")
         target = target.split(" -> ")[-1]
         followed[(f"{source} -> {target}", int(response.get("status_code") or 0))] += 1
-    # The links are followed with ids the API made: a document just uploaded is there (200);
-    # e.g. retrying a job that waits for its bytes is a conflict (409), as documented.
-    assert followed[("POST /api/v2/upload -> GET /api/v2/documents/{document_id}", 200)] >= 1, followed
+    # The links are followed with ids the API made: a document just uploaded (or a job's) is
+    # there (200), so is a job just made; retrying a job that waits for its bytes is a conflict
+    # (409), as documented.
+    document = "GET /api/v2/documents/{document_id}"
+    to_documents = [
+        n for (link, status), n in followed.items() if link.endswith(f"-> {document}") and status == 200
+    ]
+    assert sum(to_documents), followed
+    assert any(link.startswith("POST /api/v2/upload -> ") and status == 200 for link, status in followed), (
+        followed
+    )
     reached = {link for link, status in followed if 200 <= status < 300 or status == 409}
     assert len(reached) >= 3, followed  # several of the links, not one
     print("links followed (link, status): count", dict(sorted(followed.items())))
+    print("\n".join(line for line in out.splitlines() if "Scenarios:" in line or "API Links:" in line))

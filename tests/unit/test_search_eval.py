@@ -79,6 +79,20 @@ def test_the_search_service_refuses_an_over_long_query_for_the_cli_and_the_api(t
     assert "12000 characters; at most 2000" in caught.value.message
 
 
+@pytest.mark.parametrize("query", ["", "   ", "\x00 \t\u3000"])
+def test_the_search_service_refuses_a_blank_query_as_the_api_does(tmp_path: Path, query: str) -> None:
+    from docingest.errors import InvalidRequest, RequestError
+    from docingest.runtime import Runtime
+    from docingest.settings import Settings
+
+    rt = Runtime(Settings(data_dir=tmp_path, environment="test", embedding_provider="hashing"))
+    with pytest.raises(InvalidRequest) as caught:  # never embedded nor sent to the database
+        rt.searcher().search(query, user_id="u")
+    assert isinstance(caught.value, RequestError)  # the CLI prints it and exits 2
+    assert (caught.value.error_code, caught.value.http_status) == ("invalid_request", 422)
+    assert "empty" in caught.value.message
+
+
 def test_a_question_file_that_is_not_utf8_is_named_in_the_error(tmp_path: Path) -> None:
     path = tmp_path / "questions.jsonl"
     path.write_bytes('{"query": "caf\u00e9", "expected": ["a.md"]}\n'.encode("latin-1"))

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docingest.api import errors, openapi
@@ -23,6 +24,12 @@ from docingest.services.documents import UploadSweeper
 from docingest.settings import Settings
 
 API_PREFIX = "/api/v2"
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's ``operationId`` in ``/openapi.json``: its function's name (``get_document``),
+    which the document's links name too."""
+    return route.name
 
 
 def _storage_service(
@@ -66,6 +73,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         version="2.0.0",
         lifespan=lifespan,
         description="Document ingestion for retrieval-augmented generation: upload, track, search.",
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = rt
     errors.install(app)

@@ -46,7 +46,12 @@ class ValidationErrorPublic(ErrorPublic):
 class UploadCreate(BaseModel):
     """What the client declares about the file it will upload."""
 
-    filename: str = Field(min_length=1, max_length=1024, description="original name, display only")
+    filename: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="original name, display only: its last path segment must hold a displayable "
+        "character other than '.' (else 422 invalid_request; the schema's pattern)",
+    )
     bytes_len: int = Field(
         strict=True,
         ge=0,  # 0 passes the model so that the service answers 422 empty_file
@@ -214,7 +219,7 @@ class DocumentEventPublic(BaseModel):
     job_id: UUID
     document_id: UUID
     stage: str | None
-    type: str = Field(description="e.g. job_created, stage_done, retry_scheduled, warning")
+    type: str = Field(description="e.g. job_created, retry_scheduled, warning")
     payload: dict[str, Any]
     created_at: datetime | None
 

@@ -365,7 +365,8 @@ class Searcher:
         """The ``k`` best chunks of ``user_id`` for ``query``, best first.
 
         The one place a query is checked, for the CLI and the API (which passes it through
-        :func:`clean_query` first). With ``min_score``, candidates whose cosine ``score`` is
+        :func:`clean_query` first): a query that :func:`clean_query` leaves empty is the same
+        refusal as the API's for a blank ``q``. With ``min_score``, candidates whose cosine ``score`` is
         below it are dropped before the ``k`` best are taken, so fewer than ``k`` (or none)
         may come back. With ``context`` N above 0, each hit also gets the N chunks before and
         after it in its document (by ordinal, clipped at its first and last chunk), merged with
@@ -380,7 +381,7 @@ class Searcher:
             ValueError: ``k`` < 1, an unknown mode, ``min_score`` outside [-1, 1], or
                 ``context`` outside 0 .. :data:`MAX_CONTEXT`.
         """
-        if not query.strip():
+        if not clean_query(query):
             raise InvalidRequest("the query is empty or only whitespace: ask a question")
         if len(query) > self.config.max_query_chars:
             raise QueryTooLong(

@@ -21,7 +21,7 @@ SSE_EVENT_SCHEMA: dict[str, object] = {
     "type": "object",
     "properties": {
         "id": {"type": "string", "description": "the event_id: send the last one back as Last-Event-ID"},
-        "event": {"type": "string", "description": "the event's type, e.g. job_created, stage_done"},
+        "event": {"type": "string", "description": "the event's type, e.g. job_created, retry_scheduled"},
         "data": {
             "type": "string",
             "contentMediaType": "application/json",

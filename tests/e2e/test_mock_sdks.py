@@ -18,16 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bpe_openai
 import httpx
+import llama_cloud
 import numpy as np
+import openai
 import pytest
 
 from docingest.testing.mocks.openai import mock_vector
 from tests.mockservers import MockServer
-
-openai = pytest.importorskip("openai")
-llama_cloud = pytest.importorskip("llama_cloud")
-bpe_openai = pytest.importorskip("bpe_openai")
 
 DOCS = Path(__file__).resolve().parents[2] / "examples" / "docs"
 MD = DOCS / "md" / "state-machine.md"
@@ -35,6 +34,19 @@ PDF = DOCS / "pdf" / "state-machine.pdf"
 MODEL = "text-embedding-3-small"
 INPUT_INVALID = (
     "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
+)
+#: The files whose presigned downloads ``*_content_metadata`` describes (Parse API v2).
+CONTENT_METADATA_NAMES = (
+    "text",
+    "text_full",
+    "markdown",
+    "markdown_full",
+    "items",
+    "metadata",
+    "forms",
+    "raw_words",
+    "xlsx",
+    "output_pdf",
 )
 EVERY_EXPAND = [
     "text",
@@ -47,21 +59,7 @@ EVERY_EXPAND = [
     "job_metadata",
     "usage",
     "images_content_metadata",
-    *[
-        f"{name}_content_metadata"
-        for name in (
-            "text",
-            "text_full",
-            "markdown",
-            "markdown_full",
-            "items",
-            "metadata",
-            "forms",
-            "raw_words",
-            "xlsx",
-            "output_pdf",
-        )
-    ],
+    *[f"{name}_content_metadata" for name in CONTENT_METADATA_NAMES],
 ]
 
 
@@ -356,18 +354,7 @@ def test_parse_answers_every_expand_value_with_its_typed_model(lp_mock: MockServ
     assert result.text_full == "\n\n".join(p.text for p in result.text.pages)
     # Presigned downloads: each file there, and its bytes are the inline content's.
     meta = result.result_content_metadata
-    assert meta is not None and set(meta) == {
-        "text",
-        "text_full",
-        "markdown",
-        "markdown_full",
-        "items",
-        "metadata",
-        "forms",
-        "raw_words",
-        "xlsx",
-        "output_pdf",
-    }
+    assert meta is not None and set(meta) == set(CONTENT_METADATA_NAMES)
     assert all(isinstance(m, ResultContentMetadata) for m in meta.values())
     assert meta["xlsx"].exists is False and meta["xlsx"].presigned_url is None
     assert meta["output_pdf"].exists is (path.suffix == ".pdf")

@@ -292,6 +292,20 @@ def storage_router(service: StorageService) -> APIRouter:
         return principal.superuser or bucket.public
 
     # --- buckets ------------------------------------------------------------------------
+    def managed_bucket(bucket_id: str, request: Request) -> Bucket:
+        """The bucket a bucket route manages; only the service role sees buckets (no policy
+        on ``storage.buckets``), so to any other role it does not exist.
+
+        Raises:
+            StorageUnauthorized: 403, no valid token. InvalidBucketName: 400.
+            BucketNotFound: 404, no such bucket, or not the service role.
+        """
+        principal = service.principal(request)
+        bucket = service.bucket(bucket_id)
+        if not principal.superuser:
+            raise BucketNotFound(f"bucket {bucket_id!r} does not exist")
+        return bucket
+
     @router.get("/bucket")
     async def list_buckets(request: Request) -> list[dict[str, Any]]:
         principal = service.principal(request)
@@ -335,19 +349,13 @@ def storage_router(service: StorageService) -> APIRouter:
 
     @router.get("/bucket/{bucket_id}")
     async def get_bucket(bucket_id: str, request: Request) -> dict[str, Any]:
-        principal = service.principal(request)
-        bucket = service.bucket(bucket_id)
-        if not principal.superuser:
-            raise BucketNotFound(f"bucket {bucket_id!r} does not exist")
+        bucket = managed_bucket(bucket_id, request)
         return bucket.to_json()
 
     @router.put("/bucket/{bucket_id}")
     async def update_bucket(bucket_id: str, request: Request) -> dict[str, str]:
-        principal = service.principal(request)
         body = await _json(request)
-        bucket = service.bucket(bucket_id)
-        if not principal.superuser:
-            raise BucketNotFound(f"bucket {bucket_id!r} does not exist")
+        bucket = managed_bucket(bucket_id, request)
         if "public" in body:
             bucket.public = bool(body["public"])
         if "file_size_limit" in body:
@@ -362,10 +370,7 @@ def storage_router(service: StorageService) -> APIRouter:
 
     @router.post("/bucket/{bucket_id}/empty")
     async def empty_bucket(bucket_id: str, request: Request) -> dict[str, str]:
-        principal = service.principal(request)
-        bucket = service.bucket(bucket_id)
-        if not principal.superuser:
-            raise BucketNotFound(f"bucket {bucket_id!r} does not exist")
+        bucket = managed_bucket(bucket_id, request)
 
         def empty() -> None:
             for key in list(buckets.keys(bucket.id)):
@@ -376,10 +381,7 @@ def storage_router(service: StorageService) -> APIRouter:
 
     @router.delete("/bucket/{bucket_id}")
     async def delete_bucket(bucket_id: str, request: Request) -> dict[str, str]:
-        principal = service.principal(request)
-        service.bucket(bucket_id)
-        if not principal.superuser:
-            raise BucketNotFound(f"bucket {bucket_id!r} does not exist")
+        managed_bucket(bucket_id, request)
         await run_in_threadpool(buckets.delete, bucket_id)
         return {"message": "Successfully deleted"}
 

@@ -71,6 +71,7 @@ here)::
         ├── BucketExists               conflict (409, "Duplicate")
         ├── BucketNotEmpty             conflict (409, "ResourceNotEmpty")
         ├── MimeTypeNotAllowed         unsupported_type (415, "invalid_mime_type")
+        ├── RangeNotSatisfiable        bad_request (416, "InvalidRange")
         ├── ObjectExists               conflict (409, "Duplicate")
         ├── BodyLongerThanDeclared     size_mismatch (413, "Payload too large")
         ├── BodyTooLarge               file_too_large (413, "Payload too large")
@@ -720,6 +721,15 @@ class MimeTypeNotAllowed(StorageError):
     http_status = 415
     supabase_error = "invalid_mime_type"
     supabase_code = "InvalidMimeType"
+
+
+class RangeNotSatisfiable(StorageError):
+    """A download's ``Range`` starts past the object's end."""
+
+    error_code = "bad_request"
+    http_status = 416
+    supabase_error = "InvalidRange"
+    supabase_code = "InvalidRange"
 
 
 class ObjectExists(StorageError):

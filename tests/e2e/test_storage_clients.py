@@ -555,3 +555,110 @@ def test_serve_answers_supabase_shape_on_unknown_storage_routes(api: tuple[str, 
     assert httpx.get(f"{base}/storage/v1/bucket/documents", headers=auth).json()["id"] == "documents"
     api_missing = httpx.get(f"{base}/api/v2/no-such-route")
     assert api_missing.status_code == 404 and set(api_missing.json()) == {"error_code", "message"}
+
+
+# --- what a new user's trial broke: every refusal a 4xx in Supabase's shape, nothing stored -----
+
+
+def _raw(url: str, method: str, path: str, **kw: Any) -> httpx.Response:
+    headers = {"authorization": f"Bearer {SERVICE_KEY}", **kw.pop("headers", {})}
+    return httpx.request(method, f"{url}{path}", headers=headers, timeout=30, **kw)
+
+
+@pytest.fixture(scope="module")
+def trial_bucket(service: tuple[str, Settings]) -> str:
+    url, _ = service
+    assert _raw(url, "POST", "/bucket", json={"name": "trial"}).status_code == 200
+    return "trial"
+
+
+@pytest.mark.parametrize("route", ["list", "list-v2"])
+@pytest.mark.parametrize(
+    "prefix", ["../", "../../", "../../../../../etc/pass", "/etc/host", "a/../../", "./"]
+)
+def test_a_listing_prefix_never_leaves_its_bucket(
+    service: tuple[str, Settings], trial_bucket: str, route: str, prefix: str
+) -> None:
+    url, _ = service
+    reply = _raw(url, "POST", f"/object/{route}/{trial_bucket}", json={"prefix": prefix})
+    assert _supabase_error(reply, 400)["code"] == "InvalidKey"
+
+
+def _not_stored(url: str, bucket: str, key: str) -> None:
+    """Nothing is served under ``key`` (an invalid key is refused, a valid one not found)."""
+    assert _raw(url, "GET", f"/object/{bucket}/{key}").status_code in (400, 404)
+
+
+def test_keys_the_disk_cannot_hold_are_refused_before_anything_is_written(
+    service: tuple[str, Settings], trial_bucket: str
+) -> None:
+    url, settings = service
+    b = trial_bucket
+    # A segment of 251 bytes (its metadata file would pass 255); a key over 1,024 bytes.
+    for key in ["k" * 251, "/".join(["a" * 200] * 6)]:
+        reply = _raw(url, "POST", f"/object/{b}/{key}", content=b"x")
+        assert _supabase_error(reply, 400)["code"] == "InvalidKey"
+        _not_stored(url, b, key)
+    assert _raw(url, "POST", f"/object/{b}/{'k' * 250}", content=b"x").status_code == 200
+    # A key that is another key's metadata name ("q" keeps q.json) and the reverse order.
+    assert _raw(url, "POST", f"/object/{b}/q", content=b"Q").status_code == 200
+    assert _raw(url, "POST", f"/object/{b}/q.json/r", content=b"R").status_code == 200
+    assert _raw(url, "POST", f"/object/{b}/p.json/r", content=b"R").status_code == 200
+    assert _raw(url, "POST", f"/object/{b}/p", content=b"P").status_code == 200
+    for key, body in [("q", b"Q"), ("q.json/r", b"R"), ("p.json/r", b"R"), ("p", b"P")]:
+        got = _raw(url, "GET", f"/object/{b}/{key}")
+        assert (got.status_code, got.content) == (200, body), key
+    # A key under an object, by upload or by move: 400, the source kept.
+    reply = _raw(url, "POST", f"/object/{b}/q/under", content=b"x")
+    assert _supabase_error(reply, 400)["code"] == "InvalidKey"
+    moved = _raw(url, "POST", "/object/move", json={"bucketId": b, "sourceKey": "p", "destinationKey": "q/x"})
+    assert _supabase_error(moved, 400)["code"] == "InvalidKey"
+    assert _raw(url, "GET", f"/object/{b}/p").content == b"P"
+    # A trailing newline is not another spelling of the key.
+    reply = _raw(url, "POST", f"/object/{b}/nl%0A", content=b"x")
+    assert _supabase_error(reply, 400)["code"] == "InvalidKey"
+    _not_stored(url, b, "nl")
+    leftovers = [p for p in (settings.data_dir / "storage").rglob("*") if p.name.startswith(".upload-")]
+    assert leftovers == []
+
+
+def test_the_documents_bucket_is_neither_emptied_nor_deleted(service: tuple[str, Settings]) -> None:
+    url, settings = service
+    assert (
+        _raw(url, "POST", f"/object/{settings.storage_bucket}/kept.txt", content=b"kept").status_code == 200
+    )
+    for method, path in [("POST", "/empty"), ("DELETE", "")]:
+        reply = _raw(url, method, f"/bucket/{settings.storage_bucket}{path}")
+        assert "docingest stores documents" in _supabase_error(reply, 409)["message"]
+    assert _raw(url, "GET", f"/object/{settings.storage_bucket}/kept.txt").content == b"kept"
+
+
+def test_a_bucket_flag_that_is_not_a_boolean_is_refused(service: tuple[str, Settings]) -> None:
+    url, _ = service
+    reply = _raw(url, "POST", "/bucket", json={"name": "yes-bucket", "public": "yes"})
+    assert "public" in _supabase_error(reply, 400)["message"]
+    assert _raw(url, "GET", "/bucket/yes-bucket").status_code == 404
+
+
+def test_downloads_honour_ranges_and_conditional_requests(
+    service: tuple[str, Settings], trial_bucket: str
+) -> None:
+    url, _ = service
+    path = f"/object/{trial_bucket}/ranged.txt"
+    assert (
+        _raw(url, "POST", path, content=b"0123456789", headers={"content-type": "text/plain"}).status_code
+        == 200
+    )
+    whole = _raw(url, "GET", path)
+    assert whole.status_code == 200 and whole.content == b"0123456789"
+    part = _raw(url, "GET", path, headers={"range": "bytes=2-4"})
+    assert (part.status_code, part.content) == (206, b"234")
+    # A range header of another form is ignored (RFC 9110), not refused.
+    ignored = _raw(url, "GET", path, headers={"range": "bytes=abc"})
+    assert (ignored.status_code, ignored.content) == (200, b"0123456789")
+    past = _raw(url, "GET", path, headers={"range": "bytes=50-"})
+    assert _supabase_error(past, 416)["code"] == "InvalidRange"
+    same = _raw(url, "GET", path, headers={"if-none-match": whole.headers["etag"]})
+    assert same.status_code == 304 and same.content == b""
+    other = _raw(url, "GET", path, headers={"if-none-match": '"another"'})
+    assert other.status_code == 200 and other.content == b"0123456789"

@@ -217,19 +217,23 @@ class StorageService:
         )
 
         def refuse_length(size: int | str) -> StorageError:
-            return too_long(
-                f"the file has {size} bytes; this URL accepts at most {limit}"
-                + (
-                    ", the size declared for it: request a new upload declaring the file's real bytes_len"
-                    if too_long is BodyLongerThanDeclared
-                    else ""
+            """The refusal of a file of ``size`` bytes: an exact count (a raw body's
+            Content-Length) or, once reading passed the limit, a lower bound."""
+            has = f"{size} bytes" if isinstance(size, str) else f"more than {limit} bytes"
+            if too_long is BodyLongerThanDeclared:
+                return too_long(
+                    f"the file has {has}; this signed URL accepts at most {limit}, the size declared "
+                    "for it: request a new upload declaring the file's real bytes_len"
                 )
+            return too_long(
+                f"the file has {has}; this upload accepts at most {limit} bytes (the bucket's "
+                "file_size_limit or UPLOAD_PIPELINE_MAX_FILE_BYTES, the smaller)"
             )
 
         announced = request.headers.get("content-length")
         envelope_limit = limit + _FORM_OVERHEAD if multipart else limit
         if announced is not None and announced.isdigit() and int(announced) > envelope_limit:
-            raise refuse_length(announced if not multipart else f"more than {limit}")
+            raise refuse_length(announced if not multipart else limit + 1)
         if not multipart:
             upload = _Upload(
                 ctype or "application/octet-stream",
@@ -244,7 +248,7 @@ class StorageService:
         try:
             fd, tmp = await run_in_threadpool(store.new_temp, key)
         except (NotADirectoryError, FileExistsError) as exc:
-            raise _folder_clash(key) from exc
+            raise folder_clash(key) from exc
         out = os.fdopen(fd, "wb")
         sink = _FileSink(limit, refuse_length)
         try:
@@ -293,15 +297,21 @@ class StorageService:
             )
 
             def commit() -> bool:
-                if not store.commit_temp(tmp, key, overwrite=overwrite):
-                    return False
-                self.buckets.write_meta(bucket.id, key, meta)
+                # The metadata is written first, beside its place: a key whose metadata cannot
+                # be kept fails before its bytes are stored.
+                staged = self.buckets.stage_meta(bucket.id, key, meta)
+                try:
+                    if not store.commit_temp(tmp, key, overwrite=overwrite):
+                        return False
+                    self.buckets.place_meta(staged, bucket.id, key)
+                finally:
+                    staged.unlink(missing_ok=True)
                 return True
 
             try:
                 committed = await run_in_threadpool(commit)
-            except IsADirectoryError as exc:
-                raise _folder_clash(key) from exc
+            except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+                raise folder_clash(key) from exc
             if not committed:
                 raise ObjectExists("The resource already exists")
             return meta
@@ -468,9 +478,11 @@ class _Form:
         return _Upload(self.file_type, f"max-age={cache}" if cache else "no-cache", user)
 
 
-def _folder_clash(key: str) -> InvalidObjectKey:
+def folder_clash(key: str) -> InvalidObjectKey:
+    """The refusal of a key that is a folder of other keys, or lies under another key."""
     return InvalidObjectKey(
-        f"Invalid key: {key!r}: a key cannot also be a folder of other keys (objects are files here)"
+        f"Invalid key: {key!r}: a key cannot be a folder of other keys nor lie under another key "
+        "(objects are files here)"
     )
 
 

@@ -40,6 +40,7 @@ import binascii
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -62,13 +63,16 @@ from docingest.api.storage_service import (
     StorageService,
     check_mime_allowed,
     decode_x_metadata,
+    folder_clash,
 )
 from docingest.errors import (
     BodyTooLarge,
     BucketNotFound,
     DocingestError,
+    InvalidObjectKey,
     ObjectExists,
     ObjectNotFound,
+    RangeNotSatisfiable,
     StorageError,
     StorageMethodNotAllowed,
     StorageRouteNotFound,
@@ -79,6 +83,7 @@ from docingest.providers.storage.buckets import (
     ObjectMeta,
     check_bucket_name,
     check_key,
+    check_prefix,
     iso,
     parse_size_limit,
 )
@@ -143,6 +148,11 @@ class _StorageRoute(APIRoute):
 
         async def route(request: Request) -> Response:
             try:
+                # Starlette's path parameters end before a trailing newline ("$" matches there),
+                # so "a\n" would reach a route as the key "a": a control character in the path
+                # is refused here, as check_key refuses it anywhere else in a key.
+                if any(ord(c) < 0x20 or c == "\x7f" for c in request.scope["path"]):
+                    raise InvalidObjectKey(f"Invalid key: control characters in {request.scope['path']!r}")
                 return await handler(request)
             except Exception as exc:  # noqa: BLE001 - every failure answers Supabase's body
                 return storage_error_body(_as_storage_error(exc))
@@ -170,13 +180,47 @@ def _object_headers(meta: ObjectMeta) -> dict[str, str]:
     }
 
 
-def _serve(service: StorageService, bucket: Bucket, key: str, download: str | None) -> Response:
-    """The object's bytes (or, for ``HEAD``, its headers) with its stored content type."""
+#: A ``Range`` header of byte ranges (RFC 9110, section 14.1.2); any other form is ignored.
+_BYTE_RANGES = re.compile(r"bytes=\s*\d*-\d*(\s*,\s*\d*-\d*)*\s*")
+
+
+def _serve(service: StorageService, request: Request, bucket: Bucket, key: str) -> Response:
+    """The object's bytes (or, for ``HEAD``, its headers) with its stored content type;
+    ``download`` gives a ``Content-Disposition``, a matching ``If-None-Match`` a 304, a
+    ``Range`` of bytes a 206 (RFC 9110: a range header of another form is ignored).
+
+    Raises:
+        ObjectNotFound: 404. RangeNotSatisfiable: 416, every range starts past the end.
+    """
     meta = service.meta(bucket, key)
     path = service.buckets.storage(bucket.id)._path(key)
+    tags = {t.strip().removeprefix("W/") for t in request.headers.get("if-none-match", "").split(",")}
+    if meta.etag in tags or "*" in tags:
+        return Response(status_code=304, headers=_object_headers(meta))
+    ranges = request.headers.get("range")
+    if ranges is not None:
+        if not _BYTE_RANGES.fullmatch(ranges):
+            request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
+        elif not _satisfiable(ranges, meta.size):
+            raise RangeNotSatisfiable(f"the range {ranges!r} starts past the object's {meta.size} bytes")
     # the stored type as given (Starlette would append "; charset=utf-8" to a text/* media_type)
-    headers = {"content-type": meta.mimetype, **_object_headers(meta), **_disposition(download)}
+    headers = {
+        "content-type": meta.mimetype,
+        **_object_headers(meta),
+        **_disposition(request.query_params.get("download")),
+    }
     return FileResponse(path, media_type=meta.mimetype, headers=headers)
+
+
+def _satisfiable(ranges: str, size: int) -> bool:
+    """Whether some range of a valid ``bytes=`` header selects a byte of a ``size``-byte object."""
+    for spec in ranges.split("=", 1)[1].split(","):
+        first, _, last = spec.strip().partition("-")
+        if first == "" and last not in ("", "0") and size > 0:  # a suffix: the last N bytes
+            return True
+        if first != "" and int(first) < size and (last == "" or int(first) <= int(last)):
+            return True
+    return False
 
 
 def _info(bucket: Bucket, key: str, meta: ObjectMeta) -> dict[str, Any]:
@@ -239,12 +283,27 @@ def _int(body: dict[str, Any], name: str, default: int | None, *, minimum: int) 
     if value is None:
         raise StorageError(f"body must have required property '{name}'")
     try:
-        number = int(float(value)) if not isinstance(value, bool) else None
+        number = float(value) if not isinstance(value, bool) else None
+        number = int(number) if number is not None and number.is_integer() and abs(number) < 2**53 else None
     except (TypeError, ValueError):
         number = None
     if number is None or number < minimum:
         raise StorageError(f"body/{name} must be an integer >= {minimum}")
     return number
+
+
+def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
+    """A boolean field (``true``/``false``; null or absent: ``default``).
+
+    Raises:
+        StorageError: 400, anything else (``"yes"`` is not taken for true).
+    """
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise StorageError(f"body/{name} must be boolean")
+    return value
 
 
 def _str(body: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -339,7 +398,7 @@ def storage_router(service: StorageService) -> APIRouter:
             Bucket(
                 id=bucket_id,
                 name=name,
-                public=bool(body.get("public") or False),
+                public=_bool(body, "public", False),
                 file_size_limit=parse_size_limit(body.get("file_size_limit")),
                 allowed_mime_types=[m for m in mimes if m] if mimes else None,
                 owner=principal.sub,
@@ -357,7 +416,7 @@ def storage_router(service: StorageService) -> APIRouter:
         body = await _json(request)
         bucket = managed_bucket(bucket_id, request)
         if "public" in body:
-            bucket.public = bool(body["public"])
+            bucket.public = _bool(body, "public", bucket.public)
         if "file_size_limit" in body:
             bucket.file_size_limit = parse_size_limit(body["file_size_limit"])
         if "allowed_mime_types" in body:
@@ -371,6 +430,7 @@ def storage_router(service: StorageService) -> APIRouter:
     @router.post("/bucket/{bucket_id}/empty")
     async def empty_bucket(bucket_id: str, request: Request) -> dict[str, str]:
         bucket = managed_bucket(bucket_id, request)
+        buckets.check_emptiable(bucket.id)
 
         def empty() -> None:
             for key in list(buckets.keys(bucket.id)):
@@ -390,7 +450,7 @@ def storage_router(service: StorageService) -> APIRouter:
     async def list_objects(bucket_name: str, request: Request) -> list[dict[str, Any]]:
         principal = service.principal(request)
         body = await _json(request)
-        prefix = _str(body, "prefix", "")
+        prefix = check_prefix(_str(body, "prefix", ""))
         limit = _int(body, "limit", 100, minimum=1)
         offset = _int(body, "offset", 0, minimum=0)
         search = body.get("search") or ""
@@ -409,7 +469,7 @@ def storage_router(service: StorageService) -> APIRouter:
     async def list_objects_v2(bucket_name: str, request: Request) -> dict[str, Any]:
         principal = service.principal(request)
         body = await _json(request)
-        prefix = _str(body, "prefix", "")
+        prefix = check_prefix(_str(body, "prefix", ""))
         limit = min(_int(body, "limit", 1000, minimum=1), 1000)
         cursor = body.get("cursor")
         if cursor is not None and not isinstance(cursor, str):
@@ -462,16 +522,27 @@ def storage_router(service: StorageService) -> APIRouter:
             src = buckets.storage(src_bucket.id)
             dst = buckets.storage(dst_bucket.id)
             fd, tmp = dst.new_temp(dst_key)
-            with os.fdopen(fd, "wb") as out, src._path(src_key).open("rb") as f:
-                shutil.copyfileobj(f, out, WRITE_BYTES)
-            if not dst.commit_temp(tmp, dst_key, overwrite=upsert):
-                return False
-            buckets.write_meta(dst_bucket.id, dst_key, meta)
+            try:
+                with os.fdopen(fd, "wb") as out, src._path(src_key).open("rb") as f:
+                    shutil.copyfileobj(f, out, WRITE_BYTES)
+                staged = buckets.stage_meta(dst_bucket.id, dst_key, meta)
+                try:
+                    if not dst.commit_temp(tmp, dst_key, overwrite=upsert):
+                        return False
+                    buckets.place_meta(staged, dst_bucket.id, dst_key)
+                finally:
+                    staged.unlink(missing_ok=True)
+            finally:
+                tmp.unlink(missing_ok=True)
             if not copy:
                 buckets.delete_object(src_bucket.id, src_key)
             return True
 
-        if not await run_in_threadpool(run):
+        try:
+            done = await run_in_threadpool(run)
+        except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+            raise folder_clash(dst_key) from exc
+        if not done:
             raise ObjectExists("The resource already exists")
         if not copy:
             return {"message": "Successfully moved", "Id": meta.id, "Key": dst_key}
@@ -532,7 +603,7 @@ def storage_router(service: StorageService) -> APIRouter:
     async def download_signed(bucket_name: str, path: str, request: Request) -> Response:
         key = check_key(path)
         service.verify(request.query_params.get("token"), bucket_name, key, "download")
-        return _serve(service, service.bucket(bucket_name), key, request.query_params.get("download"))
+        return _serve(service, request, service.bucket(bucket_name), key)
 
     @router.post("/object/upload/sign/{bucket_name}/{path:path}")
     async def create_signed_upload_url(bucket_name: str, path: str, request: Request) -> dict[str, str]:
@@ -607,17 +678,17 @@ def storage_router(service: StorageService) -> APIRouter:
     @router.api_route("/object/public/{bucket_name}/{path:path}", methods=["GET", "HEAD"])
     async def get_public(bucket_name: str, path: str, request: Request) -> Response:
         bucket, key = _public(bucket_name, path)
-        return _serve(service, bucket, key, request.query_params.get("download"))
+        return _serve(service, request, bucket, key)
 
     @router.api_route("/object/authenticated/{bucket_name}/{path:path}", methods=["GET", "HEAD"])
     async def get_authenticated(bucket_name: str, path: str, request: Request) -> Response:
         bucket, key = _visible(service.principal(request), bucket_name, path)
-        return _serve(service, bucket, key, request.query_params.get("download"))
+        return _serve(service, request, bucket, key)
 
     @router.api_route("/object/{bucket_name}/{path:path}", methods=["GET", "HEAD"])
     async def get_object(bucket_name: str, path: str, request: Request) -> Response:
         bucket, key = _visible(service.principal(request, optional=True), bucket_name, path)
-        return _serve(service, bucket, key, request.query_params.get("download"))
+        return _serve(service, request, bucket, key)
 
     @router.api_route("/object/{bucket_name}/{path:path}", methods=["POST", "PUT"])
     async def upload(bucket_name: str, path: str, request: Request) -> dict[str, str]:

@@ -6,9 +6,10 @@ Layout under the storage root (``DATA_DIR/storage``):
   writes them (the pipeline's layout, unchanged);
 - ``.buckets/{bucket}.json``: a bucket's settings (public flag, ``file_size_limit``,
   ``allowed_mime_types``, times), written to a temporary file and renamed into place;
-- ``.meta/{bucket}/{key}.json``: an object's metadata (:class:`ObjectMeta`), written the same
-  way, so never seen half-written and never inside a bucket's directory (listings walk the
-  bucket's directory only).
+- ``.meta/{bucket}/{folder}.d/.../{name}.json``: an object's metadata (:class:`ObjectMeta`,
+  path by :func:`~docingest.providers.storage.local.meta_file`), written the same way, so
+  never seen half-written and never inside a bucket's directory (listings walk the bucket's
+  directory only).
 
 The settings' bucket (``STORAGE_BUCKET``) always exists: without a ``.buckets`` entry it is
 private with no limit of its own. Names follow Supabase Storage's rules (``isValidBucketName``
@@ -40,14 +41,18 @@ from docingest.errors import (
     InvalidObjectKey,
     StorageError,
 )
-from docingest.providers.storage.local import TEMP_PREFIX, LocalStorage
+from docingest.providers.storage.local import TEMP_PREFIX, LocalStorage, meta_file
 
 #: Supabase Storage's characters for object keys and bucket names (``src/storage/limits.ts``).
 _KEY_CHARS = re.compile(r"^[A-Za-z0-9_/!.*'() &$=@;:+,?-]+$")
 _BUCKET_CHARS = re.compile(r"^[A-Za-z0-9_!.*'() &$=@;:+,?-]{1,100}$")
 _SIZE_WITH_UNIT = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(gb|mb|kb|b)$", re.IGNORECASE)
 _UNITS = {"gb": 10**9, "mb": 10**6, "kb": 10**3, "b": 1}
-_MAX_SEGMENT_BYTES = 255  # a file name on the usual file systems
+#: A key segment's bytes: a file name on the usual file systems (255) less the ``.json`` of
+#: its metadata file.
+_MAX_SEGMENT_BYTES = 250
+#: A key's bytes (S3's limit, which Supabase Storage keeps).
+_MAX_KEY_BYTES = 1024
 
 
 def iso(ts: float) -> str:
@@ -64,7 +69,7 @@ def check_bucket_name(name: str) -> str:
     Raises:
         InvalidBucketName: 400 otherwise.
     """
-    if not _BUCKET_CHARS.match(name) or name.startswith("."):
+    if not _BUCKET_CHARS.fullmatch(name) or name.startswith("."):
         raise InvalidBucketName(f"Bucket name invalid: {name!r}")
     return name
 
@@ -72,22 +77,42 @@ def check_bucket_name(name: str) -> str:
 def check_key(key: str) -> str:
     """``key`` when it is a valid object key.
 
-    Supabase's rule (non-empty, characters of ``A-Za-z0-9_/!.*'() &$=@;:+,?-``) plus what a
-    file system needs: no empty, ``.`` or ``..`` segment, no leading or trailing ``/``, no
-    segment longer than 255 bytes or starting with ``.upload-`` (temporary files).
+    Supabase's rule (non-empty, characters of ``A-Za-z0-9_/!.*'() &$=@;:+,?-``, at most 1,024
+    bytes) plus what a file system needs: no empty, ``.`` or ``..`` segment, no leading or
+    trailing ``/``, no segment longer than 250 bytes or starting with ``.upload-`` (temporary
+    files).
 
     Raises:
         InvalidObjectKey: 400 ``InvalidKey`` otherwise.
     """
-    if not key or not _KEY_CHARS.match(key):
+    if not key or not _KEY_CHARS.fullmatch(key):
         raise InvalidObjectKey(f"Invalid key: {key!r}")
+    if len(key.encode()) > _MAX_KEY_BYTES:
+        raise InvalidObjectKey(f"Invalid key: {key[:64]!r}...: over {_MAX_KEY_BYTES} bytes")
     for part in key.split("/"):
         if part in ("", ".", "..") or len(part.encode()) > _MAX_SEGMENT_BYTES or part.startswith(TEMP_PREFIX):
             raise InvalidObjectKey(
-                f"Invalid key: {key!r} (empty, '.' or '..' segments, segments over 255 bytes and "
-                f"segments starting with {TEMP_PREFIX!r} cannot be stored)"
+                f"Invalid key: {key!r} (empty, '.' or '..' segments, segments over "
+                f"{_MAX_SEGMENT_BYTES} bytes and segments starting with {TEMP_PREFIX!r} cannot be stored)"
             )
     return key
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` when it is a valid listing prefix: empty, or the start of a valid key (a
+    trailing ``/`` allowed, no ``.`` or ``..`` segment: a listing never leaves its bucket).
+
+    Raises:
+        InvalidObjectKey: 400 ``InvalidKey`` otherwise.
+    """
+    if prefix == "":
+        return prefix
+    body = prefix.removesuffix("/")
+    try:
+        check_key(body)
+    except InvalidObjectKey as exc:
+        raise InvalidObjectKey(f"Invalid prefix: {prefix[:200]!r}") from exc
+    return prefix
 
 
 def parse_size_limit(value: Any) -> int | None:
@@ -279,6 +304,19 @@ class LocalBuckets:
         with self._lock:
             _write_json(self._bucket_file(bucket.id), asdict(bucket))
 
+    def check_emptiable(self, name: str) -> None:
+        """Raise unless bucket ``name`` may be emptied.
+
+        Raises:
+            BucketNotEmpty: 409, it is the settings' bucket: emptying it would delete the
+                originals of every ingested document (``docingest delete`` removes documents).
+        """
+        if name == self.default_bucket:
+            raise BucketNotEmpty(
+                f"bucket {name!r} is where docingest stores documents (STORAGE_BUCKET); it is not "
+                "emptied: delete documents with `docingest delete` or DELETE /api/v2/documents/{id}"
+            )
+
     def delete(self, name: str) -> None:
         """Remove an empty bucket.
 
@@ -310,11 +348,15 @@ class LocalBuckets:
             return store
 
     def keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
-        """Keys of ``bucket`` starting with ``prefix`` (any order; temporary files skipped)."""
+        """Keys of ``bucket`` starting with ``prefix`` (any order; temporary files skipped).
+
+        Raises:
+            InvalidObjectKey: 400, ``prefix`` is not one (:func:`check_prefix`).
+        """
         base = self.root / bucket
-        folder = prefix.rpartition("/")[0]
+        folder = check_prefix(prefix).rpartition("/")[0]
         start = base / folder if folder else base
-        if not start.is_dir():
+        if not start.is_dir() or (start != base and base.resolve() not in start.resolve().parents):
             return
         for dirpath, dirnames, filenames in os.walk(start):
             rel = Path(dirpath).relative_to(base).as_posix()
@@ -353,11 +395,29 @@ class LocalBuckets:
         )
 
     def _meta_file(self, bucket: str, key: str) -> Path:
-        return self.root / ".meta" / bucket / f"{key}.json"
+        return meta_file(self.root, bucket, key)
 
     def write_meta(self, bucket: str, key: str, meta: ObjectMeta) -> None:
         """Keep ``meta`` beside the object (atomic: a temporary file renamed into place)."""
         _write_json(self._meta_file(bucket, key), asdict(meta))
+
+    def stage_meta(self, bucket: str, key: str, meta: ObjectMeta) -> Path:
+        """``meta`` written to a temporary file beside its place, for :meth:`place_meta` once
+        the object is stored: whatever can fail about the metadata fails before the object is.
+
+        Raises:
+            OSError: the metadata's folder cannot be made or written.
+        """
+        final = self._meta_file(bucket, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=TEMP_PREFIX)
+        with os.fdopen(fd, "w") as out:
+            json.dump(asdict(meta), out)
+        return Path(tmp)
+
+    def place_meta(self, staged: Path, bucket: str, key: str) -> None:
+        """Move metadata staged by :meth:`stage_meta` into place (a rename in one folder)."""
+        os.replace(staged, self._meta_file(bucket, key))
 
     def delete_object(self, bucket: str, key: str) -> bool:
         """Remove the object and its metadata; False when there was none."""

@@ -21,6 +21,14 @@ REQUEST_BASE_URL: ContextVar[str | None] = ContextVar("docingest_request_base_ur
 TEMP_PREFIX = ".upload-"
 
 
+def meta_file(storage_root: Path, bucket: str, key: str) -> Path:
+    """The metadata file of object ``key`` of ``bucket``: ``.meta/{bucket}/a.d/b.d/c.json`` for
+    the key ``a/b/c``. Folders end ``.d`` and files ``.json``, so an object's file never meets
+    another key's folder (objects ``q`` and ``q.json/r``: ``q.json`` and ``q.json.d/r.json``)."""
+    *folders, name = key.split("/")
+    return storage_root.joinpath(".meta", bucket, *(f"{f}.d" for f in folders), f"{name}.json")
+
+
 class LocalStorage:
     """Objects as files; writes go to a temporary file renamed into place (atomic).
 
@@ -57,8 +65,9 @@ class LocalStorage:
         return path
 
     def meta_path(self, key: str) -> Path:
-        """Where the storage service keeps ``key``'s metadata (outside the bucket's directory)."""
-        return self.root.parent / ".meta" / self.bucket / f"{key}.json"
+        """Where the storage service keeps ``key``'s metadata (outside the bucket's directory):
+        :func:`meta_file`."""
+        return meta_file(self.root.parent, self.bucket, key)
 
     def put_stream(self, key: str, stream: BinaryIO) -> ObjectInfo:
         """Copy ``stream`` to ``key`` in 1 MiB blocks; never holds the whole object."""

@@ -273,3 +273,11 @@ def test_context_accepts_its_bounds(client: TestClient, value: str) -> None:
     reply = client.get(f"{API}/search", params={"q": "tides", "context": value})
     assert reply.status_code == 200, reply.text
     assert reply.json()["context"] == int(value) and reply.json()["results"] == []  # nothing ingested
+
+
+def test_a_size_past_any_integer_the_database_holds_is_file_too_large(client: TestClient) -> None:
+    """Every bytes_len over UPLOAD_PIPELINE_MAX_FILE_BYTES is the documented 413, however big."""
+    for size in (10**12, 2**63, 10**40):
+        reply = client.post("/api/v2/upload", json=_upload(bytes_len=size))
+        assert reply.status_code == 413, reply.text
+        assert reply.json()["error_code"] == "file_too_large"

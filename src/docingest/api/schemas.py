@@ -55,7 +55,7 @@ class UploadCreate(BaseModel):
     bytes_len: int = Field(
         strict=True,
         ge=0,  # 0 passes the model so that the service answers 422 empty_file
-        le=2**62,
+        # no upper bound here: any size over MAX_FILE_BYTES is the service's 413 file_too_large
         description="exact size in bytes, a JSON integer: 0 is refused (422 empty_file), above "
         "UPLOAD_PIPELINE_MAX_FILE_BYTES too (413 file_too_large; the schema's maximum)",
     )

@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -290,6 +292,89 @@ def test_dimensions_knob_forces_the_length_but_hides_no_wrong_request(
         assert mock.stats()["by_status"] == {"200": 1, "400": 2}
 
 
+REQUEST_ID = re.compile(r"req_[0-9a-f]{32}")
+
+
+def test_mock_openai_does_not_start_without_bpe_openai(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install without ``bpe-openai`` (``.[local]`` only): ``docingest mock openai`` exits 2
+    with ``dependency_missing`` naming the extra, and serves nothing (no approximate counts,
+    no token-id refusals); with the package it reaches ``serve``."""
+    from typer.testing import CliRunner
+
+    from docingest.cli.main import app
+    from docingest.testing.mocks import common
+
+    served: list[Any] = []
+    monkeypatch.setattr(common, "serve", lambda *args: served.append(args))
+    started = CliRunner().invoke(app, ["mock", "openai", "--port", "0"])
+    assert started.exit_code == 0 and len(served) == 1, started.output
+    monkeypatch.setitem(sys.modules, "bpe_openai", None)  # `import bpe_openai` raises ImportError
+    refused = CliRunner().invoke(app, ["mock", "openai", "--port", "0"])
+    assert refused.exit_code == 2 and len(served) == 1, refused.output
+    assert "error: dependency_missing: the OpenAI mock needs the bpe-openai package" in refused.output
+    assert "pip install 'docingest[mock]'" in refused.output
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/models"), ("GET", "/v1/embeddings"), ("PUT", "/v1/embeddings"), ("POST", "/v1/chat/x")],
+)
+def test_unknown_paths_and_methods_answer_openais_invalid_url(
+    oa_mock: MockServer, method: str, path: str
+) -> None:
+    reply = httpx.request(method, f"{oa_mock.url}{path}", headers={"Authorization": "Bearer sk-test"})
+    assert reply.status_code == 404
+    assert reply.json() == {
+        "error": {
+            "message": f"Invalid URL ({method} {path})",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    assert REQUEST_ID.fullmatch(reply.headers["x-request-id"])
+
+
+def test_the_sdk_reads_not_found_and_request_ids(oa_mock: MockServer) -> None:
+    """``models.list()`` raises ``NotFoundError`` with OpenAI's message; every reply carries
+    its own ``x-request-id`` (``req_`` + 32 hex), which the SDK exposes as ``_request_id``
+    and ``request_id``."""
+    client = _oa(oa_mock)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.list()
+    assert missing.value.status_code == 404
+    assert missing.value.message == "Error code: 404 - Invalid URL (GET /v1/models)"
+    assert missing.value.body == {
+        "message": "Invalid URL (GET /v1/models)",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    assert missing.value.request_id is not None and REQUEST_ID.fullmatch(missing.value.request_id)
+    raw = client.embeddings.with_raw_response.create(input="hi", model=MODEL)
+    assert REQUEST_ID.fullmatch(raw.headers["x-request-id"])
+    assert raw.parse()._request_id == raw.headers["x-request-id"]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.embeddings.create(input="", model=MODEL)
+    ids = {
+        raw.headers["x-request-id"],
+        missing.value.request_id,
+        refused.value.request_id,
+        httpx.get(f"{oa_mock.url}/health").headers["x-request-id"],
+        httpx.post(f"{oa_mock.url}/v1/embeddings", json={}).headers["x-request-id"],  # the 401
+    }
+    assert len(ids) == 5 and all(REQUEST_ID.fullmatch(i or "") for i in ids)
+
+
+def test_faults_carry_a_request_id_too(tmp_path: Path) -> None:
+    with (
+        MockServer("openai", "--error-rate", "1", log_dir=tmp_path) as mock,
+        pytest.raises(openai.InternalServerError) as failed,
+    ):
+        _oa(mock).embeddings.create(input="hi", model=MODEL)
+    assert failed.value.request_id is not None and REQUEST_ID.fullmatch(failed.value.request_id)
+
+
 # --- LlamaParse ------------------------------------------------------------------------------
 
 
@@ -510,3 +595,65 @@ def test_our_client_reads_text_on_the_fast_tier(lp_mock: MockServer) -> None:
     status, error, doc = polled
     assert status == "COMPLETED" and error is None and doc is not None
     assert len(doc.pages) == _pdf_pages(PDF) and "The state machine and its guarantees" in doc.markdown
+
+
+NOT_SERVED_MESSAGE = (
+    "is not implemented by docingest's LlamaParse mock: it serves POST /api/v2/parse/upload and "
+    "GET /api/v2/parse/{job_id} of LlamaParse's Parse API v2."
+)
+
+
+def test_sdk_calls_the_mock_does_not_serve_say_so(lp_mock: MockServer) -> None:
+    """Each ``llama-cloud`` parse call the mock does not serve raises ``NotFoundError`` (404,
+    not retried) whose ``detail`` names the call, even on a job that exists; other paths and
+    methods name themselves."""
+    client = _lc(lp_mock, max_retries=0)
+    job = client.parsing.create(upload_file=MD, tier="fast", version="latest")
+    calls: dict[str, Any] = {
+        "parsing.list (GET /api/v2/parse)": lambda: client.parsing.list(),
+        "parsing.list_versions (GET /api/v2/parse/versions)": lambda: client.parsing.list_versions(),
+        "parsing.cancel (POST /api/v2/parse/{job_id}/cancel)": lambda: client.parsing.cancel(job.id),
+        "parsing.delete (DELETE /api/v2/parse/{job_id})": lambda: client.parsing.delete(job.id),
+        "parsing.create without a file (POST /api/v2/parse, file_id or source_url)": lambda: (
+            client.parsing.create(tier="fast", version="latest", source_url="https://example.com/a.pdf")
+        ),
+    }
+    for call, run in calls.items():
+        with pytest.raises(llama_cloud.NotFoundError) as refused:
+            run()
+        assert refused.value.status_code == 404
+        assert refused.value.body == {"detail": f"{call} {NOT_SERVED_MESSAGE}"}, call
+    with pytest.raises(llama_cloud.NotFoundError) as no_file:
+        client.parsing.create(tier="fast", version="latest", file_id="dfl-1")
+    assert no_file.value.body["detail"].startswith("parsing.create without a file")
+    for method, path in (("PATCH", f"/api/v2/parse/{job.id}"), ("GET", "/api/v2/files")):
+        reply = httpx.request(method, f"{lp_mock.url}{path}", headers={"Authorization": "Bearer k"})
+        assert reply.status_code == 404
+        assert reply.json() == {"detail": f"{method} {path} {NOT_SERVED_MESSAGE}"}
+    assert client.parsing.get(job.id).job.id == job.id  # the job is still there, untouched
+
+
+@pytest.mark.parametrize(
+    ("expand", "bad"),
+    [(["text,,markdown_full"], [""]), (["text", " , "], ["", ""]), (["text", "bogus"], ["bogus"])],
+    ids=["empty-in-commas", "blank-items", "unknown"],
+)
+def test_an_empty_or_unknown_expand_value_is_refused_422(
+    lp_mock: MockServer, expand: list[str], bad: list[str]
+) -> None:
+    """Through the SDK (which drops an empty string from a query list itself, so ``[""]`` reaches
+    no server) and over raw HTTP (``expand=``, ``expand=text&expand=``): an empty value is
+    refused 422 in FastAPI's shape, as an unknown one is."""
+    client = _lc(lp_mock, max_retries=0)
+    job = client.parsing.create(upload_file=MD, tier="cost_effective", version="latest")
+    with pytest.raises(llama_cloud.UnprocessableEntityError) as refused:
+        client.parsing.get(job.id, expand=expand)
+    details = refused.value.body["detail"]
+    assert [(d["type"], d["loc"][:2], d["input"]) for d in details] == [
+        ("enum", ["query", "expand"], b) for b in bad
+    ]
+    assert all("'markdown'" in d["msg"] and "'text'" in d["msg"] for d in details)
+    for query in ("expand=", "expand=text&expand="):
+        raw = httpx.get(f"{lp_mock.url}/api/v2/parse/{job.id}?{query}", headers={"Authorization": "Bearer k"})
+        assert raw.status_code == 422, query
+        assert [(d["type"], d["input"]) for d in raw.json()["detail"]] == [("enum", "")]

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 
@@ -95,17 +96,27 @@ def mock_openai(
         8192, "--max-input-tokens", envvar="DOCINGEST_MOCK_MAX_INPUT_TOKENS"
     ),
 ) -> None:
-    """OpenAI embeddings API on loopback: POST /v1/embeddings, GET /health, GET /_mock/stats."""
+    """OpenAI embeddings API on loopback: POST /v1/embeddings, GET /health, GET /_mock/stats.
+
+    Without the ``bpe-openai`` package (the ``mock`` extra's) it does not start: one line
+    ``error: dependency_missing: ...`` naming ``pip install 'docingest[mock]'``, exit 2.
+    """
+    from docingest.errors import DependencyMissing
     from docingest.testing.mocks.common import serve
     from docingest.testing.mocks.openai import OpenAIMockConfig, create_app
 
     knobs = _knobs(latency_ms, error_rate, rate_limit_rate, retry_after, malformed_rate, seed)
+    try:
+        mock = create_app(
+            OpenAIMockConfig(knobs=knobs, dimensions=dimensions, max_input_tokens=max_input_tokens)
+        )
+    except DependencyMissing as exc:
+        console.print(
+            f"[red]error:[/red] {exc.error_code}: {escape(str(exc))}", soft_wrap=True, highlight=False
+        )
+        raise typer.Exit(2) from exc
     console.print(f"mock OpenAI on http://{host}:{port}/v1")
-    serve(
-        create_app(OpenAIMockConfig(knobs=knobs, dimensions=dimensions, max_input_tokens=max_input_tokens)),
-        host,
-        port,
-    )
+    serve(mock, host, port)
 
 
 @mock_app.command("llamaparse")

@@ -2,8 +2,14 @@
 
 It serves what the official ``llama-cloud`` SDK (2.x: ``LlamaCloud().parsing.create/get/parse``)
 calls to parse an uploaded file; the v1 routes (``/api/v1/parsing/...``) of the older
-``llama-parse`` and ``llama-cloud-services`` clients are answered 404 with a message saying so,
-and ``POST /api/v2/parse`` (a ``file_id`` or ``source_url``) is not served either.
+``llama-parse`` and ``llama-cloud-services`` clients are answered 404 with a message saying so.
+The SDK's other parse calls are not served either, and every path or method the mock does
+not serve is answered 404 ``{"detail": "<what> is not implemented by docingest's LlamaParse
+mock ..."}`` (404, not 501: the SDKs retry a 5xx, and a 404 is what the v1 routes answer):
+``parsing.create`` without a file (``POST /api/v2/parse``, a ``file_id`` or ``source_url``),
+``parsing.list`` (``GET /api/v2/parse``), ``parsing.get`` of ``/api/v2/parse/versions``
+(``parsing.list_versions``), ``parsing.delete`` (``DELETE /api/v2/parse/{job_id}``),
+``parsing.cancel`` (``POST /api/v2/parse/{job_id}/cancel``).
 Endpoints (LlamaCloud docs, "REST API Guide", "Retrieving Results", "Troubleshooting & Error
 Codes"):
 
@@ -37,8 +43,10 @@ parsers; a PDF's plain text from its text layer, page by page):
 
 Tiers follow the documented outputs: ``fast`` produces text only, so ``markdown``,
 ``markdown_full``, ``items`` and their ``*_content_metadata`` are refused on a fast job with
-400 ``Markdown expansion is not available for FAST tier jobs.``; an unknown ``expand`` value
-is refused 400. Before ``COMPLETED`` only ``job`` is answered.
+400 ``Markdown expansion is not available for FAST tier jobs.``; an unknown or empty ``expand``
+value (``expand=``, ``expand=text,,markdown``) is refused 422 as FastAPI refuses a query value
+outside its enum (``{"detail": [{"type": "enum", "loc": ["query", "expand"], "msg", "input"}]}``).
+Before ``COMPLETED`` only ``job`` is answered.
 
 A job succeeds ``job_seconds`` after upload; ``never_finish_rate`` of jobs stay
 ``RUNNING``, ``fail_rate`` end ``FAILED``, ``cancel_rate`` end ``CANCELLED``; a file the local
@@ -71,6 +79,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docingest.testing.mocks.common import Knobs, Ledger, add_fault_middleware
 
@@ -326,6 +335,60 @@ def _detail(status: int, message: str) -> Any:
     return JSONResponse({"detail": message}, status_code=status)
 
 
+#: The LlamaCloud SDK's parse calls the mock does not serve: (method, path pattern, what it is).
+NOT_SERVED = (
+    (
+        "POST",
+        re.compile(r"/api/v2/parse/?"),
+        "parsing.create without a file (POST /api/v2/parse, file_id or source_url)",
+    ),
+    ("GET", re.compile(r"/api/v2/parse/?"), "parsing.list (GET /api/v2/parse)"),
+    ("GET", re.compile(r"/api/v2/parse/versions/?"), "parsing.list_versions (GET /api/v2/parse/versions)"),
+    ("DELETE", re.compile(r"/api/v2/parse/[^/]+/?"), "parsing.delete (DELETE /api/v2/parse/{job_id})"),
+    (
+        "POST",
+        re.compile(r"/api/v2/parse/[^/]+/cancel/?"),
+        "parsing.cancel (POST /api/v2/parse/{job_id}/cancel)",
+    ),
+)
+SERVED = "it serves POST /api/v2/parse/upload and GET /api/v2/parse/{job_id} of LlamaParse's Parse API v2"
+
+
+def not_implemented(method: str, path: str) -> Any:
+    """The 404 ``{"detail"}`` of a request the mock does not serve, naming the SDK call it is
+    (from :data:`NOT_SERVED`), else the method and path."""
+    what = next(
+        (name for m, pattern, name in NOT_SERVED if m == method and pattern.fullmatch(path)),
+        f"{method} {path}",
+    )
+    return _detail(404, f"{what} is not implemented by docingest's LlamaParse mock: {SERVED}.")
+
+
+def expand_values(raw: list[str]) -> set[str] | Any:
+    """The ``expand`` values of a request (each query value split on commas), or the 422 of
+    an unknown or empty one, in FastAPI's validation-error shape."""
+    values = [e.strip() for v in raw for e in v.split(",")]
+    bad = [(i, e) for i, e in enumerate(values) if e not in EXPAND_VALUES]
+    if not bad:
+        return set(values)
+    expected = ", ".join(f"'{e}'" for e in sorted(EXPAND_VALUES))
+    return JSONResponse(
+        {
+            "detail": [
+                {
+                    "type": "enum",
+                    "loc": ["query", "expand", i],
+                    "msg": f"Input should be {expected}",
+                    "input": e,
+                    "ctx": {"expected": expected},
+                }
+                for i, e in bad
+            ]
+        },
+        status_code=422,
+    )
+
+
 def _fault_body(status: int, retry_after: str) -> dict[str, Any]:
     if status == 429:
         return {"detail": f"Rate limit exceeded. Please try again in {retry_after} seconds."}
@@ -511,6 +574,16 @@ def create_app(config: LlamaParseMockConfig) -> Any:
             return _detail(404, "Result not found. Check job status to see if it has completed.")
         return Response(found[0], media_type=found[1])
 
+    async def unserved(request: Request, exc: Exception) -> Any:
+        """A path or method the mock does not serve (Starlette's 404 and 405)."""
+        return not_implemented(request.method, request.url.path)
+
+    app.add_exception_handler(StarletteHTTPException, unserved)
+
+    @app.get("/api/v2/parse/versions")  # before /api/v2/parse/{job_id}, which would take it
+    async def versions() -> Any:
+        return not_implemented("GET", "/api/v2/parse/versions")
+
     @app.api_route("/api/v1/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
     async def v1(rest: str) -> Any:
         return _detail(
@@ -588,14 +661,9 @@ def create_app(config: LlamaParseMockConfig) -> Any:
         job = jobs.get(job_id)
         if job is None:
             return _detail(404, "Parse job not found")
-        expand = {
-            e.strip() for v in request.query_params.getlist("expand") for e in v.split(",") if e.strip()
-        }
-        if unknown := sorted(expand - EXPAND_VALUES):
-            return _detail(
-                400,
-                f"Invalid expand value(s): {', '.join(unknown)}. Valid: {', '.join(sorted(EXPAND_VALUES))}",
-            )
+        expand = expand_values(request.query_params.getlist("expand"))
+        if not isinstance(expand, set):
+            return expand
         if job.tier == "fast" and expand & NOT_ON_FAST:
             return _detail(400, "Markdown expansion is not available for FAST tier jobs.")
         status = await settle(job)

@@ -5,12 +5,13 @@ the official ``openai`` SDK included. Request body (OpenAI API reference, "Creat
 ``{"input", "model", "dimensions"?, "encoding_format"?, "user"?}``, where ``input`` is any of
 the four forms the API accepts: a string, a list of strings, a list of token ids (one input),
 or a list of token-id lists. Token ids are cl100k_base's (the tokenizer of OpenAI's embedding
-models, offline from ``bpe-openai``); an input given as token ids is decoded to its text, so it
-gets the vector of that text given as a string, as with the real service.
+models, offline from ``bpe-openai``, which the mock needs: :func:`create_app` raises
+:class:`~docingest.errors.DependencyMissing` without it); an input given as token ids is decoded
+to its text, so it gets the vector of that text given as a string, as with the real service.
 
 Each input gets a deterministic unit vector (from the SHAKE-256 of its UTF-8 bytes, so the same
 text gives the same vector in any batch position and in either form); ``usage`` holds real token
-counts (cl100k_base via ``bpe-openai``, else one per 3 bytes; the list's length for token ids).
+counts (cl100k_base; the list's length for token ids).
 The work per request is kept small (vectors computed for the whole batch at once, counts by the
 Rust tokenizer) and runs on a thread, not the event loop, so ``--latency-ms`` holds when several
 requests are in flight.
@@ -30,7 +31,14 @@ with codes ``invalid_type``, ``integer_below_min_value``, ``integer_above_max_va
   length; an input over ``max_input_tokens`` (8,192) tokens; over ``max_request_tokens``
   (300,000) tokens in all;
 - 404 ``model_not_found``: a model other than ``text-embedding-3-small`` (1,536 dimensions),
-  ``text-embedding-3-large`` (3,072) and ``text-embedding-ada-002`` (1,536, no ``dimensions``).
+  ``text-embedding-3-large`` (3,072) and ``text-embedding-ada-002`` (1,536, no ``dimensions``);
+- 404 ``Invalid URL (METHOD /path)`` (type ``invalid_request_error``, no param nor code), as
+  OpenAI answers a path it does not serve: any other path, or another method on these
+  (``GET /v1/models``, ``GET /v1/embeddings``); the SDK raises ``openai.NotFoundError``.
+
+Every reply (faults, refusals, ``/health`` and ``/_mock/*`` included) carries an
+``x-request-id`` header, ``req_`` and 32 hex digits, as OpenAI's do (the SDK's ``_request_id``
+and ``APIStatusError.request_id``).
 
 The ``dimensions`` knob (``--dimensions``) is for fault tests: it forces the length of the
 vectors of a reply, whatever was asked, but only once the request passed every check above; a
@@ -43,10 +51,10 @@ a 200 reply}``).
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +62,9 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from docingest.errors import DependencyMissing
 from docingest.providers.embedding.openai import cl100k_counter
 from docingest.testing.mocks.common import Knobs, Ledger, add_fault_middleware
 
@@ -96,14 +106,20 @@ def mock_vector(text: str, dimensions: int) -> np.ndarray:
     return mock_vectors([text], dimensions)[0]
 
 
-@functools.cache
 def cl100k_encoding() -> Any:
-    """``bpe-openai``'s cl100k_base encoding (``encode_ordinary``, ``decode_bytes``), or None
-    without that package (then inputs given as token ids are refused as invalid)."""
+    """``bpe-openai``'s cl100k_base encoding (``encode_ordinary``, ``decode_bytes``): the
+    mock's token ids and counts.
+
+    Raises:
+        DependencyMissing: ``bpe-openai`` is not installed (it comes with the ``mock`` extra).
+    """
     try:
         import bpe_openai
-    except ImportError:
-        return None
+    except ImportError as exc:
+        raise DependencyMissing(
+            "the OpenAI mock needs the bpe-openai package (cl100k_base token ids and counts): "
+            "pip install 'docingest[mock]'"
+        ) from exc
     return bpe_openai.get_encoding("cl100k_base")
 
 
@@ -227,13 +243,25 @@ def check_dimensions(body: dict[str, Any], model: str) -> int | None | Refusal:
 
 def create_app(config: OpenAIMockConfig) -> Any:
     """The mock's ASGI app: ``POST /v1/embeddings`` (and ``/embeddings``), ``GET /health``,
-    ``GET /_mock/stats``."""
+    ``GET /_mock/stats``; every other path or method 404 ``Invalid URL``; every reply with an
+    ``x-request-id``.
+
+    Raises:
+        DependencyMissing: ``bpe-openai`` is not installed (see :func:`cl100k_encoding`).
+    """
+    enc = cl100k_encoding()
     app = FastAPI(title="docingest mock OpenAI")
     ledger = Ledger()
     embedded: dict[str, int] = {}
     lock = threading.Lock()
     count_tokens = cl100k_counter()
     add_fault_middleware(app, config.knobs, ledger, malformed_body=b'{"object": "list", "data": [{"obj')
+
+    async def invalid_url(request: Request, exc: Exception) -> Any:
+        """A path or method the mock does not serve (Starlette's 404 and 405): OpenAI's 404."""
+        return Refusal(404, f"Invalid URL ({request.method} {request.url.path})").response()
+
+    app.add_exception_handler(StarletteHTTPException, invalid_url)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -247,8 +275,7 @@ def create_app(config: OpenAIMockConfig) -> Any:
     def token_bytes(ids: list[int]) -> bytes | Refusal:
         """The UTF-8 bytes of a token-id input (the text it encodes); a 400 :class:`Refusal`
         on an id cl100k_base does not define."""
-        enc = cl100k_encoding()
-        if enc is None or any(i < 0 for i in ids):
+        if any(i < 0 for i in ids):
             return Refusal(400, INPUT_INVALID)
         try:
             return bytes(enc.decode_bytes(ids))
@@ -368,4 +395,26 @@ def create_app(config: OpenAIMockConfig) -> Any:
 
     app.add_api_route("/v1/embeddings", embeddings, methods=["POST"])
     app.add_api_route("/embeddings", embeddings, methods=["POST"])
-    return app
+    return RequestIdMiddleware(app)
+
+
+class RequestIdMiddleware:
+    """ASGI wrapper giving every HTTP reply of ``app`` an ``x-request-id`` header, ``req_`` and
+    32 hex digits (a random UUID's), as OpenAI's replies carry; it wraps the whole app, so the
+    replies of its error middleware and of the fault middleware have one too."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req_{uuid.uuid4().hex}".encode()
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

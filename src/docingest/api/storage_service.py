@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -296,28 +297,28 @@ class StorageService:
                 owner=owner,
             )
 
-            def commit() -> bool:
-                # The metadata is written first, beside its place: a key whose metadata cannot
-                # be kept fails before its bytes are stored.
-                staged = self.buckets.stage_meta(bucket.id, key, meta)
-                try:
-                    if not store.commit_temp(tmp, key, overwrite=overwrite):
-                        return False
-                    self.buckets.place_meta(staged, bucket.id, key)
-                finally:
-                    staged.unlink(missing_ok=True)
-                return True
-
-            try:
-                committed = await run_in_threadpool(commit)
-            except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-                raise folder_clash(key) from exc
-            if not committed:
-                raise ObjectExists("The resource already exists")
+            await self.commit(tmp, bucket, key, meta, overwrite=overwrite)
             return meta
         finally:
             out.close()
             tmp.unlink(missing_ok=True)
+
+    async def commit(self, tmp: Path, bucket: Bucket, key: str, meta: ObjectMeta, *, overwrite: bool) -> None:
+        """Store the finished temporary file ``tmp`` as ``key`` of ``bucket`` with ``meta``
+        (:meth:`LocalBuckets.commit`, in a thread).
+
+        Raises:
+            ObjectExists: 409, an object is there and not ``overwrite``.
+            InvalidObjectKey: 400, ``key`` is a folder of other keys or lies under another key.
+        """
+        try:
+            committed = await run_in_threadpool(
+                self.buckets.commit, tmp, bucket.id, key, meta, overwrite=overwrite
+            )
+        except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+            raise folder_clash(key) from exc
+        if not committed:
+            raise ObjectExists("The resource already exists")
 
     def stored(self, key: str) -> None:
         """Tell the API a signed upload into its bucket completed (errors logged, not raised)."""

@@ -46,6 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -518,32 +519,30 @@ def storage_router(service: StorageService) -> APIRouter:
             if user is not None:
                 meta.user_metadata = user
 
-        def run() -> bool:
-            src = buckets.storage(src_bucket.id)
-            dst = buckets.storage(dst_bucket.id)
-            fd, tmp = dst.new_temp(dst_key)
+        def copy_bytes() -> Path:
+            """The source's bytes in a temporary file beside the destination."""
+            fd, tmp = buckets.storage(dst_bucket.id).new_temp(dst_key)
             try:
-                with os.fdopen(fd, "wb") as out, src._path(src_key).open("rb") as f:
+                with (
+                    os.fdopen(fd, "wb") as out,
+                    buckets.storage(src_bucket.id)._path(src_key).open("rb") as f,
+                ):
                     shutil.copyfileobj(f, out, WRITE_BYTES)
-                staged = buckets.stage_meta(dst_bucket.id, dst_key, meta)
-                try:
-                    if not dst.commit_temp(tmp, dst_key, overwrite=upsert):
-                        return False
-                    buckets.place_meta(staged, dst_bucket.id, dst_key)
-                finally:
-                    staged.unlink(missing_ok=True)
-            finally:
+            except BaseException:
                 tmp.unlink(missing_ok=True)
-            if not copy:
-                buckets.delete_object(src_bucket.id, src_key)
-            return True
+                raise
+            return tmp
 
         try:
-            done = await run_in_threadpool(run)
+            tmp = await run_in_threadpool(copy_bytes)
         except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
             raise folder_clash(dst_key) from exc
-        if not done:
-            raise ObjectExists("The resource already exists")
+        try:
+            await service.commit(tmp, dst_bucket, dst_key, meta, overwrite=upsert)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if not copy:
+            await run_in_threadpool(buckets.delete_object, src_bucket.id, src_key)
         if not copy:
             return {"message": "Successfully moved", "Id": meta.id, "Key": dst_key}
         row = _object_row(dst_bucket, dst_key, dst_key, meta)

@@ -419,6 +419,27 @@ class LocalBuckets:
         """Move metadata staged by :meth:`stage_meta` into place (a rename in one folder)."""
         os.replace(staged, self._meta_file(bucket, key))
 
+    def commit(self, tmp: Path, bucket: str, key: str, meta: ObjectMeta, *, overwrite: bool) -> bool:
+        """Store the finished temporary file ``tmp`` as ``key`` with ``meta``; False when an
+        object is there and not ``overwrite`` (nothing changed then).
+
+        The metadata is written first, beside its place: a key whose metadata cannot be kept
+        fails before its bytes are stored.
+
+        Raises:
+            IsADirectoryError, NotADirectoryError, FileExistsError: ``key`` is a folder of
+                other keys or lies under another key.
+            OSError: the disk refused.
+        """
+        staged = self.stage_meta(bucket, key, meta)
+        try:
+            if not self.storage(bucket).commit_temp(tmp, key, overwrite=overwrite):
+                return False
+            self.place_meta(staged, bucket, key)
+        finally:
+            staged.unlink(missing_ok=True)
+        return True
+
     def delete_object(self, bucket: str, key: str) -> bool:
         """Remove the object and its metadata; False when there was none."""
         path = self.root / bucket / key

@@ -109,8 +109,7 @@ class StorageService:
         on_stored: OnStored | None = None,
     ) -> None:
         self.storage = storage
-        self.buckets = LocalBuckets(storage.root.parent, default_bucket=storage.bucket)
-        self.buckets._stores[storage.bucket] = storage
+        self.buckets = LocalBuckets(storage.root.parent, default_bucket=storage.bucket, default_store=storage)
         self.signer = signer
         self.jwt_secret = jwt_secret
         self.max_bytes = max_bytes
@@ -254,18 +253,15 @@ class StorageService:
         sink = _FileSink(limit, refuse_length)
         try:
             try:
-                if multipart:
-                    form = _Form(ctype, sink, bucket, envelope_limit, refuse_length)
-                    async for block in request.stream():
-                        form.write(block)
-                        if len(sink.pending) >= WRITE_BYTES:
-                            await run_in_threadpool(out.write, sink.take())
+                # a multipart body's file part reaches the sink through the form's parser
+                form = _Form(ctype, sink, bucket, envelope_limit, refuse_length) if multipart else None
+                feed = form.write if form is not None else sink.feed
+                async for block in request.stream():
+                    feed(block)
+                    if len(sink.pending) >= WRITE_BYTES:
+                        await run_in_threadpool(out.write, sink.take())
+                if form is not None:
                     upload = form.finish()
-                else:
-                    async for block in request.stream():
-                        sink.feed(block)
-                        if len(sink.pending) >= WRITE_BYTES:
-                            await run_in_threadpool(out.write, sink.take())
             except ClientDisconnect:
                 # Not a server error: nobody is left to answer; the partial file goes (finally).
                 log.warning(

@@ -604,13 +604,24 @@ def storage_router(service: StorageService) -> APIRouter:
         service.verify(request.query_params.get("token"), bucket_name, key, "download")
         return _serve(service, request, service.bucket(bucket_name), key)
 
-    @router.post("/object/upload/sign/{bucket_name}/{path:path}")
-    async def create_signed_upload_url(bucket_name: str, path: str, request: Request) -> dict[str, str]:
+    def writable(request: Request, bucket_name: str, path: str) -> tuple[Principal, Bucket, str]:
+        """The caller, bucket and key of an object write (upload, signed upload URL): only the
+        service role writes (no policy on ``storage.objects``).
+
+        Raises:
+            StorageUnauthorized: 403, no valid token, or a role that may not write.
+            InvalidBucketName, InvalidObjectKey: 400. BucketNotFound: 404.
+        """
         principal = service.principal(request)
         bucket = service.bucket(bucket_name)
         key = check_key(path)
         if not principal.superuser:
             raise _rls_denied()
+        return principal, bucket, key
+
+    @router.post("/object/upload/sign/{bucket_name}/{path:path}")
+    async def create_signed_upload_url(bucket_name: str, path: str, request: Request) -> dict[str, str]:
+        principal, bucket, key = writable(request, bucket_name, path)
         upsert = request.headers.get("x-upsert", "").lower() == "true"
         token, _ = service.signer.sign(
             f"{bucket.id}/{key}",
@@ -691,11 +702,7 @@ def storage_router(service: StorageService) -> APIRouter:
 
     @router.api_route("/object/{bucket_name}/{path:path}", methods=["POST", "PUT"])
     async def upload(bucket_name: str, path: str, request: Request) -> dict[str, str]:
-        principal = service.principal(request)
-        bucket = service.bucket(bucket_name)
-        key = check_key(path)
-        if not principal.superuser:
-            raise _rls_denied()
+        principal, bucket, key = writable(request, bucket_name, path)
         upsert = request.method == "PUT" or request.headers.get("x-upsert", "false").lower() == "true"
         meta = await service.receive(
             request,

@@ -214,15 +214,26 @@ class ObjectMeta:
         }
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def _stage_json(path: Path, data: dict[str, Any]) -> Path:
+    """``data`` written to a temporary file beside ``path`` (its folder made), for a rename
+    into place; nothing is left behind when writing fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(data, out)
-        os.replace(tmp, path)
-    finally:
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    staged = _stage_json(path, data)
+    try:
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -241,13 +252,15 @@ class LocalBuckets:
     Args:
         root: the storage root (``DATA_DIR/storage``).
         default_bucket: the settings' bucket, which always exists.
+        default_store: that bucket's ``LocalStorage`` when the caller has one (the pipeline's
+            own); otherwise one is made on first use, as for every other bucket.
     """
 
-    def __init__(self, root: Path, *, default_bucket: str) -> None:
+    def __init__(self, root: Path, *, default_bucket: str, default_store: LocalStorage | None = None) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.default_bucket = default_bucket
-        self._stores: dict[str, LocalStorage] = {}
+        self._stores: dict[str, LocalStorage] = {default_bucket: default_store} if default_store else {}
         self._lock = threading.Lock()
 
     # --- buckets -------------------------------------------------------------------------
@@ -401,24 +414,6 @@ class LocalBuckets:
         """Keep ``meta`` beside the object (atomic: a temporary file renamed into place)."""
         _write_json(self._meta_file(bucket, key), asdict(meta))
 
-    def stage_meta(self, bucket: str, key: str, meta: ObjectMeta) -> Path:
-        """``meta`` written to a temporary file beside its place, for :meth:`place_meta` once
-        the object is stored: whatever can fail about the metadata fails before the object is.
-
-        Raises:
-            OSError: the metadata's folder cannot be made or written.
-        """
-        final = self._meta_file(bucket, key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=TEMP_PREFIX)
-        with os.fdopen(fd, "w") as out:
-            json.dump(asdict(meta), out)
-        return Path(tmp)
-
-    def place_meta(self, staged: Path, bucket: str, key: str) -> None:
-        """Move metadata staged by :meth:`stage_meta` into place (a rename in one folder)."""
-        os.replace(staged, self._meta_file(bucket, key))
-
     def commit(self, tmp: Path, bucket: str, key: str, meta: ObjectMeta, *, overwrite: bool) -> bool:
         """Store the finished temporary file ``tmp`` as ``key`` with ``meta``; False when an
         object is there and not ``overwrite`` (nothing changed then).
@@ -431,11 +426,12 @@ class LocalBuckets:
                 other keys or lies under another key.
             OSError: the disk refused.
         """
-        staged = self.stage_meta(bucket, key, meta)
+        final = self._meta_file(bucket, key)
+        staged = _stage_json(final, asdict(meta))
         try:
             if not self.storage(bucket).commit_temp(tmp, key, overwrite=overwrite):
                 return False
-            self.place_meta(staged, bucket, key)
+            os.replace(staged, final)
         finally:
             staged.unlink(missing_ok=True)
         return True

@@ -67,10 +67,10 @@ def search(
 ) -> SearchPublic:
     """The ``k`` best chunks of your documents for ``q``, with document, page, cosine ``score``,
     ``rank``, (hybrid) the fused ``rrf_score`` and (``context``) the ``passage`` around them."""
-    query = q  # cleaned by ``_asked``; the service checks its length
-    hits = searcher.search(query, user_id=user, k=k, mode=mode, min_score=min_score, context=context)
+    # q is cleaned by ``_asked``; the service checks its length
+    hits = searcher.search(q, user_id=user, k=k, mode=mode, min_score=min_score, context=context)
     return SearchPublic(
-        query=query,
+        query=q,
         mode=mode,
         k=k,
         context=context,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid5
@@ -195,37 +195,30 @@ class Chunker:
                 continue
             return line[: encoding.offsets[budget - 1][1]].rstrip()
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Token counts as the model sees them (special tokens included).
-
-        Counted :data:`COUNT_BATCH` texts at a time, without character offsets
-        (``encode_batch_fast``): an encoding of every chunk of a 1,000-page document at once
-        held ~200 MB.
-        """
-        counts: list[int] = []
+    def _token_ids(self, texts: Sequence[str], *, special: bool) -> Iterator[list[int]]:
+        """Each text's token ids, encoded :data:`COUNT_BATCH` texts at a time without character
+        offsets (``encode_batch_fast``): an encoding of every chunk of a 1,000-page document at
+        once held ~200 MB."""
         for i in range(0, len(texts), COUNT_BATCH):
-            batch = list(texts[i : i + COUNT_BATCH])
-            counts.extend(
-                len(e.ids) for e in self.tokenizer.encode_batch_fast(batch, add_special_tokens=True)
-            )
-        return counts
+            for e in self.tokenizer.encode_batch_fast(
+                list(texts[i : i + COUNT_BATCH]), add_special_tokens=special
+            ):
+                yield e.ids
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts as the model sees them (special tokens included)."""
+        return [len(ids) for ids in self._token_ids(texts, special=True)]
 
     def unknown_token_shares(self, texts: Sequence[str]) -> list[float]:
         """The share of each text's tokens (special tokens left out) that are the tokenizer's
         unknown token (``[UNK]`` for WordPiece, which gives it to any word over 100 characters:
         base64, hashes, minified code): 0.0 for a text the model reads, near 1.0 for one it
         cannot. 0.0 for every text when the tokenizer has no unknown token."""
-        model = self.tokenizer.model
-        unk = getattr(model, "unk_token", None)
+        unk = getattr(self.tokenizer.model, "unk_token", None)
         unk_id = self.tokenizer.token_to_id(unk) if isinstance(unk, str) else None
         if unk_id is None:
             return [0.0] * len(texts)
-        shares: list[float] = []
-        for i in range(0, len(texts), COUNT_BATCH):
-            batch = list(texts[i : i + COUNT_BATCH])
-            for e in self.tokenizer.encode_batch_fast(batch, add_special_tokens=False):
-                shares.append(e.ids.count(unk_id) / len(e.ids) if e.ids else 0.0)
-        return shares
+        return [ids.count(unk_id) / len(ids) if ids else 0.0 for ids in self._token_ids(texts, special=False)]
 
     def _spans(self, text: str, markdown: bool) -> list[tuple[int, str]]:
         inner = self._inner_md if markdown else self._inner_text

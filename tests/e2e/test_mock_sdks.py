@@ -273,6 +273,18 @@ def test_unknown_parameter_and_missing_key_are_refused(oa_mock: MockServer) -> N
     assert reply.json()["error"]["message"].startswith("You didn't provide an API key.")
 
 
+def test_a_body_nested_past_the_json_parsers_depth_is_openais_400(oa_mock: MockServer) -> None:
+    """Not a 500 (which the SDK would retry): the 400 of any body that is not JSON."""
+    deep = b'{"input": ' + b"[" * 100_000 + b"]" * 100_000 + b', "model": "text-embedding-3-small"}'
+    reply = httpx.post(
+        f"{oa_mock.url}/v1/embeddings",
+        content=deep,
+        headers={"Authorization": "Bearer sk-test", "content-type": "application/json"},
+    )
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["message"] == "We could not parse the JSON body of your request."
+
+
 @pytest.mark.parametrize("openai_knob", [("--dimensions", "16")], ids=["dimensions-16"])
 def test_dimensions_knob_forces_the_length_but_hides_no_wrong_request(
     tmp_path: Path, openai_knob: tuple[str, ...]

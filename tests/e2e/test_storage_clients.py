@@ -654,11 +654,27 @@ def test_downloads_honour_ranges_and_conditional_requests(
     part = _raw(url, "GET", path, headers={"range": "bytes=2-4"})
     assert (part.status_code, part.content) == (206, b"234")
     # A range header of another form is ignored (RFC 9110), not refused.
-    ignored = _raw(url, "GET", path, headers={"range": "bytes=abc"})
-    assert (ignored.status_code, ignored.content) == (200, b"0123456789")
+    for invalid in ("bytes=abc", "bytes=4-2", "bytes=-"):
+        ignored = _raw(url, "GET", path, headers={"range": invalid})
+        assert (ignored.status_code, ignored.content) == (200, b"0123456789"), invalid
     past = _raw(url, "GET", path, headers={"range": "bytes=50-"})
     assert _supabase_error(past, 416)["code"] == "InvalidRange"
     same = _raw(url, "GET", path, headers={"if-none-match": whole.headers["etag"]})
     assert same.status_code == 304 and same.content == b""
     other = _raw(url, "GET", path, headers={"if-none-match": '"another"'})
     assert other.status_code == 200 and other.content == b"0123456789"
+
+
+def test_a_json_body_nested_past_the_parsers_depth_is_a_400(
+    service: tuple[str, Settings], trial_bucket: str
+) -> None:
+    url, _ = service
+    deep = b'{"prefix": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    reply = _raw(
+        url,
+        "POST",
+        f"/object/list/{trial_bucket}",
+        content=deep,
+        headers={"content-type": "application/json"},
+    )
+    assert "not JSON" in _supabase_error(reply, 400)["message"]

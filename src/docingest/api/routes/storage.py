@@ -200,9 +200,10 @@ def _serve(service: StorageService, request: Request, bucket: Bucket, key: str) 
         return Response(status_code=304, headers=_object_headers(meta))
     ranges = request.headers.get("range")
     if ranges is not None:
-        if not _BYTE_RANGES.fullmatch(ranges):
+        specs = _byte_ranges(ranges)
+        if specs is None:
             request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
-        elif not _satisfiable(ranges, meta.size):
+        elif not _satisfiable(specs, meta.size):
             raise RangeNotSatisfiable(f"the range {ranges!r} starts past the object's {meta.size} bytes")
     # the stored type as given (Starlette would append "; charset=utf-8" to a text/* media_type)
     headers = {
@@ -213,13 +214,27 @@ def _serve(service: StorageService, request: Request, bucket: Bucket, key: str) 
     return FileResponse(path, media_type=meta.mimetype, headers=headers)
 
 
-def _satisfiable(ranges: str, size: int) -> bool:
-    """Whether some range of a valid ``bytes=`` header selects a byte of a ``size``-byte object."""
-    for spec in ranges.split("=", 1)[1].split(","):
+def _byte_ranges(header: str) -> list[tuple[str, str]] | None:
+    """The ``(first, last)`` strings of a ``Range: bytes=...`` header, or None when it is not
+    one RFC 9110 (section 14.1.2) allows: another form, a spec with neither end, or a last
+    byte before the first. A download ignores such a header."""
+    if not _BYTE_RANGES.fullmatch(header):
+        return None
+    specs: list[tuple[str, str]] = []
+    for spec in header.split("=", 1)[1].split(","):
         first, _, last = spec.strip().partition("-")
-        if first == "" and last not in ("", "0") and size > 0:  # a suffix: the last N bytes
+        if (first, last) == ("", "") or (first and last and int(first) > int(last)):
+            return None
+        specs.append((first, last))
+    return specs
+
+
+def _satisfiable(specs: list[tuple[str, str]], size: int) -> bool:
+    """Whether some byte range selects a byte of a ``size``-byte object."""
+    for first, last in specs:
+        if first == "" and last != "0" and size > 0:  # a suffix: the last N bytes
             return True
-        if first != "" and int(first) < size and (last == "" or int(first) <= int(last)):
+        if first != "" and int(first) < size:
             return True
     return False
 
@@ -267,8 +282,8 @@ async def _json(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except ValueError as exc:
-        raise StorageError(f"the body is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's depth
+        raise StorageError(f"the body is not JSON: {type(exc).__name__}: {exc}"[:300]) from exc
     if not isinstance(body, dict):
         raise StorageError("the body must be a JSON object")
     return body

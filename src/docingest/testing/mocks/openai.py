@@ -380,7 +380,7 @@ def create_app(config: OpenAIMockConfig) -> Any:
         """The reply to one request's body bytes."""
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             return Refusal(400, "We could not parse the JSON body of your request.").response()
         reply = embed(body)
         return reply.response() if isinstance(reply, Refusal) else reply

@@ -309,6 +309,16 @@ class Document:
     page_count: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: what this document is a version of, unique per user among serving versions
+    source: str = ""
+    #: the user's metadata object (search filters on it)
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: ``file`` (registered from the file system) or ``api`` (an upload)
+    origin: str = "api"
+    #: the file's modification time when registered (ns since the epoch), None for an upload
+    source_mtime_ns: int | None = None
+    #: registration order (later versions of a source have larger ones)
+    version_seq: int | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Document:

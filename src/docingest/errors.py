@@ -281,6 +281,34 @@ class DocumentCorrupt(PermanentError):
     user_action = "re-save the document and upload again"
 
 
+class InvalidSource(PermanentError):
+    error_code = "invalid_source"
+    http_status = 422
+    meaning = "the document's source name is empty, too long or has control characters"
+    user_action = "name the source with printable characters, at most 1,024 of them"
+
+
+class InvalidMetadata(PermanentError, ValueError):
+    error_code = "invalid_metadata"
+    http_status = 422
+    meaning = "a document's metadata is not an object of scalar values, or is too large"
+    user_action = "send an object of at most 64 keys whose values are strings, numbers, booleans, null or lists of those"
+
+
+class SourceConflict(PermanentError):
+    error_code = "source_conflict"
+    http_status = 409
+    meaning = "two files of one command would be the same source (the same path under two roots)"
+    user_action = "ingest each root with its own --source-prefix, or name their common parent directory"
+
+
+class ReusedChunksGone(TransientError):
+    error_code = "reused_chunks_gone"
+    http_status = 503
+    meaning = "the document whose chunks were being reused for the same bytes was deleted meanwhile"
+    user_action = "nothing: the job verifies the upload again and processes it in full"
+
+
 class NoText(PermanentError):
     error_code = "no_text"
     http_status = 422

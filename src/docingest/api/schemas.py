@@ -10,7 +10,15 @@ from pydantic import BaseModel, Field, field_validator
 
 from docingest.domain import Document, Job
 from docingest.providers.storage import SignedUpload
-from docingest.services.documents import MIME_EXTENSIONS, display_filename
+from docingest.services.documents import (
+    MAX_META_BYTES,
+    MAX_META_KEY_CHARS,
+    MAX_META_KEYS,
+    MAX_SOURCE_CHARS,
+    MIME_EXTENSIONS,
+    check_meta,
+    display_filename,
+)
 from docingest.services.progress import shown_progress
 
 STALLED_DESCRIPTION = (
@@ -66,6 +74,26 @@ class UploadCreate(BaseModel):
         json_schema_extra={"enum": list(MIME_EXTENSIONS)},  # the list the upload route checks
     )
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the bytes")
+    source: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_SOURCE_CHARS,
+        description="what this document is a version of (a path, a URL, your own id): the same "
+        "bytes under one source are one document (200), new bytes a new version that replaces "
+        "the one serving searches when it completes; omitted: a new source of its own (the "
+        "document's id). Printable characters only (else 422 invalid_source)",
+    )
+    meta: dict[str, Any] | None = Field(
+        None,
+        description="your metadata object, which search filters on (meta.KEY=VALUE): at most "
+        f"{MAX_META_KEYS} keys of at most {MAX_META_KEY_CHARS} characters, values strings, "
+        f"numbers, booleans, null or lists of those, {MAX_META_BYTES} bytes of JSON in all",
+    )
+
+    @field_validator("meta")
+    @classmethod
+    def _meta(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_meta(value)
 
     @field_validator("bytes_len", mode="before")
     @classmethod
@@ -91,6 +119,7 @@ class UploadPublic(BaseModel):
     """
 
     document_id: UUID
+    source: str = Field(description="what the document is a version of (its id when none was named)")
     job_id: UUID | None
     created: bool
     reupload: bool = Field(
@@ -116,6 +145,7 @@ class UploadPublic(BaseModel):
     ) -> UploadPublic:
         return cls(
             document_id=document.document_id,
+            source=document.source,
             job_id=job.job_id if job else None,
             created=created,
             reupload=reupload,
@@ -180,6 +210,13 @@ class DocumentPublic(BaseModel):
     """A document and where its latest job stands."""
 
     document_id: UUID
+    source: str = Field(description="what the document is a version of (its id when none was named)")
+    meta: dict[str, Any] = Field(description="the user's metadata object")
+    serving_document_id: UUID | None = Field(
+        description="the version of this source whose chunks searches return: this document "
+        "once complete; another (older) one while this version is in flight or failed; null "
+        "when no version of the source has completed"
+    )
     filename: str
     mime: str
     bytes_len: int
@@ -263,6 +300,7 @@ class SearchHitPublic(BaseModel):
     """One ranked chunk of the user's documents."""
 
     document_id: UUID
+    source: str = Field(description="what the hit's document is a version of")
     filename: str
     page: int | None
     score: float = Field(

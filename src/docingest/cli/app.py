@@ -53,6 +53,37 @@ def _check_user(value: str | None) -> str | None:
 
 UserOpt = typer.Option("local", "--user", help="the user whose documents these are", callback=_check_user)
 VerboseOpt = typer.Option(False, "--verbose", "-v", help="log at info level (JSON lines on stderr)")
+
+
+def _parse_meta(values: list[str] | None) -> dict[str, str]:
+    """``--meta key=value`` options as a metadata object (values are strings).
+
+    Raises:
+        typer.BadParameter: an option without ``=`` or with an empty key, or an object that
+            :func:`~docingest.services.documents.check_meta` refuses.
+    """
+    from docingest.services.documents import check_meta
+
+    meta: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r}: write key=value")
+        meta[key.strip()] = value
+    try:
+        return check_meta(meta)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+MetaOpt = typer.Option(
+    None, "--meta", metavar="KEY=VALUE", help="metadata for every document (repeatable)", callback=_parse_meta
+)
+SourcePrefixOpt = typer.Option(
+    None,
+    "--source-prefix",
+    help="put before each file's path relative to the directory named (to keep several roots apart)",
+)
 #: ``--mode`` of search and eval, typed ``domain.Mode``: typer refuses another value (usage error, exit 2).
 ModeOpt = typer.Option("hybrid", "--mode", help="vector or hybrid")
 

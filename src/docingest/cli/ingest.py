@@ -16,6 +16,8 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from docingest.cli.app import (
+    MetaOpt,
+    SourcePrefixOpt,
     UserOpt,
     VerboseOpt,
     _probe_embedder,
@@ -25,6 +27,7 @@ from docingest.cli.app import (
     console,
     out,
 )
+from docingest.errors import SourceConflict
 from docingest.services.progress import IngestSnapshot, clock, duration
 from docingest.settings import Settings
 
@@ -92,10 +95,16 @@ def ingest(
     paths: list[Path] = typer.Argument(..., help="files or directories (recursive)"),
     user: str = UserOpt,
     concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, max=64, help="worker slots"),
+    prefix: str | None = SourcePrefixOpt,
+    meta: list[str] | None = MetaOpt,
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     verbose: bool = VerboseOpt,
 ) -> None:
     """Ingest files: parse, chunk, embed and store them; exit 1 when any document failed.
+
+    Each file is its source: its path relative to the directory named (its name, for a file
+    named on its own), after --source-prefix. A changed file becomes a new version that
+    replaces the old one once it is searchable; files gone from the folder stay (use `sync`).
 
     Ctrl-C, SIGTERM and SIGHUP stop it the same way: the jobs it holds are released (claimable
     at once), and it exits 130, 143 or 129 (128 + the signal's number).
@@ -122,7 +131,14 @@ def ingest(
             )
             raise typer.Exit(stop.exit_code) from exc
         summary = _ingest_with_progress(
-            rt, paths, user=user, concurrency=concurrency, as_json=as_json, stop=stop
+            rt,
+            paths,
+            user=user,
+            concurrency=concurrency,
+            as_json=as_json,
+            stop=stop,
+            prefix=prefix,
+            meta=meta,  # a dict: _parse_meta's answer
         )
     _print_ingest_summary(summary, paths, as_json=as_json, settings=rt.settings)
 
@@ -179,7 +195,15 @@ def _show_snapshot(bar: _IngestBar, task: Any, snap: IngestSnapshot) -> None:
 
 
 def _ingest_with_progress(
-    rt: Runtime, paths: list[Path], *, user: str, concurrency: int, as_json: bool, stop: _StopSignals
+    rt: Runtime,
+    paths: list[Path],
+    *,
+    user: str,
+    concurrency: int,
+    as_json: bool,
+    stop: _StopSignals,
+    prefix: str | None = None,
+    meta: Any = None,
 ) -> IngestSummary:
     """Run :func:`docingest.services.ingest.ingest` under a progress display; closes ``rt``.
 
@@ -202,8 +226,16 @@ def _ingest_with_progress(
                 console.print(snap.line(), markup=False, highlight=False, soft_wrap=True)
 
         try:
-            summary = run_ingest(rt, paths, user_id=user, concurrency=concurrency, on_progress=on_progress)
-        except FileNotFoundError as exc:
+            summary = run_ingest(
+                rt,
+                paths,
+                user_id=user,
+                concurrency=concurrency,
+                on_progress=on_progress,
+                prefix=prefix,
+                meta=meta,
+            )
+        except (FileNotFoundError, SourceConflict) as exc:
             bar.update(task, visible=False)  # nothing was registered: no bar after the error
             bar.stop()
             console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # a path in one piece
@@ -246,6 +278,7 @@ def _print_ingest_summary(
         for name in (
             "documents",
             "new",
+            "updated",
             "duplicates",
             "requeued",
             "resumed",

@@ -93,7 +93,7 @@ def search(
         table.add_column(col)
     for h in hits:
         snippet = " ".join(h.text.split())[:160]
-        table.add_row(str(h.rank), escape(h.filename), str(h.page or ""), f"{h.score:.2f}", escape(snippet))
+        table.add_row(str(h.rank), escape(h.name), str(h.page or ""), f"{h.score:.2f}", escape(snippet))
     out.print(table)
 
 
@@ -131,12 +131,12 @@ def _print_passages(hits: list[SearchHit]) -> None:
         passage = h.passage
         if passage is None:  # inside an earlier passage (or its document was deleted meanwhile)
             where = f"in #{h.passage_rank}'s passage above" if h.passage_rank else "its document is gone"
-            line = f"#{h.rank}  {h.filename}  score {h.score:.2f}  chunk {h.ordinal}: {where}"
+            line = f"#{h.rank}  {h.name}  score {h.score:.2f}  chunk {h.ordinal}: {where}"
             out.print(Text(line), soft_wrap=True, highlight=False)
             continue
         ordinals = passage.ordinals
         header = Text(f"#{h.rank}  ", style="bold")
-        header.append(h.filename, style="bold")
+        header.append(h.name, style="bold")
         pages = _pages(passage.page, passage.page_end)
         header.append(f"  {pages}" if pages else "")
         covered = f"chunks {ordinals[0]}-{ordinals[-1]}" if len(ordinals) > 1 else f"chunk {ordinals[0]}"
@@ -255,7 +255,7 @@ def status(
         table.add_column("job", no_wrap=True, min_width=36)
     for r in rows:
         cells = [
-            escape(r.filename),
+            escape(r.name),
             r.stage,
             "[red]stalled[/red]" if r.stalled else r.state,
             format_progress(r.progress),
@@ -275,7 +275,7 @@ def status(
     for r in rows:
         if r.error_code:
             out.print(
-                f"{r.filename} (job {r.job_id}): {r.error_code}: {r.error_message}",
+                f"{r.name} (job {r.job_id}): {r.error_code}: {r.error_message}",
                 soft_wrap=True,
                 highlight=False,
                 markup=False,

@@ -272,19 +272,101 @@ class Repository:
         row = _one(conn, "get_document", {"document_id": document_id})
         return Document.from_row(row) if row else None
 
-    def find_document_by_sha(self, conn: Conn, user_id: str, file_sha256: str) -> Document | None:
-        row = _one(conn, "find_document_by_sha", {"user_id": user_id, "file_sha256": file_sha256})
+    def find_version(self, conn: Conn, user_id: str, source: str, file_sha256: str) -> Document | None:
+        """The user's version of ``source`` with these bytes, or None."""
+        row = _one(conn, "find_version", {"user_id": user_id, "source": source, "file_sha256": file_sha256})
         return Document.from_row(row) if row else None
+
+    def lock_source(self, conn: Conn, user_id: str, source: str) -> None:
+        """Wait for, then hold until the transaction ends, the lock on registering ``source``
+        (a transaction-level advisory lock keyed by the user and the source)."""
+        conn.execute(queries()["lock_source"], {"user_id": user_id, "source": source})
+
+    def delete_stale_versions(self, conn: Conn, *, user_id: str, source: str, keep: UUID) -> list[Document]:
+        """Delete the versions of ``source`` other than ``keep`` that serve nothing (no job
+        ``done``: in flight, or failed), their jobs locked first as a worker locks them.
+
+        A worker still running one of them is fenced out at its next write (its job row is
+        gone). Returns the deleted documents (their objects are the caller's to queue).
+        """
+        params = {"user_id": user_id, "source": source, "keep": keep}
+        _all(conn, "lock_stale_versions", params)
+        return [Document.from_row(r) for r in _all(conn, "delete_stale_versions", params)]
+
+    def delete_source(self, conn: Conn, *, user_id: str, source: str) -> list[Document]:
+        """Delete every version of ``source`` (jobs locked first); returns the deleted documents."""
+        params = {"user_id": user_id, "source": source}
+        _all(conn, "lock_source_jobs", params)
+        return [Document.from_row(r) for r in _all(conn, "delete_source", params)]
+
+    def source_versions(self, conn: Conn, *, user_id: str, source: str) -> list[dict[str, Any]]:
+        """Every version of ``source``, newest first: the document's columns and its latest
+        job's ``job_id, stage, state, error_code`` (NULLs without a job)."""
+        return _all(conn, "source_versions", {"user_id": user_id, "source": source})
+
+    def sources_under(
+        self, conn: Conn, *, user_id: str, prefix: str, origin: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every version of the user's sources starting with ``prefix`` (of ``origin`` only,
+        when given), by source then registration order: ``document_id, source, file_sha256,
+        bytes_len, source_mtime_ns, origin, version_seq, filename, state, error_code``."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return _all(conn, "sources_under", {"user_id": user_id, "pattern": pattern, "origin": origin})
+
+    def merge_document_meta(self, conn: Conn, document_id: UUID, meta: dict[str, Any]) -> None:
+        """Merge ``meta`` into the document's metadata (its keys win)."""
+        conn.execute(queries()["merge_document_meta"], {"document_id": document_id, "meta": _jsonb(meta)})
+
+    def set_source_mtime(self, conn: Conn, document_id: UUID, source_mtime_ns: int) -> None:
+        """Record the file's modification time seen for the document (sync skips by it)."""
+        conn.execute(
+            queries()["set_source_mtime"], {"document_id": document_id, "source_mtime_ns": source_mtime_ns}
+        )
+
+    def queue_object_deletions(self, conn: Conn, keys: Sequence[str]) -> None:
+        """Queue ``keys`` for deletion once this transaction commits (the object outbox)."""
+        if keys:
+            conn.execute(queries()["queue_object_deletions"], {"keys": list(keys)})
+
+    def pending_object_deletions(self, conn: Conn, *, min_age_seconds: float, limit: int) -> list[str]:
+        """Keys queued at least ``min_age_seconds`` ago, oldest first, at most ``limit``."""
+        rows = _all(conn, "pending_object_deletions", {"min_age_seconds": min_age_seconds, "limit": limit})
+        return [r["object_key"] for r in rows]
+
+    def forget_object_deletions(self, conn: Conn, keys: Sequence[str]) -> None:
+        """Drop ``keys`` from the outbox (their objects are deleted)."""
+        if keys:
+            conn.execute(queries()["forget_object_deletions"], {"keys": list(keys)})
+
+    def reusable_chunks(
+        self, conn: Conn, *, user_id: str, file_sha256: str, document_id: UUID
+    ) -> dict[str, Any] | None:
+        """Another document of the user's with these bytes and stored chunks (``document_id,
+        page_count, parsed_sha256, chunks``), the most recent; None when there is none."""
+        return _one(
+            conn,
+            "reusable_chunks",
+            {"user_id": user_id, "file_sha256": file_sha256, "document_id": document_id},
+        )
+
+    def clone_chunks(self, conn: Conn, *, document_id: UUID, from_document_id: UUID) -> int:
+        """Buffer ``from_document_id``'s stored chunks and vectors as ``document_id``'s (new
+        chunk ids; page count and parsed hash copied); returns the chunks buffered."""
+        params = {"document_id": document_id, "from_document_id": from_document_id}
+        row = _one(conn, "clone_chunks", params)
+        conn.execute(queries()["clone_vectors"], params)
+        return int(row["chunks"]) if row else 0
 
     def insert_document(
         self, conn: Conn, *, max_active: int | None = None, **fields: Any
     ) -> tuple[int, Document | None]:
         """Insert a document (``document_id, user_id, filename, mime, bytes_len, file_sha256,
-        raw_path``).
+        raw_path, source`` (None: the document's id), ``meta`` (a JSON text), ``origin``,
+        ``source_mtime_ns``).
 
         Returns:
             ``(active_jobs, document)``: document is None when the user already has these
-            bytes (dedupe) or, with ``max_active``, has that many unfinished jobs;
+            bytes under this source or, with ``max_active``, has that many unfinished jobs;
             ``active_jobs`` counts them up to ``max_active`` (0 without it).
         """
         row = _one(conn, "insert_document", {**fields, "max_active": max_active})
@@ -494,6 +576,11 @@ class Repository:
         conn.execute(queries()["delete_chunk_buffer"], {"document_id": document_id})
         return counts["chunks"]
 
+    def replace_older_versions(self, conn: Conn, document_id: UUID) -> list[Document]:
+        """Delete the older versions of the document's source (chunks, jobs, events cascade):
+        the switch, in the transaction that stored the document's chunks. Returns them."""
+        return [Document.from_row(r) for r in _all(conn, "finalize_replace", {"document_id": document_id})]
+
     # --- search ----------------------------------------------------------------
     def search_vector(
         self,
@@ -581,6 +668,10 @@ class Repository:
         params = {
             "error_code": None,
             "error_message": None,
+            "source": None,
+            "meta": "{}",
+            "origin": "api",
+            "source_mtime_ns": None,
             **fields,
             "user_id": user_id,
             "state": "waiting",

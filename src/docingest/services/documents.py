@@ -20,12 +20,13 @@ failed job a ``retry_requested`` event (``via``: ``api``, ``cli`` or ``ingest``)
 
 from __future__ import annotations
 
+import json
 import logging
 import mimetypes
 import threading
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -41,6 +42,8 @@ from docingest.errors import (
     DocingestError,
     EmptyFile,
     FileTooLarge,
+    InvalidMetadata,
+    InvalidSource,
     NotFound,
     SizeMismatch,
     TooManyActiveJobs,
@@ -49,8 +52,8 @@ from docingest.errors import (
 )
 from docingest.providers.parsing import detect
 from docingest.providers.parsing.sniff import DOCX_MIME, normalise_mime
-from docingest.providers.storage import SignedUpload, parsed_key, raw_key
-from docingest.providers.storage.base import Storage, sha256_of
+from docingest.providers.storage import SignedUpload, document_keys, raw_key
+from docingest.providers.storage.base import Storage, delete_objects, sha256_of
 from docingest.services.progress import shown_progress
 from docingest.settings import Settings
 
@@ -109,6 +112,77 @@ def display_filename(name: str) -> str:
     return name[:255]
 
 
+#: The longest source name, in characters (``documents.source``'s check).
+MAX_SOURCE_CHARS = 1024
+
+
+def check_source(source: str) -> str:
+    """``source`` as stored: NFC, checked.
+
+    Raises:
+        InvalidSource: empty or blank, over :data:`MAX_SOURCE_CHARS` characters, or holding
+            control characters or lone surrogates.
+    """
+    source = unicodedata.normalize("NFC", source)
+    if not source.strip():
+        raise InvalidSource("the source is empty: name the document's origin, e.g. its path")
+    if len(source) > MAX_SOURCE_CHARS:
+        raise InvalidSource(
+            f"the source has {len(source)} characters; at most {MAX_SOURCE_CHARS} are accepted"
+        )
+    bad = next(
+        (ch for ch in source if not ch.isprintable() and ch != " " or "\ud800" <= ch <= "\udfff"), None
+    )
+    if bad is not None:
+        raise InvalidSource(f"the source {source!r} holds the control character {bad!r}; remove it")
+    return source
+
+
+def shown_name(source: str, document_id: object, filename: str) -> str:
+    """How a document is named to a person: its source (a path relative to the root ``ingest``
+    or ``sync`` was given, or the client's name for it), or its file name when its source is
+    only its own id (an upload that named none)."""
+    return filename if not source or source == str(document_id) else source
+
+
+#: Limits of a document's metadata object (:func:`check_meta`).
+MAX_META_KEYS = 64
+MAX_META_KEY_CHARS = 128
+MAX_META_BYTES = 16_384
+
+
+def check_meta(meta: Any) -> dict[str, Any]:
+    """``meta`` checked as a document's metadata object: a JSON object of at most
+    :data:`MAX_META_KEYS` keys (non-empty, at most :data:`MAX_META_KEY_CHARS` characters), each
+    value a string, number, boolean, null or a list of those, :data:`MAX_META_BYTES` bytes of
+    JSON in all.
+
+    Raises:
+        InvalidMetadata: (a ``ValueError``) naming what is wrong.
+    """
+    if not isinstance(meta, dict):
+        raise InvalidMetadata("metadata must be an object of key: value pairs")
+    if len(meta) > MAX_META_KEYS:
+        raise InvalidMetadata(f"metadata has {len(meta)} keys; at most {MAX_META_KEYS} are accepted")
+    scalar = (str, int, float, bool, type(None))
+    for key, value in meta.items():
+        if not isinstance(key, str) or not key.strip() or len(key) > MAX_META_KEY_CHARS:
+            raise InvalidMetadata(f"metadata key {key!r} must be 1 to {MAX_META_KEY_CHARS} characters")
+        if isinstance(value, list):
+            if not all(isinstance(v, scalar) for v in value):
+                raise InvalidMetadata(
+                    f"metadata {key!r}: a list may hold strings, numbers, booleans and null only"
+                )
+        elif not isinstance(value, scalar):
+            raise InvalidMetadata(
+                f"metadata {key!r}: a value is a string, number, boolean, null or a list of those"
+            )
+    size = len(json.dumps(meta, ensure_ascii=False).encode())
+    if size > MAX_META_BYTES:
+        raise InvalidMetadata(f"metadata is {size} bytes of JSON; at most {MAX_META_BYTES} are accepted")
+    return meta
+
+
 @dataclass(frozen=True)
 class UploadPolicy:
     """The limits the documents service applies.
@@ -149,7 +223,10 @@ class Registered:
     ``requeued`` True when that duplicate had failed and was queued again, ``resumed`` True
     when its job was still unfinished (e.g. an interrupted ``docingest ingest``); ``warning``
     the message of the ``warning`` event recorded at registration (the name's extension says
-    another type than the content), None without one."""
+    another type than the content), None without one; ``replaces`` the version of the same
+    source serving searches when a new version was created (it serves until this one
+    completes); ``superseded`` the versions of the source that served nothing (in flight or
+    failed) and were deleted because this registration is later."""
 
     document: Document
     job: Job | None
@@ -157,6 +234,8 @@ class Registered:
     requeued: bool = False
     resumed: bool = False
     warning: str | None = None
+    replaces: UUID | None = None
+    superseded: list[UUID] = field(default_factory=list)
 
 
 @dataclass
@@ -191,6 +270,7 @@ class JobStatus:
     document_id: str
     job_id: str
     filename: str
+    source: str
     user_id: str
     stage: str
     state: str
@@ -209,6 +289,7 @@ class JobStatus:
             document_id=str(row["document_id"]),
             job_id=str(row["job_id"]),
             filename=row["filename"],
+            source=row["source"],
             user_id=row["user_id"],
             stage=row["stage"],
             state=row["state"],
@@ -222,6 +303,11 @@ class JobStatus:
                 row["progress"], stalled=row["stalled"], state=row["state"], control=row["control"]
             ),
         )
+
+    @property
+    def name(self) -> str:
+        """The document as a person knows it (:func:`shown_name`)."""
+        return shown_name(self.source, self.document_id, self.filename)
 
     def to_dict(self) -> dict[str, Any]:
         """The row as ``status --json`` prints it (``lease_expires_at`` a datetime or None)."""
@@ -245,23 +331,40 @@ class DocumentService:
         self.policy = policy
 
     # --- a local file (docingest ingest) ---------------------------------------------------
-    def register_file(self, path: Path, *, user_id: str) -> Registered:
-        """Store ``path`` and create its document and job (``queued`` at ``uploaded``).
+    def register_file(
+        self,
+        path: Path,
+        *,
+        user_id: str,
+        source: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Registered:
+        """Store ``path`` as the latest version of ``source`` (default: the file's name) and
+        create its document and job (``queued`` at ``uploaded``).
 
-        The same bytes for the same user are one document: an existing one is returned with
-        no new job. If its job has ``failed``, ingesting the file again is a retry (via
+        The same bytes under the same source are one version: an existing one is returned
+        with no new job (its ``meta`` merged with ``meta``, its recorded modification time
+        updated). If its job has ``failed``, ingesting the file again is a retry (via
         ``ingest``): the bytes are stored again and the job is queued from its last good stage,
         so a document refused at upload (``size_mismatch``, ``upload_expired`` ...) can still
-        be ingested. A file over ``max_file_bytes`` is registered as failed ``file_too_large``
-        without being copied.
+        be ingested. New bytes under a known source are a new version: the version serving
+        searches keeps serving until this one completes and replaces it
+        (:class:`~docingest.stages.embed.FinalizeDocument`); versions of the source that serve
+        nothing (in flight, or failed) are deleted now, so the latest registration wins. A
+        file over ``max_file_bytes`` is registered as failed ``file_too_large`` without being
+        copied.
 
         Raises:
             OSError: the file cannot be read.
+            InvalidSource: ``source`` is empty, too long or has control characters.
             StorageUnavailable: the storage refused the copy.
         """
+        mtime_ns = path.stat().st_mtime_ns
         with path.open("rb") as f:
             sha, size = sha256_of(f)
         filename = unicodedata.normalize("NFC", path.name)
+        source = check_source(source if source is not None else filename)
+        meta = dict(meta or {})
         # A CLI user declares nothing: the sniffed type wins over what the name suggests (a
         # DOCX named .pdf is parsed as the DOCX it is), with a warning event naming both.
         by_name = mimetypes.guess_type(filename, strict=False)[0]
@@ -282,17 +385,26 @@ class DocumentService:
             mime, ext = by_name or "application/octet-stream", "bin"  # the uploaded stage reports why
         too_large = size > self.policy.max_file_bytes
         with self.db.connection() as conn:
-            existing = self.repo.find_document_by_sha(conn, user_id, sha)
+            existing = self.repo.find_version(conn, user_id, source, sha)
             job = self.repo.latest_job_for_document(conn, existing.document_id) if existing else None
         if existing is not None:
             if job is not None and job.state is State.FAILED and not too_large:
-                return self._register_again(path, existing, job, bytes_len=size, mime=mime)
-            return Registered(existing, job, False, resumed=job is not None and not job.state.terminal)
+                registered = self._register_again(path, existing, job, bytes_len=size, mime=mime)
+            else:
+                registered = Registered(
+                    existing, job, False, resumed=job is not None and not job.state.terminal
+                )
+            registered.superseded = self._settle_version(existing, meta=meta, mtime_ns=mtime_ns)
+            return registered
         document_id = uuid.uuid4()
         key = raw_key(user_id, document_id, ext)
         if not too_large:
             self.storage.copy_from(key, path)
+        stale: list[Document] = []
+        replaces: UUID | None = None
         with self.db.transaction() as conn:
+            self.repo.lock_source(conn, user_id, source)
+            replaces = self._serving_version(conn, user_id, source)
             _, doc = self.repo.insert_document(
                 conn,
                 document_id=document_id,
@@ -302,9 +414,13 @@ class DocumentService:
                 bytes_len=size,
                 file_sha256=sha,
                 raw_path=key,
+                source=source,
+                meta=json.dumps(meta),
+                origin="file",
+                source_mtime_ns=mtime_ns,
             )
             if doc is None:  # another process registered the same bytes meanwhile
-                existing = self.repo.find_document_by_sha(conn, user_id, sha)
+                existing = self.repo.find_version(conn, user_id, source, sha)
                 assert existing is not None
                 job = self.repo.latest_job_for_document(conn, existing.document_id)
             elif too_large:
@@ -334,11 +450,71 @@ class DocumentService:
                         type="warning",
                         payload=warning,
                     )
+            if doc is not None:
+                stale = self._delete_stale(conn, user_id, source, keep=document_id)
+        self.reap_objects(stale)
         if doc is None:
             assert existing is not None
             self.storage.delete(key)
             return Registered(existing, job, False)
-        return Registered(doc, job, True, warning=warning["message"] if warning else None)
+        return Registered(
+            doc,
+            job,
+            True,
+            warning=warning["message"] if warning else None,
+            replaces=replaces,
+            superseded=[d.document_id for d in stale],
+        )
+
+    def _serving_version(self, conn: Conn, user_id: str, source: str) -> UUID | None:
+        """The id of the version of ``source`` that serves searches (its job is done), if any."""
+        for row in self.repo.source_versions(conn, user_id=user_id, source=source):
+            if row["state"] == State.DONE.value:
+                return UUID(str(row["document_id"]))
+        return None
+
+    def _delete_stale(self, conn: Conn, user_id: str, source: str, *, keep: UUID) -> list[Document]:
+        """Delete the versions of ``source`` other than ``keep`` that serve nothing, queueing
+        their objects in the outbox (:meth:`reap_objects` deletes them after the commit)."""
+        stale = self.repo.delete_stale_versions(conn, user_id=user_id, source=source, keep=keep)
+        self.repo.queue_object_deletions(
+            conn, [k for d in stale for k in document_keys(d.user_id, d.document_id, d.raw_path)]
+        )
+        return stale
+
+    def _settle_version(
+        self, document: Document, *, meta: dict[str, Any], mtime_ns: int | None
+    ) -> list[UUID]:
+        """``document``, whose bytes were registered again, is its source's latest version:
+        the source's other versions that serve nothing go, ``meta`` is merged into its
+        metadata and ``mtime_ns`` recorded. Returns the ids of the versions deleted."""
+        with self.db.transaction() as conn:
+            self.repo.lock_source(conn, document.user_id, document.source)
+            stale = self._delete_stale(conn, document.user_id, document.source, keep=document.document_id)
+            if meta:
+                self.repo.merge_document_meta(conn, document.document_id, meta)
+            if mtime_ns is not None and mtime_ns != document.source_mtime_ns:
+                self.repo.set_source_mtime(conn, document.document_id, mtime_ns)
+        self.reap_objects(stale)
+        return [d.document_id for d in stale]
+
+    def reap_objects(self, documents: list[Document] | None = None, *, min_age_seconds: float = 0.0) -> int:
+        """Delete queued objects: those of ``documents`` (rows deleted and committed), or, with
+        None, every key in the outbox queued ``min_age_seconds`` ago or earlier (the sweep).
+
+        Returns the objects deleted; a key the storage fails to delete stays queued.
+        """
+        if documents is not None:
+            keys = [k for d in documents for k in document_keys(d.user_id, d.document_id, d.raw_path)]
+        else:
+            with self.db.connection() as conn:
+                keys = self.repo.pending_object_deletions(conn, min_age_seconds=min_age_seconds, limit=500)
+        if not keys:
+            return 0
+        done = delete_objects(self.storage, keys)
+        with self.db.connection() as conn:
+            self.repo.forget_object_deletions(conn, done)
+        return len(done)
 
     def _register_again(
         self, path: Path, document: Document, job: Job, *, bytes_len: int, mime: str
@@ -386,13 +562,26 @@ class DocumentService:
         )
 
     def request_upload(
-        self, user_id: str, *, filename: str, bytes_len: int, mime: str, sha256: str
+        self,
+        user_id: str,
+        *,
+        filename: str,
+        bytes_len: int,
+        mime: str,
+        sha256: str,
+        source: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> UploadTicket:
-        """Create the document and its waiting job, or answer with the user's existing copy.
+        """Create the document and its waiting job, or answer with the user's existing version.
 
-        The same bytes (SHA-256) of one user are one document, so a request for bytes the
-        user already has answers that document, never a new one, and the reply's ``created``
-        is False (HTTP 200). What it holds depends on the document's latest job:
+        Without ``source`` every request is a new document, its own source (its id); identical
+        bytes are then not parsed or embedded again (the ``uploaded`` stage reuses the chunks
+        of a stored document with the same SHA-256). With ``source``, the same bytes under that
+        source are one version, so a request for them answers that document, never a new one,
+        and the reply's ``created`` is False (HTTP 200); new bytes are a new version, which
+        replaces the serving one when it completes, and the source's versions that serve
+        nothing (waiting, in flight, failed) are deleted: the latest request wins. What an
+        existing version's reply holds depends on its latest job:
 
         - ``failed`` at ``uploaded`` with an error of :data:`REUPLOAD_ERRORS` (the upload was
           refused, or never arrived): the job waits for a new upload. The document takes
@@ -416,9 +605,9 @@ class DocumentService:
 
         Raises:
             ValueError: a filename with nothing displayable.
-            UnsupportedType, EmptyFile, FileTooLarge, TooManyActiveJobs, Conflict (the same
-            bytes registered concurrently), StorageUnavailable (deleting a stale object or
-            presigning).
+            InvalidSource, UnsupportedType, EmptyFile, FileTooLarge, TooManyActiveJobs,
+            Conflict (the same bytes registered concurrently), StorageUnavailable (deleting a
+            stale object or presigning).
         """
         mime = normalise_mime(mime)
         ext = MIME_EXTENSIONS.get(mime)
@@ -434,7 +623,11 @@ class DocumentService:
         document_id = uuid.uuid4()
         sha256 = sha256.lower()
         filename = display_filename(filename)
-        with self.db.connection() as conn:  # committed on return to the pool
+        source = check_source(source) if source is not None else None
+        stale: list[Document] = []
+        with self.db.user_transaction(user_id) as conn:
+            if source is not None:
+                self.repo.lock_source(conn, user_id, source)
             active, document, job = self.repo.create_upload(
                 conn,
                 user_id=user_id,
@@ -445,19 +638,29 @@ class DocumentService:
                 bytes_len=bytes_len,
                 file_sha256=sha256,
                 raw_path=raw_key(user_id, document_id, ext),
+                source=source,
+                meta=json.dumps(meta or {}),
                 max_active=self.policy.max_active_jobs_per_user,
                 wait_seconds=self.policy.deadline_seconds,
             )
+            if document is not None:
+                if source is not None:
+                    stale = self._delete_stale(conn, user_id, source, keep=document_id)
+                # Inside the transaction: if presigning fails, nothing above is kept.
+                ticket = UploadTicket(True, document, job, self.presign(document))
         if document is not None:
-            return UploadTicket(True, document, job, self.presign(document))
-        ticket = self._existing(
-            user_id, sha256, filename=filename, mime=mime, ext=ext, bytes_len=bytes_len, active=active
+            self.reap_objects(stale)
+            return ticket
+        if source is None:  # a new source cannot be a duplicate: the limit refused it
+            raise self._too_many(active)
+        answer = self._existing(
+            user_id, source, sha256, filename=filename, mime=mime, ext=ext, bytes_len=bytes_len, active=active
         )
-        if ticket is None:
+        if answer is None:
             if active >= self.policy.max_active_jobs_per_user:
                 raise self._too_many(active)
             raise Conflict("the same bytes were being registered concurrently; retry")  # deleted meanwhile
-        return ticket
+        return answer
 
     def _too_many(self, active: int) -> TooManyActiveJobs:
         return TooManyActiveJobs(
@@ -466,75 +669,105 @@ class DocumentService:
         )
 
     def _existing(
-        self, user_id: str, sha256: str, *, filename: str, mime: str, ext: str, bytes_len: int, active: int
+        self,
+        user_id: str,
+        source: str,
+        sha256: str,
+        *,
+        filename: str,
+        mime: str,
+        ext: str,
+        bytes_len: int,
+        active: int,
     ) -> UploadTicket | None:
-        """The reply of :meth:`request_upload` for bytes the user already has; None when they have not."""
+        """The reply of :meth:`request_upload` for bytes the user already has under ``source``
+        (the source's other versions that serve nothing are deleted: this request is the
+        latest); None when they have not."""
         with self.db.user_transaction(user_id) as conn:
-            document = self.repo.find_document_by_sha(conn, user_id, sha256)
+            self.repo.lock_source(conn, user_id, source)
+            document = self.repo.find_version(conn, user_id, source, sha256)
             if document is None:
                 return None
-            job = self.repo.lock_latest_job(conn, document.document_id)
-            if job is None:
-                return UploadTicket(False, document, None, None)
-            rearm = (
-                job.state is State.FAILED
-                and job.stage is Stage.UPLOADED
-                and job.error_code in REUPLOAD_ERRORS
+            stale = self._delete_stale(conn, user_id, source, keep=document.document_id)
+            ticket = self._answer_existing(
+                conn, document, filename=filename, mime=mime, ext=ext, bytes_len=bytes_len, active=active
             )
-            if not rearm and job.state is not State.WAITING:
-                return UploadTicket(False, document, job, None)
-            if rearm and active >= self.policy.max_active_jobs_per_user:
-                raise self._too_many(active)  # like a new upload; nothing was written
-            stored = self.storage.head(document.raw_path) is not None
-            if job.state is State.WAITING and stored:  # arrived, not yet queued: keep its declaration
-                return UploadTicket(False, document, job, self.presign(document))
-            declared = {"filename": document.filename, "mime": document.mime, "bytes_len": document.bytes_len}
-            wanted = {"filename": filename, "mime": mime, "bytes_len": bytes_len}
-            reupload = rearm or declared != wanted
-            if reupload:
-                if stored:  # refused or late bytes, never accepted; the new PUT must find the key free
-                    self.storage.delete(document.raw_path)
-                raw_path = document.raw_path
-                if raw_path.rsplit(".", 1)[-1] != ext:  # the key's extension follows the type
-                    raw_path = raw_key(user_id, document.document_id, ext)
-                document = (
-                    self.repo.redeclare_document(
-                        conn,
-                        document.document_id,
-                        raw_path=raw_path,
-                        filename=filename,
-                        mime=mime,
-                        bytes_len=bytes_len,
-                    )
-                    or document
-                )
-            if rearm:
-                updated = self.repo.requeue_failed_job(
-                    conn, job.job_id, upload_deadline_seconds=self.policy.deadline_seconds
-                )
-            else:
-                updated = self.repo.extend_upload_deadline(
-                    conn, job.job_id, deadline_seconds=self.policy.deadline_seconds
-                )
-            if updated is None:  # cannot happen under the lock; rolls back if it does
-                raise Conflict("the job changed meanwhile; retry")
-            if reupload:
-                self.repo.insert_event(
+        self.reap_objects(stale)  # committed: the rows are gone
+        return ticket
+
+    def _answer_existing(
+        self,
+        conn: Conn,
+        document: Document,
+        *,
+        filename: str,
+        mime: str,
+        ext: str,
+        bytes_len: int,
+        active: int,
+    ) -> UploadTicket:
+        """:meth:`_existing`'s decision for ``document``, under the caller's transaction."""
+        user_id = document.user_id
+        job = self.repo.lock_latest_job(conn, document.document_id)
+        if job is None:
+            return UploadTicket(False, document, None, None)
+        rearm = (
+            job.state is State.FAILED and job.stage is Stage.UPLOADED and job.error_code in REUPLOAD_ERRORS
+        )
+        if not rearm and job.state is not State.WAITING:
+            return UploadTicket(False, document, job, None)
+        if rearm and active >= self.policy.max_active_jobs_per_user:
+            raise self._too_many(active)  # like a new upload; nothing was written
+        stored = self.storage.head(document.raw_path) is not None
+        if job.state is State.WAITING and stored:  # arrived, not yet queued: keep its declaration
+            return UploadTicket(False, document, job, self.presign(document))
+        declared = {"filename": document.filename, "mime": document.mime, "bytes_len": document.bytes_len}
+        wanted = {"filename": filename, "mime": mime, "bytes_len": bytes_len}
+        reupload = rearm or declared != wanted
+        if reupload:
+            if stored:  # refused or late bytes, never accepted; the new PUT must find the key free
+                self.storage.delete(document.raw_path)
+            raw_path = document.raw_path
+            if raw_path.rsplit(".", 1)[-1] != ext:  # the key's extension follows the type
+                raw_path = raw_key(user_id, document.document_id, ext)
+            document = (
+                self.repo.redeclare_document(
                     conn,
-                    job_id=job.job_id,
-                    document_id=document.document_id,
-                    stage=updated.stage.value,
-                    type="reupload_requested",
-                    payload={
-                        "previous_state": job.state.value,
-                        "previous_error_code": job.error_code,
-                        "previous": declared,
-                        **wanted,
-                        "stale_object_deleted": stored,
-                    },
+                    document.document_id,
+                    raw_path=raw_path,
+                    filename=filename,
+                    mime=mime,
+                    bytes_len=bytes_len,
                 )
-            # Inside the transaction: if presigning fails, nothing above is kept.
-            return UploadTicket(False, document, updated, self.presign(document), reupload=reupload)
+                or document
+            )
+        if rearm:
+            updated = self.repo.requeue_failed_job(
+                conn, job.job_id, upload_deadline_seconds=self.policy.deadline_seconds
+            )
+        else:
+            updated = self.repo.extend_upload_deadline(
+                conn, job.job_id, deadline_seconds=self.policy.deadline_seconds
+            )
+        if updated is None:  # cannot happen under the lock; rolls back if it does
+            raise Conflict("the job changed meanwhile; retry")
+        if reupload:
+            self.repo.insert_event(
+                conn,
+                job_id=job.job_id,
+                document_id=document.document_id,
+                stage=updated.stage.value,
+                type="reupload_requested",
+                payload={
+                    "previous_state": job.state.value,
+                    "previous_error_code": job.error_code,
+                    "previous": declared,
+                    **wanted,
+                    "stale_object_deleted": stored,
+                },
+            )
+        # Inside the transaction: if presigning fails, nothing above is kept.
+        return UploadTicket(False, document, updated, self.presign(document), reupload=reupload)
 
     def complete_upload(self, user_id: str, job_id: UUID) -> Job:
         """The client says the bytes are stored: queue the job once the object exists.
@@ -649,22 +882,32 @@ class DocumentService:
 
     def delete(self, user_id: str, document_id: UUID) -> Document:
         """Delete the document's rows (jobs, events, buffers, chunks: cascade), then its objects
-        (an object the storage fails to delete is logged, not raised: the rows are gone).
+        (queued in the object outbox in the same transaction; one the storage fails to delete
+        stays queued for the sweep).
 
         Raises:
             NotFound: no such document of the user's.
         """
         with self.db.user_transaction(user_id) as conn:
             document = self.repo.delete_user_document(conn, user_id=user_id, document_id=document_id)
+            if document is not None:
+                self.repo.queue_object_deletions(conn, document_keys(user_id, document_id, document.raw_path))
         if document is None:
             raise NotFound(f"no document {document_id}")
-        keys = [document.raw_path, parsed_key(user_id, document_id), parsed_key(user_id, document_id, "json")]
-        for key in keys:
-            try:
-                self.storage.delete(key)
-            except DocingestError as exc:  # rows are gone; an orphan object is logged, not fatal
-                log.warning("document %s deleted but object %s was not: %s", document_id, key, exc)
+        self.reap_objects([document])
         return document
+
+    def delete_source(self, user_id: str, source: str) -> list[Document]:
+        """Delete every version of the user's ``source`` (the file is gone: ``sync``), rows and
+        objects as :meth:`delete` does; returns the versions deleted (none: no such source)."""
+        with self.db.transaction() as conn:
+            self.repo.lock_source(conn, user_id, source)
+            gone = self.repo.delete_source(conn, user_id=user_id, source=source)
+            self.repo.queue_object_deletions(
+                conn, [k for d in gone for k in document_keys(d.user_id, d.document_id, d.raw_path)]
+            )
+        self.reap_objects(gone)
+        return gone
 
     def get_document(self, user_id: str, document_id: UUID) -> dict[str, Any]:
         """The user's document with its latest job (``Repository.get_document_view``'s row).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from docingest.domain import JobProgress, State
+from docingest.errors import SourceConflict
 from docingest.services.documents import DocumentService, Registered
 from docingest.services.progress import IngestProgress, IngestSnapshot
 from docingest.settings import Settings
@@ -54,6 +56,37 @@ def discover(paths: Iterable[Path]) -> list[Path]:
         else:
             raise FileNotFoundError(_not_a_file(path))
     return sorted(found)
+
+
+def source_prefix(prefix: str | None) -> str:
+    """``--source-prefix`` as sources start with it: empty, or ending with one ``/``."""
+    prefix = (prefix or "").strip()
+    return prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+
+
+def discover_sources(paths: Iterable[Path], *, prefix: str | None = None) -> list[tuple[Path, str]]:
+    """Each file :func:`discover` finds under ``paths`` with its source: ``prefix`` (see
+    :func:`source_prefix`) then its path relative to the directory named (POSIX separators,
+    NFC), or its name for a file named on its own; sorted by source.
+
+    Raises:
+        FileNotFoundError: as :func:`discover`.
+        SourceConflict: two files would be the same source (e.g. ``a/notes.md`` and
+            ``b/notes.md`` named as files, or two directories holding the same relative path).
+    """
+    head = source_prefix(prefix)
+    seen: dict[str, Path] = {}
+    for root in paths:
+        for p in discover([root]):
+            rel = p.relative_to(root).as_posix() if root.is_dir() else p.name
+            source = head + unicodedata.normalize("NFC", rel)
+            other = seen.setdefault(source, p)
+            if other != p:
+                raise SourceConflict(
+                    f"{other} and {p} would both be the source {source!r}: run one command per "
+                    "root, each with its own --source-prefix, or name their common parent directory"
+                )
+    return sorted(((p, s) for s, p in seen.items()), key=lambda ps: ps[1])
 
 
 def _not_a_file(path: Path) -> str:
@@ -102,6 +135,8 @@ class IngestSummary:
 
     documents: int = 0
     new: int = 0
+    #: new versions of sources already ingested (they replace the old ones once complete)
+    updated: int = 0
     duplicates: int = 0
     requeued: int = 0
     resumed: int = 0
@@ -138,8 +173,15 @@ def ingest(
     concurrency: int | None = None,
     on_progress: ProgressFn | None = None,
     poll_seconds: float = 0.5,
+    prefix: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> IngestSummary:
     """Register ``paths`` and run worker slots in this process until every job is terminal.
+
+    Each file is the latest version of its source (:func:`discover_sources`: ``prefix`` then
+    its path relative to the directory named), with ``meta`` as its metadata. A file whose
+    source has other bytes is a new version, replacing the old when it completes; nothing is
+    deleted for a file that is gone (``sync`` does that).
 
     ``on_progress`` gets an :class:`~docingest.services.progress.IngestSnapshot` after each poll: work
     done and expected, rate, ETA, and the jobs it waits for because another process holds
@@ -147,6 +189,7 @@ def ingest(
 
     Raises:
         FileNotFoundError: a path named cannot be ingested.
+        SourceConflict: two files would be one source (nothing was registered).
         IngestInterrupted: on KeyboardInterrupt (Ctrl-C; the CLI raises it for SIGTERM and
             SIGHUP too), with the count of documents not finished; the worker slots have
             stopped and released their jobs.
@@ -154,11 +197,11 @@ def ingest(
     started = time.monotonic()
     # Smallest first: jobs are claimed in the order they were created, so a folder's small
     # files are searchable within seconds instead of waiting behind its large ones.
-    files = sorted(discover(paths), key=lambda p: (p.stat().st_size, p))
+    files = sorted(discover_sources(paths, prefix=prefix), key=lambda ps: (ps[0].stat().st_size, ps[1]))
     registered: list[Registered] = []
     try:
-        for p in files:
-            registered.append(rt.documents.register_file(p, user_id=user_id))
+        for p, source in files:
+            registered.append(rt.documents.register_file(p, user_id=user_id, source=source, meta=meta))
     except KeyboardInterrupt as exc:
         finished = sum(r.job is not None and r.job.state.terminal for r in registered)
         raise IngestInterrupted(len(files) - finished) from exc
@@ -190,7 +233,8 @@ def ingest(
     failed = [j for j in latest.values() if j["state"] == State.FAILED.value]
     summary = IngestSummary(
         documents=len(ids),
-        new=sum(r.created for r in registered),
+        new=sum(r.created and r.replaces is None for r in registered),
+        updated=sum(r.created and r.replaces is not None for r in registered),
         duplicates=sum(not r.created and not r.requeued and not r.resumed for r in registered),
         requeued=sum(r.requeued for r in registered),
         resumed=sum(r.resumed for r in registered),

@@ -15,6 +15,7 @@ from docingest.db.repository import Repository
 from docingest.domain import MAX_CONTEXT, Mode
 from docingest.errors import InvalidRequest, QueryTooLong
 from docingest.providers.embedding import Embedder
+from docingest.services.documents import shown_name
 from docingest.settings import Settings
 
 DEFAULT_MODE: Mode = "hybrid"
@@ -75,6 +76,7 @@ class SearchHit:
     """One ranked chunk.
 
     Attributes:
+        source: what the chunk's document is a version of (its path for ``ingest``/``sync``).
         score: the chunk's cosine similarity to the query's embedding, in [-1, 1], in both modes
             (what a person can read and threshold).
         rank: the hit's position in the answer, from 1.
@@ -95,10 +97,16 @@ class SearchHit:
     chunk_id: str
     ordinal: int
     heading_path: list[str] = field(default_factory=list)
+    source: str = ""
     rank: int = 0
     rrf_score: float | None = None
     passage: Passage | None = None
     passage_rank: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The hit's document as a person knows it (its source, or its file name)."""
+        return shown_name(self.source, self.document_id, self.filename)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +128,7 @@ def _hit(row: dict[str, Any], rank: int, rrf_score: float | None = None) -> Sear
         chunk_id=str(row["chunk_id"]),
         ordinal=row["ordinal"],
         heading_path=meta.get("heading_path") or [],
+        source=row["source"],
         rank=rank,
         rrf_score=None if rrf_score is None else round(rrf_score, 6),
     )

@@ -95,7 +95,7 @@ def build_handlers(c: Collaborators) -> dict[Stage, StageHandler]:
         Passthrough(Stage.CHUNKS_STORED),
         Passthrough(Stage.EMBEDDING_QUEUED),
         EmbedChunks(c.embedder, dimensions=s.embedding_dimensions, cache=s.embedding_cache),
-        FinalizeDocument(hnsw_min_chunks=s.search_exact_max_chunks),
+        FinalizeDocument(c.storage, hnsw_min_chunks=s.search_exact_max_chunks),
     ]
     registry = {h.stage: h for h in handlers}
     assert set(registry) == set(Stage) - {Stage.COMPLETE}

@@ -30,6 +30,11 @@ class StageResult:
         events: ``(type, payload)`` rows written with the transition.
         delay_seconds: when set, the job stays at its stage and is rescheduled
             after this many seconds (polling a remote job without holding a slot).
+        next_stage: the stage the job moves to instead of ``stage.next()`` (bytes whose chunks
+            and vectors another document already has skip to ``embeddings_stored``).
+        after_commit: called with a connection once the transition is committed (work that
+            must not run if it rolls back, e.g. deleting the objects of versions replaced);
+            its errors are logged, never the job's.
     """
 
     progress: JobProgress = field(default_factory=JobProgress)
@@ -37,6 +42,8 @@ class StageResult:
     persist: Persist | None = None
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     delay_seconds: float | None = None
+    next_stage: Stage | None = None
+    after_commit: Persist | None = None
 
 
 class StageContext(Protocol):

@@ -14,6 +14,7 @@ from docingest.domain import JobProgress, Stage
 from docingest.errors import NoText
 from docingest.observability import metrics
 from docingest.providers.embedding.base import Embedder, check_shape
+from docingest.providers.storage.base import Storage, delete_objects, document_keys
 from docingest.stages.base import StageContext, StageResult
 
 
@@ -269,10 +270,15 @@ class EmbedChunks:
 
 
 class FinalizeDocument:
-    """Move the buffered chunks and vectors into ``document_chunks`` in one transaction.
+    """Move the buffered chunks and vectors into ``document_chunks`` and replace the source's
+    older versions, in one transaction; then delete those versions' objects.
 
     ``hnsw_min_chunks``: the chunks join the HNSW index only when their user then has more
-    (``SEARCH_EXACT_MAX_CHUNKS``; :meth:`Repository.finalize_document`).
+    (``SEARCH_EXACT_MAX_CHUNKS``; :meth:`Repository.finalize_document`). The older versions of
+    the document's source are deleted in the same transaction
+    (:meth:`Repository.replace_older_versions`), so a search sees one version's chunks, never
+    both and never none; their object keys are queued in the object outbox there and deleted
+    after the commit (a key left by a crash is deleted by the sweep).
 
     Raises:
         NoText: if the document would end with zero chunks.
@@ -280,8 +286,9 @@ class FinalizeDocument:
 
     stage = Stage.EMBEDDINGS_STORED
 
-    def __init__(self, *, hnsw_min_chunks: int = 20_000) -> None:
+    def __init__(self, storage: Storage | None = None, *, hnsw_min_chunks: int = 20_000) -> None:
         self.repo = Repository()
+        self.storage = storage
         self.hnsw_min_chunks = hnsw_min_chunks
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -290,10 +297,32 @@ class FinalizeDocument:
             counts = self.repo.buffer_counts(conn, doc.document_id)
         if counts["chunks"] == 0 and counts["final"] == 0:
             raise NoText("the document has no chunks to store")
+        replaced: list[Any] = []
+        keys: list[str] = []
 
         def persist(conn: Any) -> None:
             self.repo.finalize_document(conn, doc.document_id, hnsw_min_chunks=self.hnsw_min_chunks)
+            replaced[:] = self.repo.replace_older_versions(conn, doc.document_id)
+            keys[:] = [
+                k for old in replaced for k in document_keys(old.user_id, old.document_id, old.raw_path)
+            ]
+            self.repo.queue_object_deletions(conn, keys)
+            if replaced:
+                self.repo.insert_event(
+                    conn,
+                    job_id=ctx.job.job_id,
+                    document_id=doc.document_id,
+                    stage=self.stage.value,
+                    type="version_replaced",
+                    payload={"source": doc.source, "replaced": [str(old.document_id) for old in replaced]},
+                )
+
+        def after_commit(conn: Any) -> None:
+            if self.storage is not None and keys:
+                self.repo.forget_object_deletions(conn, delete_objects(self.storage, keys))
 
         return StageResult(
-            persist=persist, progress=JobProgress(chunks_stored=counts["chunks"] or counts["final"])
+            persist=persist,
+            after_commit=after_commit,
+            progress=JobProgress(chunks_stored=counts["chunks"] or counts["final"]),
         )

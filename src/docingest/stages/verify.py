@@ -6,13 +6,15 @@ import contextlib
 import hashlib
 from typing import Any
 
-from docingest.domain import JobControl, Stage
+from docingest.db.repository import Repository
+from docingest.domain import JobControl, JobProgress, Stage
 from docingest.errors import (
     ChecksumMismatch,
     ContentTypeMismatch,
     EmptyFile,
     FileTooLarge,
     PermanentError,
+    ReusedChunksGone,
     SizeMismatch,
     TransientError,
 )
@@ -38,9 +40,14 @@ class VerifyUpload:
     must hold (:data:`BINDING_MIMES`): then ``ContentTypeMismatch`` names the
     detected type.
 
+    Bytes that another document of the same user already has, stored with its chunks, are
+    not parsed or embedded again: the job skips to ``embeddings_stored`` with that document's
+    chunks and vectors buffered as its own (``chunks_reused`` event), and finalize stores them.
+
     Raises:
         EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType,
-        ContentTypeMismatch (the declared type contradicts the content).
+        ContentTypeMismatch (the declared type contradicts the content),
+        ReusedChunksGone (transient: the document to reuse was deleted meanwhile).
     """
 
     stage = Stage.UPLOADED
@@ -48,6 +55,7 @@ class VerifyUpload:
     def __init__(self, storage: Storage, *, max_file_bytes: int) -> None:
         self.storage = storage
         self.max_file_bytes = max_file_bytes
+        self.repo = Repository()
 
     def run(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
@@ -101,7 +109,43 @@ class VerifyUpload:
                     },
                 )
             )
+        control = JobControl(detected_kind=detected.kind, detected_mime=detected.mime)
+        with ctx.reading() as conn:
+            known = self.repo.reusable_chunks(
+                conn, user_id=doc.user_id, file_sha256=doc.file_sha256, document_id=doc.document_id
+            )
+        if known is None:
+            return StageResult(control=control, events=events)
+        return self._reuse(doc.document_id, known, control, events)
+
+    def _reuse(
+        self,
+        document_id: Any,
+        known: dict[str, Any],
+        control: JobControl,
+        events: list[tuple[str, dict[str, Any]]],
+    ) -> StageResult:
+        """Skip to ``embeddings_stored`` with the chunks and vectors of ``known``, a stored
+        document with the same bytes (identical bytes are not parsed or embedded twice)."""
+        source_id = known["document_id"]
+
+        def persist(conn: Any) -> None:
+            if self.repo.clone_chunks(conn, document_id=document_id, from_document_id=source_id) == 0:
+                raise ReusedChunksGone(
+                    f"document {source_id}, whose chunks were to be reused, was deleted meanwhile; "
+                    "the upload is verified again and processed in full"
+                )
+
+        events.append(("chunks_reused", {"from_document_id": str(source_id), "chunks": known["chunks"]}))
         return StageResult(
-            control=JobControl(detected_kind=detected.kind, detected_mime=detected.mime),
+            control=control,
             events=events,
+            persist=persist,
+            next_stage=Stage.EMBEDDINGS_STORED,
+            progress=JobProgress(
+                pages_total=known["page_count"],
+                chunks_total=known["chunks"],
+                chunks_embedded=known["chunks"],
+                embedding_cache_hits=known["chunks"],
+            ),
         )

@@ -316,6 +316,8 @@ class BaseWorker:
                 result = self.handlers[ctx.job.stage].run(ctx)
                 ctx.check()
                 updated, seconds = self._transition(ctx, result, started)
+                if result.after_commit is not None:
+                    self._after_commit(result.after_commit)
                 metrics.stage_finished(
                     ctx.job.stage.value,
                     None if result.delay_seconds is not None else updated.stage.value,
@@ -383,7 +385,7 @@ class BaseWorker:
         if result.delay_seconds is not None:
             stage, state, delay = job.stage, State.QUEUED, result.delay_seconds
         else:
-            stage = job.stage.next()
+            stage = result.next_stage or job.stage.next()
             state = State.DONE if stage is Stage.COMPLETE else State.WORKING
             delay = 0.0
 
@@ -428,6 +430,15 @@ class BaseWorker:
             ctx.lost()
             raise LeaseLost(f"job {job.job_id}: transition of attempt {job.attempt_id} fenced out")
         return updated, seconds
+
+    def _after_commit(self, hook: Persist) -> None:
+        """Run a stage's ``after_commit`` on a pool connection; its failure is only logged (the
+        transition is committed, and what the hook does is retried elsewhere)."""
+        try:
+            with self.pool.connection() as conn:
+                hook(conn)
+        except Exception:  # the job is done; what the hook does has a sweep
+            log.exception("after-commit work failed")
 
     def _record_failure(self, ctx: JobContext, error: DocingestError) -> Job | None:
         job = ctx.job

@@ -34,7 +34,10 @@ def create_upload(
     """Register a document and get a signed URL to PUT its bytes to.
 
     The job waits (``state=waiting``) until the bytes arrive, then is queued for the workers.
-    Bytes you already have answer ``200`` with that document and its job; if their upload was
+    Without ``source`` each request is a new document (identical bytes are not parsed or
+    embedded again: their chunks are reused). With ``source``, new bytes are a new version of
+    it, replacing the one serving searches once complete; bytes that source already has
+    answer ``200`` with that document and its job; if their upload was
     refused or expired (``size_mismatch``, ``checksum_mismatch``, ``upload_expired`` ...) or has
     not arrived, the job waits again with this request's declaration and a new ``signed_url``
     (``reupload: true``). A document that failed after its bytes were accepted is answered as it
@@ -49,7 +52,13 @@ def create_upload(
             "(as written: lower case, without parameters such as charset)"
         )
     ticket = documents.request_upload(
-        user, filename=body.filename, bytes_len=body.bytes_len, mime=body.mime, sha256=body.sha256
+        user,
+        filename=body.filename,
+        bytes_len=body.bytes_len,
+        mime=body.mime,
+        sha256=body.sha256,
+        source=body.source,
+        meta=body.meta,
     )
     if not ticket.created:
         response.status_code = status.HTTP_200_OK

@@ -41,7 +41,9 @@ RETURNING j.*, candidate.previous_state, candidate.previous_worker,
           d.mime AS doc_mime, d.bytes_len AS doc_bytes_len, d.file_sha256 AS doc_file_sha256,
           d.raw_path AS doc_raw_path, d.parsed_path AS doc_parsed_path,
           d.parsed_sha256 AS doc_parsed_sha256, d.page_count AS doc_page_count,
-          d.created_at AS doc_created_at, d.updated_at AS doc_updated_at;
+          d.created_at AS doc_created_at, d.updated_at AS doc_updated_at,
+          d.source AS doc_source, d.meta AS doc_meta, d.origin AS doc_origin,
+          d.source_mtime_ns AS doc_source_mtime_ns, d.version_seq AS doc_version_seq;
 
 -- name: fence
 -- Lock the job row and check this attempt still holds it; inside the handler's transaction.
@@ -186,11 +188,143 @@ WHERE j.job_id = %(job_id)s AND (%(user_id)s::text IS NULL OR d.user_id = %(user
 -- name: get_document
 SELECT * FROM upload_pipeline.documents WHERE document_id = %(document_id)s;
 
--- name: find_document_by_sha
-SELECT * FROM upload_pipeline.documents WHERE user_id = %(user_id)s AND file_sha256 = %(file_sha256)s;
+-- name: find_version
+-- The version of a source with these bytes, if the user has one.
+SELECT * FROM upload_pipeline.documents
+WHERE user_id = %(user_id)s AND source = %(source)s AND file_sha256 = %(file_sha256)s;
+
+-- name: lock_source
+-- Registrations of one source run one at a time (until the transaction ends), so of two
+-- updates sent together the later one (by version_seq) is the one left in flight.
+SELECT pg_advisory_xact_lock(hashtextextended(%(user_id)s || E'\x1f' || %(source)s, 8)) IS NULL AS locked;
+
+-- name: lock_stale_versions
+-- Before deleting the versions of a source that serve nothing (in flight or failed), other
+-- than keep: their jobs locked in the worker's order (job row, then the document through
+-- foreign keys), as lock_document_jobs does for a delete.
+SELECT j.job_id FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE d.user_id = %(user_id)s AND d.source = %(source)s AND d.document_id <> %(keep)s
+  AND NOT EXISTS (SELECT 1 FROM upload_pipeline.upload_jobs s
+                  WHERE s.document_id = d.document_id AND s.state = 'done')
+ORDER BY j.job_id
+FOR UPDATE OF j;
+
+-- name: delete_stale_versions
+-- The versions lock_stale_versions locked (re-read: one that completed meanwhile now serves,
+-- and stays). Jobs, events, buffers go with them (cascade).
+DELETE FROM upload_pipeline.documents d
+WHERE d.user_id = %(user_id)s AND d.source = %(source)s AND d.document_id <> %(keep)s
+  AND NOT EXISTS (SELECT 1 FROM upload_pipeline.upload_jobs s
+                  WHERE s.document_id = d.document_id AND s.state = 'done')
+RETURNING *;
+
+-- name: lock_source_jobs
+-- Before deleting every version of a source (sync: the file is gone): their jobs, locked in
+-- the worker's order.
+SELECT j.job_id FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE d.user_id = %(user_id)s AND d.source = %(source)s
+ORDER BY j.job_id
+FOR UPDATE OF j;
+
+-- name: delete_source
+DELETE FROM upload_pipeline.documents WHERE user_id = %(user_id)s AND source = %(source)s
+RETURNING *;
+
+-- name: queue_object_deletions
+-- Objects of rows just deleted, to delete once the transaction commits (the outbox of 008).
+INSERT INTO upload_pipeline.object_deletions (object_key)
+SELECT unnest(%(keys)s::text[])
+ON CONFLICT DO NOTHING;
+
+-- name: pending_object_deletions
+SELECT object_key FROM upload_pipeline.object_deletions
+WHERE queued_at < now() - make_interval(secs => %(min_age_seconds)s)
+ORDER BY queued_at, object_key
+LIMIT %(limit)s;
+
+-- name: forget_object_deletions
+DELETE FROM upload_pipeline.object_deletions WHERE object_key = ANY(%(keys)s::text[]);
+
+-- name: source_versions
+-- Every version of one source of the user's, newest first, with its latest job.
+SELECT d.*, j.job_id, j.stage, j.state, j.error_code
+FROM upload_pipeline.documents d
+LEFT JOIN LATERAL (
+    SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
+    ORDER BY j.created_at DESC LIMIT 1
+) j ON true
+WHERE d.user_id = %(user_id)s AND d.source = %(source)s
+ORDER BY d.version_seq DESC;
+
+-- name: sources_under
+-- The user's sources starting with prefix, one row per version, with its latest job's state
+-- (sync's plan reads the newest version of each source); origin NULL: every origin.
+SELECT d.document_id, d.source, d.file_sha256, d.bytes_len, d.source_mtime_ns, d.origin,
+       d.version_seq, d.filename, j.state, j.error_code
+FROM upload_pipeline.documents d
+LEFT JOIN LATERAL (
+    SELECT state, error_code FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
+    ORDER BY j.created_at DESC LIMIT 1
+) j ON true
+WHERE d.user_id = %(user_id)s AND d.source LIKE %(pattern)s
+  AND (%(origin)s::text IS NULL OR d.origin = %(origin)s)
+ORDER BY d.source, d.version_seq;
+
+-- name: merge_document_meta
+UPDATE upload_pipeline.documents SET meta = meta || %(meta)s::jsonb, updated_at = now()
+WHERE document_id = %(document_id)s;
+
+-- name: set_source_mtime
+UPDATE upload_pipeline.documents SET source_mtime_ns = %(source_mtime_ns)s
+WHERE document_id = %(document_id)s;
+
+-- name: reusable_chunks
+-- A complete document of the same user with the same bytes whose chunks the new one can take
+-- (clone_chunks), the most recent first; none: it is parsed, chunked and embedded as usual.
+SELECT d.document_id, d.page_count, d.parsed_sha256,
+       (SELECT count(*) FROM upload_pipeline.document_chunks c WHERE c.document_id = d.document_id) AS chunks
+FROM upload_pipeline.documents d
+WHERE d.user_id = %(user_id)s AND d.file_sha256 = %(file_sha256)s AND d.document_id <> %(document_id)s
+  AND EXISTS (SELECT 1 FROM upload_pipeline.document_chunks c WHERE c.document_id = d.document_id)
+ORDER BY d.version_seq DESC
+LIMIT 1;
+
+-- name: clone_chunks
+-- The chunks and vectors of from_document, buffered as the new document's (new chunk ids),
+-- for finalize_document to store and switch in as if they had been parsed and embedded here.
+-- The page count and parsed hash come along (the parsed artifact itself is not copied).
+WITH src AS (
+    SELECT c.*, gen_random_uuid() AS new_chunk_id FROM upload_pipeline.document_chunks c
+    WHERE c.document_id = %(from_document_id)s
+), chunks AS (
+    INSERT INTO upload_pipeline.document_chunk_buffer
+        (chunk_id, document_id, ordinal, text, meta, token_count, text_sha256)
+    SELECT new_chunk_id, %(document_id)s, ordinal, text, meta, token_count,
+           sha256(convert_to(COALESCE(meta->>'embedded_context' || E'\n\n', '') || text, 'UTF8'))
+    FROM src
+    RETURNING chunk_id
+), doc AS (
+    UPDATE upload_pipeline.documents n
+    SET page_count = f.page_count, parsed_sha256 = f.parsed_sha256, updated_at = now()
+    FROM upload_pipeline.documents f
+    WHERE n.document_id = %(document_id)s AND f.document_id = %(from_document_id)s
+)
+SELECT (SELECT count(*) FROM chunks) AS chunks;
+
+-- name: clone_vectors
+-- After clone_chunks (a statement of its own: the vector buffer references the chunk buffer).
+INSERT INTO upload_pipeline.document_vector_buffer (chunk_id, document_id, embedding, embed_model)
+SELECT b.chunk_id, b.document_id, c.embedding, c.embed_model
+FROM upload_pipeline.document_chunk_buffer b
+JOIN upload_pipeline.document_chunks c
+  ON c.document_id = %(from_document_id)s AND c.ordinal = b.ordinal
+WHERE b.document_id = %(document_id)s;
 
 -- name: insert_document
--- Insert a document unless the user already has these bytes (no document columns then), or,
+-- Insert a document unless the user already has these bytes under this source (no document
+-- columns then; source NULL: the document's id, a source of its own (migration 008's trigger)), or,
 -- with max_active, has that many unfinished jobs. active_jobs: the user's unfinished jobs,
 -- counted up to max_active only (the cost stays bounded; 0 without a limit).
 WITH active AS (
@@ -204,11 +338,13 @@ WITH active AS (
     ) a
 ), doc AS (
     INSERT INTO upload_pipeline.documents
-        (document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path)
+        (document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path, source, meta,
+         origin, source_mtime_ns)
     SELECT %(document_id)s, %(user_id)s, %(filename)s, %(mime)s, %(bytes_len)s, %(file_sha256)s,
-           %(raw_path)s
+           %(raw_path)s, %(source)s, %(meta)s::jsonb, %(origin)s,
+           %(source_mtime_ns)s
     FROM active WHERE %(max_active)s::int IS NULL OR active.n < %(max_active)s::int
-    ON CONFLICT (user_id, file_sha256) DO NOTHING
+    ON CONFLICT (user_id, source, file_sha256) DO NOTHING
     RETURNING *
 )
 SELECT active.n AS active_jobs, doc.* FROM active LEFT JOIN doc ON true;
@@ -297,6 +433,16 @@ SELECT (SELECT count(*) FROM upload_pipeline.document_chunk_buffer WHERE documen
 -- name: finalize_delete_old
 DELETE FROM upload_pipeline.document_chunks WHERE document_id = %(document_id)s;
 
+-- name: finalize_replace
+-- The switch, in finalize's transaction after the new chunks are in: the source's older
+-- versions go (their chunks, jobs and events with them), so a search sees the old version's
+-- chunks or the new one's, never both and never none.
+DELETE FROM upload_pipeline.documents o
+USING upload_pipeline.documents n
+WHERE n.document_id = %(document_id)s AND o.user_id = n.user_id AND o.source = n.source
+  AND o.version_seq < n.version_seq
+RETURNING o.*;
+
 -- name: finalize_insert
 -- hnsw_indexed: whether the user, with this document's chunks, has more than
 -- %(hnsw_min_chunks)s chunks (they are then searched through the HNSW index, which these rows
@@ -323,7 +469,7 @@ WHERE c.document_id = %(document_id)s;
 
 -- name: search_vector
 -- The user's nearest chunks among those in the (partial) HNSW index, through it.
-SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta,
+SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.meta,
        1 - (c.embedding <=> %(embedding)s) AS score
 FROM upload_pipeline.document_chunks c
 JOIN upload_pipeline.documents d ON d.document_id = c.document_id
@@ -334,7 +480,7 @@ LIMIT %(limit)s;
 -- name: search_vector_unindexed
 -- The user's nearest chunks among those left out of the HNSW index (stored while the user had
 -- few chunks: a bounded number), exactly, through the partial index document_chunks_unindexed.
-SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta, 1 - c.distance AS score
+SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.meta, 1 - c.distance AS score
 FROM (
     SELECT chunk_id, document_id, ordinal, text, meta, (embedding <=> %(embedding)s) + 0 AS distance
     FROM upload_pipeline.document_chunks
@@ -349,7 +495,7 @@ ORDER BY c.distance, c.chunk_id;
 -- The user's chunks read through the user_id index and ranked by exact cosine distance (the
 -- "+ 0" keeps the planner off the HNSW index, which would filter its candidates by user after
 -- the fact and miss a small tenant's chunks); the distance is computed once per chunk.
-SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta, 1 - c.distance AS score
+SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.meta, 1 - c.distance AS score
 FROM (
     SELECT chunk_id, document_id, ordinal, text, meta, (embedding <=> %(embedding)s) + 0 AS distance
     FROM upload_pipeline.document_chunks
@@ -373,7 +519,7 @@ SELECT count(*) AS n FROM (
 -- (weight A, migration 007), rank higher.
 -- score: the chunk's cosine similarity to the query's embedding (what every hit shows);
 -- text_rank: the full-text rank the rows are ordered by.
-SELECT c.chunk_id, c.document_id, d.filename, c.ordinal, c.text, c.meta,
+SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.meta,
        1 - (c.embedding <=> %(embedding)s) AS score, ts_rank_cd(c.tsv, t.q) AS text_rank
 FROM upload_pipeline.document_chunks c
 JOIN upload_pipeline.documents d ON d.document_id = c.document_id
@@ -401,7 +547,7 @@ ORDER BY c.document_id, c.ordinal;
 -- stalled: working under a lease that expired (its holder died or hung; the next claim takes
 -- it over); lease_left_s: seconds until the lease expires (negative once it has). Both by the
 -- database's clock, which set the lease.
-SELECT j.job_id, j.document_id, d.filename, d.user_id, d.bytes_len, j.stage, j.state, j.attempts,
+SELECT j.job_id, j.document_id, d.filename, d.source, d.user_id, d.bytes_len, j.stage, j.state, j.attempts,
        j.retry_count, j.error_code, j.error_message, j.progress, j.control, j.created_at, j.updated_at,
        j.finished_at, j.claimed_by, j.lease_expires_at, j.lost_leases,
        coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
@@ -427,13 +573,19 @@ SELECT set_config('role', 'docingest_api', true), set_config('docingest.user_id'
 
 -- name: document_views
 -- The user's documents (one, with document_id) each with its latest job (NULLs when it has
--- none), newest first: stalled (that job is working under an expired lease) and its chunks.
+-- none), newest first: stalled (that job is working under an expired lease), its chunks, and
+-- the version of its source that serves searches (serving_document_id).
 SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.control, j.attempts, j.retry_count, j.error_code,
        j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
        j.finished_at, j.next_attempt_at, j.lease_expires_at,
        coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
        (SELECT count(*) FROM upload_pipeline.document_chunks c
-        WHERE c.document_id = d.document_id) AS chunks
+        WHERE c.document_id = d.document_id) AS chunks,
+       (SELECT v.document_id FROM upload_pipeline.documents v
+        WHERE v.user_id = d.user_id AND v.source = d.source
+          AND EXISTS (SELECT 1 FROM upload_pipeline.upload_jobs vj
+                      WHERE vj.document_id = v.document_id AND vj.state = 'done')
+        ORDER BY v.version_seq DESC LIMIT 1) AS serving_document_id
 FROM upload_pipeline.documents d
 LEFT JOIN LATERAL (
     SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id

@@ -7,10 +7,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from docingest.providers.storage.base import ObjectInfo, SignedUpload, Storage, parsed_key, raw_key
+from docingest.providers.storage.base import (
+    ObjectInfo,
+    SignedUpload,
+    Storage,
+    document_keys,
+    parsed_key,
+    raw_key,
+)
 from docingest.settings import Settings
 
-__all__ = ["BACKENDS", "ObjectInfo", "SignedUpload", "Storage", "make_storage", "parsed_key", "raw_key"]
+__all__ = [
+    "BACKENDS",
+    "ObjectInfo",
+    "SignedUpload",
+    "Storage",
+    "document_keys",
+    "make_storage",
+    "parsed_key",
+    "raw_key",
+]
 
 
 def _local(settings: Settings) -> Storage:

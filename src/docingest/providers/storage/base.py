@@ -7,8 +7,9 @@ Keys never contain user-supplied names (docs/architecture.md, section 1):
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import BinaryIO, Protocol
 from uuid import UUID
 
 CHUNK_BYTES = 1024 * 1024
+_log = logging.getLogger("docingest.storage")
 _SAFE_USER = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 
 
@@ -36,6 +38,28 @@ def raw_key(user_id: str, document_id: UUID, extension: str) -> str:
 def parsed_key(user_id: str, document_id: UUID, suffix: str = "md") -> str:
     """Key of a parsed artifact (``md`` text, ``json`` page map)."""
     return f"{_user_segment(user_id)}/parsed/{document_id}.{suffix}"
+
+
+def delete_objects(storage: Storage, keys: Iterable[str]) -> list[str]:
+    """Delete each of ``keys`` (a missing object counts as deleted); returns those deleted.
+
+    A key the storage fails to delete is logged and left out of the answer, for a later
+    attempt (the object outbox keeps it; ``DocumentService.reap_objects``).
+    """
+    done: list[str] = []
+    for key in keys:
+        try:
+            storage.delete(key)
+        except Exception as exc:  # noqa: BLE001 - the outbox keeps the key for a later pass
+            _log.warning("object %s not deleted yet: %s", key, exc)
+            continue
+        done.append(key)
+    return done
+
+
+def document_keys(user_id: str, document_id: UUID, raw_path: str) -> list[str]:
+    """Every object key a document may own: its original and its parsed artifacts."""
+    return [raw_path, parsed_key(user_id, document_id), parsed_key(user_id, document_id, "json")]
 
 
 @dataclass(frozen=True)

@@ -281,27 +281,6 @@ class DocumentCorrupt(PermanentError):
     user_action = "re-save the document and upload again"
 
 
-class InvalidSource(PermanentError):
-    error_code = "invalid_source"
-    http_status = 422
-    meaning = "the document's source name is empty, too long or has control characters"
-    user_action = "name the source with printable characters, at most 1,024 of them"
-
-
-class InvalidMetadata(PermanentError, ValueError):
-    error_code = "invalid_metadata"
-    http_status = 422
-    meaning = "a document's metadata is not an object of scalar values, or is too large"
-    user_action = "send an object of at most 64 keys whose values are strings, numbers, booleans, null or lists of those"
-
-
-class SourceConflict(PermanentError):
-    error_code = "source_conflict"
-    http_status = 409
-    meaning = "two files of one command would be the same source (the same path under two roots)"
-    user_action = "ingest each root with its own --source-prefix, or name their common parent directory"
-
-
 class ReusedChunksGone(TransientError):
     error_code = "reused_chunks_gone"
     http_status = 503
@@ -513,6 +492,33 @@ class TooManyActiveJobs(RequestError):
     user_action = (
         "wait for some to finish (see Retry-After) or raise UPLOAD_PIPELINE_MAX_ACTIVE_JOBS_PER_USER"
     )
+
+
+class InvalidSource(RequestError, ValueError):
+    """A document's source name refused at registration (``ingest``, ``sync``, ``POST /upload``)."""
+
+    http_status = 422
+    error_code = "invalid_source"
+    meaning = "the document's source name is empty, too long or has control characters"
+    user_action = "name the source with printable characters, at most 1,024 of them"
+
+
+class InvalidMetadata(RequestError, ValueError):
+    """A document's metadata object refused at registration."""
+
+    http_status = 422
+    error_code = "invalid_metadata"
+    meaning = "a document's metadata is not an object of scalar values, or is too large"
+    user_action = "send an object of at most 64 keys whose values are strings, numbers, booleans, null or lists of those"
+
+
+class SourceConflict(RequestError):
+    """Two files of one ``ingest``/``sync`` command map to the same source; nothing was registered."""
+
+    http_status = 409
+    error_code = "source_conflict"
+    meaning = "two files of one command would be the same source (the same path under two roots)"
+    user_action = "ingest each root with its own --source-prefix, or name their common parent directory"
 
 
 class InvalidRequest(RequestError):

@@ -1,7 +1,7 @@
 """``docingest ingest`` of bytes whose document failed: the same document, stored again, requeued.
 
-DESIGN §3 keeps one document per ``(user_id, file_sha256)``, so a second ingest cannot make
-a fresh one; before this, it answered the failed duplicate and the failure stuck (a retry
+The same bytes under one source are one document (one version), so a second ingest cannot
+make a fresh one; before this, it answered the failed duplicate and the failure stuck (a retry
 failed again: the refused object had been deleted).
 """
 

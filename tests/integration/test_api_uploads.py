@@ -111,7 +111,7 @@ def test_row_security_shows_each_user_only_their_rows(rt: Runtime) -> None:
 def test_upload_that_never_arrives_fails_upload_expired(rt: Runtime) -> None:
     _, job_id, _ = _create(rt, "carol", MD)
     time.sleep(1.3)
-    assert rt.documents.sweep() == {"queued": 0, "expired": 1}
+    assert rt.documents.sweep() == {"queued": 0, "expired": 1, "objects_deleted": 0}
     assert _job(rt, job_id) == {"stage": "uploaded", "state": "failed", "error_code": "upload_expired"}
     # A retry waits for a new upload, with a fresh URL and deadline.
     job, upload = rt.documents.retry(job_id, user_id="carol")

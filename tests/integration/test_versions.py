@@ -92,6 +92,7 @@ def test_a_failed_new_version_leaves_the_old_one_serving_and_says_so(
     assert view["state"] == "failed" and view["serving_document_id"] == v1.document.document_id
     [status] = [s for s in runtime.documents.statuses(user_id="bo") if s.state == "failed"]
     assert status.source == "notes.md" and status.error_code == "no_text"
+    assert status.older_version_serving and status.serving_document_id == str(v1.document.document_id)
 
     # Fixing the file makes a third version, which replaces both.
     path.write_text(NEW, encoding="utf-8")
@@ -240,3 +241,21 @@ def test_a_source_name_with_control_characters_is_refused(runtime: Runtime, tmp_
     assert rows(runtime, "SELECT count(*) AS n FROM upload_pipeline.documents WHERE user_id = 'hal'") == [
         {"n": 0}
     ]
+
+
+def test_objects_a_crash_left_queued_are_deleted_by_the_sweep(runtime: Runtime) -> None:
+    """A process that died between deleting rows and deleting their objects left the keys in the
+    outbox: the upload sweep deletes them once they are a minute old, and only those."""
+    for key in ("ivy/raw/gone.md", "ivy/raw/fresh.md"):
+        runtime.storage.put_stream(key, io.BytesIO(b"orphan"))
+    with runtime.pool().connection() as conn:
+        conn.execute(
+            "INSERT INTO upload_pipeline.object_deletions (object_key, queued_at) VALUES"
+            " ('ivy/raw/gone.md', now() - interval '2 minutes'), ('ivy/raw/fresh.md', now())"
+        )
+    assert runtime.documents.sweep()["objects_deleted"] == 1
+    assert runtime.storage.head("ivy/raw/gone.md") is None
+    assert runtime.storage.head("ivy/raw/fresh.md") is not None  # its own transaction may still reap it
+    assert [
+        r["object_key"] for r in rows(runtime, "SELECT object_key FROM upload_pipeline.object_deletions")
+    ] == ["ivy/raw/fresh.md"]

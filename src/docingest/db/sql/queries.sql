@@ -546,12 +546,18 @@ ORDER BY c.document_id, c.ordinal;
 -- name: list_jobs
 -- stalled: working under a lease that expired (its holder died or hung; the next claim takes
 -- it over); lease_left_s: seconds until the lease expires (negative once it has). Both by the
--- database's clock, which set the lease.
+-- database's clock, which set the lease. serving_document_id: the version of the job's source
+-- that answers searches (another one while this version is in flight or failed).
 SELECT j.job_id, j.document_id, d.filename, d.source, d.user_id, d.bytes_len, j.stage, j.state, j.attempts,
        j.retry_count, j.error_code, j.error_message, j.progress, j.control, j.created_at, j.updated_at,
        j.finished_at, j.claimed_by, j.lease_expires_at, j.lost_leases,
        coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
-       extract(epoch FROM j.lease_expires_at - now())::float8 AS lease_left_s
+       extract(epoch FROM j.lease_expires_at - now())::float8 AS lease_left_s,
+       (SELECT v.document_id FROM upload_pipeline.documents v
+        WHERE v.user_id = d.user_id AND v.source = d.source
+          AND EXISTS (SELECT 1 FROM upload_pipeline.upload_jobs vj
+                      WHERE vj.document_id = v.document_id AND vj.state = 'done')
+        ORDER BY v.version_seq DESC LIMIT 1) AS serving_document_id
 FROM upload_pipeline.upload_jobs j
 JOIN upload_pipeline.documents d ON d.document_id = j.document_id
 WHERE (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)

@@ -629,6 +629,17 @@ class InvalidConfiguration(SetupError):
     user_action = "fix or unset the variable the message names (docingest info shows the settings in use)"
 
 
+class EmbeddingGenerationMismatch(SetupError):
+    """A search whose user's index is served by an embedding generation this process cannot
+    embed queries with: refused, never compared across models."""
+
+    error_code = "embedding_generation_mismatch"
+    meaning = "the query embedder is not the model and dimensions of the generation serving the index"
+    user_action = (
+        "configure EMBEDDING_PROVIDER/MODEL/DIMENSIONS as the message names, or finish `docingest reembed`"
+    )
+
+
 class StorageError(DocingestError):
     """A refusal of the local storage service (``/storage/v1``), answered in Supabase
     Storage's error body ``{"statusCode", "error", "code", "message", "error_code"}``.

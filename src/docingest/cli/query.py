@@ -326,6 +326,7 @@ def info(
         ),
         ("jobs", ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()) or "none"),
         ("chunks", str(found.chunks)),
+        *[("embeddings", g["line"]) for g in found.generations],
         ("users with documents", str(found.users)),
     ]
     width = max(len(name) for name, _ in rows)

@@ -14,15 +14,31 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
+from docingest.db.database import Database
+from docingest.db.repository import Repository
 from docingest.domain import Generation, State
+from docingest.services.documents import DocumentService
 
 if TYPE_CHECKING:
-    from docingest.db.database import Database
-    from docingest.db.repository import Repository
-    from docingest.runtime import Runtime
+    from docingest.worker.loop import BaseWorker
+
+
+class ReembedHost(Protocol):
+    """What re-embedding needs of the process (``Runtime`` is one): its database and queries,
+    its documents service, its own generation, and worker slots to run in this process."""
+
+    database: Database
+    repo: Repository
+
+    @property
+    def documents(self) -> DocumentService: ...
+
+    def generation(self) -> Generation: ...
+
+    def worker(self, *, concurrency: int | None = None) -> BaseWorker: ...
 
 
 @dataclass
@@ -104,7 +120,7 @@ class ReembedSummary:
         return asdict(self)
 
 
-def queue(rt: Runtime, *, user_id: str | None = None) -> tuple[Generation, list[UUID]]:
+def queue(rt: ReembedHost, *, user_id: str | None = None) -> tuple[Generation, list[UUID]]:
     """Queue re-embedding jobs into this process's generation (of ``user_id``; None: every
     user); ``(generation, document ids)`` of the jobs queued.
 
@@ -117,7 +133,7 @@ def queue(rt: Runtime, *, user_id: str | None = None) -> tuple[Generation, list[
     return generation, [j["document_id"] for j in jobs]
 
 
-def switch_covered_users(rt: Runtime, generation: Generation, *, user_id: str | None = None) -> int:
+def switch_covered_users(rt: ReembedHost, generation: Generation, *, user_id: str | None = None) -> int:
     """Switch every user (or ``user_id``) not served by ``generation`` whose chunks it covers
     wholly (e.g. their other chunks were deleted meanwhile, or re-embedded by an earlier run
     whose last job failed); returns the users switched."""
@@ -134,7 +150,7 @@ def switch_covered_users(rt: Runtime, generation: Generation, *, user_id: str | 
 
 
 def reembed(
-    rt: Runtime,
+    rt: ReembedHost,
     *,
     user_id: str | None = None,
     concurrency: int | None = None,
@@ -188,7 +204,7 @@ def reembed(
     return summary
 
 
-def _switched_users(rt: Runtime, generation: Generation, user_id: str | None) -> int:
+def _switched_users(rt: ReembedHost, generation: Generation, user_id: str | None) -> int:
     """Users (of ``user_id``) served by ``generation`` now."""
     for c in coverage(rt.database, rt.repo, user_id):
         if c.generation_id == generation.generation_id:

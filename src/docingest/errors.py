@@ -494,9 +494,6 @@ class TooManyActiveJobs(RequestError):
     )
 
 
-
-
-
 class InvalidRequest(RequestError):
     """The request does not match the operation's schema (FastAPI's validation failed).
 
@@ -554,6 +551,7 @@ class QueryTooLong(RequestError, ValueError):
     meaning = "the search query is longer than UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000)"
     user_action = "ask a shorter question: only its first 256 word pieces are embedded anyway"
 
+
 class InvalidSource(RequestError, ValueError):
     """A document's source name refused at registration (``ingest``, ``sync``, ``POST /upload``)."""
 
@@ -562,6 +560,7 @@ class InvalidSource(RequestError, ValueError):
     meaning = "the document's source name is empty, too long or has control characters"
     user_action = "name the source with printable characters, at most 1,024 of them"
 
+
 class InvalidMetadata(RequestError, ValueError):
     """A document's metadata object refused at registration."""
 
@@ -569,6 +568,7 @@ class InvalidMetadata(RequestError, ValueError):
     error_code = "invalid_metadata"
     meaning = "a document's metadata is not an object of scalar values, or is too large"
     user_action = "send an object of at most 64 keys whose values are strings, numbers, booleans, null or lists of those"
+
 
 class SourceConflict(RequestError):
     """Two files of one ``ingest``/``sync`` command map to the same source; nothing was registered."""

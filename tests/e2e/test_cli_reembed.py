@@ -37,7 +37,7 @@ def test_reembed_moves_the_index_to_the_configured_model(db_url: str, tmp_path: 
     assert re.search(
         r"^embeddings +hashing/hashing-bow-v1/512: 12 chunks \(100% covered\), serving 1 user$",
         info.stdout,
-        re.M,
+        re.MULTILINE,
     )
     jobs = json.loads(run_cli(new, "status", "--json").stdout)
     assert (

@@ -144,7 +144,10 @@ def test_documents_ingested_during_a_migration_wait_for_the_switch(
     (extra / "anchors.md").write_text(
         "# Anchors\n\nA kedge anchor is carried out by a boat to move a ship.\n"
     )
-    assert ingest(new, [extra], user_id="ana", concurrency=1, poll_seconds=0.1).complete == 1
+    summary = ingest(new, [extra], user_id="ana", concurrency=1, poll_seconds=0.1)
+    assert summary.complete == 1
+    [warning] = [w["message"] for w in summary.warnings]
+    assert "local/all-MiniLM-L6-v2/384" in warning and "`docingest reembed`" in warning
     hits = new.searcher().search("kedge anchor", user_id="ana", k=5)
     assert "anchors.md" not in {h.source for h in hits}  # served by the old generation still
     summary = reembed(new, user_id="ana", concurrency=1, poll_seconds=0.1)

@@ -919,6 +919,21 @@ class DocumentService:
         self.reap_objects(gone)
         return gone
 
+    def versions_under(self, user_id: str, prefix: str) -> list[dict[str, Any]]:
+        """Every version of the user's sources starting with ``prefix`` (every origin), by
+        source then registration order (``Repository.sources_under``'s rows: ``document_id,
+        source, file_sha256, bytes_len, source_mtime_ns, origin, version_seq, filename,
+        state, error_code``)."""
+        with self.db.connection() as conn:
+            return self.repo.sources_under(conn, user_id=user_id, prefix=prefix)
+
+    def record_source_mtime(self, document_id: UUID, mtime_ns: int) -> None:
+        """Record ``mtime_ns`` as the modification time of the file a version's bytes were
+        read from (``sync`` found the same bytes under a new time: the next one skips the file
+        without reading it)."""
+        with self.db.connection() as conn:
+            self.repo.set_source_mtime(conn, document_id, mtime_ns)
+
     def get_document(self, user_id: str, document_id: UUID) -> dict[str, Any]:
         """The user's document with its latest job (``Repository.get_document_view``'s row).
 

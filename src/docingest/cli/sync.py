@@ -16,6 +16,7 @@ from docingest.cli.app import (
     SourcePrefixOpt,
     UserOpt,
     VerboseOpt,
+    _parse_meta,
     _probe_embedder,
     _runtime,
     _setup_logging,
@@ -100,7 +101,7 @@ def sync(
                         paths,
                         user_id=user,
                         prefix=prefix,
-                        meta=meta,  # a dict: _parse_meta's answer
+                        meta=_parse_meta(meta),
                         concurrency=concurrency,
                         on_progress=on_progress,
                         plan=plan,
@@ -226,7 +227,9 @@ def watch(
             _probe_embedder(rt)
             worker = rt.worker(concurrency=concurrency)
             worker.start()
-            _watch_loop(rt, worker, paths, user=user, prefix=prefix, meta=meta, debounce_ms=debounce_ms)
+            _watch_loop(
+                rt, worker, paths, user=user, prefix=prefix, meta=_parse_meta(meta), debounce_ms=debounce_ms
+            )
         except (FileNotFoundError, SourceConflict) as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(2) from exc

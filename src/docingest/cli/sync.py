@@ -177,10 +177,10 @@ def _print_sync_summary(summary: SyncSummary, plan: SyncPlan, *, as_json: bool) 
         for code, n in sorted(summary.failed_by_code.items()):
             table.add_row(f"failed: {code}", str(n))
         out.print(table)
-        for f in summary.failures:
+        for failure in summary.failures:
             out.print(
-                f"[red]{escape(f['filename'])}[/red] {f['error_code']}: "
-                f"{escape(f['error_message'] or '')} (job {f['job_id']})",
+                f"[red]{escape(failure['filename'])}[/red] {failure['error_code']}: "
+                f"{escape(failure['error_message'] or '')} (job {failure['job_id']})",
                 soft_wrap=True,
                 highlight=False,
             )

@@ -126,10 +126,11 @@ def plan_sync(
         newest[row["source"]] = row
     plan = SyncPlan(prefix=head)
     for path, source in files:
-        row = newest.get(source)
-        if row is None:
+        known = newest.get(source)
+        if known is None:
             plan.add.append(PlannedFile(source, path))
             continue
+        row = known
         planned = PlannedFile(source, path, UUID(str(row["document_id"])), row["state"])
         st = path.stat()
         if st.st_size == row["bytes_len"] and st.st_mtime_ns == row["source_mtime_ns"]:

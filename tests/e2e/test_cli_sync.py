@@ -194,6 +194,7 @@ def test_watch_follows_writes_rewrites_and_deletes_and_catches_up_after_a_stop(
     slow = settings.model_copy(update={"fault_embedding_delay_seconds": 2.0, "lease_seconds": 60.0})
     watch = _Watch(slow, folder)
     try:
+        watch.wait_for(lambda: watch.said("updated", "kept.md") and watch.said("added", "later.md"))
         watch.wait_for(
             lambda: any(
                 r["state"] == "working"
@@ -207,7 +208,6 @@ def test_watch_follows_writes_rewrites_and_deletes_and_catches_up_after_a_stop(
         settings, "SELECT state, lease_expires_at FROM upload_pipeline.upload_jobs WHERE state = 'working'"
     )
     assert held == []  # released, not left leased to a stopped process
-    assert watch.said("updated", "kept.md") and watch.said("added", "later.md"), watch.out
 
     watch = _Watch(settings, folder)
     try:

@@ -288,23 +288,22 @@ def _watch_loop(
 
     def resync() -> None:
         plan = plan_sync(rt, paths, user_id=user, prefix=prefix)
-        registered, deleted = apply_plan(rt, plan, user_id=user, meta=meta)
-        updated = {f.source for f in plan.update}
+        registered, _ = apply_plan(rt, plan, user_id=user, meta=meta, on_change=_say)
         for r in registered:
-            _say("updated" if r.document.source in updated else "added", r.document.source)
             pending[r.document.document_id] = r.document.source
         for f in plan.unchanged:
             if f.document_id is not None and f.state is not None and not State.is_terminal(f.state):
                 pending[f.document_id] = f.source  # an interrupted run's: the slots finish it
-        for source in deleted:
-            _say("deleted", source)
-        if registered or deleted:
+        if plan.changes:
             worker.wake.set()
 
     def report() -> None:
         if not pending:
             return
-        for j in rt.documents.job_rows(document_ids=list(pending)):
+        rows = rt.documents.job_rows(document_ids=list(pending))
+        for gone in set(pending) - {j["document_id"] for j in rows}:
+            del pending[gone]  # a version superseded in flight by a later one (deleted)
+        for j in rows:
             source = pending.get(j["document_id"])
             if source is None or not State.is_terminal(j["state"]):
                 continue

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,27 +186,45 @@ class SyncSummary:
         return asdict(self)
 
 
+#: Called by :func:`apply_plan` after each change: ``("added" | "updated" | "deleted", source)``.
+ChangeFn = Callable[[str, str], None]
+
+
 def apply_plan(
-    rt: IngestHost, plan: SyncPlan, *, user_id: str = "local", meta: dict[str, Any] | None = None
+    rt: IngestHost,
+    plan: SyncPlan,
+    *,
+    user_id: str = "local",
+    meta: dict[str, Any] | None = None,
+    on_change: ChangeFn | None = None,
 ) -> tuple[list[Registered], list[str]]:
     """Carry ``plan`` out, without running any job: register its added and updated files
     (``DocumentService.register_file`` with ``meta``; smallest first, as ``ingest`` does),
     record the new modification time of files unchanged by hash, delete its sources to
-    delete. Returns the registrations and the sources deleted.
+    delete; ``on_change`` hears of each registration and deletion as it is made. Returns the
+    registrations and the sources deleted.
 
     Raises:
         OSError: a file cannot be read (e.g. deleted since the plan; the files before it are
             registered).
     """
     registered: list[Registered] = []
+    updates = {f.source for f in plan.update}
     todo = sorted(plan.add + plan.update, key=lambda f: (_size(f.path), f.source))
     for f in todo:
         assert f.path is not None
         registered.append(rt.documents.register_file(f.path, user_id=user_id, source=f.source, meta=meta))
+        if on_change is not None:
+            on_change("updated" if f.source in updates else "added", f.source)
     for f in plan.unchanged + plan.failed:
         if f.why == "sha256" and f.path is not None and f.document_id is not None:
             rt.documents.record_source_mtime(f.document_id, f.path.stat().st_mtime_ns)
-    deleted = [f.source for f in plan.delete if rt.documents.delete_source(user_id, f.source)]
+    deleted: list[str] = []
+    for f in plan.delete:
+        if rt.documents.delete_source(user_id, f.source):
+            deleted.append(f.source)
+            if on_change is not None:
+                on_change("deleted", f.source)
     return registered, deleted
 
 

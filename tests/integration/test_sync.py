@@ -13,7 +13,7 @@ from docingest.providers.storage import document_keys
 from docingest.runtime import Runtime
 from docingest.services import sync as sync_module
 from docingest.services.ingest import ingest
-from docingest.services.sync import plan_sync, sync
+from docingest.services.sync import apply_plan, plan_sync, sync
 from tests.fixtures import pipeline
 from tests.integration.helpers import rows
 
@@ -183,3 +183,25 @@ def test_a_failed_file_with_the_same_bytes_is_left_and_reported(runtime: Runtime
     fixed = sync(runtime, [folder], user_id="ana")
     assert (fixed.updated, fixed.complete, fixed.failed) == (1, 1, 0)
     assert len(rows(runtime, "SELECT 1 FROM upload_pipeline.documents")) == 1
+
+
+def test_a_file_deleted_between_the_plan_and_its_registration_is_skipped(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "stays.md").write_text(_doc("stays", "otter", 40))
+    (folder / "brief.md").write_text(_doc("brief", "beaver", 40))
+    plan = plan_sync(runtime, [folder], user_id="ana")
+    (folder / "brief.md").unlink()
+    said: list[tuple[str, str]] = []
+    summary = sync(runtime, [folder], user_id="ana", plan=plan)
+    assert (summary.added, summary.complete) == (1, 1)
+    assert [r["source"] for r in rows(runtime, "SELECT source FROM upload_pipeline.documents")] == [
+        "stays.md"
+    ]
+    (folder / "brief.md").write_text(_doc("brief", "beaver", 40))
+    plan = plan_sync(runtime, [folder], user_id="ana")
+    (folder / "brief.md").unlink()
+    apply_plan(runtime, plan, user_id="ana", on_change=lambda verb, source: said.append((verb, source)))
+    assert said == [("vanished", "brief.md")]

@@ -320,6 +320,8 @@ def _watch_loop(
         highlight=False,
         soft_wrap=True,
     )
+    from docingest.errors import DocingestError
+
     for changes in watchfiles.watch(
         *paths,
         watch_filter=visible,
@@ -329,5 +331,8 @@ def _watch_loop(
         yield_on_timeout=True,
     ):
         if changes:
-            resync()
+            try:
+                resync()
+            except (OSError, SourceConflict, DocingestError) as exc:  # the next change retries
+                console.print(f"[red]error:[/red] {escape(str(exc))}; still watching", soft_wrap=True)
         report()

@@ -126,6 +126,7 @@ def plan_sync(
     for row in rt.documents.versions_under(user_id, head):  # by source, then version order
         newest[row["source"]] = row
     plan = SyncPlan(prefix=head)
+    mapped = {source for _, source in files}
     for path, source in files:
         known = newest.get(source)
         if known is None:
@@ -133,7 +134,11 @@ def plan_sync(
             continue
         row = known
         planned = PlannedFile(source, path, UUID(str(row["document_id"])), row["state"])
-        st = path.stat()
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # deleted since it was listed: as if it had not been
+            mapped.discard(source)
+            continue
         if st.st_size == row["bytes_len"] and st.st_mtime_ns == row["source_mtime_ns"]:
             planned.why = "size+mtime"
         elif st.st_size == row["bytes_len"]:
@@ -147,7 +152,6 @@ def plan_sync(
             plan.failed.append(planned)
         else:
             plan.unchanged.append(planned)
-    mapped = {source for _, source in files}
     plan.delete = [
         PlannedFile(source, None, UUID(str(row["document_id"])), row["state"])
         for source, row in sorted(newest.items())
@@ -186,7 +190,8 @@ class SyncSummary:
         return asdict(self)
 
 
-#: Called by :func:`apply_plan` after each change: ``("added" | "updated" | "deleted", source)``.
+#: Called by :func:`apply_plan` after each change: ``("added" | "updated" | "deleted" |
+#: "vanished", source)`` (``vanished``: a file to register was deleted since the plan).
 ChangeFn = Callable[[str, str], None]
 
 
@@ -204,16 +209,22 @@ def apply_plan(
     delete; ``on_change`` hears of each registration and deletion as it is made. Returns the
     registrations and the sources deleted.
 
+    A file deleted since the plan is skipped (``on_change("vanished", source)``).
+
     Raises:
-        OSError: a file cannot be read (e.g. deleted since the plan; the files before it are
-            registered).
+        OSError: a file cannot be read (the files before it are registered).
     """
     registered: list[Registered] = []
     updates = {f.source for f in plan.update}
     todo = sorted(plan.add + plan.update, key=lambda f: (_size(f.path), f.source))
     for f in todo:
         assert f.path is not None
-        registered.append(rt.documents.register_file(f.path, user_id=user_id, source=f.source, meta=meta))
+        try:
+            registered.append(rt.documents.register_file(f.path, user_id=user_id, source=f.source, meta=meta))
+        except FileNotFoundError:  # deleted since the plan: the next sync deletes its source
+            if on_change is not None:
+                on_change("vanished", f.source)
+            continue
         if on_change is not None:
             on_change("updated" if f.source in updates else "added", f.source)
     for f in plan.unchanged + plan.failed:
@@ -289,9 +300,10 @@ def sync(
         )
     stats = rt.documents.document_stats(ids) if ids else []
     failed = [j for j in latest.values() if j["state"] == State.FAILED.value]
+    stored = {r.document.source for r in registered}  # less files deleted since the plan
     summary = SyncSummary(
-        added=len(plan.add),
-        updated=len(plan.update),
+        added=sum(f.source in stored for f in plan.add),
+        updated=sum(f.source in stored for f in plan.update),
         unchanged=len(plan.unchanged),
         deleted=len(deleted),
         complete=sum(j["state"] == State.DONE.value for j in latest.values()),

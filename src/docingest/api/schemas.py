@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from docingest.domain import Document, Job
 from docingest.providers.storage import SignedUpload
@@ -16,6 +26,7 @@ from docingest.services.documents import (
     MAX_META_KEYS,
     MAX_SOURCE_CHARS,
     MIME_EXTENSIONS,
+    NAME_PATTERN,
     check_meta,
     display_filename,
 )
@@ -51,6 +62,29 @@ class ValidationErrorPublic(ErrorPublic):
 
 
 # --- uploads -----------------------------------------------------------------------
+#: A metadata key: 1 to 128 characters, not blank, no control characters.
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_META_KEY_CHARS, pattern=NAME_PATTERN)]
+#: A metadata value: a JSON scalar, or a list of them.
+MetaScalar = StrictStr | StrictInt | StrictFloat | StrictBool | None
+MetaValue = MetaScalar | list[MetaScalar]
+_SCALAR_SCHEMAS: list[dict[str, Any]] = [{"type": t} for t in ("string", "number", "boolean", "null")]
+#: The metadata object, its JSON Schema written out: pydantic's puts the key pattern in
+#: ``patternProperties`` and lets other keys through, which the validator then refuses.
+MetaObject = Annotated[
+    dict[MetaKey, MetaValue],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_META_KEYS,
+            "propertyNames": {"minLength": 1, "maxLength": MAX_META_KEY_CHARS, "pattern": NAME_PATTERN},
+            "additionalProperties": {
+                "anyOf": [*_SCALAR_SCHEMAS, {"type": "array", "items": {"anyOf": _SCALAR_SCHEMAS}}]
+            },
+        }
+    ),
+]
+
+
 class UploadCreate(BaseModel):
     """What the client declares about the file it will upload."""
 
@@ -78,13 +112,15 @@ class UploadCreate(BaseModel):
         None,
         min_length=1,
         max_length=MAX_SOURCE_CHARS,
+        pattern=NAME_PATTERN,
         description="what this document is a version of (a path, a URL, your own id): the same "
         "bytes under one source are one document (200), new bytes a new version that replaces "
         "the one serving searches when it completes; omitted: a new source of its own (the "
-        "document's id). Printable characters only (else 422 invalid_source)",
+        "document's id). Not blank, no control characters (else 422 invalid_request)",
     )
-    meta: dict[str, Any] | None = Field(
+    meta: MetaObject | None = Field(
         None,
+        max_length=MAX_META_KEYS,
         description="your metadata object, which search filters on (meta.KEY=VALUE): at most "
         f"{MAX_META_KEYS} keys of at most {MAX_META_KEY_CHARS} characters, values strings, "
         f"numbers, booleans, null or lists of those, {MAX_META_BYTES} bytes of JSON in all",

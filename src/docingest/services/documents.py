@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import re
 import threading
 import unicodedata
 import uuid
@@ -59,6 +60,7 @@ from docingest.stages.metadata import (  # noqa: F401  # the API and CLI import 
     MAX_META_BYTES,
     MAX_META_KEY_CHARS,
     MAX_META_KEYS,
+    NAME_PATTERN,
     check_meta,
     meta_defaults,
 )
@@ -123,25 +125,22 @@ MAX_SOURCE_CHARS = 1024
 
 
 def check_source(source: str) -> str:
-    """``source`` as stored: NFC, checked.
+    """``source`` as stored: checked, then NFC.
 
     Raises:
-        InvalidSource: empty or blank, over :data:`MAX_SOURCE_CHARS` characters, or holding
-            control characters or lone surrogates.
+        InvalidSource: blank, over :data:`MAX_SOURCE_CHARS` characters, or holding control
+            characters (Unicode Cc) or lone surrogates (:data:`NAME_PATTERN`, the API schema's).
     """
-    source = unicodedata.normalize("NFC", source)
-    if not source.strip():
-        raise InvalidSource("the source is empty: name the document's origin, e.g. its path")
     if len(source) > MAX_SOURCE_CHARS:
         raise InvalidSource(
             f"the source has {len(source)} characters; at most {MAX_SOURCE_CHARS} are accepted"
         )
-    bad = next(
-        (ch for ch in source if not ch.isprintable() and ch != " " or "\ud800" <= ch <= "\udfff"), None
-    )
-    if bad is not None:
+    if not re.match(NAME_PATTERN, source):
+        bad = next((ch for ch in source if unicodedata.category(ch) in ("Cc", "Cs")), None)
+        if bad is None:
+            raise InvalidSource("the source is empty or blank: name the document's origin, e.g. its path")
         raise InvalidSource(f"the source {source!r} holds the control character {bad!r}; remove it")
-    return source
+    return unicodedata.normalize("NFC", source)
 
 
 def shown_name(source: str, document_id: object, filename: str) -> str:

@@ -5,11 +5,17 @@ users and the stages that add front matter."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from docingest.errors import InvalidMetadata
 
 #: Limits of a document's metadata object (:func:`check_meta`).
+#: One character that is neither a control character (Unicode Cc) nor whitespace
+#: (``str.isspace``), as a regular expression class (Python's, pydantic's and JSON Schema's).
+SIGNIFICANT_CHAR = r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+#: A name: no control characters, and not blank (the API schema's ``pattern``).
+NAME_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*" + SIGNIFICANT_CHAR + r"[^\u0000-\u001f\u007f-\u009f]*$"
 MAX_META_KEYS = 64
 MAX_META_KEY_CHARS = 128
 MAX_META_BYTES = 16_384
@@ -30,8 +36,11 @@ def check_meta(meta: Any) -> dict[str, Any]:
         raise InvalidMetadata(f"metadata has {len(meta)} keys; at most {MAX_META_KEYS} are accepted")
     scalar = (str, int, float, bool, type(None))
     for key, value in meta.items():
-        if not isinstance(key, str) or not key.strip() or len(key) > MAX_META_KEY_CHARS:
-            raise InvalidMetadata(f"metadata key {key!r} must be 1 to {MAX_META_KEY_CHARS} characters")
+        if not isinstance(key, str) or len(key) > MAX_META_KEY_CHARS or not re.match(NAME_PATTERN, key):
+            raise InvalidMetadata(
+                f"metadata key {key!r} must be 1 to {MAX_META_KEY_CHARS} characters, not blank, "
+                "without control characters"
+            )
         if isinstance(value, list):
             if not all(isinstance(v, scalar) for v in value):
                 raise InvalidMetadata(
@@ -41,7 +50,12 @@ def check_meta(meta: Any) -> dict[str, Any]:
             raise InvalidMetadata(
                 f"metadata {key!r}: a value is a string, number, boolean, null or a list of those"
             )
-    size = len(json.dumps(meta, ensure_ascii=False).encode())
+    try:
+        size = len(json.dumps(meta, ensure_ascii=False).encode())
+    except UnicodeEncodeError as exc:  # a lone surrogate: not text UTF-8 can hold
+        raise InvalidMetadata(
+            f"metadata holds a lone surrogate ({exc.object[exc.start : exc.end]!r}); remove it"
+        ) from exc
     if size > MAX_META_BYTES:
         raise InvalidMetadata(f"metadata is {size} bytes of JSON; at most {MAX_META_BYTES} are accepted")
     return meta

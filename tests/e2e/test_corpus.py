@@ -127,10 +127,13 @@ def test_every_chunk_fits_the_model_and_all_text_is_embedded(corpus: dict[str, A
 def test_second_ingest_is_a_no_op(corpus: dict[str, Any]) -> None:
     rt: Runtime = corpus["runtime"]
     jobs_before = rows(rt, "SELECT count(*) n FROM upload_pipeline.upload_jobs")[0]["n"]
-    proc = cli(corpus["settings"], "ingest", str(DOCS / "md"), str(DOCS / "txt"), "--json")
+    # A subfolder of the root ingested before, named with the prefix its files had then (their
+    # sources are "md/installation.md", ...): the same sources and bytes, nothing to do.
+    proc = cli(corpus["settings"], "ingest", str(DOCS / "md"), "--source-prefix", "md", "--json")
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
-    assert s["new"] == 0 and s["duplicates"] == s["documents"] == s["complete"] == 12
+    md_files = len(list((DOCS / "md").iterdir()))
+    assert s["new"] == s["updated"] == 0 and s["duplicates"] == s["documents"] == s["complete"] == md_files
     assert rows(rt, "SELECT count(*) n FROM upload_pipeline.upload_jobs")[0]["n"] == jobs_before
 
 

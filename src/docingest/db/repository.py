@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -49,6 +49,27 @@ def _one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None
 
 def _all(conn: Conn, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = conn.execute(queries()[name], params).fetchall()
+    return rows
+
+
+#: pgvector's largest ``hnsw.ef_search``: the candidate list of a filtered HNSW scan, so that the
+#: filter, applied to the candidates afterwards, leaves as many of them as it can.
+FILTERED_EF_SEARCH = 1000
+
+
+@cache
+def _filtered(name: str) -> str:
+    """Query ``name`` after ``WITH matching AS (matching_documents)`` (fixed text only)."""
+    return f"WITH matching AS (\n{queries()['matching_documents'].strip().rstrip(';')}\n)\n{queries()[name]}"
+
+
+def _filtered_one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = conn.execute(_filtered(name), params).fetchone()
+    return row
+
+
+def _filtered_all(conn: Conn, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = conn.execute(_filtered(name), params).fetchall()
     return rows
 
 
@@ -591,6 +612,7 @@ class Repository:
         limit: int,
         ef_search: int = 100,
         exact_max_chunks: int = 20_000,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """The user's ``limit`` nearest chunks by cosine, nearest first (``score`` = similarity).
 
@@ -601,8 +623,17 @@ class Repository:
         larger one through HNSW for the chunks in the index and exactly for those left out of
         it (see :meth:`finalize_document`), and wholly exactly when HNSW brings back fewer rows
         than asked for.
+
+        ``filter``: the parameters of ``matching_documents``
+        (:meth:`SearchFilter.sql_params <docingest.services.filters.SearchFilter.sql_params>`),
+        or None for all the user's chunks. With one, the same rule applies to the matching
+        documents' chunks: at most ``exact_max_chunks`` of them are ranked exactly (read by
+        document); more go through HNSW with the filter on its candidates and ``ef_search``
+        raised to :data:`FILTERED_EF_SEARCH`, and exactly when that brings back too few.
         """
         params = {"user_id": user_id, "embedding": embedding, "limit": limit}
+        if filter is not None:
+            return self._search_vector_filtered(conn, {**params, **filter}, ef_search, exact_max_chunks)
         counted = _one(conn, "user_chunk_count", {"user_id": user_id, "cap": exact_max_chunks})
         mine = int(counted["n"]) if counted is not None else 0
         if mine <= exact_max_chunks:
@@ -615,17 +646,39 @@ class Repository:
         rows.sort(key=lambda r: (-r["score"], str(r["chunk_id"])))
         return rows[:limit]
 
+    def _search_vector_filtered(
+        self, conn: Conn, params: dict[str, Any], ef_search: int, exact_max_chunks: int
+    ) -> list[dict[str, Any]]:
+        counted = _filtered_one(conn, "filtered_chunk_count", {**params, "cap": exact_max_chunks})
+        matching = int(counted["n"]) if counted is not None else 0
+        if matching <= exact_max_chunks:
+            return _filtered_all(conn, "search_vector_exact_filtered", params)
+        conn.execute(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), FILTERED_EF_SEARCH)}")
+        rows = _filtered_all(conn, "search_vector_filtered", params)
+        if len(rows) < params["limit"]:  # the filter left too few of HNSW's candidates
+            return _filtered_all(conn, "search_vector_exact_filtered", params)
+        rows += _filtered_all(conn, "search_vector_unindexed_filtered", params)
+        rows.sort(key=lambda r: (-r["score"], str(r["chunk_id"])))
+        return rows[: params["limit"]]
+
     def search_fulltext(
-        self, conn: Conn, *, user_id: str, query: str, embedding: np.ndarray, limit: int
+        self,
+        conn: Conn,
+        *,
+        user_id: str,
+        query: str,
+        embedding: np.ndarray,
+        limit: int,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """The user's chunks holding any word of ``query`` (its English lexemes, OR-ed), best
         full-text rank first (``ts_rank_cd``; a chunk's context weighs most); each row's
-        ``score`` is its cosine similarity to ``embedding``."""
-        return _all(
-            conn,
-            "search_fulltext",
-            {"user_id": user_id, "query": query, "embedding": embedding, "limit": limit},
-        )
+        ``score`` is its cosine similarity to ``embedding``. ``filter``: as :meth:`search_vector`'s
+        (the matching documents' chunks only)."""
+        params = {"user_id": user_id, "query": query, "embedding": embedding, "limit": limit}
+        if filter is not None:
+            return _filtered_all(conn, "search_fulltext_filtered", {**params, **filter})
+        return _all(conn, "search_fulltext", params)
 
     def chunk_windows(
         self, conn: Conn, *, user_id: str, windows: Sequence[tuple[UUID, int, int]]

@@ -16,6 +16,7 @@ from docingest.domain import MAX_CONTEXT, Mode
 from docingest.errors import InvalidRequest, QueryTooLong
 from docingest.providers.embedding import Embedder
 from docingest.services.documents import shown_name
+from docingest.services.filters import SearchFilter
 from docingest.settings import Settings
 
 DEFAULT_MODE: Mode = "hybrid"
@@ -370,6 +371,7 @@ class Searcher:
         mode: Mode = DEFAULT_MODE,
         min_score: float | None = None,
         context: int = 0,
+        filter: SearchFilter | None = None,
     ) -> list[SearchHit]:
         """The ``k`` best chunks of ``user_id`` for ``query``, best first.
 
@@ -383,6 +385,12 @@ class Searcher:
         best-ranked hit of each passage and ``passage_rank`` on all of them
         (:func:`attach_passages`): one more query for all the hits, in the search's transaction
         (under row security when the searcher has it).
+
+        With ``filter`` (:class:`~docingest.services.filters.SearchFilter`), only the chunks of
+        the user's documents it matches are ranked, in both legs, and the ``k`` best of those
+        come back: the same answer as ranking the matching chunks alone (see
+        :meth:`Repository.search_vector <docingest.db.repository.Repository.search_vector>`).
+        An empty filter is no filter.
 
         Raises:
             InvalidRequest: an empty (blank) query (``invalid_request``, as the API answers it).
@@ -405,6 +413,7 @@ class Searcher:
             raise ValueError("min_score is a cosine similarity: between -1 and 1")
         if not 0 <= context <= MAX_CONTEXT:
             raise ValueError(f"context must be between 0 and {MAX_CONTEXT} chunks")
+        where = None if filter is None or filter.empty else filter.sql_params()
         vector = self.embed_query(query)
         n = max(k, self.candidates) if mode == "hybrid" else k
         transaction = self.db.user_transaction(user_id) if self.row_security else self.db.transaction()
@@ -416,9 +425,12 @@ class Searcher:
                 limit=n,
                 ef_search=max(self.config.ef_search, n),
                 exact_max_chunks=self.config.exact_max_chunks,
+                filter=where,
             )
             text_rows = (
-                self.repo.search_fulltext(conn, user_id=user_id, query=query, embedding=vector, limit=n)
+                self.repo.search_fulltext(
+                    conn, user_id=user_id, query=query, embedding=vector, limit=n, filter=where
+                )
                 if mode == "hybrid"
                 else []
             )

@@ -6,11 +6,8 @@ its exact fallback), with the hashing and the local embedder."""
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import numpy as np
@@ -23,106 +20,9 @@ from docingest.services.filters import SearchFilter
 from docingest.services.search import Searcher, reciprocal_rank_fusion
 from tests.conftest import make_settings
 from tests.fixtures.chunks import insert_chunks, unit
+from tests.fixtures.filtered import BASE, DIM, Row, analyze, brute_force, make_corpus, matches
 
 pytestmark = pytest.mark.integration
-DIM = 384
-BASE = datetime(2024, 1, 1, tzinfo=UTC)
-USERS = ("alice", "bob", "carol")
-ROOTS = ("notes", "notes_old", "notesXold", "papers")
-YEARS: tuple[Any, ...] = (2023, "2024", 2024, [2022, "2024"], None, 2024.5)
-DRAFTS: tuple[Any, ...] = (True, False, "false")
-MIMES = ("text/plain", "application/pdf", "text/markdown")
-WORDS = ("alpha", "beta", "gamma", "delta", "kappa", "sigma")
-
-
-@dataclasses.dataclass
-class Row:
-    chunk_id: UUID
-    document_id: UUID
-    user: str
-    source: str
-    meta: dict[str, Any]
-    mime: str
-    created_at: datetime
-    vector: np.ndarray
-
-
-def _text_form(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def matches(row: Row, f: SearchFilter) -> bool:
-    """``f`` applied to one row, in Python (the reference the SQL is checked against)."""
-    if f.source_prefix is not None and not row.source.startswith(f.source_prefix):
-        return False
-    if f.document_ids is not None and row.document_id not in f.document_ids:
-        return False
-    if f.mime is not None and row.mime not in f.mime:
-        return False
-    if f.created_after is not None and row.created_at < f.created_after:
-        return False
-    if f.created_before is not None and row.created_at >= f.created_before:
-        return False
-    for key, wanted in f.meta.items():
-        value = row.meta.get(key)
-        values = value if isinstance(value, list) else [value]
-        if not any(v is not None and _text_form(v) in wanted for v in values):
-            return False
-    return True
-
-
-def brute_force(rows: list[Row], user: str, f: SearchFilter, query: np.ndarray, n: int) -> list[UUID]:
-    """The ``n`` best matching chunks of ``user`` by cosine (ties: chunk id), by numpy."""
-    mine = [r for r in rows if r.user == user and matches(r, f)]
-    if not mine:
-        return []
-    scores = np.stack([r.vector for r in mine]) @ query
-    order = sorted(range(len(mine)), key=lambda i: (-float(scores[i]), str(mine[i].chunk_id)))
-    return [mine[i].chunk_id for i in order[:n]]
-
-
-def make_corpus(rt: Runtime, vectors: Iterator[np.ndarray], *, docs: int, chunks: int) -> list[Row]:
-    """``docs`` documents of each user, ``chunks`` chunks each, with varied source, metadata,
-    MIME type and creation time; the chunks' vectors drawn from ``vectors``."""
-    rows: list[Row] = []
-    for u, user in enumerate(USERS):
-        for i in range(docs):
-            source = f"{ROOTS[i % len(ROOTS)]}/d{i}.md"
-            meta: dict[str, Any] = {"team": "ab"[(i // 2) % 2], "draft": DRAFTS[i % len(DRAFTS)]}
-            if YEARS[(i + u) % len(YEARS)] is not None:
-                meta["year"] = YEARS[(i + u) % len(YEARS)]
-            mime = MIMES[(i // 3) % len(MIMES)]
-            created = BASE + timedelta(days=i)
-            block = np.stack([next(vectors) for _ in range(chunks)])
-            texts = [
-                f"{WORDS[(i + j) % len(WORDS)]} {WORDS[(i * j) % len(WORDS)]} {user} {i} {j}"
-                for j in range(chunks)
-            ]
-            ids = insert_chunks(
-                rt, user, block, source=source, meta=meta, mime=mime, created_at=created, texts=texts
-            )
-            document_id = _document_of(rt, ids[0])
-            rows += [
-                Row(cid, document_id, user, source, meta, mime, created, vec)
-                for cid, vec in zip(ids, block, strict=True)
-            ]
-    _analyze(rt)
-    return rows
-
-
-def _analyze(rt: Runtime) -> None:
-    """Fresh planner statistics, as a served database has (autovacuum's): the plans tested."""
-    with rt.pool().connection() as conn:
-        conn.execute("ANALYZE upload_pipeline.documents, upload_pipeline.document_chunks")
-
-
-def _document_of(rt: Runtime, chunk_id: UUID) -> UUID:
-    with rt.pool().connection() as conn:
-        row = conn.execute(
-            "SELECT document_id FROM upload_pipeline.document_chunks WHERE chunk_id = %s", (chunk_id,)
-        ).fetchone()
-    assert row is not None
-    return UUID(str(row["document_id"]))
 
 
 def filters(rows: list[Row]) -> dict[str, SearchFilter]:
@@ -214,7 +114,7 @@ def test_a_selective_filter_over_a_crowded_index_falls_back_to_the_exact_answer(
     vector = searcher.embed_query(query)
     rng = np.random.default_rng(5)
     insert_chunks(runtime, "crowd", unit(vector + 0.3 * rng.normal(size=(1500, DIM)) / np.sqrt(DIM)))
-    _analyze(runtime)
+    analyze(runtime)
     f = SearchFilter.build(source_prefix="papers/")
     expected = brute_force(corpus, "alice", f, vector, 8)
     with runtime.database.transaction() as conn:

@@ -41,11 +41,16 @@ def text_form(value: Any) -> str:
     ``true``/``false``, a number as JSON writes it.
 
     Raises:
-        InvalidFilter: null, a non-finite number, or a value that is not a scalar.
+        InvalidFilter: null, a non-finite number, a string over :data:`MAX_FILTER_CHARS`
+            characters or holding NUL, or a value that is not a scalar.
     """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        if "\x00" in value or len(value) > MAX_FILTER_CHARS:
+            raise InvalidFilter(
+                f"a metadata filter value is at most {MAX_FILTER_CHARS} characters, without NUL"
+            )
         return value
     if isinstance(value, int):
         return str(value)
@@ -151,7 +156,7 @@ class SearchFilter:
             if len(meta) > MAX_FILTER_KEYS:
                 raise InvalidFilter(f"the filter names {len(meta)} metadata keys; at most {MAX_FILTER_KEYS}")
             for key, raw in meta.items():
-                if not isinstance(key, str) or not key.strip() or len(key) > MAX_FILTER_CHARS:
+                if not isinstance(key, str) or not key or len(key) > MAX_FILTER_CHARS or "\x00" in key:
                     raise InvalidFilter(f"a metadata key is 1 to {MAX_FILTER_CHARS} characters, not {key!r}")
                 forms = [text_form(v) for v in _values(raw, f"metadata {key!r}")]
                 checked[key] = tuple(dict.fromkeys(forms))
@@ -194,7 +199,8 @@ class SearchFilter:
 
 def parse_where(items: Iterable[str]) -> dict[str, list[str]]:
     """``key=value`` strings (``--where``, the API's ``where``) as ``{key: [values]}``: the same
-    key twice is ``in`` (either value). The key is stripped; the value kept as written.
+    key twice is ``in`` (either value). The key is what comes before the first ``=``, the value
+    what follows it, both as written.
 
     Raises:
         InvalidFilter: an item without ``=`` or with an empty key.
@@ -202,7 +208,7 @@ def parse_where(items: Iterable[str]) -> dict[str, list[str]]:
     meta: dict[str, list[str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        if not sep or not key:
             raise InvalidFilter(f"{item!r}: write key=value (a metadata key, then = and the value)")
-        meta.setdefault(key.strip(), []).append(value)
+        meta.setdefault(key, []).append(value)
     return meta

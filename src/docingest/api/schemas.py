@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from docingest.domain import MAX_CONTEXT, Document, Job
 from docingest.providers.storage import SignedUpload
@@ -346,6 +358,23 @@ def asked(q: str) -> str:
     return query
 
 
+#: RFC 3339's date-time (JSON Schema's ``format: date-time``): a date, ``T``, a time and an offset.
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: Any) -> Any:
+    """A time as RFC 3339 writes it, or refused (pydantic alone would take a number as Unix
+    seconds, or a time without an offset, which the schema's ``date-time`` does not allow)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
+        raise ValueError("a time is an RFC 3339 date-time with an offset, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+#: A filter's time bound: RFC 3339 (``2024-05-01T12:00:00Z``), timezone-aware.
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+
 #: A filter's text value: 1 to 1,024 characters, no NUL (PostgreSQL text cannot hold one).
 FilterText = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_FILTER_CHARS, pattern="^[^\\u0000]+$")
@@ -353,9 +382,9 @@ FilterText = Annotated[
 #: A metadata value compared by text form (services/filters.py): a string, a finite number, a boolean.
 MetaScalar = (
     Annotated[str, StringConstraints(max_length=MAX_FILTER_CHARS, pattern="^[^\\u0000]*$")]
-    | bool
-    | int
-    | Annotated[float, Field(allow_inf_nan=False)]
+    | StrictBool
+    | StrictInt
+    | Annotated[float, Strict(), Field(allow_inf_nan=False)]
 )
 
 
@@ -395,10 +424,10 @@ class SearchFilterCreate(BaseModel):
     mime: Annotated[list[FilterText], Field(min_length=1, max_length=MAX_FILTER_VALUES)] | None = Field(
         None, description="the document's MIME type is one of these"
     )
-    created_after: datetime | None = Field(None, description="registered at or after this time")
-    created_before: datetime | None = Field(None, description="registered before this time")
-    updated_after: datetime | None = Field(None, description="last updated at or after this time")
-    updated_before: datetime | None = Field(None, description="last updated before this time")
+    created_after: Timestamp | None = Field(None, description="registered at or after this time")
+    created_before: Timestamp | None = Field(None, description="registered before this time")
+    updated_after: Timestamp | None = Field(None, description="last updated at or after this time")
+    updated_before: Timestamp | None = Field(None, description="last updated before this time")
 
     def to_filter(self) -> SearchFilter:
         """The service's filter (checked again there: :meth:`SearchFilter.build`)."""

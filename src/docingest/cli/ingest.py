@@ -20,6 +20,7 @@ from docingest.cli.app import (
     SourcePrefixOpt,
     UserOpt,
     VerboseOpt,
+    _parse_meta,
     _probe_embedder,
     _runtime,
     _setup_logging,
@@ -138,7 +139,7 @@ def ingest(
             as_json=as_json,
             stop=stop,
             prefix=prefix,
-            meta=meta,  # a dict: _parse_meta's answer
+            meta=_parse_meta(meta),
         )
     _print_ingest_summary(summary, paths, as_json=as_json, settings=rt.settings)
 

@@ -4,7 +4,6 @@ their neighbours, optionally of the documents a filter matches only."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -19,6 +18,7 @@ from docingest.api.schemas import (
     SearchCreate,
     SearchHitPublic,
     SearchPublic,
+    Timestamp,
     asked,
 )
 from docingest.domain import MAX_CONTEXT, Mode
@@ -112,16 +112,16 @@ def search(
         Query(max_length=MAX_FILTER_VALUES, description="only documents of this MIME type (repeatable)"),
     ] = None,
     created_after: Annotated[
-        datetime | None, Query(description="only documents registered at or after this")
+        Timestamp | None, Query(description="only documents registered at or after this")
     ] = None,
     created_before: Annotated[
-        datetime | None, Query(description="only documents registered before this")
+        Timestamp | None, Query(description="only documents registered before this")
     ] = None,
     updated_after: Annotated[
-        datetime | None, Query(description="only documents updated at or after this")
+        Timestamp | None, Query(description="only documents updated at or after this")
     ] = None,
     updated_before: Annotated[
-        datetime | None, Query(description="only documents updated before this")
+        Timestamp | None, Query(description="only documents updated before this")
     ] = None,
 ) -> SearchPublic:
     """The ``k`` best chunks of your documents for ``q``, with document, page, cosine ``score``,

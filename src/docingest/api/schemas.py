@@ -16,6 +16,7 @@ from pydantic import (
     Strict,
     StrictBool,
     StrictInt,
+    StrictStr,
     StringConstraints,
     field_validator,
 )
@@ -443,26 +444,34 @@ class SearchFilterCreate(BaseModel):
         )
 
 
+def _number(value: Any) -> Any:
+    """A JSON number, not a boolean (which a strict float still takes as 0 or 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a number, not true or false")  # noqa: TRY004 (pydantic wants ValueError)
+    return value
+
+
 class SearchCreate(BaseModel):
     """``POST /search``: ``GET /search``'s parameters, and a ``filter``, as a JSON body."""
 
     model_config = ConfigDict(extra="forbid")
 
-    q: Annotated[str, AfterValidator(asked)] = Field(
+    q: Annotated[StrictStr, AfterValidator(asked)] = Field(
         json_schema_extra={"pattern": QUERY_PATTERN},
         description="the question: at least one character that is not whitespace (else 422 "
         "invalid_request); over UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000) characters once "
         "surrounding whitespace is removed: 422 query_too_long",
     )
-    k: int = Field(5, ge=1, le=100, description="results to return")
+    # strict numbers and text: a JSON body's true, "5" or 5.0 is not a k (the schema says integer)
+    k: StrictInt = Field(5, ge=1, le=100, description="results to return")
     mode: Literal["vector", "hybrid"] = "hybrid"
-    min_score: float | None = Field(
+    min_score: Annotated[float, Strict(), BeforeValidator(_number)] | None = Field(
         None,
         ge=-1,
         le=1,
         description="drop hits whose cosine score is below this (fewer than k may come back)",
     )
-    context: int = Field(
+    context: StrictInt = Field(
         0,
         ge=0,
         le=MAX_CONTEXT,

@@ -445,10 +445,22 @@ class SearchFilterCreate(BaseModel):
 
 
 def _number(value: Any) -> Any:
-    """A JSON number, not a boolean (which a strict float still takes as 0 or 1)."""
-    if isinstance(value, bool):
-        raise ValueError("a number, not true or false")  # noqa: TRY004 (pydantic wants ValueError)
+    """A JSON number as JSON Schema reads it: not a boolean or a string (which pydantic's lax
+    mode would take as 0/1 or parse)."""
+    if isinstance(value, bool | str):
+        raise ValueError("a number, not a boolean or a string")  # noqa: TRY004 (pydantic wants ValueError)
     return value
+
+
+def _integer(value: Any) -> Any:
+    """A JSON Schema integer: an integral number (``92.0`` too), not a boolean or a string."""
+    value = _number(value)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: A body's number and integer, as its JSON Schema says (``type: number`` / ``type: integer``).
+JsonNumber = Annotated[float, BeforeValidator(_number)]
+JsonInteger = Annotated[int, BeforeValidator(_integer)]
 
 
 class SearchCreate(BaseModel):
@@ -462,16 +474,16 @@ class SearchCreate(BaseModel):
         "invalid_request); over UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000) characters once "
         "surrounding whitespace is removed: 422 query_too_long",
     )
-    # strict numbers and text: a JSON body's true, "5" or 5.0 is not a k (the schema says integer)
-    k: StrictInt = Field(5, ge=1, le=100, description="results to return")
+    # numbers as the schema has them: true or "5" is not a k, 5.0 is (JSON Schema's integer)
+    k: JsonInteger = Field(5, ge=1, le=100, description="results to return")
     mode: Literal["vector", "hybrid"] = "hybrid"
-    min_score: Annotated[float, Strict(), BeforeValidator(_number)] | None = Field(
+    min_score: JsonNumber | None = Field(
         None,
         ge=-1,
         le=1,
         description="drop hits whose cosine score is below this (fewer than k may come back)",
     )
-    context: StrictInt = Field(
+    context: JsonInteger = Field(
         0,
         ge=0,
         le=MAX_CONTEXT,

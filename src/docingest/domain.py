@@ -138,6 +138,8 @@ class JobControl(_ProgressFields):
         llamaparse_last_job_id: the LlamaParse job that last failed, was cancelled or timed out.
         last_error_code: ``error_code`` of the transient failure that made the job ``retryable``
             (written by ``retry_job_later``).
+        reembed_generation: a re-embedding job's target: the ``generation_id`` its document's
+            chunks are embedded into (``embedding_generations``).
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -150,6 +152,7 @@ class JobControl(_ProgressFields):
     llamaparse_polls: int | None = None
     llamaparse_last_job_id: str | None = None
     last_error_code: str | None = None
+    reembed_generation: int | None = None
 
 
 class JobProgress(_ProgressFields):
@@ -269,6 +272,10 @@ class Job:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     finished_at: datetime | None = None
+    #: ``ingest`` (a document through the ten stages) or ``reembed`` (a stored document's
+    #: chunks embedded again by another generation: stages ``embedding_in_progress`` ->
+    #: ``embeddings_stored`` -> ``complete``)
+    kind: str = "ingest"
 
     def stalled(self, now: datetime) -> bool:
         """True when the job is ``working`` under a lease that expired before ``now`` (an aware
@@ -325,6 +332,33 @@ class Document:
         """Build from a dict row (extra keys are ignored)."""
         names = cls.__dataclass_fields__.keys()
         return cls(**{k: row[k] for k in names if k in row})
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A row of ``upload_pipeline.embedding_generations``: what made a set of vectors.
+
+    Attributes:
+        generation_id: its id (``document_chunks.generation_id``).
+        provider: ``local``, ``hashing`` or ``openai`` (``EMBEDDING_PROVIDER``).
+        model: the embedder's model name (``document_chunks.embed_model``).
+        dimensions: the vectors' length.
+    """
+
+    generation_id: int
+    provider: str
+    model: str
+    dimensions: int
+
+    @property
+    def label(self) -> str:
+        """``provider/model/dimensions``, as people are shown it."""
+        return f"{self.provider}/{self.model}/{self.dimensions}"
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Generation:
+        """Build from a dict row (extra keys are ignored)."""
+        return cls(int(row["generation_id"]), row["provider"], row["model"], int(row["dimensions"]))
 
 
 class Claim(NamedTuple):

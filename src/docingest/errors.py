@@ -282,27 +282,6 @@ class DocumentCorrupt(PermanentError):
     user_action = "re-save the document and upload again"
 
 
-class InvalidSource(PermanentError):
-    error_code = "invalid_source"
-    http_status = 422
-    meaning = "the document's source name is empty, too long or has control characters"
-    user_action = "name the source with printable characters, at most 1,024 of them"
-
-
-class InvalidMetadata(PermanentError, ValueError):
-    error_code = "invalid_metadata"
-    http_status = 422
-    meaning = "a document's metadata is not an object of scalar values, or is too large"
-    user_action = "send an object of at most 64 keys whose values are strings, numbers, booleans, null or lists of those"
-
-
-class SourceConflict(PermanentError):
-    error_code = "source_conflict"
-    http_status = 409
-    meaning = "two files of one command would be the same source (the same path under two roots)"
-    user_action = "ingest each root with its own --source-prefix, or name their common parent directory"
-
-
 class ReusedChunksGone(TransientError):
     error_code = "reused_chunks_gone"
     http_status = 503
@@ -516,6 +495,33 @@ class TooManyActiveJobs(RequestError):
     )
 
 
+class InvalidSource(RequestError, ValueError):
+    """A document's source name refused at registration (``ingest``, ``sync``, ``POST /upload``)."""
+
+    http_status = 422
+    error_code = "invalid_source"
+    meaning = "the document's source name is empty, too long or has control characters"
+    user_action = "name the source with printable characters, at most 1,024 of them"
+
+
+class InvalidMetadata(RequestError, ValueError):
+    """A document's metadata object refused at registration."""
+
+    http_status = 422
+    error_code = "invalid_metadata"
+    meaning = "a document's metadata is not an object of scalar values, or is too large"
+    user_action = "send an object of at most 64 keys whose values are strings, numbers, booleans, null or lists of those"
+
+
+class SourceConflict(RequestError):
+    """Two files of one ``ingest``/``sync`` command map to the same source; nothing was registered."""
+
+    http_status = 409
+    error_code = "source_conflict"
+    meaning = "two files of one command would be the same source (the same path under two roots)"
+    user_action = "ingest each root with its own --source-prefix, or name their common parent directory"
+
+
 class InvalidRequest(RequestError):
     """The request does not match the operation's schema (FastAPI's validation failed).
 
@@ -633,6 +639,17 @@ class InvalidConfiguration(SetupError):
     error_code = "invalid_configuration"
     meaning = "a setting (environment variable or .env) has a value docingest cannot use"
     user_action = "fix or unset the variable the message names (docingest info shows the settings in use)"
+
+
+class EmbeddingGenerationMismatch(SetupError):
+    """A search whose user's index is served by an embedding generation this process cannot
+    embed queries with: refused, never compared across models."""
+
+    error_code = "embedding_generation_mismatch"
+    meaning = "the query embedder is not the model and dimensions of the generation serving the index"
+    user_action = (
+        "configure EMBEDDING_PROVIDER/MODEL/DIMENSIONS as the message names, or finish `docingest reembed`"
+    )
 
 
 class StorageError(DocingestError):

@@ -15,7 +15,7 @@ from docingest.db.database import Database
 from docingest.db.migrate import apply_migrations, embedding_column_dimensions
 from docingest.db.pool import database_url, make_pool
 from docingest.db.repository import Repository
-from docingest.domain import Stage
+from docingest.domain import Generation, Stage
 from docingest.errors import EmbeddingDimensionMismatch, InternalInvariantError, register_private_root
 from docingest.observability import logs
 from docingest.providers.chunking.chunker import Chunker, load_tokenizer
@@ -26,7 +26,7 @@ from docingest.providers.storage.local import LocalStorage
 from docingest.services.documents import DocumentService, UploadPolicy
 from docingest.services.search import SearchConfig, Searcher
 from docingest.settings import CHUNK_SPECIAL_TOKENS, Settings
-from docingest.stages import Collaborators, StageHandler, build_handlers
+from docingest.stages import Collaborators, StageHandler, build_handlers, build_reembed_handlers
 
 if TYPE_CHECKING:
     from docingest.providers.parsing.llamaparse import LlamaParseClient
@@ -61,6 +61,8 @@ class Runtime:
         self._lock = threading.Lock()
         self._embedder: Embedder | None = None
         self._query_embedder: Embedder | None = None
+        self._generation: Generation | None = None
+        self._generation_embedders: dict[tuple[str, int], Embedder] = {}
         self._pool: ConnectionPool | None = None
         self._parsers: list[Any] = []  # sandboxes whose idle children close() stops
         self._limiters: list[Any] = []  # rate limiters whose backoff listeners close() stops
@@ -149,6 +151,75 @@ class Runtime:
                 )
             return self._query_embedder
 
+    def generation(self) -> Generation:
+        """This process's embedding generation (its documents' embedder's model and dimensions,
+        with ``EMBEDDING_PROVIDER``), recorded in ``embedding_generations`` with its HNSW index
+        on first use (``Repository.ensure_generation``); read once per process.
+
+        Raises:
+            psycopg.Error: the database refused it.
+        """
+        if self._generation is None:
+            embedder = self.embedder()
+            with psycopg.connect(self.url, row_factory=dict_row, autocommit=True) as conn:
+                self._generation = self.repo.ensure_generation(
+                    conn,
+                    provider=self.settings.embedding_provider,
+                    model=embedder.model,
+                    dimensions=embedder.dimensions,
+                )
+        return self._generation
+
+    def _generation_settings(self, generation: Generation) -> Settings:
+        return self.settings.model_copy(
+            update={
+                "embedding_provider": generation.provider,
+                "embedding_model": generation.model,
+                "embedding_dimensions": generation.dimensions,
+            }
+        )
+
+    def embedder_for(self, generation: Generation) -> Embedder:
+        """The documents' embedder of ``generation``: :meth:`embedder` when it is that model and
+        dimension, else one built from this process's settings with the generation's provider,
+        model and dimensions (its credentials, backends and limits), once per generation.
+
+        Raises:
+            DependencyMissing, InvalidConfiguration, ValueError: it cannot be built here.
+        """
+        embedder = self.embedder()
+        if (embedder.model, embedder.dimensions) == (generation.model, generation.dimensions):
+            return embedder
+        with self._lock:
+            built = self._generation_embedders.get(("documents", generation.generation_id))
+        if built is None:
+            from docingest.testing.faults import with_embedder_faults
+
+            s = self._generation_settings(generation)
+            limiter = self.rate_limiter("openai") if generation.provider == "openai" else None
+            built = with_embedder_faults(make_embedder(s, limiter=limiter, client_tag=self.client_tag), s)
+            with self._lock:
+                built = self._generation_embedders.setdefault(("documents", generation.generation_id), built)
+        return built
+
+    def query_embedder_for(self, generation: Generation) -> Embedder:
+        """The queries' embedder of ``generation`` (see :meth:`embedder_for`).
+
+        Raises:
+            DependencyMissing, InvalidConfiguration, ValueError: it cannot be built here.
+        """
+        embedder = self.query_embedder()
+        if (embedder.model, embedder.dimensions) == (generation.model, generation.dimensions):
+            return embedder
+        with self._lock:
+            built = self._generation_embedders.get(("queries", generation.generation_id))
+        if built is None:
+            s = self._generation_settings(generation)
+            built = make_embedder(s, purpose="queries")
+            with self._lock:
+                built = self._generation_embedders.setdefault(("queries", generation.generation_id), built)
+        return built
+
     def chunker(self) -> Chunker:
         """A chunker counting tokens with the embedding model's own tokenizer."""
         return Chunker(
@@ -214,21 +285,25 @@ class Runtime:
         from docingest.worker.loop import BaseWorker
 
         n = concurrency or self.settings.worker_concurrency
+        self.generation()  # recorded, with its HNSW index, before a document of it is stored
         return BaseWorker(
             self.settings,
             self.pool(max_size=max(n + 4, self.settings.db_pool_max_size)),
             self.handlers(),
             url=self.url,
             concurrency=n,
+            reembed_handlers=build_reembed_handlers(self.embedder_for, self.settings),
         )
 
     def close(self) -> None:
         for parser in self._parsers:
             parser.close()
         self._parsers.clear()
-        closer = getattr(self._embedder, "close", None)
-        if callable(closer):
-            closer()  # the API embedders' request threads
+        for embedder in [self._embedder, *self._generation_embedders.values()]:
+            closer = getattr(embedder, "close", None)
+            if callable(closer):
+                closer()  # the API embedders' request threads
+        self._generation_embedders.clear()
         for limiter in self._limiters:
             limiter.close()
         self._limiters.clear()
@@ -253,6 +328,7 @@ class Runtime:
             self.query_embedder,
             SearchConfig.from_settings(self.settings),
             row_security=row_security,
+            embedder_for=self.query_embedder_for,
         )
 
     # --- remote providers ---------------------------------------------------------------

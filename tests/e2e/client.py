@@ -33,16 +33,21 @@ class ApiClient:
         mime: str = "text/markdown",
         bytes_len: int | None = None,
         sha256: str | None = None,
+        source: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> httpx.Response:
-        return self.http.post(
-            f"{API}/upload",
-            json={
-                "filename": filename,
-                "mime": mime,
-                "bytes_len": len(data) if bytes_len is None else bytes_len,
-                "sha256": sha256 or hashlib.sha256(data).hexdigest(),
-            },
-        )
+        """``POST /upload``; ``source`` and ``meta`` are sent only when given."""
+        body: dict[str, Any] = {
+            "filename": filename,
+            "mime": mime,
+            "bytes_len": len(data) if bytes_len is None else bytes_len,
+            "sha256": sha256 or hashlib.sha256(data).hexdigest(),
+        }
+        if source is not None:
+            body["source"] = source
+        if meta is not None:
+            body["meta"] = meta
+        return self.http.post(f"{API}/upload", json=body)
 
     @staticmethod
     def put(ticket: dict[str, Any], data: bytes, **kwargs: Any) -> httpx.Response:

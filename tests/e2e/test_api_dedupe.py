@@ -1,4 +1,4 @@
-"""Two concurrent ``POST /upload`` of the same bytes make one document (race-safe dedupe)."""
+"""Two concurrent ``POST /upload`` of the same bytes under one source make one document (race-safe)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from tests.e2e.conftest import SECRET
 pytestmark = pytest.mark.e2e
 
 
-def test_concurrent_uploads_of_the_same_bytes_make_one_document(api: tuple[str, Settings]) -> None:
+def test_concurrent_uploads_of_the_same_bytes_under_one_source_make_one_document(
+    api: tuple[str, Settings],
+) -> None:
     base, _ = api
     user = "grace-dedupe"
     clients = [ApiClient(base, token(SECRET, user)) for _ in range(2)]
@@ -27,7 +29,7 @@ def test_concurrent_uploads_of_the_same_bytes_make_one_document(api: tuple[str, 
             client: ApiClient, barrier: threading.Barrier, replies: list[httpx.Response], data: bytes
         ) -> None:
             barrier.wait()
-            replies.append(client.request_upload(data))
+            replies.append(client.request_upload(data, source=f"rounds/{data[8:9].decode()}"))
 
         threads = [threading.Thread(target=send, args=(c, barrier, replies, data)) for c in clients]
         for t in threads:

@@ -73,7 +73,7 @@ def test_upload_put_poll_search(stack: dict[str, Any]) -> None:
     try:
         ready = client.http.get("/ready")
         assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "storage": "ok"}
-        reply = client.request_upload(DOC, filename="keeper's log.md")
+        reply = client.request_upload(DOC, filename="keeper's log.md", source="logs/keeper", meta={"k": "v"})
         assert reply.status_code == 201, reply.text
         ticket = reply.json()
         assert ticket["state"] == "waiting" and ticket["signed_url"]
@@ -89,13 +89,19 @@ def test_upload_put_poll_search(stack: dict[str, Any]) -> None:
         doc = client.wait_document(ticket["document_id"])
         assert (doc["stage"], doc["state"]) == ("complete", "done"), doc
         assert doc["chunks"] >= 1 and doc["filename"] == "keeper's log.md"
+        assert (doc["source"], doc["meta"], doc["serving_document_id"]) == (
+            "logs/keeper",
+            {"k": "v"},
+            doc["document_id"],
+        )
         listed = client.http.get(f"{API}/documents").json()["documents"]
         assert [(d["document_id"], d["chunks"]) for d in listed] == [(ticket["document_id"], doc["chunks"])]
         found = client.http.get(f"{API}/search", params={"q": "diaphone fog signal", "k": 3})
         assert found.status_code == 200, found.text
         results = found.json()["results"]
         assert results and results[0]["document_id"] == ticket["document_id"]
-        again = client.request_upload(DOC, filename="copy.md")
+        assert results[0]["source"] == "logs/keeper"
+        again = client.request_upload(DOC, filename="copy.md", source="logs/keeper")
         assert again.status_code == 200 and again.json()["document_id"] == ticket["document_id"]
         assert again.json()["job_id"] == ticket["job_id"] and again.json()["signed_url"] is None
         # Delete: rows and every object (original, parsed text, page map) are gone.

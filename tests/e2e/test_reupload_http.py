@@ -1,7 +1,7 @@
 """Asking again for the upload of bytes whose upload was refused or expired, over real HTTP.
 
-DESIGN §3 keeps one document per user and content, so ``POST /upload`` of the same SHA-256
-answers the existing document. Before, a refused upload was a dead end: the reply had no
+A document is a version of its source, so ``POST /upload`` of the same SHA-256 under the same
+``source`` answers the existing document. Before, a refused upload was a dead end: the reply had no
 signed URL (or one for the wrong size), ``POST /jobs/{id}/retry`` kept the wrong declared
 size, and only deleting the document helped. Now the request re-arms the upload with its own
 declaration (``200``, ``reupload: true``, a fresh ``signed_url``), and the document completes.
@@ -12,6 +12,7 @@ worker`` process serve the module; each test is its own user.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,14 @@ from tests.e2e.conftest import SECRET, running_api
 from tests.fixtures.make_bad_inputs import generate
 
 pytestmark = pytest.mark.e2e
+
+
+def _source(data: bytes) -> str:
+    """The source a client names for ``data``: a re-request of the same bytes under it is the
+    same document (without one, every request is a new document)."""
+    return "manuals/" + hashlib.sha256(data).hexdigest()[:16]
+
+
 TTL = 4
 
 DOC = (
@@ -50,7 +59,7 @@ def _doc(text: str) -> bytes:
 
 def _reupload(client: ApiClient, data: bytes, ticket: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Ask again for the upload of ``data``: the same document and job, waiting, a fresh URL."""
-    reply = client.request_upload(data, **kwargs)
+    reply = client.request_upload(data, **{"source": _source(data), **kwargs})
     assert reply.status_code == 200, reply.text
     again: dict[str, Any] = reply.json()
     assert (again["document_id"], again["job_id"]) == (ticket["document_id"], ticket["job_id"])
@@ -75,14 +84,18 @@ def test_put_refused_for_its_size_then_a_request_with_the_right_size_completes(
     client = ApiClient(base, token(SECRET, "reupload-size"))
     data = _doc("size")
     try:
-        reply = client.request_upload(data, filename="tides.md", bytes_len=len(data) - 10)
+        reply = client.request_upload(
+            data, source=_source(data), filename="tides.md", bytes_len=len(data) - 10
+        )
         assert reply.status_code == 201, reply.text
         ticket = reply.json()
         put = client.put(ticket, data)
         assert put.status_code == 413 and put.json()["error_code"] == "size_mismatch", put.text
         assert "real bytes_len" in put.json()["message"]
         # The same declaration again: still the old size, so nothing is re-declared.
-        same = client.request_upload(data, filename="tides.md", bytes_len=len(data) - 10)
+        same = client.request_upload(
+            data, source=_source(data), filename="tides.md", bytes_len=len(data) - 10
+        )
         assert same.status_code == 200 and same.json()["reupload"] is False and same.json()["signed_url"]
         again = _reupload(client, data, ticket, filename="tides (fixed).md")
         doc = _complete(client, again, data)
@@ -98,7 +111,7 @@ def test_an_expired_upload_requested_again_completes(api: tuple[str, Settings]) 
     client = ApiClient(base, token(SECRET, "reupload-expired"))
     data = _doc("expired")
     try:
-        reply = client.request_upload(data)
+        reply = client.request_upload(data, source=_source(data))
         assert reply.status_code == 201, reply.text
         ticket = reply.json()
         doc = client.wait_document(ticket["document_id"], timeout=TTL + 30)  # the sweep expires it
@@ -117,14 +130,14 @@ def test_simultaneous_requests_rearm_one_job(api: tuple[str, Settings]) -> None:
     clients = [ApiClient(base, token(SECRET, "reupload-race")) for _ in range(3)]
     data = _doc("race")
     try:
-        ticket = clients[0].request_upload(data).json()
+        ticket = clients[0].request_upload(data, source=_source(data)).json()
         clients[0].wait_document(ticket["document_id"], timeout=TTL + 30)  # failed upload_expired
         barrier = threading.Barrier(len(clients))
         replies: list[httpx.Response] = []
 
         def send(client: ApiClient) -> None:
             barrier.wait()
-            replies.append(client.request_upload(data))
+            replies.append(client.request_upload(data, source=_source(data)))
 
         threads = [threading.Thread(target=send, args=(c,)) for c in clients]
         for t in threads:
@@ -165,7 +178,9 @@ def test_a_type_refused_by_the_worker_completes_when_requested_with_the_real_typ
         b"<p>Pilots board inbound ships two miles off the breakwater light.</p></body></html>\n"
     )
     try:
-        ticket = client.request_upload(data, filename="pilotage.pdf", mime="application/pdf").json()
+        ticket = client.request_upload(
+            data, source=_source(data), filename="pilotage.pdf", mime="application/pdf"
+        ).json()
         assert client.put(ticket, data).status_code == 200
         doc = client.wait_document(ticket["document_id"])
         assert (doc["stage"], doc["state"], doc["error_code"]) == (
@@ -190,13 +205,15 @@ def test_a_document_failed_after_its_bytes_were_accepted_is_answered_as_it_is(
     client = ApiClient(base, token(SECRET, "reupload-parsed"))
     data = generate(tmp_path, {"undecodable.txt"})["undecodable.txt"].read_bytes()
     try:
-        ticket = client.request_upload(data, filename="noise.txt", mime="text/plain").json()
+        ticket = client.request_upload(
+            data, source=_source(data), filename="noise.txt", mime="text/plain"
+        ).json()
         assert client.put(ticket, data).status_code == 200
         doc = client.wait_document(ticket["document_id"])
         assert (doc["state"], doc["error_code"]) == ("failed", "document_corrupt") and doc[
             "stage"
         ] != "uploaded"
-        reply = client.request_upload(data, filename="noise.txt", mime="text/plain")
+        reply = client.request_upload(data, source=_source(data), filename="noise.txt", mime="text/plain")
         assert reply.status_code == 200, reply.text
         body = reply.json()
         assert (body["job_id"], body["state"], body["signed_url"], body["reupload"]) == (

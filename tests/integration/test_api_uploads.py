@@ -21,6 +21,9 @@ from tests.conftest import make_settings
 pytestmark = pytest.mark.integration
 
 MD = b"# Harbour\n\nThe harbour master logged every schooner that crossed the bar at dawn.\n"
+#: The source a client names for its document (a re-request of the same bytes under it is the
+#: same document; without a source every request is a new one).
+SOURCE = "notes/harbour.md"
 
 
 @pytest.fixture
@@ -40,11 +43,16 @@ def rt(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
 
 
 def _create(
-    rt: Runtime, user: str, data: bytes, mime: str = "text/markdown"
+    rt: Runtime, user: str, data: bytes, mime: str = "text/markdown", source: str | None = None
 ) -> tuple[uuid.UUID, uuid.UUID, str]:
     svc: DocumentService = rt.documents
     ticket = svc.request_upload(
-        user, filename="h.md", bytes_len=len(data), mime=mime, sha256=hashlib.sha256(data).hexdigest()
+        user,
+        filename="h.md",
+        bytes_len=len(data),
+        mime=mime,
+        sha256=hashlib.sha256(data).hexdigest(),
+        source=source,
     )
     assert ticket.created and ticket.job is not None and ticket.job.state is State.WAITING
     return ticket.document.document_id, ticket.job.job_id, ticket.document.raw_path
@@ -103,7 +111,7 @@ def test_row_security_shows_each_user_only_their_rows(rt: Runtime) -> None:
 def test_upload_that_never_arrives_fails_upload_expired(rt: Runtime) -> None:
     _, job_id, _ = _create(rt, "carol", MD)
     time.sleep(1.3)
-    assert rt.documents.sweep() == {"queued": 0, "expired": 1}
+    assert rt.documents.sweep() == {"queued": 0, "expired": 1, "objects_deleted": 0}
     assert _job(rt, job_id) == {"stage": "uploaded", "state": "failed", "error_code": "upload_expired"}
     # A retry waits for a new upload, with a fresh URL and deadline.
     job, upload = rt.documents.retry(job_id, user_id="carol")
@@ -166,6 +174,7 @@ def _refused_by_worker(
         bytes_len=declared_len,
         mime="text/markdown",
         sha256=hashlib.sha256(data).hexdigest(),
+        source=SOURCE,
     )
     assert ticket.job is not None
     rt.storage.put_stream(ticket.document.raw_path, io.BytesIO(data))
@@ -206,6 +215,7 @@ def test_upload_request_after_a_size_mismatch_redeclares_and_rearms_the_job(rt: 
         bytes_len=len(MD),
         mime="text/markdown; charset=utf-8",
         sha256=hashlib.sha256(MD).hexdigest(),
+        source=SOURCE,
     )
     assert not ticket.created and ticket.reupload and ticket.upload is not None
     assert ticket.document.document_id == doc_id and ticket.job is not None and ticket.job.job_id == job_id
@@ -226,12 +236,17 @@ def test_upload_request_after_a_size_mismatch_redeclares_and_rearms_the_job(rt: 
 
 
 def test_upload_request_after_expiry_deletes_a_late_object_and_rearms(rt: Runtime) -> None:
-    doc_id, job_id, key = _create(rt, "hal", MD)
+    doc_id, job_id, key = _create(rt, "hal", MD, source=SOURCE)
     time.sleep(1.3)
     assert rt.documents.sweep()["expired"] == 1
     rt.storage.put_stream(key, io.BytesIO(MD))  # arrived after the deadline: nobody accepted it
     ticket = rt.documents.request_upload(
-        "hal", filename="h.md", bytes_len=len(MD), mime="text/markdown", sha256=hashlib.sha256(MD).hexdigest()
+        "hal",
+        filename="h.md",
+        bytes_len=len(MD),
+        mime="text/markdown",
+        sha256=hashlib.sha256(MD).hexdigest(),
+        source=SOURCE,
     )
     assert (
         ticket.reupload
@@ -248,7 +263,7 @@ def test_concurrent_upload_requests_rearm_the_failed_job_once(
 ) -> None:
     import threading
 
-    doc_id, job_id, _ = _create(rt, "ida", MD)
+    doc_id, job_id, _ = _create(rt, "ida", MD, source=SOURCE)
     time.sleep(1.3)
     assert rt.documents.sweep()["expired"] == 1
     head = rt.storage.head
@@ -272,6 +287,7 @@ def test_concurrent_upload_requests_rearm_the_failed_job_once(
                     bytes_len=len(MD),
                     mime="text/markdown",
                     sha256=hashlib.sha256(MD).hexdigest(),
+                    source=SOURCE,
                 )
             )
         except BaseException as exc:  # noqa: BLE001 - reported below
@@ -299,6 +315,7 @@ def test_upload_request_for_a_waiting_job_with_another_size_redeclares_it(rt: Ru
         bytes_len=len(MD) + 3,
         mime="text/markdown",
         sha256=hashlib.sha256(MD).hexdigest(),
+        source=SOURCE,
     )
     assert ticket.job is not None
     [before] = _job_rows(rt, ticket.document.document_id)
@@ -308,11 +325,17 @@ def test_upload_request_for_a_waiting_job_with_another_size_redeclares_it(rt: Ru
         bytes_len=len(MD) + 3,
         mime="text/markdown",
         sha256=hashlib.sha256(MD).hexdigest(),
+        source=SOURCE,
     )
     assert not same.reupload and same.upload is not None
     assert not _events(rt, ticket.document.document_id, "reupload_requested")
     fixed = rt.documents.request_upload(
-        "jon", filename="h.md", bytes_len=len(MD), mime="text/markdown", sha256=hashlib.sha256(MD).hexdigest()
+        "jon",
+        filename="h.md",
+        bytes_len=len(MD),
+        mime="text/markdown",
+        sha256=hashlib.sha256(MD).hexdigest(),
+        source=SOURCE,
     )
     assert fixed.reupload and fixed.document.bytes_len == len(MD) and fixed.upload is not None
     assert (
@@ -334,7 +357,7 @@ def test_a_refused_reupload_request_writes_nothing(rt: Runtime, monkeypatch: pyt
     monkeypatch.setattr(rt.documents, "presign", down)
     with pytest.raises(StorageUnavailable):
         rt.documents.request_upload(
-            "kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha
+            "kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha, source=SOURCE
         )
     monkeypatch.undo()
     monkeypatch.setattr(
@@ -343,7 +366,7 @@ def test_a_refused_reupload_request_writes_nothing(rt: Runtime, monkeypatch: pyt
     _create(rt, "kim", MD + b"another document")  # now at the limit of active jobs
     with pytest.raises(TooManyActiveJobs):
         rt.documents.request_upload(
-            "kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha
+            "kim", filename="other.md", bytes_len=len(MD), mime="text/markdown", sha256=sha, source=SOURCE
         )
     assert _job(rt, job_id) == {"stage": "uploaded", "state": "failed", "error_code": "size_mismatch"}
     with rt.pool().connection() as conn:

@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from psycopg import sql
 
+from docingest.db.repository import generation_sql
 from docingest.runtime import Runtime
 from docingest.services.ingest import ingest
 from tests.conftest import make_settings
-from tests.fixtures.chunks import insert_chunks, unit
+from tests.fixtures.chunks import index_generation, insert_chunks, unit
 
 pytestmark = pytest.mark.integration
 DIM = 384
@@ -78,6 +80,7 @@ def test_a_large_users_search_merges_the_index_with_the_chunks_left_out_of_it(ru
     )
     near = unit(query + 0.05 * rng.normal(size=(5, DIM)) / np.sqrt(DIM))
     left_out = insert_chunks(runtime, "big", near, indexed=False)
+    generation = index_generation(runtime)
     with runtime.pool().connection() as conn:  # as autovacuum would: the planner sees 2,005 rows
         conn.execute("ANALYZE upload_pipeline.document_chunks")
     with runtime.pool().connection() as conn, conn.transaction():
@@ -87,15 +90,13 @@ def test_a_large_users_search_merges_the_index_with_the_chunks_left_out_of_it(ru
         exact = runtime.repo.search_vector(
             conn, user_id="big", embedding=query, limit=8, exact_max_chunks=10**6
         )
+        explain = sql.SQL("EXPLAIN ") + generation_sql("search_vector", generation)
         plan = "\n".join(
             str(r)
-            for r in conn.execute(
-                "EXPLAIN SELECT chunk_id FROM upload_pipeline.document_chunks"
-                " WHERE user_id = 'big' AND hnsw_indexed ORDER BY embedding <=> %s LIMIT 8",
-                (query,),
-            ).fetchall()
+            for r in conn.execute(explain, {"user_id": "big", "embedding": query, "limit": 8}).fetchall()
         )
-    assert "document_chunks_embedding_hnsw" in plan  # the indexed leg does go through HNSW
+    # the indexed leg does go through the generation's HNSW index
+    assert f"document_chunks_hnsw_g{generation.generation_id}" in plan
     expected_first = [left_out[i] for i in np.argsort(-(near @ query))]
     assert _ids(through_hnsw)[:5] == expected_first
     assert _ids(through_hnsw) == _ids(exact)

@@ -100,7 +100,7 @@ def test_a_job_written_by_the_previous_release_reads_the_same_after_migration_00
         ]
     rt = Runtime(make_settings(url, tmp_path / "data"), migrate=False)
     try:
-        assert rt.apply_migrations() == ["005_job_control", "006_partial_hnsw", "007_context_fulltext"]
+        assert rt.apply_migrations()[:3] == ["005_job_control", "006_partial_hnsw", "007_context_fulltext"]
         [row] = rows(rt, "SELECT progress, control FROM upload_pipeline.upload_jobs")
         assert row["control"] == {k: v for k, v in OLD_PROGRESS.items() if k in CONTROL}
         assert row["progress"] == {k: v for k, v in OLD_PROGRESS.items() if k not in CONTROL}

@@ -1,7 +1,7 @@
 """``docingest ingest`` of bytes whose document failed: the same document, stored again, requeued.
 
-DESIGN §3 keeps one document per ``(user_id, file_sha256)``, so a second ingest cannot make
-a fresh one; before this, it answered the failed duplicate and the failure stuck (a retry
+The same bytes under one source are one document (one version), so a second ingest cannot
+make a fresh one; before this, it answered the failed duplicate and the failure stuck (a retry
 failed again: the refused object had been deleted).
 """
 
@@ -38,12 +38,14 @@ def test_a_document_refused_at_upload_completes_when_ingested_again(runtime: Run
     path = tmp_path / "tides.md"
     path.write_bytes(TEXT)
     # An HTTP client declared the wrong size; Supabase-style storage kept all the bytes it sent.
+    # It named the source the file has for `ingest` (a file named on its own: its name).
     ticket = runtime.documents.request_upload(
         "ana",
         filename="tides.md",
         bytes_len=len(TEXT) - 100,
         mime="text/markdown",
         sha256=hashlib.sha256(TEXT).hexdigest(),
+        source="tides.md",
     )
     assert ticket.job is not None
     runtime.storage.put_stream(ticket.document.raw_path, io.BytesIO(TEXT))

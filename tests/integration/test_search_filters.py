@@ -12,8 +12,9 @@ from uuid import UUID
 
 import numpy as np
 import pytest
+from psycopg import sql
 
-from docingest.db.repository import _filtered
+from docingest.db.repository import filtered_generation_sql
 from docingest.errors import InvalidFilter
 from docingest.runtime import Runtime
 from docingest.services.filters import SearchFilter
@@ -95,6 +96,19 @@ def test_a_filtered_search_returns_the_brute_force_answer(
         # each filter but the last lets some of alice's chunks through, and leaves some out
         matched = len(brute_force(corpus, "alice", f, vector, 10_000))
         assert (0 < matched < 144) if name != "nothing matches" else matched == 0, name
+    if exact_max_chunks == 10:  # the HNSW scan itself (priced in, as for a broad filter) is exact here
+        f = filters(corpus)["source prefix with a LIKE wildcard"]
+        with runtime.database.transaction() as conn:
+            conn.execute("SET LOCAL enable_sort = off")
+            conn.execute("SET LOCAL hnsw.ef_search = 1000")
+            generation = runtime.repo.serving_generation(conn, "alice")
+            assert generation is not None
+            hnsw_sql = filtered_generation_sql("search_vector_filtered", generation)
+            params = {"user_id": "alice", "embedding": vector, "limit": 8, **f.sql_params()}
+            plan = " ".join(r["QUERY PLAN"] for r in conn.execute(sql.SQL("EXPLAIN ") + hnsw_sql, params))
+            hnsw = [r["chunk_id"] for r in conn.execute(hnsw_sql, params)]
+        assert f"document_chunks_hnsw_g{generation.generation_id}" in plan
+        assert hnsw == brute_force(corpus, "alice", f, vector, 8)
     # another user's document id names nothing of theirs
     bob = {r.chunk_id for r in corpus if r.user == "bob"}
     f = filters(corpus)["document ids (one of bob's)"]
@@ -113,7 +127,12 @@ def test_a_selective_filter_over_a_crowded_index_falls_back_to_the_exact_answer(
     query = "alpha kappa"
     vector = searcher.embed_query(query)
     rng = np.random.default_rng(5)
-    insert_chunks(runtime, "crowd", unit(vector + 0.3 * rng.normal(size=(1500, DIM)) / np.sqrt(DIM)))
+    insert_chunks(
+        runtime,
+        "crowd",
+        unit(vector + 0.3 * rng.normal(size=(1500, DIM)) / np.sqrt(DIM)),
+        model=runtime.embedder().model,
+    )
     analyze(runtime)
     f = SearchFilter.build(source_prefix="papers/")
     expected = brute_force(corpus, "alice", f, vector, 8)
@@ -121,12 +140,15 @@ def test_a_selective_filter_over_a_crowded_index_falls_back_to_the_exact_answer(
         conn.execute("SET LOCAL enable_sort = off")
         conn.execute("SET LOCAL hnsw.ef_search = 1000")
         params = {"user_id": "alice", "embedding": vector, "limit": 8, **f.sql_params()}
-        plan = conn.execute("EXPLAIN " + _filtered("search_vector_filtered"), params).fetchall()
-        hnsw = conn.execute(_filtered("search_vector_filtered"), params).fetchall()
+        generation = runtime.repo.serving_generation(conn, "alice")
+        assert generation is not None
+        hnsw_sql = filtered_generation_sql("search_vector_filtered", generation)
+        plan = conn.execute(sql.SQL("EXPLAIN ") + hnsw_sql, params).fetchall()
+        hnsw = conn.execute(hnsw_sql, params).fetchall()
         rows = runtime.repo.search_vector(
             conn, user_id="alice", embedding=vector, limit=8, exact_max_chunks=10, filter=f.sql_params()
         )
-    assert "document_chunks_embedding_hnsw" in " ".join(r["QUERY PLAN"] for r in plan)
+    assert f"document_chunks_hnsw_g{generation.generation_id}" in " ".join(r["QUERY PLAN"] for r in plan)
     assert len(hnsw) < 8
     assert [r["chunk_id"] for r in rows] == expected
     hits = searcher.search(query, user_id="alice", k=8, mode="vector", filter=f)

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from docingest.runtime import Runtime
-from tests.fixtures.chunks import insert_chunks, unit
+from tests.fixtures.chunks import index_generation, insert_chunks, unit
 
 pytestmark = pytest.mark.integration
 DIM = 384
 
 
 def test_a_small_tenant_gets_its_own_nearest_chunks(runtime: Runtime) -> None:
-    from docingest.db.repository import queries
+    from docingest.db.repository import generation_sql
 
     rng = np.random.default_rng(7)
     query = unit(rng.normal(size=DIM))
@@ -27,11 +27,14 @@ def test_a_small_tenant_gets_its_own_nearest_chunks(runtime: Runtime) -> None:
     small_vectors = unit(rng.normal(size=(5, DIM)))
     small = insert_chunks(runtime, "small", small_vectors)
     expected = [small[i] for i in np.argsort(-(small_vectors @ query))[:3]]
+    generation = index_generation(runtime)
     with runtime.pool().connection() as conn, conn.transaction():
         conn.execute("SET LOCAL hnsw.ef_search = 40")
+        conn.execute("SET LOCAL enable_sort = off")  # the HNSW scan alone, as a planner may choose it
         hnsw = conn.execute(
-            queries()["search_vector"], {"user_id": "small", "embedding": query, "limit": 3}
+            generation_sql("search_vector", generation), {"user_id": "small", "embedding": query, "limit": 3}
         ).fetchall()
+        conn.execute("SET LOCAL enable_sort = on")
         exact = runtime.repo.search_vector(conn, user_id="small", embedding=query, limit=3, ef_search=40)
         fallback = runtime.repo.search_vector(
             conn, user_id="small", embedding=query, limit=3, ef_search=40, exact_max_chunks=0

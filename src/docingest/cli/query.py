@@ -387,8 +387,9 @@ def status(
     # The messages at full width under the table: in a column they wrapped to a few letters a line.
     for r in rows:
         if r.error_code:
+            serving = "; the previous version still answers searches" if r.older_version_serving else ""
             out.print(
-                f"{r.name} (job {r.job_id}): {r.error_code}: {r.error_message}",
+                f"{r.name} (job {r.job_id}): {r.error_code}: {r.error_message}{serving}",
                 soft_wrap=True,
                 highlight=False,
                 markup=False,

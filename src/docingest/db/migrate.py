@@ -41,7 +41,8 @@ def apply_migrations(conn: psycopg.Connection[Any], *, embedding_dimensions: int
 
 
 def embedding_column_dimensions(conn: psycopg.Connection[Any]) -> int | None:
-    """Dimension of ``document_chunks.embedding`` (pgvector keeps it in atttypmod), or None."""
+    """Dimension of ``document_chunks.embedding`` (pgvector keeps it in atttypmod), or None
+    (no table, or an untyped column: after migration 009 each generation has its own)."""
     row = conn.execute(
         "SELECT a.atttypmod AS d FROM pg_attribute a"
         " WHERE a.attrelid = to_regclass('upload_pipeline.document_chunks')"
@@ -49,4 +50,5 @@ def embedding_column_dimensions(conn: psycopg.Connection[Any]) -> int | None:
     ).fetchone()
     if row is None:
         return None
-    return int(row["d"] if isinstance(row, dict) else row[0])
+    dims = int(row["d"] if isinstance(row, dict) else row[0])
+    return dims if dims > 0 else None  # untyped since migration 009: each generation has its own

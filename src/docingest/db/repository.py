@@ -18,8 +18,18 @@ from uuid import UUID
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
-from docingest.domain import EMBEDDED_CONTEXT, Claim, Document, Job, JobControl, JobProgress, embedding_input
+from docingest.domain import (
+    EMBEDDED_CONTEXT,
+    Claim,
+    Document,
+    Generation,
+    Job,
+    JobControl,
+    JobProgress,
+    embedding_input,
+)
 from docingest.errors import InternalInvariantError
 
 Conn = psycopg.Connection[Any]
@@ -52,6 +62,16 @@ def _all(conn: Conn, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+@cache
+def generation_sql(name: str, generation: Generation) -> sql.Composed:
+    """Query ``name`` with the generation's dimensions and id as literals (``{dims}``,
+    ``{generation}``): a partial expression index matches only the same literal cast and
+    predicate, which a parameter would hide from the planner of a generic plan."""
+    return sql.SQL(queries()[name]).format(
+        dims=sql.Literal(int(generation.dimensions)), generation=sql.Literal(int(generation.generation_id))
+    )
+
+
 #: pgvector's largest ``hnsw.ef_search``: the candidate list of a filtered HNSW scan, so that the
 #: filter, applied to the candidates afterwards, leaves as many of them as it can.
 FILTERED_EF_SEARCH = 1000
@@ -61,6 +81,14 @@ FILTERED_EF_SEARCH = 1000
 def _filtered(name: str) -> str:
     """Query ``name`` after ``WITH matching AS (matching_documents)`` (fixed text only)."""
     return f"WITH matching AS (\n{queries()['matching_documents'].strip().rstrip(';')}\n)\n{queries()[name]}"
+
+
+@cache
+def filtered_generation_sql(name: str, generation: Generation) -> sql.Composed:
+    """:func:`_filtered` ``name`` with the generation's literals, as :func:`generation_sql`."""
+    return sql.SQL(_filtered(name)).format(
+        dims=sql.Literal(int(generation.dimensions)), generation=sql.Literal(int(generation.generation_id))
+    )
 
 
 def _filtered_one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -595,6 +623,7 @@ class Repository:
             {"document_id": document_id, "buffered": counts["chunks"], "hnsw_min_chunks": hnsw_min_chunks},
         )
         conn.execute(queries()["delete_chunk_buffer"], {"document_id": document_id})
+        conn.execute(queries()["settle_user_generation"], {"document_id": document_id})
         return counts["chunks"]
 
     def replace_older_versions(self, conn: Conn, document_id: UUID) -> list[Document]:
@@ -612,17 +641,19 @@ class Repository:
         limit: int,
         ef_search: int = 100,
         exact_max_chunks: int = 20_000,
+        generation: Generation | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """The user's ``limit`` nearest chunks by cosine, nearest first (``score`` = similarity).
+        """The user's ``limit`` nearest chunks of ``generation`` (None: the one serving the
+        user; no rows for a user without one) by cosine, nearest first (``score`` = similarity).
 
         The HNSW index ranks every user's chunks together and the user filter applies to its
         ``ef_search`` candidates afterwards (pgvector < 0.8 has no iterative scan), so a user
         owning a small share of the table gets few or wrong neighbours. A user with at most
         ``exact_max_chunks`` chunks is searched exactly through the ``user_id`` index; a
-        larger one through HNSW for the chunks in the index and exactly for those left out of
-        it (see :meth:`finalize_document`), and wholly exactly when HNSW brings back fewer rows
-        than asked for.
+        larger one through the generation's HNSW index for the chunks in it and exactly for
+        those left out of it (see :meth:`finalize_document`), and wholly exactly when HNSW
+        brings back fewer rows than asked for.
 
         ``filter``: the parameters of ``matching_documents``
         (:meth:`SearchFilter.sql_params <docingest.services.filters.SearchFilter.sql_params>`),
@@ -631,15 +662,31 @@ class Repository:
         document); more go through HNSW with the filter on its candidates and ``ef_search``
         raised to :data:`FILTERED_EF_SEARCH`, and exactly when that brings back too few.
         """
-        params = {"user_id": user_id, "embedding": embedding, "limit": limit}
+        generation = generation or self.serving_generation(conn, user_id)
+        if generation is None:
+            return []
+        params = {
+            "user_id": user_id,
+            "embedding": embedding,
+            "limit": limit,
+            "generation_id": generation.generation_id,
+        }
         if filter is not None:
-            return self._search_vector_filtered(conn, {**params, **filter}, ef_search, exact_max_chunks)
-        counted = _one(conn, "user_chunk_count", {"user_id": user_id, "cap": exact_max_chunks})
+            return self._search_vector_filtered(
+                conn, generation, {**params, **filter}, ef_search, exact_max_chunks
+            )
+        counted = _one(
+            conn,
+            "user_chunk_count",
+            {"user_id": user_id, "cap": exact_max_chunks, "generation_id": generation.generation_id},
+        )
         mine = int(counted["n"]) if counted is not None else 0
         if mine <= exact_max_chunks:
             return _all(conn, "search_vector_exact", params)
         conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
-        rows = _all(conn, "search_vector", params)
+        rows: list[dict[str, Any]] = conn.execute(
+            generation_sql("search_vector", generation), params
+        ).fetchall()
         if len(rows) < limit:  # HNSW's candidates held too few of this user's chunks
             return _all(conn, "search_vector_exact", params)
         rows += _all(conn, "search_vector_unindexed", params)
@@ -647,14 +694,21 @@ class Repository:
         return rows[:limit]
 
     def _search_vector_filtered(
-        self, conn: Conn, params: dict[str, Any], ef_search: int, exact_max_chunks: int
+        self,
+        conn: Conn,
+        generation: Generation,
+        params: dict[str, Any],
+        ef_search: int,
+        exact_max_chunks: int,
     ) -> list[dict[str, Any]]:
         counted = _filtered_one(conn, "filtered_chunk_count", {**params, "cap": exact_max_chunks})
         matching = int(counted["n"]) if counted is not None else 0
         if matching <= exact_max_chunks:
             return _filtered_all(conn, "search_vector_exact_filtered", params)
         conn.execute(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), FILTERED_EF_SEARCH)}")
-        rows = _filtered_all(conn, "search_vector_filtered", params)
+        rows: list[dict[str, Any]] = conn.execute(
+            filtered_generation_sql("search_vector_filtered", generation), params
+        ).fetchall()
         if len(rows) < params["limit"]:  # the filter left too few of HNSW's candidates
             return _filtered_all(conn, "search_vector_exact_filtered", params)
         rows += _filtered_all(conn, "search_vector_unindexed_filtered", params)
@@ -669,16 +723,150 @@ class Repository:
         query: str,
         embedding: np.ndarray,
         limit: int,
+        generation: Generation | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """The user's chunks holding any word of ``query`` (its English lexemes, OR-ed), best
-        full-text rank first (``ts_rank_cd``; a chunk's context weighs most); each row's
-        ``score`` is its cosine similarity to ``embedding``. ``filter``: as :meth:`search_vector`'s
-        (the matching documents' chunks only)."""
-        params = {"user_id": user_id, "query": query, "embedding": embedding, "limit": limit}
+        """The user's chunks of ``generation`` (None: the one serving the user) holding any
+        word of ``query`` (its English lexemes, OR-ed), best full-text rank first
+        (``ts_rank_cd``; a chunk's context weighs most); each row's ``score`` is its cosine
+        similarity to ``embedding``. ``filter``: as :meth:`search_vector`'s (the matching
+        documents' chunks only)."""
+        generation = generation or self.serving_generation(conn, user_id)
+        if generation is None:
+            return []
+        params = {
+            "user_id": user_id,
+            "query": query,
+            "embedding": embedding,
+            "limit": limit,
+            "generation_id": generation.generation_id,
+        }
         if filter is not None:
             return _filtered_all(conn, "search_fulltext_filtered", {**params, **filter})
         return _all(conn, "search_fulltext", params)
+
+    # --- embedding generations (migration 009) ----------------------------------------
+    def ensure_generation(self, conn: Conn, *, provider: str, model: str, dimensions: int) -> Generation:
+        """The generation of ``(model, dimensions)``, recorded if new, with its HNSW index
+        (``document_chunks_hnsw_g{id}``) built if missing or left invalid by an interrupted
+        build. ``conn`` must be in autocommit mode: the index is built ``CONCURRENTLY`` (the
+        table stays writable while it scans it).
+
+        Raises:
+            psycopg.Error: the database refused (e.g. more than 2,000 dimensions: HNSW's limit).
+        """
+        row = _one(
+            conn, "ensure_generation", {"provider": provider, "model": model, "dimensions": dimensions}
+        )
+        assert row is not None
+        generation = Generation.from_row(row)
+        name = f"document_chunks_hnsw_g{generation.generation_id}"
+        state = _one(conn, "generation_index_state", {"name": name})
+        if state is not None and state["valid"]:
+            return generation
+        if state is not None:
+            conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS upload_pipeline.{name}")
+        conn.execute(
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON upload_pipeline.document_chunks"
+            f" USING hnsw ((embedding::vector({generation.dimensions})) vector_cosine_ops)"
+            f" WITH (m = 32, ef_construction = 200)"
+            f" WHERE hnsw_indexed AND generation_id = {generation.generation_id}"
+        )
+        return generation
+
+    def get_generation(self, conn: Conn, generation_id: int) -> Generation | None:
+        row = _one(conn, "get_generation", {"generation_id": generation_id})
+        return Generation.from_row(row) if row else None
+
+    def serving_generation(self, conn: Conn, user_id: str) -> Generation | None:
+        """The generation serving the user's searches; None for a user with no stored chunk yet."""
+        row = _one(conn, "serving_generation", {"user_id": user_id})
+        return Generation.from_row(row) if row else None
+
+    def queue_reembed_jobs(
+        self, conn: Conn, *, user_id: str | None, generation_id: int
+    ) -> list[dict[str, Any]]:
+        """Queue a re-embedding job into ``generation_id`` for each complete document (of
+        ``user_id``; None: everyone's) with chunks of another generation and no unfinished job;
+        ``[{job_id, document_id}]`` of the jobs queued."""
+        return _all(conn, "queue_reembed_jobs", {"user_id": user_id, "generation_id": generation_id})
+
+    def reembed_plan(
+        self, conn: Conn, document_id: UUID, generation: Generation, *, use_cache: bool
+    ) -> list[dict[str, Any]]:
+        """The document's stored chunks not yet embedded by ``generation``, by ordinal:
+        ``chunk_id, ordinal, text, context, text_sha256`` and ``cached`` (the cache's vector, or None)."""
+        rows = _all(
+            conn,
+            "reembed_plan",
+            {
+                "document_id": document_id,
+                "generation_id": generation.generation_id,
+                "model": generation.model,
+                "dimensions": generation.dimensions,
+                "use_cache": use_cache,
+            },
+        )
+        for row in rows:
+            if row["cached"] is not None:
+                row["cached"] = np.asarray(row["cached"], dtype=np.float32)
+        return rows
+
+    def document_chunk_count(self, conn: Conn, document_id: UUID) -> int:
+        row = _one(conn, "document_chunk_count", {"document_id": document_id})
+        return int(row["n"]) if row else 0
+
+    def insert_next_vectors(
+        self, conn: Conn, *, user_id: str, generation_id: int, chunk_ids: Sequence[UUID], vectors: np.ndarray
+    ) -> None:
+        """Store one vector of ``generation_id`` per stored chunk (``chunk_embeddings_next``,
+        binary COPY, as :meth:`insert_vectors`).
+
+        Raises:
+            psycopg.errors.UniqueViolation: a chunk already has a vector of the generation.
+        """
+        matrix = np.ascontiguousarray(vectors, dtype=">f4")
+        header = struct.pack(">HH", matrix.shape[1], 0)
+        with conn.cursor().copy(
+            "COPY upload_pipeline.chunk_embeddings_next (chunk_id, generation_id, user_id, embedding)"
+            " FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["uuid", "int4", "text", "bytea"])
+            for cid, row in zip(chunk_ids, matrix, strict=True):
+                copy.write_row((cid, generation_id, user_id, header + row.tobytes()))
+
+    def embedding_cache_put_next(
+        self, conn: Conn, *, generation: Generation, hashes: Sequence[bytes], chunk_ids: Sequence[UUID]
+    ) -> None:
+        """Remember by text hash the vectors of ``generation`` just stored for ``chunk_ids``."""
+        conn.execute(
+            queries()["embedding_cache_put_vectors"],
+            {
+                "model": generation.model,
+                "dimensions": generation.dimensions,
+                "generation_id": generation.generation_id,
+                "hashes": list(hashes),
+                "chunk_ids": list(chunk_ids),
+            },
+        )
+
+    def switch_generation_if_covered(self, conn: Conn, *, user_id: str, generation_id: int) -> int | None:
+        """Switch the user to ``generation_id`` when every stored chunk of theirs has a vector
+        of it (one transaction: ``switch_generation``); the chunks switched, or None while some
+        are not covered yet. Switches of one user are serialised (an advisory lock)."""
+        conn.execute(queries()["lock_user_generation"], {"user_id": user_id})
+        params = {"user_id": user_id, "generation_id": generation_id}
+        remaining = _one(conn, "generation_remaining", params)
+        if remaining is not None and int(remaining["n"]) > 0:
+            return None
+        row = _one(conn, "switch_generation", params)
+        return int(row["n"]) if row else 0
+
+    def generation_coverage(self, conn: Conn, user_id: str | None) -> list[dict[str, Any]]:
+        """Per generation: ``generation_id, provider, model, dimensions, chunks`` (stored with
+        its vectors), ``waiting`` (its vectors of a re-embedding not switched yet) and
+        ``serving_users``, of ``user_id`` (None: everyone)."""
+        return _all(conn, "generation_coverage", {"user_id": user_id})
 
     def chunk_windows(
         self, conn: Conn, *, user_id: str, windows: Sequence[tuple[UUID, int, int]]

@@ -264,7 +264,8 @@ class JobStatus:
 
     ``progress`` is what a user is shown (:func:`~docingest.services.progress.shown_progress`:
     no ETA for a stalled job); ``stalled`` is True for a job ``working`` under an expired lease
-    (its holder died or hung); ``state`` stays as stored.
+    (its holder died or hung); ``state`` stays as stored; ``serving_document_id`` the version of
+    the job's source that answers searches (None: none has completed).
     """
 
     document_id: str
@@ -281,6 +282,12 @@ class JobStatus:
     error_code: str | None
     error_message: str | None
     progress: dict[str, Any]
+    serving_document_id: str | None = None
+
+    @property
+    def older_version_serving(self) -> bool:
+        """True when another (older) version of this job's source answers searches."""
+        return self.serving_document_id not in (None, self.document_id)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobStatus:
@@ -302,6 +309,7 @@ class JobStatus:
             progress=shown_progress(
                 row["progress"], stalled=row["stalled"], state=row["state"], control=row["control"]
             ),
+            serving_document_id=str(row["serving_document_id"]) if row.get("serving_document_id") else None,
         )
 
     @property
@@ -800,13 +808,15 @@ class DocumentService:
                 self.repo.queue_uploaded_job(conn, job_id, via="storage")
 
     def sweep(self, *, limit: int = 100) -> dict[str, int]:
-        """Queue waiting jobs whose object exists; fail those past their deadline ``upload_expired``.
+        """Queue waiting jobs whose object exists; fail those past their deadline ``upload_expired``;
+        delete the objects of deleted rows still queued a minute after their deletion (a crash
+        between the commit and :meth:`reap_objects`).
 
         Returns:
-            ``{"queued": n, "expired": n}`` of this pass (at most ``limit`` jobs looked at;
-            it stops early when the storage does not answer).
+            ``{"queued": n, "expired": n, "objects_deleted": n}`` of this pass (at most
+            ``limit`` jobs looked at; it stops early when the storage does not answer).
         """
-        counts = {"queued": 0, "expired": 0}
+        counts = {"queued": 0, "expired": 0, "objects_deleted": self.reap_objects(min_age_seconds=60.0)}
         with self.db.connection() as conn:
             rows = self.repo.waiting_jobs(conn, min_age_seconds=1.0, limit=limit)
         for row in rows:

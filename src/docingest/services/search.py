@@ -4,6 +4,7 @@ hit optionally with its neighbouring chunks merged into a passage (``context``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
@@ -12,8 +13,8 @@ import numpy as np
 
 from docingest.db.database import Database
 from docingest.db.repository import Repository
-from docingest.domain import MAX_CONTEXT, Mode
-from docingest.errors import InvalidRequest, QueryTooLong
+from docingest.domain import MAX_CONTEXT, Generation, Mode
+from docingest.errors import DocingestError, EmbeddingGenerationMismatch, InvalidRequest, QueryTooLong
 from docingest.providers.embedding import Embedder
 from docingest.services.documents import shown_name
 from docingest.services.filters import SearchFilter
@@ -339,6 +340,9 @@ class Searcher:
         config: fusion, index and query-length settings.
         candidates: ids taken from each leg before fusion (hybrid).
         row_security: run the queries scoped to the user (the API; migration 002).
+        embedder_for: builds the query embedder of a generation other than ``query_embedder``'s
+            (a user still served by the previous model while ``docingest reembed`` runs); None:
+            such a search is refused.
     """
 
     def __init__(
@@ -350,6 +354,7 @@ class Searcher:
         *,
         candidates: int = 60,
         row_security: bool = False,
+        embedder_for: Callable[[Generation], Embedder] | None = None,
     ) -> None:
         self.db = db
         self.repo = repo
@@ -357,10 +362,39 @@ class Searcher:
         self.config = config
         self.candidates = candidates
         self.row_security = row_security
+        self.embedder_for = embedder_for
 
     def embed_query(self, query: str) -> np.ndarray:
-        """The query's vector (float32, the embedder's dimensions)."""
+        """The query's vector by the configured query embedder (float32, its dimensions)."""
         return self.query_embedder().embed([query])[0]
+
+    def generation_embedder(self, generation: Generation) -> Embedder:
+        """The embedder of queries against ``generation``: the configured one when it is that
+        model and dimension, else the one ``embedder_for`` builds.
+
+        Raises:
+            EmbeddingGenerationMismatch: neither can embed for ``generation`` (never a query
+                vector of another model compared with the index's).
+        """
+        configured = self.query_embedder()
+        if (configured.model, configured.dimensions) == (generation.model, generation.dimensions):
+            return configured
+        reason = "this process builds no other embedder"
+        if self.embedder_for is not None:
+            try:
+                built = self.embedder_for(generation)
+            except (DocingestError, ValueError) as exc:
+                reason = str(exc)
+            else:
+                if (built.model, built.dimensions) == (generation.model, generation.dimensions):
+                    return built
+                reason = f"it built {built.model}/{built.dimensions}"
+        raise EmbeddingGenerationMismatch(
+            f"this index is served by generation {generation.generation_id} ({generation.label}); "
+            f"queries here are embedded by {configured.model}/{configured.dimensions} and {reason}: "
+            f"search with EMBEDDING_PROVIDER={generation.provider} EMBEDDING_MODEL={generation.model} "
+            f"EMBEDDING_DIMENSIONS={generation.dimensions}, or finish `docingest reembed`"
+        )
 
     def search(
         self,
@@ -386,6 +420,9 @@ class Searcher:
         (:func:`attach_passages`): one more query for all the hits, in the search's transaction
         (under row security when the searcher has it).
 
+        The query is embedded by the model of the generation serving the user's index
+        (:meth:`generation_embedder`); a user with nothing stored gets no hits.
+
         With ``filter`` (:class:`~docingest.services.filters.SearchFilter`), only the chunks of
         the user's documents it matches are ranked, in both legs, and the ``k`` best of those
         come back: the same answer as ranking the matching chunks alone (see
@@ -394,6 +431,7 @@ class Searcher:
 
         Raises:
             InvalidRequest: an empty (blank) query (``invalid_request``, as the API answers it).
+            EmbeddingGenerationMismatch: no embedder here for the generation serving the index.
             QueryTooLong: (a ``ValueError``) over ``search_max_query_chars`` characters.
             ValueError: ``k`` < 1, an unknown mode, ``min_score`` outside [-1, 1], or
                 ``context`` outside 0 .. :data:`MAX_CONTEXT`.
@@ -414,13 +452,17 @@ class Searcher:
         if not 0 <= context <= MAX_CONTEXT:
             raise ValueError(f"context must be between 0 and {MAX_CONTEXT} chunks")
         where = None if filter is None or filter.empty else filter.sql_params()
-        vector = self.embed_query(query)
+        with self._transaction(user_id) as conn:
+            generation = self.repo.serving_generation(conn, user_id)
+        if generation is None:  # nothing stored for this user yet
+            return []
+        vector = self.generation_embedder(generation).embed([query])[0]
         n = max(k, self.candidates) if mode == "hybrid" else k
-        transaction = self.db.user_transaction(user_id) if self.row_security else self.db.transaction()
-        with transaction as conn:
+        with self._transaction(user_id) as conn:
             vec_rows = self.repo.search_vector(
                 conn,
                 user_id=user_id,
+                generation=generation,
                 embedding=vector,
                 limit=n,
                 ef_search=max(self.config.ef_search, n),
@@ -429,7 +471,13 @@ class Searcher:
             )
             text_rows = (
                 self.repo.search_fulltext(
-                    conn, user_id=user_id, query=query, embedding=vector, limit=n, filter=where
+                    conn,
+                    user_id=user_id,
+                    generation=generation,
+                    query=query,
+                    embedding=vector,
+                    limit=n,
+                    filter=where,
                 )
                 if mode == "hybrid"
                 else []
@@ -442,6 +490,10 @@ class Searcher:
                 )
                 attach_passages(windows, neighbours)
         return hits
+
+    def _transaction(self, user_id: str) -> AbstractContextManager[Any]:
+        """A transaction, scoped to ``user_id`` under row security when the searcher has it."""
+        return self.db.user_transaction(user_id) if self.row_security else self.db.transaction()
 
     def _rank(
         self,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from docingest.domain import Stage
+from docingest.domain import Generation, Stage
 from docingest.providers.chunking.chunker import Chunker
 from docingest.providers.embedding.base import Embedder
 from docingest.providers.parsing.base import Parser
@@ -20,12 +20,21 @@ from docingest.stages.chunk import ChunkDocument
 from docingest.stages.embed import EmbedChunks, FinalizeDocument
 from docingest.stages.parse import ParseDocument, ValidateParse
 from docingest.stages.passthrough import Passthrough
+from docingest.stages.reembed import ReembedDocument, SwitchGeneration
 from docingest.stages.verify import VerifyUpload
 
 if TYPE_CHECKING:
     from docingest.providers.parsing.llamaparse import LlamaParseClient
 
-__all__ = ["PARSE_HANDLERS", "Collaborators", "StageContext", "StageHandler", "StageResult", "build_handlers"]
+__all__ = [
+    "PARSE_HANDLERS",
+    "Collaborators",
+    "StageContext",
+    "StageHandler",
+    "StageResult",
+    "build_handlers",
+    "build_reembed_handlers",
+]
 
 
 @dataclass(frozen=True)
@@ -100,3 +109,15 @@ def build_handlers(c: Collaborators) -> dict[Stage, StageHandler]:
     registry = {h.stage: h for h in handlers}
     assert set(registry) == set(Stage) - {Stage.COMPLETE}
     return registry
+
+
+def build_reembed_handlers(
+    embedder_for: Callable[[Generation], Embedder], settings: Settings
+) -> dict[Stage, StageHandler]:
+    """``{stage: handler}`` of a re-embedding job (``kind = 'reembed'``): it starts at
+    ``embedding_in_progress`` (:class:`ReembedDocument`) and switches its user at
+    ``embeddings_stored`` (:class:`SwitchGeneration`)."""
+    return {
+        Stage.EMBEDDING_IN_PROGRESS: ReembedDocument(embedder_for, cache=settings.embedding_cache),
+        Stage.EMBEDDINGS_STORED: SwitchGeneration(),
+    }

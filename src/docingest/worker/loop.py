@@ -141,6 +141,8 @@ class BaseWorker:
         pool: psycopg pool (dict rows); at least ``concurrency + 2`` connections.
         handlers: ``{stage: handler}`` from ``stages.build_handlers``.
         url: database URL for the dedicated LISTEN connection (None: polling only).
+        reembed_handlers: ``{stage: handler}`` of re-embedding jobs (``kind = 'reembed'``)
+            from ``stages.build_reembed_handlers``; None: such a job fails ``internal_error``.
     """
 
     def __init__(
@@ -152,10 +154,12 @@ class BaseWorker:
         url: str | None = None,
         concurrency: int | None = None,
         worker_id: str | None = None,
+        reembed_handlers: dict[Stage, StageHandler] | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.handlers = handlers
+        self.reembed_handlers = reembed_handlers or {}
         self.url = url
         self.concurrency = concurrency or settings.worker_concurrency
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -313,7 +317,8 @@ class BaseWorker:
                 raise WorkerLost(f"the job's lease expired {job.lost_leases} times (workers died or hung)")
             while True:
                 started = time.monotonic()
-                result = self.handlers[ctx.job.stage].run(ctx)
+                handlers = self.reembed_handlers if ctx.job.kind == "reembed" else self.handlers
+                result = handlers[ctx.job.stage].run(ctx)
                 ctx.check()
                 updated, seconds = self._transition(ctx, result, started)
                 if result.after_commit is not None:

@@ -458,23 +458,46 @@ WITH owner AS (
 )
 INSERT INTO upload_pipeline.document_chunks
     (chunk_id, document_id, user_id, ordinal, text, meta, token_count, embedding, embed_model,
-     hnsw_indexed)
+     hnsw_indexed, generation_id)
 SELECT c.chunk_id, c.document_id, owner.user_id, c.ordinal, c.text, c.meta, c.token_count,
-       v.embedding, v.embed_model, %(buffered)s + others.n > %(hnsw_min_chunks)s
+       v.embedding, v.embed_model, %(buffered)s + others.n > %(hnsw_min_chunks)s, g.generation_id
 FROM upload_pipeline.document_chunk_buffer c
 JOIN upload_pipeline.document_vector_buffer v ON v.chunk_id = c.chunk_id
+LEFT JOIN upload_pipeline.embedding_generations g
+  ON g.model = v.embed_model AND g.dimensions = vector_dims(v.embedding)
 CROSS JOIN owner
 CROSS JOIN others
 WHERE c.document_id = %(document_id)s;
 
+-- name: settle_user_generation
+-- After a finalize: a user without a serving generation gets the one of the chunks just stored;
+-- a user all of whose chunks are now of that generation is switched to it (e.g. every older
+-- chunk was replaced or deleted). Returns the user's serving generation.
+WITH owner AS (
+    SELECT d.user_id, c.generation_id FROM upload_pipeline.documents d
+    JOIN upload_pipeline.document_chunks c ON c.document_id = d.document_id
+    WHERE d.document_id = %(document_id)s LIMIT 1
+), ins AS (
+    INSERT INTO upload_pipeline.user_generations (user_id, generation_id)
+    SELECT user_id, generation_id FROM owner
+    ON CONFLICT (user_id) DO UPDATE SET generation_id = EXCLUDED.generation_id, switched_at = now()
+    WHERE upload_pipeline.user_generations.generation_id <> EXCLUDED.generation_id
+      AND NOT EXISTS (SELECT 1 FROM upload_pipeline.document_chunks o
+                      WHERE o.user_id = EXCLUDED.user_id AND o.generation_id <> EXCLUDED.generation_id)
+    RETURNING generation_id
+)
+SELECT generation_id FROM ins;
+
 -- name: search_vector
 -- The user's nearest chunks among those in the (partial) HNSW index, through it.
+-- {dims} and {generation} are literals (Repository.search_vector formats them in): the partial
+-- expression index of the generation (migration 009) matches only the same cast and predicate.
 SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.meta,
-       1 - (c.embedding <=> %(embedding)s) AS score
+       1 - (c.embedding::vector({dims}) <=> %(embedding)s) AS score
 FROM upload_pipeline.document_chunks c
 JOIN upload_pipeline.documents d ON d.document_id = c.document_id
-WHERE c.user_id = %(user_id)s AND c.hnsw_indexed
-ORDER BY c.embedding <=> %(embedding)s
+WHERE c.user_id = %(user_id)s AND c.hnsw_indexed AND c.generation_id = {generation}
+ORDER BY c.embedding::vector({dims}) <=> %(embedding)s
 LIMIT %(limit)s;
 
 -- name: search_vector_unindexed
@@ -484,7 +507,7 @@ SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.met
 FROM (
     SELECT chunk_id, document_id, ordinal, text, meta, (embedding <=> %(embedding)s) + 0 AS distance
     FROM upload_pipeline.document_chunks
-    WHERE user_id = %(user_id)s AND NOT hnsw_indexed
+    WHERE user_id = %(user_id)s AND NOT hnsw_indexed AND generation_id = %(generation_id)s
     ORDER BY distance, chunk_id
     LIMIT %(limit)s
 ) c
@@ -499,7 +522,7 @@ SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.met
 FROM (
     SELECT chunk_id, document_id, ordinal, text, meta, (embedding <=> %(embedding)s) + 0 AS distance
     FROM upload_pipeline.document_chunks
-    WHERE user_id = %(user_id)s
+    WHERE user_id = %(user_id)s AND generation_id = %(generation_id)s
     ORDER BY distance, chunk_id
     LIMIT %(limit)s
 ) c
@@ -507,9 +530,10 @@ JOIN upload_pipeline.documents d ON d.document_id = c.document_id
 ORDER BY c.distance, c.chunk_id;
 
 -- name: user_chunk_count
--- The user's chunks, counted up to a cap (an index-only scan of at most cap + 1 entries).
+-- The user's chunks of one generation, counted up to a cap (an index-only scan of at most cap + 1 entries).
 SELECT count(*) AS n FROM (
-    SELECT 1 FROM upload_pipeline.document_chunks WHERE user_id = %(user_id)s LIMIT %(cap)s + 1
+    SELECT 1 FROM upload_pipeline.document_chunks
+    WHERE user_id = %(user_id)s AND generation_id = %(generation_id)s LIMIT %(cap)s + 1
 ) s;
 
 -- name: search_fulltext
@@ -528,7 +552,7 @@ CROSS JOIN (
         SELECT quote_literal(lexeme)
         FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS lexeme), ' | ')) AS q
 ) t
-WHERE c.user_id = %(user_id)s AND c.tsv @@ t.q
+WHERE c.user_id = %(user_id)s AND c.generation_id = %(generation_id)s AND c.tsv @@ t.q
 ORDER BY text_rank DESC, c.chunk_id
 LIMIT %(limit)s;
 
@@ -563,7 +587,7 @@ WHERE d.user_id = %(user_id)s
 SELECT count(*) AS n FROM (
     SELECT 1 FROM matching m
     JOIN upload_pipeline.document_chunks c ON c.document_id = m.document_id
-    WHERE c.user_id = %(user_id)s
+    WHERE c.user_id = %(user_id)s AND c.generation_id = %(generation_id)s
     LIMIT %(cap)s + 1
 ) s;
 
@@ -575,7 +599,7 @@ FROM (
     SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.meta, (c.embedding <=> %(embedding)s) + 0 AS distance
     FROM matching m
     JOIN upload_pipeline.document_chunks c ON c.document_id = m.document_id
-    WHERE c.user_id = %(user_id)s
+    WHERE c.user_id = %(user_id)s AND c.generation_id = %(generation_id)s
     ORDER BY distance, c.chunk_id
     LIMIT %(limit)s
 ) c
@@ -583,13 +607,15 @@ JOIN upload_pipeline.documents d ON d.document_id = c.document_id
 ORDER BY c.distance, c.chunk_id;
 
 -- name: search_vector_filtered
--- search_vector with the filter applied to HNSW's candidates (ef_search raised by the caller).
+-- search_vector with the filter applied to HNSW's candidates (ef_search raised by the caller);
+-- {dims} and {generation} are literals, as in search_vector.
 SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.meta,
-       1 - (c.embedding <=> %(embedding)s) AS score
+       1 - (c.embedding::vector({dims}) <=> %(embedding)s) AS score
 FROM upload_pipeline.document_chunks c
 JOIN upload_pipeline.documents d ON d.document_id = c.document_id
-WHERE c.user_id = %(user_id)s AND c.hnsw_indexed AND c.document_id IN (SELECT document_id FROM matching)
-ORDER BY c.embedding <=> %(embedding)s
+WHERE c.user_id = %(user_id)s AND c.hnsw_indexed AND c.generation_id = {generation}
+  AND c.document_id IN (SELECT document_id FROM matching)
+ORDER BY c.embedding::vector({dims}) <=> %(embedding)s
 LIMIT %(limit)s;
 
 -- name: search_vector_unindexed_filtered
@@ -598,7 +624,8 @@ SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.met
 FROM (
     SELECT chunk_id, document_id, ordinal, text, meta, (embedding <=> %(embedding)s) + 0 AS distance
     FROM upload_pipeline.document_chunks
-    WHERE user_id = %(user_id)s AND NOT hnsw_indexed AND document_id IN (SELECT document_id FROM matching)
+    WHERE user_id = %(user_id)s AND NOT hnsw_indexed AND generation_id = %(generation_id)s
+      AND document_id IN (SELECT document_id FROM matching)
     ORDER BY distance, chunk_id
     LIMIT %(limit)s
 ) c
@@ -616,7 +643,8 @@ CROSS JOIN (
         SELECT quote_literal(lexeme)
         FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS lexeme), ' | ')) AS q
 ) t
-WHERE c.user_id = %(user_id)s AND c.tsv @@ t.q AND c.document_id IN (SELECT document_id FROM matching)
+WHERE c.user_id = %(user_id)s AND c.generation_id = %(generation_id)s AND c.tsv @@ t.q
+  AND c.document_id IN (SELECT document_id FROM matching)
 ORDER BY text_rank DESC, c.chunk_id
 LIMIT %(limit)s;
 
@@ -634,12 +662,18 @@ ORDER BY c.document_id, c.ordinal;
 -- name: list_jobs
 -- stalled: working under a lease that expired (its holder died or hung; the next claim takes
 -- it over); lease_left_s: seconds until the lease expires (negative once it has). Both by the
--- database's clock, which set the lease.
+-- database's clock, which set the lease. serving_document_id: the version of the job's source
+-- that answers searches (another one while this version is in flight or failed).
 SELECT j.job_id, j.document_id, d.filename, d.source, d.user_id, d.bytes_len, j.stage, j.state, j.attempts,
        j.retry_count, j.error_code, j.error_message, j.progress, j.control, j.created_at, j.updated_at,
        j.finished_at, j.claimed_by, j.lease_expires_at, j.lost_leases,
        coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
-       extract(epoch FROM j.lease_expires_at - now())::float8 AS lease_left_s
+       extract(epoch FROM j.lease_expires_at - now())::float8 AS lease_left_s,
+       (SELECT v.document_id FROM upload_pipeline.documents v
+        WHERE v.user_id = d.user_id AND v.source = d.source
+          AND EXISTS (SELECT 1 FROM upload_pipeline.upload_jobs vj
+                      WHERE vj.document_id = v.document_id AND vj.state = 'done')
+        ORDER BY v.version_seq DESC LIMIT 1) AS serving_document_id
 FROM upload_pipeline.upload_jobs j
 JOIN upload_pipeline.documents d ON d.document_id = j.document_id
 WHERE (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
@@ -864,3 +898,134 @@ FROM upload_pipeline.upload_jobs j
 JOIN upload_pipeline.documents d ON d.document_id = j.document_id
 WHERE %(user_id)s::text IS NULL OR d.user_id = %(user_id)s
 GROUP BY j.state;
+
+-- ---------------------------------------------------------------------------
+-- Embedding generations (migration 009).
+
+-- name: ensure_generation
+WITH ins AS (
+    INSERT INTO upload_pipeline.embedding_generations (provider, model, dimensions)
+    VALUES (%(provider)s, %(model)s, %(dimensions)s)
+    ON CONFLICT (model, dimensions) DO NOTHING
+    RETURNING *
+)
+SELECT * FROM ins
+UNION ALL
+SELECT * FROM upload_pipeline.embedding_generations WHERE model = %(model)s AND dimensions = %(dimensions)s
+LIMIT 1;
+
+-- name: generation_index_state
+-- Whether the generation's HNSW index exists, and is valid (a CREATE INDEX CONCURRENTLY cut
+-- short leaves an invalid one, which is dropped and built again).
+SELECT i.indisvalid AS valid
+FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+WHERE c.relname = %(name)s AND c.relnamespace = 'upload_pipeline'::regnamespace;
+
+-- name: get_generation
+SELECT * FROM upload_pipeline.embedding_generations WHERE generation_id = %(generation_id)s;
+
+-- name: serving_generation
+SELECT g.* FROM upload_pipeline.user_generations u
+JOIN upload_pipeline.embedding_generations g ON g.generation_id = u.generation_id
+WHERE u.user_id = %(user_id)s;
+
+-- name: queue_reembed_jobs
+-- A re-embedding job (kind reembed, at embedding_in_progress, queued) for each complete document
+-- (of user_id; NULL: of every user) with a chunk of another generation than generation_id and
+-- no unfinished job; with a job_created event. Returns the jobs queued.
+WITH docs AS (
+    SELECT d.document_id FROM upload_pipeline.documents d
+    WHERE (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
+      AND EXISTS (SELECT 1 FROM upload_pipeline.document_chunks c
+                  WHERE c.document_id = d.document_id AND c.generation_id <> %(generation_id)s)
+      AND NOT EXISTS (SELECT 1 FROM upload_pipeline.upload_jobs j
+                      WHERE j.document_id = d.document_id AND j.state NOT IN ('done', 'failed'))
+), job AS (
+    INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state, kind, control)
+    SELECT gen_random_uuid(), docs.document_id, 'embedding_in_progress', 'queued', 'reembed',
+           jsonb_build_object('reembed_generation', %(generation_id)s::int)
+    FROM docs
+    ON CONFLICT (document_id) WHERE state NOT IN ('done', 'failed') DO NOTHING
+    RETURNING *
+), ev AS (
+    INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)
+    SELECT job.job_id, job.document_id, job.stage, 'job_created',
+           jsonb_build_object('via', 'reembed', 'generation_id', %(generation_id)s::int)
+    FROM job
+)
+SELECT job_id, document_id FROM job;
+
+-- name: reembed_plan
+-- The document's stored chunks whose vector is of another generation than generation_id and
+-- that have no vector of it yet, by ordinal: text, context, the SHA-256 of what is embedded
+-- (the embedding cache's key) and, with the cache on, the cache's vector for the generation.
+SELECT c.chunk_id, c.ordinal, c.text, c.meta->>'embedded_context' AS context, h.text_sha256,
+       CASE WHEN %(use_cache)s THEN
+           (SELECT e.embedding FROM upload_pipeline.embedding_cache e
+            WHERE e.model = %(model)s AND e.dimensions = %(dimensions)s AND e.text_sha256 = h.text_sha256)
+       END AS cached
+FROM upload_pipeline.document_chunks c
+CROSS JOIN LATERAL (SELECT sha256(convert_to(
+    COALESCE(c.meta->>'embedded_context' || E'\n\n', '') || c.text, 'UTF8')) AS text_sha256) h
+WHERE c.document_id = %(document_id)s AND c.generation_id <> %(generation_id)s
+  AND NOT EXISTS (SELECT 1 FROM upload_pipeline.chunk_embeddings_next n
+                  WHERE n.chunk_id = c.chunk_id AND n.generation_id = %(generation_id)s)
+ORDER BY c.ordinal;
+
+-- name: document_chunk_count
+SELECT count(*) AS n FROM upload_pipeline.document_chunks WHERE document_id = %(document_id)s;
+
+-- name: embedding_cache_put_vectors
+-- Vectors of a generation remembered by their text's SHA-256 (first writer wins).
+INSERT INTO upload_pipeline.embedding_cache (model, dimensions, text_sha256, embedding)
+SELECT %(model)s, %(dimensions)s, t.text_sha256, n.embedding
+FROM unnest(%(chunk_ids)b::uuid[], %(hashes)b::bytea[]) AS t(chunk_id, text_sha256)
+JOIN upload_pipeline.chunk_embeddings_next n
+  ON n.chunk_id = t.chunk_id AND n.generation_id = %(generation_id)s
+ON CONFLICT DO NOTHING;
+
+-- name: lock_user_generation
+-- Switches of one user's generation run one at a time (until the transaction ends).
+SELECT pg_advisory_xact_lock(hashtextextended('generation' || E'\x1f' || %(user_id)s, 9)) IS NULL AS locked;
+
+-- name: generation_remaining
+-- The user's stored chunks that generation_id does not cover yet: of another generation and
+-- without a vector of it waiting in chunk_embeddings_next.
+SELECT count(*) AS n FROM upload_pipeline.document_chunks c
+WHERE c.user_id = %(user_id)s AND c.generation_id <> %(generation_id)s
+  AND NOT EXISTS (SELECT 1 FROM upload_pipeline.chunk_embeddings_next n
+                  WHERE n.chunk_id = c.chunk_id AND n.generation_id = %(generation_id)s);
+
+-- name: switch_generation
+-- The switch, in one transaction: every chunk of the user takes its vector of generation_id,
+-- the waiting vectors go, and the user is served by generation_id. The old vectors are gone
+-- with the rows' old versions. Returns the chunks switched.
+WITH moved AS (
+    UPDATE upload_pipeline.document_chunks c
+    SET embedding = n.embedding, generation_id = n.generation_id, embed_model = g.model
+    FROM upload_pipeline.chunk_embeddings_next n
+    JOIN upload_pipeline.embedding_generations g ON g.generation_id = n.generation_id
+    WHERE n.chunk_id = c.chunk_id AND n.generation_id = %(generation_id)s AND c.user_id = %(user_id)s
+    RETURNING c.chunk_id
+), cleared AS (
+    DELETE FROM upload_pipeline.chunk_embeddings_next
+    WHERE user_id = %(user_id)s AND chunk_id IN (SELECT chunk_id FROM moved)
+), served AS (
+    INSERT INTO upload_pipeline.user_generations (user_id, generation_id)
+    VALUES (%(user_id)s, %(generation_id)s)
+    ON CONFLICT (user_id) DO UPDATE SET generation_id = EXCLUDED.generation_id, switched_at = now()
+)
+SELECT count(*) AS n FROM moved;
+
+-- name: generation_coverage
+-- Per generation: the user's (NULL: everyone's) chunks stored with its vectors, those with a
+-- vector of it waiting (a re-embedding in progress), and the users it serves.
+SELECT g.generation_id, g.provider, g.model, g.dimensions,
+       (SELECT count(*) FROM upload_pipeline.document_chunks c
+        WHERE c.generation_id = g.generation_id AND (%(user_id)s::text IS NULL OR c.user_id = %(user_id)s)) AS chunks,
+       (SELECT count(*) FROM upload_pipeline.chunk_embeddings_next n
+        WHERE n.generation_id = g.generation_id AND (%(user_id)s::text IS NULL OR n.user_id = %(user_id)s)) AS waiting,
+       (SELECT count(*) FROM upload_pipeline.user_generations u
+        WHERE u.generation_id = g.generation_id AND (%(user_id)s::text IS NULL OR u.user_id = %(user_id)s)) AS serving_users
+FROM upload_pipeline.embedding_generations g
+ORDER BY g.generation_id;

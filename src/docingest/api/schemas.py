@@ -458,8 +458,7 @@ def _integer(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-#: A body's number and integer, as its JSON Schema says (``type: number`` / ``type: integer``).
-JsonNumber = Annotated[float, BeforeValidator(_number)]
+#: A body's integer, as its JSON Schema says (``type: integer``).
 JsonInteger = Annotated[int, BeforeValidator(_integer)]
 
 
@@ -477,11 +476,8 @@ class SearchCreate(BaseModel):
     # numbers as the schema has them: true or "5" is not a k, 5.0 is (JSON Schema's integer)
     k: JsonInteger = Field(5, ge=1, le=100, description="results to return")
     mode: Literal["vector", "hybrid"] = "hybrid"
-    min_score: JsonNumber | None = Field(
-        None,
-        ge=-1,
-        le=1,
-        description="drop hits whose cosine score is below this (fewer than k may come back)",
+    min_score: Annotated[float, Field(ge=-1, le=1), BeforeValidator(_number)] | None = Field(
+        None, description="drop hits whose cosine score is below this (fewer than k may come back)"
     )
     context: JsonInteger = Field(
         0,

@@ -48,18 +48,32 @@ WhereOpt = typer.Option(
     '"2024"; a list value matches when it holds VALUE); repeatable: other keys AND, the same key twice OR',
 )
 FilterSourcePrefixOpt = typer.Option(
-    None, "--source-prefix", help="only documents whose source (path for ingest) starts with this"
+    None,
+    "--source-prefix",
+    metavar="PREFIX",
+    help="only documents whose source (path for ingest) starts with this",
 )
-DocumentIdOpt = typer.Option(None, "--document-id", help="only this document (repeatable: any of them)")
+DocumentIdOpt = typer.Option(
+    None, "--document-id", metavar="ID", help="only this document (repeatable: any of them)"
+)
 MimeOpt = typer.Option(
-    None, "--mime", help="only documents of this MIME type, e.g. application/pdf (repeatable)"
+    None, "--mime", metavar="TYPE", help="only documents of this MIME type, e.g. application/pdf (repeatable)"
 )
 CreatedAfterOpt = typer.Option(
-    None, "--created-after", help="only documents registered at or after this ISO 8601 time (no offset: UTC)"
+    None,
+    "--created-after",
+    metavar="TIME",
+    help="only documents registered at or after this ISO 8601 time (no offset: UTC)",
 )
-CreatedBeforeOpt = typer.Option(None, "--created-before", help="only documents registered before this time")
-UpdatedAfterOpt = typer.Option(None, "--updated-after", help="only documents updated at or after this time")
-UpdatedBeforeOpt = typer.Option(None, "--updated-before", help="only documents updated before this time")
+CreatedBeforeOpt = typer.Option(
+    None, "--created-before", metavar="TIME", help="only documents registered before this time"
+)
+UpdatedAfterOpt = typer.Option(
+    None, "--updated-after", metavar="TIME", help="only documents updated at or after this time"
+)
+UpdatedBeforeOpt = typer.Option(
+    None, "--updated-before", metavar="TIME", help="only documents updated before this time"
+)
 
 
 def _filter(

@@ -50,6 +50,7 @@ def _answer(
     context: int,
     f: SearchFilter,
 ) -> SearchPublic:
+    """One search (either route's), as the API answers it."""
     hits = searcher.search(q, user_id=user, k=k, mode=mode, min_score=min_score, context=context, filter=f)
     return SearchPublic(
         query=q,

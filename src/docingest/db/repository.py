@@ -72,8 +72,8 @@ def generation_sql(name: str, generation: Generation) -> sql.Composed:
     )
 
 
-#: pgvector's largest ``hnsw.ef_search``: the candidate list of a filtered HNSW scan, so that the
-#: filter, applied to the candidates afterwards, leaves as many of them as it can.
+#: pgvector's largest ``hnsw.ef_search``: the candidate list of a filtered HNSW scan whose filter,
+#: applied to the candidates afterwards, left fewer than asked of the first ``ef_search``.
 FILTERED_EF_SEARCH = 1000
 
 
@@ -659,8 +659,9 @@ class Repository:
         (:meth:`SearchFilter.sql_params <docingest.services.filters.SearchFilter.sql_params>`),
         or None for all the user's chunks. With one, the same rule applies to the matching
         documents' chunks: at most ``exact_max_chunks`` of them are ranked exactly (read by
-        document); more go through HNSW with the filter on its candidates and ``ef_search``
-        raised to :data:`FILTERED_EF_SEARCH`, and exactly when that brings back too few.
+        document); more go through HNSW with the filter on its ``ef_search`` candidates, again
+        with :data:`FILTERED_EF_SEARCH` candidates when the filter keeps fewer than asked, and
+        exactly when that still brings back too few.
         """
         generation = generation or self.serving_generation(conn, user_id)
         if generation is None:
@@ -705,11 +706,17 @@ class Repository:
         matching = int(counted["n"]) if counted is not None else 0
         if matching <= exact_max_chunks:
             return _filtered_all(conn, "search_vector_exact_filtered", params)
-        conn.execute(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), FILTERED_EF_SEARCH)}")
-        rows: list[dict[str, Any]] = conn.execute(
-            filtered_generation_sql("search_vector_filtered", generation), params
-        ).fetchall()
-        if len(rows) < params["limit"]:  # the filter left too few of HNSW's candidates
+        hnsw = filtered_generation_sql("search_vector_filtered", generation)
+        rows: list[dict[str, Any]] = []
+        # HNSW's ef_search nearest candidates, the filter applied to them: a matching chunk
+        # nearer than those kept would have been a candidate. A filter that keeps fewer than
+        # asked of them gets pgvector's largest candidate list, then the exact ranking.
+        for ef in dict.fromkeys((int(ef_search), max(int(ef_search), FILTERED_EF_SEARCH))):
+            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+            rows = conn.execute(hnsw, params).fetchall()
+            if len(rows) >= params["limit"]:
+                break
+        else:  # the filter left too few of HNSW's candidates
             return _filtered_all(conn, "search_vector_exact_filtered", params)
         rows += _filtered_all(conn, "search_vector_unindexed_filtered", params)
         rows.sort(key=lambda r: (-r["score"], str(r["chunk_id"])))

@@ -2,8 +2,8 @@
 
 A fresh embedded database gets ``n`` chunks of one user (384-dim unit vectors drawn
 around 500 random centres, so neighbourhoods exist as with real text; short
-texts), loaded with COPY, then the migration's HNSW index (cosine, m=32,
-ef_construction=200) is built. Each query is ``Repository.search_vector`` on its
+texts), loaded with COPY, then their generation's HNSW index (cosine, m=32,
+ef_construction=200, partial on the generation: migration 009) is built. Each query is ``Repository.search_vector`` on its
 HNSW path (``exact_max_chunks=0``; ``hnsw.ef_search`` 100, top 10, the join to
 ``documents`` included) with a precomputed query vector, timed from the client,
 on one connection. Also: recall@10 of those results against the exact path
@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import numpy as np
 
 from bench.common import Figure, percentile, scratch_settings
+from docingest.domain import Generation
 
 
 def _vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
@@ -33,16 +35,22 @@ def _vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarra
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def load_chunks(rt: object, n: int, rng: np.random.Generator, centres: np.ndarray) -> float:
-    """COPY ``n`` chunks (100 documents of user ``bench``) then build the HNSW index; returns build s."""
+def load_chunks(rt: Any, n: int, rng: np.random.Generator, centres: np.ndarray) -> tuple[Generation, float]:
+    """COPY ``n`` chunks (100 documents of user ``bench``) of one generation (model ``bench``,
+    384 dimensions), then build that generation's HNSW index as a worker does
+    (``Repository.ensure_generation``: partial, on the cast, ``CONCURRENTLY``); returns the
+    generation and the build's seconds."""
     import psycopg
     from pgvector.psycopg import register_vector
     from psycopg.rows import dict_row
 
     per_doc = -(-n // 100)
-    with rt.pool().connection() as conn:  # type: ignore[attr-defined]
+    with psycopg.connect(rt.url, row_factory=dict_row, autocommit=True) as admin:
+        generation = rt.repo.ensure_generation(admin, provider="openai", model="bench", dimensions=384)
+        # loaded first, indexed after: a bulk build, as for an existing table
+        admin.execute(f"DROP INDEX upload_pipeline.document_chunks_hnsw_g{generation.generation_id}")
+    with rt.pool().connection() as conn:
         register_vector(conn)
-        conn.execute("DROP INDEX IF EXISTS upload_pipeline.document_chunks_embedding_hnsw")
         docs = [uuid.uuid4() for _ in range(100)]
         with conn.cursor().copy(
             "COPY upload_pipeline.documents (document_id, user_id, filename, mime, "
@@ -54,7 +62,7 @@ def load_chunks(rt: object, n: int, rng: np.random.Generator, centres: np.ndarra
         vecs = _vectors(rng, centres, n)
         with conn.cursor().copy(
             "COPY upload_pipeline.document_chunks (chunk_id, document_id, user_id, "
-            "ordinal, text, token_count, embedding, embed_model) FROM STDIN"
+            "ordinal, text, token_count, embedding, embed_model, generation_id) FROM STDIN"
         ) as copy:
             for i in range(n):
                 copy.write_row(
@@ -67,17 +75,21 @@ def load_chunks(rt: object, n: int, rng: np.random.Generator, centres: np.ndarra
                         6,
                         vecs[i],
                         "bench",
+                        generation.generation_id,
                     )
                 )
+        conn.execute(
+            "INSERT INTO upload_pipeline.user_generations (user_id, generation_id) VALUES ('bench', %s)",
+            (generation.generation_id,),
+        )
         conn.commit()
-    # The chunks' generation (model "bench", recorded by the insert trigger) and its partial HNSW
-    # index, built CONCURRENTLY (autocommit) as a worker of that model does (migration 009).
-    with psycopg.connect(rt.url, row_factory=dict_row, autocommit=True) as conn:  # type: ignore[attr-defined]
+    with psycopg.connect(rt.url, row_factory=dict_row, autocommit=True) as admin:
+        admin.execute("SET maintenance_work_mem = '1GB'")
         started = time.perf_counter()
-        conn.execute("SET maintenance_work_mem = '1GB'")
-        rt.repo.ensure_generation(conn, provider="openai", model="bench", dimensions=384)  # type: ignore[attr-defined]
-        conn.execute("ANALYZE upload_pipeline.document_chunks, upload_pipeline.documents")
-        return time.perf_counter() - started
+        rt.repo.ensure_generation(admin, provider="openai", model="bench", dimensions=384)
+        build_s = time.perf_counter() - started
+        admin.execute("ANALYZE upload_pipeline.document_chunks, upload_pipeline.documents")
+    return generation, build_s
 
 
 def run(quick: bool = False) -> list[Figure]:
@@ -94,18 +106,16 @@ def run(quick: bool = False) -> list[Figure]:
     centres = rng.normal(size=(500, 384))
     rt = Runtime(scratch_settings())
     try:
-        build_s = load_chunks(rt, n, rng, centres)
+        generation, build_s = load_chunks(rt, n, rng, centres)
         qv = _vectors(rng, centres, queries + 20)
         times, results = [], []
         with rt.pool().connection() as conn:
             register_vector(conn)
-            generation = rt.repo.serving_generation(conn, "bench")
-            assert generation is not None
             plan = conn.execute(
                 sql.SQL("EXPLAIN ") + generation_sql("search_vector", generation),
                 {"user_id": "bench", "embedding": qv[0], "limit": 10},
             ).fetchall()
-            uses_hnsw = any("document_chunks_hnsw_g" in str(r) for r in plan)
+            uses_hnsw = any(f"document_chunks_hnsw_g{generation.generation_id}" in str(r) for r in plan)
             for i, q in enumerate(qv[: queries + 10]):
                 started = time.perf_counter()
                 with conn.transaction():
@@ -136,7 +146,13 @@ def run(quick: bool = False) -> list[Figure]:
                 started = time.perf_counter()
                 with conn.transaction():
                     rows = rt.repo.search_vector(
-                        conn, user_id="bench", embedding=q, limit=10, exact_max_chunks=0, filter=broad
+                        conn,
+                        user_id="bench",
+                        embedding=q,
+                        limit=10,
+                        ef_search=100,
+                        exact_max_chunks=0,
+                        filter=broad,
                     )
                 middle = time.perf_counter()
                 with conn.transaction():

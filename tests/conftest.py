@@ -107,19 +107,6 @@ def new_database(pg_url: str, prefix: str = "t") -> str:
     return with_database(pg_url, name)
 
 
-def without_hnsw_index(url: str) -> str:
-    """Drop the HNSW index of ``url``'s chunks; returns ``url``.
-
-    For the corpus tests only: each chunk's HNSW insert costs ~15 ms of PostgreSQL CPU
-    (m = 32, ef_construction = 200: source2e.pdf's finalize alone took 78 s), and what they
-    check does not use the index (a user under SEARCH_EXACT_MAX_CHUNKS is searched exactly).
-    The index is exercised by tests/integration/test_search_tenants.py and bench/search.py.
-    """
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP INDEX upload_pipeline.document_chunks_embedding_hnsw")
-    return url
-
-
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One ``UPLOAD_PIPELINE_MODELS_DIR`` for the whole run, shared by pytest-xdist's workers

@@ -495,33 +495,6 @@ class TooManyActiveJobs(RequestError):
     )
 
 
-class InvalidSource(RequestError, ValueError):
-    """A document's source name refused at registration (``ingest``, ``sync``, ``POST /upload``)."""
-
-    http_status = 422
-    error_code = "invalid_source"
-    meaning = "the document's source name is empty, too long or has control characters"
-    user_action = "name the source with printable characters, at most 1,024 of them"
-
-
-class InvalidMetadata(RequestError, ValueError):
-    """A document's metadata object refused at registration."""
-
-    http_status = 422
-    error_code = "invalid_metadata"
-    meaning = "a document's metadata is not an object of scalar values, or is too large"
-    user_action = "send an object of at most 64 keys whose values are strings, numbers, booleans, null or lists of those"
-
-
-class SourceConflict(RequestError):
-    """Two files of one ``ingest``/``sync`` command map to the same source; nothing was registered."""
-
-    http_status = 409
-    error_code = "source_conflict"
-    meaning = "two files of one command would be the same source (the same path under two roots)"
-    user_action = "ingest each root with its own --source-prefix, or name their common parent directory"
-
-
 class InvalidRequest(RequestError):
     """The request does not match the operation's schema (FastAPI's validation failed).
 
@@ -578,6 +551,33 @@ class QueryTooLong(RequestError, ValueError):
     error_code = "query_too_long"
     meaning = "the search query is longer than UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000)"
     user_action = "ask a shorter question: only its first 256 word pieces are embedded anyway"
+
+
+class InvalidSource(RequestError, ValueError):
+    """A document's source name refused at registration (``ingest``, ``sync``, ``POST /upload``)."""
+
+    http_status = 422
+    error_code = "invalid_source"
+    meaning = "the document's source name is empty, too long or has control characters"
+    user_action = "name the source with printable characters, at most 1,024 of them"
+
+
+class InvalidMetadata(RequestError, ValueError):
+    """A document's metadata object refused at registration."""
+
+    http_status = 422
+    error_code = "invalid_metadata"
+    meaning = "a document's metadata is not an object of scalar values, or is too large"
+    user_action = "send an object of at most 64 keys whose values are strings, numbers, booleans, null or lists of those"
+
+
+class SourceConflict(RequestError):
+    """Two files of one ``ingest``/``sync`` command map to the same source; nothing was registered."""
+
+    http_status = 409
+    error_code = "source_conflict"
+    meaning = "two files of one command would be the same source (the same path under two roots)"
+    user_action = "ingest each root with its own --source-prefix, or name their common parent directory"
 
 
 class InvalidFilter(RequestError, ValueError):

@@ -21,7 +21,7 @@ import pytest
 from docingest.runtime import Runtime
 from docingest.services.evaluation import evaluate, load_questions
 from docingest.settings import Settings
-from tests.conftest import CORPUS, new_database, settings_env, without_hnsw_index
+from tests.conftest import CORPUS, new_database, settings_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.corpus, pytest.mark.shared_corpus]
 DOCS = CORPUS / "docs"
@@ -45,7 +45,7 @@ def corpus(
     """The corpus ingested once with the default (local) embedder: settings, runtime, summary."""
     data = tmp_path_factory.mktemp("corpus-data")
     settings = Settings(
-        database_url=without_hnsw_index(new_database(pg_url, "corpus")),
+        database_url=new_database(pg_url, "corpus"),
         data_dir=data,
         environment="test",
         models_dir=models_dir,

@@ -26,7 +26,7 @@ from docingest.runtime import Runtime
 from docingest.settings import Settings
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.chunk import MARKDOWN_KINDS
-from tests.conftest import CORPUS, new_database, settings_env, without_hnsw_index
+from tests.conftest import CORPUS, new_database, settings_env
 from tests.integration.helpers import rows
 
 # Under pytest-xdist's loadscope (pyproject) this module's tests share one worker: one ingest.
@@ -51,7 +51,7 @@ def corpus(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     """The corpus ingested once with the hashing embedder: settings, runtime, summary."""
     data = tmp_path_factory.mktemp("corpus-data")
     settings = Settings(
-        database_url=without_hnsw_index(new_database(pg_url, "corpus")),
+        database_url=new_database(pg_url, "corpus"),
         data_dir=data,
         environment="test",
         embedding_provider="hashing",

@@ -317,7 +317,8 @@ def _print_ingest_summary(
             )
         for w in summary.warnings:
             out.print(
-                f"[yellow]warning:[/yellow] {escape(w['filename'])}: {escape(w['message'])}",
+                f"[yellow]warning:[/yellow] {escape(w['filename']) + ': ' if w['filename'] else ''}"
+                f"{escape(w['message'])}",
                 soft_wrap=True,
                 highlight=False,
             )

@@ -5,6 +5,7 @@ registers their commands on :data:`docingest.cli.app.app`; ``main()`` is the con
 - ``cli/ingest.py``: ``ingest``
 - ``cli/query.py``: ``search``, ``eval``, ``status``, ``info``
 - ``cli/jobs.py``: ``retry``, ``delete``, ``migrate``, ``token``, ``errors``, ``prepare-embedder``
+- ``cli/reembed.py``: ``reembed``
 - ``cli/servers.py``: ``worker``, ``serve``, ``storage``
 - ``cli/mock.py``: ``mock openai``, ``mock llamaparse``
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import sys
 
 # Importing a module registers its commands; this order is the order of `docingest --help`.
-from docingest.cli import ingest, query, jobs, servers  # noqa: F401  # isort: skip
+from docingest.cli import ingest, query, jobs, reembed, servers  # noqa: F401  # isort: skip
 from docingest.cli.app import app, console
 
 __all__ = ["app", "main"]

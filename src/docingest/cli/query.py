@@ -362,6 +362,9 @@ def status(
         rows = rt.documents.statuses(user_id=user)
         if not rows:
             _explain_nothing_found(rt, user, "no jobs")
+        from docingest.services.reembed import coverage
+
+        generations = coverage(rt.database, rt.repo, user)
     finally:
         rt.close()
     if not rows:
@@ -383,7 +386,7 @@ def status(
     for r in rows:
         cells = [
             escape(r.name),
-            r.stage,
+            f"re-embed: {r.stage}" if r.kind == "reembed" else r.stage,
             "[red]stalled[/red]" if r.stalled else r.state,
             format_progress(r.progress),
             str(r.attempts),
@@ -398,6 +401,9 @@ def status(
             highlight=False,
             soft_wrap=True,
         )
+    if len(generations) > 1 or any(g.waiting for g in generations):  # a model change under way
+        for g in generations:
+            console.print(f"embeddings {g.line}", highlight=False, soft_wrap=True)
     # The messages at full width under the table: in a column they wrapped to a few letters a line.
     for r in rows:
         if r.error_code:
@@ -453,6 +459,7 @@ def info(
         ),
         ("jobs", ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()) or "none"),
         ("chunks", str(found.chunks)),
+        *[("embeddings", g["line"]) for g in found.generations],
         ("users with documents", str(found.users)),
     ]
     width = max(len(name) for name, _ in rows)

@@ -37,6 +37,12 @@ def worker(
     metrics_host: str = typer.Option(
         "127.0.0.1", "--metrics-host", help="address for /metrics (0.0.0.0 to be scraped from elsewhere)"
     ),
+    reembed: bool = typer.Option(
+        False,
+        "--reembed",
+        help="first queue the re-embedding of every user's chunks of another generation into this "
+        "worker's model (as `docingest reembed --all-users`, without waiting)",
+    ),
 ) -> None:
     """Run a worker until SIGTERM, SIGINT or SIGHUP: stop claiming, release held jobs, exit.
 
@@ -46,6 +52,11 @@ def worker(
     rt = _runtime()
     _probe_embedder(rt)
     w = rt.worker(concurrency=concurrency)
+    if reembed:
+        from docingest.services.reembed import queue
+
+        generation, queued = queue(rt)
+        console.print(f"queued {len(queued)} documents to re-embed into {generation.label}", highlight=False)
     if metrics_port is not None:
         from docingest.observability.metrics import start_metrics_server
 

@@ -37,15 +37,23 @@ class Database:
             yield conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Conn]:
-        """One transaction on a pooled connection: committed on exit, rolled back on an exception."""
+    def transaction(self, *, snapshot: bool = False) -> Iterator[Conn]:
+        """One transaction on a pooled connection: committed on exit, rolled back on an exception.
+
+        ``snapshot``: every statement of it sees the database as of its first one (``REPEATABLE
+        READ``; for reads that must agree with each other, e.g. a search's legs while a
+        version or a generation is being switched in)."""
         with self.connection() as conn, conn.transaction():
+            if snapshot:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield conn
 
     @contextmanager
-    def user_transaction(self, user_id: str) -> Iterator[Conn]:
+    def user_transaction(self, user_id: str, *, snapshot: bool = False) -> Iterator[Conn]:
         """A transaction scoped to ``user_id`` by row security (role ``docingest_api``): the
-        statements in it see and change only that user's rows."""
+        statements in it see and change only that user's rows. ``snapshot``: as :meth:`transaction`."""
         with self.connection() as conn, conn.transaction():
+            if snapshot:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             self.repo.scope_to_user(conn, user_id)
             yield conn

@@ -816,7 +816,7 @@ class Repository:
         )
         for row in rows:
             if row["cached"] is not None:
-                row["cached"] = np.asarray(row["cached"], dtype=np.float32)
+                row["cached"] = _as_array(row["cached"])
         return rows
 
     def document_chunk_count(self, conn: Conn, document_id: UUID) -> int:
@@ -868,6 +868,11 @@ class Repository:
             return None
         row = _one(conn, "switch_generation", params)
         return int(row["n"]) if row else 0
+
+    def users_not_served_by(self, conn: Conn, generation_id: int, *, user_id: str | None = None) -> list[str]:
+        """Users (``user_id`` only, when given) whose searches another generation serves."""
+        rows = _all(conn, "users_not_served_by", {"generation_id": generation_id, "user_id": user_id})
+        return [r["user_id"] for r in rows]
 
     def generation_coverage(self, conn: Conn, user_id: str | None) -> list[dict[str, Any]]:
         """Per generation: ``generation_id, provider, model, dimensions, chunks`` (stored with

@@ -283,6 +283,8 @@ class JobStatus:
     error_message: str | None
     progress: dict[str, Any]
     serving_document_id: str | None = None
+    #: ``ingest``, or ``reembed`` (the stored chunks embedded again by another generation)
+    kind: str = "ingest"
 
     @property
     def older_version_serving(self) -> bool:
@@ -310,6 +312,7 @@ class JobStatus:
                 row["progress"], stalled=row["stalled"], state=row["state"], control=row["control"]
             ),
             serving_document_id=str(row["serving_document_id"]) if row.get("serving_document_id") else None,
+            kind=row.get("kind") or "ingest",
         )
 
     @property

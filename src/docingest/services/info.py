@@ -86,6 +86,8 @@ class Info:
     chunks: int = 0
     users: int = 0
     jobs_by_state: dict[str, int] = field(default_factory=dict)
+    #: each embedding generation's share of the chunks (``services.reembed.Coverage`` as dicts)
+    generations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,7 +140,8 @@ def describe(settings: Settings, *, user: str | None = None) -> Info:
 
 
 def collect(settings: Settings, documents: DocumentService, *, user: str | None = None) -> Info:
-    """:func:`describe` plus the counts of ``user``'s documents, chunks and jobs by state.
+    """:func:`describe` plus the counts of ``user``'s documents, chunks and jobs by state, and
+    each embedding generation's coverage of the chunks.
 
     Raises:
         psycopg.Error: the database cannot be reached or read.
@@ -148,6 +151,9 @@ def collect(settings: Settings, documents: DocumentService, *, user: str | None 
     info.documents, info.chunks, info.users = counts["documents"], counts["chunks"], counts["users"]
     info.searchable = counts["searchable"]
     info.jobs_by_state = dict(sorted(counts["jobs_by_state"].items()))
+    from docingest.services.reembed import coverage
+
+    info.generations = [asdict(c) | {"line": c.line} for c in coverage(documents.db, documents.repo, user)]
     return info
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from docingest.domain import JobProgress, State
+from docingest.domain import Generation, JobProgress, State
 from docingest.errors import SourceConflict
 from docingest.services.documents import DocumentService, Registered
 from docingest.services.progress import IngestProgress, IngestSnapshot
@@ -30,6 +30,8 @@ class IngestHost(Protocol):
     def documents(self) -> DocumentService: ...
 
     def worker(self, *, concurrency: int | None = None) -> BaseWorker: ...
+
+    def generation(self) -> Generation: ...
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:
@@ -266,6 +268,19 @@ def ingest(
         for w in (shown[i].parse_warnings or []) + (shown[i].chunk_warnings or [])
     ]
     summary.embedding_cache_hits = sum(p.embedding_cache_hits or 0 for p in shown.values())
+    mine = rt.generation()
+    with rt.documents.db.connection() as conn:
+        serving = rt.documents.repo.serving_generation(conn, user_id)
+    if summary.complete and serving is not None and serving != mine:
+        summary.warnings.append(
+            {
+                "filename": "",
+                "job_id": "",
+                "message": f"these documents were embedded by {mine.label}, but your searches are served "
+                f"by {serving.label}: they become searchable when `docingest reembed` has moved your "
+                "other documents to it",
+            }
+        )
     summary.docs_per_s = round(summary.documents / wall, 3) if wall else 0.0
     # This run's own rate: chunks embedded before it (a resumed run) do not count.
     embedded_here = max(0, sum(s["chunks"] for s in stats) - tracker.embedded_at_start)

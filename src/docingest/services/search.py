@@ -452,13 +452,14 @@ class Searcher:
         if not 0 <= context <= MAX_CONTEXT:
             raise ValueError(f"context must be between 0 and {MAX_CONTEXT} chunks")
         where = None if filter is None or filter.empty else filter.sql_params()
+        # One snapshot for the generation and every leg: a version or a generation switched in
+        # meanwhile is seen wholly or not at all, never half (no empty or mixed answer).
         with self._transaction(user_id) as conn:
             generation = self.repo.serving_generation(conn, user_id)
-        if generation is None:  # nothing stored for this user yet
-            return []
-        vector = self.generation_embedder(generation).embed([query])[0]
-        n = max(k, self.candidates) if mode == "hybrid" else k
-        with self._transaction(user_id) as conn:
+            if generation is None:  # nothing stored for this user yet
+                return []
+            vector = self.generation_embedder(generation).embed([query])[0]
+            n = max(k, self.candidates) if mode == "hybrid" else k
             vec_rows = self.repo.search_vector(
                 conn,
                 user_id=user_id,
@@ -492,8 +493,11 @@ class Searcher:
         return hits
 
     def _transaction(self, user_id: str) -> AbstractContextManager[Any]:
-        """A transaction, scoped to ``user_id`` under row security when the searcher has it."""
-        return self.db.user_transaction(user_id) if self.row_security else self.db.transaction()
+        """A read-only snapshot transaction, scoped to ``user_id`` under row security when the
+        searcher has it."""
+        if self.row_security:
+            return self.db.user_transaction(user_id, snapshot=True)
+        return self.db.transaction(snapshot=True)
 
     def _rank(
         self,

@@ -664,7 +664,7 @@ ORDER BY c.document_id, c.ordinal;
 -- it over); lease_left_s: seconds until the lease expires (negative once it has). Both by the
 -- database's clock, which set the lease. serving_document_id: the version of the job's source
 -- that answers searches (another one while this version is in flight or failed).
-SELECT j.job_id, j.document_id, d.filename, d.source, d.user_id, d.bytes_len, j.stage, j.state, j.attempts,
+SELECT j.job_id, j.document_id, j.kind, d.filename, d.source, d.user_id, d.bytes_len, j.stage, j.state, j.attempts,
        j.retry_count, j.error_code, j.error_message, j.progress, j.control, j.created_at, j.updated_at,
        j.finished_at, j.claimed_by, j.lease_expires_at, j.lost_leases,
        coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
@@ -1029,3 +1029,8 @@ SELECT g.generation_id, g.provider, g.model, g.dimensions,
         WHERE u.generation_id = g.generation_id AND (%(user_id)s::text IS NULL OR u.user_id = %(user_id)s)) AS serving_users
 FROM upload_pipeline.embedding_generations g
 ORDER BY g.generation_id;
+
+-- name: users_not_served_by
+SELECT user_id FROM upload_pipeline.user_generations
+WHERE generation_id <> %(generation_id)s AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+ORDER BY user_id;

@@ -1,0 +1,212 @@
+"""``docingest reembed``: move stored chunks to this process's embedding generation, in the
+background of searches, through the same queue as ingestion.
+
+Each complete document with chunks of another generation gets a re-embedding job
+(``upload_jobs.kind = 'reembed'``, ``stages/reembed.py``): its stored chunks are embedded again
+by this process's model (no parsing), under the same leases, retries and rate limits as any
+job; a user is switched in one transaction once every chunk of theirs is covered. Until then
+their searches keep being answered by the previous generation (``Searcher`` embeds queries by
+the serving generation's model).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
+
+from docingest.db.database import Database
+from docingest.db.repository import Repository
+from docingest.domain import Generation, State
+from docingest.services.documents import DocumentService
+
+if TYPE_CHECKING:
+    from docingest.worker.loop import BaseWorker
+
+
+class ReembedHost(Protocol):
+    """What re-embedding needs of the process (``Runtime`` is one): its database and queries,
+    its documents service, its own generation, and worker slots to run in this process."""
+
+    database: Database
+    repo: Repository
+
+    @property
+    def documents(self) -> DocumentService: ...
+
+    def generation(self) -> Generation: ...
+
+    def worker(self, *, concurrency: int | None = None) -> BaseWorker: ...
+
+
+@dataclass
+class Coverage:
+    """One generation's share of a user's (or everyone's) stored chunks.
+
+    Attributes:
+        generation_id, label: the generation (``provider/model/dimensions``).
+        chunks: stored chunks whose vector is of it.
+        waiting: chunks with a vector of it waiting for their user's switch (re-embedding).
+        serving_users: users whose searches it serves.
+        share: ``(chunks + waiting) / total`` stored chunks, in [0, 1] (1: it covers all).
+    """
+
+    generation_id: int
+    label: str
+    chunks: int
+    waiting: int
+    serving_users: int
+    share: float
+
+    @property
+    def line(self) -> str:
+        """One line for a person: ``local/all-MiniLM-L6-v2/384: 9,224 chunks (100%), serving 1 user``."""
+        parts = [f"{self.label}: {self.chunks:,} chunks"]
+        if self.waiting:
+            parts.append(f"{self.waiting:,} re-embedded awaiting the switch")
+        text = ", ".join(parts) + f" ({self.share:.0%} covered)"
+        if self.serving_users:
+            text += f", serving {self.serving_users} user{'s' if self.serving_users != 1 else ''}"
+        return text
+
+
+def coverage(db: Database, repo: Repository, user_id: str | None) -> list[Coverage]:
+    """Every generation with chunks, waiting vectors or users, of ``user_id`` (None: everyone).
+
+    Raises:
+        psycopg.Error: the database cannot be read.
+    """
+    with db.connection() as conn:
+        rows = repo.generation_coverage(conn, user_id)
+        total = int(repo.inventory(conn, user_id)["chunks"])
+    found = []
+    for r in rows:
+        chunks, waiting, users = int(r["chunks"]), int(r["waiting"]), int(r["serving_users"])
+        if not (chunks or waiting or users):
+            continue
+        label = Generation(r["generation_id"], r["provider"], r["model"], r["dimensions"]).label
+        share = min(1.0, (chunks + waiting) / total) if total else 0.0
+        found.append(Coverage(r["generation_id"], label, chunks, waiting, users, round(share, 4)))
+    return found
+
+
+@dataclass
+class ReembedSummary:
+    """What ``reembed`` reports (``--json`` prints it as one object).
+
+    Attributes:
+        generation: the target (``provider/model/dimensions``).
+        queued: re-embedding jobs queued by this run (documents with chunks of another generation).
+        complete, failed: of those jobs.
+        failed_by_code: ``{error_code: jobs}``.
+        switched_users: users switched to the target by this run.
+        chunks: chunks re-embedded by this run's jobs.
+        coverage: every generation's coverage afterwards (:class:`Coverage`).
+    """
+
+    generation: str
+    queued: int = 0
+    complete: int = 0
+    failed: int = 0
+    failed_by_code: dict[str, int] = field(default_factory=dict)
+    switched_users: int = 0
+    chunks: int = 0
+    wall_s: float = 0.0
+    coverage: list[Coverage] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def queue(rt: ReembedHost, *, user_id: str | None = None) -> tuple[Generation, list[UUID]]:
+    """Queue re-embedding jobs into this process's generation (of ``user_id``; None: every
+    user); ``(generation, document ids)`` of the jobs queued.
+
+    Raises:
+        psycopg.Error: the database refused.
+    """
+    generation = rt.generation()
+    with rt.database.transaction() as conn:
+        jobs = rt.repo.queue_reembed_jobs(conn, user_id=user_id, generation_id=generation.generation_id)
+    return generation, [j["document_id"] for j in jobs]
+
+
+def switch_covered_users(rt: ReembedHost, generation: Generation, *, user_id: str | None = None) -> int:
+    """Switch every user (or ``user_id``) not served by ``generation`` whose chunks it covers
+    wholly (e.g. their other chunks were deleted meanwhile, or re-embedded by an earlier run
+    whose last job failed); returns the users switched."""
+    switched = 0
+    with rt.database.connection() as conn:
+        users = rt.repo.users_not_served_by(conn, generation.generation_id, user_id=user_id)
+    for user in users:
+        with rt.database.transaction() as conn:
+            moved = rt.repo.switch_generation_if_covered(
+                conn, user_id=user, generation_id=generation.generation_id
+            )
+        switched += moved is not None
+    return switched
+
+
+def reembed(
+    rt: ReembedHost,
+    *,
+    user_id: str | None = None,
+    concurrency: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    poll_seconds: float = 0.5,
+) -> ReembedSummary:
+    """Queue the re-embedding jobs (:func:`queue`) and run worker slots in this process until
+    they are terminal, then switch users already covered (:func:`switch_covered_users`).
+
+    ``on_progress(finished, queued)`` is called after each poll. Other workers (``docingest
+    worker``) take part through the queue.
+
+    Raises:
+        KeyboardInterrupt: interrupted; the slots have released their jobs (run it again to
+            resume: queued jobs stay queued, vectors stored are kept).
+    """
+    started = time.monotonic()
+    generation, ids = queue(rt, user_id=user_id)
+    summary = ReembedSummary(generation=generation.label, queued=len(ids))
+    before = _switched_users(rt, generation, user_id)
+    latest: dict[Any, dict[str, Any]] = {}
+    if ids:
+        worker = rt.worker(concurrency=concurrency)
+        worker.start()
+        try:
+            while True:
+                latest = {
+                    j["document_id"]: j
+                    for j in rt.documents.job_rows(document_ids=ids)
+                    if j["kind"] == "reembed"
+                }
+                finished = sum(State.is_terminal(j["state"]) for j in latest.values())
+                if on_progress:
+                    on_progress(finished, len(ids))
+                if finished == len(ids):
+                    break
+                time.sleep(poll_seconds)
+        finally:
+            worker.stop()
+    switch_covered_users(rt, generation, user_id=user_id)
+    failed = [j for j in latest.values() if j["state"] == State.FAILED.value]
+    summary.complete = sum(j["state"] == State.DONE.value for j in latest.values())
+    summary.failed = len(failed)
+    summary.failed_by_code = {
+        c: sum(j["error_code"] == c for j in failed) for c in {j["error_code"] for j in failed}
+    }
+    summary.chunks = sum(int((j["progress"] or {}).get("chunks_total") or 0) for j in latest.values())
+    summary.switched_users = _switched_users(rt, generation, user_id) - before
+    summary.wall_s = round(time.monotonic() - started, 3)
+    summary.coverage = coverage(rt.database, rt.repo, user_id)
+    return summary
+
+
+def _switched_users(rt: ReembedHost, generation: Generation, user_id: str | None) -> int:
+    """Users (of ``user_id``) served by ``generation`` now."""
+    for c in coverage(rt.database, rt.repo, user_id):
+        if c.generation_id == generation.generation_id:
+            return c.serving_users
+    return 0

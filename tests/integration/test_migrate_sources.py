@@ -1,0 +1,98 @@
+"""An index built by the release before sources and generations (migrations up to 007) keeps
+working after 008 and 009: each document is a source of its own, each chunk of the generation
+its model names, each user served by it, and search answers as before."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from docingest.db.migrate import migration_files
+from docingest.runtime import Runtime
+from tests.conftest import make_settings, with_database
+from tests.fixtures.chunks import unit
+from tests.integration.helpers import rows
+
+pytestmark = pytest.mark.integration
+_names = itertools.count()
+
+
+def _database_at_007(pg_url: str) -> str:
+    name = f"up7_{os.getpid()}_{next(_names)}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = with_database(pg_url, name)
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        conn.execute(
+            "CREATE TABLE public.docingest_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, sql in migration_files():
+            if version < "008":
+                conn.execute(sql.replace("${embedding_dimensions}", "384"))
+                conn.execute("INSERT INTO public.docingest_migrations (version) VALUES (%s)", (version,))
+        conn.commit()
+    return url
+
+
+def test_an_index_of_the_previous_release_is_migrated_and_searchable(pg_url: str, tmp_path: Path) -> None:
+    url = _database_at_007(pg_url)
+    rng = np.random.default_rng(3)
+    vectors = unit(rng.normal(size=(4, 384)))
+    doc, job = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO upload_pipeline.documents (document_id, user_id, filename, mime, bytes_len,"
+            " file_sha256, raw_path) VALUES (%s, 'old', 'old.md', 'text/markdown', 10, %s, 'old/raw/x.md')",
+            (doc, hashlib.sha256(b"old").hexdigest()),
+        )
+        conn.execute(
+            "INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, stage, state, finished_at)"
+            " VALUES (%s, %s, 'complete', 'done', now())",
+            (job, doc),
+        )
+        conn.execute(
+            "INSERT INTO upload_pipeline.events (job_id, document_id, stage, type, payload)"
+            " VALUES (%s, %s, 'uploaded', 'job_created', '{\"via\": \"ingest\"}')",
+            (job, doc),
+        )
+        for i, v in enumerate(vectors):
+            conn.execute(
+                "INSERT INTO upload_pipeline.document_chunks (chunk_id, document_id, user_id, ordinal, text,"
+                " token_count, embedding, embed_model)"
+                " VALUES (%s, %s, 'old', %s, %s, 3, %s::vector, 'hashing-bow-v1')",
+                (uuid.uuid4(), doc, i, f"old chunk {i}", "[" + ",".join(map(str, v)) + "]"),
+            )
+        conn.commit()
+
+    rt = Runtime(make_settings(url, tmp_path / "data"), migrate=False)
+    try:
+        assert rt.apply_migrations() == ["008_sources", "009_embedding_generations"]
+        [document] = rows(rt, "SELECT source, origin, meta FROM upload_pipeline.documents")
+        assert document == {"source": str(doc), "origin": "file", "meta": {}}
+        [generation] = rows(
+            rt, "SELECT provider, model, dimensions FROM upload_pipeline.embedding_generations"
+        )
+        assert generation == {"provider": "hashing", "model": "hashing-bow-v1", "dimensions": 384}
+        assert rows(rt, "SELECT count(DISTINCT generation_id) AS n FROM upload_pipeline.document_chunks") == [
+            {"n": 1}
+        ]
+        with rt.pool().connection() as conn:
+            served = rt.repo.serving_generation(conn, "old")
+            assert served is not None and served.label == "hashing/hashing-bow-v1/384"
+            hits = rt.repo.search_vector(
+                conn, user_id="old", embedding=vectors[2], limit=1, exact_max_chunks=0
+            )
+        assert hits[0]["text"] == "old chunk 2" and hits[0]["source"] == str(doc)
+        indexes = rows(rt, "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'document_chunks_hnsw_g%%'")
+        assert len(indexes) == 1
+    finally:
+        rt.close()

@@ -226,11 +226,12 @@ def test_validation_limits_and_rate(api: tuple[str, Settings]) -> None:
     assert "sha256 (body)" in bad.json()["message"] and "detail" not in bad.json()
     assert frank.request_upload(b"x" * 10, bytes_len=settings.max_file_bytes + 1).status_code == 413
     assert frank.request_upload(b"\x89PNG....", mime="image/png").status_code == 415
-    codes = [frank.request_upload(f"doc {i}".encode()).status_code for i in range(6)]
+    codes = [frank.request_upload(f"doc {i}".encode(), source=f"docs/{i}").status_code for i in range(6)]
     assert codes[:5] == [201] * 5 and codes[5] == 429
     limited = frank.request_upload(b"doc 99")
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
-    assert frank.request_upload(b"doc 0").status_code == 200  # a duplicate is still answered
+    # the same bytes under the same source: a duplicate, still answered
+    assert frank.request_upload(b"doc 0", source="docs/0").status_code == 200
 
 
 def test_delete_while_the_worker_processes_never_fails(api: tuple[str, Settings]) -> None:

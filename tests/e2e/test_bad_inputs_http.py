@@ -221,6 +221,7 @@ def test_stored_object_larger_than_declared_fails_size_mismatch(pg_url: str, tmp
                     filename=case.name,
                     mime=case.declared_mime,
                     bytes_len=len(data) - case.declared_bytes_len_delta,
+                    source=case.name,
                 )
                 assert reply.status_code == 201, reply.text
                 ticket = reply.json()
@@ -238,7 +239,9 @@ def test_stored_object_larger_than_declared_fails_size_mismatch(pg_url: str, tmp
                 events = client.events(ticket["document_id"])
                 assert storage.head(raw) is None  # a permanent mismatch deletes the object
                 # Asked for again with the real size: the same document and job wait for the bytes.
-                again = client.request_upload(data, filename=case.name, mime=case.declared_mime)
+                again = client.request_upload(
+                    data, filename=case.name, mime=case.declared_mime, source=case.name
+                )
                 assert again.status_code == 200, again.text
                 rearmed = again.json()
                 assert (rearmed["job_id"], rearmed["state"], rearmed["reupload"]) == (

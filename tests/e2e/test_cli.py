@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from uuid import UUID
 
+import numpy as np
 import pytest
 
 from docingest.settings import Settings
@@ -305,7 +306,16 @@ def test_search_with_the_embedding_provider_down_is_one_line_with_its_error_code
     from typer.testing import CliRunner
 
     from docingest.cli.main import app
+    from docingest.runtime import Runtime
+    from tests.fixtures.chunks import insert_chunks, unit
 
+    # The user has chunks of the model the provider serves (its name and 384 dimensions), so the
+    # search must embed the question (a user with nothing stored gets "no results" at once).
+    rt = Runtime(settings, migrate=False)
+    try:
+        insert_chunks(rt, "local", unit(np.ones((1, 384))), model="all-MiniLM-L6-v2")
+    finally:
+        rt.close()
     env = {
         **settings_env(settings),
         "UPLOAD_PIPELINE_EMBEDDING_PROVIDER": "openai",

@@ -15,9 +15,11 @@ from pydantic import (
     Field,
     Strict,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -29,6 +31,7 @@ from docingest.services.documents import (
     MAX_META_KEYS,
     MAX_SOURCE_CHARS,
     MIME_EXTENSIONS,
+    NAME_PATTERN,
     check_meta,
     display_filename,
 )
@@ -66,6 +69,29 @@ class ValidationErrorPublic(ErrorPublic):
 
 
 # --- uploads -----------------------------------------------------------------------
+#: A metadata key: 1 to 128 characters, not blank, no control characters.
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_META_KEY_CHARS, pattern=NAME_PATTERN)]
+#: A metadata value: a JSON scalar, or a list of them.
+MetaScalar = StrictStr | StrictInt | StrictFloat | StrictBool | None
+MetaValue = MetaScalar | list[MetaScalar]
+_SCALAR_SCHEMAS: list[dict[str, Any]] = [{"type": t} for t in ("string", "number", "boolean", "null")]
+#: The metadata object, its JSON Schema written out: pydantic's puts the key pattern in
+#: ``patternProperties`` and lets other keys through, which the validator then refuses.
+MetaObject = Annotated[
+    dict[MetaKey, MetaValue],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_META_KEYS,
+            "propertyNames": {"minLength": 1, "maxLength": MAX_META_KEY_CHARS, "pattern": NAME_PATTERN},
+            "additionalProperties": {
+                "anyOf": [*_SCALAR_SCHEMAS, {"type": "array", "items": {"anyOf": _SCALAR_SCHEMAS}}]
+            },
+        }
+    ),
+]
+
+
 class UploadCreate(BaseModel):
     """What the client declares about the file it will upload."""
 
@@ -93,13 +119,15 @@ class UploadCreate(BaseModel):
         None,
         min_length=1,
         max_length=MAX_SOURCE_CHARS,
+        pattern=NAME_PATTERN,
         description="what this document is a version of (a path, a URL, your own id): the same "
         "bytes under one source are one document (200), new bytes a new version that replaces "
         "the one serving searches when it completes; omitted: a new source of its own (the "
-        "document's id). Printable characters only (else 422 invalid_source)",
+        "document's id). Not blank, no control characters (else 422 invalid_request)",
     )
-    meta: dict[str, Any] | None = Field(
+    meta: MetaObject | None = Field(
         None,
+        max_length=MAX_META_KEYS,
         description="your metadata object, which search filters on (meta.KEY=VALUE): at most "
         f"{MAX_META_KEYS} keys of at most {MAX_META_KEY_CHARS} characters, values strings, "
         f"numbers, booleans, null or lists of those, {MAX_META_BYTES} bytes of JSON in all",
@@ -381,7 +409,7 @@ FilterText = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_FILTER_CHARS, pattern="^[^\\u0000]+$")
 ]
 #: A metadata value compared by text form (services/filters.py): a string, a finite number, a boolean.
-MetaScalar = (
+FilterScalar = (
     Annotated[str, StringConstraints(max_length=MAX_FILTER_CHARS, pattern="^[^\\u0000]*$")]
     | StrictBool
     | StrictInt
@@ -413,7 +441,7 @@ class SearchFilterCreate(BaseModel):
             Annotated[
                 str, StringConstraints(min_length=1, max_length=MAX_FILTER_CHARS, pattern="^[^\\u0000]+$")
             ],
-            MetaScalar | Annotated[list[MetaScalar], Field(min_length=1, max_length=MAX_FILTER_VALUES)],
+            FilterScalar | Annotated[list[FilterScalar], Field(min_length=1, max_length=MAX_FILTER_VALUES)],
         ],
         Field(max_length=MAX_FILTER_KEYS, json_schema_extra=_keys_by_name),
     ] = Field(

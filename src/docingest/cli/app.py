@@ -76,16 +76,19 @@ def _parse_meta(values: list[str] | None) -> dict[str, str]:
         raise typer.BadParameter(str(exc)) from exc
 
 
-def _check_meta(values: list[str] | None) -> list[str] | None:
-    """``--meta``'s callback: checks the options (:func:`_parse_meta`) and returns them as given
-    (typer turns a callback's dict for a list option into the list of its keys); the command
-    parses them with :func:`_parse_meta`."""
+def _check_meta_option(values: list[str] | None) -> list[str] | None:
+    """``--meta``'s callback: refuses what :func:`_parse_meta` refuses (a usage error, exit 2)
+    and returns the options as given (typer would turn a dict returned here into its keys)."""
     _parse_meta(values)
     return values
 
 
 MetaOpt = typer.Option(
-    None, "--meta", metavar="KEY=VALUE", help="metadata for every document (repeatable)", callback=_check_meta
+    None,
+    "--meta",
+    metavar="KEY=VALUE",
+    help="metadata for every document (repeatable)",
+    callback=_check_meta_option,
 )
 SourcePrefixOpt = typer.Option(
     None,

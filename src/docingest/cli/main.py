@@ -3,6 +3,7 @@ registers their commands on :data:`docingest.cli.app.app`; ``main()`` is the con
 
 - ``cli/app.py``: the ``app``, shared options and helpers
 - ``cli/ingest.py``: ``ingest``
+- ``cli/sync.py``: ``sync``, ``watch``
 - ``cli/query.py``: ``search``, ``eval``, ``status``, ``info``
 - ``cli/jobs.py``: ``retry``, ``delete``, ``migrate``, ``token``, ``errors``, ``prepare-embedder``
 - ``cli/reembed.py``: ``reembed``
@@ -15,7 +16,7 @@ from __future__ import annotations
 import sys
 
 # Importing a module registers its commands; this order is the order of `docingest --help`.
-from docingest.cli import ingest, query, jobs, reembed, servers  # noqa: F401  # isort: skip
+from docingest.cli import ingest, sync, query, jobs, reembed, servers  # noqa: F401  # isort: skip
 from docingest.cli.app import app, console
 
 __all__ = ["app", "main"]

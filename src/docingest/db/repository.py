@@ -366,6 +366,12 @@ class Repository:
         """Merge ``meta`` into the document's metadata (its keys win)."""
         conn.execute(queries()["merge_document_meta"], {"document_id": document_id, "meta": _jsonb(meta)})
 
+    def add_document_meta_defaults(self, conn: Conn, document_id: UUID, meta: dict[str, Any]) -> None:
+        """Add ``meta``'s keys to the document's metadata where it has none (its keys win)."""
+        conn.execute(
+            queries()["add_document_meta_defaults"], {"document_id": document_id, "meta": _jsonb(meta)}
+        )
+
     def set_source_mtime(self, conn: Conn, document_id: UUID, source_mtime_ns: int) -> None:
         """Record the file's modification time seen for the document (sync skips by it)."""
         conn.execute(

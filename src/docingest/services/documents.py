@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import re
 import threading
 import unicodedata
 import uuid
@@ -42,7 +43,6 @@ from docingest.errors import (
     DocingestError,
     EmptyFile,
     FileTooLarge,
-    InvalidMetadata,
     InvalidSource,
     NotFound,
     SizeMismatch,
@@ -56,6 +56,14 @@ from docingest.providers.storage import SignedUpload, document_keys, raw_key
 from docingest.providers.storage.base import Storage, delete_objects, sha256_of
 from docingest.services.progress import shown_progress
 from docingest.settings import Settings
+from docingest.stages.metadata import (  # noqa: F401  # the API and CLI import them from here
+    MAX_META_BYTES,
+    MAX_META_KEY_CHARS,
+    MAX_META_KEYS,
+    NAME_PATTERN,
+    check_meta,
+    meta_defaults,
+)
 
 log = logging.getLogger("docingest.services.documents")
 
@@ -117,25 +125,22 @@ MAX_SOURCE_CHARS = 1024
 
 
 def check_source(source: str) -> str:
-    """``source`` as stored: NFC, checked.
+    """``source`` as stored: checked, then NFC.
 
     Raises:
-        InvalidSource: empty or blank, over :data:`MAX_SOURCE_CHARS` characters, or holding
-            control characters or lone surrogates.
+        InvalidSource: blank, over :data:`MAX_SOURCE_CHARS` characters, or holding control
+            characters (Unicode Cc) or lone surrogates (:data:`NAME_PATTERN`, the API schema's).
     """
-    source = unicodedata.normalize("NFC", source)
-    if not source.strip():
-        raise InvalidSource("the source is empty: name the document's origin, e.g. its path")
     if len(source) > MAX_SOURCE_CHARS:
         raise InvalidSource(
             f"the source has {len(source)} characters; at most {MAX_SOURCE_CHARS} are accepted"
         )
-    bad = next(
-        (ch for ch in source if not ch.isprintable() and ch != " " or "\ud800" <= ch <= "\udfff"), None
-    )
-    if bad is not None:
+    if not re.match(NAME_PATTERN, source):
+        bad = next((ch for ch in source if unicodedata.category(ch) in ("Cc", "Cs")), None)
+        if bad is None:
+            raise InvalidSource("the source is empty or blank: name the document's origin, e.g. its path")
         raise InvalidSource(f"the source {source!r} holds the control character {bad!r}; remove it")
-    return source
+    return unicodedata.normalize("NFC", source)
 
 
 def shown_name(source: str, document_id: object, filename: str) -> str:
@@ -143,44 +148,6 @@ def shown_name(source: str, document_id: object, filename: str) -> str:
     or ``sync`` was given, or the client's name for it), or its file name when its source is
     only its own id (an upload that named none)."""
     return filename if not source or source == str(document_id) else source
-
-
-#: Limits of a document's metadata object (:func:`check_meta`).
-MAX_META_KEYS = 64
-MAX_META_KEY_CHARS = 128
-MAX_META_BYTES = 16_384
-
-
-def check_meta(meta: Any) -> dict[str, Any]:
-    """``meta`` checked as a document's metadata object: a JSON object of at most
-    :data:`MAX_META_KEYS` keys (non-empty, at most :data:`MAX_META_KEY_CHARS` characters), each
-    value a string, number, boolean, null or a list of those, :data:`MAX_META_BYTES` bytes of
-    JSON in all.
-
-    Raises:
-        InvalidMetadata: (a ``ValueError``) naming what is wrong.
-    """
-    if not isinstance(meta, dict):
-        raise InvalidMetadata("metadata must be an object of key: value pairs")
-    if len(meta) > MAX_META_KEYS:
-        raise InvalidMetadata(f"metadata has {len(meta)} keys; at most {MAX_META_KEYS} are accepted")
-    scalar = (str, int, float, bool, type(None))
-    for key, value in meta.items():
-        if not isinstance(key, str) or not key.strip() or len(key) > MAX_META_KEY_CHARS:
-            raise InvalidMetadata(f"metadata key {key!r} must be 1 to {MAX_META_KEY_CHARS} characters")
-        if isinstance(value, list):
-            if not all(isinstance(v, scalar) for v in value):
-                raise InvalidMetadata(
-                    f"metadata {key!r}: a list may hold strings, numbers, booleans and null only"
-                )
-        elif not isinstance(value, scalar):
-            raise InvalidMetadata(
-                f"metadata {key!r}: a value is a string, number, boolean, null or a list of those"
-            )
-    size = len(json.dumps(meta, ensure_ascii=False).encode())
-    if size > MAX_META_BYTES:
-        raise InvalidMetadata(f"metadata is {size} bytes of JSON; at most {MAX_META_BYTES} are accepted")
-    return meta
 
 
 @dataclass(frozen=True)
@@ -921,6 +888,21 @@ class DocumentService:
             )
         self.reap_objects(gone)
         return gone
+
+    def versions_under(self, user_id: str, prefix: str) -> list[dict[str, Any]]:
+        """Every version of the user's sources starting with ``prefix`` (every origin), by
+        source then registration order (``Repository.sources_under``'s rows: ``document_id,
+        source, file_sha256, bytes_len, source_mtime_ns, origin, version_seq, filename,
+        state, error_code``)."""
+        with self.db.connection() as conn:
+            return self.repo.sources_under(conn, user_id=user_id, prefix=prefix)
+
+    def record_source_mtime(self, document_id: UUID, mtime_ns: int) -> None:
+        """Record ``mtime_ns`` as the modification time of the file a version's bytes were
+        read from (``sync`` found the same bytes under a new time: the next one skips the file
+        without reading it)."""
+        with self.db.connection() as conn:
+            self.repo.set_source_mtime(conn, document_id, mtime_ns)
 
     def get_document(self, user_id: str, document_id: UUID) -> dict[str, Any]:
         """The user's document with its latest job (``Repository.get_document_view``'s row).

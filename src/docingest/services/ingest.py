@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
 
 from docingest.domain import Generation, JobProgress, State
 from docingest.errors import SourceConflict
@@ -58,6 +59,23 @@ def discover(paths: Iterable[Path]) -> list[Path]:
         else:
             raise FileNotFoundError(_not_a_file(path))
     return sorted(found)
+
+
+def generation_warning(rt: IngestHost, user_id: str) -> dict[str, Any] | None:
+    """A summary warning when this process embeds documents by another generation than the
+    one serving ``user_id``'s searches (they wait for ``docingest reembed``); None otherwise."""
+    mine = rt.generation()
+    with rt.documents.db.connection() as conn:
+        serving = rt.documents.repo.serving_generation(conn, user_id)
+    if serving is None or serving == mine:
+        return None
+    return {
+        "filename": "",
+        "job_id": "",
+        "message": f"these documents were embedded by {mine.label}, but your searches are served by "
+        f"{serving.label}: they become searchable when `docingest reembed` has moved your other "
+        "documents to it",
+    }
 
 
 def source_prefix(prefix: str | None) -> str:
@@ -167,6 +185,90 @@ class IngestSummary:
 ProgressFn = Callable[[IngestSnapshot], None]
 
 
+def run_until_terminal(
+    rt: IngestHost,
+    ids: list[UUID],
+    *,
+    started: float,
+    concurrency: int | None = None,
+    on_progress: ProgressFn | None = None,
+    poll_seconds: float = 0.5,
+    worker: BaseWorker | None = None,
+) -> tuple[dict[UUID, dict[str, Any]], IngestProgress]:
+    """Run worker slots until the latest job of each document of ``ids`` is terminal.
+
+    Without ``worker``, slots of this process are started (``concurrency`` of them) and
+    stopped at the end; with one (already running, e.g. ``watch``'s), it is only polled and
+    left running. ``started`` is the run's ``time.monotonic()`` start, for rates and ETAs.
+
+    Returns:
+        ``{document_id: its latest job row}`` (``Repository.list_jobs`` rows) and the
+        progress tracker (its ``embedded_at_start``).
+
+    Raises:
+        IngestInterrupted: on KeyboardInterrupt, with the count of documents not finished
+            (counted after the slots stopped and released their jobs; a ``worker`` given is
+            not stopped here).
+    """
+    latest: dict[UUID, dict[str, Any]] = {}
+    own = worker is None
+    slots = rt.worker(concurrency=concurrency) if worker is None else worker
+    tracker = IngestProgress(worker_id=slots.worker_id, started=started)
+    interrupted: KeyboardInterrupt | None = None
+    try:
+        if own:
+            slots.start()
+        else:
+            slots.wake.set()  # new jobs: claim them now rather than at the next poll
+        while True:
+            jobs = rt.documents.job_rows(document_ids=ids)
+            latest = {j["document_id"]: j for j in jobs}  # ordered by created_at: last wins
+            if on_progress:
+                on_progress(tracker.update(list(latest.values()), time.monotonic()))
+            if all(State.is_terminal(j["state"]) for j in latest.values()):
+                break
+            time.sleep(poll_seconds)
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+    finally:
+        if own:
+            slots.stop()  # the slots release what they hold; a job may finish meanwhile
+    if interrupted is not None:  # counted after the release, which can finish a job
+        after = {j["document_id"]: j["state"] for j in rt.documents.job_rows(document_ids=ids)}
+        done = sum(i in after and State.is_terminal(after[i]) for i in ids)
+        raise IngestInterrupted(len(ids) - done) from interrupted
+    return latest, tracker
+
+
+def job_reports(
+    latest: dict[UUID, dict[str, Any]], registered: Iterable[Registered] = ()
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """What a run reports of its documents' ``latest`` jobs: the failures (``filename,
+    job_id, error_code, error_message``), the warnings (``filename, job_id, message``: the
+    registration's, then each parse and chunking warning) and the embedding cache hits."""
+    failures = [
+        {
+            "filename": j["filename"],
+            "job_id": str(j["job_id"]),
+            "error_code": j["error_code"],
+            "error_message": j["error_message"],
+        }
+        for j in latest.values()
+        if j["state"] == State.FAILED.value
+    ]
+    shown = {i: JobProgress.from_stored(j["progress"]) for i, j in latest.items()}
+    warnings = [
+        {"filename": r.document.filename, "job_id": str(r.job.job_id), "message": r.warning}
+        for r in registered
+        if r.warning is not None and r.job is not None
+    ] + [
+        {"filename": j["filename"], "job_id": str(j["job_id"]), "message": w}
+        for i, j in latest.items()
+        for w in (shown[i].parse_warnings or []) + (shown[i].chunk_warnings or [])
+    ]
+    return failures, warnings, sum(p.embedding_cache_hits or 0 for p in shown.values())
+
+
 def ingest(
     rt: IngestHost,
     paths: list[Path],
@@ -208,28 +310,9 @@ def ingest(
         finished = sum(r.job is not None and r.job.state.terminal for r in registered)
         raise IngestInterrupted(len(files) - finished) from exc
     ids = list(dict.fromkeys(r.document.document_id for r in registered))
-    latest: dict[Any, dict[str, Any]] = {}
-    worker = rt.worker(concurrency=concurrency)
-    tracker = IngestProgress(worker_id=worker.worker_id, started=started)
-    interrupted: KeyboardInterrupt | None = None
-    try:
-        worker.start()
-        while True:
-            jobs = rt.documents.job_rows(document_ids=ids)
-            latest = {j["document_id"]: j for j in jobs}  # ordered by created_at: last wins
-            if on_progress:
-                on_progress(tracker.update(list(latest.values()), time.monotonic()))
-            if all(State.is_terminal(j["state"]) for j in latest.values()):
-                break
-            time.sleep(poll_seconds)
-    except KeyboardInterrupt as exc:
-        interrupted = exc
-    finally:
-        worker.stop()  # the slots release what they hold; a job may finish meanwhile
-    if interrupted is not None:  # counted after the release, which can finish a job
-        after = {j["document_id"]: j["state"] for j in rt.documents.job_rows(document_ids=ids)}
-        done = sum(i in after and State.is_terminal(after[i]) for i in ids)
-        raise IngestInterrupted(len(ids) - done) from interrupted
+    latest, tracker = run_until_terminal(
+        rt, ids, started=started, concurrency=concurrency, on_progress=on_progress, poll_seconds=poll_seconds
+    )
     stats = rt.documents.document_stats(ids)
     wall = time.monotonic() - started
     failed = [j for j in latest.values() if j["state"] == State.FAILED.value]
@@ -247,40 +330,10 @@ def ingest(
         chunks=sum(s["chunks"] for s in stats),
         wall_s=round(wall, 3),
         data_dir=str(rt.settings.data_dir),
-        failures=[
-            {
-                "filename": j["filename"],
-                "job_id": str(j["job_id"]),
-                "error_code": j["error_code"],
-                "error_message": j["error_message"],
-            }
-            for j in failed
-        ],
     )
-    shown = {i: JobProgress.from_stored(j["progress"]) for i, j in latest.items()}
-    summary.warnings = [
-        {"filename": r.document.filename, "job_id": str(r.job.job_id), "message": r.warning}
-        for r in registered
-        if r.warning is not None and r.job is not None
-    ] + [
-        {"filename": j["filename"], "job_id": str(j["job_id"]), "message": w}
-        for i, j in latest.items()
-        for w in (shown[i].parse_warnings or []) + (shown[i].chunk_warnings or [])
-    ]
-    summary.embedding_cache_hits = sum(p.embedding_cache_hits or 0 for p in shown.values())
-    mine = rt.generation()
-    with rt.documents.db.connection() as conn:
-        serving = rt.documents.repo.serving_generation(conn, user_id)
-    if summary.complete and serving is not None and serving != mine:
-        summary.warnings.append(
-            {
-                "filename": "",
-                "job_id": "",
-                "message": f"these documents were embedded by {mine.label}, but your searches are served "
-                f"by {serving.label}: they become searchable when `docingest reembed` has moved your "
-                "other documents to it",
-            }
-        )
+    summary.failures, summary.warnings, summary.embedding_cache_hits = job_reports(latest, registered)
+    if summary.complete and (note := generation_warning(rt, user_id)) is not None:
+        summary.warnings.append(note)
     summary.docs_per_s = round(summary.documents / wall, 3) if wall else 0.0
     # This run's own rate: chunks embedded before it (a resumed run) do not count.
     embedded_here = max(0, sum(s["chunks"] for s in stats) - tracker.embedded_at_start)

@@ -18,6 +18,7 @@ from docingest.providers.parsing.sniff import DOCX_MIME
 from docingest.providers.storage.base import Storage
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
+from docingest.stages.metadata import meta_defaults
 
 log = logging.getLogger("docingest.stages.parse")
 
@@ -98,23 +99,41 @@ class ParseDocument:
         metrics.PARSED_DOCUMENTS.labels(kind=parsed.kind).inc()
         metrics.PARSE_PAGES.labels(kind=parsed.kind).inc(page_count or 0)
 
+        front_matter, left_out = _front_matter_to_add(doc.meta, parsed.front_matter)
+        warnings = list(parsed.warnings)
+        if left_out:
+            warnings.append(f"front matter keys left out (over the metadata limits): {', '.join(left_out)}")
+
         def persist(conn: Any) -> None:
             from docingest.db.repository import Repository
 
-            Repository().update_document_parsed(conn, doc.document_id, parsed_path=key, page_count=page_count)
+            repo = Repository()
+            repo.update_document_parsed(conn, doc.document_id, parsed_path=key, page_count=page_count)
+            if front_matter:
+                repo.add_document_meta_defaults(conn, doc.document_id, front_matter)
 
-        events: list[tuple[str, dict[str, Any]]] = [("warning", {"message": w}) for w in parsed.warnings]
+        events: list[tuple[str, dict[str, Any]]] = [("warning", {"message": w}) for w in warnings]
         progress = JobProgress(
             pages_total=page_count, pages_parsed=page_count, chars=len(parsed.markdown), eta_s=0
         )
         if empty_pages:
             progress = progress.merge(JobProgress(empty_pages=empty_pages))
             events.append(("empty_pages", {"pages": empty_pages}))
-        if parsed.warnings:  # e.g. undecodable bytes replaced: shown by `status` and `ingest`
-            progress = progress.merge(JobProgress(parse_warnings=list(parsed.warnings)))
-            for w in parsed.warnings:
+        if warnings:  # e.g. undecodable bytes replaced: shown by `status` and `ingest`
+            progress = progress.merge(JobProgress(parse_warnings=warnings))
+            for w in warnings:
                 log.info("%s: %s", doc.filename, w)  # ingest prints them under its summary
         return StageResult(progress=progress, persist=persist, events=events)
+
+
+def _front_matter_to_add(
+    meta: dict[str, Any], front_matter: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The front matter keys to add to a document's metadata ``meta`` (its own keys, from
+    ``--meta`` or the upload request, win) and those left out for the metadata limits."""
+    if not front_matter:
+        return {}, []
+    return meta_defaults(meta, front_matter)
 
 
 def clean_text(text: str) -> tuple[str, list[int], int, int]:

@@ -7,7 +7,7 @@ import hashlib
 from typing import Any
 
 from docingest.db.repository import Repository
-from docingest.domain import JobControl, JobProgress, Stage
+from docingest.domain import Document, JobControl, JobProgress, Stage
 from docingest.errors import (
     ChecksumMismatch,
     ContentTypeMismatch,
@@ -20,9 +20,11 @@ from docingest.errors import (
 )
 from docingest.observability import metrics
 from docingest.providers.parsing import detect, is_declared_compatible
+from docingest.providers.parsing.markdown import front_matter_of
 from docingest.providers.parsing.sniff import DOCX_MIME, normalise_mime
 from docingest.providers.storage.base import Storage, iter_stream
 from docingest.stages.base import StageContext, StageResult
+from docingest.stages.metadata import meta_defaults
 
 #: Declared types that must hold. Bytes declared as a PDF or DOCX that are really
 #: text or HTML are not that document (typically an HTML error page saved under
@@ -116,18 +118,24 @@ class VerifyUpload:
             )
         if known is None:
             return StageResult(control=control, events=events)
-        return self._reuse(doc.document_id, known, control, events)
+        return self._reuse(doc, known, control, events)
 
     def _reuse(
         self,
-        document_id: Any,
+        doc: Document,
         known: dict[str, Any],
         control: JobControl,
         events: list[tuple[str, dict[str, Any]]],
     ) -> StageResult:
         """Skip to ``embeddings_stored`` with the chunks and vectors of ``known``, a stored
-        document with the same bytes (identical bytes are not parsed or embedded twice)."""
+        document with the same bytes (identical bytes are not parsed or embedded twice). A
+        Markdown file's front matter is read here, since the parse stage is skipped."""
+        document_id = doc.document_id
         source_id = known["document_id"]
+        front_matter: dict[str, Any] = {}
+        if control.detected_kind == "markdown":
+            with self.storage.local_path(doc.raw_path) as path:
+                front_matter, _ = meta_defaults(doc.meta, front_matter_of(path))
 
         def persist(conn: Any) -> None:
             if self.repo.clone_chunks(conn, document_id=document_id, from_document_id=source_id) == 0:
@@ -135,6 +143,8 @@ class VerifyUpload:
                     f"document {source_id}, whose chunks were to be reused, was deleted meanwhile; "
                     "the upload is verified again and processed in full"
                 )
+            if front_matter:
+                self.repo.add_document_meta_defaults(conn, document_id, front_matter)
 
         events.append(("chunks_reused", {"from_document_id": str(source_id), "chunks": known["chunks"]}))
         return StageResult(

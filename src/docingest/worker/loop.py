@@ -133,6 +133,10 @@ class JobContext:
         )
 
 
+#: Seconds the LISTEN thread waits for a notification before it checks whether to stop.
+LISTEN_POLL_SECONDS = 0.1
+
+
 class BaseWorker:
     """Runs ``concurrency`` slots (threads) that claim and process jobs.
 
@@ -548,7 +552,9 @@ class BaseWorker:
                 with psycopg.connect(self.url, autocommit=True) as conn:  # type: ignore[arg-type]
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     while not self.stopping.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        # The timeout bounds how long stop() waits for this thread (a CLI
+                        # command's exit), not how soon a notification is seen.
+                        for _ in conn.notifies(timeout=LISTEN_POLL_SECONDS, stop_after=1):
                             self.wake.set()
             except psycopg.Error as exc:
                 log.warning("LISTEN connection lost (%s); polling until it is back", exc)

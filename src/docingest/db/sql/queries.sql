@@ -276,6 +276,11 @@ ORDER BY d.source, d.version_seq;
 UPDATE upload_pipeline.documents SET meta = meta || %(meta)s::jsonb, updated_at = now()
 WHERE document_id = %(document_id)s;
 
+-- name: add_document_meta_defaults
+-- Keys the document's metadata lacks (a Markdown file's front matter): its own keys win.
+UPDATE upload_pipeline.documents SET meta = %(meta)s::jsonb || meta, updated_at = now()
+WHERE document_id = %(document_id)s;
+
 -- name: set_source_mtime
 UPDATE upload_pipeline.documents SET source_mtime_ns = %(source_mtime_ns)s
 WHERE document_id = %(document_id)s;

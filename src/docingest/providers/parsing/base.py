@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 #: Every kind a parser exists for, in sniffing order of specificity.
 KINDS: tuple[str, ...] = ("pdf", "docx", "html", "markdown", "text")
@@ -56,6 +56,9 @@ class ParsedDocument:
             left out.
         warnings: human-readable notes about lossy steps (replaced bytes,
             pages without text, skipped navigation tables ...).
+        front_matter: a Markdown file's YAML front matter keys, JSON values (taken out of
+            ``markdown``; merged into the document's metadata, whose own keys win); empty for
+            other kinds.
     """
 
     markdown: str
@@ -63,6 +66,7 @@ class ParsedDocument:
     pages: list[ParsedPage] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    front_matter: dict[str, Any] = field(default_factory=dict)
 
 
 class KindParser(Protocol):

@@ -34,7 +34,7 @@ SET source = d.document_id::text,
 
 ALTER TABLE upload_pipeline.documents
     ALTER COLUMN source SET NOT NULL,
-    ADD CONSTRAINT documents_source_check CHECK (source <> '' AND length(source) <= 1024),
+    ADD CONSTRAINT documents_source_check CHECK (source <> '' AND length(source) <= 4096),  -- 1,024 before NFC
     DROP CONSTRAINT documents_user_sha_key,
     ADD CONSTRAINT documents_user_source_sha_key UNIQUE (user_id, source, file_sha256);
 -- A document inserted without a source is a source of its own: its id.

@@ -10,6 +10,11 @@ on one connection. Also: recall@10 of those results against the exact path
 (``search_vector_exact``) on 20 queries, and whether the plan uses the HNSW index.
 Target: p50 under 20 ms.
 
+Filtered (``SearchFilter``): a broad filter (metadata ``half=0``: 50 of the 100 documents) on
+the HNSW path (``exact_max_chunks=0``) with its recall@10 against the exact ranking of the
+matching chunks, and a selective one (one document's ids: 1% of the chunks) on the exact path;
+their p50 as a ratio of the unfiltered one's.
+
     python -m bench search [--quick]
 """
 
@@ -49,10 +54,11 @@ def load_chunks(rt: Any, n: int, rng: np.random.Generator, centres: np.ndarray) 
         docs = [uuid.uuid4() for _ in range(100)]
         with conn.cursor().copy(
             "COPY upload_pipeline.documents (document_id, user_id, filename, mime, "
-            "bytes_len, file_sha256, raw_path) FROM STDIN"
+            "bytes_len, file_sha256, raw_path, meta) FROM STDIN"
         ) as copy:
             for i, d in enumerate(docs):
-                copy.write_row((d, "bench", f"doc{i}.md", "text/markdown", 1, f"{i:064x}", f"k/{d}"))
+                meta = f'{{"half": {i % 2}}}'
+                copy.write_row((d, "bench", f"doc{i}.md", "text/markdown", 1, f"{i:064x}", f"k/{d}", meta))
         vecs = _vectors(rng, centres, n)
         with conn.cursor().copy(
             "COPY upload_pipeline.document_chunks (chunk_id, document_id, user_id, "
@@ -82,7 +88,7 @@ def load_chunks(rt: Any, n: int, rng: np.random.Generator, centres: np.ndarray) 
         started = time.perf_counter()
         rt.repo.ensure_generation(admin, provider="openai", model="bench", dimensions=384)
         build_s = time.perf_counter() - started
-        admin.execute("ANALYZE upload_pipeline.document_chunks")
+        admin.execute("ANALYZE upload_pipeline.document_chunks, upload_pipeline.documents")
     return generation, build_s
 
 
@@ -92,6 +98,7 @@ def run(quick: bool = False) -> list[Figure]:
 
     from docingest.db.repository import generation_sql
     from docingest.runtime import Runtime
+    from docingest.services.filters import SearchFilter
 
     n = 5_000 if quick else 100_000
     queries = 100 if quick else 500
@@ -128,8 +135,45 @@ def run(quick: bool = False) -> list[Figure]:
                         )
                     }
                 hits += len(got & exact)
+            one_document = conn.execute(
+                "SELECT document_id FROM upload_pipeline.documents WHERE user_id = 'bench' LIMIT 1"
+            ).fetchone()
+            assert one_document is not None
+            broad = SearchFilter.build(meta={"half": 0}).sql_params()
+            selective = SearchFilter.build(document_ids=[one_document["document_id"]]).sql_params()
+            broad_times, selective_times, broad_results = [], [], []
+            for i, q in enumerate(qv[: queries // 2 + 10]):
+                started = time.perf_counter()
+                with conn.transaction():
+                    rows = rt.repo.search_vector(
+                        conn,
+                        user_id="bench",
+                        embedding=q,
+                        limit=10,
+                        ef_search=100,
+                        exact_max_chunks=0,
+                        filter=broad,
+                    )
+                middle = time.perf_counter()
+                with conn.transaction():
+                    rt.repo.search_vector(conn, user_id="bench", embedding=q, limit=10, filter=selective)
+                if i >= 10:
+                    broad_times.append((middle - started) * 1000)
+                    selective_times.append((time.perf_counter() - middle) * 1000)
+                    broad_results.append({r["chunk_id"] for r in rows})
+            broad_hits = 0
+            for q, got in zip(qv[10:30], broad_results[:20], strict=True):
+                with conn.transaction():
+                    exact = {
+                        r["chunk_id"]
+                        for r in rt.repo.search_vector(
+                            conn, user_id="bench", embedding=q, limit=10, exact_max_chunks=n, filter=broad
+                        )
+                    }
+                broad_hits += len(got & exact)
     finally:
         rt.close()
+    p50 = percentile(times, 0.50)
     return [
         Figure("search", "chunks", n),
         Figure("search", "HNSW build", round(build_s, 1), "s"),
@@ -137,4 +181,17 @@ def run(quick: bool = False) -> list[Figure]:
         Figure("search", "vector search p50", round(percentile(times, 0.50), 2), "ms", "< 20"),
         Figure("search", "vector search p99", round(percentile(times, 0.99), 2), "ms"),
         Figure("search", "recall@10 vs exact (20 queries)", round(hits / 200, 3), "x"),
+        Figure(
+            "search",
+            "broad filter (50%), HNSW: p50 / unfiltered p50",
+            round(percentile(broad_times, 0.5) / p50, 2),
+            "x",
+        ),
+        Figure("search", "broad filter, HNSW: recall@10 vs exact filtered", round(broad_hits / 200, 3), "x"),
+        Figure(
+            "search",
+            "selective filter (1%), exact: p50 / unfiltered p50",
+            round(percentile(selective_times, 0.5) / p50, 2),
+            "x",
+        ),
     ]

@@ -49,7 +49,8 @@ here)::
     │   ├── DatabaseUnavailable        database_unavailable (503)
     │   ├── MethodNotAllowed           method_not_allowed (405): the path exists, not for this method
     │   ├── BadWebhookSignature        unauthorized (401): the LlamaParse webhook's signature
-    │   └── QueryTooLong               query_too_long (422): also a ValueError, for the CLI
+    │   ├── QueryTooLong               query_too_long (422): also a ValueError, for the CLI
+    │   └── InvalidFilter              invalid_filter (422): a search filter's value; also a ValueError
     ├── SetupError                     the installation needs its operator (also a RuntimeError);
     │   │                              its message keeps server paths (the API scrubs them)
     │   ├── DatabaseNotMigrated        database_not_migrated (503): run ``docingest migrate``
@@ -577,6 +578,17 @@ class SourceConflict(RequestError):
     error_code = "source_conflict"
     meaning = "two files of one command would be the same source (the same path under two roots)"
     user_action = "ingest each root with its own --source-prefix, or name their common parent directory"
+
+
+class InvalidFilter(RequestError, ValueError):
+    """A search filter the service cannot apply (an empty key, a bad time, too many values):
+    refused by :class:`~docingest.services.filters.SearchFilter` itself, so the CLI and the API
+    say the same."""
+
+    http_status = 422
+    error_code = "invalid_filter"
+    meaning = "a search filter has an empty key, a value that is not a scalar, a time that is not ISO 8601, or too many values"
+    user_action = "fix the filter the message names (metadata keys non-empty, times ISO 8601, at most 100 values a list)"
 
 
 class SetupError(DocingestError, RuntimeError):

@@ -90,6 +90,7 @@ def test_every_bad_token_answers_401(api: tuple[str, Settings], variant: str) ->
         ("GET", "/documents"),
         ("POST", "/upload"),
         ("GET", "/search?q=x"),
+        ("POST", "/search"),
         ("GET", f"/jobs/{uuid.uuid4()}"),
     ):
         reply = httpx.request(method, f"{base}{API}{path}", headers=headers, json={}, timeout=10)

@@ -123,7 +123,7 @@ def test_unknown_paths_and_wrong_methods_answer_the_error_shape(client: TestClie
     }
     wrong = client.delete(f"{API}/search")
     assert wrong.status_code == 405 and "detail" not in wrong.json()
-    assert wrong.json()["error_code"] == "method_not_allowed" and wrong.headers["allow"] == "GET"
+    assert wrong.json()["error_code"] == "method_not_allowed" and wrong.headers["allow"] == "GET, POST"
     from docingest.errors import request_error_table
 
     codes = {row.code for _, row in request_error_table()}

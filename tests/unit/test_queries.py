@@ -17,3 +17,11 @@ def test_every_query_fits_psycopgs_parse_cache() -> None:
     """A longer statement is parsed again on every execution (it was, for one, 0.1 ms a call)."""
     too_long = {n: len(q) for n, q in queries().items() if len(q) > PSYCOPG_PARSE_CACHE_LIMIT}
     assert not too_long
+
+
+def test_filtered_queries_fit_psycopgs_parse_cache() -> None:
+    """The filtered searches are sent with ``matching_documents`` before them: still cached."""
+    from docingest.db.repository import _filtered
+
+    for name in [n for n in queries() if n.endswith("_filtered") or n == "filtered_chunk_count"]:
+        assert len(_filtered(name)) <= PSYCOPG_PARSE_CACHE_LIMIT, name

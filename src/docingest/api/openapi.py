@@ -10,7 +10,7 @@
   that take it (``POST /upload`` -> ``GET /documents/{document_id}``, ``GET /jobs/{job_id}``
   ...), so a client or a stateful tester can follow them (OpenAPI 3.1, "Link Object").
 - :func:`install`: the schema's values that depend on the settings (``bytes_len`` at most
-  ``MAX_FILE_BYTES``, ``q`` at most ``SEARCH_MAX_QUERY_CHARS`` characters) and the links.
+  ``MAX_FILE_BYTES``, ``q`` at most ``SEARCH_MAX_QUERY_CHARS`` characters, in ``GET /search`` and ``POST /search``) and the links.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ REFUSALS: dict[str, tuple[type[e.DocingestError], ...]] = {
     ),
     # a route that moves a job on (complete an upload, retry): refused in the wrong state
     "transition": (e.Conflict, e.StorageUnavailable),
-    # GET /search: the query's own limit, the query embedder's package
-    "search": (e.QueryTooLong, e.DependencyMissing),
+    # GET and POST /search: the query's own limit, the filter's values, the query embedder's package
+    "search": (e.QueryTooLong, e.InvalidFilter, e.DependencyMissing),
     # the LlamaParse webhook: its signature instead of a token
     "webhook": (e.BadWebhookSignature, e.InvalidRequest, e.NotFound, e.DatabaseUnavailable),
 }
@@ -196,6 +196,9 @@ def _add_limits(schema: dict[str, Any], settings: Settings, prefix: str) -> None
     for parameter in _operation(schema, prefix, "GET /search")["parameters"]:
         if parameter["name"] == "q":
             parameter["schema"]["maxLength"] = settings.search_max_query_chars
+    schema["components"]["schemas"]["SearchCreate"]["properties"]["q"]["maxLength"] = (
+        settings.search_max_query_chars
+    )
 
 
 def install(app: FastAPI, settings: Settings, *, prefix: str) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
+    ConfigDict,
     Field,
+    Strict,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -18,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from docingest.domain import Document, Job
+from docingest.domain import MAX_CONTEXT, Document, Job
 from docingest.providers.storage import SignedUpload
 from docingest.services.documents import (
     MAX_META_BYTES,
@@ -30,7 +35,9 @@ from docingest.services.documents import (
     check_meta,
     display_filename,
 )
+from docingest.services.filters import MAX_FILTER_CHARS, MAX_FILTER_KEYS, MAX_FILTER_VALUES, SearchFilter
 from docingest.services.progress import shown_progress
+from docingest.services.search import clean_query
 
 STALLED_DESCRIPTION = (
     "true when the job is 'working' but its lease expired: the worker holding it "
@@ -360,6 +367,156 @@ class SearchHitPublic(BaseModel):
         None,
         description="with context > 0: the rank of the hit whose passage holds this hit (its own "
         "rank when it carries it); null with context 0",
+    )
+
+
+#: What ``q`` must hold (ECMA-262, as JSON Schema reads it): a character that is neither NUL
+#: nor whitespace (Python's ``str.isspace``, what :func:`clean_query` strips).
+QUERY_PATTERN = (
+    r"[^\u0000\t\n\u000b\u000c\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a"
+    r"\u2028\u2029\u202f\u205f\u3000]"
+)
+
+
+def asked(q: str) -> str:
+    """``q`` cleaned (:func:`clean_query`); a ``ValueError`` (422 ``invalid_request`` naming
+    ``q``) when nothing is left: the schema's ``pattern`` (:data:`QUERY_PATTERN`) says the same."""
+    query = clean_query(q)
+    if not query:
+        raise ValueError("the query is empty or only whitespace: ask a question")
+    return query
+
+
+#: RFC 3339's date-time (JSON Schema's ``format: date-time``): a date, ``T``, a time and an offset.
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: Any) -> Any:
+    """A time as RFC 3339 writes it, or refused (pydantic alone would take a number as Unix
+    seconds, or a time without an offset, which the schema's ``date-time`` does not allow)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
+        raise ValueError("a time is an RFC 3339 date-time with an offset, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+#: A filter's time bound: RFC 3339 (``2024-05-01T12:00:00Z``), timezone-aware.
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+#: A filter's text value: 1 to 1,024 characters, no NUL (PostgreSQL text cannot hold one).
+FilterText = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_FILTER_CHARS, pattern="^[^\\u0000]+$")
+]
+#: A metadata value compared by text form (services/filters.py): a string, a finite number, a boolean.
+FilterScalar = (
+    Annotated[str, StringConstraints(max_length=MAX_FILTER_CHARS, pattern="^[^\\u0000]*$")]
+    | StrictBool
+    | StrictInt
+    | Annotated[float, Strict(), Field(allow_inf_nan=False)]
+)
+
+
+def _keys_by_name(schema: dict[str, Any]) -> None:
+    """A dict's key constraints as ``propertyNames`` (length and pattern), its values'
+    schema as ``additionalProperties``: pydantic's ``patternProperties`` leave a key outside
+    the pattern, or of any length, unconstrained."""
+    [(pattern, values)] = schema.pop("patternProperties").items()
+    schema["additionalProperties"] = values
+    schema["propertyNames"] = {"minLength": 1, "maxLength": MAX_FILTER_CHARS, "pattern": pattern}
+
+
+class SearchFilterCreate(BaseModel):
+    """Which of your documents a search ranks the chunks of: every condition given must hold
+    (a condition left out does not restrict)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_prefix: FilterText | None = Field(None, description="the document's source starts with this")
+    document_ids: Annotated[list[UUID], Field(min_length=1, max_length=MAX_FILTER_VALUES)] | None = Field(
+        None, description="the document is one of these (ids of other users' documents match nothing)"
+    )
+    meta: Annotated[
+        dict[
+            Annotated[
+                str, StringConstraints(min_length=1, max_length=MAX_FILTER_CHARS, pattern="^[^\\u0000]+$")
+            ],
+            FilterScalar | Annotated[list[FilterScalar], Field(min_length=1, max_length=MAX_FILTER_VALUES)],
+        ],
+        Field(max_length=MAX_FILTER_KEYS, json_schema_extra=_keys_by_name),
+    ] = Field(
+        default_factory=dict,
+        description="metadata equality: the document's value under each key equals the value (a list: "
+        'any of them), compared as text (2024 matches "2024"); a list-valued metadata entry matches '
+        "when it holds the value",
+    )
+    mime: Annotated[list[FilterText], Field(min_length=1, max_length=MAX_FILTER_VALUES)] | None = Field(
+        None, description="the document's MIME type is one of these"
+    )
+    created_after: Timestamp | None = Field(None, description="registered at or after this time")
+    created_before: Timestamp | None = Field(None, description="registered before this time")
+    updated_after: Timestamp | None = Field(None, description="last updated at or after this time")
+    updated_before: Timestamp | None = Field(None, description="last updated before this time")
+
+    def to_filter(self) -> SearchFilter:
+        """The service's filter (checked again there: :meth:`SearchFilter.build`)."""
+        return SearchFilter.build(
+            source_prefix=self.source_prefix,
+            document_ids=self.document_ids,
+            meta=self.meta,
+            mime=self.mime,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            updated_after=self.updated_after,
+            updated_before=self.updated_before,
+        )
+
+
+def _number(value: Any) -> Any:
+    """A JSON number as JSON Schema reads it: not a boolean or a string (which pydantic's lax
+    mode would take as 0/1 or parse)."""
+    if isinstance(value, bool | str):
+        raise ValueError("a number, not a boolean or a string")  # noqa: TRY004 (pydantic wants ValueError)
+    return value
+
+
+def _integer(value: Any) -> Any:
+    """A JSON Schema integer: an integral number (``92.0`` too), not a boolean or a string."""
+    value = _number(value)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: A body's integer, as its JSON Schema says (``type: integer``).
+JsonInteger = Annotated[int, BeforeValidator(_integer)]
+
+
+class SearchCreate(BaseModel):
+    """``POST /search``: ``GET /search``'s parameters, and a ``filter``, as a JSON body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: Annotated[StrictStr, AfterValidator(asked)] = Field(
+        json_schema_extra={"pattern": QUERY_PATTERN},
+        description="the question: at least one character that is not whitespace (else 422 "
+        "invalid_request); over UPLOAD_PIPELINE_SEARCH_MAX_QUERY_CHARS (2000) characters once "
+        "surrounding whitespace is removed: 422 query_too_long",
+    )
+    # numbers as the schema has them: true or "5" is not a k, 5.0 is (JSON Schema's integer)
+    k: JsonInteger = Field(5, ge=1, le=100, description="results to return")
+    mode: Literal["vector", "hybrid"] = "hybrid"
+    min_score: Annotated[float, Field(ge=-1, le=1), BeforeValidator(_number)] | None = Field(
+        None, description="drop hits whose cosine score is below this (fewer than k may come back)"
+    )
+    context: JsonInteger = Field(
+        0,
+        ge=0,
+        le=MAX_CONTEXT,
+        description="return this many chunks before and after each hit in its document, merged into one "
+        "passage where hits' windows overlap or touch",
+    )
+    filter: SearchFilterCreate = Field(
+        default_factory=lambda: SearchFilterCreate.model_validate({}),
+        description="search only the documents this matches",
     )
 
 

@@ -28,6 +28,7 @@ from docingest.cli.app import (
 from docingest.domain import MAX_CONTEXT, Mode
 
 if TYPE_CHECKING:
+    from docingest.services.filters import SearchFilter
     from docingest.services.search import SearchHit
 
 
@@ -37,6 +38,71 @@ def _check_score(value: float | None) -> float | None:
     if value is not None and not -1.0 <= value <= 1.0:
         raise typer.BadParameter(f"a cosine similarity is a number from -1 to 1, not {value:g}")
     return value
+
+
+WhereOpt = typer.Option(
+    None,
+    "--where",
+    metavar="KEY=VALUE",
+    help="only documents whose metadata KEY equals VALUE (compared as text: year=2024 matches 2024 and "
+    '"2024"; a list value matches when it holds VALUE); repeatable: other keys AND, the same key twice OR',
+)
+FilterSourcePrefixOpt = typer.Option(
+    None,
+    "--source-prefix",
+    metavar="PREFIX",
+    help="only documents whose source (path for ingest) starts with this",
+)
+DocumentIdOpt = typer.Option(
+    None, "--document-id", metavar="ID", help="only this document (repeatable: any of them)"
+)
+MimeOpt = typer.Option(
+    None, "--mime", metavar="TYPE", help="only documents of this MIME type, e.g. application/pdf (repeatable)"
+)
+CreatedAfterOpt = typer.Option(
+    None,
+    "--created-after",
+    metavar="TIME",
+    help="only documents registered at or after this ISO 8601 time (no offset: UTC)",
+)
+CreatedBeforeOpt = typer.Option(
+    None, "--created-before", metavar="TIME", help="only documents registered before this time"
+)
+UpdatedAfterOpt = typer.Option(
+    None, "--updated-after", metavar="TIME", help="only documents updated at or after this time"
+)
+UpdatedBeforeOpt = typer.Option(
+    None, "--updated-before", metavar="TIME", help="only documents updated before this time"
+)
+
+
+def _filter(
+    where: list[str] | None,
+    source_prefix: str | None,
+    document_id: list[str] | None,
+    mime: list[str] | None,
+    created_after: str | None,
+    created_before: str | None,
+    updated_after: str | None,
+    updated_before: str | None,
+) -> SearchFilter:
+    """The search filter of the command's options.
+
+    Raises:
+        InvalidFilter: a ``--where`` without ``=``, or a value :meth:`SearchFilter.build` refuses.
+    """
+    from docingest.services.filters import SearchFilter, parse_where
+
+    return SearchFilter.build(
+        source_prefix=source_prefix,
+        document_ids=document_id or None,
+        meta=parse_where(where or []),
+        mime=mime or None,
+        created_after=created_after,
+        created_before=created_before,
+        updated_after=updated_after,
+        updated_before=updated_before,
+    )
 
 
 @app.command()
@@ -58,19 +124,57 @@ def search(
         max=MAX_CONTEXT,
         help="also show this many chunks before and after each hit (merged where hits are close)",
     ),
+    where: list[str] | None = WhereOpt,
+    source_prefix: str | None = FilterSourcePrefixOpt,
+    document_id: list[str] | None = DocumentIdOpt,
+    mime: list[str] | None = MimeOpt,
+    created_after: str | None = CreatedAfterOpt,
+    created_before: str | None = CreatedBeforeOpt,
+    updated_after: str | None = UpdatedAfterOpt,
+    updated_before: str | None = UpdatedBeforeOpt,
     user: str = UserOpt,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Search your chunks; prints filename, page, score (cosine similarity to the question) and a
-    snippet, or with --context each hit's passage: the hit with its neighbouring chunks."""
+    snippet, or with --context each hit's passage: the hit with its neighbouring chunks.
+    --where, --source-prefix, --document-id, --mime and the time options search only the
+    documents they match (all of them must hold)."""
+    try:
+        f = _filter(
+            where,
+            source_prefix,
+            document_id,
+            mime,
+            created_after,
+            created_before,
+            updated_after,
+            updated_before,
+        )
+    except Exception as exc:
+        _exit_on_error(exc)
+        raise
     rt = _runtime()
     try:
-        hits = rt.searcher().search(query, user_id=user, k=k, mode=mode, min_score=min_score, context=context)
-        if not hits and min_score is not None and rt.searcher().search(query, user_id=user, k=1, mode=mode):
+        searcher = rt.searcher()
+        hits = searcher.search(
+            query, user_id=user, k=k, mode=mode, min_score=min_score, context=context, filter=f
+        )
+        if (
+            not hits
+            and min_score is not None
+            and searcher.search(query, user_id=user, k=1, mode=mode, filter=f)
+        ):
             # stderr: --json's stdout stays the (empty) list
             console.print(
                 f"no results at or above --min-score {min_score:g}: every hit's score (cosine similarity) "
                 "is lower; lower --min-score or leave it out",
+                soft_wrap=True,
+                highlight=False,
+            )
+        elif not hits and not f.empty and searcher.search(query, user_id=user, k=1, mode=mode):
+            console.print(
+                "no results: none of your documents matches the filter (--where, --source-prefix, "
+                "--document-id, --mime, the times); loosen it or leave it out",
                 soft_wrap=True,
                 highlight=False,
             )
@@ -168,10 +272,33 @@ def eval_(
     results_out: Path | None = typer.Option(
         None, "--results-out", help="write each question's top 20 results here"
     ),
+    where: list[str] | None = WhereOpt,
+    source_prefix: str | None = FilterSourcePrefixOpt,
+    document_id: list[str] | None = DocumentIdOpt,
+    mime: list[str] | None = MimeOpt,
+    created_after: str | None = CreatedAfterOpt,
+    created_before: str | None = CreatedBeforeOpt,
+    updated_after: str | None = UpdatedAfterOpt,
+    updated_before: str | None = UpdatedBeforeOpt,
 ) -> None:
-    """Retrieval figures: doc recall@1, recall@5, MRR@5 and context-hit."""
+    """Retrieval figures: doc recall@1, recall@5, MRR@5 and context-hit; with filter options
+    (as ``search``'s), each question searches only the documents they match."""
     from docingest.services.evaluation import complete_filenames, evaluate, load_questions, unanswerable
 
+    try:
+        f = _filter(
+            where,
+            source_prefix,
+            document_id,
+            mime,
+            created_after,
+            created_before,
+            updated_after,
+            updated_before,
+        )
+    except Exception as exc:
+        _exit_on_error(exc)
+        raise
     if results_out is not None and not results_out.parent.is_dir():
         console.print(f"[red]error:[/red] --results-out: no such directory {results_out.parent}")
         raise typer.Exit(2)
@@ -186,7 +313,7 @@ def eval_(
                 f"{', '.join(missing[0].expected)}); they score 0",
                 soft_wrap=True,
             )
-        figures, records = evaluate(rt.searcher(), loaded, user_id=user, mode=mode)
+        figures, records = evaluate(rt.searcher(), loaded, user_id=user, mode=mode, filter=f)
     except Exception as exc:
         _exit_on_error(exc)
         raise

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -70,6 +70,35 @@ def generation_sql(name: str, generation: Generation) -> sql.Composed:
     return sql.SQL(queries()[name]).format(
         dims=sql.Literal(int(generation.dimensions)), generation=sql.Literal(int(generation.generation_id))
     )
+
+
+#: pgvector's largest ``hnsw.ef_search``: the candidate list of a filtered HNSW scan whose filter,
+#: applied to the candidates afterwards, left fewer than asked of the first ``ef_search``.
+FILTERED_EF_SEARCH = 1000
+
+
+@cache
+def _filtered(name: str) -> str:
+    """Query ``name`` after ``WITH matching AS (matching_documents)`` (fixed text only)."""
+    return f"WITH matching AS (\n{queries()['matching_documents'].strip().rstrip(';')}\n)\n{queries()[name]}"
+
+
+@cache
+def filtered_generation_sql(name: str, generation: Generation) -> sql.Composed:
+    """:func:`_filtered` ``name`` with the generation's literals, as :func:`generation_sql`."""
+    return sql.SQL(_filtered(name)).format(
+        dims=sql.Literal(int(generation.dimensions)), generation=sql.Literal(int(generation.generation_id))
+    )
+
+
+def _filtered_one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = conn.execute(_filtered(name), params).fetchone()
+    return row
+
+
+def _filtered_all(conn: Conn, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = conn.execute(_filtered(name), params).fetchall()
+    return rows
 
 
 def _jsonb(value: dict[str, Any]) -> str:
@@ -619,6 +648,7 @@ class Repository:
         ef_search: int = 100,
         exact_max_chunks: int = 20_000,
         generation: Generation | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """The user's ``limit`` nearest chunks of ``generation`` (None: the one serving the
         user; no rows for a user without one) by cosine, nearest first (``score`` = similarity).
@@ -630,6 +660,14 @@ class Repository:
         larger one through the generation's HNSW index for the chunks in it and exactly for
         those left out of it (see :meth:`finalize_document`), and wholly exactly when HNSW
         brings back fewer rows than asked for.
+
+        ``filter``: the parameters of ``matching_documents``
+        (:meth:`SearchFilter.sql_params <docingest.services.filters.SearchFilter.sql_params>`),
+        or None for all the user's chunks. With one, the same rule applies to the matching
+        documents' chunks: at most ``exact_max_chunks`` of them are ranked exactly (read by
+        document); more go through HNSW with the filter on its ``ef_search`` candidates, again
+        with :data:`FILTERED_EF_SEARCH` candidates when the filter keeps fewer than asked, and
+        exactly when that still brings back too few.
         """
         generation = generation or self.serving_generation(conn, user_id)
         if generation is None:
@@ -640,6 +678,10 @@ class Repository:
             "limit": limit,
             "generation_id": generation.generation_id,
         }
+        if filter is not None:
+            return self._search_vector_filtered(
+                conn, generation, {**params, **filter}, ef_search, exact_max_chunks
+            )
         counted = _one(
             conn,
             "user_chunk_count",
@@ -658,6 +700,34 @@ class Repository:
         rows.sort(key=lambda r: (-r["score"], str(r["chunk_id"])))
         return rows[:limit]
 
+    def _search_vector_filtered(
+        self,
+        conn: Conn,
+        generation: Generation,
+        params: dict[str, Any],
+        ef_search: int,
+        exact_max_chunks: int,
+    ) -> list[dict[str, Any]]:
+        counted = _filtered_one(conn, "filtered_chunk_count", {**params, "cap": exact_max_chunks})
+        matching = int(counted["n"]) if counted is not None else 0
+        if matching <= exact_max_chunks:
+            return _filtered_all(conn, "search_vector_exact_filtered", params)
+        hnsw = filtered_generation_sql("search_vector_filtered", generation)
+        rows: list[dict[str, Any]] = []
+        # HNSW's ef_search nearest candidates, the filter applied to them: a matching chunk
+        # nearer than those kept would have been a candidate. A filter that keeps fewer than
+        # asked of them gets pgvector's largest candidate list, then the exact ranking.
+        for ef in dict.fromkeys((int(ef_search), max(int(ef_search), FILTERED_EF_SEARCH))):
+            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+            rows = conn.execute(hnsw, params).fetchall()
+            if len(rows) >= params["limit"]:
+                break
+        else:  # the filter left too few of HNSW's candidates
+            return _filtered_all(conn, "search_vector_exact_filtered", params)
+        rows += _filtered_all(conn, "search_vector_unindexed_filtered", params)
+        rows.sort(key=lambda r: (-r["score"], str(r["chunk_id"])))
+        return rows[: params["limit"]]
+
     def search_fulltext(
         self,
         conn: Conn,
@@ -667,25 +737,26 @@ class Repository:
         embedding: np.ndarray,
         limit: int,
         generation: Generation | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """The user's chunks of ``generation`` (None: the one serving the user) holding any
         word of ``query`` (its English lexemes, OR-ed), best full-text rank first
         (``ts_rank_cd``; a chunk's context weighs most); each row's ``score`` is its cosine
-        similarity to ``embedding``."""
+        similarity to ``embedding``. ``filter``: as :meth:`search_vector`'s (the matching
+        documents' chunks only)."""
         generation = generation or self.serving_generation(conn, user_id)
         if generation is None:
             return []
-        return _all(
-            conn,
-            "search_fulltext",
-            {
-                "user_id": user_id,
-                "query": query,
-                "embedding": embedding,
-                "limit": limit,
-                "generation_id": generation.generation_id,
-            },
-        )
+        params = {
+            "user_id": user_id,
+            "query": query,
+            "embedding": embedding,
+            "limit": limit,
+            "generation_id": generation.generation_id,
+        }
+        if filter is not None:
+            return _filtered_all(conn, "search_fulltext_filtered", {**params, **filter})
+        return _all(conn, "search_fulltext", params)
 
     # --- embedding generations (migration 009) ----------------------------------------
     def ensure_generation(self, conn: Conn, *, provider: str, model: str, dimensions: int) -> Generation:

@@ -21,6 +21,7 @@ from typing import Any
 
 from docingest.domain import Mode
 from docingest.services.documents import DocumentService
+from docingest.services.filters import SearchFilter
 from docingest.services.search import Searcher
 
 CONTEXT_WORDS = 1000
@@ -127,14 +128,23 @@ def aggregate(per_question: Iterable[dict[str, float]]) -> dict[str, float]:
 
 
 def evaluate(
-    searcher: Searcher, questions: list[Question], *, user_id: str, mode: Mode
+    searcher: Searcher,
+    questions: list[Question],
+    *,
+    user_id: str,
+    mode: Mode,
+    filter: SearchFilter | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Run every question; return ``(figures, [{query, results}])`` (top 20 results each)."""
+    """Run every question (over the documents ``filter`` matches, if given); return
+    ``(figures, [{query, results}])`` (top 20 results each)."""
     records = []
     scores = []
     for q in questions:
         hits = [
-            h.to_dict() for h in searcher.search(q.query, user_id=user_id, k=RESULTS_PER_QUESTION, mode=mode)
+            h.to_dict()
+            for h in searcher.search(
+                q.query, user_id=user_id, k=RESULTS_PER_QUESTION, mode=mode, filter=filter
+            )
         ]
         scores.append(question_scores(q, hits))
         records.append(

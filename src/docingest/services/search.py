@@ -17,6 +17,7 @@ from docingest.domain import MAX_CONTEXT, Generation, Mode
 from docingest.errors import DocingestError, EmbeddingGenerationMismatch, InvalidRequest, QueryTooLong
 from docingest.providers.embedding import Embedder
 from docingest.services.documents import shown_name
+from docingest.services.filters import SearchFilter
 from docingest.settings import Settings
 
 DEFAULT_MODE: Mode = "hybrid"
@@ -404,6 +405,7 @@ class Searcher:
         mode: Mode = DEFAULT_MODE,
         min_score: float | None = None,
         context: int = 0,
+        filter: SearchFilter | None = None,
     ) -> list[SearchHit]:
         """The ``k`` best chunks of ``user_id`` for ``query``, best first.
 
@@ -420,6 +422,12 @@ class Searcher:
 
         The query is embedded by the model of the generation serving the user's index
         (:meth:`generation_embedder`); a user with nothing stored gets no hits.
+
+        With ``filter`` (:class:`~docingest.services.filters.SearchFilter`), only the chunks of
+        the user's documents it matches are ranked, in both legs, and the ``k`` best of those
+        come back: the same answer as ranking the matching chunks alone (see
+        :meth:`Repository.search_vector <docingest.db.repository.Repository.search_vector>`).
+        An empty filter is no filter.
 
         Raises:
             InvalidRequest: an empty (blank) query (``invalid_request``, as the API answers it).
@@ -443,6 +451,7 @@ class Searcher:
             raise ValueError("min_score is a cosine similarity: between -1 and 1")
         if not 0 <= context <= MAX_CONTEXT:
             raise ValueError(f"context must be between 0 and {MAX_CONTEXT} chunks")
+        where = None if filter is None or filter.empty else filter.sql_params()
         # One snapshot for the generation and every leg: a version or a generation switched in
         # meanwhile is seen wholly or not at all, never half (no empty or mixed answer).
         with self._transaction(user_id) as conn:
@@ -459,10 +468,17 @@ class Searcher:
                 limit=n,
                 ef_search=max(self.config.ef_search, n),
                 exact_max_chunks=self.config.exact_max_chunks,
+                filter=where,
             )
             text_rows = (
                 self.repo.search_fulltext(
-                    conn, user_id=user_id, generation=generation, query=query, embedding=vector, limit=n
+                    conn,
+                    user_id=user_id,
+                    generation=generation,
+                    query=query,
+                    embedding=vector,
+                    limit=n,
+                    filter=where,
                 )
                 if mode == "hybrid"
                 else []

@@ -561,6 +561,98 @@ WHERE c.user_id = %(user_id)s AND c.generation_id = %(generation_id)s AND c.tsv 
 ORDER BY text_rank DESC, c.chunk_id
 LIMIT %(limit)s;
 
+-- name: matching_documents
+-- The user's documents a search filter lets through (services/filters.py: SearchFilter): every
+-- condition given holds; a NULL parameter (or an empty filter_meta object) does not restrict.
+-- Not run alone: the *_filtered queries below are sent as "WITH matching AS (this) <query>"
+-- (Repository._filtered). Source prefix: a LIKE pattern (its wildcards escaped), which the
+-- documents_user_source index (text_pattern_ops) serves. Metadata: for each key of filter_meta
+-- (a JSON object of lists of text forms), the document's value under it (or an element of it,
+-- when it is a list) has one of the key's text forms; a missing key or a null matches nothing.
+SELECT d.document_id
+FROM upload_pipeline.documents d
+WHERE d.user_id = %(user_id)s
+  AND (%(source_like)s::text IS NULL OR d.source LIKE %(source_like)s::text)
+  AND (%(filter_document_ids)s::uuid[] IS NULL OR d.document_id = ANY(%(filter_document_ids)s::uuid[]))
+  AND (%(filter_mime)s::text[] IS NULL OR d.mime = ANY(%(filter_mime)s::text[]))
+  AND (%(created_after)s::timestamptz IS NULL OR d.created_at >= %(created_after)s::timestamptz)
+  AND (%(created_before)s::timestamptz IS NULL OR d.created_at < %(created_before)s::timestamptz)
+  AND (%(updated_after)s::timestamptz IS NULL OR d.updated_at >= %(updated_after)s::timestamptz)
+  AND (%(updated_before)s::timestamptz IS NULL OR d.updated_at < %(updated_before)s::timestamptz)
+  AND NOT EXISTS (
+      SELECT 1 FROM jsonb_each(%(filter_meta)s::jsonb) AS f(key, wanted)
+      WHERE NOT EXISTS (
+          SELECT 1
+          FROM jsonb_array_elements_text(CASE jsonb_typeof(d.meta -> f.key)
+                   WHEN 'array' THEN d.meta -> f.key ELSE jsonb_build_array(d.meta -> f.key) END) AS have(v)
+          JOIN jsonb_array_elements_text(f.wanted) AS w(v) ON w.v = have.v))
+
+-- name: filtered_chunk_count
+-- The matching documents' chunks, counted up to a cap (through UNIQUE (document_id, ordinal)).
+SELECT count(*) AS n FROM (
+    SELECT 1 FROM matching m
+    JOIN upload_pipeline.document_chunks c ON c.document_id = m.document_id
+    WHERE c.user_id = %(user_id)s AND c.generation_id = %(generation_id)s
+    LIMIT %(cap)s + 1
+) s;
+
+-- name: search_vector_exact_filtered
+-- search_vector_exact over the matching documents' chunks only (read through UNIQUE
+-- (document_id, ordinal)); "+ 0" keeps the planner off the HNSW index.
+SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.meta, 1 - c.distance AS score
+FROM (
+    SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.meta, (c.embedding <=> %(embedding)s) + 0 AS distance
+    FROM matching m
+    JOIN upload_pipeline.document_chunks c ON c.document_id = m.document_id
+    WHERE c.user_id = %(user_id)s AND c.generation_id = %(generation_id)s
+    ORDER BY distance, c.chunk_id
+    LIMIT %(limit)s
+) c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+ORDER BY c.distance, c.chunk_id;
+
+-- name: search_vector_filtered
+-- search_vector with the filter applied to HNSW's candidates (ef_search raised by the caller);
+-- {dims} and {generation} are literals, as in search_vector.
+SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.meta,
+       1 - (c.embedding::vector({dims}) <=> %(embedding)s) AS score
+FROM upload_pipeline.document_chunks c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+WHERE c.user_id = %(user_id)s AND c.hnsw_indexed AND c.generation_id = {generation}
+  AND c.document_id IN (SELECT document_id FROM matching)
+ORDER BY c.embedding::vector({dims}) <=> %(embedding)s
+LIMIT %(limit)s;
+
+-- name: search_vector_unindexed_filtered
+-- search_vector_unindexed over the matching documents' chunks only.
+SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.meta, 1 - c.distance AS score
+FROM (
+    SELECT chunk_id, document_id, ordinal, text, meta, (embedding <=> %(embedding)s) + 0 AS distance
+    FROM upload_pipeline.document_chunks
+    WHERE user_id = %(user_id)s AND NOT hnsw_indexed AND generation_id = %(generation_id)s
+      AND document_id IN (SELECT document_id FROM matching)
+    ORDER BY distance, chunk_id
+    LIMIT %(limit)s
+) c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+ORDER BY c.distance, c.chunk_id;
+
+-- name: search_fulltext_filtered
+-- search_fulltext over the matching documents' chunks only.
+SELECT c.chunk_id, c.document_id, d.filename, d.source, c.ordinal, c.text, c.meta,
+       1 - (c.embedding <=> %(embedding)s) AS score, ts_rank_cd(c.tsv, t.q) AS text_rank
+FROM upload_pipeline.document_chunks c
+JOIN upload_pipeline.documents d ON d.document_id = c.document_id
+CROSS JOIN (
+    SELECT to_tsquery('simple', array_to_string(ARRAY(
+        SELECT quote_literal(lexeme)
+        FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS lexeme), ' | ')) AS q
+) t
+WHERE c.user_id = %(user_id)s AND c.generation_id = %(generation_id)s AND c.tsv @@ t.q
+  AND c.document_id IN (SELECT document_id FROM matching)
+ORDER BY text_rank DESC, c.chunk_id
+LIMIT %(limit)s;
+
 -- name: chunk_windows
 -- The chunks of ordinals first..last of each window (document_id[i], first[i], last[i]), one
 -- statement for all of a search's hits (through UNIQUE (document_id, ordinal)); the user filter

@@ -107,6 +107,31 @@ def new_database(pg_url: str, prefix: str = "t") -> str:
     return with_database(pg_url, name)
 
 
+_migrated_names = itertools.count()
+
+
+def database_before(pg_url: str, version: str) -> str:
+    """A new database migrated by the migrations before ``version`` only (an earlier release's
+    schema, ``${embedding_dimensions}`` 384); its URL."""
+    from docingest.db.migrate import migration_files
+
+    name = f"before{version[:3]}_{os.getpid()}_{next(_migrated_names)}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = with_database(pg_url, name)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "CREATE TABLE public.docingest_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for applied, sql in migration_files():
+            if applied < version:
+                conn.execute(sql.replace("${embedding_dimensions}", "384"))
+                conn.execute("INSERT INTO public.docingest_migrations (version) VALUES (%s)", (applied,))
+        conn.commit()
+    return url
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One ``UPLOAD_PIPELINE_MODELS_DIR`` for the whole run, shared by pytest-xdist's workers

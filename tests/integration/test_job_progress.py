@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +13,14 @@ import pytest
 from psycopg.rows import dict_row
 
 from docingest.api.schemas import DocumentPublic, JobPublic
-from docingest.db.migrate import migration_files
 from docingest.domain import Job, JobControl, JobProgress, read_progress
 from docingest.runtime import Runtime
 from docingest.services.progress import shown_progress
-from tests.conftest import make_settings, with_database
+from tests.conftest import database_before, make_settings
 from tests.integration.helpers import rows
 
 pytestmark = pytest.mark.integration
 
-_names = count()
 
 #: What a job of the previous release kept in ``progress``: control keys among the figures,
 #: and a key no model declares.
@@ -52,25 +48,6 @@ CONTROL = {
 }
 
 
-def _database_at_004(pg_url: str) -> str:
-    """A new database migrated up to 004 only (the previous release's schema)."""
-    name = f"up_{os.getpid()}_{next(_names)}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    url = with_database(pg_url, name)
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        conn.execute(
-            "CREATE TABLE public.docingest_migrations ("
-            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for version, sql in migration_files():
-            if version < "005":
-                conn.execute(sql.replace("${embedding_dimensions}", "384"))
-                conn.execute("INSERT INTO public.docingest_migrations (version) VALUES (%s)", (version,))
-        conn.commit()
-    return url
-
-
 def _old_job(url: str, progress: dict[str, Any], *, state: str = "queued") -> tuple[uuid.UUID, uuid.UUID]:
     document_id, job_id = uuid.uuid4(), uuid.uuid4()
     with psycopg.connect(url) as conn:
@@ -92,7 +69,7 @@ def _old_job(url: str, progress: dict[str, Any], *, state: str = "queued") -> tu
 def test_a_job_written_by_the_previous_release_reads_the_same_after_migration_005(
     pg_url: str, tmp_path: Path
 ) -> None:
-    url = _database_at_004(pg_url)
+    url = database_before(pg_url, "005")
     document_id, job_id = _old_job(url, OLD_PROGRESS)
     with psycopg.connect(url, row_factory=dict_row) as conn:  # as the API showed it before
         before = conn.execute("SELECT progress - 'eta_s' AS p FROM upload_pipeline.upload_jobs").fetchone()[

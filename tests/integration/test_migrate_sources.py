@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import uuid
 from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
-from docingest.db.migrate import migration_files
 from docingest.runtime import Runtime
-from tests.conftest import make_settings, with_database
+from tests.conftest import database_before, make_settings
 from tests.fixtures.chunks import unit
 from tests.integration.helpers import rows
 
@@ -25,26 +22,8 @@ pytestmark = pytest.mark.integration
 _names = itertools.count()
 
 
-def _database_at_007(pg_url: str) -> str:
-    name = f"up7_{os.getpid()}_{next(_names)}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    url = with_database(pg_url, name)
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        conn.execute(
-            "CREATE TABLE public.docingest_migrations ("
-            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for version, sql in migration_files():
-            if version < "008":
-                conn.execute(sql.replace("${embedding_dimensions}", "384"))
-                conn.execute("INSERT INTO public.docingest_migrations (version) VALUES (%s)", (version,))
-        conn.commit()
-    return url
-
-
 def test_an_index_of_the_previous_release_is_migrated_and_searchable(pg_url: str, tmp_path: Path) -> None:
-    url = _database_at_007(pg_url)
+    url = database_before(pg_url, "008")
     rng = np.random.default_rng(3)
     vectors = unit(rng.normal(size=(4, 384)))
     doc, job = uuid.uuid4(), uuid.uuid4()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -195,6 +196,21 @@ def _show_snapshot(bar: _IngestBar, task: Any, snap: IngestSnapshot) -> None:
     bar.note = snap.note()
 
 
+def progress_shower(bar: _IngestBar, task: Any, *, live: bool) -> Callable[[IngestSnapshot], None]:
+    """The ``on_progress`` of a run shown by ``bar``: on a terminal (``live``) each snapshot
+    moves the bar; otherwise one plain line on stderr every :data:`PLAIN_PROGRESS_SECONDS`."""
+    printed = [float("-inf")]
+
+    def on_progress(snap: IngestSnapshot) -> None:
+        if live:
+            _show_snapshot(bar, task, snap)
+        elif snap.elapsed_s - printed[0] >= PLAIN_PROGRESS_SECONDS:
+            printed[0] = snap.elapsed_s
+            console.print(snap.line(), markup=False, highlight=False, soft_wrap=True)
+
+    return on_progress
+
+
 def _ingest_with_progress(
     rt: Runtime,
     paths: list[Path],
@@ -217,14 +233,7 @@ def _ingest_with_progress(
     live = console.is_terminal
     with _IngestBar(console=console, transient=as_json, disable=not live) as bar:
         task = bar.add_task("ingesting", total=None, detail="registering files", elapsed="")
-        printed = [float("-inf")]
-
-        def on_progress(snap: IngestSnapshot) -> None:
-            if live:
-                _show_snapshot(bar, task, snap)
-            elif snap.elapsed_s - printed[0] >= PLAIN_PROGRESS_SECONDS:
-                printed[0] = snap.elapsed_s
-                console.print(snap.line(), markup=False, highlight=False, soft_wrap=True)
+        on_progress = progress_shower(bar, task, live=live)
 
         try:
             summary = run_ingest(

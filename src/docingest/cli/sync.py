@@ -24,17 +24,11 @@ from docingest.cli.app import (
     console,
     out,
 )
-from docingest.cli.ingest import (
-    PLAIN_PROGRESS_SECONDS,
-    _IngestBar,
-    _show_snapshot,
-    _StopSignals,
-)
+from docingest.cli.ingest import _IngestBar, _StopSignals, progress_shower
 from docingest.errors import SourceConflict
 
 if TYPE_CHECKING:
     from docingest.runtime import Runtime
-    from docingest.services.progress import IngestSnapshot
     from docingest.services.sync import SyncPlan, SyncSummary
     from docingest.worker.loop import BaseWorker
 
@@ -86,14 +80,7 @@ def sync(
             live = console.is_terminal
             with _IngestBar(console=console, transient=as_json, disable=not live) as bar:
                 task = bar.add_task("syncing", total=None, detail="applying the plan", elapsed="")
-                printed = [float("-inf")]
-
-                def on_progress(snap: IngestSnapshot) -> None:
-                    if live:
-                        _show_snapshot(bar, task, snap)
-                    elif snap.elapsed_s - printed[0] >= PLAIN_PROGRESS_SECONDS:
-                        printed[0] = snap.elapsed_s
-                        console.print(snap.line(), markup=False, highlight=False, soft_wrap=True)
+                on_progress = progress_shower(bar, task, live=live)
 
                 try:
                     summary = run_sync(

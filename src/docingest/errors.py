@@ -571,6 +571,16 @@ class InvalidMetadata(RequestError, ValueError):
     user_action = "send an object of at most 64 keys whose values are strings, numbers, booleans, null or lists of those"
 
 
+class FileUnreadable(RequestError):
+    """A local file named for ``ingest``/``sync`` cannot be read (permissions, I/O error); it is
+    not registered, and the other files are."""
+
+    http_status = 422
+    error_code = "file_unreadable"
+    meaning = "a local file cannot be read (permissions or an I/O error)"
+    user_action = "make the file readable by the user running docingest, then run the command again"
+
+
 class SourceConflict(RequestError):
     """Two files of one ``ingest``/``sync`` command map to the same source; nothing was registered."""
 
@@ -889,7 +899,12 @@ def error_table_markdown() -> str:
         lines.append(f"| `{row.code}` | {row.meaning} | {retried} | {row.user_action} |")
     lines += [
         "",
-        "Refused API requests (never stored on a job) answer `{error_code, message}` with:",
+        "Refused requests (never stored on a job) answer `{error_code, message}` with the codes below;",
+        "the CLI prints `error: CODE: message` and exits 2. Through the API, a field its schema refuses",
+        "(a `source` with a control character, `meta` of the wrong shape, a malformed `where`) is",
+        "`invalid_request`, naming the field; `invalid_source`, `invalid_metadata`, `source_conflict`",
+        "and `file_unreadable` are the CLI's (and `invalid_filter` a filter the schema admits but the",
+        "service cannot use):",
         "",
         "| error_code | HTTP status | meaning | what you can do |",
         "|---|---|---|---|",

@@ -153,3 +153,19 @@ def test_documents_ingested_during_a_migration_wait_for_the_switch(
     summary = reembed(new, user_id="ana", concurrency=1, poll_seconds=0.1)
     assert summary.queued == 3 and summary.switched_users == 1
     assert new.searcher().search("kedge anchor", user_id="ana", k=1)[0].source == "anchors.md"
+
+
+def test_a_run_interrupted_part_way_is_finished_by_the_next(built: dict[str, Any]) -> None:
+    """Jobs an interrupted run left queued are waited for by the next run, and documents it
+    re-embedded already are not queued again: one job per document, one switch."""
+    from docingest.services.reembed import queue
+
+    new = built["new"]
+    _, queued = queue(new, user_id="ana")
+    assert len(queued) == 3
+    assert new.worker(concurrency=1).run_once()  # one document done, two left queued (interrupted)
+    summary = reembed(new, user_id="ana", concurrency=1, poll_seconds=0.1)
+    assert (summary.queued, summary.complete, summary.switched_users, summary.remaining) == (2, 2, 1, 0)
+    jobs = rows(new, "SELECT count(*) AS n FROM upload_pipeline.upload_jobs WHERE kind = 'reembed'")
+    assert jobs == [{"n": 3}]
+    assert _generations(new, "ana") == {new.generation().generation_id}

@@ -205,3 +205,36 @@ def test_a_file_deleted_between_the_plan_and_its_registration_is_skipped(
     (folder / "brief.md").unlink()
     apply_plan(runtime, plan, user_id="ana", on_change=lambda verb, source: said.append((verb, source)))
     assert said == [("vanished", "brief.md")]
+
+
+def test_sync_meta_is_set_on_unchanged_files_too(runtime: Runtime, tmp_path: Path) -> None:
+    root = tmp_path / "kb"
+    root.mkdir()
+    (root / "a.md").write_text("# A\n\nThe ferry leaves at dawn from the north pier.\n")
+    assert sync(runtime, [root], user_id="meta").added == 1
+    again = sync(runtime, [root], user_id="meta", meta={"team": "ops"})
+    assert (again.unchanged, again.added, again.updated) == (1, 0, 0)
+    assert rows(runtime, "SELECT meta FROM upload_pipeline.documents WHERE user_id = 'meta'") == [
+        {"meta": {"team": "ops"}}
+    ]
+
+
+def test_a_file_refused_as_too_large_is_retried_once_the_limit_admits_it(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    root = tmp_path / "kb"
+    root.mkdir()
+    (root / "big.md").write_text("# Big\n\n" + "The tide tables are posted each Monday. " * 20)
+    small = dataclasses.replace(runtime.documents.policy, max_file_bytes=50)
+    monkeypatch.setattr(runtime.documents, "policy", small)
+    assert sync(runtime, [root], user_id="lim").failed_by_code == {"file_too_large": 1}
+    monkeypatch.undo()  # the limit raised again
+    plan = plan_sync(runtime, [root], user_id="lim")
+    assert [f.why for f in plan.update] == [
+        "retry: file_too_large, now within UPLOAD_PIPELINE_MAX_FILE_BYTES"
+    ]
+    done = sync(runtime, [root], user_id="lim")
+    assert (done.complete, done.failed) == (1, 0)
+    assert [h.source for h in runtime.searcher().search("tide tables", user_id="lim", k=1)] == ["big.md"]

@@ -259,3 +259,62 @@ def test_objects_a_crash_left_queued_are_deleted_by_the_sweep(runtime: Runtime) 
     assert [
         r["object_key"] for r in rows(runtime, "SELECT object_key FROM upload_pipeline.object_deletions")
     ] == ["ivy/raw/fresh.md"]
+
+
+def test_files_whose_names_make_no_valid_source_are_refused_and_the_rest_ingested(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from docingest.services.sync import plan_sync, sync
+
+    root = tmp_path / "odd"
+    _write(root / "good.md", OLD)
+    _write(root / "new\nline.md", NEW)  # a control character: no valid source
+    deep = root / "/".join("d" * 200 for _ in range(6))
+    _write(deep / "far.md", NEW)  # a path over 1,024 characters
+    raw = os.fsencode(root) + b"/bad\xff\xfename.md"  # a name that is not UTF-8
+    with open(raw, "wb") as f:
+        f.write(NEW.replace("Friday", "Monday").encode())
+
+    plan = plan_sync(runtime, [root], user_id="jo")
+    assert sorted(f.source for f in plan.add) == ["bad\\xff\\xfename.md", "good.md"]
+    assert sorted(r.error_code for r in plan.refused) == ["invalid_source", "invalid_source"]
+
+    summary = ingest(runtime, [root], user_id="jo")
+    assert (summary.documents, summary.complete, summary.failed) == (4, 2, 2)
+    assert summary.failed_by_code == {"invalid_source": 2}
+    assert {f["filename"] for f in summary.failures if f["job_id"] is None} == {
+        "new\nline.md",
+        "/".join("d" * 200 for _ in range(6)) + "/far.md",
+    }
+    assert {h.source for h in runtime.searcher().search("rotation", user_id="jo", k=5)} == {
+        "good.md",
+        "bad\\xff\\xfename.md",
+    }
+    # An unreadable file is refused the same way (as root every file is readable: simulated).
+    real = runtime.documents.register_file
+
+    def unreadable(path: Path, **kwargs: object) -> object:
+        if path.name == "good.md":
+            raise PermissionError(13, "Permission denied")
+        return real(path, **kwargs)  # type: ignore[arg-type]
+
+    _write(root / "good.md", NEW)  # changed: it would be registered again
+    monkeypatch.setattr(runtime.documents, "register_file", unreadable)
+    again = sync(runtime, [root], user_id="jo")
+    assert again.failed_by_code == {"invalid_source": 2, "file_unreadable": 1}
+    assert again.deleted == 0  # refused files are there: their sources are not deleted
+
+
+def test_a_source_prefix_with_a_control_character_is_refused_before_anything(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    from docingest.errors import InvalidSource
+
+    _write(tmp_path / "n.md", OLD)
+    with pytest.raises(InvalidSource, match="--source-prefix"):
+        ingest(runtime, [tmp_path], user_id="kay", prefix="a\tb")
+    assert rows(runtime, "SELECT count(*) AS n FROM upload_pipeline.documents WHERE user_id = 'kay'") == [
+        {"n": 0}
+    ]

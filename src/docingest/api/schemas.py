@@ -74,7 +74,10 @@ MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_META_KEY
 #: A metadata value: a JSON scalar, or a list of them.
 MetaScalar = StrictStr | StrictInt | StrictFloat | StrictBool | None
 MetaValue = MetaScalar | list[MetaScalar]
-_SCALAR_SCHEMAS: list[dict[str, Any]] = [{"type": t} for t in ("string", "number", "boolean", "null")]
+_SCALAR_SCHEMAS: list[dict[str, Any]] = [
+    {"type": "string", "pattern": "^[^\\u0000]*$"},  # PostgreSQL stores no NUL
+    *({"type": t} for t in ("number", "boolean", "null")),
+]
 #: The metadata object, its JSON Schema written out: pydantic's puts the key pattern in
 #: ``patternProperties`` and lets other keys through, which the validator then refuses.
 MetaObject = Annotated[

@@ -29,7 +29,7 @@ from docingest.cli.app import (
     console,
     out,
 )
-from docingest.errors import SourceConflict
+from docingest.errors import DocingestError, InvalidSource, SourceConflict
 from docingest.services.progress import IngestSnapshot, clock, duration
 from docingest.settings import Settings
 
@@ -196,6 +196,14 @@ def _show_snapshot(bar: _IngestBar, task: Any, snap: IngestSnapshot) -> None:
     bar.note = snap.note()
 
 
+def usage_error(exc: BaseException) -> str:
+    """A refusal of the command's input as one line: ``error_code: message`` for a docingest
+    error (``source_conflict``, ``invalid_source``), else the exception's text (a path)."""
+    if isinstance(exc, DocingestError):
+        return f"{exc.error_code}: {exc.message}"
+    return str(exc)
+
+
 def progress_shower(bar: _IngestBar, task: Any, *, live: bool) -> Callable[[IngestSnapshot], None]:
     """The ``on_progress`` of a run shown by ``bar``: on a terminal (``live``) each snapshot
     moves the bar; otherwise one plain line on stderr every :data:`PLAIN_PROGRESS_SECONDS`."""
@@ -245,10 +253,12 @@ def _ingest_with_progress(
                 prefix=prefix,
                 meta=meta,
             )
-        except (FileNotFoundError, SourceConflict) as exc:
+        except (FileNotFoundError, SourceConflict, InvalidSource) as exc:
             bar.update(task, visible=False)  # nothing was registered: no bar after the error
             bar.stop()
-            console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # a path in one piece
+            console.print(
+                f"[red]error:[/red] {escape(usage_error(exc))}", soft_wrap=True
+            )  # a path in one piece
             raise typer.Exit(2) from exc
         except IngestInterrupted as exc:
             bar.stop()
@@ -320,7 +330,7 @@ def _print_ingest_summary(
         for f in summary.failures:
             out.print(
                 f"[red]{escape(f['filename'])}[/red] {f['error_code']}: "
-                f"{escape(f['error_message'] or '')} (job {f['job_id']})",
+                f"{escape(f['error_message'] or '')}" + (f" (job {f['job_id']})" if f["job_id"] else ""),
                 soft_wrap=True,
                 highlight=False,
             )

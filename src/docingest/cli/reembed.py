@@ -27,7 +27,7 @@ def reembed(
     verbose: bool = VerboseOpt,
 ) -> None:
     """Re-embed stored chunks with the configured EMBEDDING_PROVIDER/MODEL/DIMENSIONS, without
-    parsing again; exit 1 when a document failed.
+    parsing again; exit 1 when a document failed or chunks are left to re-embed.
 
     Searches keep using the previous model until every chunk of a user is re-embedded, then
     switch at once; the old vectors are dropped by the switch. Interrupted (Ctrl-C), it resumes
@@ -70,4 +70,10 @@ def reembed(
             out.print(f"  {c.line}", highlight=False, soft_wrap=True)
         for code, n in sorted(summary.failed_by_code.items()):
             out.print(f"[red]failed:[/red] {n} {code} (see `docingest status`)", soft_wrap=True)
-    raise typer.Exit(1 if summary.failed else 0)
+    if summary.remaining:
+        console.print(
+            f"[yellow]not finished:[/yellow] {summary.remaining:,} chunks are not re-embedded yet "
+            "(documents still being ingested, or failed): run `docingest reembed` again once they are done",
+            soft_wrap=True,
+        )
+    raise typer.Exit(1 if summary.failed or summary.remaining else 0)

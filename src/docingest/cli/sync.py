@@ -24,8 +24,8 @@ from docingest.cli.app import (
     console,
     out,
 )
-from docingest.cli.ingest import _IngestBar, _StopSignals, progress_shower
-from docingest.errors import SourceConflict
+from docingest.cli.ingest import _IngestBar, _StopSignals, progress_shower, usage_error
+from docingest.errors import InvalidSource, SourceConflict
 
 if TYPE_CHECKING:
     from docingest.runtime import Runtime
@@ -69,8 +69,8 @@ def sync(
         try:
             try:
                 plan = plan_sync(rt, paths, user_id=user, prefix=prefix)
-            except (FileNotFoundError, SourceConflict) as exc:
-                console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            except (FileNotFoundError, SourceConflict, InvalidSource) as exc:
+                console.print(f"[red]error:[/red] {escape(usage_error(exc))}", soft_wrap=True)
                 raise typer.Exit(2) from exc
             if dry_run:
                 _print_plan(plan, as_json=as_json)
@@ -119,19 +119,26 @@ def _print_plan(plan: SyncPlan, *, as_json: bool) -> None:
         return
     for verb, files in (("add", plan.add), ("update", plan.update), ("delete", plan.delete)):
         for f in files:
-            out.print(f"{verb:<7} {f.source}", markup=False, highlight=False, soft_wrap=True)
+            retry = f.why is not None and f.why.startswith("retry")
+            line = f"retry   {f.source} ({f.why})" if retry else f"{verb:<7} {f.source}"
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
     for f in plan.failed:
         out.print(
-            f"failed  {f.source} (left: its last version failed {f.why}; retry it with `docingest retry`)",
+            f"failed  {f.source} (left: its last version failed {f.why}; `docingest ingest` of this folder "
+            "with the same --source-prefix retries it)",
             markup=False,
             highlight=False,
             soft_wrap=True,
+        )
+    for r in plan.refused:
+        out.print(
+            f"refused {r.source}: {r.error_code}: {r.message}", markup=False, highlight=False, soft_wrap=True
         )
     scope = f"sources under {plan.prefix!r}" if plan.prefix else "all your file sources"
     out.print(
         f"dry run ({scope}): {len(plan.add)} to add, {len(plan.update)} to update, "
         f"{len(plan.unchanged)} unchanged, {len(plan.delete)} to delete, "
-        f"{len(plan.failed)} failed left; nothing was changed",
+        f"{len(plan.failed)} failed left, {len(plan.refused)} refused; nothing was changed",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -167,7 +174,8 @@ def _print_sync_summary(summary: SyncSummary, plan: SyncPlan, *, as_json: bool) 
         for failure in summary.failures:
             out.print(
                 f"[red]{escape(failure['filename'])}[/red] {failure['error_code']}: "
-                f"{escape(failure['error_message'] or '')} (job {failure['job_id']})",
+                f"{escape(failure['error_message'] or '')}"
+                + (f" (job {failure['job_id']})" if failure["job_id"] else ""),
                 soft_wrap=True,
                 highlight=False,
             )

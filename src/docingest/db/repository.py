@@ -362,9 +362,11 @@ class Repository:
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         return _all(conn, "sources_under", {"user_id": user_id, "pattern": pattern, "origin": origin})
 
-    def merge_document_meta(self, conn: Conn, document_id: UUID, meta: dict[str, Any]) -> None:
-        """Merge ``meta`` into the document's metadata (its keys win)."""
-        conn.execute(queries()["merge_document_meta"], {"document_id": document_id, "meta": _jsonb(meta)})
+    def merge_document_meta(self, conn: Conn, document_id: UUID, meta: dict[str, Any]) -> bool:
+        """Merge ``meta`` into the document's metadata (its keys win); False when it held them
+        all already (nothing written)."""
+        row = _one(conn, "merge_document_meta", {"document_id": document_id, "meta": _jsonb(meta)})
+        return row is not None
 
     def add_document_meta_defaults(self, conn: Conn, document_id: UUID, meta: dict[str, Any]) -> None:
         """Add ``meta``'s keys to the document's metadata where it has none (its keys win)."""
@@ -873,6 +875,17 @@ class Repository:
         if remaining is not None and int(remaining["n"]) > 0:
             return None
         row = _one(conn, "switch_generation", params)
+        return int(row["n"]) if row else 0
+
+    def unfinished_reembed_jobs(
+        self, conn: Conn, *, user_id: str | None, generation_id: int
+    ) -> list[dict[str, Any]]:
+        """``[{job_id, document_id}]`` of re-embedding jobs into ``generation_id`` not finished."""
+        return _all(conn, "unfinished_reembed_jobs", {"user_id": user_id, "generation_id": generation_id})
+
+    def generation_remaining_all(self, conn: Conn, *, user_id: str | None, generation_id: int) -> int:
+        """Stored chunks (of ``user_id``; None: everyone's) ``generation_id`` does not cover yet."""
+        row = _one(conn, "generation_remaining_all", {"user_id": user_id, "generation_id": generation_id})
         return int(row["n"]) if row else 0
 
     def users_not_served_by(self, conn: Conn, generation_id: int, *, user_id: str | None = None) -> list[str]:

@@ -106,6 +106,14 @@ REUPLOAD_ERRORS = frozenset(
 RetryVia = Literal["api", "cli", "ingest"]
 
 
+def fs_text(name: str) -> str:
+    """A file system name as text: NFC, and the bytes of a name that is not UTF-8 (kept by
+    Python as lone surrogates, which no UTF-8 text holds) written ``\\xNN``: one stable name."""
+    return unicodedata.normalize(
+        "NFC", name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    )
+
+
 def display_filename(name: str) -> str:
     """The original name, for display only: last path segment, NFC, no control characters.
 
@@ -340,7 +348,7 @@ class DocumentService:
         mtime_ns = path.stat().st_mtime_ns
         with path.open("rb") as f:
             sha, size = sha256_of(f)
-        filename = unicodedata.normalize("NFC", path.name)
+        filename = fs_text(path.name)
         source = check_source(source if source is not None else filename)
         meta = dict(meta or {})
         # A CLI user declares nothing: the sniffed type wins over what the name suggests (a
@@ -896,6 +904,12 @@ class DocumentService:
         state, error_code``)."""
         with self.db.connection() as conn:
             return self.repo.sources_under(conn, user_id=user_id, prefix=prefix)
+
+    def merge_meta(self, document_id: UUID, meta: dict[str, Any]) -> bool:
+        """Set ``meta``'s keys on the document's metadata (its values win); False when they
+        were all set already (``sync --meta`` of an unchanged file)."""
+        with self.db.connection() as conn:
+            return self.repo.merge_document_meta(conn, document_id, meta)
 
     def record_source_mtime(self, document_id: UUID, mtime_ns: int) -> None:
         """Record ``mtime_ns`` as the modification time of the file a version's bytes were

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -12,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from docingest.domain import Generation, JobProgress, State
-from docingest.errors import SourceConflict
-from docingest.services.documents import DocumentService, Registered
+from docingest.errors import FileUnreadable, InvalidSource, SourceConflict
+from docingest.services.documents import DocumentService, Registered, check_source, fs_text
 from docingest.services.progress import IngestProgress, IngestSnapshot
 from docingest.settings import Settings
 
@@ -79,18 +78,60 @@ def generation_warning(rt: IngestHost, user_id: str) -> dict[str, Any] | None:
 
 
 def source_prefix(prefix: str | None) -> str:
-    """``--source-prefix`` as sources start with it: empty, or ending with one ``/``."""
+    """``--source-prefix`` as sources start with it: empty, or ending with one ``/``.
+
+    Raises:
+        InvalidSource: the prefix has control characters or is too long for any source.
+    """
     prefix = (prefix or "").strip()
-    return prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    head = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    if head:
+        try:
+            check_source(head)
+        except InvalidSource as exc:
+            raise InvalidSource(f"--source-prefix: {exc.message}") from exc
+    return head
 
 
-def discover_sources(paths: Iterable[Path], *, prefix: str | None = None) -> list[tuple[Path, str]]:
+@dataclass(frozen=True)
+class Refused:
+    """A file named for ingestion that was not registered, and why (``error_code``, ``message``).
+
+    Attributes:
+        path: the file.
+        source: its source as a person reads it (undecodable bytes of its name as ``\\xNN``).
+    """
+
+    path: Path
+    source: str
+    error_code: str
+    message: str
+
+    def failure(self) -> dict[str, Any]:
+        """The row of a summary's ``failures`` (no job: the file was never registered)."""
+        return {
+            "filename": self.source,
+            "job_id": None,
+            "error_code": self.error_code,
+            "error_message": self.message,
+        }
+
+
+def discover_sources(
+    paths: Iterable[Path], *, prefix: str | None = None, refused: list[Refused] | None = None
+) -> list[tuple[Path, str]]:
     """Each file :func:`discover` finds under ``paths`` with its source: ``prefix`` (see
     :func:`source_prefix`) then its path relative to the directory named (POSIX separators,
-    NFC), or its name for a file named on its own; sorted by source.
+    :func:`~docingest.services.documents.fs_text`),
+    or its name for a file named on its own; sorted by source.
+
+    A file whose source is not a valid one (a control character in its name, a path over
+    1,024 characters: ``invalid_source``) is left out and, when ``refused`` is a list,
+    appended to it as a :class:`Refused`; without the list it raises.
 
     Raises:
         FileNotFoundError: as :func:`discover`.
+        InvalidSource: a bad ``prefix``, or (without ``refused``) a file's source.
         SourceConflict: two files would be the same source (e.g. ``a/notes.md`` and
             ``b/notes.md`` named as files, or two directories holding the same relative path).
     """
@@ -99,7 +140,14 @@ def discover_sources(paths: Iterable[Path], *, prefix: str | None = None) -> lis
     for root in paths:
         for p in discover([root]):
             rel = p.relative_to(root).as_posix() if root.is_dir() else p.name
-            source = head + unicodedata.normalize("NFC", rel)
+            source = head + fs_text(rel)
+            try:
+                check_source(source)
+            except InvalidSource as exc:
+                if refused is None:
+                    raise
+                refused.append(Refused(p, source, exc.error_code, f"{exc.message} (file {source!r})"))
+                continue
             other = seen.setdefault(source, p)
             if other != p:
                 raise SourceConflict(
@@ -107,6 +155,50 @@ def discover_sources(paths: Iterable[Path], *, prefix: str | None = None) -> lis
                     "root, each with its own --source-prefix, or name their common parent directory"
                 )
     return sorted(((p, s) for s, p in seen.items()), key=lambda ps: ps[1])
+
+
+def register_each(
+    rt: IngestHost,
+    files: Iterable[tuple[Path, str]],
+    *,
+    user_id: str,
+    meta: dict[str, Any] | None,
+    refused: list[Refused],
+    on_registered: Callable[[Path, str, Registered | None], None] | None = None,
+) -> list[Registered]:
+    """Register each ``(path, source)`` (``DocumentService.register_file``); a file that
+    cannot be (unreadable: ``file_unreadable``; an invalid source) is appended to ``refused``
+    and the others go on; a file deleted meanwhile is skipped (``on_registered`` gets None).
+
+    Raises:
+        StorageUnavailable, psycopg.Error: the installation failed (the files before are
+            registered); KeyboardInterrupt.
+    """
+    registered: list[Registered] = []
+    for path, source in files:
+        try:
+            reg = rt.documents.register_file(path, user_id=user_id, source=source, meta=meta)
+        except FileNotFoundError:
+            reg = None
+        except (PermissionError, IsADirectoryError, OSError) as exc:
+            err = FileUnreadable(f"{source!r} cannot be read: {exc.strerror or exc}; fix its permissions")
+            refused.append(Refused(path, source, err.error_code, err.message))
+            continue
+        except InvalidSource as exc:
+            refused.append(Refused(path, source, exc.error_code, exc.message))
+            continue
+        if reg is not None:
+            registered.append(reg)
+        if on_registered is not None:
+            on_registered(path, source, reg)
+    return registered
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _not_a_file(path: Path) -> str:
@@ -301,11 +393,13 @@ def ingest(
     started = time.monotonic()
     # Smallest first: jobs are claimed in the order they were created, so a folder's small
     # files are searchable within seconds instead of waiting behind its large ones.
-    files = sorted(discover_sources(paths, prefix=prefix), key=lambda ps: (ps[0].stat().st_size, ps[1]))
+    refused: list[Refused] = []
+    files = sorted(
+        discover_sources(paths, prefix=prefix, refused=refused), key=lambda ps: (_size(ps[0]), ps[1])
+    )
     registered: list[Registered] = []
     try:
-        for p, source in files:
-            registered.append(rt.documents.register_file(p, user_id=user_id, source=source, meta=meta))
+        registered = register_each(rt, files, user_id=user_id, meta=meta, refused=refused)
     except KeyboardInterrupt as exc:
         finished = sum(r.job is not None and r.job.state.terminal for r in registered)
         raise IngestInterrupted(len(files) - finished) from exc
@@ -316,22 +410,24 @@ def ingest(
     stats = rt.documents.document_stats(ids)
     wall = time.monotonic() - started
     failed = [j for j in latest.values() if j["state"] == State.FAILED.value]
+    failed_codes = Counter(j["error_code"] for j in failed) + Counter(r.error_code for r in refused)
     summary = IngestSummary(
-        documents=len(ids),
+        documents=len(ids) + len(refused),
         new=sum(r.created and r.replaces is None for r in registered),
         updated=sum(r.created and r.replaces is not None for r in registered),
         duplicates=sum(not r.created and not r.requeued and not r.resumed for r in registered),
         requeued=sum(r.requeued for r in registered),
         resumed=sum(r.resumed for r in registered),
         complete=sum(j["state"] == State.DONE.value for j in latest.values()),
-        failed=len(failed),
-        failed_by_code=dict(Counter(j["error_code"] for j in failed)),
+        failed=len(failed) + len(refused),
+        failed_by_code=dict(failed_codes),
         pages=sum(s["page_count"] or 0 for s in stats),
         chunks=sum(s["chunks"] for s in stats),
         wall_s=round(wall, 3),
         data_dir=str(rt.settings.data_dir),
     )
     summary.failures, summary.warnings, summary.embedding_cache_hits = job_reports(latest, registered)
+    summary.failures += [r.failure() for r in refused]
     if summary.complete and (note := generation_warning(rt, user_id)) is not None:
         summary.warnings.append(note)
     summary.docs_per_s = round(summary.documents / wall, 3) if wall else 0.0

@@ -98,11 +98,14 @@ class ReembedSummary:
 
     Attributes:
         generation: the target (``provider/model/dimensions``).
-        queued: re-embedding jobs queued by this run (documents with chunks of another generation).
+        queued: documents this run re-embedded: those with chunks of another generation and no
+            vector of the target yet, and those whose re-embedding an earlier run left unfinished.
         complete, failed: of those jobs.
         failed_by_code: ``{error_code: jobs}``.
         switched_users: users switched to the target by this run.
         chunks: chunks re-embedded by this run's jobs.
+        remaining: stored chunks the target still does not cover afterwards (documents being
+            ingested meanwhile, or whose job failed): run it again once they are done.
         coverage: every generation's coverage afterwards (:class:`Coverage`).
     """
 
@@ -113,6 +116,7 @@ class ReembedSummary:
     failed_by_code: dict[str, int] = field(default_factory=dict)
     switched_users: int = 0
     chunks: int = 0
+    remaining: int = 0
     wall_s: float = 0.0
     coverage: list[Coverage] = field(default_factory=list)
 
@@ -122,7 +126,8 @@ class ReembedSummary:
 
 def queue(rt: ReembedHost, *, user_id: str | None = None) -> tuple[Generation, list[UUID]]:
     """Queue re-embedding jobs into this process's generation (of ``user_id``; None: every
-    user); ``(generation, document ids)`` of the jobs queued.
+    user) for the documents with chunks it does not cover; ``(generation, document ids)`` of
+    those jobs and of the re-embedding jobs into it not finished yet (an interrupted run's).
 
     Raises:
         psycopg.Error: the database refused.
@@ -130,7 +135,8 @@ def queue(rt: ReembedHost, *, user_id: str | None = None) -> tuple[Generation, l
     generation = rt.generation()
     with rt.database.transaction() as conn:
         jobs = rt.repo.queue_reembed_jobs(conn, user_id=user_id, generation_id=generation.generation_id)
-    return generation, [j["document_id"] for j in jobs]
+        jobs += rt.repo.unfinished_reembed_jobs(conn, user_id=user_id, generation_id=generation.generation_id)
+    return generation, list(dict.fromkeys(j["document_id"] for j in jobs))
 
 
 def switch_covered_users(rt: ReembedHost, generation: Generation, *, user_id: str | None = None) -> int:
@@ -191,6 +197,10 @@ def reembed(
         finally:
             worker.stop()
     switch_covered_users(rt, generation, user_id=user_id)
+    with rt.database.connection() as conn:
+        summary.remaining = rt.repo.generation_remaining_all(
+            conn, user_id=user_id, generation_id=generation.generation_id
+        )
     failed = [j for j in latest.values() if j["state"] == State.FAILED.value]
     summary.complete = sum(j["state"] == State.DONE.value for j in latest.values())
     summary.failed = len(failed)

@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from docingest.domain import State
+from docingest.errors import FileTooLarge
 from docingest.providers.storage.base import sha256_of
 from docingest.services.ingest import (
     IngestHost,
     IngestInterrupted,
     ProgressFn,
+    Refused,
     discover_sources,
     job_reports,
+    register_each,
     run_until_terminal,
     source_prefix,
 )
@@ -73,12 +76,17 @@ class SyncPlan:
         prefix: the source prefix the plan covers (``""``: every source of the user's).
         add: files whose source is not indexed: registered as new documents.
         update: files whose bytes differ from their source's newest version: a new version,
-            which replaces the old one (serving searches until then) when it completes.
+            which replaces the old one (serving searches until then) when it completes; and
+            files refused ``file_too_large`` that the limit now admits (``why`` says so: their
+            registration retries them).
         unchanged: files whose source's newest version has the same bytes; those whose job
             is not finished yet (an interrupted run) are waited for.
         failed: unchanged files whose newest version failed: left as they are (not retried:
-            ``docingest ingest FILE`` or ``docingest retry JOB`` retries one).
+            ``docingest ingest`` of the same folder and ``--source-prefix``, or ``docingest
+            retry JOB``, retries one).
         delete: indexed sources in scope that no file maps to: every version deleted.
+        refused: files that cannot be registered (an invalid source: a control character in
+            the name, a path too long; or, when applied, an unreadable file): reported as failed.
     """
 
     prefix: str = ""
@@ -87,6 +95,7 @@ class SyncPlan:
     unchanged: list[PlannedFile] = field(default_factory=list)
     failed: list[PlannedFile] = field(default_factory=list)
     delete: list[PlannedFile] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
 
     @property
     def changes(self) -> int:
@@ -102,6 +111,7 @@ class SyncPlan:
                 name: [f.to_dict() for f in getattr(self, name)]
                 for name in ("add", "update", "unchanged", "failed", "delete")
             },
+            "refused": [r.failure() for r in self.refused],
         }
 
 
@@ -121,12 +131,14 @@ def plan_sync(
         SourceConflict: two files would be one source.
     """
     head = source_prefix(prefix)
-    files = discover_sources(paths, prefix=prefix)
+    refused: list[Refused] = []
+    files = discover_sources(paths, prefix=prefix, refused=refused)
     newest: dict[str, dict[str, Any]] = {}
     for row in rt.documents.versions_under(user_id, head):  # by source, then version order
         newest[row["source"]] = row
-    plan = SyncPlan(prefix=head)
-    mapped = {source for _, source in files}
+    plan = SyncPlan(prefix=head, refused=refused)
+    # A refused file's source is not deleted: its file is there, only its name is unusable.
+    mapped = {source for _, source in files} | {r.source for r in refused}
     for path, source in files:
         known = newest.get(source)
         if known is None:
@@ -146,6 +158,13 @@ def plan_sync(
                 sha, _ = sha256_of(f)
             planned.why = "sha256" if sha == row["file_sha256"] else None
         if planned.why is None:
+            plan.update.append(planned)
+        elif (
+            row["state"] == State.FAILED.value
+            and row["error_code"] == FileTooLarge.error_code
+            and st.st_size <= rt.settings.max_file_bytes
+        ):  # refused by a lower limit, never stored: registering it again retries it
+            planned.why = "retry: file_too_large, now within UPLOAD_PIPELINE_MAX_FILE_BYTES"
             plan.update.append(planned)
         elif row["state"] == State.FAILED.value:
             planned.why = row["error_code"]
@@ -205,8 +224,8 @@ def apply_plan(
 ) -> tuple[list[Registered], list[str]]:
     """Carry ``plan`` out, without running any job: register its added and updated files
     (``DocumentService.register_file`` with ``meta``; smallest first, as ``ingest`` does),
-    record the new modification time of files unchanged by hash, delete its sources to
-    delete; ``on_change`` hears of each registration and deletion as it is made. Returns the
+    record the new modification time of files unchanged by hash, set ``meta`` on unchanged
+    files (as ``ingest`` does on duplicates), delete its sources to delete; ``on_change`` hears of each registration and deletion as it is made. Returns the
     registrations and the sources deleted.
 
     A file deleted since the plan is skipped (``on_change("vanished", source)``).
@@ -214,22 +233,22 @@ def apply_plan(
     Raises:
         OSError: a file cannot be read (the files before it are registered).
     """
-    registered: list[Registered] = []
     updates = {f.source for f in plan.update}
     todo = sorted(plan.add + plan.update, key=lambda f: (_size(f.path), f.source))
-    for f in todo:
-        assert f.path is not None
-        try:
-            registered.append(rt.documents.register_file(f.path, user_id=user_id, source=f.source, meta=meta))
-        except FileNotFoundError:  # deleted since the plan: the next sync deletes its source
-            if on_change is not None:
-                on_change("vanished", f.source)
-            continue
-        if on_change is not None:
-            on_change("updated" if f.source in updates else "added", f.source)
+
+    def told(path: Path, source: str, reg: Registered | None) -> None:
+        if on_change is not None:  # None: deleted since the plan (the next sync deletes its source)
+            on_change("vanished" if reg is None else "updated" if source in updates else "added", source)
+
+    files = [(f.path, f.source) for f in todo if f.path is not None]
+    registered = register_each(
+        rt, files, user_id=user_id, meta=meta, refused=plan.refused, on_registered=told
+    )
     for f in plan.unchanged + plan.failed:
         if f.why == "sha256" and f.path is not None and f.document_id is not None:
             rt.documents.record_source_mtime(f.document_id, f.path.stat().st_mtime_ns)
+        if meta and f.document_id is not None:  # --meta applies to unchanged files too, as ingest's
+            rt.documents.merge_meta(f.document_id, meta)
     deleted: list[str] = []
     for f in plan.delete:
         if rt.documents.delete_source(user_id, f.source):
@@ -307,12 +326,15 @@ def sync(
         unchanged=len(plan.unchanged),
         deleted=len(deleted),
         complete=sum(j["state"] == State.DONE.value for j in latest.values()),
-        failed=len(failed),
+        failed=len(failed) + len(plan.refused),
         left_failed=len(plan.failed),
-        failed_by_code=dict(Counter(j["error_code"] for j in failed)),
+        failed_by_code=dict(
+            Counter(j["error_code"] for j in failed) + Counter(r.error_code for r in plan.refused)
+        ),
         chunks=sum(s["chunks"] for s in stats),
         wall_s=round(time.monotonic() - started, 3),
         data_dir=str(rt.settings.data_dir),
     )
     summary.failures, summary.warnings, summary.embedding_cache_hits = job_reports(latest, registered)
+    summary.failures += [r.failure() for r in plan.refused]
     return summary

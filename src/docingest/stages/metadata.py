@@ -5,6 +5,7 @@ users and the stages that add front matter."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -23,9 +24,9 @@ MAX_META_BYTES = 16_384
 
 def check_meta(meta: Any) -> dict[str, Any]:
     """``meta`` checked as a document's metadata object: a JSON object of at most
-    :data:`MAX_META_KEYS` keys (non-empty, at most :data:`MAX_META_KEY_CHARS` characters), each
-    value a string, number, boolean, null or a list of those, :data:`MAX_META_BYTES` bytes of
-    JSON in all.
+    :data:`MAX_META_KEYS` keys (non-empty, at most :data:`MAX_META_KEY_CHARS` characters, no
+    control characters), each value a string (without NUL, which PostgreSQL cannot store), a
+    finite number, a boolean, null or a list of those, :data:`MAX_META_BYTES` bytes of JSON in all.
 
     Raises:
         InvalidMetadata: (a ``ValueError``) naming what is wrong.
@@ -41,6 +42,11 @@ def check_meta(meta: Any) -> dict[str, Any]:
                 f"metadata key {key!r} must be 1 to {MAX_META_KEY_CHARS} characters, not blank, "
                 "without control characters"
             )
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and "\x00" in v:
+                raise InvalidMetadata(f"metadata {key!r}: a NUL character cannot be stored; remove it")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InvalidMetadata(f"metadata {key!r}: {v} is not a number JSON can hold")
         if isinstance(value, list):
             if not all(isinstance(v, scalar) for v in value):
                 raise InvalidMetadata(

@@ -273,8 +273,11 @@ WHERE d.user_id = %(user_id)s AND d.source LIKE %(pattern)s
 ORDER BY d.source, d.version_seq;
 
 -- name: merge_document_meta
+-- meta's keys set on the document (theirs win), unless it has them all already; the row when it
+-- changed.
 UPDATE upload_pipeline.documents SET meta = meta || %(meta)s::jsonb, updated_at = now()
-WHERE document_id = %(document_id)s;
+WHERE document_id = %(document_id)s AND NOT meta @> %(meta)s::jsonb
+RETURNING document_id;
 
 -- name: add_document_meta_defaults
 -- Keys the document's metadata lacks (a Markdown file's front matter): its own keys win.
@@ -936,13 +939,16 @@ WHERE u.user_id = %(user_id)s;
 
 -- name: queue_reembed_jobs
 -- A re-embedding job (kind reembed, at embedding_in_progress, queued) for each complete document
--- (of user_id; NULL: of every user) with a chunk of another generation than generation_id and
--- no unfinished job; with a job_created event. Returns the jobs queued.
+-- (of user_id; NULL: of every user) with a chunk of another generation than generation_id and no
+-- vector of it yet (one re-embedded by an earlier run waits for its user's switch), and no
+-- unfinished job; with a job_created event. Returns the jobs queued.
 WITH docs AS (
     SELECT d.document_id FROM upload_pipeline.documents d
     WHERE (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
       AND EXISTS (SELECT 1 FROM upload_pipeline.document_chunks c
-                  WHERE c.document_id = d.document_id AND c.generation_id <> %(generation_id)s)
+                  WHERE c.document_id = d.document_id AND c.generation_id <> %(generation_id)s
+                    AND NOT EXISTS (SELECT 1 FROM upload_pipeline.chunk_embeddings_next n
+                                    WHERE n.chunk_id = c.chunk_id AND n.generation_id = %(generation_id)s))
       AND NOT EXISTS (SELECT 1 FROM upload_pipeline.upload_jobs j
                       WHERE j.document_id = d.document_id AND j.state NOT IN ('done', 'failed'))
 ), job AS (
@@ -1039,3 +1045,19 @@ ORDER BY g.generation_id;
 SELECT user_id FROM upload_pipeline.user_generations
 WHERE generation_id <> %(generation_id)s AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
 ORDER BY user_id;
+
+-- name: unfinished_reembed_jobs
+-- Re-embedding jobs into generation_id not terminal yet (of user_id; NULL: every user's): those an
+-- interrupted run released, or that other workers hold.
+SELECT j.job_id, j.document_id FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE j.kind = 'reembed' AND j.state NOT IN ('done', 'failed')
+  AND (j.control->>'reembed_generation')::int = %(generation_id)s
+  AND (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s);
+
+-- name: generation_remaining_all
+-- Chunks generation_id does not cover yet, of user_id (NULL: every user's).
+SELECT count(*) AS n FROM upload_pipeline.document_chunks c
+WHERE (%(user_id)s::text IS NULL OR c.user_id = %(user_id)s) AND c.generation_id <> %(generation_id)s
+  AND NOT EXISTS (SELECT 1 FROM upload_pipeline.chunk_embeddings_next n
+                  WHERE n.chunk_id = c.chunk_id AND n.generation_id = %(generation_id)s);

@@ -88,7 +88,7 @@ def test_sync_dry_run_prints_the_plan_and_changes_nothing_then_sync_applies_it(
     metas = {
         r["source"]: r["meta"] for r in _rows(settings, "SELECT source, meta FROM upload_pipeline.documents")
     }
-    assert metas["added.md"] == {"team": "docs"} and metas["kept.md"] == {}
+    assert metas["added.md"] == metas["kept.md"] == {"team": "docs"}  # unchanged ones too, as ingest
 
 
 def test_sync_of_two_files_that_would_be_one_source_is_refused_with_exit_2(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,3 +217,28 @@ def test_watch_follows_writes_rewrites_and_deletes_and_catches_up_after_a_stop(
     finally:
         code = watch.stop()
     assert code == 143, watch.err
+
+
+def test_watch_waits_for_a_deleted_folder_and_syncs_it_once_it_is_back(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    (folder / "m.md").write_text(_doc("m", "marmot"))
+    watch = _Watch(settings, folder)
+    try:
+        watch.wait_for(lambda: watch.said("indexed", "m.md"))
+        shutil.rmtree(folder)
+        watch.wait_for(lambda: any(line.startswith("gone: ") for line in watch.err))
+        folder.mkdir()
+        (folder / "v.md").write_text(_doc("back", "voles"))
+        watch.wait_for(lambda: watch.said("indexed", "v.md"))
+        assert watch.said("added", "v.md") and watch.said("deleted", "m.md"), watch.out
+        (folder / "w.md").write_text(_doc("later", "weasels"))  # the recreated folder is watched
+        watch.wait_for(lambda: watch.said("indexed", "w.md"))
+    finally:
+        code = watch.stop()
+    assert code == 143, watch.err
+    assert not any(line.startswith("error:") for line in watch.err), watch.err
+    index = _index(settings)
+    assert sorted(index) == ["v.md", "w.md"] and "voles" in index["v.md"][0][1], index

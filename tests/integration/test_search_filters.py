@@ -37,6 +37,9 @@ def filters(rows: list[Row]) -> dict[str, SearchFilter]:
         ),
         "a boolean against 'false'": SearchFilter.build(meta={"draft": "false", "team": "a"}),
         "a float": SearchFilter.build(meta={"year": 2024.5}),
+        "an integral float (2024.0 against 2024, '2024' and 2024.0)": SearchFilter.build(
+            meta={"year": 2024.0}
+        ),
         "document ids (one of bob's)": SearchFilter.build(document_ids=[*alice_docs[:3], bob_doc]),
         "creation window": SearchFilter.build(
             created_after=(BASE + timedelta(days=5)).isoformat(), created_before="2024-01-12"

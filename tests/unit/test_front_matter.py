@@ -33,9 +33,21 @@ def test_text_without_a_mapping_block_is_left_as_it_is() -> None:
         "# Title\n\n---\nkey: value\n---\n",  # not at the start
         "---\nA thematic break opening prose.\n\n---\n\nMore prose.\n",  # YAML, not a mapping
         "---\nkey: value\nno closing line\n",
-        "---\n: : [unbalanced\n---\n",  # not YAML
     ):
         assert split_front_matter(text) == (text, {}, [])
+
+
+def test_a_block_that_is_not_valid_yaml_is_kept_as_text_with_a_warning(tmp_path: Path) -> None:
+    text = "---\ntitle: [unclosed\nfoo: : bar\n---\n# Title\n\ntext"
+    body, meta, warnings = split_front_matter(text)
+    assert (body, meta) == (text, {})
+    assert len(warnings) == 1
+    assert warnings[0].startswith("front matter is not valid YAML (line 3: ")
+    assert warnings[0].endswith("it was kept as text and gave no metadata")
+    path = tmp_path / "a.md"
+    path.write_text(text)
+    parsed = MarkdownParser().parse(path)
+    assert (parsed.markdown, parsed.front_matter, parsed.warnings) == (text, {}, warnings)
 
 
 def test_the_markdown_parser_returns_the_front_matter_apart(tmp_path: Path) -> None:

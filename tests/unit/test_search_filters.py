@@ -35,6 +35,25 @@ def test_values_compare_by_their_json_text() -> None:
     assert json.loads(f.sql_params()["filter_meta"]) == {"year": ["2024"], "draft": ["false"]}
 
 
+def test_a_float_that_is_an_integer_compares_as_the_integer() -> None:
+    assert [text_form(v) for v in (2026.0, 2026, -3.0, 2.50, 1e-07, 1e20)] == [
+        "2026",
+        "2026",
+        "-3",
+        "2.5",
+        "0.0000001",
+        "100000000000000000000",
+    ]
+    assert SearchFilter.build(meta={"year": [2026.0, 2026]}).meta == {"year": ("2026",)}
+
+
+def test_mime_types_are_normalised_as_uploads_are() -> None:
+    f = SearchFilter.build(mime=["TEXT/MARKDOWN", "text/markdown; charset=utf-8", "Application/PDF"])
+    assert f.mime == ("text/markdown", "application/pdf")
+    with pytest.raises(InvalidFilter, match="not a MIME type"):
+        SearchFilter.build(mime=["; charset=utf-8"])
+
+
 def test_a_prefix_is_a_like_pattern_with_its_wildcards_escaped() -> None:
     assert SearchFilter.build(source_prefix="a_b%c\\d").sql_params()["source_like"] == "a\\_b\\%c\\\\d%"
 

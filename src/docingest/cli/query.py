@@ -28,6 +28,7 @@ from docingest.cli.app import (
 from docingest.domain import MAX_CONTEXT, Mode
 
 if TYPE_CHECKING:
+    from docingest.runtime import Runtime
     from docingest.services.filters import SearchFilter
     from docingest.services.search import SearchHit
 
@@ -172,12 +173,7 @@ def search(
                 highlight=False,
             )
         elif not hits and not f.empty and searcher.search(query, user_id=user, k=1, mode=mode):
-            console.print(
-                "no results: none of your documents matches the filter (--where, --source-prefix, "
-                "--document-id, --mime, the times); loosen it or leave it out",
-                soft_wrap=True,
-                highlight=False,
-            )
+            _say_the_filter_matches_nothing(rt, user, "no results")
         elif not hits:
             _explain_nothing_found(rt, user, "no results")
     except Exception as exc:
@@ -199,6 +195,36 @@ def search(
         snippet = " ".join(h.text.split())[:160]
         table.add_row(str(h.rank), escape(h.name), str(h.page or ""), f"{h.score:.2f}", escape(snippet))
     out.print(table)
+
+
+def _say_the_filter_matches_nothing(rt: Runtime, user: str, what: str) -> None:
+    """Say on stderr that the filter matched none of ``user``'s searched chunks, and how many
+    of their chunks are not searched yet: embedded by a generation that does not serve them
+    (they wait for ``docingest reembed``; :func:`docingest.services.reembed.coverage`)."""
+    import psycopg
+
+    from docingest.services.reembed import coverage
+
+    try:
+        generations = coverage(rt.database, rt.repo, user)
+    except psycopg.Error:  # the hint is best effort: the command itself already succeeded
+        generations = []
+    others = [g for g in generations if g.chunks and not g.serving_users]
+    waiting = sum(g.chunks for g in others)
+    if waiting and any(g.serving_users for g in generations):
+        labels = ", ".join(g.label for g in others)
+        message = (
+            f"{what}: none of your searched documents matches the filter (--where, --source-prefix, "
+            f"--document-id, --mime, the times); {waiting} chunk{'s' if waiting != 1 else ''} of your "
+            f"documents wait for `docingest reembed` (embedded by {labels}) and are not searched "
+            "until then; run it, or loosen the filter"
+        )
+    else:
+        message = (
+            f"{what}: none of your documents matches the filter (--where, --source-prefix, "
+            "--document-id, --mime, the times); loosen it or leave it out"
+        )
+    console.print(escape(message), soft_wrap=True, highlight=False)
 
 
 def _pages(first: int | None, last: int | None) -> str:
@@ -313,7 +339,15 @@ def eval_(
                 f"{', '.join(missing[0].expected)}); they score 0",
                 soft_wrap=True,
             )
-        figures, records = evaluate(rt.searcher(), loaded, user_id=user, mode=mode, filter=f)
+        searcher = rt.searcher()
+        figures, records = evaluate(searcher, loaded, user_id=user, mode=mode, filter=f)
+        if (
+            records
+            and not f.empty
+            and not any(r["results"] for r in records)
+            and searcher.search(loaded[0].query, user_id=user, k=1, mode=mode)
+        ):  # stderr: --json's stdout stays the figures
+            _say_the_filter_matches_nothing(rt, user, "every question found nothing")
     except Exception as exc:
         _exit_on_error(exc)
         raise

@@ -264,7 +264,10 @@ def _watch_loop(
     debounce_ms: int,
 ) -> None:
     """Sync now, then after each batch of changes under ``paths``; report jobs as they end.
-    Returns only when the watched paths are gone; KeyboardInterrupt stops it."""
+
+    A root that is deleted is waited for: once it is back (recreated), it is watched anew and
+    fully synced; one replaced (a new inode) is watched anew and synced at once. Returns only
+    when the watcher stops; KeyboardInterrupt stops it."""
     import watchfiles
 
     from docingest.domain import State
@@ -308,6 +311,27 @@ def _watch_loop(
             else:
                 _say("failed", source, f"{j['error_code']}: {j['error_message'] or ''}")
 
+    def guarded_resync() -> None:
+        try:
+            resync()
+        except (OSError, SourceConflict, DocingestError) as exc:  # the next change retries
+            console.print(f"[red]error:[/red] {escape(str(exc))}; still watching", soft_wrap=True)
+
+    def identities() -> list[tuple[int, int] | None]:
+        """Each root's (device, inode), None while it is missing: a root deleted (and maybe
+        recreated) loses its watch, which then reports nothing more."""
+        found: list[tuple[int, int] | None] = []
+        for root in roots:
+            try:
+                st = root.stat()
+            except OSError:
+                found.append(None)
+            else:
+                found.append((st.st_dev, st.st_ino))
+        return found
+
+    from docingest.errors import DocingestError
+
     resync()
     console.print(
         f"watching {', '.join(map(str, paths))} (Ctrl-C to stop)",
@@ -315,19 +339,42 @@ def _watch_loop(
         highlight=False,
         soft_wrap=True,
     )
-    from docingest.errors import DocingestError
-
-    for changes in watchfiles.watch(
-        *paths,
-        watch_filter=visible,
-        debounce=debounce_ms,
-        step=min(300, debounce_ms),
-        rust_timeout=1000,
-        yield_on_timeout=True,
-    ):
-        if changes:
-            try:
-                resync()
-            except (OSError, SourceConflict, DocingestError) as exc:  # the next change retries
-                console.print(f"[red]error:[/red] {escape(str(exc))}; still watching", soft_wrap=True)
+    seen = identities()
+    while True:
+        try:
+            for changes in watchfiles.watch(
+                *paths,
+                watch_filter=visible,
+                debounce=debounce_ms,
+                step=min(300, debounce_ms),
+                rust_timeout=1000,
+                yield_on_timeout=True,
+            ):
+                if identities() != seen:
+                    break  # a root was deleted or replaced: watch it anew (below)
+                if changes:
+                    guarded_resync()
+                report()
+            else:
+                return  # the watcher stopped
+        except FileNotFoundError:  # a root vanished as its watch started
+            pass
+        missing = [str(p) for p, i in zip(paths, identities(), strict=True) if i is None]
+        if missing:
+            console.print(
+                f"[yellow]gone:[/yellow] {escape(', '.join(missing))}; its documents stay indexed; "
+                "waiting for it to reappear (Ctrl-C to stop)",
+                soft_wrap=True,
+            )
+            while None in identities():
+                report()
+                time.sleep(min(1.0, debounce_ms / 1000))
+            console.print(
+                f"back: {', '.join(missing)}; syncing it and watching again",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        seen = identities()
+        guarded_resync()  # a full sync: what changed while it was gone or unwatched
         report()

@@ -7,9 +7,10 @@ parameters, ``POST /search``'s ``filter``) and ``eval`` build one; the repositor
 to every leg of a search (``matching_documents`` in ``queries.sql``).
 
 Metadata equality compares *text forms*: a filter value and each metadata value are compared
-as text, a string as itself, a number as written in JSON (``2024``, ``2.5``), a boolean as
-``true``/``false``. So ``--where year=2024`` matches both ``"year": "2024"`` and ``"year": 2024``
-(YAML front matter), and ``--where draft=false`` matches ``false`` and ``"false"``. A key given
+as text, a string as itself, a number in plain decimal notation without trailing zeros
+(``2024``, ``2.5``; ``2024.0`` is ``2024``, on either side), a boolean as ``true``/``false``. So
+``--where year=2024`` matches ``"year": "2024"``, ``"year": 2024`` and ``"year": 2024.0`` (YAML
+front matter), and ``--where draft=false`` matches ``false`` and ``"false"``. A key given
 several values matches any of them (``in``). A document whose value is a list matches when the
 list holds a matching element. A missing key or a null value matches nothing.
 """
@@ -21,10 +22,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from docingest.errors import InvalidFilter
+from docingest.providers.parsing.sniff import normalise_mime
 
 #: The most values one list condition (document ids, MIME types, one key's values) may hold.
 MAX_FILTER_VALUES = 100
@@ -36,9 +39,18 @@ MAX_FILTER_CHARS = 1024
 Scalar = str | int | float | bool
 
 
+def number_text(value: float) -> str:
+    """A finite float in plain decimal notation without trailing zeros (``2026.0`` -> ``2026``,
+    ``2.50`` -> ``2.5``, ``1e-07`` -> ``0.0000001``): the text PostgreSQL's
+    ``trim_scale(numeric)::text`` gives a JSON number (``matching_documents``)."""
+    text = format(Decimal(repr(value)).normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
 def text_form(value: Any) -> str:
     """The text a metadata value is compared by: a string as itself, a boolean as
-    ``true``/``false``, a number as JSON writes it.
+    ``true``/``false``, a number in plain decimal notation without trailing zeros
+    (:func:`number_text`: ``2026.0`` and ``2026`` are both ``2026``).
 
     Raises:
         InvalidFilter: null, a non-finite number, a string over :data:`MAX_FILTER_CHARS`
@@ -57,7 +69,7 @@ def text_form(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidFilter(f"a metadata filter value must be a finite number, not {value!r}")
-        return json.dumps(value)
+        return number_text(value)
     raise InvalidFilter(
         f"a metadata filter value is a string, number or boolean (or a list of those), not {value!r}"
     )
@@ -92,6 +104,14 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
+def _mime(value: Any) -> str:
+    """A MIME type as documents store it: lower case, without parameters (``normalise_mime``)."""
+    mime = normalise_mime(_text(value, "mime"))
+    if not mime:
+        raise InvalidFilter(f"mime: {value!r} is not a MIME type (e.g. text/markdown)")
+    return mime
+
+
 @dataclass(frozen=True)
 class SearchFilter:
     """Conditions on a chunk's document; every one given must hold.
@@ -101,7 +121,8 @@ class SearchFilter:
         document_ids: the document is one of these (another user's ids match nothing).
         meta: ``{key: [text forms]}``: the document's metadata value under each key equals one
             of the values (see the module's docstring for how values compare).
-        mime: the document's MIME type is one of these (e.g. ``application/pdf``).
+        mime: the document's MIME type is one of these (e.g. ``application/pdf``; lower case,
+            without parameters: ``TEXT/Markdown; charset=utf-8`` is ``text/markdown``).
         created_after, created_before: the document (this version of its source) was
             registered at or after / strictly before this instant (timezone-aware).
         updated_after, updated_before: the same for the document's last update.
@@ -160,7 +181,9 @@ class SearchFilter:
                     raise InvalidFilter(f"a metadata key is 1 to {MAX_FILTER_CHARS} characters, not {key!r}")
                 forms = [text_form(v) for v in _values(raw, f"metadata {key!r}")]
                 checked[key] = tuple(dict.fromkeys(forms))
-        mimes = None if mime is None else tuple(_text(m, "mime") for m in _values(list(mime), "mime"))
+        mimes = None
+        if mime is not None:
+            mimes = tuple(dict.fromkeys(_mime(m) for m in _values(list(mime), "mime")))
         return cls(
             source_prefix=source_prefix,
             document_ids=ids,

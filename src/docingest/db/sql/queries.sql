@@ -571,7 +571,8 @@ LIMIT %(limit)s;
 -- (Repository._filtered). Source prefix: a LIKE pattern (its wildcards escaped), which the
 -- documents_user_source index (text_pattern_ops) serves. Metadata: for each key of filter_meta
 -- (a JSON object of lists of text forms), the document's value under it (or an element of it,
--- when it is a list) has one of the key's text forms; a missing key or a null matches nothing.
+-- when it is a list) has one of the key's text forms (a number's: trim_scale, so 2026.0 is
+-- "2026", as filters.number_text writes it); a missing key or a null matches nothing.
 SELECT d.document_id
 FROM upload_pipeline.documents d
 WHERE d.user_id = %(user_id)s
@@ -586,9 +587,11 @@ WHERE d.user_id = %(user_id)s
       SELECT 1 FROM jsonb_each(%(filter_meta)s::jsonb) AS f(key, wanted)
       WHERE NOT EXISTS (
           SELECT 1
-          FROM jsonb_array_elements_text(CASE jsonb_typeof(d.meta -> f.key)
-                   WHEN 'array' THEN d.meta -> f.key ELSE jsonb_build_array(d.meta -> f.key) END) AS have(v)
-          JOIN jsonb_array_elements_text(f.wanted) AS w(v) ON w.v = have.v))
+          FROM jsonb_array_elements(CASE jsonb_typeof(d.meta -> f.key)
+                   WHEN 'array' THEN d.meta -> f.key ELSE jsonb_build_array(d.meta -> f.key) END) AS have(j)
+          JOIN jsonb_array_elements_text(f.wanted) AS w(v)
+            ON w.v = CASE jsonb_typeof(have.j) WHEN 'number' THEN trim_scale(have.j::numeric)::text
+                          ELSE have.j #>> ARRAY[]::text[] END))
 
 -- name: filtered_chunk_count
 -- The matching documents' chunks, counted up to a cap (through UNIQUE (document_id, ordinal)).

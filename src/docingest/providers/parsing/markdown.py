@@ -61,12 +61,22 @@ def front_matter_meta(block: dict[Any, Any]) -> tuple[dict[str, Any], list[str]]
     return meta, dropped
 
 
+def _invalid_yaml_warning(exc: Exception) -> str:
+    """The warning for a front matter block that is not valid YAML: where (the file's line) and
+    what PyYAML found wrong."""
+    problem = getattr(exc, "problem", None) or "a YAML error"
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 2}: " if mark is not None else ""  # +1: 0-based, +1: the --- line
+    return f"front matter is not valid YAML ({where}{problem}); it was kept as text and gave no metadata"
+
+
 def split_front_matter(text: str) -> tuple[str, dict[str, Any], list[str]]:
     """``text`` without its YAML front matter block, the block's keys as metadata
     (:func:`front_matter_meta`), and warnings (keys dropped).
 
     Text without a block (or whose block is not a YAML mapping: e.g. a thematic break
-    ``---`` opening prose) comes back unchanged with no metadata.
+    ``---`` opening prose) comes back unchanged with no metadata; a block that is not valid
+    YAML also comes back unchanged, with a warning saying so.
     """
     import yaml  # pyyaml: only Markdown with front matter needs it
 
@@ -75,8 +85,8 @@ def split_front_matter(text: str) -> tuple[str, dict[str, Any], list[str]]:
         return text, {}, []
     try:
         block = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
-        return text, {}, []
+    except yaml.YAMLError as exc:
+        return text, {}, [_invalid_yaml_warning(exc)]
     if not isinstance(block, dict):
         return text, {}, []
     meta, dropped = front_matter_meta(block)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from docingest.runtime import Runtime
 from tests.conftest import database_before, make_settings
@@ -75,3 +76,39 @@ def test_an_index_of_the_previous_release_is_migrated_and_searchable(pg_url: str
         assert len(indexes) == 1
     finally:
         rt.close()
+
+
+def test_workers_starting_together_record_one_generation_and_build_its_index_once(db_url: str) -> None:
+    """Several processes starting at once on a new model: each gets the generation (none fails
+    on the insert another made meanwhile), and its index is built once, valid."""
+    import threading
+
+    from docingest.db.repository import Repository
+
+    found: list[object] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        try:
+            with psycopg.connect(db_url, row_factory=dict_row, autocommit=True) as conn:
+                barrier.wait()
+                found.append(
+                    Repository().ensure_generation(conn, provider="openai", model="new", dimensions=8)
+                )
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(found) == 4 and len(set(found)) == 1
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        indexes = conn.execute(
+            "SELECT i.indisvalid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid"
+            " WHERE c.relname LIKE 'document_chunks_hnsw_g%%'"
+        ).fetchall()
+    assert indexes == [{"indisvalid": True}]

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import struct
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -60,6 +61,10 @@ def _one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None
 def _all(conn: Conn, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = conn.execute(queries()[name], params).fetchall()
     return rows
+
+
+#: Session advisory lock keys of the generations' index builds: this plus the generation's id.
+_GENERATION_INDEX_LOCK = 0x646F6369_0000
 
 
 @cache
@@ -773,20 +778,31 @@ class Repository:
         row = _one(
             conn, "ensure_generation", {"provider": provider, "model": model, "dimensions": dimensions}
         )
-        assert row is not None
+        assert row is not None  # INSERT ... ON CONFLICT DO UPDATE RETURNING: always a row
         generation = Generation.from_row(row)
         name = f"document_chunks_hnsw_g{generation.generation_id}"
         state = _one(conn, "generation_index_state", {"name": name})
         if state is not None and state["valid"]:
             return generation
-        if state is not None:
-            conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS upload_pipeline.{name}")
-        conn.execute(
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON upload_pipeline.document_chunks"
-            f" USING hnsw ((embedding::vector({generation.dimensions})) vector_cosine_ops)"
-            f" WITH (m = 32, ef_construction = 200)"
-            f" WHERE hnsw_indexed AND generation_id = {generation.generation_id}"
-        )
+        # One builder at a time (workers starting together): a session advisory lock, taken by
+        # polling so that no waiting statement holds a snapshot the build would wait for.
+        key = _GENERATION_INDEX_LOCK + generation.generation_id
+        while not (_one(conn, "try_advisory_lock", {"key": key}) or {}).get("locked"):
+            time.sleep(0.2)
+        try:
+            state = _one(conn, "generation_index_state", {"name": name})
+            if state is not None and state["valid"]:
+                return generation  # another process built it meanwhile
+            if state is not None:  # left invalid by a build that died: no one builds it now
+                conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS upload_pipeline.{name}")
+            conn.execute(
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON upload_pipeline.document_chunks"
+                f" USING hnsw ((embedding::vector({generation.dimensions})) vector_cosine_ops)"
+                f" WITH (m = 32, ef_construction = 200)"
+                f" WHERE hnsw_indexed AND generation_id = {generation.generation_id}"
+            )
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
         return generation
 
     def get_generation(self, conn: Conn, generation_id: int) -> Generation | None:

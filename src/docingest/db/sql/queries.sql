@@ -914,16 +914,16 @@ GROUP BY j.state;
 -- Embedding generations (migration 009).
 
 -- name: ensure_generation
-WITH ins AS (
-    INSERT INTO upload_pipeline.embedding_generations (provider, model, dimensions)
-    VALUES (%(provider)s, %(model)s, %(dimensions)s)
-    ON CONFLICT (model, dimensions) DO NOTHING
-    RETURNING *
-)
-SELECT * FROM ins
-UNION ALL
-SELECT * FROM upload_pipeline.embedding_generations WHERE model = %(model)s AND dimensions = %(dimensions)s
-LIMIT 1;
+-- The generation of (model, dimensions), inserted if new. DO UPDATE (a no-op) rather than DO
+-- NOTHING: it returns the row when another process inserted it concurrently, which a SELECT in
+-- the same statement cannot see (its snapshot predates that commit).
+INSERT INTO upload_pipeline.embedding_generations (provider, model, dimensions)
+VALUES (%(provider)s, %(model)s, %(dimensions)s)
+ON CONFLICT (model, dimensions) DO UPDATE SET provider = upload_pipeline.embedding_generations.provider
+RETURNING *;
+
+-- name: try_advisory_lock
+SELECT pg_try_advisory_lock(%(key)s) AS locked;
 
 -- name: generation_index_state
 -- Whether the generation's HNSW index exists, and is valid (a CREATE INDEX CONCURRENTLY cut

@@ -87,23 +87,25 @@ def _filter(
     updated_after: str | None,
     updated_before: str | None,
 ) -> SearchFilter:
-    """The search filter of the command's options.
-
-    Raises:
-        InvalidFilter: a ``--where`` without ``=``, or a value :meth:`SearchFilter.build` refuses.
-    """
+    """The search filter of the command's options; a refused one ends the command with its
+    ``error_code`` (``invalid_filter``: a ``--where`` without ``=``, a value
+    :meth:`SearchFilter.build` refuses; exit 2) as every query error does (``_exit_on_error``)."""
     from docingest.services.filters import SearchFilter, parse_where
 
-    return SearchFilter.build(
-        source_prefix=source_prefix,
-        document_ids=document_id or None,
-        meta=parse_where(where or []),
-        mime=mime or None,
-        created_after=created_after,
-        created_before=created_before,
-        updated_after=updated_after,
-        updated_before=updated_before,
-    )
+    try:
+        return SearchFilter.build(
+            source_prefix=source_prefix,
+            document_ids=document_id or None,
+            meta=parse_where(where or []),
+            mime=mime or None,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+        )
+    except Exception as exc:
+        _exit_on_error(exc)
+        raise
 
 
 @app.command()
@@ -140,20 +142,9 @@ def search(
     snippet, or with --context each hit's passage: the hit with its neighbouring chunks.
     --where, --source-prefix, --document-id, --mime and the time options search only the
     documents they match (all of them must hold)."""
-    try:
-        f = _filter(
-            where,
-            source_prefix,
-            document_id,
-            mime,
-            created_after,
-            created_before,
-            updated_after,
-            updated_before,
-        )
-    except Exception as exc:
-        _exit_on_error(exc)
-        raise
+    f = _filter(
+        where, source_prefix, document_id, mime, created_after, created_before, updated_after, updated_before
+    )
     rt = _runtime()
     try:
         searcher = rt.searcher()
@@ -311,20 +302,9 @@ def eval_(
     (as ``search``'s), each question searches only the documents they match."""
     from docingest.services.evaluation import complete_filenames, evaluate, load_questions, unanswerable
 
-    try:
-        f = _filter(
-            where,
-            source_prefix,
-            document_id,
-            mime,
-            created_after,
-            created_before,
-            updated_after,
-            updated_before,
-        )
-    except Exception as exc:
-        _exit_on_error(exc)
-        raise
+    f = _filter(
+        where, source_prefix, document_id, mime, created_after, created_before, updated_after, updated_before
+    )
     if results_out is not None and not results_out.parent.is_dir():
         console.print(f"[red]error:[/red] --results-out: no such directory {results_out.parent}")
         raise typer.Exit(2)

@@ -34,6 +34,7 @@ def reembed(
     where it stopped when run again; `docingest worker` processes take part in the work.
     """
     _setup_logging(verbose, job_lines=verbose)
+    from docingest.services.ingest import IngestInterrupted
     from docingest.services.reembed import reembed as run_reembed
 
     rt = _runtime()
@@ -50,7 +51,7 @@ def reembed(
             summary = run_reembed(
                 rt, user_id=None if all_users else user, concurrency=concurrency, on_progress=on_progress
             )
-        except KeyboardInterrupt as exc:
+        except (KeyboardInterrupt, IngestInterrupted) as exc:
             console.print(
                 "[yellow]interrupted:[/yellow] run the same command again to resume", soft_wrap=True
             )

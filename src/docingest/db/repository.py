@@ -594,19 +594,13 @@ class Repository:
         Raises:
             psycopg.errors.UniqueViolation: a chunk already has a vector.
         """
-        # pgvector's binary form (its vector_send/vector_recv, as pgvector-python's to_binary
-        # writes it): int16 dimensions, int16 unused, then big-endian float32s. A binary COPY
-        # carries each field's bytes as they are, so the rows are encoded in one numpy pass
-        # rather than one Vector object per row.
-        matrix = np.ascontiguousarray(vectors, dtype=">f4")
-        header = struct.pack(">HH", matrix.shape[1], 0)
         with conn.cursor().copy(
             "COPY upload_pipeline.document_vector_buffer (chunk_id, document_id, embedding, embed_model)"
             " FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["uuid", "uuid", "bytea", "text"])
-            for cid, row in zip(chunk_ids, matrix, strict=True):
-                copy.write_row((cid, document_id, header + row.tobytes(), model))
+            for cid, vector in zip(chunk_ids, _vector_binaries(vectors), strict=True):
+                copy.write_row((cid, document_id, vector, model))
 
     def finalize_document(self, conn: Conn, document_id: UUID, *, hnsw_min_chunks: int = 20_000) -> int:
         """Move buffered chunks and vectors into ``document_chunks``; clear the buffers.
@@ -856,15 +850,13 @@ class Repository:
         Raises:
             psycopg.errors.UniqueViolation: a chunk already has a vector of the generation.
         """
-        matrix = np.ascontiguousarray(vectors, dtype=">f4")
-        header = struct.pack(">HH", matrix.shape[1], 0)
         with conn.cursor().copy(
             "COPY upload_pipeline.chunk_embeddings_next (chunk_id, generation_id, user_id, embedding)"
             " FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["uuid", "int4", "text", "bytea"])
-            for cid, row in zip(chunk_ids, matrix, strict=True):
-                copy.write_row((cid, generation_id, user_id, header + row.tobytes()))
+            for cid, vector in zip(chunk_ids, _vector_binaries(vectors), strict=True):
+                copy.write_row((cid, generation_id, user_id, vector))
 
     def embedding_cache_put_next(
         self, conn: Conn, *, generation: Generation, hashes: Sequence[bytes], chunk_ids: Sequence[UUID]
@@ -1107,6 +1099,19 @@ class Repository:
             "events_after",
             {"document_id": document_id, "after_event_id": after_event_id, "limit": limit},
         )
+
+
+def _vector_binaries(vectors: np.ndarray) -> list[bytes]:
+    """Each row of ``vectors`` in pgvector's binary form, for a binary COPY.
+
+    The form is pgvector's vector_send/vector_recv (as pgvector-python's to_binary writes it):
+    int16 dimensions, int16 unused, then big-endian float32s. A binary COPY carries each
+    field's bytes as they are, so the rows are encoded in one numpy pass rather than one
+    Vector object per row.
+    """
+    matrix = np.ascontiguousarray(vectors, dtype=">f4")
+    header = struct.pack(">HH", matrix.shape[1], 0)
+    return [header + row.tobytes() for row in matrix]
 
 
 def _as_array(value: Any) -> np.ndarray:

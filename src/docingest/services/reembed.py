@@ -12,33 +12,25 @@ the serving generation's model).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from docingest.db.database import Database
 from docingest.db.repository import Repository
 from docingest.domain import Generation, State
-from docingest.services.documents import DocumentService
-
-if TYPE_CHECKING:
-    from docingest.worker.loop import BaseWorker
+from docingest.services.ingest import IngestHost, run_until_terminal
+from docingest.services.progress import IngestSnapshot
 
 
-class ReembedHost(Protocol):
-    """What re-embedding needs of the process (``Runtime`` is one): its database and queries,
-    its documents service, its own generation, and worker slots to run in this process."""
+class ReembedHost(IngestHost, Protocol):
+    """What re-embedding needs of the process (``Runtime`` is one): an ingest host's settings,
+    documents service, generation and worker slots, and its database and queries."""
 
     database: Database
     repo: Repository
-
-    @property
-    def documents(self) -> DocumentService: ...
-
-    def generation(self) -> Generation: ...
-
-    def worker(self, *, concurrency: int | None = None) -> BaseWorker: ...
 
 
 @dataclass
@@ -170,32 +162,23 @@ def reembed(
     worker``) take part through the queue.
 
     Raises:
-        KeyboardInterrupt: interrupted; the slots have released their jobs (run it again to
-            resume: queued jobs stay queued, vectors stored are kept).
+        IngestInterrupted: on KeyboardInterrupt; the slots have released their jobs (run it
+            again to resume: queued jobs stay queued, vectors stored are kept).
     """
     started = time.monotonic()
     generation, ids = queue(rt, user_id=user_id)
     summary = ReembedSummary(generation=generation.label, queued=len(ids))
-    before = _switched_users(rt, generation, user_id)
-    latest: dict[Any, dict[str, Any]] = {}
-    if ids:
-        worker = rt.worker(concurrency=concurrency)
-        worker.start()
-        try:
-            while True:
-                latest = {
-                    j["document_id"]: j
-                    for j in rt.documents.job_rows(document_ids=ids)
-                    if j["kind"] == "reembed"
-                }
-                finished = sum(State.is_terminal(j["state"]) for j in latest.values())
-                if on_progress:
-                    on_progress(finished, len(ids))
-                if finished == len(ids):
-                    break
-                time.sleep(poll_seconds)
-        finally:
-            worker.stop()
+    before = _served_by(coverage(rt.database, rt.repo, user_id), generation)
+    latest: dict[UUID, dict[str, Any]] = {}
+    if ids:  # each document's latest job is the re-embedding one just queued or left unfinished
+
+        def progress(snap: IngestSnapshot) -> None:
+            if on_progress:
+                on_progress(snap.finished, snap.documents)
+
+        latest, _ = run_until_terminal(
+            rt, ids, started=started, concurrency=concurrency, on_progress=progress, poll_seconds=poll_seconds
+        )
     switch_covered_users(rt, generation, user_id=user_id)
     with rt.database.connection() as conn:
         summary.remaining = rt.repo.generation_remaining_all(
@@ -204,19 +187,14 @@ def reembed(
     failed = [j for j in latest.values() if j["state"] == State.FAILED.value]
     summary.complete = sum(j["state"] == State.DONE.value for j in latest.values())
     summary.failed = len(failed)
-    summary.failed_by_code = {
-        c: sum(j["error_code"] == c for j in failed) for c in {j["error_code"] for j in failed}
-    }
+    summary.failed_by_code = dict(Counter(j["error_code"] for j in failed))
     summary.chunks = sum(int((j["progress"] or {}).get("chunks_total") or 0) for j in latest.values())
-    summary.switched_users = _switched_users(rt, generation, user_id) - before
-    summary.wall_s = round(time.monotonic() - started, 3)
     summary.coverage = coverage(rt.database, rt.repo, user_id)
+    summary.switched_users = _served_by(summary.coverage, generation) - before
+    summary.wall_s = round(time.monotonic() - started, 3)
     return summary
 
 
-def _switched_users(rt: ReembedHost, generation: Generation, user_id: str | None) -> int:
-    """Users (of ``user_id``) served by ``generation`` now."""
-    for c in coverage(rt.database, rt.repo, user_id):
-        if c.generation_id == generation.generation_id:
-            return c.serving_users
-    return 0
+def _served_by(found: list[Coverage], generation: Generation) -> int:
+    """Users served by ``generation`` in a :func:`coverage` answer."""
+    return next((c.serving_users for c in found if c.generation_id == generation.generation_id), 0)

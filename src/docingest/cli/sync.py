@@ -50,8 +50,9 @@ def sync(
     Sources are named as `ingest` names them. Deleted are the user's sources registered from
     files (not API uploads) that start with --source-prefix (without one: all of them) and that
     no file maps to. A file whose size and modification time are those recorded is skipped
-    without being read; a file whose earlier version failed with the same bytes is left
-    (`docingest retry` or `ingest` it to retry).
+    without being read; a file whose earlier version failed with the same bytes is left (an
+    `ingest` of the folder with the same --source-prefix retries it), except one refused
+    file_too_large, retried once the limit admits it.
 
     Ctrl-C, SIGTERM and SIGHUP stop it as they stop `ingest` (exit 130, 143, 129).
     """

@@ -411,6 +411,17 @@ Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 FilterText = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_FILTER_CHARS, pattern="^[^\\u0000]+$")
 ]
+#: A MIME type in a filter: a filter text with something other than whitespace before any ";"
+#: (what ``normalise_mime`` keeps; the service refuses a blank one, ``invalid_filter``).
+FilterMime = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=MAX_FILTER_CHARS,
+        pattern="^[^;\\u0000]*[^;\\u0000\\t\\n\\u000b\\u000c\\r\\u001c-\\u0020\\u0085\\u00a0"
+        "\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$",
+    ),
+]
 #: A metadata value compared by text form (services/filters.py): a string, a finite number, a boolean.
 FilterScalar = (
     Annotated[str, StringConstraints(max_length=MAX_FILTER_CHARS, pattern="^[^\\u0000]*$")]
@@ -453,7 +464,7 @@ class SearchFilterCreate(BaseModel):
         'any of them), compared as text (2024 matches "2024"); a list-valued metadata entry matches '
         "when it holds the value",
     )
-    mime: Annotated[list[FilterText], Field(min_length=1, max_length=MAX_FILTER_VALUES)] | None = Field(
+    mime: Annotated[list[FilterMime], Field(min_length=1, max_length=MAX_FILTER_VALUES)] | None = Field(
         None, description="the document's MIME type is one of these"
     )
     created_after: Timestamp | None = Field(None, description="registered at or after this time")

@@ -14,6 +14,7 @@ from docingest.api.deps import CurrentUser, SearcherDep
 from docingest.api.openapi import replies
 from docingest.api.schemas import (
     QUERY_PATTERN,
+    FilterMime,
     FilterText,
     SearchCreate,
     SearchHitPublic,
@@ -109,7 +110,7 @@ def search(
         ),
     ] = None,
     mime: Annotated[
-        list[FilterText] | None,
+        list[FilterMime] | None,
         Query(max_length=MAX_FILTER_VALUES, description="only documents of this MIME type (repeatable)"),
     ] = None,
     created_after: Annotated[

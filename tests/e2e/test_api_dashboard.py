@@ -240,7 +240,6 @@ def test_one_stream_per_user_brings_every_event_and_progress_to_complete_and_not
         views = [m["data"] for m in reader.messages if m["event"] == "document"]
         assert all("id" not in m for m in reader.messages if m["event"] == "document")
         assert views[-1]["state"] == "done" and views[-1]["stage"] == "complete" and views[-1]["chunks"] > 0
-        assert "working" in {v["state"] for v in views}  # polls see it between its events
         embedded = [v["progress"].get("chunks_embedded") for v in views if v["progress"].get("chunks_total")]
         assert embedded and embedded[-1] == views[-1]["progress"]["chunks_total"]
 
@@ -264,3 +263,40 @@ def test_one_stream_per_user_brings_every_event_and_progress_to_complete_and_not
 def test_the_event_stream_needs_a_token(api: tuple[str, Settings]) -> None:
     reply = httpx.get(f"{api[0]}{API}/events")
     assert reply.status_code == 401 and reply.json()["error_code"] == "invalid_token"
+
+
+# --- a document's chunks and timeline ----------------------------------------------------------
+def test_a_documents_chunks_and_timeline(user: ApiClient, api: tuple[str, Settings]) -> None:
+    sections = "\n\n".join(
+        f"## Watch {i}\n\n" + " ".join(f"watch{i}-w{j}" for j in range(120)) for i in range(5)
+    )
+    data = f"# Night watches\n\n{sections}\n".encode()
+    waiting = user.request_upload(_md("Never sent"), filename="never.md").json()["document_id"]
+    empty = user.http.get(f"{API}/documents/{waiting}/chunks").json()
+    assert empty == {"chunks": [], "total": 0, "limit": 50, "offset": 0}
+
+    doc_id = _upload(user, data, filename="watches.md")
+    assert user.wait_document(doc_id)["state"] == "done"
+    listed = user.http.get(f"{API}/documents/{doc_id}/chunks", params={"limit": 500}).json()
+    chunks = listed["chunks"]
+    assert listed["total"] == len(chunks) >= 5 and [c["ordinal"] for c in chunks] == list(range(len(chunks)))
+    assert {c["heading_path"][-1] for c in chunks if c["heading_path"]} >= {f"Watch {i}" for i in range(5)}
+    assert all(c["page"] is None and c["token_count"] > 0 for c in chunks)  # Markdown has no pages
+    page = user.http.get(f"{API}/documents/{doc_id}/chunks", params={"limit": 2, "offset": 1}).json()
+    assert [c["chunk_id"] for c in page["chunks"]] == [c["chunk_id"] for c in chunks[1:3]]
+
+    timeline = user.http.get(f"{API}/documents/{doc_id}/timeline").json()
+    assert timeline["document_id"] == doc_id and not timeline["truncated"]
+    types = [e["type"] for e in timeline["events"]]
+    assert types[0] == "job_created" and "upload_received" in types and types.count("stage_completed") == 9
+    stages = timeline["stages"]
+    assert stages[0]["stage"] == "uploaded" and stages[-1]["reached"] == "complete" and len(stages) == 9
+    assert all(s["seconds"] >= 0 and s["attempts"] == 1 and s["retries"] == 0 for s in stages)
+
+    stranger = ApiClient(api[0], token(SECRET, "stranger"))
+    try:
+        for path in ("chunks", "timeline"):
+            reply = stranger.http.get(f"{API}/documents/{doc_id}/{path}")
+            assert reply.status_code == 404 and reply.json()["error_code"] == "not_found"
+    finally:
+        stranger.close()

@@ -11,9 +11,12 @@ from uuid import UUID
 import pytest
 
 from docingest.api.schemas import DocumentPublic
-from docingest.domain import Stage, State
+from docingest.domain import JobProgress, Stage, State
+from docingest.errors import NotFound
 from docingest.runtime import Runtime
+from docingest.services.dashboard import stage_spans
 from docingest.services.progress import StreamMessage, UserStream, user_messages
+from tests.fixtures import pipeline
 from tests.integration.helpers import register
 
 pytestmark = pytest.mark.integration
@@ -115,25 +118,48 @@ def test_one_stream_carries_every_event_and_view_change_of_the_users_documents_o
     [theirs] = register(
         runtime, [_write(tmp_path / "b", "theirs.md", "their words " * 200)], user_id="bystander"
     )
+    mine_id, theirs_id = str(mine.document.document_id), str(theirs.document.document_id)
+
+    created = stream.poll()
+    assert [(m.event, m.id is not None) for m in created] == [("job_created", True), ("document", False)]
+    assert created[1].data["state"] == "queued" and created[1].data["document_id"] == mine_id
+    assert stream.poll() == []  # nothing changed: nothing sent again
+
+    # a claim, a progress checkpoint and a release write no event: the poll of working jobs sees them
+    with runtime.pool().connection() as conn:
+        claims = [runtime.repo.claim_job(conn, worker_id="test-worker", lease_seconds=30) for _ in range(2)]
+    [job] = [c.job for c in claims if c is not None and str(c.job.document_id) == mine_id]
+    [claimed] = stream.poll()
+    assert (claimed.event, claimed.data["state"]) == ("document", "working")
+    with runtime.pool().connection() as conn:
+        runtime.repo.update_progress(
+            conn, job.job_id, JobProgress(pages_total=3, pages_parsed=1), lease_seconds=30
+        )
+    [progressed] = stream.poll()
+    assert progressed.data["progress"]["pages_parsed"] == 1
+    with runtime.pool().connection() as conn:
+        for claim in claims:
+            assert claim is not None and runtime.repo.release_job(conn, claim.job)
+    [released] = stream.poll()
+    assert released.data["state"] == "queued"
+
     worker = runtime.worker(concurrency=2)
     worker.start()
     try:
-        seen = _follow(stream, str(mine.document.document_id))
+        seen = _follow(stream, mine_id)
         rest = list(user_messages(stream, poll_seconds=0.05, timeout_seconds=0.2))
     finally:
         worker.stop()
-    mine_id, theirs_id = str(mine.document.document_id), str(theirs.document.document_id)
-    assert {m.data["document_id"] for m in seen + rest} == {mine_id}
-    assert theirs_id not in str([m.data for m in seen + rest])
+    everything = created + [claimed, progressed, released] + seen + rest
+    assert {m.data["document_id"] for m in everything} == {mine_id}
+    assert theirs_id not in str([m.data for m in everything])
 
     events = [m for m in seen if m.id is not None]
     assert [m.data["stage"] for m in events if m.event == "stage_completed"] == [s.value for s in Stage][1:]
     assert [m.id for m in events] == sorted({m.id for m in events}) and stream.last_event_id == events[-1].id
     assert all(m.data["event_id"] == m.id and m.event == m.data["type"] for m in events)
-
     views = [m.data for m in seen if m.event == "document"]
     assert views[-1]["stage"] == "complete" and views[-1]["state"] == "done" and views[-1]["chunks"] > 0
-    assert "working" in [v["state"] for v in views]
     assert all(a != b for a, b in itertools.pairwise(views))  # only changes are sent
     assert [m for m in rest if m.event == "document"] == []  # nothing changed since: nothing resent
 
@@ -149,3 +175,38 @@ def test_the_stream_says_when_a_document_it_saw_in_flight_is_deleted(
     runtime.documents.delete("deleter", reg.document.document_id)
     assert [(m.event, m.data) for m in stream.poll()] == [("document_deleted", {"document_id": doc_id})]
     assert stream.shown == {} and stream.poll() == []
+
+
+# --- a document's chunks and history ---------------------------------------------------------
+def test_a_documents_chunks_come_by_ordinal_a_page_at_a_time_and_its_history_has_every_event(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    text = "\n\n".join(
+        f"## Part {i}\n\n" + " ".join(f"part{i}-word{j}" for j in range(150)) for i in range(6)
+    )
+    [reg] = register(runtime, [_write(tmp_path, "parts.md", text)], user_id="reader")
+    doc_id = reg.document.document_id
+    assert runtime.documents.document_chunks("reader", doc_id, limit=10, offset=0) == ([], 0)  # in flight
+    pipeline.run_until_terminal(runtime, [doc_id])
+
+    everything, total = runtime.documents.document_chunks("reader", doc_id, limit=500, offset=0)
+    assert total == len(everything) >= 6
+    assert [c["ordinal"] for c in everything] == list(range(total))
+    page, same_total = runtime.documents.document_chunks("reader", doc_id, limit=2, offset=2)
+    assert same_total == total and [c["chunk_id"] for c in page] == [c["chunk_id"] for c in everything[2:4]]
+    assert any(c["heading_path"] and c["heading_path"][-1].startswith("Part") for c in everything)
+    assert all(c["token_count"] > 0 for c in everything)
+
+    history = runtime.documents.document_history("reader", doc_id, limit=1000)
+    assert history[0]["type"] == "job_created"
+    assert [e["event_id"] for e in history] == sorted(e["event_id"] for e in history)
+    spans = stage_spans(history)
+    assert [s.stage for s in spans] == [s.value for s in Stage][:-1]  # every stage but complete did work
+    assert all(s.attempts == 1 and s.seconds is not None and s.finished_at is not None for s in spans)
+
+    for read in (
+        lambda: runtime.documents.document_chunks("intruder", doc_id, limit=10, offset=0),
+        lambda: runtime.documents.document_history("intruder", doc_id, limit=10),
+    ):
+        with pytest.raises(NotFound):
+            read()

@@ -1160,6 +1160,17 @@ class Repository:
         gone)."""
         return _all(conn, "changed_document_views", {"user_id": user_id, "document_ids": list(document_ids)})
 
+    def document_chunk_page(
+        self, conn: Conn, *, user_id: str, document_id: UUID, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """``chunk_id, ordinal, text, token_count, page, page_end, heading_path`` of a page of
+        the document's stored chunks, by ordinal (the last three from the chunk's ``meta``)."""
+        return _all(
+            conn,
+            "document_chunk_page",
+            {"user_id": user_id, "document_id": document_id, "limit": limit, "offset": offset},
+        )
+
     def existing_documents(self, conn: Conn, *, user_id: str, document_ids: Sequence[UUID]) -> set[UUID]:
         """Those of ``document_ids`` that are documents of ``user_id``."""
         rows = _all(conn, "existing_documents", {"user_id": user_id, "document_ids": list(document_ids)})

@@ -954,6 +954,15 @@ ORDER BY d.created_at, d.document_id;
 SELECT document_id FROM upload_pipeline.documents
 WHERE document_id = ANY(%(document_ids)s::uuid[]) AND user_id = %(user_id)s;
 
+-- name: document_chunk_page
+-- A page of a document's stored chunks in ordinal order (through UNIQUE (document_id, ordinal)).
+SELECT chunk_id, ordinal, text, token_count, meta->'page' AS page, meta->'page_end' AS page_end,
+       meta->'heading_path' AS heading_path
+FROM upload_pipeline.document_chunks
+WHERE document_id = %(document_id)s AND user_id = %(user_id)s
+ORDER BY ordinal
+LIMIT %(limit)s OFFSET %(offset)s;
+
 -- name: inventory
 -- docingest info: documents (and those with chunks: searchable), chunks and users of one user,
 -- or of everyone when user_id is NULL.

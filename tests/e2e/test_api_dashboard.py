@@ -300,3 +300,34 @@ def test_a_documents_chunks_and_timeline(user: ApiClient, api: tuple[str, Settin
             assert reply.status_code == 404 and reply.json()["error_code"] == "not_found"
     finally:
         stranger.close()
+
+
+# --- GET /summary ------------------------------------------------------------------------------
+def test_the_summary_shows_the_users_queue_and_failures_and_the_installations_workers(
+    user: ApiClient, api: tuple[str, Settings]
+) -> None:
+    doc_id = _upload(user, _md("Tide tables"), filename="tides.md")
+    bad = user.request_upload(b"%PDF-1.4 no", filename="bad.pdf", mime="application/pdf").json()
+    assert user.put(bad, b"%PDF-1.4 no").status_code in (200, 201)
+    assert user.wait_document(doc_id)["state"] == "done"
+    assert user.wait_document(bad["document_id"])["state"] == "failed"
+
+    got = user.http.get(f"{API}/summary").json()
+    assert got["user_id"].startswith("dash-")
+    assert {(j["stage"], j["state"], j["count"]) for j in got["jobs"]} == {
+        ("complete", "done", 1),
+        ("parse_queued", "failed", 1),  # a corrupt PDF fails parsing
+    }
+    [failure] = got["failures"]
+    assert failure["error_code"] == "pdf_corrupt" and failure["count"] == 1 and failure["message"]
+    assert got["workers"] and all(w["worker_id"].count(":") >= 2 for w in got["workers"])
+    assert got["embedder"]["provider"] == "hashing" and got["embedder"]["dimensions"] == 384
+    assert got["generations"][0]["chunks"] > 0
+
+    stranger = ApiClient(api[0], token(SECRET, f"stranger-{uuid.uuid4().hex[:6]}"))
+    try:
+        theirs = stranger.http.get(f"{API}/summary").json()
+    finally:
+        stranger.close()
+    assert theirs["jobs"] == [] and theirs["failures"] == [] and theirs["generations"] == []
+    assert theirs["workers"] and theirs["embedder"] == got["embedder"]  # installation facts

@@ -14,7 +14,7 @@ from docingest.api.schemas import DocumentPublic
 from docingest.domain import JobProgress, Stage, State
 from docingest.errors import NotFound
 from docingest.runtime import Runtime
-from docingest.services.dashboard import stage_spans
+from docingest.services.dashboard import stage_spans, summary
 from docingest.services.progress import StreamMessage, UserStream, user_messages
 from tests.fixtures import pipeline
 from tests.integration.helpers import register
@@ -210,3 +210,56 @@ def test_a_documents_chunks_come_by_ordinal_a_page_at_a_time_and_its_history_has
     ):
         with pytest.raises(NotFound):
             read()
+
+
+# --- the Health page ---------------------------------------------------------------------------
+def test_the_summary_counts_the_users_jobs_and_failures_and_shows_the_installations_workers(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    done, broken, other_broken = register(
+        runtime,
+        [_write(tmp_path / "s", name, f"words of {name} " * 50) for name in ("ok.md", "bad.md", "worse.md")],
+        user_id="healthy",
+    )
+    [theirs] = register(
+        runtime, [_write(tmp_path / "t", "theirs.md", "not yours " * 50)], user_id="neighbour"
+    )
+    _fail(runtime, broken.document.document_id, "pdf_corrupt")
+    _fail(runtime, other_broken.document.document_id, "pdf_corrupt")
+    _fail(runtime, theirs.document.document_id, "no_text")
+    worker = runtime.worker(concurrency=1)
+    worker.start()
+    try:
+        pipeline.wait_terminal(runtime, [done.document.document_id], timeout=60)
+    finally:
+        worker.stop()
+    with runtime.pool().connection() as conn:
+        runtime.repo.rate_limit_configure(conn, "openai:requests", capacity=10, refill_per_second=1)
+        runtime.repo.rate_limit_block(conn, ["openai:requests"], 60)
+
+    got = summary(runtime.database, runtime.repo, runtime.settings, "healthy")
+    assert got.user_id == "healthy"
+    assert {(j.stage, j.state, j.count) for j in got.jobs} == {
+        ("complete", "done", 1),
+        ("uploaded", "failed", 2),
+    }
+    [failure] = got.failures  # the neighbour's no_text is not counted
+    assert (failure.error_code, failure.count, failure.message) == ("pdf_corrupt", 2, "broken on purpose")
+    assert failure.last_at is not None
+    [seen] = got.workers  # the worker that completed the stages, holding nothing now
+    assert seen.worker_id == worker.worker_id and seen.jobs_working == 0 and seen.last_seen is not None
+    assert got.embedder.provider == "hashing" and got.embedder.model == "hashing-bow-v1"
+    [bucket] = got.embedder.buckets
+    assert (
+        bucket.bucket == "openai:requests" and bucket.blocked_until is not None and 0 <= bucket.tokens <= 10
+    )
+    [generation] = got.generations
+    assert generation.chunks > 0 and generation.share == 1.0 and generation.label.startswith("hashing/")
+
+    # a job held now: its worker, and how many it holds
+    with runtime.pool().connection() as conn:
+        runtime.documents.retry(broken.job.job_id, user_id="healthy")
+        claim = runtime.repo.claim_job(conn, worker_id="host:1:held", lease_seconds=30)
+    assert claim is not None
+    holders = {w.worker_id: w for w in summary(runtime.database, runtime.repo, runtime.settings, "x").workers}
+    assert holders["host:1:held"].jobs_working == 1 and holders["host:1:held"].jobs_stalled == 0

@@ -627,6 +627,65 @@ class SearchPublic(BaseModel):
     results: list[SearchHitPublic]
 
 
+# --- the Health page ----------------------------------------------------------------------
+class JobCountPublic(BaseModel):
+    stage: str
+    state: str
+    count: int
+
+
+class FailureCountPublic(BaseModel):
+    error_code: str
+    count: int
+    last_at: datetime | None = Field(description="when the last of them failed")
+    message: str | None = Field(description="the last one's message: what to do about it")
+
+
+class WorkerPublic(BaseModel):
+    worker_id: str = Field(description="host:pid:random of the worker process")
+    jobs_working: int = Field(description="jobs it holds now")
+    jobs_stalled: int = Field(description="of those, jobs whose lease expired: it died or hangs")
+    last_seen: datetime | None = Field(description="its last lease renewal, write or completed stage")
+
+
+class BucketPublic(BaseModel):
+    bucket: str = Field(description="e.g. openai:requests, openai:tokens")
+    capacity: float
+    refill_per_second: float
+    tokens: float = Field(description="left now")
+    blocked_until: datetime | None = Field(description="the end of the backoff a 429 started; null: none")
+
+
+class EmbedderPublic(BaseModel):
+    provider: str
+    model: str
+    dimensions: int
+    description: str
+    rpm: int | None = Field(description="requests per minute, every worker's; null: no limit")
+    tpm: int | None = Field(description="tokens per minute, every worker's; null: no limit")
+    buckets: list[BucketPublic]
+
+
+class GenerationCoveragePublic(BaseModel):
+    generation_id: int
+    label: str = Field(description="provider/model/dimensions")
+    chunks: int = Field(description="your stored chunks whose vector is of it")
+    waiting: int = Field(description="your chunks with a vector of it waiting for the switch")
+    serving_users: int = Field(description="1 when it serves your searches, else 0")
+    share: float = Field(description="(chunks + waiting) / your stored chunks, in [0, 1]")
+
+
+class SummaryPublic(BaseModel):
+    """``GET /summary``: the dashboard's Health page."""
+
+    user_id: str
+    jobs: list[JobCountPublic] = Field(description="your jobs by stage and state")
+    failures: list[FailureCountPublic] = Field(description="your failed jobs by error_code, most first")
+    workers: list[WorkerPublic] = Field(description="every worker holding a job or seen in the last hour")
+    embedder: EmbedderPublic
+    generations: list[GenerationCoveragePublic] = Field(description="embedding generations of your chunks")
+
+
 class HealthPublic(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)

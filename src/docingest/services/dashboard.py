@@ -1,6 +1,6 @@
 """What the dashboard's pages show that no other entry point computes: a document's stages
 with their durations, retries and lease takeovers (:func:`stage_spans`, from its events), and
-the Health page's summary (:func:`summary`)."""
+the Health page's data (:func:`summary`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from docingest.db.database import Database
+from docingest.db.repository import Repository
 from docingest.domain import STAGES
+from docingest.providers.embedding.hashing import HashingEmbedder
+from docingest.services.info import describe
+from docingest.services.reembed import Coverage, coverage
+from docingest.settings import Settings
 
 #: Events that end an attempt at the job's stage without completing it.
 _ATTEMPT_ENDS = frozenset({"retry_scheduled", "failed"})
@@ -88,3 +94,124 @@ def stage_spans(events: list[dict[str, Any]]) -> list[StageSpan]:
             span.error_code = code if isinstance(code, str) else span.error_code
     order = {s.value: i for i, s in enumerate(STAGES)}
     return sorted(spans.values(), key=lambda s: order.get(s.stage, len(order)))
+
+
+# --- the Health page ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobCount:
+    """Jobs of the user at one stage in one state."""
+
+    stage: str
+    state: str
+    count: int
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    """The user's failed jobs of one ``error_code``: how many, the last one's time and message."""
+
+    error_code: str
+    count: int
+    last_at: datetime | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class WorkerSeen:
+    """A worker (``host:pid:random``) holding jobs now or that completed a stage in the last hour.
+
+    Attributes:
+        jobs_working: jobs it holds now.
+        jobs_stalled: of those, jobs whose lease expired (it died or hangs; another worker will
+            take them over).
+        last_seen: its last lease renewal, write or completed stage.
+    """
+
+    worker_id: str
+    jobs_working: int
+    jobs_stalled: int
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True)
+class BucketState:
+    """A shared rate-limit bucket (``openai:requests`` ...): its size, what is left now, and
+    the end of a backoff a 429 started (None: none)."""
+
+    bucket: str
+    capacity: float
+    refill_per_second: float
+    tokens: float
+    blocked_until: datetime | None
+
+
+@dataclass(frozen=True)
+class EmbedderState:
+    """The configured embedder and its limits (requests and tokens per minute, every worker's);
+    ``description`` is ``docingest info``'s line for it (runtime, endpoint)."""
+
+    provider: str
+    model: str
+    dimensions: int
+    description: str
+    rpm: int | None
+    tpm: int | None
+    buckets: list[BucketState]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The Health page: the user's queue and failures; the installation's workers and embedder;
+    the embedding generations of the user's chunks."""
+
+    user_id: str
+    jobs: list[JobCount]
+    failures: list[FailureCount]
+    workers: list[WorkerSeen]
+    embedder: EmbedderState
+    generations: list[Coverage]
+
+
+def summary(db: Database, repo: Repository, settings: Settings, user_id: str) -> Summary:
+    """The Health page's data for ``user_id``: their jobs by stage and state and their failures
+    by ``error_code`` (read under their row security); the workers seen and the rate-limit
+    buckets (installation facts, the same for every user); the configured embedder
+    (``settings``); the coverage of the user's chunks by embedding generation.
+
+    Raises:
+        psycopg.Error: the database cannot be read.
+    """
+    with db.user_transaction(user_id) as conn:
+        jobs = [JobCount(r["stage"], r["state"], int(r["n"])) for r in repo.summary_jobs(conn, user_id)]
+        failures = [
+            FailureCount(r["error_code"], int(r["n"]), r["last_at"], r["message"])
+            for r in repo.summary_failures(conn, user_id)
+        ]
+    with db.connection() as conn:
+        workers = [
+            WorkerSeen(r["worker_id"], int(r["jobs_working"]), int(r["jobs_stalled"]), r["last_seen"])
+            for r in repo.summary_workers(conn, lease_seconds=settings.lease_seconds)
+        ]
+        buckets = [
+            BucketState(
+                r["bucket"],
+                float(r["capacity"]),
+                float(r["refill_per_second"]),
+                float(r["tokens"]),
+                r["blocked_until"],
+            )
+            for r in repo.rate_limit_buckets(conn)
+        ]
+    model = settings.embedding_model
+    if settings.embedding_provider == "hashing":  # its own name, whatever EMBEDDING_MODEL says
+        model = HashingEmbedder(settings.embedding_dimensions).model
+    embedder = EmbedderState(
+        provider=settings.embedding_provider,
+        model=model,
+        dimensions=settings.embedding_dimensions,
+        description=describe(settings).embedder,
+        rpm=settings.embedding_rpm,
+        tpm=settings.embedding_tpm,
+        buckets=buckets,
+    )
+    return Summary(user_id, jobs, failures, workers, embedder, coverage(db, repo, user_id))

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from docingest.api import errors, openapi
+from docingest.api import errors, openapi, web
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
 from docingest.api.routes import documents, health, jobs, search, upload, webhooks
 from docingest.api.routes.storage import storage_error_body, storage_error_handler, storage_router
@@ -83,6 +83,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # also at the root, for probes
     app.include_router(webhooks.router)  # its own HMAC header, no bearer token
+    web.install(app, settings)  # the dashboard: / and /static/ (api/web.py)
     if settings.storage_backend == "local":
         app.include_router(
             storage_router(_storage_service(settings, rt.local_storage, rt.documents.on_stored))

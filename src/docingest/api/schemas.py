@@ -308,9 +308,22 @@ class DocumentEventPublic(BaseModel):
 
 
 class DocumentList(BaseModel):
+    """A page of the user's documents, newest first."""
+
     documents: list[DocumentPublic]
+    total: int = Field(description="how many documents match the filters, over every page")
     limit: int
     offset: int
+
+
+# --- sign-in -----------------------------------------------------------------------------
+class LocalTokenPublic(BaseModel):
+    """``POST /auth/local``: a bearer token for the local user (development, loopback only)."""
+
+    access_token: str = Field(description="send as `Authorization: Bearer <access_token>`")
+    token_type: Literal["bearer"] = "bearer"
+    user_id: str = Field(description="the token's user (`local`)")
+    expires_in: int = Field(description="seconds until the token expires")
 
 
 # --- search ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import re
 import threading
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -930,11 +931,35 @@ class DocumentService:
             raise NotFound(f"no document {document_id}")
         return row
 
-    def list_documents(self, user_id: str, *, limit: int, offset: int) -> list[dict[str, Any]]:
-        """The user's documents as :meth:`get_document` gives one, newest first, a page of
-        at most ``limit`` after skipping ``offset``."""
+    def list_documents(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        offset: int,
+        states: Sequence[State] | None = None,
+        name_contains: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The user's documents as :meth:`get_document` gives one, newest first: a page of at
+        most ``limit`` after skipping ``offset``, and the number of documents matching in all.
+
+        Args:
+            states: only documents whose latest job is in one of these states (None or empty: any).
+            name_contains: only documents whose filename or source contains this text, ignoring
+                case (taken literally: ``%`` and ``_`` are not wildcards; None or empty: any).
+
+        Returns:
+            ``(rows, total)``; both read in one transaction, so they agree.
+        """
         with self.db.user_transaction(user_id) as conn:
-            return self.repo.list_document_views(conn, user_id=user_id, limit=limit, offset=offset)
+            return self.repo.list_document_views(
+                conn,
+                user_id=user_id,
+                limit=limit,
+                offset=offset,
+                states=[s.value for s in states] if states else None,
+                name_contains=name_contains or None,
+            )
 
     def get_job(self, user_id: str, job_id: UUID) -> Job:
         """One of the user's jobs.

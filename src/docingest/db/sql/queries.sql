@@ -725,8 +725,23 @@ LEFT JOIN LATERAL (
     ORDER BY j.created_at DESC LIMIT 1
 ) j ON true
 WHERE d.user_id = %(user_id)s AND (%(document_id)s::uuid IS NULL OR d.document_id = %(document_id)s::uuid)
+  AND (%(states)s::text[] IS NULL OR j.state = ANY(%(states)s::text[]))
+  AND (%(pattern)s::text IS NULL OR d.filename ILIKE %(pattern)s ESCAPE '\' OR d.source ILIKE %(pattern)s ESCAPE '\')
 ORDER BY d.created_at DESC, d.document_id
 LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_document_views
+-- How many of the user's documents document_views' filters match (states: of the latest job;
+-- pattern: an ILIKE pattern of filename or source).
+SELECT count(*) AS n
+FROM upload_pipeline.documents d
+LEFT JOIN LATERAL (
+    SELECT j.state FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
+    ORDER BY j.created_at DESC LIMIT 1
+) j ON true
+WHERE d.user_id = %(user_id)s
+  AND (%(states)s::text[] IS NULL OR j.state = ANY(%(states)s::text[]))
+  AND (%(pattern)s::text IS NULL OR d.filename ILIKE %(pattern)s ESCAPE '\' OR d.source ILIKE %(pattern)s ESCAPE '\');
 
 -- name: lock_document_jobs
 -- Before deleting a document: lock its jobs first, in the worker's order (job row, then the

@@ -110,7 +110,6 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # also at the root, for probes
     app.include_router(webhooks.router)  # its own HMAC header, no bearer token
-    web.install(app, settings)  # the dashboard: / and /static/ (api/web.py)
     if settings.storage_backend == "local":
         app.include_router(
             storage_router(_storage_service(settings, rt.local_storage, rt.documents.on_stored))
@@ -118,7 +117,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         app.add_exception_handler(StorageError, storage_error_handler)
         if uses_request_host(settings):  # no PUBLIC_URL, not loopback: the host the client called
             app.add_middleware(RequestHostBaseUrl, trust_forwarded=settings.trust_forwarded)
-    # TODO(lead): web.install(app, settings) here once api/web.py (part B) is merged.
+    web.install(app, settings)  # the dashboard: / and /static/ (api/web.py)
     install_cors(app, settings)
     return app
 

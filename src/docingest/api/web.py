@@ -125,12 +125,12 @@ def install(app: FastAPI, settings: Settings, *, api_prefix: str = "/api/v2") ->
             return Response(status_code=304, headers={**headers, "ETag": etag})
         return Response(body, media_type=media_type, headers={**headers, "ETag": etag})
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def dashboard(request: Request) -> Response:
         """The dashboard's page."""
         return reply(request, page, MEDIA_TYPES[".html"], page_etag)
 
-    @app.get("/static/{name}", include_in_schema=False)
+    @app.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
     def dashboard_asset(name: str, request: Request) -> Response:
         """One of the dashboard's files."""
         asset = assets.get(name)

@@ -40,7 +40,7 @@ function resolve(hash) {
 
 function notFound(root) {
   document.title = "Not found · docingest";
-  fill(root, h("h1", {}, "Page not found"), h("p", {}, "There is no page at this address. ", h("a", { href: "#/documents" }, "Go to the documents.")));
+  fill(root, h("h1", {}, "Page not found"), h("p", {}, "There is no page at this address. ", h("a", { href: "#/documents" }, "Go to the list.")));
 }
 
 function route() {
@@ -147,7 +147,7 @@ function showSignIn() {
     },
     h("label", { for: "token" }, "Access token"),
     tokenInput,
-    h("p", { id: "token-help", class: "help" }, "A bearer token (JWT) for this API, e.g. from ", h("code", {}, "docingest token USER"), ". It is kept in this tab only."),
+    h("p", { id: "token-help", class: "help" }, "A bearer token (JWT) for this API, e.g. from ", h("code", {}, "docingest token --user USER"), ". It is kept in this tab only."),
     submit,
   );
   const card = h("section", { class: "signin card", "aria-labelledby": "signin-title" }, h("h1", { id: "signin-title" }, "Sign in to docingest"), form, message);

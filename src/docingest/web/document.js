@@ -48,7 +48,7 @@ export function render(root, { id }) {
 
   fill(
     root,
-    h("p", { class: "crumbs" }, h("a", { href: "#/documents" }, "Documents")),
+    h("p", { class: "crumbs" }, h("a", { href: "#/documents" }, "← Back to the list")),
     h("div", { class: "page-head" }, heading, actions),
     status,
     h("div", { class: "doc-grid" },
@@ -226,7 +226,7 @@ export function render(root, { id }) {
     }),
     events.on("document_deleted", ({ data }) => {
       if (data?.document_id !== id) return;
-      fill(status, notice("error", "This document was deleted (or replaced by a newer version). ", h("a", { href: "#/documents" }, "Back to the documents.")));
+      fill(status, notice("error", "This document was deleted (or replaced by a newer version). ", h("a", { href: "#/documents" }, "Back to the list.")));
     }),
     events.on("*", ({ type, data }) => {
       if (type === "document" || type === "document_deleted" || !data || data.document_id !== id || !timelineRows) return;

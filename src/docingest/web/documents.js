@@ -100,7 +100,7 @@ export function render(root) {
 
   fill(
     root,
-    h("div", { class: "page-head" }, h("h1", {}, "Documents"), h("a", { class: "button primary", href: "#/upload" }, "Upload files")),
+    h("div", { class: "page-head" }, h("h1", {}, "Documents"), h("a", { class: "button primary", href: "#/upload" }, "Add files")),
     h("div", { class: "toolbar" },
       h("div", { class: "field" }, h("label", { for: "filter-state" }, "State"), stateSelect),
       h("div", { class: "field grow" }, h("label", { for: "filter-name" }, "Filter by name"), search),
@@ -249,7 +249,7 @@ export function render(root) {
       table.hidden = count === 0;
       empty.hidden = count !== 0;
       const filtered = view.state || view.q;
-      fill(empty, filtered ? h("p", {}, "No document matches these filters.") : h("p", {}, "No documents yet. ", h("a", { href: "#/upload" }, "Upload some files"), " to start."));
+      fill(empty, filtered ? h("p", {}, "No document matches these filters.") : h("p", {}, "No documents yet. ", h("a", { href: "#/upload" }, "Add some files"), " to start."));
       syncSelection();
       syncPager();
       if (status.querySelector(".notice.error.load")) fill(status);

@@ -203,7 +203,9 @@ export function render(root) {
     const what = ids.length === 1 ? names[0] : `${ids.length} documents`;
     const ok = await confirmDialog({
       title: `Delete ${what}?`,
-      message: "Their stored files, chunks and vectors are removed. This cannot be undone.",
+      message: ids.length === 1
+        ? "Its stored file, chunks and vectors are removed. This cannot be undone."
+        : "Their stored files, chunks and vectors are removed. This cannot be undone.",
       confirmLabel: "Delete",
     });
     if (!ok) return;

@@ -89,7 +89,7 @@ function renderHits(box, reply, query) {
         h("div", { class: "hit-head" },
           h("a", { href: `#/documents/${hit.document_id}`, class: "hit-name" }, name),
           hit.page !== null && hit.page !== undefined ? h("span", { class: "hit-page", "data-testid": "hit-page" }, `page ${hit.page}`) : null,
-          h("span", { class: "hit-score", title: "cosine similarity to the question, -1 to 1" }, h("span", { class: "visually-hidden" }, "score "), score),
+          h("span", { class: "hit-score", title: "cosine similarity to the question, -1 to 1" }, "score ", score),
         ),
         hit.heading_path?.length ? h("div", { class: "hit-path" }, hit.heading_path.join(" › ")) : null,
         h("p", { class: "hit-text" }, snippet(hit.text, terms)),

@@ -55,6 +55,18 @@ export const STAGES = [
   "embeddings_stored",
   "complete",
 ];
+/** What a working job does while at a stage (services/progress._DOING). */
+export const DOING = {
+  uploaded: "verifying",
+  parse_queued: "parsing",
+  parsed: "validating",
+  parse_validated: "chunking",
+  chunking: "chunking",
+  chunks_stored: "embedding",
+  embedding_queued: "embedding",
+  embedding_in_progress: "embedding",
+  embeddings_stored: "storing",
+};
 export const STATES = ["waiting", "queued", "working", "retryable", "done", "failed"];
 
 /** The step bar: `<ol class="steps">` of ten `<li>` (done / current / failed / pending). */

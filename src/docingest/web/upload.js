@@ -3,7 +3,7 @@
 
 import { api, ApiError } from "./api.js";
 import { events } from "./events.js";
-import { fill, formatBytes, h, progressText, stepBar } from "./ui.js";
+import { DOING, fill, formatBytes, h, progressText, stepBar } from "./ui.js";
 
 /** The API's MIME enum by extension (services/documents.MIME_EXTENSIONS). */
 const MIME_BY_EXTENSION = {
@@ -92,8 +92,9 @@ class Item {
     } else if (doc.state === "waiting") {
       if (!this.putting) this.say("Waiting for the upload");
     } else {
-      const doing = doc.state === "working" ? (doc.stage || "").replace(/_/g, " ") : doc.state;
-      this.say(figures ? `${doing}: ${figures}` : doing);
+      const doing = doc.state === "working" ? DOING[doc.stage] || doc.stage : doc.state;
+      const text = doing.charAt(0).toUpperCase() + doing.slice(1);
+      this.say(figures ? `${text}: ${figures}` : text);
     }
   }
 }

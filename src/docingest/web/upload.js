@@ -52,9 +52,10 @@ class Item {
       "li",
       { class: "upload", dataset: { filename: source } },
       h("div", { class: "upload-head" }, h("span", { class: "upload-name" }, source), h("span", { class: "muted small" }, formatBytes(file.size))),
-      this.progress,
-      h("div", { class: "upload-line" }, this.status, this.stages),
+      this.status,
+      this.stages,
       this.detail,
+      this.progress,
     );
   }
 

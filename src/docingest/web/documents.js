@@ -4,7 +4,7 @@ import { api, ApiError } from "./api.js";
 import { events } from "./events.js";
 import {
   announce, confirmDialog, debounce, docName, fill, formatBytes, formatNumber, h, notice,
-  progressText, stateBadge, STATES, stepBar, typeName,
+  DOING, progressText, stateBadge, STATES, stepBar, typeName,
 } from "./ui.js";
 
 const PAGE_SIZE = 50;
@@ -27,6 +27,13 @@ export async function retry(doc) {
     throw new ApiError(409, "reupload_needed", `The original of ${docName(doc)} was not kept: upload the file again on the Upload page.`);
   }
   return job;
+}
+
+/** Under the step bar: what a working job does ("parsing"), else the stage reached. */
+export function stageWords(doc) {
+  if (!doc.stage) return "–";
+  if (doc.state === "working" && DOING[doc.stage]) return `${DOING[doc.stage]}…`;
+  return doc.stage.replace(/_/g, " ");
 }
 
 /** A failure's code and message. */
@@ -156,7 +163,7 @@ export function render(root) {
       h("td", { class: "num", "data-label": "Size" }, formatBytes(doc.bytes_len)),
       h("td", { class: "num", "data-label": "Pages" }, formatNumber(doc.page_count)),
       h("td", { class: "num", "data-label": "Chunks" }, formatNumber(doc.chunks ?? doc.progress?.chunks_total)),
-      h("td", { class: "col-stage", "data-label": "Stage" }, stepBar(doc.stage, doc.state), h("div", { class: "stage-name" }, doc.stage ? doc.stage.replace(/_/g, " ") : "–")),
+      h("td", { class: "col-stage", "data-label": "Stage" }, stepBar(doc.stage, doc.state), h("div", { class: "stage-name" }, stageWords(doc))),
       h("td", { "data-label": "State" }, stateBadge(doc.state, { stalled: doc.stalled })),
       h("td", { class: "num", "data-label": "Attempts" }, formatNumber(doc.attempts)),
       h("td", { class: "col-progress", "data-label": "Progress" }, h("span", { "data-testid": "progress" }, progressText(doc.progress, doc.state)), errorBlock(doc)),

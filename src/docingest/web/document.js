@@ -15,7 +15,7 @@ export function eventDetail(event) {
   const p = event.payload || {};
   const parts = [];
   if (p.error_code) parts.push(h("code", {}, p.error_code));
-  if (p.message || p.error_message) parts.push(` ${p.message || p.error_message}`);
+  if (p.message || p.error_message) parts.push(h("span", { class: "msg" }, ` ${p.message || p.error_message}`));
   for (const [key, value] of Object.entries(p)) {
     if (["error_code", "message", "error_message"].includes(key)) continue;
     const text = typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
@@ -136,7 +136,7 @@ export function render(root, { id }) {
   function eventRow(ev) {
     const warn = /fail|error|retry|takeover|lease|warning/.test(ev.type);
     return h("tr", { class: warn ? "attention" : "", dataset: { eventId: ev.event_id, type: ev.type } },
-      h("td", { "data-label": "Time" }, timeEl(ev.created_at)),
+      h("td", { "data-label": "Time", class: "nowrap" }, timeEl(ev.created_at, { short: true })),
       h("td", { "data-label": "Stage" }, ev.stage || "–"),
       h("td", { "data-label": "Type" }, h("span", { class: `event-type${warn ? " warn" : ""}` }, ev.type)),
       h("td", { "data-label": "Detail", class: "detail" }, eventDetail(ev)),
@@ -172,6 +172,7 @@ export function render(root, { id }) {
   }
 
   async function loadChunks() {
+    const focused = chunks.contains(document.activeElement) ? document.activeElement.textContent : null;
     try {
       const reply = await api(`/documents/${id}/chunks`, { query: { limit: CHUNK_PAGE, offset: chunkOffset } });
       if (disposed) return;
@@ -193,6 +194,7 @@ export function render(root, { id }) {
           ))))),
         h("div", { class: "pager" }, h("span", { class: "range" }, `${formatNumber(chunkOffset + 1)}–${formatNumber(chunkOffset + reply.chunks.length)} of ${formatNumber(total)}`), h("div", { class: "pager-buttons" }, prev, next)),
       );
+      if (focused) [prev, next].find((b) => b.textContent === focused && !b.disabled)?.focus() || [prev, next].find((b) => !b.disabled)?.focus();
     } catch (err) {
       if (!disposed) fill(chunks, notice("error", `The chunks could not be loaded: ${err.message}`));
     }

@@ -41,8 +41,15 @@ function queue(jobs) {
   const stages = STAGES.filter((s) => jobs.some((j) => j.stage === s));
   const rows = stages.map((stage) => [stage, ...states.map((state) => (counts.get(`${stage}/${state}`) ? formatNumber(counts.get(`${stage}/${state}`)) : "·"))]);
   const totals = states.map((state) => jobs.filter((j) => j.state === state).reduce((n, j) => n + j.count, 0));
-  rows.push(["all stages", ...totals.map(formatNumber)]);
+  rows.push(["All stages", ...totals.map(formatNumber)]);
   return table("Jobs by stage and state", ["Stage", ...states], rows, { numeric: states.map((_, i) => i + 1) });
+}
+
+function generations(items) {
+  if (!items?.length || !items.every((g) => "label" in g)) return objectsTable("Embedding generations of your chunks", items);
+  const pct = (x) => (typeof x === "number" ? `${(x * 100).toFixed(x < 0.1 && x > 0 ? 1 : 0)}%` : "–");
+  return table("Embedding generations of your chunks", ["Generation", "Chunks", "Waiting", "Users served", "Share"],
+    items.map((g) => [h("code", {}, g.label), formatNumber(g.chunks), formatNumber(g.waiting), formatNumber(g.serving_users), pct(g.share)]), { numeric: [1, 2, 3, 4] });
 }
 
 export function render(root) {
@@ -73,7 +80,7 @@ export function render(root) {
           h("dl", { class: "details" }, [["Provider", e.provider], ["Model", e.model], ["Dimensions", e.dimensions], ["Requests a minute", e.rpm ?? "no limit"], ["Tokens a minute", e.tpm ?? "no limit"]]
             .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, plain(v))])),
           e.buckets?.length ? [h("h3", {}, "Rate-limit buckets"), objectsTable("Rate-limit buckets", e.buckets)] : null),
-        section("Generations", objectsTable("Embedding generations of your chunks", s.generations)),
+        section("Generations", generations(s.generations)),
       );
       fill(updated, "Updated ", timeEl(new Date().toISOString(), { short: true }));
     } catch (err) {

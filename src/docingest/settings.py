@@ -103,7 +103,8 @@ class Settings(BaseSettings):
         default=300.0,
         gt=0,
         description="GET /documents/{id}/events ends after this many seconds even if the job is not "
-        "terminal; an EventSource reconnects with Last-Event-ID and misses nothing",
+        "terminal, and GET /events after this many; a client reconnects with Last-Event-ID and "
+        "misses no event",
     )
 
     # --- Parsing: local parsers in a bounded child process (parsing/sandbox.py), or LlamaParse

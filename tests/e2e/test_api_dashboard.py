@@ -4,8 +4,12 @@ stream, a document's chunks and timeline, ``GET /summary``, ``POST /documents/{i
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -156,3 +160,107 @@ def test_cors_lets_the_configured_origin_call_the_api_and_no_other(
     default_base, _ = api
     off = httpx.get(f"{default_base}{API}/health", headers={"Origin": DASHBOARD_ORIGIN})
     assert "access-control-allow-origin" not in off.headers
+
+
+# --- GET /events ----------------------------------------------------------------------------
+def _messages(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """SSE messages as ``{"event", "id"?, "data"}`` from a stream's lines."""
+    message: dict[str, Any] = {}
+    for line in lines:
+        if not line:
+            if "data" in message:
+                yield message
+            message = {}
+        elif line.startswith("data: "):
+            message["data"] = json.loads(line[len("data: ") :])
+        elif line.startswith("event: "):
+            message["event"] = line[len("event: ") :]
+        elif line.startswith("id: "):
+            message["id"] = int(line[len("id: ") :])
+
+
+class StreamReader(threading.Thread):
+    """Reads a user's ``GET /events`` until a ``document`` message says ``until`` is done."""
+
+    def __init__(self, client: ApiClient, **params: Any) -> None:
+        super().__init__(daemon=True)
+        self.client, self.params = client, params
+        self.until: str | None = None
+        self.messages: list[dict[str, Any]] = []
+        self.opened = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.client.http.stream("GET", f"{API}/events", params=self.params) as reply:
+                assert reply.status_code == 200 and reply.headers["content-type"].startswith(
+                    "text/event-stream"
+                )
+                self.opened.set()
+                for message in _messages(reply.iter_lines()):
+                    self.messages.append(message)
+                    data = message["data"]
+                    if (
+                        message.get("event") == "document"
+                        and data["document_id"] == self.until
+                        and data["state"] in ("done", "failed")
+                    ):
+                        return
+        except (httpx.HTTPError, AssertionError) as exc:  # reported by the test
+            self.error = exc
+            self.opened.set()
+
+
+def test_one_stream_per_user_brings_every_event_and_progress_to_complete_and_nothing_of_others(
+    api: tuple[str, Settings],
+) -> None:
+    base, _ = api
+    ana = ApiClient(base, token(SECRET, f"ana-{uuid.uuid4().hex[:6]}"))
+    bo = ApiClient(base, token(SECRET, f"bo-{uuid.uuid4().hex[:6]}"))
+    readers = [StreamReader(ana), StreamReader(bo)]
+    try:
+        for reader in readers:
+            reader.start()
+            assert reader.opened.wait(30) and reader.error is None, reader.error
+        time.sleep(0.3)  # the stream starts after the newest event: let its first poll pass
+        readers[0].until = _upload(ana, _md("Ana's harbour", words=600), filename="ana.md")
+        readers[1].until = _upload(bo, _md("Bo's lighthouse", words=600), filename="bo.md")
+        for reader in readers:
+            reader.join(120)
+            assert not reader.is_alive() and reader.error is None, reader.error
+    finally:
+        ana.close()
+        bo.close()
+    for reader in readers:
+        ids = {m["data"]["document_id"] for m in reader.messages}
+        assert ids == {reader.until}, ids  # its user's document only
+        events = [m for m in reader.messages if "id" in m]
+        assert [m["data"]["stage"] for m in events if m["event"] == "stage_completed"][-1] == "complete"
+        assert all(m["data"]["event_id"] == m["id"] and m["event"] == m["data"]["type"] for m in events)
+        views = [m["data"] for m in reader.messages if m["event"] == "document"]
+        assert all("id" not in m for m in reader.messages if m["event"] == "document")
+        assert views[-1]["state"] == "done" and views[-1]["stage"] == "complete" and views[-1]["chunks"] > 0
+        assert "working" in {v["state"] for v in views}  # polls see it between its events
+        embedded = [v["progress"].get("chunks_embedded") for v in views if v["progress"].get("chunks_total")]
+        assert embedded and embedded[-1] == views[-1]["progress"]["chunks_total"]
+
+    # Last-Event-ID resumes: the events after the one named, nothing before it
+    first, *later = [m for m in readers[0].messages if "id" in m]
+    resumed = StreamReader(ApiClient(base, ana.http.headers["authorization"].split()[1]))
+    resumed.until = "no such document"  # read until the last event, then stop
+    got: list[int] = []
+    with resumed.client.http.stream(
+        "GET", f"{API}/events", headers={"Last-Event-ID": str(first["id"])}
+    ) as reply:
+        for message in _messages(reply.iter_lines()):
+            if "id" in message:
+                got.append(message["id"])
+                if message["id"] == later[-1]["id"]:
+                    break
+    resumed.client.close()
+    assert got == [m["id"] for m in later]
+
+
+def test_the_event_stream_needs_a_token(api: tuple[str, Settings]) -> None:
+    reply = httpx.get(f"{api[0]}{API}/events")
+    assert reply.status_code == 401 and reply.json()["error_code"] == "invalid_token"

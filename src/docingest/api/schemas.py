@@ -307,6 +307,13 @@ class DocumentEventPublic(BaseModel):
     created_at: datetime | None
 
 
+class DocumentDeletedPublic(BaseModel):
+    """``GET /events``'s ``document_deleted`` message: a document was deleted or replaced by a
+    newer version of its source."""
+
+    document_id: UUID
+
+
 class DocumentList(BaseModel):
     """A page of the user's documents, newest first."""
 

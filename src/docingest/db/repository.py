@@ -1135,6 +1135,36 @@ class Repository:
             {"document_id": document_id, "after_event_id": after_event_id, "limit": limit},
         )
 
+    # --- the dashboard's user-wide stream and pages ----------------------------------------
+    def latest_event_id(self, conn: Conn) -> int:
+        """The newest event's id over every user (0: none). Run as the owner, not scoped."""
+        row = _one(conn, "latest_event_id", {})
+        return int(row["event_id"]) if row else 0
+
+    def user_events_after(
+        self, conn: Conn, *, user_id: str, after_event_id: int, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """The user's events with ``event_id > after_event_id``, oldest first, at most ``limit``
+        (the rows of :meth:`events_after`)."""
+        return _all(
+            conn,
+            "user_events_after",
+            {"user_id": user_id, "after_event_id": after_event_id, "limit": limit},
+        )
+
+    def changed_document_views(
+        self, conn: Conn, *, user_id: str, document_ids: Sequence[UUID]
+    ) -> list[dict[str, Any]]:
+        """The user's documents of ``document_ids`` and of every job working now, as
+        :meth:`get_document_view` gives one, oldest first (missing ids are not the user's, or
+        gone)."""
+        return _all(conn, "changed_document_views", {"user_id": user_id, "document_ids": list(document_ids)})
+
+    def existing_documents(self, conn: Conn, *, user_id: str, document_ids: Sequence[UUID]) -> set[UUID]:
+        """Those of ``document_ids`` that are documents of ``user_id``."""
+        rows = _all(conn, "existing_documents", {"user_id": user_id, "document_ids": list(document_ids)})
+        return {r["document_id"] for r in rows}
+
 
 def _vector_binaries(vectors: np.ndarray) -> list[bytes]:
     """Each row of ``vectors`` in pgvector's binary form, for a binary COPY.

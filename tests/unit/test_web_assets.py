@@ -171,3 +171,15 @@ def test_uploads_to_another_storage_origin_are_allowed_by_connect_src(tmp_path: 
         storage_secret_access_key="s",
     )
     assert "connect-src 'self' https://s3.example.com:9000;" in content_security_policy(settings)
+
+
+def test_ui_is_serve_with_two_worker_slots() -> None:
+    import typer.main
+
+    from docingest.cli.main import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    ui, serve = commands["ui"], commands["serve"]
+    slots = {p.name: p.default for p in ui.params}
+    assert slots["worker_slots"] == 2
+    assert {p.name for p in ui.params} == {p.name for p in serve.params}

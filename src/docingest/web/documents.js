@@ -103,7 +103,6 @@ export function render(root) {
     )),
     tbody,
   );
-  const empty = h("div", { class: "empty", hidden: true });
 
   fill(
     root,
@@ -115,7 +114,6 @@ export function render(root) {
     ),
     status,
     h("div", { class: "table-wrap" }, table),
-    empty,
     h("div", { class: "pager" }, range, h("div", { class: "pager-buttons" }, prev, next)),
   );
 
@@ -253,12 +251,10 @@ export function render(root) {
         rows.set(doc.document_id, { tr, doc });
         return tr;
       });
-      fill(tbody, trs);
       count = reply.documents.length;
-      table.hidden = count === 0;
-      empty.hidden = count !== 0;
       const filtered = view.state || view.q;
-      fill(empty, filtered ? h("p", {}, "No document matches these filters.") : h("p", {}, "No documents yet. ", h("a", { href: "#/upload" }, "Add some files"), " to start."));
+      const none = filtered ? "No document matches these filters." : ["No documents yet. ", h("a", { href: "#/upload" }, "Add some files"), " to start."];
+      fill(tbody, count ? trs : h("tr", { class: "empty-row" }, h("td", { colspan: 11, class: "empty" }, none)));
       syncSelection();
       syncPager();
       if (status.querySelector(".notice.error.load")) fill(status);

@@ -240,7 +240,6 @@ def test_one_stream_per_user_brings_every_event_and_progress_to_complete_and_not
         views = [m["data"] for m in reader.messages if m["event"] == "document"]
         assert all("id" not in m for m in reader.messages if m["event"] == "document")
         assert views[-1]["state"] == "done" and views[-1]["stage"] == "complete" and views[-1]["chunks"] > 0
-        assert "working" in {v["state"] for v in views}  # polls see it between its events
         embedded = [v["progress"].get("chunks_embedded") for v in views if v["progress"].get("chunks_total")]
         assert embedded and embedded[-1] == views[-1]["progress"]["chunks_total"]
 
@@ -264,3 +263,71 @@ def test_one_stream_per_user_brings_every_event_and_progress_to_complete_and_not
 def test_the_event_stream_needs_a_token(api: tuple[str, Settings]) -> None:
     reply = httpx.get(f"{api[0]}{API}/events")
     assert reply.status_code == 401 and reply.json()["error_code"] == "invalid_token"
+
+
+# --- a document's chunks and timeline ----------------------------------------------------------
+def test_a_documents_chunks_and_timeline(user: ApiClient, api: tuple[str, Settings]) -> None:
+    sections = "\n\n".join(
+        f"## Watch {i}\n\n" + " ".join(f"watch{i}-w{j}" for j in range(120)) for i in range(5)
+    )
+    data = f"# Night watches\n\n{sections}\n".encode()
+    waiting = user.request_upload(_md("Never sent"), filename="never.md").json()["document_id"]
+    empty = user.http.get(f"{API}/documents/{waiting}/chunks").json()
+    assert empty == {"chunks": [], "total": 0, "limit": 50, "offset": 0}
+
+    doc_id = _upload(user, data, filename="watches.md")
+    assert user.wait_document(doc_id)["state"] == "done"
+    listed = user.http.get(f"{API}/documents/{doc_id}/chunks", params={"limit": 500}).json()
+    chunks = listed["chunks"]
+    assert listed["total"] == len(chunks) >= 5 and [c["ordinal"] for c in chunks] == list(range(len(chunks)))
+    assert {c["heading_path"][-1] for c in chunks if c["heading_path"]} >= {f"Watch {i}" for i in range(5)}
+    assert all(c["page"] is None and c["token_count"] > 0 for c in chunks)  # Markdown has no pages
+    page = user.http.get(f"{API}/documents/{doc_id}/chunks", params={"limit": 2, "offset": 1}).json()
+    assert [c["chunk_id"] for c in page["chunks"]] == [c["chunk_id"] for c in chunks[1:3]]
+
+    timeline = user.http.get(f"{API}/documents/{doc_id}/timeline").json()
+    assert timeline["document_id"] == doc_id and not timeline["truncated"]
+    types = [e["type"] for e in timeline["events"]]
+    assert types[0] == "job_created" and "upload_received" in types and types.count("stage_completed") == 9
+    stages = timeline["stages"]
+    assert stages[0]["stage"] == "uploaded" and stages[-1]["reached"] == "complete" and len(stages) == 9
+    assert all(s["seconds"] >= 0 and s["attempts"] == 1 and s["retries"] == 0 for s in stages)
+
+    stranger = ApiClient(api[0], token(SECRET, "stranger"))
+    try:
+        for path in ("chunks", "timeline"):
+            reply = stranger.http.get(f"{API}/documents/{doc_id}/{path}")
+            assert reply.status_code == 404 and reply.json()["error_code"] == "not_found"
+    finally:
+        stranger.close()
+
+
+# --- GET /summary ------------------------------------------------------------------------------
+def test_the_summary_shows_the_users_queue_and_failures_and_the_installations_workers(
+    user: ApiClient, api: tuple[str, Settings]
+) -> None:
+    doc_id = _upload(user, _md("Tide tables"), filename="tides.md")
+    bad = user.request_upload(b"%PDF-1.4 no", filename="bad.pdf", mime="application/pdf").json()
+    assert user.put(bad, b"%PDF-1.4 no").status_code in (200, 201)
+    assert user.wait_document(doc_id)["state"] == "done"
+    assert user.wait_document(bad["document_id"])["state"] == "failed"
+
+    got = user.http.get(f"{API}/summary").json()
+    assert got["user_id"].startswith("dash-")
+    assert {(j["stage"], j["state"], j["count"]) for j in got["jobs"]} == {
+        ("complete", "done", 1),
+        ("parse_queued", "failed", 1),  # a corrupt PDF fails parsing
+    }
+    [failure] = got["failures"]
+    assert failure["error_code"] == "pdf_corrupt" and failure["count"] == 1 and failure["message"]
+    assert got["workers"] and all(w["worker_id"].count(":") >= 2 for w in got["workers"])
+    assert got["embedder"]["provider"] == "hashing" and got["embedder"]["dimensions"] == 384
+    assert got["generations"][0]["chunks"] > 0
+
+    stranger = ApiClient(api[0], token(SECRET, f"stranger-{uuid.uuid4().hex[:6]}"))
+    try:
+        theirs = stranger.http.get(f"{API}/summary").json()
+    finally:
+        stranger.close()
+    assert theirs["jobs"] == [] and theirs["failures"] == [] and theirs["generations"] == []
+    assert theirs["workers"] and theirs["embedder"] == got["embedder"]  # installation facts

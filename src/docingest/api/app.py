@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docingest.api import errors, openapi, web
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
-from docingest.api.routes import auth, documents, events, health, jobs, search, upload, webhooks
+from docingest.api.routes import auth, documents, events, health, jobs, search, summary, upload, webhooks
 from docingest.api.routes.storage import storage_error_body, storage_error_handler, storage_router
 from docingest.api.storage_service import OnStored, StorageService
 from docingest.errors import StorageError, StorageMethodNotAllowed, StorageRouteNotFound
@@ -104,7 +104,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     app.state.runtime = rt
     errors.install(app)
     openapi.install(app, settings, prefix=API_PREFIX)
-    for module in (upload, documents, events, jobs, search):  # responses: replies("bearer", ...)
+    for module in (upload, documents, events, jobs, search, summary):  # responses: replies("bearer", ...)
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(auth.router, prefix=API_PREFIX)  # no bearer token: development's local user
     app.include_router(health.router, prefix=API_PREFIX)

@@ -961,6 +961,41 @@ class DocumentService:
                 name_contains=name_contains or None,
             )
 
+    def _own_document(self, conn: Conn, user_id: str, document_id: UUID) -> Document:
+        document = self.repo.get_document(conn, document_id)
+        if document is None or document.user_id != user_id:
+            raise NotFound(f"no document {document_id}")
+        return document
+
+    def document_chunks(
+        self, user_id: str, document_id: UUID, *, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the user's document's stored chunks in ordinal order, and how many it has
+        (none while it is in flight: chunks are stored at finalize): ``(rows, total)``, rows as
+        ``Repository.document_chunk_page`` gives them.
+
+        Raises:
+            NotFound: no such document of the user's.
+        """
+        with self.db.user_transaction(user_id) as conn:
+            self._own_document(conn, user_id, document_id)
+            rows = self.repo.document_chunk_page(
+                conn, user_id=user_id, document_id=document_id, limit=limit, offset=offset
+            )
+            total = self.repo.document_chunk_count(conn, document_id)
+        return rows, total
+
+    def document_history(self, user_id: str, document_id: UUID, *, limit: int) -> list[dict[str, Any]]:
+        """The user's document's events of every job, oldest first, at most ``limit`` (the
+        rows of ``Repository.events_after``).
+
+        Raises:
+            NotFound: no such document of the user's.
+        """
+        with self.db.user_transaction(user_id) as conn:
+            self._own_document(conn, user_id, document_id)
+            return self.repo.events_after(conn, document_id, 0, limit=limit)
+
     def get_job(self, user_id: str, job_id: UUID) -> Job:
         """One of the user's jobs.
 

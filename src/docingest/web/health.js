@@ -42,7 +42,9 @@ function queue(jobs) {
   const rows = stages.map((stage) => [stage, ...states.map((state) => (counts.get(`${stage}/${state}`) ? formatNumber(counts.get(`${stage}/${state}`)) : "·"))]);
   const totals = states.map((state) => jobs.filter((j) => j.state === state).reduce((n, j) => n + j.count, 0));
   rows.push(["All stages", ...totals.map(formatNumber)]);
-  return table("Jobs by stage and state", ["Stage", ...states], rows, { numeric: states.map((_, i) => i + 1) });
+  const wrap = table("Jobs by stage and state", ["Stage", ...states], rows, { numeric: states.map((_, i) => i + 1) });
+  wrap.querySelector("tbody tr:last-child").classList.add("totals");
+  return wrap;
 }
 
 function buckets(items) {

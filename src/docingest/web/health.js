@@ -44,6 +44,7 @@ function queue(jobs) {
   rows.push(["All stages", ...totals.map(formatNumber)]);
   const wrap = table("Jobs by stage and state", ["Stage", ...states], rows, { numeric: states.map((_, i) => i + 1) });
   wrap.querySelector("tbody tr:last-child").classList.add("totals");
+  wrap.classList.add("queue"); // a real table on phones too: it scrolls inside its box
   return wrap;
 }
 

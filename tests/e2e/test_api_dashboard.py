@@ -4,19 +4,27 @@ stream, a document's chunks and timeline, ``GET /summary``, ``POST /documents/{i
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
+from docingest.api.auth import mint_service_key
+from docingest.providers.storage import Storage, make_storage
 from docingest.settings import Settings
 from tests.e2e.client import API, ApiClient, token
 from tests.e2e.conftest import SECRET, running_api
+from tests.e2e.servers import moto_server, storage_server
 
 pytestmark = pytest.mark.e2e
 
@@ -331,3 +339,93 @@ def test_the_summary_shows_the_users_queue_and_failures_and_the_installations_wo
         stranger.close()
     assert theirs["jobs"] == [] and theirs["failures"] == [] and theirs["generations"] == []
     assert theirs["workers"] and theirs["embedder"] == got["embedder"]  # installation facts
+
+
+# --- POST /documents/{id}/download ---------------------------------------------------------------
+def test_a_download_is_a_short_lived_signed_url_of_the_original_saved_under_its_name(
+    user: ApiClient, api: tuple[str, Settings]
+) -> None:
+    data = _md("Ship's manifest")
+    doc_id = _upload(user, data, filename="Ship's manifest été.md")
+    user.wait_document(doc_id)
+    before = time.time()
+    reply = user.http.post(f"{API}/documents/{doc_id}/download")
+    assert reply.status_code == 200, reply.text
+    ticket = reply.json()
+    assert ticket["filename"] == "Ship's manifest été.md"
+    expires = datetime.fromisoformat(ticket["expires_at"]).timestamp()
+    assert before + 55 <= expires <= time.time() + 61
+    got = httpx.get(ticket["signed_url"])  # no Authorization: the URL is the credential
+    assert got.status_code == 200 and got.content == data
+    disposition = got.headers["content-disposition"]
+    assert (
+        disposition.startswith("attachment;")
+        and quote("Ship's manifest été.md", safe="-_.!~*'()") in disposition
+    )
+    tampered = httpx.get(ticket["signed_url"].replace("token=", "token=x"))
+    assert tampered.status_code in (400, 403)
+
+    waiting = user.request_upload(_md("Never sent either"), filename="never.md").json()["document_id"]
+    refused = user.http.post(f"{API}/documents/{waiting}/download")
+    assert refused.status_code == 409 and refused.json()["error_code"] == "conflict"
+    assert "no stored original" in refused.json()["message"]
+    stranger = ApiClient(api[0], token(SECRET, "stranger"))
+    try:
+        other = stranger.http.post(f"{API}/documents/{doc_id}/download")
+        assert other.status_code == 404 and other.json()["error_code"] == "not_found"
+    finally:
+        stranger.close()
+
+
+@pytest.fixture(params=["local", "supabase", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """Each backend against its test server on loopback: the local storage service (for local
+    and for Supabase's API), moto's S3."""
+    with ExitStack() as stack:
+        common: dict[str, Any] = {"data_dir": tmp_path / "data", "environment": "test", "jwt_secret": SECRET}
+        if request.param == "s3":
+            import boto3
+
+            endpoint = stack.enter_context(moto_server(tmp_path))
+            keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys).create_bucket(
+                Bucket="documents"
+            )
+            settings = Settings(
+                **common,
+                storage_backend="s3",
+                storage_url=endpoint,
+                storage_access_key_id="testing",
+                storage_secret_access_key="testing",
+            )
+        else:
+            url = stack.enter_context(storage_server(Settings(**common), tmp_path))
+            if request.param == "supabase":
+                settings = Settings(
+                    **common,
+                    storage_backend="supabase",
+                    storage_url=url,
+                    storage_service_key=mint_service_key(SECRET),
+                )
+            else:  # the service serves the directory LocalStorage writes, and checks its tokens
+                settings = Settings(**common, api_port=int(url.split(":")[2].split("/")[0]))
+        backend = make_storage(settings)
+        stack.callback(backend.close)
+        yield backend
+
+
+def test_every_storage_backend_presigns_a_download_with_an_attachment_name(
+    storage: Storage, tmp_path: Path
+) -> None:
+    data = b"%PDF-1.4 pretend\n" + bytes(range(256)) * 40
+    key = "dash-user/raw/3f0c5d2e-6a7b-4c8d-9e0f-123456789abc.pdf"
+    storage.put_stream(key, io.BytesIO(data))
+    before = time.time()
+    name = "Q3 report – final.pdf"
+    signed = storage.presign_download(key, filename=name, expires_in=60)
+    assert before + 59 <= signed.expires_at <= time.time() + 61
+    got = httpx.get(signed.url)
+    assert got.status_code == 200, got.text
+    assert got.content == data
+    disposition = got.headers["content-disposition"]
+    assert disposition.startswith("attachment;") and f"filename*=UTF-8''{quote(name, safe='')}" in disposition

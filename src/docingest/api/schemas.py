@@ -372,6 +372,17 @@ class TimelinePublic(BaseModel):
     )
 
 
+class DownloadPublic(BaseModel):
+    """``POST /documents/{id}/download``: GET ``signed_url`` (no other credential) before
+    ``expires_at`` for the original bytes, saved as ``filename``."""
+
+    signed_url: str = Field(
+        description="a short-lived URL of the original bytes (Content-Disposition: attachment)"
+    )
+    expires_at: datetime = Field(description="after this the URL is refused")
+    filename: str
+
+
 class DocumentDeletedPublic(BaseModel):
     """``GET /events``'s ``document_deleted`` message: a document was deleted or replaced by a
     newer version of its source."""

@@ -1,9 +1,11 @@
 """``GET /documents``, ``GET /documents/{id}``, ``GET /documents/{id}/events``,
-``GET /documents/{id}/chunks``, ``GET /documents/{id}/timeline``, ``DELETE /documents/{id}``."""
+``GET /documents/{id}/chunks``, ``GET /documents/{id}/timeline``,
+``POST /documents/{id}/download``, ``DELETE /documents/{id}``."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -19,6 +21,7 @@ from docingest.api.schemas import (
     DocumentEventPublic,
     DocumentList,
     DocumentPublic,
+    DownloadPublic,
     StagePublic,
     TimelinePublic,
 )
@@ -142,6 +145,24 @@ def document_timeline(document_id: UUID, user: CurrentUser, documents: Documents
         events=[DocumentEventPublic.model_validate(event_dict(r)) for r in rows],
         stages=[StagePublic.model_validate(asdict(span)) for span in stage_spans(rows)],
         truncated=truncated,
+    )
+
+
+@router.post(
+    "/{document_id}/download",
+    response_model=DownloadPublic,
+    responses=replies("bearer", "resource", "transition"),
+)
+def download_document(document_id: UUID, user: CurrentUser, documents: DocumentsDep) -> DownloadPublic:
+    """A signed URL of the document's original bytes, valid for 60 s: a ``GET`` of it (no
+    ``Authorization``) answers them with ``Content-Disposition: attachment`` and the file name.
+    POST, because it mints a credential. 409 ``conflict`` when the bytes are not stored (an
+    upload that has not arrived, or was refused)."""
+    signed, filename = documents.download(user, document_id)
+    return DownloadPublic(
+        signed_url=signed.url,
+        expires_at=datetime.fromtimestamp(signed.expires_at, tz=UTC),
+        filename=filename,
     )
 
 

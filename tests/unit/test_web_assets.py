@@ -183,3 +183,23 @@ def test_ui_is_serve_with_two_worker_slots() -> None:
     slots = {p.name: p.default for p in ui.params}
     assert slots["worker_slots"] == 2
     assert {p.name for p in ui.params} == {p.name for p in serve.params}
+
+
+def test_uploads_to_aws_s3_are_allowed_to_the_buckets_origins(tmp_path: Path) -> None:
+    from docingest.api.web import content_security_policy
+
+    settings = Settings(
+        data_dir=tmp_path,
+        storage_backend="s3",
+        storage_bucket="docs",
+        storage_region="eu-west-1",
+        storage_access_key_id="k",
+        storage_secret_access_key="s",
+    )
+    connect = next(d for d in content_security_policy(settings).split("; ") if d.startswith("connect-src"))
+    assert connect.split() == [
+        "connect-src",
+        "'self'",
+        "https://docs.s3.eu-west-1.amazonaws.com",
+        "https://docs.s3.amazonaws.com",
+    ]

@@ -4,7 +4,7 @@ import { api, ApiError } from "./api.js";
 import { events } from "./events.js";
 import { download, errorBlock, retry } from "./documents.js";
 import {
-  announce, confirmDialog, debounce, docName, DOING, fill, formatBytes, formatDuration, formatNumber, h,
+  announce, confirmDialog, docName, DOING, fill, throttle, formatBytes, formatDuration, formatNumber, h,
   notice, progressText, stateBadge, stepBar, timeEl, typeName,
 } from "./ui.js";
 
@@ -236,7 +236,7 @@ export function render(root, { id }) {
     }
   }
 
-  const refreshTimeline = debounce(loadTimeline, 700);
+  const refreshTimeline = throttle(loadTimeline, 1000);
   const unsubscribe = [
     events.on("document", ({ data }) => {
       if (!doc || data?.document_id !== id) return;

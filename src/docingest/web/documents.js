@@ -3,7 +3,7 @@
 import { api, ApiError } from "./api.js";
 import { events } from "./events.js";
 import {
-  announce, confirmDialog, debounce, docName, fill, formatBytes, formatNumber, h, notice,
+  announce, confirmDialog, debounce, docName, fill, formatBytes, formatNumber, h, notice, throttle,
   DOING, progressText, stateBadge, STATES, stepBar, typeName,
 } from "./ui.js";
 
@@ -266,7 +266,7 @@ export function render(root) {
     }
   }
 
-  const refresh = debounce(() => load(), 800);
+  const refresh = throttle(() => load(), 1000);
   let lastStatus = events.status;
   const unsubscribe = [
     events.on("document", ({ data }) => {

@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { events } from "./events.js";
-import { debounce, fill, formatNumber, h, notice, STAGES, STATES, timeEl } from "./ui.js";
+import { fill, formatNumber, h, notice, STAGES, STATES, throttle, timeEl } from "./ui.js";
 
 function section(title, ...children) {
   const id = `section-${title.toLowerCase()}`;
@@ -97,7 +97,7 @@ export function render(root) {
     }
   }
 
-  const refresh = debounce(load, 3000);
+  const refresh = throttle(load, 3000);
   const off = events.on("document", () => refresh());
   load();
   return () => {

@@ -3,7 +3,7 @@
 import { api, ApiError } from "./api.js";
 import { events } from "./events.js";
 import {
-  announce, confirmDialog, debounce, docName, fill, formatBytes, formatNumber, h, notice, throttle,
+  announce, confirmDialog, debounce, docName, fill, formatBytes, focusHeading, formatNumber, h, notice, throttle,
   DOING, progressText, stateBadge, STATES, stepBar, typeName,
 } from "./ui.js";
 
@@ -231,6 +231,7 @@ export function render(root) {
     fill(status, failures.length ? notice("error", `${text} Not deleted: ${failures.join("; ")}`) : notice("success", text));
     announce(text);
     await load();
+    if (!root.contains(document.activeElement) || document.activeElement.disabled) focusHeading(root);
   }
 
   async function load() {

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from docingest.api import errors, openapi
+from docingest.api import errors, openapi, web
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
 from docingest.api.routes import auth, documents, events, health, jobs, search, summary, upload, webhooks
 from docingest.api.routes.storage import storage_error_body, storage_error_handler, storage_router
@@ -118,7 +118,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         app.add_exception_handler(StorageError, storage_error_handler)
         if uses_request_host(settings):  # no PUBLIC_URL, not loopback: the host the client called
             app.add_middleware(RequestHostBaseUrl, trust_forwarded=settings.trust_forwarded)
-    # TODO(lead): web.install(app, settings) here once api/web.py (part B) is merged.
+    web.install(app, settings)  # the dashboard: / and /static/ (api/web.py)
     install_cors(app, settings)
     return app
 

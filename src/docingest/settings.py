@@ -8,13 +8,16 @@ default: see :meth:`Settings.check_production`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "docingest-development-secret-change-me"
+#: A browser's ``Origin``: scheme, host and optional port, nothing after.
+_ORIGIN = re.compile(r"^https?://[^/\s,]+$")
 
 
 def default_data_dir() -> Path:
@@ -84,6 +87,11 @@ class Settings(BaseSettings):
         description="behind a reverse proxy: signed URLs use X-Forwarded-Host and "
         "X-Forwarded-Proto (ignored otherwise, since any client can send them); without PUBLIC_URL only",
     )
+    cors_origins: str = Field(
+        default="",
+        description="comma-separated origins (e.g. https://app.example.com) whose pages may call "
+        "the API and the local storage service from a browser (CORS); empty: none (the default)",
+    )
     jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_audience: str = "authenticated"
     upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
@@ -95,7 +103,8 @@ class Settings(BaseSettings):
         default=300.0,
         gt=0,
         description="GET /documents/{id}/events ends after this many seconds even if the job is not "
-        "terminal; an EventSource reconnects with Last-Event-ID and misses nothing",
+        "terminal, and GET /events after this many; a client reconnects with Last-Event-ID and "
+        "misses no event",
     )
 
     # --- Parsing: local parsers in a bounded child process (parsing/sandbox.py), or LlamaParse
@@ -289,6 +298,27 @@ class Settings(BaseSettings):
     def storage_dir(self) -> Path:
         """Directory of the local object store (``DATA_DIR/storage/BUCKET``)."""
         return self.data_dir / "storage" / self.storage_bucket
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``CORS_ORIGINS`` as a list (empty: CORS off)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def check_cors_origins(cls, value: str) -> str:
+        """Each origin is ``*`` or ``scheme://host[:port]`` (a browser's ``Origin``: no path).
+
+        Raises:
+            ValueError: naming the first origin that is not one.
+        """
+        for origin in (o.strip().rstrip("/") for o in value.split(",") if o.strip()):
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"CORS_ORIGINS: {origin!r} is not an origin: write scheme://host[:port], "
+                    "e.g. https://app.example.com or http://localhost:5173, without a path"
+                )
+        return value
 
     def api_base_url(self) -> str:
         """Where clients reach this API: ``PUBLIC_URL``, else ``http://API_HOST:API_PORT``

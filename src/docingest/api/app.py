@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from docingest.api import errors, openapi
+from docingest.api import errors, openapi, web
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
-from docingest.api.routes import documents, health, jobs, search, upload, webhooks
+from docingest.api.routes import auth, documents, events, health, jobs, search, upload, webhooks
 from docingest.api.routes.storage import storage_error_body, storage_error_handler, storage_router
 from docingest.api.storage_service import OnStored, StorageService
 from docingest.errors import StorageError, StorageMethodNotAllowed, StorageRouteNotFound
@@ -43,6 +44,31 @@ def _storage_service(
         upload_ttl_seconds=settings.upload_url_ttl_seconds,
         on_stored=on_stored,
     )
+
+
+#: What a browser page of another origin may send (CORS): the API's and the storage service's
+#: methods, and the headers the dashboard and Supabase's clients set.
+CORS_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]
+CORS_HEADERS = ["Authorization", "Content-Type", "x-upsert", "Last-Event-ID", "apikey", "cache-control"]
+#: Reply headers such a page may read.
+CORS_EXPOSE = ["Retry-After", "Content-Disposition", "Location", "WWW-Authenticate"]
+
+
+def install_cors(app: FastAPI, settings: Settings) -> None:
+    """``CORSMiddleware`` for ``UPLOAD_PIPELINE_CORS_ORIGINS`` (nothing when it is empty): the
+    outermost layer, so refusals carry the CORS headers too. No credentials (cookies) are
+    allowed: the API authenticates by the ``Authorization`` header."""
+    origins = settings.cors_origin_list
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_HEADERS,
+            expose_headers=CORS_EXPOSE,
+            allow_credentials=False,
+            max_age=600,
+        )
 
 
 def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
@@ -78,8 +104,9 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     app.state.runtime = rt
     errors.install(app)
     openapi.install(app, settings, prefix=API_PREFIX)
-    for module in (upload, documents, jobs, search):  # every route's responses: replies("bearer", ...)
+    for module in (upload, documents, events, jobs, search):  # responses: replies("bearer", ...)
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(auth.router, prefix=API_PREFIX)  # no bearer token: development's local user
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # also at the root, for probes
     app.include_router(webhooks.router)  # its own HMAC header, no bearer token
@@ -90,6 +117,8 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         app.add_exception_handler(StorageError, storage_error_handler)
         if uses_request_host(settings):  # no PUBLIC_URL, not loopback: the host the client called
             app.add_middleware(RequestHostBaseUrl, trust_forwarded=settings.trust_forwarded)
+    web.install(app, settings)  # the dashboard: / and /static/ (api/web.py)
+    install_cors(app, settings)
     return app
 
 
@@ -114,4 +143,5 @@ def create_storage_app(settings: Settings) -> FastAPI:
     def storage_health() -> dict[str, str]:
         return {"status": "ok"}
 
+    install_cors(app, settings)
     return app

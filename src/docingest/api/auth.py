@@ -17,6 +17,8 @@ import jwt
 from docingest.errors import Unauthorized
 
 ALGORITHM = "HS256"
+#: The user of the CLI's commands by default (``--user local``), and of ``POST /auth/local``.
+LOCAL_USER_ID = "local"
 # A user id goes into SQL and (sanitised) into storage keys: printable, bounded.
 _USER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 

@@ -307,10 +307,30 @@ class DocumentEventPublic(BaseModel):
     created_at: datetime | None
 
 
+class DocumentDeletedPublic(BaseModel):
+    """``GET /events``'s ``document_deleted`` message: a document was deleted or replaced by a
+    newer version of its source."""
+
+    document_id: UUID
+
+
 class DocumentList(BaseModel):
+    """A page of the user's documents, newest first."""
+
     documents: list[DocumentPublic]
+    total: int = Field(description="how many documents match the filters, over every page")
     limit: int
     offset: int
+
+
+# --- sign-in -----------------------------------------------------------------------------
+class LocalTokenPublic(BaseModel):
+    """``POST /auth/local``: a bearer token for the local user (development, loopback only)."""
+
+    access_token: str = Field(description="send as `Authorization: Bearer <access_token>`")
+    token_type: Literal["bearer"] = "bearer"
+    user_id: str = Field(description="the token's user (`local`)")
+    expires_in: int = Field(description="seconds until the token expires")
 
 
 # --- search ------------------------------------------------------------------------------

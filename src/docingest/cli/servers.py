@@ -88,21 +88,41 @@ def worker(
     console.print(f"worker {w.worker_id} stopped", highlight=False)
 
 
+HostOpt = typer.Option(None, "--host", help="default: UPLOAD_PIPELINE_API_HOST (127.0.0.1)")
+PortOpt = typer.Option(None, "--port", min=0, max=65535, help="default: UPLOAD_PIPELINE_API_PORT (8000)")
+_SLOTS_HELP = "also run this many worker slots in the API process"
+
+
 @app.command()
 def serve(
-    host: str | None = typer.Option(None, "--host", help="default: UPLOAD_PIPELINE_API_HOST (127.0.0.1)"),
-    port: int | None = typer.Option(
-        None, "--port", min=0, max=65535, help="default: UPLOAD_PIPELINE_API_PORT (8000)"
-    ),
-    worker_slots: int = typer.Option(
-        0, "--worker-slots", min=0, max=64, help="also run this many worker slots in the API process"
-    ),
+    host: str | None = HostOpt,
+    port: int | None = PortOpt,
+    worker_slots: int = typer.Option(0, "--worker-slots", min=0, max=64, help=_SLOTS_HELP),
     verbose: bool = VerboseOpt,
 ) -> None:
-    """Run the HTTP API (FastAPI under uvicorn); OpenAPI at /openapi.json.
+    """Run the HTTP API (FastAPI under uvicorn) and the dashboard at /; OpenAPI at /openapi.json.
 
     With --worker-slots, logs one line per job outcome, as ``docingest worker`` does.
     """
+    _serve(host, port, worker_slots, verbose)
+
+
+@app.command()
+def ui(
+    host: str | None = HostOpt,
+    port: int | None = PortOpt,
+    worker_slots: int = typer.Option(2, "--worker-slots", min=0, max=64, help=_SLOTS_HELP),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """The dashboard: ``serve`` with two worker slots; prints its URL (opens no browser)."""
+    _serve(host, port, worker_slots, verbose, dashboard=True)
+
+
+def _serve(
+    host: str | None, port: int | None, worker_slots: int, verbose: bool, *, dashboard: bool = False
+) -> None:
+    """``serve``'s body; ``dashboard``: also print the dashboard's URL (and, in development, how
+    to sign in)."""
     import uvicorn
 
     from docingest.api.app import create_app
@@ -127,6 +147,15 @@ def serve(
     )
     for warning in exposure_warnings(settings):
         console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+    if dashboard:
+        console.print(f"docingest dashboard: {settings.api_base_url()}/", soft_wrap=True, highlight=False)
+        if settings.environment == "development":
+            console.print(
+                'development: the sign-in page\'s "Use the local development user" button signs '
+                "you in as `local` (the CLI's user) from this machine",
+                soft_wrap=True,
+                highlight=False,
+            )
     try:
         # proxy_headers: uvicorn's own X-Forwarded-* handling follows TRUST_FORWARDED too
         uvicorn.run(

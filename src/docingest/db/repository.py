@@ -106,6 +106,12 @@ def _filtered_all(conn: Conn, name: str, params: dict[str, Any]) -> list[dict[st
     return rows
 
 
+def like_escape(text: str) -> str:
+    """``text`` with LIKE's metacharacters (``%``, ``_``) and the escape character ``\\``
+    escaped, for a pattern with ``ESCAPE '\\'`` that matches it literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _jsonb(value: dict[str, Any]) -> str:
     return json.dumps(value, default=str)
 
@@ -971,19 +977,48 @@ class Repository:
         """The user's document with its latest job's columns (and ``stalled``: that job is
         working under an expired lease; ``chunks``), or None."""
         rows = _all(
-            conn, "document_views", {"user_id": user_id, "document_id": document_id, "limit": 1, "offset": 0}
+            conn,
+            "document_views",
+            {
+                "user_id": user_id,
+                "document_id": document_id,
+                "states": None,
+                "pattern": None,
+                "limit": 1,
+                "offset": 0,
+            },
         )
         return rows[0] if rows else None
 
     def list_document_views(
-        self, conn: Conn, *, user_id: str, limit: int, offset: int
-    ) -> list[dict[str, Any]]:
-        """The user's documents as :meth:`get_document_view` gives one, newest first."""
-        return _all(
-            conn,
-            "document_views",
-            {"user_id": user_id, "document_id": None, "limit": limit, "offset": offset},
-        )
+        self,
+        conn: Conn,
+        *,
+        user_id: str,
+        limit: int,
+        offset: int,
+        states: Sequence[str] | None = None,
+        name_contains: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the user's documents as :meth:`get_document_view` gives one, newest first,
+        and how many match in all: ``(rows, total)``.
+
+        Args:
+            states: only documents whose latest job is in one of these states (None: any).
+            name_contains: only documents whose filename or source contains it, ignoring case
+                (LIKE's ``%``, ``_`` and ``\\`` in it match themselves; None or empty: any).
+        """
+        params = {
+            "user_id": user_id,
+            "document_id": None,
+            "states": list(states) if states else None,
+            "pattern": f"%{like_escape(name_contains)}%" if name_contains else None,
+            "limit": limit,
+            "offset": offset,
+        }
+        rows = _all(conn, "document_views", params)
+        count = _one(conn, "count_document_views", params)
+        return rows, int(count["n"]) if count else 0
 
     def delete_user_document(self, conn: Conn, *, user_id: str, document_id: UUID) -> Document | None:
         """Delete the document and (cascade) its jobs, events, buffers and chunks.
@@ -1099,6 +1134,36 @@ class Repository:
             "events_after",
             {"document_id": document_id, "after_event_id": after_event_id, "limit": limit},
         )
+
+    # --- the dashboard's user-wide stream and pages ----------------------------------------
+    def latest_event_id(self, conn: Conn) -> int:
+        """The newest event's id over every user (0: none). Run as the owner, not scoped."""
+        row = _one(conn, "latest_event_id", {})
+        return int(row["event_id"]) if row else 0
+
+    def user_events_after(
+        self, conn: Conn, *, user_id: str, after_event_id: int, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """The user's events with ``event_id > after_event_id``, oldest first, at most ``limit``
+        (the rows of :meth:`events_after`)."""
+        return _all(
+            conn,
+            "user_events_after",
+            {"user_id": user_id, "after_event_id": after_event_id, "limit": limit},
+        )
+
+    def changed_document_views(
+        self, conn: Conn, *, user_id: str, document_ids: Sequence[UUID]
+    ) -> list[dict[str, Any]]:
+        """The user's documents of ``document_ids`` and of every job working now, as
+        :meth:`get_document_view` gives one, oldest first (missing ids are not the user's, or
+        gone)."""
+        return _all(conn, "changed_document_views", {"user_id": user_id, "document_ids": list(document_ids)})
+
+    def existing_documents(self, conn: Conn, *, user_id: str, document_ids: Sequence[UUID]) -> set[UUID]:
+        """Those of ``document_ids`` that are documents of ``user_id``."""
+        rows = _all(conn, "existing_documents", {"user_id": user_id, "document_ids": list(document_ids)})
+        return {r["document_id"] for r in rows}
 
 
 def _vector_binaries(vectors: np.ndarray) -> list[bytes]:

@@ -27,6 +27,7 @@ import re
 import threading
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,7 +55,7 @@ from docingest.providers.parsing import detect
 from docingest.providers.parsing.sniff import DOCX_MIME, normalise_mime
 from docingest.providers.storage import SignedUpload, document_keys, raw_key
 from docingest.providers.storage.base import Storage, delete_objects, sha256_of
-from docingest.services.progress import shown_progress
+from docingest.services.progress import USER_EVENTS_PAGE, UserChanges, shown_progress
 from docingest.settings import Settings
 from docingest.stages.metadata import (  # noqa: F401  # the API and CLI import them from here
     MAX_META_BYTES,
@@ -930,11 +931,35 @@ class DocumentService:
             raise NotFound(f"no document {document_id}")
         return row
 
-    def list_documents(self, user_id: str, *, limit: int, offset: int) -> list[dict[str, Any]]:
-        """The user's documents as :meth:`get_document` gives one, newest first, a page of
-        at most ``limit`` after skipping ``offset``."""
+    def list_documents(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        offset: int,
+        states: Sequence[State] | None = None,
+        name_contains: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The user's documents as :meth:`get_document` gives one, newest first: a page of at
+        most ``limit`` after skipping ``offset``, and the number of documents matching in all.
+
+        Args:
+            states: only documents whose latest job is in one of these states (None or empty: any).
+            name_contains: only documents whose filename or source contains this text, ignoring
+                case (taken literally: ``%`` and ``_`` are not wildcards; None or empty: any).
+
+        Returns:
+            ``(rows, total)``; both read in one transaction, so they agree.
+        """
         with self.db.user_transaction(user_id) as conn:
-            return self.repo.list_document_views(conn, user_id=user_id, limit=limit, offset=offset)
+            return self.repo.list_document_views(
+                conn,
+                user_id=user_id,
+                limit=limit,
+                offset=offset,
+                states=[s.value for s in states] if states else None,
+                name_contains=name_contains or None,
+            )
 
     def get_job(self, user_id: str, job_id: UUID) -> Job:
         """One of the user's jobs.
@@ -992,6 +1017,30 @@ class DocumentService:
             job = self.repo.latest_job_for_document(conn, document_id)
             rows = self.repo.events_after(conn, document_id, after_event_id)
         return job, rows
+
+    def latest_event_id(self) -> int:
+        """The newest event's id over every user (0: none): where a new user-wide stream starts."""
+        with self.db.connection() as conn:
+            return self.repo.latest_event_id(conn)
+
+    def user_changes(
+        self, user_id: str, after_event_id: int, *, views_of: Sequence[UUID], exists: Sequence[UUID]
+    ) -> UserChanges:
+        """One poll of the user's stream (``GET /events``), in one transaction under the user's
+        row security: the user's events after ``after_event_id`` (at most
+        :data:`~docingest.services.progress.USER_EVENTS_PAGE`, oldest first);
+        the document views of ``views_of``, of those events' documents and of the user's jobs
+        working now; and which of ``exists`` are still the user's documents."""
+        with self.db.user_transaction(user_id) as conn:
+            events = self.repo.user_events_after(
+                conn, user_id=user_id, after_event_id=after_event_id, limit=USER_EVENTS_PAGE
+            )
+            ids = list(dict.fromkeys([*views_of, *(e["document_id"] for e in events)]))
+            views = self.repo.changed_document_views(conn, user_id=user_id, document_ids=ids)
+            present = (
+                self.repo.existing_documents(conn, user_id=user_id, document_ids=exists) if exists else set()
+            )
+        return UserChanges(events, views, present)
 
     def latest_job(self, document_id: UUID) -> Job | None:
         """The document's latest job, or None."""

@@ -6,7 +6,9 @@ A job's display figures (``upload_jobs.progress``) are a :class:`~docingest.doma
 :func:`shown_progress` is the ``progress`` object the API and ``docingest status --json``
 show; :func:`document_events` yields a document's rows of ``upload_pipeline.events``
 (the SSE endpoint ``GET /api/v2/documents/{id}/events`` streams them with
-:func:`sse_message`); :func:`format_progress` is the one-line summary
+:func:`sse_message`); :class:`UserStream` reads what changed in all of a user's documents
+(events, and document views whose job moved), which ``GET /api/v2/events`` streams with
+:func:`user_sse_stream`; :func:`format_progress` is the one-line summary
 ``docingest status`` shows.
 """
 
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
+
+import anyio
 
 from docingest.domain import STAGES, Job, JobControl, JobProgress, Stage, State, read_progress, shown_object
 
@@ -198,6 +202,186 @@ def sse_stream(
         if max_seconds is not None and time.monotonic() - started >= max_seconds:
             return
         yield ": keepalive\n\n"
+
+
+# --- every document of a user: GET /events ---------------------------------------------
+@dataclass(frozen=True)
+class UserChanges:
+    """What one poll of a user's stream read (one transaction, under the user's row security).
+
+    Attributes:
+        events: the user's events after the stream's last, oldest first (at most
+            :data:`USER_EVENTS_PAGE` rows of ``upload_pipeline.events``).
+        views: document views (``Repository.get_document_view``'s rows) of the documents those
+            events name, of the documents the stream saw working, and of every one of the user's
+            documents whose job is working now.
+        present: of the documents the stream asked about, those that still exist.
+    """
+
+    events: list[dict[str, Any]]
+    views: list[dict[str, Any]]
+    present: set[UUID]
+
+
+class UserFeed(Protocol):
+    """What the user-wide stream reads (``DocumentService`` is one)."""
+
+    def latest_event_id(self) -> int:
+        """The newest event's id, every user's (0: none)."""
+        ...
+
+    def user_changes(
+        self, user_id: str, after_event_id: int, *, views_of: Sequence[UUID], exists: Sequence[UUID]
+    ) -> UserChanges:
+        """The user's events after ``after_event_id``; the views of ``views_of``, of those events'
+        documents and of the user's working jobs; which of ``exists`` still exist."""
+        ...
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    """One Server-Sent Events message: ``event`` (its type), ``data`` (JSON), ``id`` (an event's
+    id, which a client sends back as ``Last-Event-ID``; None for a ``document`` message)."""
+
+    event: str
+    data: dict[str, Any]
+    id: int | None = None
+
+    def sse(self) -> str:
+        """The message as ``text/event-stream`` text."""
+        head = f"id: {self.id}\n" if self.id is not None else ""
+        return f"{head}event: {self.event}\ndata: {json.dumps(self.data, default=str)}\n\n"
+
+
+class UserStream:
+    """What changed in one user's documents since the last :meth:`poll`.
+
+    Args:
+        feed: the reads (``DocumentService``).
+        user_id: whose documents.
+        after_event_id: resume after this event (a client's ``Last-Event-ID``); None: after the
+            newest event when the first poll runs (a new page has just read the documents).
+        view: a document view row to the JSON sent as a ``document`` message's data.
+
+    Attributes:
+        last_event_id: the last event sent (None before the first poll of a new stream).
+        shown: the last ``document`` data sent per document: a view is sent again only when it
+            differs.
+    """
+
+    def __init__(
+        self,
+        feed: UserFeed,
+        user_id: str,
+        after_event_id: int | None,
+        *,
+        view: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        self.feed, self.user_id, self.view = feed, user_id, view
+        self.last_event_id = after_event_id
+        self.shown: dict[UUID, dict[str, Any]] = {}
+        #: True when the last poll read a full page of events (read on without waiting).
+        self.behind = False
+
+    def unfinished(self) -> list[UUID]:
+        """Documents last shown in a state a worker or an upload still moves (not done or failed)."""
+        return [d for d, v in self.shown.items() if not State.is_terminal(v.get("state") or "done")]
+
+    def working(self) -> list[UUID]:
+        """Documents last shown ``working``: whatever their job did next is read again."""
+        return [d for d, v in self.shown.items() if v.get("state") == State.WORKING.value]
+
+    def poll(self) -> list[StreamMessage]:
+        """One read (:meth:`UserFeed.user_changes`, one transaction); the messages, in order:
+
+        - each new event: ``StreamMessage(type, event_dict(row), id=event_id)``;
+        - ``document_deleted`` (``{"document_id"}``) for each document a ``version_replaced``
+          event names, and each document shown unfinished that no longer exists;
+        - ``document`` (``view(row)``) for each document whose view differs from the one last
+          sent: its job was claimed, moved a stage, saved progress, was retried, failed, ended.
+
+        Blocking (psycopg): an async caller runs it in a thread.
+        """
+        if self.last_event_id is None:
+            self.last_event_id = self.feed.latest_event_id()
+        changes = self.feed.user_changes(
+            self.user_id, self.last_event_id, views_of=self.working(), exists=self.unfinished()
+        )
+        out: list[StreamMessage] = []
+        gone: list[UUID] = []
+        for row in changes.events:
+            event = event_dict(row)
+            self.last_event_id = event["event_id"]
+            out.append(StreamMessage(event["type"], event, event["event_id"]))
+            if row["type"] == "version_replaced":
+                gone += [UUID(str(d)) for d in (row["payload"] or {}).get("replaced") or []]
+        gone += [d for d in self.unfinished() if d not in changes.present]
+        for document_id in dict.fromkeys(gone):
+            self.shown.pop(document_id, None)
+            out.append(StreamMessage("document_deleted", {"document_id": str(document_id)}))
+        for row in changes.views:
+            document_id = UUID(str(row["document_id"]))
+            if document_id in gone:
+                continue
+            data = self.view(row)
+            if self.shown.get(document_id) != data:
+                self.shown[document_id] = data
+                out.append(StreamMessage("document", data))
+        self.behind = len(changes.events) >= USER_EVENTS_PAGE
+        return out
+
+
+#: Events one poll of a user's stream reads at most (``UserFeed.user_changes``).
+USER_EVENTS_PAGE = 500
+
+
+def user_messages(
+    stream: UserStream, *, poll_seconds: float = 0.5, timeout_seconds: float | None = None
+) -> Iterator[StreamMessage]:
+    """Yield ``stream``'s messages (:meth:`UserStream.poll`), polling every ``poll_seconds`` for
+    ``timeout_seconds`` (None: for ever); called again, it goes on where it stopped.
+
+    Blocking (psycopg, ``time.sleep``): for the API, :func:`user_sse_stream` waits without a thread.
+    """
+    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+    while True:
+        yield from stream.poll()
+        if stream.behind:
+            continue  # a full page: read on at once
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        time.sleep(poll_seconds)
+
+
+async def user_sse_stream(
+    stream: UserStream,
+    *,
+    keepalive_seconds: float = 15.0,
+    poll_seconds: float = 0.5,
+    max_seconds: float | None = None,
+) -> AsyncIterator[str]:
+    """The text of the user-wide SSE response (``GET /events``): ``retry: 2000``, then each
+    poll's messages as they come, a ``: keepalive`` comment after ``keepalive_seconds`` without
+    a message, until ``max_seconds`` have passed (None: for ever).
+
+    Each poll runs in a worker thread; between polls the stream waits on the event loop, so an
+    idle stream holds no thread, and a client that goes away ends it at the next wait.
+    """
+    started = last_sent = time.monotonic()
+    yield "retry: 2000\n\n"
+    while True:
+        messages = await anyio.to_thread.run_sync(stream.poll)
+        if messages:
+            yield "".join(m.sse() for m in messages)
+            last_sent = time.monotonic()
+        now = time.monotonic()
+        if max_seconds is not None and now - started >= max_seconds:
+            return
+        if now - last_sent >= keepalive_seconds:
+            yield ": keepalive\n\n"
+            last_sent = now
+        if not stream.behind:
+            await anyio.sleep(poll_seconds)
 
 
 # --- ingest's progress: work, rate, ETA ------------------------------------------------

@@ -11,9 +11,13 @@ from fastapi.responses import StreamingResponse
 from docingest.api.deps import CurrentUser, DocumentsDep, SettingsDep
 from docingest.api.openapi import replies
 from docingest.api.schemas import DocumentList, DocumentPublic
+from docingest.domain import State
 from docingest.services.progress import sse_stream
 
 router = APIRouter(prefix="/documents", tags=["documents"])
+
+#: The longest ``q`` of ``GET /documents`` (a source is at most 1,024 characters).
+MAX_NAME_FILTER_CHARS = 1024
 
 #: One message of the event stream as a client parses it (OpenAPI 3.1: the ``schema`` of a
 #: ``text/event-stream`` describes each event); ``data`` is the event's JSON.
@@ -38,10 +42,26 @@ def list_documents(
     documents: DocumentsDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    state: Annotated[
+        list[State] | None,
+        Query(description="only documents whose latest job is in this state (repeat for several)"),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_NAME_FILTER_CHARS,
+            pattern=r"^[^\x00]*$",
+            description="only documents whose filename or source contains this text, ignoring "
+            "case (taken literally: % and _ are not wildcards)",
+        ),
+    ] = None,
 ) -> DocumentList:
-    """Your documents, newest first, each with its latest job's stage and state."""
-    rows = documents.list_documents(user, limit=limit, offset=offset)
-    return DocumentList(documents=[DocumentPublic.from_row(r) for r in rows], limit=limit, offset=offset)
+    """Your documents, newest first, each with its latest job's stage and state; ``total``
+    counts every document the filters match (``limit`` and ``offset`` page through them)."""
+    rows, total = documents.list_documents(user, limit=limit, offset=offset, states=state, name_contains=q)
+    return DocumentList(
+        documents=[DocumentPublic.from_row(r) for r in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{document_id}", response_model=DocumentPublic, responses=replies("bearer", "resource"))

@@ -725,8 +725,23 @@ LEFT JOIN LATERAL (
     ORDER BY j.created_at DESC LIMIT 1
 ) j ON true
 WHERE d.user_id = %(user_id)s AND (%(document_id)s::uuid IS NULL OR d.document_id = %(document_id)s::uuid)
+  AND (%(states)s::text[] IS NULL OR j.state = ANY(%(states)s::text[]))
+  AND (%(pattern)s::text IS NULL OR d.filename ILIKE %(pattern)s ESCAPE '\' OR d.source ILIKE %(pattern)s ESCAPE '\')
 ORDER BY d.created_at DESC, d.document_id
 LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_document_views
+-- How many of the user's documents document_views' filters match (states: of the latest job;
+-- pattern: an ILIKE pattern of filename or source).
+SELECT count(*) AS n
+FROM upload_pipeline.documents d
+LEFT JOIN LATERAL (
+    SELECT j.state FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
+    ORDER BY j.created_at DESC LIMIT 1
+) j ON true
+WHERE d.user_id = %(user_id)s
+  AND (%(states)s::text[] IS NULL OR j.state = ANY(%(states)s::text[]))
+  AND (%(pattern)s::text IS NULL OR d.filename ILIKE %(pattern)s ESCAPE '\' OR d.source ILIKE %(pattern)s ESCAPE '\');
 
 -- name: lock_document_jobs
 -- Before deleting a document: lock its jobs first, in the worker's order (job row, then the
@@ -889,6 +904,55 @@ FROM upload_pipeline.events
 WHERE document_id = %(document_id)s AND event_id > %(after_event_id)s
 ORDER BY event_id
 LIMIT %(limit)s;
+
+-- name: latest_event_id
+-- The newest event's id, every user's (a new user-wide stream starts after it): the primary
+-- key's last entry, read as the owner (under row security the scan would skip others' rows).
+SELECT coalesce(max(event_id), 0) AS event_id FROM upload_pipeline.events;
+
+-- name: user_events_after
+-- The user's events after a given event id, oldest first (GET /events): a range of the primary
+-- key, so one poll reads the events written since the last one, whoever's they are.
+SELECT e.event_id, e.job_id, e.document_id, e.stage, e.type, e.payload, e.created_at
+FROM upload_pipeline.events e
+JOIN upload_pipeline.documents d ON d.document_id = e.document_id
+WHERE d.user_id = %(user_id)s AND e.event_id > %(after_event_id)s
+ORDER BY e.event_id
+LIMIT %(limit)s;
+
+-- name: changed_document_views
+-- The user's documents as document_views gives them, of the listed ids and of every job working
+-- now (a claim writes no event, progress checkpoints neither: the stream compares each view with
+-- the one it sent). The working jobs are read through the partial index upload_jobs_leased.
+WITH ids AS (
+    SELECT j.document_id FROM upload_pipeline.upload_jobs j WHERE j.state = 'working'
+    UNION
+    SELECT unnest(%(document_ids)s::uuid[])
+)
+SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.control, j.attempts, j.retry_count, j.error_code,
+       j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
+       j.finished_at, j.next_attempt_at, j.lease_expires_at,
+       coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
+       (SELECT count(*) FROM upload_pipeline.document_chunks c
+        WHERE c.document_id = d.document_id) AS chunks,
+       (SELECT v.document_id FROM upload_pipeline.documents v
+        WHERE v.user_id = d.user_id AND v.source = d.source
+          AND EXISTS (SELECT 1 FROM upload_pipeline.upload_jobs vj
+                      WHERE vj.document_id = v.document_id AND vj.state = 'done')
+        ORDER BY v.version_seq DESC LIMIT 1) AS serving_document_id
+FROM ids
+JOIN upload_pipeline.documents d ON d.document_id = ids.document_id
+LEFT JOIN LATERAL (
+    SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
+    ORDER BY j.created_at DESC LIMIT 1
+) j ON true
+WHERE d.user_id = %(user_id)s
+ORDER BY d.created_at, d.document_id;
+
+-- name: existing_documents
+-- Which of the listed documents of the user still exist (primary key lookups).
+SELECT document_id FROM upload_pipeline.documents
+WHERE document_id = ANY(%(document_ids)s::uuid[]) AND user_id = %(user_id)s;
 
 -- name: inventory
 -- docingest info: documents (and those with chunks: searchable), chunks and users of one user,

@@ -53,17 +53,28 @@ class Dashboard:
 
 
 def pdf_with_pages(pages: list[str]) -> bytes:
-    """A PDF with one page per item of ``pages``, each its text (fpdf2, a core font)."""
+    """A PDF with one page per item of ``pages``, each its text (fpdf2, a core font, 10 pt; a
+    text longer than a page is cut, never carried onto another page)."""
     from fpdf import FPDF
 
     pdf = FPDF()
-    pdf.set_font("Helvetica", size=12)
+    pdf.set_auto_page_break(False)
+    pdf.set_font("Helvetica", size=10)
     for text in pages:
         pdf.add_page()
-        pdf.multi_cell(0, 8, text)
+        pdf.multi_cell(0, 5, text)
     out = BytesIO()
     pdf.output(out)
     return out.getvalue()
+
+
+def filler(topic: str, sentences: int) -> str:
+    """Plain sentences about ``topic`` (about 15 tokens each): text that makes a page longer
+    than a chunk, so the chunks of a page start on it."""
+    return " ".join(
+        f"Paragraph {i} of the {topic} notes lists routine upkeep, inspection dates and who signed them."
+        for i in range(1, sentences + 1)
+    )
 
 
 def open_dashboard(page: Page, base_url: str, route: str = "#/documents") -> None:

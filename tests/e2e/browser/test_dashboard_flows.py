@@ -19,6 +19,7 @@ from tests.e2e.browser.dashboard import (
     assert_same_window,
     document_id_of,
     drop_files,
+    filler,
     go,
     heading,
     mark_window,
@@ -32,11 +33,13 @@ pytestmark = pytest.mark.e2e
 USER = "browser-alice"
 PDF_SENTENCE = "The quartz lighthouse keeper records tidal anomalies every Thursday"
 PDF_NAME = "lighthouse.pdf"
+# Pages of about 600 tokens (chunks hold at most 256): the sentence, in the middle of page 2,
+# is in a chunk that starts on page 2.
 PDF = pdf_with_pages(
     [
-        "Harbour operations manual. Mooring lines are inspected at dawn by the harbour crew.",
-        f"Tidal records. {PDF_SENTENCE} in a leather ledger kept by the stairs.",
-        "Appendix. Paint the railings every spring with marine varnish.",
+        "Harbour operations manual. " + filler("harbour", 40),
+        f"Tidal records. {filler('ledger', 20)} {PDF_SENTENCE} in a leather ledger. {filler('stairs', 20)}",
+        "Appendix. " + filler("varnish", 40),
     ]
 )
 MD_SENTENCE = "The amber heron nests beside the old mill pond"
@@ -140,7 +143,7 @@ def test_the_local_development_user_signs_in_with_one_click(browser: Browser, da
         open_dashboard(page, dashboard.base_url)
         page.get_by_role("button", name="Use the local development user").click()
         expect(page.get_by_test_id("user-id")).to_have_text("local")
-        expect(page.get_by_role("table", name="Documents")).to_be_visible()
+        expect(heading(page)).to_have_text("Documents")
     finally:
         context.close()
 
@@ -242,7 +245,9 @@ def test_a_failed_document_is_retried_and_goes_through_its_stages_again(
     )
     expect(row).to_have_attribute("data-state", "failed", timeout=PIPELINE_MS)
     again = client.wait_document(doc_id)
-    events = client.http.get(f"/api/v2/documents/{doc_id}/timeline").json()["events"]
+    timeline_reply = client.http.get(f"/api/v2/documents/{doc_id}/timeline")
+    assert timeline_reply.status_code == 200, timeline_reply.text
+    events = timeline_reply.json()["events"]
     client.http.close()
     assert again["attempts"] == failed["attempts"] + 1 and again["error_code"] == "pdf_corrupt", again
     assert [e["type"] for e in events].count("retry_requested") == 1

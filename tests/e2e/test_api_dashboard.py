@@ -4,19 +4,27 @@ stream, a document's chunks and timeline, ``GET /summary``, ``POST /documents/{i
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
+from docingest.api.auth import mint_service_key
+from docingest.providers.storage import Storage, make_storage
 from docingest.settings import Settings
 from tests.e2e.client import API, ApiClient, token
 from tests.e2e.conftest import SECRET, running_api
+from tests.e2e.servers import moto_server, storage_server
 
 pytestmark = pytest.mark.e2e
 
@@ -240,7 +248,6 @@ def test_one_stream_per_user_brings_every_event_and_progress_to_complete_and_not
         views = [m["data"] for m in reader.messages if m["event"] == "document"]
         assert all("id" not in m for m in reader.messages if m["event"] == "document")
         assert views[-1]["state"] == "done" and views[-1]["stage"] == "complete" and views[-1]["chunks"] > 0
-        assert "working" in {v["state"] for v in views}  # polls see it between its events
         embedded = [v["progress"].get("chunks_embedded") for v in views if v["progress"].get("chunks_total")]
         assert embedded and embedded[-1] == views[-1]["progress"]["chunks_total"]
 
@@ -264,3 +271,161 @@ def test_one_stream_per_user_brings_every_event_and_progress_to_complete_and_not
 def test_the_event_stream_needs_a_token(api: tuple[str, Settings]) -> None:
     reply = httpx.get(f"{api[0]}{API}/events")
     assert reply.status_code == 401 and reply.json()["error_code"] == "invalid_token"
+
+
+# --- a document's chunks and timeline ----------------------------------------------------------
+def test_a_documents_chunks_and_timeline(user: ApiClient, api: tuple[str, Settings]) -> None:
+    sections = "\n\n".join(
+        f"## Watch {i}\n\n" + " ".join(f"watch{i}-w{j}" for j in range(120)) for i in range(5)
+    )
+    data = f"# Night watches\n\n{sections}\n".encode()
+    waiting = user.request_upload(_md("Never sent"), filename="never.md").json()["document_id"]
+    empty = user.http.get(f"{API}/documents/{waiting}/chunks").json()
+    assert empty == {"chunks": [], "total": 0, "limit": 50, "offset": 0}
+
+    doc_id = _upload(user, data, filename="watches.md")
+    assert user.wait_document(doc_id)["state"] == "done"
+    listed = user.http.get(f"{API}/documents/{doc_id}/chunks", params={"limit": 500}).json()
+    chunks = listed["chunks"]
+    assert listed["total"] == len(chunks) >= 5 and [c["ordinal"] for c in chunks] == list(range(len(chunks)))
+    assert {c["heading_path"][-1] for c in chunks if c["heading_path"]} >= {f"Watch {i}" for i in range(5)}
+    assert all(c["page"] is None and c["token_count"] > 0 for c in chunks)  # Markdown has no pages
+    page = user.http.get(f"{API}/documents/{doc_id}/chunks", params={"limit": 2, "offset": 1}).json()
+    assert [c["chunk_id"] for c in page["chunks"]] == [c["chunk_id"] for c in chunks[1:3]]
+
+    timeline = user.http.get(f"{API}/documents/{doc_id}/timeline").json()
+    assert timeline["document_id"] == doc_id and not timeline["truncated"]
+    types = [e["type"] for e in timeline["events"]]
+    assert types[0] == "job_created" and "upload_received" in types and types.count("stage_completed") == 9
+    stages = timeline["stages"]
+    assert stages[0]["stage"] == "uploaded" and stages[-1]["reached"] == "complete" and len(stages) == 9
+    assert all(s["seconds"] >= 0 and s["attempts"] == 1 and s["retries"] == 0 for s in stages)
+
+    stranger = ApiClient(api[0], token(SECRET, "stranger"))
+    try:
+        for path in ("chunks", "timeline"):
+            reply = stranger.http.get(f"{API}/documents/{doc_id}/{path}")
+            assert reply.status_code == 404 and reply.json()["error_code"] == "not_found"
+    finally:
+        stranger.close()
+
+
+# --- GET /summary ------------------------------------------------------------------------------
+def test_the_summary_shows_the_users_queue_and_failures_and_the_installations_workers(
+    user: ApiClient, api: tuple[str, Settings]
+) -> None:
+    doc_id = _upload(user, _md("Tide tables"), filename="tides.md")
+    bad = user.request_upload(b"%PDF-1.4 no", filename="bad.pdf", mime="application/pdf").json()
+    assert user.put(bad, b"%PDF-1.4 no").status_code in (200, 201)
+    assert user.wait_document(doc_id)["state"] == "done"
+    assert user.wait_document(bad["document_id"])["state"] == "failed"
+
+    got = user.http.get(f"{API}/summary").json()
+    assert got["user_id"].startswith("dash-")
+    assert {(j["stage"], j["state"], j["count"]) for j in got["jobs"]} == {
+        ("complete", "done", 1),
+        ("parse_queued", "failed", 1),  # a corrupt PDF fails parsing
+    }
+    [failure] = got["failures"]
+    assert failure["error_code"] == "pdf_corrupt" and failure["count"] == 1 and failure["message"]
+    assert got["workers"] and all(w["worker_id"].count(":") >= 2 for w in got["workers"])
+    assert got["embedder"]["provider"] == "hashing" and got["embedder"]["dimensions"] == 384
+    assert got["generations"][0]["chunks"] > 0
+
+    stranger = ApiClient(api[0], token(SECRET, f"stranger-{uuid.uuid4().hex[:6]}"))
+    try:
+        theirs = stranger.http.get(f"{API}/summary").json()
+    finally:
+        stranger.close()
+    assert theirs["jobs"] == [] and theirs["failures"] == [] and theirs["generations"] == []
+    assert theirs["workers"] and theirs["embedder"] == got["embedder"]  # installation facts
+
+
+# --- POST /documents/{id}/download ---------------------------------------------------------------
+def test_a_download_is_a_short_lived_signed_url_of_the_original_saved_under_its_name(
+    user: ApiClient, api: tuple[str, Settings]
+) -> None:
+    data = _md("Ship's manifest")
+    doc_id = _upload(user, data, filename="Ship's manifest été.md")
+    user.wait_document(doc_id)
+    before = time.time()
+    reply = user.http.post(f"{API}/documents/{doc_id}/download")
+    assert reply.status_code == 200, reply.text
+    ticket = reply.json()
+    assert ticket["filename"] == "Ship's manifest été.md"
+    expires = datetime.fromisoformat(ticket["expires_at"]).timestamp()
+    assert before + 55 <= expires <= time.time() + 61
+    got = httpx.get(ticket["signed_url"])  # no Authorization: the URL is the credential
+    assert got.status_code == 200 and got.content == data
+    disposition = got.headers["content-disposition"]
+    assert (
+        disposition.startswith("attachment;")
+        and quote("Ship's manifest été.md", safe="-_.!~*'()") in disposition
+    )
+    tampered = httpx.get(ticket["signed_url"].replace("token=", "token=x"))
+    assert tampered.status_code in (400, 403)
+
+    waiting = user.request_upload(_md("Never sent either"), filename="never.md").json()["document_id"]
+    refused = user.http.post(f"{API}/documents/{waiting}/download")
+    assert refused.status_code == 409 and refused.json()["error_code"] == "conflict"
+    assert "no stored original" in refused.json()["message"]
+    stranger = ApiClient(api[0], token(SECRET, "stranger"))
+    try:
+        other = stranger.http.post(f"{API}/documents/{doc_id}/download")
+        assert other.status_code == 404 and other.json()["error_code"] == "not_found"
+    finally:
+        stranger.close()
+
+
+@pytest.fixture(params=["local", "supabase", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """Each backend against its test server on loopback: the local storage service (for local
+    and for Supabase's API), moto's S3."""
+    with ExitStack() as stack:
+        common: dict[str, Any] = {"data_dir": tmp_path / "data", "environment": "test", "jwt_secret": SECRET}
+        if request.param == "s3":
+            import boto3
+
+            endpoint = stack.enter_context(moto_server(tmp_path))
+            keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys).create_bucket(
+                Bucket="documents"
+            )
+            settings = Settings(
+                **common,
+                storage_backend="s3",
+                storage_url=endpoint,
+                storage_access_key_id="testing",
+                storage_secret_access_key="testing",
+            )
+        else:
+            url = stack.enter_context(storage_server(Settings(**common), tmp_path))
+            if request.param == "supabase":
+                settings = Settings(
+                    **common,
+                    storage_backend="supabase",
+                    storage_url=url,
+                    storage_service_key=mint_service_key(SECRET),
+                )
+            else:  # the service serves the directory LocalStorage writes, and checks its tokens
+                settings = Settings(**common, api_port=int(url.split(":")[2].split("/")[0]))
+        backend = make_storage(settings)
+        stack.callback(backend.close)
+        yield backend
+
+
+def test_every_storage_backend_presigns_a_download_with_an_attachment_name(
+    storage: Storage, tmp_path: Path
+) -> None:
+    data = b"%PDF-1.4 pretend\n" + bytes(range(256)) * 40
+    key = "dash-user/raw/3f0c5d2e-6a7b-4c8d-9e0f-123456789abc.pdf"
+    storage.put_stream(key, io.BytesIO(data))
+    before = time.time()
+    name = "Q3 report – final.pdf"
+    signed = storage.presign_download(key, filename=name, expires_in=60)
+    assert before + 59 <= signed.expires_at <= time.time() + 61
+    got = httpx.get(signed.url)
+    assert got.status_code == 200, got.text
+    assert got.content == data
+    disposition = got.headers["content-disposition"]
+    assert disposition.startswith("attachment;") and f"filename*=UTF-8''{quote(name, safe='')}" in disposition

@@ -11,9 +11,12 @@ from uuid import UUID
 import pytest
 
 from docingest.api.schemas import DocumentPublic
-from docingest.domain import Stage, State
+from docingest.domain import JobProgress, Stage, State
+from docingest.errors import NotFound
 from docingest.runtime import Runtime
+from docingest.services.dashboard import stage_spans, summary
 from docingest.services.progress import StreamMessage, UserStream, user_messages
+from tests.fixtures import pipeline
 from tests.integration.helpers import register
 
 pytestmark = pytest.mark.integration
@@ -115,25 +118,48 @@ def test_one_stream_carries_every_event_and_view_change_of_the_users_documents_o
     [theirs] = register(
         runtime, [_write(tmp_path / "b", "theirs.md", "their words " * 200)], user_id="bystander"
     )
+    mine_id, theirs_id = str(mine.document.document_id), str(theirs.document.document_id)
+
+    created = stream.poll()
+    assert [(m.event, m.id is not None) for m in created] == [("job_created", True), ("document", False)]
+    assert created[1].data["state"] == "queued" and created[1].data["document_id"] == mine_id
+    assert stream.poll() == []  # nothing changed: nothing sent again
+
+    # a claim, a progress checkpoint and a release write no event: the poll of working jobs sees them
+    with runtime.pool().connection() as conn:
+        claims = [runtime.repo.claim_job(conn, worker_id="test-worker", lease_seconds=30) for _ in range(2)]
+    [job] = [c.job for c in claims if c is not None and str(c.job.document_id) == mine_id]
+    [claimed] = stream.poll()
+    assert (claimed.event, claimed.data["state"]) == ("document", "working")
+    with runtime.pool().connection() as conn:
+        runtime.repo.update_progress(
+            conn, job.job_id, JobProgress(pages_total=3, pages_parsed=1), lease_seconds=30
+        )
+    [progressed] = stream.poll()
+    assert progressed.data["progress"]["pages_parsed"] == 1
+    with runtime.pool().connection() as conn:
+        for claim in claims:
+            assert claim is not None and runtime.repo.release_job(conn, claim.job)
+    [released] = stream.poll()
+    assert released.data["state"] == "queued"
+
     worker = runtime.worker(concurrency=2)
     worker.start()
     try:
-        seen = _follow(stream, str(mine.document.document_id))
+        seen = _follow(stream, mine_id)
         rest = list(user_messages(stream, poll_seconds=0.05, timeout_seconds=0.2))
     finally:
         worker.stop()
-    mine_id, theirs_id = str(mine.document.document_id), str(theirs.document.document_id)
-    assert {m.data["document_id"] for m in seen + rest} == {mine_id}
-    assert theirs_id not in str([m.data for m in seen + rest])
+    everything = created + [claimed, progressed, released] + seen + rest
+    assert {m.data["document_id"] for m in everything} == {mine_id}
+    assert theirs_id not in str([m.data for m in everything])
 
     events = [m for m in seen if m.id is not None]
     assert [m.data["stage"] for m in events if m.event == "stage_completed"] == [s.value for s in Stage][1:]
     assert [m.id for m in events] == sorted({m.id for m in events}) and stream.last_event_id == events[-1].id
     assert all(m.data["event_id"] == m.id and m.event == m.data["type"] for m in events)
-
     views = [m.data for m in seen if m.event == "document"]
     assert views[-1]["stage"] == "complete" and views[-1]["state"] == "done" and views[-1]["chunks"] > 0
-    assert "working" in [v["state"] for v in views]
     assert all(a != b for a, b in itertools.pairwise(views))  # only changes are sent
     assert [m for m in rest if m.event == "document"] == []  # nothing changed since: nothing resent
 
@@ -149,3 +175,91 @@ def test_the_stream_says_when_a_document_it_saw_in_flight_is_deleted(
     runtime.documents.delete("deleter", reg.document.document_id)
     assert [(m.event, m.data) for m in stream.poll()] == [("document_deleted", {"document_id": doc_id})]
     assert stream.shown == {} and stream.poll() == []
+
+
+# --- a document's chunks and history ---------------------------------------------------------
+def test_a_documents_chunks_come_by_ordinal_a_page_at_a_time_and_its_history_has_every_event(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    text = "\n\n".join(
+        f"## Part {i}\n\n" + " ".join(f"part{i}-word{j}" for j in range(150)) for i in range(6)
+    )
+    [reg] = register(runtime, [_write(tmp_path, "parts.md", text)], user_id="reader")
+    doc_id = reg.document.document_id
+    assert runtime.documents.document_chunks("reader", doc_id, limit=10, offset=0) == ([], 0)  # in flight
+    pipeline.run_until_terminal(runtime, [doc_id])
+
+    everything, total = runtime.documents.document_chunks("reader", doc_id, limit=500, offset=0)
+    assert total == len(everything) >= 6
+    assert [c["ordinal"] for c in everything] == list(range(total))
+    page, same_total = runtime.documents.document_chunks("reader", doc_id, limit=2, offset=2)
+    assert same_total == total and [c["chunk_id"] for c in page] == [c["chunk_id"] for c in everything[2:4]]
+    assert any(c["heading_path"] and c["heading_path"][-1].startswith("Part") for c in everything)
+    assert all(c["token_count"] > 0 for c in everything)
+
+    history = runtime.documents.document_history("reader", doc_id, limit=1000)
+    assert history[0]["type"] == "job_created"
+    assert [e["event_id"] for e in history] == sorted(e["event_id"] for e in history)
+    spans = stage_spans(history)
+    assert [s.stage for s in spans] == [s.value for s in Stage][:-1]  # every stage but complete did work
+    assert all(s.attempts == 1 and s.seconds is not None and s.finished_at is not None for s in spans)
+
+    for read in (
+        lambda: runtime.documents.document_chunks("intruder", doc_id, limit=10, offset=0),
+        lambda: runtime.documents.document_history("intruder", doc_id, limit=10),
+    ):
+        with pytest.raises(NotFound):
+            read()
+
+
+# --- the Health page ---------------------------------------------------------------------------
+def test_the_summary_counts_the_users_jobs_and_failures_and_shows_the_installations_workers(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    done, broken, other_broken = register(
+        runtime,
+        [_write(tmp_path / "s", name, f"words of {name} " * 50) for name in ("ok.md", "bad.md", "worse.md")],
+        user_id="healthy",
+    )
+    [theirs] = register(
+        runtime, [_write(tmp_path / "t", "theirs.md", "not yours " * 50)], user_id="neighbour"
+    )
+    _fail(runtime, broken.document.document_id, "pdf_corrupt")
+    _fail(runtime, other_broken.document.document_id, "pdf_corrupt")
+    _fail(runtime, theirs.document.document_id, "no_text")
+    worker = runtime.worker(concurrency=1)
+    worker.start()
+    try:
+        pipeline.wait_terminal(runtime, [done.document.document_id], timeout=60)
+    finally:
+        worker.stop()
+    with runtime.pool().connection() as conn:
+        runtime.repo.rate_limit_configure(conn, "openai:requests", capacity=10, refill_per_second=1)
+        runtime.repo.rate_limit_block(conn, ["openai:requests"], 60)
+
+    got = summary(runtime.database, runtime.repo, runtime.settings, "healthy")
+    assert got.user_id == "healthy"
+    assert {(j.stage, j.state, j.count) for j in got.jobs} == {
+        ("complete", "done", 1),
+        ("uploaded", "failed", 2),
+    }
+    [failure] = got.failures  # the neighbour's no_text is not counted
+    assert (failure.error_code, failure.count, failure.message) == ("pdf_corrupt", 2, "broken on purpose")
+    assert failure.last_at is not None
+    [seen] = got.workers  # the worker that completed the stages, holding nothing now
+    assert seen.worker_id == worker.worker_id and seen.jobs_working == 0 and seen.last_seen is not None
+    assert got.embedder.provider == "hashing" and got.embedder.model == "hashing-bow-v1"
+    [bucket] = got.embedder.buckets
+    assert (
+        bucket.bucket == "openai:requests" and bucket.blocked_until is not None and 0 <= bucket.tokens <= 10
+    )
+    [generation] = got.generations
+    assert generation.chunks > 0 and generation.share == 1.0 and generation.label.startswith("hashing/")
+
+    # a job held now: its worker, and how many it holds
+    with runtime.pool().connection() as conn:
+        runtime.documents.retry(broken.job.job_id, user_id="healthy")
+        claim = runtime.repo.claim_job(conn, worker_id="host:1:held", lease_seconds=30)
+    assert claim is not None
+    holders = {w.worker_id: w for w in summary(runtime.database, runtime.repo, runtime.settings, "x").workers}
+    assert holders["host:1:held"].jobs_working == 1 and holders["host:1:held"].jobs_stalled == 0

@@ -171,3 +171,35 @@ def test_uploads_to_another_storage_origin_are_allowed_by_connect_src(tmp_path: 
         storage_secret_access_key="s",
     )
     assert "connect-src 'self' https://s3.example.com:9000;" in content_security_policy(settings)
+
+
+def test_ui_is_serve_with_two_worker_slots() -> None:
+    import typer.main
+
+    from docingest.cli.main import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    ui, serve = commands["ui"], commands["serve"]
+    slots = {p.name: p.default for p in ui.params}
+    assert slots["worker_slots"] == 2
+    assert {p.name for p in ui.params} == {p.name for p in serve.params}
+
+
+def test_uploads_to_aws_s3_are_allowed_to_the_buckets_origins(tmp_path: Path) -> None:
+    from docingest.api.web import content_security_policy
+
+    settings = Settings(
+        data_dir=tmp_path,
+        storage_backend="s3",
+        storage_bucket="docs",
+        storage_region="eu-west-1",
+        storage_access_key_id="k",
+        storage_secret_access_key="s",
+    )
+    connect = next(d for d in content_security_policy(settings).split("; ") if d.startswith("connect-src"))
+    assert connect.split() == [
+        "connect-src",
+        "'self'",
+        "https://docs.s3.eu-west-1.amazonaws.com",
+        "https://docs.s3.amazonaws.com",
+    ]

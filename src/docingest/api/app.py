@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docingest.api import errors, openapi, web
 from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
-from docingest.api.routes import auth, documents, events, health, jobs, search, upload, webhooks
+from docingest.api.routes import auth, documents, events, health, jobs, search, summary, upload, webhooks
 from docingest.api.routes.storage import storage_error_body, storage_error_handler, storage_router
 from docingest.api.storage_service import OnStored, StorageService
 from docingest.errors import StorageError, StorageMethodNotAllowed, StorageRouteNotFound
@@ -75,7 +75,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     """The API over ``rt``: routes under ``/api/v2``; with local storage, the storage service
     under ``/storage/v1`` (signed URLs for the host each client called when the API listens
     on a non-loopback address without PUBLIC_URL: ``api/public_url.py``); a background sweep
-    of uploads that never arrived (``sweep``).
+    of uploads that never arrived (``sweep``); CORS for ``CORS_ORIGINS`` (:func:`install_cors`).
 
     The runtime is not closed by the app: its owner (``docingest serve``, a test) closes it.
     """
@@ -104,7 +104,7 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     app.state.runtime = rt
     errors.install(app)
     openapi.install(app, settings, prefix=API_PREFIX)
-    for module in (upload, documents, events, jobs, search):  # responses: replies("bearer", ...)
+    for module in (upload, documents, events, jobs, search, summary):  # responses: replies("bearer", ...)
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(auth.router, prefix=API_PREFIX)  # no bearer token: development's local user
     app.include_router(health.router, prefix=API_PREFIX)
@@ -123,7 +123,8 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
 
 
 def create_storage_app(settings: Settings) -> FastAPI:
-    """The local storage service alone (``docingest storage``): Supabase Storage's contract."""
+    """The local storage service alone (``docingest storage``): Supabase Storage's contract,
+    with CORS for ``CORS_ORIGINS`` (a page of another origin PUTs to its signed URLs)."""
     storage = LocalStorage(settings.storage_dir, bucket=settings.storage_bucket)
     app = FastAPI(title="docingest storage", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(storage_router(_storage_service(settings, storage)))

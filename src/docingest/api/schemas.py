@@ -39,6 +39,9 @@ from docingest.services.filters import MAX_FILTER_CHARS, MAX_FILTER_KEYS, MAX_FI
 from docingest.services.progress import shown_progress
 from docingest.services.search import clean_query
 
+#: The events ``GET /documents/{id}/timeline`` returns at most.
+TIMELINE_EVENTS = 2000
+
 STALLED_DESCRIPTION = (
     "true when the job is 'working' but its lease expired: the worker holding it "
     "died or hung; another worker takes it over (state stays as stored, and "
@@ -307,6 +310,79 @@ class DocumentEventPublic(BaseModel):
     created_at: datetime | None
 
 
+class ChunkPublic(BaseModel):
+    """One stored chunk of a document."""
+
+    chunk_id: UUID
+    ordinal: int = Field(description="the chunk's position in its document, from 0")
+    text: str
+    page: int | None = Field(description="first page of the chunk; null for formats without pages")
+    page_end: int | None = Field(description="last page of the chunk; null for formats without pages")
+    heading_path: list[str] = Field(description="the headings the chunk sits under, outermost first")
+    token_count: int | None = Field(description="the chunk's tokens, as the embedding model counts them")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ChunkPublic:
+        """From ``Repository.document_chunk_page``'s row (values of the wrong type read as unset)."""
+        page, page_end, path = row.get("page"), row.get("page_end"), row.get("heading_path")
+        page = page if isinstance(page, int) else None
+        return cls(
+            chunk_id=row["chunk_id"],
+            ordinal=row["ordinal"],
+            text=row["text"],
+            page=page,
+            page_end=page_end if isinstance(page_end, int) else page,
+            heading_path=[str(h) for h in path] if isinstance(path, list) else [],
+            token_count=row.get("token_count"),
+        )
+
+
+class ChunkList(BaseModel):
+    """A page of a document's stored chunks in ordinal order (none while it is in flight)."""
+
+    chunks: list[ChunkPublic]
+    total: int = Field(description="the document's stored chunks")
+    limit: int
+    offset: int
+
+
+class StagePublic(BaseModel):
+    """The work at one stage of a document, from its events."""
+
+    stage: str = Field(description="the stage the job was at while working, e.g. uploaded (verifying)")
+    reached: str | None = Field(description="the stage that work moved the job to; null: not completed")
+    started_at: datetime | None = Field(description="when the attempt that completed the stage started")
+    finished_at: datetime | None = Field(description="when the stage completed; null: not completed")
+    seconds: float | None = Field(description="the completing attempt's work, in seconds")
+    attempts: int = Field(description="tries: completed, retried, failed, or lost with their lease")
+    retries: int = Field(description="tries that ended in retry_scheduled")
+    lease_takeovers: int = Field(description="tries lost with their lease: another worker took the job over")
+    error_code: str | None = Field(description="the last error at the stage")
+    workers: list[str] = Field(description="the workers whose attempts completed the stage")
+
+
+class TimelinePublic(BaseModel):
+    """A document's history: every event of its jobs, oldest first, and its stages."""
+
+    document_id: UUID
+    events: list[DocumentEventPublic]
+    stages: list[StagePublic] = Field(description="the stages worked at, in the pipeline's order")
+    truncated: bool = Field(
+        description=f"true when the document has more than {TIMELINE_EVENTS} events: the first ones are shown"
+    )
+
+
+class DownloadPublic(BaseModel):
+    """``POST /documents/{id}/download``: GET ``signed_url`` (no other credential) before
+    ``expires_at`` for the original bytes, saved as ``filename``."""
+
+    signed_url: str = Field(
+        description="a short-lived URL of the original bytes (Content-Disposition: attachment)"
+    )
+    expires_at: datetime = Field(description="after this the URL is refused")
+    filename: str
+
+
 class DocumentDeletedPublic(BaseModel):
     """``GET /events``'s ``document_deleted`` message: a document was deleted or replaced by a
     newer version of its source."""
@@ -560,6 +636,65 @@ class SearchPublic(BaseModel):
     k: int
     context: int = Field(0, description="chunks of context asked for on each side of a hit")
     results: list[SearchHitPublic]
+
+
+# --- the Health page ----------------------------------------------------------------------
+class JobCountPublic(BaseModel):
+    stage: str
+    state: str
+    count: int
+
+
+class FailureCountPublic(BaseModel):
+    error_code: str
+    count: int
+    last_at: datetime | None = Field(description="when the last of them failed")
+    message: str | None = Field(description="the last one's message: what to do about it")
+
+
+class WorkerPublic(BaseModel):
+    worker_id: str = Field(description="host:pid:random of the worker process")
+    jobs_working: int = Field(description="jobs it holds now")
+    jobs_stalled: int = Field(description="of those, jobs whose lease expired: it died or hangs")
+    last_seen: datetime | None = Field(description="its last lease renewal, write or completed stage")
+
+
+class BucketPublic(BaseModel):
+    bucket: str = Field(description="e.g. openai:requests, openai:tokens")
+    capacity: float
+    refill_per_second: float
+    tokens: float = Field(description="left now")
+    blocked_until: datetime | None = Field(description="the end of the backoff a 429 started; null: none")
+
+
+class EmbedderPublic(BaseModel):
+    provider: str
+    model: str
+    dimensions: int
+    description: str
+    rpm: int | None = Field(description="requests per minute, every worker's; null: no limit")
+    tpm: int | None = Field(description="tokens per minute, every worker's; null: no limit")
+    buckets: list[BucketPublic]
+
+
+class GenerationCoveragePublic(BaseModel):
+    generation_id: int
+    label: str = Field(description="provider/model/dimensions")
+    chunks: int = Field(description="your stored chunks whose vector is of it")
+    waiting: int = Field(description="your chunks with a vector of it waiting for the switch")
+    serving_users: int = Field(description="1 when it serves your searches, else 0")
+    share: float = Field(description="(chunks + waiting) / your stored chunks, in [0, 1]")
+
+
+class SummaryPublic(BaseModel):
+    """``GET /summary``: the dashboard's Health page."""
+
+    user_id: str
+    jobs: list[JobCountPublic] = Field(description="your jobs by stage and state")
+    failures: list[FailureCountPublic] = Field(description="your failed jobs by error_code, most first")
+    workers: list[WorkerPublic] = Field(description="every worker holding a job or seen in the last hour")
+    embedder: EmbedderPublic
+    generations: list[GenerationCoveragePublic] = Field(description="embedding generations of your chunks")
 
 
 class HealthPublic(BaseModel):

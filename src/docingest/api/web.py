@@ -53,12 +53,16 @@ def _origin(url: str | None) -> str | None:
 def content_security_policy(settings: Settings) -> str:
     """The dashboard's CSP: only its own scripts, styles and images; ``fetch``/XHR to itself
     and to the origin signed upload URLs point at when it is another one (S3, Supabase, or a
-    ``PUBLIC_URL``/``API_HOST`` a page loaded by another name of this host would not match)."""
+    ``PUBLIC_URL``/``API_HOST`` a page loaded by another name of this host would not match;
+    S3 on AWS, without ``STORAGE_URL``: the bucket's virtual-hosted origins)."""
     connect = ["'self'"]
     if settings.storage_backend == "local":
         origins = [_origin(settings.api_base_url())]
-    else:
+    elif settings.storage_url:
         origins = [_origin(settings.storage_url)]
+    else:  # S3 on AWS: boto3's virtual-hosted URLs, regional or global
+        bucket, region = settings.storage_bucket, settings.storage_region
+        origins = [f"https://{bucket}.s3.{region}.amazonaws.com", f"https://{bucket}.s3.amazonaws.com"]
     connect += [o for o in origins if o and o not in connect]
     return "; ".join(
         [

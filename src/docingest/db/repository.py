@@ -1160,6 +1160,38 @@ class Repository:
         gone)."""
         return _all(conn, "changed_document_views", {"user_id": user_id, "document_ids": list(document_ids)})
 
+    def document_chunk_page(
+        self, conn: Conn, *, user_id: str, document_id: UUID, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """``chunk_id, ordinal, text, token_count, page, page_end, heading_path`` of a page of
+        the document's stored chunks, by ordinal (the last three from the chunk's ``meta``)."""
+        return _all(
+            conn,
+            "document_chunk_page",
+            {"user_id": user_id, "document_id": document_id, "limit": limit, "offset": offset},
+        )
+
+    def summary_jobs(self, conn: Conn, user_id: str) -> list[dict[str, Any]]:
+        """``stage, state, n``: the user's jobs by stage and state."""
+        return _all(conn, "summary_jobs", {"user_id": user_id})
+
+    def summary_failures(self, conn: Conn, user_id: str) -> list[dict[str, Any]]:
+        """``error_code, n, last_at, message``: the user's failed jobs by code, most first, with
+        the last one's time and message."""
+        return _all(conn, "summary_failures", {"user_id": user_id})
+
+    def summary_workers(self, conn: Conn, *, lease_seconds: float, limit: int = 100) -> list[dict[str, Any]]:
+        """``worker_id, jobs_working, jobs_stalled, last_seen`` of every worker holding a job or
+        that completed a stage in the last hour, the last seen first (every user's jobs: run
+        as the owner). ``last_seen`` of a holder is its last lease renewal (``lease_seconds``
+        before its lease ends) or write."""
+        return _all(conn, "summary_workers", {"lease_seconds": lease_seconds, "limit": limit})
+
+    def rate_limit_buckets(self, conn: Conn) -> list[dict[str, Any]]:
+        """``bucket, capacity, refill_per_second, tokens, blocked_until`` of every shared
+        rate-limit bucket, ``tokens`` as refilled until now (run as the owner)."""
+        return _all(conn, "rate_limit_buckets", {})
+
     def existing_documents(self, conn: Conn, *, user_id: str, document_ids: Sequence[UUID]) -> set[UUID]:
         """Those of ``document_ids`` that are documents of ``user_id``."""
         rows = _all(conn, "existing_documents", {"user_id": user_id, "document_ids": list(document_ids)})

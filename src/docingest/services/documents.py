@@ -53,7 +53,7 @@ from docingest.errors import (
 )
 from docingest.providers.parsing import detect
 from docingest.providers.parsing.sniff import DOCX_MIME, normalise_mime
-from docingest.providers.storage import SignedUpload, document_keys, raw_key
+from docingest.providers.storage import SignedDownload, SignedUpload, document_keys, raw_key
 from docingest.providers.storage.base import Storage, delete_objects, sha256_of
 from docingest.services.progress import USER_EVENTS_PAGE, UserChanges, shown_progress
 from docingest.settings import Settings
@@ -131,6 +131,9 @@ def display_filename(name: str) -> str:
 
 #: The longest source name, in characters (``documents.source``'s check).
 MAX_SOURCE_CHARS = 1024
+#: Lifetime of a signed download URL (``POST /documents/{id}/download``), in seconds: the page
+#: navigates to it at once.
+DOWNLOAD_URL_TTL_SECONDS = 60
 
 
 def check_source(source: str) -> str:
@@ -960,6 +963,62 @@ class DocumentService:
                 states=[s.value for s in states] if states else None,
                 name_contains=name_contains or None,
             )
+
+    def _own_document(self, conn: Conn, user_id: str, document_id: UUID) -> Document:
+        document = self.repo.get_document(conn, document_id)
+        if document is None or document.user_id != user_id:
+            raise NotFound(f"no document {document_id}")
+        return document
+
+    def document_chunks(
+        self, user_id: str, document_id: UUID, *, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the user's document's stored chunks in ordinal order, and how many it has
+        (none while it is in flight: chunks are stored at finalize): ``(rows, total)``, rows as
+        ``Repository.document_chunk_page`` gives them.
+
+        Raises:
+            NotFound: no such document of the user's.
+        """
+        with self.db.user_transaction(user_id) as conn:
+            self._own_document(conn, user_id, document_id)
+            rows = self.repo.document_chunk_page(
+                conn, user_id=user_id, document_id=document_id, limit=limit, offset=offset
+            )
+            total = self.repo.document_chunk_count(conn, document_id)
+        return rows, total
+
+    def document_history(self, user_id: str, document_id: UUID, *, limit: int) -> list[dict[str, Any]]:
+        """The user's document's events of every job, oldest first, at most ``limit`` (the
+        rows of ``Repository.events_after``).
+
+        Raises:
+            NotFound: no such document of the user's.
+        """
+        with self.db.user_transaction(user_id) as conn:
+            self._own_document(conn, user_id, document_id)
+            return self.repo.events_after(conn, document_id, 0, limit=limit)
+
+    def download(self, user_id: str, document_id: UUID) -> tuple[SignedDownload, str]:
+        """A short-lived (:data:`DOWNLOAD_URL_TTL_SECONDS`) signed ``GET`` of the user's
+        document's original bytes, saved as its file name: ``(signed, filename)``.
+
+        Raises:
+            NotFound: no such document of the user's.
+            Conflict: its bytes are not stored (the upload has not arrived, or was refused).
+            StorageUnavailable: the storage cannot be reached or cannot sign.
+        """
+        with self.db.user_transaction(user_id) as conn:
+            document = self._own_document(conn, user_id, document_id)
+        if self.storage.head(document.raw_path) is None:
+            raise Conflict(
+                f"document {document_id} has no stored original: its upload has not arrived, or "
+                "was refused (see its error); upload the file again"
+            )
+        signed = self.storage.presign_download(
+            document.raw_path, filename=document.filename, expires_in=DOWNLOAD_URL_TTL_SECONDS
+        )
+        return signed, document.filename
 
     def get_job(self, user_id: str, job_id: UUID) -> Job:
         """One of the user's jobs.

@@ -18,7 +18,7 @@ import numpy as np
 
 from docingest.errors import EmbeddingUnavailable, StorageUnavailable
 from docingest.providers.embedding.base import Batch, Embedder
-from docingest.providers.storage.base import ObjectInfo, SignedUpload, Storage
+from docingest.providers.storage.base import ObjectInfo, SignedDownload, SignedUpload, Storage
 from docingest.settings import Settings
 
 
@@ -113,6 +113,10 @@ class FaultyStorage:
             sha256=sha256,
             expires_in=expires_in,
         )
+
+    def presign_download(self, key: str, *, filename: str, expires_in: float) -> SignedDownload:
+        self._fault("presign_download")
+        return self.inner.presign_download(key, filename=filename, expires_in=expires_in)
 
     def ping(self) -> None:
         self._fault("ping")

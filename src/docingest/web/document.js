@@ -4,7 +4,7 @@ import { api, ApiError } from "./api.js";
 import { events } from "./events.js";
 import { download, errorBlock, retry } from "./documents.js";
 import {
-  announce, confirmDialog, debounce, docName, fill, formatBytes, formatDuration, formatNumber, h,
+  announce, confirmDialog, docName, DOING, fill, throttle, formatBytes, formatDuration, formatNumber, h,
   notice, progressText, stateBadge, stepBar, timeEl, typeName,
 } from "./ui.js";
 
@@ -22,6 +22,20 @@ export function eventDetail(event) {
     parts.push(h("span", { class: "kv" }, h("span", { class: "k" }, key), " ", text.length > 160 ? text.slice(0, 160) + "…" : text));
   }
   return parts.length ? parts : "–";
+}
+
+/** A chunk's text, three lines until its button shows the rest. */
+function chunkText(chunk) {
+  const text = h("p", { class: "clamp" }, chunk.text);
+  if (chunk.text.length < 240) return text;
+  const toggle = h("button", { type: "button", class: "link-button", "aria-expanded": "false", "aria-label": `Show all of chunk ${chunk.ordinal}` }, "Show all");
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", String(open));
+    text.classList.toggle("clamp", !open);
+    toggle.textContent = open ? "Show less" : "Show all";
+  });
+  return [text, toggle];
 }
 
 function section(title, ...children) {
@@ -148,21 +162,28 @@ export function render(root, { id }) {
       const reply = await api(`/documents/${id}/timeline`);
       if (disposed) return;
       const stages = reply.stages || [];
+      const notes = (st) => {
+        const parts = [];
+        if (st.retries) parts.push(`${st.retries} ${st.retries === 1 ? "retry" : "retries"}`);
+        if (st.lease_takeovers) parts.push(`${st.lease_takeovers} lease ${st.lease_takeovers === 1 ? "takeover" : "takeovers"}`);
+        if (st.error_code) parts.push(h("code", {}, st.error_code));
+        if (!st.reached) parts.push("not completed");
+        return parts.length ? parts.flatMap((p, i) => (i ? [", ", p] : [p])) : "–";
+      };
       fill(stagesTable, stages.length
-        ? h("table", { class: "compact" },
+        ? h("table", { class: "compact stages" },
           h("caption", { class: "visually-hidden" }, "Stage durations"),
-          h("thead", {}, h("tr", {}, ["Stage", "Started", "Finished", "Duration", "Attempts"].map((c) => h("th", { scope: "col" }, c)))),
-          h("tbody", {}, stages.map((s) => h("tr", {},
-            h("td", { "data-label": "Stage" }, s.stage),
-            h("td", { "data-label": "Started" }, timeEl(s.started_at, { short: true })),
-            h("td", { "data-label": "Finished" }, timeEl(s.finished_at, { short: true })),
-            h("td", { class: "num", "data-label": "Duration" }, formatDuration(s.seconds)),
-            h("td", { class: "num", "data-label": "Attempts" }, formatNumber(s.attempts)),
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Work"), h("th", { scope: "col", class: "num" }, "Took"), h("th", { scope: "col", class: "num" }, "Attempts"), h("th", { scope: "col" }, "Notes"))),
+          h("tbody", {}, stages.map((st) => h("tr", { class: st.retries || st.lease_takeovers || st.error_code ? "attention" : "" },
+            h("td", { "data-label": "Work" }, DOING[st.stage] || st.stage, " ", h("span", { class: "muted small" }, `${st.stage} → ${st.reached || "…"}`)),
+            h("td", { class: "num", "data-label": "Took" }, st.seconds === null || st.seconds === undefined ? "–" : formatDuration(st.seconds)),
+            h("td", { class: "num", "data-label": "Attempts" }, formatNumber(st.attempts)),
+            h("td", { "data-label": "Notes" }, notes(st)),
           ))))
-        : h("p", { class: "muted" }, "No stage finished yet."));
+        : h("p", { class: "muted" }, "No stage worked at yet."));
       seenEvents.clear();
       timelineRows = h("tbody", {}, (reply.events || []).map((ev) => { seenEvents.add(String(ev.event_id)); return eventRow(ev); }));
-      fill(timeline, h("table", { class: "compact events" },
+      fill(timeline, reply.truncated ? h("p", { class: "muted" }, "Only the first events are shown: this document has many more.") : null, h("table", { class: "compact events" },
         h("caption", { class: "visually-hidden" }, "Events"),
         h("thead", {}, h("tr", {}, ["Time", "Stage", "Type", "Detail"].map((c) => h("th", { scope: "col" }, c)))),
         timelineRows));
@@ -190,7 +211,7 @@ export function render(root, { id }) {
             h("td", { class: "num", "data-label": "#" }, c.ordinal),
             h("td", { class: "num", "data-label": "Page" }, c.page === null || c.page === undefined ? "–" : (c.page_end && c.page_end !== c.page ? `${c.page}–${c.page_end}` : c.page)),
             h("td", { "data-label": "Heading path" }, (c.heading_path || []).join(" › ") || "–"),
-            h("td", { class: "chunk-text", "data-label": "Text" }, c.text),
+            h("td", { class: "chunk-text", "data-label": "Text" }, chunkText(c)),
           ))))),
         h("div", { class: "pager" }, h("span", { class: "range" }, `${formatNumber(chunkOffset + 1)}–${formatNumber(chunkOffset + reply.chunks.length)} of ${formatNumber(total)}`), h("div", { class: "pager-buttons" }, prev, next)),
       );
@@ -215,7 +236,7 @@ export function render(root, { id }) {
     }
   }
 
-  const refreshTimeline = debounce(loadTimeline, 700);
+  const refreshTimeline = throttle(loadTimeline, 1000);
   const unsubscribe = [
     events.on("document", ({ data }) => {
       if (!doc || data?.document_id !== id) return;

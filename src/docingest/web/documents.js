@@ -3,7 +3,7 @@
 import { api, ApiError } from "./api.js";
 import { events } from "./events.js";
 import {
-  announce, confirmDialog, debounce, docName, fill, formatBytes, formatNumber, h, notice,
+  announce, confirmDialog, debounce, docName, fill, formatBytes, focusHeading, formatNumber, h, notice, throttle,
   DOING, progressText, stateBadge, STATES, stepBar, typeName,
 } from "./ui.js";
 
@@ -103,7 +103,6 @@ export function render(root) {
     )),
     tbody,
   );
-  const empty = h("div", { class: "empty", hidden: true });
 
   fill(
     root,
@@ -115,7 +114,6 @@ export function render(root) {
     ),
     status,
     h("div", { class: "table-wrap" }, table),
-    empty,
     h("div", { class: "pager" }, range, h("div", { class: "pager-buttons" }, prev, next)),
   );
 
@@ -233,6 +231,7 @@ export function render(root) {
     fill(status, failures.length ? notice("error", `${text} Not deleted: ${failures.join("; ")}`) : notice("success", text));
     announce(text);
     await load();
+    if (!root.contains(document.activeElement) || document.activeElement.disabled) focusHeading(root);
   }
 
   async function load() {
@@ -253,12 +252,10 @@ export function render(root) {
         rows.set(doc.document_id, { tr, doc });
         return tr;
       });
-      fill(tbody, trs);
       count = reply.documents.length;
-      table.hidden = count === 0;
-      empty.hidden = count !== 0;
       const filtered = view.state || view.q;
-      fill(empty, filtered ? h("p", {}, "No document matches these filters.") : h("p", {}, "No documents yet. ", h("a", { href: "#/upload" }, "Add some files"), " to start."));
+      const none = filtered ? "No document matches these filters." : ["No documents yet. ", h("a", { href: "#/upload" }, "Add some files"), " to start."];
+      fill(tbody, count ? trs : h("tr", { class: "empty-row" }, h("td", { colspan: 11, class: "empty" }, none)));
       syncSelection();
       syncPager();
       if (status.querySelector(".notice.error.load")) fill(status);
@@ -270,7 +267,7 @@ export function render(root) {
     }
   }
 
-  const refresh = debounce(() => load(), 800);
+  const refresh = throttle(() => load(), 1000);
   let lastStatus = events.status;
   const unsubscribe = [
     events.on("document", ({ data }) => {

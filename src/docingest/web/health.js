@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { events } from "./events.js";
-import { debounce, fill, formatNumber, h, notice, STAGES, STATES, timeEl } from "./ui.js";
+import { fill, formatNumber, h, notice, STAGES, STATES, throttle, timeEl } from "./ui.js";
 
 function section(title, ...children) {
   const id = `section-${title.toLowerCase()}`;
@@ -42,7 +42,16 @@ function queue(jobs) {
   const rows = stages.map((stage) => [stage, ...states.map((state) => (counts.get(`${stage}/${state}`) ? formatNumber(counts.get(`${stage}/${state}`)) : "·"))]);
   const totals = states.map((state) => jobs.filter((j) => j.state === state).reduce((n, j) => n + j.count, 0));
   rows.push(["All stages", ...totals.map(formatNumber)]);
-  return table("Jobs by stage and state", ["Stage", ...states], rows, { numeric: states.map((_, i) => i + 1) });
+  const wrap = table("Jobs by stage and state", ["Stage", ...states], rows, { numeric: states.map((_, i) => i + 1) });
+  wrap.querySelector("tbody tr:last-child").classList.add("totals");
+  wrap.classList.add("queue"); // a real table on phones too: it scrolls inside its box
+  return wrap;
+}
+
+function buckets(items) {
+  if (!items.every((b) => "bucket" in b)) return objectsTable("Rate-limit buckets", items);
+  return table("Rate-limit buckets", ["Bucket", "Left", "Capacity", "Refill a second", "Blocked until"],
+    items.map((b) => [h("code", {}, b.bucket), formatNumber(Math.floor(b.tokens)), formatNumber(b.capacity), formatNumber(Math.round(b.refill_per_second * 100) / 100), b.blocked_until ? timeEl(b.blocked_until) : "not blocked"]), { numeric: [1, 2, 3] });
 }
 
 function generations(items) {
@@ -70,16 +79,16 @@ export function render(root) {
         section("Queue", queue(s.jobs)),
         section("Workers",
           s.workers?.length
-            ? table("Workers seen in the last hour", ["Worker", "Jobs working", "Last seen"], s.workers.map((w) => [h("code", {}, w.worker_id), formatNumber(w.jobs_working), timeEl(w.last_seen)]), { numeric: [1] })
+            ? table("Workers seen in the last hour", ["Worker", "Jobs working", "Stalled", "Last seen"], s.workers.map((w) => [h("code", {}, w.worker_id), formatNumber(w.jobs_working), formatNumber(w.jobs_stalled ?? 0), timeEl(w.last_seen)]), { numeric: [1, 2] })
             : h("p", { class: "muted" }, "No worker seen in the last hour.")),
         section("Failures",
           s.failures?.length
             ? table("Failed jobs by error code", ["Error code", "Jobs", "Last", "Last message"], s.failures.map((f) => [h("code", {}, f.error_code || "–"), formatNumber(f.count), timeEl(f.last_at), f.message || "–"]), { numeric: [1] })
             : h("p", { class: "muted" }, "No failed jobs.")),
         section("Embedder",
-          h("dl", { class: "details" }, [["Provider", e.provider], ["Model", e.model], ["Dimensions", e.dimensions], ["Requests a minute", e.rpm ?? "no limit"], ["Tokens a minute", e.tpm ?? "no limit"]]
-            .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, plain(v))])),
-          e.buckets?.length ? [h("h3", {}, "Rate-limit buckets"), objectsTable("Rate-limit buckets", e.buckets)] : null),
+          h("dl", { class: "details" }, [["Provider", e.provider], ["Model", e.model], ["Dimensions", e.dimensions], ["Description", e.description], ["Requests a minute", e.rpm ?? "no limit"], ["Tokens a minute", e.tpm ?? "no limit"]]
+            .filter(([, v]) => v !== undefined).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, plain(v))])),
+          e.buckets?.length ? [h("h3", {}, "Rate-limit buckets"), buckets(e.buckets)] : null),
         section("Generations", generations(s.generations)),
       );
       fill(updated, "Updated ", timeEl(new Date().toISOString(), { short: true }));
@@ -88,7 +97,7 @@ export function render(root) {
     }
   }
 
-  const refresh = debounce(load, 3000);
+  const refresh = throttle(load, 3000);
   const off = events.on("document", () => refresh());
   load();
   return () => {

@@ -215,6 +215,17 @@ export function debounce(fn, ms) {
   return wrapped;
 }
 
+/** Call `fn` at most once per `ms` (the first call waits `ms`; calls meanwhile are merged), so a
+ * steady flow of calls still runs it every `ms` (a debounce would wait for the flow to stop). */
+export function throttle(fn, ms) {
+  let timer = null;
+  const wrapped = () => {
+    if (timer === null) timer = setTimeout(() => { timer = null; fn(); }, ms);
+  };
+  wrapped.cancel = () => { clearTimeout(timer); timer = null; };
+  return wrapped;
+}
+
 /** Move focus to the page's heading after navigation (screen readers hear the new page). */
 export function focusHeading(root) {
   const h1 = root.querySelector("h1");

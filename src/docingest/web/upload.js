@@ -3,7 +3,7 @@
 
 import { api, ApiError } from "./api.js";
 import { events } from "./events.js";
-import { DOING, fill, formatBytes, h, progressText, stepBar } from "./ui.js";
+import { announce, DOING, fill, formatBytes, h, progressText, stepBar } from "./ui.js";
 
 /** The API's MIME enum by extension (services/documents.MIME_EXTENSIONS). */
 const MIME_BY_EXTENSION = {
@@ -189,6 +189,7 @@ export function addFiles(entries) {
     list.prepend(item.li);
     queue.push(item);
   }
+  if (entries.length) announce(`${entries.length} file${entries.length === 1 ? "" : "s"} added to the uploads`);
   pump();
 }
 

@@ -1,7 +1,11 @@
-"""``GET /documents``, ``GET /documents/{id}``, ``GET /documents/{id}/events``, ``DELETE /documents/{id}``."""
+"""``GET /documents``, ``GET /documents/{id}``, ``GET /documents/{id}/events``,
+``GET /documents/{id}/chunks``, ``GET /documents/{id}/timeline``,
+``POST /documents/{id}/download``, ``DELETE /documents/{id}``."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -10,9 +14,20 @@ from fastapi.responses import StreamingResponse
 
 from docingest.api.deps import CurrentUser, DocumentsDep, SettingsDep
 from docingest.api.openapi import replies
-from docingest.api.schemas import DocumentList, DocumentPublic
+from docingest.api.schemas import (
+    TIMELINE_EVENTS,
+    ChunkList,
+    ChunkPublic,
+    DocumentEventPublic,
+    DocumentList,
+    DocumentPublic,
+    DownloadPublic,
+    StagePublic,
+    TimelinePublic,
+)
 from docingest.domain import State
-from docingest.services.progress import sse_stream
+from docingest.services.dashboard import stage_spans
+from docingest.services.progress import event_dict, sse_stream
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 
@@ -100,6 +115,54 @@ def document_events(
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/{document_id}/chunks", response_model=ChunkList, responses=replies("bearer", "resource"))
+def document_chunks(
+    document_id: UUID,
+    user: CurrentUser,
+    documents: DocumentsDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> ChunkList:
+    """The document's stored chunks in ordinal order, a page at a time: text, pages, heading
+    path, tokens. Empty while the document is in flight (chunks are stored when it completes)."""
+    rows, total = documents.document_chunks(user, document_id, limit=limit, offset=offset)
+    return ChunkList(chunks=[ChunkPublic.from_row(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{document_id}/timeline", response_model=TimelinePublic, responses=replies("bearer", "resource"))
+def document_timeline(document_id: UUID, user: CurrentUser, documents: DocumentsDep) -> TimelinePublic:
+    """The document's events of every job, oldest first (stage changes, retries, lease
+    takeovers, warnings, failures), and per stage the time its work took, its tries, retries and
+    lease takeovers (``stages``, computed from those events)."""
+    rows = documents.document_history(user, document_id, limit=TIMELINE_EVENTS + 1)
+    truncated = len(rows) > TIMELINE_EVENTS
+    rows = rows[:TIMELINE_EVENTS]
+    return TimelinePublic(
+        document_id=document_id,
+        events=[DocumentEventPublic.model_validate(event_dict(r)) for r in rows],
+        stages=[StagePublic.model_validate(asdict(span)) for span in stage_spans(rows)],
+        truncated=truncated,
+    )
+
+
+@router.post(
+    "/{document_id}/download",
+    response_model=DownloadPublic,
+    responses=replies("bearer", "resource", "transition"),
+)
+def download_document(document_id: UUID, user: CurrentUser, documents: DocumentsDep) -> DownloadPublic:
+    """A signed URL of the document's original bytes, valid for 60 s: a ``GET`` of it (no
+    ``Authorization``) answers them with ``Content-Disposition: attachment`` and the file name.
+    POST, because it mints a credential. 409 ``conflict`` when the bytes are not stored (an
+    upload that has not arrived, or was refused)."""
+    signed, filename = documents.download(user, document_id)
+    return DownloadPublic(
+        signed_url=signed.url,
+        expires_at=datetime.fromtimestamp(signed.expires_at, tz=UTC),
+        filename=filename,
     )
 
 

@@ -954,6 +954,68 @@ ORDER BY d.created_at, d.document_id;
 SELECT document_id FROM upload_pipeline.documents
 WHERE document_id = ANY(%(document_ids)s::uuid[]) AND user_id = %(user_id)s;
 
+-- name: document_chunk_page
+-- A page of a document's stored chunks in ordinal order (through UNIQUE (document_id, ordinal)).
+SELECT chunk_id, ordinal, text, token_count, meta->'page' AS page, meta->'page_end' AS page_end,
+       meta->'heading_path' AS heading_path
+FROM upload_pipeline.document_chunks
+WHERE document_id = %(document_id)s AND user_id = %(user_id)s
+ORDER BY ordinal
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: summary_jobs
+-- The user's jobs by stage and state (GET /summary's queue).
+SELECT j.stage, j.state, count(*) AS n
+FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE d.user_id = %(user_id)s
+GROUP BY j.stage, j.state
+ORDER BY j.stage, j.state;
+
+-- name: summary_failures
+-- The user's failed jobs by error code: how many, the last failure's time and message.
+SELECT j.error_code, count(*) AS n, max(coalesce(j.finished_at, j.updated_at)) AS last_at,
+       (array_agg(j.error_message ORDER BY coalesce(j.finished_at, j.updated_at) DESC))[1] AS message
+FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE d.user_id = %(user_id)s AND j.state = 'failed'
+GROUP BY j.error_code
+ORDER BY n DESC, j.error_code;
+
+-- name: summary_workers
+-- Workers seen, every user's jobs (an installation fact): those holding working jobs (seen at
+-- their last lease renewal or write) and those that completed a stage in the last hour (the
+-- stage_completed events' worker, through the partial index events_stage_completed_created).
+WITH seen AS (
+    SELECT claimed_by AS worker_id, count(*) AS jobs_working,
+           count(*) FILTER (WHERE lease_expires_at < now()) AS jobs_stalled,
+           max(greatest(updated_at, lease_expires_at - make_interval(secs => %(lease_seconds)s))) AS last_seen
+    FROM upload_pipeline.upload_jobs
+    WHERE state = 'working' AND claimed_by IS NOT NULL
+    GROUP BY claimed_by
+    UNION ALL
+    SELECT payload->>'worker', 0, 0, max(created_at)
+    FROM upload_pipeline.events
+    WHERE type = 'stage_completed' AND created_at > now() - interval '1 hour' AND payload ? 'worker'
+    GROUP BY payload->>'worker'
+)
+SELECT worker_id, sum(jobs_working)::int AS jobs_working, sum(jobs_stalled)::int AS jobs_stalled,
+       max(last_seen) AS last_seen
+FROM seen
+GROUP BY worker_id
+ORDER BY max(last_seen) DESC, worker_id
+LIMIT %(limit)s;
+
+-- name: rate_limit_buckets
+-- The shared rate-limit buckets now: tokens left (refilled since the last take), and the end of
+-- a backoff after a 429 (NULL: none).
+SELECT bucket, capacity, refill_per_second,
+       LEAST(capacity, tokens + refill_per_second
+             * GREATEST(0, EXTRACT(epoch FROM clock_timestamp() - updated_at)))::float8 AS tokens,
+       CASE WHEN blocked_until > clock_timestamp() THEN blocked_until END AS blocked_until
+FROM upload_pipeline.rate_limits
+ORDER BY bucket;
+
 -- name: inventory
 -- docingest info: documents (and those with chunks: searchable), chunks and users of one user,
 -- or of everyone when user_id is NULL.

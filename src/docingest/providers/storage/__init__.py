@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from docingest.providers.storage.base import (
     ObjectInfo,
+    SignedDownload,
     SignedUpload,
     Storage,
     document_keys,
@@ -20,6 +21,7 @@ from docingest.settings import Settings
 __all__ = [
     "BACKENDS",
     "ObjectInfo",
+    "SignedDownload",
     "SignedUpload",
     "Storage",
     "document_keys",

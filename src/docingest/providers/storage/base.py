@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
+from urllib.parse import quote
 from uuid import UUID
 
 CHUNK_BYTES = 1024 * 1024
@@ -123,6 +124,20 @@ class Storage(Protocol):
         """
         ...
 
+    def presign_download(self, key: str, *, filename: str, expires_in: float) -> SignedDownload:
+        """A URL a client reads the object's bytes from with a ``GET`` and no other credential,
+        answered with ``Content-Disposition: attachment`` naming ``filename``.
+
+        Args:
+            key: the object.
+            filename: the name the browser saves it under.
+            expires_in: the URL's lifetime in seconds.
+
+        Raises:
+            StorageUnavailable: the backend cannot sign one.
+        """
+        ...
+
     def ping(self) -> None:
         """Return when the backend answers; raise ``StorageUnavailable`` otherwise."""
         ...
@@ -163,3 +178,20 @@ class SignedUpload:
     method: str
     headers: dict[str, str]
     expires_at: float
+
+
+@dataclass(frozen=True)
+class SignedDownload:
+    """Where a client reads an object's bytes: ``GET url`` (self-contained) until ``expires_at``
+    (UNIX time)."""
+
+    url: str
+    expires_at: float
+
+
+def attachment(filename: str) -> str:
+    """``Content-Disposition`` saving a download as ``filename`` (RFC 6266): an ASCII
+    ``filename`` (other characters, quotes and backslashes as ``_``) and the exact name in
+    ``filename*`` (UTF-8, percent-encoded)."""
+    ascii_name = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename) or "download"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

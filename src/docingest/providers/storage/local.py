@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote, urlencode
 
 from docingest.errors import InternalInvariantError, ObjectMissing, StorageUnavailable
-from docingest.providers.storage.base import ObjectInfo, SignedUpload, iter_stream
+from docingest.providers.storage.base import ObjectInfo, SignedDownload, SignedUpload, iter_stream
 from docingest.providers.storage.signing import UrlSigner
 
 #: The base URL signed URLs use during one API request (``api/public_url.py`` sets it from the
@@ -166,6 +167,16 @@ class LocalStorage:
         )
         url = f"{base}/storage/v1/object/upload/sign/{self.bucket}/{key}?token={token}"
         return SignedUpload(url, "PUT", {"content-type": content_type}, exp)
+
+    def presign_download(self, key: str, *, filename: str, expires_in: float) -> SignedDownload:
+        """A Supabase-layout download URL: ``GET {base}/storage/v1/object/sign/{bucket}/{key}?token=
+        &download={filename}`` (the storage service answers it with ``Content-Disposition:
+        attachment``)."""
+        self._path(key)
+        base, signer = self._signing()
+        token, exp = signer.sign(f"{self.bucket}/{key}", typ="download", expires_in=expires_in)
+        query = urlencode({"token": token, "download": filename}, quote_via=quote)
+        return SignedDownload(f"{base}/storage/v1/object/sign/{self.bucket}/{key}?{query}", exp)
 
     def new_temp(self, key: str) -> tuple[int, Path]:
         """``(fd, path)`` of a temporary file beside ``key``'s path, for a streamed upload."""

@@ -8,6 +8,7 @@ another length, type or checksum. boto3 is imported only when this backend is us
 from __future__ import annotations
 
 import base64
+import math
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from docingest.errors import ObjectMissing, StorageUnavailable
-from docingest.providers.storage.base import ObjectInfo, SignedUpload
+from docingest.providers.storage.base import ObjectInfo, SignedDownload, SignedUpload, attachment
 
 
 class S3Storage:
@@ -138,6 +139,17 @@ class S3Storage:
                 "put_object", Params=params, ExpiresIn=int(expires_in), HttpMethod="PUT"
             )
         return SignedUpload(url, "PUT", headers, time.time() + expires_in)
+
+    def presign_download(self, key: str, *, filename: str, expires_in: float) -> SignedDownload:
+        """A presigned ``GET`` whose reply carries ``Content-Disposition: attachment``
+        (``ResponseContentDisposition``, signed into the URL)."""
+        params = {"Bucket": self.bucket, "Key": key, "ResponseContentDisposition": attachment(filename)}
+        seconds = max(1, math.ceil(expires_in))
+        with self._errors(f"presign download {key}"):
+            url = self.client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=seconds, HttpMethod="GET"
+            )
+        return SignedDownload(url, time.time() + seconds)
 
     def ping(self) -> None:
         """Raise ``StorageUnavailable`` unless the bucket answers."""

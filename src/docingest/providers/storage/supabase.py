@@ -10,6 +10,7 @@ of Supabase Storage's API for objects and buckets).
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from docingest.errors import ObjectMissing, StorageUnavailable
-from docingest.providers.storage.base import ObjectInfo, SignedUpload, iter_stream
+from docingest.providers.storage.base import ObjectInfo, SignedDownload, SignedUpload, iter_stream
 
 
 class SupabaseStorage:
@@ -137,6 +138,18 @@ class SupabaseStorage:
             {"content-type": content_type, "x-upsert": "false"},
             time.time() + min(expires_in, 7200),
         )
+
+    def presign_download(self, key: str, *, filename: str, expires_in: float) -> SignedDownload:
+        """``createSignedUrl`` with ``download``: ``POST /object/sign/{bucket}/{key}``, then the
+        ``download`` parameter (Supabase answers ``Content-Disposition: attachment`` with it)."""
+        seconds = max(1, math.ceil(expires_in))
+        reply = self._request("POST", f"/object/sign/{self._path(key)}", json={"expiresIn": seconds})
+        if reply.status_code != 200:
+            raise self._fail(reply, f"sign download {key}")
+        signed = str(reply.json()["signedURL"])
+        separator = "&" if "?" in signed else "?"
+        url = f"{self.url}/{signed.lstrip('/')}{separator}download={quote(filename, safe='')}"
+        return SignedDownload(url, time.time() + seconds)
 
     def ping(self) -> None:
         """Raise ``StorageUnavailable`` unless the API answers (any non-5xx reply)."""

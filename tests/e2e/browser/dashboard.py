@@ -138,6 +138,8 @@ def run_axe(page: Page, axe_script: Path, label: str) -> list[dict[str, Any]]:
         "async () => await window.axe.run(document, {resultTypes: ['violations']})"
     )
     violations: list[dict[str, Any]] = result["violations"]
+    assert result["passes"], f"axe checked nothing on {label}"
+    print(f"axe {label}: {len(result['passes'])} rules passed, {len(violations)} violated")
     for v in violations:
         targets = [" ".join(map(str, node["target"])) for node in v["nodes"]][:5]
         print(f"axe {label}: {v['impact']} {v['id']}: {v['help']} at {targets}")

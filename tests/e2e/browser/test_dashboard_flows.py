@@ -5,12 +5,15 @@ find a PDF's page, retry a failure, delete a document, download the original."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.browser.conftest import MAX_FILE_BYTES
 from tests.e2e.browser.dashboard import (
@@ -49,28 +52,37 @@ EXE_NAME = "installer.exe"
 BIG_NAME = "oversized.txt"
 
 
+@dataclass
+class Tab:
+    """USER's tab: its page, the URLs of its ``load`` events and its requests (``METHOD /path``)."""
+
+    page: Page
+    loads: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
 @pytest.fixture(scope="module")
-def alice(browser: Browser, dashboard: Dashboard) -> Iterator[tuple[BrowserContext, Page, list[str]]]:
-    """One signed-in tab of USER for the module, with the page's CSP violations and load events
-    recorded (the list of ``load`` URLs is the third item)."""
+def alice(browser: Browser, dashboard: Dashboard) -> Iterator[Tab]:
+    """One signed-in tab of USER for the module, its loads, requests and CSP violations recorded."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     page = context.new_page()
-    loads: list[str] = []
-    page.on("load", lambda p: loads.append(p.url))
+    tab = Tab(page)
+    page.on("load", lambda p: tab.loads.append(p.url))
+    page.on("request", lambda r: tab.requests.append(f"{r.method} {urlsplit(r.url).path}"))
     page.add_init_script(
         "window.__cspViolations = [];"
         "document.addEventListener('securitypolicyviolation', e => "
         "window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
     )
     sign_in(page, dashboard.base_url, dashboard.token(USER))
-    yield context, page, loads
+    yield tab
     context.close()
 
 
 @pytest.fixture(scope="module")
-def dropped(alice: tuple[BrowserContext, Page, list[str]]) -> dict[str, Any]:
+def dropped(alice: Tab) -> dict[str, Any]:
     """The PDF, the Markdown file and two refused files dropped together on the upload page."""
-    _, page, loads = alice
+    page, loads = alice.page, alice.loads
     go(page, "#/upload")
     expect(heading(page)).to_have_text("Upload")
     mark_window(page)
@@ -149,9 +161,9 @@ def test_the_local_development_user_signs_in_with_one_click(browser: Browser, da
 
 
 def test_dropped_files_complete_live_and_the_refused_ones_say_why(
-    alice: tuple[BrowserContext, Page, list[str]], dropped: dict[str, Any], dashboard: Dashboard
+    alice: Tab, dropped: dict[str, Any], dashboard: Dashboard
 ) -> None:
-    _, page, loads = alice
+    page, loads = alice.page, alice.loads
     uploads = page.get_by_role("list", name="Uploads")
     for name in (PDF_NAME, MD_NAME):
         item = uploads.locator(f'li[data-filename="{name}"]')
@@ -167,10 +179,15 @@ def test_dropped_files_complete_live_and_the_refused_ones_say_why(
     expect(big).to_have_attribute("data-error-code", "file_too_large")
     expect(big.get_by_test_id("upload-status")).to_contain_text(str(MAX_FILE_BYTES))
 
-    # all of it arrived on the page as it was: no reload, no navigation
+    # all of it arrived on the page as it was: no reload, no navigation, and over one stream of
+    # events (at most a read of each new document beside it, no polling per document)
     assert_same_window(page)
     assert len(loads) == dropped["loads_before"], f"the page loaded again: {loads}"
     assert _csp_violations(page) == []
+    requests = alice.requests
+    assert requests.count("GET /api/v2/events") == 1, requests
+    per_document = Counter(r for r in requests if re.fullmatch(r"GET /api/v2/documents/[0-9a-f-]{36}", r))
+    assert all(count <= 2 for count in per_document.values()), per_document
 
     # the API agrees: the two good files are complete documents, the refused ones are not documents
     client = dashboard.client(USER)
@@ -183,9 +200,9 @@ def test_dropped_files_complete_live_and_the_refused_ones_say_why(
 
 
 def test_search_finds_the_pdf_page_with_the_sentence(
-    alice: tuple[BrowserContext, Page, list[str]], dropped: dict[str, Any], dashboard: Dashboard
+    alice: Tab, dropped: dict[str, Any], dashboard: Dashboard
 ) -> None:
-    _, page, _ = alice
+    page = alice.page
     pdf_id = _document_id(dashboard, PDF_NAME)
     go(page, "#/search")
     expect(heading(page)).to_have_text("Search")
@@ -203,11 +220,11 @@ def test_search_finds_the_pdf_page_with_the_sentence(
 
 
 def test_a_failed_document_is_retried_and_goes_through_its_stages_again(
-    alice: tuple[BrowserContext, Page, list[str]], dashboard: Dashboard
+    alice: Tab, dashboard: Dashboard
 ) -> None:
     """A PDF that is no PDF fails at parsing (``pdf_corrupt``, permanent); Retry puts it back
     through the stages, seen on the page live, and it fails again with the same code."""
-    _, page, _ = alice
+    page = alice.page
     name = "broken-scan.pdf"
     go(page, "#/upload")
     expect(heading(page)).to_have_text("Upload")
@@ -267,9 +284,9 @@ def test_a_failed_document_is_retried_and_goes_through_its_stages_again(
 
 
 def test_a_deleted_document_is_gone_from_the_list_and_from_search(
-    alice: tuple[BrowserContext, Page, list[str]], dropped: dict[str, Any], dashboard: Dashboard
+    alice: Tab, dropped: dict[str, Any], dashboard: Dashboard
 ) -> None:
-    _, page, _ = alice
+    page = alice.page
     md_id = _document_id(dashboard, MD_NAME)
     go(page, "#/search")
     page.get_by_label("Query").fill("amber heron mill pond")
@@ -306,12 +323,12 @@ def test_a_deleted_document_is_gone_from_the_list_and_from_search(
 
 
 def test_download_gives_the_original_bytes(
-    alice: tuple[BrowserContext, Page, list[str]],
+    alice: Tab,
     dropped: dict[str, Any],
     dashboard: Dashboard,
     tmp_path: Path,
 ) -> None:
-    _, page, _ = alice
+    page = alice.page
     pdf_id = _document_id(dashboard, PDF_NAME)
     go(page, "#/documents")
     row = page.locator(f'tr[data-document-id="{pdf_id}"]')

@@ -219,6 +219,47 @@ def test_search_finds_the_pdf_page_with_the_sentence(
     assert_same_window(page)
 
 
+def test_the_same_file_dropped_again_is_already_ingested(
+    alice: Tab, dropped: dict[str, Any], dashboard: Dashboard
+) -> None:
+    page = alice.page
+    pdf_id = _document_id(dashboard, PDF_NAME)
+    go(page, "#/upload")
+    expect(heading(page)).to_have_text("Upload")
+    page.get_by_role("button", name="Clear finished").click()
+    expect(page.locator(f'li[data-filename="{PDF_NAME}"]')).to_have_count(0)
+    drop_files(page, [(PDF_NAME, "application/pdf", PDF)])
+    item = page.get_by_role("list", name="Uploads").locator(f'li[data-filename="{PDF_NAME}"]')
+    expect(item.get_by_test_id("upload-status")).to_have_text("Already ingested")
+    expect(item.locator(f'a[href="#/documents/{pdf_id}"]')).to_be_visible()
+    client = dashboard.client(USER)
+    listed = client.http.get("/api/v2/documents", params={"q": PDF_NAME}).json()
+    client.http.close()
+    assert [d["document_id"] for d in listed["documents"]] == [pdf_id], listed
+
+
+def test_the_documents_list_filters_by_state_and_by_name(
+    alice: Tab, dropped: dict[str, Any], dashboard: Dashboard
+) -> None:
+    page = alice.page
+    pdf_id, md_id = _document_id(dashboard, PDF_NAME), _document_id(dashboard, MD_NAME)
+    go(page, "#/documents")
+    expect(page.locator(f'tr[data-document-id="{md_id}"]')).to_be_visible()
+    page.get_by_label("Filter by name").fill("heron")
+    expect(page.locator("tr[data-document-id]")).to_have_count(1)
+    expect(page.locator(f'tr[data-document-id="{md_id}"]')).to_be_visible()
+    page.get_by_label("Filter by name").fill("")
+    page.get_by_label("State").select_option("done")
+    expect(page.locator(f'tr[data-document-id="{pdf_id}"]')).to_be_visible()
+    expect(page.locator('tr[data-document-id][data-state="failed"]')).to_have_count(0)
+    page.get_by_label("State").select_option("failed")
+    expect(page.locator(f'tr[data-document-id="{pdf_id}"]')).to_have_count(0)
+    for state in page.locator("tr[data-document-id]").evaluate_all("rows => rows.map(r => r.dataset.state)"):
+        assert state == "failed"
+    page.get_by_label("State").select_option("")
+    expect(page.locator(f'tr[data-document-id="{pdf_id}"]')).to_be_visible()
+
+
 def test_a_failed_document_is_retried_and_goes_through_its_stages_again(
     alice: Tab, dashboard: Dashboard
 ) -> None:

@@ -75,7 +75,7 @@ def dashboard(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         api_port=free_port(),
         upload_sweep_seconds=0.5,
         max_file_bytes=MAX_FILE_BYTES,
-        max_active_jobs_per_user=20,
+        max_active_jobs_per_user=100,  # the paging test registers 55 uploads
     )
     base = f"http://127.0.0.1:{settings.api_port}"
     args = cli("serve", "--host", "127.0.0.1", "--port", str(settings.api_port), "--worker-slots", "2")

@@ -379,3 +379,36 @@ def test_download_gives_the_original_bytes(
     download.value.save_as(saved)
     assert download.value.suggested_filename == PDF_NAME
     assert saved.read_bytes() == PDF
+
+
+def test_the_documents_list_pages_through_many_documents(browser: Browser, dashboard: Dashboard) -> None:
+    """55 registered uploads (their bytes never sent: each waits): two pages of 50 and 5."""
+    user = "browser-pager"
+    client = dashboard.client(user)
+    try:
+        for i in range(55):
+            reply = client.request_upload(
+                f"note {i}".encode(), filename=f"note-{i:02d}.md", source=f"note-{i:02d}.md"
+            )
+            assert reply.status_code == 201, reply.text
+    finally:
+        client.http.close()
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        sign_in(page, dashboard.base_url, dashboard.token(user))
+        rows = page.locator("tr[data-document-id]")
+        expect(rows).to_have_count(50)
+        expect(page.get_by_text("1–50 of 55")).to_be_visible()
+        expect(rows.first).to_have_attribute("data-state", "waiting")
+        expect(rows.first.get_by_role("link", name="note-54.md")).to_be_visible()  # newest first
+        expect(page.get_by_role("button", name="Previous page")).to_be_disabled()
+        page.get_by_role("button", name="Next page").click()
+        expect(rows).to_have_count(5)
+        expect(page.get_by_text("51–55 of 55")).to_be_visible()
+        expect(rows.last.get_by_role("link", name="note-00.md")).to_be_visible()
+        expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+        page.get_by_role("button", name="Previous page").click()
+        expect(rows).to_have_count(50)
+    finally:
+        context.close()

@@ -124,6 +124,8 @@ def test_outside_development_the_local_sign_in_is_an_unknown_route(api: tuple[st
     assert reply.status_code == unknown.status_code == 404
     assert reply.json() == {"error_code": "not_found", "message": f"no such resource: POST {API}/auth/local"}
     assert unknown.json()["message"] == f"no such resource: POST {API}/auth/nowhere"
+    assert httpx.get(f"{base}{API}/auth/local").status_code == 404  # not 405: no such route at all
+    assert "/api/v2/auth/local" not in httpx.get(f"{base}/openapi.json").json()["paths"]
 
 
 # --- CORS ------------------------------------------------------------------------------------

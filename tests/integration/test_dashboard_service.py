@@ -263,3 +263,20 @@ def test_the_summary_counts_the_users_jobs_and_failures_and_shows_the_installati
     assert claim is not None
     holders = {w.worker_id: w for w in summary(runtime.database, runtime.repo, runtime.settings, "x").workers}
     assert holders["host:1:held"].jobs_working == 1 and holders["host:1:held"].jobs_stalled == 0
+
+
+def test_the_stream_says_a_version_replaced_by_a_newer_one_is_gone(runtime: Runtime, tmp_path: Path) -> None:
+    [old] = register(runtime, [_write(tmp_path / "v1", "notes.md", "first words " * 40)], user_id="versioner")
+    pipeline.run_until_terminal(runtime, [old.document.document_id])
+    stream = _stream(runtime, "versioner")
+    [new] = register(
+        runtime, [_write(tmp_path / "v2", "notes.md", "second words " * 40)], user_id="versioner"
+    )
+    assert new.document.source == old.document.source and new.document.document_id != old.document.document_id
+    pipeline.run_until_terminal(runtime, [new.document.document_id])
+    messages = list(user_messages(stream, poll_seconds=0.05, timeout_seconds=0))
+    [replaced] = [m for m in messages if m.event == "version_replaced"]
+    gone = [m for m in messages if m.event == "document_deleted"]
+    assert [m.data for m in gone] == [{"document_id": str(old.document.document_id)}]
+    assert messages.index(gone[0]) > messages.index(replaced)
+    assert messages[-1].event == "document" and messages[-1].data["state"] == "done"

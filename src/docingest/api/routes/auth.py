@@ -36,9 +36,9 @@ def from_loopback(request: Request) -> bool:
 @router.post("/local", response_model=LocalTokenPublic, responses=replies("resource"))
 def local_token(request: Request, settings: SettingsDep) -> LocalTokenPublic:
     """A bearer token for the user ``local`` (the CLI's default user): the dashboard's one-click
-    sign-in on a developer's machine. Only when ``UPLOAD_PIPELINE_ENVIRONMENT=development`` and
-    the client is on loopback; anywhere else the route does not exist (404 ``not_found``, the
-    reply of an unknown path)."""
+    sign-in on a developer's machine. Only when ``UPLOAD_PIPELINE_ENVIRONMENT=development`` (in
+    another environment ``create_app`` does not mount the route at all) and the client is on
+    loopback; otherwise 404 ``not_found``, the reply of an unknown path."""
     if settings.environment != "development" or not from_loopback(request):
         raise StarletteHTTPException(status_code=404)
     token = mint_token(

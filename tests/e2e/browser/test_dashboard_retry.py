@@ -1,7 +1,7 @@
 """A failure fixed, then retried from the dashboard, goes through: the embedder of the first
 worker fails every call (``UPLOAD_PIPELINE_FAULT_EMBEDDING_ERROR_RATE=1``, no retry), so the
 document fails ``embedding_unavailable``; that worker is replaced by a healthy one (the fix), and
-Retry on the page takes the document to ``complete``, live, and search finds it.
+Retry on its page takes the document to ``complete``, live, and search finds it.
 
 The API is ``docingest serve`` without worker slots, so that the workers (separate processes) can
 be swapped under it.
@@ -82,13 +82,27 @@ def test_a_failure_fixed_and_retried_from_the_page_completes(
         expect(row).to_have_attribute("data-state", "failed")
         expect(row.get_by_test_id("error-code")).to_have_text("embedding_unavailable")
 
-        # the fix: the faulty worker goes, a healthy one comes
+        doc_id = str(row.get_attribute("data-document-id"))
+        row.get_by_role("link", name=NAME).click()
+        expect(heading(page)).to_have_text(NAME)
+        errors = page.locator("section", has=page.get_by_role("heading", name="Errors", level=2))
+        expect(errors).to_contain_text("embedding_unavailable")
+
+        # the fix: the faulty worker goes, a healthy one comes; Retry on the document's page,
+        # which follows the document live until it completes
         stop_all([faulty])
         workers.append(start_worker(settings, tmp_path, "healthy-worker", concurrency=1))
-        row.get_by_role("button", name=f"Retry {NAME}").click()
-        expect(row).to_have_attribute("data-state", "done", timeout=PIPELINE_MS)
+        page.get_by_role("button", name="Retry", exact=True).click()
+        stages = page.locator("section", has=page.get_by_role("heading", name="Stages", level=2))
+        expect(stages.locator("ol.steps")).to_have_attribute(
+            "aria-label", "Stage 10 of 10: complete", timeout=PIPELINE_MS
+        )
+        expect(errors).not_to_contain_text("embedding_unavailable")
+        expect(errors).to_contain_text("None")
+        expect(page.get_by_role("button", name="Retry", exact=True)).to_have_count(0)
+        go(page, "#/documents")
+        expect(row).to_have_attribute("data-state", "done")
         expect(row.get_by_test_id("error-code")).to_have_count(0)
-        expect(row.locator("ol.steps")).to_have_attribute("aria-label", "Stage 10 of 10: complete")
         assert_same_window(page)
 
         doc_id = str(row.get_attribute("data-document-id"))

@@ -119,6 +119,8 @@ def test_sign_in_refuses_a_bad_token_with_the_apis_message_and_keeps_a_good_one_
 ) -> None:
     context = browser.new_context()
     page = context.new_page()
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
     try:
         open_dashboard(page, dashboard.base_url)
         expect(heading(page)).to_be_visible()
@@ -144,6 +146,9 @@ def test_sign_in_refuses_a_bad_token_with_the_apis_message_and_keeps_a_good_one_
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_label("Access token")).to_be_visible()
         assert page.evaluate("() => sessionStorage.getItem('docingest.token')") is None
+        # the token travelled in headers only: in no URL the page asked for, in no server log line
+        assert len(urls) > 3 and not [u for u in urls if bearer in u]
+        assert bearer not in dashboard.log.read_text(errors="replace")
     finally:
         context.close()
 

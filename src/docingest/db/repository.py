@@ -976,19 +976,23 @@ class Repository:
     def get_document_view(self, conn: Conn, *, user_id: str, document_id: UUID) -> dict[str, Any] | None:
         """The user's document with its latest job's columns (and ``stalled``: that job is
         working under an expired lease; ``chunks``), or None."""
-        rows = _all(
-            conn,
-            "document_views",
-            {
-                "user_id": user_id,
-                "document_id": document_id,
-                "states": None,
-                "pattern": None,
-                "limit": 1,
-                "offset": 0,
-            },
-        )
+        rows = self.document_views(conn, user_id=user_id, document_ids=[document_id])
         return rows[0] if rows else None
+
+    def document_views(
+        self, conn: Conn, *, user_id: str, document_ids: Sequence[UUID]
+    ) -> list[dict[str, Any]]:
+        """The user's documents of ``document_ids`` as :meth:`get_document_view` gives one,
+        newest first (missing ids are not the user's, or gone)."""
+        params = {
+            "user_id": user_id,
+            "document_ids": list(document_ids),
+            "states": None,
+            "pattern": None,
+            "limit": None,
+            "offset": 0,
+        }
+        return _all(conn, "document_views", params)
 
     def list_document_views(
         self,
@@ -1010,7 +1014,7 @@ class Repository:
         """
         params = {
             "user_id": user_id,
-            "document_id": None,
+            "document_ids": None,
             "states": list(states) if states else None,
             "pattern": f"%{like_escape(name_contains)}%" if name_contains else None,
             "limit": limit,
@@ -1152,13 +1156,9 @@ class Repository:
             {"user_id": user_id, "after_event_id": after_event_id, "limit": limit},
         )
 
-    def changed_document_views(
-        self, conn: Conn, *, user_id: str, document_ids: Sequence[UUID]
-    ) -> list[dict[str, Any]]:
-        """The user's documents of ``document_ids`` and of every job working now, as
-        :meth:`get_document_view` gives one, oldest first (missing ids are not the user's, or
-        gone)."""
-        return _all(conn, "changed_document_views", {"user_id": user_id, "document_ids": list(document_ids)})
+    def working_document_ids(self, conn: Conn, *, user_id: str) -> list[UUID]:
+        """The user's documents whose job is working now."""
+        return [r["document_id"] for r in _all(conn, "working_document_ids", {"user_id": user_id})]
 
     def document_chunk_page(
         self, conn: Conn, *, user_id: str, document_id: UUID, limit: int, offset: int

@@ -1094,8 +1094,9 @@ class DocumentService:
             events = self.repo.user_events_after(
                 conn, user_id=user_id, after_event_id=after_event_id, limit=USER_EVENTS_PAGE
             )
-            ids = list(dict.fromkeys([*views_of, *(e["document_id"] for e in events)]))
-            views = self.repo.changed_document_views(conn, user_id=user_id, document_ids=ids)
+            working = self.repo.working_document_ids(conn, user_id=user_id)
+            ids = list(dict.fromkeys([*views_of, *(e["document_id"] for e in events), *working]))
+            views = self.repo.document_views(conn, user_id=user_id, document_ids=ids)
             present = (
                 self.repo.existing_documents(conn, user_id=user_id, document_ids=exists) if exists else set()
             )

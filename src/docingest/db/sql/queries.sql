@@ -705,7 +705,7 @@ WHERE d.document_id = ANY(%(document_ids)s::uuid[]);
 SELECT set_config('role', 'docingest_api', true), set_config('docingest.user_id', %(user_id)s, true);
 
 -- name: document_views
--- The user's documents (one, with document_id) each with its latest job (NULLs when it has
+-- The user's documents (those of document_ids, when given; limit NULL: all) each with its latest job (NULLs when it has
 -- none), newest first: stalled (that job is working under an expired lease), its chunks, and
 -- the version of its source that serves searches (serving_document_id).
 SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.control, j.attempts, j.retry_count, j.error_code,
@@ -724,7 +724,7 @@ LEFT JOIN LATERAL (
     SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
     ORDER BY j.created_at DESC LIMIT 1
 ) j ON true
-WHERE d.user_id = %(user_id)s AND (%(document_id)s::uuid IS NULL OR d.document_id = %(document_id)s::uuid)
+WHERE d.user_id = %(user_id)s AND (%(document_ids)s::uuid[] IS NULL OR d.document_id = ANY(%(document_ids)s::uuid[]))
   AND (%(states)s::text[] IS NULL OR j.state = ANY(%(states)s::text[]))
   AND (%(pattern)s::text IS NULL OR d.filename ILIKE %(pattern)s ESCAPE '\' OR d.source ILIKE %(pattern)s ESCAPE '\')
 ORDER BY d.created_at DESC, d.document_id
@@ -920,34 +920,13 @@ WHERE d.user_id = %(user_id)s AND e.event_id > %(after_event_id)s
 ORDER BY e.event_id
 LIMIT %(limit)s;
 
--- name: changed_document_views
--- The user's documents as document_views gives them, of the listed ids and of every job working
--- now (a claim writes no event, progress checkpoints neither: the stream compares each view with
--- the one it sent). The working jobs are read through the partial index upload_jobs_leased.
-WITH ids AS (
-    SELECT j.document_id FROM upload_pipeline.upload_jobs j WHERE j.state = 'working'
-    UNION
-    SELECT unnest(%(document_ids)s::uuid[])
-)
-SELECT d.*, j.job_id, j.stage, j.state, j.progress, j.control, j.attempts, j.retry_count, j.error_code,
-       j.error_message, j.created_at AS job_created_at, j.updated_at AS job_updated_at,
-       j.finished_at, j.next_attempt_at, j.lease_expires_at,
-       coalesce(j.state = 'working' AND j.lease_expires_at < now(), false) AS stalled,
-       (SELECT count(*) FROM upload_pipeline.document_chunks c
-        WHERE c.document_id = d.document_id) AS chunks,
-       (SELECT v.document_id FROM upload_pipeline.documents v
-        WHERE v.user_id = d.user_id AND v.source = d.source
-          AND EXISTS (SELECT 1 FROM upload_pipeline.upload_jobs vj
-                      WHERE vj.document_id = v.document_id AND vj.state = 'done')
-        ORDER BY v.version_seq DESC LIMIT 1) AS serving_document_id
-FROM ids
-JOIN upload_pipeline.documents d ON d.document_id = ids.document_id
-LEFT JOIN LATERAL (
-    SELECT * FROM upload_pipeline.upload_jobs j WHERE j.document_id = d.document_id
-    ORDER BY j.created_at DESC LIMIT 1
-) j ON true
-WHERE d.user_id = %(user_id)s
-ORDER BY d.created_at, d.document_id;
+-- name: working_document_ids
+-- The user's documents whose job is working now (a claim writes no event, progress checkpoints
+-- neither: the user stream reads their views each poll and compares each with the one it sent),
+-- through the partial index upload_jobs_leased.
+SELECT j.document_id FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE j.state = 'working' AND d.user_id = %(user_id)s;
 
 -- name: existing_documents
 -- Which of the listed documents of the user still exist (primary key lookups).

@@ -28,42 +28,18 @@ from docingest.settings import Settings
 from tests.conftest import make_settings, new_database
 from tests.e2e.client import ApiClient, token
 from tests.e2e.conftest import SECRET, running_api
+from tests.e2e.npm import NODE_DIR, pinned_package
 from tests.e2e.servers import free_port, storage_server
 
 pytestmark = pytest.mark.e2e
-
-NODE_DIR = Path(__file__).parent / "node"
-CLIENT_VERSION = json.loads((NODE_DIR / "package.json").read_text())["dependencies"]["@supabase/storage-js"]
-
-
-def _installed_version() -> str | None:
-    try:
-        package = NODE_DIR / "node_modules" / "@supabase" / "storage-js" / "package.json"
-        return str(json.loads(package.read_text())["version"])
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 @pytest.fixture(scope="module")
 def node() -> str:
     """The node binary, with the pinned client installed under tests/e2e/node (``npm ci``)."""
-    node_bin, npm_bin = shutil.which("node"), shutil.which("npm")
-    if node_bin is None or npm_bin is None:
-        pytest.fail(
-            "these tests need node and npm on PATH: `apt-get install nodejs npm` (Debian), "
-            "as .ci/run does; deselect them with `-k 'not storage_js'` if you cannot"
-        )
-    if _installed_version() != CLIENT_VERSION:
-        done = subprocess.run(
-            [npm_bin, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
-    assert _installed_version() == CLIENT_VERSION
+    pinned_package("@supabase/storage-js")
+    node_bin = shutil.which("node")
+    assert node_bin is not None
     return node_bin
 
 

@@ -9,25 +9,17 @@ package to install, rather than skipping them.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
-from tests.conftest import make_settings, new_database
-from tests.e2e.browser.dashboard import Dashboard
-from tests.e2e.conftest import SECRET
-from tests.e2e.servers import _env, cli, free_port, process
+from tests.e2e.browser.dashboard import Dashboard, serve_dashboard
+from tests.e2e.npm import pinned_package
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
-AXE_VERSION = json.loads((NODE_DIR / "package.json").read_text())["dependencies"]["axe-core"]
 # Refused uploads: a test drops a file one byte over this (413 file_too_large).
 MAX_FILE_BYTES = 256 * 1024
 # What a page shows after an action (a reply, a stream message) may wait for a busy machine:
@@ -66,52 +58,21 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def dashboard(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """``docingest serve --worker-slots 2`` on a new database, in development (the local user's
     button), with the hashing embedder and no retry of a transient failure."""
-    tmp = tmp_path_factory.mktemp("dashboard")
-    settings = make_settings(
-        new_database(pg_url),
-        tmp / "data",
-        environment="development",
-        jwt_secret=SECRET,
-        api_port=free_port(),
-        upload_sweep_seconds=0.5,
+    with serve_dashboard(
+        pg_url,
+        tmp_path_factory.mktemp("dashboard"),
+        worker_slots=2,
         max_file_bytes=MAX_FILE_BYTES,
         max_active_jobs_per_user=100,  # the paging test registers 55 uploads
-    )
-    base = f"http://127.0.0.1:{settings.api_port}"
-    args = cli("serve", "--host", "127.0.0.1", "--port", str(settings.api_port), "--worker-slots", "2")
-    with process(args, _env(settings), tmp / "serve.log", f"{base}/health"):
-        yield Dashboard(base_url=base, secret=SECRET, settings=settings, log=tmp / "serve.log")
+    ) as dashboard:
+        yield dashboard
 
 
 @pytest.fixture(scope="session")
 def axe_script() -> Path:
     """``axe.min.js`` of the pinned axe-core, installed under tests/e2e/node by ``npm ci``."""
-    script = NODE_DIR / "node_modules" / "axe-core" / "axe.min.js"
-
-    def installed() -> str | None:
-        try:
-            package = NODE_DIR / "node_modules" / "axe-core" / "package.json"
-            return str(json.loads(package.read_text())["version"])
-        except (OSError, ValueError, KeyError):
-            return None
-
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("the accessibility tests need npm on PATH: `apt-get install nodejs npm` (Debian)")
-    # xdist's workers share tests/e2e/node: one runs npm ci, the others wait for it
-    with (Path(tempfile.gettempdir()) / "docingest-npm-ci.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if installed() != AXE_VERSION:
-            done = subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=NODE_DIR,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
-            assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
-    assert installed() == AXE_VERSION and script.is_file()
+    script = pinned_package("axe-core") / "axe.min.js"
+    assert script.is_file(), f"{script} is missing"
     return script
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -13,7 +15,10 @@ from typing import Any
 from playwright.sync_api import Locator, Page, expect
 
 from docingest.settings import Settings
+from tests.conftest import make_settings, new_database
 from tests.e2e.client import ApiClient, token
+from tests.e2e.conftest import SECRET
+from tests.e2e.servers import _env, cli, free_port, process
 
 # Waits for the pipeline (a document's ten stages on a shared, busy machine): generous, and only
 # an upper bound, never a speed claim.
@@ -50,6 +55,28 @@ class Dashboard:
             return client.wait_document(ticket["document_id"])
         finally:
             client.http.close()
+
+
+@contextmanager
+def serve_dashboard(pg_url: str, tmp: Path, *, worker_slots: int, **settings: Any) -> Iterator[Dashboard]:
+    """``docingest serve --worker-slots N`` on loopback with a new database under ``tmp``, in
+    development (the local user's button), signing tokens with the tests' ``SECRET``; ``settings``
+    override the tests' defaults (``make_settings``). Its log is ``tmp/serve.log``."""
+    config = make_settings(
+        new_database(pg_url),
+        tmp / "data",
+        environment="development",
+        jwt_secret=SECRET,
+        api_port=free_port(),
+        upload_sweep_seconds=0.5,
+        **settings,
+    )
+    base = f"http://127.0.0.1:{config.api_port}"
+    args = cli(
+        "serve", "--host", "127.0.0.1", "--port", str(config.api_port), "--worker-slots", str(worker_slots)
+    )
+    with process(args, _env(config), tmp / "serve.log", f"{base}/health"):
+        yield Dashboard(base_url=base, secret=SECRET, settings=config, log=tmp / "serve.log")
 
 
 def pdf_with_pages(pages: list[str]) -> bytes:

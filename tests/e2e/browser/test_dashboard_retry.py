@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.conftest import make_settings, new_database
 from tests.e2e.browser.dashboard import (
     PIPELINE_MS,
     Dashboard,
@@ -25,10 +24,9 @@ from tests.e2e.browser.dashboard import (
     go,
     heading,
     mark_window,
+    serve_dashboard,
     sign_in,
 )
-from tests.e2e.conftest import SECRET
-from tests.e2e.servers import _env, cli, free_port, process
 from tests.e2e.workers import start_worker, stop_all
 
 pytestmark = pytest.mark.e2e
@@ -41,20 +39,10 @@ TEXT = b"# Glacier survey\n\nThe turquoise meltwater lake grew by a fifth this s
 @pytest.fixture(scope="module")
 def api_only(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """``docingest serve --worker-slots 0`` on a new database; no retry of a transient failure."""
-    tmp = tmp_path_factory.mktemp("retry")
-    settings = make_settings(
-        new_database(pg_url),
-        tmp / "data",
-        environment="development",
-        jwt_secret=SECRET,
-        api_port=free_port(),
-        upload_sweep_seconds=0.5,
-        max_retries=0,
-    )
-    base = f"http://127.0.0.1:{settings.api_port}"
-    args = cli("serve", "--host", "127.0.0.1", "--port", str(settings.api_port), "--worker-slots", "0")
-    with process(args, _env(settings), tmp / "serve.log", f"{base}/health"):
-        yield Dashboard(base_url=base, secret=SECRET, settings=settings, log=tmp / "serve.log")
+    with serve_dashboard(
+        pg_url, tmp_path_factory.mktemp("retry"), worker_slots=0, max_retries=0
+    ) as dashboard:
+        yield dashboard
 
 
 def test_a_failure_fixed_and_retried_from_the_page_completes(

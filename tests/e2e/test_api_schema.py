@@ -27,7 +27,6 @@ from tests.e2e.client import token
 from tests.e2e.conftest import SECRET, running_api
 
 pytestmark = pytest.mark.e2e
-EXAMPLES = 25  # per operation and phase: the whole run takes 40-70 s on 2 cores
 # Each run explores other inputs; the output names its seed, and SCHEMATHESIS_SEED=N replays one.
 # Every check schemathesis 4.32 has but ``max_response_time`` (it needs a limit).
 RAN = {
@@ -53,6 +52,11 @@ CONFIG = """
 [checks]
 enabled = true
 
+# Inputs per operation in the examples and fuzzing phases; the coverage phase runs every case it
+# derives from the schema (most of the run's cases), the stateful phase has its own count below.
+[generation]
+max-examples = 10
+
 # The stateful phase walks the links from valid requests (negative inputs are the coverage
 # and fuzzing phases' part), in scenarios of up to 20 steps (default 6), so every run follows
 # them from documents that exist, several times (4-10 GET /documents/{id} 200 per run here).
@@ -61,7 +65,7 @@ max-steps = 20
 
 [phases.stateful.generation]
 mode = "positive"
-max-examples = 300
+max-examples = 25
 
 # A body over UPLOAD_PIPELINE_MAX_FILE_BYTES (the schema's maximum of bytes_len) is refused
 # 413 file_too_large, the documented status, which the check's default list lacks.
@@ -81,12 +85,12 @@ checks.ensure_resource_availability.enabled = false
 @pytest.fixture(scope="module")
 def fuzzed_api(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     """An API + worker whose fuzzing user is never refused 429 (so the stateful phase gets ids)
-    and whose event streams end after 1 s (a waiting document's would run until it expires)."""
+    and whose event streams end after 0.25 s (a waiting document's would run until it expires)."""
     with running_api(
         pg_url,
         tmp_path_factory.mktemp("schemathesis"),
         max_active_jobs_per_user=100_000,
-        sse_max_seconds=1.0,
+        sse_max_seconds=0.25,
     ) as stack:
         yield stack
 
@@ -129,8 +133,6 @@ def test_schemathesis_finds_no_failure_and_follows_the_links(
             f"Authorization: Bearer {bearer}",
             "--phases",
             "examples,coverage,fuzzing,stateful",
-            "--max-examples",
-            str(EXAMPLES),
             "--request-timeout",
             "20",
             "--generation-database",

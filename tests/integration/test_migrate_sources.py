@@ -55,7 +55,12 @@ def test_an_index_of_the_previous_release_is_migrated_and_searchable(pg_url: str
 
     rt = Runtime(make_settings(url, tmp_path / "data"), migrate=False)
     try:
-        assert rt.apply_migrations() == ["008_sources", "009_embedding_generations", "010_dashboard"]
+        assert rt.apply_migrations() == [
+            "008_sources",
+            "009_embedding_generations",
+            "010_dashboard",
+            "011_object_retention",
+        ]
         [document] = rows(rt, "SELECT source, origin, meta FROM upload_pipeline.documents")
         assert document == {"source": str(doc), "origin": "file", "meta": {}}
         [generation] = rows(

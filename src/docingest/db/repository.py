@@ -12,6 +12,7 @@ import re
 import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -391,10 +392,29 @@ class Repository:
             queries()["set_source_mtime"], {"document_id": document_id, "source_mtime_ns": source_mtime_ns}
         )
 
-    def queue_object_deletions(self, conn: Conn, keys: Sequence[str]) -> None:
-        """Queue ``keys`` for deletion once this transaction commits (the object outbox)."""
+    def queue_object_deletions(
+        self, conn: Conn, keys: Sequence[str], *, retain_until: Mapping[str, datetime] | None = None
+    ) -> None:
+        """Queue ``keys`` for deletion once this transaction commits (the object outbox).
+
+        ``retain_until``: for keys a signed upload URL may still write, the end of that window;
+        such a key stays queued (deleted again by the sweep) until then.
+        """
         if keys:
-            conn.execute(queries()["queue_object_deletions"], {"keys": list(keys)})
+            retain = [(retain_until or {}).get(k) for k in keys]
+            conn.execute(queries()["queue_object_deletions"], {"keys": list(keys), "retain_until": retain})
+
+    def upload_deadlines(
+        self, conn: Conn, *, user_id: str, document_id: UUID | None = None, source: str | None = None
+    ) -> dict[UUID, datetime]:
+        """The upload deadline of each of the user's documents (``document_id``, or every version
+        of ``source``) whose job waits for its upload."""
+        params = {"user_id": user_id, "document_id": document_id, "source": source}
+        return {UUID(str(r["document_id"])): r["deadline"] for r in _all(conn, "upload_deadlines", params)}
+
+    def key_is_claimed(self, conn: Conn, raw_path: str) -> bool:
+        """Whether a document (any user's) names ``raw_path`` as its original's key."""
+        return _one(conn, "document_by_raw_key", {"raw_path": raw_path}) is not None
 
     def pending_object_deletions(self, conn: Conn, *, min_age_seconds: float, limit: int) -> list[str]:
         """Keys queued at least ``min_age_seconds`` ago, oldest first, at most ``limit``."""

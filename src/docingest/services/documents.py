@@ -29,7 +29,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
@@ -466,11 +466,31 @@ class DocumentService:
     def _delete_stale(self, conn: Conn, user_id: str, source: str, *, keep: UUID) -> list[Document]:
         """Delete the versions of ``source`` other than ``keep`` that serve nothing, queueing
         their objects in the outbox (:meth:`reap_objects` deletes them after the commit)."""
+        deadlines = self.repo.upload_deadlines(conn, user_id=user_id, source=source)
         stale = self.repo.delete_stale_versions(conn, user_id=user_id, source=source, keep=keep)
-        self.repo.queue_object_deletions(
-            conn, [k for d in stale for k in document_keys(d.user_id, d.document_id, d.raw_path)]
-        )
+        self._queue_objects(conn, stale, deadlines)
         return stale
+
+    def _queue_objects(self, conn: Conn, documents: list[Document], deadlines: dict[UUID, datetime]) -> None:
+        """Queue the objects of ``documents`` (rows deleted in this transaction) in the outbox.
+
+        A signed upload URL may still write a document's original after its rows are gone (the
+        client PUTs straight to the storage): its raw key stays queued until the upload window
+        ends (the later of its waiting job's deadline in ``deadlines``, by document id, and, for
+        an API upload, its registration plus the URL's lifetime and grace: a used URL stays
+        valid), so the sweep deletes a late arrival.
+        """
+        window = timedelta(seconds=self.policy.deadline_seconds)
+        keys: list[str] = []
+        retain: dict[str, datetime] = {}
+        for d in documents:
+            keys += document_keys(d.user_id, d.document_id, d.raw_path)
+            ends = [deadlines[d.document_id]] if d.document_id in deadlines else []
+            if d.origin == "api" and d.created_at is not None:  # its first URL, maybe used and kept
+                ends.append(d.created_at + window)
+            if ends:
+                retain[d.raw_path] = max(ends)
+        self.repo.queue_object_deletions(conn, keys, retain_until=retain)
 
     def _settle_version(
         self, document: Document, *, meta: dict[str, Any], mtime_ns: int | None
@@ -490,9 +510,12 @@ class DocumentService:
 
     def reap_objects(self, documents: list[Document] | None = None, *, min_age_seconds: float = 0.0) -> int:
         """Delete queued objects: those of ``documents`` (rows deleted and committed), or, with
-        None, every key in the outbox queued ``min_age_seconds`` ago or earlier (the sweep).
+        None, every key in the outbox queued ``min_age_seconds`` ago or earlier whose upload
+        window has ended (the sweep).
 
-        Returns the objects deleted; a key the storage fails to delete stays queued.
+        Returns the objects deleted; a key the storage fails to delete stays queued, and so does
+        one a signed upload URL may still write until that URL's window ends (the sweep deletes
+        it again then).
         """
         if documents is not None:
             keys = [k for d in documents for k in document_keys(d.user_id, d.document_id, d.raw_path)]
@@ -783,11 +806,18 @@ class DocumentService:
         return current
 
     def on_stored(self, key: str) -> None:
-        """The local storage service stored ``key``: queue its waiting job, if any."""
+        """The local storage service stored ``key``: queue its waiting job, if any; delete the
+        object if no document names it (its document was deleted, or re-declared under another
+        key, while the signed URL was still valid)."""
         with self.db.connection() as conn:
             job_id = self.repo.waiting_job_by_key(conn, key)
             if job_id is not None:
                 self.repo.queue_uploaded_job(conn, job_id, via="storage")
+                return
+            claimed = self.repo.key_is_claimed(conn, key)
+        if not claimed:
+            log.info("upload of %s arrived for no document: deleted", key)
+            self.storage.delete(key)
 
     def sweep(self, *, limit: int = 100) -> dict[str, int]:
         """Queue waiting jobs whose object exists; fail those past their deadline ``upload_expired``;
@@ -881,9 +911,10 @@ class DocumentService:
             NotFound: no such document of the user's.
         """
         with self.db.user_transaction(user_id) as conn:
+            deadlines = self.repo.upload_deadlines(conn, user_id=user_id, document_id=document_id)
             document = self.repo.delete_user_document(conn, user_id=user_id, document_id=document_id)
             if document is not None:
-                self.repo.queue_object_deletions(conn, document_keys(user_id, document_id, document.raw_path))
+                self._queue_objects(conn, [document], deadlines)
         if document is None:
             raise NotFound(f"no document {document_id}")
         self.reap_objects([document])
@@ -894,10 +925,9 @@ class DocumentService:
         objects as :meth:`delete` does; returns the versions deleted (none: no such source)."""
         with self.db.transaction() as conn:
             self.repo.lock_source(conn, user_id, source)
+            deadlines = self.repo.upload_deadlines(conn, user_id=user_id, source=source)
             gone = self.repo.delete_source(conn, user_id=user_id, source=source)
-            self.repo.queue_object_deletions(
-                conn, [k for d in gone for k in document_keys(d.user_id, d.document_id, d.raw_path)]
-            )
+            self._queue_objects(conn, gone, deadlines)
         self.reap_objects(gone)
         return gone
 

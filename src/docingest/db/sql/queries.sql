@@ -234,18 +234,36 @@ RETURNING *;
 
 -- name: queue_object_deletions
 -- Objects of rows just deleted, to delete once the transaction commits (the outbox of 008).
-INSERT INTO upload_pipeline.object_deletions (object_key)
-SELECT unnest(%(keys)s::text[])
+-- A key with `retain_until` (a signed upload URL may still write it, 011) stays queued until then.
+INSERT INTO upload_pipeline.object_deletions (object_key, retain_until)
+SELECT k, r FROM unnest(%(keys)s::text[], %(retain_until)s::timestamptz[]) AS t(k, r)
 ON CONFLICT DO NOTHING;
 
 -- name: pending_object_deletions
+-- Keys whose upload window (if any) has ended.
 SELECT object_key FROM upload_pipeline.object_deletions
 WHERE queued_at < now() - make_interval(secs => %(min_age_seconds)s)
+  AND (retain_until IS NULL OR retain_until < now())
 ORDER BY queued_at, object_key
 LIMIT %(limit)s;
 
 -- name: forget_object_deletions
-DELETE FROM upload_pipeline.object_deletions WHERE object_key = ANY(%(keys)s::text[]);
+-- Their objects are deleted; a key a signed upload URL may still write stays (011).
+DELETE FROM upload_pipeline.object_deletions
+WHERE object_key = ANY(%(keys)s::text[]) AND (retain_until IS NULL OR retain_until < now());
+
+-- name: upload_deadlines
+-- The upload deadlines (URL lifetime + grace) of the user's waiting jobs of one document or of
+-- every version of one source, before they are deleted.
+SELECT d.document_id, max(j.next_attempt_at) AS deadline
+FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE d.user_id = %(user_id)s AND j.state = 'waiting'
+  AND (d.document_id = %(document_id)s OR d.source = %(source)s)
+GROUP BY d.document_id;
+
+-- name: document_by_raw_key
+SELECT document_id FROM upload_pipeline.documents WHERE raw_path = %(raw_path)s LIMIT 1;
 
 -- name: source_versions
 -- Every version of one source of the user's, newest first, with its latest job.

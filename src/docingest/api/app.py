@@ -3,6 +3,7 @@ service alone. Nothing is built at import time: settings, pool and storage come 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -102,6 +103,9 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.runtime = rt
+    # Set when the server begins to shut down (cli/servers.py's server sets it on SIGTERM/SIGINT):
+    # the event streams end at once instead of holding the graceful shutdown open.
+    app.state.stopping = threading.Event()
     errors.install(app)
     openapi.install(app, settings, prefix=API_PREFIX)
     for module in (upload, documents, events, jobs, search, summary):  # responses: replies("bearer", ...)

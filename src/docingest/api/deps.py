@@ -6,6 +6,7 @@ CPU): FastAPI would run a plain ``def`` dependency in the thread pool, one hop p
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -37,6 +38,16 @@ async def get_settings(rt: RuntimeDep) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_stopping(request: Request) -> threading.Event:
+    """Set once the server begins to shut down (``create_app``'s ``app.state.stopping``): long
+    responses (the event streams) end when it is."""
+    stopping: threading.Event = request.app.state.stopping
+    return stopping
+
+
+StoppingDep = Annotated[threading.Event, Depends(get_stopping)]
 
 
 async def get_current_user(

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
+import threading
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    import uvicorn
 
 from docingest.cli.app import (
     VerboseOpt,
@@ -157,15 +162,20 @@ def _serve(
                 highlight=False,
             )
     try:
+        api = create_app(rt)
         # proxy_headers: uvicorn's own X-Forwarded-* handling follows TRUST_FORWARDED too
-        uvicorn.run(
-            create_app(rt),
+        config = uvicorn.Config(
+            api,
             host=settings.api_host,
             port=settings.api_port,
             proxy_headers=settings.trust_forwarded,
             timeout_graceful_shutdown=10,
             **_uvicorn_logging(verbose),
         )
+        server = _stopping_server(config, api.state.stopping)
+        server.run()
+        if not server.started:  # as uvicorn.run: the port was taken, or the app failed to start
+            raise typer.Exit(3)
     except KeyboardInterrupt:  # a signal before uvicorn took over (it handles those after, and returns)
         pass
     finally:
@@ -173,6 +183,21 @@ def _serve(
             worker_.stop()
         rt.close()
     console.print("docingest API stopped")
+
+
+def _stopping_server(config: uvicorn.Config, stopping: threading.Event) -> uvicorn.Server:
+    """A uvicorn ``Server`` for ``config`` that sets ``stopping`` (``app.state.stopping``) the
+    moment it is told to exit (SIGTERM, SIGINT), before it waits for open connections: the event
+    streams see it and end, so the graceful shutdown neither waits out its timeout for them nor
+    cancels them (a traceback in the log). The dashboard's client reconnects by itself."""
+    import uvicorn
+
+    class StoppingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            stopping.set()
+            super().handle_exit(sig, frame)
+
+    return StoppingServer(config)
 
 
 @app.command("storage")

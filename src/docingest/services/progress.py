@@ -15,6 +15,7 @@ show; :func:`document_events` yields a document's rows of ``upload_pipeline.even
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ def document_events(
     follow: bool = True,
     poll_seconds: float = 0.5,
     timeout_seconds: float | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield a document's events after ``after_event_id``, oldest first (see :func:`event_dict`).
 
@@ -137,7 +139,8 @@ def document_events(
     document's latest job is terminal (``done`` or ``failed``) and every event
     up to then was yielded, or ``timeout_seconds`` passed; without it, it yields
     what is stored now and returns. A client that reconnects passes the last
-    ``event_id`` it saw (SSE ``Last-Event-ID``) and misses nothing.
+    ``event_id`` it saw (SSE ``Last-Event-ID``) and misses nothing. Once ``stop`` is set (the
+    server shuts down) it returns at its next wait, without waiting.
 
     Blocking (psycopg, ``time.sleep``): run it in a thread (Starlette does so for
     a sync iterator given to ``StreamingResponse``). The caller checks that the
@@ -157,7 +160,10 @@ def document_events(
             return
         if deadline is not None and time.monotonic() >= deadline:
             return
-        time.sleep(poll_seconds)
+        if stop is None:
+            time.sleep(poll_seconds)
+        elif stop.wait(poll_seconds):
+            return
 
 
 def sse_message(event: dict[str, Any]) -> str:
@@ -178,13 +184,15 @@ def sse_stream(
     keepalive_seconds: float = 15.0,
     poll_seconds: float = 0.5,
     max_seconds: float | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[str]:
     """The text of an SSE response (``text/event-stream``) for a document's events.
 
     Yields :func:`sse_message` for each event after ``last_event_id`` (the
     request's ``Last-Event-ID``), a ``: keepalive`` comment after
     ``keepalive_seconds`` without one (so proxies keep the connection), and ends
-    when the document's job is terminal or after ``max_seconds``. For FastAPI:
+    when the document's job is terminal, after ``max_seconds``, or as soon as ``stop`` is set
+    (the server shuts down: the client reconnects to the next one). For FastAPI:
     ``StreamingResponse(sse_stream(documents, doc_id, last_id), media_type="text/event-stream")``.
     """
     doc_id = UUID(str(document_id))
@@ -193,10 +201,12 @@ def sse_stream(
     yield "retry: 2000\n\n"
     while True:
         for event in document_events(
-            documents, doc_id, last, poll_seconds=poll_seconds, timeout_seconds=keepalive_seconds
+            documents, doc_id, last, poll_seconds=poll_seconds, timeout_seconds=keepalive_seconds, stop=stop
         ):
             last = event["event_id"]
             yield sse_message(event)
+        if stop is not None and stop.is_set():
+            return
         if _finished(documents, doc_id):
             return
         if max_seconds is not None and time.monotonic() - started >= max_seconds:
@@ -359,17 +369,19 @@ async def user_sse_stream(
     keepalive_seconds: float = 15.0,
     poll_seconds: float = 0.5,
     max_seconds: float | None = None,
+    stop: threading.Event | None = None,
 ) -> AsyncIterator[str]:
     """The text of the user-wide SSE response (``GET /events``): ``retry: 2000``, then each
     poll's messages as they come, a ``: keepalive`` comment after ``keepalive_seconds`` without
-    a message, until ``max_seconds`` have passed (None: for ever).
+    a message, until ``max_seconds`` have passed (None: for ever) or ``stop`` is set (the server
+    shuts down; checked every ``poll_seconds`` at most).
 
     Each poll runs in a worker thread; between polls the stream waits on the event loop, so an
     idle stream holds no thread, and a client that goes away ends it at the next wait.
     """
     started = last_sent = time.monotonic()
     yield "retry: 2000\n\n"
-    while True:
+    while stop is None or not stop.is_set():
         messages = await anyio.to_thread.run_sync(stream.poll)
         if messages:
             yield "".join(m.sse() for m in messages)

@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from docingest.api.deps import CurrentUser, DocumentsDep, SettingsDep
+from docingest.api.deps import CurrentUser, DocumentsDep, SettingsDep, StoppingDep
 from docingest.api.openapi import replies
 from docingest.api.schemas import (
     TIMELINE_EVENTS,
@@ -102,6 +102,7 @@ def document_events(
     user: CurrentUser,
     documents: DocumentsDep,
     settings: SettingsDep,
+    stopping: StoppingDep,
     last_event_id: Annotated[int, Header(alias="Last-Event-ID", ge=0)] = 0,
 ) -> StreamingResponse:
     """Server-Sent Events: one message per event of the document (stage changes, retries,
@@ -111,7 +112,12 @@ def document_events(
     limit = settings.sse_max_seconds
     return StreamingResponse(
         sse_stream(
-            documents, document_id, last_event_id, max_seconds=limit, keepalive_seconds=min(15.0, limit)
+            documents,
+            document_id,
+            last_event_id,
+            max_seconds=limit,
+            keepalive_seconds=min(15.0, limit),
+            stop=stopping,
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

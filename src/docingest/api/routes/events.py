@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from pydantic import WithJsonSchema
 
-from docingest.api.deps import CurrentUser, DocumentsDep, SettingsDep
+from docingest.api.deps import CurrentUser, DocumentsDep, SettingsDep, StoppingDep
 from docingest.api.openapi import replies
 from docingest.api.schemas import DocumentPublic
 from docingest.services.progress import UserStream, user_sse_stream
@@ -72,6 +72,7 @@ def user_events(
     user: CurrentUser,
     documents: DocumentsDep,
     settings: SettingsDep,
+    stopping: StoppingDep,
     last_event_id_header: Annotated[
         int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_EVENT_ID), WithJsonSchema(EVENT_ID_SCHEMA)
     ] = None,
@@ -96,6 +97,7 @@ def user_events(
             UserStream(documents, user, after, view=_document_json),
             max_seconds=limit,
             keepalive_seconds=min(15.0, limit),
+            stop=stopping,
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

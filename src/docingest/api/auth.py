@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -51,11 +52,18 @@ def mint_service_key(secret: str, *, ttl_seconds: int = 10 * 365 * 24 * 3600) ->
     )
 
 
+#: How a user gets a token, for the messages that refuse one.
+_GET_A_TOKEN = "docingest token --user USER"
+
+
 def verify_user_token(token: str, secret: str, *, audience: str) -> str:
     """The user id (``sub``) of a valid token.
 
     Raises:
-        Unauthorized: for any token that is not a valid, current user token for ``audience``.
+        Unauthorized: for any token that is not a valid, current user token for ``audience``;
+            the message says what is wrong in the user's terms (not a JWT, expired and when,
+            not signed with this server's secret, a service-role key, another audience) and
+            how to get a good one.
     """
     try:
         claims = jwt.decode(
@@ -66,11 +74,53 @@ def verify_user_token(token: str, secret: str, *, audience: str) -> str:
             options={"require": ["exp", "sub", "aud"]},
         )
     except jwt.PyJWTError as exc:
-        raise Unauthorized(f"invalid token: {exc}") from exc
+        raise Unauthorized(_token_problem(token, exc, audience=audience)) from exc
     sub = claims.get("sub")
     if not isinstance(sub, str) or not _USER_ID.match(sub) or not sub.isprintable() or _has_surrogate(sub):
         raise Unauthorized("invalid token: 'sub' must be a printable user id of 1-256 characters")
     return sub
+
+
+def _token_problem(token: str, exc: jwt.PyJWTError, *, audience: str) -> str:
+    """What is wrong with ``token`` (refused by PyJWT with ``exc``), said so a user can act."""
+    if isinstance(exc, jwt.DecodeError) and not isinstance(exc, jwt.InvalidSignatureError):
+        return f"not a JWT: paste the whole token printed by `{_GET_A_TOKEN}`"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return (
+            "the token is not signed with this server's UPLOAD_PIPELINE_JWT_SECRET: get one from "
+            f"`{_GET_A_TOKEN}` run with this server's settings"
+        )
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return f"the token is not signed with {ALGORITHM}: get one from `{_GET_A_TOKEN}`"
+    # The signature is good: the claims say what else is wrong.
+    claims = jwt.decode(token, options={"verify_signature": False})
+    if claims.get("role") == "service_role":
+        return (
+            f"this is a service-role key for the storage API; the API needs a user's token: `{_GET_A_TOKEN}`"
+        )
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        when = _utc(claims.get("exp"))
+        return f"the token expired at {when}: get a new one with `{_GET_A_TOKEN}`"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return f"the token is not valid before {_utc(claims.get('nbf'))}: check this machine's clock"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"the token has no '{exc.claim}' claim: get a user's token from `{_GET_A_TOKEN}`"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return (
+            f"the token is for the audience {claims.get('aud')!r}, not {audience!r} "
+            f"(UPLOAD_PIPELINE_JWT_AUDIENCE): get one from `{_GET_A_TOKEN}`"
+        )
+    return f"invalid token: {exc}"
+
+
+def _utc(timestamp: object) -> str:
+    """A token's NumericDate as ISO 8601 UTC (as it was, if it is not a number)."""
+    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+        try:
+            return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
+        except (OverflowError, OSError, ValueError):
+            pass
+    return repr(timestamp)
 
 
 def verify_service_key(token: str, secret: str) -> None:

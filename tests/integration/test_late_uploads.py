@@ -126,3 +126,9 @@ def test_a_file_registered_document_keeps_no_key_in_the_outbox(rt: Runtime, tmp_
     rt.documents.delete("eve", registered.document.document_id)
     assert rt.storage.head(registered.document.raw_path) is None
     assert _outbox(rt) == []  # no signed URL was minted: nothing to wait for
+
+
+def test_a_storage_clients_own_signed_upload_is_not_taken_for_an_orphan(runtime: Runtime) -> None:
+    runtime.storage.put_stream("signed/up.pdf", io.BytesIO(b"%PDF-1.4 bytes"))
+    runtime.documents.on_stored("signed/up.pdf")  # as the storage service calls it
+    assert runtime.storage.head("signed/up.pdf") is not None

@@ -54,7 +54,7 @@ from docingest.errors import (
 from docingest.providers.parsing import detect
 from docingest.providers.parsing.sniff import DOCX_MIME, normalise_mime
 from docingest.providers.storage import SignedDownload, SignedUpload, document_keys, raw_key
-from docingest.providers.storage.base import Storage, delete_objects, sha256_of
+from docingest.providers.storage.base import Storage, delete_objects, is_raw_key, sha256_of
 from docingest.services.progress import USER_EVENTS_PAGE, UserChanges, shown_progress
 from docingest.settings import Settings
 from docingest.stages.metadata import (  # noqa: F401  # the API and CLI import them from here
@@ -807,14 +807,15 @@ class DocumentService:
 
     def on_stored(self, key: str) -> None:
         """The local storage service stored ``key``: queue its waiting job, if any; delete the
-        object if no document names it (its document was deleted, or re-declared under another
-        key, while the signed URL was still valid)."""
+        object if it has a document original's shape (:func:`raw_key`) but no document names it
+        (its document was deleted, or re-declared under another key, while the signed URL was
+        still valid). Other keys (a storage client's own signed uploads) are left alone."""
         with self.db.connection() as conn:
             job_id = self.repo.waiting_job_by_key(conn, key)
             if job_id is not None:
                 self.repo.queue_uploaded_job(conn, job_id, via="storage")
                 return
-            claimed = self.repo.key_is_claimed(conn, key)
+            claimed = not is_raw_key(key) or self.repo.key_is_claimed(conn, key)
         if not claimed:
             log.info("upload of %s arrived for no document: deleted", key)
             self.storage.delete(key)

@@ -36,6 +36,15 @@ def raw_key(user_id: str, document_id: UUID, extension: str) -> str:
     return f"{_user_segment(user_id)}/raw/{document_id}.{extension}"
 
 
+#: The shape of :func:`raw_key`'s keys: ``<user segment>/raw/<document id>.<extension>``.
+RAW_KEY = re.compile(r"[^/]+/raw/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[a-z0-9]{1,8}")
+
+
+def is_raw_key(key: str) -> bool:
+    """Whether ``key`` has the shape of a document's original (:func:`raw_key`)."""
+    return RAW_KEY.fullmatch(key) is not None
+
+
 def parsed_key(user_id: str, document_id: UUID, suffix: str = "md") -> str:
     """Key of a parsed artifact (``md`` text, ``json`` page map)."""
     return f"{_user_segment(user_id)}/parsed/{document_id}.{suffix}"

@@ -48,17 +48,46 @@ export function typeWords(name, mime) {
 // Uploads live as long as the tab: the list survives going to another page and back.
 const list = h("ul", { class: "uploads", "aria-label": "Uploads" });
 const byDocument = new Map(); // document_id -> Set of the rows following that document
-const latestBySource = new Map(); // source -> the document id this page registered last for it
+const versionsBySource = new Map(); // source -> the document ids this page registered for it, in order
+const registering = new Map(); // source -> Set of its POST /upload requests in flight
+const goneIds = new Set(); // documents seen deleted or replaced
 const replacedBy = new Map(); // document_id -> its newer version's id (version_replaced events)
 const leaders = new Map(); // `${source}\0${sha256}` -> the row sending those bytes right now
 const queue = [];
 let running = 0;
 let subscribed = false;
 
-/** Why a document of `source` disappeared: replaced by a newer version (its id) or deleted. */
-function whyGone(documentId, source) {
-  const newer = replacedBy.get(documentId) || latestBySource.get(source);
-  return newer && newer !== documentId ? { kind: "replaced", newer } : { kind: "deleted", newer: null };
+/** Why a document of `source` disappeared: replaced by a newer version (its id) or deleted.
+ * Waits for this page's registrations of the same source in flight: the newer version may be
+ * among them (its reply can come after the older document's 404). */
+async function whyGone(documentId, source) {
+  goneIds.add(documentId);
+  await Promise.allSettled([...(registering.get(source) || [])]);
+  const versions = (versionsBySource.get(source) || []).filter((id) => id !== documentId && !goneIds.has(id));
+  const newer = replacedBy.get(documentId) || versions[versions.length - 1];
+  return newer ? { kind: "replaced", newer } : { kind: "deleted", newer: null };
+}
+
+/** The rows of `documentId` (and what follows them) say it is gone, and why. */
+async function markGone(documentId, source) {
+  const why = await whyGone(documentId, source);
+  for (const row of [...(byDocument.get(documentId) || [])]) row.goneOwn(why);
+  byDocument.delete(documentId);
+}
+
+/** A new version of `source` was registered: its versions that serve nothing yet (waiting, in
+ * flight, failed) are deleted by the API (the latest request wins), so their rows say so; a done
+ * version serves until the new one completes (then a version_replaced event names it). */
+function replaceOlder(source, newer) {
+  for (const [documentId, rows] of byDocument) {
+    if (documentId === newer || goneIds.has(documentId)) continue;
+    const older = [...rows].find((row) => row.source === source && row.li.dataset.state !== "done");
+    if (!older) continue;
+    // a queued document no worker touched sends no stream message: ask once whether it is gone
+    api(`/documents/${documentId}`).catch((err) => {
+      if (err instanceof ApiError && err.status === 404) markGone(documentId, source);
+    });
+  }
 }
 
 /**
@@ -185,10 +214,6 @@ class Item {
   }
 
   /** The document is gone: deleted, or replaced by a newer version of its source. */
-  gone(why) {
-    for (const row of this.rows()) row.goneOwn(why);
-  }
-
   goneOwn({ kind, newer }) {
     if (this.goneKind) return;
     this.goneKind = kind;
@@ -235,11 +260,21 @@ function put(item, reply) {
 /** POST /upload, PUT the bytes when asked, then read where the document stands. */
 async function register(item, digest) {
   item.say("Registering");
-  const reply = await api("/upload", {
+  const request = api("/upload", {
     method: "POST",
     body: { filename: item.file.name, bytes_len: item.file.size, mime: mimeOf(item.file), sha256: digest, source: item.source },
   });
-  latestBySource.set(item.source, reply.document_id);
+  if (!registering.has(item.source)) registering.set(item.source, new Set());
+  registering.get(item.source).add(request);
+  let reply;
+  try {
+    reply = await request;
+  } finally {
+    registering.get(item.source).delete(request);
+  }
+  const versions = versionsBySource.get(item.source) || [];
+  versionsBySource.set(item.source, [...versions.filter((id) => id !== reply.document_id), reply.document_id]);
+  if (reply.created) replaceOlder(item.source, reply.document_id);
   // a reply that still asks for the bytes (a re-armed or not yet arrived upload) is no duplicate
   item.duplicate = reply.created === false && !reply.signed_url;
   item.follow(reply.document_id);
@@ -282,11 +317,16 @@ async function upload(item) {
     await register(item, digest);
   } catch (err) {
     item.putting = false;
-    const replaced = item.documentId && latestBySource.get(item.source) !== item.documentId;
-    const missing = item.documentId && err instanceof ApiError && err.status === 404;
-    if (replaced || missing) {
+    let missing = item.documentId && err instanceof ApiError && err.status === 404;
+    if (item.documentId && !missing && !item.goneKind && err instanceof ApiError) {
+      // a refused PUT may be a document deleted or replaced meanwhile: ask once
+      missing = await api(`/documents/${item.documentId}`).then(() => false, (e) => e instanceof ApiError && e.status === 404);
+    }
+    if (item.goneKind) {
+      /* already told */
+    } else if (missing) {
       // the document went away meanwhile: deleted, or a newer version of its source replaced it
-      item.gone(whyGone(item.documentId, item.source));
+      await markGone(item.documentId, item.source);
     } else if (err instanceof ApiError) item.refuse(err);
     else item.refuse({ code: "network_error", message: `The API could not be reached: ${err.message}` });
   } finally {
@@ -318,9 +358,8 @@ function subscribe() {
   });
   events.on("document_deleted", ({ data }) => {
     const id = data?.document_id;
-    const rows = [...(byDocument.get(id) || [])];
-    for (const row of rows) row.goneOwn(whyGone(id, row.source));
-    byDocument.delete(id);
+    const row = [...(byDocument.get(id) || [])][0];
+    if (row) markGone(id, row.source);
   });
 }
 

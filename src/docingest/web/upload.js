@@ -105,13 +105,16 @@ class Item {
     this.status = h("span", { class: "upload-status", "data-testid": "upload-status", role: "status" }, "Waiting");
     this.stages = h("div", { class: "upload-stages" });
     this.detail = h("div", { class: "upload-detail" });
+    this.note = h("span", { class: "muted small upload-note" });
+    this.more = h("div", { class: "upload-more" }); // the API's own message of a refusal
     this.li = h(
       "li",
       { class: "upload", dataset: { filename: source } },
-      h("div", { class: "upload-head" }, h("span", { class: "upload-name" }, source), h("span", { class: "muted small" }, formatBytes(file.size))),
+      h("div", { class: "upload-head" }, h("span", { class: "upload-name" }, source), h("span", { class: "muted small" }, formatBytes(file.size)), this.note),
       this.status,
       this.stages,
       this.detail,
+      this.more,
       this.progress,
     );
   }
@@ -154,8 +157,8 @@ class Item {
       : null;
     this.sayOwn(friendly || err.message || String(err), "error");
     if (!err.code) return;
-    fill(this.detail, h("code", {}, err.code),
-      friendly && err.message ? h("details", { class: "api-message" }, h("summary", {}, "The API's message"), h("p", {}, err.message)) : null);
+    fill(this.detail, h("code", {}, err.code));
+    if (friendly && err.message) fill(this.more, h("details", { class: "api-message" }, h("summary", {}, "The API's message"), h("p", {}, err.message)));
   }
 
   /** Follow `documentId`: stream messages about it reach this row (and its followers). */
@@ -169,14 +172,14 @@ class Item {
     this.documentId = documentId;
     if (!byDocument.has(documentId)) byDocument.set(documentId, new Set());
     byDocument.get(documentId).add(this);
-    fill(this.detail, h("a", { href: `#/documents/${documentId}` }, "Open document"),
-      this.leader ? h("span", { class: "muted small" }, " · same file as another row, sent once") : null);
+    fill(this.detail, h("a", { href: `#/documents/${documentId}` }, "Open document"));
   }
 
   /** `row` has the same bytes and source as this row: it follows this one from now on. */
   adopt(row) {
     row.leader = this;
     this.followers.push(row);
+    row.note.textContent = "The same file as another row: sent once";
     row.progress.value = this.progress.value;
     row.sayOwn(this.status.textContent, this.status.className.replace("upload-status", "").trim());
     if (this.documentId) row.followOwn(this.documentId);

@@ -42,10 +42,10 @@ def idle_dashboard(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def slow_dashboard(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    """``docingest serve --worker-slots 1`` whose embedder waits 15 s a call: a document stays
+    """``docingest serve --worker-slots 1`` whose embedder waits 10 s a call: a document stays
     ``working`` at its embedding stage long enough to be deleted there."""
     with serve_dashboard(
-        pg_url, tmp_path_factory.mktemp("dashboard-slow"), worker_slots=1, fault_embedding_delay_seconds=15.0
+        pg_url, tmp_path_factory.mktemp("dashboard-slow"), worker_slots=1, fault_embedding_delay_seconds=10.0
     ) as dashboard:
         yield dashboard
 
@@ -124,8 +124,8 @@ def test_every_row_of_a_file_dropped_several_times_follows_its_one_document(
     assert document_id_of(current.get_by_role("link", name="Open document")) == version["document_id"]
     expect(page.locator("li.upload[data-error-code]")).to_have_count(0)
     # the bytes of dup.md were sent once
-    assert len([u for u in puts if stored["document_id"] in u]) <= 1, puts
-    assert len(puts) <= 3, puts
+    assert len([u for u in puts if stored["document_id"] in u]) == 1, puts
+    assert len(puts) == 3, puts  # dup.md once, each dup2.md once
 
 
 def test_a_document_deleted_while_it_embeds_says_deleted_on_its_upload_row(

@@ -134,6 +134,7 @@ class Item {
   }
 
   sayOwn(text, kind = "") {
+    if (this.goneKind) return; // an upload still under way says nothing over "Deleted"
     this.status.textContent = text;
     this.status.className = `upload-status ${kind}`;
   }
@@ -147,6 +148,7 @@ class Item {
   }
 
   refuseOwn(err) {
+    if (this.goneKind) return;
     this.lastError = err;
     this.li.dataset.errorCode = err.code || "error";
     this.li.classList.add("refused");
@@ -225,7 +227,8 @@ class Item {
     delete this.li.dataset.state; // no job any more
     delete this.li.dataset.stage;
     fill(this.stages);
-    this.sayOwn(kind === "replaced" ? "Replaced by a newer version" : "Deleted", "muted");
+    this.status.textContent = kind === "replaced" ? "Replaced by a newer version" : "Deleted";
+    this.status.className = "upload-status muted";
     fill(this.detail, kind === "replaced" && newer ? h("a", { href: `#/documents/${newer}` }, "Open the newer version") : null);
   }
 }

@@ -60,17 +60,18 @@ export function render(root, { id }) {
   let timelineRows = null; // tbody, once the timeline is shown
   const seenEvents = new Set();
 
+  const grid = h("div", { class: "doc-grid" },
+    section("Details", details),
+    h("div", { class: "doc-side" }, section("Stages", stageBar, stagesTable), section("Errors", errors)),
+    section("Timeline", timeline),
+    section("Chunks", chunks),
+  );
   fill(
     root,
     h("p", { class: "crumbs" }, h("a", { href: "#/documents" }, "← Back to the list")),
     h("div", { class: "page-head" }, heading, actions),
     status,
-    h("div", { class: "doc-grid" },
-      section("Details", details),
-      h("div", { class: "doc-side" }, section("Stages", stageBar, stagesTable), section("Errors", errors)),
-      section("Timeline", timeline),
-      section("Chunks", chunks),
-    ),
+    grid,
   );
 
   function button(label, onclick, cls = "button") {
@@ -230,9 +231,12 @@ export function render(root, { id }) {
       loadChunks();
     } catch (err) {
       if (disposed) return;
-      heading.textContent = err instanceof ApiError && err.status === 404 ? "Document not found" : "Document";
+      const missing = err instanceof ApiError && err.status === 404;
+      heading.textContent = missing ? "Document not found" : "Document";
       document.title = `${heading.textContent} · docingest`;
-      fill(status, notice("error", err instanceof ApiError && err.status === 404 ? "No document of yours has this id: it may have been deleted." : err.message));
+      // nothing to show under the message: no empty cards
+      grid.remove();
+      fill(status, notice("error", missing ? "No document of yours has this id: it may have been deleted." : err.message));
     }
   }
 

@@ -61,6 +61,21 @@ function generations(items) {
     items.map((g) => [h("code", {}, g.label), formatNumber(g.chunks), formatNumber(g.waiting), formatNumber(g.serving_users), pct(g.share)]), { numeric: [1, 2, 3, 4] });
 }
 
+// a worker with no job that was last seen longer ago than this is shown as quiet
+const QUIET_AFTER_S = 120;
+
+/** What a worker was last seen doing: working, idle, or quiet ("not seen for N min"): a quiet
+ * worker may be idle or stopped; the summary cannot tell, so the page does not say it is dead. */
+export function workerActivity(worker, now = Date.now()) {
+  if (worker.jobs_working > 0) return h("span", { class: "badge state-working", "data-activity": "working" }, "working");
+  const seen = Date.parse(worker.last_seen);
+  const ago = Number.isNaN(seen) ? null : Math.max(0, (now - seen) / 1000);
+  if (ago === null || ago <= QUIET_AFTER_S) return h("span", { class: "badge", "data-activity": "idle" }, "idle");
+  const minutes = Math.floor(ago / 60);
+  return h("span", { class: "badge quiet", "data-activity": "quiet", title: "no job and no work seen lately: the worker may be idle or stopped" },
+    `quiet: not seen for ${minutes} min`);
+}
+
 export function render(root) {
   document.title = "Health · docingest";
   let disposed = false;
@@ -78,8 +93,9 @@ export function render(root) {
         body,
         section("Queue", queue(s.jobs)),
         section("Workers",
+          h("p", { class: "muted small", id: "workers-help" }, "Workers seen in the last hour, across all users (the whole installation)."),
           s.workers?.length
-            ? table("Workers seen in the last hour", ["Worker", "Jobs working", "Stalled", "Last seen"], s.workers.map((w) => [h("code", {}, w.worker_id), formatNumber(w.jobs_working), formatNumber(w.jobs_stalled ?? 0), timeEl(w.last_seen)]), { numeric: [1, 2] })
+            ? table("Workers seen in the last hour, across all users", ["Worker", "Jobs working", "Stalled", "Last seen", "Activity"], s.workers.map((w) => [h("code", {}, w.worker_id), formatNumber(w.jobs_working), formatNumber(w.jobs_stalled ?? 0), timeEl(w.last_seen), workerActivity(w)]), { numeric: [1, 2] })
             : h("p", { class: "muted" }, "No worker seen in the last hour.")),
         section("Failures",
           s.failures?.length

@@ -115,15 +115,28 @@ export function render(root) {
   const message = h("div");
   const results = h("div", { class: "results" });
 
+  // a search that fails or cannot run leaves no earlier results under its message
+  function forget() {
+    last.reply = null;
+    fill(results);
+  }
+
   async function run(event) {
     event?.preventDefault();
     fill(message);
     Object.assign(last.form, { q: q.value, mode: mode.value, k: Number(k.value), source: source.value, where: where.value, type: type.value });
     const filter = {};
+    if (!q.value.trim()) {
+      // `required` lets spaces through; the API refuses them (422 invalid_request)
+      forget();
+      fill(message, notice("error", "Query: write at least one character that is not a space."));
+      return q.focus();
+    }
     try {
       const meta = parseWhere(where.value);
       if (Object.keys(meta).length) filter.meta = meta;
     } catch (err) {
+      forget();
       fill(message, notice("error", err.message));
       return where.focus();
     }
@@ -136,7 +149,7 @@ export function render(root) {
       last.reply = reply;
       renderHits(results, reply, q.value);
     } catch (err) {
-      fill(results);
+      forget();
       fill(message, notice("error", err.message));
     } finally {
       submit.disabled = false;
@@ -153,11 +166,21 @@ export function render(root) {
       h("summary", {}, "Filters"),
       h("div", { class: "filter-grid" },
         field("Source prefix", source, "Only sources starting with this, e.g. docs/"),
-        field("Where", where, "Metadata, one key=value a line"),
+        field("Where", where, "Metadata, one key=value a line, compared as text; a key on two lines matches either value"),
         field("Type", type),
       ),
     ),
   );
+  // the browser's own validation blocks the submit (an empty query, Results out of 1–50)
+  let invalidShown = false;
+  form.addEventListener("invalid", (e) => {
+    forget();
+    if (invalidShown) return;
+    invalidShown = true;
+    setTimeout(() => (invalidShown = false));
+    const label = form.querySelector(`label[for="${e.target.id}"]`)?.textContent || e.target.name;
+    fill(message, notice("error", `${label}: ${e.target.validationMessage}`));
+  }, true);
   fill(root, h("div", { class: "page-head" }, h("h1", {}, "Search")), form, message, results);
   if (last.reply) renderHits(results, last.reply, f.q);
   q.focus();

@@ -32,73 +32,208 @@ async function sha256(file) {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** What the API accepts (MIME_BY_EXTENSION), in a user's words. */
+const ACCEPTED = "PDF, DOCX, HTML, Markdown, text or JSON files";
+
+/** A refused file's type in a user's words: "a PNG image (image/png)", "an EXE file (...)". */
+export function typeWords(name, mime) {
+  const ext = name.includes(".") ? name.split(".").pop().toUpperCase() : "";
+  if (!ext) return `a file of type ${mime}`;
+  const kind = mime.startsWith("image/") ? "image" : mime.startsWith("video/") ? "video" : mime.startsWith("audio/") ? "audio file" : "file";
+  // "an" before a letter whose name starts with a vowel sound (EXE, MP4, SVG, HTML...)
+  const article = /^[AEFHILMNORSX]/.test(ext) ? "an" : "a";
+  return `${article} ${ext} ${kind} (${mime})`;
+}
+
 // Uploads live as long as the tab: the list survives going to another page and back.
 const list = h("ul", { class: "uploads", "aria-label": "Uploads" });
-const byDocument = new Map(); // document_id -> item
+const byDocument = new Map(); // document_id -> Set of the rows following that document
+const versionsBySource = new Map(); // source -> the document ids this page registered for it, in order
+const registering = new Map(); // source -> Set of its POST /upload requests in flight
+const goneIds = new Set(); // documents seen deleted or replaced
+const replacedBy = new Map(); // document_id -> its newer version's id (version_replaced events)
+const leaders = new Map(); // `${source}\0${sha256}` -> the row sending those bytes right now
 const queue = [];
 let running = 0;
 let subscribed = false;
 
-/** One file's row: its name, bytes bar, status and (once it exists) the document's stages. */
+/** Why a document of `source` disappeared: replaced by a newer version (its id) or deleted.
+ * Waits for this page's registrations of the same source in flight: the newer version may be
+ * among them (its reply can come after the older document's 404). */
+async function whyGone(documentId, source) {
+  goneIds.add(documentId);
+  await Promise.allSettled([...(registering.get(source) || [])]);
+  const versions = (versionsBySource.get(source) || []).filter((id) => id !== documentId && !goneIds.has(id));
+  const newer = replacedBy.get(documentId) || versions[versions.length - 1];
+  return newer ? { kind: "replaced", newer } : { kind: "deleted", newer: null };
+}
+
+/** The rows of `documentId` (and what follows them) say it is gone, and why. */
+async function markGone(documentId, source) {
+  const why = await whyGone(documentId, source);
+  for (const row of [...(byDocument.get(documentId) || [])]) row.goneOwn(why);
+  byDocument.delete(documentId);
+}
+
+/** A new version of `source` was registered: its versions that serve nothing yet (waiting, in
+ * flight, failed) are deleted by the API (the latest request wins), so their rows say so; a done
+ * version serves until the new one completes (then a version_replaced event names it). */
+function replaceOlder(source, newer) {
+  for (const [documentId, rows] of byDocument) {
+    if (documentId === newer || goneIds.has(documentId)) continue;
+    const older = [...rows].find((row) => row.source === source && row.li.dataset.state !== "done");
+    if (!older) continue;
+    // a queued document no worker touched sends no stream message: ask once whether it is gone
+    api(`/documents/${documentId}`).catch((err) => {
+      if (err instanceof ApiError && err.status === 404) markGone(documentId, source);
+    });
+  }
+}
+
+/**
+ * One file's row: its name, bytes bar, status and (once it exists) the document's stages.
+ * The same bytes under the same source dropped more than once are sent once: the first row
+ * (the leader) registers and uploads them, the others follow it (and then the document).
+ */
 class Item {
   constructor(file, source) {
     this.file = file;
     this.source = source;
+    this.leader = null;
+    this.followers = [];
     this.progress = h("progress", { max: 100, value: 0, "aria-label": `Upload of ${source}` });
     this.status = h("span", { class: "upload-status", "data-testid": "upload-status", role: "status" }, "Waiting");
     this.stages = h("div", { class: "upload-stages" });
     this.detail = h("div", { class: "upload-detail" });
+    this.note = h("span", { class: "muted small upload-note" });
+    this.more = h("div", { class: "upload-more" }); // the API's own message of a refusal
     this.li = h(
       "li",
       { class: "upload", dataset: { filename: source } },
-      h("div", { class: "upload-head" }, h("span", { class: "upload-name" }, source), h("span", { class: "muted small" }, formatBytes(file.size))),
+      h("div", { class: "upload-head" }, h("span", { class: "upload-name" }, source), h("span", { class: "muted small" }, formatBytes(file.size)), this.note),
       this.status,
       this.stages,
       this.detail,
+      this.more,
       this.progress,
     );
   }
 
+  /** This row and the rows following it. */
+  rows() {
+    return [this, ...this.followers];
+  }
+
+  /** The row that sends the bytes (this one, or the one it follows). */
+  get sender() {
+    return this.leader || this;
+  }
+
   say(text, kind = "") {
+    for (const row of this.rows()) row.sayOwn(text, kind);
+  }
+
+  sayOwn(text, kind = "") {
+    if (this.goneKind) return; // an upload still under way says nothing over "Deleted"
     this.status.textContent = text;
     this.status.className = `upload-status ${kind}`;
   }
 
+  setProgress(value) {
+    for (const row of this.rows()) row.progress.value = value;
+  }
+
   refuse(err) {
+    for (const row of this.rows()) row.refuseOwn(err);
+  }
+
+  refuseOwn(err) {
+    if (this.goneKind) return;
+    this.lastError = err;
     this.li.dataset.errorCode = err.code || "error";
     this.li.classList.add("refused");
     this.progress.value = 0;
-    this.say(err.message || String(err), "error");
-    if (err.code) this.detail.replaceChildren(h("code", {}, err.code));
+    // a dashboard user declared no type: say what the file is and what is accepted, in words
+    const friendly = err.code === "unsupported_type" && err.status === 415
+      ? `${capitalize(typeWords(this.file.name, mimeOf(this.file)))} is not supported: upload ${ACCEPTED}.`
+      : null;
+    this.sayOwn(friendly || err.message || String(err), "error");
+    if (!err.code) return;
+    fill(this.detail, h("code", {}, err.code));
+    if (friendly && err.message) fill(this.more, h("details", { class: "api-message" }, h("summary", {}, "The API's message"), h("p", {}, err.message)));
+  }
+
+  /** Follow `documentId`: stream messages about it reach this row (and its followers). */
+  follow(documentId) {
+    for (const row of this.rows()) row.followOwn(documentId);
+  }
+
+  followOwn(documentId) {
+    if (this.documentId === documentId || this.goneKind) return;
+    if (this.documentId) byDocument.get(this.documentId)?.delete(this);
+    this.documentId = documentId;
+    if (!byDocument.has(documentId)) byDocument.set(documentId, new Set());
+    byDocument.get(documentId).add(this);
+    fill(this.detail, h("a", { href: `#/documents/${documentId}` }, "Open document"));
+  }
+
+  /** `row` has the same bytes and source as this row: it follows this one from now on. */
+  adopt(row) {
+    row.leader = this;
+    this.followers.push(row);
+    row.note.textContent = "The same file as another row: sent once";
+    row.progress.value = this.progress.value;
+    row.sayOwn(this.status.textContent, this.status.className.replace("upload-status", "").trim());
+    if (this.documentId) row.followOwn(this.documentId);
+    if (this.lastDoc) row.showOwn(this.lastDoc);
   }
 
   /** The document's state from the API (a DocumentPublic, an UploadPublic or a job). */
   show(doc) {
-    if (doc.document_id && !this.documentId) {
-      this.documentId = doc.document_id;
-      byDocument.set(doc.document_id, this);
-      this.detail.replaceChildren(h("a", { href: `#/documents/${doc.document_id}` }, "Open document"));
-    }
+    for (const row of this.rows()) row.showOwn(doc);
+  }
+
+  showOwn(doc) {
+    if (this.goneKind) return;
+    if (doc.document_id) this.followOwn(doc.document_id);
     if (!doc.state) return;
+    this.lastDoc = doc;
+    const sender = this.sender;
     this.li.dataset.state = doc.state;
     if (doc.stage) this.li.dataset.stage = doc.stage;
     fill(this.stages, stepBar(doc.stage, doc.state));
     const figures = progressText(doc.progress, doc.state);
     if (doc.state === "done") {
       this.progress.value = 100;
-      this.say(this.duplicate ? "Already ingested" : "Complete", "success");
+      this.sayOwn(sender.duplicate ? "Already ingested" : "Complete", "success");
     } else if (doc.state === "failed") {
       this.li.dataset.errorCode = doc.error_code || "error";
-      this.say(`Failed: ${doc.error_code || "error"}: ${doc.error_message || ""}`, "error");
+      this.sayOwn(`Failed: ${doc.error_code || "error"}: ${doc.error_message || ""}`, "error");
     } else if (doc.state === "waiting") {
-      if (!this.putting) this.say("Waiting for the upload");
+      if (!sender.putting) this.sayOwn(sender.alreadyUploaded ? "Already uploaded" : "Waiting for the upload");
     } else {
       const doing = doc.state === "working" ? DOING[doc.stage] || doc.stage : doc.state;
       const text = doing.charAt(0).toUpperCase() + doing.slice(1);
-      this.say(figures ? `${text}: ${figures}` : text);
+      this.sayOwn(figures ? `${text}: ${figures}` : text);
     }
   }
+
+  /** The document is gone: deleted, or replaced by a newer version of its source. */
+  goneOwn({ kind, newer }) {
+    if (this.goneKind) return;
+    this.goneKind = kind;
+    if (this.documentId) byDocument.get(this.documentId)?.delete(this);
+    this.li.dataset.gone = kind;
+    delete this.li.dataset.state; // no job any more
+    delete this.li.dataset.stage;
+    fill(this.stages);
+    this.status.textContent = kind === "replaced" ? "Replaced by a newer version" : "Deleted";
+    this.status.className = "upload-status muted";
+    fill(this.detail, kind === "replaced" && newer ? h("a", { href: `#/documents/${newer}` }, "Open the newer version") : null);
+  }
 }
+
+const capitalize = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 
 /** PUT the bytes to the signed URL with XMLHttpRequest (its upload events drive the bar). */
 function put(item, reply) {
@@ -109,7 +244,7 @@ function put(item, reply) {
     xhr.upload.addEventListener("progress", (e) => {
       if (!e.lengthComputable) return;
       const pct = Math.round((e.loaded / e.total) * 100);
-      item.progress.value = pct;
+      item.setProgress(pct);
       item.say(`Uploading ${pct}%`);
     });
     xhr.addEventListener("load", () => {
@@ -128,39 +263,80 @@ function put(item, reply) {
   });
 }
 
+/** POST /upload, PUT the bytes when asked, then read where the document stands. */
+async function register(item, digest) {
+  item.say("Registering");
+  const request = api("/upload", {
+    method: "POST",
+    body: { filename: item.file.name, bytes_len: item.file.size, mime: mimeOf(item.file), sha256: digest, source: item.source },
+  });
+  if (!registering.has(item.source)) registering.set(item.source, new Set());
+  registering.get(item.source).add(request);
+  let reply;
+  try {
+    reply = await request;
+  } finally {
+    registering.get(item.source).delete(request);
+  }
+  const versions = versionsBySource.get(item.source) || [];
+  versionsBySource.set(item.source, [...versions.filter((id) => id !== reply.document_id), reply.document_id]);
+  if (reply.created) replaceOlder(item.source, reply.document_id);
+  // a reply that still asks for the bytes (a re-armed or not yet arrived upload) is no duplicate
+  item.duplicate = reply.created === false && !reply.signed_url;
+  item.follow(reply.document_id);
+  if (reply.signed_url) {
+    item.putting = true;
+    item.show(reply);
+    item.say("Uploading 0%");
+    try {
+      await put(item, reply);
+      item.say("Uploaded");
+    } catch (err) {
+      // the signed URL works once: a 409 means these bytes are stored already (another row or
+      // tab sent them), and the document goes on from there
+      if (!(err instanceof ApiError && err.status === 409)) throw err;
+      item.alreadyUploaded = true;
+      item.say("Already uploaded");
+    } finally {
+      item.putting = false;
+    }
+  }
+  item.setProgress(100);
+  item.show(reply);
+  if (item.duplicate) for (const row of item.rows()) row.li.dataset.duplicate = "true";
+  // where it stands now (events after this come over the stream)
+  item.show(await api(`/documents/${reply.document_id}`));
+}
+
 async function upload(item) {
+  let key = null;
   try {
     item.say("Computing checksum");
     const digest = await sha256(item.file);
-    item.say("Registering");
-    const reply = await api("/upload", {
-      method: "POST",
-      body: { filename: item.file.name, bytes_len: item.file.size, mime: mimeOf(item.file), sha256: digest, source: item.source },
-    });
-    item.duplicate = reply.created === false && !reply.reupload;
-    if (reply.signed_url) {
-      item.putting = true;
-      item.show(reply);
-      item.say("Uploading 0%");
-      await put(item, reply);
-      item.putting = false;
-      item.progress.value = 100;
-      item.say("Uploaded");
-    } else {
-      item.progress.value = 100;
+    key = `${item.source}\0${digest}`;
+    const leader = leaders.get(key);
+    if (leader) {
+      key = null;
+      return leader.adopt(item);
     }
-    item.show(reply);
-    if (item.duplicate) {
-      item.say("Already ingested", "success");
-      item.li.dataset.duplicate = "true";
-    }
-    // where it stands now (events after this come over the stream)
-    item.show(await api(`/documents/${reply.document_id}`));
-    if (item.duplicate && item.li.dataset.state !== "failed") item.say("Already ingested", "success");
+    leaders.set(key, item);
+    await register(item, digest);
   } catch (err) {
     item.putting = false;
-    if (err instanceof ApiError) item.refuse(err);
+    let missing = item.documentId && err instanceof ApiError && err.status === 404;
+    if (item.documentId && !missing && !item.goneKind && err instanceof ApiError) {
+      // a refused PUT may be a document deleted or replaced meanwhile: ask once
+      missing = await api(`/documents/${item.documentId}`).then(() => false, (e) => e instanceof ApiError && e.status === 404);
+    }
+    if (item.goneKind) {
+      /* already told */
+    } else if (missing) {
+      // the document went away meanwhile: deleted, or a newer version of its source replaced it
+      await markGone(item.documentId, item.source);
+    } else if (err instanceof ApiError) item.refuse(err);
     else item.refuse({ code: "network_error", message: `The API could not be reached: ${err.message}` });
+  } finally {
+    if (key) leaders.delete(key);
   }
 }
 
@@ -175,15 +351,27 @@ function pump() {
   }
 }
 
+function subscribe() {
+  if (subscribed) return;
+  subscribed = true;
+  events.on("document", ({ data }) => {
+    for (const row of [...(byDocument.get(data?.document_id) || [])]) {
+      if (!row.sender.putting) row.showOwn(data);
+    }
+  });
+  events.on("version_replaced", ({ data }) => {
+    for (const old of data?.payload?.replaced || []) replacedBy.set(String(old), data.document_id);
+  });
+  events.on("document_deleted", ({ data }) => {
+    const id = data?.document_id;
+    const row = [...(byDocument.get(id) || [])][0];
+    if (row) markGone(id, row.source);
+  });
+}
+
 /** Queue files (each `{file, source}`). */
 export function addFiles(entries) {
-  if (!subscribed) {
-    subscribed = true;
-    events.on("document", ({ data }) => {
-      const item = data && byDocument.get(data.document_id);
-      if (item && !item.putting) item.show(data);
-    });
-  }
+  subscribe();
   for (const { file, source } of entries) {
     const item = new Item(file, source);
     list.prepend(item.li);
@@ -241,7 +429,7 @@ export function render(root) {
     { class: "dropzone", "data-testid": "dropzone", role: "region", tabindex: 0, "aria-label": "Drop files here", "aria-describedby": "dropzone-help" },
     uploadIcon(),
     h("p", { class: "dropzone-title" }, "Drop files or a folder here"),
-    h("p", { id: "dropzone-help", class: "muted" }, "PDF, DOCX, HTML, Markdown and text. Press Enter to choose files."),
+    h("p", { id: "dropzone-help", class: "muted" }, "PDF, DOCX, HTML, Markdown, text or JSON. Press Enter to choose files."),
     h("div", { class: "dropzone-buttons" },
       h("span", { class: "file-button" }, files, h("label", { for: "choose-files", class: "button primary" }, "Choose files")),
       h("span", { class: "file-button" }, folder, h("label", { for: "choose-folder", class: "button" }, "Choose a folder")),
@@ -266,7 +454,7 @@ export function render(root) {
   });
   const clear = h("button", { type: "button", class: "button subtle", onclick: () => {
     for (const li of [...list.children]) {
-      if (li.dataset.state === "done" || li.dataset.errorCode) li.remove();
+      if (li.dataset.state === "done" || li.dataset.errorCode || li.dataset.gone) li.remove();
     }
   } }, "Clear finished");
 

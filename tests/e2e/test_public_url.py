@@ -1,5 +1,5 @@
 """``docingest serve --host 0.0.0.0``: signed URLs for the host the client called, forwarded
-headers only when trusted, start-up warnings. Only loopback traffic: the server is called on
+headers only when trusted, start-up warnings; on 127.0.0.1, for the loopback name called. Only loopback traffic: the server is called on
 127.0.0.1 with another ``Host``."""
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ pytestmark = pytest.mark.e2e
 FORWARDED = {"X-Forwarded-Host": "docs.example.test", "X-Forwarded-Proto": "https"}
 
 
-def _serve(db_url: str, tmp_path: Path, *args: str, **overrides: Any) -> Any:
+def _serve(db_url: str, tmp_path: Path, *args: str, host: str = "0.0.0.0", **overrides: Any) -> Any:
     settings = make_settings(db_url, tmp_path / "data", api_port=free_port(), **overrides)
     log = tmp_path / "serve.log"
     ctx = process(
-        cli("serve", "--host", "0.0.0.0", "--port", str(settings.api_port), *args),
+        cli("serve", "--host", host, "--port", str(settings.api_port), *args),
         _env(settings),
         log,
         f"http://127.0.0.1:{settings.api_port}/health",
@@ -85,3 +85,20 @@ def test_public_url_still_wins(db_url: str, tmp_path: Path) -> None:
     with ctx:
         url = _signed_url(settings, {"Host": "docs.example.test:8443"})
         assert url.startswith("https://api.example.org/storage/v1/object/upload/sign/")
+
+
+def test_loopback_server_signs_for_the_loopback_name_the_page_used(db_url: str, tmp_path: Path) -> None:
+    """A dashboard opened as ``localhost`` PUTs to ``localhost`` (same origin, no CORS);
+    a foreign ``Host`` or another port keeps ``API_HOST:API_PORT``."""
+    settings, _, ctx = _serve(db_url, tmp_path, host="127.0.0.1")
+    port = settings.api_port
+    with ctx:
+        url = _signed_url(settings, {"Host": f"localhost:{port}"})
+        assert url.startswith(f"http://localhost:{port}/storage/v1/object/upload/sign/documents/")
+        put = httpx.put(url, content=b"abc", headers={"content-type": "text/markdown"}, timeout=30)
+        assert put.status_code == 200, put.text
+        configured = f"http://127.0.0.1:{port}/storage/v1/object/upload/sign/"
+        assert _signed_url(settings, {"Host": "evil.example"}).startswith(configured)
+        assert _signed_url(settings, {"Host": f"evil.example:{port}"}).startswith(configured)
+        assert _signed_url(settings, {"Host": f"localhost:{port + 1}"}).startswith(configured)
+        assert _signed_url(settings, {"Host": f"[::1]:{port}"}).startswith(f"http://[::1]:{port}/")

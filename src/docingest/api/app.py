@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docingest.api import errors, openapi, web
-from docingest.api.public_url import RequestHostBaseUrl, uses_request_host
+from docingest.api.public_url import RequestHostBaseUrl, follows_loopback_host, uses_request_host
 from docingest.api.routes import auth, documents, events, health, jobs, search, summary, upload, webhooks
 from docingest.api.routes.storage import storage_error_body, storage_error_handler, storage_router
 from docingest.api.storage_service import OnStored, StorageService
@@ -75,7 +75,8 @@ def install_cors(app: FastAPI, settings: Settings) -> None:
 def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
     """The API over ``rt``: routes under ``/api/v2``; with local storage, the storage service
     under ``/storage/v1`` (signed URLs for the host each client called when the API listens
-    on a non-loopback address without PUBLIC_URL: ``api/public_url.py``); a background sweep
+    on a non-loopback address without PUBLIC_URL, for a loopback ``Host`` of its port when it
+    listens on a loopback one: ``api/public_url.py``); a background sweep
     of uploads that never arrived (``sweep``); CORS for ``CORS_ORIGINS`` (:func:`install_cors`).
 
     The runtime is not closed by the app: its owner (``docingest serve``, a test) closes it.
@@ -122,6 +123,8 @@ def create_app(rt: Runtime, *, sweep: bool = True) -> FastAPI:
         app.add_exception_handler(StorageError, storage_error_handler)
         if uses_request_host(settings):  # no PUBLIC_URL, not loopback: the host the client called
             app.add_middleware(RequestHostBaseUrl, trust_forwarded=settings.trust_forwarded)
+        elif follows_loopback_host(settings):  # localhost or 127.0.0.1: the name the page used
+            app.add_middleware(RequestHostBaseUrl, trust_forwarded=False, loopback_only=True)
     web.install(app, settings)  # the dashboard: / and /static/ (api/web.py)
     install_cors(app, settings)
     return app

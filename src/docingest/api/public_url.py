@@ -5,6 +5,11 @@
 signed URLs use ``{scheme}://{Host header}``; behind a proxy, ``X-Forwarded-Proto`` and
 ``X-Forwarded-Host`` replace them only when ``UPLOAD_PIPELINE_TRUST_FORWARDED`` is true
 (a client could send them to any server). ``PUBLIC_URL``, when set, always wins.
+
+On a loopback address without ``PUBLIC_URL`` the page may be opened as ``localhost``,
+``127.0.0.1`` or ``[::1]``: a request whose ``Host`` is a loopback name with the server's own
+port gets signed URLs on that origin (the browser's PUT is then same-origin); any other ``Host``
+keeps ``API_HOST:API_PORT`` (a forged ``Host`` cannot point signed URLs elsewhere).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from docingest.providers.storage.local import REQUEST_BASE_URL
 from docingest.settings import Settings
@@ -36,6 +42,30 @@ def is_loopback(host: str) -> bool:
 def uses_request_host(settings: Settings) -> bool:
     """True when signed URLs follow each request's host: no PUBLIC_URL and a non-loopback API_HOST."""
     return not settings.public_url and not is_loopback(settings.api_host)
+
+
+def follows_loopback_host(settings: Settings) -> bool:
+    """True when signed URLs follow a loopback ``Host`` of the server's port: no PUBLIC_URL and
+    a loopback API_HOST (``localhost`` and ``127.0.0.1`` name the same server)."""
+    return not settings.public_url and is_loopback(settings.api_host)
+
+
+def loopback_base_url(scope: dict[str, Any]) -> str | None:
+    """``http://host:port`` of an ASGI HTTP ``scope`` whose ``Host`` is a loopback name
+    (``localhost``, ``127.x.y.z``, ``[::1]``) with the port the server listens on
+    (``scope["server"]``); None for any other ``Host`` (forwarded headers never count)."""
+    base = request_base_url(scope, trust_forwarded=False)
+    server = scope.get("server")
+    if base is None or not server or server[1] is None:
+        return None
+    parts = urlsplit(base)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port above 65535
+        return None
+    if not parts.hostname or not is_loopback(parts.hostname) or port != int(server[1]):
+        return None
+    return base
 
 
 def _first(value: str | None) -> str | None:
@@ -71,17 +101,24 @@ class RequestHostBaseUrl:
     Args:
         app: the wrapped ASGI application.
         trust_forwarded: honour ``X-Forwarded-Host``/``-Proto`` (only behind a proxy that sets them).
+        loopback_only: use the request's host only when :func:`loopback_base_url` accepts it
+            (a server on a loopback address); other requests keep the storage's ``base_url``.
     """
 
-    def __init__(self, app: Any, *, trust_forwarded: bool) -> None:
+    def __init__(self, app: Any, *, trust_forwarded: bool, loopback_only: bool = False) -> None:
         self.app = app
         self.trust_forwarded = trust_forwarded
+        self.loopback_only = loopback_only
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = REQUEST_BASE_URL.set(request_base_url(scope, trust_forwarded=self.trust_forwarded))
+        if self.loopback_only:
+            base = loopback_base_url(scope)
+        else:
+            base = request_base_url(scope, trust_forwarded=self.trust_forwarded)
+        token = REQUEST_BASE_URL.set(base)
         try:
             await self.app(scope, receive, send)
         finally:

@@ -275,6 +275,36 @@ def test_the_event_stream_needs_a_token(api: tuple[str, Settings]) -> None:
     assert reply.status_code == 401 and reply.json()["error_code"] == "invalid_token"
 
 
+def test_the_event_stream_ends_when_its_token_expires_and_the_reconnect_is_refused(
+    api: tuple[str, Settings],
+) -> None:
+    """A token of 3 s: the stream ends (bounded by a 60 s join, far below SSE_MAX_SECONDS=300
+    with keep-alives every 15 s that would hold it open), and reconnecting with it is a 401."""
+    base, settings = api
+    assert settings.sse_max_seconds >= 300
+    client = ApiClient(base, token(SECRET, f"exp-{uuid.uuid4().hex[:6]}", ttl_seconds=3))
+    ended = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        with client.http.stream("GET", f"{API}/events", timeout=httpx.Timeout(30, read=None)) as reply:
+            assert reply.status_code == 200
+            lines.extend(reply.iter_lines())
+        ended.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(60)
+    try:
+        assert ended.is_set() and lines[0] == "retry: 2000", lines
+        time.sleep(1.1)  # exp has whole seconds: step past it
+        again = client.http.get(f"{API}/events")
+        assert again.status_code == 401 and again.json()["error_code"] == "invalid_token"
+        assert "expired" in again.json()["message"]
+    finally:
+        client.close()
+
+
 # --- a document's chunks and timeline ----------------------------------------------------------
 def test_a_documents_chunks_and_timeline(user: ApiClient, api: tuple[str, Settings]) -> None:
     sections = "\n\n".join(

@@ -60,6 +60,15 @@ def verify_user_token(token: str, secret: str, *, audience: str) -> str:
     """The user id (``sub``) of a valid token.
 
     Raises:
+        Unauthorized: as :func:`verify_user_token_expiry`.
+    """
+    return verify_user_token_expiry(token, secret, audience=audience)[0]
+
+
+def verify_user_token_expiry(token: str, secret: str, *, audience: str) -> tuple[str, float]:
+    """The user id (``sub``) and expiry (``exp``, Unix seconds) of a valid token.
+
+    Raises:
         Unauthorized: for any token that is not a valid, current user token for ``audience``;
             the message says what is wrong in the user's terms (not a JWT, expired and when,
             not signed with this server's secret, a service-role key, another audience) and
@@ -78,7 +87,7 @@ def verify_user_token(token: str, secret: str, *, audience: str) -> str:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not _USER_ID.match(sub) or not sub.isprintable() or _has_surrogate(sub):
         raise Unauthorized("invalid token: 'sub' must be a printable user id of 1-256 characters")
-    return sub
+    return sub, float(claims["exp"])
 
 
 def _token_problem(token: str, exc: jwt.PyJWTError, *, audience: str) -> str:

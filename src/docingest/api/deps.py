@@ -7,12 +7,14 @@ CPU): FastAPI would run a plain ``def`` dependency in the thread pool, one hop p
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from docingest.api.auth import verify_user_token
+from docingest.api.auth import verify_user_token_expiry
 from docingest.errors import Unauthorized
 from docingest.runtime import Runtime
 from docingest.services.documents import DocumentService
@@ -50,22 +52,52 @@ async def get_stopping(request: Request) -> threading.Event:
 StoppingDep = Annotated[threading.Event, Depends(get_stopping)]
 
 
-async def get_current_user(
+@dataclass(frozen=True)
+class BearerUser:
+    """The request's valid bearer token: its user id (``sub``) and expiry (``exp``, Unix
+    seconds; a long response such as an event stream ends by then)."""
+
+    user_id: str
+    expires_at: float
+
+
+async def get_bearer_user(
     rt: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> str:
-    """The user id (``sub``) of the request's bearer token.
+) -> BearerUser:
+    """The user id and expiry of the request's bearer token (verified once per request:
+    FastAPI caches a dependency within a request).
 
     Raises:
         Unauthorized: no token, or one that is not valid now (answered 401).
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing Authorization: Bearer <token>")
-    return verify_user_token(
+    user_id, expires_at = verify_user_token_expiry(
         credentials.credentials, rt.settings.jwt_secret, audience=rt.settings.jwt_audience
     )
+    return BearerUser(user_id, expires_at)
+
+
+BearerUserDep = Annotated[BearerUser, Depends(get_bearer_user)]
+
+
+async def get_current_user(bearer: BearerUserDep) -> str:
+    """The user id (``sub``) of the request's bearer token.
+
+    Raises:
+        Unauthorized: no token, or one that is not valid now (answered 401).
+    """
+    return bearer.user_id
 
 
 CurrentUser = Annotated[str, Depends(get_current_user)]
+
+
+def stream_seconds(settings: Settings, bearer: BearerUser) -> float:
+    """How long an event stream of this request may last (seconds): ``SSE_MAX_SECONDS``, or
+    less so that it ends when the token expires (the client's reconnect then gets the 401
+    that tells it to sign in again); at least 0.1."""
+    return max(0.1, min(float(settings.sse_max_seconds), bearer.expires_at - time.time()))
 
 
 async def get_documents(rt: RuntimeDep) -> DocumentService:

@@ -12,7 +12,14 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from docingest.api.deps import CurrentUser, DocumentsDep, SettingsDep, StoppingDep
+from docingest.api.deps import (
+    BearerUserDep,
+    CurrentUser,
+    DocumentsDep,
+    SettingsDep,
+    StoppingDep,
+    stream_seconds,
+)
 from docingest.api.openapi import replies
 from docingest.api.schemas import (
     TIMELINE_EVENTS,
@@ -99,7 +106,7 @@ def get_document(document_id: UUID, user: CurrentUser, documents: DocumentsDep) 
 )
 def document_events(
     document_id: UUID,
-    user: CurrentUser,
+    bearer: BearerUserDep,
     documents: DocumentsDep,
     settings: SettingsDep,
     stopping: StoppingDep,
@@ -107,9 +114,10 @@ def document_events(
 ) -> StreamingResponse:
     """Server-Sent Events: one message per event of the document (stage changes, retries,
     warnings) from ``Last-Event-ID`` on; the stream ends when the job is terminal, or after
-    ``UPLOAD_PIPELINE_SSE_MAX_SECONDS`` (an EventSource then reconnects with ``Last-Event-ID``)."""
-    documents.get_document(user, document_id)  # NotFound unless it is the user's
-    limit = settings.sse_max_seconds
+    ``UPLOAD_PIPELINE_SSE_MAX_SECONDS`` or when the bearer token expires, whichever comes first
+    (an EventSource then reconnects with ``Last-Event-ID``; after the expiry, to a 401)."""
+    documents.get_document(bearer.user_id, document_id)  # NotFound unless it is the user's
+    limit = stream_seconds(settings, bearer)
     return StreamingResponse(
         sse_stream(
             documents,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from pydantic import WithJsonSchema
 
-from docingest.api.deps import CurrentUser, DocumentsDep, SettingsDep, StoppingDep
+from docingest.api.deps import BearerUserDep, DocumentsDep, SettingsDep, StoppingDep, stream_seconds
 from docingest.api.openapi import replies
 from docingest.api.schemas import DocumentPublic
 from docingest.services.progress import UserStream, user_sse_stream
@@ -69,7 +69,7 @@ def _document_json(row: dict[str, Any]) -> dict[str, Any]:
     },
 )
 def user_events(
-    user: CurrentUser,
+    bearer: BearerUserDep,
     documents: DocumentsDep,
     settings: SettingsDep,
     stopping: StoppingDep,
@@ -89,12 +89,13 @@ def user_events(
     document's JSON whenever its view changes (claimed, a stage, progress, retry, the end) and
     ``document_deleted`` when a document the stream saw in flight is deleted or replaced.
     Without ``Last-Event-ID`` it starts with what happens from now on. It ends after
-    ``UPLOAD_PIPELINE_SSE_MAX_SECONDS``; reconnect with the last ``id`` seen."""
+    ``UPLOAD_PIPELINE_SSE_MAX_SECONDS``, or when the bearer token expires if that comes first
+    (the reconnect is then answered 401); reconnect with the last ``id`` seen."""
     after = last_event_id_header if last_event_id_header is not None else last_event_id
-    limit = settings.sse_max_seconds
+    limit = stream_seconds(settings, bearer)
     return StreamingResponse(
         user_sse_stream(
-            UserStream(documents, user, after, view=_document_json),
+            UserStream(documents, bearer.user_id, after, view=_document_json),
             max_seconds=limit,
             keepalive_seconds=min(15.0, limit),
             stop=stopping,

@@ -242,8 +242,11 @@ def test_one_stream_per_user_brings_every_event_and_progress_to_complete_and_not
         ana.close()
         bo.close()
     for reader in readers:
-        ids = {m["data"]["document_id"] for m in reader.messages}
+        ids = {m["data"]["document_id"] for m in reader.messages if m["event"] != "documents_changed"}
         assert ids == {reader.until}, ids  # its user's document only
+        # its user's list grew by one (said unless the first poll ran after the upload's request)
+        changed = [m["data"] for m in reader.messages if m["event"] == "documents_changed"]
+        assert changed in ([], [{"total": 1}]), changed
         events = [m for m in reader.messages if "id" in m]
         assert [m["data"]["stage"] for m in events if m["event"] == "stage_completed"][-1] == "complete"
         assert all(m["data"]["event_id"] == m["id"] and m["event"] == m["data"]["type"] for m in events)
@@ -268,6 +271,35 @@ def test_one_stream_per_user_brings_every_event_and_progress_to_complete_and_not
                     break
     resumed.client.close()
     assert got == [m["id"] for m in later]
+
+
+def test_a_document_deleted_elsewhere_tells_the_stream_the_list_changed(user: ApiClient) -> None:
+    """A done document the stream never saw in flight, deleted by another client: no
+    ``document_deleted``, a ``documents_changed`` with the new total."""
+    old = _upload(user, _md("Old notes"), filename="old.md")
+    assert user.wait_document(old)["state"] == "done"
+    tab = StreamReader(ApiClient(str(user.http.base_url), user.http.headers["authorization"].split()[1]))
+    tab.until = "never"  # read on until the client closes
+    tab.start()
+    assert tab.opened.wait(30) and tab.error is None, tab.error
+    new = _upload(user, _md("New notes"), filename="new.md")
+    deadline = time.monotonic() + 60
+
+    def wait_for(event: str, **data: Any) -> None:
+        while not any(
+            m["event"] == event and all(m["data"].get(k) == v for k, v in data.items()) for m in tab.messages
+        ):
+            assert time.monotonic() < deadline and tab.error is None, tab.messages
+            time.sleep(0.05)
+
+    wait_for("document", document_id=new, state="done")  # the stream has polled since both exist
+    assert user.http.delete(f"{API}/documents/{old}").status_code == 204  # "another tab"
+    wait_for("documents_changed", total=1)
+    time.sleep(1)  # a few more polls: nothing else about the deleted document comes
+    tab.client.close()
+    assert not any(m["data"].get("document_id") == old for m in tab.messages), tab.messages
+    changed = [m["data"] for m in tab.messages if m["event"] == "documents_changed"]
+    assert changed[-1] == {"total": 1} and changed.count({"total": 1}) == 1, changed
 
 
 def test_the_event_stream_needs_a_token(api: tuple[str, Settings]) -> None:

@@ -173,8 +173,35 @@ def test_the_stream_says_when_a_document_it_saw_in_flight_is_deleted(
     doc_id = str(reg.document.document_id)
     assert [(m.event, m.data["state"]) for m in first if m.event == "document"] == [("document", "queued")]
     runtime.documents.delete("deleter", reg.document.document_id)
-    assert [(m.event, m.data) for m in stream.poll()] == [("document_deleted", {"document_id": doc_id})]
+    assert [(m.event, m.data) for m in stream.poll()] == [
+        ("document_deleted", {"document_id": doc_id}),
+        ("documents_changed", {"total": 0}),
+    ]
     assert stream.shown == {} and stream.poll() == []
+
+
+def test_the_stream_says_the_list_changed_when_a_document_it_never_saw_in_flight_is_deleted(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """A done document deleted from another tab or the CLI: no ``document_deleted`` (the stream
+    never showed it), but ``documents_changed`` with the new total; another user's changes and
+    the first poll send none."""
+    regs = register(
+        runtime, [_write(tmp_path, f"{n}.md", f"{n} words " * 50) for n in ("kept", "gone")], user_id="tab-b"
+    )
+    pipeline.run_until_terminal(runtime, [r.document.document_id for r in regs])
+    stream = _stream(runtime, "tab-b")
+    assert stream.poll() == []  # the first poll records the tally only
+    register(runtime, [_write(tmp_path / "o", "other.md", "not yours")], user_id="someone-else")
+    assert stream.poll() == []
+    runtime.documents.delete("tab-b", regs[1].document.document_id)
+    assert [(m.event, m.data) for m in stream.poll()] == [("documents_changed", {"total": 1})]
+    assert stream.poll() == []
+    # a new document and a deletion in one poll keep the count but not the largest version_seq
+    register(runtime, [_write(tmp_path / "n", "new.md", "fresh words")], user_id="tab-b")
+    runtime.documents.delete("tab-b", regs[0].document.document_id)
+    changed = [m for m in stream.poll() if m.event == "documents_changed"]
+    assert [m.data for m in changed] == [{"total": 1}]
 
 
 # --- a document's chunks and history ---------------------------------------------------------

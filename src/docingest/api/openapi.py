@@ -151,16 +151,24 @@ def _add_links(schema: dict[str, Any], prefix: str) -> None:
 def _add_models(schema: dict[str, Any]) -> None:
     """Put the models referred to by hand in the components: ``ErrorPublic`` and
     ``ValidationErrorPublic`` (:func:`replies`), ``DocumentEventPublic`` and
-    ``DocumentDeletedPublic`` (the event streams' data), in place of FastAPI's ``HTTPValidationError`` (which no reply has)."""
+    ``DocumentDeletedPublic``, ``DocumentsChangedPublic`` (the event streams' data), in place of FastAPI's ``HTTPValidationError`` (which no reply has)."""
     from docingest.api.schemas import (
         DocumentDeletedPublic,
         DocumentEventPublic,
+        DocumentsChangedPublic,
         ErrorPublic,
         ValidationErrorPublic,
     )
 
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (ErrorPublic, ValidationErrorPublic, DocumentEventPublic, DocumentDeletedPublic):
+    models = (
+        ErrorPublic,
+        ValidationErrorPublic,
+        DocumentEventPublic,
+        DocumentDeletedPublic,
+        DocumentsChangedPublic,
+    )
+    for model in models:
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(definition.pop("$defs", {}))
         components[model.__name__] = definition

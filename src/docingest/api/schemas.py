@@ -390,6 +390,13 @@ class DocumentDeletedPublic(BaseModel):
     document_id: UUID
 
 
+class DocumentsChangedPublic(BaseModel):
+    """``GET /events``'s ``documents_changed`` message: the user's list of documents changed
+    (a document added, deleted or replaced, wherever): reload it."""
+
+    total: int = Field(ge=0, description="how many documents the user has now")
+
+
 class DocumentList(BaseModel):
     """A page of the user's documents, newest first."""
 

@@ -1217,6 +1217,11 @@ class Repository:
         rows = _all(conn, "existing_documents", {"user_id": user_id, "document_ids": list(document_ids)})
         return {r["document_id"] for r in rows}
 
+    def user_document_tally(self, conn: Conn, *, user_id: str) -> tuple[int, int]:
+        """``(documents, largest version_seq)`` of ``user_id``'s documents (``(0, 0)``: none)."""
+        row = _one(conn, "user_document_tally", {"user_id": user_id})
+        return (int(row["n"]), int(row["max_version_seq"])) if row else (0, 0)
+
 
 def _vector_binaries(vectors: np.ndarray) -> list[bytes]:
     """Each row of ``vectors`` in pgvector's binary form, for a binary COPY.

@@ -1120,7 +1120,8 @@ class DocumentService:
         row security: the user's events after ``after_event_id`` (at most
         :data:`~docingest.services.progress.USER_EVENTS_PAGE`, oldest first);
         the document views of ``views_of``, of those events' documents and of the user's jobs
-        working now; and which of ``exists`` are still the user's documents."""
+        working now; which of ``exists`` are still the user's documents; and how many documents
+        the user has, with the largest ``version_seq`` among them."""
         with self.db.user_transaction(user_id) as conn:
             events = self.repo.user_events_after(
                 conn, user_id=user_id, after_event_id=after_event_id, limit=USER_EVENTS_PAGE
@@ -1131,7 +1132,8 @@ class DocumentService:
             present = (
                 self.repo.existing_documents(conn, user_id=user_id, document_ids=exists) if exists else set()
             )
-        return UserChanges(events, views, present)
+            tally = self.repo.user_document_tally(conn, user_id=user_id)
+        return UserChanges(events, views, present, tally)
 
     def latest_job(self, document_id: UUID) -> Job | None:
         """The document's latest job, or None."""

@@ -226,11 +226,14 @@ class UserChanges:
             events name, of the documents the stream saw working, and of every one of the user's
             documents whose job is working now.
         present: of the documents the stream asked about, those that still exist.
+        tally: ``(documents, largest version_seq)`` of the user's documents: when it differs
+            from the previous poll's, the list changed (a document added, deleted, replaced).
     """
 
     events: list[dict[str, Any]]
     views: list[dict[str, Any]]
     present: set[UUID]
+    tally: tuple[int, int] = (0, 0)
 
 
 class UserFeed(Protocol):
@@ -244,7 +247,8 @@ class UserFeed(Protocol):
         self, user_id: str, after_event_id: int, *, views_of: Sequence[UUID], exists: Sequence[UUID]
     ) -> UserChanges:
         """The user's events after ``after_event_id``; the views of ``views_of``, of those events'
-        documents and of the user's working jobs; which of ``exists`` still exist."""
+        documents and of the user's working jobs; which of ``exists`` still exist; the tally of
+        the user's documents."""
         ...
 
 
@@ -277,6 +281,8 @@ class UserStream:
         last_event_id: the last event sent (None before the first poll of a new stream).
         shown: the last ``document`` data sent per document: a view is sent again only when it
             differs.
+        tally: the user's ``(documents, largest version_seq)`` at the last poll (None before
+            the first).
     """
 
     def __init__(
@@ -290,6 +296,7 @@ class UserStream:
         self.feed, self.user_id, self.view = feed, user_id, view
         self.last_event_id = after_event_id
         self.shown: dict[UUID, dict[str, Any]] = {}
+        self.tally: tuple[int, int] | None = None
         #: True when the last poll read a full page of events (read on without waiting).
         self.behind = False
 
@@ -308,7 +315,11 @@ class UserStream:
         - ``document_deleted`` (``{"document_id"}``) for each document a ``version_replaced``
           event names, and each document shown unfinished that no longer exists;
         - ``document`` (``view(row)``) for each document whose view differs from the one last
-          sent: its job was claimed, moved a stage, saved progress, was retried, failed, ended.
+          sent: its job was claimed, moved a stage, saved progress, was retried, failed, ended;
+        - ``documents_changed`` (``{"total": documents}``) when the user's number of documents
+          or the largest ``version_seq`` among them differs from the previous poll's (a
+          document deleted or added anywhere, seen in flight or not; the first poll only
+          records them): a client reloads its list.
 
         Blocking (psycopg): an async caller runs it in a thread.
         """
@@ -337,6 +348,9 @@ class UserStream:
             if self.shown.get(document_id) != data:
                 self.shown[document_id] = data
                 out.append(StreamMessage("document", data))
+        if self.tally is not None and changes.tally != self.tally:
+            out.append(StreamMessage("documents_changed", {"total": changes.tally[0]}))
+        self.tally = changes.tally
         self.behind = len(changes.events) >= USER_EVENTS_PAGE
         return out
 

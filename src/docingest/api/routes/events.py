@@ -21,7 +21,8 @@ MAX_EVENT_ID = 2**63 - 1
 EVENT_ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}
 
 #: One message of the user's stream as a client parses it: an event (``id`` set, ``data`` a
-#: DocumentEventPublic), a ``document`` (``data`` a DocumentPublic) or a ``document_deleted``.
+#: DocumentEventPublic), a ``document`` (``data`` a DocumentPublic), a ``document_deleted`` or a
+#: ``documents_changed``.
 USER_SSE_SCHEMA: dict[str, object] = {
     "type": "object",
     "properties": {
@@ -33,7 +34,8 @@ USER_SSE_SCHEMA: dict[str, object] = {
         "event": {
             "type": "string",
             "description": "an event's type (job_created, stage_completed, retry_scheduled, failed "
-            "...), `document` (a document's view changed) or `document_deleted`",
+            "...), `document` (a document's view changed), `document_deleted` or `documents_changed` "
+            "(the number of your documents or their newest version changed: reload the list)",
         },
         "data": {
             "type": "string",
@@ -43,6 +45,7 @@ USER_SSE_SCHEMA: dict[str, object] = {
                     {"$ref": "#/components/schemas/DocumentEventPublic"},
                     {"$ref": "#/components/schemas/DocumentPublic"},
                     {"$ref": "#/components/schemas/DocumentDeletedPublic"},
+                    {"$ref": "#/components/schemas/DocumentsChangedPublic"},
                 ]
             },
         },
@@ -87,7 +90,9 @@ def user_events(
     """Server-Sent Events of every one of your documents, on one connection: each new event
     (``id`` set, as ``GET /documents/{id}/events`` sends it), a ``document`` message with the
     document's JSON whenever its view changes (claimed, a stage, progress, retry, the end) and
-    ``document_deleted`` when a document the stream saw in flight is deleted or replaced.
+    ``document_deleted`` when a document the stream saw in flight is deleted or replaced, and
+    ``documents_changed`` (``{"total"}``) when your number of documents or their newest version
+    changed (anywhere: another tab, the CLI): reload the list.
     Without ``Last-Event-ID`` it starts with what happens from now on. It ends after
     ``UPLOAD_PIPELINE_SSE_MAX_SECONDS``, or when the bearer token expires if that comes first
     (the reconnect is then answered 401); reconnect with the last ``id`` seen."""

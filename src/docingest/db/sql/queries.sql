@@ -951,6 +951,12 @@ WHERE j.state = 'working' AND d.user_id = %(user_id)s;
 SELECT document_id FROM upload_pipeline.documents
 WHERE document_id = ANY(%(document_ids)s::uuid[]) AND user_id = %(user_id)s;
 
+-- name: user_document_tally
+-- How many documents the user has and the largest version_seq among them (0: none): a change
+-- of either tells the user's stream the list changed (a deletion, a new document or version).
+SELECT count(*) AS n, coalesce(max(version_seq), 0) AS max_version_seq
+FROM upload_pipeline.documents WHERE user_id = %(user_id)s;
+
 -- name: document_chunk_page
 -- A page of a document's stored chunks in ordinal order (through UNIQUE (document_id, ordinal)).
 SELECT chunk_id, ordinal, text, token_count, meta->'page' AS page, meta->'page_end' AS page_end,

@@ -307,30 +307,44 @@ def test_the_event_stream_needs_a_token(api: tuple[str, Settings]) -> None:
     assert reply.status_code == 401 and reply.json()["error_code"] == "invalid_token"
 
 
-def test_the_event_stream_ends_when_its_token_expires_and_the_reconnect_is_refused(
-    api: tuple[str, Settings],
-) -> None:
-    """A token of 3 s: the stream ends (bounded by a 60 s join, far below SSE_MAX_SECONDS=300
-    with keep-alives every 15 s that would hold it open), and reconnecting with it is a 401."""
-    base, settings = api
-    assert settings.sse_max_seconds >= 300
-    client = ApiClient(base, token(SECRET, f"exp-{uuid.uuid4().hex[:6]}", ttl_seconds=3))
-    ended = threading.Event()
+def _read_until_it_ends(client: ApiClient, path: str) -> list[str] | None:
+    """The lines of the stream at ``path``, or None if it is still open after 60 s."""
     lines: list[str] = []
+    ended = threading.Event()
 
     def read() -> None:
-        with client.http.stream("GET", f"{API}/events", timeout=httpx.Timeout(30, read=None)) as reply:
-            assert reply.status_code == 200
+        with client.http.stream("GET", path, timeout=httpx.Timeout(30, read=None)) as reply:
+            assert reply.status_code == 200, reply.read()
             lines.extend(reply.iter_lines())
         ended.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(60)
+    return lines if ended.is_set() else None
+
+
+@pytest.mark.parametrize("stream", ["user", "document"])
+def test_the_event_stream_ends_when_its_token_expires_and_the_reconnect_is_refused(
+    dev_api: tuple[str, Settings], stream: str
+) -> None:
+    """A token of 3 s: the stream ends (bounded by a 60 s join, far below SSE_MAX_SECONDS=300
+    with keep-alives every 15 s that would hold it open; no worker, so the document's job never
+    ends), and reconnecting with it is a 401."""
+    base, settings = dev_api
+    assert settings.sse_max_seconds >= 300
+    user_id = f"exp-{uuid.uuid4().hex[:6]}"
+    path = f"{API}/events"
+    if stream == "document":
+        owner = ApiClient(base, token(SECRET, user_id))
+        path = f"{API}/documents/{_upload(owner, _md('Waiting'), filename='w.md')}/events"
+        owner.close()
+    client = ApiClient(base, token(SECRET, user_id, ttl_seconds=3))
     try:
-        assert ended.is_set() and lines[0] == "retry: 2000", lines
+        lines = _read_until_it_ends(client, path)
+        assert lines is not None and lines[0] == "retry: 2000", lines
         time.sleep(1.1)  # exp has whole seconds: step past it
-        again = client.http.get(f"{API}/events")
+        again = client.http.get(path)
         assert again.status_code == 401 and again.json()["error_code"] == "invalid_token"
         assert "expired" in again.json()["message"]
     finally:

@@ -202,8 +202,14 @@ export function render(root, { id }) {
       if (!reply.chunks.length) {
         return fill(chunks, h("p", { class: "muted" }, doc && doc.state !== "done" ? "No chunks yet: they appear once the document is chunked and stored." : "No chunks."));
       }
-      const prev = h("button", { type: "button", class: "button small", disabled: chunkOffset === 0, onclick: () => { chunkOffset = Math.max(0, chunkOffset - CHUNK_PAGE); loadChunks(); } }, "Previous chunks");
-      const next = h("button", { type: "button", class: "button small", disabled: chunkOffset + reply.chunks.length >= total, onclick: () => { chunkOffset += CHUNK_PAGE; loadChunks(); } }, "Next chunks");
+      // aria-disabled, not disabled: the button pressed keeps the focus at either end, so Enter
+      // pressed again does nothing rather than act on the other button the focus fell to
+      const pagerButton = (label, enabled, offset) => h("button", {
+        type: "button", class: "button small", "aria-disabled": String(!enabled),
+        onclick: () => { if (enabled) { chunkOffset = offset; loadChunks(); } },
+      }, label);
+      const prev = pagerButton("Previous chunks", chunkOffset > 0, Math.max(0, chunkOffset - CHUNK_PAGE));
+      const next = pagerButton("Next chunks", chunkOffset + reply.chunks.length < total, chunkOffset + CHUNK_PAGE);
       fill(chunks,
         h("div", { class: "table-wrap" }, h("table", { class: "compact chunks" },
           h("caption", { class: "visually-hidden" }, "Chunks"),
@@ -216,7 +222,7 @@ export function render(root, { id }) {
           ))))),
         h("div", { class: "pager" }, h("span", { class: "range" }, `${formatNumber(chunkOffset + 1)}–${formatNumber(chunkOffset + reply.chunks.length)} of ${formatNumber(total)}`), h("div", { class: "pager-buttons" }, prev, next)),
       );
-      if (focused) [prev, next].find((b) => b.textContent === focused && !b.disabled)?.focus() || [prev, next].find((b) => !b.disabled)?.focus();
+      if (focused) [prev, next].find((b) => b.textContent === focused)?.focus();
     } catch (err) {
       if (!disposed) fill(chunks, notice("error", `The chunks could not be loaded: ${err.message}`));
     }

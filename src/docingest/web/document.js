@@ -2,7 +2,7 @@
 
 import { api, ApiError } from "./api.js";
 import { events } from "./events.js";
-import { download, errorBlock, retry } from "./documents.js";
+import { download, errorBlock, retry, retryOutcome } from "./documents.js";
 import {
   announce, confirmDialog, docName, DOING, fill, throttle, formatBytes, formatDuration, formatNumber, h,
   notice, progressText, stateBadge, stepBar, timeEl, typeName,
@@ -122,7 +122,7 @@ export function render(root, { id }) {
       const job = await retry(doc);
       Object.assign(doc, { stage: job.stage, state: job.state, progress: job.progress, attempts: job.attempts, error_code: job.error_code, error_message: job.error_message });
       showDoc();
-      fill(status, notice("success", "Retry requested."));
+      fill(status, notice("success", retryOutcome(doc, job), job.signed_url || job.state === "waiting" ? [" ", h("a", { href: "#/upload" }, "Go to Upload.")] : null));
     } catch (err) {
       fill(status, notice("error", `Retry failed: ${err.message}`));
     }

@@ -22,11 +22,18 @@ export async function download(doc) {
 
 /** Retry a failed document's job; returns the API's reply (the job). */
 export async function retry(doc) {
-  const job = await api(`/jobs/${doc.job_id}/retry`, { method: "POST" });
-  if (job.signed_url) {
-    throw new ApiError(409, "reupload_needed", `The original of ${docName(doc)} was not kept: upload the file again on the Upload page.`);
+  return api(`/jobs/${doc.job_id}/retry`, { method: "POST" });
+}
+
+/** What a retry did, in words: `job` is the API's JobRetryPublic. A job whose upload was refused
+ * (or whose original was not kept) is re-armed to wait for a new upload: `signed_url` is set and
+ * its state is `waiting`; the file has to be dropped again. */
+export function retryOutcome(doc, job) {
+  const name = docName(doc);
+  if (job.signed_url || job.state === "waiting") {
+    return `${name} now waits for its file: drop it again on the Upload page (same name, ${doc.filename}).`;
   }
-  return job;
+  return `Retrying ${name}.`;
 }
 
 /** Under the step bar: what a working job does ("parsing"), else the stage reached. */
@@ -190,7 +197,7 @@ export function render(root) {
       if (action === "retry") {
         const job = await retry(doc);
         updateRow({ document_id: doc.document_id, job_id: job.job_id, stage: job.stage, state: job.state, progress: job.progress, attempts: job.attempts, error_code: job.error_code, error_message: job.error_message });
-        fill(status, notice("success", `Retrying ${name}.`));
+        fill(status, notice("success", retryOutcome(doc, job)));
       } else {
         await download(doc);
       }

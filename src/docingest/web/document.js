@@ -112,6 +112,7 @@ export function render(root, { id }) {
     );
     fill(errors, errorBlock(doc) || h("p", { class: "muted" }, "None"));
     fill(actions);
+    if (gone) return;
     if (doc.state === "failed" && doc.job_id) actions.append(button("Retry", onRetry, "button primary"));
     actions.append(button("Download", onDownload), button("Delete", onDelete, "button danger"));
   }
@@ -246,6 +247,27 @@ export function render(root, { id }) {
     }
   }
 
+  let gone = false;
+  /** The document is no more: say so, and offer no action on it. */
+  function showGone() {
+    gone = true;
+    root.dataset.gone = "true";
+    fill(actions);
+    fill(status, notice("error", "This document was deleted (or replaced by a newer version). ", h("a", { href: "#/documents" }, "Back to the list.")));
+  }
+
+  /** Read the document again (once per documents_changed, throttled); a 404 means it was deleted. */
+  const recheck = throttle(async () => {
+    try {
+      const fresh = await api(`/documents/${id}`);
+      if (disposed || gone) return;
+      doc = fresh;
+      showDoc();
+    } catch (err) {
+      if (!disposed && err instanceof ApiError && err.status === 404) showGone();
+    }
+  }, 1000);
+
   const refreshTimeline = throttle(loadTimeline, 1000);
   const unsubscribe = [
     events.on("document", ({ data }) => {
@@ -258,8 +280,10 @@ export function render(root, { id }) {
     }),
     events.on("document_deleted", ({ data }) => {
       if (data?.document_id !== id) return;
-      fill(status, notice("error", "This document was deleted (or replaced by a newer version). ", h("a", { href: "#/documents" }, "Back to the list.")));
+      showGone();
     }),
+    // the user's documents changed elsewhere (another tab, the CLI): is this one still there?
+    events.on("documents_changed", () => { if (doc && !gone) recheck(); }),
     events.on("*", ({ type, data }) => {
       if (type === "document" || type === "document_deleted" || !data || data.document_id !== id || !timelineRows) return;
       if (seenEvents.has(String(data.event_id))) return;
@@ -271,6 +295,7 @@ export function render(root, { id }) {
   return () => {
     disposed = true;
     refreshTimeline.cancel();
+    recheck.cancel();
     unsubscribe.forEach((fn) => fn());
   };
 }

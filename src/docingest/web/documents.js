@@ -249,8 +249,8 @@ export function render(root) {
       const reply = await api("/documents", { query });
       if (disposed || loading !== ticket) return;
       total = typeof reply.total === "number" ? reply.total : null;
-      if (total !== null && view.offset >= total && total > 0) {
-        view.offset = Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE;
+      if (total !== null && view.offset > 0 && view.offset >= total) {
+        view.offset = total > 0 ? Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE : 0; // past the end: the last page
         return load();
       }
       rows.clear();
@@ -285,6 +285,9 @@ export function render(root) {
     events.on("document_deleted", ({ data }) => {
       if (data && rows.has(data.document_id)) refresh();
     }),
+    // documents added or deleted elsewhere (another tab, the CLI) that the other messages may
+    // not show: read the current page again
+    events.on("documents_changed", () => refresh()),
     events.onStatus((s) => {
       if (s === "live" && lastStatus !== "live") refresh(); // after a reconnect: catch up
       lastStatus = s;

@@ -64,6 +64,7 @@ export function render(root) {
   let count = 0;
   let disposed = false;
   let loading = null;
+  let retrying = null; // {id, name, notice} while "Retrying X." shows: replaced by the outcome
 
   const stateSelect = h(
     "select",
@@ -197,7 +198,9 @@ export function render(root) {
       if (action === "retry") {
         const job = await retry(doc);
         updateRow({ document_id: doc.document_id, job_id: job.job_id, stage: job.stage, state: job.state, progress: job.progress, attempts: job.attempts, error_code: job.error_code, error_message: job.error_message });
-        fill(status, notice("success", retryOutcome(doc, job)));
+        const box = notice("success", retryOutcome(doc, job));
+        fill(status, box);
+        retrying = job.state === "waiting" ? null : { id: doc.document_id, name, box };
       } else {
         await download(doc);
       }
@@ -279,6 +282,14 @@ export function render(root) {
   const unsubscribe = [
     events.on("document", ({ data }) => {
       if (!data || !data.document_id) return;
+      if (retrying && data.document_id === retrying.id && ["failed", "done"].includes(data.state) && retrying.box.isConnected) {
+        // the retry's outcome in place of "Retrying X."
+        const { name } = retrying;
+        fill(status, data.state === "done"
+          ? notice("success", `${name} is done.`)
+          : notice("error", `The retry of ${name} failed again${data.error_code ? `: ${data.error_code}` : ""}${data.error_message ? ` (${data.error_message})` : ""}.`));
+        retrying = null;
+      }
       if (!updateRow(data) && view.offset === 0) refresh(); // a new document: the list moves
       else if (view.state && data.state && data.state !== view.state) refresh(); // it left the filter
     }),

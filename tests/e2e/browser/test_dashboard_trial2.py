@@ -187,6 +187,17 @@ def test_the_workers_table_fits_its_card_at_1280(browser: Browser, dashboard: Da
     page = context.new_page()
     try:
         dashboard.ingest(f"{USER}-health", b"# Busy\n\nSomething for a worker.\n", "busy.md", "text/markdown")
+
+        def long_worker_ids(route: Route) -> None:
+            # worker ids are hostname:pid:hex; a host named like a Kubernetes pod makes them long
+            reply = route.fetch()
+            summary = reply.json()
+            assert summary["workers"], summary
+            for i, worker in enumerate(summary["workers"]):
+                worker["worker_id"] = f"docingest-worker-7f9c4b6d8-x2kqp-{i}.ingest.svc.internal:48213:3f9c2a1b"
+            route.fulfill(response=reply, json=summary)
+
+        page.route(re.compile(r"/api/v2/summary(\?.*)?$"), long_worker_ids)
         sign_in(page, dashboard.base_url, dashboard.token(f"{USER}-health"), route="#/health")
         card = page.locator("section", has=page.get_by_role("heading", name="Workers", level=2))
         table = card.locator("table")

@@ -28,6 +28,10 @@ let onUnauthorized = () => {};
 export function whenUnauthorized(fn) {
   onUnauthorized = fn;
 }
+/** Tells the dashboard a request made with the stored token was answered 401 (`err`: ApiError). */
+export function reportUnauthorized(err) {
+  onUnauthorized(err);
+}
 
 /** The user id a JWT names (its `sub`), read without verifying: for display only. */
 export function tokenSubject(token) {

@@ -2,7 +2,7 @@
 
 import { api, ApiError } from "./api.js";
 import { events } from "./events.js";
-import { download, errorBlock, retry } from "./documents.js";
+import { download, errorBlock, retry, retryOutcome } from "./documents.js";
 import {
   announce, confirmDialog, docName, DOING, fill, throttle, formatBytes, formatDuration, formatNumber, h,
   notice, progressText, stateBadge, stepBar, timeEl, typeName,
@@ -112,6 +112,7 @@ export function render(root, { id }) {
     );
     fill(errors, errorBlock(doc) || h("p", { class: "muted" }, "None"));
     fill(actions);
+    if (gone) return;
     if (doc.state === "failed" && doc.job_id) actions.append(button("Retry", onRetry, "button primary"));
     actions.append(button("Download", onDownload), button("Delete", onDelete, "button danger"));
   }
@@ -122,7 +123,7 @@ export function render(root, { id }) {
       const job = await retry(doc);
       Object.assign(doc, { stage: job.stage, state: job.state, progress: job.progress, attempts: job.attempts, error_code: job.error_code, error_message: job.error_message });
       showDoc();
-      fill(status, notice("success", "Retry requested."));
+      fill(status, notice("success", retryOutcome(doc, job), job.signed_url || job.state === "waiting" ? [" ", h("a", { href: "#/upload" }, "Go to Upload.")] : null));
     } catch (err) {
       fill(status, notice("error", `Retry failed: ${err.message}`));
     }
@@ -202,8 +203,14 @@ export function render(root, { id }) {
       if (!reply.chunks.length) {
         return fill(chunks, h("p", { class: "muted" }, doc && doc.state !== "done" ? "No chunks yet: they appear once the document is chunked and stored." : "No chunks."));
       }
-      const prev = h("button", { type: "button", class: "button small", disabled: chunkOffset === 0, onclick: () => { chunkOffset = Math.max(0, chunkOffset - CHUNK_PAGE); loadChunks(); } }, "Previous chunks");
-      const next = h("button", { type: "button", class: "button small", disabled: chunkOffset + reply.chunks.length >= total, onclick: () => { chunkOffset += CHUNK_PAGE; loadChunks(); } }, "Next chunks");
+      // aria-disabled, not disabled: the button pressed keeps the focus at either end, so Enter
+      // pressed again does nothing rather than act on the other button the focus fell to
+      const pagerButton = (label, enabled, offset) => h("button", {
+        type: "button", class: "button small", "aria-disabled": String(!enabled),
+        onclick: () => { if (enabled) { chunkOffset = offset; loadChunks(); } },
+      }, label);
+      const prev = pagerButton("Previous chunks", chunkOffset > 0, Math.max(0, chunkOffset - CHUNK_PAGE));
+      const next = pagerButton("Next chunks", chunkOffset + reply.chunks.length < total, chunkOffset + CHUNK_PAGE);
       fill(chunks,
         h("div", { class: "table-wrap" }, h("table", { class: "compact chunks" },
           h("caption", { class: "visually-hidden" }, "Chunks"),
@@ -216,7 +223,7 @@ export function render(root, { id }) {
           ))))),
         h("div", { class: "pager" }, h("span", { class: "range" }, `${formatNumber(chunkOffset + 1)}–${formatNumber(chunkOffset + reply.chunks.length)} of ${formatNumber(total)}`), h("div", { class: "pager-buttons" }, prev, next)),
       );
-      if (focused) [prev, next].find((b) => b.textContent === focused && !b.disabled)?.focus() || [prev, next].find((b) => !b.disabled)?.focus();
+      if (focused) [prev, next].find((b) => b.textContent === focused)?.focus();
     } catch (err) {
       if (!disposed) fill(chunks, notice("error", `The chunks could not be loaded: ${err.message}`));
     }
@@ -240,6 +247,27 @@ export function render(root, { id }) {
     }
   }
 
+  let gone = false;
+  /** The document is no more: say so, and offer no action on it. */
+  function showGone() {
+    gone = true;
+    root.dataset.gone = "true";
+    fill(actions);
+    fill(status, notice("error", "This document was deleted (or replaced by a newer version). ", h("a", { href: "#/documents" }, "Back to the list.")));
+  }
+
+  /** Read the document again (once per documents_changed, throttled); a 404 means it was deleted. */
+  const recheck = throttle(async () => {
+    try {
+      const fresh = await api(`/documents/${id}`);
+      if (disposed || gone) return;
+      doc = fresh;
+      showDoc();
+    } catch (err) {
+      if (!disposed && err instanceof ApiError && err.status === 404) showGone();
+    }
+  }, 1000);
+
   const refreshTimeline = throttle(loadTimeline, 1000);
   const unsubscribe = [
     events.on("document", ({ data }) => {
@@ -252,8 +280,10 @@ export function render(root, { id }) {
     }),
     events.on("document_deleted", ({ data }) => {
       if (data?.document_id !== id) return;
-      fill(status, notice("error", "This document was deleted (or replaced by a newer version). ", h("a", { href: "#/documents" }, "Back to the list.")));
+      showGone();
     }),
+    // the user's documents changed elsewhere (another tab, the CLI): is this one still there?
+    events.on("documents_changed", () => { if (doc && !gone) recheck(); }),
     events.on("*", ({ type, data }) => {
       if (type === "document" || type === "document_deleted" || !data || data.document_id !== id || !timelineRows) return;
       if (seenEvents.has(String(data.event_id))) return;
@@ -265,6 +295,7 @@ export function render(root, { id }) {
   return () => {
     disposed = true;
     refreshTimeline.cancel();
+    recheck.cancel();
     unsubscribe.forEach((fn) => fn());
   };
 }

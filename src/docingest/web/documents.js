@@ -22,11 +22,18 @@ export async function download(doc) {
 
 /** Retry a failed document's job; returns the API's reply (the job). */
 export async function retry(doc) {
-  const job = await api(`/jobs/${doc.job_id}/retry`, { method: "POST" });
-  if (job.signed_url) {
-    throw new ApiError(409, "reupload_needed", `The original of ${docName(doc)} was not kept: upload the file again on the Upload page.`);
+  return api(`/jobs/${doc.job_id}/retry`, { method: "POST" });
+}
+
+/** What a retry did, in words: `job` is the API's JobRetryPublic. A job whose upload was refused
+ * (or whose original was not kept) is re-armed to wait for a new upload: `signed_url` is set and
+ * its state is `waiting`; the file has to be dropped again. */
+export function retryOutcome(doc, job) {
+  const name = docName(doc);
+  if (job.signed_url || job.state === "waiting") {
+    return `${name} now waits for its file: drop it again on the Upload page (same name, ${doc.filename}).`;
   }
-  return job;
+  return `Retrying ${name}.`;
 }
 
 /** Under the step bar: what a working job does ("parsing"), else the stage reached. */
@@ -57,6 +64,7 @@ export function render(root) {
   let count = 0;
   let disposed = false;
   let loading = null;
+  let retrying = null; // {id, name, notice} while "Retrying X." shows: replaced by the outcome
 
   const stateSelect = h(
     "select",
@@ -190,7 +198,9 @@ export function render(root) {
       if (action === "retry") {
         const job = await retry(doc);
         updateRow({ document_id: doc.document_id, job_id: job.job_id, stage: job.stage, state: job.state, progress: job.progress, attempts: job.attempts, error_code: job.error_code, error_message: job.error_message });
-        fill(status, notice("success", `Retrying ${name}.`));
+        const box = notice("success", retryOutcome(doc, job));
+        fill(status, box);
+        retrying = job.state === "waiting" ? null : { id: doc.document_id, name, box };
       } else {
         await download(doc);
       }
@@ -242,8 +252,8 @@ export function render(root) {
       const reply = await api("/documents", { query });
       if (disposed || loading !== ticket) return;
       total = typeof reply.total === "number" ? reply.total : null;
-      if (total !== null && view.offset >= total && total > 0) {
-        view.offset = Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE;
+      if (total !== null && view.offset > 0 && view.offset >= total) {
+        view.offset = total > 0 ? Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE : 0; // past the end: the last page
         return load();
       }
       rows.clear();
@@ -272,12 +282,23 @@ export function render(root) {
   const unsubscribe = [
     events.on("document", ({ data }) => {
       if (!data || !data.document_id) return;
+      if (retrying && data.document_id === retrying.id && ["failed", "done"].includes(data.state) && retrying.box.isConnected) {
+        // the retry's outcome in place of "Retrying X."
+        const { name } = retrying;
+        fill(status, data.state === "done"
+          ? notice("success", `${name} is done.`)
+          : notice("error", `The retry of ${name} failed again${data.error_code ? `: ${data.error_code}` : ""}${data.error_message ? ` (${data.error_message})` : ""}.`));
+        retrying = null;
+      }
       if (!updateRow(data) && view.offset === 0) refresh(); // a new document: the list moves
       else if (view.state && data.state && data.state !== view.state) refresh(); // it left the filter
     }),
     events.on("document_deleted", ({ data }) => {
       if (data && rows.has(data.document_id)) refresh();
     }),
+    // documents added or deleted elsewhere (another tab, the CLI) that the other messages may
+    // not show: read the current page again
+    events.on("documents_changed", () => refresh()),
     events.onStatus((s) => {
       if (s === "live" && lastStatus !== "live") refresh(); // after a reconnect: catch up
       lastStatus = s;

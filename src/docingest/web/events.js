@@ -1,7 +1,7 @@
 // The user's event stream (GET /events) read with fetch() and a stream reader: an EventSource
 // cannot send the Authorization header, and the token never goes into a URL.
 
-import { apiUrl, errorFrom, getToken } from "./api.js";
+import { apiUrl, errorFrom, getToken, reportUnauthorized } from "./api.js";
 
 const MAX_BACKOFF_MS = 30000;
 
@@ -137,6 +137,12 @@ export class UserEvents {
         const err = await errorFrom(res);
         fatal = res.status === 401 || res.status === 403;
         if (fatal) this.setStatus("unavailable");
+        // an expired or revoked token (the server ends a stream when its token expires, so the
+        // reconnect gets here): sign the tab out with the API's message, like any other 401
+        if (res.status === 401 && getToken() === token) {
+          this.running = false;
+          reportUnauthorized(err);
+        }
         throw err;
       }
       this.setStatus("live");

@@ -9,6 +9,13 @@ function section(title, ...children) {
   return h("section", { class: "card", "aria-labelledby": id }, h("h2", { id }, title), ...children);
 }
 
+/** A card across the whole row of the grid (a table too wide for half of it). */
+function wideSection(title, ...children) {
+  const card = section(title, ...children);
+  card.classList.add("wide");
+  return card;
+}
+
 function table(caption, columns, rows, { numeric = [] } = {}) {
   return h("div", { class: "table-wrap" }, h("table", { class: "compact" },
     h("caption", { class: "visually-hidden" }, caption),
@@ -92,7 +99,7 @@ export function render(root) {
       fill(
         body,
         section("Queue", queue(s.jobs)),
-        section("Workers",
+        wideSection("Workers",
           h("p", { class: "muted small", id: "workers-help" }, "Workers seen in the last hour, across all users (the whole installation)."),
           s.workers?.length
             ? table("Workers seen in the last hour, across all users", ["Worker", "Jobs working", "Stalled", "Last seen", "Activity"], s.workers.map((w) => [h("code", {}, w.worker_id), formatNumber(w.jobs_working), formatNumber(w.jobs_stalled ?? 0), timeEl(w.last_seen), workerActivity(w)]), { numeric: [1, 2] })

@@ -116,7 +116,7 @@ export function formatBytes(n) {
 /** 39 -> "39s", 107 -> "1m47s", 7500 -> "2h05m" (as `docingest status` writes it). */
 export function formatDuration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
-  if (seconds < 10 && seconds % 1) return `${seconds.toFixed(1)}s`;
+  if (seconds < 9.95) return `${seconds.toFixed(1)}s`; // one format under 10 s: "0.0s", "3.0s", "4.2s"
   const s = Math.round(seconds);
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;

@@ -369,20 +369,43 @@ function subscribe() {
   });
 }
 
-/** Queue files (each `{file, source}`). */
-export function addFiles(entries) {
+// "Skipped 2 hidden files." under the drop zone (the page's, while it is shown)
+let skippedNote = null;
+
+/** The words for hidden entries left out of a folder: `{files, folders}` counts. */
+function skippedText({ files, folders }) {
+  const parts = [];
+  if (files) parts.push(`${files} hidden file${files === 1 ? "" : "s"}`);
+  if (folders) parts.push(`${folders} hidden folder${folders === 1 ? "" : "s"}`);
+  return parts.length ? `Skipped ${parts.join(" and ")} (names starting with "."), as the CLI does.` : "";
+}
+
+/** Queue files (each `{file, source}`); `skipped` ({files, folders}) counts the hidden entries a
+ * folder had, which are not uploaded. */
+export function addFiles(entries, skipped = null) {
   subscribe();
+  const text = skipped ? skippedText(skipped) : "";
+  if (skippedNote) skippedNote.textContent = text;
   for (const { file, source } of entries) {
     const item = new Item(file, source);
     list.prepend(item.li);
     queue.push(item);
   }
-  if (entries.length) announce(`${entries.length} file${entries.length === 1 ? "" : "s"} added to the uploads`);
+  if (entries.length || text) announce(`${entries.length} file${entries.length === 1 ? "" : "s"} added to the uploads${text ? `. ${text}` : ""}`);
   pump();
 }
 
-/** Every file under a dropped directory entry, with its relative path. */
-async function walk(entry, prefix, out) {
+/** A path inside a folder with a hidden segment (".git/config", "notes/.draft.md"): the CLI
+ * leaves those out of a folder, and so does the dashboard. */
+const hiddenPath = (path) => path.split("/").some((part) => part.startsWith("."));
+
+/** Every file under a dropped directory entry, with its relative path; hidden files and folders
+ * are not read, only counted in `skipped` ({files, folders}). */
+async function walk(entry, prefix, out, skipped) {
+  if (entry.name.startsWith(".")) {
+    skipped[entry.isDirectory ? "folders" : "files"] += 1;
+    return;
+  }
   if (entry.isFile) {
     const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
     out.push({ file, source: prefix + file.name });
@@ -391,7 +414,7 @@ async function walk(entry, prefix, out) {
     for (;;) {
       const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
       if (!batch.length) break;
-      for (const child of batch) await walk(child, `${prefix}${entry.name}/`, out);
+      for (const child of batch) await walk(child, `${prefix}${entry.name}/`, out, skipped);
     }
   }
 }
@@ -412,18 +435,29 @@ async function droppedFiles(dataTransfer) {
   }
   if (!entries.length && !plain.length) plain.push(...Array.from(dataTransfer.files || []));
   const out = plain.map((file) => ({ file, source: file.webkitRelativePath || file.name }));
-  for (const entry of entries) await walk(entry, "", out);
-  return out;
+  const skipped = { files: 0, folders: 0 };
+  for (const entry of entries) await walk(entry, "", out, skipped);
+  return [out, skipped];
 }
 
-const fromInput = (input) => Array.from(input.files || [], (file) => ({ file, source: file.webkitRelativePath || file.name }));
+/** The files of an input; a folder's hidden files (a hidden segment in their path) are skipped,
+ * only counted: `[entries, {files, folders}]`. */
+function fromInput(input) {
+  const out = [];
+  const skipped = { files: 0, folders: 0 };
+  for (const file of Array.from(input.files || [])) {
+    if (file.webkitRelativePath && hiddenPath(file.webkitRelativePath)) skipped.files += 1;
+    else out.push({ file, source: file.webkitRelativePath || file.name });
+  }
+  return [out, skipped];
+}
 
 export function render(root) {
   document.title = "Upload · docingest";
   const files = h("input", { id: "choose-files", type: "file", multiple: true, class: "file-input" });
   const folder = h("input", { id: "choose-folder", type: "file", webkitdirectory: true, multiple: true, class: "file-input" });
-  files.addEventListener("change", () => { addFiles(fromInput(files)); files.value = ""; });
-  folder.addEventListener("change", () => { addFiles(fromInput(folder)); folder.value = ""; });
+  files.addEventListener("change", () => { addFiles(...fromInput(files)); files.value = ""; });
+  folder.addEventListener("change", () => { addFiles(...fromInput(folder)); folder.value = ""; });
   const zone = h(
     "div",
     { class: "dropzone", "data-testid": "dropzone", role: "region", tabindex: 0, "aria-label": "Drop files here", "aria-describedby": "dropzone-help" },
@@ -450,7 +484,7 @@ export function render(root) {
     e.preventDefault();
     depth = 0;
     zone.classList.remove("over");
-    if (e.dataTransfer) droppedFiles(e.dataTransfer).then(addFiles);
+    if (e.dataTransfer) droppedFiles(e.dataTransfer).then(([found, skipped]) => addFiles(found, skipped));
   });
   const clear = h("button", { type: "button", class: "button subtle", onclick: () => {
     for (const li of [...list.children]) {
@@ -458,10 +492,12 @@ export function render(root) {
     }
   } }, "Clear finished");
 
+  skippedNote = h("p", { class: "muted small skipped-note", role: "status", "data-testid": "upload-skipped" });
   fill(
     root,
     h("div", { class: "page-head" }, h("h1", {}, "Upload")),
     zone,
+    skippedNote,
     h("div", { class: "section-head" }, h("h2", {}, "Uploads"), clear),
     list,
   );
@@ -470,6 +506,7 @@ export function render(root) {
   window.addEventListener("dragover", stray);
   window.addEventListener("drop", stray);
   return () => {
+    skippedNote = null;
     window.removeEventListener("dragover", stray);
     window.removeEventListener("drop", stray);
   };

@@ -43,16 +43,20 @@ function notFound(root) {
   fill(root, h("h1", {}, "Page not found"), h("p", {}, "There is no page at this address. ", h("a", { href: "#/documents" }, "Go to the list.")));
 }
 
+/** Run the current page's cleanup (its stream subscriptions, timers) once. */
+function leavePage() {
+  if (!cleanup) return;
+  try {
+    cleanup();
+  } catch (err) {
+    console.error(err);
+  }
+  cleanup = null;
+}
+
 function route() {
   if (!getToken()) return showSignIn();
-  if (cleanup) {
-    try {
-      cleanup();
-    } catch (err) {
-      console.error(err);
-    }
-    cleanup = null;
-  }
+  leavePage();
   const [page, params, current] = resolve(location.hash);
   for (const a of topbar.querySelectorAll("nav a")) {
     if (a.getAttribute("href") === current) a.setAttribute("aria-current", "page");
@@ -100,14 +104,7 @@ function signOut(message = null) {
   clearToken();
   sessionStorage.removeItem("docingest.user");
   signOutMessage = message;
-  if (cleanup) {
-    try {
-      cleanup();
-    } catch (err) {
-      console.error(err);
-    }
-    cleanup = null;
-  }
+  leavePage();
   showSignIn();
 }
 

@@ -4,6 +4,8 @@ total, a document's chunks and timeline, the user-wide event stream, the Health 
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -15,11 +17,26 @@ from docingest.domain import JobProgress, Stage, State
 from docingest.errors import NotFound
 from docingest.runtime import Runtime
 from docingest.services.dashboard import stage_spans, summary
-from docingest.services.progress import StreamMessage, UserStream, user_messages
+from docingest.services.progress import StreamMessage, UserStream
 from tests.fixtures import pipeline
 from tests.integration.helpers import register
 
 pytestmark = pytest.mark.integration
+
+
+def user_messages(
+    stream: UserStream, *, poll_seconds: float = 0.5, timeout_seconds: float | None = None
+) -> Iterator[StreamMessage]:
+    """``stream``'s messages (:meth:`UserStream.poll`), polling every ``poll_seconds`` for
+    ``timeout_seconds`` (None: for ever), as ``user_sse_stream`` polls it without its SSE text."""
+    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+    while True:
+        yield from stream.poll()
+        if stream.behind:
+            continue  # a full page: read on at once
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        time.sleep(poll_seconds)
 
 
 def _write(root: Path, name: str, text: str) -> Path:

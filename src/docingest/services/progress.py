@@ -168,7 +168,7 @@ def document_events(
 
 def sse_message(event: dict[str, Any]) -> str:
     """One Server-Sent Events message: ``id`` (the event id), ``event`` (its type), ``data`` (JSON)."""
-    return f"id: {event['event_id']}\nevent: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
+    return StreamMessage(event["type"], event, event["event_id"]).sse()
 
 
 def _finished(documents: EventLog, document_id: UUID) -> bool:
@@ -357,24 +357,6 @@ class UserStream:
 
 #: Events one poll of a user's stream reads at most (``UserFeed.user_changes``).
 USER_EVENTS_PAGE = 500
-
-
-def user_messages(
-    stream: UserStream, *, poll_seconds: float = 0.5, timeout_seconds: float | None = None
-) -> Iterator[StreamMessage]:
-    """Yield ``stream``'s messages (:meth:`UserStream.poll`), polling every ``poll_seconds`` for
-    ``timeout_seconds`` (None: for ever); called again, it goes on where it stopped.
-
-    Blocking (psycopg, ``time.sleep``): for the API, :func:`user_sse_stream` waits without a thread.
-    """
-    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-    while True:
-        yield from stream.poll()
-        if stream.behind:
-            continue  # a full page: read on at once
-        if deadline is not None and time.monotonic() >= deadline:
-            return
-        time.sleep(poll_seconds)
 
 
 async def user_sse_stream(

@@ -221,6 +221,17 @@ def test_the_stream_says_the_list_changed_when_a_document_it_never_saw_in_flight
     assert [m.data for m in changed] == [{"total": 1}]
 
 
+def test_a_last_event_id_newer_than_every_event_resumes_from_now(runtime: Runtime, tmp_path: Path) -> None:
+    """An id kept from before the events were reset (a new data directory) would skip every
+    event for ever: the stream starts after the newest event instead, and sees the next one."""
+    stale = runtime.documents.latest_event_id() + 100_000
+    stream = UserStream(runtime.documents, "resumer", stale, view=_view)
+    assert stream.poll() == []
+    assert stream.last_event_id == runtime.documents.latest_event_id()
+    register(runtime, [_write(tmp_path, "after.md", "words after the reset")], user_id="resumer")
+    assert "job_created" in [m.event for m in stream.poll()]
+
+
 # --- a document's chunks and history ---------------------------------------------------------
 def test_a_documents_chunks_come_by_ordinal_a_page_at_a_time_and_its_history_has_every_event(
     runtime: Runtime, tmp_path: Path

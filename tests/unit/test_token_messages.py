@@ -64,3 +64,22 @@ def test_alg_none_is_refused_as_not_hs256() -> None:
 
 def test_a_good_token_gives_its_user() -> None:
     assert verify_user_token(mint_token(SECRET, user_id="u"), SECRET, audience=AUD) == "u"
+
+
+@pytest.mark.parametrize("user", ["a\nb", " ", "u" * 257])
+def test_docingest_token_refuses_a_user_id_the_api_would_refuse_or_the_cli_calls_blank(
+    user: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``docingest token --user`` takes the user ids ``ingest``/``search`` take: a token it
+    printed for another id would be refused by the API (401) or name no CLI user."""
+    from typer.testing import CliRunner
+
+    from docingest.cli.main import app
+
+    monkeypatch.setenv("UPLOAD_PIPELINE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("UPLOAD_PIPELINE_ENVIRONMENT", "test")
+    result = CliRunner().invoke(app, ["token", "--user", user])
+    assert result.exit_code == 2
+    shown = " ".join(result.output.replace("│", " ").split())  # typer's error box wraps lines
+    assert "a user id is 1-256 printable characters, not blank" in shown
+    assert "eyJ" not in result.output

@@ -298,6 +298,10 @@ class DocumentPublic(BaseModel):
         return cls(**values)
 
 
+#: The largest event id (``bigserial``): the bound of ``Last-Event-ID`` on both event streams.
+MAX_EVENT_ID = 2**63 - 1
+
+
 class DocumentEventPublic(BaseModel):
     """One event of a document's stream (``GET /documents/{id}/events``: each message's ``data``)."""
 

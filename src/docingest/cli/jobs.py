@@ -9,7 +9,7 @@ from uuid import UUID
 import typer
 from rich.markup import escape
 
-from docingest.cli.app import UserOpt, _check_data_dir, _runtime, _settings, app, console, out
+from docingest.cli.app import UserOpt, _check_data_dir, _check_user, _runtime, _settings, app, console, out
 
 
 @app.command()
@@ -83,7 +83,9 @@ USER_TOKEN_TTL_SECONDS = 3600
 
 @app.command()
 def token(
-    user: str | None = typer.Option(None, "--user", help="the user id (the token's sub)"),
+    user: str | None = typer.Option(
+        None, "--user", help="the user id (the token's sub)", callback=_check_user
+    ),
     ttl: int | None = typer.Option(
         None,
         "--ttl",

@@ -273,7 +273,8 @@ class UserStream:
     Args:
         feed: the reads (``DocumentService``).
         user_id: whose documents.
-        after_event_id: resume after this event (a client's ``Last-Event-ID``); None: after the
+        after_event_id: resume after this event (a client's ``Last-Event-ID``); None, or an id
+            newer than the newest event (kept from before the events were reset): after the
             newest event when the first poll runs (a new page has just read the documents).
         view: a document view row to the JSON sent as a ``document`` message's data.
 
@@ -295,6 +296,8 @@ class UserStream:
     ) -> None:
         self.feed, self.user_id, self.view = feed, user_id, view
         self.last_event_id = after_event_id
+        #: True until the first poll checked where the stream starts.
+        self.first = True
         self.shown: dict[UUID, dict[str, Any]] = {}
         self.tally: tuple[int, int] | None = None
         #: True when the last poll read a full page of events (read on without waiting).
@@ -323,10 +326,13 @@ class UserStream:
 
         Blocking (psycopg): an async caller runs it in a thread.
         """
-        if self.last_event_id is None:
-            self.last_event_id = self.feed.latest_event_id()
+        after = self.last_event_id
+        if self.first or after is None:  # None, or an id from before the events were reset: now
+            latest = self.feed.latest_event_id()
+            after = latest if after is None or after > latest else after
+            self.last_event_id, self.first = after, False
         changes = self.feed.user_changes(
-            self.user_id, self.last_event_id, views_of=self.working(), exists=self.unfinished()
+            self.user_id, after, views_of=self.working(), exists=self.unfinished()
         )
         out: list[StreamMessage] = []
         gone: list[UUID] = []

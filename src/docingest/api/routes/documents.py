@@ -22,6 +22,7 @@ from docingest.api.deps import (
 )
 from docingest.api.openapi import replies
 from docingest.api.schemas import (
+    MAX_EVENT_ID,
     TIMELINE_EVENTS,
     ChunkList,
     ChunkPublic,
@@ -110,7 +111,7 @@ def document_events(
     documents: DocumentsDep,
     settings: SettingsDep,
     stopping: StoppingDep,
-    last_event_id: Annotated[int, Header(alias="Last-Event-ID", ge=0)] = 0,
+    last_event_id: Annotated[int, Header(alias="Last-Event-ID", ge=0, le=MAX_EVENT_ID)] = 0,
 ) -> StreamingResponse:
     """Server-Sent Events: one message per event of the document (stage changes, retries,
     warnings) from ``Last-Event-ID`` on; the stream ends when the job is terminal, or after

@@ -10,13 +10,11 @@ from pydantic import WithJsonSchema
 
 from docingest.api.deps import BearerUserDep, DocumentsDep, SettingsDep, StoppingDep, stream_seconds
 from docingest.api.openapi import replies
-from docingest.api.schemas import DocumentPublic
+from docingest.api.schemas import MAX_EVENT_ID, DocumentPublic
 from docingest.services.progress import UserStream, user_sse_stream
 
 router = APIRouter(tags=["documents"])
 
-#: The largest event id (``bigserial``).
-MAX_EVENT_ID = 2**63 - 1
 #: ``Last-Event-ID`` as the schema states it: an event id, or absent (never a JSON null).
 EVENT_ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}
 

@@ -1121,8 +1121,9 @@ class DocumentService:
         :data:`~docingest.services.progress.USER_EVENTS_PAGE`, oldest first);
         the document views of ``views_of``, of those events' documents and of the user's jobs
         working now; which of ``exists`` are still the user's documents; and how many documents
-        the user has, with the largest ``version_seq`` among them."""
-        with self.db.user_transaction(user_id) as conn:
+        the user has, with the largest ``version_seq`` among them. One snapshot (``REPEATABLE
+        READ``): a view that says ``done`` comes with the event its commit wrote."""
+        with self.db.user_transaction(user_id, snapshot=True) as conn:
             events = self.repo.user_events_after(
                 conn, user_id=user_id, after_event_id=after_event_id, limit=USER_EVENTS_PAGE
             )

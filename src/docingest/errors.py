@@ -19,6 +19,11 @@ here)::
     │   ├── PdfEncrypted               pdf_encrypted (422)
     │   ├── PdfCorrupt                 pdf_corrupt (422)
     │   ├── DocumentCorrupt            document_corrupt (422)
+    │   ├── DocumentEncrypted          document_encrypted (422): a password-protected Office file
+    │   ├── ArchiveTooLarge            archive_too_large (422): a ZIP-based document unpacks too big
+    │   ├── SpreadsheetTooLarge        spreadsheet_too_large (422)
+    │   ├── ImageTooLarge              image_too_large (422)
+    │   ├── OcrFailed                  ocr_failed (422)
     │   ├── NoText                     no_text (422)
     │   ├── ChunkTooLong               chunk_too_long (500)
     │   ├── EmbeddingDimensionMismatch embedding_dimension_mismatch (400)
@@ -282,6 +287,47 @@ class DocumentCorrupt(PermanentError):
     user_action = "re-save the document and upload again"
 
 
+class DocumentEncrypted(PermanentError):
+    error_code = "document_encrypted"
+    http_status = 422
+    meaning = "the document (an Office or OpenDocument file) is protected by a password"
+    user_action = "save a copy without the password (File > Info > Protect / Encrypt) and upload it"
+
+
+class ArchiveTooLarge(PermanentError):
+    error_code = "archive_too_large"
+    http_status = 422
+    meaning = (
+        "the ZIP-based document (DOCX, PPTX, XLSX, EPUB, OpenDocument) unpacks to more than "
+        "UPLOAD_PIPELINE_MAX_UNPACKED_MB: a zip bomb, or a document too large to read"
+    )
+    user_action = "split the document, or raise UPLOAD_PIPELINE_MAX_UNPACKED_MB if it is genuine"
+
+
+class SpreadsheetTooLarge(PermanentError):
+    error_code = "spreadsheet_too_large"
+    http_status = 422
+    meaning = "the spreadsheet holds more cells than UPLOAD_PIPELINE_MAX_SPREADSHEET_CELLS"
+    user_action = "split the workbook or export the sheets you need as CSV, or raise the limit"
+
+
+class ImageTooLarge(PermanentError):
+    error_code = "image_too_large"
+    http_status = 422
+    meaning = "the image has more pixels than UPLOAD_PIPELINE_MAX_IMAGE_PIXELS"
+    user_action = "scale the image down (300 dpi is enough for OCR) and upload it again"
+
+
+class OcrFailed(PermanentError):
+    error_code = "ocr_failed"
+    http_status = 422
+    meaning = "Tesseract could not read the image or scanned page"
+    user_action = (
+        "check the image opens and holds text; for another language install its Tesseract data "
+        "and set UPLOAD_PIPELINE_OCR_LANGUAGES"
+    )
+
+
 class ReusedChunksGone(TransientError):
     error_code = "reused_chunks_gone"
     http_status = 503
@@ -293,7 +339,10 @@ class NoText(PermanentError):
     error_code = "no_text"
     http_status = 422
     meaning = "no text was found in the document"
-    user_action = "the file may be scanned images: run OCR first (OCR is not configured)"
+    user_action = (
+        "the file may be scanned images: install Tesseract (apt-get install tesseract-ocr) and keep "
+        "UPLOAD_PIPELINE_OCR at auto, or run OCR first"
+    )
 
 
 class ChunkTooLong(PermanentError):

@@ -117,6 +117,43 @@ class Settings(BaseSettings):
     parse_progress_interval_seconds: float = Field(
         default=0.5, ge=0.01, description="pages parsed are saved in the job's progress at most this often"
     )
+    max_spreadsheet_cells: int = Field(
+        default=5_000_000, ge=1, description="non-empty cells a workbook may hold (spreadsheet_too_large)"
+    )
+    max_unpacked_mb: int = Field(
+        default=1024,
+        ge=1,
+        description="MiB the members of a ZIP-based document may unpack to (archive_too_large)",
+    )
+    max_image_pixels: int = Field(
+        default=200_000_000, ge=1, description="pixels an image or rendered page may have (image_too_large)"
+    )
+
+    # --- OCR (Tesseract, through tesserocr): images, and PDF pages without a text layer
+    ocr: Literal["always", "auto", "off"] = Field(
+        default="auto",
+        description="auto: OCR images and the PDF pages without a text layer when Tesseract and its "
+        "language data are found (else off); always: OCR every PDF page too; off: never",
+    )
+    ocr_languages: str = Field(
+        default="eng",
+        pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+        description="Tesseract languages joined by '+', e.g. eng+deu (apt-get install tesseract-ocr-deu)",
+    )
+    ocr_dpi: int = Field(default=300, ge=72, le=600, description="resolution a PDF page is OCRed at")
+    ocr_low_confidence: float = Field(
+        default=50.0, ge=0, le=100, description="pages OCRed below this mean word confidence are flagged"
+    )
+    ocr_seconds_per_page: float = Field(
+        default=30.0, gt=0, description="added to a parse's wall-time limit per page OCRed may read"
+    )
+    tessdata_prefix: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "tessdata_prefix", "UPLOAD_PIPELINE_TESSDATA_PREFIX", "TESSDATA_PREFIX"
+        ),
+        description="directory of the <lang>.traineddata files (default: Debian's, then Tesseract's own)",
+    )
 
     # --- LlamaParse: the REST flow of the LlamaCloud Parse API v2, and its webhook
     llamaparse_url: str = "https://api.cloud.llamaindex.ai"

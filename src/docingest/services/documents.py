@@ -52,7 +52,18 @@ from docingest.errors import (
     UploadExpired,
 )
 from docingest.providers.parsing import detect
-from docingest.providers.parsing.sniff import DOCX_MIME, normalise_mime
+from docingest.providers.parsing.sniff import (
+    DOCX_MIME,
+    EPUB_MIME,
+    MSG_MIME,
+    ODP_MIME,
+    ODS_MIME,
+    ODT_MIME,
+    PPTX_MIME,
+    XLSM_MIME,
+    XLSX_MIME,
+    normalise_mime,
+)
 from docingest.providers.storage import SignedDownload, SignedUpload, document_keys, raw_key
 from docingest.providers.storage.base import Storage, delete_objects, is_raw_key, sha256_of
 from docingest.services.progress import USER_EVENTS_PAGE, UserChanges, shown_progress
@@ -72,12 +83,31 @@ log = logging.getLogger("docingest.services.documents")
 MIME_EXTENSIONS: dict[str, str] = {
     "application/pdf": "pdf",
     DOCX_MIME: "docx",
+    PPTX_MIME: "pptx",
+    XLSX_MIME: "xlsx",
+    XLSM_MIME: "xlsm",
+    EPUB_MIME: "epub",
+    ODT_MIME: "odt",
+    ODS_MIME: "ods",
+    ODP_MIME: "odp",
+    "application/rtf": "rtf",
+    "text/rtf": "rtf",
+    "message/rfc822": "eml",
+    MSG_MIME: "msg",
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/tiff": "tiff",
+    "image/webp": "webp",
+    "text/csv": "csv",
+    "text/tab-separated-values": "tsv",
+    "application/json": "json",
+    "application/jsonl": "jsonl",
+    "application/x-ndjson": "jsonl",
     "text/html": "html",
     "application/xhtml+xml": "html",
     "text/markdown": "md",
     "text/x-markdown": "md",
     "text/plain": "txt",
-    "application/json": "json",  # text: parsed as plain text (the sniffed type wins, with a warning)
     "application/octet-stream": "bin",
 }
 

@@ -13,6 +13,7 @@ from docingest.domain import Generation, Stage
 from docingest.providers.chunking.chunker import Chunker
 from docingest.providers.embedding.base import Embedder
 from docingest.providers.parsing.base import Parser
+from docingest.providers.parsing.options import parse_options
 from docingest.providers.storage.base import Storage
 from docingest.settings import Settings
 from docingest.stages.base import StageContext, StageHandler, StageResult
@@ -61,7 +62,10 @@ class Collaborators:
 def _local_parse(c: Collaborators) -> StageHandler:
     """``parse_queued`` in this host: the local parser (sandboxed unless ``PARSE_SANDBOX`` is off)."""
     return ParseDocument(
-        c.storage, c.parser(), progress_interval_seconds=c.settings.parse_progress_interval_seconds
+        c.storage,
+        c.parser(),
+        progress_interval_seconds=c.settings.parse_progress_interval_seconds,
+        options=parse_options(c.settings),
     )
 
 
@@ -98,7 +102,7 @@ def build_handlers(c: Collaborators) -> dict[Stage, StageHandler]:
     handlers: list[StageHandler] = [
         VerifyUpload(c.storage, max_file_bytes=s.max_file_bytes),
         PARSE_HANDLERS[s.parser](c),
-        ValidateParse(c.storage),
+        ValidateParse(c.storage, ocr=parse_options(s).ocr if s.parser == "local" else "off"),
         Passthrough(Stage.PARSE_VALIDATED),
         ChunkDocument(c.storage, c.chunker),
         Passthrough(Stage.CHUNKS_STORED),

@@ -24,7 +24,7 @@ from typing import Any
 
 from docingest.domain import JobControl, JobProgress, Stage
 from docingest.errors import ParseTimeout, RemoteParseCancelled, RemoteParseFailed
-from docingest.providers.parsing.base import PageProgress, ParsedDocument
+from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, ParsedDocument, ParseOptions
 from docingest.providers.parsing.llamaparse import LlamaParseClient, llamaparse_signature
 from docingest.providers.storage.base import Storage
 from docingest.settings import Settings
@@ -38,7 +38,13 @@ class _Ready:
     def __init__(self, parsed: ParsedDocument) -> None:
         self.parsed = parsed
 
-    def __call__(self, path: Path, kind: str, on_progress: PageProgress | None = None) -> ParsedDocument:
+    def __call__(
+        self,
+        path: Path,
+        kind: str,
+        on_progress: PageProgress | None = None,
+        options: ParseOptions = DEFAULT_OPTIONS,
+    ) -> ParsedDocument:
         return self.parsed
 
 

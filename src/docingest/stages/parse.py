@@ -13,14 +13,17 @@ from typing import Any
 from docingest.domain import JobProgress, Stage
 from docingest.errors import NoText
 from docingest.observability import metrics
-from docingest.providers.parsing import Parser
-from docingest.providers.parsing.sniff import DOCX_MIME
+from docingest.providers.parsing import DEFAULT_OPTIONS, ParseOptions, Parser
+from docingest.providers.parsing.sandbox import OCR_KINDS
 from docingest.providers.storage.base import Storage
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 from docingest.stages.metadata import meta_defaults
 
 log = logging.getLogger("docingest.stages.parse")
+
+#: Kinds whose text may all be pictures that OCR does not read here.
+_IMAGE_HOLDERS = frozenset({"docx", "pptx", "odt", "odp", "epub"})
 
 # NUL, lone surrogates, and the noncharacters U+FFFE/U+FFFF (PDFium hands a NUL
 # character code of a PDF's text back as U+FFFE): counted as NULs.
@@ -74,17 +77,25 @@ class ParseDocument:
 
     stage = Stage.PARSE_QUEUED
 
-    def __init__(self, storage: Storage, parser: Parser, *, progress_interval_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        parser: Parser,
+        *,
+        progress_interval_seconds: float = 0.5,
+        options: ParseOptions = DEFAULT_OPTIONS,
+    ) -> None:
         self.storage = storage
         self.parser = parser
         self.progress_interval_seconds = progress_interval_seconds
+        self.options = options
 
     def run(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
         kind = ctx.job.control.detected_kind or "text"
         on_progress = PageProgressSaver(ctx, self.progress_interval_seconds)
         with self.storage.local_path(doc.raw_path) as path:
-            parsed = self.parser(path, kind, on_progress=on_progress)
+            parsed = self.parser(path, kind, on_progress=on_progress, options=self.options)
         ctx.check()
         artifact = ParsedArtifact(
             text=parsed.markdown,
@@ -160,14 +171,17 @@ def remap_offset(offset: int, removed: list[int]) -> int:
 class ValidateParse:
     """Clean NULs and lone surrogates (counted in events), refuse empty text, hash it.
 
+    ``ocr`` is the resolved OCR mode (``ParseOptions.ocr``): it words the ``no_text`` message.
+
     Raises:
         NoText: when no text is left (scanned images without OCR, blank files).
     """
 
     stage = Stage.PARSED
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, ocr: str = "off") -> None:
         self.storage = storage
+        self.ocr = ocr
 
     def run(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
@@ -180,9 +194,22 @@ class ValidateParse:
             meta_nuls += n + s
             metadata[clean_text(str(name))[0]] = cleaned
         if not text.strip():
-            if doc.mime in ("application/pdf", DOCX_MIME):  # where text can be images
+            kind = ctx.job.control.detected_kind or artifact.kind
+            if kind in OCR_KINDS and self.ocr != "off":
                 raise NoText(
-                    "no text was found in the document (it may be scanned images); OCR is not configured"
+                    "no text was found in the document, by its text layer or by OCR: the pages are "
+                    "blank, or the scan is too faint or too small to read (scan at 300 dpi)"
+                )
+            if kind in OCR_KINDS:
+                raise NoText(
+                    "no text was found in the document (it may be scanned images), and OCR is off: "
+                    "install Tesseract (apt-get install tesseract-ocr tesseract-ocr-eng) and leave "
+                    "UPLOAD_PIPELINE_OCR at auto"
+                )
+            if kind in _IMAGE_HOLDERS:
+                raise NoText(
+                    "no text was found in the document: it may hold only pictures, which OCR reads "
+                    "only in PDFs and image files; export it as PDF and upload that"
                 )
             if doc.mime in ("text/html", "application/xhtml+xml"):
                 raise NoText(

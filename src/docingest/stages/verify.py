@@ -21,16 +21,23 @@ from docingest.errors import (
 from docingest.observability import metrics
 from docingest.providers.parsing import detect, is_declared_compatible
 from docingest.providers.parsing.markdown import front_matter_of
-from docingest.providers.parsing.sniff import DOCX_MIME, normalise_mime
+from docingest.providers.parsing.sniff import TYPES, XLSM_MIME, normalise_mime
 from docingest.providers.storage.base import Storage, iter_stream
 from docingest.stages.base import StageContext, StageResult
 from docingest.stages.metadata import meta_defaults
 
-#: Declared types that must hold. Bytes declared as a PDF or DOCX that are really
-#: text or HTML are not that document (typically an HTML error page saved under
-#: the document's name): ``content_type_mismatch``. Any other disagreement is a
-#: mislabel: the sniffed type wins and a warning is recorded.
-BINDING_MIMES = frozenset({"application/pdf", "application/x-pdf", "application/acrobat", DOCX_MIME})
+#: Declared types that must hold: the binary documents (PDF, Office, OpenDocument, EPUB,
+#: Outlook messages, images). Bytes declared as one of them that are really text or HTML
+#: are not that document (typically an HTML error page saved under the document's name):
+#: ``content_type_mismatch``. Any other disagreement is a mislabel: the sniffed type wins
+#: and a warning is recorded.
+BINDING_MIMES = frozenset(
+    {"application/x-pdf", "application/acrobat", XLSM_MIME.lower(), "image/jpeg", "image/tiff", "image/webp"}
+    | {
+        TYPES[kind].mime.lower()
+        for kind in ("pdf", "docx", "pptx", "xlsx", "epub", "odt", "ods", "odp", "msg", "image")
+    }
+)
 
 
 class VerifyUpload:

@@ -14,11 +14,105 @@ from pathlib import Path
 from typing import Any, Protocol
 
 #: Every kind a parser exists for, in sniffing order of specificity.
-KINDS: tuple[str, ...] = ("pdf", "docx", "html", "markdown", "text")
+KINDS: tuple[str, ...] = (
+    "pdf",
+    "docx",
+    "pptx",
+    "xlsx",
+    "epub",
+    "odt",
+    "ods",
+    "odp",
+    "rtf",
+    "eml",
+    "msg",
+    "image",
+    "csv",
+    "json",
+    "html",
+    "markdown",
+    "text",
+)
+
+#: OCR modes of ``ParseOptions.ocr``: ``always`` OCRs every page (a PDF's text layer is
+#: replaced by what Tesseract reads) and every image; ``auto`` OCRs images and the PDF pages
+#: without a text layer; ``off`` never runs Tesseract (an image or a scanned PDF is ``no_text``).
+OCR_MODES: tuple[str, ...] = ("always", "auto", "off")
 
 #: ``on_progress(pages_parsed, pages_total)``: called by a paged parser (PDF) after each
 #: page it reads, ``1 <= pages_parsed <= pages_total``; it must be cheap (throttle inside).
 PageProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """What a parse may do, from the settings; sent with every parse to the bounded child.
+
+    Attributes:
+        ocr: ``'always' | 'auto' | 'off'`` (:data:`OCR_MODES`), already resolved: ``auto``
+            only when Tesseract and its language data were found.
+        ocr_languages: Tesseract language codes joined by ``+`` (``eng``, ``eng+deu``).
+        ocr_dpi: resolution, dots per inch, a PDF page is rendered at before OCR.
+        ocr_low_confidence: a page whose mean word confidence (0-100) is below this is kept
+            but flagged (:attr:`OcrPage.low_confidence`).
+        ocr_seconds_per_page: the parse's wall-time limit grows by this for every page OCRed.
+        tessdata: the directory holding ``<lang>.traineddata`` (None: Tesseract's default).
+        max_spreadsheet_cells: the most non-empty cells a spreadsheet (all its sheets) may
+            hold; over it the parse fails ``spreadsheet_too_large``.
+        max_unpacked_bytes: the most bytes the members of a ZIP-based document (DOCX, PPTX,
+            XLSX, EPUB, OpenDocument) may unpack to; over it ``archive_too_large``.
+        max_image_pixels: the most pixels (width x height) an image or a rendered page may
+            have; over it ``image_too_large``.
+    """
+
+    ocr: str = "off"
+    ocr_languages: str = "eng"
+    ocr_dpi: int = 300
+    ocr_low_confidence: float = 50.0
+    ocr_seconds_per_page: float = 30.0
+    tessdata: str | None = None
+    max_spreadsheet_cells: int = 5_000_000
+    max_unpacked_bytes: int = 1024 * 1024 * 1024
+    max_image_pixels: int = 200_000_000
+
+
+#: The options of a parse that names none (tests, the LlamaParse mock).
+DEFAULT_OPTIONS = ParseOptions()
+
+
+@dataclass(frozen=True)
+class OcrPage:
+    """What OCR read on one page (a PDF page without a text layer, an image, a TIFF frame).
+
+    Attributes:
+        number: 1-based page (or frame) number, as in :class:`ParsedPage`.
+        confidence: Tesseract's mean word confidence, 0-100 (0 when no word was read).
+        words: words read.
+        seconds: wall time of the page's OCR, rendering included.
+        low_confidence: ``confidence < ParseOptions.ocr_low_confidence``: the text is kept
+            but flagged (an event and a warning name the page).
+    """
+
+    number: int
+    confidence: float
+    words: int
+    seconds: float
+    low_confidence: bool
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to an e-mail message (``eml``, ``msg``), ingested as its own document.
+
+    Attributes:
+        filename: the attachment's file name as the message gives it (may be empty).
+        mime: the MIME type the message declares for it.
+        data: its bytes.
+    """
+
+    filename: str
+    mime: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -47,18 +141,21 @@ class ParsedDocument:
     Attributes:
         markdown: the whole document as Markdown-ish text (headings as ``#``,
             ``##`` ...; pages of a PDF joined by a blank line).
-        kind: ``'pdf' | 'docx' | 'html' | 'markdown' | 'text'``.
-        pages: one :class:`ParsedPage` per page, in order; empty for formats
-            without pages.
+        kind: one of :data:`KINDS`.
+        pages: one :class:`ParsedPage` per page, in order: PDF pages, slides (PPTX, ODP),
+            sheets (XLSX, ODS: ``number`` is the sheet's position in the workbook, hidden
+            sheets counted), image frames; empty for formats without pages.
         metadata: document properties, all values ``str``; keys are
             capitalised like PDF's Info dictionary (``Title``, ``Author``,
             ``Producer`` ...; ``Encoding`` for text formats). Empty values are
             left out.
         warnings: human-readable notes about lossy steps (replaced bytes,
-            pages without text, skipped navigation tables ...).
+            pages without text, skipped navigation tables, hidden sheets ...).
         front_matter: a Markdown file's YAML front matter keys, JSON values (taken out of
             ``markdown``; merged into the document's metadata, whose own keys win); empty for
             other kinds.
+        ocr_pages: one :class:`OcrPage` per page whose text OCR read, in page order.
+        attachments: an e-mail's attached files, each ingested as its own document.
     """
 
     markdown: str
@@ -67,13 +164,20 @@ class ParsedDocument:
     metadata: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     front_matter: dict[str, Any] = field(default_factory=dict)
+    ocr_pages: list[OcrPage] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 class KindParser(Protocol):
     """The parser of one kind (``parsing.PARSERS`` holds one per kind)."""
 
-    def parse(self, path: Path) -> ParsedDocument:
-        """Parse the file at ``path``; raise a ``docingest.errors`` class on bad input."""
+    def parse(
+        self, path: Path, options: ParseOptions, on_progress: PageProgress | None = None
+    ) -> ParsedDocument:
+        """Parse the file at ``path``; raise a ``docingest.errors`` class on bad input.
+
+        ``on_progress(pages_parsed, pages_total)`` after each page, slide or sheet of a paged
+        kind (never called by the others)."""
         ...
 
 
@@ -84,8 +188,14 @@ class Parser(Protocol):
     bounded child process) both satisfy it.
     """
 
-    def __call__(self, path: Path, kind: str, on_progress: PageProgress | None = None) -> ParsedDocument:
-        """Parse the file at ``path`` as ``kind`` (``KINDS``).
+    def __call__(
+        self,
+        path: Path,
+        kind: str,
+        on_progress: PageProgress | None = None,
+        options: ParseOptions = DEFAULT_OPTIONS,
+    ) -> ParsedDocument:
+        """Parse the file at ``path`` as ``kind`` (``KINDS``) with ``options``.
 
         ``on_progress(pages_parsed, pages_total)`` is called after each page of a paged kind.
 

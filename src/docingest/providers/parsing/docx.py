@@ -22,7 +22,7 @@ from docx.text.paragraph import Paragraph
 from lxml import etree
 
 from docingest.errors import DocumentCorrupt, UnsupportedType, scrub_paths
-from docingest.providers.parsing.base import ParsedDocument
+from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, ParsedDocument, ParseOptions
 
 _HEADING = re.compile(r"heading ([1-9])", re.IGNORECASE)
 _CODE_STYLES = {"source code", "code", "html preformatted", "plain text", "macro text"}
@@ -56,7 +56,9 @@ _CORE_PROPERTIES = {
 class DocxParser:
     """Converts a Word (OOXML) document to Markdown-ish text."""
 
-    def parse(self, path: Path) -> ParsedDocument:
+    def parse(
+        self, path: Path, options: ParseOptions = DEFAULT_OPTIONS, on_progress: PageProgress | None = None
+    ) -> ParsedDocument:
         """Parse the DOCX at ``path``.
 
         Returns:

@@ -17,7 +17,7 @@ from pathlib import Path
 from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
 from markdownify import MarkdownConverter
 
-from docingest.providers.parsing.base import ParsedDocument
+from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, ParsedDocument, ParseOptions
 from docingest.providers.parsing.decoding import decode_text
 
 _DROP_TAGS = ["script", "style", "noscript", "template", "nav", "header", "footer"]
@@ -77,7 +77,9 @@ def _declared_encoding(data: bytes) -> str | None:
 class HtmlParser:
     """Converts an HTML page to Markdown, without site navigation."""
 
-    def parse(self, path: Path) -> ParsedDocument:
+    def parse(
+        self, path: Path, options: ParseOptions = DEFAULT_OPTIONS, on_progress: PageProgress | None = None
+    ) -> ParsedDocument:
         """Parse the HTML file at ``path``.
 
         Decoding: a BOM wins, then ``<meta charset>`` / the XML prolog, then UTF-8

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from docingest.providers.parsing.base import ParsedDocument
+from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, ParsedDocument, ParseOptions
 from docingest.providers.parsing.decoding import decode_text
 
 #: A front matter block: ``---`` on the first line, YAML, then ``---`` (or ``...``) on a line
@@ -109,7 +109,9 @@ class MarkdownParser:
     """Reads a Markdown file; the text is not rewritten, except that a YAML front matter
     block is taken out of it (its keys are the ``front_matter``)."""
 
-    def parse(self, path: Path) -> ParsedDocument:
+    def parse(
+        self, path: Path, options: ParseOptions = DEFAULT_OPTIONS, on_progress: PageProgress | None = None
+    ) -> ParsedDocument:
         """Parse the Markdown file at ``path``.
 
         Decoding: UTF-8 (BOM stripped), UTF-16/32 with a BOM, else UTF-8 with

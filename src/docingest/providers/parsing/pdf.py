@@ -26,7 +26,13 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from docingest.errors import PdfCorrupt, PdfEncrypted
-from docingest.providers.parsing.base import PageProgress, ParsedDocument, ParsedPage
+from docingest.providers.parsing.base import (
+    DEFAULT_OPTIONS,
+    PageProgress,
+    ParsedDocument,
+    ParsedPage,
+    ParseOptions,
+)
 
 #: Text put between two non-empty pages in ``ParsedDocument.markdown``.
 PAGE_SEPARATOR = "\n\n"
@@ -63,7 +69,9 @@ _FONT_NAME_BUFFER = 128
 class PdfParser:
     """Extracts the text layer of a PDF, page by page, with its headings as Markdown lines."""
 
-    def parse(self, path: Path, on_progress: PageProgress | None = None) -> ParsedDocument:
+    def parse(
+        self, path: Path, options: ParseOptions = DEFAULT_OPTIONS, on_progress: PageProgress | None = None
+    ) -> ParsedDocument:
         """Parse the PDF at ``path``; ``on_progress(pages_parsed, pages_total)`` after each page.
 
         Returns:

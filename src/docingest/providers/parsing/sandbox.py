@@ -10,7 +10,10 @@ it. Here the worker only waits:
 
 How the limits are enforced:
 - wall time: ``timeout_seconds + timeout_seconds_per_mb * size_MB``, capped at
-  ``timeout_max_seconds``; on expiry the parent kills the child: ``ParseTimeout``.
+  ``timeout_max_seconds``; on expiry the parent kills the child: ``ParseTimeout``. When OCR
+  is on and the kind may be OCRed (PDF, image), the limit grows by
+  ``ParseOptions.ocr_seconds_per_page`` for each page the child reports (one for an
+  image), within the same cap: OCR is bounded per page, as parsing is per MiB.
 - memory: the child sets ``RLIMIT_AS`` to its address space at start plus
   ``memory_mb`` (an allocation beyond it raises ``MemoryError`` in the child,
   reported as ``ParseOutOfMemory``), and the parent polls the child's resident
@@ -57,7 +60,7 @@ from docingest.errors import (
     classify,
 )
 from docingest.heap import trim_heap
-from docingest.providers.parsing.base import PageProgress, ParsedDocument
+from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, ParsedDocument, ParseOptions
 
 log = logging.getLogger("docingest.providers.parsing.sandbox")
 
@@ -91,17 +94,31 @@ class ParseLimits:
             memory_mb=settings.parse_memory_mb,
         )
 
-    def timeout_for(self, size_bytes: int) -> float:
-        """Wall-time limit, seconds, for an input of ``size_bytes``."""
-        scaled = self.timeout_seconds + self.timeout_seconds_per_mb * size_bytes / _MB
+    def timeout_for(self, size_bytes: int, *, ocr_pages: int = 0, ocr_seconds_per_page: float = 0.0) -> float:
+        """Wall-time limit, seconds, for an input of ``size_bytes`` of which up to ``ocr_pages``
+        pages may be OCRed at ``ocr_seconds_per_page`` each."""
+        scaled = (
+            self.timeout_seconds
+            + self.timeout_seconds_per_mb * size_bytes / _MB
+            + ocr_pages * ocr_seconds_per_page
+        )
         return min(scaled, max(self.timeout_max_seconds, self.timeout_seconds))
+
+
+#: Kinds whose pages OCR may read (a PDF page without a text layer; an image, a TIFF frame).
+OCR_KINDS = frozenset({"pdf", "image"})
+
+
+def _ocr_budget(options: ParseOptions, kind: str) -> float:
+    """Seconds of wall time each page of a parse of ``kind`` adds to its limit (0 without OCR)."""
+    return options.ocr_seconds_per_page if options.ocr != "off" and kind in OCR_KINDS else 0.0
 
 
 def _context() -> Any:
     """The multiprocessing context: forkserver (parsers preloaded) where available, else spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["docingest.providers.parsing"])
+        ctx.set_forkserver_preload(["docingest.providers.parsing.preloaded"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -130,12 +147,18 @@ def _watchdog(parent: int, state: dict[str, float]) -> None:
             os._exit(70)
 
 
-def _page_reporter(conn: Any, interval_seconds: float) -> Callable[[int, int], None]:
-    """``on_progress`` for the parser in the child: sends ``("progress", (parsed, total))``
-    for the first page, then at most once per ``interval_seconds``."""
+def _page_reporter(
+    conn: Any, interval_seconds: float | None, extend: Callable[[int], None]
+) -> Callable[[int, int], None]:
+    """``on_progress`` for the parser in the child: calls ``extend(pages_total)`` (the OCR
+    allowance), then, when ``interval_seconds`` is not None, sends ``("progress", (parsed,
+    total))`` for the first page and then at most once per ``interval_seconds``."""
     last: list[float] = []
 
     def report(parsed: int, total: int) -> None:
+        extend(total)
+        if interval_seconds is None:
+            return
         now = time.monotonic()
         if last and now - last[0] < interval_seconds:
             return
@@ -145,13 +168,34 @@ def _page_reporter(conn: Any, interval_seconds: float) -> Callable[[int, int], N
     return report
 
 
+def _limit_setter(
+    state: dict[str, float], limits: ParseLimits, size: int, budget: float
+) -> Callable[[int], None]:
+    """``set_limits(ocr_pages)`` for the parse starting now: sets this child's CPU-time limit
+    and its watchdog's deadline to the wall-time limit of ``size`` bytes plus ``ocr_pages``
+    pages of ``budget`` seconds each."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_used = used.ru_utime + used.ru_stime
+    started = time.monotonic()
+
+    def set_limits(pages: int) -> None:
+        timeout = limits.timeout_for(size, ocr_pages=pages, ocr_seconds_per_page=budget)
+        cpu = int(cpu_used + timeout + _ORPHAN_GRACE_SECONDS) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
+        state["deadline"] = started + timeout
+
+    return set_limits
+
+
 def _child_loop(conn: Any, memory_bytes: int) -> None:
     """Entry point of a parse process: set the memory limit, then serve parse requests.
 
-    Each request is ``(target, path, kind, timeout_seconds, progress_seconds)``; the
+    Each request is ``(target, path, kind, limits, size, options, progress_seconds)``; the
     answer is ``("ok", ParsedDocument) | ("error", DocingestError) | ("oom", message)``,
     preceded, when ``progress_seconds`` is not None, by ``("progress", (pages_parsed,
-    pages_total))`` messages (the target is then called with ``on_progress=``).
+    pages_total))`` messages. The target is called as ``target(path, kind, on_progress=...,
+    options=options)``; its page reports also move this child's deadline and CPU limit by the
+    OCR allowance (:func:`_ocr_budget`), as the parent moves its own.
     ``None`` or a closed pipe ends the loop; so does an ``oom`` answer.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -168,17 +212,14 @@ def _child_loop(conn: Any, memory_bytes: int) -> None:
             return
         if request is None:
             return
-        target, path, kind, timeout, progress_seconds = request
-        used = resource.getrusage(resource.RUSAGE_SELF)
-        cpu = int(used.ru_utime + used.ru_stime + timeout + _ORPHAN_GRACE_SECONDS) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
-        state["deadline"] = time.monotonic() + timeout
+        target, path, kind, limits, size, options, progress_seconds = request
+        budget = _ocr_budget(options, kind)
+        set_limits = _limit_setter(state, limits, size, budget)
+        set_limits(1 if budget else 0)
         try:
             parse = _resolve(target)
-            if progress_seconds is None:
-                message: tuple[str, Any] = ("ok", parse(Path(path), kind))
-            else:
-                message = ("ok", parse(Path(path), kind, on_progress=_page_reporter(conn, progress_seconds)))
+            reporter = _page_reporter(conn, progress_seconds, set_limits if budget else lambda _: None)
+            message: tuple[str, Any] = ("ok", parse(Path(path), kind, on_progress=reporter, options=options))
         except MemoryError:
             message = ("oom", "the parser ran out of memory (MemoryError)")
         except DocingestError as exc:
@@ -293,11 +334,17 @@ class SandboxedParser:
         for child in idle:
             child.close(kill=False)
 
-    def __call__(self, path: Path, kind: str, on_progress: PageProgress | None = None) -> ParsedDocument:
-        """Parse ``path`` as ``kind`` in a child process.
+    def __call__(
+        self,
+        path: Path,
+        kind: str,
+        on_progress: PageProgress | None = None,
+        options: ParseOptions = DEFAULT_OPTIONS,
+    ) -> ParsedDocument:
+        """Parse ``path`` as ``kind`` with ``options`` in a child process.
 
         ``on_progress(pages_parsed, pages_total)`` is called in this thread as the
-        child reports pages (PDF only; see ``progress_seconds``). An exception it
+        child reports pages (paged kinds; see ``progress_seconds``). An exception it
         raises (``LeaseLost`` ...) stops the parse: the child is killed.
 
         Raises:
@@ -305,14 +352,17 @@ class SandboxedParser:
             DocingestError: what the parser itself raised (``PdfEncrypted`` ...).
         """
         size = os.path.getsize(path)
-        timeout = self.limits.timeout_for(size)
+        budget = _ocr_budget(options, kind)
+        timeout = self.limits.timeout_for(size, ocr_pages=1 if budget else 0, ocr_seconds_per_page=budget)
         memory_bytes = self.limits.memory_mb * _MB
         child = self._acquire()
         healthy = False
         killed = False
         try:
-            progress_seconds = self.progress_seconds if on_progress is not None else None
-            child.conn.send((self.target, str(path), kind, timeout, progress_seconds))
+            # With OCR on, page reports move the deadline: they are wanted even without a caller.
+            wants_progress = on_progress is not None or budget > 0
+            progress_seconds = self.progress_seconds if wants_progress else None
+            child.conn.send((self.target, str(path), kind, self.limits, size, options, progress_seconds))
             started = time.monotonic()
             while True:
                 if child.conn.poll(self.poll_seconds):
@@ -323,6 +373,10 @@ class SandboxedParser:
                     if status != "progress":
                         healthy = status != "oom"
                         return self._answer(status, payload)
+                    if budget:
+                        timeout = self.limits.timeout_for(
+                            size, ocr_pages=payload[1], ocr_seconds_per_page=budget
+                        )
                     if on_progress is not None:
                         on_progress(*payload)  # then the limits are checked as after a poll
                 if not child.proc.is_alive() and not child.conn.poll(0):
@@ -337,9 +391,10 @@ class SandboxedParser:
                 if time.monotonic() - started > timeout:
                     killed = True
                     child.proc.kill()
+                    ocr = " and _OCR_SECONDS_PER_PAGE" if budget else ""
                     raise ParseTimeout(
                         f"parsing took longer than {timeout:.1f} s for {size} bytes "
-                        f"(UPLOAD_PIPELINE_PARSE_TIMEOUT_SECONDS and _PER_MB) and was stopped"
+                        f"(UPLOAD_PIPELINE_PARSE_TIMEOUT_SECONDS, _PER_MB{ocr}) and was stopped"
                     )
             child.proc.join(5)
             raise self._death(child.proc.exitcode, killed)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docingest.providers.parsing.base import ParsedDocument
+from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, ParsedDocument, ParseOptions
 from docingest.providers.parsing.decoding import decode_text
 
 
 class TextParser:
     """Reads a plain-text file; the text is not rewritten (no Markdown escaping)."""
 
-    def parse(self, path: Path) -> ParsedDocument:
+    def parse(
+        self, path: Path, options: ParseOptions = DEFAULT_OPTIONS, on_progress: PageProgress | None = None
+    ) -> ParsedDocument:
         """Parse the text file at ``path``.
 
         Decoding: UTF-8 (BOM stripped), UTF-16/32 with a BOM, else UTF-8 with

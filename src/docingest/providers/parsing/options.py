@@ -1,0 +1,108 @@
+"""The parse options of an installation: size limits, and whether OCR can run here.
+
+OCR is Tesseract through tesserocr (its wheel carries libtesseract; the language data,
+``<lang>.traineddata``, comes from the system: Debian's ``tesseract-ocr-eng`` puts it in
+``/usr/share/tesseract-ocr/5/tessdata``). ``UPLOAD_PIPELINE_OCR=auto`` turns OCR on only
+when tesserocr imports and every language of ``UPLOAD_PIPELINE_OCR_LANGUAGES`` is found;
+``always`` insists, and says what is missing (``InvalidConfiguration``) instead of
+silently leaving scanned pages out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from docingest.errors import InvalidConfiguration
+from docingest.providers.parsing.base import ParseOptions
+
+#: Where Debian and other distributions put Tesseract's language data, tried in order after
+#: ``UPLOAD_PIPELINE_TESSDATA_PREFIX`` / ``TESSDATA_PREFIX``.
+TESSDATA_DIRS: tuple[str, ...] = (
+    "/usr/share/tesseract-ocr/5/tessdata",
+    "/usr/share/tesseract-ocr/4.00/tessdata",
+    "/usr/share/tessdata",
+    "/usr/local/share/tessdata",
+    "/opt/homebrew/share/tessdata",
+)
+
+
+@dataclass(frozen=True)
+class OcrStatus:
+    """Whether OCR can run here.
+
+    Attributes:
+        available: tesserocr imports and every requested language's data was found.
+        tessdata: the directory holding the language data (None when not found).
+        version: Tesseract's version (``'5.5.4'``), None when tesserocr is missing.
+        reason: why OCR is not available (None when it is), in words a user can act on.
+    """
+
+    available: bool
+    tessdata: str | None
+    version: str | None
+    reason: str | None
+
+
+def ocr_status(languages: str = "eng", prefix: str | None = None) -> OcrStatus:
+    """Find tesserocr and the data of ``languages`` (``'eng+deu'``).
+
+    Args:
+        languages: Tesseract language codes joined by ``+``.
+        prefix: a tessdata directory to try first (the setting).
+
+    Returns:
+        An :class:`OcrStatus`; never raises.
+    """
+    try:
+        import tesserocr
+    except ImportError as exc:  # the wheel is a dependency: a broken install
+        return OcrStatus(False, None, None, f"the tesserocr package cannot be imported ({exc})")
+    version = tesserocr.tesseract_version().split()[1] if tesserocr.tesseract_version() else None
+    wanted = [lang for lang in languages.split("+") if lang]
+    candidates = [d for d in (prefix, os.environ.get("TESSDATA_PREFIX"), *TESSDATA_DIRS) if d]
+    for directory in candidates:
+        if all((Path(directory) / f"{lang}.traineddata").is_file() for lang in wanted):
+            return OcrStatus(True, str(Path(directory)), version, None)
+    missing = " ".join(f"tesseract-ocr-{lang}" for lang in wanted)
+    return OcrStatus(
+        False,
+        None,
+        version,
+        f"no Tesseract language data for {'+'.join(wanted)} in {', '.join(candidates)}: "
+        f"install it (apt-get install {missing}) or set UPLOAD_PIPELINE_TESSDATA_PREFIX",
+    )
+
+
+def parse_options(settings: Any) -> ParseOptions:
+    """The :class:`ParseOptions` of ``settings``, with OCR resolved against this machine.
+
+    ``ocr='auto'`` becomes ``'off'`` when OCR is not available; ``'always'`` needs it.
+
+    Raises:
+        InvalidConfiguration: ``UPLOAD_PIPELINE_OCR=always`` and OCR is not available (the
+            message says what to install).
+    """
+    mode = settings.ocr
+    tessdata = None
+    if mode != "off":
+        status = ocr_status(settings.ocr_languages, settings.tessdata_prefix)
+        if status.available:
+            tessdata = status.tessdata
+        elif mode == "always":
+            raise InvalidConfiguration(f"UPLOAD_PIPELINE_OCR=always, but {status.reason}")
+        else:
+            mode = "off"
+    return ParseOptions(
+        ocr=mode,
+        ocr_languages=settings.ocr_languages,
+        ocr_dpi=settings.ocr_dpi,
+        ocr_low_confidence=settings.ocr_low_confidence,
+        ocr_seconds_per_page=settings.ocr_seconds_per_page,
+        tessdata=tessdata,
+        max_spreadsheet_cells=settings.max_spreadsheet_cells,
+        max_unpacked_bytes=settings.max_unpacked_mb * 1024 * 1024,
+        max_image_pixels=settings.max_image_pixels,
+    )

@@ -241,7 +241,10 @@ class FileTooLarge(PermanentError):
 class UnsupportedType(PermanentError):
     error_code = "unsupported_type"
     http_status = 415
-    meaning = "the content is not PDF, DOCX, HTML, Markdown or plain text"
+    meaning = (
+        "the content is of no supported kind (PDF, Office, OpenDocument, EPUB, RTF, e-mail, "
+        "PNG/JPEG/TIFF/WebP images, HTML, Markdown, CSV, JSON, text)"
+    )
     user_action = "convert the file to a supported format"
 
 

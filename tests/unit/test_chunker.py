@@ -27,7 +27,7 @@ def assert_well_formed(text: str, chunks: list) -> None:
     counts = chunker().count_tokens([c.text for c in chunks])
     for c, n in zip(chunks, counts):
         assert c.text.strip(), "empty or whitespace-only chunk"
-        assert text[c.start : c.end] == c.text, "offsets do not give the chunk back"
+        assert text[c.start : c.end] == c.text[c.header_chars :], "offsets do not give the chunk back"
         assert n == c.token_count <= 256
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
 
@@ -304,3 +304,49 @@ def test_chunks_of_long_unbroken_strings_are_named_as_unreadable() -> None:
     assert "chunk " in warning  # no pages: named by chunk number
     b64 = " ".join(base64.b64encode(rng.randbytes(300)).decode() for _ in range(30))
     assert unreadable_chunks_warning(c, c.chunk(b64, markdown=False)) is None
+
+
+def _sales_table(rows: int, *, long_row: int | None = None) -> tuple[str, str]:
+    header = "| order | customer | fruit | amount |\n| --- | --- | --- | --- |\n"
+    lines = []
+    for i in range(rows):
+        note = " ".join(f"word{i}x{k}" for k in range(400)) if i == long_row else f"Customer {i}"
+        lines.append(f"| {i} | {note} | {['apples', 'pears', 'plums'][i % 3]} | {i * 1.5} |")
+    text = "# Orders\n\nOne row per order.\n\n" + header + "\n".join(lines) + "\n\n## Totals\n\nAll paid.\n"
+    return text, header
+
+
+def test_a_long_table_is_cut_between_rows_and_every_part_repeats_its_header() -> None:
+    text, header = _sales_table(300)
+    chunks = chunker().chunk(text, markdown=True)
+    assert_well_formed(text, chunks)
+    table = [c for c in chunks if "| Customer " in c.text]
+    assert len(table) > 5
+    assert all(c.text.startswith(header) for c in table), "a table chunk without the header row"
+    assert table[0].header_chars == 0 and all(c.header_chars == len(header) for c in table[1:])
+    assert (
+        all(c.meta()["header_chars"] == len(header) for c in table[1:])
+        and "header_chars" not in table[0].meta()
+    )
+    # Every row is in exactly one chunk, whole: cuts fall between rows.
+    rows = [line for c in table for line in c.text[c.header_chars :].splitlines() if "| Customer " in line]
+    assert rows == [line for line in text.splitlines() if "| Customer " in line]
+    assert all(c.heading_path == ["Orders"] for c in table)
+
+
+def test_a_table_row_too_long_alone_is_split_within_the_limit() -> None:
+    text, header = _sales_table(40, long_row=20)
+    chunks = chunker().chunk(text, markdown=True)
+    assert_well_formed(text, chunks)
+    covered = "".join(text[c.start : c.end] for c in chunks)
+    assert all(f"word20x{k} " in covered for k in (0, 199, 398))
+
+
+def test_a_short_table_and_a_table_in_a_code_fence_are_left_to_the_splitter() -> None:
+    short, header = _sales_table(3)
+    assert all(c.header_chars == 0 for c in chunker().chunk(short, markdown=True))
+    fenced_rows = _sales_table(300)[0].split("\n\n", 2)[2].rsplit("\n\n## Totals", 1)[0]
+    fenced = "# Code\n\n```\n" + fenced_rows + "\n```\n"
+    chunks = chunker().chunk(fenced, markdown=True)
+    assert_well_formed(fenced, chunks)
+    assert all(c.header_chars == 0 for c in chunks)

@@ -1,4 +1,5 @@
-"""Unit tests for docingest.providers.parsing: sniffing, the five parsers, the registry.
+"""Unit tests for docingest.providers.parsing: sniffing, the PDF, DOCX, HTML, Markdown and text
+parsers, the registry (the parsers of the other kinds: tests/unit/test_parse_*.py, test_ocr.py).
 
 Uses the read-only corpus in shared/corpus/docs (PostgreSQL manual pages as HTML
 and DOCX, LaTeX manuals as PDF) plus small files made here: PDFs are written by
@@ -23,12 +24,27 @@ import docx
 import pypdfium2 as pdfium
 import pytest
 
-from docingest.errors import DocumentCorrupt, EmptyFile, PdfCorrupt, PdfEncrypted, UnsupportedType
-from docingest.providers.parsing import PARSERS, DetectedType, detect, is_declared_compatible, parse_file
+from docingest.errors import (
+    DocumentCorrupt,
+    DocumentEncrypted,
+    EmptyFile,
+    PdfCorrupt,
+    PdfEncrypted,
+    UnsupportedType,
+)
+from docingest.providers.parsing import (
+    KINDS,
+    PARSER_CLASSES,
+    DetectedType,
+    detect,
+    is_declared_compatible,
+    parse_file,
+    parser_for,
+)
 from docingest.providers.parsing.decoding import MAX_GARBLED_SHARE, decode_text, garbled_share
 from docingest.providers.parsing.docx import DocxParser
 from docingest.providers.parsing.pdf import PAGE_SEPARATOR, PdfParser
-from docingest.providers.parsing.sniff import SNIFF_BYTES, TYPES
+from docingest.providers.parsing.sniff import IMAGE_TYPES, JSONL_TYPE, SNIFF_BYTES, TSV_TYPE, TYPES, XLSM_TYPE
 from tests.unit.test_pdf_headings import assert_marked_only
 
 REPO = Path(__file__).resolve().parents[2]
@@ -254,11 +270,10 @@ def test_empty_file_raises(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "named"),
     [
-        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "PNG"),
-        (b"\xff\xd8\xff\xe0" + bytes(100), "JPEG"),
         (b"GIF89a" + bytes(50), "GIF"),
+        (b"MZ\x90\x00" + bytes(200), "Windows executable"),
         (b"\x1f\x8b\x08\x00" + bytes(50), "gzip"),
-        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "legacy .doc"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "damaged OLE2"),
         ("Hello world, no BOM here. ".encode("utf-16-le") * 20, "NUL"),
         (bytes((i * 7919 + 13) % 256 for i in range(4096)), "control"),
     ],
@@ -276,11 +291,94 @@ def _zip_bytes(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def test_zip_without_word_document_is_unsupported(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedType, match="ZIP"):
+def test_zip_of_no_document_is_unsupported(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedType, match="ZIP archive that holds no document"):
         detect(write(tmp_path, "a.docx", _zip_bytes({"readme.txt": b"hi"})))
-    with pytest.raises(UnsupportedType, match="XLSX"):
-        detect(write(tmp_path, "b.docx", _zip_bytes({"xl/workbook.xml": b"<x/>"})))
+    with pytest.raises(UnsupportedType, match="application/x-unknown"):
+        detect(write(tmp_path, "b.odt", _zip_bytes({"mimetype": b"application/x-unknown"})))
+
+
+@pytest.mark.parametrize(
+    ("members", "name", "expected"),
+    [
+        ({"[Content_Types].xml": b"<Types/>", "ppt/presentation.xml": b"<x/>"}, "deck.bin", TYPES["pptx"]),
+        ({"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<x/>"}, "book", TYPES["xlsx"]),
+        (
+            {
+                "[Content_Types].xml": b'<Types><Override ContentType="application/vnd.ms-excel.'
+                b'sheet.macroEnabled.main+xml"/></Types>',
+                "xl/workbook.xml": b"<x/>",
+            },
+            "macros.xlsx",
+            XLSM_TYPE,
+        ),
+        ({"mimetype": b"application/epub+zip", "META-INF/container.xml": b"<x/>"}, "b.zip", TYPES["epub"]),
+        ({"mimetype": b"application/vnd.oasis.opendocument.text"}, "t", TYPES["odt"]),
+        ({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet"}, "s", TYPES["ods"]),
+        ({"mimetype": b"application/vnd.oasis.opendocument.presentation"}, "p", TYPES["odp"]),
+    ],
+)
+def test_zip_packages_are_told_apart_by_their_members(
+    members: dict[str, bytes], name: str, expected: DetectedType, tmp_path: Path
+) -> None:
+    assert detect(write(tmp_path, name, _zip_bytes(members))) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "image/png"),
+        (b"\xff\xd8\xff\xe0" + bytes(100), "image/jpeg"),
+        (b"II*\x00" + bytes(100), "image/tiff"),
+        (b"MM\x00*" + bytes(100), "image/tiff"),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 " + bytes(100), "image/webp"),
+    ],
+)
+def test_images_are_sniffed_by_their_magic_number(data: bytes, expected: str, tmp_path: Path) -> None:
+    detected = detect(write(tmp_path, "scan.txt", data))
+    assert (detected.kind, detected.mime) == ("image", expected)
+    assert detected in {t for _, _, t in IMAGE_TYPES}
+
+
+def test_rtf_and_mail_are_sniffed_by_content(tmp_path: Path) -> None:
+    assert detect(write(tmp_path, "a.txt", b"{\\rtf1\\ansi Hello}")) == TYPES["rtf"]
+    mail = b"From: Ada <ada@example.org>\r\nTo: bob@example.org\r\nSubject: Tides\r\n\r\nHigh at six.\r\n"
+    assert detect(write(tmp_path, "message", mail)) == TYPES["eml"]
+    # one header line is not a message, unless the name says e-mail
+    assert detect(write(tmp_path, "note", b"Subject: tides\n\nHigh at six.\n")).kind == "text"
+    assert detect(write(tmp_path, "note.eml", b"Subject: tides\n\nHigh at six.\n")) == TYPES["eml"]
+    # a Markdown file with a "key: value" first line is not mail
+    assert detect(write(tmp_path, "n.md", b"Title: x\n\n# Heading\n")).kind == "markdown"
+
+
+def test_csv_tsv_and_json_by_name_or_type_and_json_by_content(tmp_path: Path) -> None:
+    table = b"name,age\nAda,36\n"
+    assert detect(write(tmp_path, "people.csv", table)) == TYPES["csv"]
+    assert detect(write(tmp_path, "people", table), declared_mime="text/csv") == TYPES["csv"]
+    assert detect(write(tmp_path, "people.tsv", b"name\tage\nAda\t36\n")) == TSV_TYPE
+    assert detect(write(tmp_path, "people.txt", table)).kind == "text"  # no hint: text
+    assert detect(write(tmp_path, "a.json", b'{"a": 1}')) == TYPES["json"]
+    assert detect(write(tmp_path, "a", b'  {"a": [1, 2]}\n')) == TYPES["json"]  # whole file parses
+    assert detect(write(tmp_path, "a.ndjson", b'{"a": 1}\n{"a": 2}\n')) == JSONL_TYPE
+    assert detect(write(tmp_path, "lines", b'{"a": 1}\n{"a": 2}\n')) == JSONL_TYPE
+    assert detect(write(tmp_path, "b", b"{not json}")).kind == "text"
+    assert detect(write(tmp_path, "c.json", b"plain words")).kind == "text"  # the content disagrees
+
+
+def test_an_encrypted_office_file_is_refused_as_encrypted(tmp_path: Path) -> None:
+    import msoffcrypto.format.ooxml
+    import openpyxl
+
+    plain = tmp_path / "plain.xlsx"
+    book = openpyxl.Workbook()
+    book.active["A1"] = "secret"
+    book.save(plain)
+    locked = tmp_path / "locked.xlsx"
+    with plain.open("rb") as src, locked.open("wb") as dst:
+        office = msoffcrypto.format.ooxml.OOXMLFile(src)
+        office.encrypt("pa55word", dst)
+    with pytest.raises(DocumentEncrypted, match="password"):
+        detect(locked)
 
 
 @pytest.mark.shared_corpus
@@ -617,10 +715,11 @@ def test_damaged_utf8_over_the_garbled_limit_fails() -> None:
 
 
 def test_registry_and_unknown_kind(tmp_path: Path) -> None:
-    assert set(PARSERS) == {"pdf", "docx", "html", "markdown", "text"}
-    assert {t.kind for t in TYPES.values()} == set(PARSERS)
-    with pytest.raises(UnsupportedType, match="rtf"):
-        parse_file(write(tmp_path, "x", b"{\\rtf1 hi}"), "rtf")
+    assert set(PARSER_CLASSES) == set(KINDS) == set(TYPES)
+    assert all(t.kind == kind for kind, t in TYPES.items())
+    assert all(callable(parser_for(kind).parse) for kind in KINDS)
+    with pytest.raises(UnsupportedType, match="known kinds"):
+        parse_file(write(tmp_path, "x", b"{\\rtf1 hi}"), "wordperfect")
 
 
 def test_nul_characters_in_a_text_file_are_kept_for_cleaning_with_a_warning_that_counts_them() -> None:

@@ -93,6 +93,18 @@ class Info:
         return asdict(self)
 
 
+def _ocr_words(settings: Settings) -> str:
+    """``'auto: Tesseract 5.5.4, eng from /usr/share/...'``, or why OCR is off."""
+    from docingest.providers.parsing.options import ocr_status
+
+    if settings.ocr == "off":
+        return "off (UPLOAD_PIPELINE_OCR=off)"
+    status = ocr_status(settings.ocr_languages, settings.tessdata_prefix)
+    if not status.available:
+        return f"off ({status.reason})"
+    return f"{settings.ocr}: Tesseract {status.version}, {settings.ocr_languages} from {status.tessdata}"
+
+
 def describe(settings: Settings, *, user: str | None = None) -> Info:
     """The settings part of :class:`Info` (counts zero); reads no database."""
     if settings.storage_backend == "local":
@@ -103,7 +115,8 @@ def describe(settings: Settings, *, user: str | None = None) -> Info:
             f"(bucket {settings.storage_bucket})"
         )
     parser = (
-        "local (pypdfium2, python-docx, BeautifulSoup, Markdown, text)"
+        "local (pypdfium2, python-docx, python-pptx, calamine, ebooklib, odfdo, striprtf, email and "
+        f"extract-msg, BeautifulSoup, Markdown, CSV, JSON, text); OCR: {_ocr_words(settings)}"
         if settings.parser == "local"
         else f"llamaparse at {settings.llamaparse_url} (tier {settings.llamaparse_tier})"
     )

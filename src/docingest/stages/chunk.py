@@ -16,8 +16,28 @@ from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 
 #: Kinds whose parsed text is Markdown: split at its structure, ATX headings give heading paths
-#: (the PDF parser writes the headings it finds as such lines).
-MARKDOWN_KINDS = {"markdown", "html", "docx", "pdf"}
+#: (the PDF parser writes the headings it finds as such lines; slides, sheets, chapters and
+#: messages get theirs from the parsers), long pipe tables are cut between rows with their
+#: header repeated. The others (plain text, JSON's path: value lines, OCR's text) are split
+#: as text.
+MARKDOWN_KINDS = frozenset(
+    {
+        "markdown",
+        "html",
+        "docx",
+        "pdf",
+        "pptx",
+        "xlsx",
+        "epub",
+        "odt",
+        "ods",
+        "odp",
+        "rtf",
+        "eml",
+        "msg",
+        "csv",
+    }
+)
 
 
 class ChunkDocument:

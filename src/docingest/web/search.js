@@ -6,13 +6,44 @@ import { docName, fill, h, notice, uid } from "./ui.js";
 const TYPES = {
   "": null,
   pdf: ["application/pdf"],
-  docx: ["application/vnd.openxmlformats-officedocument.wordprocessingml.document"],
+  docx: [
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.oasis.opendocument.text",
+    "application/rtf",
+  ],
+  slides: [
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.presentation",
+  ],
+  sheets: [
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-excel.sheet.macroEnabled.12",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "text/csv",
+    "text/tab-separated-values",
+  ],
+  epub: ["application/epub+zip"],
+  mail: ["message/rfc822", "application/vnd.ms-outlook"],
+  image: ["image/png", "image/jpeg", "image/tiff", "image/webp"],
   html: ["text/html", "application/xhtml+xml"],
   markdown: ["text/markdown", "text/x-markdown"],
   text: ["text/plain"],
-  json: ["application/json"],
+  json: ["application/json", "application/jsonl", "application/x-ndjson"],
 };
-const TYPE_LABELS = { "": "Any", pdf: "PDF", docx: "DOCX", html: "HTML", markdown: "Markdown", text: "Text", json: "JSON" };
+const TYPE_LABELS = {
+  "": "Any",
+  pdf: "PDF",
+  docx: "Text documents (DOCX, ODT, RTF)",
+  slides: "Slides (PPTX, ODP)",
+  sheets: "Spreadsheets (XLSX, ODS, CSV)",
+  epub: "E-books (EPUB)",
+  mail: "E-mail (EML, MSG)",
+  image: "Images",
+  html: "HTML",
+  markdown: "Markdown",
+  text: "Text",
+  json: "JSON",
+};
 
 // the last search, shown again when the page is opened again in this tab
 const last = { form: { q: "", mode: "hybrid", k: 10, source: "", where: "", type: "" }, reply: null, error: null };

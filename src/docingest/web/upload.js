@@ -9,6 +9,26 @@ import { announce, DOING, fill, formatBytes, h, progressText, stepBar } from "./
 const MIME_BY_EXTENSION = {
   pdf: "application/pdf",
   docx: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  pptx: "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+  xlsx: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  xlsm: "application/vnd.ms-excel.sheet.macroEnabled.12",
+  epub: "application/epub+zip",
+  odt: "application/vnd.oasis.opendocument.text",
+  ods: "application/vnd.oasis.opendocument.spreadsheet",
+  odp: "application/vnd.oasis.opendocument.presentation",
+  rtf: "application/rtf",
+  eml: "message/rfc822",
+  msg: "application/vnd.ms-outlook",
+  png: "image/png",
+  jpg: "image/jpeg",
+  jpeg: "image/jpeg",
+  tif: "image/tiff",
+  tiff: "image/tiff",
+  webp: "image/webp",
+  csv: "text/csv",
+  tsv: "text/tab-separated-values",
+  jsonl: "application/jsonl",
+  ndjson: "application/x-ndjson",
   html: "text/html",
   htm: "text/html",
   xhtml: "application/xhtml+xml",
@@ -33,7 +53,8 @@ async function sha256(file) {
 }
 
 /** What the API accepts (MIME_BY_EXTENSION), in a user's words. */
-const ACCEPTED = "PDF, DOCX, HTML, Markdown, text or JSON files";
+const ACCEPTED =
+  "PDF, Office (DOCX, PPTX, XLSX), OpenDocument, EPUB, RTF, e-mail (EML, MSG), image (PNG, JPEG, TIFF, WebP), HTML, Markdown, CSV, JSON or text files";
 
 /** A refused file's type in a user's words: "a PNG image (image/png)", "an EXE file (...)". */
 export function typeWords(name, mime) {
@@ -463,7 +484,7 @@ export function render(root) {
     { class: "dropzone", "data-testid": "dropzone", role: "region", tabindex: 0, "aria-label": "Drop files here", "aria-describedby": "dropzone-help" },
     uploadIcon(),
     h("p", { class: "dropzone-title" }, "Drop files or a folder here"),
-    h("p", { id: "dropzone-help", class: "muted" }, "PDF, DOCX, HTML, Markdown, text or JSON. Press Enter to choose files."),
+    h("p", { id: "dropzone-help", class: "muted" }, "PDF, Office, OpenDocument, EPUB, RTF, e-mail, images (read by OCR), HTML, Markdown, CSV, JSON or text. Press Enter to choose files."),
     h("div", { class: "dropzone-buttons" },
       h("span", { class: "file-button" }, files, h("label", { for: "choose-files", class: "button primary" }, "Choose files")),
       h("span", { class: "file-button" }, folder, h("label", { for: "choose-folder", class: "button" }, "Choose a folder")),

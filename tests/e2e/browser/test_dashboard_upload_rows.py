@@ -196,17 +196,18 @@ def test_an_unsupported_type_is_refused_in_a_users_words(
     page: Page, idle_dashboard: Dashboard, screenshot_dir: Path
 ) -> None:
     _upload_page(page)
-    expect(page.get_by_test_id("dropzone")).to_contain_text("PDF, DOCX, HTML, Markdown, text or JSON")
-    drop_files(page, [("photo.png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(40))])
-    row = _rows(page, "photo.png")
+    expect(page.get_by_test_id("dropzone")).to_contain_text("images (read by OCR), HTML, Markdown, CSV, JSON")
+    drop_files(page, [("photo.gif", "image/gif", b"GIF89a" + bytes(40))])
+    row = _rows(page, "photo.gif")
     expect(row).to_have_attribute("data-error-code", "unsupported_type")
     expect(row.get_by_test_id("upload-status")).to_have_text(
-        "A PNG image (image/png) is not supported: upload PDF, DOCX, HTML, Markdown, text or JSON files."
+        "A GIF image (image/gif) is not supported: upload PDF, Office (DOCX, PPTX, XLSX), OpenDocument, "
+        "EPUB, RTF, e-mail (EML, MSG), image (PNG, JPEG, TIFF, WebP), HTML, Markdown, CSV, JSON or text files."
     )
     expect(row.locator("code")).to_have_text("unsupported_type")
     # the API's own words stay one click away
     row.get_by_text("The API's message").click()
-    expect(row.locator("details p")).to_contain_text("image/png")
+    expect(row.locator("details p")).to_contain_text("image/gif")
 
 
 def test_a_search_that_fails_or_cannot_run_clears_the_earlier_results(page: Page) -> None:

@@ -10,6 +10,10 @@ included; any chunk over the limit is split again at a smaller size, so the
 limit is guaranteed, not hoped for. Last, a piece with nothing to embed on its
 own (only heading lines, only code-fence lines, no letter or digit) is joined to
 a neighbour, still within the limit (:meth:`Chunker._absorb_fragments`).
+
+A pipe table too long for one chunk (a spreadsheet's sheet, a CSV file) is cut between its
+rows instead, and every chunk after the first starts with the table's header row and
+delimiter row again, so each chunk says what its columns are (:meth:`Chunker._table_pieces`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ _FENCE = re.compile(r"^(```|~~~)", re.MULTILINE)
 _FENCE_LINE = re.compile(r"[ \t]*(```|~~~)")
 _LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 _LEADING_LETTERLESS = re.compile(r"(?:[^\w\n]*\n)*")
+#: A pipe table (GFM): a header row and a delimiter row, then rows, every line starting with "|".
+_TABLE = re.compile(
+    r"^[ \t]*\|[^\n]*\n[ \t]*\|(?:[ \t]*:?-+:?[ \t]*\|)+[ \t]*(?:\n[ \t]*\|[^\n]*)*", re.MULTILINE
+)
 #: Where a piece may be cut to make room for a fragment, best first: blank lines, line breaks,
 #: sentence ends, spaces.
 _CUTS = (re.compile(r"\n[ \t]*\n\s*"), re.compile(r"\n\s*"), re.compile(r"(?<=[.!?])\s+"), re.compile(r"\s+"))
@@ -45,7 +53,10 @@ MIN_CONTEXT_TOKENS = 4
 
 @dataclass(frozen=True)
 class Chunk:
-    """One chunk: ``text == document[start:end]``; ``token_count`` includes special tokens."""
+    """One chunk: ``text == header + document[start:end]``, where ``header`` is the
+    ``header_chars`` first characters of ``text``: the repeated header and delimiter rows of
+    a table the chunk continues (empty for every other chunk); ``token_count`` includes
+    special tokens and the header."""
 
     ordinal: int
     text: str
@@ -55,16 +66,21 @@ class Chunk:
     page: int | None = None
     page_end: int | None = None
     heading_path: list[str] = field(default_factory=list)
+    header_chars: int = 0
 
     def meta(self) -> dict[str, Any]:
-        """The metadata stored with the chunk (page, heading path, character offsets)."""
-        return {
+        """The metadata stored with the chunk (page, heading path, character offsets, and
+        ``header_chars`` when it repeats a table's header)."""
+        meta: dict[str, Any] = {
             "start": self.start,
             "end": self.end,
             "page": self.page,
             "page_end": self.page_end,
             "heading_path": self.heading_path,
         }
+        if self.header_chars:
+            meta["header_chars"] = self.header_chars
+        return meta
 
 
 def chunk_id(document_id: UUID, ordinal: int) -> UUID:
@@ -251,8 +267,84 @@ class Chunker:
                     raise ChunkTooLong(f"cannot split a span of {n} tokens under {self.max_tokens}")
         return out
 
+    def _segments(self, text: str, markdown: bool) -> list[tuple[int, int, bool]]:
+        """``text`` cut into ``(start, end, is_long_table)`` segments, in order: the pipe tables
+        (outside code fences) over ``max_tokens`` tokens, and the text between them."""
+        if not markdown or "|" not in text:
+            return [(0, len(text), False)]
+        fences = [m.start() for m in _FENCE.finditer(text)]
+        tables = [
+            (m.start(), m.end())
+            for m in _TABLE.finditer(text)
+            if m.end() - m.start() > self.capacity and bisect.bisect_right(fences, m.start()) % 2 == 0
+        ]
+        counts = self.count_tokens([text[a:b] for a, b in tables]) if tables else []
+        segments: list[tuple[int, int, bool]] = []
+        at = 0
+        for (a, b), n in zip(tables, counts, strict=True):
+            if n <= self.max_tokens:
+                continue
+            if a > at:
+                segments.append((at, a, False))
+            segments.append((a, b, True))
+            at = b
+        if at < len(text):
+            segments.append((at, len(text), False))
+        return segments
+
+    def _table_pieces(self, text: str, start: int, end: int) -> list[tuple[int, str, int, str]]:
+        """A long table ``text[start:end]`` cut between rows into ``(start, text, tokens,
+        header)`` pieces within ``max_tokens``: the first holds the header and delimiter rows
+        where the table has them; each later one has them as ``header`` (its chunk text is
+        ``header + text``). A row too long even alone is split like any text, without header."""
+        lines = text[start:end].split("\n")
+        header = "\n".join(lines[:2]) + "\n"
+        header_tokens = self.count_tokens([header])[0] - (self.max_tokens - self.capacity)
+        row_tokens = [len(ids) for ids in self._token_ids(lines[2:], special=False)]
+        pieces: list[tuple[int, str, int, str]] = []
+        group: list[int] = []  # indexes into lines[2:] of the rows of the piece being built
+        offsets = [start]
+        for line in lines:
+            offsets.append(offsets[-1] + len(line) + 1)
+
+        def flush() -> None:
+            if not group:
+                return
+            first = not pieces
+            a = start if first else offsets[2 + group[0]]
+            b = offsets[3 + group[-1]] - 1
+            prefix = "" if first else header
+            n = self.count_tokens([prefix + text[a:b]])[0]
+            if n <= self.max_tokens:
+                pieces.append((a, text[a:b], n, prefix))
+            else:  # the estimate was short: split as any text, the header kept where it fits
+                pieces.extend((s, c, k, "") for s, c, k in self._enforce_limit([(a, text[a:b])]))
+            group.clear()
+
+        budget = self.capacity - header_tokens
+        used = 0
+        for i, tokens in enumerate(row_tokens):
+            if tokens > budget:  # a row that does not fit beside the header: alone, split
+                flush()
+                a, b = offsets[2 + i], offsets[3 + i] - 1
+                if text[a:b].strip():
+                    pieces.extend((s, c, k, "") for s, c, k in self._enforce_limit([(a, text[a:b])]))
+                used = 0
+                continue
+            if group and used + tokens > budget:
+                flush()
+                used = 0
+            group.append(i)
+            used += tokens
+        flush()
+        return pieces
+
     def _absorb_fragments(
-        self, text: str, pieces: list[tuple[int, str, int]], markdown: bool
+        self,
+        text: str,
+        pieces: list[tuple[int, str, int]],
+        markdown: bool,
+        fixed: frozenset[int] = frozenset(),
     ) -> list[tuple[int, str, int]]:
         """Join every fragment (:func:`fragment_kind`) to a neighbour, within ``max_tokens``.
 
@@ -264,6 +356,8 @@ class Chunker:
         when no cut fits either, the other neighbour is tried the same way. Joined pieces
         run from the first's start to the last's end, so every character covered before
         is still covered. A fragment with no neighbour or nothing that fits stays as it is.
+        The pieces starting at an offset in ``fixed`` (a table's continuations, whose chunk
+        text repeats the header) are never joined or cut.
         """
         spans = [(s, s + len(c), n) for s, c, n in pieces]
         fences = [m.start() for m in _FENCE.finditer(text)] if markdown else []
@@ -271,7 +365,7 @@ class Chunker:
         while i < len(spans):
             start, end, _ = spans[i]
             kind = fragment_kind(text[start:end], markdown)
-            if kind is None or len(spans) == 1:
+            if kind is None or len(spans) == 1 or start in fixed:
                 i += 1
                 continue
             has_next = i + 1 < len(spans)
@@ -280,7 +374,7 @@ class Chunker:
                 kind != "heading" and has_next and _HEADING.match(text, spans[i + 1][0]) is not None
             )
             order = [i - 1, i + 1] if (not has_next or closing or section_ends) else [i + 1, i - 1]
-            order = [j for j in order if 0 <= j < len(spans)]
+            order = [j for j in order if 0 <= j < len(spans) and spans[j][0] not in fixed]
             for j in order:
                 lo, hi = min(i, j), max(i, j)
                 joined = (spans[lo][0], max(spans[lo][1], spans[hi][1]))
@@ -341,7 +435,9 @@ class Chunker:
         """Chunk ``text``; pages are given by their start offsets and numbers (ascending).
 
         Returns chunks in document order, none empty or whitespace-only, each with
-        ``text[start:end] == chunk.text`` and ``token_count <= max_tokens``; a piece with
+        ``chunk.text == header + text[start:end]`` (``header`` empty except where a chunk
+        continues a long pipe table: then its header and delimiter rows, ``header_chars`` long)
+        and ``token_count <= max_tokens``; a piece with
         nothing to embed alone (only headings, only a code fence, no letter or digit) is
         joined to a neighbour wherever the limit allows (:meth:`_absorb_fragments`).
         A chunk's ``heading_path`` is the path of headings in effect where its text starts,
@@ -350,12 +446,23 @@ class Chunker:
         Raises:
             ChunkTooLong: if some span cannot be cut under the limit (never seen in practice).
         """
-        spans = [(s, c) for s, c in self._spans(text, markdown) if c.strip()]
+        cut: list[tuple[int, str, int]] = []
+        headers: dict[int, str] = {}  # start -> repeated table header of a table's continuation
+        for seg_start, seg_end, long_table in self._segments(text, markdown):
+            if long_table:
+                for s, c, n, header in self._table_pieces(text, seg_start, seg_end):
+                    cut.append((s, c, n))
+                    if header:
+                        headers[s] = header
+                continue
+            segment = text[seg_start:seg_end]
+            spans = [(seg_start + s, c) for s, c in self._spans(segment, markdown) if c.strip()]
+            cut.extend(self._enforce_limit(spans))
         heads = headings(text) if markdown else []
         next_head = 0
         path: list[tuple[int, str]] = []  # (level, title) of the headings above
         chunks: list[Chunk] = []
-        pieces = self._absorb_fragments(text, self._enforce_limit(spans), markdown)
+        pieces = self._absorb_fragments(text, cut, markdown, frozenset(headers))
         for ordinal, (start, piece, n) in enumerate(pieces):
             letterless = _LEADING_LETTERLESS.match(piece)  # lines of a joined fragment
             lead = start + (letterless.end() if letterless else 0)
@@ -368,5 +475,10 @@ class Chunker:
             if page_starts:
                 page = page_numbers[max(0, bisect.bisect_right(page_starts, start) - 1)]
                 page_end = page_numbers[max(0, bisect.bisect_right(page_starts, end - 1) - 1)]
-            chunks.append(Chunk(ordinal, piece, start, end, n, page, page_end, [t for _, t in path]))
+            header = headers.get(start, "")
+            chunks.append(
+                Chunk(
+                    ordinal, header + piece, start, end, n, page, page_end, [t for _, t in path], len(header)
+                )
+            )
         return chunks

@@ -335,7 +335,7 @@ def test_a_long_table_is_cut_between_rows_and_every_part_repeats_its_header() ->
 
 
 def test_a_table_row_too_long_alone_is_split_within_the_limit() -> None:
-    text, header = _sales_table(40, long_row=20)
+    text, _ = _sales_table(40, long_row=20)
     chunks = chunker().chunk(text, markdown=True)
     assert_well_formed(text, chunks)
     covered = "".join(text[c.start : c.end] for c in chunks)
@@ -343,7 +343,7 @@ def test_a_table_row_too_long_alone_is_split_within_the_limit() -> None:
 
 
 def test_a_short_table_and_a_table_in_a_code_fence_are_left_to_the_splitter() -> None:
-    short, header = _sales_table(3)
+    short, _ = _sales_table(3)
     assert all(c.header_chars == 0 for c in chunker().chunk(short, markdown=True))
     fenced_rows = _sales_table(300)[0].split("\n\n", 2)[2].rsplit("\n\n## Totals", 1)[0]
     fenced = "# Code\n\n```\n" + fenced_rows + "\n```\n"

@@ -34,7 +34,7 @@ def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, 
     root = tmp_path / "in"
     write_docs(root / "nested" / "deeper", 3)
     (root / "empty.txt").write_bytes(b"")
-    (root / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    (root / "image.gif").write_bytes(b"GIF89a" + bytes(200))
     (root / ".hidden.md").write_text("# skipped\n\nhidden files are not ingested\n")
     proc = run_cli(settings, "ingest", str(root), "--json")
     assert proc.returncode == 1, proc.stderr
@@ -69,7 +69,7 @@ def test_ingest_reports_failures_by_code_and_exits_non_zero(settings: Settings, 
     for r in failed:
         assert f"{r['filename']} (job {r['job_id']}): {r['error_code']}: {r['error_message']}" in lines
     # A run in which every document fails stores nothing and says so (no search hint).
-    only_failures = run_cli(settings, "ingest", str(root / "image.png"))
+    only_failures = run_cli(settings, "ingest", str(root / "image.gif"))
     assert only_failures.returncode == 1
     assert "nothing was stored" in only_failures.stdout and "search it with" not in only_failures.stdout
     (tmp_path / "no-files").mkdir()

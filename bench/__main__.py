@@ -24,7 +24,18 @@ from rich.table import Table
 
 from bench.common import Figure
 
-BENCHES = ["ingest", "sync", "embedders", "parse", "transitions", "rss", "search", "api", "embed_api"]
+BENCHES = [
+    "ingest",
+    "sync",
+    "embedders",
+    "parse",
+    "formats",
+    "transitions",
+    "rss",
+    "search",
+    "api",
+    "embed_api",
+]
 #: Run only when named (``python -m bench llamaindex``): a reference, not a figure of docingest
 #: alone, taking about a minute with ``--quick`` and a quarter of an hour on the whole corpus, so
 #: neither CI's quick run nor a bare ``python -m bench`` runs it.

@@ -13,7 +13,6 @@ skipped with a warning and the other slides kept.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import tempfile
 import zipfile
@@ -130,37 +129,33 @@ class PptxParser:
             raise FileNotFoundError(path)
         check_archive(path, options.max_unpacked_bytes, what="PPTX")
         warnings: list[str] = []
-        with contextlib.ExitStack() as stack:
-            presentation, damaged = _open_pptx(path, stack)
-            try:
-                slides = list(presentation.slides)
-                metadata = _core_metadata(presentation)
-            except _LIBRARY_ERRORS as exc:
-                raise DocumentCorrupt(
-                    f"the PPTX is malformed ({type(exc).__name__}: {_cause(exc)}); re-save it"
-                ) from exc
-            texts: list[str | None] = []
-            hidden: list[int] = []
-            unreadable: list[int] = []
-            total = len(slides)
-            for number, slide in enumerate(slides, 1):
-                if str(slide.part.partname).lstrip("/") in damaged:
+        presentation, damaged = _open_pptx(path)
+        try:
+            slides = list(presentation.slides)
+            metadata = _core_metadata(presentation)
+        except _LIBRARY_ERRORS as exc:
+            raise DocumentCorrupt(
+                f"the PPTX is malformed ({type(exc).__name__}: {_cause(exc)}); re-save it"
+            ) from exc
+        texts: list[str | None] = []
+        hidden: list[int] = []
+        unreadable: list[int] = []
+        total = len(slides)
+        for number, slide in enumerate(slides, 1):
+            if str(slide.part.partname).lstrip("/") in damaged:
+                unreadable.append(number)
+                texts.append(None)
+            elif slide._element.get("show") in ("0", "false"):
+                hidden.append(number)
+                texts.append(None)
+            else:
+                try:
+                    texts.append(_pptx_slide(slide, number, damaged))
+                except (RecursionError, *_LIBRARY_ERRORS):
                     unreadable.append(number)
                     texts.append(None)
-                elif slide._element.get("show") in ("0", "false"):
-                    hidden.append(number)
-                    texts.append(None)
-                else:
-                    try:
-                        texts.append(_pptx_slide(slide, number, damaged))
-                    except RecursionError:
-                        unreadable.append(number)
-                        texts.append(None)
-                    except _LIBRARY_ERRORS:
-                        unreadable.append(number)
-                        texts.append(None)
-                if on_progress is not None:
-                    on_progress(number, total)
+            if on_progress is not None:
+                on_progress(number, total)
         _slide_warnings(warnings, total, hidden, unreadable)
         markdown, pages = assemble_slides(texts)
         return ParsedDocument(
@@ -210,10 +205,7 @@ class OdpParser:
             else:
                 try:
                     texts.append(_odp_slide(page, number))
-                except RecursionError:
-                    unreadable.append(number)
-                    texts.append(None)
-                except _LIBRARY_ERRORS:
+                except (RecursionError, *_LIBRARY_ERRORS):
                     unreadable.append(number)
                     texts.append(None)
             if on_progress is not None:
@@ -264,7 +256,7 @@ def _slide_warnings(warnings: list[str], total: int, hidden: list[int], unreadab
         warnings.append(f"skipped {len(hidden)} hidden slide(s): {_list_slides(hidden)}")
     if unreadable:
         warnings.append(
-            f"{len(unreadable)} of {total} slide(s) could not be read (damaged XML) and were "
+            f"{len(unreadable)} of {total} slide(s) could not be read (damaged) and were "
             f"skipped: {_list_slides(unreadable)}"
         )
 
@@ -284,7 +276,7 @@ def _cause(exc: BaseException) -> str:
 # ------------------------------------------------------------------------------------ PPTX
 
 
-def _open_pptx(path: Path, stack: contextlib.ExitStack) -> tuple[Any, set[str]]:
+def _open_pptx(path: Path) -> tuple[Any, set[str]]:
     """The python-pptx presentation, and the package members of damaged slides or notes that
     were replaced by empty ones to open it (a member name like ``ppt/slides/slide3.xml``)."""
     try:
@@ -294,10 +286,12 @@ def _open_pptx(path: Path, stack: contextlib.ExitStack) -> tuple[Any, set[str]]:
             damaged = _damaged_slide_parts(path)
             if not damaged:
                 raise
-        copy = stack.enter_context(tempfile.TemporaryFile())
-        _write_repaired(path, damaged, copy)
-        copy.seek(0)
-        return _load_pptx(copy), damaged
+        # python-pptx reads every member into memory when it opens a package: the copy is
+        # not needed afterwards.
+        with tempfile.TemporaryFile() as copy:
+            _write_repaired(path, damaged, copy)
+            copy.seek(0)
+            return _load_pptx(copy), damaged
     except (FileNotFoundError, PermissionError):
         raise
     except UnsupportedType:

@@ -5,6 +5,7 @@ a password-protected OpenDocument) ending in a clear error or a warning."""
 
 from __future__ import annotations
 
+import copy
 import io
 import zipfile
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import docx
 import odfdo
 import pptx
 import pytest
+from pptx.enum.shapes import PP_PLACEHOLDER
 from pptx.util import Cm
 
 from docingest.errors import ArchiveTooLarge, DocumentCorrupt, DocumentEncrypted, UnsupportedType
@@ -396,3 +398,60 @@ def test_an_opendocument_that_is_not_a_zip_is_document_corrupt(tmp_path: Path) -
     path.write_bytes(buffer.getvalue()[:40])
     with pytest.raises(DocumentCorrupt):
         OdtParser().parse(path)
+
+
+def test_pptx_footer_date_and_slide_number_placeholders_are_left_out(tmp_path: Path) -> None:
+    def build(deck: Any) -> None:
+        layout = deck.slide_layouts[1]
+        slide = deck.slides.add_slide(layout)
+        slide.shapes.title.text = "Quarterly Figures"
+        slide.placeholders[1].text = "Revenue grew in every region."
+        for placeholder in layout.placeholders:
+            if placeholder.placeholder_format.type in (PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.SLIDE_NUMBER):
+                slide.shapes._spTree.append(copy.deepcopy(placeholder._element))
+        for shape in slide.placeholders:
+            if shape.placeholder_format.type == PP_PLACEHOLDER.FOOTER:
+                shape.text = "Confidential footer"
+
+    path = _deck_with(tmp_path, build)
+    assert "Confidential footer" in zipfile.ZipFile(path).read("ppt/slides/slide1.xml").decode()
+    doc = PptxParser().parse(path)
+    assert doc.markdown == "# Quarterly Figures\n\n- Revenue grew in every region."
+
+
+def test_odp_footer_frames_are_left_out(tmp_path: Path) -> None:
+    sample = sample_odp(tmp_path)
+    deck = odfdo.Document(sample.path)
+    page = deck.body.get_draw_pages()[2]
+    page.append(
+        odfdo.Frame.text_frame(
+            "Apiary society footer",
+            size=("10cm", "1cm"),
+            position=("1cm", "19cm"),
+            presentation_class="footer",
+        )
+    )
+    deck.save(sample.path)
+    doc = OdpParser().parse(sample.path)
+    assert "Apiary society footer" not in doc.markdown
+    assert page_text(doc, 3) == "# Slide 3\n\nQueen excluders keep brood out of the honey supers."
+
+
+def test_odt_title_style_and_numbered_headings_in_lists_are_headings(tmp_path: Path) -> None:
+    document = odfdo.Document("text")
+    body = document.body
+    body.clear()
+    body.append(odfdo.Paragraph("Field Guide to Mosses", style="Title"))
+    body.append(
+        odfdo.Element.from_tag(
+            "<text:list><text:list-item><text:h text:outline-level='1'>Where Mosses Grow</text:h>"
+            "</text:list-item></text:list>"
+        )
+    )
+    body.append(odfdo.Paragraph("Mosses favour damp north-facing stone walls."))
+    path = tmp_path / "mosses.odt"
+    document.save(path)
+    doc = OdtParser().parse(path)
+    assert doc.markdown == (
+        "# Field Guide to Mosses\n\n# Where Mosses Grow\n\nMosses favour damp north-facing stone walls."
+    )

@@ -1,7 +1,8 @@
 """OpenDocument text (ODT) -> Markdown-ish text via odfdo, walking the body in document order;
 the ODF helpers the ODP parser (``presentation.py``) shares.
 
-``text:h`` headings become ATX headings by their outline level, ``text:list`` items ``- ``
+``text:h`` headings become ATX headings by their outline level (numbered ones too, which sit
+in a list; a paragraph in the ``Title`` style is a ``#`` heading), ``text:list`` items ``- ``
 items (two spaces of indent per nesting level), ``table:table`` pipe tables (first row the
 header), and sections, text boxes and frames are read in place. Generated indexes (tables
 of contents, alphabetical indexes ...) are skipped: they repeat the document's own headings.
@@ -29,6 +30,8 @@ from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, Pars
 
 #: Deepest ATX heading level written; deeper outline levels are clamped to it.
 MAX_HEADING_LEVEL = 6
+#: How many parent styles are followed to find a paragraph's ``Title`` style.
+_MAX_STYLE_DEPTH = 10
 #: How many times a repeated table row or cell (``table:number-*-repeated``) is written at most.
 MAX_REPEATED = 100
 
@@ -115,7 +118,7 @@ class OdtParser:
         warnings: list[str] = []
         try:
             blocks: list[str] = []
-            render_blocks(document.body, blocks)
+            render_blocks(document.body, blocks, title_styles(document))
         except RecursionError as exc:
             raise DocumentCorrupt("the ODT nests its content too deeply to read; re-save it") from exc
         except _LIBRARY_ERRORS as exc:
@@ -251,7 +254,8 @@ def _inline(element: odfdo.Element, parts: list[str]) -> None:
             body = child.get_element("text:note-body")
             note = " ".join(t for t in (inline_text(p) for p in _paragraphs(body)) if t) if body else ""
             if note:
-                parts.append(f" ({note})")
+                spaced = bool(parts) and parts[-1].endswith(" ")
+                parts.append(f"({note})" if spaced else f" ({note})")
         elif tag in _SKIPPED or tag == "draw:frame" or tag.startswith("draw:"):
             pass  # frames and shapes anchored in the paragraph: read as blocks after it
         else:
@@ -269,24 +273,27 @@ def _paragraphs(element: odfdo.Element) -> Iterator[odfdo.Element]:
             yield from _paragraphs(child)
 
 
-def render_blocks(element: odfdo.Element, blocks: list[str]) -> None:
+def render_blocks(
+    element: odfdo.Element, blocks: list[str], title_styles: frozenset[str] = frozenset()
+) -> None:
     """Append the Markdown blocks of ``element``'s children to ``blocks``, in document order:
-    headings, paragraphs, lists, pipe tables; sections, text boxes and frames are descended
-    into; :data:`_SKIPPED` elements left out."""
+    headings (``text:h``, and paragraphs of a style in ``title_styles`` as ``#``), paragraphs,
+    lists, pipe tables; sections, text boxes and frames are descended into; :data:`_SKIPPED`
+    elements left out."""
     for child in children(element):
         tag = child.tag
         if tag in _SKIPPED:
             continue
         if tag == "text:h":
-            text = _LINE_BREAKS.sub(" ", inline_text(child)).strip()
-            if text:
-                level = min(max(_int(child.get_attribute("text:outline-level"), 1), 1), MAX_HEADING_LEVEL)
-                blocks.append("#" * level + " " + text)
+            _heading(child, blocks)
             _anchored(child, blocks)
         elif tag == "text:p":
             text = inline_text(child)
             if text.strip():
-                blocks.append(escape_markdown(text))
+                if child.get_attribute("text:style-name") in title_styles:
+                    blocks.append("# " + _LINE_BREAKS.sub(" ", text).strip())
+                else:
+                    blocks.append(escape_markdown(text))
             _anchored(child, blocks)
         elif tag == "text:list":
             lines: list[str] = []
@@ -298,7 +305,40 @@ def render_blocks(element: odfdo.Element, blocks: list[str]) -> None:
             if table:
                 blocks.append(table)
         else:  # text:section, draw:frame, draw:text-box, draw:g, text:index-body ...
-            render_blocks(child, blocks)
+            render_blocks(child, blocks, title_styles)
+
+
+def _heading(element: odfdo.Element, blocks: list[str]) -> None:
+    """A ``text:h`` as an ATX heading of its outline level (clamped to 1-6); nothing if blank."""
+    text = _LINE_BREAKS.sub(" ", inline_text(element)).strip()
+    if text:
+        level = min(max(_int(element.get_attribute("text:outline-level"), 1), 1), MAX_HEADING_LEVEL)
+        blocks.append("#" * level + " " + text)
+
+
+def title_styles(document: odfdo.Document) -> frozenset[str]:
+    """Names of the paragraph styles that are, or derive from, the ``Title`` style (automatic
+    styles of ``content.xml`` and common styles of ``styles.xml``, followed through
+    ``style:parent-style-name``)."""
+    parents: dict[str, str] = {}
+    for part in (document.content, document.styles):
+        for style in part.root.get_elements("//style:style[@style:family='paragraph']"):
+            name = style.get_attribute("style:name")
+            parent = style.get_attribute("style:parent-style-name")
+            if isinstance(name, str) and isinstance(parent, str):
+                parents.setdefault(name, parent)
+    found: set[str] = set()
+    for name in parents:
+        current: str | None = name
+        for _ in range(_MAX_STYLE_DEPTH):
+            if current is None:
+                break
+            if current.lower() == "title":
+                found.add(name)
+                break
+            current = parents.get(current)
+    found.add("Title")
+    return frozenset(found)
 
 
 def _anchored(paragraph: odfdo.Element, blocks: list[str]) -> None:
@@ -319,7 +359,12 @@ def _list_lines(element: odfdo.Element, depth: int, lines: list[str], blocks: li
             continue
         first = True
         for child in children(item):
-            if child.tag in ("text:p", "text:h"):
+            if child.tag == "text:h":  # a numbered heading: LibreOffice writes it in a list
+                if lines:
+                    blocks.append("\n".join(lines))
+                    lines.clear()
+                _heading(child, blocks)
+            elif child.tag == "text:p":
                 text = _LINE_BREAKS.sub(" ", inline_text(child)).strip()
                 if text:
                     lines.append(f"{indent}- {text}" if first else f"{indent}  {text}")

@@ -6,9 +6,10 @@ its shapes in reading order (top to bottom, then left to right; a group's shapes
 own order at the group's place): text frames as paragraphs (bulleted paragraphs and the
 body placeholders' as ``- `` items, two spaces of indent per level), tables as pipe tables
 (first row the header); then the speaker notes under ``## Notes``. Pictures and charts have
-no text here. Hidden slides are skipped with a warning (their page kept, empty), as hidden
-sheets are: they are what the author chose not to show. A slide whose XML is damaged is
-skipped with a warning and the other slides kept.
+no text here, nor have the footer, date and slide-number placeholders (the same on every
+slide). Hidden slides are skipped with a warning (their page kept, empty), as hidden sheets
+are: they are what the author chose not to show. A slide whose XML is damaged is skipped
+with a warning and the other slides kept.
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ _CORE_PROPERTIES = {
 }
 #: Placeholders whose paragraphs are bullets unless a paragraph says ``buNone``.
 _BULLETED_PLACEHOLDERS = frozenset({PP_PLACEHOLDER.BODY, PP_PLACEHOLDER.OBJECT})
+#: Placeholders that repeat on every slide (footer, date, slide number): left out.
+_FURNITURE_PLACEHOLDERS = frozenset(
+    {PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.SLIDE_NUMBER, PP_PLACEHOLDER.HEADER}
+)
+#: The same in ODP (``presentation:class``).
+_FURNITURE_CLASSES = frozenset({"footer", "date-time", "page-number", "header"})
 #: A slide or notes part of a PPTX package (the parts replaced when their XML is damaged).
 _SLIDE_PART = re.compile(r"ppt/(?:slides/slide|notesSlides/notesSlide)[^/]*\.xml", re.IGNORECASE)
 _NS = (
@@ -373,7 +380,9 @@ def _position(shape: Any) -> tuple[int, int]:
 def _pptx_shapes(shapes: Iterable[Any], skip: int | None, blocks: list[str]) -> None:
     """Append the blocks of ``shapes`` in reading order; the shape ``skip`` (the title) left out."""
     for shape in sorted(shapes, key=_position):
-        if skip is not None and shape.shape_id == skip and shape.is_placeholder:
+        if shape.is_placeholder and (
+            shape.shape_id == skip or shape.placeholder_format.type in _FURNITURE_PLACEHOLDERS
+        ):
             continue
         if isinstance(shape, GroupShape):
             _pptx_shapes(shape.shapes, None, blocks)
@@ -518,6 +527,8 @@ def _odp_shapes(shapes: list[odfdo.Element], blocks: list[str]) -> None:
     """Append the blocks of the slide's shapes in reading order (groups descended into, each
     in its own reading order): text boxes, tables, custom shapes' text."""
     for shape in sorted(shapes, key=_odp_position):
+        if shape.get_attribute("presentation:class") in _FURNITURE_CLASSES:
+            continue
         if shape.tag == "draw:g":
             _odp_shapes(_shapes(shape), blocks)
         else:

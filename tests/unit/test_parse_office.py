@@ -187,7 +187,33 @@ def test_a_pptx_slide_with_broken_xml_is_skipped_with_a_warning(tmp_path: Path) 
     ]
     assert PPTX_HORN not in doc.markdown
     assert PPTX_LENS in page_text(doc, 2) and PPTX_SHUTTERS in page_text(doc, 4)
-    assert doc.warnings == ["1 of 5 slide(s) could not be read (damaged) and were skipped: slide 3"]
+    assert doc.warnings == [
+        "1 of 5 slide(s) could not be read (damaged or missing) and were skipped: slide 3"
+    ]
+
+
+@pytest.mark.parametrize(
+    "damage", [b"<foo/>", b"", bytes(range(256)), None], ids=["wrong-root", "empty", "binary", "missing"]
+)
+def test_a_pptx_slide_otherwise_damaged_or_missing_is_skipped_with_a_warning(
+    tmp_path: Path, damage: bytes | None
+) -> None:
+    sample = sample_pptx(tmp_path)
+    if damage is None:
+        with zipfile.ZipFile(sample.path) as zf:
+            members = [(info, zf.read(info)) for info in zf.infolist()]
+        with zipfile.ZipFile(sample.path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for info, content in members:
+                if info.filename != "ppt/slides/slide2.xml":
+                    zf.writestr(info, content)
+    else:
+        rewrite_member(sample.path, "ppt/slides/slide2.xml", damage)
+    doc = PptxParser().parse(sample.path)
+    assert [p.empty for p in doc.pages] == [False, True, False, False, False]
+    assert PPTX_LENS not in doc.markdown and PPTX_HORN in page_text(doc, 3)
+    assert doc.warnings == [
+        "1 of 5 slide(s) could not be read (damaged or missing) and were skipped: slide 2"
+    ]
 
 
 def test_broken_speaker_notes_lose_only_the_notes(tmp_path: Path) -> None:

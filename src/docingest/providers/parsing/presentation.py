@@ -138,7 +138,7 @@ class PptxParser:
         warnings: list[str] = []
         presentation, damaged = _open_pptx(path)
         try:
-            slides = list(presentation.slides)
+            slide_ids = _slide_ids(presentation)
             metadata = _core_metadata(presentation)
         except _LIBRARY_ERRORS as exc:
             raise DocumentCorrupt(
@@ -147,20 +147,20 @@ class PptxParser:
         texts: list[str | None] = []
         hidden: list[int] = []
         unreadable: list[int] = []
-        total = len(slides)
-        for number, slide in enumerate(slides, 1):
-            if str(slide.part.partname).lstrip("/") in damaged:
-                unreadable.append(number)
-                texts.append(None)
-            elif slide._element.get("show") in ("0", "false"):
-                hidden.append(number)
-                texts.append(None)
-            else:
-                try:
-                    texts.append(_pptx_slide(slide, number, damaged))
-                except (RecursionError, *_LIBRARY_ERRORS):
+        total = len(slide_ids)
+        for number, r_id in enumerate(slide_ids, 1):
+            text: str | None = None
+            try:
+                slide = presentation.part.related_slide(r_id)  # KeyError: the slide part is missing
+                if str(slide.part.partname).lstrip("/") in damaged:
                     unreadable.append(number)
-                    texts.append(None)
+                elif slide._element.get("show") in ("0", "false"):
+                    hidden.append(number)
+                else:
+                    text = _pptx_slide(slide, number, damaged)
+            except (RecursionError, *_LIBRARY_ERRORS):
+                unreadable.append(number)
+            texts.append(text)
             if on_progress is not None:
                 on_progress(number, total)
         _slide_warnings(warnings, total, hidden, unreadable)
@@ -263,7 +263,7 @@ def _slide_warnings(warnings: list[str], total: int, hidden: list[int], unreadab
         warnings.append(f"skipped {len(hidden)} hidden slide(s): {_list_slides(hidden)}")
     if unreadable:
         warnings.append(
-            f"{len(unreadable)} of {total} slide(s) could not be read (damaged) and were "
+            f"{len(unreadable)} of {total} slide(s) could not be read (damaged or missing) and were "
             f"skipped: {_list_slides(unreadable)}"
         )
 
@@ -313,6 +313,13 @@ def _open_pptx(path: Path) -> tuple[Any, set[str]]:
             f"the PPTX is damaged ({type(exc).__name__}: {_cause(exc)}); re-save it in PowerPoint "
             "or LibreOffice"
         ) from exc
+
+
+def _slide_ids(presentation: Any) -> list[str]:
+    """The relationship ids of the slides, in presentation order (``p:sldIdLst``): read here,
+    not through ``presentation.slides``, so a slide whose part is missing fails alone."""
+    id_list = presentation._element.sldIdLst
+    return [] if id_list is None else [sld_id.rId for sld_id in id_list.sldId_lst]
 
 
 def _load_pptx(source: str | IO[bytes]) -> Any:

@@ -340,9 +340,12 @@ def test_the_odt_sample_gives_headings_lists_and_tables(tmp_path: Path) -> None:
         (3, "Shaping and Scoring"),
         (2, "Baking"),
     ]
-    assert "- Weigh the flour.\n- An autolyse" in doc.markdown
-    assert "salt is added.\n  - Use fine sea salt." in doc.markdown
-    assert "| Step | How |\n| --- | --- |\n| Scoring | score the loaf" in doc.markdown
+    assert "- Weigh the flour and the water into the bowl.\n- An autolyse" in doc.markdown
+    assert (
+        "salt is added.\n  - Use fine sea salt, two percent of the flour's weight.\n  - Fold" in doc.markdown
+    )
+    assert "| Step | How |\n| --- | --- |\n| Proofing | cover the basket" in doc.markdown
+    assert "\n| Scoring | score the loaf with a curved razor at a shallow angle |\n" in doc.markdown
     assert heading_path_at(doc.markdown, doc.markdown.index("score the loaf")) == [
         "Sourdough Bread at Home",
         "Mixing the Dough",

@@ -484,3 +484,17 @@ def test_odt_title_style_and_numbered_headings_in_lists_are_headings(tmp_path: P
     assert doc.markdown == (
         "# Field Guide to Mosses\n\n# Where Mosses Grow\n\nMosses favour damp north-facing stone walls."
     )
+
+
+def test_a_slide_show_or_template_package_is_read_as_a_presentation(tmp_path: Path) -> None:
+    sample = sample_pptx(tmp_path)
+    with zipfile.ZipFile(sample.path) as zf:
+        types = zf.read("[Content_Types].xml")
+    main = b"presentationml.presentation.main+xml"
+    assert main in types
+    rewrite_member(
+        sample.path, "[Content_Types].xml", types.replace(main, b"presentationml.slideshow.main+xml")
+    )
+    assert detect(sample.path).kind == "pptx"
+    doc = PptxParser().parse(sample.path)
+    assert len(doc.pages) == 5 and PPTX_HORN in page_text(doc, 3)

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import odfdo
-import pptx
 from lxml import etree
 from pptx.enum.shapes import PP_PLACEHOLDER
 from pptx.exc import PackageNotFoundError, PythonPptxError
+from pptx.package import Package
+from pptx.parts.presentation import PresentationPart
 from pptx.shapes.group import GroupShape
 
 from docingest.errors import DocumentCorrupt, UnsupportedType, scrub_paths
@@ -128,8 +129,8 @@ class PptxParser:
             DocumentCorrupt: not a readable ZIP, a missing or malformed part other than a
                 slide's (a damaged slide is a warning).
             ArchiveTooLarge: it unpacks to more than ``options.max_unpacked_bytes``.
-            UnsupportedType: an OOXML package that is not a presentation python-pptx reads
-                (a template or slide show: save it as ``.pptx``).
+            UnsupportedType: an OOXML package whose main part is not a presentation (``.pptx``,
+                ``.pptm``, ``.potx`` and ``.ppsx`` are read).
             FileNotFoundError: ``path`` is not a file.
         """
         if not path.is_file():
@@ -323,15 +324,16 @@ def _slide_ids(presentation: Any) -> list[str]:
 
 
 def _load_pptx(source: str | IO[bytes]) -> Any:
-    try:
-        return pptx.Presentation(source)
-    except ValueError as exc:
-        if "not a PowerPoint file" in str(exc):
-            raise UnsupportedType(
-                "the package is not a plain PowerPoint presentation (a template or a slide show?); "
-                "save it as .pptx"
-            ) from exc
-        raise
+    """The presentation of a package whose main part is a presentation, a macro-enabled one, a
+    template or a slide show (``pptx.Presentation`` refuses the last two; their parts are the
+    same)."""
+    main = Package.open(source).main_document_part
+    if not isinstance(main, PresentationPart):
+        raise UnsupportedType(
+            f"the package's main part is not a PowerPoint presentation ({main.content_type[:100]}); "
+            "save it as .pptx"
+        )
+    return main.presentation
 
 
 def _damaged_slide_parts(path: Path) -> set[str]:

@@ -148,6 +148,7 @@ class PptxParser:
         texts: list[str | None] = []
         hidden: list[int] = []
         unreadable: list[int] = []
+        position = _Positions()
         total = len(slide_ids)
         for number, r_id in enumerate(slide_ids, 1):
             text: str | None = None
@@ -158,7 +159,7 @@ class PptxParser:
                 elif slide._element.get("show") in ("0", "false"):
                     hidden.append(number)
                 else:
-                    text = _pptx_slide(slide, number, damaged)
+                    text = _pptx_slide(slide, number, damaged, position)
             except (RecursionError, *_LIBRARY_ERRORS):
                 unreadable.append(number)
             texts.append(text)
@@ -361,13 +362,13 @@ def _write_repaired(path: Path, damaged: set[str], target: IO[bytes]) -> None:
                 out.writestr(info, source.read(info))
 
 
-def _pptx_slide(slide: Any, number: int, damaged: set[str]) -> str:
+def _pptx_slide(slide: Any, number: int, damaged: set[str], position: _Positions) -> str:
     """One slide's Markdown (see :func:`slide_text`)."""
     title_shape = slide.shapes.title
     title = title_shape.text_frame.text if title_shape is not None and title_shape.has_text_frame else ""
     skip = title_shape.shape_id if title_shape is not None else None
     body: list[str] = []
-    _pptx_shapes(slide.shapes, skip, body)
+    _pptx_shapes(slide.shapes, skip, body, position)
     notes: list[str] = []
     if slide.has_notes_slide:
         notes_slide = slide.notes_slide
@@ -381,20 +382,39 @@ def _pptx_slide(slide: Any, number: int, damaged: set[str]) -> str:
     return slide_text(number, title, body, notes)
 
 
-def _position(shape: Any) -> tuple[int, int]:
-    """(top, left) in EMU; 0 for a shape without a position of its own or its layout's."""
-    return (shape.top or 0, shape.left or 0)
+class _Positions:
+    """(top, left) of shapes in EMU, for sorting them into reading order; 0 for a shape with no
+    position of its own nor from its layout. A placeholder without its own position takes its
+    layout's (python-pptx looks it up on every access, the costliest step of a parse: the
+    answer is kept per layout and placeholder index)."""
+
+    def __init__(self) -> None:
+        self.inherited: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def __call__(self, shape: Any) -> tuple[int, int]:
+        element = shape._element
+        top, left = getattr(element, "y", None), getattr(element, "x", None)
+        if (top is not None and left is not None) or not shape.is_placeholder:
+            return (top or 0, left or 0)
+        key = (str(shape.part.partname), shape.placeholder_format.idx)
+        layout = getattr(shape.part, "slide_layout", None)
+        if layout is not None:
+            key = (str(layout.part.partname), key[1])
+        found = self.inherited.get(key)
+        if found is None:
+            found = self.inherited[key] = (shape.top or 0, shape.left or 0)
+        return (top if top is not None else found[0], left if left is not None else found[1])
 
 
-def _pptx_shapes(shapes: Iterable[Any], skip: int | None, blocks: list[str]) -> None:
+def _pptx_shapes(shapes: Iterable[Any], skip: int | None, blocks: list[str], position: _Positions) -> None:
     """Append the blocks of ``shapes`` in reading order; the shape ``skip`` (the title) left out."""
-    for shape in sorted(shapes, key=_position):
+    for shape in sorted(shapes, key=position):
         if shape.is_placeholder and (
             shape.shape_id == skip or shape.placeholder_format.type in _FURNITURE_PLACEHOLDERS
         ):
             continue
         if isinstance(shape, GroupShape):
-            _pptx_shapes(shape.shapes, None, blocks)
+            _pptx_shapes(shape.shapes, None, blocks, position)
         elif shape.has_table:
             table = pipe_table([[_pptx_cell(cell) for cell in row.cells] for row in shape.table.rows])
             if table:

@@ -14,6 +14,7 @@ with a warning and the other slides kept.
 
 from __future__ import annotations
 
+import gc
 import re
 import tempfile
 import zipfile
@@ -295,6 +296,9 @@ def _open_pptx(path: Path) -> tuple[Any, set[str]]:
             damaged = _damaged_slide_parts(path)
             if not damaged:
                 raise
+        # The failed attempt's members (all read into memory by python-pptx) are held by a
+        # reference cycle through the traceback: free them before reading the copy.
+        gc.collect()
         # python-pptx reads every member into memory when it opens a package: the copy is
         # not needed afterwards.
         with tempfile.TemporaryFile() as copy:
@@ -352,14 +356,16 @@ def _damaged_slide_parts(path: Path) -> set[str]:
 
 
 def _write_repaired(path: Path, damaged: set[str], target: IO[bytes]) -> None:
-    """Copy the package into ``target`` with each damaged slide or notes part emptied."""
-    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+    """Copy the package into ``target`` with each damaged slide or notes part emptied; members
+    are stored, not compressed again (a deck of photos would take seconds to deflate)."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as out:
         for info in source.infolist():
             if info.filename in damaged:
                 stand_in = _EMPTY_NOTES if "notesSlides/" in info.filename else _EMPTY_SLIDE
-                out.writestr(info, stand_in.encode())
+                data = stand_in.encode()
             else:
-                out.writestr(info, source.read(info))
+                data = source.read(info)
+            out.writestr(zipfile.ZipInfo(info.filename, info.date_time), data)
 
 
 def _pptx_slide(slide: Any, number: int, damaged: set[str], position: _Positions) -> str:

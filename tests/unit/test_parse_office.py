@@ -498,3 +498,17 @@ def test_a_slide_show_or_template_package_is_read_as_a_presentation(tmp_path: Pa
     assert detect(sample.path).kind == "pptx"
     doc = PptxParser().parse(sample.path)
     assert len(doc.pages) == 5 and PPTX_HORN in page_text(doc, 3)
+
+
+def test_a_repetitive_odt_is_not_taken_for_a_zip_bomb(tmp_path: Path) -> None:
+    document = odfdo.Document("text")
+    document.body.clear()
+    for _ in range(30_000):
+        document.body.append(odfdo.Paragraph("Check the same valve again."))
+    path = tmp_path / "checklist.odt"
+    document.save(path)
+    with zipfile.ZipFile(path) as zf:
+        content = zf.getinfo("content.xml")
+    assert content.file_size > 200 * content.compress_size  # past odfdo's default 200:1
+    doc = OdtParser().parse(path)
+    assert doc.markdown.count("Check the same valve again.") == 30_000

@@ -30,6 +30,8 @@ from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, Pars
 
 #: Deepest ATX heading level written; deeper outline levels are clamped to it.
 MAX_HEADING_LEVEL = 6
+#: odfdo's per-member compression-ratio limit, lifted (deflate never passes about 1032:1).
+_NO_RATIO_LIMIT = 1 << 31
 #: How many parent styles are followed to find a paragraph's ``Title`` style.
 _MAX_STYLE_DEPTH = 10
 #: How many times a repeated table row or cell (``table:number-*-repeated``) is written at most.
@@ -152,9 +154,13 @@ def open_document(path: Path, options: ParseOptions, *, what: str, mimetype: str
         raise FileNotFoundError(path)
     members = check_archive(path, options.max_unpacked_bytes, what=what)
     _refuse_encrypted(path, members, what)
-    # odfdo's own zip-bomb guard (500 MB by default) follows the service's limit; each parse
-    # sets it, so a child that parses many documents always applies its own options.
+    # odfdo's own zip-bomb guard follows the service's limit (check_archive has applied it to
+    # the declared sizes, which zipfile enforces); each parse sets it, so a child that parses
+    # many documents applies each parse's options. Its per-member compression-ratio check
+    # (200:1) is lifted: a plain repetitive document passes it (a checklist of 30,000 lines
+    # compresses 290:1), and the unpacked total, not the ratio, is what bounds memory.
     odf_security.security.max_uncompressed_size = options.max_unpacked_bytes
+    odf_security.security.max_compression_ratio = _NO_RATIO_LIMIT
     try:
         document = odfdo.Document(path)
         found = document.mimetype

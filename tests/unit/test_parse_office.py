@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import copy
 import io
+import random
 import zipfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,13 @@ import pytest
 from pptx.enum.shapes import PP_PLACEHOLDER
 from pptx.util import Cm
 
-from docingest.errors import ArchiveTooLarge, DocumentCorrupt, DocumentEncrypted, UnsupportedType
+from docingest.errors import (
+    ArchiveTooLarge,
+    DocingestError,
+    DocumentCorrupt,
+    DocumentEncrypted,
+    UnsupportedType,
+)
 from docingest.providers.chunking.chunker import headings
 from docingest.providers.parsing import KindParser, ParsedDocument, ParseOptions, detect, parse_file
 from docingest.providers.parsing.docx import DocxParser
@@ -512,3 +520,57 @@ def test_a_repetitive_odt_is_not_taken_for_a_zip_bomb(tmp_path: Path) -> None:
     assert content.file_size > 200 * content.compress_size  # past odfdo's default 200:1
     doc = OdtParser().parse(path)
     assert doc.markdown.count("Check the same valve again.") == 30_000
+
+
+@pytest.mark.parametrize("sample", [sample_pptx, sample_odp, sample_odt], ids=["pptx", "odp", "odt"])
+def test_damaged_parts_end_in_a_docingest_error_or_a_result_never_a_library_error(
+    tmp_path: Path, sample: SampleFactory
+) -> None:
+    made = sample(tmp_path)
+    original = made.path.read_bytes()
+    with zipfile.ZipFile(made.path) as zf:
+        members = sorted(n for n in zf.namelist() if n.endswith((".xml", ".rels")) or n == "mimetype")
+    outcomes: set[str] = set()
+    for seed in range(60):
+        rng = random.Random(seed)
+        made.path.write_bytes(original)
+        member = rng.choice(members)
+        with zipfile.ZipFile(made.path) as zf:
+            data = bytearray(zf.read(member))
+        if not data:
+            data = bytearray(b"<")
+        elif seed % 2:
+            data = data[: rng.randrange(len(data))]  # cut short
+        else:
+            for _ in range(5):  # five random bytes
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        rewrite_member(made.path, member, bytes(data))
+        try:
+            parse_file(made.path, made.kind)
+            outcomes.add("parsed")
+        except DocingestError as exc:  # anything else fails the test
+            assert str(tmp_path) not in str(exc)
+            outcomes.add(exc.error_code)
+    assert "document_corrupt" in outcomes and "parsed" in outcomes
+
+
+def test_odt_metadata_keeps_the_filled_properties_as_text(tmp_path: Path) -> None:
+    document = odfdo.Document("text")
+    document.body.clear()
+    document.body.append(odfdo.Paragraph("Hives are inspected weekly."))
+    document.meta.set_title("Apiary Log")
+    document.meta.set_creator("Last Editor")  # no initial creator: the last one is the author
+    document.meta.set_subject("Apiculture")
+    document.meta.set_keywords("bees, honey")
+    document.meta.set_modification_date(datetime(2024, 5, 1, 12, 0, 0))
+    path = tmp_path / "log.odt"
+    document.save(path)
+    metadata = OdtParser().parse(path).metadata
+    assert {k: metadata[k] for k in ("Title", "Author", "Subject", "Keywords", "ModDate")} == {
+        "Title": "Apiary Log",
+        "Author": "Last Editor",
+        "Subject": "Apiculture",
+        "Keywords": "bees, honey",
+        "ModDate": "2024-05-01T12:00:00",
+    }
+    assert all(isinstance(v, str) and v for v in metadata.values())

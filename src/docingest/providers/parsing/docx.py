@@ -22,6 +22,7 @@ from docx.text.paragraph import Paragraph
 from lxml import etree
 
 from docingest.errors import DocumentCorrupt, UnsupportedType, scrub_paths
+from docingest.providers.parsing.archive import check_archive
 from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, ParsedDocument, ParseOptions
 
 _HEADING = re.compile(r"heading ([1-9])", re.IGNORECASE)
@@ -69,12 +70,14 @@ class DocxParser:
 
         Raises:
             DocumentCorrupt: not a ZIP, a missing or malformed part, bad XML.
+            ArchiveTooLarge: the package unpacks to more than ``options.max_unpacked_bytes``.
             UnsupportedType: an OOXML package that is not a plain Word document
                 (e.g. macro-enabled ``.docm`` or a template).
             FileNotFoundError: ``path`` is not a file.
         """
         if not path.is_file():
             raise FileNotFoundError(path)
+        check_archive(path, options.max_unpacked_bytes, what="DOCX")
         warnings: list[str] = []
         try:
             document = docx.Document(str(path))

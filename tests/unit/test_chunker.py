@@ -350,3 +350,22 @@ def test_a_short_table_and_a_table_in_a_code_fence_are_left_to_the_splitter() ->
     chunks = chunker().chunk(fenced, markdown=True)
     assert_well_formed(fenced, chunks)
     assert all(c.header_chars == 0 for c in chunks)
+
+
+def test_split_pages_keeps_every_chunk_on_one_slide_even_a_title_alone() -> None:
+    slides = ["# Tides\n\nHigh water at six.", "# Agenda", "# Harbour\n\nBoats leave at noon.", "# Close\n\nThanks."]
+    text, starts = "", []
+    for slide in slides:
+        text += "\n\n" if text else ""
+        starts.append(len(text))
+        text += slide
+    chunks = chunker().chunk(text, page_starts=starts, page_numbers=[1, 2, 3, 4], split_pages=True)
+    assert_well_formed(text, chunks)
+    assert [(c.page, c.page_end, c.heading_path) for c in chunks] == [
+        (1, 1, ["Tides"]),
+        (2, 2, ["Agenda"]),  # a title-only slide stays its own chunk: it does not join the next slide
+        (3, 3, ["Harbour"]),
+        (4, 4, ["Close"]),
+    ]
+    # without it, short slides share a chunk (as a PDF's pages do)
+    assert len(chunker().chunk(text, page_starts=starts, page_numbers=[1, 2, 3, 4])) == 1

@@ -20,6 +20,9 @@ from docingest.stages.base import StageContext, StageResult
 #: messages get theirs from the parsers), long pipe tables are cut between rows with their
 #: header repeated. The others (plain text, JSON's path: value lines, OCR's text) are split
 #: as text.
+#: Kinds whose pages are units of their own (slides, sheets, image frames): no chunk spans two.
+#: A PDF's paragraphs cross pages, so its chunks may too.
+PAGE_BOUNDED_KINDS = frozenset({"pptx", "odp", "xlsx", "ods", "image"})
 MARKDOWN_KINDS = frozenset(
     {
         "markdown",
@@ -72,6 +75,7 @@ class ChunkDocument:
             markdown=artifact.kind in MARKDOWN_KINDS,
             page_starts=[p.start for p in pages],
             page_numbers=[p.number for p in pages],
+            split_pages=artifact.kind in PAGE_BOUNDED_KINDS,
         )
         trim_heap()  # the splitter's and tokenizer's scratch memory of a large document
         if not chunks:

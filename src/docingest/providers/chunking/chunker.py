@@ -83,6 +83,13 @@ class Chunk:
         return meta
 
 
+def _crosses(walls: Sequence[int], end: int, start: int) -> bool:
+    """Whether a wall (an offset in ascending ``walls``) lies in ``[end, start]``: between a
+    piece ending at ``end`` and the next one starting at ``start``."""
+    i = bisect.bisect_left(walls, end)
+    return i < len(walls) and walls[i] <= start
+
+
 def chunk_id(document_id: UUID, ordinal: int) -> UUID:
     """Deterministic id: ``uuid5(document_id, f"{chunker}:{version}:{ordinal}")``."""
     return uuid5(document_id, f"{CHUNKER_NAME}:{CHUNKER_VERSION}:{ordinal}")
@@ -267,9 +274,24 @@ class Chunker:
                     raise ChunkTooLong(f"cannot split a span of {n} tokens under {self.max_tokens}")
         return out
 
-    def _segments(self, text: str, markdown: bool) -> list[tuple[int, int, bool]]:
+    def _segments(self, text: str, markdown: bool, breaks: Sequence[int] = ()) -> list[tuple[int, int, bool]]:
         """``text`` cut into ``(start, end, is_long_table)`` segments, in order: the pipe tables
-        (outside code fences) over ``max_tokens`` tokens, and the text between them."""
+        (outside code fences) over ``max_tokens`` tokens, and the text between them, also cut
+        at every offset in ``breaks`` (ascending), so no chunk spans one."""
+        segments = self._table_segments(text, markdown)
+        if not breaks:
+            return segments
+        out: list[tuple[int, int, bool]] = []
+        for start, end, table in segments:
+            inner = [b for b in breaks[bisect.bisect_right(breaks, start) : bisect.bisect_left(breaks, end)]]
+            for a, b in zip([start, *inner], [*inner, end], strict=True):
+                if b > a:
+                    out.append((a, b, table))
+        return out
+
+    def _table_segments(self, text: str, markdown: bool) -> list[tuple[int, int, bool]]:
+        """``text`` cut into ``(start, end, is_long_table)`` segments: the long tables, and the
+        text between them."""
         if not markdown or "|" not in text:
             return [(0, len(text), False)]
         fences = [m.start() for m in _FENCE.finditer(text)]
@@ -345,6 +367,7 @@ class Chunker:
         pieces: list[tuple[int, str, int]],
         markdown: bool,
         fixed: frozenset[int] = frozenset(),
+        walls: Sequence[int] = (),
     ) -> list[tuple[int, str, int]]:
         """Join every fragment (:func:`fragment_kind`) to a neighbour, within ``max_tokens``.
 
@@ -357,7 +380,8 @@ class Chunker:
         run from the first's start to the last's end, so every character covered before
         is still covered. A fragment with no neighbour or nothing that fits stays as it is.
         The pieces starting at an offset in ``fixed`` (a table's continuations, whose chunk
-        text repeats the header) are never joined or cut.
+        text repeats the header) are never joined or cut, and no join crosses an offset in
+        ``walls`` (ascending: page starts, with ``split_pages``).
         """
         spans = [(s, s + len(c), n) for s, c, n in pieces]
         fences = [m.start() for m in _FENCE.finditer(text)] if markdown else []
@@ -374,7 +398,13 @@ class Chunker:
                 kind != "heading" and has_next and _HEADING.match(text, spans[i + 1][0]) is not None
             )
             order = [i - 1, i + 1] if (not has_next or closing or section_ends) else [i + 1, i - 1]
-            order = [j for j in order if 0 <= j < len(spans) and spans[j][0] not in fixed]
+            order = [
+                j
+                for j in order
+                if 0 <= j < len(spans)
+                and spans[j][0] not in fixed
+                and not _crosses(walls, spans[min(i, j)][1], spans[max(i, j)][0])
+            ]
             for j in order:
                 lo, hi = min(i, j), max(i, j)
                 joined = (spans[lo][0], max(spans[lo][1], spans[hi][1]))
@@ -431,8 +461,11 @@ class Chunker:
         markdown: bool = True,
         page_starts: Sequence[int] = (),
         page_numbers: Sequence[int] = (),
+        split_pages: bool = False,
     ) -> list[Chunk]:
         """Chunk ``text``; pages are given by their start offsets and numbers (ascending).
+        With ``split_pages``, no chunk spans two pages (slides, sheets, image frames: a page is a
+        unit of its own, and its number is where search sends the reader).
 
         Returns chunks in document order, none empty or whitespace-only, each with
         ``chunk.text == header + text[start:end]`` (``header`` empty except where a chunk
@@ -448,7 +481,8 @@ class Chunker:
         """
         cut: list[tuple[int, str, int]] = []
         headers: dict[int, str] = {}  # start -> repeated table header of a table's continuation
-        for seg_start, seg_end, long_table in self._segments(text, markdown):
+        breaks = [p for p in page_starts if p > 0] if split_pages else []
+        for seg_start, seg_end, long_table in self._segments(text, markdown, breaks):
             if long_table:
                 for s, c, n, header in self._table_pieces(text, seg_start, seg_end):
                     cut.append((s, c, n))
@@ -462,7 +496,7 @@ class Chunker:
         next_head = 0
         path: list[tuple[int, str]] = []  # (level, title) of the headings above
         chunks: list[Chunk] = []
-        pieces = self._absorb_fragments(text, cut, markdown, frozenset(headers))
+        pieces = self._absorb_fragments(text, cut, markdown, frozenset(headers), breaks)
         for ordinal, (start, piece, n) in enumerate(pieces):
             letterless = _LEADING_LETTERLESS.match(piece)  # lines of a joined fragment
             lead = start + (letterless.end() if letterless else 0)

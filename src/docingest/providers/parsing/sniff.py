@@ -27,6 +27,7 @@ SNIFF_BYTES = 64 * 1024
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+PPSX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.slideshow"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XLSM_MIME = "application/vnd.ms-excel.sheet.macroEnabled.12"
 EPUB_MIME = "application/epub+zip"
@@ -165,7 +166,7 @@ _ZIP_DECLARED = frozenset({"application/zip", "application/x-zip-compressed"})
 _COMPATIBLE: dict[str, frozenset[str]] = {
     "pdf": frozenset({"application/pdf", "application/x-pdf", "application/acrobat"}),
     "docx": frozenset({DOCX_MIME, "application/msword"} | _ZIP_DECLARED),
-    "pptx": frozenset({PPTX_MIME, "application/vnd.ms-powerpoint"} | _ZIP_DECLARED),
+    "pptx": frozenset({PPTX_MIME, PPSX_MIME, "application/vnd.ms-powerpoint"} | _ZIP_DECLARED),
     "xlsx": frozenset({XLSX_MIME, XLSM_MIME.lower(), "application/vnd.ms-excel"} | _ZIP_DECLARED),
     "epub": frozenset({EPUB_MIME} | _ZIP_DECLARED),
     "odt": frozenset({ODT_MIME} | _ZIP_DECLARED),

@@ -57,7 +57,7 @@ _DCTERMS = "{http://purl.org/dc/terms/}"
 _CP = "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}"
 _META = "{urn:oasis:names:tc:opendocument:xmlns:meta:1.0}"
 #: metadata key -> element tags, the first present winning.
-_XLSX_PROPERTIES = {
+_XLSX_PROPERTIES: dict[str, tuple[str, ...]] = {
     "Title": (f"{_DC}title",),
     "Author": (f"{_DC}creator",),
     "Subject": (f"{_DC}subject",),
@@ -65,7 +65,7 @@ _XLSX_PROPERTIES = {
     "CreationDate": (f"{_DCTERMS}created",),
     "ModDate": (f"{_DCTERMS}modified",),
 }
-_ODS_PROPERTIES = {
+_ODS_PROPERTIES: dict[str, tuple[str, ...]] = {
     "Title": (f"{_DC}title",),
     "Author": (f"{_META}initial-creator", f"{_DC}creator"),
     "Subject": (f"{_DC}subject",),
@@ -214,13 +214,14 @@ def _parse_workbook(
 
 
 def _count_cells(rows: Iterable[Sequence[Cell]]) -> tuple[int, int]:
-    """(non-empty cells, columns up to the last non-empty cell of any row)."""
+    """(non-empty cells, columns up to the last non-empty cell of any row); a string of only
+    whitespace is empty."""
     count = 0
     width = 0
     for row in rows:
         last = 0
         for column, value in enumerate(row, 1):
-            if value != "":
+            if value != "" and not (isinstance(value, str) and value.isspace()):
                 count += 1
                 last = column
         width = max(width, last)

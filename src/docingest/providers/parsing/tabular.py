@@ -184,22 +184,23 @@ def _json_document(text: str) -> Iterator[str]:
         json.JSONDecodeError: not one JSON value (trailing text included).
     """
     blocks: list[str] = []
-    position = _WHITESPACE.match(text, _skip_bom(text)).end()  # type: ignore[union-attr]
-    opening = text[position : position + 1]
+    start = _WHITESPACE.match(text, _skip_bom(text)).end()  # type: ignore[union-attr]
+    opening = text[start : start + 1]
+    position = start
     if opening == "[":
-        for value, position in _members(text, position + 1, "]", keyed=False):
+        for value, position in _members(text, start + 1, "]", keyed=False):
             blocks.append(_block(_flatten("", value)))
     elif opening == "{":
-        for member, position in _members(text, position + 1, "}", keyed=True):
+        for member, position in _members(text, start + 1, "}", keyed=True):
             key, value = member
             path = _key_path("", key)
             if isinstance(value, list) and value and all(isinstance(item, (dict, list)) for item in value):
                 # {"orders": [...records...]}: each record a block, as in a top-level array
-                blocks.extend(_block(_flatten(f"{path}[{i}]", item, 1)) for i, item in enumerate(value))
+                blocks.extend(_block(_flatten(f"{path}[{i}]", item, 2)) for i, item in enumerate(value))
             else:
-                blocks.append(_block(_flatten(path, value)))
+                blocks.append(_block(_flatten(path, value, 1)))
     else:
-        value, position = _DECODER.raw_decode(text, position)
+        value, position = _DECODER.raw_decode(text, start)
         blocks.append(_block(_flatten("", value)))
     end = _WHITESPACE.match(text, position).end()  # type: ignore[union-attr]
     if end != len(text):
@@ -281,7 +282,8 @@ def _key_path(prefix: str, key: str) -> str:
 
 
 def _flatten(path: str, value: Any, depth: int = 0) -> Iterator[str]:
-    """``path: value`` lines of ``value`` (a decoded JSON value, numbers as strings)."""
+    """``path: value`` lines of ``value`` (a decoded JSON value, numbers as strings);
+    ``depth`` is the number of steps (keys, indices) in ``path``."""
     if isinstance(value, dict) and value:
         if depth >= MAX_DEPTH:
             yield _line(path, json.dumps(value, ensure_ascii=False, separators=(",", ":")))

@@ -446,3 +446,35 @@ def test_a_large_json_array_is_decoded_one_record_at_a_time(tmp_path: Path) -> N
     assert document.markdown.count("\n\n") == 200_000 - 1
     growth = int(document.metadata["PeakRssMiB"]) - int(document.metadata["RssBeforeMiB"])
     assert growth < 5 * size_mib, f"the parse grew {growth} MiB for {size_mib:.0f} MiB of JSON"
+
+
+def _repeat_in_ods(path: Path, row: bytes, *, at_table_end: bool = False) -> None:
+    """Insert ``row`` (an ODS table row) after the first row of the first table, or at that
+    table's end."""
+    anchor = b"</table:table>" if at_table_end else b"</table:table-row>"
+    replacement = row + anchor if at_table_end else anchor + row
+    sheets.rewrite_member(path, "content.xml", lambda xml: xml.replace(anchor, replacement, 1))
+
+
+def test_ods_repeating_a_cell_a_billion_times_is_refused_before_calamine_expands_it(tmp_path: Path) -> None:
+    sample = sheets.sample_ods(tmp_path)
+    _repeat_in_ods(
+        sample.path,
+        b'<table:table-row table:number-rows-repeated="100000"><table:table-cell table:number-columns-repeated='
+        b'"10000" office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row>',
+    )
+    assert sample.path.stat().st_size < 64 * 1024
+    with pytest.raises(SpreadsheetTooLarge, match="sheet 'Bindery Queue' spans"):
+        OdsParser().parse(sample.path)
+
+
+def test_ods_trailing_empty_repeats_as_libreoffice_writes_them_are_not_counted(tmp_path: Path) -> None:
+    sample = sheets.sample_ods(tmp_path)
+    _repeat_in_ods(
+        sample.path,
+        b'<table:table-row table:number-rows-repeated="1048570"><table:table-cell table:number-columns-repeated='
+        b'"1024" table:style-name="Default"/></table:table-row>',
+        at_table_end=True,
+    )
+    document = OdsParser().parse(sample.path)
+    assert "Kozo tissue mends torn pages" in document.markdown

@@ -10,9 +10,11 @@ own precision, so binary artefacts such as ``0.30000000000000004`` read ``0.3``)
 times in ISO 8601, booleans ``TRUE``/``FALSE``.
 
 Bounds, checked before any text is built: calamine holds a sheet as a dense rectangle (its used
-range, 32 bytes a cell), so an XLSX sheet whose used range spans more than
-:data:`MAX_RANGE_FACTOR` times ``options.max_spreadsheet_cells`` (one cell at A1 and one at
-XFD1048576: 17 billion cells) is refused before calamine reads it; then each sheet's non-empty
+range, 32 bytes a cell, and a failed allocation aborts the process), so a sheet whose used range
+spans more than :data:`MAX_RANGE_FACTOR` times ``options.max_spreadsheet_cells`` is refused
+before calamine reads it, from one streaming pass over the sheet's XML: an XLSX's cell
+references (one cell at A1 and one at XFD1048576: 17 billion cells), an ODS's repeated rows and
+cells expanded (a few KB repeating one cell a billion times); then each sheet's non-empty
 cells are counted before its text is written, and the workbook fails ``spreadsheet_too_large``
 as soon as the count passes ``options.max_spreadsheet_cells``.
 """
@@ -132,9 +134,12 @@ class OdsParser:
             DocumentEncrypted: the spreadsheet is password-protected.
             DocumentCorrupt: not a readable spreadsheet (truncated ZIP, damaged XML).
             ArchiveTooLarge: the package unpacks to more than ``options.max_unpacked_bytes``.
-            SpreadsheetTooLarge: over ``options.max_spreadsheet_cells`` non-empty cells.
+            SpreadsheetTooLarge: over ``options.max_spreadsheet_cells`` non-empty cells, or a
+                sheet's used range (repeated rows and cells expanded) over
+                :data:`MAX_RANGE_FACTOR` times that.
         """
         check_archive(path, options.max_unpacked_bytes, what=self.what)
+        _check_ods_ranges(path, options.max_spreadsheet_cells)
         metadata = _properties(path, "meta.xml", _ODS_PROPERTIES)
         return _parse_workbook(path, self.kind, self.what, options, on_progress, metadata)
 
@@ -204,6 +209,11 @@ def _parse_workbook(
             f"the {what} is password-protected; save a copy without the password and upload it"
         ) from exc
     except (calamine.CalamineError, *ZIP_ERRORS) as exc:
+        if "Cell limit exceeded" in str(exc):  # calamine's own bound on an ODS's repeated cells
+            raise SpreadsheetTooLarge(
+                f"the {what} expands to more cells than can be read ({exc}): delete the repeated "
+                "cells far from the data, or export the sheets you need as CSV"
+            ) from exc
         raise DocumentCorrupt(
             f"the {what} is damaged ({type(exc).__name__}: {scrub_paths(str(exc))[:300]}); "
             "re-save it in Excel or LibreOffice and upload it again"
@@ -325,14 +335,90 @@ def _check_xlsx_ranges(path: Path, max_cells: int) -> None:
                     continue
                 rows, columns = _used_range(_read_chunks(zf, part))
                 if rows * columns > limit:
-                    raise SpreadsheetTooLarge(
-                        f"sheet {name!r} spans {rows:,} rows by {columns:,} columns "
-                        f"({rows * columns:,} cells, limit {limit:,}: {MAX_RANGE_FACTOR} times "
-                        "UPLOAD_PIPELINE_MAX_SPREADSHEET_CELLS): delete the stray cells far from the "
-                        "data, or export the sheet as CSV"
-                    )
+                    raise _range_error(name, rows, columns, limit)
     except (KeyError, ElementTree.ParseError, *ZIP_ERRORS):
         return  # calamine reports the damage
+
+
+def _range_error(name: str, rows: int, columns: int, limit: int) -> SpreadsheetTooLarge:
+    return SpreadsheetTooLarge(
+        f"sheet {name!r} spans {rows:,} rows by {columns:,} columns "
+        f"({rows * columns:,} cells, limit {limit:,}: {MAX_RANGE_FACTOR} times "
+        "UPLOAD_PIPELINE_MAX_SPREADSHEET_CELLS): delete the stray cells far from the "
+        "data, or export the sheet as CSV"
+    )
+
+
+# The elements of an ODS table that place cells: a table, a row, a cell (covered or not).
+_ODS_TAG = re.compile(
+    rb"<table:(table|table-row|table-cell|covered-table-cell)(?=[\s/>])([^>]*?)(/?)>|</table:table-row>"
+)
+_ODS_NAME = re.compile(rb'\btable:name="([^"]*)"')
+_ODS_ROWS_REPEATED = re.compile(rb'\btable:number-rows-repeated="([0-9]+)"')
+_ODS_COLUMNS_REPEATED = re.compile(rb'\btable:number-columns-repeated="([0-9]+)"')
+
+
+def _check_ods_ranges(path: Path, max_cells: int) -> None:
+    """Refuse an ODS whose sheet's used range, its repeated rows and cells expanded (a few KB
+    can repeat a cell a billion times), spans more than ``MAX_RANGE_FACTOR * max_cells``
+    cells, from one streaming pass over ``content.xml``. A cell is counted as used when it has
+    a value type or content (not an empty ``<table:table-cell .../>``)."""
+    limit = MAX_RANGE_FACTOR * max_cells
+    try:
+        with zipfile.ZipFile(path) as zf:
+            extent = _OdsExtent()
+            for chunk in _tag_chunks(_read_chunks(zf, "content.xml")):
+                for match in _ODS_TAG.finditer(chunk):
+                    extent.feed(match)
+                    if extent.rows * extent.columns > limit:
+                        raise _range_error(extent.name, extent.rows, extent.columns, limit)
+    except (KeyError, *ZIP_ERRORS):
+        return  # calamine reports the damage
+
+
+class _OdsExtent:
+    """The used range of the ODS table being read: ``rows`` x ``columns``, repeats expanded."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.rows = self.columns = 0
+        self._row = self._row_repeat = self._column = 0
+
+    def feed(self, match: re.Match[bytes]) -> None:
+        tag, attributes, closed = match.group(1), match.group(2) or b"", match.group(3)
+        if tag is None:  # </table:table-row>
+            self._row += self._row_repeat
+        elif tag == b"table":
+            name = _ODS_NAME.search(attributes)
+            self.name = name.group(1).decode("utf-8", "replace") if name else ""
+            self.rows = self.columns = self._row = 0
+        elif tag == b"table-row":
+            repeated = _ODS_ROWS_REPEATED.search(attributes)
+            self._row_repeat = int(repeated.group(1)) if repeated else 1
+            self._column = 0
+            if closed:
+                self._row += self._row_repeat
+        else:
+            repeated = _ODS_COLUMNS_REPEATED.search(attributes)
+            self._column += int(repeated.group(1)) if repeated else 1
+            if not closed or b"value-type=" in attributes:
+                self.rows = max(self.rows, self._row + self._row_repeat)
+                self.columns = max(self.columns, self._column)
+
+
+def _tag_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` re-cut so that no tag is split: each ends before its last ``<``."""
+    carry = b""
+    for chunk in chunks:
+        data = carry + chunk
+        cut = data.rfind(b"<")
+        if cut <= 0:
+            carry = data
+            continue
+        yield data[:cut]
+        carry = data[cut:]
+    if carry:
+        yield carry
 
 
 def _xlsx_sheet_parts(zf: zipfile.ZipFile) -> list[tuple[str, str | None]]:
@@ -359,20 +445,12 @@ def _used_range(chunks: Iterable[bytes]) -> tuple[int, int]:
     """(rows, columns) of the rectangle holding every cell referenced in a worksheet part."""
     top = left = 1 << 30
     bottom = right = 0
-    carry = b""
-    for chunk in chunks:
-        data = carry + chunk
-        cut = data.rfind(b"<")
-        data, carry = (data[:cut], data[cut:]) if cut >= 0 else (data, b"")
+    for data in _tag_chunks(chunks):
         for column, row in _CELL_REF.findall(data):
             number = int(row)
             index = _column_index(column)
             top, bottom = min(top, number), max(bottom, number)
             left, right = min(left, index), max(right, index)
-    for column, row in _CELL_REF.findall(carry):
-        number, index = int(row), _column_index(column)
-        top, bottom = min(top, number), max(bottom, number)
-        left, right = min(left, index), max(right, index)
     if not bottom:
         return 0, 0
     return bottom - top + 1, right - left + 1

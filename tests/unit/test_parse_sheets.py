@@ -478,3 +478,19 @@ def test_ods_trailing_empty_repeats_as_libreoffice_writes_them_are_not_counted(t
     )
     document = OdsParser().parse(sample.path)
     assert "Kozo tissue mends torn pages" in document.markdown
+
+
+def test_password_protected_ods_is_refused(tmp_path: Path) -> None:
+    sample = sheets.sample_ods(tmp_path)
+    sheets.rewrite_member(
+        sample.path,
+        "META-INF/manifest.xml",
+        lambda xml: xml.replace(
+            b'manifest:full-path="content.xml" manifest:media-type="text/xml"/>',
+            b'manifest:full-path="content.xml" manifest:media-type="text/xml"><manifest:encryption-data manifest:checksum-type="SHA1/1K" '
+            b'manifest:checksum="AAAA"/></manifest:file-entry>',
+        ),
+    )
+    assert b"encryption-data" in zipfile.ZipFile(sample.path).read("META-INF/manifest.xml")
+    with pytest.raises(DocumentEncrypted, match="password"):
+        OdsParser().parse(sample.path)

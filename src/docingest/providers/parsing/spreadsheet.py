@@ -139,6 +139,7 @@ class OdsParser:
                 :data:`MAX_RANGE_FACTOR` times that.
         """
         check_archive(path, options.max_unpacked_bytes, what=self.what)
+        _refuse_encrypted_opendocument(path, self.what)
         _check_ods_ranges(path, options.max_spreadsheet_cells)
         metadata = _properties(path, "meta.xml", _ODS_PROPERTIES)
         return _parse_workbook(path, self.kind, self.what, options, on_progress, metadata)
@@ -152,6 +153,21 @@ def _refuse_ole2(path: Path, what: str) -> None:
         raise DocumentEncrypted(
             f"the {what} is password-protected (an encrypted package); save a copy without the "
             "password and upload it"
+        )
+
+
+def _refuse_encrypted_opendocument(path: Path, what: str) -> None:
+    """A password-protected OpenDocument package lists ``encryption-data`` for its encrypted
+    members in ``META-INF/manifest.xml``."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = zf.read("META-INF/manifest.xml")
+    except (KeyError, *ZIP_ERRORS):
+        return
+    if b"encryption-data" in manifest:
+        raise DocumentEncrypted(
+            f"the {what} is password-protected; save a copy without the password "
+            "(File > Properties > Security) and upload it"
         )
 
 

@@ -125,6 +125,25 @@ def test_very_hidden_sheet_is_skipped_and_trailing_empty_columns_are_trimmed(tmp
     assert document.warnings == ["sheet 2 ('Macros') is very hidden: skipped"]
 
 
+def test_a_chart_sheet_is_an_empty_page(tmp_path: Path) -> None:
+    from openpyxl.chart import BarChart, Reference
+
+    workbook = openpyxl.Workbook()
+    data = workbook.active
+    data.title = "Yields"
+    data.append(["Crop", "Tonnes"])
+    data.append(["Rye", 4])
+    chart = BarChart()
+    chart.add_data(Reference(data, min_col=2, min_row=1, max_row=2))
+    workbook.create_chartsheet("Yield chart").add_chart(chart)
+    path = tmp_path / "chart.xlsx"
+    workbook.save(path)
+
+    document = XlsxParser().parse(path)
+    assert document.markdown == "# Yields\n\n| Crop | Tonnes |\n| --- | --- |\n| Rye | 4 |"
+    assert [(p.number, p.empty) for p in document.pages] == [(1, False), (2, True)]
+
+
 def test_a_workbook_without_cells_has_empty_pages(tmp_path: Path) -> None:
     path = tmp_path / "blank.xlsx"
     openpyxl.Workbook().save(path)
@@ -494,3 +513,11 @@ def test_password_protected_ods_is_refused(tmp_path: Path) -> None:
     assert b"encryption-data" in zipfile.ZipFile(sample.path).read("META-INF/manifest.xml")
     with pytest.raises(DocumentEncrypted, match="password"):
         OdsParser().parse(sample.path)
+
+
+def test_json_lines_in_a_json_file_are_read_as_json_lines(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_text('{"a": 1}\n{"b": 2}\n', "utf-8")
+    document = JsonParser().parse(path)
+    assert document.markdown == "a: 1\n\nb: 2"
+    assert document.warnings == []

@@ -234,6 +234,13 @@ def _parse_workbook(
             f"the {what} is damaged ({type(exc).__name__}: {scrub_paths(str(exc))[:300]}); "
             "re-save it in Excel or LibreOffice and upload it again"
         ) from exc
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":  # pyo3's, a BaseException: calamine panicked
+            raise
+        raise DocumentCorrupt(
+            f"the {what} could not be read (the reader failed: {scrub_paths(str(exc))[:300]}); "
+            "re-save it in Excel or LibreOffice and upload it again"
+        ) from exc
     return ParsedDocument(
         markdown="".join(parts), kind=kind, pages=pages, metadata=metadata, warnings=warnings
     )
@@ -256,7 +263,7 @@ def _count_cells(rows: Iterable[Sequence[Cell]]) -> tuple[int, int]:
 
 def _render_sheet(name: str, rows: Iterable[Sequence[Cell]], width: int) -> str:
     """``# name`` and the sheet's pipe table ('' for a sheet without a non-empty cell)."""
-    lines = [f"# {table_cell(name) or 'Sheet'}", ""]
+    lines = [f"# {_LINE_BREAKS.sub(' ', name).strip() or 'Sheet'}", ""]
     for row in rows:
         line = pipe_table(format_cell(value) for value in row[:width])
         if line:

@@ -44,6 +44,7 @@ _LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\u2028\u2029]+\s*")
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
 #: A line the chunker would read as a heading or a code fence: escaped with ``\``.
 _MARKDOWN_LOOKALIKE = re.compile(r"^(?:#{1,6}[ \t]|```|~~~)", re.MULTILINE)
+_EXTRA_DATA = "extra data after the JSON value"
 _DECODER = json.JSONDecoder(parse_float=str, parse_int=str, parse_constant=str)
 
 
@@ -159,21 +160,30 @@ class JsonParser:
         decoded = decode_text(path.read_bytes())
         text = decoded.text
         warnings = list(decoded.warnings)
-        lines_first = path.suffix.lower() in JSONL_SUFFIXES
-        attempts = (_json_lines, _json_document) if lines_first else (_json_document, _json_lines)
-        errors: list[str] = []
-        for attempt in attempts:
-            try:
-                markdown = "\n\n".join(attempt(text))
-                break
-            except (ValueError, RecursionError) as exc:
-                errors.append(_describe(exc))
-        else:
-            warnings.append(f"the file is not valid JSON ({errors[0]}): indexed as plain text")
+        markdown, error = _flatten_json(text, lines_first=path.suffix.lower() in JSONL_SUFFIXES)
+        if markdown is None:
+            warnings.append(f"the file is not valid JSON ({error}): indexed as plain text")
             markdown = text
         return ParsedDocument(
             markdown=markdown, kind="json", metadata={"Encoding": decoded.encoding}, warnings=warnings
         )
+
+
+def _flatten_json(text: str, *, lines_first: bool) -> tuple[str | None, str]:
+    """``(markdown, '')``, or ``(None, why)`` when ``text`` is neither one JSON document nor
+    JSON Lines. JSON Lines is tried second only when the document attempt read one value and
+    found more text after it (JSON Lines' signature), so a large minified document with an
+    error is never decoded whole as one line."""
+    try:
+        return "\n\n".join(_json_lines(text) if lines_first else _json_document(text)), ""
+    except (ValueError, RecursionError) as exc:
+        first = exc
+    if not lines_first and not (isinstance(first, json.JSONDecodeError) and first.msg == _EXTRA_DATA):
+        return None, _describe(first)
+    try:
+        return "\n\n".join(_json_document(text) if lines_first else _json_lines(text)), ""
+    except (ValueError, RecursionError):
+        return None, _describe(first)
 
 
 def _describe(exc: BaseException) -> str:
@@ -184,11 +194,10 @@ def _describe(exc: BaseException) -> str:
     return str(exc)
 
 
-def _json_document(text: str) -> Iterator[str]:
+def _json_document(text: str) -> list[str]:
     """Blocks of one JSON document: one per record of a top-level array, one per member of a
     top-level object (one per record when the member is an array of objects or arrays), one
-    for a scalar. Consumed by the caller at once (a generator only to
-    keep one record's objects alive at a time).
+    for a scalar. Each record (member) is decoded alone and dropped once flattened.
 
     Raises:
         json.JSONDecodeError: not one JSON value (trailing text included).
@@ -214,8 +223,8 @@ def _json_document(text: str) -> Iterator[str]:
         blocks.append(_block(_flatten("", value)))
     end = _WHITESPACE.match(text, position).end()  # type: ignore[union-attr]
     if end != len(text):
-        raise json.JSONDecodeError("extra data after the JSON value", text, end)
-    return iter([block for block in blocks if block])
+        raise json.JSONDecodeError(_EXTRA_DATA, text, end)
+    return [block for block in blocks if block]
 
 
 def _members(text: str, position: int, closing: str, *, keyed: bool) -> Iterator[tuple[Any, int]]:
@@ -251,7 +260,7 @@ def _members(text: str, position: int, closing: str, *, keyed: bool) -> Iterator
         position = _WHITESPACE.match(text, position + 1).end()  # type: ignore[union-attr]
 
 
-def _json_lines(text: str) -> Iterator[str]:
+def _json_lines(text: str) -> list[str]:
     """Blocks of a JSON Lines text: one per non-blank line.
 
     Raises:
@@ -271,7 +280,7 @@ def _json_lines(text: str) -> Iterator[str]:
             blocks.append(block)
     if not blocks:
         raise json.JSONDecodeError("no JSON value", text, 0)
-    return iter(blocks)
+    return blocks
 
 
 def _skip_bom(text: str) -> int:

@@ -82,6 +82,8 @@ _MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _CELL_REF = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\br=\"([A-Z]{1,3})([0-9]{1,7})\"")
 _SCAN_BYTES = 1024 * 1024
 
+#: A cell value as calamine gives it: str ("" when empty), int, float, bool, date, datetime, time
+#: or timedelta.
 Cell = object
 
 

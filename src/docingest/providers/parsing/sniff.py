@@ -311,6 +311,10 @@ def _sniff_zip(path: Path, head: bytes) -> DetectedType:
         for member, kind in _OOXML_PARTS:
             if member.encode() in head:
                 return _ooxml_type(kind, head)
+        for name in _local_member_names(head):  # the main part may be past the cut (openpyxl
+            for folder, kind in _OOXML_FOLDERS:  # writes xl/workbook.xml after the sheets)
+                if name.startswith(folder):
+                    return _ooxml_type(kind, head)
         for package, kind in _PACKAGE_MIMETYPES.items():
             if head[30:38] == b"mimetype" and package.encode() in head[:200]:
                 return TYPES[kind]
@@ -325,6 +329,21 @@ def _sniff_zip(path: Path, head: bytes) -> DetectedType:
     if mimetype:
         raise UnsupportedType(f"the content is a package of type {mimetype[:80]!r}, not {_SUPPORTED}")
     raise UnsupportedType("the content is a ZIP archive that holds no document; upload its files instead")
+
+
+#: The folder of each OOXML kind's parts: what a truncated package's local headers show.
+_OOXML_FOLDERS = ((b"word/", "docx"), (b"ppt/", "pptx"), (b"xl/", "xlsx"))
+
+
+def _local_member_names(head: bytes) -> list[bytes]:
+    """The member names of the ZIP local file headers in ``head`` (those not cut off)."""
+    names: list[bytes] = []
+    at = head.find(b"PK\x03\x04")
+    while at >= 0 and at + 30 <= len(head):
+        length = int.from_bytes(head[at + 26 : at + 28], "little")
+        names.append(head[at + 30 : at + 30 + length])
+        at = head.find(b"PK\x03\x04", at + 30)
+    return names
 
 
 def _package_mimetype(zf: zipfile.ZipFile) -> str:

@@ -90,7 +90,7 @@ class SupabaseStorage:
     def local_path(self, key: str) -> Iterator[Path]:
         """Stream the object to a temporary file, removed afterwards."""
         with tempfile.TemporaryDirectory(prefix="docingest-supabase-") as tmp:
-            path = Path(tmp) / "object"
+            path = Path(tmp) / Path(key).name  # its extension is a hint the CSV and JSON parsers read
             try:
                 with self.client.stream("GET", f"/object/authenticated/{self._path(key)}") as reply:
                     if reply.status_code in (400, 404):

@@ -21,7 +21,7 @@ import warnings as py_warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image, ImageOps
 
@@ -51,7 +51,7 @@ _BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
 #: What Pillow raises on a damaged or unreadable image (``UnidentifiedImageError`` and
 #: "image file is truncated" are ``OSError``s; some plugins raise ``SyntaxError``).
-_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, TypeError)
+_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
 #: Multi-frame formats whose frames are pages (others: animations, only the first is read).
 _PAGED_FORMATS = frozenset({"TIFF"})
 _EXIF_METADATA = {0x010E: "Title", 0x013B: "Author", 0x8298: "Copyright"}
@@ -100,9 +100,10 @@ def _grey(image: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("L")
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16-bit or float scans
-        low, high = image.getextrema()  # type: ignore[misc]
-        span = (float(high) - float(low)) or 1.0
-        return image.point(lambda v: (v - low) * 255.0 / span).convert("L")
+        wide = image.convert("I") if image.mode.startswith("I;16") else image
+        low, high = (float(v) for v in cast(tuple[float, float], wide.getextrema()))
+        scale = 255.0 / ((high - low) or 1.0)
+        return wide.point(lambda v: v * scale - low * scale).convert("L")
     return image.convert("L")
 
 
@@ -228,8 +229,8 @@ class ImageParser:
         if not path.is_file():
             raise FileNotFoundError(path)
         # Pillow's decompression-bomb check (an error at twice this, a warning above it) uses
-        # the installation's limit; ours, below, is exact.
-        Image.MAX_IMAGE_PIXELS = options.max_image_pixels
+        # the installation's limit while the image is opened; ours, below, is exact.
+        pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, options.max_image_pixels
         try:
             with py_warnings.catch_warnings():
                 py_warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -242,13 +243,13 @@ class ImageParser:
             ) from exc
         except (FileNotFoundError, PermissionError):
             raise
-        except MemoryError:
-            raise
         except _IMAGE_ERRORS as exc:
             raise DocumentCorrupt(
                 f"the image cannot be read ({type(exc).__name__}: {_cause(exc)}); it may be truncated "
                 "or damaged: export it again as PNG or JPEG and upload it"
             ) from exc
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
 def _cause(exc: BaseException) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from docingest.errors import DocumentCorrupt, ImageTooLarge, OcrFailed, scrub_paths
 from docingest.providers.parsing.base import (
@@ -57,6 +57,16 @@ _PAGED_FORMATS = frozenset({"TIFF"})
 _EXIF_METADATA = {0x010E: "Title", 0x013B: "Author", 0x8298: "Copyright"}
 _EXIF_DATETIME = 0x0132
 _EXIF_ORIENTATION = 0x0112
+#: EXIF orientation -> the turn that shows the picture upright (as ``ImageOps.exif_transpose``).
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 _PNG_METADATA = {"Title": "Title", "Author": "Author", "Description": "Subject", "Copyright": "Copyright"}
 
 
@@ -150,11 +160,12 @@ def ocr_image(
     """
     started = time.monotonic() if started is None else started
     grey = _grey(image)
-    data = grey.tobytes()
+    data, (width, height) = grey.tobytes(), grey.size
+    del grey
     with TESSERACT_LOCK:
         api = _engine(options)
         try:
-            api.SetImageBytes(data, grey.width, grey.height, 1, grey.width)
+            api.SetImageBytes(data, width, height, 1, width)
             if dpi is not None and dpi >= _MIN_SOURCE_DPI:
                 api.SetSourceResolution(int(dpi))
             text = api.GetUTF8Text()
@@ -282,7 +293,12 @@ def _parse_image(
         text = ""
         if options.ocr != "off":
             started = time.monotonic()
-            text, page = ocr_image(_upright(image), number, options, dpi=_dpi(image), started=started)
+            dpi = _dpi(image)
+            grey = _upright_grey(image)
+            if index == frames - 1 and grey is not image:
+                image.close()  # frees the decoded pixels (3 bytes each in RGB) before OCR
+            text, page = ocr_image(grey, number, options, dpi=dpi, started=started)
+            del grey
             text = escape_markdown(text)
             ocr_pages.append(page)
         if text:
@@ -322,15 +338,19 @@ def _list(numbers: list[int]) -> str:
     return shown + more
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """``image`` turned as its EXIF orientation says (itself when it says nothing or 1)."""
+def _upright_grey(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit greyscale (:func:`_grey`), turned as its EXIF orientation says.
+
+    The turn is made on the greyscale copy (a third of an RGB image's bytes), as Pillow's
+    ``ImageOps.exif_transpose`` would turn it.
+    """
     try:
         orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except _IMAGE_ERRORS:
-        return image
-    if orientation in range(2, 9):
-        return ImageOps.exif_transpose(image)
-    return image
+    except _IMAGE_ERRORS:  # a damaged EXIF block: read the image as stored
+        orientation = 1
+    grey = _grey(image)
+    method = _ORIENTATIONS.get(orientation)
+    return grey.transpose(method) if method is not None else grey
 
 
 def _dpi(image: Image.Image) -> int | None:

@@ -25,6 +25,11 @@ from typing import Any, cast
 
 from PIL import Image
 
+try:  # imported here so that the parse children's forkserver preloads it (preloaded.py)
+    import tesserocr
+except ImportError:  # a broken install: options.ocr_status turns OCR off
+    tesserocr = None
+
 from docingest.errors import DocumentCorrupt, ImageTooLarge, OcrFailed, scrub_paths
 from docingest.providers.parsing.base import (
     DEFAULT_OPTIONS,
@@ -79,12 +84,8 @@ def _engine(options: ParseOptions) -> Any:
     key = (options.ocr_languages, options.tessdata)
     api = _ENGINES.get(key)
     if api is None:
-        try:
-            import tesserocr
-        except ImportError as exc:
-            raise OcrFailed(
-                f"OCR is not available: the tesserocr package cannot be imported ({exc})"
-            ) from exc
+        if tesserocr is None:
+            raise OcrFailed("OCR is not available: the tesserocr package cannot be imported")
         kwargs: dict[str, Any] = {"lang": options.ocr_languages, "psm": tesserocr.PSM.AUTO}
         if options.tessdata:
             kwargs["path"] = options.tessdata

@@ -169,8 +169,11 @@ def test_the_mixed_pdf_ocrs_only_its_page_without_a_text_layer(tmp_path: Path) -
     document = parse_file(sample.path, "pdf", options=AUTO)
     assert [p.number for p in document.ocr_pages] == [2]
     _check_expects(sample, document)
-    # Page 1 is its text layer, exactly, with its heading from the font sizes.
+    # Page 1 is its text layer, exactly, with its heading from the outline.
     assert _page_text(document, 1).startswith("# Apple Orchards\n" + samples.MIXED_TEXT_SENTENCES[0])
+    # The outline entry of the OCRed page marks the line OCR read with its title, once.
+    scanned = _page_text(document, 2)
+    assert scanned.startswith("# Cider Making\n") and scanned.count("Cider Making") == 1
 
 
 def test_ocr_always_reads_every_pdf_page_text_layer_or_not(tmp_path: Path) -> None:
@@ -178,7 +181,9 @@ def test_ocr_always_reads_every_pdf_page_text_layer_or_not(tmp_path: Path) -> No
     document = parse_file(sample.path, "pdf", options=ALWAYS)
     assert [p.number for p in document.ocr_pages] == [1, 2]
     _check_expects(sample, document)
-    assert not _page_text(document, 1).startswith("#")  # OCR marks no headings
+    # Page 1 is what OCR read (Tesseract's blank line after the title, where the text layer has
+    # a line break), its title marked from the outline.
+    assert _page_text(document, 1).startswith("# Apple Orchards\n\nOrchard growers")
 
 
 def test_a_pdf_page_too_large_for_the_pixel_limit_is_read_at_a_lower_resolution(tmp_path: Path) -> None:

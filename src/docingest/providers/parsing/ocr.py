@@ -2,7 +2,7 @@
 without a text layer (:func:`ocr_image`, called by ``pdf.py``).
 
 One ``PyTessBaseAPI`` is kept per process and ``(languages, tessdata)``, made on first use and
-reused (loading ``eng.traineddata`` costs ~0.1 s); it is not thread-safe, so its calls hold
+reused (it holds the loaded language model); it is not thread-safe, so its calls hold
 :data:`TESSERACT_LOCK`. The wheel's libtesseract is built without OpenMP: one page is OCRed on
 one core, and ``OMP_THREAD_LIMIT`` changes nothing.
 

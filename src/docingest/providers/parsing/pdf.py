@@ -471,12 +471,11 @@ def _ocr_page(
     finally:
         page.close()
     result = _Page(text.split("\n"))
+    starts = [0]
+    for line in result.lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
     for mark in bookmarks:
-        spans = _find_title(text, mark.title)
-        starts = [0]
-        for line in result.lines[:-1]:
-            starts.append(starts[-1] + len(line) + 1)
-        for start, end in spans:
+        for start, end in _find_title(text, mark.title):
             first, last = _line_of(starts, start), _line_of(starts, max(start, end - 1))
             if not any(k <= last and first < k + span for k, (_, span) in result.marks.items()):
                 result.marks[first] = (mark.level, last - first + 1)

@@ -338,3 +338,15 @@ def test_a_16_bit_greyscale_scan_is_read(tmp_path: Path) -> None:
         assert image.mode == "I;16"
     document = parse_file(path, "image", options=AUTO)
     assert _share_found(samples.PNG_SENTENCES[0], document.markdown) >= 0.95
+
+
+def test_a_scanned_pdf_is_ocred_in_the_bounded_parse_child(tmp_path: Path) -> None:
+    sample = samples.sample_scanned_pdf(tmp_path)
+    parser = SandboxedParser(ParseLimits(timeout_seconds=60), progress_seconds=0.01)
+    seen: list[tuple[int, int]] = []
+    try:
+        document = parser(sample.path, "pdf", on_progress=lambda d, t: seen.append((d, t)), options=AUTO)
+    finally:
+        parser.close()
+    _check_expects(sample, document)
+    assert [p.number for p in document.ocr_pages] == [1, 2] and seen == [(1, 2)]

@@ -166,6 +166,7 @@ class JobProgress(_ProgressFields):
         pages_total: pages of the original (PDF, or counted by LlamaParse); None for page-less kinds.
         pages_parsed: pages parsed so far (saved while a PDF parses, then equal to ``pages_total``).
         empty_pages: 1-based numbers of the pages without text.
+        pages_ocred: pages (or image frames) whose text OCR read.
         chars: characters of the parsed text.
         parse_warnings: the parser's warnings (e.g. undecodable bytes replaced).
         chunk_warnings: ``chunking``'s warnings (e.g. chunks the embedder reads as unknown tokens).
@@ -186,6 +187,7 @@ class JobProgress(_ProgressFields):
     pages_total: int | None = None
     pages_parsed: int | None = None
     empty_pages: list[int] | None = None
+    pages_ocred: int | None = None
     chars: int | None = None
     parse_warnings: list[str] | None = None
     chunk_warnings: list[str] | None = None

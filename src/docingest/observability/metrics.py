@@ -22,6 +22,8 @@ by stages x states x error codes x models.
 | ``docingest_embedding_cache_hits_total`` / ``_misses_total`` | counter | ``model`` | embedding cache (incremented by the cache) |
 | ``docingest_parse_pages_total`` | counter | ``kind`` | pages parsed (PDF pages; 0 for page-less kinds) |
 | ``docingest_parsed_documents_total`` | counter | ``kind`` | documents parsed |
+| ``docingest_ocr_pages_total`` | counter | ``kind`` (pdf, image) | pages (PDF pages, image frames) read by OCR |
+| ``docingest_ocr_seconds`` | histogram | ``kind`` | one page's OCR, rendering included |
 | ``docingest_upload_bytes_total`` | counter | | bytes of uploaded originals verified at ``uploaded`` (every upload path passes there once) |
 
 Serving: :func:`start_metrics_server` (``docingest worker --metrics-port N``) and
@@ -43,6 +45,8 @@ log = logging.getLogger("docingest.observability.metrics")
 
 # Stage handlers run from milliseconds (passthrough) to many minutes (embedding a 1,000-page PDF).
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+# One page's OCR: ~0.2 s (a few lines) to ~2 s (a dense page at 300 dpi), more on a busy machine.
+OCR_BUCKETS = (0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 20, 30, 60)
 EMBED_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 
 STAGE_DURATION = Histogram(
@@ -90,6 +94,13 @@ EMBED_CACHE_MISSES = Counter(
 )
 PARSE_PAGES = Counter("docingest_parse_pages_total", "Pages parsed.", ["kind"])
 PARSED_DOCUMENTS = Counter("docingest_parsed_documents_total", "Documents parsed.", ["kind"])
+OCR_PAGES = Counter("docingest_ocr_pages_total", "Pages (PDF pages, image frames) read by OCR.", ["kind"])
+OCR_SECONDS = Histogram(
+    "docingest_ocr_seconds",
+    "Wall time of one page's OCR, rendering included.",
+    ["kind"],
+    buckets=OCR_BUCKETS,
+)
 UPLOAD_BYTES = Counter(
     "docingest_upload_bytes_total", "Bytes of uploaded originals verified at the uploaded stage."
 )

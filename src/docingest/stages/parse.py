@@ -13,7 +13,7 @@ from typing import Any
 from docingest.domain import JobProgress, Stage
 from docingest.errors import NoText
 from docingest.observability import metrics
-from docingest.providers.parsing import DEFAULT_OPTIONS, ParseOptions, Parser
+from docingest.providers.parsing import DEFAULT_OPTIONS, OcrPage, ParseOptions, Parser
 from docingest.providers.parsing.sandbox import OCR_KINDS
 from docingest.providers.storage.base import Storage
 from docingest.stages.artifacts import ParsedArtifact
@@ -72,7 +72,9 @@ class ParseDocument:
     ``parser(path, kind, on_progress=...)`` is the parser entry point (a ``parsing.Parser``:
     in-process or a bounded child process); its ``DocingestError``s propagate to the worker.
     While a PDF is parsed, pages parsed of pages total (and an ETA) are saved in
-    the job's progress at most once per ``progress_interval_seconds``.
+    the job's progress at most once per ``progress_interval_seconds``. Pages read by OCR
+    are recorded as an ``ocr_completed`` event (:func:`ocr_summary`), ``pages_ocred`` in the
+    progress, and the ``docingest_ocr_pages_total`` / ``docingest_ocr_seconds`` metrics.
     """
 
     stage = Stage.PARSE_QUEUED
@@ -130,11 +132,36 @@ class ParseDocument:
         if empty_pages:
             progress = progress.merge(JobProgress(empty_pages=empty_pages))
             events.append(("empty_pages", {"pages": empty_pages}))
+        if parsed.ocr_pages:
+            events.append(("ocr_completed", ocr_summary(parsed.ocr_pages)))
+            progress = progress.merge(JobProgress(pages_ocred=len(parsed.ocr_pages)))
+            metrics.OCR_PAGES.labels(kind=parsed.kind).inc(len(parsed.ocr_pages))
+            for page in parsed.ocr_pages:
+                metrics.OCR_SECONDS.labels(kind=parsed.kind).observe(page.seconds)
         if warnings:  # e.g. undecodable bytes replaced: shown by `status` and `ingest`
             progress = progress.merge(JobProgress(parse_warnings=warnings))
             for w in warnings:
                 log.info("%s: %s", doc.filename, w)  # ingest prints them under its summary
         return StageResult(progress=progress, persist=persist, events=events)
+
+
+def ocr_summary(pages: list[OcrPage]) -> dict[str, Any]:
+    """The ``ocr_completed`` event's payload for the pages OCR read (``pages`` not empty).
+
+    Returns:
+        ``{"pages": [numbers], "mean_confidence": mean word confidence 0-100 over every word
+        read (pages weighted by their words; 0 when none was read), "low_confidence_pages":
+        [numbers], "words": words read, "seconds": OCR wall time, rendering included}``.
+    """
+    words = sum(p.words for p in pages)
+    mean = sum(p.confidence * p.words for p in pages) / words if words else 0.0
+    return {
+        "pages": [p.number for p in pages],
+        "mean_confidence": round(mean, 1),
+        "low_confidence_pages": [p.number for p in pages if p.low_confidence],
+        "words": words,
+        "seconds": round(sum(p.seconds for p in pages), 3),
+    }
 
 
 def _front_matter_to_add(

@@ -9,6 +9,9 @@ process (run more worker processes for PDF throughput).
 Headings are written the way the chunker reads them in every other kind: ATX
 Markdown lines (``## 4.1 Save catcodes``). They come from the document outline
 (bookmarks) when the PDF has one, and otherwise from the fonts of the text layer.
+
+A page without a text layer (a scan) is rendered and read by OCR (``ocr.py``) when
+``ParseOptions.ocr`` allows it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import ctypes
 import math
 import re
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +32,7 @@ import pypdfium2.raw as pdfium_c
 from docingest.errors import PdfCorrupt, PdfEncrypted
 from docingest.providers.parsing.base import (
     DEFAULT_OPTIONS,
+    OcrPage,
     PageProgress,
     ParsedDocument,
     ParsedPage,
@@ -102,11 +107,20 @@ class PdfParser:
             A body line that starts like a heading or a code fence (``# ``, three
             backticks, ``~~~``) gets a ``\\`` in front so it is not read as one.
 
+            OCR (``options.ocr``): with ``'auto'`` a page without a text layer (only
+            whitespace) is rendered by PDFium at ``options.ocr_dpi`` (greyscale) and read by
+            Tesseract; ``'always'`` does so for every page, its text layer ignored; ``'off'``
+            never. An OCRed page's text is Tesseract's (paragraphs separated by a blank line),
+            its outline entries placed as above (by title, else at the page's start), and
+            one :class:`OcrPage` per OCRed page is in ``ocr_pages``; a warning names the pages
+            read with low confidence (their text is kept).
+
         Raises:
             PdfEncrypted: the PDF needs a user password (or uses an unsupported
                 security handler).
             PdfCorrupt: PDFium cannot load it (damaged, truncated, not a PDF, no
                 pages), or no page at all could be read.
+            OcrFailed: Tesseract cannot load its language data or fails on a page.
             OSError: the file cannot be opened.
         """
         with PDFIUM_LOCK:
@@ -115,7 +129,7 @@ class PdfParser:
             except pdfium.PdfiumError as exc:
                 raise _translate_load_error(exc, path) from exc
             try:
-                return _extract(pdf, on_progress)
+                return _extract(pdf, on_progress, options=options)
             finally:
                 pdf.close()
 
@@ -421,8 +435,62 @@ def _read_page(
     return result, carried
 
 
+def _ocr_page(
+    pdf: pdfium.PdfDocument,
+    index: int,
+    bookmarks: list[_Bookmark],
+    options: ParseOptions,
+    warnings: list[str],
+) -> tuple[_Page, OcrPage]:
+    """Page ``index`` (0-based) rendered at ``options.ocr_dpi`` in greyscale and read by OCR.
+
+    A page too large for ``options.max_image_pixels`` at that resolution is rendered at the
+    highest resolution within it (a warning says so). Its bookmarks' titles are looked for at
+    line starts of the text read; one not found is put at the page's start.
+    """
+    from docingest.providers.parsing.ocr import ocr_image  # tesserocr only when OCR runs
+
+    started = time.monotonic()
+    page = pdf.get_page(index)
+    try:
+        width, height = page.get_size()
+        scale = options.ocr_dpi / 72
+        pixels = width * scale * height * scale
+        if pixels > options.max_image_pixels:
+            scale *= math.sqrt(options.max_image_pixels / pixels) * 0.999
+            warnings.append(
+                f"page {index + 1} ({width / 72:.0f} x {height / 72:.0f} inches) was OCRed at "
+                f"{scale * 72:.0f} dpi instead of {options.ocr_dpi}: at that resolution it would pass "
+                f"{options.max_image_pixels:,} pixels (UPLOAD_PIPELINE_MAX_IMAGE_PIXELS)"
+            )
+        bitmap = page.render(scale=scale, grayscale=True)
+        try:
+            text, ocr = ocr_image(bitmap.to_pil(), index + 1, options, dpi=round(scale * 72), started=started)
+        finally:
+            bitmap.close()
+    finally:
+        page.close()
+    result = _Page(text.split("\n"))
+    starts = [0]
+    for line in result.lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    for mark in bookmarks:
+        for start, end in _find_title(text, mark.title):
+            first, last = _line_of(starts, start), _line_of(starts, max(start, end - 1))
+            if not any(k <= last and first < k + span for k, (_, span) in result.marks.items()):
+                result.marks[first] = (mark.level, last - first + 1)
+                break
+        else:
+            result.inserted.append((0, mark.level, mark.title))
+    return result, ocr
+
+
 def _extract(
-    pdf: pdfium.PdfDocument, on_progress: PageProgress | None = None, *, use_outline: bool = True
+    pdf: pdfium.PdfDocument,
+    on_progress: PageProgress | None = None,
+    *,
+    use_outline: bool = True,
+    options: ParseOptions = DEFAULT_OPTIONS,
 ) -> ParsedDocument:
     """The document of an open PDF (see :meth:`PdfParser.parse`); ``use_outline=False`` forces fonts."""
     warnings: list[str] = []
@@ -436,6 +504,7 @@ def _extract(
 
     total = len(pdf)
     read: list[tuple[int, _Page | None]] = []
+    ocr_pages: list[OcrPage] = []
     carried: list[_Bookmark] = []  # headings whose destination fell at the end of the page before
     for index in range(total):
         if on_progress is not None and index:
@@ -443,7 +512,15 @@ def _extract(
         # A carried heading's height was the previous page's: here it is looked for, else first.
         marks = [replace(b, y=None) for b in carried] + outline.get(index, [])
         try:
-            page_read, carried = _read_page(pdf, index, marks, body)
+            page_read: _Page | None = None
+            if options.ocr != "always":
+                page_read, carried = _read_page(pdf, index, marks, body)
+            if options.ocr == "always" or (
+                options.ocr == "auto" and page_read is not None and not "".join(page_read.lines).strip()
+            ):
+                page_read, ocr = _ocr_page(pdf, index, marks, options, warnings)
+                ocr_pages.append(ocr)
+                carried = []
             read.append((index + 1, page_read))
         except pdfium.PdfiumError:
             read.append((index + 1, None))
@@ -476,12 +553,28 @@ def _extract(
         raise PdfCorrupt(f"none of the {total} pages of the PDF could be read; re-export or repair it")
     if unreadable:
         warnings.append(f"{len(unreadable)} of {total} pages could not be read: {_list_pages(unreadable)}")
-    if empty:
+    if empty and options.ocr == "off":
         warnings.append(
             f"{len(empty)} of {total} pages have no text layer (scanned images?): {_list_pages(empty)}"
         )
+    elif empty:
+        warnings.append(
+            f"{len(empty)} of {total} pages have no text, by their text layer or by OCR "
+            f"(blank, or too faint to read): {_list_pages(empty)}"
+        )
+    if ocr_pages:
+        from docingest.providers.parsing.ocr import low_confidence_warning
+
+        low = low_confidence_warning(ocr_pages, options)
+        if low:
+            warnings.append(low)
     return ParsedDocument(
-        markdown="".join(chunks), kind="pdf", pages=pages, metadata=metadata, warnings=warnings
+        markdown="".join(chunks),
+        kind="pdf",
+        pages=pages,
+        metadata=metadata,
+        warnings=warnings,
+        ocr_pages=ocr_pages,
     )
 
 

@@ -49,7 +49,7 @@ _ENCRYPTION_NS = "{http://www.w3.org/2001/04/xmlenc#}"
 _FONT_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}
 
 
-class _TolerantReader(epub.EpubReader):  # type: ignore[misc]  # ebooklib has no type hints
+class _TolerantReader(epub.EpubReader):
     """ebooklib's reader, except that a manifest item whose file is missing is read as empty
     and named in :attr:`missing` (ebooklib fails the whole book on it)."""
 
@@ -59,7 +59,7 @@ class _TolerantReader(epub.EpubReader):  # type: ignore[misc]  # ebooklib has no
 
     def read_file(self, name: str) -> bytes:
         try:
-            return super().read_file(name)  # type: ignore[no-any-return]
+            return super().read_file(name)
         except KeyError:
             # The container and the package document (OPF) are required: their absence
             # fails the parse; any other member (a chapter, an image) is reported.

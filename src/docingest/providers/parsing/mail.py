@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.header import decode_header, make_header
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -297,7 +297,7 @@ def _collect_parts(parts: Any, mail: _Mail, texts: list[str], warnings: list[str
             mail.attachments.append(_attachment_of(part))
 
 
-def _text_of(part: EmailMessage, warnings: list[str]) -> str:
+def _text_of(part: MIMEPart, warnings: list[str]) -> str:
     """A text/plain or text/html part's text (HTML converted to Markdown); '' with a warning
     when it is not text in its charset."""
     data = part.get_payload(decode=True) or b""
@@ -319,7 +319,7 @@ def _text_of(part: EmailMessage, warnings: list[str]) -> str:
     return decoded.text.replace("\r\n", "\n")
 
 
-def _attachment_of(part: EmailMessage) -> Attachment:
+def _attachment_of(part: MIMEPart) -> Attachment:
     """A MIME part as an :class:`Attachment` (its transfer encoding undone)."""
     data = part.get_payload(decode=True)
     return Attachment(
@@ -329,7 +329,7 @@ def _attachment_of(part: EmailMessage) -> Attachment:
     )
 
 
-def _filename(part: EmailMessage) -> str:
+def _filename(part: MIMEPart) -> str:
     """The part's file name (``Content-Disposition`` or ``Content-Type`` ``name``), '' if none."""
     try:
         return " ".join((part.get_filename() or "").split())

@@ -12,6 +12,7 @@ import pytest
 
 from docingest.providers.parsing.mail import EmlParser
 from docingest.runtime import Runtime
+from docingest.services.ingest import ingest
 from docingest.stages.attachments import prepare_attachments, register_attachments
 from tests.fixtures import pipeline
 from tests.fixtures.formats.books_mail import eml_message, write_eml
@@ -147,3 +148,20 @@ def test_a_new_version_of_the_message_keeps_the_unchanged_attachment(
     assert _attached(runtime, first.document.document_id) == []
     remaining = rows(runtime, "SELECT document_id FROM upload_pipeline.documents ORDER BY document_id")
     assert {r["document_id"] for r in remaining} == {second.document.document_id, *before.values()}
+
+
+def test_ingest_of_a_message_waits_for_its_attachments(runtime: Runtime, tmp_path: Path) -> None:
+    _message(tmp_path / "inbox" / "meeting.eml")
+    summary = ingest(runtime, [tmp_path / "inbox"], user_id="bea", poll_seconds=0.1)
+    assert (summary.documents, summary.new, summary.attachments, summary.complete) == (3, 1, 2, 3)
+    assert summary.failed == 0
+    sources = rows(
+        runtime,
+        "SELECT d.source, j.state FROM upload_pipeline.documents d"
+        " JOIN upload_pipeline.upload_jobs j USING (document_id) ORDER BY d.source",
+    )
+    assert sources == [
+        {"source": "meeting.eml", "state": "done"},
+        {"source": "meeting.eml/attachments/1/hive-inventory.txt", "state": "done"},
+        {"source": "meeting.eml/attachments/3/rota.md", "state": "done"},
+    ]

@@ -375,6 +375,11 @@ class Repository:
             ids = [str(d.document_id) for d in deleted]
         return gone
 
+    def attached_documents(self, conn: Conn, document_ids: Sequence[UUID]) -> list[UUID]:
+        """The ids of the documents attached to ``document_ids`` (not theirs), oldest first."""
+        rows = _all(conn, "attached_documents", {"document_ids": [str(i) for i in document_ids]})
+        return [UUID(str(r["document_id"])) for r in rows]
+
     def attach_document(self, conn: Conn, document_id: UUID, *, attached_to: UUID) -> Document | None:
         """Set the document's ``meta.attached_to`` to the message ``attached_to``; None when the
         document does not exist."""

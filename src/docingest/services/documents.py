@@ -1121,6 +1121,14 @@ class DocumentService:
         with self.db.connection() as conn:
             return self.repo.list_jobs(conn, user_id=user_id, document_ids=document_ids)
 
+    def attachments_of(self, document_ids: list[UUID]) -> list[UUID]:
+        """The ids of the documents attached to ``document_ids`` (e-mails' attachments,
+        registered by their parse), oldest first; not those attached to them."""
+        if not document_ids:
+            return []
+        with self.db.connection() as conn:
+            return self.repo.attached_documents(conn, document_ids)
+
     def statuses(self, *, user_id: str | None = None) -> list[JobStatus]:
         """Every job (of ``user_id``; None: everyone's), oldest first, as ``status`` shows them."""
         return [JobStatus.from_row(r) for r in self.job_rows(user_id=user_id)]

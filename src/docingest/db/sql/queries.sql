@@ -250,6 +250,12 @@ WHERE d.user_id = %(user_id)s AND d.meta ? 'attached_to'
   AND d.meta->>'attached_to' = ANY(%(document_ids)s::text[])
 RETURNING *;
 
+-- name: attached_documents
+-- The documents attached to these messages (012), in registration order.
+SELECT document_id FROM upload_pipeline.documents
+WHERE meta ? 'attached_to' AND meta->>'attached_to' = ANY(%(document_ids)s::text[])
+ORDER BY version_seq;
+
 -- name: attach_document
 -- An attachment's document (the same bytes under the same source: a message's earlier version
 -- had it too) now belongs to this message.

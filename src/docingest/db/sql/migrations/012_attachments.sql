@@ -9,5 +9,5 @@ ALTER TABLE upload_pipeline.documents
     DROP CONSTRAINT documents_origin_check,
     ADD CONSTRAINT documents_origin_check CHECK (origin IN ('api', 'file', 'attachment'));
 
-CREATE INDEX documents_attached_to_idx ON upload_pipeline.documents (user_id, (meta->>'attached_to'))
+CREATE INDEX documents_attached_to_idx ON upload_pipeline.documents ((meta->>'attached_to'))
     WHERE meta ? 'attached_to';

@@ -13,6 +13,7 @@ import pytest
 from docingest.providers.parsing.mail import EmlParser
 from docingest.runtime import Runtime
 from docingest.services.ingest import ingest
+from docingest.services.sync import sync
 from docingest.stages.attachments import prepare_attachments, register_attachments
 from tests.fixtures import pipeline
 from tests.fixtures.formats.books_mail import eml_message, write_eml
@@ -165,3 +166,20 @@ def test_ingest_of_a_message_waits_for_its_attachments(runtime: Runtime, tmp_pat
         {"source": "meeting.eml/attachments/1/hive-inventory.txt", "state": "done"},
         {"source": "meeting.eml/attachments/3/rota.md", "state": "done"},
     ]
+
+
+def test_sync_keeps_attachments_while_the_message_is_there_and_deletes_them_with_it(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    path = _message(tmp_path / "inbox" / "meeting.eml")
+    sync(runtime, [tmp_path / "inbox"], user_id="bea", poll_seconds=0.1)
+    assert rows(runtime, "SELECT count(*) AS n FROM upload_pipeline.documents")[0]["n"] == 3
+
+    again = sync(runtime, [tmp_path / "inbox"], user_id="bea", poll_seconds=0.1)
+    assert (again.unchanged, again.deleted) == (1, 0)  # attachments are no files of the folder
+    assert rows(runtime, "SELECT count(*) AS n FROM upload_pipeline.documents")[0]["n"] == 3
+
+    path.unlink()
+    gone = sync(runtime, [tmp_path / "inbox"], user_id="bea", poll_seconds=0.1)
+    assert gone.deleted == 1
+    assert rows(runtime, "SELECT count(*) AS n FROM upload_pipeline.documents")[0]["n"] == 0

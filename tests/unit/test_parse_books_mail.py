@@ -260,6 +260,24 @@ def test_eml_with_only_an_attachment(tmp_path: Path) -> None:
     assert parsed.warnings == []
 
 
+def test_eml_whose_whole_body_is_one_file_returns_it_as_the_attachment(tmp_path: Path) -> None:
+    raw = (
+        b"From: a@example.org\r\nSubject: Scan\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: application/pdf; name=scan.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"JVBERi0xLjQgc2Nhbg==\r\n"
+    )
+    path = tmp_path / "m.eml"
+    path.write_bytes(raw)
+    parsed = EmlParser().parse(path)
+    assert [(a.filename, a.mime, a.data) for a in parsed.attachments] == [
+        ("scan.pdf", "application/pdf", b"%PDF-1.4 scan")
+    ]
+    assert (
+        parsed.markdown
+        == "# Scan\n\nFrom: a@example.org\n\n## Attachments\n\n- scan.pdf (application/pdf, 13 bytes)"
+    )
+
+
 def test_eml_nested_message_is_rendered_a_level_down_with_its_attachments(tmp_path: Path) -> None:
     inner = eml_message(
         subject="Minutes of the March meeting",
@@ -349,6 +367,33 @@ def test_msg_with_only_an_attachment(tmp_path: Path) -> None:
     assert parsed.markdown.startswith(f"# {MSG_SUBJECT}")
     assert [(a.filename, a.mime, a.data) for a in parsed.attachments] == [
         ("chart.pdf", "application/pdf", b"%PDF-1.4 sky")
+    ]
+
+
+def test_msg_html_body_is_converted_when_there_is_no_plain_one(tmp_path: Path) -> None:
+    content = MsgContent(
+        body=None, html=b"<html><body><h2>Schedule</h2><p>Open <b>dome</b> at dusk.</p></body></html>"
+    )
+    parsed = MsgParser().parse(write_msg(tmp_path / "m.msg", content))
+    assert "## Schedule\n\nOpen **dome** at dusk." in parsed.markdown
+    assert "<p>" not in parsed.markdown
+
+
+def test_msg_embedded_message_is_rendered_a_level_down_with_its_attachments(tmp_path: Path) -> None:
+    inner = MsgContent(
+        subject="Dome repair quote",
+        body="The dome shutter repair costs nine hundred euros.",
+        attachments=[MsgAttachment("quote.txt", "text/plain", b"Quote: 900 EUR for the shutter motor.")],
+    )
+    content = MsgContent(
+        body="Forwarding the quote.", attachments=[MsgAttachment("Dome repair quote", "", message=inner)]
+    )
+    parsed = MsgParser().parse(write_msg(tmp_path / "m.msg", content))
+    offset = parsed.markdown.index("The dome shutter repair costs nine hundred euros.")
+    assert heading_path_at(parsed.markdown, offset) == [MSG_SUBJECT, "Attached message: Dome repair quote"]
+    assert "### Attachments\n\n- quote.txt (text/plain, 37 bytes)" in parsed.markdown
+    assert [(a.filename, a.data) for a in parsed.attachments] == [
+        ("quote.txt", b"Quote: 900 EUR for the shutter motor.")
     ]
 
 

@@ -15,6 +15,7 @@ from docingest.providers.parsing import ParseOptions, detect, parse_file, parser
 from docingest.providers.parsing.epub import EpubParser
 from docingest.providers.parsing.mail import EmlParser, MsgParser
 from docingest.providers.parsing.rtf import RtfParser
+from docingest.providers.parsing.sandbox import ParseLimits, SandboxedParser
 from tests.fixtures.formats import FormatSample, books_mail
 from tests.fixtures.formats.books_mail import (
     EML_ATTACHMENT_TEXT,
@@ -60,6 +61,18 @@ def test_sample_is_detected_and_holds_its_sentences_under_their_headings(make, t
         assert offset >= 0, f"{expect.sentence!r} not in {parsed.markdown!r}"
         if expect.heading is not None:
             assert expect.heading in heading_path_at(parsed.markdown, offset)
+
+
+@pytest.mark.parametrize("make", [books_mail.sample_eml, books_mail.sample_msg], ids=lambda f: f.__name__)
+def test_attachments_come_back_from_the_bounded_child(make, tmp_path: Path) -> None:
+    sample: FormatSample = make(tmp_path)
+    parser = SandboxedParser(ParseLimits(timeout_seconds=60, memory_mb=512))
+    try:
+        parsed = parser(sample.path, sample.kind)
+    finally:
+        parser.close()
+    assert parsed.attachments == parse_file(sample.path, sample.kind).attachments
+    assert len(parsed.attachments) == 1 and parsed.attachments[0].data
 
 
 def test_parser_classes_are_registered_under_their_kinds() -> None:

@@ -308,6 +308,26 @@ def test_eml_nested_message_is_rendered_a_level_down_with_its_attachments(tmp_pa
     assert [a.filename for a in parsed.attachments] == ["minutes.csv"]
 
 
+def test_eml_every_text_part_is_read_in_order_and_one_form_of_each_alternative(tmp_path: Path) -> None:
+    raw = (
+        b"From: a@example.org\r\nSubject: Two notes\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="OUT"\r\n\r\n'
+        b"--OUT\r\nContent-Type: text/plain\r\n\r\nThe first note.\r\n"
+        b'--OUT\r\nContent-Type: multipart/alternative; boundary="ALT"\r\n\r\n'
+        b"--ALT\r\nContent-Type: text/plain\r\n\r\nThe second note, in plain text.\r\n"
+        b"--ALT\r\nContent-Type: text/html\r\n\r\n<p>The second note, in HTML.</p>\r\n"
+        b"--ALT--\r\n"
+        b"--OUT\r\nContent-Type: text/plain\r\n\r\nThe list footer.\r\n"
+        b"--OUT--\r\n"
+    )
+    path = tmp_path / "m.eml"
+    path.write_bytes(raw)
+    parsed = EmlParser().parse(path)
+    body = parsed.markdown.split("From: a@example.org\n\n", 1)[1]
+    assert body == "The first note.\n\nThe second note, in plain text.\n\nThe list footer."
+    assert parsed.attachments == []
+
+
 def test_eml_inline_image_of_html_body_is_not_an_attachment(tmp_path: Path) -> None:
     message = eml_message(body=None, html='<p>Our new logo: <img src="cid:logo" alt="bee logo"></p>')
     message.add_related(b"\x89PNG\r\n\x1a\nfake", maintype="image", subtype="png", cid="<logo>")

@@ -260,22 +260,25 @@ def _read_eml(message: EmailMessage, warnings: list[str], *, depth: int) -> _Mai
         body = message.get_body(preferencelist=("plain", "html"))
     except _HEADER_ERRORS:
         body = None
-    if body is not None:
-        texts.append(_text_of(body, warnings))
     if message.is_multipart():
-        _collect_parts(message.iter_attachments(), mail, texts, warnings, depth)
-    elif body is None and message.get_content_maintype() != "multipart":
-        mail.attachments.append(_attachment_of(message))  # one non-text part
+        _collect_parts([message], body, mail, texts, warnings, depth)
+    elif body is not None:
+        texts.append(_text_of(body, warnings))
+    elif message.get_content_type() != "message/rfc822":
+        mail.attachments.append(_attachment_of(message))  # the whole message is one file
     mail.body = "\n\n".join(t for t in texts if t.strip())
     return mail
 
 
-def _collect_parts(parts: Any, mail: _Mail, texts: list[str], warnings: list[str], depth: int) -> None:
-    """Sort the parts that are not the body: text without a file name joins the body,
-    ``message/rfc822`` is a nested message, inline images are dropped, the rest attached."""
+def _collect_parts(
+    parts: Any, body: MIMEPart | None, mail: _Mail, texts: list[str], warnings: list[str], depth: int
+) -> None:
+    """Walk the MIME tree in order: ``body`` (and the one form of it a ``multipart/alternative``
+    holds, plain preferred) and text parts without a file name join the text, a
+    ``message/rfc822`` part is a nested message, inline images of an HTML body are dropped,
+    every other leaf is an attachment."""
     for part in parts:
         content_type = part.get_content_type()
-        disposition = part.get_content_disposition()
         if content_type == "message/rfc822":  # before is_multipart(): its payload is a list
             payload = part.get_payload()
             if not isinstance(payload, list) or not payload:
@@ -284,17 +287,30 @@ def _collect_parts(parts: Any, mail: _Mail, texts: list[str], warnings: list[str
                 warnings.append(f"a message nested more than {_MAX_DEPTH} levels deep is left out")
                 continue
             mail.nested.append(_read_eml(payload[0], warnings, depth=depth + 1))
+        elif content_type == "multipart/alternative":  # one text in several forms: one is read
+            best = part.get_body(preferencelist=("plain", "html"))
+            if best is not None:
+                texts.append(_text_of(best, warnings))
         elif part.is_multipart():
-            _collect_parts(part.iter_parts(), mail, texts, warnings, depth)
-        elif (
-            part.get_content_maintype() == "text" and disposition != "attachment" and not part.get_filename()
-        ):
+            _collect_parts(part.iter_parts(), body, mail, texts, warnings, depth)
+        elif part is body:
+            texts.append(_text_of(part, warnings))
+        elif _is_inline_text(part):
             if content_type in ("text/plain", "text/html"):
                 texts.append(_text_of(part, warnings))
-        elif disposition != "attachment" and part.get("Content-ID") and not part.get_filename():
+        elif part.get_content_disposition() != "attachment" and "Content-ID" in part and not _filename(part):
             continue  # an inline image of the HTML body
         else:
             mail.attachments.append(_attachment_of(part))
+
+
+def _is_inline_text(part: MIMEPart) -> bool:
+    """A text part shown in the message (no file name, not marked as an attachment)."""
+    return (
+        part.get_content_maintype() == "text"
+        and part.get_content_disposition() != "attachment"
+        and not _filename(part)
+    )
 
 
 def _text_of(part: MIMEPart, warnings: list[str]) -> str:

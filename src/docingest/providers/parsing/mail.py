@@ -293,8 +293,8 @@ def _collect_parts(
                 texts.append(_text_of(best, warnings))
         elif part.is_multipart():
             _collect_parts(part.iter_parts(), body, mail, texts, warnings, depth)
-        elif part is body:
-            texts.append(_text_of(part, warnings))
+        elif body is not None and part is body:
+            texts.append(_text_of(body, warnings))
         elif _is_inline_text(part):
             if content_type in ("text/plain", "text/html"):
                 texts.append(_text_of(part, warnings))

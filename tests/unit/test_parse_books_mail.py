@@ -94,6 +94,14 @@ def test_epub_chapters_come_in_spine_order_without_the_table_of_contents(tmp_pat
     assert parsed.metadata["Language"] == "en"
 
 
+def test_epub_chapter_without_a_heading_gets_its_title_from_the_table_of_contents(tmp_path: Path) -> None:
+    parsed = EpubParser().parse(write_epub(tmp_path / "book.epub", headings=False))
+    titles = [title for _offset, _level, title in headings(parsed.markdown)]
+    assert titles == [heading for _name, heading, _paragraphs in EPUB_CHAPTERS]
+    offset = parsed.markdown.index(EPUB_CHAPTERS[1][2][0])
+    assert heading_path_at(parsed.markdown, offset) == ["Lamp Maintenance"]
+
+
 def test_epub_missing_chapter_is_skipped_with_a_warning(tmp_path: Path) -> None:
     parsed = EpubParser().parse(write_epub(tmp_path / "book.epub", drop=["lamp.xhtml"]))
     assert len(parsed.warnings) == 1

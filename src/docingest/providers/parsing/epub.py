@@ -1,7 +1,8 @@
 """EPUB -> Markdown-ish text via ebooklib: the chapters in spine (reading) order.
 
 Each chapter's XHTML goes through ``html.html_to_markdown`` (its ``<h1>``... become ``#``
-headings); the navigation document (the table of contents, which repeats the headings) is
+headings; a chapter without any heading gets its title from the table of contents as a
+``#`` heading); the navigation document (the table of contents, which repeats the headings) is
 left out. A spine item whose file is missing from the package is skipped with a warning and
 the other chapters are kept; an item whose content is encrypted (DRM, listed in
 ``META-INF/encryption.xml``) fails the parse ``document_encrypted``.
@@ -10,6 +11,7 @@ the other chapters are kept; an item whose content is encrypted (DRM, listed in
 from __future__ import annotations
 
 import posixpath
+import re
 import warnings as pywarnings
 import zipfile
 from pathlib import Path
@@ -44,6 +46,7 @@ _DC_KEYS = {
     "language": "Language",
     "date": "CreationDate",
 }
+_ATX = re.compile(r"^#{1,6} ", re.MULTILINE)
 _ENCRYPTION_NS = "{http://www.w3.org/2001/04/xmlenc#}"
 #: The obfuscation of embedded fonts, listed in encryption.xml too: not DRM.
 _FONT_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}
@@ -106,6 +109,7 @@ class EpubParser:
 
         warnings: list[str] = []
         blocks: list[str] = []
+        titles = _toc_titles(book.toc)
         position = 0  # of the chapter in the spine, the navigation document not counted
         for idref, _linear in book.spine:
             item = book.get_item_with_id(idref)
@@ -127,11 +131,40 @@ class EpubParser:
                 )
                 continue
             warnings.extend(f"chapter {position}: {w}" for w in chapter.warnings)
-            if chapter.markdown.strip():
-                blocks.append(chapter.markdown)
+            if not chapter.markdown.strip():
+                continue
+            title = titles.get(posixpath.normpath(item.get_name()))
+            if title and not _ATX.search(chapter.markdown):  # its title only in the contents
+                blocks.append(f"# {title}")
+            blocks.append(chapter.markdown)
         return ParsedDocument(
             markdown="\n\n".join(blocks), kind="epub", pages=[], metadata=_metadata(book), warnings=warnings
         )
+
+
+def _toc_titles(toc: Any) -> dict[str, str]:
+    """Chapter file (relative to the package document, no fragment) -> its first title in the
+    table of contents (nav document, or NCX for EPUB 2)."""
+    titles: dict[str, str] = {}
+
+    def walk(entries: Any) -> None:
+        for entry in entries:
+            if isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[1], list):
+                add(entry[0])  # (Section, children)
+                walk(entry[1])
+            elif isinstance(entry, (tuple, list)):
+                walk(entry)
+            else:
+                add(entry)
+
+    def add(entry: Any) -> None:
+        name = str(getattr(entry, "href", "") or "").split("#", 1)[0]
+        title = " ".join(str(getattr(entry, "title", "") or "").split())
+        if name and title:
+            titles.setdefault(posixpath.normpath(name), title)
+
+    walk(toc or [])
+    return titles
 
 
 def _cause(exc: BaseException) -> str:

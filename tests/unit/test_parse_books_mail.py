@@ -113,6 +113,36 @@ def test_epub_missing_chapter_is_skipped_with_a_warning(tmp_path: Path) -> None:
         assert all(p in parsed.markdown for p in paragraphs)
 
 
+def test_epub_with_a_damaged_table_of_contents_keeps_its_chapters_with_a_warning(tmp_path: Path) -> None:
+    path = write_epub(tmp_path / "book.epub")
+    with zipfile.ZipFile(path) as zf:
+        members = [(info, zf.read(info)) for info in zf.infolist()]
+    with zipfile.ZipFile(path, "w") as zf:
+        for info, data in members:
+            zf.writestr(
+                info,
+                b"<html><body><p>no nav here</p></body></html>"
+                if info.filename.endswith("nav.xhtml")
+                else data,
+            )
+    parsed = EpubParser().parse(path)
+    assert len(parsed.warnings) == 1 and "table of contents is damaged" in parsed.warnings[0]
+    for _name, heading, paragraphs in EPUB_CHAPTERS:
+        assert f"# {heading}" in parsed.markdown
+        assert all(p in parsed.markdown for p in paragraphs)
+
+
+def test_epub_with_an_empty_container_is_document_corrupt(tmp_path: Path) -> None:
+    path = write_epub(tmp_path / "book.epub")
+    with zipfile.ZipFile(path) as zf:
+        members = [(info, zf.read(info)) for info in zf.infolist()]
+    with zipfile.ZipFile(path, "w") as zf:
+        for info, data in members:
+            zf.writestr(info, b"" if info.filename == "META-INF/container.xml" else data)
+    with pytest.raises(DocumentCorrupt, match="EPUB is damaged"):
+        EpubParser().parse(path)
+
+
 def test_truncated_epub_is_document_corrupt(tmp_path: Path) -> None:
     data = write_epub(tmp_path / "book.epub").read_bytes()
     cut = tmp_path / "cut.epub"

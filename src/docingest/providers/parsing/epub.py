@@ -34,6 +34,7 @@ _LIBRARY_ERRORS = (
     IndexError,
     AttributeError,
     TypeError,
+    AssertionError,  # lxml: "ElementTree not initialized, missing root" (an empty XML member)
     etree.LxmlError,
 )
 #: Dublin Core element -> metadata key (several values joined by ``'; '``).
@@ -54,11 +55,25 @@ _FONT_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/
 
 class _TolerantReader(epub.EpubReader):
     """ebooklib's reader, except that a manifest item whose file is missing is read as empty
-    and named in :attr:`missing` (ebooklib fails the whole book on it)."""
+    and named in :attr:`missing`, and a damaged table of contents is noted in
+    :attr:`toc_error` (ebooklib fails the whole book on either)."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name, {"ignore_ncx": True})
         self.missing: set[str] = set()
+        self.toc_error: str | None = None
+
+    def _parse_nav(self, data: bytes, base_path: str, navtype: str = "toc") -> None:
+        try:
+            super()._parse_nav(data, base_path, navtype=navtype)
+        except (*_LIBRARY_ERRORS, ValueError) as exc:
+            self.toc_error = f"{type(exc).__name__}: {_cause(exc)}"
+
+    def _parse_ncx(self, data: bytes) -> None:
+        try:
+            super()._parse_ncx(data)
+        except (*_LIBRARY_ERRORS, ValueError) as exc:
+            self.toc_error = f"{type(exc).__name__}: {_cause(exc)}"
 
     def read_file(self, name: str) -> bytes:
         try:
@@ -108,6 +123,10 @@ class EpubParser:
             ) from exc
 
         warnings: list[str] = []
+        if reader.toc_error is not None:
+            warnings.append(
+                f"the EPUB's table of contents is damaged ({reader.toc_error}): chapters read without it"
+            )
         blocks: list[str] = []
         titles = _toc_titles(book.toc)
         position = 0  # of the chapter in the spine, the navigation document not counted

@@ -322,7 +322,8 @@ class Document:
     source: str = ""
     #: the user's metadata object (search filters on it)
     meta: dict[str, Any] = field(default_factory=dict)
-    #: ``file`` (registered from the file system) or ``api`` (an upload)
+    #: ``file`` (registered from the file system), ``api`` (an upload) or ``attachment`` (a file
+    #: attached to an e-mail, registered by its parse: ``meta.attached_to`` names the message)
     origin: str = "api"
     #: the file's modification time when registered (ns since the epoch), None for an upload
     source_mtime_ns: int | None = None

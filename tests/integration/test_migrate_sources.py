@@ -60,6 +60,7 @@ def test_an_index_of_the_previous_release_is_migrated_and_searchable(pg_url: str
             "009_embedding_generations",
             "010_dashboard",
             "011_object_retention",
+            "012_attachments",
         ]
         [document] = rows(rt, "SELECT source, origin, meta FROM upload_pipeline.documents")
         assert document == {"source": str(doc), "origin": "file", "meta": {}}

@@ -353,7 +353,12 @@ def test_a_short_table_and_a_table_in_a_code_fence_are_left_to_the_splitter() ->
 
 
 def test_split_pages_keeps_every_chunk_on_one_slide_even_a_title_alone() -> None:
-    slides = ["# Tides\n\nHigh water at six.", "# Agenda", "# Harbour\n\nBoats leave at noon.", "# Close\n\nThanks."]
+    slides = [
+        "# Tides\n\nHigh water at six.",
+        "# Agenda",
+        "# Harbour\n\nBoats leave at noon.",
+        "# Close\n\nThanks.",
+    ]
     text, starts = "", []
     for slide in slides:
         text += "\n\n" if text else ""

@@ -300,6 +300,7 @@ def _print_ingest_summary(
             "new",
             "updated",
             "duplicates",
+            "attachments",
             "requeued",
             "resumed",
             "complete",

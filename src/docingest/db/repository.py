@@ -360,6 +360,32 @@ class Repository:
         _all(conn, "lock_source_jobs", params)
         return [Document.from_row(r) for r in _all(conn, "delete_source", params)]
 
+    def delete_attachments(self, conn: Conn, *, user_id: str, document_ids: Sequence[UUID]) -> list[Document]:
+        """Delete the user's documents attached to ``document_ids`` (e-mail messages: their
+        ``meta.attached_to``), then those attached to them, and so on (an attached message has
+        attachments too); their jobs locked first, as a worker locks them. Returns the deleted
+        documents (their objects are the caller's to queue)."""
+        gone: list[Document] = []
+        ids = [str(i) for i in document_ids]
+        while ids:
+            params = {"user_id": user_id, "document_ids": ids}
+            _all(conn, "lock_attachment_jobs", params)
+            deleted = [Document.from_row(r) for r in _all(conn, "delete_attachments", params)]
+            gone += deleted
+            ids = [str(d.document_id) for d in deleted]
+        return gone
+
+    def attached_documents(self, conn: Conn, document_ids: Sequence[UUID]) -> list[UUID]:
+        """The ids of the documents attached to ``document_ids`` (not theirs), oldest first."""
+        rows = _all(conn, "attached_documents", {"document_ids": [str(i) for i in document_ids]})
+        return [UUID(str(r["document_id"])) for r in rows]
+
+    def attach_document(self, conn: Conn, document_id: UUID, *, attached_to: UUID) -> Document | None:
+        """Set the document's ``meta.attached_to`` to the message ``attached_to``; None when the
+        document does not exist."""
+        row = _one(conn, "attach_document", {"document_id": document_id, "attached_to": str(attached_to)})
+        return Document.from_row(row) if row else None
+
     def source_versions(self, conn: Conn, *, user_id: str, source: str) -> list[dict[str, Any]]:
         """Every version of ``source``, newest first: the document's columns and its latest
         job's ``job_id, stage, state, error_code`` (NULLs without a job)."""

@@ -485,7 +485,7 @@ class DocumentService:
             True,
             warning=warning["message"] if warning else None,
             replaces=replaces,
-            superseded=[d.document_id for d in stale],
+            superseded=[d.document_id for d in stale if d.source == source],  # not their attachments
         )
 
     def _serving_version(self, conn: Conn, user_id: str, source: str) -> UUID | None:
@@ -496,10 +496,14 @@ class DocumentService:
         return None
 
     def _delete_stale(self, conn: Conn, user_id: str, source: str, *, keep: UUID) -> list[Document]:
-        """Delete the versions of ``source`` other than ``keep`` that serve nothing, queueing
-        their objects in the outbox (:meth:`reap_objects` deletes them after the commit)."""
+        """Delete the versions of ``source`` other than ``keep`` that serve nothing (and their
+        attachments), queueing their objects in the outbox (:meth:`reap_objects` deletes them
+        after the commit)."""
         deadlines = self.repo.upload_deadlines(conn, user_id=user_id, source=source)
         stale = self.repo.delete_stale_versions(conn, user_id=user_id, source=source, keep=keep)
+        stale += self.repo.delete_attachments(
+            conn, user_id=user_id, document_ids=[d.document_id for d in stale]
+        )
         self._queue_objects(conn, stale, deadlines)
         return stale
 
@@ -538,7 +542,7 @@ class DocumentService:
             if mtime_ns is not None and mtime_ns != document.source_mtime_ns:
                 self.repo.set_source_mtime(conn, document.document_id, mtime_ns)
         self.reap_objects(stale)
-        return [d.document_id for d in stale]
+        return [d.document_id for d in stale if d.source == document.source]
 
     def reap_objects(self, documents: list[Document] | None = None, *, min_age_seconds: float = 0.0) -> int:
         """Delete queued objects: those of ``documents`` (rows deleted and committed), or, with
@@ -938,28 +942,35 @@ class DocumentService:
     def delete(self, user_id: str, document_id: UUID) -> Document:
         """Delete the document's rows (jobs, events, buffers, chunks: cascade), then its objects
         (queued in the object outbox in the same transaction; one the storage fails to delete
-        stays queued for the sweep).
+        stays queued for the sweep). The documents attached to it (an e-mail's attachments)
+        are deleted with it.
 
         Raises:
             NotFound: no such document of the user's.
         """
+        attached: list[Document] = []
         with self.db.user_transaction(user_id) as conn:
             deadlines = self.repo.upload_deadlines(conn, user_id=user_id, document_id=document_id)
             document = self.repo.delete_user_document(conn, user_id=user_id, document_id=document_id)
             if document is not None:
-                self._queue_objects(conn, [document], deadlines)
+                attached = self.repo.delete_attachments(conn, user_id=user_id, document_ids=[document_id])
+                self._queue_objects(conn, [document, *attached], deadlines)
         if document is None:
             raise NotFound(f"no document {document_id}")
-        self.reap_objects([document])
+        self.reap_objects([document, *attached])
         return document
 
     def delete_source(self, user_id: str, source: str) -> list[Document]:
         """Delete every version of the user's ``source`` (the file is gone: ``sync``), rows and
-        objects as :meth:`delete` does; returns the versions deleted (none: no such source)."""
+        objects as :meth:`delete` does (attachments included); returns the documents deleted
+        (none: no such source)."""
         with self.db.transaction() as conn:
             self.repo.lock_source(conn, user_id, source)
             deadlines = self.repo.upload_deadlines(conn, user_id=user_id, source=source)
             gone = self.repo.delete_source(conn, user_id=user_id, source=source)
+            gone += self.repo.delete_attachments(
+                conn, user_id=user_id, document_ids=[d.document_id for d in gone]
+            )
             self._queue_objects(conn, gone, deadlines)
         self.reap_objects(gone)
         return gone
@@ -1111,6 +1122,14 @@ class DocumentService:
         ``Repository.list_jobs`` gives them."""
         with self.db.connection() as conn:
             return self.repo.list_jobs(conn, user_id=user_id, document_ids=document_ids)
+
+    def attachments_of(self, document_ids: list[UUID]) -> list[UUID]:
+        """The ids of the documents attached to ``document_ids`` (e-mails' attachments,
+        registered by their parse), oldest first; not those attached to them."""
+        if not document_ids:
+            return []
+        with self.db.connection() as conn:
+            return self.repo.attached_documents(conn, document_ids)
 
     def statuses(self, *, user_id: str | None = None) -> list[JobStatus]:
         """Every job (of ``user_id``; None: everyone's), oldest first, as ``status`` shows them."""

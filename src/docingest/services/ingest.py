@@ -250,6 +250,9 @@ class IngestSummary:
     #: new versions of sources already ingested (they replace the old ones once complete)
     updated: int = 0
     duplicates: int = 0
+    #: files attached to the e-mails ingested, ingested as documents of their own (counted in
+    #: ``documents``)
+    attachments: int = 0
     requeued: int = 0
     resumed: int = 0
     complete: int = 0
@@ -287,7 +290,9 @@ def run_until_terminal(
     poll_seconds: float = 0.5,
     worker: BaseWorker | None = None,
 ) -> tuple[dict[UUID, dict[str, Any]], IngestProgress]:
-    """Run worker slots until the latest job of each document of ``ids`` is terminal.
+    """Run worker slots until the latest job of each document of ``ids`` is terminal, and of
+    each document attached to one of them (an e-mail's attachments, registered when the
+    message is parsed: appended to ``ids`` when their message is terminal).
 
     Without ``worker``, slots of this process are started (``concurrency`` of them) and
     stopped at the end; with one (already running, e.g. ``watch``'s), it is only polled and
@@ -318,7 +323,12 @@ def run_until_terminal(
             if on_progress:
                 on_progress(tracker.update(list(latest.values()), time.monotonic()))
             if all(State.is_terminal(j["state"]) for j in latest.values()):
-                break
+                known = set(ids)
+                attached = [a for a in rt.documents.attachments_of(ids) if a not in known]
+                if not attached:
+                    break
+                ids.extend(attached)
+                continue
             time.sleep(poll_seconds)
     except KeyboardInterrupt as exc:
         interrupted = exc
@@ -404,7 +414,8 @@ def ingest(
         finished = sum(r.job is not None and r.job.state.terminal for r in registered)
         raise IngestInterrupted(len(files) - finished) from exc
     ids = list(dict.fromkeys(r.document.document_id for r in registered))
-    latest, tracker = run_until_terminal(
+    named = len(ids)
+    latest, tracker = run_until_terminal(  # appends the e-mails' attachments to ids
         rt, ids, started=started, concurrency=concurrency, on_progress=on_progress, poll_seconds=poll_seconds
     )
     stats = rt.documents.document_stats(ids)
@@ -416,6 +427,7 @@ def ingest(
         new=sum(r.created and r.replaces is None for r in registered),
         updated=sum(r.created and r.replaces is not None for r in registered),
         duplicates=sum(not r.created and not r.requeued and not r.resumed for r in registered),
+        attachments=len(ids) - named,
         requeued=sum(r.requeued for r in registered),
         resumed=sum(r.resumed for r in registered),
         complete=sum(j["state"] == State.DONE.value for j in latest.values()),

@@ -303,8 +303,13 @@ class FinalizeDocument:
         def persist(conn: Any) -> None:
             self.repo.finalize_document(conn, doc.document_id, hnsw_min_chunks=self.hnsw_min_chunks)
             replaced[:] = self.repo.replace_older_versions(conn, doc.document_id)
+            attached = self.repo.delete_attachments(
+                conn, user_id=doc.user_id, document_ids=[old.document_id for old in replaced]
+            )
             keys[:] = [
-                k for old in replaced for k in document_keys(old.user_id, old.document_id, old.raw_path)
+                k
+                for old in [*replaced, *attached]
+                for k in document_keys(old.user_id, old.document_id, old.raw_path)
             ]
             self.repo.queue_object_deletions(conn, keys)
             if replaced:

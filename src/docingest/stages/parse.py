@@ -15,8 +15,9 @@ from docingest.errors import NoText
 from docingest.observability import metrics
 from docingest.providers.parsing import DEFAULT_OPTIONS, OcrPage, ParseOptions, Parser
 from docingest.providers.parsing.sandbox import OCR_KINDS
-from docingest.providers.storage.base import Storage
+from docingest.providers.storage.base import Storage, delete_objects
 from docingest.stages.artifacts import ParsedArtifact
+from docingest.stages.attachments import prepare_attachments, register_attachments
 from docingest.stages.base import StageContext, StageResult
 from docingest.stages.metadata import meta_defaults
 
@@ -75,6 +76,8 @@ class ParseDocument:
     the job's progress at most once per ``progress_interval_seconds``. Pages read by OCR
     are recorded as an ``ocr_completed`` event (:func:`ocr_summary`), ``pages_ocred`` in the
     progress, and the ``docingest_ocr_pages_total`` / ``docingest_ocr_seconds`` metrics.
+    An e-mail's attached files are stored and registered as documents of their own in the
+    stage's transaction (``stages.attachments``; an ``attachments_registered`` event lists them).
     """
 
     stage = Stage.PARSE_QUEUED
@@ -116,6 +119,9 @@ class ParseDocument:
         warnings = list(parsed.warnings)
         if left_out:
             warnings.append(f"front matter keys left out (over the metadata limits): {', '.join(left_out)}")
+        # An e-mail's attached files: stored now, registered as documents in the transition.
+        prepared = prepare_attachments(self.storage, doc, parsed.attachments, warnings)
+        unused_keys: list[str] = []
 
         def persist(conn: Any) -> None:
             from docingest.db.repository import Repository
@@ -124,6 +130,22 @@ class ParseDocument:
             repo.update_document_parsed(conn, doc.document_id, parsed_path=key, page_count=page_count)
             if front_matter:
                 repo.add_document_meta_defaults(conn, doc.document_id, front_matter)
+            if prepared:
+                rows, unused_keys[:] = register_attachments(conn, repo, doc, prepared)
+                repo.insert_event(
+                    conn,
+                    job_id=ctx.job.job_id,
+                    document_id=doc.document_id,
+                    stage=self.stage.value,
+                    type="attachments_registered",
+                    payload={"attachments": rows},
+                )
+
+        def after_commit(conn: Any) -> None:
+            if unused_keys:
+                from docingest.db.repository import Repository
+
+                Repository().forget_object_deletions(conn, delete_objects(self.storage, unused_keys))
 
         events: list[tuple[str, dict[str, Any]]] = [("warning", {"message": w}) for w in warnings]
         progress = JobProgress(
@@ -142,7 +164,7 @@ class ParseDocument:
             progress = progress.merge(JobProgress(parse_warnings=warnings))
             for w in warnings:
                 log.info("%s: %s", doc.filename, w)  # ingest prints them under its summary
-        return StageResult(progress=progress, persist=persist, events=events)
+        return StageResult(progress=progress, persist=persist, events=events, after_commit=after_commit)
 
 
 def ocr_summary(pages: list[OcrPage]) -> dict[str, Any]:

@@ -232,6 +232,38 @@ FOR UPDATE OF j;
 DELETE FROM upload_pipeline.documents WHERE user_id = %(user_id)s AND source = %(source)s
 RETURNING *;
 
+-- name: lock_attachment_jobs
+-- Before deleting the documents attached to messages (012): their jobs, locked in the worker's
+-- order, as lock_document_jobs does for a delete.
+SELECT j.job_id FROM upload_pipeline.upload_jobs j
+JOIN upload_pipeline.documents d ON d.document_id = j.document_id
+WHERE d.user_id = %(user_id)s AND d.meta ? 'attached_to'
+  AND d.meta->>'attached_to' = ANY(%(document_ids)s::text[])
+ORDER BY j.job_id
+FOR UPDATE OF j;
+
+-- name: delete_attachments
+-- The documents attached to these messages (meta.attached_to, 012); jobs, events, buffers and
+-- chunks go with them (cascade). After lock_attachment_jobs.
+DELETE FROM upload_pipeline.documents d
+WHERE d.user_id = %(user_id)s AND d.meta ? 'attached_to'
+  AND d.meta->>'attached_to' = ANY(%(document_ids)s::text[])
+RETURNING *;
+
+-- name: attached_documents
+-- The documents attached to these messages (012), in registration order.
+SELECT document_id FROM upload_pipeline.documents
+WHERE meta ? 'attached_to' AND meta->>'attached_to' = ANY(%(document_ids)s::text[])
+ORDER BY version_seq;
+
+-- name: attach_document
+-- An attachment's document (the same bytes under the same source: a message's earlier version
+-- had it too) now belongs to this message.
+UPDATE upload_pipeline.documents
+SET meta = meta || jsonb_build_object('attached_to', %(attached_to)s::text), updated_at = now()
+WHERE document_id = %(document_id)s
+RETURNING *;
+
 -- name: queue_object_deletions
 -- Objects of rows just deleted, to delete once the transaction commits (the outbox of 008).
 -- A key with `retain_until` (a signed upload URL may still write it, 011) stays queued until then.

@@ -95,29 +95,46 @@ class HtmlParser:
             DocumentCorrupt: the bytes are not text in their encoding (see ``parsing.decoding``).
             OSError: the file cannot be read. HTML markup itself never fails to parse.
         """
-        data = path.read_bytes()
-        decoded = decode_text(data, declared_encoding=_declared_encoding(data))
-        warnings = list(decoded.warnings)
-        features = "lxml"
-        if _LXML_UNSAFE.search(decoded.text):
-            features = "html.parser"
-            warnings.append("NUL or lone surrogate characters found: parsed with html.parser, not lxml")
-        with pywarnings.catch_warnings():
-            pywarnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
-            soup = BeautifulSoup(decoded.text, features)
+        return html_to_markdown(path.read_bytes())
 
-        metadata = _metadata(soup)
-        metadata["Encoding"] = decoded.encoding
-        for tag in soup(_DROP_TAGS):
-            tag.decompose()
-        for tag in soup.select(_DROP_CLASSES):
-            tag.decompose()
-        for tag in soup(["head", "title"]):
-            tag.decompose()
 
-        markdown = _CONVERTER.convert_soup(soup.body or soup)
-        markdown = _BLANK_RUN.sub("\n\n", markdown).strip("\n")
-        return ParsedDocument(markdown=markdown, kind="html", pages=[], metadata=metadata, warnings=warnings)
+def html_to_markdown(data: bytes, *, declared_encoding: str | None = None) -> ParsedDocument:
+    """Convert an HTML page's bytes to Markdown (what :class:`HtmlParser` does to a file; also
+    used for EPUB chapters and HTML e-mail bodies).
+
+    Args:
+        data: the page's bytes.
+        declared_encoding: a charset the transport states (an e-mail part's ``charset``):
+            after a BOM, it wins over ``<meta charset>`` / the XML prolog, as in browsers.
+
+    Returns:
+        A ``ParsedDocument`` of kind ``'html'`` as :meth:`HtmlParser.parse` describes.
+
+    Raises:
+        DocumentCorrupt: the bytes are not text in their encoding (see ``parsing.decoding``).
+    """
+    decoded = decode_text(data, declared_encoding=declared_encoding or _declared_encoding(data))
+    warnings = list(decoded.warnings)
+    features = "lxml"
+    if _LXML_UNSAFE.search(decoded.text):
+        features = "html.parser"
+        warnings.append("NUL or lone surrogate characters found: parsed with html.parser, not lxml")
+    with pywarnings.catch_warnings():
+        pywarnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(decoded.text, features)
+
+    metadata = _metadata(soup)
+    metadata["Encoding"] = decoded.encoding
+    for tag in soup(_DROP_TAGS):
+        tag.decompose()
+    for tag in soup.select(_DROP_CLASSES):
+        tag.decompose()
+    for tag in soup(["head", "title"]):
+        tag.decompose()
+
+    markdown = _CONVERTER.convert_soup(soup.body or soup)
+    markdown = _BLANK_RUN.sub("\n\n", markdown).strip("\n")
+    return ParsedDocument(markdown=markdown, kind="html", pages=[], metadata=metadata, warnings=warnings)
 
 
 def _metadata(soup: BeautifulSoup) -> dict[str, str]:

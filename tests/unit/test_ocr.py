@@ -102,7 +102,7 @@ def test_the_exif_orientation_is_applied_before_ocr(tmp_path: Path) -> None:
     sample = samples.sample_jpeg(tmp_path)  # stored on its side, EXIF orientation 6
     document = parse_file(sample.path, "image", options=AUTO)
     _check_expects(sample, document)
-    assert document.metadata == {"Author": "Apiary Journal"}
+    assert document.metadata == {"Author": "Studio Journal"}
     # The same pixels without the orientation tag: Tesseract reads (almost) nothing of it.
     sideways = tmp_path / "sideways.jpg"
     with Image.open(sample.path) as image:

@@ -41,9 +41,10 @@ from docingest.providers.parsing import (
     parse_file,
     parser_for,
 )
+from docingest.providers.parsing.base import PAGE_SEPARATOR
 from docingest.providers.parsing.decoding import MAX_GARBLED_SHARE, decode_text, garbled_share
 from docingest.providers.parsing.docx import DocxParser
-from docingest.providers.parsing.pdf import PAGE_SEPARATOR, PdfParser
+from docingest.providers.parsing.pdf import PdfParser
 from docingest.providers.parsing.sniff import IMAGE_TYPES, JSONL_TYPE, SNIFF_BYTES, TSV_TYPE, TYPES, XLSM_TYPE
 from tests.unit.test_pdf_headings import assert_marked_only
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 from docingest.errors import ArchiveTooLarge, DocumentCorrupt
 
@@ -63,3 +64,30 @@ def check_archive(path: Path, max_unpacked_bytes: int, *, what: str) -> list[zip
             "or a document too large to read; split it, or raise the limit if it is genuine"
         )
     return members
+
+
+#: ``ParsedDocument.metadata`` key -> attribute of an OOXML package's core properties
+#: (``docProps/core.xml`` as python-docx and python-pptx read it).
+OOXML_CORE_PROPERTIES = {
+    "Title": "title",
+    "Author": "author",
+    "Subject": "subject",
+    "Keywords": "keywords",
+    "LastModifiedBy": "last_modified_by",
+    "CreationDate": "created",
+    "ModDate": "modified",
+}
+
+
+def core_metadata(props: Any) -> dict[str, str]:
+    """The metadata of an OOXML package's core properties (``document.core_properties``):
+    :data:`OOXML_CORE_PROPERTIES`' keys, dates as ISO 8601, empty values left out."""
+    metadata: dict[str, str] = {}
+    for key, attr in OOXML_CORE_PROPERTIES.items():
+        value = getattr(props, attr, None)
+        if value is None or value == "":
+            continue
+        text = value.isoformat() if hasattr(value, "isoformat") else str(value).strip()
+        if text:
+            metadata[key] = text
+    return metadata

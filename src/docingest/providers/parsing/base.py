@@ -134,6 +134,50 @@ class ParsedPage:
     empty: bool
 
 
+#: What joins the texts of two non-empty pages (PDF pages, slides, sheets, image frames).
+PAGE_SEPARATOR = "\n\n"
+
+
+class PageJoiner:
+    """A paged document's text and page map, built a page at a time: non-empty pages joined by
+    :data:`PAGE_SEPARATOR`, an empty one (no text, or only whitespace) recorded with
+    ``start == end`` where it stands.
+
+    Use: ``joiner.add(number, text)`` for each page in order, then ``joiner.markdown`` and
+    ``joiner.pages``.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._offset = 0
+        self.pages: list[ParsedPage] = []
+
+    def add(self, number: int, text: str | None) -> ParsedPage:
+        """Append page ``number`` (1-based) with ``text`` (None: unreadable, as empty); its page."""
+        if text is None or not text.strip():
+            page = ParsedPage(number, self._offset, self._offset, True)
+        else:
+            if self._parts:
+                self._parts.append(PAGE_SEPARATOR)
+                self._offset += len(PAGE_SEPARATOR)
+            self._parts.append(text)
+            page = ParsedPage(number, self._offset, self._offset + len(text), False)
+            self._offset += len(text)
+        self.pages.append(page)
+        return page
+
+    @property
+    def markdown(self) -> str:
+        """The text of the pages added so far."""
+        return "".join(self._parts)
+
+
+def numbers_text(numbers: list[int], most: int = 10) -> str:
+    """``'3, 4, 9'``: at most ``most`` numbers, then ``' and N more'``."""
+    shown = ", ".join(str(n) for n in numbers[:most])
+    return shown + (f" and {len(numbers) - most} more" if len(numbers) > most else "")
+
+
 @dataclass
 class ParsedDocument:
     """A parsed document.

@@ -10,8 +10,6 @@ converted from HTML) are skipped with a warning.
 from __future__ import annotations
 
 import re
-import zipfile
-import zlib
 from pathlib import Path
 
 import docx
@@ -22,7 +20,7 @@ from docx.text.paragraph import Paragraph
 from lxml import etree
 
 from docingest.errors import DocumentCorrupt, UnsupportedType, scrub_paths
-from docingest.providers.parsing.archive import check_archive
+from docingest.providers.parsing.archive import ZIP_ERRORS, check_archive, core_metadata
 from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, ParsedDocument, ParseOptions
 
 _HEADING = re.compile(r"heading ([1-9])", re.IGNORECASE)
@@ -31,27 +29,12 @@ _NAV_CELLS = {"prev", "next"}
 _LINE_BREAKS = re.compile(r"[ \t]*[\r\n\t]+[ \t]*")
 # What python-docx / zipfile / lxml raise on a damaged package or part.
 _LIBRARY_ERRORS = (
-    zipfile.BadZipFile,
-    zlib.error,
-    EOFError,
-    OSError,  # e.g. EINVAL when a damaged directory points before the file start
-    NotImplementedError,  # unsupported ZIP version or compression method
-    RuntimeError,  # encrypted ZIP member
+    *ZIP_ERRORS,  # OSError: e.g. EINVAL when a damaged directory points before the file start
     KeyError,
-    ValueError,
     AttributeError,
     OpcError,
     etree.LxmlError,
 )
-_CORE_PROPERTIES = {
-    "Title": "title",
-    "Author": "author",
-    "Subject": "subject",
-    "Keywords": "keywords",
-    "LastModifiedBy": "last_modified_by",
-    "CreationDate": "created",
-    "ModDate": "modified",
-}
 
 
 class DocxParser:
@@ -205,11 +188,4 @@ def _render_table(table: Table) -> str:
 
 
 def _metadata(document: DocxDocument) -> dict[str, str]:
-    props = document.core_properties
-    metadata: dict[str, str] = {}
-    for key, attr in _CORE_PROPERTIES.items():
-        value = getattr(props, attr, None)
-        if value is None or value == "":
-            continue
-        metadata[key] = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return metadata
+    return core_metadata(document.core_properties)

@@ -34,14 +34,12 @@ from docingest.errors import DocumentCorrupt, ImageTooLarge, OcrFailed, scrub_pa
 from docingest.providers.parsing.base import (
     DEFAULT_OPTIONS,
     OcrPage,
+    PageJoiner,
     PageProgress,
     ParsedDocument,
-    ParsedPage,
     ParseOptions,
+    numbers_text,
 )
-
-#: Text put between two non-empty frames (as between PDF pages).
-PAGE_SEPARATOR = "\n\n"
 
 #: Serialises every Tesseract call of this process (a ``PyTessBaseAPI`` is not thread-safe).
 TESSERACT_LOCK = threading.Lock()
@@ -282,10 +280,8 @@ def _parse_image(
         frames = 1
     metadata = _metadata(image)
     what = "frames" if frames > 1 else "images"
-    chunks: list[str] = []
-    pages: list[ParsedPage] = []
+    joiner = PageJoiner()
     ocr_pages: list[OcrPage] = []
-    offset = 0
     for index in range(frames):
         if index:
             image.seek(index)
@@ -302,15 +298,7 @@ def _parse_image(
             del grey
             text = escape_markdown(text)
             ocr_pages.append(page)
-        if text:
-            if chunks:
-                chunks.append(PAGE_SEPARATOR)
-                offset += len(PAGE_SEPARATOR)
-            chunks.append(text)
-            pages.append(ParsedPage(number, offset, offset + len(text), False))
-            offset += len(text)
-        else:
-            pages.append(ParsedPage(number, offset, offset, True))
+        joiner.add(number, text)
         if on_progress is not None:
             on_progress(number, frames)
     if options.ocr == "off":
@@ -319,24 +307,17 @@ def _parse_image(
         low = low_confidence_warning(ocr_pages, options, what)
         if low:
             warnings.append(low)
-        empty = [p.number for p in pages if p.empty]
+        empty = [p.number for p in joiner.pages if p.empty]
         if empty and frames > 1:
-            warnings.append(f"OCR found no text in {len(empty)} of {frames} frames: {_list(empty)}")
+            warnings.append(f"OCR found no text in {len(empty)} of {frames} frames: {numbers_text(empty)}")
     return ParsedDocument(
-        markdown="".join(chunks),
+        markdown=joiner.markdown,
         kind="image",
-        pages=pages,
+        pages=joiner.pages,
         metadata=metadata,
         warnings=warnings,
         ocr_pages=ocr_pages,
     )
-
-
-def _list(numbers: list[int]) -> str:
-    """``'3, 4, 9'``, with at most ten numbers shown."""
-    shown = ", ".join(str(n) for n in numbers[:_MAX_LISTED_PAGES])
-    more = f" and {len(numbers) - _MAX_LISTED_PAGES} more" if len(numbers) > _MAX_LISTED_PAGES else ""
-    return shown + more
 
 
 def _upright_grey(image: Image.Image) -> Image.Image:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import zipfile
-import zlib
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from lxml import etree
 from odfdo import security as odf_security
 
 from docingest.errors import ArchiveTooLarge, DocumentCorrupt, DocumentEncrypted, UnsupportedType, scrub_paths
-from docingest.providers.parsing.archive import check_archive
+from docingest.providers.parsing.archive import ZIP_ERRORS, check_archive
 from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, ParsedDocument, ParseOptions
 
 #: Deepest ATX heading level written; deeper outline levels are clamped to it.
@@ -39,14 +38,8 @@ MAX_REPEATED = 100
 
 # What odfdo / zipfile / lxml raise on a damaged package or part.
 _LIBRARY_ERRORS = (
-    zipfile.BadZipFile,
-    zlib.error,
-    EOFError,
-    OSError,
-    NotImplementedError,
-    RuntimeError,
+    *ZIP_ERRORS,
     KeyError,
-    ValueError,
     TypeError,
     AttributeError,
     IndexError,

@@ -33,14 +33,12 @@ from docingest.errors import PdfCorrupt, PdfEncrypted
 from docingest.providers.parsing.base import (
     DEFAULT_OPTIONS,
     OcrPage,
+    PageJoiner,
     PageProgress,
     ParsedDocument,
-    ParsedPage,
     ParseOptions,
+    numbers_text,
 )
-
-#: Text put between two non-empty pages in ``ParsedDocument.markdown``.
-PAGE_SEPARATOR = "\n\n"
 
 #: Serialises all PDFium calls of this process (PDFium keeps global state).
 PDFIUM_LOCK = threading.Lock()
@@ -56,7 +54,6 @@ BODY_SHARE = 0.1
 MAX_FONT_HEADING_CHARS = 120
 
 _PASSWORD_ERRORS = {pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY}
-_MAX_LISTED_PAGES = 10
 #: A line the chunker would read as a heading or a code fence; escaped with ``\\`` in body text.
 _MARKDOWN_LOOKALIKE = re.compile(r"^(?:#{1,6}[ \t]|```|~~~)", re.MULTILINE)
 #: Font names of bold faces (PostScript names: ``Helvetica-Bold``, ``CMBX10``, ``Arial,Bold`` ...).
@@ -531,23 +528,13 @@ def _extract(
     if body is not None:
         _mark_by_fonts([p for _, p in read if p is not None], body)
 
-    chunks: list[str] = []
-    pages: list[ParsedPage] = []
+    joiner = PageJoiner()
     empty: list[int] = []
     unreadable: list[int] = []
-    offset = 0
     for number, parsed in read:
-        text = parsed.text() if parsed is not None else ""
-        if parsed is None or not text.strip():
+        text = parsed.text() if parsed is not None else None
+        if joiner.add(number, text).empty:
             (unreadable if parsed is None else empty).append(number)
-            pages.append(ParsedPage(number, offset, offset, True))
-            continue
-        if chunks:
-            chunks.append(PAGE_SEPARATOR)
-            offset += len(PAGE_SEPARATOR)
-        chunks.append(text)
-        pages.append(ParsedPage(number, offset, offset + len(text), False))
-        offset += len(text)
 
     if unreadable and len(unreadable) == total:
         raise PdfCorrupt(f"none of the {total} pages of the PDF could be read; re-export or repair it")
@@ -569,9 +556,9 @@ def _extract(
         if low:
             warnings.append(low)
     return ParsedDocument(
-        markdown="".join(chunks),
+        markdown=joiner.markdown,
         kind="pdf",
-        pages=pages,
+        pages=joiner.pages,
         metadata=metadata,
         warnings=warnings,
         ocr_pages=ocr_pages,
@@ -580,6 +567,4 @@ def _extract(
 
 def _list_pages(numbers: list[int]) -> str:
     """``'pages 3, 4, 9'``, with at most ten numbers shown."""
-    shown = ", ".join(str(n) for n in numbers[:_MAX_LISTED_PAGES])
-    more = f" and {len(numbers) - _MAX_LISTED_PAGES} more" if len(numbers) > _MAX_LISTED_PAGES else ""
-    return f"pages {shown}{more}"
+    return f"pages {numbers_text(numbers)}"

@@ -18,7 +18,6 @@ import gc
 import re
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -32,9 +31,11 @@ from pptx.parts.presentation import PresentationPart
 from pptx.shapes.group import GroupShape
 
 from docingest.errors import DocumentCorrupt, UnsupportedType, scrub_paths
-from docingest.providers.parsing.archive import check_archive
+from docingest.providers.parsing.archive import ZIP_ERRORS, check_archive, core_metadata
 from docingest.providers.parsing.base import (
     DEFAULT_OPTIONS,
+    PAGE_SEPARATOR,
+    PageJoiner,
     PageProgress,
     ParsedDocument,
     ParsedPage,
@@ -51,7 +52,7 @@ from docingest.providers.parsing.opendocument import (
 )
 
 #: Text put between two non-empty slides in ``ParsedDocument.markdown`` (as between PDF pages).
-SLIDE_SEPARATOR = "\n\n"
+SLIDE_SEPARATOR = PAGE_SEPARATOR
 #: The heading the speaker notes are written under, one level below the slide's title.
 NOTES_HEADING = "## Notes"
 
@@ -59,29 +60,14 @@ _MAX_LISTED = 10
 _LINE_BREAKS = re.compile(r"[ \t]*[\r\n\t\v]+[ \t]*")
 # What python-pptx / zipfile / lxml raise on a damaged package, part or shape.
 _LIBRARY_ERRORS = (
-    zipfile.BadZipFile,
-    zlib.error,
-    EOFError,
-    OSError,
-    NotImplementedError,
-    RuntimeError,
+    *ZIP_ERRORS,
     KeyError,
-    ValueError,
     TypeError,
     AttributeError,
     IndexError,
     PythonPptxError,
     etree.LxmlError,
 )
-_CORE_PROPERTIES = {
-    "Title": "title",
-    "Author": "author",
-    "Subject": "subject",
-    "Keywords": "keywords",
-    "LastModifiedBy": "last_modified_by",
-    "CreationDate": "created",
-    "ModDate": "modified",
-}
 #: Placeholders whose paragraphs are bullets unless a paragraph says ``buNone``.
 _BULLETED_PLACEHOLDERS = frozenset({PP_PLACEHOLDER.BODY, PP_PLACEHOLDER.OBJECT})
 #: Placeholders that repeat on every slide (footer, date, slide number): left out.
@@ -231,20 +217,10 @@ class OdpParser:
 def assemble_slides(texts: list[str | None]) -> tuple[str, list[ParsedPage]]:
     """The document text and one page per slide from each slide's text (None or blank: an empty
     page), non-empty slides joined by :data:`SLIDE_SEPARATOR`."""
-    chunks: list[str] = []
-    pages: list[ParsedPage] = []
-    offset = 0
+    joiner = PageJoiner()
     for number, text in enumerate(texts, 1):
-        if text is None or not text.strip():
-            pages.append(ParsedPage(number, offset, offset, True))
-            continue
-        if chunks:
-            chunks.append(SLIDE_SEPARATOR)
-            offset += len(SLIDE_SEPARATOR)
-        chunks.append(text)
-        pages.append(ParsedPage(number, offset, offset + len(text), False))
-        offset += len(text)
-    return "".join(chunks), pages
+        joiner.add(number, text)
+    return joiner.markdown, joiner.pages
 
 
 def slide_text(number: int, title: str, body: list[str], notes: list[str]) -> str:
@@ -467,16 +443,7 @@ def _has_bullet(paragraph: Any, default: bool) -> bool:
 
 
 def _core_metadata(presentation: Any) -> dict[str, str]:
-    props = presentation.core_properties
-    metadata: dict[str, str] = {}
-    for key, attr in _CORE_PROPERTIES.items():
-        value = getattr(props, attr, None)
-        if value is None or value == "":
-            continue
-        text = value.isoformat() if hasattr(value, "isoformat") else str(value).strip()
-        if text:
-            metadata[key] = text
-    return metadata
+    return core_metadata(presentation.core_properties)
 
 
 # ------------------------------------------------------------------------------------- ODP

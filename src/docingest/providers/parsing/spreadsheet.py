@@ -35,14 +35,12 @@ from docingest.errors import DocumentCorrupt, DocumentEncrypted, SpreadsheetTooL
 from docingest.providers.parsing.archive import ZIP_ERRORS, check_archive
 from docingest.providers.parsing.base import (
     DEFAULT_OPTIONS,
+    PageJoiner,
     PageProgress,
     ParsedDocument,
-    ParsedPage,
     ParseOptions,
 )
 
-#: Text put between two sheets in ``ParsedDocument.markdown`` (as between PDF pages).
-PAGE_SEPARATOR = "\n\n"
 #: A sheet's used range (the rectangle calamine allocates) may span at most this many times
 #: ``ParseOptions.max_spreadsheet_cells`` cells (at the default 5 million: 20 million cells,
 #: 640 MB in calamine, inside the parse child's default 2 GB).
@@ -183,9 +181,7 @@ def _parse_workbook(
 ) -> ParsedDocument:
     """Every sheet of the workbook at ``path``, as the module docstring says."""
     warnings: list[str] = []
-    parts: list[str] = []
-    pages: list[ParsedPage] = []
-    offset = 0
+    joiner = PageJoiner()
     cells = 0
     try:
         with calamine.CalamineWorkbook.from_path(str(path)) as workbook:
@@ -213,13 +209,7 @@ def _parse_workbook(
                         )
                     text = _render_sheet(sheet_meta.name, sheet.iter_rows(), width)
                     del sheet
-                if text and parts:
-                    parts.append(PAGE_SEPARATOR)
-                    offset += len(PAGE_SEPARATOR)
-                pages.append(ParsedPage(number=number, start=offset, end=offset + len(text), empty=not text))
-                if text:
-                    parts.append(text)
-                    offset += len(text)
+                joiner.add(number, text)
                 if on_progress is not None:
                     on_progress(number, len(sheets))
     except calamine.PasswordError as exc:
@@ -244,7 +234,7 @@ def _parse_workbook(
             "re-save it in Excel or LibreOffice and upload it again"
         ) from exc
     return ParsedDocument(
-        markdown="".join(parts), kind=kind, pages=pages, metadata=metadata, warnings=warnings
+        markdown=joiner.markdown, kind=kind, pages=joiner.pages, metadata=metadata, warnings=warnings
     )
 
 

@@ -89,6 +89,7 @@ def test_format_progress() -> None:
     p = {"pages_total": 12, "pages_parsed": 12, "chunks_total": 100, "chunks_embedded": 40, "eta_s": 75.2}
     assert format_progress(p) == "pages 12/12, chunks 40/100, eta 1m15s"
     assert format_progress({"chunks_total": 5}) == "chunks 0/5"
+    assert format_progress({"pages_total": 3, "pages_parsed": 3, "pages_ocred": 2}) == "pages 3/3 (2 OCRed)"
 
 
 PAGES = 15_000  # ~1.5 s of parsing here: many progress saves at the test's 0.1 s interval

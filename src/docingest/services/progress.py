@@ -72,12 +72,13 @@ def shown_progress(
 def format_progress(
     progress: ProgressLike, *, stalled: bool = False, state: str | State | None = None
 ) -> str:
-    """``"pages 12/12, chunks 40/100, eta 3s"`` from a job's progress (empty parts left out;
-    no ETA for a ``stalled`` or idle job, see :func:`shown_progress`)."""
+    """``"pages 12/12 (3 OCRed), chunks 40/100, eta 3s"`` from a job's progress (empty parts left
+    out; no ETA for a ``stalled`` or idle job, see :func:`shown_progress`)."""
     p = display_progress(progress)
     parts = []
     if p.pages_total:
-        parts.append(f"pages {p.pages_parsed or 0}/{p.pages_total}")
+        ocred = f" ({p.pages_ocred} OCRed)" if p.pages_ocred else ""
+        parts.append(f"pages {p.pages_parsed or 0}/{p.pages_total}{ocred}")
     if p.chunks_total is not None:
         parts.append(f"chunks {p.chunks_embedded or 0}/{p.chunks_total}")
     if p.eta_s and not _idle(stalled, state):

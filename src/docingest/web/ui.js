@@ -145,7 +145,7 @@ export function timeEl(iso, { short = false } = {}) {
 export function progressText(progress, state) {
   const p = progress || {};
   const parts = [];
-  if (p.pages_total) parts.push(`pages ${p.pages_parsed || 0}/${p.pages_total}`);
+  if (p.pages_total) parts.push(`pages ${p.pages_parsed || 0}/${p.pages_total}${p.pages_ocred ? ` (${p.pages_ocred} OCRed)` : ""}`);
   if (p.chunks_total !== null && p.chunks_total !== undefined) {
     parts.push(`chunks ${p.chunks_embedded || 0}/${p.chunks_total}`);
   }

@@ -32,7 +32,7 @@ from docingest.stages.metadata import meta_defaults
 #: ``content_type_mismatch``. Any other disagreement is a mislabel: the sniffed type wins
 #: and a warning is recorded.
 BINDING_MIMES = frozenset(
-    {"application/x-pdf", "application/acrobat", XLSM_MIME.lower(), "image/jpeg", "image/tiff", "image/webp"}
+    {"application/x-pdf", "application/acrobat", XLSM_MIME, "image/jpeg", "image/tiff", "image/webp"}
     | {
         TYPES[kind].mime.lower()
         for kind in ("pdf", "docx", "pptx", "xlsx", "epub", "odt", "ods", "odp", "msg", "image")

@@ -17,7 +17,7 @@ const TYPES = {
   ],
   sheets: [
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "application/vnd.ms-excel.sheet.macroEnabled.12",
+    "application/vnd.ms-excel.sheet.macroenabled.12",
     "application/vnd.oasis.opendocument.spreadsheet",
     "text/csv",
     "text/tab-separated-values",

@@ -12,7 +12,7 @@ const MIME_BY_EXTENSION = {
   pptx: "application/vnd.openxmlformats-officedocument.presentationml.presentation",
   ppsx: "application/vnd.openxmlformats-officedocument.presentationml.slideshow",
   xlsx: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-  xlsm: "application/vnd.ms-excel.sheet.macroEnabled.12",
+  xlsm: "application/vnd.ms-excel.sheet.macroenabled.12",
   epub: "application/epub+zip",
   odt: "application/vnd.oasis.opendocument.text",
   ods: "application/vnd.oasis.opendocument.spreadsheet",

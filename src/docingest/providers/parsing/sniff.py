@@ -29,7 +29,7 @@ DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 PPSX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.slideshow"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-XLSM_MIME = "application/vnd.ms-excel.sheet.macroEnabled.12"
+XLSM_MIME = "application/vnd.ms-excel.sheet.macroenabled.12"  # lower case: the API takes types as written, in lower case
 EPUB_MIME = "application/epub+zip"
 ODT_MIME = "application/vnd.oasis.opendocument.text"
 ODS_MIME = "application/vnd.oasis.opendocument.spreadsheet"
@@ -167,7 +167,7 @@ _COMPATIBLE: dict[str, frozenset[str]] = {
     "pdf": frozenset({"application/pdf", "application/x-pdf", "application/acrobat"}),
     "docx": frozenset({DOCX_MIME, "application/msword"} | _ZIP_DECLARED),
     "pptx": frozenset({PPTX_MIME, PPSX_MIME, "application/vnd.ms-powerpoint"} | _ZIP_DECLARED),
-    "xlsx": frozenset({XLSX_MIME, XLSM_MIME.lower(), "application/vnd.ms-excel"} | _ZIP_DECLARED),
+    "xlsx": frozenset({XLSX_MIME, XLSM_MIME, "application/vnd.ms-excel"} | _ZIP_DECLARED),
     "epub": frozenset({EPUB_MIME} | _ZIP_DECLARED),
     "odt": frozenset({ODT_MIME} | _ZIP_DECLARED),
     "ods": frozenset({ODS_MIME} | _ZIP_DECLARED),

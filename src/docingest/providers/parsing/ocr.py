@@ -54,7 +54,9 @@ _BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
 #: What Pillow raises on a damaged or unreadable image (``UnidentifiedImageError`` and
 #: "image file is truncated" are ``OSError``s; some plugins raise ``SyntaxError``).
-_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
+#: What Pillow raises on a damaged or truncated image (TypeError: "Missing dimensions", a TIFF
+#: frame cut short).
+_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, TypeError)
 #: Multi-frame formats whose frames are pages (others: animations, only the first is read).
 _PAGED_FORMATS = frozenset({"TIFF"})
 _EXIF_METADATA = {0x010E: "Title", 0x013B: "Author", 0x8298: "Copyright"}
@@ -238,9 +240,10 @@ class ImageParser:
         """
         if not path.is_file():
             raise FileNotFoundError(path)
-        # Pillow's decompression-bomb check (an error at twice this, a warning above it) uses
-        # the installation's limit while the image is opened; ours, below, is exact.
-        pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, options.max_image_pixels
+        # Pillow's decompression-bomb check is off while the image is opened (opening reads the
+        # header only): ours (check_pixels) runs on every frame before its pixels are decoded,
+        # with the installation's limit and one message.
+        pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
             with py_warnings.catch_warnings():
                 py_warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -278,14 +281,24 @@ def _parse_image(
             f"the {image.format} image is animated ({frames} frames): only its first frame is read"
         )
         frames = 1
+    # before anything reads the pixels (a PNG's getexif() decodes the whole image)
+    check_pixels(image.width, image.height, options, "frame 1" if frames > 1 else "the image")
     metadata = _metadata(image)
     what = "frames" if frames > 1 else "images"
     joiner = PageJoiner()
     ocr_pages: list[OcrPage] = []
     for index in range(frames):
-        if index:
-            image.seek(index)
         number = index + 1
+        if index:
+            try:
+                image.seek(index)
+                image.size  # noqa: B018 - a frame cut short fails here, not at the seek
+            except _IMAGE_ERRORS as exc:
+                warnings.append(
+                    f"frames {number} to {frames} of {frames} could not be read ({type(exc).__name__}: "
+                    f"{_cause(exc)}); the file may be truncated: the frames before them were read"
+                )
+                break
         check_pixels(image.width, image.height, options, f"frame {number}" if frames > 1 else "the image")
         text = ""
         if options.ocr != "off":

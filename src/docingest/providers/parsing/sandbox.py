@@ -47,6 +47,7 @@ import resource
 import signal
 import threading
 import time
+import warnings as py_warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +201,9 @@ def _child_loop(conn: Any, memory_bytes: int) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Libraries warn on stderr about the files they read (Pillow's "Corrupt EXIF data" ...):
+    # noise in the worker's log; what matters to the user the parsers report as warnings.
+    py_warnings.simplefilter("ignore")
     state: dict[str, float] = {}
     threading.Thread(target=_watchdog, args=(os.getppid(), state), daemon=True).start()
     base = _address_space_bytes()

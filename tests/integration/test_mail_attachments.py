@@ -92,6 +92,26 @@ def test_attachments_become_documents_linked_to_the_message_and_are_searchable(
     assert hits[0].heading_path == ["Extraction rota"]
 
 
+def test_the_same_message_under_a_second_source_gets_its_own_linked_attachments(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Identical bytes usually reuse the first document's chunks; a message is parsed again, so
+    its copy's attachments are registered and linked to the copy."""
+    path = _message(tmp_path / "mail" / "meeting.eml")
+    first = runtime.documents.register_file(path, user_id="bea", source="mail/meeting.eml")
+    second = runtime.documents.register_file(path, user_id="bea", source="archive/meeting.eml")
+    ids = [first.document.document_id, second.document.document_id]
+    jobs = pipeline.run_until_terminal(runtime, ids)
+    assert {j["state"] for j in jobs.values()} == {"done"}
+    events = pipeline.events(runtime, second.job.job_id)  # type: ignore[union-attr]
+    assert not any(e["type"] == "chunks_reused" for e in events)
+    assert [a["source"] for a in _attached(runtime, second.document.document_id)] == [
+        "archive/meeting.eml/attachments/1/hive-inventory.txt",
+        "archive/meeting.eml/attachments/3/rota.md",
+    ]
+    assert len(_attached(runtime, first.document.document_id)) == 2
+
+
 def test_a_parse_run_again_registers_each_attachment_once(runtime: Runtime, tmp_path: Path) -> None:
     registered = runtime.documents.register_file(_message(tmp_path / "m.eml"), user_id="bea")
     message = registered.document

@@ -40,6 +40,12 @@ BINDING_MIMES = frozenset(
 )
 
 
+#: Kinds whose parse does more than make chunks, so identical bytes are parsed again rather than
+#: reusing another document's chunks: an e-mail's parse registers its attachments as documents
+#: linked to the message (``attached_to``), which a copy under another source needs too.
+PARSED_FOR_MORE_THAN_CHUNKS = frozenset({"eml", "msg"})
+
+
 class VerifyUpload:
     """Check size, SHA-256 and sniffed type of the stored original.
 
@@ -50,7 +56,7 @@ class VerifyUpload:
     detected type.
 
     Bytes that another document of the same user already has, stored with its chunks, are
-    not parsed or embedded again: the job skips to ``embeddings_stored`` with that document's
+    not parsed or embedded again (except an e-mail's: :data:`PARSED_FOR_MORE_THAN_CHUNKS`): the job skips to ``embeddings_stored`` with that document's
     chunks and vectors buffered as its own (``chunks_reused`` event), and finalize stores them.
 
     Raises:
@@ -119,6 +125,8 @@ class VerifyUpload:
                 )
             )
         control = JobControl(detected_kind=detected.kind, detected_mime=detected.mime)
+        if detected.kind in PARSED_FOR_MORE_THAN_CHUNKS:
+            return StageResult(control=control, events=events)
         with ctx.reading() as conn:
             known = self.repo.reusable_chunks(
                 conn, user_id=doc.user_id, file_sha256=doc.file_sha256, document_id=doc.document_id

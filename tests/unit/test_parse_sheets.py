@@ -418,9 +418,9 @@ def test_nesting_past_the_depth_bound_is_written_as_compact_json(tmp_path: Path)
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ('{"a": 1,}', "expected a member name in double quotes at line 1, column 9"),
+        ('{"a": 1,}', "expected a member name in double quotes: line 1, column 9"),
         ('{"a": 1} trailing', "extra data after the JSON value"),
-        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"a": "unterminated', "Unterminated string starting at: line 1, column 7"),
     ],
 )
 def test_invalid_json_is_kept_as_text_with_a_warning(tmp_path: Path, text: str, reason: str) -> None:
@@ -431,6 +431,19 @@ def test_invalid_json_is_kept_as_text_with_a_warning(tmp_path: Path, text: str, 
     assert len(document.warnings) == 1
     assert reason in document.warnings[0]
     assert "indexed as plain text" in document.warnings[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"a":' * 5000 + '"bottom value of the deep well"' + "}" * 5000],
+    ids=["arrays", "objects"],
+)
+def test_json_nested_too_deeply_to_decode_is_refused_not_indexed_as_brackets(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text(text, "utf-8")
+    with pytest.raises(DocumentCorrupt, match="nested too deeply") as refused:
+        JsonParser().parse(path)
+    assert refused.value.error_code == "document_corrupt"
 
 
 def test_json_lines_one_block_per_line_blank_lines_skipped(tmp_path: Path) -> None:

@@ -155,12 +155,18 @@ class JsonParser:
             Invalid JSON: the decoded text as it is, and a warning naming where it broke.
 
         Raises:
-            DocumentCorrupt: the bytes are not text.
+            DocumentCorrupt: the bytes are not text, or the JSON nests too deeply for the decoder
+                (its text, all brackets, would only fill the index).
         """
         decoded = decode_text(path.read_bytes())
         text = decoded.text
         warnings = list(decoded.warnings)
         markdown, error = _flatten_json(text, lines_first=path.suffix.lower() in JSONL_SUFFIXES)
+        if markdown is None and error == _TOO_DEEP:
+            raise DocumentCorrupt(
+                "the JSON is nested too deeply to read (more than about 900 levels of arrays or "
+                "objects): flatten it, or split out the deep part, and upload it again"
+            )
         if markdown is None:
             warnings.append(f"the file is not valid JSON ({error}): indexed as plain text")
             markdown = text
@@ -186,11 +192,14 @@ def _flatten_json(text: str, *, lines_first: bool) -> tuple[str | None, str]:
         return None, _describe(first)
 
 
+_TOO_DEEP = "nested too deeply to decode"
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+        return f"{exc.msg}: line {exc.lineno}, column {exc.colno}"
     if isinstance(exc, RecursionError):
-        return "nested too deeply to decode"
+        return _TOO_DEEP
     return str(exc)
 
 

@@ -9,6 +9,7 @@ import struct
 import types
 import zlib
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -354,3 +355,32 @@ def test_a_scanned_pdf_is_ocred_in_the_bounded_parse_child(tmp_path: Path) -> No
         parser.close()
     _check_expects(sample, document)
     assert [p.number for p in document.ocr_pages] == [1, 2] and seen == [(1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"ocr": "off"}, "UPLOAD_PIPELINE_OCR=off; set it to auto"),
+        ({"ocr": "auto", "ocr_languages": "zzz"}, "apt-get install tesseract-ocr-zzz"),
+    ],
+    ids=["off by the setting", "no language data"],
+)
+def test_the_no_text_hint_says_why_ocr_is_off(tmp_path: Path, overrides: dict[str, Any], words: str) -> None:
+    from docingest.domain import Stage
+    from docingest.settings import Settings
+    from docingest.stages import Collaborators, build_handlers
+    from docingest.stages.parse import ValidateParse
+
+    settings = Settings(data_dir=tmp_path, environment="test", embedding_provider="hashing", **overrides)
+    handlers = build_handlers(
+        Collaborators(
+            settings=settings,
+            storage=LocalStorage(tmp_path / "storage"),
+            parser=lambda: parse_file,
+            chunker=lambda: None,  # type: ignore[arg-type,return-value]
+            embedder=lambda: None,  # type: ignore[arg-type,return-value]
+        )
+    )
+    validate = handlers[Stage.PARSED]
+    assert isinstance(validate, ValidateParse)
+    assert validate.ocr == "off" and words in validate.ocr_off_because

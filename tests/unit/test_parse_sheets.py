@@ -438,7 +438,9 @@ def test_invalid_json_is_kept_as_text_with_a_warning(tmp_path: Path, text: str, 
     ["[" * 100_000 + "]" * 100_000, '{"a":' * 5000 + '"bottom value of the deep well"' + "}" * 5000],
     ids=["arrays", "objects"],
 )
-def test_json_nested_too_deeply_to_decode_is_refused_not_indexed_as_brackets(tmp_path: Path, text: str) -> None:
+def test_json_nested_too_deeply_to_decode_is_refused_not_indexed_as_brackets(
+    tmp_path: Path, text: str
+) -> None:
     path = tmp_path / "deep.json"
     path.write_text(text, "utf-8")
     with pytest.raises(DocumentCorrupt, match="nested too deeply") as refused:

@@ -13,13 +13,13 @@ from docingest.domain import Generation, Stage
 from docingest.providers.chunking.chunker import Chunker
 from docingest.providers.embedding.base import Embedder
 from docingest.providers.parsing.base import Parser
-from docingest.providers.parsing.options import parse_options
+from docingest.providers.parsing.options import ocr_status, parse_options
 from docingest.providers.storage.base import Storage
 from docingest.settings import Settings
 from docingest.stages.base import StageContext, StageHandler, StageResult
 from docingest.stages.chunk import ChunkDocument
 from docingest.stages.embed import EmbedChunks, FinalizeDocument
-from docingest.stages.parse import ParseDocument, ValidateParse
+from docingest.stages.parse import OCR_OFF_HINT, ParseDocument, ValidateParse
 from docingest.stages.passthrough import Passthrough
 from docingest.stages.reembed import ReembedDocument, SwitchGeneration
 from docingest.stages.verify import VerifyUpload
@@ -89,6 +89,21 @@ PARSE_HANDLERS: dict[str, Callable[[Collaborators], StageHandler]] = {
 }
 
 
+def _ocr_words(s: Settings) -> dict[str, str]:
+    """``ValidateParse``'s ``ocr`` (the resolved mode) and ``ocr_off_because``: the setting, or
+    what Tesseract lacks here."""
+    if s.parser != "local":
+        return {"ocr": "off", "ocr_off_because": "the remote parser (UPLOAD_PIPELINE_PARSER) read no text"}
+    if s.ocr == "off":
+        return {
+            "ocr": "off",
+            "ocr_off_because": "UPLOAD_PIPELINE_OCR=off; set it to auto to read scanned pages",
+        }
+    mode = parse_options(s).ocr
+    status = ocr_status(s.ocr_languages, s.tessdata_prefix)
+    return {"ocr": mode, "ocr_off_because": status.reason or OCR_OFF_HINT}
+
+
 def build_handlers(c: Collaborators) -> dict[Stage, StageHandler]:
     """``{stage: handler}`` for the nine stages that have work (``complete`` has none).
 
@@ -102,7 +117,7 @@ def build_handlers(c: Collaborators) -> dict[Stage, StageHandler]:
     handlers: list[StageHandler] = [
         VerifyUpload(c.storage, max_file_bytes=s.max_file_bytes),
         PARSE_HANDLERS[s.parser](c),
-        ValidateParse(c.storage, ocr=parse_options(s).ocr if s.parser == "local" else "off"),
+        ValidateParse(c.storage, **_ocr_words(s)),
         Passthrough(Stage.PARSE_VALIDATED),
         ChunkDocument(c.storage, c.chunker),
         Passthrough(Stage.CHUNKS_STORED),

@@ -23,6 +23,9 @@ from docingest.stages.metadata import meta_defaults
 
 log = logging.getLogger("docingest.stages.parse")
 
+#: What turns OCR on, said when a scan has no text and OCR was off for want of Tesseract.
+OCR_OFF_HINT = "install Tesseract (apt-get install tesseract-ocr tesseract-ocr-eng) and leave UPLOAD_PIPELINE_OCR at auto"
+
 #: Kinds whose text may all be pictures that OCR does not read here.
 _IMAGE_HOLDERS = frozenset({"docx", "pptx", "odt", "odp", "epub"})
 
@@ -220,7 +223,8 @@ def remap_offset(offset: int, removed: list[int]) -> int:
 class ValidateParse:
     """Clean NULs and lone surrogates (counted in events), refuse empty text, hash it.
 
-    ``ocr`` is the resolved OCR mode (``ParseOptions.ocr``): it words the ``no_text`` message.
+    ``ocr`` is the resolved OCR mode (``ParseOptions.ocr``) and ``ocr_off_because`` what turns it
+    on where it is off: they word the ``no_text`` message.
 
     Raises:
         NoText: when no text is left (scanned images without OCR, blank files).
@@ -228,9 +232,10 @@ class ValidateParse:
 
     stage = Stage.PARSED
 
-    def __init__(self, storage: Storage, *, ocr: str = "off") -> None:
+    def __init__(self, storage: Storage, *, ocr: str = "off", ocr_off_because: str = OCR_OFF_HINT) -> None:
         self.storage = storage
         self.ocr = ocr
+        self.ocr_off_because = ocr_off_because
 
     def run(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
@@ -251,9 +256,8 @@ class ValidateParse:
                 )
             if kind in OCR_KINDS:
                 raise NoText(
-                    "no text was found in the document (it may be scanned images), and OCR is off: "
-                    "install Tesseract (apt-get install tesseract-ocr tesseract-ocr-eng) and leave "
-                    "UPLOAD_PIPELINE_OCR at auto"
+                    f"no text was found in the document (it may be scanned images), and OCR is off: "
+                    f"{self.ocr_off_because}"
                 )
             if kind in _IMAGE_HOLDERS:
                 raise NoText(

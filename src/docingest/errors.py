@@ -24,6 +24,7 @@ here)::
     │   ├── SpreadsheetTooLarge        spreadsheet_too_large (422)
     │   ├── ImageTooLarge              image_too_large (422)
     │   ├── OcrFailed                  ocr_failed (422)
+    │   ├── TextTooLarge               text_too_large (422): over UPLOAD_PIPELINE_MAX_DOCUMENT_CHARS
     │   ├── NoText                     no_text (422)
     │   ├── ChunkTooLong               chunk_too_long (500)
     │   ├── EmbeddingDimensionMismatch embedding_dimension_mismatch (400)
@@ -329,6 +330,13 @@ class OcrFailed(PermanentError):
         "check the image opens and holds text; for another language install its Tesseract data "
         "and set UPLOAD_PIPELINE_OCR_LANGUAGES"
     )
+
+
+class TextTooLarge(PermanentError):
+    error_code = "text_too_large"
+    http_status = 422
+    meaning = "the document's text is longer than UPLOAD_PIPELINE_MAX_DOCUMENT_CHARS"
+    user_action = "split the document (or export only the part you need), or raise the limit"
 
 
 class ReusedChunksGone(TransientError):

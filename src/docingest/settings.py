@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         ge=1,
         description="MiB the members of a ZIP-based document may unpack to (archive_too_large)",
     )
+    max_document_chars: int = Field(
+        default=30_000_000,
+        ge=1,
+        description="characters a document's parsed text may hold (text_too_large): 10x a 1,200-page "
+        "manual; past it chunking and embedding would take hours",
+    )
     max_image_pixels: int = Field(
         default=200_000_000, ge=1, description="pixels an image or rendered page may have (image_too_large)"
     )

@@ -82,6 +82,15 @@ def _huge_png(d: Path) -> bytes:
     )
 
 
+MAX_DOCUMENT_CHARS = 200_000
+
+
+def _big_json(d: Path) -> bytes:
+    """JSON whose path: value lines pass MAX_DOCUMENT_CHARS (each record about 60 characters)."""
+    records = [{"order": i, "customer": {"name": f"Customer {i}"}} for i in range(6000)]
+    return json.dumps({"orders": records}).encode()
+
+
 #: file name -> (builder, expected state, expected error_code, a warning's words when done)
 CASES: dict[str, tuple[Callable[[Path], bytes], str, str | None, str | None]] = {
     "truncated.pptx": (_truncated_pptx, "failed", "document_corrupt", None),
@@ -90,6 +99,7 @@ CASES: dict[str, tuple[Callable[[Path], bytes], str, str | None, str | None]] = 
     "zip-bomb.xlsx": (_zip_bomb_xlsx, "failed", "archive_too_large", None),
     "missing-chapter.epub": (_missing_chapter_epub, "done", None, "missing"),
     "huge.png": (_huge_png, "failed", "image_too_large", None),
+    "big.json": (_big_json, "failed", "text_too_large", None),
 }
 
 
@@ -103,9 +113,13 @@ def ingested(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         scratch.mkdir(parents=True)
         (corpus / name).write_bytes(build(scratch))
     # a good document named to sort last: ingest queues the smallest first, so it goes after them
-    (corpus / "zz-after.md").write_text("# After\n\nThe worker still parses this one.\n" * 4000)
+    (corpus / "zz-after.md").write_text("# After\n\nThe worker still parses this one.\n" * 3000)
     settings = make_settings(
-        new_database(pg_url, "formatbad"), root / "data", max_unpacked_mb=MAX_UNPACKED_MB, parse_memory_mb=512
+        new_database(pg_url, "formatbad"),
+        root / "data",
+        max_unpacked_mb=MAX_UNPACKED_MB,
+        max_document_chars=MAX_DOCUMENT_CHARS,
+        parse_memory_mb=512,
     )
     proc = subprocess.run(
         [sys.executable, "-m", "docingest.cli.main", "ingest", str(corpus), "--json", "--user", "bad"],

@@ -117,7 +117,7 @@ def build_handlers(c: Collaborators) -> dict[Stage, StageHandler]:
     handlers: list[StageHandler] = [
         VerifyUpload(c.storage, max_file_bytes=s.max_file_bytes),
         PARSE_HANDLERS[s.parser](c),
-        ValidateParse(c.storage, **_ocr_words(s)),
+        ValidateParse(c.storage, max_chars=s.max_document_chars, **_ocr_words(s)),
         Passthrough(Stage.PARSE_VALIDATED),
         ChunkDocument(c.storage, c.chunker),
         Passthrough(Stage.CHUNKS_STORED),

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from docingest.domain import JobProgress, Stage
-from docingest.errors import NoText
+from docingest.errors import NoText, TextTooLarge
 from docingest.observability import metrics
 from docingest.providers.parsing import DEFAULT_OPTIONS, OcrPage, ParseOptions, Parser
 from docingest.providers.parsing.sandbox import OCR_KINDS
@@ -228,14 +228,23 @@ class ValidateParse:
 
     Raises:
         NoText: when no text is left (scanned images without OCR, blank files).
+        TextTooLarge: the text is over ``max_chars`` characters (``MAX_DOCUMENT_CHARS``).
     """
 
     stage = Stage.PARSED
 
-    def __init__(self, storage: Storage, *, ocr: str = "off", ocr_off_because: str = OCR_OFF_HINT) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        ocr: str = "off",
+        ocr_off_because: str = OCR_OFF_HINT,
+        max_chars: int = 30_000_000,
+    ) -> None:
         self.storage = storage
         self.ocr = ocr
         self.ocr_off_because = ocr_off_because
+        self.max_chars = max_chars
 
     def run(self, ctx: StageContext) -> StageResult:
         doc = ctx.document
@@ -247,6 +256,12 @@ class ValidateParse:
             cleaned, _, n, s = clean_text(str(value))
             meta_nuls += n + s
             metadata[clean_text(str(name))[0]] = cleaned
+        if len(text) > self.max_chars:
+            raise TextTooLarge(
+                f"the document's text is {len(text):,} characters ({doc.bytes_len / 1e6:,.1f} MB of "
+                f"{artifact.kind}), over the limit of {self.max_chars:,} "
+                "(UPLOAD_PIPELINE_MAX_DOCUMENT_CHARS): split it, or raise the limit"
+            )
         if not text.strip():
             kind = ctx.job.control.detected_kind or artifact.kind
             if kind in OCR_KINDS and self.ocr != "off":

@@ -75,3 +75,22 @@ def test_min_score_drops_weak_hits(searched: Runtime, mode: str) -> None:
     assert all(h.score >= 1.0 for h in perfect)
     with pytest.raises(ValueError, match="between -1 and 1"):
         searched.searcher().search(QUESTION, user_id="local", k=3, mode=mode, min_score=1.5)  # type: ignore[arg-type]
+
+
+def test_a_hit_names_the_first_and_last_page_of_its_chunk(runtime: Runtime, tmp_path: Path) -> None:
+    from tests.fixtures.pdfgen import PdfBuilder
+
+    pdf = PdfBuilder()
+    for line in (
+        b"Walruses haul out on the ice floes.",
+        b"Puffins nest in burrows.",
+        b"The golden hamster hoards seeds.",
+    ):
+        pdf.add_text_page([line])
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "animals.pdf").write_bytes(pdf.build())
+    summary = ingest(runtime, [tmp_path / "in"], user_id="u", concurrency=1, poll_seconds=0.1)
+    assert summary.complete == 1
+    (hit,) = runtime.searcher().search("golden hamster hoards seeds", user_id="u", k=1)
+    assert (hit.page, hit.page_end) == (1, 3)  # three short pages, one chunk
+    assert hit.to_dict()["page_end"] == 3

@@ -455,7 +455,10 @@ class SearchHitPublic(BaseModel):
     document_id: UUID
     source: str = Field(description="what the hit's document is a version of")
     filename: str
-    page: int | None
+    page: int | None = Field(description="the chunk's first page; null for formats without pages")
+    page_end: int | None = Field(
+        None, description="the chunk's last page (a chunk of a PDF may run over pages); null without pages"
+    )
     score: float = Field(
         description="cosine similarity of the chunk to the question, in [-1, 1], in both modes"
     )

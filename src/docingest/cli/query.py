@@ -184,7 +184,14 @@ def search(
         table.add_column(col)
     for h in hits:
         snippet = " ".join(h.text.split())[:160]
-        table.add_row(str(h.rank), escape(h.name), str(h.page or ""), f"{h.score:.2f}", escape(snippet))
+        pages = (
+            ""
+            if h.page is None
+            else str(h.page)
+            if h.page_end in (None, h.page)
+            else f"{h.page}-{h.page_end}"
+        )
+        table.add_row(str(h.rank), escape(h.name), pages, f"{h.score:.2f}", escape(snippet))
     out.print(table)
 
 

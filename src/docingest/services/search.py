@@ -82,6 +82,8 @@ class SearchHit:
         score: the chunk's cosine similarity to the query's embedding, in [-1, 1], in both modes
             (what a person can read and threshold).
         rank: the hit's position in the answer, from 1.
+        page_end: the chunk's last page (``page`` is its first; equal for a chunk on one page);
+            None for formats without pages.
         rrf_score: hybrid mode only: the fused reciprocal-rank score that ordered the hits
             (:func:`reciprocal_rank_fusion`); None in vector mode.
         passage: with ``context`` above 0, on the best-ranked hit of each passage: the hit with
@@ -100,6 +102,7 @@ class SearchHit:
     ordinal: int
     heading_path: list[str] = field(default_factory=list)
     source: str = ""
+    page_end: int | None = None
     rank: int = 0
     rrf_score: float | None = None
     passage: Passage | None = None
@@ -125,6 +128,7 @@ def _hit(row: dict[str, Any], rank: int, rrf_score: float | None = None) -> Sear
         document_id=str(row["document_id"]),
         filename=row["filename"],
         page=meta.get("page"),
+        page_end=meta.get("page_end") or meta.get("page"),
         score=shown_score(row["score"]),
         text=row["text"],
         chunk_id=str(row["chunk_id"]),

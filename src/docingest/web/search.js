@@ -119,7 +119,9 @@ function renderHits(box, reply, query) {
         { class: "hit", dataset: { documentId: hit.document_id } },
         h("div", { class: "hit-head" },
           h("a", { href: `#/documents/${hit.document_id}`, class: "hit-name" }, name),
-          hit.page !== null && hit.page !== undefined ? h("span", { class: "hit-page", "data-testid": "hit-page" }, `page ${hit.page}`) : null,
+          hit.page !== null && hit.page !== undefined
+            ? h("span", { class: "hit-page", "data-testid": "hit-page" }, hit.page_end && hit.page_end !== hit.page ? `pages ${hit.page}–${hit.page_end}` : `page ${hit.page}`)
+            : null,
           h("span", { class: "hit-score", title: "cosine similarity to the question, -1 to 1" }, "score ", score),
         ),
         hit.heading_path?.length ? h("div", { class: "hit-path" }, hit.heading_path.join(" › ")) : null,

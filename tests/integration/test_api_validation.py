@@ -281,3 +281,9 @@ def test_a_size_past_any_integer_the_database_holds_is_file_too_large(client: Te
         reply = client.post("/api/v2/upload", json=_upload(bytes_len=size))
         assert reply.status_code == 413, reply.text
         assert reply.json()["error_code"] == "file_too_large"
+
+
+def test_the_registered_xlsm_spelling_is_taken_and_stored_in_lower_case(client: TestClient) -> None:
+    reply = client.post(f"{API}/upload", json=_upload(mime="application/vnd.ms-excel.sheet.macroEnabled.12"))
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["upload_headers"]["content-type"] == "application/vnd.ms-excel.sheet.macroenabled.12"

@@ -540,3 +540,10 @@ def test_json_lines_in_a_json_file_are_read_as_json_lines(tmp_path: Path) -> Non
     document = JsonParser().parse(path)
     assert document.markdown == "a: 1\n\nb: 2"
     assert document.warnings == []
+
+
+def test_csv_with_one_long_cell_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text("h\n" + "x" * 200_000 + "\n", "utf-8")
+    document = CsvParser().parse(path)
+    assert document.markdown.startswith("| h |\n| --- |\n| xxx") and len(document.markdown) > 200_000

@@ -88,6 +88,9 @@ MIME_EXTENSIONS: dict[str, str] = {
     PPSX_MIME: "ppsx",
     XLSX_MIME: "xlsx",
     XLSM_MIME: "xlsm",
+    # the registered spelling (IANA, Python's mimetypes), as clients send it; the API takes types
+    # as written, so both are listed
+    "application/vnd.ms-excel.sheet.macroEnabled.12": "xlsm",
     EPUB_MIME: "epub",
     ODT_MIME: "odt",
     ODS_MIME: "ods",

@@ -169,6 +169,7 @@ class VerifyUpload:
             next_stage=Stage.EMBEDDINGS_STORED,
             progress=JobProgress(
                 pages_total=known["page_count"],
+                pages_parsed=known["page_count"],  # the bytes' pages, read for the other document
                 chunks_total=known["chunks"],
                 chunks_embedded=known["chunks"],
                 embedding_cache_hits=known["chunks"],

@@ -10,9 +10,11 @@ const TYPES = {
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "application/vnd.oasis.opendocument.text",
     "application/rtf",
+    "text/rtf",
   ],
   slides: [
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.openxmlformats-officedocument.presentationml.slideshow",
     "application/vnd.oasis.opendocument.presentation",
   ],
   sheets: [

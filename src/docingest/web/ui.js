@@ -161,6 +161,8 @@ const TYPES = {
   "application/vnd.openxmlformats-officedocument.presentationml.presentation": "PPTX",
   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "XLSX",
   "application/vnd.ms-excel.sheet.macroenabled.12": "XLSM",
+  "application/vnd.ms-excel.sheet.macroEnabled.12": "XLSM",
+  "application/vnd.openxmlformats-officedocument.presentationml.slideshow": "PPSX",
   "application/epub+zip": "EPUB",
   "application/vnd.oasis.opendocument.text": "ODT",
   "application/vnd.oasis.opendocument.spreadsheet": "ODS",

@@ -55,7 +55,7 @@ async function sha256(file) {
 
 /** What the API accepts (MIME_BY_EXTENSION), in a user's words. */
 const ACCEPTED =
-  "PDF, Office (DOCX, PPTX, XLSX), OpenDocument, EPUB, RTF, e-mail (EML, MSG), image (PNG, JPEG, TIFF, WebP), HTML, Markdown, CSV, JSON or text files";
+  "PDF, Office (DOCX, PPTX, PPSX, XLSX, XLSM), OpenDocument, EPUB, RTF, e-mail (EML, MSG), image (PNG, JPEG, TIFF, WebP), HTML, Markdown, CSV, JSON or text files";
 
 /** A refused file's type in a user's words: "a PNG image (image/png)", "an EXE file (...)". */
 export function typeWords(name, mime) {

@@ -201,7 +201,7 @@ def test_an_unsupported_type_is_refused_in_a_users_words(
     row = _rows(page, "photo.gif")
     expect(row).to_have_attribute("data-error-code", "unsupported_type")
     expect(row.get_by_test_id("upload-status")).to_have_text(
-        "A GIF image (image/gif) is not supported: upload PDF, Office (DOCX, PPTX, XLSX), OpenDocument, "
+        "A GIF image (image/gif) is not supported: upload PDF, Office (DOCX, PPTX, PPSX, XLSX, XLSM), OpenDocument, "
         "EPUB, RTF, e-mail (EML, MSG), image (PNG, JPEG, TIFF, WebP), HTML, Markdown, CSV, JSON or text files."
     )
     expect(row.locator("code")).to_have_text("unsupported_type")

@@ -10,6 +10,7 @@ from docingest.api.deps import CurrentUser, DocumentsDep
 from docingest.api.openapi import replies
 from docingest.api.schemas import JobPublic, UploadCreate, UploadPublic
 from docingest.errors import UnsupportedType
+from docingest.providers.parsing.sniff import normalise_mime
 from docingest.services.documents import MIME_EXTENSIONS
 
 router = APIRouter(prefix="/upload", tags=["upload"])
@@ -49,13 +50,13 @@ def create_upload(
     if body.mime not in MIME_EXTENSIONS:
         raise UnsupportedType(
             f"type {body.mime!r} is not supported; declare one of {', '.join(MIME_EXTENSIONS)} "
-            "(as written: lower case, without parameters such as charset)"
+            "(as written, without parameters such as charset)"
         )
     ticket = documents.request_upload(
         user,
         filename=body.filename,
         bytes_len=body.bytes_len,
-        mime=body.mime,
+        mime=normalise_mime(body.mime),  # stored in lower case, as filters compare it
         sha256=body.sha256,
         source=body.source,
         meta=body.meta,

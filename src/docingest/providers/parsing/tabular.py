@@ -33,6 +33,9 @@ from docingest.providers.parsing.spreadsheet import pipe_table, table_cell
 SNIFF_CHARS = 64 * 1024
 #: Delimiters ``csv.Sniffer`` may choose among.
 DELIMITERS = ",;\t|"
+#: A quoted field longer than this (csv's default field cap) that holds a line break is taken for
+#: an open quote.
+_LONG_FIELD = 131_072
 #: Deepest nesting flattened into paths; deeper values are written as compact JSON.
 MAX_DEPTH = 32
 #: File suffixes of tab-separated tables and of JSON Lines (the stored file's suffix is the
@@ -70,6 +73,10 @@ class CsvParser:
         text = decoded.text
         warnings = list(decoded.warnings)
         dialect = _dialect(text, tab=path.suffix.lower() in TSV_SUFFIXES)
+        # a field may be as long as the file (csv's default cap refused a valid table with one
+        # long cell); the cap is per process, and this one only parses. A long field that runs
+        # over lines is an open quote that swallowed the rest of the file: refused below.
+        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
         try:
             cells, width = _count(csv.reader(_lines(text), dialect))
             if cells > options.max_spreadsheet_cells:
@@ -78,7 +85,11 @@ class CsvParser:
                     "UPLOAD_PIPELINE_MAX_SPREADSHEET_CELLS): split the file"
                 )
             lines: list[str] = []
-            for row in csv.reader(_lines(text), dialect):
+            for number, row in enumerate(csv.reader(_lines(text), dialect), 1):
+                if any(len(cell) > _LONG_FIELD and "\n" in cell for cell in row):
+                    raise csv.Error(
+                        f"row {number} has a quoted field over {_LONG_FIELD:,} characters across lines"
+                    )
                 padded = row[:width] + [""] * (width - len(row))
                 line = pipe_table(table_cell(cell) for cell in padded)
                 if line:

@@ -104,12 +104,15 @@ def test_the_exif_orientation_is_applied_before_ocr(tmp_path: Path) -> None:
     document = parse_file(sample.path, "image", options=AUTO)
     _check_expects(sample, document)
     assert document.metadata == {"Author": "Studio Journal"}
-    # The same pixels without the orientation tag: Tesseract reads (almost) nothing of it.
+    assert document.ocr_pages[0].rotation == 0  # upright from its tag: read once
+    # The same pixels without the orientation tag: the first reading is garbage, and only
+    # Tesseract's orientation detection, turning the page, gets the text.
     sideways = tmp_path / "sideways.jpg"
     with Image.open(sample.path) as image:
         image.save(sideways, quality=90)
     unturned = parse_file(sideways, "image", options=AUTO)
-    assert _share_found(" ".join(samples.JPEG_SENTENCES), unturned.markdown) < 0.5
+    assert unturned.ocr_pages[0].rotation == 270
+    assert _share_found(" ".join(samples.JPEG_SENTENCES), unturned.markdown) >= 0.95
 
 
 def test_text_on_a_transparent_background_is_read(tmp_path: Path) -> None:
@@ -384,3 +387,23 @@ def test_the_no_text_hint_says_why_ocr_is_off(tmp_path: Path, overrides: dict[st
     validate = handlers[Stage.PARSED]
     assert isinstance(validate, ValidateParse)
     assert validate.ocr == "off" and words in validate.ocr_off_because
+
+
+@pytest.mark.parametrize("turned", [90, 180, 270])
+def test_a_page_scanned_on_its_side_or_upside_down_is_read(tmp_path: Path, turned: int) -> None:
+    """Turned 90 or 180 degrees, Tesseract reads garbage: orientation detection turns the page
+    upright for a second reading. Turned 270, Tesseract's layout analysis reads it as stored."""
+    upright = samples.text_image(samples.PNG_SENTENCES)
+    path = tmp_path / "sideways.png"
+    upright.rotate(turned, expand=True).save(path, dpi=(samples.DPI, samples.DPI))
+    document = parse_file(path, "image", options=AUTO)
+    (page,) = document.ocr_pages
+    assert not page.low_confidence
+    assert all(_share_found(s, document.markdown) >= 0.95 for s in samples.PNG_SENTENCES)
+    if turned != 270:
+        assert page.rotation == 360 - turned
+        assert ocr_summary(document.ocr_pages)["rotated_pages"] == {"1": page.rotation}
+    # an upright page is read once, as stored
+    assert "rotated_pages" not in ocr_summary(
+        parse_file(samples.sample_png(tmp_path).path, "image", options=AUTO).ocr_pages
+    )

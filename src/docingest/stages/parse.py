@@ -176,17 +176,22 @@ def ocr_summary(pages: list[OcrPage]) -> dict[str, Any]:
     Returns:
         ``{"pages": [numbers], "mean_confidence": mean word confidence 0-100 over every word
         read (pages weighted by their words; 0 when none was read), "low_confidence_pages":
-        [numbers], "words": words read, "seconds": OCR wall time, rendering included}``.
+        [numbers], "words": words read, "seconds": OCR wall time, rendering included}``, and
+        ``"rotated_pages": {number: degrees}`` when pages were turned upright to be read.
     """
     words = sum(p.words for p in pages)
     mean = sum(p.confidence * p.words for p in pages) / words if words else 0.0
-    return {
+    summary: dict[str, Any] = {
         "pages": [p.number for p in pages],
         "mean_confidence": round(mean, 1),
         "low_confidence_pages": [p.number for p in pages if p.low_confidence],
         "words": words,
         "seconds": round(sum(p.seconds for p in pages), 3),
     }
+    rotated = {str(p.number): p.rotation for p in pages if p.rotation}
+    if rotated:
+        summary["rotated_pages"] = rotated
+    return summary
 
 
 def _front_matter_to_add(

@@ -91,6 +91,9 @@ class OcrPage:
         seconds: wall time of the page's OCR, rendering included.
         low_confidence: ``confidence < ParseOptions.ocr_low_confidence``: the text is kept
             but flagged (an event and a warning name the page).
+        rotation: degrees counter-clockwise the page was turned to be read (a page scanned on
+            its side: 90, 180, 270), found by Tesseract's orientation detection; 0 when read as
+            stored.
     """
 
     number: int
@@ -98,6 +101,7 @@ class OcrPage:
     words: int
     seconds: float
     low_confidence: bool
+    rotation: int = 0
 
 
 @dataclass(frozen=True)

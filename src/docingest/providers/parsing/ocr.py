@@ -161,20 +161,19 @@ def ocr_image(
     """
     started = time.monotonic() if started is None else started
     grey = _grey(image)
-    data, (width, height) = grey.tobytes(), grey.size
+    text, confidences = _read(grey, number, options, dpi)
+    rotation = 0
+    if not confidences or sum(confidences) / len(confidences) < options.ocr_low_confidence:
+        # a page scanned on its side reads as garbage: ask Tesseract's orientation detection
+        # (osd.traineddata) and read the page again turned upright, keeping the better reading
+        turn = _orientation(grey, options)
+        if turn:
+            turned_text, turned = _read(grey.rotate(turn, expand=True), number, options, dpi)
+            if len(turned) and sum(turned) / len(turned) > (
+                sum(confidences) / len(confidences) if confidences else 0
+            ):
+                text, confidences, rotation = turned_text, turned, turn
     del grey
-    with TESSERACT_LOCK:
-        api = _engine(options)
-        try:
-            api.SetImageBytes(data, width, height, 1, width)
-            if dpi is not None and dpi >= _MIN_SOURCE_DPI:
-                api.SetSourceResolution(int(dpi))
-            text = api.GetUTF8Text()
-            confidences = api.AllWordConfidences()
-        except RuntimeError as exc:
-            raise OcrFailed(f"Tesseract failed on page {number} ({scrub_paths(str(exc))})") from exc
-        finally:
-            api.Clear()
     words = len(confidences)
     confidence = round(sum(confidences) / words, 1) if words else 0.0
     page = OcrPage(
@@ -183,8 +182,66 @@ def ocr_image(
         words=words,
         seconds=round(time.monotonic() - started, 3),
         low_confidence=words > 0 and confidence < options.ocr_low_confidence,
+        rotation=rotation,
     )
     return clean_ocr_text(text), page
+
+
+def _read(grey: Image.Image, number: int, options: ParseOptions, dpi: int | None) -> tuple[str, list[int]]:
+    """Tesseract's text and word confidences (0-100) of the greyscale page ``grey``.
+
+    Raises:
+        OcrFailed: Tesseract cannot load its language data or fails on the image.
+    """
+    data, (width, height) = grey.tobytes(), grey.size
+    with TESSERACT_LOCK:
+        api = _engine(options)
+        try:
+            api.SetImageBytes(data, width, height, 1, width)
+            if dpi is not None and dpi >= _MIN_SOURCE_DPI:
+                api.SetSourceResolution(int(dpi))
+            text = api.GetUTF8Text()
+            confidences = list(api.AllWordConfidences())
+        except RuntimeError as exc:
+            raise OcrFailed(f"Tesseract failed on page {number} ({scrub_paths(str(exc))})") from exc
+        finally:
+            api.Clear()
+    return text, confidences
+
+
+#: Orientation detection's confidence under which its answer is not acted on.
+_MIN_ORIENTATION_CONFIDENCE = 2.0
+
+
+def _orientation(grey: Image.Image, options: ParseOptions) -> int:
+    """The turn, in degrees counter-clockwise (90, 180, 270; Pillow's ``rotate``), that shows
+    the page upright, by Tesseract's orientation and script detection; 0 when the page is
+    upright, when the detection is unsure or fails, or without ``osd.traineddata``."""
+    if tesserocr is None:
+        return 0
+    directory = options.tessdata or ""
+    if directory and not (Path(directory) / "osd.traineddata").is_file():
+        return 0
+    with TESSERACT_LOCK:
+        api = _ENGINES.get(("osd", options.tessdata))
+        try:
+            if api is None:
+                kwargs: dict[str, Any] = {"lang": "osd", "psm": tesserocr.PSM.OSD_ONLY}
+                if options.tessdata:
+                    kwargs["path"] = options.tessdata
+                api = tesserocr.PyTessBaseAPI(**kwargs)
+                _ENGINES[("osd", options.tessdata)] = api
+            api.SetImage(grey)
+            found = api.DetectOrientationScript() or {}
+        except RuntimeError:  # too little text to tell, or no osd data
+            return 0
+        finally:
+            if api is not None:
+                api.Clear()
+    degrees = int(found.get("orient_deg") or 0) % 360
+    if degrees not in (90, 180, 270) or float(found.get("orient_conf") or 0) < _MIN_ORIENTATION_CONFIDENCE:
+        return 0
+    return degrees
 
 
 def low_confidence_warning(

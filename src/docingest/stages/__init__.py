@@ -13,7 +13,7 @@ from docingest.domain import Generation, Stage
 from docingest.providers.chunking.chunker import Chunker
 from docingest.providers.embedding.base import Embedder
 from docingest.providers.parsing.base import Parser
-from docingest.providers.parsing.options import ocr_status, parse_options
+from docingest.providers.parsing.options import parse_options, resolve_ocr
 from docingest.providers.storage.base import Storage
 from docingest.settings import Settings
 from docingest.stages.base import StageContext, StageHandler, StageResult
@@ -94,14 +94,8 @@ def _ocr_words(s: Settings) -> dict[str, str]:
     what Tesseract lacks here."""
     if s.parser != "local":
         return {"ocr": "off", "ocr_off_because": "the remote parser (UPLOAD_PIPELINE_PARSER) read no text"}
-    if s.ocr == "off":
-        return {
-            "ocr": "off",
-            "ocr_off_because": "UPLOAD_PIPELINE_OCR=off; set it to auto to read scanned pages",
-        }
-    mode = parse_options(s).ocr
-    status = ocr_status(s.ocr_languages, s.tessdata_prefix)
-    return {"ocr": mode, "ocr_off_because": status.reason or OCR_OFF_HINT}
+    mode, _, why_off = resolve_ocr(s)
+    return {"ocr": mode, "ocr_off_because": why_off or OCR_OFF_HINT}
 
 
 def build_handlers(c: Collaborators) -> dict[Stage, StageHandler]:

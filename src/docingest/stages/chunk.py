@@ -15,14 +15,14 @@ from docingest.providers.storage.base import Storage
 from docingest.stages.artifacts import ParsedArtifact
 from docingest.stages.base import StageContext, StageResult
 
+#: Kinds whose pages are units of their own (slides, sheets, image frames): no chunk spans two.
+#: A PDF's paragraphs cross pages, so its chunks may too.
+PAGE_BOUNDED_KINDS = frozenset({"pptx", "odp", "xlsx", "ods", "image"})
 #: Kinds whose parsed text is Markdown: split at its structure, ATX headings give heading paths
 #: (the PDF parser writes the headings it finds as such lines; slides, sheets, chapters and
 #: messages get theirs from the parsers), long pipe tables are cut between rows with their
 #: header repeated. The others (plain text, JSON's path: value lines, OCR's text) are split
 #: as text.
-#: Kinds whose pages are units of their own (slides, sheets, image frames): no chunk spans two.
-#: A PDF's paragraphs cross pages, so its chunks may too.
-PAGE_BOUNDED_KINDS = frozenset({"pptx", "odp", "xlsx", "ods", "image"})
 MARKDOWN_KINDS = frozenset(
     {
         "markdown",

@@ -34,7 +34,7 @@ from docingest.stages.metadata import meta_defaults
 BINDING_MIMES = frozenset(
     {"application/x-pdf", "application/acrobat", XLSM_MIME, "image/jpeg", "image/tiff", "image/webp"}
     | {
-        TYPES[kind].mime.lower()
+        TYPES[kind].mime
         for kind in ("pdf", "docx", "pptx", "xlsx", "epub", "odt", "ods", "odp", "msg", "image")
     }
 )
@@ -56,8 +56,9 @@ class VerifyUpload:
     detected type.
 
     Bytes that another document of the same user already has, stored with its chunks, are
-    not parsed or embedded again (except an e-mail's: :data:`PARSED_FOR_MORE_THAN_CHUNKS`): the job skips to ``embeddings_stored`` with that document's
-    chunks and vectors buffered as its own (``chunks_reused`` event), and finalize stores them.
+    not parsed or embedded again (except an e-mail's: :data:`PARSED_FOR_MORE_THAN_CHUNKS`): the
+    job skips to ``embeddings_stored`` with that document's chunks and vectors buffered as its
+    own (``chunks_reused`` event), and finalize stores them.
 
     Raises:
         EmptyFile, FileTooLarge, SizeMismatch, ChecksumMismatch, UnsupportedType,

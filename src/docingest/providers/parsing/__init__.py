@@ -21,7 +21,6 @@ from docingest.errors import UnsupportedType
 from docingest.providers.parsing.base import (
     DEFAULT_OPTIONS,
     KINDS,
-    OCR_MODES,
     Attachment,
     KindParser,
     OcrPage,
@@ -112,7 +111,6 @@ def parse_file(
 __all__ = [
     "DEFAULT_OPTIONS",
     "KINDS",
-    "OCR_MODES",
     "PARSER_CLASSES",
     "Attachment",
     "DetectedType",

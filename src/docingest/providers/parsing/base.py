@@ -34,11 +34,6 @@ KINDS: tuple[str, ...] = (
     "text",
 )
 
-#: OCR modes of ``ParseOptions.ocr``: ``always`` OCRs every page (a PDF's text layer is
-#: replaced by what Tesseract reads) and every image; ``auto`` OCRs images and the PDF pages
-#: without a text layer; ``off`` never runs Tesseract (an image or a scanned PDF is ``no_text``).
-OCR_MODES: tuple[str, ...] = ("always", "auto", "off")
-
 #: ``on_progress(pages_parsed, pages_total)``: called by a paged parser (PDF) after each
 #: page it reads, ``1 <= pages_parsed <= pages_total``; it must be cheap (throttle inside).
 PageProgress = Callable[[int, int], None]
@@ -49,8 +44,10 @@ class ParseOptions:
     """What a parse may do, from the settings; sent with every parse to the bounded child.
 
     Attributes:
-        ocr: ``'always' | 'auto' | 'off'`` (:data:`OCR_MODES`), already resolved: ``auto``
-            only when Tesseract and its language data were found.
+        ocr: ``'always'`` OCRs every page (a PDF's text layer is replaced by what Tesseract
+            reads) and every image; ``'auto'`` OCRs images and the PDF pages without a text
+            layer; ``'off'`` never runs Tesseract. Already resolved: not ``'off'`` only when
+            Tesseract and its language data were found (``options.resolve_ocr``).
         ocr_languages: Tesseract language codes joined by ``+`` (``eng``, ``eng+deu``).
         ocr_dpi: resolution, dots per inch, a PDF page is rendered at before OCR.
         ocr_low_confidence: a page whose mean word confidence (0-100) is below this is kept

@@ -10,6 +10,7 @@ silently leaving scanned pages out.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,9 @@ class OcrStatus:
     reason: str | None
 
 
+@functools.cache
 def ocr_status(languages: str = "eng", prefix: str | None = None) -> OcrStatus:
-    """Find tesserocr and the data of ``languages`` (``'eng+deu'``).
+    """Find tesserocr and the data of ``languages`` (``'eng+deu'``), once per process.
 
     Args:
         languages: Tesseract language codes joined by ``+``.
@@ -76,25 +78,33 @@ def ocr_status(languages: str = "eng", prefix: str | None = None) -> OcrStatus:
     )
 
 
-def parse_options(settings: Any) -> ParseOptions:
-    """The :class:`ParseOptions` of ``settings``, with OCR resolved against this machine.
-
-    ``ocr='auto'`` becomes ``'off'`` when OCR is not available; ``'always'`` needs it.
+def resolve_ocr(settings: Any) -> tuple[str, str | None, str | None]:
+    """``(mode, tessdata, why_off)``: the OCR mode that runs here (``'auto'`` becomes ``'off'``
+    when OCR is not available), the language data's directory, and, when the mode is ``'off'``,
+    what would turn it on, in words a user can act on.
 
     Raises:
         InvalidConfiguration: ``UPLOAD_PIPELINE_OCR=always`` and OCR is not available (the
             message says what to install).
     """
-    mode = settings.ocr
-    tessdata = None
-    if mode != "off":
-        status = ocr_status(settings.ocr_languages, settings.tessdata_prefix)
-        if status.available:
-            tessdata = status.tessdata
-        elif mode == "always":
-            raise InvalidConfiguration(f"UPLOAD_PIPELINE_OCR=always, but {status.reason}")
-        else:
-            mode = "off"
+    if settings.ocr == "off":
+        return "off", None, "UPLOAD_PIPELINE_OCR=off; set it to auto to read scanned pages"
+    status = ocr_status(settings.ocr_languages, settings.tessdata_prefix)
+    if status.available:
+        return settings.ocr, status.tessdata, None
+    if settings.ocr == "always":
+        raise InvalidConfiguration(f"UPLOAD_PIPELINE_OCR=always, but {status.reason}")
+    return "off", None, status.reason
+
+
+def parse_options(settings: Any) -> ParseOptions:
+    """The :class:`ParseOptions` of ``settings``, with OCR resolved against this machine
+    (:func:`resolve_ocr`).
+
+    Raises:
+        InvalidConfiguration: ``UPLOAD_PIPELINE_OCR=always`` and OCR is not available.
+    """
+    mode, tessdata, _ = resolve_ocr(settings)
     return ParseOptions(
         ocr=mode,
         ocr_languages=settings.ocr_languages,

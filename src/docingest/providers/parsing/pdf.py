@@ -238,7 +238,7 @@ def _title_pattern(title: str, loose: bool) -> re.Pattern[str] | None:
 
 
 def _place_bookmarks(
-    page: _Page, text: str, bookmarks: list[_Bookmark], textpage: pdfium.PdfTextPage
+    page: _Page, text: str, bookmarks: list[_Bookmark], textpage: pdfium.PdfTextPage | None
 ) -> list[_Bookmark]:
     """Mark each bookmark's title on the page (``text`` is ``"\\n".join(page.lines)``).
 
@@ -246,6 +246,8 @@ def _place_bookmarks(
     destination's height. Returns the bookmarks not found whose destination lies below the
     page's last line: a page break that fell between the destination and its heading (fpdf2 and
     LaTeX both do this) moved the heading to the next page, where the caller looks for them.
+    Without a ``textpage`` (text read by OCR: no character positions), heights are unknown: a
+    title found several times takes its first place, and one not found goes to the page's start.
     """
     starts = [0]
     for line in page.lines[:-1]:
@@ -254,8 +256,8 @@ def _place_bookmarks(
     tops: list[float] | None = None
     for mark in bookmarks:
         spans = _find_title(text, mark.title)
-        if len(spans) > 1 and mark.y is not None:
-            y = mark.y
+        y = mark.y if textpage is not None else None
+        if len(spans) > 1 and y is not None:
             spans.sort(key=lambda span: abs(_char_top(textpage, text, span[0]) - y))
         for start, end in spans:
             first = _line_of(starts, start)
@@ -265,7 +267,7 @@ def _place_bookmarks(
             page.marks[first] = (mark.level, last - first + 1)
             break
         else:
-            if mark.y is None:
+            if y is None or textpage is None:
                 page.inserted.append((0, mark.level, mark.title))
                 continue
             if tops is None:  # the height of each line's first character, top to bottom
@@ -273,7 +275,7 @@ def _place_bookmarks(
                     _char_top(textpage, text, start) if page.lines[i].strip() else math.inf
                     for i, start in enumerate(starts)
                 ]
-            below = [i for i, top in enumerate(tops) if top != math.inf and top <= mark.y + 1.0]
+            below = [i for i, top in enumerate(tops) if top != math.inf and top <= y + 1.0]
             if below:
                 page.inserted.append((below[0], mark.level, mark.title))
             else:
@@ -468,17 +470,7 @@ def _ocr_page(
     finally:
         page.close()
     result = _Page(text.split("\n"))
-    starts = [0]
-    for line in result.lines[:-1]:
-        starts.append(starts[-1] + len(line) + 1)
-    for mark in bookmarks:
-        for start, end in _find_title(text, mark.title):
-            first, last = _line_of(starts, start), _line_of(starts, max(start, end - 1))
-            if not any(k <= last and first < k + span for k, (_, span) in result.marks.items()):
-                result.marks[first] = (mark.level, last - first + 1)
-                break
-        else:
-            result.inserted.append((0, mark.level, mark.title))
+    _place_bookmarks(result, text, bookmarks, None)
     return result, ocr
 
 

@@ -8,6 +8,7 @@ surrogates are kept as found (the validation stage counts and removes them).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +172,18 @@ class PageJoiner:
     def markdown(self) -> str:
         """The text of the pages added so far."""
         return "".join(self._parts)
+
+
+#: A line the chunker would read as a heading or a code fence (``# x``, three backticks, ``~~~``).
+_MARKDOWN_LOOKALIKE = re.compile(r"^(?:#{1,6}[ \t]|```|~~~)", re.MULTILINE)
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` with a ``\\`` before every line that would read as a heading or a code fence, so
+    body text (a PDF's, OCR's, a JSON value's) is never taken for structure."""
+    if "#" not in text and "``" not in text and "~~" not in text:
+        return text
+    return _MARKDOWN_LOOKALIKE.sub(r"\\\g<0>", text)
 
 
 def numbers_text(numbers: list[int], most: int = 10) -> str:

@@ -8,7 +8,7 @@ one core, and ``OMP_THREAD_LIMIT`` changes nothing.
 
 Images are opened by Pillow, which reads the header only: the pixel count is checked against
 ``ParseOptions.max_image_pixels`` before any pixel is decoded (Pillow's own decompression-bomb
-check uses the same limit). EXIF orientation is applied; every frame of a TIFF is a page.
+check is off while the image is open: one limit, one message). EXIF orientation is applied; every frame of a TIFF is a page.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from docingest.providers.parsing.base import (
     PageProgress,
     ParsedDocument,
     ParseOptions,
+    escape_markdown,
     numbers_text,
 )
 
@@ -48,14 +49,11 @@ _ENGINES: dict[tuple[str, str | None], Any] = {}
 _MAX_LISTED_PAGES = 10
 #: Below this a declared resolution is a screen default (72, 96 dpi is fine), not a scan's.
 _MIN_SOURCE_DPI = 70
-#: A line the chunker would read as a heading or a code fence; escaped with ``\\``.
-_MARKDOWN_LOOKALIKE = re.compile(r"^(?:#{1,6}[ \t]|```|~~~)", re.MULTILINE)
 _BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
-#: What Pillow raises on a damaged or unreadable image (``UnidentifiedImageError`` and
-#: "image file is truncated" are ``OSError``s; some plugins raise ``SyntaxError``).
-#: What Pillow raises on a damaged or truncated image (TypeError: "Missing dimensions", a TIFF
-#: frame cut short).
+#: What Pillow raises on a damaged, truncated or unreadable image (``UnidentifiedImageError``
+#: and "image file is truncated" are ``OSError``s; some plugins raise ``SyntaxError``; a TIFF
+#: frame cut short, ``TypeError: Missing dimensions``).
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, TypeError)
 #: Multi-frame formats whose frames are pages (others: animations, only the first is read).
 _PAGED_FORMATS = frozenset({"TIFF"})
@@ -123,11 +121,6 @@ def clean_ocr_text(text: str) -> str:
     made one (paragraphs stay separated by one blank line)."""
     text = _TRAILING_SPACE.sub("", text.replace("\f", "").replace("\r\n", "\n"))
     return _BLANK_LINES.sub("\n\n", text).strip("\n")
-
-
-def escape_markdown(text: str) -> str:
-    """``text`` with a ``\\`` before every line that would read as a heading or a code fence."""
-    return _MARKDOWN_LOOKALIKE.sub(r"\\\g<0>", text)
 
 
 def ocr_image(

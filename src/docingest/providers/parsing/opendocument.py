@@ -421,7 +421,8 @@ def pipe_table(rows: Iterator[list[str]] | list[list[str]]) -> str:
 
 def escape_markdown(text: str) -> str:
     """``text`` with a ``\\`` before every line that starts like a heading or a code fence, so
-    body text is not read as one."""
+    body text is not read as one; wider than ``base.escape_markdown``: a line of only ``#``
+    marks (an empty ATX heading to a Markdown reader) is escaped too."""
     return _MARKDOWN_LOOKALIKE.sub(lambda m: "\\" + m.group(0), text)
 
 

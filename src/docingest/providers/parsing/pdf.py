@@ -37,6 +37,7 @@ from docingest.providers.parsing.base import (
     PageProgress,
     ParsedDocument,
     ParseOptions,
+    escape_markdown,
     numbers_text,
 )
 
@@ -54,8 +55,6 @@ BODY_SHARE = 0.1
 MAX_FONT_HEADING_CHARS = 120
 
 _PASSWORD_ERRORS = {pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY}
-#: A line the chunker would read as a heading or a code fence; escaped with ``\\`` in body text.
-_MARKDOWN_LOOKALIKE = re.compile(r"^(?:#{1,6}[ \t]|```|~~~)", re.MULTILINE)
 #: Font names of bold faces (PostScript names: ``Helvetica-Bold``, ``CMBX10``, ``Arial,Bold`` ...).
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi|cmbx|cmssbx|-bd\b|\bbd\b", re.IGNORECASE)
 #: FontDescriptor weight at and above which a face is bold (the CSS/OpenType scale: 700 = bold).
@@ -181,7 +180,7 @@ class _Page:
         lines, k = self.lines, 0
         for stop in sorted(set(self.marks) | set(before)):
             if k < stop:
-                out.append(_escape("\n".join(lines[k:stop])))
+                out.append(escape_markdown("\n".join(lines[k:stop])))
                 k = stop
             out.extend(before.get(stop, []))
             if stop in self.marks and stop >= k:
@@ -189,15 +188,8 @@ class _Page:
                 out.append("#" * level + " " + " ".join(lines[stop : stop + span]))
                 k = stop + span
         if k < len(lines) or not lines:
-            out.append(_escape("\n".join(lines[k:])))
+            out.append(escape_markdown("\n".join(lines[k:])))
         return "\n".join(out)
-
-
-def _escape(text: str) -> str:
-    """``text`` with a ``\\`` before every line that would read as a heading or a code fence."""
-    return (
-        _MARKDOWN_LOOKALIKE.sub(r"\\\g<0>", text) if ("#" in text or "``" in text or "~~" in text) else text
-    )
 
 
 def _outline(pdf: pdfium.PdfDocument, warnings: list[str]) -> dict[int, list[_Bookmark]]:

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from docingest.errors import DocumentCorrupt, SpreadsheetTooLarge
-from docingest.providers.parsing.base import DEFAULT_OPTIONS, PageProgress, ParsedDocument, ParseOptions
+from docingest.providers.parsing.base import (
+    DEFAULT_OPTIONS,
+    PageProgress,
+    ParsedDocument,
+    ParseOptions,
+    escape_markdown,
+)
 from docingest.providers.parsing.decoding import decode_text
 from docingest.providers.parsing.spreadsheet import pipe_table, table_cell
 
@@ -45,8 +51,6 @@ JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\u2028\u2029]+\s*")
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
-#: A line the chunker would read as a heading or a code fence: escaped with ``\``.
-_MARKDOWN_LOOKALIKE = re.compile(r"^(?:#{1,6}[ \t]|```|~~~)", re.MULTILINE)
 _EXTRA_DATA = "extra data after the JSON value"
 _DECODER = json.JSONDecoder(parse_float=str, parse_int=str, parse_constant=str)
 
@@ -308,7 +312,7 @@ def _skip_bom(text: str) -> int:
 
 
 def _block(lines: Iterator[str]) -> str:
-    return _MARKDOWN_LOOKALIKE.sub(lambda m: "\\" + m.group(0), "\n".join(lines))
+    return escape_markdown("\n".join(lines))
 
 
 def _key_path(prefix: str, key: str) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path, PurePath
 from struct import error as struct_error
 
 from docingest.errors import DocumentEncrypted, EmptyFile, UnsupportedType
+from docingest.providers.parsing.archive import ZIP_ERRORS
 from docingest.providers.parsing.decoding import sniff_bom
 
 #: How many leading bytes sniffing looks at.
@@ -305,7 +306,8 @@ def _sniff_zip(path: Path, head: bytes) -> DetectedType:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
             mimetype = _package_mimetype(zf) if "mimetype" in names else ""
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
+            content_types = _content_types(zf) if "xl/workbook.xml" in names else b""
+    except ZIP_ERRORS:
         # Damaged (e.g. truncated) archive: trust the local headers we can see, and
         # let the parser report the damage precisely.
         for member, kind in _OOXML_PARTS:
@@ -323,7 +325,7 @@ def _sniff_zip(path: Path, head: bytes) -> DetectedType:
         ) from None
     for member, kind in _OOXML_PARTS:
         if member in names:
-            return _ooxml_type(kind, b"" if kind != "xlsx" else _content_types(path))
+            return _ooxml_type(kind, content_types)
     if mimetype in _PACKAGE_MIMETYPES:
         return TYPES[_PACKAGE_MIMETYPES[mimetype]]
     if mimetype:
@@ -352,12 +354,13 @@ def _package_mimetype(zf: zipfile.ZipFile) -> str:
         return member.read(200).decode("ascii", "replace").strip().lower()
 
 
-def _content_types(path: Path) -> bytes:
-    """An OOXML package's ``[Content_Types].xml`` (its first 64 KiB), or b''."""
+def _content_types(zf: zipfile.ZipFile) -> bytes:
+    """An OOXML package's ``[Content_Types].xml`` (its first 64 KiB), or b'' when it is missing
+    or damaged."""
     try:
-        with zipfile.ZipFile(path) as zf, zf.open("[Content_Types].xml") as member:
+        with zf.open("[Content_Types].xml") as member:
             return member.read(SNIFF_BYTES)
-    except (KeyError, zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
+    except (KeyError, *ZIP_ERRORS):
         return b""
 
 

@@ -374,3 +374,11 @@ def test_split_pages_keeps_every_chunk_on_one_slide_even_a_title_alone() -> None
     ]
     # without it, short slides share a chunk (as a PDF's pages do)
     assert len(chunker().chunk(text, page_starts=starts, page_numbers=[1, 2, 3, 4])) == 1
+
+
+def test_a_long_table_whose_first_row_is_too_long_keeps_its_header_rows_in_a_chunk() -> None:
+    text, header = _sales_table(60, long_row=0)
+    chunks = chunker().chunk(text, markdown=True)
+    assert_well_formed(text, chunks)
+    covered = "".join(text[c.start : c.end] for c in chunks)
+    assert header.split("\n")[0] in covered  # the header row itself, not only its repeats

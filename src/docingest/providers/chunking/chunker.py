@@ -283,7 +283,7 @@ class Chunker:
             return segments
         out: list[tuple[int, int, bool]] = []
         for start, end, table in segments:
-            inner = [b for b in breaks[bisect.bisect_right(breaks, start) : bisect.bisect_left(breaks, end)]]
+            inner = list(breaks[bisect.bisect_right(breaks, start) : bisect.bisect_left(breaks, end)])
             for a, b in zip([start, *inner], [*inner, end], strict=True):
                 if b > a:
                     out.append((a, b, table))
@@ -328,29 +328,32 @@ class Chunker:
         offsets = [start]
         for line in lines:
             offsets.append(offsets[-1] + len(line) + 1)
+        headed = False  # whether a piece holds the header and delimiter rows themselves yet
 
         def flush() -> None:
+            nonlocal headed
             if not group:
                 return
-            first = not pieces
-            a = start if first else offsets[2 + group[0]]
+            a = offsets[2 + group[0]] if headed else start
             b = offsets[3 + group[-1]] - 1
-            prefix = "" if first else header
+            prefix = header if headed else ""
             n = self.count_tokens([prefix + text[a:b]])[0]
             if n <= self.max_tokens:
                 pieces.append((a, text[a:b], n, prefix))
-            else:  # the estimate was short: split as any text, the header kept where it fits
+            else:  # the estimate was short: split as any text, without the header
                 pieces.extend((s, c, k, "") for s, c, k in self._enforce_limit([(a, text[a:b])]))
             group.clear()
+            headed = True
 
         budget = self.capacity - header_tokens
         used = 0
         for i, tokens in enumerate(row_tokens):
             if tokens > budget:  # a row that does not fit beside the header: alone, split
                 flush()
-                a, b = offsets[2 + i], offsets[3 + i] - 1
+                a, b = (offsets[2 + i] if headed else start), offsets[3 + i] - 1
                 if text[a:b].strip():
                     pieces.extend((s, c, k, "") for s, c, k in self._enforce_limit([(a, text[a:b])]))
+                    headed = True
                 used = 0
                 continue
             if group and used + tokens > budget:

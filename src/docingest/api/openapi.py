@@ -184,7 +184,7 @@ def _escape(code: int) -> str:
 def filename_pattern() -> str:
     """What ``filename`` must hold (a regular expression, searched): a displayable character
     (printable, not a space; Python's ``str.isprintable``) other than ``.`` in the name's last
-    path segment, which is what :func:`~docingest.services.documents.display_filename` keeps.
+    path segment, which is what :func:`~docingest.stages.metadata.display_filename` keeps.
     (A last segment of dots and spaces alone, e.g. ``...``, is also kept; the pattern refuses it.)"""
     ranges: list[list[int]] = []
     for code in range(0x110000):

@@ -73,8 +73,10 @@ from docingest.stages.metadata import (  # noqa: F401  # the API and CLI import 
     MAX_META_BYTES,
     MAX_META_KEY_CHARS,
     MAX_META_KEYS,
+    MAX_SOURCE_CHARS,
     NAME_PATTERN,
     check_meta,
+    display_filename,
     meta_defaults,
 )
 
@@ -150,22 +152,6 @@ def fs_text(name: str) -> str:
     )
 
 
-def display_filename(name: str) -> str:
-    """The original name, for display only: last path segment, NFC, no control characters.
-
-    Raises:
-        ValueError: when nothing displayable is left.
-    """
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable() and not "\ud800" <= ch <= "\udfff")
-    name = unicodedata.normalize("NFC", name).strip()
-    if not name or name in (".", ".."):
-        raise ValueError("the filename has no displayable characters")
-    return name[:255]
-
-
-#: The longest source name, in characters (``documents.source``'s check).
-MAX_SOURCE_CHARS = 1024
 #: Lifetime of a signed download URL (``POST /documents/{id}/download``), in seconds: the page
 #: navigates to it at once.
 DOWNLOAD_URL_TTL_SECONDS = 60

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,14 +33,13 @@ from docingest.domain import Document, State
 from docingest.errors import DocingestError, DocumentEncrypted, InvalidMetadata
 from docingest.providers.parsing import Attachment, detect
 from docingest.providers.storage.base import Storage, document_keys, raw_key
-from docingest.stages.metadata import check_meta
+from docingest.stages.metadata import MAX_SOURCE_CHARS, check_meta, display_filename
 
 #: The namespace of attachments' document and job ids (UUIDv5).
 ATTACHMENT_NAMESPACE = UUID("0d6f4a52-3c1e-4b9a-8f57-6a2e1c9d7b40")
 #: The most attachments of one message registered; the others are skipped with a warning.
 MAX_ATTACHMENTS = 100
 #: ``documents.source``'s longest value, in characters.
-_MAX_SOURCE_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -72,14 +70,12 @@ class PreparedAttachment:
 
 
 def attachment_name(attachment: Attachment, number: int, extension: str) -> str:
-    """The attachment's file name for display: its last path segment, NFC, without control
-    characters, at most 255 characters; ``attachment-<number>.<extension>`` when it has none."""
-    name = attachment.filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable() and not "\ud800" <= ch <= "\udfff")
-    name = unicodedata.normalize("NFC", name).strip()[:255]
-    if not name or name in (".", ".."):
-        name = f"attachment-{number}.{extension}"
-    return name
+    """The attachment's file name for display (:func:`~docingest.stages.metadata.display_filename`);
+    ``attachment-<number>.<extension>`` when it has none."""
+    try:
+        return display_filename(attachment.filename)
+    except ValueError:
+        return f"attachment-{number}.{extension}"
 
 
 def attachment_source(message: Document, number: int, filename: str) -> str:
@@ -87,9 +83,9 @@ def attachment_source(message: Document, number: int, filename: str) -> str:
     characters: the file name is shortened first, then the message's id stands for its
     source)."""
     prefix = f"{message.source or message.document_id}/attachments/{number}/"
-    if len(prefix) >= _MAX_SOURCE_CHARS - 16:
+    if len(prefix) >= MAX_SOURCE_CHARS - 16:
         prefix = f"{message.document_id}/attachments/{number}/"
-    return prefix + filename[: _MAX_SOURCE_CHARS - len(prefix)]
+    return prefix + filename[: MAX_SOURCE_CHARS - len(prefix)]
 
 
 def prepare_attachments(

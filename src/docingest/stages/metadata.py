@@ -1,15 +1,36 @@
 """A document's metadata object: its limits (:func:`check_meta`) and the merge of a Markdown
 file's front matter into it (:func:`meta_defaults`), for the services that take metadata from
-users and the stages that add front matter."""
+users and the stages that add front matter; and a document's names: the display file name
+(:func:`display_filename`) and the longest source (:data:`MAX_SOURCE_CHARS`), which the
+services check and the attachments stage derives."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+import unicodedata
 from typing import Any
 
 from docingest.errors import InvalidMetadata
+
+#: The longest source name, in characters (``documents.source``'s check).
+MAX_SOURCE_CHARS = 1024
+
+
+def display_filename(name: str) -> str:
+    """The original name, for display only: last path segment, NFC, no control characters.
+
+    Raises:
+        ValueError: when nothing displayable is left.
+    """
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and not "\ud800" <= ch <= "\udfff")
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name or name in (".", ".."):
+        raise ValueError("the filename has no displayable characters")
+    return name[:255]
+
 
 #: Limits of a document's metadata object (:func:`check_meta`).
 #: One character that is neither a control character (Unicode Cc) nor whitespace

@@ -477,3 +477,19 @@ def test_truncated_msg_is_document_corrupt_without_server_path(keep: float, tmp_
     with pytest.raises(DocumentCorrupt, match="Outlook message") as caught:
         MsgParser().parse(cut)
     assert str(tmp_path) not in str(caught.value)
+
+
+def test_an_attachment_whose_base64_does_not_decode_is_left_out_with_a_warning(tmp_path: Path) -> None:
+    """email hands back an undecodable part's raw base64 as its bytes: never ingested as text."""
+    message = eml_message(attachments=[("scan.png", "image/png", bytes(range(256)) * 40)])
+    data = bytes(message)
+    start = data.index(b"Content-Transfer-Encoding: base64")
+    end = data.index(b"\n\n", start) + 2
+    damaged = (
+        data[:end] + b"iVBORw0KGgoAAAANSUhEUgAAA\n--" + data.rsplit(b"--", 2)[-2].split(b"\n")[-1] + b"--\n"
+    )
+    path = tmp_path / "cut.eml"
+    path.write_bytes(damaged)
+    parsed = EmlParser().parse(path)
+    assert parsed.attachments == []
+    assert any("scan.png" in w and "does not decode" in w for w in parsed.warnings)

@@ -265,7 +265,7 @@ def _read_eml(message: EmailMessage, warnings: list[str], *, depth: int) -> _Mai
     elif body is not None:
         texts.append(_text_of(body, warnings))
     elif message.get_content_type() != "message/rfc822":
-        mail.attachments.append(_attachment_of(message))  # the whole message is one file
+        _add_attachment(mail, message, warnings)  # the whole message is one file
     mail.body = "\n\n".join(t for t in texts if t.strip())
     return mail
 
@@ -301,7 +301,7 @@ def _collect_parts(
         elif part.get_content_disposition() != "attachment" and "Content-ID" in part and not _filename(part):
             continue  # an inline image of the HTML body
         else:
-            mail.attachments.append(_attachment_of(part))
+            _add_attachment(mail, part, warnings)
 
 
 def _is_inline_text(part: MIMEPart) -> bool:
@@ -335,13 +335,28 @@ def _text_of(part: MIMEPart, warnings: list[str]) -> str:
     return decoded.text.replace("\r\n", "\n")
 
 
-def _attachment_of(part: MIMEPart) -> Attachment:
-    """A MIME part as an :class:`Attachment` (its transfer encoding undone)."""
-    data = part.get_payload(decode=True)
-    return Attachment(
-        filename=_filename(part),
-        mime=part.get_content_type(),
-        data=data if isinstance(data, bytes) else b"",
+#: What ``email`` records on a part whose base64 does not decode: it then hands back the part's
+#: raw base64 text as its "bytes", which would be ingested as a text file of junk.
+_UNDECODABLE = (
+    email.errors.InvalidBase64LengthDefect,
+    email.errors.InvalidBase64PaddingDefect,
+    email.errors.InvalidBase64CharactersDefect,
+)
+
+
+def _add_attachment(mail: _Mail, part: MIMEPart, warnings: list[str]) -> None:
+    """Add a MIME part to ``mail.attachments`` (its transfer encoding undone), unless its
+    base64 does not decode (a message cut short, a damaged part): then a warning says so."""
+    data = part.get_payload(decode=True)  # records the part's decoding defects
+    name = _filename(part)
+    if any(isinstance(defect, _UNDECODABLE) for defect in part.defects):
+        warnings.append(
+            f"attachment {name or '(no name)'} ({part.get_content_type()}) is damaged or cut off "
+            "(its base64 does not decode): not ingested"
+        )
+        return
+    mail.attachments.append(
+        Attachment(filename=name, mime=part.get_content_type(), data=data if isinstance(data, bytes) else b"")
     )
 
 

@@ -27,10 +27,10 @@ from docingest.stages.base import StageContext, StageResult
 from docingest.stages.metadata import meta_defaults
 
 #: Declared types that must hold: the binary documents (PDF, Office, OpenDocument, EPUB,
-#: Outlook messages, images). Bytes declared as one of them that are really text or HTML
-#: are not that document (typically an HTML error page saved under the document's name):
-#: ``content_type_mismatch``. Any other disagreement is a mislabel: the sniffed type wins
-#: and a warning is recorded.
+#: Outlook messages, images). Bytes declared as one of them whose content is something else
+#: (typically an HTML error page saved under the document's name, or another binary format)
+#: are not that document: ``content_type_mismatch``. A declared text type or
+#: ``application/octet-stream`` is a hint: the sniffed type wins and a warning is recorded.
 BINDING_MIMES = frozenset(
     {"application/x-pdf", "application/acrobat", XLSM_MIME, "image/jpeg", "image/tiff", "image/webp"}
     | {

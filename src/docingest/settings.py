@@ -43,8 +43,14 @@ class Settings(BaseSettings):
     ``production``, development defaults (:meth:`check_production`).
     """
 
+    # env_ignore_empty: a variable set to "" counts as unset (compose.yaml passes each optional
+    # setting as ${VAR:-}, which is empty when .env leaves it out).
     model_config = SettingsConfigDict(
-        env_prefix="UPLOAD_PIPELINE_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="UPLOAD_PIPELINE_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,
     )
 
     # --- Where things are kept: the data directory, the database
@@ -68,7 +74,16 @@ class Settings(BaseSettings):
     storage_url: str | None = Field(
         default=None, description="supabase: https://PROJECT.supabase.co/storage/v1; s3: the endpoint URL"
     )
-    storage_service_key: str | None = Field(default=None, description="supabase: the service-role key")
+    storage_service_key: str | None = Field(
+        default=None,
+        description="supabase: the service-role key; unset: one signed with JWT_SECRET (a storage "
+        "service sharing that secret, as in compose.yaml)",
+    )
+    storage_public_url: str | None = Field(
+        default=None,
+        description="supabase: STORAGE_URL as clients reach it, for the signed URLs they are given; "
+        "default STORAGE_URL",
+    )
     storage_region: str = "us-east-1"
     storage_access_key_id: str | None = None
     storage_secret_access_key: str | None = None
@@ -313,8 +328,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"UPLOAD_PIPELINE_STORAGE_URL is required for STORAGE_BACKEND={self.storage_backend}"
             )
-        if self.storage_backend == "supabase" and not self.storage_service_key:
-            raise ValueError("UPLOAD_PIPELINE_STORAGE_SERVICE_KEY is required for STORAGE_BACKEND=supabase")
+        if (
+            self.storage_backend == "supabase"
+            and not self.storage_service_key
+            and self.jwt_secret == DEFAULT_JWT_SECRET
+        ):
+            raise ValueError(
+                "STORAGE_BACKEND=supabase needs UPLOAD_PIPELINE_STORAGE_SERVICE_KEY, or an "
+                "UPLOAD_PIPELINE_JWT_SECRET shared with the storage service (a key is then signed with it)"
+            )
         return self
 
     def check_production(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import jwt
 
 from docingest.errors import Unauthorized
+from docingest.providers.storage.signing import mint_service_key as mint_service_key  # re-exported
 
 ALGORITHM = "HS256"
 #: The user of the CLI's commands by default (``--user local``), and of ``POST /auth/local``.
@@ -40,16 +41,6 @@ def mint_token(
         claims["sub"] = user_id
     claims.update(extra or {})
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
-
-
-def mint_service_key(secret: str, *, ttl_seconds: int = 10 * 365 * 24 * 3600) -> str:
-    """A Supabase-style service-role key for the storage service (no user)."""
-    now = int(time.time())
-    return jwt.encode(
-        {"iss": "docingest", "role": "service_role", "iat": now, "exp": now + ttl_seconds},
-        secret,
-        algorithm=ALGORITHM,
-    )
 
 
 #: How a user gets a token, for the messages that refuse one.

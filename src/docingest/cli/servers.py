@@ -219,3 +219,27 @@ def storage_service(
         f"{settings.storage_dir})"
     )
     uvicorn.run(create_storage_app(settings), host=host, port=port, **_uvicorn_logging(verbose))
+
+
+@app.command()
+def healthcheck(
+    url: str | None = typer.Option(
+        None, "--url", help="default: http://127.0.0.1:UPLOAD_PIPELINE_API_PORT/health (the API's liveness)"
+    ),
+    timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="seconds to wait for the answer"),
+) -> None:
+    """Exit 0 when URL answers 2xx within --timeout, else 1 saying why: a container's HEALTHCHECK
+    (the image checks `serve`; compose.yaml points the worker's at its /metrics, the storage
+    service's at its /health)."""
+    import httpx
+
+    target = url or f"http://127.0.0.1:{_settings().api_port}/health"
+    try:
+        reply = httpx.get(target, timeout=timeout)
+    except httpx.HTTPError as exc:
+        console.print(f"unhealthy: {target}: {type(exc).__name__}: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from exc
+    if not reply.is_success:
+        console.print(f"unhealthy: {target}: HTTP {reply.status_code}", highlight=False, markup=False)
+        raise typer.Exit(1)
+    console.print(f"healthy: {target}", highlight=False, markup=False)

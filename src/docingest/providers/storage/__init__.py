@@ -16,6 +16,7 @@ from docingest.providers.storage.base import (
     parsed_key,
     raw_key,
 )
+from docingest.providers.storage.signing import mint_service_key
 from docingest.settings import Settings
 
 __all__ = [
@@ -49,9 +50,14 @@ def _supabase(settings: Settings) -> Storage:
     """Supabase Storage's REST API at ``STORAGE_URL``."""
     from docingest.providers.storage.supabase import SupabaseStorage
 
-    assert settings.storage_url and settings.storage_service_key  # checked by Settings
+    assert settings.storage_url  # checked by Settings
     return SupabaseStorage(
-        settings.storage_url, settings.storage_bucket, service_key=settings.storage_service_key
+        settings.storage_url,
+        settings.storage_bucket,
+        # No key set: the storage service shares JWT_SECRET (the compose stack), so a
+        # service-role key signed with it is one the service accepts.
+        service_key=settings.storage_service_key or mint_service_key(settings.jwt_secret),
+        public_url=settings.storage_public_url,
     )
 
 

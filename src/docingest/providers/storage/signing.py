@@ -17,6 +17,21 @@ import jwt
 
 from docingest.errors import SignedUrlError
 
+#: Supabase Storage's keys and tokens: HS256 with the project's JWT secret.
+ALGORITHM = "HS256"
+
+
+def mint_service_key(secret: str, *, ttl_seconds: int = 10 * 365 * 24 * 3600) -> str:
+    """A Supabase-style service-role key (an HS256 JWT with ``role: service_role``, no user)
+    that a storage service sharing ``secret`` accepts: ours, or Supabase's ``storage-api``
+    given the same ``AUTH_JWT_SECRET``. ``ttl_seconds``: its lifetime (10 years by default)."""
+    now = int(time.time())
+    return jwt.encode(
+        {"iss": "docingest", "role": "service_role", "iat": now, "exp": now + ttl_seconds},
+        secret,
+        algorithm=ALGORITHM,
+    )
+
 
 class UrlSigner:
     """Signs and verifies storage tokens with a key derived from ``secret``."""

@@ -31,10 +31,16 @@ class SupabaseStorage:
     Args:
         url: the storage API's base, e.g. ``https://PROJECT.supabase.co/storage/v1``.
         service_key: the project's service-role key (sent as bearer and ``apikey``).
+        public_url: the same API's base as clients reach it, for the signed URLs handed to them
+            (``http://localhost:5000/storage/v1`` when the workers call ``http://storage:5000``
+            inside a compose network); default ``url``.
     """
 
-    def __init__(self, url: str, bucket: str, *, service_key: str, timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, bucket: str, *, service_key: str, public_url: str | None = None, timeout: float = 60.0
+    ) -> None:
         self.url = url.rstrip("/")
+        self.public_url = (public_url or url).rstrip("/")
         self.bucket = bucket
         self.client = httpx.Client(
             base_url=self.url,
@@ -133,7 +139,7 @@ class SupabaseStorage:
         if reply.status_code != 200:
             raise self._fail(reply, f"sign upload {key}")
         return SignedUpload(
-            self.url + reply.json()["url"],
+            self.public_url + reply.json()["url"],
             "PUT",
             {"content-type": content_type, "x-upsert": "false"},
             time.time() + min(expires_in, 7200),
@@ -148,7 +154,7 @@ class SupabaseStorage:
             raise self._fail(reply, f"sign download {key}")
         signed = str(reply.json()["signedURL"])
         separator = "&" if "?" in signed else "?"
-        url = f"{self.url}/{signed.lstrip('/')}{separator}download={quote(filename, safe='')}"
+        url = f"{self.public_url}/{signed.lstrip('/')}{separator}download={quote(filename, safe='')}"
         return SignedDownload(url, time.time() + seconds)
 
     def ping(self) -> None:

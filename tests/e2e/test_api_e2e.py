@@ -40,6 +40,17 @@ def _stack(backend: str, db_url: str, tmp: Path) -> Iterator[dict[str, Any]]:
             common.update(
                 storage_backend="supabase", storage_url=url, storage_service_key=mint_service_key(SECRET)
             )
+        elif backend == "supabase-compose":
+            # As compose.yaml sets it up: no service key (one is signed with the shared JWT
+            # secret), and clients reach the storage service by another address than the
+            # workers do (STORAGE_PUBLIC_URL).
+            store_settings = make_settings(db_url, tmp / "storage-data", **common)
+            url = stack.enter_context(storage_server(store_settings, tmp))
+            common.update(
+                storage_backend="supabase",
+                storage_url=url,
+                storage_public_url=url.replace("127.0.0.1", "localhost"),
+            )
         elif backend == "s3":
             import boto3
 
@@ -63,7 +74,7 @@ def _stack(backend: str, db_url: str, tmp: Path) -> Iterator[dict[str, Any]]:
         yield {"base": base, "settings": settings, "backend": backend}
 
 
-@pytest.fixture(params=["local", "supabase", "s3"])
+@pytest.fixture(params=["local", "supabase", "supabase-compose", "s3"])
 def stack(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield from _stack(request.param, db_url, tmp_path)
 
@@ -77,12 +88,14 @@ def test_upload_put_poll_search(stack: dict[str, Any]) -> None:
         assert reply.status_code == 201, reply.text
         ticket = reply.json()
         assert ticket["state"] == "waiting" and ticket["signed_url"]
+        if stack["backend"] == "supabase-compose":
+            assert ticket["signed_url"].startswith(stack["settings"].storage_public_url + "/object/upload/sign/")
         assert ticket["upload_expires_at"]
         put = client.put(ticket, DOC)
         assert put.status_code == 200, put.text
         # S3 and Supabase do not call us back: with Supabase the client says it is done; with
         # S3 it does not, and the sweep (API and worker) finds the object.
-        if stack["backend"] == "supabase":
+        if stack["backend"].startswith("supabase"):
             done = client.http.post(f"{API}/upload/{ticket['job_id']}/complete")
             assert done.status_code == 200, done.text
             assert done.json()["state"] in ("queued", "working", "done")

@@ -63,10 +63,13 @@ class Stack:
         found = Path(sys.executable).with_name("podman-compose")
         self._compose = str(found) if found.exists() else "podman-compose"
 
-    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``podman-compose ... ARGS`` in the repository."""
         done = subprocess.run(
             [self._compose, "-p", self.project, "--env-file", str(self.env_file), *args],
+            check=False,
             cwd=REPO,
             env=podman_env(),
             capture_output=True,

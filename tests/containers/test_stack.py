@@ -182,7 +182,9 @@ def test_uploads_through_the_api_complete_on_both_workers_and_are_searchable(sta
 def test_a_killed_workers_job_is_finished_by_the_other(stack: Stack) -> None:
     # A document long enough to be held for seconds (chunked, embedded, stored in batches).
     body = "".join(
-        f"## Section {n}\n\n" + " ".join(f"paragraph {n} word{k} of the long smoke document." for k in range(60)) + "\n\n"
+        f"## Section {n}\n\n"
+        + " ".join(f"paragraph {n} word{k} of the long smoke document." for k in range(60))
+        + "\n\n"
         for n in range(3000)
     ).encode()
     with _client(stack) as api:
@@ -215,7 +217,9 @@ def test_a_killed_workers_job_is_finished_by_the_other(stack: Stack) -> None:
             f"WHERE job_id = '{job_id}' AND type = 'stage_completed' ORDER BY event_id DESC LIMIT 1"
         )
         assert last[0][0].split(":")[0] == stack.hostname(survivor)
-        assert time.monotonic() - started >= LEASE_SECONDS / 2  # finished after a takeover, not before the kill
+        assert (
+            time.monotonic() - started >= LEASE_SECONDS / 2
+        )  # finished after a takeover, not before the kill
         hits = api.get("/search", params={"q": "paragraph 2999 word59 of the long smoke document"}).json()
         assert hits["results"] and hits["results"][0]["source"] == "smoke/long.md"
 

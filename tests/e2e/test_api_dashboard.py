@@ -19,8 +19,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from docingest.api.auth import mint_service_key
 from docingest.providers.storage import Storage, make_storage
+from docingest.providers.storage.signing import mint_service_key
 from docingest.settings import Settings
 from tests.e2e.client import API, ApiClient, token
 from tests.e2e.conftest import SECRET, running_api

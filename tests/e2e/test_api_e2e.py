@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from docingest.api.auth import mint_service_key
 from docingest.providers.storage import make_storage, parsed_key, raw_key
+from docingest.providers.storage.signing import mint_service_key
 from tests.conftest import make_settings
 from tests.e2e.client import API, ApiClient, token
 from tests.e2e.conftest import SECRET, running_api
@@ -89,7 +89,9 @@ def test_upload_put_poll_search(stack: dict[str, Any]) -> None:
         ticket = reply.json()
         assert ticket["state"] == "waiting" and ticket["signed_url"]
         if stack["backend"] == "supabase-compose":
-            assert ticket["signed_url"].startswith(stack["settings"].storage_public_url + "/object/upload/sign/")
+            assert ticket["signed_url"].startswith(
+                stack["settings"].storage_public_url + "/object/upload/sign/"
+            )
         assert ticket["upload_expires_at"]
         put = client.put(ticket, DOC)
         assert put.status_code == 200, put.text

@@ -14,8 +14,7 @@ import httpx
 import jwt
 import pytest
 
-from docingest.api.auth import mint_service_key
-from docingest.providers.storage.signing import UrlSigner
+from docingest.providers.storage.signing import UrlSigner, mint_service_key
 from docingest.settings import Settings
 from tests.e2e.client import API, ApiClient, token
 from tests.e2e.conftest import SECRET

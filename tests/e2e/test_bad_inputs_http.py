@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from docingest.api.auth import mint_service_key
 from docingest.providers.storage import make_storage
+from docingest.providers.storage.signing import mint_service_key
 from docingest.runtime import Runtime
 from docingest.settings import Settings
 from tests.conftest import make_settings, new_database

@@ -18,7 +18,8 @@ from storage3.exceptions import StorageApiError
 from storage3.types import CreateSignedUploadUrlOptions
 from supabase import create_client
 
-from docingest.api.auth import mint_service_key, mint_token
+from docingest.api.auth import mint_token
+from docingest.providers.storage.signing import mint_service_key
 from docingest.settings import Settings
 from tests.e2e import conftest as api_conftest
 from tests.e2e.client import ApiClient

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
-from docingest.api.auth import mint_service_key
+from docingest.providers.storage.signing import mint_service_key
 from docingest.settings import Settings
 from tests.conftest import make_settings, new_database
 from tests.e2e.client import ApiClient, token

@@ -14,7 +14,7 @@ from docingest.cli.main import app
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         status = 200 if self.path == "/health" else 503
         self.send_response(status)
         self.send_header("content-length", "2")

@@ -11,8 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from docingest.api.app import create_storage_app
-from docingest.api.auth import mint_service_key
-from docingest.providers.storage.signing import UrlSigner
+from docingest.providers.storage.signing import UrlSigner, mint_service_key
 from docingest.settings import Settings
 
 

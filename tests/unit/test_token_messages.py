@@ -8,8 +8,9 @@ import time
 import jwt
 import pytest
 
-from docingest.api.auth import mint_service_key, mint_token, verify_user_token
+from docingest.api.auth import mint_token, verify_user_token
 from docingest.errors import Unauthorized
+from docingest.providers.storage.signing import mint_service_key
 
 SECRET = "s" * 40
 AUD = "authenticated"

@@ -173,6 +173,21 @@ def test_uploads_to_another_storage_origin_are_allowed_by_connect_src(tmp_path: 
     assert "connect-src 'self' https://s3.example.com:9000;" in content_security_policy(settings)
 
 
+def test_uploads_to_supabase_storage_are_allowed_on_its_public_origin(tmp_path: Path) -> None:
+    """The compose stack: workers reach storage as http://storage:5000, browsers at
+    STORAGE_PUBLIC_URL, which is where the signed URLs (and so the page's PUTs) go."""
+    from docingest.api.web import content_security_policy
+
+    settings = Settings(
+        data_dir=tmp_path,
+        storage_backend="supabase",
+        storage_url="http://storage:5000/storage/v1",
+        storage_public_url="http://localhost:5000/storage/v1",
+        jwt_secret="s" * 40,
+    )
+    assert "connect-src 'self' http://localhost:5000;" in content_security_policy(settings)
+
+
 def test_ui_is_serve_with_two_worker_slots() -> None:
     import typer.main
 

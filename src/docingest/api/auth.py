@@ -16,7 +16,6 @@ from typing import Any
 import jwt
 
 from docingest.errors import Unauthorized
-from docingest.providers.storage.signing import mint_service_key as mint_service_key  # re-exported
 
 ALGORITHM = "HS256"
 #: The user of the CLI's commands by default (``--user local``), and of ``POST /auth/local``.

@@ -52,12 +52,15 @@ def _origin(url: str | None) -> str | None:
 
 def content_security_policy(settings: Settings) -> str:
     """The dashboard's CSP: only its own scripts, styles and images; ``fetch``/XHR to itself
-    and to the origin signed upload URLs point at when it is another one (S3, Supabase, or a
+    and to the origin signed upload URLs point at when it is another one (S3, Supabase's
+    ``STORAGE_PUBLIC_URL`` else ``STORAGE_URL``, or a
     ``PUBLIC_URL``/``API_HOST`` a page loaded by another name of this host would not match;
     S3 on AWS, without ``STORAGE_URL``: the bucket's virtual-hosted origins)."""
     connect = ["'self'"]
     if settings.storage_backend == "local":
         origins = [_origin(settings.api_base_url())]
+    elif settings.storage_backend == "supabase" and settings.storage_public_url:
+        origins = [_origin(settings.storage_public_url)]
     elif settings.storage_url:
         origins = [_origin(settings.storage_url)]
     else:  # S3 on AWS: boto3's virtual-hosted URLs, regional or global

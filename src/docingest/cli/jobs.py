@@ -101,7 +101,8 @@ def token(
     stdout; its expiry on stderr)."""
     import time
 
-    from docingest.api.auth import mint_service_key, mint_token
+    from docingest.api.auth import mint_token
+    from docingest.providers.storage.signing import mint_service_key
 
     settings = _settings()
     if not service_role and not user:

@@ -296,3 +296,21 @@ def test_chunks_are_counted_with_the_tokenizer_the_onnx_backend_uses(tmp_path: P
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown embedding backend"):
         make_local_embedder("tensorrt")
+
+
+def test_openvino_is_imported_with_its_usage_telemetry_off() -> None:
+    """``import openvino`` alone would start ``openvino_telemetry`` (usage events sent to Google
+    Analytics from a child process); through :func:`import_openvino` its converter gets the
+    no-op stub and the telemetry package is never loaded. In a fresh interpreter, as a worker."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from docingest.providers.embedding.openvino_runtime import import_openvino\n"
+        "ov = import_openvino()\n"
+        "import openvino.tools.ovc as ovc\n"
+        "print(type(ovc.telemetry).__module__, sys.modules.get('openvino_telemetry'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["openvino.tools.ovc.telemetry_stub", "None"], done.stdout + done.stderr

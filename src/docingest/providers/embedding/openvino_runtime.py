@@ -21,6 +21,10 @@ Transformer, Pooling(mean), Normalize) done by :class:`OnnxEmbedder`: the model'
 tokenizer truncating at 256 word pieces, inputs sorted by length, padding to the longest of
 each batch, mean pooling over the attention mask, L2 normalisation.
 
+OpenVINO is imported by :func:`import_openvino`, with Intel's usage telemetry off: ``import
+openvino`` otherwise starts ``openvino_telemetry``, which sends usage events to Google
+Analytics from a child process unless the user opted out (``opt_in_out --opt_out``).
+
 References: OpenVINO CPU device, "Precision control" and ``ov::hint::inference_precision``
 (docs.openvino.ai, 2026.4).
 """
@@ -28,6 +32,7 @@ References: OpenVINO CPU device, "Precision control" and ``ov::hint::inference_p
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +57,20 @@ RUNTIME_CACHE_SHAPES = 64
 IR_FILES = ("model-fp16.xml", "model-fp16.bin")
 
 
+def import_openvino() -> Any:
+    """The ``openvino`` module, imported with its usage telemetry off.
+
+    OpenVINO's model converter (``openvino.tools.ovc``, imported by ``openvino`` itself) falls
+    back to its own no-op stub when ``openvino_telemetry`` cannot be imported; a ``None``
+    entry in ``sys.modules`` makes that import fail in this process only (the package stays
+    installed, as the ``openvino`` wheel requires it).
+    """
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    import openvino
+
+    return openvino
+
+
 def ensure_fp16_ir(model_dir: Path, cache_dir: Path) -> Path:
     """The path of a valid float16-weight OpenVINO IR (its ``.xml``), converting the ONNX export.
 
@@ -70,8 +89,7 @@ def ensure_fp16_ir(model_dir: Path, cache_dir: Path) -> Path:
         return xml
     with _locked(source.parent / ".lock"):
         if not (is_valid(xml) and is_valid(weights)):
-            import openvino as ov
-
+            ov = import_openvino()
             tmp = _temp(xml)  # model-fp16.tmp<pid>.xml; OpenVINO writes model-fp16.tmp<pid>.bin
             try:
                 ov.save_model(ov.Core().read_model(str(source)), str(tmp), compress_to_fp16=True)
@@ -134,7 +152,7 @@ class OpenVinoEmbedder(OnnxEmbedder):
 
     def _load(self) -> tuple[Any, Any]:
         if self._session is None:
-            import openvino as ov
+            ov = import_openvino()
 
             path = (
                 ensure_fp16_ir(self.model_dir, self.cache_dir)

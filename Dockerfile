@@ -23,7 +23,7 @@ FROM scratch AS wheels
 FROM ${BASE_IMAGE} AS build
 ARG LOCAL_MODEL=true
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/docingest
 WORKDIR /build
 COPY pyproject.toml README.md ./

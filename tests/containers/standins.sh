@@ -37,7 +37,7 @@ import() {  # import DIR IMAGE CHANGE...: DIR as a one-layer image named IMAGE
     local -a changes=()
     local change
     for change in "$@"; do changes+=(--change "$change"); done
-    tar -C "$dir" -c . | podman import "${changes[@]}" - "$image" >/dev/null
+    tar -C "$dir" -c . | podman import --quiet "${changes[@]}" - "$image" >/dev/null
     echo "built $image"
 }
 

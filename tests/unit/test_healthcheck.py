@@ -56,3 +56,26 @@ def test_nothing_listening_is_unhealthy(monkeypatch: pytest.MonkeyPatch) -> None
     result = CliRunner().invoke(app, ["healthcheck", "--timeout", "2"])
     assert result.exit_code == 1
     assert f"127.0.0.1:{port}/health" in result.output and "ConnectError" in result.output
+
+
+def test_an_embedder_refusal_keeps_its_brackets(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker's start-up refusal is printed as written: ``docingest[local]`` is not taken for
+    console markup (it printed ``pip install 'docingest'``)."""
+    from types import SimpleNamespace
+
+    import typer
+
+    from docingest.cli.app import _probe_embedder
+    from docingest.errors import DependencyMissing
+    from docingest.services import embedder_check
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise DependencyMissing("the openvino backend needs openvino: pip install 'docingest[local]'")
+
+    monkeypatch.setattr(embedder_check, "probe_embedder", refuse)
+    runtime = SimpleNamespace(
+        settings=SimpleNamespace(embedding_provider="local"), check_embedder_dimensions=None, close=lambda: None
+    )
+    with pytest.raises(typer.Exit):
+        _probe_embedder(runtime)  # type: ignore[arg-type]
+    assert "pip install 'docingest[local]'" in " ".join(capsys.readouterr().err.split())

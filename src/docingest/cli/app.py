@@ -306,18 +306,18 @@ def _probe_embedder(rt: Runtime) -> None:
     def on_retry(attempt: int, attempts: int, exc: DocingestError, delay: float) -> None:
         console.print(
             f"[yellow]embedder probe {attempt}/{attempts} failed:[/yellow] "
-            f"{exc.error_code}: {_one_line(exc)}; trying again in {delay:.1f} s",
+            f"{exc.error_code}: {escape(_one_line(exc))}; trying again in {delay:.1f} s",
             soft_wrap=True,
         )
 
     try:
         failed = probe_embedder(rt.check_embedder_dimensions, on_retry=on_retry)
     except DocingestError as exc:
-        console.print(f"[red]embedder refused:[/red] {exc.error_code}: {exc}")
+        console.print(f"[red]embedder refused:[/red] {exc.error_code}: {escape(str(exc))}")
         rt.close()
         raise typer.Exit(2) from exc
     except ValueError as exc:
-        console.print(f"[red]embedder refused:[/red] configuration: {exc}")
+        console.print(f"[red]embedder refused:[/red] configuration: {escape(str(exc))}")
         rt.close()
         raise typer.Exit(2) from exc
     if failed is not None:

@@ -7,7 +7,7 @@ registers their commands on :data:`docingest.cli.app.app`; ``main()`` is the con
 - ``cli/query.py``: ``search``, ``eval``, ``status``, ``info``
 - ``cli/jobs.py``: ``retry``, ``delete``, ``migrate``, ``token``, ``errors``, ``prepare-embedder``
 - ``cli/reembed.py``: ``reembed``
-- ``cli/servers.py``: ``worker``, ``serve``, ``storage``
+- ``cli/servers.py``: ``worker``, ``serve``, ``ui``, ``storage``, ``healthcheck``
 - ``cli/mock.py``: ``mock openai``, ``mock llamaparse``
 """
 
@@ -17,6 +17,8 @@ import sys
 
 # Importing a module registers its commands; this order is the order of `docingest --help`.
 from docingest.cli import ingest, sync, query, jobs, reembed, servers  # noqa: F401  # isort: skip
+from rich.markup import escape
+
 from docingest.cli.app import app, console
 
 __all__ = ["app", "main"]
@@ -29,7 +31,7 @@ def main() -> None:
     try:
         app()
     except DatabaseNotMigrated as exc:
-        console.print(f"[red]database error:[/red] {exc}", soft_wrap=True)
+        console.print(f"[red]database error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
 
 

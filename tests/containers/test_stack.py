@@ -179,6 +179,34 @@ def test_uploads_through_the_api_complete_on_both_workers_and_are_searchable(sta
             assert [hit["text"].splitlines()[-1] for hit in hits] == [sentence, sentence]
 
 
+def test_the_dashboards_page_may_put_to_the_signed_urls(stack: Stack) -> None:
+    """The dashboard (on the API's origin) PUTs to the storage service's signed URLs, another
+    origin: its preflight must be allowed by the stack's default CORS origins."""
+    origin = stack.api.removesuffix("/api/v2")  # type: ignore[attr-defined]
+    body = b"# Preflight\n\nA page on the API's origin uploads to the storage service.\n"
+    with _client(stack) as api:
+        reply = api.post(
+            "/upload",
+            json={
+                "filename": "preflight.md",
+                "bytes_len": len(body),
+                "mime": "text/markdown",
+                "sha256": hashlib.sha256(body).hexdigest(),
+            },
+        )
+        assert reply.status_code == 201, reply.text
+        preflight = httpx.options(
+            reply.json()["signed_url"],
+            headers={
+                "origin": origin,
+                "access-control-request-method": "PUT",
+                "access-control-request-headers": "content-type,x-upsert",
+            },
+        )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == origin
+
+
 def test_a_killed_workers_job_is_finished_by_the_other(stack: Stack) -> None:
     # A document long enough to be held for seconds (chunked, embedded, stored in batches).
     body = "".join(

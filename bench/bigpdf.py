@@ -1,8 +1,8 @@
 """A large document: a generated 5,000-page PDF ingested by one worker, with the peak memory of
 the worker and of its parse child against a 500-page one (memory must not grow with pages).
 
-The PDF is made with fpdf2 (not timed): on every page a running text of 24 lines, a heading
-every tenth page. Each size is ingested by a fresh worker process (``python -m docingest
+The PDF is made with fpdf2 (not timed): on every page a running text of 12 lines (about two
+chunks), a heading every tenth page. Each size is ingested by a fresh worker process (``python -m docingest
 worker --concurrency 1``, hashing embedder: no model, so the figures are docingest's own
 parse, chunk, store and index costs) on a PostgreSQL reached over TCP, the PDF registered as
 ``docingest ingest`` registers a file (``DocumentService.register_file``) once the worker
@@ -12,6 +12,10 @@ live process is read from ``VmHWM`` (``/proc/PID/status``), which the sampling c
 approach. Reported per size: wall time (registered -> done), pages/s, the parse stage's
 seconds, chunks, the worker's RSS when idle and its peak, the parse child's peak (the largest
 descendant); then the ratios 5,000 / 500 pages (bounded: near 1, far below 10).
+
+Each PDF is its own user's, and the 5,000 pages make ~10,000 chunks: under
+``SEARCH_EXACT_MAX_CHUNKS`` (20,000), so the finalize stage writes no HNSW entries (a user past
+it pays one HNSW insert per chunk at finalize: see ``bench queue`` and docs/scaling.md).
 
     python -m bench bigpdf [--quick]
 """
@@ -40,7 +44,7 @@ from bench.common import (
 )
 
 NAME = "bigpdf"
-LINES_PER_PAGE = 24
+LINES_PER_PAGE = 12
 
 
 def make_pdf(path: Path, pages: int) -> int:
@@ -129,7 +133,7 @@ def ingest_pdf(rt: Any, settings: Any, path: Path) -> dict[str, float]:
         wait_listening(rt.url, 1, since)
         idle_mb = psutil.Process(worker.pid).memory_info().rss / 2**20
         sampler = RssSampler(worker.pid).start()
-        registered = rt.documents.register_file(path, user_id="bench")
+        registered = rt.documents.register_file(path, user_id=f"bench-{path.stem}")
         assert registered.job is not None
         job_id = registered.job.job_id
         with rt.pool().connection() as conn:

@@ -353,11 +353,13 @@ def register_notes(
     wait_seconds: float = 0.0,
     batch: int = 1000,
     conn: Any = None,
+    users: int = 1,
 ) -> float:
     """Store ``n`` Markdown notes (:func:`note_markdown` ``start .. start+n-1``) in ``rt``'s
     storage and register each as ``docingest ingest`` does: a document (``origin`` file, its
     own source) and its job ``queued`` at ``uploaded`` with its ``job_created`` event, due in
-    ``wait_seconds``. Returns the seconds taken.
+    ``wait_seconds``. ``users`` above 1: note ``i`` belongs to user ``{user_id}-{i % users}``
+    (tenants of equal size), else every note is ``user_id``'s. Returns the seconds taken.
 
     The bulk path of a benchmark: the repository's own ``insert_document`` and ``insert_job``
     statements, ``executemany`` (pipelined) in transactions of ``batch`` documents, or, given
@@ -379,14 +381,15 @@ def register_notes(
             docs, jobs = [], []
             for i in range(first, min(start + n, first + batch)):
                 body = note_markdown(i)
+                owner = f"{user_id}-{i % users:03d}" if users > 1 else user_id
                 document_id = uuid.uuid4()
-                key = raw_key(user_id, document_id, "md")
+                key = raw_key(owner, document_id, "md")
                 rt.storage.put_stream(key, io.BytesIO(body))
                 name = f"note-{i:06d}.md"
                 docs.append(
                     {
                         "document_id": document_id,
-                        "user_id": user_id,
+                        "user_id": owner,
                         "filename": name,
                         "mime": "text/markdown",
                         "bytes_len": len(body),
@@ -472,3 +475,32 @@ def release_queued(conn: Any) -> int:
     ).rowcount
     conn.execute("SELECT pg_notify(%s, 'bench')", (JOBS_CHANNEL,))
     return released
+
+
+def server_pid(conn: Any) -> int:
+    """The PostgreSQL postmaster's pid (``postmaster.pid`` of the server ``conn`` is on; the
+    server must run on this machine)."""
+    data = conn.execute("SELECT current_setting('data_directory') AS d").fetchone()
+    directory = data["d"] if isinstance(data, dict) else data[0]
+    return int((Path(directory) / "postmaster.pid").read_text().split()[0])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` and all their descendants alive now
+    (a process that exited no longer counts: sample while the work runs)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for p in procs:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            total += t.user + t.system
+    return total

@@ -25,6 +25,10 @@ documents/s = drained / (time of the drained-th completion - commit), transition
 rate(100k) / rate(2k) is the figure (flat: about 1). Beside each depth, the claim statement's
 own time (``EXPLAIN ANALYZE`` of ``claim_job`` on the full queue, rolled back, median of 5).
 
+Beside the rates, the CPU time per document of the PostgreSQL server (all its processes) and
+of the workers (with their parse children): what one document costs the primary, whatever
+the machine's load, and so how many documents/s a primary of a given size can coordinate.
+
 Every figure's note has the 1-minute load average before and after its run: the machine is
 shared, and 8 processes on 2 cores measure the database's ceiling only as far as the
 workers' own CPU leaves room for it.
@@ -45,12 +49,14 @@ from bench.common import (
     Figure,
     commit_latency_ms,
     copy_jobs,
+    cpu_seconds,
     db_now,
     hashing_settings,
     load_avg,
     python_env,
     register_notes,
     release_queued,
+    server_pid,
     start_processes,
     stop_processes,
     tcp_database,
@@ -119,7 +125,9 @@ def drain(
 
     Returns ``docs_per_s``, ``transitions_per_s``, ``failed`` (jobs failed in the window),
     ``claim_ms`` (with ``explain``: of the full queue, just before the release is committed;
-    else 0), ``load_before``, ``load_after``.
+    else 0), ``db_cpu_ms`` and ``worker_cpu_ms`` (CPU milliseconds per document completed of
+    the PostgreSQL server's processes, and of the worker processes with their parse
+    children, from the release to the last poll), ``load_before``, ``load_after``.
 
     Raises:
         TimeoutError: the workers did not start, or did not drain ``drained`` jobs in 30 min.
@@ -134,6 +142,7 @@ def drain(
         first_event = conn.execute(
             "SELECT coalesce(max(event_id), 0) AS e FROM upload_pipeline.events"
         ).fetchone()["e"]
+        postmaster = server_pid(conn)
         load_before = load_avg()
         since = db_now(url)
         procs = start_workers(processes)
@@ -142,11 +151,13 @@ def drain(
             conn.autocommit = False
             release_queued(conn)
             plan_ms = claim_ms(conn) if explain else 0.0
+            pids = [p.pid for p in procs]
+            cpu = (cpu_seconds([postmaster]), cpu_seconds(pids))
             conn.commit()
             go = conn.execute("SELECT clock_timestamp() AS t").fetchone()["t"]
             conn.commit()
             conn.autocommit = True
-            wait_count(
+            done = wait_count(
                 conn,
                 "SELECT count(*) AS n FROM upload_pipeline.events WHERE event_id > %s"
                 " AND type = 'stage_completed' AND stage = 'complete'",
@@ -155,6 +166,7 @@ def drain(
                 params=(first_event,),
                 every=0.5,
             )
+            cpu = (cpu_seconds([postmaster]) - cpu[0], cpu_seconds(pids) - cpu[1])
         finally:
             stop_processes(procs)
         end = conn.execute(
@@ -174,6 +186,8 @@ def drain(
         "transitions_per_s": row["transitions"] / seconds,
         "failed": row["failed"],
         "claim_ms": plan_ms,
+        "db_cpu_ms": cpu[0] * 1000 / done,
+        "worker_cpu_ms": cpu[1] * 1000 / done,
         "load_before": float(load_before),
         "load_after": float(load_avg()),
     }
@@ -224,13 +238,16 @@ def run(quick: bool = False) -> list[Figure]:
                 figures.append(
                     Figure(NAME, f"{where}: transitions", round(r["transitions_per_s"], 1), "transition/s")
                 )
+                figures.append(Figure(NAME, f"{where}: database CPU", round(r["db_cpu_ms"], 2), "ms/doc"))
+                figures.append(Figure(NAME, f"{where}: worker CPU", round(r["worker_cpu_ms"], 2), "ms/doc"))
                 if r["failed"]:
                     figures.append(Figure(NAME, f"{where}: FAILED jobs", r["failed"], "jobs"))
         for pipeline, (workers, queue) in pipelines.items():
-            rates = []
+            rates, db_cpu = [], []
             for depth in depths:
                 r = drain(rt, workers, queue, processes=2, queued=depth, drained=depth_drained, explain=True)
                 rates.append(r["docs_per_s"])
+                db_cpu.append(r["db_cpu_ms"])
                 where = f"{pipeline}, depth {depth}, 2 x {SLOTS}, first {depth_drained}"
                 figures.append(
                     Figure(NAME, f"{where}: documents", round(r["docs_per_s"], 1), "doc/s", _load(r))
@@ -240,6 +257,7 @@ def run(quick: bool = False) -> list[Figure]:
                         NAME, f"{where}: claim statement", round(r["claim_ms"], 3), "ms", "EXPLAIN ANALYZE"
                     )
                 )
+                figures.append(Figure(NAME, f"{where}: database CPU", round(r["db_cpu_ms"], 2), "ms/doc"))
                 if r["failed"]:
                     figures.append(Figure(NAME, f"{where}: FAILED jobs", r["failed"], "jobs"))
             figures.append(
@@ -249,6 +267,15 @@ def run(quick: bool = False) -> list[Figure]:
                     round(rates[-1] / rates[0], 3),
                     "x",
                     "flat: ~1",
+                )
+            )
+            figures.append(
+                Figure(
+                    NAME,
+                    f"{pipeline}: database CPU per doc, depth {depths[-1]} / depth {depths[0]}",
+                    round(db_cpu[-1] / db_cpu[0], 3),
+                    "x",
+                    "flat: ~1 (whatever the load)",
                 )
             )
     finally:

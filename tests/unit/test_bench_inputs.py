@@ -32,4 +32,4 @@ def test_the_generated_pdf_has_the_pages_asked_with_text_and_headings(tmp_path: 
     finally:
         pdf.close()
     assert "Chapter 1:" in first and "Chapter 2:" in eleventh and "Chapter" not in second
-    assert "Page 2, line 24:" in second
+    assert "Page 2, line 12:" in second

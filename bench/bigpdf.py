@@ -15,7 +15,7 @@ descendant); then the ratios 5,000 / 500 pages (bounded: near 1, far below 10).
 
 Each PDF is its own user's, and the 5,000 pages make ~10,000 chunks: under
 ``SEARCH_EXACT_MAX_CHUNKS`` (20,000), so the finalize stage writes no HNSW entries (a user past
-it pays one HNSW insert per chunk at finalize: see ``bench queue`` and docs/scaling.md).
+it pays one HNSW insert per chunk at finalize: see ``bench backlog`` and docs/scaling.md).
 
     python -m bench bigpdf [--quick]
 """

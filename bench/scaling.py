@@ -15,7 +15,7 @@ has its own pool. Two pipelines:
   so what remains is docingest's own cost) and store, of ~1.5 kB Markdown notes in local
   storage, registered as ``docingest ingest`` registers them (:func:`bench.common.register_notes`).
   A run stores at most ~6,000 chunks, under ``SEARCH_EXACT_MAX_CHUNKS``: no HNSW inserts
-  (``bench queue`` says what they cost).
+  (``bench backlog`` says what they cost).
 
 A run: queue the jobs, not yet due; start the worker processes and wait until each is
 listening; then make every job due in one transaction with one wake-up notification

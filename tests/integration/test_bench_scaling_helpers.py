@@ -6,8 +6,8 @@ twice or never, and jobs queued not due wait for their release, which wakes the 
 from __future__ import annotations
 
 import psycopg
+from bench.backlog import check_jobs, queue_times, table_sizes
 from bench.common import copy_jobs, register_notes, release_queued
-from bench.queue import check_jobs, queue_times, table_sizes
 
 from docingest.runtime import Runtime
 

@@ -29,7 +29,7 @@ Reported:
   twice (``(document_id, ordinal)`` unique over the chunks);
 - ``pg_database_size`` and the total size (with indexes and TOAST) of the biggest tables.
 
-    python -m bench queue [--quick]
+    python -m bench backlog [--quick]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from bench.common import (
     worker_env,
 )
 
-NAME = "queue"
+NAME = "backlog"
 SLOTS = 2
 STAGES_PER_JOB = 9
 FIRST = 2000  # the early-rate window, in jobs completed

@@ -36,12 +36,14 @@ shared, and 8 processes on 2 cores measure the database's ceiling only as far as
 workers' own CPU leaves room for it.
 
     python -m bench scaling [--quick]
+    python -m bench.scaling --depth-waits   # the real pipeline at 2,000 and 100,000: what it waits on
 """
 
 from __future__ import annotations
 
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -112,6 +114,53 @@ def claim_ms(conn: Any, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
+def _sample_waits(url: str, waits: Any, done: threading.Event) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        while not done.wait(0.01):
+            for (event,) in conn.execute(
+                "SELECT coalesce(wait_event_type, '-') || ':' || coalesce(wait_event, '-')"
+                " FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend'"
+                " AND pid <> pg_backend_pid()"
+            ):
+                waits[event] += 1
+
+
+def depth_waits(depths: tuple[int, ...] = (2000, 100000), drained: int = 1000) -> None:
+    """Print, for the real pipeline at each queue depth (2 processes, one after the other),
+    the rate, CPU per document and what the workers' sessions waited on: what makes the rate
+    move when the claim's cost does not (``python -m bench.scaling --depth-waits``)."""
+    import collections
+
+    from docingest.runtime import Runtime
+
+    url = tcp_database()
+    settings = hashing_settings(url)
+    rt = Runtime(settings, migrate=True)
+    rt.generation()
+    try:
+        for depth in depths:
+            waits: collections.Counter[str] = collections.Counter()
+            r = drain(
+                rt,
+                _real_workers(settings),
+                _queue_notes,
+                processes=2,
+                queued=depth,
+                drained=drained,
+                waits=waits,
+            )
+            total = sum(waits.values()) or 1
+            shares = ", ".join(f"{e} {n / total:.0%}" for e, n in waits.most_common(4))
+            print(
+                f"depth {depth}: {r['docs_per_s']:.1f} doc/s, database CPU {r['db_cpu_ms']:.2f} ms/doc,"
+                f" worker CPU {r['worker_cpu_ms']:.2f} ms/doc, {_load(r)}; active sessions: {shares}"
+            )
+    finally:
+        rt.close()
+
+
 def drain(
     rt: Any,
     start_workers: Callable[[int], list[Any]],
@@ -121,6 +170,7 @@ def drain(
     queued: int,
     drained: int,
     explain: bool = False,
+    waits: Any = None,
 ) -> dict[str, float]:
     """One run: ``queued`` jobs queued (not due), ``processes`` workers started, then every job
     made due at once; the rate over the first ``drained`` completed.
@@ -130,6 +180,8 @@ def drain(
     else 0), ``db_cpu_ms`` and ``worker_cpu_ms`` (CPU milliseconds per document completed of
     the PostgreSQL server's processes, and of the worker processes with their parse
     children, from the release to the last poll), ``load_before``, ``load_after``.
+    ``waits``: a ``collections.Counter`` that gets, every 10 ms of the drain, one count per
+    active worker session's ``wait_event_type:wait_event`` (``-:-``: on CPU).
 
     Raises:
         TimeoutError: the workers did not start, or did not drain ``drained`` jobs in 30 min.
@@ -159,6 +211,9 @@ def drain(
             go = conn.execute("SELECT clock_timestamp() AS t").fetchone()["t"]
             conn.commit()
             conn.autocommit = True
+            sampling = threading.Event()
+            if waits is not None:
+                threading.Thread(target=_sample_waits, args=(url, waits, sampling), daemon=True).start()
             done = wait_count(
                 conn,
                 "SELECT count(*) AS n FROM upload_pipeline.events WHERE event_id > %s"
@@ -169,6 +224,7 @@ def drain(
                 every=0.5,
             )
             cpu = (cpu_seconds([postmaster]) - cpu[0], cpu_seconds(pids) - cpu[1])
+            sampling.set()
         finally:
             stop_processes(procs)
         end = conn.execute(
@@ -285,7 +341,9 @@ def run(quick: bool = False) -> list[Figure]:
     return figures
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "--depth-waits" in sys.argv:
+    depth_waits()
+elif __name__ == "__main__":
     started = time.perf_counter()
     for f in run("--quick" in sys.argv):
         print(f"{f.name:70} {f.value:>10} {f.unit:12} {f.target}")

@@ -31,6 +31,7 @@ BENCHES = [
     "parse",
     "formats",
     "transitions",
+    "scaling",
     "rss",
     "search",
     "api",
@@ -38,8 +39,9 @@ BENCHES = [
 ]
 #: Run only when named (``python -m bench llamaindex``): a reference, not a figure of docingest
 #: alone, taking about a minute with ``--quick`` and a quarter of an hour on the whole corpus, so
-#: neither CI's quick run nor a bare ``python -m bench`` runs it.
-ON_REQUEST = ["llamaindex"]
+#: neither CI's quick run nor a bare ``python -m bench`` runs it. ``backlog`` (100,000 documents
+#: drained) and ``bigpdf`` (a 5,000-page PDF) take minutes to half an hour in full.
+ON_REQUEST = ["llamaindex", "backlog", "bigpdf"]
 
 
 def main() -> int:

@@ -28,27 +28,29 @@ Target: at least 1,000 docingest transitions/s with 2 processes on 2 cores.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, Figure, scratch_dir, scratch_settings
+from bench.common import (
+    Figure,
+    commit_latency_ms,
+    copy_jobs,
+    db_now,
+    python_env,
+    scratch_dir,
+    scratch_settings,
+    start_processes,
+    stop_processes,
+    wait_count,
+    wait_listening,
+)
 
 STAGES_PER_JOB = 9
 SLOTS = 2
-
-
-def _env(pgoptions: str | None = None) -> dict[str, str]:
-    path = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, PYTHONPATH=path)
-    if pgoptions:
-        env["PGOPTIONS"] = pgoptions
-    return env
 
 
 # --- children ---------------------------------------------------------------------------
@@ -104,85 +106,8 @@ def _procrastinate_child(url: str) -> None:
 
 # --- parent -----------------------------------------------------------------------------
 def _start(args: list[str], n: int, pgoptions: str | None = None) -> list[subprocess.Popen[str]]:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bench.transitions", *args],
-            env=_env(pgoptions),
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(n)
-    ]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready", "child failed to start"
-    return procs
-
-
-def _stop(procs: list[subprocess.Popen[str]]) -> None:
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
-def _wait_listening(url: str, n: int, since: Any, timeout: float = 60) -> None:
-    """Until ``n`` sessions started after ``since`` have run ``LISTEN`` last (the workers' wake-up).
-
-    A child says "ready" once its threads or tasks are started, which can be before its
-    listener has sent ``LISTEN``; jobs queued in that gap wake nobody, and the run then waits
-    for a polling interval (seconds) that it would report as queue time.
-    """
-    import psycopg
-
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(url, autocommit=True) as conn:
-        while (
-            conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND backend_start >= %s AND query ILIKE 'LISTEN %%'",
-                (since,),
-            ).fetchone()[0]
-            < n
-        ):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{n} worker processes did not LISTEN within {timeout} s")
-            time.sleep(0.02)
-
-
-def _db_now(url: str) -> Any:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute("SELECT clock_timestamp()").fetchone()[0]
-
-
-def _wait(conn: Any, sql: str, target: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while conn.execute(sql).fetchone()["n"] < target:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{sql!r} did not reach {target} in {timeout} s")
-        time.sleep(0.05)
-
-
-def commit_latency_ms(url: str, commits: int = 100) -> float:
-    """Median milliseconds of a durable single-row commit (an INSERT, autocommit) on ``url``."""
-    import statistics
-
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS public.bench_commit_probe (x int)")
-        times = []
-        for i in range(commits):
-            started = time.perf_counter()
-            conn.execute("INSERT INTO public.bench_commit_probe VALUES (%s)", (i,))
-            times.append(time.perf_counter() - started)
-        conn.execute("DROP TABLE public.bench_commit_probe")
-    return statistics.median(times) * 1000
+    env = python_env(**({"PGOPTIONS": pgoptions} if pgoptions else {}))
+    return start_processes(["-m", "bench.transitions", *args], n, env, ready_line=True)
 
 
 def docingest_rate(rt: Any, processes: int, jobs: int, pgoptions: str | None = None) -> float:
@@ -193,29 +118,18 @@ def docingest_rate(rt: Any, processes: int, jobs: int, pgoptions: str | None = N
     data_dir = str(scratch_dir("docingest-bench-tr-"))
     with rt.pool().connection() as conn:
         conn.execute("TRUNCATE upload_pipeline.documents CASCADE")
-        with conn.cursor().copy(
-            "COPY upload_pipeline.documents (document_id, user_id, filename, mime, "
-            "bytes_len, file_sha256, raw_path) FROM STDIN"
-        ) as copy:
-            ids = [uuid.uuid4() for _ in range(jobs)]
-            for i, d in enumerate(ids):
-                copy.write_row((d, "bench", f"d{i}", "text/plain", 1, f"{i:064x}", f"k/{d}"))
-        with conn.cursor().copy(
-            "COPY upload_pipeline.upload_jobs (job_id, document_id, stage, state) FROM STDIN"
-        ) as copy:
-            for d in ids:
-                copy.write_row((uuid.uuid4(), d, "uploaded", "waiting"))
+        copy_jobs(conn, jobs, state="waiting")
         conn.commit()
-        since = _db_now(rt.url)
+        since = db_now(rt.url)
         procs = _start(["--child", rt.url, data_dir], processes, pgoptions)
         try:
-            _wait_listening(rt.url, processes, since)
+            wait_listening(rt.url, processes, since)
             go = conn.execute(
                 "UPDATE upload_pipeline.upload_jobs SET state = 'queued', "
                 "next_attempt_at = now() RETURNING now() AS t"
             ).fetchone()["t"]
             conn.commit()
-            _wait(
+            wait_count(
                 conn,
                 "SELECT count(*) n FROM upload_pipeline.upload_jobs WHERE state = 'done'",
                 jobs,
@@ -230,7 +144,7 @@ def docingest_rate(rt: Any, processes: int, jobs: int, pgoptions: str | None = N
                 "SELECT count(*) n FROM upload_pipeline.events WHERE type = 'stage_completed'"
             ).fetchone()["n"]
         finally:
-            _stop(procs)
+            stop_processes(procs)
     assert events == jobs * STAGES_PER_JOB, events
     return events / seconds
 
@@ -244,14 +158,14 @@ def procrastinate_rate(url: str, processes: int, jobs: int) -> float:
         conn.execute("TRUNCATE procrastinate_jobs CASCADE")
     app = _procrastinate_app(url)
     with app.open():
-        since = _db_now(url)
+        since = db_now(url)
         procs = _start(["--procrastinate-child", url], processes)
         try:
-            _wait_listening(url, processes, since)
+            wait_listening(url, processes, since, channel=None)
             started = time.perf_counter()
             app.tasks["noop_stage"].batch_defer(*[{"stage": 1} for _ in range(jobs)])
             with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-                _wait(
+                wait_count(
                     conn,
                     "SELECT count(*) n FROM procrastinate_jobs WHERE status = 'succeeded'",
                     jobs * STAGES_PER_JOB,
@@ -259,7 +173,7 @@ def procrastinate_rate(url: str, processes: int, jobs: int) -> float:
                 )
             seconds = time.perf_counter() - started
         finally:
-            _stop(procs)
+            stop_processes(procs)
     return jobs * STAGES_PER_JOB / seconds
 
 

@@ -43,3 +43,28 @@ def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
     assert not [f for f in run["figures"] if f["name"] == "error"]
     walls = {f["bench"]: f["value"] for f in run["figures"] if f["name"] == "benchmark wall time"}
     print("\nquick wall times (s):", walls, "total", round(sum(walls.values()), 1))
+
+
+def test_bench_quick_runs_the_backlog_and_large_pdf_benchmarks_on_request(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), env.get("PYTHONPATH")]))
+    env = {k: v for k, v in env.items() if not k.startswith("UPLOAD_PIPELINE_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path), "backlog", "bigpdf"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    run = json.loads(next(tmp_path.glob("*.json")).read_text())
+    figures = {(f["bench"], f["name"]): f["value"] for f in run["figures"]}
+    assert {b for b, _ in figures} == {"backlog", "bigpdf"}
+    assert not [name for _, name in figures if name == "error"]
+    # no job lost or done twice (the benchmark raises otherwise; these are its rows)
+    assert figures["backlog", "jobs done"] == figures["backlog", "documents queued (Markdown notes, ~1.5 kB)"]
+    assert figures["backlog", "(job, stage) pairs not completed exactly once"] == 0
+    chunks = [v for (b, name), v in figures.items() if b == "bigpdf" and name.endswith(": chunks")]
+    assert len(chunks) == 2 and min(chunks) > 0

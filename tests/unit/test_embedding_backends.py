@@ -312,5 +312,7 @@ def test_openvino_is_imported_with_its_usage_telemetry_off() -> None:
         "import openvino.tools.ovc as ovc\n"
         "print(type(ovc.telemetry).__module__, sys.modules.get('openvino_telemetry'))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert done.stdout.split() == ["openvino.tools.ovc.telemetry_stub", "None"], done.stdout + done.stderr

@@ -58,7 +58,9 @@ def test_nothing_listening_is_unhealthy(monkeypatch: pytest.MonkeyPatch) -> None
     assert f"127.0.0.1:{port}/health" in result.output and "ConnectError" in result.output
 
 
-def test_an_embedder_refusal_keeps_its_brackets(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_embedder_refusal_keeps_its_brackets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A worker's start-up refusal is printed as written: ``docingest[local]`` is not taken for
     console markup (it printed ``pip install 'docingest'``)."""
     from types import SimpleNamespace
@@ -74,7 +76,9 @@ def test_an_embedder_refusal_keeps_its_brackets(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(embedder_check, "probe_embedder", refuse)
     runtime = SimpleNamespace(
-        settings=SimpleNamespace(embedding_provider="local"), check_embedder_dimensions=None, close=lambda: None
+        settings=SimpleNamespace(embedding_provider="local"),
+        check_embedder_dimensions=None,
+        close=lambda: None,
     )
     with pytest.raises(typer.Exit):
         _probe_embedder(runtime)  # type: ignore[arg-type]

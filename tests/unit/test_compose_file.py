@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.containers.stack import podman_env
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -109,6 +111,7 @@ def test_compose_refuses_to_start_without_the_secrets(tmp_path: Path) -> None:
         [_podman_compose(), "--env-file", str(env), "config"],
         check=False,
         cwd=REPO,
+        env=podman_env(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -85,7 +85,13 @@ def test_podman_compose_accepts_the_file(tmp_path: Path, profiles: list[str]) ->
     for profile in profiles:
         args += ["--profile", profile]
     done = subprocess.run(
-        [*args, "config"], check=False, cwd=REPO, capture_output=True, text=True, timeout=120
+        [*args, "config"],
+        check=False,
+        cwd=REPO,
+        env=podman_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     config = yaml.safe_load(done.stdout)

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from docingest.providers.ratelimit import SharedRateLimiter
     from docingest.worker.loop import BaseWorker
 
+#: How long :meth:`Runtime.generation` retries a lost database connection, in seconds.
+GENERATION_RETRY_SECONDS = 60.0
+
 
 class Runtime:
     """Lazily built collaborators of one process; ``close()`` releases them.
@@ -156,18 +159,32 @@ class Runtime:
         with ``EMBEDDING_PROVIDER``), recorded in ``embedding_generations`` with its HNSW index
         on first use (``Repository.ensure_generation``); read once per process.
 
+        A connection lost on the way (``psycopg.OperationalError``: the server restarted or
+        dropped it, as when a worker starts during a failover) is retried on a new connection
+        with exponential backoff for up to :data:`GENERATION_RETRY_SECONDS`; recording the
+        generation is idempotent, so a retry after a partial run finishes it.
+
         Raises:
-            psycopg.Error: the database refused it.
+            psycopg.Error: the database refused it, or stayed unreachable that long.
         """
         if self._generation is None:
+            from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
             embedder = self.embedder()
-            with psycopg.connect(self.url, row_factory=dict_row, autocommit=True) as conn:
-                self._generation = self.repo.ensure_generation(
-                    conn,
-                    provider=self.settings.embedding_provider,
-                    model=embedder.model,
-                    dimensions=embedder.dimensions,
-                )
+            for attempt in Retrying(
+                retry=retry_if_exception_type(psycopg.OperationalError),
+                stop=stop_after_delay(GENERATION_RETRY_SECONDS),
+                wait=wait_exponential(multiplier=0.25, max=5),
+                reraise=True,
+            ):
+                with attempt, psycopg.connect(self.url, row_factory=dict_row, autocommit=True) as conn:
+                    self._generation = self.repo.ensure_generation(
+                        conn,
+                        provider=self.settings.embedding_provider,
+                        model=embedder.model,
+                        dimensions=embedder.dimensions,
+                    )
+        assert self._generation is not None
         return self._generation
 
     def _generation_settings(self, generation: Generation) -> Settings:

@@ -8,7 +8,9 @@ worker process must survive both; its pool reconnects; the claims it held are
 not lost: each ends ``done``, continued by its attempt or retaken by a claim
 once its lease expired; nothing is left ``working`` or in the buffers. One of the
 two workers is frozen (SIGSTOP) through the outage, so its claims must be retaken
-by the other after their leases expire; woken up, it is fenced out and goes on.
+by the other after their leases expire; woken up, it is fenced out and goes on. A worker
+still starting when the connections are dropped (it records its embedding generation first)
+retries on a new connection rather than dying (tests/integration/test_generation_retry.py).
 """
 
 from __future__ import annotations

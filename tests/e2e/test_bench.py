@@ -20,12 +20,14 @@ from tests.conftest import REPO
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_corpus]  # the benchmarks read the corpus
 
 
-def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
+def _bench_quick(results_dir: Path, *names: str) -> None:
+    """``python -m bench --quick NAMES...`` from the repository, without the caller's
+    UPLOAD_PIPELINE_* settings; fails the test unless it exits 0."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), env.get("PYTHONPATH")]))
     env = {k: v for k, v in env.items() if not k.startswith("UPLOAD_PIPELINE_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(results_dir), *names],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -34,6 +36,10 @@ def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+
+def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
+    _bench_quick(tmp_path)
     saved = list(tmp_path.glob("*.json"))
     assert len(saved) == 1
     run = json.loads(saved[0].read_text())
@@ -46,19 +52,7 @@ def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
 
 
 def test_bench_quick_runs_the_backlog_and_large_pdf_benchmarks_on_request(tmp_path: Path) -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), env.get("PYTHONPATH")]))
-    env = {k: v for k, v in env.items() if not k.startswith("UPLOAD_PIPELINE_")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path), "backlog", "bigpdf"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    _bench_quick(tmp_path, "backlog", "bigpdf")
     run = json.loads(next(tmp_path.glob("*.json")).read_text())
     figures = {(f["bench"], f["name"]): f["value"] for f in run["figures"]}
     assert {b for b, _ in figures} == {"backlog", "bigpdf"}

@@ -73,18 +73,12 @@ def _podman_compose() -> str:
     return path
 
 
-@pytest.mark.parametrize("profiles", [[], ["supabase"], ["mocks"]], ids=["default", "supabase", "mocks"])
-def test_podman_compose_accepts_the_file(tmp_path: Path, profiles: list[str]) -> None:
-    env = tmp_path / ".env"
-    env.write_text(
-        ENV_EXAMPLE.read_text()
-        .replace("POSTGRES_PASSWORD=\n", "POSTGRES_PASSWORD=pw\n")
-        .replace("UPLOAD_PIPELINE_JWT_SECRET=\n", f"UPLOAD_PIPELINE_JWT_SECRET={'s' * 40}\n")
-    )
-    args = [_podman_compose(), "--env-file", str(env)]
+def _config(env_file: Path, profiles: list[str]) -> subprocess.CompletedProcess[str]:
+    """``podman-compose --env-file ENV_FILE [--profile P]... config`` in the repository."""
+    args = [_podman_compose(), "--env-file", str(env_file)]
     for profile in profiles:
         args += ["--profile", profile]
-    done = subprocess.run(
+    return subprocess.run(
         [*args, "config"],
         check=False,
         cwd=REPO,
@@ -93,6 +87,17 @@ def test_podman_compose_accepts_the_file(tmp_path: Path, profiles: list[str]) ->
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.parametrize("profiles", [[], ["supabase"], ["mocks"]], ids=["default", "supabase", "mocks"])
+def test_podman_compose_accepts_the_file(tmp_path: Path, profiles: list[str]) -> None:
+    env = tmp_path / ".env"
+    env.write_text(
+        ENV_EXAMPLE.read_text()
+        .replace("POSTGRES_PASSWORD=\n", "POSTGRES_PASSWORD=pw\n")
+        .replace("UPLOAD_PIPELINE_JWT_SECRET=\n", f"UPLOAD_PIPELINE_JWT_SECRET={'s' * 40}\n")
+    )
+    done = _config(env, profiles)
     assert done.returncode == 0, done.stderr
     config = yaml.safe_load(done.stdout)
     services = config["services"]
@@ -113,14 +118,6 @@ def test_podman_compose_accepts_the_file(tmp_path: Path, profiles: list[str]) ->
 def test_compose_refuses_to_start_without_the_secrets(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text(ENV_EXAMPLE.read_text())
-    done = subprocess.run(
-        [_podman_compose(), "--env-file", str(env), "config"],
-        check=False,
-        cwd=REPO,
-        env=podman_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _config(env, [])
     assert done.returncode != 0
     assert "POSTGRES_PASSWORD" in done.stderr + done.stdout

@@ -16,8 +16,8 @@ from typing import Any
 import jwt
 
 from docingest.errors import Unauthorized
+from docingest.providers.storage.signing import ALGORITHM
 
-ALGORITHM = "HS256"
 #: The user of the CLI's commands by default (``--user local``), and of ``POST /auth/local``.
 LOCAL_USER_ID = "local"
 # A user id goes into SQL and (sanitised) into storage keys: printable, bounded.

@@ -51,7 +51,7 @@ class UrlSigner:
             "jti": secrets.token_urlsafe(12),
         }
         body.update({k: v for k, v in claims.items() if v is not None})
-        return jwt.encode(body, self._key, algorithm="HS256"), exp
+        return jwt.encode(body, self._key, algorithm=ALGORITHM), exp
 
     def verify(self, token: str, *, url: str, typ: str) -> dict[str, Any]:
         """The claims of a valid token for ``url`` and ``typ``.
@@ -61,7 +61,7 @@ class UrlSigner:
         """
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, self._key, algorithms=["HS256"], options={"require": ["exp", "url", "typ"]}
+                token, self._key, algorithms=[ALGORITHM], options={"require": ["exp", "url", "typ"]}
             )
         except jwt.ExpiredSignatureError as exc:
             raise SignedUrlError("the signed URL has expired") from exc
